@@ -1,0 +1,104 @@
+"""Checkpoints and weights as safetensors (never pickles), written atomically.
+
+A training checkpoint holds `model.*`, `ema.*` and the optimizer's tensors `opt.<i>.<key>`;
+its metadata holds the JSON of the training config, the architecture, the step and the
+optimizer's param groups. A weights file (what ships) holds one state dict and its architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+
+def atomic_save(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a clear error if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return load_file(str(path)), meta
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"weights file {path} is corrupt or not a safetensors file: {e}") from e
+
+
+def save_checkpoint(path, model, ema, opt, step: int, train_config: dict, arch: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    sd = opt.state_dict()
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+    meta = {
+        "format": "steplens-checkpoint-1",
+        "step": str(step),
+        "train_config": json.dumps(train_config),
+        "arch": json.dumps(arch),
+        "param_groups": json.dumps(sd["param_groups"]),
+    }
+    atomic_save(tensors, path, meta)
+
+
+def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) -> int:
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != "steplens-checkpoint-1":
+        raise ValueError(f"{path} is not a steplens training checkpoint (format {meta.get('format')!r})")
+    if expect_config is not None:
+        saved = json.loads(meta["train_config"])
+        diff = {k: (saved.get(k), v) for k, v in expect_config.items()
+                if k not in ("steps", "threads", "eval_every", "eval_count", "ckpt_every")
+                and json.dumps(saved.get(k)) != json.dumps(v)}
+        if diff:
+            raise ValueError(f"checkpoint {path} was trained with another config; differing (saved, given): {diff}")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, idx, key = k.split(".", 2)
+            state.setdefault(int(idx), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"])
+
+
+def save_weights(path, model, arch: dict, info: dict | None = None, dtype=torch.float16) -> None:
+    """The shippable form: one state dict (half precision by default) and its architecture."""
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    atomic_save(tensors, path, {"format": "steplens-weights-1", "arch": json.dumps(arch),
+                                "info": json.dumps(info or {})})
+
+
+def load_weights(path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """(state dict in float32, architecture dict, info dict) of a weights or checkpoint file."""
+    tensors, meta = read_safetensors(path)
+    fmt = meta.get("format")
+    if fmt == "steplens-checkpoint-1":  # a training checkpoint: take its EMA weights
+        tensors = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        info = {"step": int(meta["step"]), "train_config": json.loads(meta["train_config"])}
+    elif fmt == "steplens-weights-1":
+        info = json.loads(meta.get("info", "{}"))
+    else:
+        raise ValueError(f"{path} is not a steplens weights file (format {fmt!r}); expected steplens-weights-1")
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    return tensors, json.loads(meta["arch"]), info

@@ -1,0 +1,31 @@
+"""Turning task items into model batches: latents of the ground-truth video and the conditioning."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .models import BorderCodec, DiTCond
+from .models.prompt import encode_prompts
+from .video import to_model
+
+# Seeds below this are held out: training draws its mazes from seeds at or above it.
+TRAIN_SEED_BASE = 1_000_000_000
+
+
+def conditioning(items, codec: BorderCodec, device=None) -> DiTCond:
+    """The clean first frame (as a latent) and the prompt of every item."""
+    first = torch.stack([to_model(item_first_frame(it)) for it in items])
+    return DiTCond(codec.encode(first).to(device), encode_prompts([it.prompt for it in items]).to(device))
+
+
+def item_first_frame(item) -> np.ndarray:
+    from .tasks.maze import render_maze
+
+    return render_maze(item)
+
+
+def video_batch(task, items, frames: int, codec: BorderCodec, device=None) -> torch.Tensor:
+    """Ground-truth latents (B, C, T, h, w)."""
+    vids = torch.stack([to_model(task.video(it, frames)) for it in items])  # (B, C, T, H, W)
+    return codec.encode(vids).to(device)

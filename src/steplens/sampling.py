@@ -1,0 +1,83 @@
+"""Flow-matching samplers as small pure functions.
+
+Convention (as in Wan / diffusers' FlowMatchEulerDiscreteScheduler): x_s = (1 - s) x0 + s noise,
+the model predicts v = noise - x0, so x0_hat = x_s - s v. A sampler walks sigmas from 1 to 0
+and hands every step to `callback(StepInfo)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class StepInfo:
+    i: int  # step index, 0-based
+    sigma: float
+    sigma_next: float
+    x: torch.Tensor  # x_s, the latent the model saw at this step
+    v: torch.Tensor  # the (guided) velocity
+    x0: torch.Tensor  # x0_hat = x_s - sigma * v
+
+
+def flow_sigmas(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:
+    """steps + 1 sigmas from 1 to 0, warped by Wan's shift: s' = shift s / (1 + (shift - 1) s)."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"the number of sampling steps must be an integer >= 1, got {steps!r}")
+    if not shift > 0:
+        raise ValueError(f"shift must be > 0, got {shift!r}")
+    s = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    return (shift * s / (1 + (shift - 1) * s)).to(torch.float32).to(device)
+
+
+def guided_velocity(model, x, sigma, cond, guidance: float = 1.0, uncond: Any = None) -> torch.Tensor:
+    """Classifier-free guidance, both branches in one batch (cond first, then uncond)."""
+    if guidance == 1.0 or uncond is None:
+        return model.velocity(x, sigma, cond)
+    v_c, v_u = model.velocity(torch.cat([x, x]), sigma, cond.cat(uncond)).chunk(2)
+    return v_u + guidance * (v_c - v_u)
+
+
+def check_finite(x: torch.Tensor, what: str, step: int | None = None) -> None:
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).sum().item()
+        where = "" if step is None else f" at step {step}"
+        raise FloatingPointError(f"{what} has {bad} non-finite values (NaN/inf){where}")
+
+
+@torch.no_grad()
+def sample_euler(
+    model,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    cond: Any,
+    callback: Callable[[StepInfo], None] | None = None,
+    *,
+    guidance: float = 1.0,
+    uncond: Any = None,
+    edit: Callable[[int, float, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Euler over the flow ODE. `edit(i, sigma, x) -> x` may replace the latent before step i."""
+    check_finite(x, "the initial latent")
+    for i in range(len(sigmas) - 1):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        if edit is not None:
+            x = edit(i, s, x)
+        v = guided_velocity(model, x, s, cond, guidance, uncond)
+        check_finite(v, "the model's velocity", i)
+        if callback is not None:
+            callback(StepInfo(i, s, s_next, x, v, x - s * v))
+        x = x + (s_next - s) * v
+    return x
+
+
+def initial_noise(shape, seeds: list[int] | int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Gaussian noise, one generator per sample so that sample i depends only on seeds[i]."""
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if len(seeds) != shape[0]:
+        raise ValueError(f"{len(seeds)} seeds given for a batch of {shape[0]}")
+    out = [torch.randn(shape[1:], generator=torch.Generator().manual_seed(int(s)), dtype=dtype) for s in seeds]
+    return torch.stack(out).to(device)

@@ -1,0 +1,90 @@
+"""Rule-based maze scorer: is the orange path in a frame one 4-connected path from start to goal?"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .grid import FREE, GOAL, PATH, START, WALL, components, native_labels, neighbours
+from .maze import shortest_pixel_path
+
+# Score weights, in the spirit of VBVR-Bench's maze scorer (which a static copy of the first frame
+# passes with 0.71); here a frame without any path pixel scores at most the walls term.
+WEIGHTS = {"off_walls": 0.45, "reaches_ends": 0.30, "one_component": 0.20, "walls_kept": 0.05}
+
+
+@dataclass
+class MazeScore:
+    score: float  # 1.0 for a correct path; partial credit otherwise
+    success: bool  # orange + start + goal form one simple 4-connected path from start to goal, off the walls
+    shortest: bool  # success and the path is a shortest one
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _locate(labels: np.ndarray, label: int, what: str) -> tuple[int, int]:
+    where = np.argwhere(labels == label)
+    if len(where) == 0:
+        raise ValueError(f"the first frame has no {what} pixel: not a maze image")
+    if len(where) > 1:  # lossy input: take the pixel most central to the label's blob
+        where = where[np.argmin(((where - where.mean(0)) ** 2).sum(1))][None]
+    return int(where[0][0]), int(where[0][1])
+
+
+def score_labels(frame: np.ndarray, ref: np.ndarray, goal_label: int = GOAL) -> MazeScore:
+    """Score native label grids: `frame` (the answer) against `ref` (the first frame)."""
+    if frame.shape != ref.shape:
+        raise ValueError(f"frame grid {frame.shape} and first-frame grid {ref.shape} differ")
+    walls = ref == WALL
+    start, goal = _locate(ref, START, "start (green)"), _locate(ref, goal_label, "goal")
+    path = frame == PATH
+    path[start] = path[goal] = False
+    on_wall = int((path & walls).sum())
+    n_path = int(path.sum())
+    s = path.copy()
+    s[start] = s[goal] = True
+    comps = components(s)
+    degree = {p: sum(s[q] for q in neighbours(p, s.shape)) for p in zip(*np.nonzero(s))}
+    simple = all(d == (1 if p in (start, goal) else 2) for p, d in degree.items())
+    one = len(comps) == 1
+    success = bool(n_path > 0 and on_wall == 0 and one and simple)
+    free = ~walls
+    best = shortest_pixel_path(free, start, goal)
+    shortest = bool(success and int(s.sum()) == len(best))
+    reaches = (any(path[q] for q in neighbours(start, s.shape)) + any(path[q] for q in neighbours(goal, s.shape))) / 2
+    walls_kept = float((frame[walls] == WALL).mean()) if walls.any() else 1.0
+    parts = {
+        "off_walls": (1 - on_wall / n_path) if n_path else 0.0,
+        "reaches_ends": float(reaches) if n_path else 0.0,
+        "one_component": float(one) if n_path else 0.0,
+        "walls_kept": walls_kept,
+    }
+    score = 1.0 if success else float(sum(WEIGHTS[k] * v for k, v in parts.items())) * 0.99
+    details = {
+        **parts,
+        "path_pixels": n_path,
+        "path_on_walls": on_wall,
+        "components": len(comps),
+        "simple_path": simple,
+        "shortest_length": len(best),
+        "start": list(start),
+        "goal": list(goal),
+        "endpoints_kept": bool(frame[start] == START and frame[goal] == goal_label),
+    }
+    return MazeScore(score=score, success=success, shortest=shortest, details=details)
+
+
+def score_frame(frame: np.ndarray, first_frame: np.ndarray | None = None, goal_label: int = GOAL) -> MazeScore:
+    """Score an RGB frame (native or integer-upscaled) against the maze's first frame.
+
+    Without `first_frame`, walls, start and goal are read from the frame itself.
+    """
+    ref, _ = native_labels(first_frame if first_frame is not None else frame)
+    n = (ref.shape[0] - 1) // 2
+    labels, _ = native_labels(frame, n=n)
+    if first_frame is None:
+        ref = np.where(labels == PATH, FREE, labels)
+    return score_labels(labels, ref, goal_label)

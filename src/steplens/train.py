@@ -1,0 +1,175 @@
+"""Flow-matching training of the embedded model: resumable, checkpointed to safetensors.
+
+x_s = (1 - s) x0 + s eps, target v = eps - x0. Every random draw of step k comes from a
+generator seeded by (run seed, k), so a run stopped and resumed from its checkpoint follows
+the same trajectory, bit for bit, as one never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel, Field, field_validator
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import TRAIN_SEED_BASE, conditioning, video_batch
+from .models import BorderCodec, VideoDiT, get_arch
+from .models.prompt import PAD
+from .tasks import get_task
+
+
+class TrainConfig(BaseModel):
+    arch: str = "tiny-maze"
+    tasks: dict[str, float] = Field(default_factory=lambda: {"maze": 1.0})
+    sizes: dict[int, float] = Field(default_factory=lambda: {3: 0.1, 4: 0.2, 5: 0.35, 6: 0.25, 7: 0.1})
+    frames: dict[int, float] = Field(default_factory=lambda: {2: 0.15, 3: 0.2, 4: 0.5, 5: 0.15})
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    steps: int = 20000
+    seed: int = 0
+    path_weight: float = 3.0  # extra loss weight on pixels that differ from the first frame
+    p_uncond: float = 0.1  # prompt dropout, for classifier-free guidance
+    time_mean: float = 0.5  # logit-normal mean of the training sigma (> 0 leans to high noise)
+    time_uniform: float = 0.2  # fraction of sigmas drawn uniformly instead
+    eval_every: int = 500
+    eval_count: int = 100
+    eval_size: int = 5
+    eval_frames: int = 4
+    eval_steps: int = 20
+    eval_shift: float = 3.0
+    ckpt_every: int = 50
+    threads: int | None = None
+
+    @field_validator("sizes", "frames", "tasks")
+    @classmethod
+    def _positive(cls, v):
+        if not v or any(p < 0 for p in v.values()) or sum(v.values()) <= 0:
+            raise ValueError(f"a distribution needs non-negative weights with a positive sum, got {v}")
+        return v
+
+
+def _choice(rng: np.random.Generator, dist: dict):
+    keys = list(dist)
+    p = np.array([dist[k] for k in keys], dtype=np.float64)
+    return keys[rng.choice(len(keys), p=p / p.sum())]
+
+
+def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu"):
+    """The batch of step `step`: same (task, size, frames) for all items, drawn from (seed, step)."""
+    rng = np.random.default_rng([cfg.seed, step])
+    task = get_task(_choice(rng, cfg.tasks))
+    n, frames = int(_choice(rng, cfg.sizes)), int(_choice(rng, cfg.frames))
+    base = TRAIN_SEED_BASE + cfg.seed * 10**12 + step * cfg.batch
+    items = [task.generate(base + i, n) for i in range(cfg.batch)]
+    x0 = video_batch(task, items, frames, codec, device)
+    cond = conditioning(items, codec, device)
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    eps = torch.randn(x0.shape, generator=gen).to(device)
+    u = torch.rand(cfg.batch, generator=gen)
+    logit = torch.sigmoid(torch.randn(cfg.batch, generator=gen) + cfg.time_mean)
+    sigma = torch.where(torch.rand(cfg.batch, generator=gen) < cfg.time_uniform, u, logit).to(device)
+    drop = (torch.rand(cfg.batch, generator=gen) < cfg.p_uncond).to(device)
+    cond.prompt_ids = torch.where(drop[:, None], torch.full_like(cond.prompt_ids, PAD), cond.prompt_ids)
+    return x0, eps, sigma, cond
+
+
+def loss_fn(model, cfg: TrainConfig, x0, eps, sigma, cond):
+    s = sigma[:, None, None, None, None]
+    xs = (1 - s) * x0 + s * eps
+    v = model(xs, sigma, cond)
+    changed = (x0 - cond.first_frame[:, :, None]).abs().amax(1, keepdim=True) > 1e-3
+    w = 1 + cfg.path_weight * changed.float()
+    return (w * (v - (eps - x0)) ** 2).mean()
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out: Path, device="cpu"):
+        self.cfg, self.out, self.device = cfg, Path(out), device
+        torch.manual_seed(cfg.seed)
+        self.model = VideoDiT(get_arch(cfg.arch)).to(device)
+        self.ema = VideoDiT(get_arch(cfg.arch)).to(device)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.codec = BorderCodec()
+        self.step = 0
+        ckpt = self.out / "checkpoint.safetensors"
+        if ckpt.exists():
+            self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump())
+
+    def save(self) -> None:
+        save_checkpoint(self.out / "checkpoint.safetensors", self.model, self.ema, self.opt, self.step,
+                        self.cfg.model_dump(), get_arch(self.cfg.arch).to_dict())
+
+    def train_step(self) -> float:
+        cfg = self.cfg
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(cfg, self.step)
+        x0, eps, sigma, cond = draw_batch(cfg, self.step, self.codec, self.device)
+        loss = loss_fn(self.model, cfg, x0, eps, sigma, cond)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            d = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, 1 - d)
+        self.step += 1
+        return loss.item()
+
+    def log(self, record: dict) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def evaluate(self) -> dict:
+        from .evaluate import solve_rate
+        from .models.wrap import EmbeddedModel
+
+        cfg = self.cfg
+        m = EmbeddedModel(self.ema, self.codec)
+        res = solve_rate(m, "maze", seeds=range(cfg.eval_count), n=cfg.eval_size, frames=cfg.eval_frames,
+                         steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
+        return {"eval_solve_rate": res["solve_rate"], "eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
+
+    def run(self, until: int | None = None, progress: bool = True) -> None:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        until = cfg.steps if until is None else min(until, cfg.steps)
+        bar = tqdm(total=until, initial=self.step, disable=not progress, desc="train")
+        t0, losses = time.time(), []
+        while self.step < until:
+            losses.append(self.train_step())
+            bar.update(1)
+            if self.step % cfg.ckpt_every == 0 or self.step == until:
+                self.save()
+                rec = {"step": self.step, "loss": float(np.mean(losses)), "lr": lr_at(cfg, self.step - 1),
+                       "sec_per_step": (time.time() - t0) / len(losses), "time": time.time()}
+                bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    rec.update(self.evaluate())
+                    bar.write(f"step {self.step}: held-out solve rate {rec['eval_solve_rate']:.3f}")
+                self.log(rec)
+                t0, losses = time.time(), []
+        bar.close()
+
+
+
+

@@ -1,0 +1,23 @@
+"""Conversions between uint8 RGB videos (T, H, W, 3) and model tensors (C, T, H, W) in [-1, 1]."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_model(video: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) or (H, W, 3) uint8 -> (3, T, H, W) or (3, H, W) float32 in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(video)).float() / 127.5 - 1.0
+    return t.movedim(-1, 0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3, T, H, W) or (3, H, W) in [-1, 1] -> (T, H, W, 3) or (H, W, 3) uint8 (clamped)."""
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.movedim(0, -1).cpu().numpy()
+
+
+def upscale(img: np.ndarray, k: int) -> np.ndarray:
+    """Nearest-neighbour integer upscale of (..., H, W, 3)."""
+    return img.repeat(k, axis=-3).repeat(k, axis=-2) if k > 1 else img
