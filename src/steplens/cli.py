@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+tasks_app = typer.Typer(no_args_is_help=True, help="Procedural reasoning tasks.")
+app.add_typer(tasks_app, name="tasks")
 console = Console()
+err = Console(stderr=True)
+
+MODEL = typer.Option("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH")
+STEPS = typer.Option(20, help="sampling steps (>= 1)")
+SHIFT = typer.Option(3.0, help="Wan's sigma shift")
+GUIDANCE = typer.Option(1.0, help="classifier-free guidance scale (1 = off)")
+DEVICE = typer.Option("cpu", help="torch device")
 
 
 @app.callback()
@@ -18,27 +29,220 @@ def _root():
     """steplens: trace, probe and improve how video diffusion models reason along denoising steps."""
 
 
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(2)
+
+
+def _model(spec: str, device: str):
+    from .models.load import load_model
+
+    try:
+        return load_model(spec, device)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+
+
+@tasks_app.command("generate")
+def tasks_generate(
+    task: str = typer.Argument("maze", help="task name"),
+    count: int = typer.Option(10, min=1, help="number of samples"),
+    seed: int = typer.Option(0, help="first seed; sample i uses seed + i"),
+    size: Optional[int] = typer.Option(None, help="maze size n (n x n cells)"),
+    frames: Optional[int] = typer.Option(None, help="frames of the ground-truth video"),
+    upscale: int = typer.Option(16, min=1, help="integer nearest-neighbour upscale of PNG/MP4"),
+    out: Path = typer.Option(..., help="root folder; samples go to OUT/<task>/<idx:05d>/"),
+):
+    """Write samples in the VBVR-Bench layout (first_frame.png, final_frame.png, ground_truth.mp4, ...)."""
+    from tqdm import tqdm
+
+    from .tasks import get_task
+    from .tasks.sample import write_sample
+
+    try:
+        t = get_task(task)
+        for i in tqdm(range(count), desc=f"generate {task}"):
+            write_sample(out, t.sample(seed + i, size, frames, idx=i), scale=upscale)
+    except ValueError as e:
+        _fail(e)
+    console.print(f"wrote {count} {task} samples to {out / task}")
+
+
+@app.command()
+def run(
+    data: Path = typer.Option(..., help="folder of sample folders"),
+    out: Path = typer.Option(..., help="outputs: OUT/<task>/<idx:05d>.mp4 and .png"),
+    model: str = MODEL, steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE,
+    seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
+    frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's)"),
+    batch: int = typer.Option(16, min=1), device: str = DEVICE,
+):
+    """Generate a video for every sample folder under DATA (skips those already done)."""
+    from .runner import run_folder
+
+    m = _model(model, device)
+    try:
+        done = run_folder(m, data, out, steps=steps, shift=shift, seed=seed, batch=batch, guidance=guidance,
+                          frames=frames)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    console.print(f"generated {len(done)} videos into {out}")
+
+
+def _print_rate(title: str, res: dict) -> None:
+    lo, hi = res["ci95"]
+    console.print(f"{title}: solved {res['solved']}/{res['count']} = [bold]{res['solve_rate']:.3f}[/] "
+                  f"(95% CI {lo:.3f}-{hi:.3f}), mean score {res['mean_score']:.3f}")
+
+
+@app.command()
+def score(
+    data: Path = typer.Option(..., help="folder of sample folders"),
+    outputs: Path = typer.Option(..., help="folder with <task>/<idx:05d>.png or .mp4"),
+    out: Optional[Path] = typer.Option(None, help="write scores.json here"),
+):
+    """Score generated outputs against their sample folders with the rule-based scorers."""
+    from .runner import score_folder, write_scores
+
+    try:
+        res = score_folder(data, outputs)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    if out:
+        write_scores(res, out)
+    _print_rate("score", res)
+
+
+@app.command("eval")
+def evaluate(
+    model: str = MODEL,
+    task: str = typer.Option("maze"),
+    count: int = typer.Option(100, min=1),
+    seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9)"),
+    size: Optional[int] = typer.Option(None, help="maze size n"),
+    frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
+    guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
+    out: Optional[Path] = typer.Option(None, help="write results.json here"),
+):
+    """Generate held-out samples, run the model and score: solve rate with its 95% interval."""
+    from .evaluate import solve_rate
+    from .io import atomic_write_json
+    from .tasks import get_task
+
+    m = _model(model, device)
+    try:
+        t = get_task(task)
+        n = size or t.default_size
+        res = solve_rate(m, task, range(seed, seed + count), n=n, frames=frames or t.default_frames, steps=steps,
+                         shift=shift, batch=batch, guidance=guidance)
+    except ValueError as e:
+        _fail(e)
+    res["solved"], res["count"] = sum(s.success for s in res["scores"]), res["n"]
+    _print_rate(f"{model} on {count} {task} {n}x{n}", res)
+    if out:
+        atomic_write_json(Path(out) / "results.json", {
+            "model": model, "task": task, "size": n, "seeds": [seed, seed + count - 1], "steps": steps,
+            "shift": shift, "guidance": guidance, **{k: v for k, v in res.items() if k != "scores"},
+            "per_sample": [s.to_dict() for s in res["scores"]]})
+
+
+@app.command()
+def trace(
+    model: str = MODEL,
+    sample: Optional[Path] = typer.Option(None, help="a sample folder (else --task/--seed/--size)"),
+    task: str = typer.Option("maze"), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
+    frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
+    guidance: float = GUIDANCE, device: str = DEVICE,
+    out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json"),
+):
+    """Trace one sample: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
+    from .tasks import get_task
+    from .tasks.sample import read_sample
+    from .trace import trace as run_trace
+    from .trace import write_trace
+
+    m = _model(model, device)
+    try:
+        s = read_sample(sample, frames) if sample else get_task(task).sample(seed, size, frames, idx=seed)
+        tr = run_trace(m, [s], [seed], steps=steps, shift=shift, guidance=guidance, frames=frames)[0]
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    write_trace(tr, out)
+    cs = tr.summary["commitment_step"]
+    console.print(f"solved: {tr.final_score['success']}, commitment step: {cs}, candidate mass per step: "
+                  f"{[m_['candidate_mass'] for m_ in tr.metrics]}")
+    console.print(f"trace written to {out}")
+
+
+@app.command()
+def demo(
+    model: str = MODEL, out: Path = typer.Option(Path("runs/demo")), count: int = typer.Option(6, min=1),
+    size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: int = STEPS,
+    shift: float = SHIFT, device: str = DEVICE,
+):
+    """The main job: held-out mazes solved, scored and traced, gathered in OUT/report.html."""
+    from .demo import run_demo
+
+    m = _model(model, device)
+    try:
+        report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift)
+    except ValueError as e:
+        _fail(e)
+    summary = json.loads((out / "summary.json").read_text())
+    table = Table(title=f"{summary['model']}: {summary['solved']}/{summary['count']} solved")
+    for col in ("maze", "path length", "solved", "commitment step", "candidates step 0", "candidates final"):
+        table.add_column(col)
+    for r in summary["rows"]:
+        table.add_row(*[str(r[c]) for c in ("maze", "path length", "solved", "commitment step",
+                                            "candidates step 0", "candidates final")])
+    console.print(table)
+    console.print(f"report: [bold]{report.resolve()}[/]")
+
+
 @app.command()
 def train(
     out: Path = typer.Option(..., help="run folder: checkpoint.safetensors, log.jsonl, config.json"),
     config: Optional[Path] = typer.Option(None, help="JSON training config (see steplens.train.TrainConfig)"),
     steps: Optional[int] = typer.Option(None, help="train until this step (overrides the config)"),
-    device: str = typer.Option("cpu", help="torch device"),
+    device: str = DEVICE,
     threads: Optional[int] = typer.Option(None, help="CPU threads"),
 ):
     """Train (or resume) the embedded model with flow matching; resumes from OUT/checkpoint.safetensors."""
     from .train import TrainConfig, Trainer
 
-    cfg = TrainConfig.model_validate_json(config.read_text()) if config else TrainConfig()
-    if steps is not None:
-        cfg = cfg.model_copy(update={"steps": steps})
-    if threads is not None:
-        cfg = cfg.model_copy(update={"threads": threads})
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
-    trainer = Trainer(cfg, out, device=device)
+    try:
+        cfg = TrainConfig.model_validate_json(config.read_text()) if config else TrainConfig()
+        if steps is not None:
+            cfg = cfg.model_copy(update={"steps": steps})
+        if threads is not None:
+            cfg = cfg.model_copy(update={"threads": threads})
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+        trainer = Trainer(cfg, out, device=device)
+    except ValueError as e:
+        _fail(e)
     console.print(f"training {cfg.arch} from step {trainer.step} to {cfg.steps} -> {out}")
     trainer.run()
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Option(..., help="a training checkpoint.safetensors"),
+    out: Path = typer.Option(..., help="weights file to write (float16, EMA weights)"),
+    command: str = typer.Option("", help="the command that trained it, recorded in the weights' metadata"),
+):
+    """Export a checkpoint's EMA weights as a small shippable safetensors file."""
+    from .checkpoint import load_weights, save_weights
+    from .models import DiTConfig, VideoDiT
+
+    try:
+        state, arch, info = load_weights(checkpoint)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    net = VideoDiT(DiTConfig.from_dict(arch))
+    net.load_state_dict(state)
+    save_weights(out, net, arch, {**info, "command": command, "argv": sys.argv})
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, step {info.get('step')})")
 
 
 def main():  # pragma: no cover

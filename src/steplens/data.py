@@ -13,19 +13,17 @@ from .video import to_model
 TRAIN_SEED_BASE = 1_000_000_000
 
 
-def conditioning(items, codec: BorderCodec, device=None) -> DiTCond:
-    """The clean first frame (as a latent) and the prompt of every item."""
-    first = torch.stack([to_model(item_first_frame(it)) for it in items])
-    return DiTCond(codec.encode(first).to(device), encode_prompts([it.prompt for it in items]).to(device))
-
-
-def item_first_frame(item) -> np.ndarray:
-    from .tasks.maze import render_maze
-
-    return render_maze(item)
+def conditioning(first_frames: list[np.ndarray], prompts: list[str], codec: BorderCodec, device=None) -> DiTCond:
+    """The clean first frames (as latents) and the prompts."""
+    first = torch.stack([to_model(f) for f in first_frames])
+    return DiTCond(codec.encode(first).to(device), encode_prompts(prompts).to(device))
 
 
 def video_batch(task, items, frames: int, codec: BorderCodec, device=None) -> torch.Tensor:
     """Ground-truth latents (B, C, T, h, w)."""
     vids = torch.stack([to_model(task.video(it, frames)) for it in items])  # (B, C, T, H, W)
     return codec.encode(vids).to(device)
+
+
+def item_conditioning(task, items, codec: BorderCodec, device=None) -> DiTCond:
+    return conditioning([task.first_frame(it) for it in items], [it.prompt for it in items], codec, device)

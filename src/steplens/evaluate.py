@@ -31,11 +31,9 @@ def solve_rate(model, task_name: str, seeds, n: int, frames: int, steps: int, sh
     scores = []
     for lo in tqdm(range(0, len(seeds), batch), disable=not progress, desc=f"eval {task_name} {n}x{n}"):
         chunk = seeds[lo: lo + batch]
-        items = [task.generate(s, n) for s in chunk]
-        lat = model.generate(items, frames, chunk, steps=steps, shift=shift, guidance=guidance)
-        vids = model.decode(lat)
-        for item, v in zip(items, vids):
-            scores.append(task.score(to_uint8(v[:, -1]), task.first_frame(item)))
+        samples = [task.sample(s, n, frames) for s in chunk]
+        vids = model.decode(model.generate(samples, chunk, frames, steps=steps, shift=shift, guidance=guidance))
+        scores += [task.score(to_uint8(v[:, -1]), s.first_frame) for s, v in zip(samples, vids)]
     ok = sum(s.success for s in scores)
     lo_ci, hi_ci = wilson(ok, len(scores))
     return {"solve_rate": ok / max(len(scores), 1), "ci95": [lo_ci, hi_ci], "n": len(scores),

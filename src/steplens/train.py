@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, Field, field_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import TRAIN_SEED_BASE, conditioning, video_batch
+from .data import TRAIN_SEED_BASE, item_conditioning, video_batch
 from .models import BorderCodec, VideoDiT, get_arch
 from .models.prompt import PAD
 from .tasks import get_task
@@ -71,7 +71,7 @@ def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu"):
     base = TRAIN_SEED_BASE + cfg.seed * 10**12 + step * cfg.batch
     items = [task.generate(base + i, n) for i in range(cfg.batch)]
     x0 = video_batch(task, items, frames, codec, device)
-    cond = conditioning(items, codec, device)
+    cond = item_conditioning(task, items, codec, device)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     eps = torch.randn(x0.shape, generator=gen).to(device)
     u = torch.rand(cfg.batch, generator=gen)

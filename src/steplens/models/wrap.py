@@ -1,4 +1,4 @@
-"""The embedded backend: a VideoDiT with its codec, turning task items into latents and back."""
+"""The embedded backend: a VideoDiT with its codec, turning samples into latents and back."""
 
 from __future__ import annotations
 
@@ -15,43 +15,47 @@ class EmbeddedModel:
 
     backend = "embedded"
 
-    def __init__(self, net: VideoDiT, codec: BorderCodec | None = None, device="cpu", name: str = "embedded"):
+    def __init__(self, net: VideoDiT, codec: BorderCodec | None = None, device="cpu", name: str = "embedded",
+                 info: dict | None = None):
         self.net = net.to(device).eval()
         self.codec = codec or BorderCodec()
         self.device = device
         self.name = name
+        self.info = info or {}
 
     @property
     def block_names(self) -> list[str]:
         return self.net.block_names
 
     @property
-    def modules(self) -> torch.nn.Module:
+    def module(self) -> torch.nn.Module:
+        """The nn.Module whose named submodules (`blocks.i`) hooks attach to."""
         return self.net
 
     def velocity(self, x, sigma, cond):
         return self.net(x, sigma, cond)
 
-    def condition(self, items):
-        return conditioning(items, self.codec, self.device)
+    def condition(self, samples):
+        return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], self.codec, self.device)
 
-    def latent_shape(self, items, frames: int) -> tuple[int, ...]:
-        side = items[0].size_px - 1
-        if any(it.size_px - 1 != side for it in items):
-            raise ValueError("all items of a batch must have the same size")
-        return (len(items), self.net.cfg.channels, frames, side, side)
+    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
+        h, w = samples[0].first_frame.shape[:2]
+        if any(s.first_frame.shape[:2] != (h, w) for s in samples):
+            raise ValueError("all samples of a batch must have the same frame size")
+        return (len(samples), self.net.cfg.channels, frames, h - 1, w - 1)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C, T, h, w) -> pixels (B, C, T, H, W) in [-1, 1]."""
         return self.codec.decode(latent)
 
-    def generate(self, items, frames: int, seeds, steps: int = 20, shift: float = 3.0, guidance: float = 1.0,
-                 callback=None, edit=None) -> torch.Tensor:
-        """Sample the videos of `items` from `seeds`; returns the final latents (B, C, T, h, w)."""
+    def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
+                 guidance: float = 1.0, callback=None, edit=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w)."""
         from ..tasks.maze import check_frames
 
-        check_frames(frames)
-        cond = self.condition(items)
-        x = initial_noise(self.latent_shape(items, frames), seeds, self.device)
+        frames = check_frames(frames or samples[0].frames)
+        cond = self.condition(samples)
+        x = initial_noise(self.latent_shape(samples, frames), seeds, self.device)
         sigmas = flow_sigmas(steps, shift)
         uncond = cond.null_prompt() if guidance != 1.0 else None
         return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, edit=edit)

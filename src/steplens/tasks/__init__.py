@@ -8,6 +8,7 @@ import numpy as np
 
 from . import maze as _maze
 from .maze_score import MazeScore, score_frame
+from .sample import Sample
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class MazeTask:
     name: str = "maze"
     default_size: int = _maze.DEFAULT_SIZE
     default_frames: int = _maze.DEFAULT_FRAMES
+    sizes: tuple[int, int] = (_maze.MIN_SIZE, _maze.MAX_SIZE)
 
     def generate(self, seed: int, n: int | None = None) -> _maze.Maze:
         return _maze.generate_maze(seed, self.default_size if n is None else n)
@@ -26,6 +28,13 @@ class MazeTask:
 
     def first_frame(self, item: _maze.Maze) -> np.ndarray:
         return _maze.render_maze(item)
+
+    def sample(self, seed: int, n: int | None = None, frames: int | None = None, idx: int | None = None) -> Sample:
+        """The sample of `seed`: first frame, prompt, ground truth and metadata."""
+        item = self.generate(seed, n)
+        gt = self.video(item, frames)
+        return Sample(task=self.name, first_frame=gt[0], prompt=item.prompt, frames=len(gt),
+                      meta=item.metadata(), ground_truth=gt, idx=idx)
 
     def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None) -> MazeScore:
         return score_frame(frame, first_frame)
@@ -38,3 +47,6 @@ def get_task(name: str):
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
     return TASKS[name]
+
+
+__all__ = ["TASKS", "MazeTask", "Sample", "get_task"]

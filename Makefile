@@ -1,0 +1,29 @@
+# Two entry points, each doing all of the set-up on a fresh machine:
+#   make demo   - create .venv, install, run the demo on the embedded model (runs/demo/report.html)
+#   make test   - same set-up, run the test suite
+# CPU torch is pinned; on a GPU machine override it, e.g. make demo TORCH_SPEC="torch==2.13.0 --index-url ..."
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN = $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/.steplens-installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+demo: $(BIN)/.steplens-installed
+	$(BIN)/steplens demo --out runs/demo
+
+test: $(BIN)/.steplens-installed
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/.steplens-installed
+	$(BIN)/python benchmarks/solve_rate.py
+
+clean:
+	rm -rf $(VENV) runs/demo

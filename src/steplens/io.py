@@ -1,0 +1,95 @@
+"""Atomic file writing: a results file is either whole or absent, never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable))
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.asarray(img, dtype=np.uint8), extension=".png")
+
+
+def read_png(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    img = iio.imread(path)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return img[..., :3]
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 4) -> None:
+    """H.264 video of (T, H, W, 3) uint8; H and W should be even (use an even upscale)."""
+    import imageio.v2 as iio2
+
+    with atomic_path(path) as tmp:
+        w = iio2.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2,
+                            ffmpeg_params=["-crf", "10"], pixelformat="yuv420p", ffmpeg_log_level="error")
+        for f in frames:
+            w.append_data(np.asarray(f, dtype=np.uint8))
+        w.close()
+
+
+def read_mp4(path: Path) -> np.ndarray:
+    import imageio.v2 as iio2
+
+    r = iio2.get_reader(str(path), format="FFMPEG")
+    try:
+        return np.stack([f[..., :3] for f in r])
+    finally:
+        r.close()
+
+
+def write_gif(path: Path, frames: np.ndarray, fps: int = 4) -> None:
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.asarray(frames, dtype=np.uint8), extension=".gif", duration=1000 / fps, loop=0)

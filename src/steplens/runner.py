@@ -1,0 +1,86 @@
+"""Running a model over sample folders, and scoring outputs against them (VBVR-Bench layout)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .evaluate import wilson
+from .io import atomic_write_json, read_mp4, read_png, write_mp4, write_png
+from .tasks import get_task
+from .tasks.grid import native_labels
+from .tasks.sample import read_sample, sample_dirs
+from .video import to_uint8, upscale
+
+
+def output_paths(out: Path, task: str, idx: int) -> tuple[Path, Path]:
+    return Path(out) / task / f"{idx:05d}.mp4", Path(out) / task / f"{idx:05d}.png"
+
+
+def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0, seed: int = 0,
+               batch: int = 16, guidance: float = 1.0, frames: int | None = None, progress: bool = True) -> list[dict]:
+    """Generate the video of every sample folder under `data`; skips outputs already written."""
+    from tqdm import tqdm
+
+    dirs = sample_dirs(data)
+    groups: dict[tuple, list] = defaultdict(list)
+    for d in dirs:
+        s = read_sample(d, frames)
+        if s.idx is None:
+            raise ValueError(f"sample folder {d} is not named by an index (00000, 00001, ...)")
+        scale = native_labels(read_png(d / "first_frame.png"))[1]
+        if not output_paths(out, s.task, s.idx)[1].exists():
+            groups[(s.task, s.first_frame.shape, s.frames)].append((s, scale))
+    done = []
+    todo = [g for g in groups.values()]
+    bar = tqdm(total=sum(len(g) for g in todo), disable=not progress, desc="run")
+    for group in todo:
+        for lo in range(0, len(group), batch):
+            chunk = group[lo: lo + batch]
+            samples = [s for s, _ in chunk]
+            seeds = [seed + s.idx for s in samples]
+            vids = model.decode(model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance))
+            for (s, scale), v in zip(chunk, vids):
+                video = upscale(to_uint8(v), scale)
+                mp4, png = output_paths(out, s.task, s.idx)
+                write_mp4(mp4, video)
+                write_png(png, video[-1])  # the PNG last: its presence marks the sample done
+                done.append({"task": s.task, "idx": s.idx, "video": str(mp4), "final_frame": str(png)})
+            bar.update(len(chunk))
+    bar.close()
+    return done
+
+
+def score_folder(data: Path, outputs: Path) -> dict:
+    """Score OUT/<task>/<idx>.png (else the last frame of the .mp4) of every sample folder under `data`."""
+    rows = []
+    for d in sample_dirs(data):
+        task_name, idx = d.parent.name, int(d.name)
+        task = get_task(task_name)
+        mp4, png = output_paths(outputs, task_name, idx)
+        if png.exists():
+            frame = read_png(png)
+        elif mp4.exists():
+            frame = read_mp4(mp4)[-1]
+        else:
+            rows.append({"task": task_name, "idx": idx, "missing": True, "success": False, "score": 0.0})
+            continue
+        sc = task.score(frame, read_png(d / "first_frame.png"))
+        rows.append({"task": task_name, "idx": idx, "missing": False, "success": sc.success,
+                     "shortest": sc.shortest, "score": sc.score, "details": sc.details})
+    k = sum(r["success"] for r in rows)
+    lo, hi = wilson(k, len(rows))
+    return {"count": len(rows), "solved": k, "solve_rate": k / len(rows), "ci95": [lo, hi],
+            "mean_score": float(np.mean([r["score"] for r in rows])),
+            "missing": sum(r["missing"] for r in rows), "rows": rows}
+
+
+def write_scores(result: dict, out: Path) -> None:
+    atomic_write_json(Path(out) / "scores.json", result)
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,88 @@
+"""Tracing the chain of steps: x0_hat at every denoising step, decoded, scored and written out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import cos
+from .io import atomic_path, atomic_write_json, write_gif, write_png
+from .tasks.sample import Sample
+from .video import to_uint8, upscale
+
+
+@dataclass
+class Trace:
+    sample: Sample
+    seed: int
+    sigmas: list[float]
+    x0: torch.Tensor  # (S, C, T, H, W): decoded x0_hat of every step, pixels in [-1, 1]
+    output: torch.Tensor  # (C, T, H, W): the decoded output video
+    metrics: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    final_score: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"task": self.sample.task, "idx": self.sample.idx, "meta": self.sample.meta, "seed": self.seed,
+                "sigmas": self.sigmas, "per_step": self.metrics, "summary": self.summary,
+                "final_score": self.final_score}
+
+
+@torch.no_grad()
+def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift: float = 3.0,
+          guidance: float = 1.0, frames: int | None = None) -> list[Trace]:
+    """Sample a batch and keep x0_hat of every step; score each step's final frame."""
+    from .tasks import get_task
+
+    recorded, sig = [], []
+
+    def keep(info):
+        recorded.append(info.x0.detach().clone())
+        sig.append(info.sigma)
+
+    out_latent = model.generate(samples, seeds, frames, steps=steps, shift=shift, guidance=guidance, callback=keep)
+    x0 = torch.stack([model.decode(r) for r in recorded], dim=1)  # (B, S, C, T, H, W)
+    out = model.decode(out_latent)
+    traces = []
+    for b, s in enumerate(samples):
+        finals = ((x0[b, :, :, -1].clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        metrics = cos.step_metrics(finals, s.first_frame)
+        task = get_task(s.task)
+        final = task.score(to_uint8(out[b, :, -1]), s.first_frame)
+        traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
+                            summary=cos.summarize(metrics), final_score=final.to_dict()))
+    return traces
+
+
+def step_grid(x0: torch.Tensor, scale: int = 8, gap: int = 2) -> np.ndarray:
+    """(S, C, T, H, W) -> one image: a row per step, a column per frame."""
+    s_, _, t_, h, w = x0.shape
+    H, W = h * scale, w * scale
+    img = np.full((s_ * (H + gap) - gap, t_ * (W + gap) - gap, 3), 128, np.uint8)
+    for i in range(s_):
+        frames = upscale(to_uint8(x0[i]), scale)  # (T, H, W, 3)
+        for t in range(t_):
+            img[i * (H + gap): i * (H + gap) + H, t * (W + gap): t * (W + gap) + W] = frames[t]
+    return img
+
+
+def write_trace(tr: Trace, out: Path, scale: int = 8) -> dict:
+    """Write x0.safetensors, grid.png, final_x0.gif, output.gif, cos.png and metrics.json into `out`."""
+    from safetensors.torch import save_file
+
+    from .plots import plot_cos
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "x0.safetensors") as tmp:
+        save_file({"x0": tr.x0.float().contiguous().cpu(), "output": tr.output.float().contiguous().cpu(),
+                   "sigmas": torch.tensor(tr.sigmas)}, str(tmp))
+    write_png(out / "grid.png", step_grid(tr.x0, scale))
+    write_gif(out / "final_x0.gif", upscale(to_uint8(tr.x0[:, :, -1].movedim(0, 1)), scale), fps=4)
+    write_gif(out / "output.gif", upscale(to_uint8(tr.output), scale), fps=2)
+    plot_cos(tr.metrics, out / "cos.png", title=f"{tr.sample.task} #{tr.sample.idx} seed {tr.seed}")
+    atomic_write_json(out / "metrics.json", tr.to_dict())
+    return {"dir": str(out), "grid": "grid.png", "gif": "final_x0.gif", "cos": "cos.png"}
