@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TRAIN_SEED_BASE, item_conditioning, video_batch
+from .evaluate import solve_rate
 from .models import BorderCodec, VideoDiT, get_arch
+from .models.wrap import EmbeddedModel
 from .models.prompt import PAD
 from .tasks import get_task
 
@@ -137,9 +139,6 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def evaluate(self) -> dict:
-        from .evaluate import solve_rate
-        from .models.wrap import EmbeddedModel
-
         cfg = self.cfg
         m = EmbeddedModel(self.ema, self.codec)
         res = solve_rate(m, "maze", seeds=range(cfg.eval_count), n=cfg.eval_size, frames=cfg.eval_frames,

@@ -1,0 +1,105 @@
+"""End-to-end through the CLI, on the shipped weights."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from steplens.cli import app
+from steplens.io import read_png, write_png
+from steplens.models.load import SHIPPED, shipped_path
+
+runner = CliRunner()
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_shipped_weights_are_present_and_small():
+    p = shipped_path("tiny-maze")
+    assert p.is_file() and p.stat().st_size < 8e6
+
+
+def test_generate_run_score_roundtrip(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "out"
+    r = cli("tasks", "generate", "maze", "--count", 3, "--seed", 50, "--size", 4, "--upscale", 4, "--out", data)
+    assert r.exit_code == 0, r.output
+    d = data / "maze" / "00001"
+    assert {p.name for p in d.iterdir()} == {"first_frame.png", "final_frame.png", "ground_truth.mp4", "prompt.txt",
+                                             "metadata.json"}
+    meta = json.loads((d / "metadata.json").read_text())
+    assert meta["seed"] == 51 and meta["n"] == 4 and read_png(d / "first_frame.png").shape == (36, 36, 3)
+
+    # the ground truth scores as solved (sanity of the scorer through the CLI)
+    gt = tmp_path / "gt" / "maze"
+    for i in range(3):
+        write_png(gt / f"{i:05d}.png", read_png(data / "maze" / f"{i:05d}" / "final_frame.png"))
+    r = cli("score", "--data", data, "--outputs", tmp_path / "gt")
+    assert r.exit_code == 0 and "solved 3/3" in r.output, r.output
+
+    r = cli("run", "--model", "tiny-maze", "--data", data, "--out", out, "--steps", 4)
+    assert r.exit_code == 0, r.output
+    for i in range(3):
+        assert (out / "maze" / f"{i:05d}.mp4").is_file()
+        assert read_png(out / "maze" / f"{i:05d}.png").shape == (36, 36, 3)
+    r = cli("score", "--data", data, "--outputs", out, "--out", tmp_path / "scores")
+    assert r.exit_code == 0 and "solved" in r.output, r.output
+    scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
+    assert scores["count"] == 3 and scores["missing"] == 0
+
+
+def test_eval_and_trace_and_demo(tmp_path):
+    r = cli("eval", "--model", "tiny-maze", "--count", 4, "--size", 4, "--steps", 6, "--out", tmp_path / "ev")
+    assert r.exit_code == 0 and "95% CI" in r.output, r.output
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert res["n"] == 4 and 0 <= res["solve_rate"] <= 1 and len(res["per_sample"]) == 4
+
+    r = cli("trace", "--model", "tiny-maze", "--seed", 3, "--size", 4, "--steps", 6, "--out", tmp_path / "tr")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "tr" / "metrics.json").read_text())
+    assert len(m["per_step"]) == 6 and len(m["sigmas"]) == 6
+    for f in ("grid.png", "final_x0.gif", "cos.png", "x0.safetensors"):
+        assert (tmp_path / "tr" / f).stat().st_size > 0
+    grid = read_png(tmp_path / "tr" / "grid.png")
+    assert grid.shape[0] > grid.shape[1]  # 6 step rows, frame columns
+
+    r = cli("demo", "--count", 2, "--steps", 4, "--out", tmp_path / "demo")
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert "traces/00001/grid.png" in html and "Summary" in html
+
+
+@pytest.mark.parametrize("args, message", [
+    (("eval", "--model", "nonesuch", "--count", 1), "unknown model 'nonesuch'; available: tiny-maze"),
+    (("eval", "--size", 12, "--count", 1), "from 3 to 9 cells, got 12"),
+    (("eval", "--steps", 0, "--count", 1), "integer >= 1, got 0"),
+    (("tasks", "generate", "maze", "--size", 2, "--out", "x"), "from 3 to 9 cells, got 2"),
+    (("eval", "--model", "wan:/nowhere", "--count", 1), "Wan backend is not available"),
+])
+def test_bad_input_is_named(args, message):
+    r = cli(*args)
+    assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+
+
+def test_missing_and_corrupt_weights(tmp_path):
+    r = cli("eval", "--model", tmp_path / "none.safetensors", "--count", 1)
+    assert r.exit_code == 2 and "not found" in r.output
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage" * 20)
+    r = cli("eval", "--model", bad, "--count", 1)
+    assert r.exit_code == 2 and "corrupt" in r.output
+
+
+def test_first_frame_not_a_maze(tmp_path):
+    data = tmp_path / "data"
+    cli("tasks", "generate", "maze", "--count", 1, "--size", 3, "--upscale", 2, "--out", data)
+    d = data / "maze" / "00000"
+    img = read_png(d / "first_frame.png")
+    write_png(d / "first_frame.png", np.pad(img, ((0, 1), (0, 1), (0, 0))))  # 15x15 -> 15x... not an upscale
+    r = cli("run", "--data", data, "--out", tmp_path / "o", "--steps", 2)
+    assert r.exit_code == 2 and "first_frame.png" in r.output and "not a maze frame" in r.output, r.output
+    write_png(d / "first_frame.png", np.random.default_rng(0).integers(0, 255, (14, 14, 3), dtype=np.uint8))
+    r = cli("run", "--data", data, "--out", tmp_path / "o", "--steps", 2)
+    assert r.exit_code == 2 and "not a maze frame" in r.output, r.output

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from steplens.checkpoint import load_weights, save_weights
+from steplens.train import TrainConfig, Trainer
+
+CFG = dict(arch="test", batch=4, sizes={3: 1.0, 4: 1.0}, frames={2: 1.0, 3: 1.0}, warmup=2, eval_every=0,
+           ckpt_every=2, lr=3e-3)
+
+
+def _state(tr: Trainer) -> dict:
+    sd = {f"model.{k}": v for k, v in tr.model.state_dict().items()}
+    sd.update({f"ema.{k}": v for k, v in tr.ema.state_dict().items()})
+    for i, st in tr.opt.state_dict()["state"].items():
+        sd.update({f"opt.{i}.{k}": v for k, v in st.items()})
+    return sd
+
+
+def test_resume_matches_uninterrupted_training(tmp_path):
+    cfg = TrainConfig(**CFG, steps=6)
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.run(progress=False)
+
+    first = Trainer(cfg, tmp_path / "b")
+    first.run(until=3, progress=False)  # "interrupted" at step 3 (checkpoint written at the stop)
+    del first
+    resumed = Trainer(cfg, tmp_path / "b")
+    assert resumed.step == 3
+    resumed.run(progress=False)
+
+    a, b = _state(straight), _state(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert len((tmp_path / "b" / "log.jsonl").read_text().splitlines()) >= 3
+
+
+def test_training_reduces_the_loss(tmp_path):
+    cfg = TrainConfig(**{**CFG, "batch": 8, "sizes": {3: 1.0}, "frames": {2: 1.0}}, steps=40)
+    tr = Trainer(cfg, tmp_path)
+    losses = [tr.train_step() for _ in range(40)]
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_checkpoint_with_other_config_is_refused(tmp_path):
+    Trainer(TrainConfig(**CFG, steps=2), tmp_path).run(progress=False)
+    with pytest.raises(ValueError, match="another config.*lr"):
+        Trainer(TrainConfig(**{**CFG, "lr": 1e-4}, steps=4), tmp_path)
+
+
+def test_weights_roundtrip_and_bad_files(tmp_path):
+    tr = Trainer(TrainConfig(**CFG, steps=2), tmp_path)
+    tr.run(progress=False)
+    save_weights(tmp_path / "w.safetensors", tr.ema, {"arch": "test"}, {"step": 2}, dtype=torch.float32)
+    state, arch, info = load_weights(tmp_path / "w.safetensors")
+    for k, v in tr.ema.state_dict().items():
+        assert torch.equal(state[k], v)
+    assert info == {"step": 2}
+    # a training checkpoint loads as its EMA weights
+    state2, _, info2 = load_weights(tmp_path / "checkpoint.safetensors")
+    assert info2["step"] == 2 and torch.equal(state2["proj_out.weight"], tr.ema.proj_out.weight)
+
+    with pytest.raises(FileNotFoundError, match="not found.*nope.safetensors"):
+        load_weights(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + b"\x00" * 64)
+    with pytest.raises(ValueError, match="corrupt or not a safetensors file"):
+        load_weights(bad)
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes((tmp_path / "w.safetensors").read_bytes()[:-100])
+    with pytest.raises(ValueError, match="corrupt"):
+        load_weights(trunc)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="positive sum"):
+        TrainConfig(sizes={5: 0.0})
