@@ -8,9 +8,11 @@ and hands every step to `callback(StepInfo)`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
+
+from .context import StepContext, step_context
 
 
 @dataclass
@@ -33,11 +35,25 @@ def flow_sigmas(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:
     return (shift * s / (1 + (shift - 1) * s)).to(torch.float32).to(device)
 
 
-def guided_velocity(model, x, sigma, cond, guidance: float = 1.0, uncond: Any = None) -> torch.Tensor:
-    """Classifier-free guidance, both branches in one batch (cond first, then uncond)."""
+class StepHooks(Protocol):
+    """What a sampler asks of `hooks`: edit points on the latent x_s and on x0_hat at each step."""
+
+    def on_latent(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor: ...
+
+    def on_x0(self, ctx: StepContext, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor: ...
+
+
+def guided_velocity(model, x, sigma, cond, guidance: float = 1.0, uncond: Any = None, step: int = 0,
+                    expert: str | None = None) -> torch.Tensor:
+    """Classifier-free guidance, both branches in one batch (cond first, then uncond).
+
+    The call runs inside a StepContext that tells hooks the step and the batch layout.
+    """
     if guidance == 1.0 or uncond is None:
-        return model.velocity(x, sigma, cond)
-    v_c, v_u = model.velocity(torch.cat([x, x]), sigma, cond.cat(uncond)).chunk(2)
+        with step_context(StepContext(step, float(sigma), ("cond",), expert)):
+            return model.velocity(x, sigma, cond)
+    with step_context(StepContext(step, float(sigma), ("cond", "uncond"), expert)):
+        v_c, v_u = model.velocity(torch.cat([x, x]), sigma, cond.cat(uncond)).chunk(2)
     return v_u + guidance * (v_c - v_u)
 
 
@@ -58,18 +74,28 @@ def sample_euler(
     *,
     guidance: float = 1.0,
     uncond: Any = None,
-    edit: Callable[[int, float, torch.Tensor], torch.Tensor] | None = None,
+    hooks: StepHooks | None = None,
 ) -> torch.Tensor:
-    """Euler over the flow ODE. `edit(i, sigma, x) -> x` may replace the latent before step i."""
+    """Euler over the flow ODE.
+
+    `hooks` (see steplens.hooks) may edit the latent x_s before the model sees it and x0_hat after
+    (v is then re-derived as (x_s - x0_hat) / sigma); block hooks fire inside the model call.
+    """
     check_finite(x, "the initial latent")
     for i in range(len(sigmas) - 1):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        if edit is not None:
-            x = edit(i, s, x)
-        v = guided_velocity(model, x, s, cond, guidance, uncond)
+        ctx = StepContext(i, s)
+        if hooks is not None:
+            x = hooks.on_latent(ctx, x)
+        v = guided_velocity(model, x, s, cond, guidance, uncond, step=i)
         check_finite(v, "the model's velocity", i)
+        x0 = x - s * v
+        if hooks is not None:
+            edited = hooks.on_x0(ctx, x, x0)
+            if edited is not x0:
+                x0, v = edited, (x - edited) / s
         if callback is not None:
-            callback(StepInfo(i, s, s_next, x, v, x - s * v))
+            callback(StepInfo(i, s, s_next, x, v, x0))
         x = x + (s_next - s) * v
     return x
 

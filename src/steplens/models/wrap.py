@@ -49,7 +49,7 @@ class EmbeddedModel:
         return self.codec.decode(latent)
 
     def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
-                 guidance: float = 1.0, callback=None, edit=None) -> torch.Tensor:
+                 guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w)."""
         from ..tasks.maze import check_frames
 
@@ -58,4 +58,4 @@ class EmbeddedModel:
         x = initial_noise(self.latent_shape(samples, frames), seeds, self.device)
         sigmas = flow_sigmas(steps, shift)
         uncond = cond.null_prompt() if guidance != 1.0 else None
-        return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, edit=edit)
+        return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)

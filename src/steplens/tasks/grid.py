@@ -49,7 +49,9 @@ def native_labels(img: np.ndarray, n: int | None = None) -> tuple[np.ndarray, in
         uniform = (full == labels.repeat(k, 0).repeat(k, 1)).mean()
         corners = labels[::2, ::2]
         border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        if uniform >= 0.9 and (corners == WALL).mean() >= 0.95 and (border == WALL).mean() >= 0.95:
+        # a wrong answer may paint a few corner or border pixels: tolerate 5% of them, at least one
+        off_corners, off_border = int((corners != WALL).sum()), int((border != WALL).sum())
+        if uniform >= 0.9 and off_corners <= max(1, corners.size // 20) and off_border <= max(1, border.size // 20):
             return labels, k
     allowed = f"(2n+1)*k pixels square with n from {MIN_SIZE} to {MAX_SIZE} and integer k >= 1"
     if not tried:

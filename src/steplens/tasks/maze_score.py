@@ -28,7 +28,8 @@ class MazeScore:
 def _locate(labels: np.ndarray, label: int, what: str) -> tuple[int, int]:
     where = np.argwhere(labels == label)
     if len(where) == 0:
-        raise ValueError(f"the first frame has no {what} pixel: not a maze image")
+        side = labels.shape[0]
+        raise ValueError(f"image of {side}x{side} native pixels is not a maze frame: it has no {what} pixel")
     if len(where) > 1:  # lossy input: take the pixel most central to the label's blob
         where = where[np.argmin(((where - where.mean(0)) ** 2).sum(1))][None]
     return int(where[0][0]), int(where[0][1])
