@@ -178,33 +178,41 @@ class VideoDiT(nn.Module):
     def velocity(self, x: torch.Tensor, sigma, cond: DiTCond) -> torch.Tensor:
         return self(x, sigma, cond)
 
-    def forward(self, x: torch.Tensor, sigma, cond: DiTCond) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, sigma, cond: DiTCond) -> tuple[torch.Tensor, dict]:
+        """Input tokens (B, L, D) and what every block and the head need."""
         b, c, t, h, w = x.shape
         if c != self.cfg.channels:
             raise ValueError(f"video has {c} channels, the model takes {self.cfg.channels}")
-        pt, ph, pw = self.cfg.patch
+        ph, pw = self.cfg.patch[1:]
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1).expand(b)
         # image-to-video conditioning: [noisy video | first frame at frame 0 | mask of known frames]
         ref = torch.zeros_like(x)
         ref[:, :, 0] = cond.first_frame.to(x.dtype)
         mask = torch.zeros_like(x[:, :1])
         mask[:, :, 0] = 1
-        inp = torch.cat([x, ref, mask], dim=1)
-        pad_h, pad_w = (-h) % ph, (-w) % pw
-        inp = F.pad(inp, (0, pad_w, 0, pad_h))
+        inp = F.pad(torch.cat([x, ref, mask], dim=1), (0, (-w) % pw, 0, (-h) % ph))
         tokens = self.patch_embedding(inp)
-        grid = tokens.shape[2:]
-        tokens = rearrange(tokens, "b d t h w -> b (t h w) d")
-        rope = rope_freqs(self.cfg.dim // self.cfg.heads, tuple(grid), x.device)
-
+        grid = tuple(tokens.shape[2:])
         temb = self.time_embedding(timestep_embedding(sigma * 1000, self.cfg.freq_dim))
-        temb6 = self.time_projection(temb).unflatten(1, (6, self.cfg.dim))
         context, context_mask = self.embed_prompt(cond.prompt_ids.to(x.device))
-        for block in self.blocks:
-            tokens = block(tokens, context, temb6, rope, context_mask)
+        aux = {"context": context, "context_mask": context_mask, "temb": temb, "grid": grid, "size": (t, h, w),
+               "temb6": self.time_projection(temb).unflatten(1, (6, self.cfg.dim)),
+               "rope": rope_freqs(self.cfg.dim // self.cfg.heads, grid, x.device)}
+        return rearrange(tokens, "b d t h w -> b (t h w) d"), aux
 
-        shift, scale = (self.out_modulation + temb[:, None]).unbind(1)
+    def head(self, tokens: torch.Tensor, aux: dict) -> torch.Tensor:
+        """Last residual stream (B, L, D) -> velocity (B, C, T, H, W)."""
+        pt, ph, pw = self.cfg.patch
+        shift, scale = (self.out_modulation + aux["temb"][:, None]).unbind(1)
         out = self.proj_out(self.norm_out(tokens) * (1 + scale[:, None]) + shift[:, None])
+        gt, gh, gw = aux["grid"]
         out = rearrange(out, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)",
-                        t=grid[0], h=grid[1], w=grid[2], pt=pt, ph=ph, pw=pw, c=c)
+                        t=gt, h=gh, w=gw, pt=pt, ph=ph, pw=pw, c=self.cfg.channels)
+        t, h, w = aux["size"]
         return out[:, :, :t, :h, :w]
+
+    def forward(self, x: torch.Tensor, sigma, cond: DiTCond) -> torch.Tensor:
+        tokens, aux = self.embed(x, sigma, cond)
+        for block in self.blocks:
+            tokens = block(tokens, aux["context"], aux["temb6"], aux["rope"], aux["context_mask"])
+        return self.head(tokens, aux)
