@@ -1,0 +1,63 @@
+"""A results store for sweeps: rows keyed by what produced them, written atomically, resumable.
+
+Rows live in `<dir>/rows.jsonl`, rewritten whole (temp file + rename) after every batch, so the file is
+never half-written; a sweep that was stopped skips every key already there and never duplicates a row.
+The configuration is kept beside the rows: resuming with another configuration is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .io import atomic_write_json, atomic_write_text
+
+
+def row_key(row: dict, fields: tuple[str, ...]) -> tuple:
+    return tuple(json.dumps(row[f], sort_keys=True) for f in fields)
+
+
+class ResultsStore:
+    def __init__(self, path: Path, key_fields: tuple[str, ...], config: dict | None = None):
+        self.dir = Path(path)
+        self.key_fields = tuple(key_fields)
+        self.rows: list[dict] = []
+        self._keys: set[tuple] = set()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.dir / "store_config.json"
+        if config is not None:
+            if cfg_path.exists():
+                saved = json.loads(cfg_path.read_text())
+                if saved != json.loads(json.dumps(config, default=str)):
+                    diff = {k: (saved.get(k), v) for k, v in json.loads(json.dumps(config, default=str)).items()
+                            if saved.get(k) != v}
+                    raise ValueError(f"{self.dir} holds results of another configuration; differing (saved, "
+                                     f"given): {diff}. Use another --out or delete it.")
+            else:
+                atomic_write_json(cfg_path, json.loads(json.dumps(config, default=str)))
+        rows_path = self.dir / "rows.jsonl"
+        if rows_path.exists():
+            for line in rows_path.read_text().splitlines():
+                if line.strip():
+                    self._add(json.loads(line))
+
+    def _add(self, row: dict) -> bool:
+        k = row_key(row, self.key_fields)
+        if k in self._keys:
+            return False
+        self._keys.add(k)
+        self.rows.append(row)
+        return True
+
+    def has(self, **key) -> bool:
+        return row_key(key, self.key_fields) in self._keys
+
+    def add(self, rows: list[dict]) -> int:
+        """Add rows (skipping keys already stored) and persist; returns how many were new."""
+        new = sum(self._add(r) for r in rows)
+        if new:
+            atomic_write_text(self.dir / "rows.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in self.rows))
+        return new
+
+    def select(self, **where) -> list[dict]:
+        return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]

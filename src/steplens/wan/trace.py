@@ -1,0 +1,240 @@
+"""Trace a diffusers (Wan) pipeline along its denoising steps, without changing what it computes.
+
+    from steplens.wan import trace_pipeline
+    with trace_pipeline(pipe, decode_steps=[0, -1]) as tr:
+        video = pipe(**kwargs).frames
+    tr.steps    # one WanStep per step: i, t, sigma, sigma_next, expert, x (x_s), v (guided), x0 (x0_hat)
+    tr.decoded  # {step: x0_hat decoded by the pipeline's VAE}, only for decode_steps
+
+How: for the duration of the `with` block the scheduler's `step` and each transformer's `forward` are
+wrapped (instance attributes shadowing the class methods; whatever was there before, e.g. accelerate's
+offload hooks, is wrapped and put back on exit, also after an exception). The pipeline's loop calls
+`scheduler.step(noise_pred, t, latents)` with the guided velocity `noise_pred`, so the wrapper sees
+x_s, v and t; the transformer wrappers record which expert(s) ran since the previous step.
+
+x0_hat: schedulers that keep x0 predictions (UniPC / DPM-Solver multistep with predict_x0: their
+`convert_model_output`, i.e. x_s - sigma v for flow_prediction, plus thresholding if configured) are read
+from `scheduler.model_outputs[-1]`; for the others (FlowMatchEuler) x0_hat = x_s - sigma v, computed in
+float32 as FlowMatchEuler does its update, so that at the last step (sigma_next = 0) x0_hat is the final
+latent. Decoding is deferred to the end of the block (the VAE would otherwise compete with the
+transformer for memory) and done exactly as the pipeline decodes its final latents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+
+from ..sampling import StepInfo
+
+_MISSING = object()
+
+
+@dataclass
+class WanStep(StepInfo):
+    """StepInfo (i, sigma, sigma_next, x, v, x0) plus what a diffusers pipeline adds."""
+
+    t: float = float("nan")  # the scheduler's timestep (Wan: sigma * 1000 for FlowMatchEuler)
+    expert: str | None = None  # the pipeline component that ran ("transformer" / "transformer_2"); "+"-joined if several
+    calls: int = 0  # transformer forward passes at this step (2 with CFG: cond, then uncond)
+    x0_source: str = ""  # "scheduler" (its own x0, e.g. UniPC) or "x-sigma*v"
+    branches: tuple = ()  # the raw transformer outputs of this step in call order, if branches=True
+
+
+@dataclass
+class WanRun:
+    """One pipeline call: its steps and the decoded x0_hat of the chosen steps."""
+
+    steps: list[WanStep] = field(default_factory=list)
+    decoded: dict[int, Any] = field(default_factory=dict)
+
+
+def _first_output(out):
+    """The sample of a transformer's output (tuple with return_dict=False, or an output dataclass)."""
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return getattr(out, "sample", out)
+
+
+def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
+    """Decode normalised latents (B, z, T, h, w) exactly as WanImageToVideoPipeline / WanPipeline decode
+    their final latents: undo latents_mean/std, vae.decode, video_processor.postprocess_video."""
+    from diffusers.utils.torch_utils import get_module_execution_device
+
+    vae = pipe.vae
+    with torch.no_grad():
+        latents = latents.to(device=get_module_execution_device(vae), dtype=vae.dtype)
+        z = vae.config.z_dim
+        latents_mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+        latents_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+        latents = latents / latents_std + latents_mean
+        video = vae.decode(latents, return_dict=False)[0]
+        if output_type == "raw":  # (B, C, T, H, W) in [-1, 1], before post-processing
+            return video
+        return pipe.video_processor.postprocess_video(video, output_type=output_type)
+
+
+def transformer_components(pipe) -> dict[str, torch.nn.Module]:
+    """The pipeline's denoisers: its nn.Module components whose name starts with "transformer"
+    (Wan: `transformer`, and `transformer_2` for the two-expert Wan2.2 A14B)."""
+    out, seen = {}, set()
+    for name, comp in pipe.components.items():
+        if name.startswith("transformer") and isinstance(comp, torch.nn.Module) and id(comp) not in seen:
+            seen.add(id(comp))
+            out[name] = comp
+    return dict(sorted(out.items()))
+
+
+class PipelineTrace:
+    """Context manager recording every scheduler step of the pipeline calls made inside it."""
+
+    def __init__(self, pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
+                 output_type: str = "pt", branches: bool = False):
+        if isinstance(decode_steps, str):
+            if decode_steps != "all":
+                raise ValueError(f"decode_steps must be a list of step indices or 'all', got {decode_steps!r}")
+        else:
+            decode_steps = list(decode_steps)
+            bad = [s for s in decode_steps if isinstance(s, bool) or not isinstance(s, int)]
+            if bad:
+                raise TypeError(f"decode_steps must be integers (negative ones count from the end), got {bad}")
+        if getattr(pipe, "scheduler", None) is None:
+            raise ValueError("the pipeline has no scheduler to trace")
+        self.pipe = pipe
+        self.decode_steps = decode_steps
+        self.device = device
+        self.output_type = output_type
+        self.branches = branches
+        self.runs: list[WanRun] = []
+        self._saved: list[tuple[Any, str, Any]] = []  # (object, 'step'/'forward', its previous instance attribute)
+        self._pending: list[tuple[str, Any]] = []  # (component name, output) since the last scheduler step
+        self._active = False
+
+    # -- what the user reads ------------------------------------------------------------------------------
+    @property
+    def steps(self) -> list[WanStep]:
+        """The steps of the last pipeline call."""
+        return self.runs[-1].steps if self.runs else []
+
+    @property
+    def decoded(self) -> dict[int, Any]:
+        """{step index: decoded x0_hat} of the last pipeline call, for decode_steps only."""
+        return self.runs[-1].decoded if self.runs else {}
+
+    def decode(self, step: int, output_type: str | None = None, run: int = -1):
+        """Decode x0_hat of one step now (after the block), with the pipeline's VAE."""
+        steps = self.runs[run].steps
+        return decode_latents(self.pipe, steps[step].x0, output_type or self.output_type)
+
+    # -- patching -----------------------------------------------------------------------------------------
+    def _keep(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.detach()
+        return t.clone() if self.device is None else t.to(self.device, copy=True)
+
+    def _patch(self, obj, attr: str, make_wrapper):
+        previous = obj.__dict__.get(attr, _MISSING)
+        original = getattr(obj, attr)
+        self._saved.append((obj, attr, previous))
+        setattr(obj, attr, make_wrapper(original))
+
+    def _restore(self):
+        while self._saved:
+            obj, attr, previous = self._saved.pop()
+            if previous is _MISSING:
+                obj.__dict__.pop(attr, None)
+            else:
+                obj.__dict__[attr] = previous
+
+    def _wrap_forward(self, name: str):
+        def make(original):
+            def forward(*args, **kwargs):
+                out = original(*args, **kwargs)
+                self._pending.append((name, self._keep(_first_output(out)) if self.branches else None))
+                return out
+
+            forward.__wrapped__ = original
+            return forward
+
+        return make
+
+    def _wrap_step(self, scheduler):
+        def make(original):
+            def step(model_output, timestep, sample, *args, **kwargs):
+                new_run = scheduler.step_index is None  # set_timesteps resets it: a new pipeline call
+                out = original(model_output, timestep, sample, *args, **kwargs)
+                self._record(scheduler, model_output, timestep, sample, new_run)
+                return out
+
+            step.__wrapped__ = original
+            return step
+
+        return make
+
+    def _record(self, scheduler, v, timestep, x, new_run: bool):
+        if new_run or not self.runs:
+            self.runs.append(WanRun())
+        run = self.runs[-1]
+        k = scheduler.step_index - 1  # the index this step used (incremented on completion)
+        sigma, sigma_next = scheduler.sigmas[k], scheduler.sigmas[k + 1]
+        if getattr(scheduler, "predict_x0", False) and getattr(scheduler, "model_outputs", None):
+            x0, source = scheduler.model_outputs[-1], "scheduler"
+        else:  # flow matching: x0_hat = x_s - sigma v, in float32 like FlowMatchEuler's update
+            x0, source = x.to(torch.float32) - sigma.to(x.device) * v, "x-sigma*v"
+        names = list(dict.fromkeys(n for n, _ in self._pending))
+        run.steps.append(WanStep(
+            i=len(run.steps), sigma=float(sigma), sigma_next=float(sigma_next),
+            x=self._keep(x), v=self._keep(v), x0=self._keep(x0),
+            t=float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep),
+            expert="+".join(names) if names else None, calls=len(self._pending), x0_source=source,
+            branches=tuple(o for _, o in self._pending) if self.branches else (),
+        ))
+        self._pending = []
+
+    def __enter__(self) -> "PipelineTrace":
+        if self._active:
+            raise RuntimeError("this trace is already active")
+        try:
+            scheduler = self.pipe.scheduler
+            self._patch(scheduler, "step", self._wrap_step(scheduler))
+            for name, module in transformer_components(self.pipe).items():
+                self._patch(module, "forward", self._wrap_forward(name))
+        except BaseException:
+            self._restore()
+            raise
+        self._active = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._restore()
+        self._active = False
+        self._pending = []
+        if exc_type is None:
+            self._decode_runs()
+        return False
+
+    def _decode_runs(self):
+        for r, run in enumerate(self.runs):
+            n = len(run.steps)
+            wanted = range(n) if self.decode_steps == "all" else self.decode_steps
+            for s in wanted:
+                if not -n <= s < n:
+                    raise IndexError(f"decode step {s} is out of range: the pipeline call ran {n} steps")
+                s = s % n
+                if s not in run.decoded:
+                    run.decoded[s] = self.decode(s, run=r)
+
+
+def trace_pipeline(pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
+                   output_type: str = "pt", branches: bool = False) -> PipelineTrace:
+    """Trace the pipeline calls made inside the `with` block.
+
+    decode_steps: the steps whose x0_hat is decoded with the pipeline's VAE at the end of the block
+        (negative indices count from the end, "all" decodes every step: expensive at scale).
+    device: where recorded tensors are kept ("cpu" by default; None keeps them where they are).
+    output_type: of the decoded videos, as the pipeline's ("pt", "np", "pil", or "raw" for the VAE's
+        (B, C, T, H, W) in [-1, 1]).
+    branches: also keep each transformer output (Wan with CFG: cond, then uncond) in `WanStep.branches`.
+    """
+    return PipelineTrace(pipe, decode_steps, device=device, output_type=output_type, branches=branches)
