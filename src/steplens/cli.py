@@ -200,6 +200,36 @@ def demo(
 
 
 @app.command()
+def probe(
+    name: str = typer.Argument(..., help="noise | sweep | behaviours"),
+    model: str = MODEL,
+    out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes if present"),
+    task: str = typer.Option("maze"), count: int = typer.Option(100, min=1, help="held-out samples"),
+    seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
+    steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
+    device: str = DEVICE,
+):
+    """Run one of the study's experiments on a model: a table, plots and a report section."""
+    from .probes import get_probe
+    from .probes.base import ProbeSettings
+    from .report import Report
+
+    try:
+        mod = get_probe(name)
+        settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
+                                 shift=shift, guidance=guidance, batch=batch)
+        m = _model(model, device)
+        res = mod.run(m, out, settings)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(e)
+    rep = Report(f"steplens probe {name}: {model}")
+    mod.report_section(rep, out, res)
+    rep.write(out / "report.html")
+    console.print_json(data=res["headline"])
+    console.print(f"results: {out / 'results.json'}  report: [bold]{(out / 'report.html').resolve()}[/]")
+
+
+@app.command()
 def train(
     out: Path = typer.Option(..., help="run folder: checkpoint.safetensors, log.jsonl, config.json"),
     config: Optional[Path] = typer.Option(None, help="JSON training config (see steplens.train.TrainConfig)"),

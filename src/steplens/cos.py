@@ -42,7 +42,9 @@ def step_metrics(frames: np.ndarray, first_frame: np.ndarray, threshold: float =
         sc = score_labels(labels, ref)
         cand = (pathness(f) > threshold) & open_px
         off = cand & ~solution
+        static_ok = bool(np.all((labels == WALL) == walls) and labels[start] == START and labels[goal] == GOAL)
         out.append({
+            "static_ok": static_ok,  # walls, start and goal of x0_hat's last frame are right
             "score": sc.score,
             "success": sc.success,
             "candidate_mass": int(cand.sum()),
@@ -62,6 +64,29 @@ def commitment_step(success: list[bool]) -> int | None:
     while i > 0 and success[i - 1]:
         i -= 1
     return i
+
+
+def first_step(flags: list[bool]) -> int | None:
+    return next((i for i, f in enumerate(flags) if f), None)
+
+
+def behaviours(metrics: list[dict]) -> dict:
+    """Counted from one run's x0_hat trajectory (the study's emergent behaviours, as numbers)."""
+    ok = [m["success"] for m in metrics]
+    appears = first_step([m["candidate_mass"] > 0 for m in metrics])
+    after = ok[appears:] if appears is not None else []
+    return {
+        # wrong at some step after the path first appears, right at the end
+        "self_correction": bool(ok[-1] and appears is not None and not all(after)),
+        # right at some step, wrong at the end
+        "reverse_correction": bool(not ok[-1] and any(ok)),
+        "commitment_step": commitment_step(ok),
+        "path_appears_step": appears,
+        "static_right_step": commitment_step([m["static_ok"] for m in metrics]),
+        "path_right_step": first_step(ok),
+        "max_off_branches": max(m["off_branches"] for m in metrics),
+        "early_branches": metrics[0]["off_branches"],
+    }
 
 
 def summarize(metrics: list[dict]) -> dict:

@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from steplens.probes import behaviours, noise, sweep
+from steplens.probes.base import ProbeSettings
+from steplens.store import ResultsStore
+
+S = ProbeSettings(count=5, steps=3, size=3, frames=3, batch=2)
+
+
+class Interrupting:
+    """The real model, stopped (as by Ctrl-C) after `after` generate calls."""
+
+    def __init__(self, model, after):
+        self.model, self.after, self.calls = model, after, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, *a, **kw):
+        self.calls += 1
+        if self.calls > self.after:
+            raise KeyboardInterrupt
+        return self.model.generate(*a, **kw)
+
+
+def test_interrupted_probe_resumes_to_the_same_results(tiny_model, tmp_path):
+    full = noise.run(tiny_model, tmp_path / "a", S, mix_strengths=(0.5,), mix_every=2, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        noise.run(Interrupting(tiny_model, 7), tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
+    partial = ResultsStore(tmp_path / "b" / "store", ("condition", "idx"))
+    assert 0 < len(partial.rows) < len(full["table"]) * S.count
+    resumed = Interrupting(tiny_model, 10**6)
+    again = noise.run(resumed, tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
+    assert again["table"] == full["table"] and again["headline"] == full["headline"]
+    rows = [json.loads(x) for x in (tmp_path / "b" / "store" / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == len({(r["condition"], r["idx"]) for r in rows}) == len(full["table"]) * S.count
+    # only the missing batches were run again
+    total_batches = len(full["table"]) * -(-S.count // S.batch)
+    assert resumed.calls < total_batches
+    # a finished probe run again does nothing
+    done = Interrupting(tiny_model, 0)
+    noise.run(done, tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
+    assert done.calls == 0
+
+
+def test_store_refuses_another_configuration(tiny_model, tmp_path):
+    noise.run(tiny_model, tmp_path, S.model_copy(update={"count": 2}), mix_strengths=(), progress=False)
+    with pytest.raises(ValueError, match="another configuration.*count"):
+        noise.run(tiny_model, tmp_path, S.model_copy(update={"count": 3}), mix_strengths=(), progress=False)
+
+
+def test_noise_probe_writes_table_plot_and_conditions(tiny_model, tmp_path):
+    res = noise.run(tiny_model, tmp_path, S, mix_strengths=(0.25,), mix_every=2, progress=False)
+    names = [r["condition"] for r in res["table"]]
+    assert names == ["clean", "step 0", "step 1", "step 2", "frame 0", "frame 1", "frame 2",
+                     "mix 0.25 step 0", "mix 0.25 step 2"]
+    assert all(r["n"] == S.count for r in res["table"])
+    for f in ("results.json", "noise.csv", "noise.png"):
+        assert (tmp_path / f).stat().st_size > 0
+
+
+def test_sweep_and_behaviours_run_end_to_end(tiny_model, tmp_path):
+    res = sweep.run(tiny_model, tmp_path / "s", S, frames=(2, 4), steps=(1, 2), progress=False)
+    by = {r["condition"]: r for r in res["table"]}
+    assert set(by) == {"frames 2", "frames 4", "steps 1", "steps 2"}
+    assert by["frames 4"]["frames"] == 4 and by["steps 1"]["steps"] == 1
+    store = ResultsStore(tmp_path / "s" / "store", ("condition", "idx"))
+    assert all(len(r["candidate_mass"]) == 1 for r in store.select(condition="steps 1"))
+    assert all(len(r["candidate_mass"]) == 3 for r in store.select(condition="frames 2"))
+    b = behaviours.run(tiny_model, tmp_path / "b", S, progress=False)
+    assert b["headline"]["runs"] == S.count and len(b["headline"]["mean_off_branches_per_step"]) == S.steps
