@@ -248,11 +248,28 @@ def train(
             cfg = cfg.model_copy(update={"threads": threads})
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(cfg.model_dump_json(indent=2))
-        trainer = Trainer(cfg, out, device=device)
+        rank, world = _distributed()
+        trainer = Trainer(cfg, out, device=device, rank=rank, world=world)
     except ValueError as e:
         _fail(e)
-    console.print(f"training {cfg.arch} from step {trainer.step} to {cfg.steps} -> {out}")
+    if rank == 0:
+        console.print(f"training {cfg.arch} from step {trainer.step} to {cfg.steps} on {world} process(es) -> {out}")
     trainer.run()
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); under torchrun, joins the process group (gloo on CPU, NCCL on GPUs)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
 
 
 @app.command()

@@ -65,12 +65,15 @@ def _choice(rng: np.random.Generator, dist: dict):
     return keys[rng.choice(len(keys), p=p / p.sum())]
 
 
-def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu"):
-    """The batch of step `step`: same (task, size, frames) for all items, drawn from (seed, step)."""
+def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu", rank: int = 0, world: int = 1):
+    """The batch of step `step` (of process `rank` of `world`): same (task, size, frames) for all items
+    and all processes, drawn from (seed, step); the items and noise from (seed, step[, rank])."""
     rng = np.random.default_rng([cfg.seed, step])
     task = get_task(_choice(rng, cfg.tasks))
     n, frames = int(_choice(rng, cfg.sizes)), int(_choice(rng, cfg.frames))
-    base = TRAIN_SEED_BASE + cfg.seed * 10**12 + step * cfg.batch
+    if world > 1:
+        rng = np.random.default_rng([cfg.seed, step, rank])
+    base = TRAIN_SEED_BASE + cfg.seed * 10**12 + (step * world + rank) * cfg.batch
     items = [task.generate(base + i, n) for i in range(cfg.batch)]
     x0 = video_batch(task, items, frames, codec, device)
     cond = item_conditioning(task, items, codec, device)
@@ -98,8 +101,12 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out: Path, device="cpu"):
+    """One training run. With world > 1 (torchrun), every process trains on its own batch and the
+    gradients are averaged with an all-reduce; process 0 alone saves, evaluates and logs."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, device="cpu", rank: int = 0, world: int = 1):
         self.cfg, self.out, self.device = cfg, Path(out), device
+        self.rank, self.world = rank, world
         torch.manual_seed(cfg.seed)
         self.model = VideoDiT(get_arch(cfg.arch)).to(device)
         self.ema = VideoDiT(get_arch(cfg.arch)).to(device)
@@ -113,6 +120,8 @@ class Trainer:
             self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump())
 
     def save(self) -> None:
+        if self.rank != 0:
+            return
         save_checkpoint(self.out / "checkpoint.safetensors", self.model, self.ema, self.opt, self.step,
                         self.cfg.model_dump(), get_arch(self.cfg.arch).to_dict())
 
@@ -120,10 +129,12 @@ class Trainer:
         cfg = self.cfg
         for g in self.opt.param_groups:
             g["lr"] = lr_at(cfg, self.step)
-        x0, eps, sigma, cond = draw_batch(cfg, self.step, self.codec, self.device)
+        x0, eps, sigma, cond = draw_batch(cfg, self.step, self.codec, self.device, self.rank, self.world)
         loss = loss_fn(self.model, cfg, x0, eps, sigma, cond)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world > 1:
+            self._average_gradients()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
         with torch.no_grad():
@@ -132,6 +143,18 @@ class Trainer:
                 pe.lerp_(pm, 1 - d)
         self.step += 1
         return loss.item()
+
+    def _average_gradients(self) -> None:
+        import torch.distributed as dist
+
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        i = 0
+        for g in grads:
+            g.copy_(flat[i: i + g.numel()].view_as(g))
+            i += g.numel()
 
     def log(self, record: dict) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -152,12 +175,12 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         until = cfg.steps if until is None else min(until, cfg.steps)
-        bar = tqdm(total=until, initial=self.step, disable=not progress, desc="train")
+        bar = tqdm(total=until, initial=self.step, disable=not progress or self.rank != 0, desc="train")
         t0, losses = time.time(), []
         while self.step < until:
             losses.append(self.train_step())
             bar.update(1)
-            if self.step % cfg.ckpt_every == 0 or self.step == until:
+            if (self.step % cfg.ckpt_every == 0 or self.step == until) and self.rank == 0:
                 self.save()
                 rec = {"step": self.step, "loss": float(np.mean(losses)), "lr": lr_at(cfg, self.step - 1),
                        "sec_per_step": (time.time() - t0) / len(losses), "time": time.time()}

@@ -44,6 +44,19 @@ class EmbeddedModel:
             raise ValueError("all samples of a batch must have the same frame size")
         return (len(samples), self.net.cfg.channels, frames, h - 1, w - 1)
 
+    def token_grid(self, latent_shape) -> tuple[int, int, int]:
+        """(frames, h, w) of the token grid for a latent of this shape (tokens are ordered frame, h, w)."""
+        pt, ph, pw = self.net.cfg.patch
+        _, _, t, h, w = latent_shape
+        return (-(-t // pt), -(-h // ph), -(-w // pw))
+
+    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """A (H, W) bool mask on the frame -> (h, w) bool mask of the tokens that cover any of it."""
+        lat = self.codec.encode(pixel_mask.float())
+        _, ph, pw = self.net.cfg.patch
+        lat = torch.nn.functional.pad(lat, (0, (-lat.shape[1]) % pw, 0, (-lat.shape[0]) % ph))
+        return torch.nn.functional.max_pool2d(lat[None, None], (ph, pw))[0, 0] > 0
+
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Latents (B, C, T, h, w) -> pixels (B, C, T, H, W) in [-1, 1]."""
         return self.codec.decode(latent)

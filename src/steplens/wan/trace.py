@@ -18,6 +18,10 @@ from `scheduler.model_outputs[-1]`; for the others (FlowMatchEuler) x0_hat = x_s
 float32 as FlowMatchEuler does its update, so that at the last step (sigma_next = 0) x0_hat is the final
 latent. Decoding is deferred to the end of the block (the VAE would otherwise compete with the
 transformer for memory) and done exactly as the pipeline decodes its final latents.
+
+With `hooks=` (a steplens.hooks.Hooks made on WanPipelineModel(pipe)) the hooks are attached inside the
+trace (see steplens.wan.hooks.attach), so the trace records what the edited pipeline really computed:
+the edited x_s, the velocity re-derived from an edited x0_hat.
 """
 
 from __future__ import annotations
@@ -76,6 +80,32 @@ def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
         return pipe.video_processor.postprocess_video(video, output_type=output_type)
 
 
+class InstancePatches:
+    """Shadow methods of objects with wrappers (instance attributes), and put back exactly what was there.
+
+    `patch(obj, attr, make_wrapper)` sets obj.attr = make_wrapper(current obj.attr); `restore()` undoes the
+    patches in reverse order: an instance attribute that was there before (e.g. accelerate's offload hook on
+    `forward`, or another steplens wrapper) is put back, otherwise the attribute is removed so that the class
+    method shows through again."""
+
+    def __init__(self):
+        self._saved: list[tuple[Any, str, Any]] = []  # (object, attribute, its previous instance attribute)
+
+    def patch(self, obj, attr: str, make_wrapper) -> None:
+        previous = obj.__dict__.get(attr, _MISSING)
+        original = getattr(obj, attr)
+        self._saved.append((obj, attr, previous))
+        setattr(obj, attr, make_wrapper(original))
+
+    def restore(self) -> None:
+        while self._saved:
+            obj, attr, previous = self._saved.pop()
+            if previous is _MISSING:
+                obj.__dict__.pop(attr, None)
+            else:
+                obj.__dict__[attr] = previous
+
+
 def transformer_components(pipe) -> dict[str, torch.nn.Module]:
     """The pipeline's denoisers: its nn.Module components whose name starts with "transformer"
     (Wan: `transformer`, and `transformer_2` for the two-expert Wan2.2 A14B)."""
@@ -91,7 +121,7 @@ class PipelineTrace:
     """Context manager recording every scheduler step of the pipeline calls made inside it."""
 
     def __init__(self, pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
-                 output_type: str = "pt", branches: bool = False):
+                 output_type: str = "pt", branches: bool = False, hooks=None):
         if isinstance(decode_steps, str):
             if decode_steps != "all":
                 raise ValueError(f"decode_steps must be a list of step indices or 'all', got {decode_steps!r}")
@@ -107,8 +137,10 @@ class PipelineTrace:
         self.device = device
         self.output_type = output_type
         self.branches = branches
+        self.hooks = hooks
         self.runs: list[WanRun] = []
-        self._saved: list[tuple[Any, str, Any]] = []  # (object, 'step'/'forward', its previous instance attribute)
+        self._patches = InstancePatches()
+        self._attached = None  # the steplens.wan.hooks.attach context of `hooks`, while active
         self._pending: list[tuple[str, Any]] = []  # (component name, output) since the last scheduler step
         self._active = False
 
@@ -134,18 +166,10 @@ class PipelineTrace:
         return t.clone() if self.device is None else t.to(self.device, copy=True)
 
     def _patch(self, obj, attr: str, make_wrapper):
-        previous = obj.__dict__.get(attr, _MISSING)
-        original = getattr(obj, attr)
-        self._saved.append((obj, attr, previous))
-        setattr(obj, attr, make_wrapper(original))
+        self._patches.patch(obj, attr, make_wrapper)
 
     def _restore(self):
-        while self._saved:
-            obj, attr, previous = self._saved.pop()
-            if previous is _MISSING:
-                obj.__dict__.pop(attr, None)
-            else:
-                obj.__dict__[attr] = previous
+        self._patches.restore()
 
     def _wrap_forward(self, name: str):
         def make(original):
@@ -200,6 +224,12 @@ class PipelineTrace:
             self._patch(scheduler, "step", self._wrap_step(scheduler))
             for name, module in transformer_components(self.pipe).items():
                 self._patch(module, "forward", self._wrap_forward(name))
+            if self.hooks is not None:  # outside the trace's wrappers: the trace sees the edited values
+                from .hooks import attach
+
+                attached = attach(self.pipe, self.hooks)
+                attached.__enter__()
+                self._attached = attached
         except BaseException:
             self._restore()
             raise
@@ -207,7 +237,12 @@ class PipelineTrace:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self._restore()
+        try:
+            if self._attached is not None:
+                self._attached.__exit__(exc_type, exc, tb)
+        finally:
+            self._attached = None
+            self._restore()
         self._active = False
         self._pending = []
         if exc_type is None:
@@ -227,7 +262,7 @@ class PipelineTrace:
 
 
 def trace_pipeline(pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
-                   output_type: str = "pt", branches: bool = False) -> PipelineTrace:
+                   output_type: str = "pt", branches: bool = False, hooks=None) -> PipelineTrace:
     """Trace the pipeline calls made inside the `with` block.
 
     decode_steps: the steps whose x0_hat is decoded with the pipeline's VAE at the end of the block
@@ -236,5 +271,7 @@ def trace_pipeline(pipe, decode_steps: Iterable[int] | str = (), *, device: str 
     output_type: of the decoded videos, as the pipeline's ("pt", "np", "pil", or "raw" for the VAE's
         (B, C, T, H, W) in [-1, 1]).
     branches: also keep each transformer output (Wan with CFG: cond, then uncond) in `WanStep.branches`.
+    hooks: a steplens.hooks.Hooks on WanPipelineModel(pipe), attached for the block (steplens.wan.hooks.attach)
+        inside the trace's wrappers, so that the trace records the edited run.
     """
-    return PipelineTrace(pipe, decode_steps, device=device, output_type=output_type, branches=branches)
+    return PipelineTrace(pipe, decode_steps, device=device, output_type=output_type, branches=branches, hooks=hooks)

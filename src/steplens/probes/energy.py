@@ -1,0 +1,154 @@
+"""Probe `energy`: per-token activation energy of every block, as maps and as a task/background ratio.
+
+Energy = L2 norm of a token's hidden state over channels (the study's "activation energy"). Per block
+and latent frame, maps at chosen steps (the study's layer grid); PCA maps of a few blocks; and per block
+the ratio of mean energy on task tokens (cells of the solution path, start and goal) to the other
+tokens of the output frames — where perception, reasoning and consolidation show as numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..hooks import Hooks
+from ..io import atomic_write_json
+from ..plots import save
+from ..report import Report
+from ..tasks.grid import FREE, WALL, native_labels
+from ..tasks.maze import shortest_pixel_path
+from .base import ProbeSettings, held_out, rate, score_outputs, write_results
+
+
+def default_steps(n: int) -> list[int]:
+    return sorted({0, n // 4, n // 2, (3 * n) // 4, n - 1})
+
+
+def task_mask(sample) -> torch.Tensor:
+    """(H, W) bool: the solution path's pixels with start and goal."""
+    ref, _ = native_labels(sample.first_frame)
+    start = tuple(np.argwhere(ref == 2)[0])
+    goal = tuple(np.argwhere(ref == 3)[0])
+    m = torch.zeros(ref.shape, dtype=torch.bool)
+    for p in shortest_pixel_path(ref != WALL, start, goal):
+        m[p] = True
+    return m
+
+
+def run(model, out: Path, s: ProbeSettings, steps: list[int] | None = None, pca_blocks: list[str] | None = None,
+        progress=True) -> dict:
+    s = s.resolved()
+    out = Path(out)
+    steps = steps or default_steps(s.steps)
+    blocks = list(model.block_names)
+    pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
+    samples, seeds = held_out(s)
+    energy = {}  # (block, step) -> list of (B, T, h, w)
+    ratios = {b: [] for b in blocks}
+    rows, pca_state = [], {}
+    for lo in tqdm(range(0, len(samples), s.batch), disable=not progress, desc="probe energy"):
+        batch, bseeds = samples[lo: lo + s.batch], seeds[lo: lo + s.batch]
+        hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy", branch="cond")
+        if lo == 0:
+            hooks.record(pca_blocks, steps=[steps[0]], branch="cond", label="full")
+        with hooks:
+            lat = model.generate(batch, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=hooks)
+        rows += score_outputs(model, batch, lat)
+        grid = model.token_grid(lat.shape)
+        masks = torch.stack([model.token_mask(task_mask(x)) for x in batch])  # (B, h, w)
+        for b in blocks:
+            for k in steps:
+                e = hooks.get(b, k).reshape(len(batch), *grid)
+                energy.setdefault((b, k), []).append(e)
+                out_frames = e[:, 1:] if grid[0] > 1 else e
+                m = masks[:, None].expand_as(out_frames)
+                ratios[b].append((out_frames[m].mean() / out_frames[~m].mean()).item())
+        if lo == 0:
+            pca_state = {b: hooks.get(f"{b}:full", steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
+    mean_energy = {key: torch.cat(v).mean(0) for key, v in energy.items()}  # (T, h, w)
+    table = [{"block": b, "task_background_ratio": float(np.mean(ratios[b]))} for b in blocks]
+    best = max(table, key=lambda r: r["task_background_ratio"])
+    headline = {"solve_rate": rate(rows)["rate"], "best_block": best["block"],
+                "best_ratio": best["task_background_ratio"], "steps": steps,
+                "ratios": {r["block"]: round(r["task_background_ratio"], 3) for r in table}}
+    write_results(out, "energy", s, {"steps": steps, "pca_blocks": pca_blocks, "model": model.name}, table, headline)
+    atomic_write_json(out / "energy_maps.json", {f"{b}@{k}": v.tolist() for (b, k), v in mean_energy.items()})
+    plot_grid(out, mean_energy, blocks, steps)
+    plot_pca(out, pca_state)
+    plot_ratio(out, table)
+    return {"headline": headline, "table": table}
+
+
+def plot_grid(out: Path, mean_energy, blocks, steps) -> None:
+    import matplotlib.pyplot as plt
+
+    for k in steps:
+        t = mean_energy[(blocks[0], k)].shape[0]
+        fig, axes = plt.subplots(len(blocks), t, figsize=(1.1 * t + 0.6, 1.1 * len(blocks)), squeeze=False)
+        for i, b in enumerate(blocks):
+            e = mean_energy[(b, k)]
+            for f in range(t):
+                ax = axes[i][f]
+                ax.imshow(e[f].numpy(), cmap="magma", vmin=float(e.min()), vmax=float(e.max()))
+                ax.set_xticks([]), ax.set_yticks([])
+                if f == 0:
+                    ax.set_ylabel(b, fontsize=7)
+                if i == 0:
+                    ax.set_title(f"frame {f}", fontsize=7)
+        fig.suptitle(f"token energy, step {k} (mean over samples; colour scale per block)", fontsize=8)
+        save(fig, Path(out) / f"energy_step{k}.png")
+
+
+def pca_rgb(h: torch.Tensor) -> np.ndarray:
+    """(T, h, w, D) -> (T, h, w, 3) in 0..1: the first 3 principal components of the tokens."""
+    x = h.reshape(-1, h.shape[-1]).float()
+    x = x - x.mean(0)
+    _, _, v = torch.pca_lowrank(x, q=3, center=False)
+    p = x @ v[:, :3]
+    p = (p - p.min(0).values) / (p.max(0).values - p.min(0).values + 1e-8)
+    return p.reshape(*h.shape[:3], 3).numpy()
+
+
+def plot_pca(out: Path, state: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    if not state:
+        return
+    names = list(state)
+    t = next(iter(state.values())).shape[0]
+    fig, axes = plt.subplots(len(names), t, figsize=(1.1 * t + 0.6, 1.1 * len(names)), squeeze=False)
+    for i, b in enumerate(names):
+        rgb = pca_rgb(state[b])
+        for f in range(t):
+            axes[i][f].imshow(rgb[f])
+            axes[i][f].set_xticks([]), axes[i][f].set_yticks([])
+            if f == 0:
+                axes[i][f].set_ylabel(b, fontsize=7)
+    fig.suptitle("PCA of hidden states (first sample, first recorded step)", fontsize=8)
+    save(fig, Path(out) / "pca.png")
+
+
+def plot_ratio(out: Path, table) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(range(len(table)), [r["task_background_ratio"] for r in table])
+    ax.axhline(1.0, color="k", lw=1, ls="--")
+    ax.set_xticks(range(len(table)), [r["block"].split(".")[-1] for r in table])
+    ax.set_xlabel("block")
+    ax.set_ylabel("task / background energy")
+    save(fig, Path(out) / "energy_ratio.png")
+
+
+def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+    h = res["headline"]
+    rep.section("Block energy: perception, reasoning, consolidation",
+                f"Highest task/background energy ratio: {h['best_block']} ({h['best_ratio']:.3f}).")
+    rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
+    for k in h["steps"]:
+        rep.image(f"{rel}/energy_step{k}.png", f"layer grid at step {k}", width=300)
+    rep.image(f"{rel}/pca.png", "PCA maps", width=300)
+    rep.table(res["table"])
