@@ -122,10 +122,13 @@ def evaluate(
     size: Optional[int] = typer.Option(None, help="maze size n"),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
     guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
+    method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
+                                              "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
+    n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
     out: Optional[Path] = typer.Option(None, help="write results.json here"),
 ):
     """Generate held-out samples, run the model and score: solve rate with its 95% interval."""
-    from .evaluate import solve_rate
+    from .evaluate import solve_rate, wilson
     from .io import atomic_write_json
     from .tasks import get_task
 
@@ -133,17 +136,40 @@ def evaluate(
     try:
         t = get_task(task)
         n = size or t.default_size
-        res = solve_rate(m, task, range(seed, seed + count), n=n, frames=frames or t.default_frames, steps=steps,
-                         shift=shift, batch=batch, guidance=guidance)
+        if method == "single":
+            res = solve_rate(m, task, range(seed, seed + count), n=n, frames=frames or t.default_frames,
+                             steps=steps, shift=shift, batch=batch, guidance=guidance)
+        else:
+            res = _eval_method(m, t, method, n_seeds, count, seed, n, frames, steps, shift, batch)
     except ValueError as e:
         _fail(e)
-    res["solved"], res["count"] = sum(s.success for s in res["scores"]), res["n"]
-    _print_rate(f"{model} on {count} {task} {n}x{n}", res)
+    res["solved"], res["count"] = sum(bool(getattr(s, "success", s)) for s in res["scores"]), res["n"]
+    _print_rate(f"{model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {count} {task} {n}x{n}", res)
     if out:
         atomic_write_json(Path(out) / "results.json", {
             "model": model, "task": task, "size": n, "seeds": [seed, seed + count - 1], "steps": steps,
             "shift": shift, "guidance": guidance, **{k: v for k, v in res.items() if k != "scores"},
-            "per_sample": [s.to_dict() for s in res["scores"]]})
+            "method": method, "n_seeds": n_seeds,
+            "per_sample": [s.to_dict() if hasattr(s, "to_dict") else {"success": s} for s in res["scores"]]})
+
+
+def _eval_method(m, t, method, n_seeds, count, seed, n, frames, steps, shift, batch) -> dict:
+    from .compare import check_method, run_methods
+    from .ensemble import EnsembleConfig
+    from .evaluate import wilson
+    from tqdm import tqdm
+
+    check_method(method)
+    EnsembleConfig(n_seeds=n_seeds)  # validates N
+    seeds = list(range(seed, seed + count))
+    ok = []
+    for lo in tqdm(range(0, count, batch), desc=f"eval {method}"):
+        chunk = seeds[lo: lo + batch]
+        samples = [t.sample(x, n, frames) for x in chunk]
+        ok += run_methods(m, samples, chunk, [method], n_seeds, steps, shift)[method]
+    lo_ci, hi_ci = wilson(sum(ok), len(ok))
+    return {"solve_rate": sum(ok) / len(ok), "ci95": [lo_ci, hi_ci], "n": len(ok), "mean_score": float("nan"),
+            "scores": ok}
 
 
 @app.command()
@@ -227,6 +253,51 @@ def probe(
     rep.write(out / "report.html")
     console.print_json(data=res["headline"])
     console.print(f"results: {out / 'results.json'}  report: [bold]{(out / 'report.html').resolve()}[/]")
+
+
+@app.command("compare")
+def compare_cmd(
+    model: str = MODEL,
+    out: Path = typer.Option(..., help="results.json, compare.csv, compare.png, report.html; resumes if present"),
+    n_seeds: str = typer.Option("2,3,4,8", help="comma-separated N values"),
+    methods: str = typer.Option(",".join(("steps-x", "vote", "best-consensus", "best-oracle", "ensemble",
+                                          "ensemble-update", "ensemble-x0", "ensemble-vote"))),
+    task: str = typer.Option("maze"), count: int = typer.Option(500, min=1), seed: int = typer.Option(0),
+    size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None), steps: int = STEPS,
+    shift: float = SHIFT, batch: int = typer.Option(50, min=1), device: str = DEVICE,
+    ens_blocks: Optional[str] = typer.Option(None, help="ensemble blocks, e.g. 4,5 (default: middle quarter)"),
+    ens_steps: Optional[str] = typer.Option(None, help="ensemble steps, e.g. 0,1,2 (default: first 15%)"),
+    alpha: float = typer.Option(1.0, help="ensemble strength in [0, 1]"),
+):
+    """Every method on the same held-out samples and noises: solve rates, paired-bootstrap deltas vs one seed."""
+    from .compare import compare
+    from .ensemble import EnsembleConfig
+    from .probes.base import ProbeSettings
+    from .report import Report
+    from .compare import report_section
+
+    def ints(v):
+        return [int(x) for x in v.split(",")] if v else None
+
+    try:
+        ens = EnsembleConfig(blocks=ints(ens_blocks), steps=ints(ens_steps), alpha=alpha)
+        settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
+                                 shift=shift, batch=batch)
+        m = _model(model, device)
+        res = compare(m, out, settings, n_list=ints(n_seeds), methods=methods.split(","), ens=ens)
+    except ValueError as e:
+        _fail(e)
+    rep = Report(f"steplens compare: {model}")
+    report_section(rep, out, res)
+    rep.write(out / "report.html")
+    table = Table(title="solve rate vs single seed (paired bootstrap 95% CI)")
+    for col in ("method", "N", "solve rate", "delta", "95% CI"):
+        table.add_column(col)
+    for r in res["table"]:
+        table.add_row(r["method"], str(r["n_seeds"]), f"{r['solve_rate']:.3f}", f"{r['delta_vs_single']:+.3f}",
+                      f"[{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]")
+    console.print(table)
+    console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")
 
 
 @app.command()

@@ -8,8 +8,9 @@
     hooks.records[("blocks.3", 0, "cond", None)]                  # (point, step, branch, expert) -> tensor
 
 Points are the model's module names (any `named_modules()` name, e.g. `blocks.12`), plus `latent`
-(x_s, before the model sees it) and `x0` (x0_hat). Module hooks see the module's output, split by
-CFG branch as the step context says. Nothing here knows a particular model: a model exposes
+(x_s, before the model sees it), `v` (the guided velocity) and `x0` (x0_hat). Module hooks see the
+module's output, split by CFG branch as the step context says; `edit(..., on="update")` edits a
+block's own update (output - input) instead of the residual stream it returns. Nothing here knows a particular model: a model exposes
 `block_names` and `modules()` -> {expert name or None: nn.Module}.
 """
 
@@ -22,7 +23,7 @@ import torch
 
 from .context import StepContext, current
 
-SAMPLER_POINTS = ("latent", "x0")
+SAMPLER_POINTS = ("latent", "v", "x0")
 REDUCTIONS = ("full", "energy", "mean", "norm")
 Fn = Callable[[torch.Tensor, StepContext], torch.Tensor]
 
@@ -55,6 +56,7 @@ class HookSpec:
     reduce: object = "full"
     fn: Fn | None = None
     label: str | None = None  # records go under "point:label" instead of "point"
+    on: str = "output"  # module edits: "output" (the residual stream) or "update" (output - input)
 
     def wants(self, ctx: StepContext | None, expert: str | None) -> bool:
         if ctx is None:
@@ -124,11 +126,17 @@ class Hooks:
         return self
 
     def edit(self, points: str | Iterable[str], fn: Fn, steps=None, branch: str | None = None,
-             expert: str | None = None) -> "Hooks":
-        """Replace the value at `points` by fn(value, ctx) at `steps` (per CFG branch if `branch`)."""
+             expert: str | None = None, on: str = "output") -> "Hooks":
+        """Replace the value at `points` by fn(value, ctx) at `steps` (per CFG branch if `branch`).
+
+        on="update": for a module, fn gets and returns the module's update (output - input)."""
+        if on not in ("output", "update"):
+            raise ValueError(f"on must be 'output' or 'update', got {on!r}")
         for p in [points] if isinstance(points, str) else list(points):
             st, br = self._check(p, steps, branch, expert)
-            self.specs.append(HookSpec(p, st, br, expert, "edit", fn=fn))
+            if on == "update" and p in SAMPLER_POINTS:
+                raise ValueError(f"on='update' applies to modules, not to the sampler point {p!r}")
+            self.specs.append(HookSpec(p, st, br, expert, "edit", fn=fn, on=on))
         return self
 
     def replace(self, points, value: torch.Tensor | Callable[[StepContext], torch.Tensor], **kw) -> "Hooks":
@@ -145,8 +153,9 @@ class Hooks:
         else:
             self.records[key] = value
 
-    def _apply(self, point: str, t: torch.Tensor, ctx: StepContext | None, expert: str | None) -> torch.Tensor:
-        specs = [s for s in self.specs if s.point == point and s.wants(ctx, expert)]
+    def _apply(self, point: str, t: torch.Tensor, ctx: StepContext | None, expert: str | None,
+               on: str = "output") -> torch.Tensor:
+        specs = [s for s in self.specs if s.point == point and s.on == on and s.wants(ctx, expert)]
         if not specs:
             return t
         chunks = list(t.chunk(len(ctx.branches))) if len(ctx.branches) > 1 else [t]
@@ -170,17 +179,27 @@ class Hooks:
     def on_latent(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
         return self._apply("latent", x, ctx, None)
 
+    def on_velocity(self, ctx: StepContext, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self._apply("v", v, ctx, None)
+
     def on_x0(self, ctx: StepContext, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         return self._apply("x0", x0, ctx, None)
 
     def _module_hook(self, point: str, expert: str | None):
+        updates = any(s.point == point and s.on == "update" for s in self.specs)
+
         def hook(module, args, output):
             ctx = current()
-            if isinstance(output, tuple):
-                new = self._apply(point, output[0], ctx, expert)
-                return output if new is output[0] else (new, *output[1:])
-            new = self._apply(point, output, ctx, expert)
-            return None if new is output else new
+            out = output[0] if isinstance(output, tuple) else output
+            new = self._apply(point, out, ctx, expert)
+            if updates and args and isinstance(args[0], torch.Tensor) and args[0].shape == new.shape:
+                delta = new - args[0]
+                new_delta = self._apply(point, delta, ctx, expert, on="update")
+                if new_delta is not delta:
+                    new = args[0] + new_delta
+            if new is out:
+                return None
+            return (new, *output[1:]) if isinstance(output, tuple) else new
         return hook
 
     def __enter__(self) -> "Hooks":
@@ -190,7 +209,14 @@ class Hooks:
     def __exit__(self, *exc) -> None:
         self.detach()
 
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
+
     def attach(self) -> None:
+        """Register the module hooks (once: attaching again does nothing)."""
+        if self._handles:
+            return
         points = {s.point for s in self.specs if s.point not in SAMPLER_POINTS}
         for expert, mod in self._experts().items():
             for p in sorted(points):

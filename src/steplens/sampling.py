@@ -40,6 +40,8 @@ class StepHooks(Protocol):
 
     def on_latent(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor: ...
 
+    def on_velocity(self, ctx: StepContext, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+
     def on_x0(self, ctx: StepContext, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor: ...
 
 
@@ -78,8 +80,8 @@ def sample_euler(
 ) -> torch.Tensor:
     """Euler over the flow ODE.
 
-    `hooks` (see steplens.hooks) may edit the latent x_s before the model sees it and x0_hat after
-    (v is then re-derived as (x_s - x0_hat) / sigma); block hooks fire inside the model call.
+    `hooks` (see steplens.hooks) may edit the latent x_s before the model sees it, then the velocity,
+    then x0_hat (v is then re-derived as (x_s - x0_hat) / sigma); block hooks fire inside the model call.
     """
     check_finite(x, "the initial latent")
     for i in range(len(sigmas) - 1):
@@ -89,6 +91,8 @@ def sample_euler(
             x = hooks.on_latent(ctx, x)
         v = guided_velocity(model, x, s, cond, guidance, uncond, step=i)
         check_finite(v, "the model's velocity", i)
+        if hooks is not None:
+            v = hooks.on_velocity(ctx, x, v)
         x0 = x - s * v
         if hooks is not None:
             edited = hooks.on_x0(ctx, x, x0)

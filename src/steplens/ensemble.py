@@ -1,0 +1,129 @@
+"""The training-free multi-seed ensemble, as a sampler option.
+
+N seeds of the same sample run in one batch. At chosen steps (default: the early ones), a chosen
+quantity is replaced by its per-token mean across the N seeds, or moved toward it by alpha:
+h <- h + alpha (mean_N(h) - h). alpha = 0 is plain N-seed sampling, alpha = 1 the study's averaging.
+
+What is averaged (`target`):
+- "block": the residual stream a block returns (the study: blocks 20-29 of Wan's 40).
+  Subtlety: once the residual stream is averaged at block a, every later block gets the same input in
+  all N seeds, so averaging blocks a..b is the same as averaging block a alone (for alpha = 1).
+- "update": each block's own update (output - input) instead: averaging blocks a..b then differs from
+  averaging block a, since the streams stay apart and only the blocks' contributions are shared.
+- "latent" (x_s), "x0" (x0_hat) or "v" (the velocity): at the sampler level, no block involved.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, field_validator
+
+from .hooks import Hooks
+
+SEED_STRIDE = 10_000_019  # member k of sample seed s draws its noise from seed s + k * SEED_STRIDE
+Target = Literal["block", "update", "latent", "x0", "v"]
+
+
+def default_blocks(depth: int) -> list[int]:
+    """The study's blocks 20-29 of 40, scaled: the quarter of the blocks starting at the middle."""
+    a = depth // 2
+    return list(range(a, a + max(1, depth // 4)))
+
+
+def default_steps(num_steps: int) -> list[int]:
+    """The early steps: the first 15%, rounded up (at least one): 3 of 20, 8 of 50."""
+    return list(range(max(1, -(-15 * num_steps // 100))))
+
+
+class EnsembleConfig(BaseModel):
+    n_seeds: int = 3
+    target: Target = "block"
+    blocks: list[int] | None = None  # block indices; default: default_blocks(depth)
+    steps: list[int] | None = None  # step indices; default: default_steps(num_steps)
+    alpha: float = 1.0
+
+    @field_validator("n_seeds")
+    @classmethod
+    def _n(cls, v):
+        if v < 1:
+            raise ValueError(f"n_seeds must be >= 1, got {v}")
+        return v
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, v):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {v}")
+        return v
+
+
+def member_seeds(seeds: list[int], n: int) -> list[int]:
+    """Seeds of the N members of each sample, grouped by sample: member 0 uses the sample's own seed."""
+    return [s + k * SEED_STRIDE for s in seeds for k in range(n)]
+
+
+def mean_toward(n: int, alpha: float):
+    """fn(t, ctx): each group of n consecutive batch rows moved toward its mean by alpha."""
+    def fn(t: torch.Tensor, ctx) -> torch.Tensor:
+        if n == 1 or alpha == 0.0:
+            return t
+        g = t.reshape(-1, n, *t.shape[1:])
+        m = g.mean(dim=1, keepdim=True)
+        out = m.expand_as(g) if alpha == 1.0 else g + alpha * (m - g)
+        return out.reshape(t.shape)
+    return fn
+
+
+def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | None = None) -> Hooks:
+    hooks = hooks or Hooks(model, num_steps)
+    steps = default_steps(num_steps) if cfg.steps is None else cfg.steps
+    fn = mean_toward(cfg.n_seeds, cfg.alpha)
+    if cfg.target in ("block", "update"):
+        depth = len(model.block_names)
+        blocks = default_blocks(depth) if cfg.blocks is None else cfg.blocks
+        bad = [b for b in blocks if not 0 <= b < depth]
+        if bad:
+            raise ValueError(f"block {bad[0]} out of range: the model has blocks 0..{depth - 1}")
+        hooks.edit([f"blocks.{b}" for b in blocks], fn, steps=steps, on="output" if cfg.target == "block" else "update")
+    else:
+        hooks.edit(cfg.target, fn, steps=steps)
+    return hooks
+
+
+def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int = 20, shift: float = 3.0,
+                      guidance: float = 1.0, frames: int | None = None, hooks: Hooks | None = None) -> torch.Tensor:
+    """All N members of every sample: latents (B, N, C, T, h, w)."""
+    n = cfg.n_seeds
+    rep = [s for s in samples for _ in range(n)]
+    h = ensemble_hooks(model, cfg, steps, hooks)
+    with h:
+        lat = model.generate(rep, member_seeds(list(seeds), n), frames, steps=steps, shift=shift, guidance=guidance,
+                             hooks=h)
+    return lat.reshape(len(samples), n, *lat.shape[1:])
+
+
+# -- choosing among the members -----------------------------------------------------------------
+def final_labels(model, latents: torch.Tensor) -> np.ndarray:
+    """(B, N, ...) latents -> (B, N, H, W) palette labels of each member's last frame."""
+    from .tasks.grid import snap
+
+    px = model.decode(latents.flatten(0, 1))[:, :, -1]
+    rgb = ((px.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+    return snap(rgb).reshape(*latents.shape[:2], *rgb.shape[1:3])
+
+
+def consensus_index(labels: np.ndarray) -> np.ndarray:
+    """Per sample, the member whose last frame agrees most (pixelwise) with the other members."""
+    b, n = labels.shape[:2]
+    flat = labels.reshape(b, n, -1)
+    agree = (flat[:, :, None] == flat[:, None, :]).mean(-1)  # (B, N, N)
+    return agree.sum(-1).argmax(-1)  # self-agreement adds the same 1 to every member
+
+
+def majority_vote(labels: np.ndarray) -> np.ndarray:
+    """Per sample, the per-pixel most frequent label over the members (ties: lowest label): (B, H, W)."""
+    counts = np.stack([(labels == k).sum(1) for k in range(int(labels.max()) + 1)], axis=-1)
+    return counts.argmax(-1)

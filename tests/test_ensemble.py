@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import torch
+
+from steplens.ensemble import (EnsembleConfig, consensus_index, default_blocks, default_steps, generate_ensemble,
+                               majority_vote, member_seeds)
+from steplens.tasks import get_task
+
+
+def _samples(k=2):
+    return [get_task("maze").sample(s, 3, 3) for s in range(k)]
+
+
+def test_defaults_scale_the_study_choice():
+    assert default_blocks(40) == list(range(20, 30))
+    assert default_blocks(8) == [4, 5]
+    assert default_steps(20) == [0, 1, 2] and default_steps(50) == list(range(8)) and default_steps(2) == [0]
+
+
+def test_n1_ensemble_equals_plain_sampling_bit_for_bit(tiny_model):
+    smp = _samples()
+    plain = tiny_model.generate(smp, [0, 1], steps=4)
+    for target in ("block", "update", "latent", "x0", "v"):
+        ens = generate_ensemble(tiny_model, smp, [0, 1], EnsembleConfig(n_seeds=1, target=target), steps=4)
+        assert torch.equal(ens[:, 0], plain), target
+
+
+def test_alpha0_equals_plain_n_seed_sampling(tiny_model):
+    smp = _samples()
+    rep = [s for s in smp for _ in range(3)]
+    plain = tiny_model.generate(rep, member_seeds([0, 1], 3), steps=4).reshape(2, 3, 3, 3, 6, 6)
+    for target in ("block", "update", "v"):
+        ens = generate_ensemble(tiny_model, smp, [0, 1], EnsembleConfig(n_seeds=3, alpha=0.0, target=target), steps=4)
+        assert torch.equal(ens, plain), target
+
+
+def test_averaging_makes_members_agree_and_alpha_interpolates(tiny_model):
+    smp = _samples(1)
+    spread = {}
+    for alpha in (0.0, 0.5, 1.0):
+        cfg = EnsembleConfig(n_seeds=4, alpha=alpha, target="x0", steps=[0, 1, 2, 3])
+        ens = generate_ensemble(tiny_model, smp, [5], cfg, steps=4)
+        spread[alpha] = ens.std(dim=1).mean().item()
+    assert spread[1.0] < 1e-5 < spread[0.5] < spread[0.0]  # x0 averaged at the last step: one answer
+
+
+def test_residual_stream_averaging_over_a_range_equals_its_first_block(tiny_model):
+    smp = _samples(1)
+    a = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, blocks=[0, 1], steps=[0, 1]), steps=4)
+    b = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, blocks=[0], steps=[0, 1]), steps=4)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # averaging each block's own update instead keeps the streams apart: blocks 0..1 differ from block 0
+    c = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, target="update", blocks=[0, 1],
+                                                               steps=[0, 1]), steps=4)
+    d = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, target="update", blocks=[0],
+                                                               steps=[0, 1]), steps=4)
+    assert not torch.allclose(c, d, atol=1e-4)
+
+
+def test_selection_rules_pick_what_they_claim():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 5, (7, 7))
+    members = np.stack([base.copy() for _ in range(4)])
+    members[0, :3] = (base[:3] + 1) % 5     # member 0 disagrees on 3 rows
+    members[1, 3:4] = (base[3:4] + 2) % 5   # member 1 on 1 row that no other member changes
+    members[3, :2] = (base[:2] + 3) % 5     # member 3 on 2 rows; member 2 is the base itself
+    labels = members[None]
+    assert consensus_index(labels).tolist() == [2]
+    vote = majority_vote(labels)
+    assert np.array_equal(vote[0], base)  # every pixel: at least 2 of 4 members keep the base label, others split
+    tie = np.array([[[[1]], [[3]]]])      # two members, one pixel each: ties go to the lowest label
+    assert majority_vote(tie)[0, 0, 0] == 1
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"n_seeds": 0}, "n_seeds must be >= 1, got 0"),
+    ({"alpha": 1.5}, r"alpha must be in \[0, 1\], got 1.5"),
+    ({"alpha": -0.1}, r"alpha must be in \[0, 1\], got -0.1"),
+])
+def test_bad_config_is_named(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        EnsembleConfig(**kw)
+
+
+def test_blocks_and_steps_out_of_range(tiny_model):
+    with pytest.raises(ValueError, match="block 5 out of range: the model has blocks 0..1"):
+        generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(blocks=[1, 5]), steps=4)
+    with pytest.raises(ValueError, match="step 9 out of range.*0..3"):
+        generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(steps=[9]), steps=4)
