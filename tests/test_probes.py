@@ -71,3 +71,29 @@ def test_sweep_and_behaviours_run_end_to_end(tiny_model, tmp_path):
     assert all(len(r["candidate_mass"]) == 3 for r in store.select(condition="frames 2"))
     b = behaviours.run(tiny_model, tmp_path / "b", S, progress=False)
     assert b["headline"]["runs"] == S.count and len(b["headline"]["mean_off_branches_per_step"]) == S.steps
+
+
+def test_linear_cka_properties():
+    import torch
+
+    from steplens.probes.propagation import linear_cka
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 50, 8, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))
+    torch.testing.assert_close(linear_cka(x, x), torch.ones(3))
+    torch.testing.assert_close(linear_cka(x, 2.5 * x @ q + 1.0), torch.ones(3), atol=1e-5, rtol=0)
+    y = torch.randn(3, 50, 8, generator=g)
+    assert (linear_cka(x, y) < 0.6).all()
+
+
+def test_propagation_is_zero_before_the_injection(tiny_model, tmp_path):
+    from steplens.probes import energy, propagation
+
+    res = propagation.run(tiny_model, tmp_path / "p", S, inject=[1, 2], progress=False)
+    for p, h in res["heat"].items():
+        assert h[0][0] == 0.0 and h[1][0] == 0.0 and h[1][1] == 0.0, p  # steps before k are untouched
+        assert h[0][1] > 0 and h[1][2] > 0, p
+    e = energy.run(tiny_model, tmp_path / "e", S, progress=False)
+    assert [r["block"] for r in e["table"]] == tiny_model.block_names
+    assert (tmp_path / "e" / "energy_ratio.png").exists() and (tmp_path / "e" / "pca.png").exists()

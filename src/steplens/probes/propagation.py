@@ -1,0 +1,113 @@
+"""Probe `propagation`: how far a perturbation at step k travels down the chain of steps.
+
+Noise replaces x_s at step k; at every later step s, the CKA dissimilarity (1 - linear CKA, tokens as
+examples) between the perturbed and the clean run, for x0_hat and for chosen blocks' hidden states.
+The study: sensitivity peaks in the middle steps. Output: a k x s heat map per point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..hooks import Hooks
+from ..plots import save
+from ..report import Report
+from ..store import ResultsStore
+from .base import ProbeSettings, held_out, score_outputs, write_results
+from .noise import fresh_noise
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA per batch element between x and y of shape (B, L, D): tokens are the examples."""
+    x = x.double() - x.double().mean(1, keepdim=True)
+    y = y.double() - y.double().mean(1, keepdim=True)
+    xy = (y.transpose(1, 2) @ x).square().sum((1, 2))
+    xx = (x.transpose(1, 2) @ x).square().sum((1, 2)).sqrt()
+    yy = (y.transpose(1, 2) @ y).square().sum((1, 2)).sqrt()
+    return (xy / (xx * yy).clamp_min(1e-30)).float()
+
+
+def _tokens(t: torch.Tensor) -> torch.Tensor:
+    """A latent (B, C, T, H, W) as tokens (B, T*H*W, C); hidden states (B, L, D) stay as they are."""
+    return t.flatten(2).transpose(1, 2) if t.dim() == 5 else t
+
+
+def run(model, out: Path, s: ProbeSettings, blocks: list[str] | None = None, inject: list[int] | None = None,
+        progress=True) -> dict:
+    s = s.resolved()
+    names = list(model.block_names)
+    blocks = blocks or [names[0], names[len(names) // 2], names[-1]]
+    inject = list(range(s.steps)) if inject is None else inject
+    points = ["x0", *blocks]
+    config = {"blocks": blocks, "inject": inject, "model": model.name}
+    store = ResultsStore(Path(out) / "store", ("condition", "idx"), {"probe": "propagation", **s.model_dump(), **config})
+    samples, seeds = held_out(s)
+
+    def recording():
+        return Hooks(model, s.steps).record(points, branch="cond")
+
+    with tqdm(total=len(inject) * len(seeds), disable=not progress, desc="probe propagation") as bar:
+        for lo in range(0, len(seeds), s.batch):
+            bs, bseeds = samples[lo: lo + s.batch], seeds[lo: lo + s.batch]
+            todo = [k for k in inject if not all(store.has(condition=f"inject {k}", idx=i) for i in bseeds)]
+            bar.update((len(inject) - len(todo)) * len(bseeds))
+            if not todo:
+                continue
+            clean = recording()
+            with clean:
+                model.generate(bs, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=clean)
+            for k in todo:
+                h = recording().edit("latent", steps=[k], fn=lambda x, ctx, sd=bseeds: fresh_noise(x, sd, 1 + ctx.step))
+                with h:
+                    lat = model.generate(bs, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=h)
+                dis = {p: torch.stack([1 - linear_cka(_tokens(clean.get(p, st)), _tokens(h.get(p, st)))
+                                       for st in range(s.steps)], 1) for p in points}  # (B, S)
+                ok = score_outputs(model, bs, lat)
+                store.add([{"condition": f"inject {k}", "idx": sd, "success": ok[b]["success"],
+                            **{p: dis[p][b].tolist() for p in points}} for b, sd in enumerate(bseeds)])
+                bar.update(len(bseeds))
+    heat = {p: np.full((len(inject), s.steps), np.nan) for p in points}
+    for i, k in enumerate(inject):
+        rows = store.select(condition=f"inject {k}")
+        for p in points:
+            heat[p][i] = np.mean([r[p] for r in rows], 0)
+    # downstream effect of an injection at k: x0_hat dissimilarity at the last step
+    final = heat["x0"][:, -1]
+    table = [{"inject_step": k, "final_x0_dissimilarity": float(final[i]),
+              "mean_downstream_x0": float(np.nanmean(heat["x0"][i, k + 1:])) if k + 1 < s.steps else None,
+              "solve_rate": float(np.mean([r["success"] for r in store.select(condition=f"inject {k}")])),
+              **{f"final_{b}": float(heat[b][i, -1]) for b in blocks}} for i, k in enumerate(inject)]
+    headline = {"peak_inject_step": int(inject[int(np.nanargmax(final))]), "peak_final_x0_dissimilarity": float(np.nanmax(final)),
+                "steps": s.steps}
+    write_results(out, "propagation", s, config, table, headline)
+    plot(out, heat, inject, s.steps)
+    return {"headline": headline, "table": table, "heat": {p: v.tolist() for p, v in heat.items()}}
+
+
+def plot(out: Path, heat: dict, inject, steps) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(heat), figsize=(3.2 * len(heat), 3), squeeze=False)
+    for ax, (p, h) in zip(axes[0], heat.items()):
+        im = ax.imshow(h, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=max(1e-6, float(np.nanmax(h))),
+                       extent=(-0.5, steps - 0.5, -0.5, len(inject) - 0.5))
+        ax.set_yticks(range(len(inject)), [str(k) for k in inject], fontsize=6)
+        ax.set_title(p, fontsize=8)
+        ax.set_xlabel("measured at step s")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    axes[0][0].set_ylabel("noise injected at step k")
+    fig.suptitle("1 - linear CKA between perturbed and clean runs", fontsize=8)
+    save(fig, Path(out) / "propagation.png")
+
+
+def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+    h = res["headline"]
+    rep.section("Propagation of a perturbation along the steps",
+                f"An injection at step {h['peak_inject_step']} of {h['steps']} moves the final x0_hat the most "
+                f"(1 - CKA = {h['peak_final_x0_dissimilarity']:.3f}).")
+    rep.image(f"{rel}/propagation.png", "CKA dissimilarity, injection step x measured step")
+    rep.table(res["table"])
