@@ -97,3 +97,37 @@ def test_propagation_is_zero_before_the_injection(tiny_model, tmp_path):
     e = energy.run(tiny_model, tmp_path / "e", S, progress=False)
     assert [r["block"] for r in e["table"]] == tiny_model.block_names
     assert (tmp_path / "e" / "energy_ratio.png").exists() and (tmp_path / "e" / "pca.png").exists()
+
+
+def test_swap_probe_pairs_and_reference_swaps(tiny_model, tmp_path):
+    from steplens.probes import swap
+
+    s = S.model_copy(update={"count": 3, "steps": 3})
+    res = swap.run(tiny_model, tmp_path, s, steps=[0, 2], progress=False)
+    by = {r["condition"]: r for r in res["table"]}
+    assert set(by) == {"A", "B", *[f"{p}@{k}" for p in ("blocks.0", "blocks.1", "latent", "x0") for k in (0, 2)]}
+    # swapping x0_hat at the last step hands A exactly B's answer
+    import torch
+
+    from steplens.hooks import Hooks
+
+    a, b, seeds = swap.pairs(s.model_copy(update={"task": "maze-two-goals"}).resolved())
+    rec = Hooks(tiny_model, 3).record("x0", steps=[2])
+    with rec:
+        out_b = tiny_model.generate(b, seeds, steps=3, hooks=rec)
+    h = Hooks(tiny_model, 3).replace("x0", rec.get("x0", 2), steps=[2])
+    with h:
+        out_a = tiny_model.generate(a, seeds, steps=3, hooks=h)
+    assert not torch.allclose(tiny_model.generate(a, seeds, steps=3), out_b, atol=1e-3)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="needs a task whose prompt chooses the answer"):
+        swap.pairs(S.resolved())
+
+
+def test_swap_refuses_pairs_of_different_shapes():
+    from steplens.probes.swap import check_pair
+    from steplens.tasks import get_task
+
+    t = get_task("maze-two-goals")
+    with pytest.raises(ValueError, match="same shape"):
+        check_pair(t.sample(0, 3, 3, target="red"), t.sample(0, 4, 3, target="blue"))

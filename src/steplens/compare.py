@@ -25,8 +25,7 @@ from .plots import save
 from .probes.base import ProbeSettings, held_out, write_table
 from .report import Report
 from .store import ResultsStore
-from .tasks.grid import native_labels
-from .tasks.maze_score import score_labels
+from .tasks import get_task
 
 INDEPENDENT = ("vote", "best-consensus", "best-oracle")
 ENSEMBLES = {"ensemble": ("block", "first"), "ensemble-update": ("update", "first"), "ensemble-x0": ("x0", "first"),
@@ -41,11 +40,8 @@ def check_method(name: str) -> str:
 
 
 def _score(samples, labels_per_sample) -> list[bool]:
-    out = []
-    for s, lab in zip(samples, labels_per_sample):
-        ref, _ = native_labels(s.first_frame)
-        out.append(score_labels(lab, ref).success)
-    return out
+    return [get_task(s.task).score_labels(lab, s.first_frame, s.prompt).success
+            for s, lab in zip(samples, labels_per_sample)]
 
 
 def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, shift: float,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tasks.grid import FREE, GOAL, START, WALL, components, native_labels, snap
+from .tasks.grid import FREE, START, WALL, components, native_labels, snap
 from .tasks.maze import ORANGE, WHITE, shortest_pixel_path
-from .tasks.maze_score import score_labels
+from .tasks.maze_score import goal_label, score_labels
 
 _W, _O = np.array(WHITE, np.float32), np.array(ORANGE, np.float32)
 
@@ -23,7 +23,8 @@ def pathness(frame: np.ndarray) -> np.ndarray:
     return ((frame.astype(np.float32) - _W) @ d) / float(d @ d)
 
 
-def step_metrics(frames: np.ndarray, first_frame: np.ndarray, threshold: float = 0.5) -> list[dict]:
+def step_metrics(frames: np.ndarray, first_frame: np.ndarray, threshold: float = 0.5,
+                 prompt: str | None = None) -> list[dict]:
     """Metrics of x0_hat's final frame at every step.
 
     frames: (S, H, W, 3) float RGB in 0..255 (x0_hat's final frame per step, native size).
@@ -31,7 +32,8 @@ def step_metrics(frames: np.ndarray, first_frame: np.ndarray, threshold: float =
     """
     ref, _ = native_labels(first_frame)
     walls = ref == WALL
-    start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == GOAL)[0])
+    target = goal_label(prompt)
+    start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == target)[0])
     open_px = (ref == FREE)
     solution = np.zeros_like(open_px)
     for p in shortest_pixel_path(~walls, start, goal)[1:-1]:
@@ -39,10 +41,10 @@ def step_metrics(frames: np.ndarray, first_frame: np.ndarray, threshold: float =
     out = []
     for f in frames:
         labels = snap(np.clip(f, 0, 255))
-        sc = score_labels(labels, ref)
+        sc = score_labels(labels, ref, target)
         cand = (pathness(f) > threshold) & open_px
         off = cand & ~solution
-        static_ok = bool(np.all((labels == WALL) == walls) and labels[start] == START and labels[goal] == GOAL)
+        static_ok = bool(np.all((labels == WALL) == walls) and labels[start] == START and labels[goal] == target)
         out.append({
             "static_ok": static_ok,  # walls, start and goal of x0_hat's last frame are right
             "score": sc.score,

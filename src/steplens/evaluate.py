@@ -33,7 +33,7 @@ def solve_rate(model, task_name: str, seeds, n: int, frames: int, steps: int, sh
         chunk = seeds[lo: lo + batch]
         samples = [task.sample(s, n, frames) for s in chunk]
         vids = model.decode(model.generate(samples, chunk, frames, steps=steps, shift=shift, guidance=guidance))
-        scores += [task.score(to_uint8(v[:, -1]), s.first_frame) for s, v in zip(samples, vids)]
+        scores += [task.score(to_uint8(v[:, -1]), s.first_frame, s.prompt) for s, v in zip(samples, vids)]
     ok = sum(s.success for s in scores)
     lo_ci, hi_ci = wilson(ok, len(scores))
     return {"solve_rate": ok / max(len(scores), 1), "ci95": [lo_ci, hi_ci], "n": len(scores),

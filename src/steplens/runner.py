@@ -68,7 +68,8 @@ def score_folder(data: Path, outputs: Path) -> dict:
         else:
             rows.append({"task": task_name, "idx": idx, "missing": True, "success": False, "score": 0.0})
             continue
-        sc = task.score(frame, read_png(d / "first_frame.png"))
+        prompt = (d / "prompt.txt").read_text() if (d / "prompt.txt").exists() else None
+        sc = task.score(frame, read_png(d / "first_frame.png"), prompt)
         rows.append({"task": task_name, "idx": idx, "missing": False, "success": sc.success,
                      "shortest": sc.shortest, "score": sc.score, "details": sc.details})
     k = sum(r["success"] for r in rows)

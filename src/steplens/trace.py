@@ -49,9 +49,9 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift
     traces = []
     for b, s in enumerate(samples):
         finals = ((x0[b, :, :, -1].clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
-        metrics = cos.step_metrics(finals, s.first_frame)
+        metrics = cos.step_metrics(finals, s.first_frame, prompt=s.prompt)
         task = get_task(s.task)
-        final = task.score(to_uint8(out[b, :, -1]), s.first_frame)
+        final = task.score(to_uint8(out[b, :, -1]), s.first_frame, s.prompt)
         traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
                             summary=cos.summarize(metrics), final_score=final.to_dict()))
     return traces

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 
 NAMES = ("noise", "propagation", "energy", "swap", "sweep", "behaviours")
-AVAILABLE = ("noise", "propagation", "energy", "sweep", "behaviours")
+AVAILABLE = NAMES
 
 
 def get_probe(name: str):

@@ -51,7 +51,7 @@ def score_outputs(model, samples: list[Sample], latents: torch.Tensor) -> list[d
     vids = model.decode(latents)
     out = []
     for s, v in zip(samples, vids):
-        sc = get_task(s.task).score(to_uint8(v[:, -1]), s.first_frame)
+        sc = get_task(s.task).score(to_uint8(v[:, -1]), s.first_frame, s.prompt)
         out.append({"success": sc.success, "score": sc.score})
     return out
 

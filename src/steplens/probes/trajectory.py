@@ -20,7 +20,7 @@ def per_run_metrics(model, samples, hooks: Hooks) -> list[list[dict]]:
         px = model.decode(hooks.get("x0", k))[:, :, -1]  # (B, C, H, W)
         finals.append(((px.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy())
     finals = np.stack(finals, 1)  # (B, S, H, W, 3)
-    return [cos.step_metrics(finals[b], s.first_frame) for b, s in enumerate(samples)]
+    return [cos.step_metrics(finals[b], s.first_frame, prompt=s.prompt) for b, s in enumerate(samples)]
 
 
 def cos_extra(model):

@@ -28,6 +28,11 @@ MIN_SIZE, MAX_SIZE = 3, 9
 DEFAULT_SIZE = 5
 DEFAULT_FRAMES = 5
 MAZE_PROMPT = "draw the shortest path from the green start to the red goal without crossing any wall"
+GOAL_COLOURS = {"red": RED, "blue": BLUE}
+
+
+def maze_prompt(target: str = "red") -> str:
+    return f"draw the shortest path from the green start to the {target} goal without crossing any wall"
 
 Cell = tuple[int, int]
 
@@ -52,21 +57,30 @@ class Maze:
     seed: int
     free: np.ndarray  # (2n+1, 2n+1) bool
     start: Cell
-    goal: Cell
-    prompt: str = MAZE_PROMPT
+    goal: Cell  # the red goal
+    goal2: Cell | None = None  # the blue goal of a two-goal maze
+    target: str = "red"  # which goal the prompt names
     extra: dict = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> str:
+        return maze_prompt(self.target)
+
+    @property
+    def target_cell(self) -> Cell:
+        return self.goal if self.target == "red" else self.goal2
 
     @property
     def size_px(self) -> int:
         return 2 * self.n + 1
 
     def path_pixels(self, start: Cell | None = None, goal: Cell | None = None) -> list[Cell]:
-        """The shortest pixel path from start to goal cell, both ends included."""
-        return shortest_pixel_path(self.free, cell_px(start or self.start), cell_px(goal or self.goal))
+        """The shortest pixel path from start to the target goal cell (or `goal`), both ends included."""
+        return shortest_pixel_path(self.free, cell_px(start or self.start), cell_px(goal or self.target_cell))
 
     def metadata(self) -> dict:
-        return {
-            "task": "maze",
+        meta = {
+            "task": "maze" if self.goal2 is None else "maze-two-goals",
             "seed": self.seed,
             "n": self.n,
             "start": list(self.start),
@@ -74,6 +88,9 @@ class Maze:
             "shortest_path_length": len(self.path_pixels()) // 2,  # in cells moved
             **self.extra,
         }
+        if self.goal2 is not None:
+            meta.update(goal2=list(self.goal2), target=self.target)
+        return meta
 
 
 def cell_px(cell: Cell) -> Cell:
@@ -133,14 +150,35 @@ def generate_maze(seed: int, n: int = DEFAULT_SIZE) -> Maze:
     return Maze(n=n, seed=int(seed), free=free, start=start, goal=goal)
 
 
+def generate_two_goal_maze(seed: int, n: int = DEFAULT_SIZE, target: str | None = None) -> Maze:
+    """A perfect maze with a red and a blue goal, neither on the way to the other; the prompt names one.
+
+    The target is drawn from the seed unless given: the same maze with either prompt is a swap pair.
+    """
+    n = check_size(n)
+    if target not in (None, *GOAL_COLOURS):
+        raise ValueError(f"target must be one of {', '.join(GOAL_COLOURS)}, got {target!r}")
+    rng = random.Random(f"maze2-{n}-{seed}")
+    free = carve(n, rng)
+    cells = [(r, c) for r in range(n) for c in range(n)]
+    while True:
+        start, red, blue = rng.sample(cells, 3)
+        to_red = shortest_pixel_path(free, cell_px(start), cell_px(red))
+        to_blue = shortest_pixel_path(free, cell_px(start), cell_px(blue))
+        if cell_px(blue) not in to_red and cell_px(red) not in to_blue:
+            break
+    pick = rng.choice(sorted(GOAL_COLOURS))
+    return Maze(n=n, seed=int(seed), free=free, start=start, goal=red, goal2=blue, target=target or pick)
+
+
 def render_maze(maze: Maze) -> np.ndarray:
     """Frame 0: the maze, start and goal(s), (2n+1, 2n+1, 3) uint8."""
     img = np.zeros((maze.size_px, maze.size_px, 3), dtype=np.uint8)
     img[maze.free] = WHITE
     img[cell_px(maze.start)] = GREEN
     img[cell_px(maze.goal)] = RED
-    for cell, colour in maze.extra.get("_marks", []):
-        img[cell_px(tuple(cell))] = colour
+    if maze.goal2 is not None:
+        img[cell_px(maze.goal2)] = BLUE
     return img
 
 

@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .grid import FREE, GOAL, PATH, START, WALL, components, native_labels, neighbours
+import re
+
+from .grid import FREE, GOAL, GOAL2, PATH, START, WALL, components, native_labels, neighbours
 from .maze import shortest_pixel_path
 
 # Score weights, in the spirit of VBVR-Bench's maze scorer (which a static copy of the first frame
@@ -76,6 +78,11 @@ def score_labels(frame: np.ndarray, ref: np.ndarray, goal_label: int = GOAL) -> 
         "endpoints_kept": bool(frame[start] == START and frame[goal] == goal_label),
     }
     return MazeScore(score=score, success=success, shortest=shortest, details=details)
+
+
+def goal_label(prompt: str | None) -> int:
+    """The goal a prompt names: blue -> the second goal, anything else -> the red goal."""
+    return GOAL2 if prompt and "blue" in re.findall(r"[a-z]+", prompt.lower()) else GOAL
 
 
 def score_frame(frame: np.ndarray, first_frame: np.ndarray | None = None, goal_label: int = GOAL) -> MazeScore:

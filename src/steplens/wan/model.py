@@ -1,4 +1,4 @@
-"""A diffusers Wan pipeline seen as a steplens model: what `steplens.hooks.Hooks` needs to hook it.
+"""A diffusers Wan pipeline seen as a steplens model: hooks, and the `generate` / `decode` every experiment uses.
 
     model = WanPipelineModel(pipe)      # WanImageToVideoPipeline: Wan2.1 I2V, or Wan2.2-A14B's two experts
     model.block_names                   # ["blocks.0", …, "blocks.39"]
@@ -6,18 +6,61 @@
     hooks = Hooks(model).record("blocks.3", steps=[0, 5], branch="uncond", expert="transformer_2")
     video = model.run(hooks, **pipe_kwargs).frames      # = with attach(pipe, hooks): pipe(**pipe_kwargs)
 
+    lat = model.generate(samples, seeds, steps=20, shift=3.0, guidance=5.0, callback=steps.append, hooks=hooks)
+    px = model.decode(lat)              # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
+
 Module hooks go on each expert's `blocks.i` (WanTransformerBlock: its output is the residual stream
 (B, L, D), tokens ordered frame, h, w); the sampler points `latent` and `x0` and the step context are
 provided by steplens.wan.hooks.attach, which wraps the pipeline while the hooks are attached.
+
+How a task sample becomes a pipeline call (`generate`):
+
+* resolution: the native first frame (H, W) is upscaled (nearest neighbour) by the smallest integer k that
+  makes both sides multiples of vae_scale_factor_spatial * patch size (16 for Wan), times the smallest
+  factor reaching `min_size` if one is set (or k = `scale` if given). A (2n+1)^2 maze is odd-sized, so
+  k = 16 and one transformer token covers exactly one maze pixel;
+* frames: the sample's frame count F becomes F *latent* frames, i.e. num_frames = 4 (F - 1) + 1 video
+  frames (Wan's VAE: latent frame 0 is video frame 0, latent frame j >= 1 holds video frames 4j-3 .. 4j);
+  sample frame f is video frame 4f, and the last sample frame is the last video frame. So the latent and the
+  token grid have exactly F frames, as for the embedded model;
+* prompt: the pipeline's own text encoder when it has one (and no `prompt_embeds` provider was given),
+  else the provider (texts -> (B, L, text_dim)); default for a pipeline without a text encoder:
+  steplens.wan.prompts.HashedPromptEmbeds. The negative prompt (CFG's uncond branch) is `negative_prompt`
+  ("" as in the pipeline);
+* noise: one CPU torch.Generator per sample, seeded by seeds[i], as the pipeline draws it (`randn_tensor`);
+* the batch: WanImageToVideoPipeline conditions a call on one image. `generate` runs the B samples as one
+  call (one transformer forward per CFG branch over the whole batch, so batch-wide edits such as the
+  ensemble's averaging see every row) by running, for the duration of the call, the pipeline's per-image
+  steps once per sample: `encode_prompt`, `encode_image` (Wan2.1's CLIP) and `prepare_latents` (noise,
+  VAE-encoded first frame and mask) are called with that sample's image, prompt and generator exactly as a
+  single-sample call would call them, and their rows are concatenated;
+* shift: the scheduler is swapped, for the call only, for a copy with that shift (FlowMatchEuler's `shift`,
+  UniPC's `flow_shift`); schedulers without a settable flow shift are refused;
+* guidance: CFG scale (`guidance_scale`, and `guidance_scale_2` for the low-noise expert); 1 = off. The
+  pipeline applies CFG only above 1, so guidance < 1 is refused;
+* callback(StepInfo) per step through the trace machinery (steplens.wan.trace): x_s, the guided v and
+  x0_hat as the scheduler gets them; hooks through steplens.wan.hooks.attach.
+
+`decode` gives what the experiments score: the VAE's video (exactly as the pipeline decodes), at video frames
+0, 4, 8, ... (one per sample frame), averaged over k x k pixel blocks back to the native size.
+`decode_video` gives the full decoded video (all frames, upscaled size) in [-1, 1].
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
 import torch
 
-from .trace import transformer_components
+from .trace import InstancePatches, PipelineTrace, decode_latents, transformer_components
 
 SUPPORTED_PIPELINES = ("WanImageToVideoPipeline",)
+SHIFT_KEYS = {"FlowMatchEulerDiscreteScheduler": "shift", "UniPCMultistepScheduler": "flow_shift"}
 
 
 def check_pipeline(pipe) -> None:
@@ -38,18 +81,90 @@ def check_pipeline(pipe) -> None:
         raise ValueError(f"the {type(pipe).__name__} has no transformer (neither `transformer` nor `transformer_2`)")
 
 
+def scheduler_with_shift(scheduler, shift: float):
+    """The scheduler itself if its flow shift is `shift`, else a copy (from its config) with that shift."""
+    name = type(scheduler).__name__
+    key = SHIFT_KEYS.get(name)
+    cfg = scheduler.config
+    if key is None:
+        raise TypeError(f"cannot set the flow shift of a {name}; steplens sets it on "
+                        f"{', '.join(SHIFT_KEYS)} (or leave the scheduler and pass its shift)")
+    if getattr(cfg, "use_dynamic_shifting", False):
+        raise ValueError(f"the pipeline's {name} uses dynamic (resolution-dependent) shifting; steplens needs a "
+                         f"fixed shift (use_dynamic_shifting=False)")
+    if key == "flow_shift" and not cfg.use_flow_sigmas:
+        raise ValueError(f"the pipeline's {name} does not use flow sigmas (use_flow_sigmas=False), so it has no "
+                         f"flow shift to set; Wan runs it with use_flow_sigmas=True")
+    current = scheduler.shift if key == "shift" else cfg.flow_shift
+    if not shift > 0:
+        raise ValueError(f"shift must be > 0, got {shift!r}")
+    if float(current) == float(shift):
+        return scheduler
+    return type(scheduler).from_config(cfg, **{key: float(shift)})
+
+
+class StepCallbacks(PipelineTrace):
+    """A trace that hands each step (a WanStep, i.e. a StepInfo) to `callback` as it happens, keeping nothing."""
+
+    def __init__(self, pipe, callback: Callable, hooks=None):
+        super().__init__(pipe, (), device=None, hooks=hooks)
+        self.callback = callback
+
+    def _record(self, scheduler, v, timestep, x, new_run: bool):
+        super()._record(scheduler, v, timestep, x, new_run)
+        steps = self.runs[-1].steps
+        self.callback(steps[-1])
+        steps[-1] = replace(steps[-1], x=None, v=None, x0=None)  # the callback keeps what it wants
+
+
+def _bind(fn, args, kwargs) -> dict:
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 class WanPipelineModel:
-    """The adapter `Hooks` talks to: `block_names`, `modules()` -> {expert name: nn.Module}, `name`."""
+    """A WanImageToVideoPipeline as a steplens model.
+
+    For hooks: `block_names`, `modules()` -> {expert name: nn.Module}, `name`, `run(hooks, **pipe_kwargs)`.
+    For experiments (the EmbeddedModel interface): `generate`, `decode`, `token_grid`, `token_mask`.
+
+    prompt_embeds: a provider texts -> (B, L, text_dim) used instead of the pipeline's text encoder (default:
+        the text encoder if the pipeline has one, else HashedPromptEmbeds).
+    negative_prompt: the uncond branch's prompt under CFG.
+    scale / min_size: the pixel upscale of the samples' first frames (see the module doc).
+    """
 
     backend = "wan"
 
-    def __init__(self, pipe, name: str | None = None):
+    def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
+                 negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
+                 max_sequence_length: int = 512, info: dict | None = None):
         check_pipeline(pipe)
         self.pipe = pipe
         experts = self.modules()
         self.name = name or getattr(pipe, "name_or_path", None) or (
             f"{type(pipe).__name__}({'+'.join(experts)})")
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
+            raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+        if min_size is not None and min_size < 1:
+            raise ValueError(f"min_size must be >= 1, got {min_size!r}")
+        self.scale, self.min_size = scale, min_size
+        self.negative_prompt = negative_prompt
+        self.max_sequence_length = max_sequence_length
+        has_encoder = getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None
+        if prompt_embeds is not None:
+            self.prompt_embeds, self.prompt_source = prompt_embeds, "provider"
+        elif has_encoder:
+            self.prompt_embeds, self.prompt_source = None, "text_encoder"
+        else:
+            from .prompts import HashedPromptEmbeds
 
+            self.prompt_embeds, self.prompt_source = HashedPromptEmbeds(self.transformer.config.text_dim), "hashed"
+        self.info = {"prompt": self.prompt_source, **(info or {})}
+        self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate
+
+    # -- hooks -----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
         """The pipeline's denoisers by component name: {"transformer": …} for Wan2.1, plus "transformer_2"
         for Wan2.2-A14B (the low-noise expert, used once t < boundary_ratio · num_train_timesteps)."""
@@ -60,10 +175,14 @@ class WanPipelineModel:
         return list(self.modules())
 
     @property
+    def transformer(self) -> torch.nn.Module:
+        """The first expert (`transformer`, or `transformer_2` if it is the only one)."""
+        return next(iter(self.modules().values()))
+
+    @property
     def block_names(self) -> list[str]:
         """`blocks.i` of the (first) transformer; Hooks checks that each expert has the point it hooks."""
-        first = next(iter(self.modules().values()))
-        return [f"blocks.{i}" for i in range(len(first.blocks))]
+        return [f"blocks.{i}" for i in range(len(self.transformer.blocks))]
 
     def run(self, hooks=None, **pipe_kwargs):
         """Call the pipeline with `hooks` attached (steplens.wan.hooks.attach); returns the pipeline's output."""
@@ -73,6 +192,232 @@ class WanPipelineModel:
 
         with attach(self.pipe, hooks):
             return self.pipe(**pipe_kwargs)
+
+    # -- geometry --------------------------------------------------------------------------------------------
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        return tuple(self.transformer.config.patch_size)
+
+    @property
+    def spatial_multiple(self) -> tuple[int, int]:
+        """Pixel sizes the frame's height and width must be multiples of (vae scale x patch: 16 for Wan)."""
+        s = self.pipe.vae_scale_factor_spatial
+        _, ph, pw = self.patch_size
+        return s * ph, s * pw
+
+    def pixel_scale(self, height: int, width: int) -> int:
+        """The integer nearest-neighbour upscale k of a (height, width) native frame."""
+        mh, mw = self.spatial_multiple
+        if self.scale is not None:
+            if (height * self.scale) % mh or (width * self.scale) % mw:
+                raise ValueError(f"scale {self.scale} makes a {height}x{width} frame {height * self.scale}x"
+                                 f"{width * self.scale} pixels, not multiples of ({mh}, {mw}) as the pipeline needs")
+            return self.scale
+        k = math.lcm(mh // math.gcd(height, mh), mw // math.gcd(width, mw))
+        if self.min_size:
+            k *= max(1, -(-self.min_size // (min(height, width) * k)))
+        return k
+
+    def video_frames(self, frames: int) -> int:
+        """num_frames of the pipeline call for a sample of `frames` frames: one latent frame per sample frame."""
+        return self.pipe.vae_scale_factor_temporal * (frames - 1) + 1
+
+    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
+        h, w = self._frame_size(samples)
+        k, s = self.pixel_scale(h, w), self.pipe.vae_scale_factor_spatial
+        return (len(samples), self.pipe.vae.config.z_dim, frames, h * k // s, w * k // s)
+
+    def token_grid(self, latent_shape) -> tuple[int, int, int]:
+        """(frames, h, w) of the token grid for a latent of this shape (tokens are ordered frame, h, w)."""
+        pt, ph, pw = self.patch_size
+        _, _, t, h, w = latent_shape
+        return (-(-t // pt), -(-h // ph), -(-w // pw))
+
+    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """A (H, W) bool mask on the native frame -> (h, w) bool mask of the tokens that cover any of it."""
+        h, w = pixel_mask.shape
+        k = self.pixel_scale(h, w)
+        up = pixel_mask.float().repeat_interleave(k, 0).repeat_interleave(k, 1)
+        th, tw = self.spatial_multiple
+        up = torch.nn.functional.pad(up, (0, (-up.shape[1]) % tw, 0, (-up.shape[0]) % th))
+        return torch.nn.functional.max_pool2d(up[None, None], (th, tw))[0, 0] > 0
+
+    @staticmethod
+    def _frame_size(samples) -> tuple[int, int]:
+        if not samples:
+            raise ValueError("no samples to generate")
+        h, w = samples[0].first_frame.shape[:2]
+        if any(s.first_frame.shape[:2] != (h, w) for s in samples):
+            raise ValueError("all samples of a batch must have the same frame size")
+        return h, w
+
+    def _scale_of_video(self, height: int, width: int) -> int:
+        """The pixel scale of a decoded (height, width) video: as generate chose it, else the largest
+        consistent one (1 if none is)."""
+        if (height, width) in self._scales:
+            return self._scales[height, width]
+        g = math.gcd(height, width)
+        for k in sorted((d for d in range(1, g + 1) if g % d == 0), reverse=True):
+            try:
+                if self.pixel_scale(height // k, width // k) == k:
+                    return k
+            except ValueError:
+                continue
+        return 1
+
+    # -- generating ------------------------------------------------------------------------------------------
+    def _embed(self, texts: list[str], device, dtype) -> torch.Tensor:
+        emb = self.prompt_embeds(list(texts))
+        if not isinstance(emb, torch.Tensor) or emb.dim() != 3 or emb.shape[0] != len(texts):
+            raise ValueError(f"the prompt_embeds provider must return a (B, L, text_dim) tensor for {len(texts)} "
+                             f"texts, got {getattr(emb, 'shape', type(emb).__name__)}")
+        dim = self.transformer.config.text_dim
+        if emb.shape[-1] != dim:
+            raise ValueError(f"the prompt_embeds provider returned text_dim {emb.shape[-1]}, the transformer expects "
+                             f"{dim}")
+        return emb.to(device=device, dtype=dtype) if dtype is not None else emb.to(device)
+
+    @contextmanager
+    def _per_sample_steps(self, images, prompts, generators):
+        """For one pipeline call: encode_prompt / encode_image / prepare_latents run once per sample (see the
+        module doc), so that a call with num_videos_per_prompt=B gets B different images, prompts and noises."""
+        pipe, n = self.pipe, len(images)
+        negatives = [self.negative_prompt] * n
+
+        def wrap_encode_prompt(original):
+            def encode_prompt(*args, **kwargs):
+                a = _bind(original, args, kwargs)
+                cfg, device, dtype = a["do_classifier_free_guidance"], a["device"], a["dtype"]
+                if self.prompt_embeds is None:  # the pipeline's own text encoder
+                    return original(prompt=list(prompts), negative_prompt=negatives if cfg else None,
+                                    do_classifier_free_guidance=cfg, num_videos_per_prompt=1,
+                                    max_sequence_length=a["max_sequence_length"], device=device, dtype=dtype)
+                device = device or pipe._execution_device
+                return self._embed(prompts, device, dtype), (self._embed(negatives, device, dtype) if cfg else None)
+
+            return encode_prompt
+
+        def wrap_encode_image(original):
+            def encode_image(image, device=None):
+                return torch.cat([original(img, device) for img in images])
+
+            return encode_image
+
+        def wrap_prepare_latents(original):
+            def prepare_latents(*args, **kwargs):
+                a = _bind(original, args, kwargs)
+                if a["batch_size"] != n or a.get("latents") is not None or a.get("last_image") is not None:
+                    raise RuntimeError("steplens' per-sample prepare_latents got an unexpected call")
+                rows = []
+                for img, g in zip(images, generators):
+                    pre = pipe.video_processor.preprocess(img, height=a["height"], width=a["width"])
+                    rows.append(original(pre.to(a["device"], dtype=torch.float32), 1, a["num_channels_latents"],
+                                         a["height"], a["width"], a["num_frames"], a["dtype"], a["device"], g))
+                return tuple(torch.cat(parts) for parts in zip(*rows))
+
+            return prepare_latents
+
+        patches = InstancePatches()
+        try:
+            patches.patch(pipe, "encode_prompt", wrap_encode_prompt)
+            patches.patch(pipe, "encode_image", wrap_encode_image)
+            patches.patch(pipe, "prepare_latents", wrap_prepare_latents)
+            yield
+        finally:
+            patches.restore()
+
+    @contextmanager
+    def _shift(self, shift: float):
+        pipe = self.pipe
+        original = pipe.scheduler
+        shifted = scheduler_with_shift(original, shift)
+        if shifted is original:
+            yield
+            return
+        pipe.scheduler = shifted
+        try:
+            yield
+        finally:
+            pipe.scheduler = original
+
+    def pipeline_inputs(self, samples, seeds, frames: int | None = None, steps: int = 20,
+                        guidance: float = 1.0) -> dict:
+        """The keyword arguments of the pipeline call `generate` makes (without the per-sample steps): for a
+        single sample, `pipe(**model.pipeline_inputs([s], [seed], ...))` is that sample's plain pipeline call
+        (with prompt embeddings given directly where the model uses a provider)."""
+        from PIL import Image
+
+        from ..tasks.maze import check_frames
+        from ..video import upscale
+
+        frames = check_frames(frames or samples[0].frames)
+        seeds = [int(s) for s in seeds]
+        if len(seeds) != len(samples):
+            raise ValueError(f"{len(seeds)} seeds given for {len(samples)} samples")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"the number of sampling steps must be an integer >= 1, got {steps!r}")
+        if guidance < 1.0:
+            raise ValueError(f"guidance {guidance} < 1: the Wan pipeline applies classifier-free guidance only for "
+                             f"guidance > 1 (1 = off)")
+        h, w = self._frame_size(samples)
+        k = self.pixel_scale(h, w)
+        images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
+        kw = dict(image=images[0] if len(images) == 1 else images, height=h * k, width=w * k,
+                  num_frames=self.video_frames(frames), num_inference_steps=steps, guidance_scale=float(guidance),
+                  generator=[torch.Generator().manual_seed(s) for s in seeds], output_type="latent",
+                  max_sequence_length=self.max_sequence_length)
+        if len(samples) == 1:
+            kw["generator"] = kw["generator"][0]
+            if self.prompt_embeds is None:
+                kw.update(prompt=samples[0].prompt, negative_prompt=self.negative_prompt)
+            else:
+                kw["prompt_embeds"] = self.prompt_embeds([samples[0].prompt])
+                if guidance > 1.0:
+                    kw["negative_prompt_embeds"] = self.prompt_embeds([self.negative_prompt])
+        return kw
+
+    @torch.no_grad()
+    def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
+                 guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents
+        (B, z, frames, H/8, W/8) as the pipeline returns them (output_type="latent")."""
+        kw = self.pipeline_inputs(samples, seeds, frames, steps, guidance)
+        images, gens = kw.pop("image"), kw.pop("generator")
+        images = images if isinstance(images, list) else [images]
+        gens = gens if isinstance(gens, list) else [gens]
+        for key in ("prompt", "negative_prompt", "prompt_embeds", "negative_prompt_embeds"):
+            kw.pop(key, None)
+        self._scales[kw["height"], kw["width"]] = kw["height"] // samples[0].first_frame.shape[0]
+        text_dim = self.transformer.config.text_dim
+        with ExitStack() as stack:
+            stack.enter_context(self._shift(shift))  # before the hooks: they hold on to the pipeline's scheduler
+            stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], gens))
+            if callback is not None:
+                stack.enter_context(StepCallbacks(self.pipe, callback, hooks))
+            elif hooks is not None:
+                from .hooks import attach
+
+                stack.enter_context(attach(self.pipe, hooks))
+            # batch_size 1 x num_videos_per_prompt B: the pipeline repeats nothing per image (the per-sample steps
+            # give B rows); the one-row prompt_embeds only sets batch_size (encode_prompt returns the real ones)
+            return self.pipe(image=images[0], prompt_embeds=torch.zeros(1, 1, text_dim), generator=gens,
+                             num_videos_per_prompt=len(images), return_dict=False, **kw)[0]
+
+    # -- decoding --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> the pipeline's decoded video (B, 3, num_frames, H, W) in [-1, 1], float32, sample by sample
+        (the VAE as the pipeline runs it: steplens.wan.decode_latents)."""
+        return torch.cat([decode_latents(self.pipe, latents[i:i + 1], "raw").float() for i in range(len(latents))])
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, z, T, h, w) -> pixels (B, 3, T, H, W) in [-1, 1]: video frames 0, 4, … (one per latent
+        frame), averaged over k x k blocks back to the native frame size."""
+        video = self.decode_video(latents)[:, :, :: self.pipe.vae_scale_factor_temporal]
+        k = self._scale_of_video(*video.shape[-2:])
+        if k > 1:
+            video = torch.nn.functional.avg_pool3d(video, (1, k, k))
+        return video
 
     def __repr__(self) -> str:
         return f"WanPipelineModel({self.name!r}, experts={self.experts}, blocks={len(self.block_names)})"
