@@ -103,3 +103,29 @@ def test_first_frame_not_a_maze(tmp_path):
     write_png(d / "first_frame.png", np.random.default_rng(0).integers(0, 255, (14, 14, 3), dtype=np.uint8))
     r = cli("run", "--data", data, "--out", tmp_path / "o", "--steps", 2)
     assert r.exit_code == 2 and "not a maze frame" in r.output, r.output
+
+
+def test_probe_and_compare_through_the_cli(tmp_path):
+    r = cli("probe", "noise", "--count", 3, "--size", 3, "--steps", 3, "--batch", 3, "--out", tmp_path / "noise")
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "noise" / "results.json").read_text())
+    assert res["probe"] == "noise" and res["table"][0]["condition"] == "clean"
+    assert "Noise: one step vs one frame" in (tmp_path / "noise" / "report.html").read_text()
+    r = cli("compare", "--count", 3, "--size", 3, "--steps", 3, "--n-seeds", 2, "--methods", "vote,ensemble",
+            "--out", tmp_path / "cmp")
+    assert r.exit_code == 0, r.output
+    table = json.loads((tmp_path / "cmp" / "results.json").read_text())["table"]
+    assert [(t["method"], t["n_seeds"]) for t in table] == [("single", 1), ("vote", 2), ("ensemble", 2)]
+    r = cli("eval", "--count", 2, "--size", 3, "--steps", 3, "--method", "ensemble", "--n-seeds", 2)
+    assert r.exit_code == 0 and "ensemble, N=2" in r.output, r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("probe", "nonesuch", "--out", "x"), "unknown probe 'nonesuch'; available: noise"),
+    (("eval", "--method", "magic", "--count", 1), "unknown method 'magic'; available: single"),
+    (("eval", "--method", "vote", "--n-seeds", 0, "--count", 1), "n_seeds must be >= 1, got 0"),
+    (("compare", "--alpha", 2, "--out", "x"), "alpha must be in [0, 1], got 2.0"),
+])
+def test_bad_probe_and_ensemble_input_is_named(args, message):
+    r = cli(*args)
+    assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output

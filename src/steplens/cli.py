@@ -22,6 +22,10 @@ STEPS = typer.Option(20, help="sampling steps (>= 1)")
 SHIFT = typer.Option(3.0, help="Wan's sigma shift")
 GUIDANCE = typer.Option(1.0, help="classifier-free guidance scale (1 = off)")
 DEVICE = typer.Option("cpu", help="torch device")
+DTYPE = typer.Option("float32", help="float32 | bfloat16 | float16 (wan:PATH pipelines; the VAE and image encoder "
+                                     "stay float32; the embedded model runs in float32)")
+OFFLOAD = typer.Option("none", help="none | model | sequential: CPU offload of a wan:PATH pipeline onto --device "
+                                    "(needs accelerate and an accelerator)")
 
 
 @app.callback()
@@ -34,12 +38,12 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _model(spec: str, device: str):
+def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"):
     from .models.load import load_model
 
     try:
-        return load_model(spec, device)
-    except (ValueError, FileNotFoundError) as e:
+        return load_model(spec, device, dtype=dtype, offload=offload)
+    except (ValueError, FileNotFoundError, ImportError) as e:
         _fail(e)
 
 
@@ -75,12 +79,12 @@ def run(
     model: str = MODEL, steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE,
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
     frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's)"),
-    batch: int = typer.Option(16, min=1), device: str = DEVICE,
+    batch: int = typer.Option(16, min=1), device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
 ):
     """Generate a video for every sample folder under DATA (skips those already done)."""
     from .runner import run_folder
 
-    m = _model(model, device)
+    m = _model(model, device, dtype, offload)
     try:
         done = run_folder(m, data, out, steps=steps, shift=shift, seed=seed, batch=batch, guidance=guidance,
                           frames=frames)
@@ -122,6 +126,7 @@ def evaluate(
     size: Optional[int] = typer.Option(None, help="maze size n"),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
     guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
+    dtype: str = DTYPE, offload: str = OFFLOAD,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
@@ -132,7 +137,7 @@ def evaluate(
     from .io import atomic_write_json
     from .tasks import get_task
 
-    m = _model(model, device)
+    m = _model(model, device, dtype, offload)
     try:
         t = get_task(task)
         n = size or t.default_size
@@ -178,7 +183,7 @@ def trace(
     sample: Optional[Path] = typer.Option(None, help="a sample folder (else --task/--seed/--size)"),
     task: str = typer.Option("maze"), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
-    guidance: float = GUIDANCE, device: str = DEVICE,
+    guidance: float = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json"),
 ):
     """Trace one sample: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
@@ -187,7 +192,7 @@ def trace(
     from .trace import trace as run_trace
     from .trace import write_trace
 
-    m = _model(model, device)
+    m = _model(model, device, dtype, offload)
     try:
         s = read_sample(sample, frames) if sample else get_task(task).sample(seed, size, frames, idx=seed)
         tr = run_trace(m, [s], [seed], steps=steps, shift=shift, guidance=guidance, frames=frames)[0]
@@ -204,12 +209,12 @@ def trace(
 def demo(
     model: str = MODEL, out: Path = typer.Option(Path("runs/demo")), count: int = typer.Option(6, min=1),
     size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: int = STEPS,
-    shift: float = SHIFT, device: str = DEVICE,
+    shift: float = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
 ):
     """The main job: held-out mazes solved, scored and traced, gathered in OUT/report.html."""
     from .demo import run_demo
 
-    m = _model(model, device)
+    m = _model(model, device, dtype, offload)
     try:
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift)
     except ValueError as e:
@@ -233,7 +238,7 @@ def probe(
     task: str = typer.Option("maze"), count: int = typer.Option(100, min=1, help="held-out samples"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
-    device: str = DEVICE,
+    device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
     from .probes import get_probe
@@ -244,7 +249,7 @@ def probe(
         mod = get_probe(name)
         settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
                                  shift=shift, guidance=guidance, batch=batch)
-        m = _model(model, device)
+        m = _model(model, device, dtype, offload)
         res = mod.run(m, out, settings)
     except (ValueError, FileNotFoundError) as e:
         _fail(e)
@@ -265,6 +270,7 @@ def compare_cmd(
     task: str = typer.Option("maze"), count: int = typer.Option(500, min=1), seed: int = typer.Option(0),
     size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None), steps: int = STEPS,
     shift: float = SHIFT, batch: int = typer.Option(50, min=1), device: str = DEVICE,
+    dtype: str = DTYPE, offload: str = OFFLOAD,
     ens_blocks: Optional[str] = typer.Option(None, help="ensemble blocks, e.g. 4,5 (default: middle quarter)"),
     ens_steps: Optional[str] = typer.Option(None, help="ensemble steps, e.g. 0,1,2 (default: first 15%)"),
     alpha: float = typer.Option(1.0, help="ensemble strength in [0, 1]"),
@@ -283,7 +289,7 @@ def compare_cmd(
         ens = EnsembleConfig(blocks=ints(ens_blocks), steps=ints(ens_steps), alpha=alpha)
         settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
                                  shift=shift, batch=batch)
-        m = _model(model, device)
+        m = _model(model, device, dtype, offload)
         res = compare(m, out, settings, n_list=ints(n_seeds), methods=methods.split(","), ens=ens)
     except ValueError as e:
         _fail(e)

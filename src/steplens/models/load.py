@@ -16,11 +16,25 @@ def shipped_path(name: str) -> Path:
     return WEIGHTS_DIR / SHIPPED[name]
 
 
-def load_model(spec: str, device: str = "cpu"):
-    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint) or `wan:PATH`."""
+def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none"):
+    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint) or `wan:PATH` (a diffusers
+    WanImageToVideoPipeline folder or hub id; see steplens.wan.load). dtype (float32 | bfloat16 | float16) and
+    offload (none | model | sequential) apply to Wan pipelines; the embedded model runs in float32, not offloaded."""
     if spec.startswith("wan:"):
-        raise ValueError(f"model {spec!r}: the diffusers Wan backend is not available in this version; "
-                         f"use one of: {', '.join(SHIPPED)}, or a .safetensors file")
+        if not spec[4:]:
+            raise ValueError("model 'wan:' needs a path: wan:PATH (a diffusers Wan image-to-video pipeline folder)")
+        from ..wan.load import load_wan_model
+
+        return load_wan_model(spec[4:], device=device, dtype=dtype, offload=offload, name=spec)
+    if dtype not in (None, "float32"):
+        from ..wan.load import DTYPES
+
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+        raise ValueError(f"model {spec!r} runs in float32; --dtype {dtype} applies to wan:PATH pipelines")
+    if offload not in (None, "none"):
+        raise ValueError(f"model {spec!r} is not offloaded (offload 'none'); --offload {offload} applies to wan:PATH "
+                         f"pipelines (allowed there: none, model, sequential)")
     if spec in SHIPPED:
         path, name = shipped_path(spec), spec
     elif spec.endswith(".safetensors") or Path(spec).is_file():

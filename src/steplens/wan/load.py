@@ -1,0 +1,149 @@
+"""Loading a diffusers Wan image-to-video pipeline for `--model wan:PATH`.
+
+    pipe = load_pipeline("runs/wan22-folder", device="cuda", dtype="bfloat16", offload="model")
+    model = load_wan_model("Wan-AI/Wan2.2-I2V-A14B-Diffusers", device="cuda", dtype="bfloat16")  # hub id, if reachable
+
+PATH is a local folder written by `pipe.save_pretrained(PATH)` (or a hub id where the hub can be reached).
+Its model_index.json is read first, so a folder holding another pipeline is refused before any weights load.
+
+dtype: "float32" (the default, as diffusers loads), "bfloat16" or "float16" for the transformers and the text
+encoder; the VAE and the CLIP image encoder stay float32, as the Wan model cards load them.
+offload: "none" (the whole pipeline on `device`), "model" (enable_model_cpu_offload: one component at a time
+on the accelerator) or "sequential" (enable_sequential_cpu_offload: submodule by submodule, least memory,
+slowest); both need accelerate and an accelerator device.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from .model import SUPPORTED_PIPELINES, WanPipelineModel, check_pipeline
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OFFLOADS = ("none", "model", "sequential")
+FLOAT32_COMPONENTS = ("vae", "image_encoder")
+
+
+def check_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype in DTYPES.values():
+            return dtype
+    elif str(dtype) in DTYPES:
+        return DTYPES[str(dtype)]
+    raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+
+
+def check_offload(offload: str | None, device: str = "cpu") -> str:
+    offload = offload or "none"
+    if offload not in OFFLOADS:
+        raise ValueError(f"unknown offload {offload!r}; allowed: {', '.join(OFFLOADS)}")
+    if offload != "none":
+        if importlib.util.find_spec("accelerate") is None:
+            raise ValueError(f"offload={offload!r} needs accelerate: pip install accelerate (or 'steplens[wan]')")
+        if torch.device(device).type == "cpu":
+            raise ValueError(f"offload={offload!r} moves components between CPU memory and an accelerator; pass an "
+                             f"accelerator device (e.g. --device cuda), or use offload 'none' to run on the CPU")
+    return offload
+
+
+def check_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") != 1
+
+
+def read_pipeline_config(path: str) -> tuple[str, dict]:
+    """(where to load from, model_index.json) of a local pipeline folder or a hub id; refuses what is not a
+    supported Wan image-to-video pipeline, naming the class found."""
+    p = Path(path).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ValueError(f"wan:{path} is a file; expected a diffusers pipeline folder (with model_index.json), "
+                             f"as written by pipe.save_pretrained(DIR)")
+        if not (p / "model_index.json").is_file():
+            raise FileNotFoundError(f"{p} has no model_index.json: not a diffusers pipeline folder (write one with "
+                                    f"pipe.save_pretrained(DIR))")
+        source, config = str(p), json.loads((p / "model_index.json").read_text())
+    elif _looks_like_path(path):
+        raise FileNotFoundError(f"Wan pipeline folder not found: {p}")
+    else:  # a hub id: only its model_index.json is fetched here
+        from diffusers import DiffusionPipeline
+
+        try:
+            config = dict(DiffusionPipeline.load_config(path))
+        except Exception as e:  # noqa: BLE001 - hub errors come in many types; report them as one
+            raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub "
+                             f"id): {e}") from None
+        source = path
+    cls = config.get("_class_name")
+    if cls not in SUPPORTED_PIPELINES:
+        raise ValueError(f"wan:{path} holds a {cls or 'pipeline without _class_name'}; steplens' Wan backend supports "
+                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B)")
+    if config.get("expand_timesteps"):
+        raise ValueError(f"wan:{path} is a WanImageToVideoPipeline with expand_timesteps=True (Wan2.2-TI2V-5B), "
+                         f"which steplens does not support; supported: Wan2.1-I2V and Wan2.2-I2V-A14B")
+    return source, config
+
+
+def load_pipeline(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                  offload: str | None = "none"):
+    """A WanImageToVideoPipeline from a local folder (or hub id), in `dtype`, placed on `device` or offloaded."""
+    try:
+        from diffusers import WanImageToVideoPipeline
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the diffusers Wan backend needs the 'wan' extra: pip install 'steplens[wan]'") from e
+    torch_dtype = check_dtype(dtype)
+    offload = check_offload(offload, device)
+    dev = check_device(device)
+    source, config = read_pipeline_config(path)
+    if torch_dtype != torch.float32:
+        present = [c for c in FLOAT32_COMPONENTS if (config.get(c) or [None])[0] is not None]
+        torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
+    # components saved as None (e.g. no text encoder) are passed as None: from_pretrained wants every component
+    absent = {k: None for k, v in config.items() if not k.startswith("_") and isinstance(v, (list, tuple))
+              and len(v) == 2 and v[0] is None and v[1] is None}
+    try:
+        pipe = WanImageToVideoPipeline.from_pretrained(source, dtype=torch_dtype, **absent)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"could not load the Wan pipeline from {source}: {e}") from None
+    try:
+        check_pipeline(pipe)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=dev)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=dev)
+    else:
+        pipe.to(dev)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_wan_model(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                   offload: str | None = "none", name: str | None = None, **model_kwargs) -> WanPipelineModel:
+    """load_pipeline(...) wrapped as a WanPipelineModel (the steplens model interface)."""
+    pipe = load_pipeline(path, device, dtype, offload)
+    info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""), "offload": offload or "none",
+            "device": str(device)}
+    model = WanPipelineModel(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)
+    if model.prompt_source == "hashed":
+        import warnings
+
+        warnings.warn(f"wan:{path} has no text encoder: prompts are embedded by steplens.wan.prompts."
+                      f"HashedPromptEmbeds (deterministic, but meaningless to the model)", stacklevel=2)
+    return model
