@@ -65,22 +65,34 @@ def member_seeds(seeds: list[int], n: int) -> list[int]:
     return [s + k * SEED_STRIDE for s in seeds for k in range(n)]
 
 
-def mean_toward(n: int, alpha: float):
-    """fn(t, ctx): each group of n consecutive batch rows moved toward its mean by alpha."""
+def mean_toward(n: int, alpha: float, group=None, world: int = 1):
+    """fn(t, ctx): each group of n consecutive batch rows moved toward its mean by alpha.
+
+    Distributed (world > 1): this process holds n of the world * n members of each sample; the mean
+    over all members is taken with an all-reduce over `group`.
+    """
     def fn(t: torch.Tensor, ctx) -> torch.Tensor:
-        if n == 1 or alpha == 0.0:
+        if n * world == 1 or alpha == 0.0:
             return t
         g = t.reshape(-1, n, *t.shape[1:])
-        m = g.mean(dim=1, keepdim=True)
+        if world > 1:
+            import torch.distributed as dist
+
+            m = g.sum(dim=1, keepdim=True)
+            dist.all_reduce(m, group=group)
+            m = m / (n * world)
+        else:
+            m = g.mean(dim=1, keepdim=True)
         out = m.expand_as(g) if alpha == 1.0 else g + alpha * (m - g)
         return out.reshape(t.shape)
     return fn
 
 
-def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | None = None) -> Hooks:
+def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | None = None, world: int = 1,
+                   group=None) -> Hooks:
     hooks = hooks or Hooks(model, num_steps)
     steps = default_steps(num_steps) if cfg.steps is None else cfg.steps
-    fn = mean_toward(cfg.n_seeds, cfg.alpha)
+    fn = mean_toward(cfg.n_seeds // world, cfg.alpha, group, world)
     if cfg.target in ("block", "update"):
         depth = len(model.block_names)
         blocks = default_blocks(depth) if cfg.blocks is None else cfg.blocks
@@ -103,6 +115,30 @@ def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, ste
         lat = model.generate(rep, member_seeds(list(seeds), n), frames, steps=steps, shift=shift, guidance=guidance,
                              hooks=h)
     return lat.reshape(len(samples), n, *lat.shape[1:])
+
+
+def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int = 20,
+                                  shift: float = 3.0, guidance: float = 1.0, frames: int | None = None,
+                                  group=None) -> torch.Tensor:
+    """The ensemble with its N members split over the processes of a torch.distributed group (torchrun;
+    gloo on CPU, NCCL on GPUs); means by all-reduce. Every process returns all members (B, N, ...)."""
+    import torch.distributed as dist
+
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    if cfg.n_seeds % world:
+        raise ValueError(f"the world size {world} does not divide n_seeds={cfg.n_seeds}: each process must hold "
+                         f"the same number of members")
+    n = cfg.n_seeds // world
+    mine = list(range(rank * n, (rank + 1) * n))
+    rep = [s for s in samples for _ in range(n)]
+    local_seeds = [s + k * SEED_STRIDE for s in seeds for k in mine]
+    h = ensemble_hooks(model, cfg, steps, world=world, group=group)
+    with h:
+        lat = model.generate(rep, local_seeds, frames, steps=steps, shift=shift, guidance=guidance, hooks=h)
+    lat = lat.reshape(len(samples), n, *lat.shape[1:]).contiguous()
+    parts = [torch.empty_like(lat) for _ in range(world)]
+    dist.all_gather(parts, lat, group=group)
+    return torch.cat(parts, dim=1)
 
 
 # -- choosing among the members -----------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""The ensemble with its seeds split over 2 CPU processes (torchrun, gloo) equals the batched ensemble."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from steplens.checkpoint import save_weights
+from steplens.ensemble import EnsembleConfig, generate_ensemble
+from steplens.models.load import load_model
+from conftest import random_net
+
+SCRIPT = """
+import sys, torch, torch.distributed as dist
+from safetensors.torch import save_file
+from steplens.ensemble import EnsembleConfig, generate_ensemble_distributed
+from steplens.models.load import load_model
+from steplens.tasks import get_task
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+model = load_model(sys.argv[1])
+samples = [get_task("maze").sample(s, 3, 3) for s in (0, 1)]
+n = int(sys.argv[3])
+try:
+    lat = generate_ensemble_distributed(model, samples, [0, 1], EnsembleConfig(n_seeds=n, target=sys.argv[4]), steps=4)
+except ValueError as e:
+    print("ERROR", e); sys.exit(3)
+if dist.get_rank() == 0:
+    save_file({"lat": lat}, sys.argv[2])
+dist.destroy_process_group()
+"""
+
+
+def _launch(tmp_path, weights, n, target, port):
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / f"out-{n}-{target}.safetensors"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
+           str(script), str(weights), str(out), str(n), target]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300), out
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    net = random_net(0)
+    save_weights(path, net, net.cfg.to_dict(), dtype=torch.float32)
+    return path
+
+
+@pytest.mark.parametrize("target", ["block", "update"])
+def test_distributed_ensemble_equals_batched(tmp_path, weights, target):
+    r, out = _launch(tmp_path, weights, 4, target, 29541 if target == "block" else 29542)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    model = load_model(str(weights))
+    from steplens.tasks import get_task
+
+    samples = [get_task("maze").sample(s, 3, 3) for s in (0, 1)]
+    batched = generate_ensemble(model, samples, [0, 1], EnsembleConfig(n_seeds=4, target=target), steps=4)
+    torch.testing.assert_close(load_file(out)["lat"], batched, rtol=1e-5, atol=1e-5)
+
+
+def test_world_size_must_divide_n(tmp_path, weights):
+    r, _ = _launch(tmp_path, weights, 3, "block", 29543)
+    assert r.returncode != 0 and "world size 2 does not divide n_seeds=3" in r.stdout, r.stdout + r.stderr[-1000:]
