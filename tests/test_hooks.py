@@ -124,3 +124,18 @@ def test_bad_hook_requests_are_named(tiny_model):
         with bad:
             _gen(tiny_model, bad)
     assert all(len(b._forward_hooks) == 0 for b in tiny_model.net.blocks)
+
+
+def test_disk_sink_streams_records_and_reads_them_back(tiny_model, tmp_path):
+    from steplens.hooks import DiskSink
+
+    mem = Hooks(tiny_model).record(["blocks.1", "x0"], steps=[0, 3])
+    with mem:
+        _gen(tiny_model, mem)
+    sink = DiskSink(tmp_path / "rec")
+    disk = Hooks(tiny_model, sink=sink).record(["blocks.1", "x0"], steps=[0, 3])
+    with disk:
+        _gen(tiny_model, disk)
+    assert disk.records == {} and len(sink.keys()) == len(mem.records) == 4
+    for key, value in mem.records.items():
+        assert torch.equal(sink.load(key), value)

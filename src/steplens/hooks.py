@@ -241,3 +241,35 @@ def _same_shape(new: torch.Tensor, old: torch.Tensor, point) -> torch.Tensor:
         raise ValueError(f"edit of {point!r} returned {tuple(shape) if hasattr(shape, '__iter__') else shape}, "
                          f"expected a tensor of shape {tuple(old.shape)}")
     return new.to(old.dtype)
+
+
+class DiskSink:
+    """Streams records to `<dir>/<point>@<step>@<branch>@<expert>.safetensors` (one file each, written
+    atomically) so that RAM stays bounded; `load(key)` and `keys()` read them back."""
+
+    def __init__(self, directory):
+        from pathlib import Path
+
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _name(key: tuple) -> str:
+        return "@".join(str(k) for k in key).replace("/", "_") + ".safetensors"
+
+    def __call__(self, key: tuple, value: torch.Tensor) -> None:
+        from safetensors.torch import save_file
+
+        from .io import atomic_path
+
+        with atomic_path(self.dir / self._name(key)) as tmp:
+            save_file({"value": value.contiguous().cpu()}, str(tmp), metadata={"key": repr(key)})
+
+    def keys(self) -> list[str]:
+        return sorted(p.name[: -len(".safetensors")] for p in self.dir.glob("*.safetensors"))
+
+    def load(self, key: tuple) -> torch.Tensor:
+        from safetensors.torch import load_file
+
+        return load_file(str(self.dir / self._name(key)))["value"]
+

@@ -22,10 +22,15 @@ def output_paths(out: Path, task: str, idx: int) -> tuple[Path, Path]:
 
 def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0, seed: int = 0,
                batch: int = 16, guidance: float = 1.0, frames: int | None = None, progress: bool = True) -> list[dict]:
-    """Generate the video of every sample folder under `data`; skips outputs already written."""
+    """Generate the video of every sample folder under `data`; skips outputs already written.
+
+    Under torchrun / accelerate launch, each process takes every world-th sample folder."""
     from tqdm import tqdm
 
-    dirs = sample_dirs(data)
+    from .dist import rank_world, shard
+
+    rank, world = rank_world()
+    dirs = shard(sample_dirs(data), rank, world)
     groups: dict[tuple, list] = defaultdict(list)
     for d in dirs:
         s = read_sample(d, frames)
@@ -36,7 +41,8 @@ def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0
             groups[(s.task, s.first_frame.shape, s.frames)].append((s, scale))
     done = []
     todo = [g for g in groups.values()]
-    bar = tqdm(total=sum(len(g) for g in todo), disable=not progress, desc="run")
+    bar = tqdm(total=sum(len(g) for g in todo), disable=not progress, position=rank,
+               desc="run" if world == 1 else f"run [{rank}/{world}]")
     for group in todo:
         for lo in range(0, len(group), batch):
             chunk = group[lo: lo + batch]

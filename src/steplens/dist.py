@@ -1,0 +1,30 @@
+"""Sharing sweeps out over processes started by torchrun (or accelerate launch): one full model per
+process (one per GPU), each taking every world-th job. No scheduler of our own: the launcher's RANK /
+WORLD_SIZE environment decides."""
+
+from __future__ import annotations
+
+import os
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment; (0, 1) when not launched."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is not in 0..{world - 1} (WORLD_SIZE={world})")
+    return rank, world
+
+
+def shard(jobs: list, rank: int | None = None, world: int | None = None) -> list:
+    """This process's share of `jobs`: every world-th, starting at its rank."""
+    if rank is None or world is None:
+        rank, world = rank_world()
+    return jobs[rank::world]
+
+
+def local_device(device: str) -> str:
+    """Under a launcher, `cuda` means this process's GPU (LOCAL_RANK)."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device

@@ -1,0 +1,38 @@
+"""`steplens run` shared out over 2 processes by torchrun: every sample done once, same outputs as one process."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from steplens.dist import shard
+from steplens.io import read_png
+from typer.testing import CliRunner
+
+from steplens.cli import app
+
+
+def test_shard_takes_every_world_th_job():
+    jobs = list(range(7))
+    assert shard(jobs, 0, 2) == [0, 2, 4, 6] and shard(jobs, 1, 2) == [1, 3, 5]
+    assert sorted(shard(jobs, 0, 3) + shard(jobs, 1, 3) + shard(jobs, 2, 3)) == jobs
+
+
+def test_torchrun_run_equals_single_process(tmp_path):
+    runner = CliRunner()
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["tasks", "generate", "maze", "--count", "5", "--size", "3", "--upscale", "2",
+                               "--out", str(data)]).exit_code == 0
+    one = tmp_path / "one"
+    r = runner.invoke(app, ["run", "--data", str(data), "--out", str(one), "--steps", "3"])
+    assert r.exit_code == 0, r.output
+    two = tmp_path / "two"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29551",
+           "-m", "steplens.cli", "run", "--data", str(data), "--out", str(two), "--steps", "3"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    for i in range(5):
+        a, b = read_png(one / "maze" / f"{i:05d}.png"), read_png(two / "maze" / f"{i:05d}.png")
+        assert a.shape == b.shape and (a == b).mean() > 0.999
