@@ -76,7 +76,7 @@ def test_eval_and_trace_and_demo(tmp_path):
     (("eval", "--size", 12, "--count", 1), "from 3 to 9 cells, got 12"),
     (("eval", "--steps", 0, "--count", 1), "integer >= 1, got 0"),
     (("tasks", "generate", "maze", "--size", 2, "--out", "x"), "from 3 to 9 cells, got 2"),
-    (("eval", "--model", "wan:/nowhere", "--count", 1), "Wan backend is not available"),
+    (("eval", "--model", "wan:/nowhere", "--count", 1), "Wan pipeline folder not found"),
 ])
 def test_bad_input_is_named(args, message):
     r = cli(*args)

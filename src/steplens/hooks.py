@@ -228,7 +228,12 @@ class Hooks:
         self._handles.clear()
 
     def get(self, point: str, step: int, branch: str = "cond", expert: str | None = None) -> torch.Tensor:
+        """The record at (point, step, branch, expert); with expert None, the one expert that ran then."""
         key = (point, step, branch, expert)
+        if key not in self.records and expert is None:
+            match = [k for k in self.records if k[:3] == (point, step, branch)]
+            if len(match) == 1:
+                key = match[0]
         if key not in self.records:
             have = sorted({(k[0], k[2], k[3]) for k in self.records}, key=str)
             raise KeyError(f"nothing recorded at {key}; recorded points (point, branch, expert): {have}")

@@ -102,14 +102,14 @@ def read_pipeline_config(path: str) -> tuple[str, dict]:
 def load_pipeline(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
                   offload: str | None = "none"):
     """A WanImageToVideoPipeline from a local folder (or hub id), in `dtype`, placed on `device` or offloaded."""
-    try:
-        from diffusers import WanImageToVideoPipeline
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the diffusers Wan backend needs the 'wan' extra: pip install 'steplens[wan]'") from e
     torch_dtype = check_dtype(dtype)
     offload = check_offload(offload, device)
     dev = check_device(device)
     source, config = read_pipeline_config(path)
+    try:
+        from diffusers import WanImageToVideoPipeline
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the diffusers Wan backend needs the 'wan' extra: pip install 'steplens[wan]'") from e
     if torch_dtype != torch.float32:
         present = [c for c in FLOAT32_COMPONENTS if (config.get(c) or [None])[0] is not None]
         torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
@@ -141,6 +141,7 @@ def load_wan_model(path: str, device: str = "cpu", dtype: str | torch.dtype | No
     info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""), "offload": offload or "none",
             "device": str(device)}
     model = WanPipelineModel(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)
+    model.check_prompt_encoding()  # every steplens command encodes prompts: say now if ftfy is missing
     if model.prompt_source == "hashed":
         import warnings
 

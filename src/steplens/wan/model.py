@@ -18,7 +18,7 @@ How a task sample becomes a pipeline call (`generate`):
 * resolution: the native first frame (H, W) is upscaled (nearest neighbour) by the smallest integer k that
   makes both sides multiples of vae_scale_factor_spatial * patch size (16 for Wan), times the smallest
   factor reaching `min_size` if one is set (or k = `scale` if given). A (2n+1)^2 maze is odd-sized, so
-  k = 16 and one transformer token covers exactly one maze pixel;
+  k = 16 and one transformer token covers exactly one maze pixel (min_size=480 gives a 5x5 maze 528 px);
 * frames: the sample's frame count F becomes F *latent* frames, i.e. num_frames = 4 (F - 1) + 1 video
   frames (Wan's VAE: latent frame 0 is video frame 0, latent frame j >= 1 holds video frames 4j-3 .. 4j);
   sample frame f is video frame 4f, and the last sample frame is the last video frame. So the latent and the
@@ -33,7 +33,10 @@ How a task sample becomes a pipeline call (`generate`):
   ensemble's averaging see every row) by running, for the duration of the call, the pipeline's per-image
   steps once per sample: `encode_prompt`, `encode_image` (Wan2.1's CLIP) and `prepare_latents` (noise,
   VAE-encoded first frame and mask) are called with that sample's image, prompt and generator exactly as a
-  single-sample call would call them, and their rows are concatenated;
+  single-sample call would call them, and their rows are concatenated. A batch of one, or one image repeated
+  with several seeds (an ensemble's members), is the plain pipeline call bit for bit; a row of a batch of
+  different samples is that sample's single call up to the float rounding of batched matmuls (and does not
+  depend on the other rows' samples or seeds);
 * shift: the scheduler is swapped, for the call only, for a copy with that shift (FlowMatchEuler's `shift`,
   UniPC's `flow_shift`); schedulers without a settable flow shift are refused;
 * guidance: CFG scale (`guidance_scale`, and `guidance_scale_2` for the low-noise expert); 1 = off. The
@@ -50,7 +53,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Callable
 
@@ -87,8 +90,8 @@ def scheduler_with_shift(scheduler, shift: float):
     key = SHIFT_KEYS.get(name)
     cfg = scheduler.config
     if key is None:
-        raise TypeError(f"cannot set the flow shift of a {name}; steplens sets it on "
-                        f"{', '.join(SHIFT_KEYS)} (or leave the scheduler and pass its shift)")
+        raise TypeError(f"cannot set the flow shift of a {name}; steplens sets it on {', '.join(SHIFT_KEYS)} "
+                        f"(e.g. pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config))")
     if getattr(cfg, "use_dynamic_shifting", False):
         raise ValueError(f"the pipeline's {name} uses dynamic (resolution-dependent) shifting; steplens needs a "
                          f"fixed shift (use_dynamic_shifting=False)")
@@ -277,6 +280,14 @@ class WanPipelineModel:
                              f"{dim}")
         return emb.to(device=device, dtype=dtype) if dtype is not None else emb.to(device)
 
+    def check_prompt_encoding(self) -> None:
+        """The pipeline's prompt cleaning (diffusers' Wan `prompt_clean`) needs ftfy; say so before a NameError."""
+        import importlib.util
+
+        if self.prompt_embeds is None and importlib.util.find_spec("ftfy") is None:
+            raise ImportError("encoding prompts with the pipeline's text encoder needs ftfy (diffusers' Wan prompt "
+                              "cleaning): pip install ftfy, or give WanPipelineModel a prompt_embeds provider")
+
     @contextmanager
     def _per_sample_steps(self, images, prompts, generators):
         """For one pipeline call: encode_prompt / encode_image / prepare_latents run once per sample (see the
@@ -340,11 +351,10 @@ class WanPipelineModel:
         finally:
             pipe.scheduler = original
 
-    def pipeline_inputs(self, samples, seeds, frames: int | None = None, steps: int = 20,
-                        guidance: float = 1.0) -> dict:
-        """The keyword arguments of the pipeline call `generate` makes (without the per-sample steps): for a
-        single sample, `pipe(**model.pipeline_inputs([s], [seed], ...))` is that sample's plain pipeline call
-        (with prompt embeddings given directly where the model uses a provider)."""
+    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int = 20,
+                    guidance: float = 1.0) -> tuple[list, list[torch.Generator], dict]:
+        """(first frames as upscaled PIL images, one seeded CPU generator per sample, the shared keyword arguments
+        of the pipeline call: height, width, num_frames, num_inference_steps, guidance_scale, ...)."""
         from PIL import Image
 
         from ..tasks.maze import check_frames
@@ -361,19 +371,25 @@ class WanPipelineModel:
                              f"guidance > 1 (1 = off)")
         h, w = self._frame_size(samples)
         k = self.pixel_scale(h, w)
+        self._scales[h * k, w * k] = k
         images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
-        kw = dict(image=images[0] if len(images) == 1 else images, height=h * k, width=w * k,
-                  num_frames=self.video_frames(frames), num_inference_steps=steps, guidance_scale=float(guidance),
-                  generator=[torch.Generator().manual_seed(s) for s in seeds], output_type="latent",
-                  max_sequence_length=self.max_sequence_length)
-        if len(samples) == 1:
-            kw["generator"] = kw["generator"][0]
-            if self.prompt_embeds is None:
-                kw.update(prompt=samples[0].prompt, negative_prompt=self.negative_prompt)
-            else:
-                kw["prompt_embeds"] = self.prompt_embeds([samples[0].prompt])
-                if guidance > 1.0:
-                    kw["negative_prompt_embeds"] = self.prompt_embeds([self.negative_prompt])
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        kw = dict(height=h * k, width=w * k, num_frames=self.video_frames(frames), num_inference_steps=steps,
+                  guidance_scale=float(guidance), output_type="latent", max_sequence_length=self.max_sequence_length)
+        return images, generators, kw
+
+    def pipeline_inputs(self, sample, seed: int, frames: int | None = None, steps: int = 20,
+                        guidance: float = 1.0) -> dict:
+        """The plain single-sample pipeline call equivalent to generate([sample], [seed], ...): `pipe(**kw)` (at
+        the pipeline's current shift) returns the same latents, bit for bit."""
+        images, generators, kw = self.call_inputs([sample], [seed], frames, steps, guidance)
+        kw.update(image=images[0], generator=generators[0])
+        if self.prompt_embeds is None:
+            kw.update(prompt=sample.prompt, negative_prompt=self.negative_prompt)
+        else:
+            kw["prompt_embeds"] = self.prompt_embeds([sample.prompt])
+            if guidance > 1.0:
+                kw["negative_prompt_embeds"] = self.prompt_embeds([self.negative_prompt])
         return kw
 
     @torch.no_grad()
@@ -381,17 +397,12 @@ class WanPipelineModel:
                  guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents
         (B, z, frames, H/8, W/8) as the pipeline returns them (output_type="latent")."""
-        kw = self.pipeline_inputs(samples, seeds, frames, steps, guidance)
-        images, gens = kw.pop("image"), kw.pop("generator")
-        images = images if isinstance(images, list) else [images]
-        gens = gens if isinstance(gens, list) else [gens]
-        for key in ("prompt", "negative_prompt", "prompt_embeds", "negative_prompt_embeds"):
-            kw.pop(key, None)
-        self._scales[kw["height"], kw["width"]] = kw["height"] // samples[0].first_frame.shape[0]
+        images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
+        self.check_prompt_encoding()
         text_dim = self.transformer.config.text_dim
         with ExitStack() as stack:
             stack.enter_context(self._shift(shift))  # before the hooks: they hold on to the pipeline's scheduler
-            stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], gens))
+            stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], generators))
             if callback is not None:
                 stack.enter_context(StepCallbacks(self.pipe, callback, hooks))
             elif hooks is not None:
@@ -400,7 +411,7 @@ class WanPipelineModel:
                 stack.enter_context(attach(self.pipe, hooks))
             # batch_size 1 x num_videos_per_prompt B: the pipeline repeats nothing per image (the per-sample steps
             # give B rows); the one-row prompt_embeds only sets batch_size (encode_prompt returns the real ones)
-            return self.pipe(image=images[0], prompt_embeds=torch.zeros(1, 1, text_dim), generator=gens,
+            return self.pipe(image=images[0], prompt_embeds=torch.zeros(1, 1, text_dim), generator=generators,
                              num_videos_per_prompt=len(images), return_dict=False, **kw)[0]
 
     # -- decoding --------------------------------------------------------------------------------------------

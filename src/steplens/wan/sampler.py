@@ -80,6 +80,12 @@ class WanTransformerModel:
         self.pipe = self.wan.pipe
         self.name = f"{self.wan.name} (steplens Euler)"
         self.info = dict(self.wan.info)
+        self._static = None  # (experts, input dtype), looked up once per prepare(): cheap velocity calls
+
+    def _experts(self):
+        if self._static is None:  # the pipeline casts the input to the first transformer's dtype, for both experts
+            self._static = (self.modules(), self.wan.transformer.dtype)
+        return self._static
 
     # the experiment / hooks interface, shared with the pipeline model
     def modules(self):
@@ -136,16 +142,15 @@ class WanTransformerModel:
         """(x: the initial noise (B, z, T, h, w) float32, cond, uncond or None), per sample exactly as the
         pipeline prepares a single-sample call."""
         pipe, wan = self.pipe, self.wan
-        kw = wan.pipeline_inputs(samples, seeds, frames, 1, guidance)
-        images = kw["image"] if isinstance(kw["image"], list) else [kw["image"]]
-        gens = kw["generator"] if isinstance(kw["generator"], list) else [kw["generator"]]
+        self._static = None
+        images, gens, kw = wan.call_inputs(samples, seeds, frames, 1, guidance)
         h, w, nf = kw["height"], kw["width"], kw["num_frames"]
-        wan._scales[h, w] = h // samples[0].first_frame.shape[0]
         device = pipe._execution_device
         dtype = self.wan.transformer.dtype
         cfg = guidance > 1.0
         prompts, negatives = [s.prompt for s in samples], [wan.negative_prompt] * len(samples)
         if wan.prompt_embeds is None:
+            wan.check_prompt_encoding()
             pe, ne = pipe.encode_prompt(prompt=prompts, negative_prompt=negatives if cfg else None,
                                         do_classifier_free_guidance=cfg, num_videos_per_prompt=1,
                                         max_sequence_length=wan.max_sequence_length, device=device)
@@ -170,7 +175,8 @@ class WanTransformerModel:
     def velocity(self, x: torch.Tensor, sigma, cond: WanCond) -> torch.Tensor:
         t = torch.as_tensor(sigma, dtype=torch.float32).reshape(()) * self.num_train_timesteps
         name = self.expert_for(t)
-        expert = self.modules()[name]
+        experts, dtype = self._experts()
+        expert = experts[name]
         ctx = current()
         branches = ctx.branches if ctx is not None and len(ctx.branches) > 1 else ("cond",)
         outs = []
@@ -178,7 +184,7 @@ class WanTransformerModel:
             inner = step_context(ctx, branches=(br,), expert=name) if ctx is not None else nullcontext()
             cache = expert.cache_context(br) if hasattr(expert, "cache_context") else nullcontext()
             with inner, cache:
-                inp = torch.cat([xb, cb.condition.to(xb.device)], dim=1).to(expert.dtype)
+                inp = torch.cat([xb, cb.condition.to(xb.device)], dim=1).to(dtype)
                 out = expert(hidden_states=inp, timestep=t.to(xb.device).expand(xb.shape[0]),
                              encoder_hidden_states=cb.prompt, encoder_hidden_states_image=cb.image,
                              return_dict=False)[0]
