@@ -20,17 +20,26 @@ def test_shard_takes_every_world_th_job():
     assert sorted(shard(jobs, 0, 3) + shard(jobs, 1, 3) + shard(jobs, 2, 3)) == jobs
 
 
-def test_torchrun_run_equals_single_process(tmp_path):
+@pytest.mark.parametrize("backend", ["embedded", "wan"])
+def test_torchrun_run_equals_single_process(tmp_path, backend):
     runner = CliRunner()
     data = tmp_path / "data"
     assert runner.invoke(app, ["tasks", "generate", "maze", "--count", "5", "--size", "3", "--upscale", "2",
                                "--out", str(data)]).exit_code == 0
+    model = "tiny-maze"
+    if backend == "wan":  # the tiny two-expert Wan2.2 config, saved as a local diffusers folder
+        pytest.importorskip("diffusers")
+        from steplens.wan.tiny import tiny_wan22_i2v
+
+        tiny_wan22_i2v(seed=0).save_pretrained(tmp_path / "wan")
+        model = f"wan:{tmp_path / 'wan'}"
     one = tmp_path / "one"
-    r = runner.invoke(app, ["run", "--data", str(data), "--out", str(one), "--steps", "3"])
+    r = runner.invoke(app, ["run", "--model", model, "--data", str(data), "--out", str(one), "--steps", "3"])
     assert r.exit_code == 0, r.output
     two = tmp_path / "two"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29551",
-           "-m", "steplens.cli", "run", "--data", str(data), "--out", str(two), "--steps", "3"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+           "29551" if backend == "embedded" else "29552", "-m", "steplens.cli", "run", "--model", model,
+           "--data", str(data), "--out", str(two), "--steps", "3"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr[-2000:]
     for i in range(5):

@@ -159,6 +159,21 @@ def test_decode_steps(pipes):
         trace_pipeline(pipe, decode_steps=[1.5])
 
 
+def test_decode_streams_to_disk_and_tiles(pipes, tmp_path):
+    from steplens.io import read_mp4
+
+    pipe = pipes("wan22", "euler")
+    with trace_pipeline(pipe, decode_steps=[1, -1], decode_dir=tmp_path, tiled=True) as tr:
+        video = run(pipe, output_type="np")
+    assert not pipe.vae.use_tiling  # tiling was switched on for the decode only
+    assert sorted(tr.decoded) == [1, 3]
+    paths = tr.decoded[3]
+    assert [p.name for p in paths] == ["run0_step003_0.mp4"]
+    frames = read_mp4(paths[0])  # (T, H, W, 3) uint8, lossy H.264
+    assert frames.shape == (video.shape[1], *video.shape[2:4], 3)
+    assert abs(frames.astype(float) / 255 - video[0]).mean() < 0.05
+
+
 def test_tiny_builders_deterministic_and_rng_neutral():
     state = torch.random.get_rng_state()
     a, b, c = tiny_wan22_i2v(seed=0), tiny_wan22_i2v(seed=0), tiny_wan22_i2v(seed=1)

@@ -121,7 +121,8 @@ class PipelineTrace:
     """Context manager recording every scheduler step of the pipeline calls made inside it."""
 
     def __init__(self, pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
-                 output_type: str = "pt", branches: bool = False, hooks=None):
+                 output_type: str = "pt", branches: bool = False, hooks=None, decode_dir=None, tiled: bool = False,
+                 fps: int = 16):
         if isinstance(decode_steps, str):
             if decode_steps != "all":
                 raise ValueError(f"decode_steps must be a list of step indices or 'all', got {decode_steps!r}")
@@ -138,6 +139,9 @@ class PipelineTrace:
         self.output_type = output_type
         self.branches = branches
         self.hooks = hooks
+        self.decode_dir = decode_dir
+        self.tiled = tiled
+        self.fps = fps
         self.runs: list[WanRun] = []
         self._patches = InstancePatches()
         self._attached = None  # the steplens.wan.hooks.attach context of `hooks`, while active
@@ -250,19 +254,44 @@ class PipelineTrace:
         return False
 
     def _decode_runs(self):
-        for r, run in enumerate(self.runs):
-            n = len(run.steps)
-            wanted = range(n) if self.decode_steps == "all" else self.decode_steps
-            for s in wanted:
-                if not -n <= s < n:
-                    raise IndexError(f"decode step {s} is out of range: the pipeline call ran {n} steps")
-                s = s % n
-                if s not in run.decoded:
-                    run.decoded[s] = self.decode(s, run=r)
+        vae = self.pipe.vae
+        was_tiled = getattr(vae, "use_tiling", False)
+        if self.tiled and hasattr(vae, "enable_tiling"):
+            vae.enable_tiling()
+        try:
+            for r, run in enumerate(self.runs):
+                n = len(run.steps)
+                wanted = range(n) if self.decode_steps == "all" else self.decode_steps
+                for s in wanted:
+                    if not -n <= s < n:
+                        raise IndexError(f"decode step {s} is out of range: the pipeline call ran {n} steps")
+                    s = s % n
+                    if s not in run.decoded:
+                        run.decoded[s] = self._stream(r, s) if self.decode_dir else self.decode(s, run=r)
+        finally:
+            if self.tiled and not was_tiled and hasattr(vae, "disable_tiling"):
+                vae.disable_tiling()
+
+    def _stream(self, r: int, s: int) -> list:
+        """Decode one step and write it as MP4 files (one per batch element); keeps only the paths."""
+        from pathlib import Path
+
+        import numpy as np
+
+        from ..io import write_mp4
+
+        video = self.decode(s, output_type="np", run=r)  # (B, T, H, W, 3) in [0, 1]
+        out = []
+        for b, v in enumerate(np.asarray(video)):
+            path = Path(self.decode_dir) / f"run{r}_step{s:03d}_{b}.mp4"
+            write_mp4(path, (np.clip(v, 0, 1) * 255).round().astype(np.uint8), fps=self.fps)
+            out.append(path)
+        return out
 
 
 def trace_pipeline(pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
-                   output_type: str = "pt", branches: bool = False, hooks=None) -> PipelineTrace:
+                   output_type: str = "pt", branches: bool = False, hooks=None, decode_dir=None,
+                   tiled: bool = False, fps: int = 16) -> PipelineTrace:
     """Trace the pipeline calls made inside the `with` block.
 
     decode_steps: the steps whose x0_hat is decoded with the pipeline's VAE at the end of the block
@@ -273,5 +302,9 @@ def trace_pipeline(pipe, decode_steps: Iterable[int] | str = (), *, device: str 
     branches: also keep each transformer output (Wan with CFG: cond, then uncond) in `WanStep.branches`.
     hooks: a steplens.hooks.Hooks on WanPipelineModel(pipe), attached for the block (steplens.wan.hooks.attach)
         inside the trace's wrappers, so that the trace records the edited run.
+    decode_dir: stream each decoded step to `decode_dir/run<r>_step<s>_<b>.mp4` (one step in memory at a
+        time); `decoded[s]` then holds the paths.
+    tiled: decode with the VAE's tiling (AutoencoderKLWan.enable_tiling) to bound memory at large sizes.
     """
-    return PipelineTrace(pipe, decode_steps, device=device, output_type=output_type, branches=branches, hooks=hooks)
+    return PipelineTrace(pipe, decode_steps, device=device, output_type=output_type, branches=branches, hooks=hooks,
+                         decode_dir=decode_dir, tiled=tiled, fps=fps)
