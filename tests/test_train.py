@@ -78,3 +78,18 @@ def test_weights_roundtrip_and_bad_files(tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="positive sum"):
         TrainConfig(sizes={5: 0.0})
+
+
+def test_init_from_weights_starts_there(tmp_path):
+    base = Trainer(TrainConfig(**CFG, steps=2), tmp_path / "base")
+    base.run(progress=False)
+    save_weights(tmp_path / "w.safetensors", base.ema, base.model.cfg.to_dict(), dtype=torch.float32)
+    tuned = Trainer(TrainConfig(**CFG, steps=2, init=str(tmp_path / "w.safetensors"),
+                                tasks={"maze": 1.0, "maze-two-goals": 1.0}), tmp_path / "tuned")
+    for k, v in base.ema.state_dict().items():
+        assert torch.equal(tuned.model.state_dict()[k], v) and torch.equal(tuned.ema.state_dict()[k], v)
+    tuned.run(progress=False)
+    assert tuned.step == 2
+    with pytest.raises(ValueError, match="another architecture"):
+        Trainer(TrainConfig(**{**CFG, "arch": "tiny-maze"}, steps=2, init=str(tmp_path / "w.safetensors")),
+                tmp_path / "other")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TRAIN_SEED_BASE, item_conditioning, video_batch
 from .evaluate import solve_rate
-from .models import BorderCodec, VideoDiT, get_arch
+from .models import BorderCodec, DiTConfig, VideoDiT, get_arch
 from .models.wrap import EmbeddedModel
 from .models.prompt import PAD
 from .tasks import get_task
@@ -50,6 +50,7 @@ class TrainConfig(BaseModel):
     eval_shift: float = 3.0
     ckpt_every: int = 50
     threads: int | None = None
+    init: str | None = None  # start from these weights (a shipped name or a .safetensors file), e.g. to fine-tune
 
     @field_validator("sizes", "frames", "tasks")
     @classmethod
@@ -118,6 +119,18 @@ class Trainer:
         ckpt = self.out / "checkpoint.safetensors"
         if ckpt.exists():
             self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump())
+        elif cfg.init:
+            self._init_from(cfg.init)
+
+    def _init_from(self, spec: str) -> None:
+        from .checkpoint import load_weights
+        from .models.load import SHIPPED, shipped_path
+
+        state, arch, _ = load_weights(shipped_path(spec) if spec in SHIPPED else spec)
+        if DiTConfig.from_dict(arch) != get_arch(self.cfg.arch):
+            raise ValueError(f"init weights {spec!r} have another architecture than {self.cfg.arch!r}: {arch}")
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
 
     def save(self) -> None:
         if self.rank != 0:
@@ -164,9 +177,12 @@ class Trainer:
     def evaluate(self) -> dict:
         cfg = self.cfg
         m = EmbeddedModel(self.ema, self.codec)
-        res = solve_rate(m, "maze", seeds=range(cfg.eval_count), n=cfg.eval_size, frames=cfg.eval_frames,
-                         steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
-        return {"eval_solve_rate": res["solve_rate"], "eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
+        rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
+        for task in cfg.tasks:
+            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=cfg.eval_size, frames=cfg.eval_frames,
+                             steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
+            rec["eval_solve_rate" if task == "maze" else f"eval_solve_rate_{task}"] = res["solve_rate"]
+        return rec
 
     def run(self, until: int | None = None, progress: bool = True) -> None:
         from tqdm import tqdm
@@ -187,7 +203,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 if cfg.eval_every and self.step % cfg.eval_every == 0:
                     rec.update(self.evaluate())
-                    bar.write(f"step {self.step}: held-out solve rate {rec['eval_solve_rate']:.3f}")
+                    bar.write(f"step {self.step}: held-out solve rates " + ", ".join(
+                        f"{k}={v:.3f}" for k, v in rec.items() if k.startswith("eval_solve_rate")))
                 self.log(rec)
                 t0, losses = time.time(), []
         bar.close()
