@@ -26,7 +26,7 @@ PALETTE = {"wall": BLACK, "free": WHITE, "start": GREEN, "goal": RED, "path": OR
 
 MIN_SIZE, MAX_SIZE = 3, 9
 DEFAULT_SIZE = 5
-DEFAULT_FRAMES = 5
+DEFAULT_FRAMES = 4
 MAZE_PROMPT = "draw the shortest path from the green start to the red goal without crossing any wall"
 GOAL_COLOURS = {"red": RED, "blue": BLUE}
 
