@@ -312,3 +312,15 @@ def test_clear_errors(saved, tmp_path):
     ]:
         r = cli("eval", "--count", 1, *args)
         assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("probe", ["noise", "propagation", "energy", "swap", "sweep", "behaviours"])
+def test_every_probe_runs_on_wan(pipes, probe, tmp_path):
+    from steplens.probes import get_probe
+    from steplens.probes.base import ProbeSettings
+
+    model = WanPipelineModel(pipes["wan22"])
+    s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1)
+    kw = {"sweep": {"frames": (2,), "steps": (1, 2)}, "noise": {"mix_strengths": ()}}.get(probe, {})
+    res = get_probe(probe).run(model, tmp_path, s, progress=False, **kw)
+    assert res["table"] and (tmp_path / "results.json").exists()
