@@ -32,7 +32,8 @@ def plot_cos(metrics: list[dict], path: Path, title: str = "") -> None:
     ax2.plot(steps, [m["off_solution"] for m in metrics], ":", color="tab:red", label="off-solution")
     ax2.set_ylabel("path-coloured pixels", color="tab:orange")
     ax.set_title(title, fontsize=9)
-    fig.legend(loc="lower right", fontsize=7)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="center right", fontsize=7)
     save(fig, path)
 
 
