@@ -21,3 +21,21 @@ def random_net(seed: int = 0, arch: str = "test") -> VideoDiT:
 @pytest.fixture
 def tiny_model() -> EmbeddedModel:
     return EmbeddedModel(random_net(0), name="test")
+
+
+@pytest.fixture(scope="module")
+def pipes():
+    """Tiny offline Wan pipelines, built once per module: pipes("wan22" | "wan21", "euler" | "unipc")."""
+    from steplens.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v
+
+    builders = {"wan22": tiny_wan22_i2v, "wan21": tiny_wan21_i2v}
+    cache = {}
+
+    def get(model, scheduler="euler"):
+        if (model, scheduler) not in cache:
+            pipe = builders[model](seed=0, scheduler=scheduler)
+            pipe.set_progress_bar_config(disable=True)
+            cache[model, scheduler] = pipe
+        return cache[model, scheduler]
+
+    return get

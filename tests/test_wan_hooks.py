@@ -18,20 +18,6 @@ BUILDERS = {"wan22": tiny_wan22_i2v, "wan21": tiny_wan21_i2v}
 GUIDANCE = 5.0  # tiny_inputs' default: CFG on
 
 
-@pytest.fixture(scope="module")
-def pipes():
-    cache = {}
-
-    def get(model, scheduler="euler"):
-        if (model, scheduler) not in cache:
-            pipe = BUILDERS[model](seed=0, scheduler=scheduler)
-            pipe.set_progress_bar_config(disable=True)
-            cache[model, scheduler] = pipe
-        return cache[model, scheduler]
-
-    return get
-
-
 def run(pipe, **kw):
     return pipe(**tiny_inputs(pipe, **kw)).frames
 

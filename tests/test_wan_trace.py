@@ -15,20 +15,6 @@ BUILDERS = {"wan22": tiny_wan22_i2v, "wan21": tiny_wan21_i2v}
 VARIANTS = [(m, s) for m in BUILDERS for s in ("euler", "unipc")]
 
 
-@pytest.fixture(scope="module")
-def pipes():
-    cache = {}
-
-    def get(model, scheduler):
-        if (model, scheduler) not in cache:
-            pipe = BUILDERS[model](seed=0, scheduler=scheduler)
-            pipe.set_progress_bar_config(disable=True)
-            cache[model, scheduler] = pipe
-        return cache[model, scheduler]
-
-    return get
-
-
 def run(pipe, **kw):
     return pipe(**tiny_inputs(pipe, **kw)).frames
 
