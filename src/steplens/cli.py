@@ -232,7 +232,7 @@ def demo(
 
 @app.command()
 def probe(
-    name: str = typer.Argument(..., help="noise | sweep | behaviours"),
+    name: str = typer.Argument(..., help="noise | propagation | energy | swap | sweep | behaviours"),
     model: str = MODEL,
     out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes if present"),
     task: str = typer.Option("maze"), count: int = typer.Option(100, min=1, help="held-out samples"),
