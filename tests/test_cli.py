@@ -17,8 +17,9 @@ def cli(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_shipped_weights_are_present_and_small():
-    p = shipped_path("tiny-maze")
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_weights_are_present_and_small(name):
+    p = shipped_path(name)
     assert p.is_file() and p.stat().st_size < 8e6
 
 

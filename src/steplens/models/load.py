@@ -9,7 +9,10 @@ from .dit import DiTConfig, VideoDiT
 from .wrap import EmbeddedModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-SHIPPED = {"tiny-maze": "tiny-maze.safetensors"}
+SHIPPED = {
+    "tiny-maze": "tiny-maze.safetensors",  # plain mazes (issue 2's model)
+    "tiny-maze-2goal": "tiny-maze-2goal.safetensors",  # tiny-maze fine-tuned to also follow the two-goal prompt
+}
 
 
 def shipped_path(name: str) -> Path:
