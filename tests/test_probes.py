@@ -131,3 +131,24 @@ def test_swap_refuses_pairs_of_different_shapes():
     t = get_task("maze-two-goals")
     with pytest.raises(ValueError, match="same shape"):
         check_pair(t.sample(0, 3, 3, target="red"), t.sample(0, 4, 3, target="blue"))
+
+
+def test_energy_probe_resumes(tiny_model, tmp_path):
+    from steplens.probes import energy
+
+    full = energy.run(tiny_model, tmp_path / "a", S, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        energy.run(Interrupting(tiny_model, 1), tmp_path / "b", S, progress=False)
+    again = energy.run(tiny_model, tmp_path / "b", S, progress=False)
+    assert again["table"] == full["table"]
+
+
+def test_noise_probe_step_and_frame_selection(tiny_model, tmp_path):
+    res = noise.run(tiny_model, tmp_path, S, mix_strengths=(), steps=[1], frames=[2], progress=False)
+    assert [r["condition"] for r in res["table"]] == ["clean", "step 1", "frame 2"]
+    with pytest.raises(ValueError, match="frame index 3 out of range: frames are 0..2"):
+        noise.run(tiny_model, tmp_path / "x", S, frames=[0, 3], progress=False)
+    with pytest.raises(ValueError, match="step index 7 out of range: steps are 0..2"):
+        noise.run(tiny_model, tmp_path / "y", S, steps=[7], progress=False)
+    with pytest.raises(ValueError, match="empty frame selection"):
+        noise.run(tiny_model, tmp_path / "z", S, frames=[], progress=False)

@@ -20,6 +20,7 @@ from ..plots import save
 from ..report import Report
 from ..tasks.grid import FREE, WALL, native_labels
 from ..tasks.maze import shortest_pixel_path
+from ..store import ResultsStore
 from .base import ProbeSettings, held_out, rate, score_outputs, write_results
 
 
@@ -45,36 +46,50 @@ def run(model, out: Path, s: ProbeSettings, steps: list[int] | None = None, pca_
     steps = steps or default_steps(s.steps)
     blocks = list(model.block_names)
     pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
+    config = {"steps": steps, "pca_blocks": pca_blocks, "model": model.name}
+    store = ResultsStore(out / "store", ("condition", "idx"), {"probe": "energy", **s.model_dump(), **config})
     samples, seeds = held_out(s)
-    energy = {}  # (block, step) -> list of (B, T, h, w)
-    ratios = {b: [] for b in blocks}
-    rows, pca_state = [], {}
-    for lo in tqdm(range(0, len(samples), s.batch), disable=not progress, desc="probe energy"):
-        batch, bseeds = samples[lo: lo + s.batch], seeds[lo: lo + s.batch]
-        hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy", branch="cond")
-        if lo == 0:
-            hooks.record(pca_blocks, steps=[steps[0]], branch="cond", label="full")
+
+    def record(batch, bseeds, hooks):
         with hooks:
             lat = model.generate(batch, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=hooks)
-        rows += score_outputs(model, batch, lat)
-        grid = model.token_grid(lat.shape)
-        masks = torch.stack([model.token_mask(task_mask(x)) for x in batch])  # (B, h, w)
-        for b in blocks:
-            for k in steps:
-                e = hooks.get(b, k).reshape(len(batch), *grid)
-                energy.setdefault((b, k), []).append(e)
-                out_frames = e[:, 1:] if grid[0] > 1 else e
-                m = masks[:, None].expand_as(out_frames)
-                ratios[b].append((out_frames[m].mean() / out_frames[~m].mean()).item())
-        if lo == 0:
-            pca_state = {b: hooks.get(f"{b}:full", steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
-    mean_energy = {key: torch.cat(v).mean(0) for key, v in energy.items()}  # (T, h, w)
-    table = [{"block": b, "task_background_ratio": float(np.mean(ratios[b]))} for b in blocks]
+        return lat
+
+    todo = [i for i, sd in enumerate(seeds) if not store.has(condition="energy", idx=sd)]
+    with tqdm(total=len(seeds), initial=len(seeds) - len(todo), disable=not progress, desc="probe energy") as bar:
+        for lo in range(0, len(todo), s.batch):
+            idx = todo[lo: lo + s.batch]
+            batch, bseeds = [samples[i] for i in idx], [seeds[i] for i in idx]
+            hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy", branch="cond")
+            lat = record(batch, bseeds, hooks)
+            grid = model.token_grid(lat.shape)
+            masks = torch.stack([model.token_mask(task_mask(x)) for x in batch])  # (B, h, w)
+            rows = [{"condition": "energy", "idx": sd, **r, "ratios": {}, "maps": {}}
+                    for sd, r in zip(bseeds, score_outputs(model, batch, lat))]
+            for b in blocks:
+                for k in steps:
+                    e = hooks.get(b, k).reshape(len(batch), *grid)
+                    out_frames = e[:, 1:] if grid[0] > 1 else e
+                    for n, row in enumerate(rows):
+                        m = masks[n][None].expand_as(out_frames[n])
+                        row["ratios"].setdefault(b, []).append((out_frames[n][m].mean() / out_frames[n][~m].mean()).item())
+                        row["maps"][f"{b}@{k}"] = e[n].tolist()
+            store.add(rows)
+            bar.update(len(idx))
+    rows = store.select(condition="energy")
+    mean_energy = {(b, k): torch.tensor([r["maps"][f"{b}@{k}"] for r in rows]).mean(0) for b in blocks for k in steps}
+    table = [{"block": b, "task_background_ratio": float(np.mean([np.mean(r["ratios"][b]) for r in rows]))}
+             for b in blocks]
     best = max(table, key=lambda r: r["task_background_ratio"])
     headline = {"solve_rate": rate(rows)["rate"], "best_block": best["block"],
                 "best_ratio": best["task_background_ratio"], "steps": steps,
                 "ratios": {r["block"]: round(r["task_background_ratio"], 3) for r in table}}
-    write_results(out, "energy", s, {"steps": steps, "pca_blocks": pca_blocks, "model": model.name}, table, headline)
+    # PCA maps of the first sample's full hidden states (one more run of one sample)
+    pca = Hooks(model, s.steps).record(pca_blocks, steps=[steps[0]], branch="cond")
+    lat = record(samples[:1], seeds[:1], pca)
+    grid = model.token_grid(lat.shape)
+    pca_state = {b: pca.get(b, steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
+    write_results(out, "energy", s, config, table, headline)
     atomic_write_json(out / "energy_maps.json", {f"{b}@{k}": v.tolist() for (b, k), v in mean_energy.items()})
     plot_grid(out, mean_energy, blocks, steps)
     plot_pca(out, pca_state)

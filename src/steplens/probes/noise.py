@@ -26,13 +26,25 @@ def fresh_noise(like: torch.Tensor, seeds: list[int], salt: int) -> torch.Tensor
     return torch.stack([torch.randn(like.shape[1:], generator=g) for g in gens]).to(like)
 
 
-def conditions(model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4) -> dict:
+def check_indices(what: str, chosen, n: int) -> list[int]:
+    """Validate a step or frame selection against 0..n-1."""
+    chosen = list(range(n)) if chosen is None else list(chosen)
+    if not chosen:
+        raise ValueError(f"empty {what} selection")
+    bad = [i for i in chosen if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"{what} index {bad[0]} out of range: {what}s are 0..{n - 1}")
+    return chosen
+
+
+def conditions(model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None,
+               frames=None) -> dict:
     """name -> hooks factory (None for the clean run)."""
     conds: dict = {"clean": None}
-    for k in range(s.steps):
+    for k in check_indices("step", steps, s.steps):
         conds[f"step {k}"] = lambda smp, sd, k=k: Hooks(model, s.steps).edit(
             "latent", steps=[k], fn=lambda x, ctx: fresh_noise(x, sd, 1 + ctx.step))
-    for f in range(s.frames):
+    for f in check_indices("frame", frames, s.frames):
         def frame_noise(x, ctx, sd=None, f=f):
             x = x.clone()
             x[:, :, f] = fresh_noise(x[:, :, f], sd, 1000 + 100 * f + ctx.step)
@@ -46,11 +58,13 @@ def conditions(model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: in
     return conds
 
 
-def run(model, out: Path, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, progress=True) -> dict:
+def run(model, out: Path, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None, frames=None,
+        progress=True) -> dict:
     s = s.resolved()
-    model = model
-    conds = conditions(model, s, mix_strengths, mix_every)
-    config = {"mix_strengths": list(mix_strengths), "mix_every": mix_every, "model": model.name}
+    conds = conditions(model, s, mix_strengths, mix_every, steps, frames)
+    steps, frames = check_indices("step", steps, s.steps), check_indices("frame", frames, s.frames)
+    config = {"mix_strengths": list(mix_strengths), "mix_every": mix_every, "steps": steps, "frames": frames,
+              "model": model.name}
     store = ResultsStore(Path(out) / "store", ("condition", "idx"), {"probe": "noise", **s.model_dump(), **config})
     samples, seeds = held_out(s)
     with tqdm(total=len(conds) * len(seeds), disable=not progress, desc="probe noise") as bar:
@@ -60,27 +74,27 @@ def run(model, out: Path, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every
     table = summary_rows(store, list(conds))
     by = {r["condition"]: r for r in table}
     clean = by["clean"]["solve_rate"]
-    step_rates = [by[f"step {k}"]["solve_rate"] for k in range(s.steps)]
-    frame_rates = [by[f"frame {f}"]["solve_rate"] for f in range(s.frames)]
+    step_rates = [by[f"step {k}"]["solve_rate"] for k in steps]
+    frame_rates = [by[f"frame {f}"]["solve_rate"] for f in frames]
     headline = {
         "clean": clean,
         "step_noise_mean": float(np.mean(step_rates)), "step_noise_min": float(np.min(step_rates)),
-        "worst_step": int(np.argmin(step_rates)),
+        "worst_step": steps[int(np.argmin(step_rates))],
         "frame_noise_mean": float(np.mean(frame_rates)), "frame_noise_min": float(np.min(frame_rates)),
         "drop_step_noise": clean - float(np.mean(step_rates)), "drop_frame_noise": clean - float(np.mean(frame_rates)),
     }
     write_results(out, "noise", s, config, table, headline)
-    plot(out, s, by, mix_strengths, mix_every)
+    plot(out, s, by, mix_strengths, mix_every, steps, frames)
     return {"headline": headline, "table": table}
 
 
-def plot(out: Path, s: ProbeSettings, by: dict, mix_strengths, mix_every) -> None:
+def plot(out: Path, s: ProbeSettings, by: dict, mix_strengths, mix_every, steps, frames) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [3, 1]})
-    ks = np.arange(s.steps)
+    ks = np.array(steps)
     for ax, xs, names, label in ((axes[0], ks, [f"step {k}" for k in ks], "noise at step k (all frames)"),
-                                 (axes[1], np.arange(s.frames), [f"frame {f}" for f in range(s.frames)],
+                                 (axes[1], np.array(frames), [f"frame {f}" for f in frames],
                                   "noise at frame f (every step)")):
         y = np.array([by[n]["solve_rate"] for n in names])
         lo = np.array([by[n]["ci_low"] for n in names])
