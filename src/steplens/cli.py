@@ -133,7 +133,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="write results.json here"),
 ):
     """Generate held-out samples, run the model and score: solve rate with its 95% interval."""
-    from .evaluate import solve_rate, wilson
+    from .evaluate import solve_rate
     from .io import atomic_write_json
     from .tasks import get_task
 

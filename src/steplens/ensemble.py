@@ -145,9 +145,10 @@ def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: Ensembl
 def final_labels(model, latents: torch.Tensor) -> np.ndarray:
     """(B, N, ...) latents -> (B, N, H, W) palette labels of each member's last frame."""
     from .tasks.grid import snap
+    from .video import to_rgb
 
     px = model.decode(latents.flatten(0, 1))[:, :, -1]
-    rgb = ((px.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+    rgb = to_rgb(px)
     return snap(rgb).reshape(*latents.shape[:2], *rgb.shape[1:3])
 
 

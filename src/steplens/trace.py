@@ -11,7 +11,7 @@ import torch
 from . import cos
 from .io import atomic_path, atomic_write_json, write_gif, write_png
 from .tasks.sample import Sample
-from .video import to_uint8, upscale
+from .video import to_rgb, to_uint8, upscale
 
 
 @dataclass
@@ -48,7 +48,7 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift
     out = model.decode(out_latent)
     traces = []
     for b, s in enumerate(samples):
-        finals = ((x0[b, :, :, -1].clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        finals = to_rgb(x0[b, :, :, -1])
         metrics = cos.step_metrics(finals, s.first_frame, prompt=s.prompt)
         task = get_task(s.task)
         final = task.score(to_uint8(out[b, :, -1]), s.first_frame, s.prompt)

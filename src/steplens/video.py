@@ -18,6 +18,11 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.movedim(0, -1).cpu().numpy()
 
 
+def to_rgb(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) float RGB in 0..255, unrounded (for soft per-pixel metrics)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def upscale(img: np.ndarray, k: int) -> np.ndarray:
     """Nearest-neighbour integer upscale of (..., H, W, 3)."""
     return img.repeat(k, axis=-3).repeat(k, axis=-2) if k > 1 else img

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import cos
 from ..hooks import Hooks
+from ..video import to_rgb
 
 
 def record_x0(model, steps: int) -> Hooks:
@@ -18,7 +19,7 @@ def per_run_metrics(model, samples, hooks: Hooks) -> list[list[dict]]:
     finals = []
     for k in steps:
         px = model.decode(hooks.get("x0", k))[:, :, -1]  # (B, C, H, W)
-        finals.append(((px.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy())
+        finals.append(to_rgb(px))
     finals = np.stack(finals, 1)  # (B, S, H, W, 3)
     return [cos.step_metrics(finals[b], s.first_frame, prompt=s.prompt) for b, s in enumerate(samples)]
 
