@@ -87,3 +87,19 @@ def test_blocks_and_steps_out_of_range(tiny_model):
         generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(blocks=[1, 5]), steps=4)
     with pytest.raises(ValueError, match="step 9 out of range.*0..3"):
         generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(steps=[9]), steps=4)
+
+
+def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_bound():
+    from steplens.compare import METHODS, run_methods
+    from steplens.models.load import load_model
+
+    model = load_model("tiny-maze")
+    smp = [get_task("maze").sample(s, 6, 4) for s in range(8)]   # 6x6: the size the model misses most
+    seeds = list(range(8))
+    every = run_methods(model, smp, seeds, list(METHODS), n=2, steps=8, shift=3.0)
+    assert list(every) == list(METHODS) and all(len(v) == 8 for v in every.values())
+    alone = {m: run_methods(model, smp, seeds, [m], n=2, steps=8, shift=3.0)[m] for m in ("ensemble-vote", "vote")}
+    assert alone["ensemble-vote"] == every["ensemble-vote"] and alone["vote"] == every["vote"]
+    # the oracle takes any correct member: it succeeds wherever one seed (member 0's noise) or the consensus pick does
+    for i in range(8):
+        assert every["best-oracle"][i] >= every["single"][i] and every["best-oracle"][i] >= every["best-consensus"][i]

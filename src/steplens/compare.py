@@ -46,7 +46,7 @@ def _score(samples, labels_per_sample) -> list[bool]:
 
 def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, shift: float,
                 ens: EnsembleConfig | None = None) -> dict[str, list[bool]]:
-    """Success per sample for each method (methods sharing runs share them)."""
+    """Success per sample for each method; methods that read the same N-seed run share one generation."""
     res: dict[str, list[bool]] = {}
     want = set(methods)
     if "single" in want:
@@ -62,12 +62,12 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
         res["best-consensus"] = _score(samples, lab[np.arange(len(samples)), consensus_index(lab)])
         each = np.array([_score(samples, lab[:, k]) for k in range(n)])  # (N, B)
         res["best-oracle"] = each.any(0).tolist()
-    for name, (target, pick) in ENSEMBLES.items():
-        if name in want:
-            base = ens or EnsembleConfig()
-            cfg = base.model_copy(update={"n_seeds": n, "target": target})
-            lab = final_labels(model, generate_ensemble(model, samples, seeds, cfg, steps, shift))
-            res[name] = _score(samples, lab[:, 0] if pick == "first" else majority_vote(lab))
+    for target in dict.fromkeys(t for name, (t, _) in ENSEMBLES.items() if name in want):
+        cfg = (ens or EnsembleConfig()).model_copy(update={"n_seeds": n, "target": target})
+        lab = final_labels(model, generate_ensemble(model, samples, seeds, cfg, steps, shift))
+        for name, (t, pick) in ENSEMBLES.items():
+            if name in want and t == target:
+                res[name] = _score(samples, lab[:, 0] if pick == "first" else majority_vote(lab))
     return {m: res[m] for m in methods}
 
 
