@@ -70,6 +70,9 @@ def test_selection_rules_pick_what_they_claim():
     assert np.array_equal(vote[0], base)  # every pixel: at least 2 of 4 members keep the base label, others split
     tie = np.array([[[[1]], [[3]]]])      # two members, one pixel each: ties go to the lowest label
     assert majority_vote(tie)[0, 0, 0] == 1
+    # float frames: the member with the smallest summed squared distance to the others (here the median one)
+    pixels = np.array([[[0.0, 0.0], [0.9, 1.0], [0.5, 0.4], [0.2, 0.3]]])  # (B=1, N=4, 2 pixels)
+    assert consensus_index(pixels).tolist() == [2]
 
 
 @pytest.mark.parametrize("kw, msg", [

@@ -26,6 +26,16 @@ DTYPE = typer.Option("float32", help="float32 | bfloat16 | float16 (wan:PATH pip
                                      "stay float32; the embedded model runs in float32)")
 OFFLOAD = typer.Option("none", help="none | model | sequential: CPU offload of a wan:PATH pipeline onto --device "
                                     "(needs accelerate and an accelerator)")
+ENS_BLOCKS = typer.Option(None, "--ens-blocks", help="ensemble blocks, e.g. 4,5 (default: the middle quarter)")
+ENS_STEPS = typer.Option(None, "--ens-steps", help="ensemble steps, e.g. 0,1,2 (default: the first 15%)")
+ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent seeds, 1 = replaced by the mean")
+
+
+def _ints(v: Optional[str]) -> Optional[list[int]]:
+    try:
+        return [int(x) for x in v.split(",")] if v else None
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {v!r}") from None
 
 
 @app.callback()
@@ -80,14 +90,26 @@ def run(
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
     frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's)"),
     batch: int = typer.Option(16, min=1), device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
+    ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
+    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
+    select: str = typer.Option("first", help="which ensemble member to write: first | consensus | all"),
+    split_seeds: bool = typer.Option(False, help="under torchrun: split the N seeds over the processes "
+                                                 "(all-reduced means) instead of the samples"),
 ):
     """Generate a video for every sample folder under DATA (skips those already done)."""
+    from .ensemble import EnsembleConfig
     from .runner import run_folder
 
-    m = _model(model, device, dtype, offload)
     try:
+        ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
+                                                           blocks=_ints(ens_blocks), steps=_ints(ens_steps),
+                                                           alpha=alpha)
+        m = _model(model, device, dtype, offload)
+        if split_seeds:
+            _distributed()
         done = run_folder(m, data, out, steps=steps, shift=shift, seed=seed, batch=batch, guidance=guidance,
-                          frames=frames)
+                          frames=frames, ensemble=ens, select=select, split_seeds=split_seeds)
     except (ValueError, FileNotFoundError) as e:
         _fail(e)
     console.print(f"generated {len(done)} videos into {out}")
@@ -130,9 +152,11 @@ def evaluate(
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
+    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
     out: Optional[Path] = typer.Option(None, help="write results.json here"),
 ):
     """Generate held-out samples, run the model and score: solve rate with its 95% interval."""
+    from .ensemble import EnsembleConfig
     from .evaluate import solve_rate
     from .io import atomic_write_json
     from .tasks import get_task
@@ -145,7 +169,8 @@ def evaluate(
             res = solve_rate(m, task, range(seed, seed + count), n=n, frames=frames or t.default_frames,
                              steps=steps, shift=shift, batch=batch, guidance=guidance)
         else:
-            res = _eval_method(m, t, method, n_seeds, count, seed, n, frames, steps, shift, batch)
+            ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
+            res = _eval_method(m, t, method, ens, count, seed, n, frames, steps, shift, batch)
     except ValueError as e:
         _fail(e)
     res["solved"], res["count"] = sum(bool(getattr(s, "success", s)) for s in res["scores"]), res["n"]
@@ -158,20 +183,18 @@ def evaluate(
             "per_sample": [s.to_dict() if hasattr(s, "to_dict") else {"success": s} for s in res["scores"]]})
 
 
-def _eval_method(m, t, method, n_seeds, count, seed, n, frames, steps, shift, batch) -> dict:
+def _eval_method(m, t, method, ens, count, seed, n, frames, steps, shift, batch) -> dict:
     from .compare import check_method, run_methods
-    from .ensemble import EnsembleConfig
     from .evaluate import wilson
     from tqdm import tqdm
 
     check_method(method)
-    EnsembleConfig(n_seeds=n_seeds)  # validates N
     seeds = list(range(seed, seed + count))
     ok = []
     for lo in tqdm(range(0, count, batch), desc=f"eval {method}"):
         chunk = seeds[lo: lo + batch]
         samples = [t.sample(x, n, frames) for x in chunk]
-        ok += run_methods(m, samples, chunk, [method], n_seeds, steps, shift)[method]
+        ok += run_methods(m, samples, chunk, [method], ens.n_seeds, steps, shift, ens)[method]
     lo_ci, hi_ci = wilson(sum(ok), len(ok))
     return {"solve_rate": sum(ok) / len(ok), "ci95": [lo_ci, hi_ci], "n": len(ok), "mean_score": float("nan"),
             "scores": ok}
@@ -271,9 +294,7 @@ def compare_cmd(
     size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None), steps: int = STEPS,
     shift: float = SHIFT, batch: int = typer.Option(50, min=1), device: str = DEVICE,
     dtype: str = DTYPE, offload: str = OFFLOAD,
-    ens_blocks: Optional[str] = typer.Option(None, help="ensemble blocks, e.g. 4,5 (default: middle quarter)"),
-    ens_steps: Optional[str] = typer.Option(None, help="ensemble steps, e.g. 0,1,2 (default: first 15%)"),
-    alpha: float = typer.Option(1.0, help="ensemble strength in [0, 1]"),
+    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
 ):
     """Every method on the same held-out samples and noises: solve rates, paired-bootstrap deltas vs one seed."""
     from .compare import compare
@@ -282,15 +303,12 @@ def compare_cmd(
     from .report import Report
     from .compare import report_section
 
-    def ints(v):
-        return [int(x) for x in v.split(",")] if v else None
-
     try:
-        ens = EnsembleConfig(blocks=ints(ens_blocks), steps=ints(ens_steps), alpha=alpha)
+        ens = EnsembleConfig(blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
         settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
                                  shift=shift, batch=batch)
         m = _model(model, device, dtype, offload)
-        res = compare(m, out, settings, n_list=ints(n_seeds), methods=methods.split(","), ens=ens)
+        res = compare(m, out, settings, n_list=_ints(n_seeds), methods=methods.split(","), ens=ens)
     except ValueError as e:
         _fail(e)
     rep = Report(f"steplens compare: {model}")

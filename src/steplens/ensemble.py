@@ -152,12 +152,19 @@ def final_labels(model, latents: torch.Tensor) -> np.ndarray:
     return snap(rgb).reshape(*latents.shape[:2], *rgb.shape[1:3])
 
 
-def consensus_index(labels: np.ndarray) -> np.ndarray:
-    """Per sample, the member whose last frame agrees most (pixelwise) with the other members."""
-    b, n = labels.shape[:2]
-    flat = labels.reshape(b, n, -1)
-    agree = (flat[:, :, None] == flat[:, None, :]).mean(-1)  # (B, N, N)
-    return agree.sum(-1).argmax(-1)  # self-agreement adds the same 1 to every member
+def consensus_index(frames: np.ndarray) -> np.ndarray:
+    """Per sample, the member whose last frame agrees most with the other members' (no ground truth).
+
+    `frames` (B, N, ...): integer labels are compared by pixelwise agreement; float pixels by mean
+    squared distance (the member closest to all others)."""
+    b, n = frames.shape[:2]
+    flat = frames.reshape(b, n, -1)
+    if np.issubdtype(flat.dtype, np.integer):
+        close = (flat[:, :, None] == flat[:, None, :]).mean(-1)  # (B, N, N); self-agreement adds 1 to every member
+    else:
+        flat = flat.astype(np.float64)
+        close = -((flat[:, :, None] - flat[:, None, :]) ** 2).mean(-1)
+    return close.sum(-1).argmax(-1)
 
 
 def majority_vote(labels: np.ndarray) -> np.ndarray:

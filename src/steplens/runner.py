@@ -20,17 +20,49 @@ def output_paths(out: Path, task: str, idx: int) -> tuple[Path, Path]:
     return Path(out) / task / f"{idx:05d}.mp4", Path(out) / task / f"{idx:05d}.png"
 
 
+SELECT = ("first", "consensus", "all")
+
+
+def member_path(out: Path, task: str, idx: int, k: int) -> Path:
+    return Path(out) / task / f"{idx:05d}.seed{k}.mp4"
+
+
+def _videos(model, samples, seeds, steps, shift, guidance, ensemble, select, split) -> tuple:
+    """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
+    if ensemble is None:
+        return model.decode(model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance)), None
+    from .ensemble import consensus_index, generate_ensemble, generate_ensemble_distributed
+
+    gen = generate_ensemble_distributed if split else generate_ensemble
+    lat = gen(model, samples, seeds, ensemble, steps, shift, guidance)
+    px = model.decode(lat.flatten(0, 1))
+    px = px.reshape(*lat.shape[:2], *px.shape[1:])
+    k = consensus_index(px[:, :, :, -1].float().cpu().numpy()) if select == "consensus" else np.zeros(len(px), int)
+    return px[np.arange(len(px)), k], (px if select == "all" else None)
+
+
 def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0, seed: int = 0,
-               batch: int = 16, guidance: float = 1.0, frames: int | None = None, progress: bool = True) -> list[dict]:
+               batch: int = 16, guidance: float = 1.0, frames: int | None = None, progress: bool = True,
+               ensemble=None, select: str = "first", split_seeds: bool = False) -> list[dict]:
     """Generate the video of every sample folder under `data`; skips outputs already written.
 
-    Under torchrun / accelerate launch, each process takes every world-th sample folder."""
+    `ensemble` (an EnsembleConfig) samples N seeds per sample with the latent ensemble and writes the
+    member picked by `select`: "first" (the sample's own seed), "consensus" (the member whose last frame is
+    closest to the others'), or "all" (the first, plus every member as <idx>.seed<k>.mp4).
+    Under torchrun / accelerate launch, each process takes every world-th sample folder; with
+    `split_seeds` instead, every process runs all samples with its share of the N seeds (the ensemble's
+    means by all-reduce; the process group must be initialised) and rank 0 writes."""
     from tqdm import tqdm
 
     from .dist import rank_world, shard
 
+    if select not in SELECT:
+        raise ValueError(f"unknown selection rule {select!r}; available: {', '.join(SELECT)}")
+    if ensemble is None and (select != "first" or split_seeds):
+        raise ValueError(f"select={select!r} and split_seeds={split_seeds} need an ensemble (N seeds per sample)")
     rank, world = rank_world()
-    dirs = shard(sample_dirs(data), rank, world)
+    split = split_seeds and world > 1
+    dirs = sample_dirs(data) if split else shard(sample_dirs(data), rank, world)
     groups: dict[tuple, list] = defaultdict(list)
     for d in dirs:
         s = read_sample(d, frames)
@@ -39,6 +71,11 @@ def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0
         scale = native_labels(read_png(d / "first_frame.png"))[1]
         if not output_paths(out, s.task, s.idx)[1].exists():
             groups[(s.task, s.first_frame.shape, s.frames)].append((s, scale))
+    if split:  # every process must see the same list before rank 0 writes anything
+        import torch.distributed as dist
+
+        dist.barrier()
+    writer = not split or rank == 0
     done = []
     todo = [g for g in groups.values()]
     bar = tqdm(total=sum(len(g) for g in todo), disable=not progress, position=rank,
@@ -48,8 +85,12 @@ def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0
             chunk = group[lo: lo + batch]
             samples = [s for s, _ in chunk]
             seeds = [seed + s.idx for s in samples]
-            vids = model.decode(model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance))
-            for (s, scale), v in zip(chunk, vids):
+            vids, members = _videos(model, samples, seeds, steps, shift, guidance, ensemble, select, split)
+            for i, ((s, scale), v) in enumerate(zip(chunk, vids)):
+                if not writer:
+                    break
+                for k, m in enumerate(members[i] if members is not None else []):
+                    write_mp4(member_path(out, s.task, s.idx, k), upscale(to_uint8(m), scale))
                 video = upscale(to_uint8(v), scale)
                 mp4, png = output_paths(out, s.task, s.idx)
                 write_mp4(mp4, video)

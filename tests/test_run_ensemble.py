@@ -1,0 +1,103 @@
+"""The ensemble as an option of `steplens run`: selection rules, and the seeds split over 2 torchrun processes."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from steplens.cli import app
+from steplens.ensemble import EnsembleConfig, generate_ensemble
+from steplens.io import read_png
+from steplens.models.load import load_model
+from steplens.tasks.sample import read_sample, sample_dirs
+from steplens.video import to_uint8, upscale
+
+runner = CliRunner()
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    r = cli("tasks", "generate", "maze", "--count", 3, "--size", 6, "--upscale", 2, "--out", root)
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def _members_last_frames(data, n, steps):
+    """Every member's last frame (uint8, upscaled as `run` writes it), computed here through the API."""
+    model = load_model("tiny-maze")
+    samples = [read_sample(d) for d in sample_dirs(data)]
+    lat = generate_ensemble(model, samples, [s.idx for s in samples], EnsembleConfig(n_seeds=n), steps=steps)
+    px = model.decode(lat.flatten(0, 1))
+    frames = [upscale(to_uint8(v), 2)[-1] for v in px]
+    return np.stack(frames).reshape(len(samples), n, *frames[0].shape)
+
+
+def test_run_ensemble_first_and_all_write_member_zero(data, tmp_path):
+    out = tmp_path / "all"
+    r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 3, "--select", "all")
+    assert r.exit_code == 0, r.output
+    want = _members_last_frames(data, 3, 6)
+    for i in range(3):
+        assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), want[i, 0])
+        assert [(out / "maze" / f"{i:05d}.seed{k}.mp4").is_file() for k in range(3)] == [True] * 3
+        assert (out / "maze" / f"{i:05d}.mp4").read_bytes() == (out / "maze" / f"{i:05d}.seed0.mp4").read_bytes()
+    first = tmp_path / "first"
+    assert cli("run", "--data", data, "--out", first, "--steps", 6, "--ensemble", 3).exit_code == 0
+    assert not list((first / "maze").glob("*.seed*.mp4"))
+    assert all(np.array_equal(read_png(first / "maze" / f"{i:05d}.png"), want[i, 0]) for i in range(3))
+
+
+def test_run_ensemble_consensus_writes_the_member_closest_to_the_others(data, tmp_path):
+    out = tmp_path / "cons"
+    r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 4, "--alpha", 0, "--select", "consensus")
+    assert r.exit_code == 0, r.output
+    model = load_model("tiny-maze")
+    samples = [read_sample(d) for d in sample_dirs(data)]
+    lat = generate_ensemble(model, samples, [s.idx for s in samples], EnsembleConfig(n_seeds=4, alpha=0.0), steps=6)
+    last = model.decode(lat.flatten(0, 1))[:, :, -1].reshape(3, 4, -1).double().numpy()
+    for i in range(3):
+        dist = [sum(((last[i, k] - last[i, j]) ** 2).mean() for j in range(4)) for k in range(4)]
+        frames = [upscale(to_uint8(model.decode(lat[i, k][None])[0]), 2)[-1] for k in range(4)]
+        assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), frames[int(np.argmin(dist))])
+
+
+@pytest.mark.parametrize("args, msg", [
+    (("--ensemble", 0), "n_seeds must be >= 1, got 0"),
+    (("--ensemble", 2, "--alpha", 1.5), "alpha must be in [0, 1], got 1.5"),
+    (("--ensemble", 2, "--select", "best"), "unknown selection rule 'best'; available: first, consensus, all"),
+    (("--select", "consensus",), "need an ensemble"),
+    (("--ensemble", 2, "--ens-blocks", "9"), "block 9 out of range: the model has blocks 0..7"),
+    (("--ensemble", 2, "--ens-blocks", "a,b"), "expected comma-separated integers, got 'a,b'"),
+])
+def test_run_ensemble_bad_input_is_named(data, tmp_path, args, msg):
+    r = cli("run", "--data", data, "--out", tmp_path / "x", "--steps", 2, *args)
+    assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
+
+
+def _torchrun(data, out, n, port):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
+           "-m", "steplens.cli", "run", "--data", str(data), "--out", str(out), "--steps", "6",
+           "--ensemble", str(n), "--split-seeds"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_torchrun_split_seeds_equals_the_batched_ensemble(data, tmp_path):
+    p = _torchrun(data, tmp_path / "two", 4, 29561)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    want = _members_last_frames(data, 4, 6)
+    for i in range(3):
+        got = read_png(tmp_path / "two" / "maze" / f"{i:05d}.png").astype(int)
+        assert np.abs(got - want[i, 0]).max() <= 1  # all-reduced means: equal within float rounding
+
+
+def test_torchrun_split_seeds_refuses_a_world_size_not_dividing_n(data, tmp_path):
+    p = _torchrun(data, tmp_path / "bad", 3, 29562)
+    assert p.returncode != 0 and "world size 2 does not divide n_seeds=3" in " ".join((p.stdout + p.stderr).split())
