@@ -117,6 +117,8 @@ def test_probe_and_compare_through_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     table = json.loads((tmp_path / "cmp" / "results.json").read_text())["table"]
     assert [(t["method"], t["n_seeds"]) for t in table] == [("single", 1), ("vote", 2), ("ensemble", 2)]
+    h2h = json.loads((tmp_path / "cmp" / "results.json").read_text())["head_to_head"]
+    assert [(h["method"], h["n_seeds"], h["versus"], h["samples"]) for h in h2h] == [("ensemble", 2, "vote", 3)]
     r = cli("eval", "--count", 2, "--size", 3, "--steps", 3, "--method", "ensemble", "--n-seeds", 2)
     assert r.exit_code == 0 and "ensemble, N=2" in r.output, r.output
 

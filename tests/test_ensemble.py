@@ -106,3 +106,20 @@ def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_
     # the oracle takes any correct member: it succeeds wherever one seed (member 0's noise) or the consensus pick does
     for i in range(8):
         assert every["best-oracle"][i] >= every["single"][i] and every["best-oracle"][i] >= every["best-consensus"][i]
+
+
+def test_paired_comparisons_align_samples_by_index():
+    from steplens.compare import head_to_head, method_table, versus
+
+    rows = [{"method": "single", "n": 1, "idx": i, "success": ok} for i, ok in enumerate([1, 0, 0, 1])]
+    rows += [{"method": "vote", "n": 2, "idx": i, "success": ok} for i, ok in reversed(list(enumerate([1, 1, 0, 1])))]
+    rows += [{"method": "ensemble", "n": 2, "idx": i, "success": 1} for i in (3, 1, 2, 0)]
+    v = versus(rows, ("ensemble", 2), ("vote", 2))
+    assert v["samples"] == 4 and v["delta"] == 0.25 and v["delta_ci_low"] <= 0.25 <= v["delta_ci_high"]
+    jobs = [("single", 1), ("vote", 2), ("ensemble", 2)]
+    table = method_table(rows, jobs)
+    assert [t["solve_rate"] for t in table] == [0.5, 0.75, 1.0]
+    assert [t["delta_vs_single"] for t in table] == [0.0, 0.25, 0.5]
+    assert [(h["method"], h["versus"], h["delta"]) for h in head_to_head(rows, jobs)] == [("ensemble", "vote", 0.25)]
+    with pytest.raises(ValueError, match="no sample ran both ensemble N=3 and vote N=2"):
+        versus(rows, ("ensemble", 3), ("vote", 2))

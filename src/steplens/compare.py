@@ -79,6 +79,43 @@ def paired_bootstrap(a: list[bool], b: list[bool], reps: int = 2000, seed: int =
     return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
+def successes(rows: list[dict], method: str, n: int) -> dict[int, bool]:
+    """{sample idx: success} of one method at one N, from results-store rows."""
+    return {r["idx"]: r["success"] for r in rows if r["method"] == method and r["n"] == n}
+
+
+def versus(rows: list[dict], a: tuple[str, int], b: tuple[str, int], reps: int = 2000) -> dict:
+    """Paired difference of solve rates, method a minus method b ((name, N) each), over the samples both ran."""
+    sa, sb = successes(rows, *a), successes(rows, *b)
+    common = sorted(sa.keys() & sb.keys())
+    if not common:
+        raise ValueError(f"no sample ran both {a[0]} N={a[1]} and {b[0]} N={b[1]}")
+    d, lo, hi = paired_bootstrap([sa[i] for i in common], [sb[i] for i in common], reps)
+    return {"method": a[0], "n_seeds": a[1], "versus": b[0], "versus_n": b[1], "samples": len(common),
+            "delta": d, "delta_ci_low": lo, "delta_ci_high": hi}
+
+
+def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
+    """Solve rate (Wilson 95%) of every (method, N), and its paired difference to the single seed."""
+    table = []
+    for m, n in jobs:
+        succ = list(successes(rows, m, n).values())
+        lo_ci, hi_ci = wilson(sum(succ), len(succ))
+        d = versus(rows, (m, n), ("single", 1)) if m != "single" else {}
+        table.append({"method": m, "n_seeds": n, "compute": n, "samples": len(succ), "solve_rate": float(np.mean(succ)),
+                      "ci_low": lo_ci, "ci_high": hi_ci, "delta_vs_single": d.get("delta", 0.0),
+                      "delta_ci_low": d.get("delta_ci_low", 0.0), "delta_ci_high": d.get("delta_ci_high", 0.0),
+                      "upper_bound": m == "best-oracle"})
+    return table
+
+
+def head_to_head(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
+    """Every ensemble variant against majority vote and consensus best-of-N at the same N (same compute)."""
+    have = set(jobs)
+    return [versus(rows, (m, n), (b, n)) for m, n in jobs if m in ENSEMBLES
+            for b in ("vote", "best-consensus") if (b, n) in have]
+
+
 def compare(model, out: Path, s: ProbeSettings, n_list=(2, 3, 4, 8), methods=METHODS,
             ens: EnsembleConfig | None = None, progress=True) -> dict:
     s = s.resolved()
@@ -103,19 +140,12 @@ def compare(model, out: Path, s: ProbeSettings, n_list=(2, 3, 4, 8), methods=MET
                 store.add([{"method": m, "n": n, "idx": seeds[i], "success": bool(ok)}
                            for m, oks in got.items() for i, ok in zip(idx, oks)])
                 bar.update(len(idx) * sum(1 for _, k in jobs if k == n))
-    base = [r["success"] for r in sorted(store.select(method="single", n=1), key=lambda r: r["idx"])]
-    table = []
-    for m, n in jobs:
-        succ = [r["success"] for r in sorted(store.select(method=m, n=n), key=lambda r: r["idx"])]
-        lo_ci, hi_ci = wilson(sum(succ), len(succ))
-        d, dlo, dhi = paired_bootstrap(succ, base) if m != "single" else (0.0, 0.0, 0.0)
-        table.append({"method": m, "n_seeds": n, "compute": n, "samples": len(succ), "solve_rate": float(np.mean(succ)),
-                      "ci_low": lo_ci, "ci_high": hi_ci, "delta_vs_single": d, "delta_ci_low": dlo,
-                      "delta_ci_high": dhi, "upper_bound": m == "best-oracle"})
-    atomic_write_json(Path(out) / "results.json", {"settings": s.model_dump(), "config": config, "table": table})
+    table, h2h = method_table(store.rows, jobs), head_to_head(store.rows, jobs)
+    atomic_write_json(Path(out) / "results.json", {"settings": s.model_dump(), "config": config, "table": table,
+                                                     "head_to_head": h2h})
     write_table(table, Path(out) / "compare.csv")
     plot(out, table, n_list)
-    return {"table": table, "headline": {f"{r['method']} N={r['n_seeds']}": round(r["delta_vs_single"], 3)
+    return {"table": table, "head_to_head": h2h, "headline": {f"{r['method']} N={r['n_seeds']}": round(r["delta_vs_single"], 3)
                                          for r in table if r["method"] != "single"}}
 
 
@@ -145,3 +175,7 @@ def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
     rep.image(f"{rel}/compare.png", "difference to the single seed per method and N")
     rep.table(res["table"], ["method", "n_seeds", "samples", "solve_rate", "ci_low", "ci_high", "delta_vs_single",
                              "delta_ci_low", "delta_ci_high"])
+    if res.get("head_to_head"):
+        rep.text("The ensembles against majority vote and consensus best-of-N at the same N (paired, 95% bootstrap):")
+        rep.table(res["head_to_head"], ["method", "n_seeds", "versus", "samples", "delta", "delta_ci_low",
+                                        "delta_ci_high"])

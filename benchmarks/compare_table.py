@@ -1,0 +1,62 @@
+"""Markdown tables for the README from one or more `steplens compare` output folders of one task family
+(e.g. the main methods at N = 2, 3, 4, 8 and the ensemble variants at N = 3), joined by sample index.
+
+    .venv/bin/python benchmarks/compare_table.py runs/compare-maze-main runs/compare-maze-variants
+
+Works on partial results (only the samples every listed method has finished are compared). Rows that two
+folders both hold (the single seed, the ensemble at N = 3) must agree: same samples, same noises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from steplens.compare import ENSEMBLES, METHODS, method_table, versus
+
+
+def load_rows(dirs: list[Path]) -> list[dict]:
+    seen: dict[tuple, bool] = {}
+    for d in dirs:
+        for line in (Path(d) / "store" / "rows.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            key = (r["method"], r["n"], r["idx"])
+            if seen.setdefault(key, r["success"]) != r["success"]:
+                raise SystemExit(f"{d}: {key} disagrees with another folder: not the same samples and noises")
+    return [{"method": m, "n": n, "idx": i, "success": ok} for (m, n, i), ok in seen.items()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dirs", nargs="+", type=Path)
+    args = ap.parse_args()
+    rows = load_rows(args.dirs)
+    jobs = sorted({(r["method"], r["n"]) for r in rows}, key=lambda j: (METHODS.index(j[0]), j[1]))
+    # only samples that every (method, N) has finished
+    done = set.intersection(*({r["idx"] for r in rows if (r["method"], r["n"]) == j} for j in jobs))
+    rows = [r for r in rows if r["idx"] in done]
+    ns = sorted({n for _, n in jobs if n > 1})
+    table = {(t["method"], t["n_seeds"]): t for t in method_table(rows, jobs)}
+    single = table["single", 1]
+    print(f"{len(done)} samples; one seed: {single['solve_rate']:.3f} "
+          f"({single['ci_low']:.3f}-{single['ci_high']:.3f})\n")
+    print("| method | " + " | ".join(f"N = {n}" for n in ns) + " |")
+    print("|---|" + "---|" * len(ns))
+    for m in dict.fromkeys(m for m, n in jobs if m != "single"):
+        cells = []
+        for n in ns:
+            t = table.get((m, n))
+            cells.append("–" if t is None else f"{t['solve_rate']:.3f} ({t['delta_vs_single']:+.3f} "
+                         f"[{t['delta_ci_low']:+.3f}, {t['delta_ci_high']:+.3f}])")
+        print(f"| {m} | " + " | ".join(cells) + " |")
+    print("\n| ensemble | N | vs vote | vs best-consensus |\n|---|---|---|---|")
+    for m, n in jobs:
+        if m in ENSEMBLES:
+            cells = [(lambda v: f"{v['delta']:+.3f} [{v['delta_ci_low']:+.3f}, {v['delta_ci_high']:+.3f}]")(
+                versus(rows, (m, n), (b, n))) if (b, n) in table else "–" for b in ("vote", "best-consensus")]
+            print(f"| {m} | {n} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
