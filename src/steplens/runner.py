@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .evaluate import wilson
 from .io import atomic_write_json, read_mp4, read_png, write_mp4, write_png
@@ -27,14 +28,20 @@ def member_path(out: Path, task: str, idx: int, k: int) -> Path:
     return Path(out) / task / f"{idx:05d}.seed{k}.mp4"
 
 
-def _videos(model, samples, seeds, steps, shift, guidance, ensemble, select, split) -> tuple:
-    """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
+def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split) -> torch.Tensor:
+    """Latents (B, N, ...) of every member (N = 1 without an ensemble)."""
     if ensemble is None:
-        return model.decode(model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance)), None
-    from .ensemble import consensus_index, generate_ensemble, generate_ensemble_distributed
+        return model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance)[:, None]
+    from .ensemble import generate_ensemble, generate_ensemble_distributed
 
     gen = generate_ensemble_distributed if split else generate_ensemble
-    lat = gen(model, samples, seeds, ensemble, steps, shift, guidance)
+    return gen(model, samples, seeds, ensemble, steps, shift, guidance)
+
+
+def _pick(model, lat: torch.Tensor, select: str) -> tuple:
+    """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
+    from .ensemble import consensus_index
+
     px = model.decode(lat.flatten(0, 1))
     px = px.reshape(*lat.shape[:2], *px.shape[1:])
     k = consensus_index(px[:, :, :, -1].float().cpu().numpy()) if select == "consensus" else np.zeros(len(px), int)
@@ -85,10 +92,12 @@ def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0
             chunk = group[lo: lo + batch]
             samples = [s for s, _ in chunk]
             seeds = [seed + s.idx for s in samples]
-            vids, members = _videos(model, samples, seeds, steps, shift, guidance, ensemble, select, split)
+            lat = _generate(model, samples, seeds, steps, shift, guidance, ensemble, split)
+            if not writer:  # split seeds: rank 0 decodes and writes
+                bar.update(len(chunk))
+                continue
+            vids, members = _pick(model, lat, select)
             for i, ((s, scale), v) in enumerate(zip(chunk, vids)):
-                if not writer:
-                    break
                 for k, m in enumerate(members[i] if members is not None else []):
                     write_mp4(member_path(out, s.task, s.idx, k), upscale(to_uint8(m), scale))
                 video = upscale(to_uint8(v), scale)
