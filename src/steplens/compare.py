@@ -150,21 +150,27 @@ def compare(model, out: Path, s: ProbeSettings, n_list=(2, 3, 4, 8), methods=MET
 
 
 def plot(out: Path, table, n_list) -> None:
+    """Difference to the single seed with its 95% interval, per method, methods side by side at each N."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for m in dict.fromkeys(r["method"] for r in table if r["method"] != "single"):
+    names = list(dict.fromkeys(r["method"] for r in table if r["method"] != "single"))
+    pos = {n: i for i, n in enumerate(n_list)}
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(n_list) * max(1, len(names)) / 3), 3.6))
+    for j, m in enumerate(names):
         rows = [r for r in table if r["method"] == m]
-        x = [r["n_seeds"] for r in rows]
+        x = [pos[r["n_seeds"]] + (j - (len(names) - 1) / 2) * width for r in rows]
         ax.errorbar(x, [r["delta_vs_single"] for r in rows],
                     yerr=[[r["delta_vs_single"] - r["delta_ci_low"] for r in rows],
                           [r["delta_ci_high"] - r["delta_vs_single"] for r in rows]],
-                    marker="o", ms=3, capsize=2, ls="--" if m == "best-oracle" else "-", label=m)
+                    marker="o", ms=4, capsize=2, ls="none", mfc="none" if m == "best-oracle" else None,
+                    label=m + (" (upper bound)" if m == "best-oracle" else ""))
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("N (forward passes per step, or N x steps)")
     ax.set_ylabel("solve rate - single seed")
-    ax.set_xticks(list(n_list))
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_xticks(range(len(n_list)), [str(n) for n in n_list])
+    ax.set_xlim(-0.5, len(n_list) - 0.5)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     save(fig, Path(out) / "compare.png")
 
 
