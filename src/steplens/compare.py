@@ -164,6 +164,7 @@ def plot(out: Path, table, n_list) -> None:
                     yerr=[[r["delta_vs_single"] - r["delta_ci_low"] for r in rows],
                           [r["delta_ci_high"] - r["delta_vs_single"] for r in rows]],
                     marker="o", ms=4, capsize=2, ls="none", mfc="none" if m == "best-oracle" else None,
+                    color=f"C{METHODS.index(m) % 10}",  # one colour per method in every plot
                     label=m + (" (upper bound)" if m == "best-oracle" else ""))
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("N (forward passes per step, or N x steps)")
