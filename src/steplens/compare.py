@@ -145,8 +145,9 @@ def compare(model, out: Path, s: ProbeSettings, n_list=(2, 3, 4, 8), methods=MET
                                                      "head_to_head": h2h})
     write_table(table, Path(out) / "compare.csv")
     plot(out, table, n_list)
-    return {"table": table, "head_to_head": h2h, "headline": {f"{r['method']} N={r['n_seeds']}": round(r["delta_vs_single"], 3)
-                                         for r in table if r["method"] != "single"}}
+    headline = {f"{r['method']} N={r['n_seeds']}": round(r["delta_vs_single"], 3) for r in table
+                if r["method"] != "single"}
+    return {"table": table, "head_to_head": h2h, "headline": headline}
 
 
 def plot(out: Path, table, n_list) -> None:

@@ -161,10 +161,11 @@ def consensus_index(frames: np.ndarray) -> np.ndarray:
     flat = frames.reshape(b, n, -1)
     if np.issubdtype(flat.dtype, np.integer):
         close = (flat[:, :, None] == flat[:, None, :]).mean(-1)  # (B, N, N); self-agreement adds 1 to every member
-    else:
-        flat = flat.astype(np.float64)
-        close = -((flat[:, :, None] - flat[:, None, :]) ** 2).mean(-1)
-    return close.sum(-1).argmax(-1)
+        return close.sum(-1).argmax(-1)
+    # sum_k |x_j - x_k|^2 = N |x_j|^2 - 2 x_j . sum_k x_k + const: no (B, N, N, pixels) tensor for real videos
+    flat = flat.astype(np.float64)
+    dist = n * (flat ** 2).sum(-1) - 2 * np.einsum("bjp,bp->bj", flat, flat.sum(1))
+    return dist.argmin(-1)
 
 
 def majority_vote(labels: np.ndarray) -> np.ndarray:

@@ -42,6 +42,8 @@ def _pick(model, lat: torch.Tensor, select: str) -> tuple:
     """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
     from .ensemble import consensus_index
 
+    if select == "first":  # decode only what is written (a Wan VAE decode costs as much as several steps)
+        return model.decode(lat[:, 0]), None
     px = model.decode(lat.flatten(0, 1))
     px = px.reshape(*lat.shape[:2], *px.shape[1:])
     k = consensus_index(px[:, :, :, -1].float().cpu().numpy()) if select == "consensus" else np.zeros(len(px), int)
