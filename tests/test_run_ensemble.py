@@ -30,43 +30,45 @@ def data(tmp_path_factory):
     return root
 
 
-def _members_last_frames(data, n, steps):
-    """Every member's last frame (uint8, upscaled as `run` writes it), computed here through the API."""
+def _members(data, n, steps, alpha=1.0):
+    """Every member's decoded video (B, N, C, T, H, W) in [-1, 1], computed here through the API."""
     model = load_model("tiny-maze")
     samples = [read_sample(d) for d in sample_dirs(data)]
-    lat = generate_ensemble(model, samples, [s.idx for s in samples], EnsembleConfig(n_seeds=n), steps=steps)
+    lat = generate_ensemble(model, samples, [s.idx for s in samples], EnsembleConfig(n_seeds=n, alpha=alpha),
+                            steps=steps)
     px = model.decode(lat.flatten(0, 1))
-    frames = [upscale(to_uint8(v), 2)[-1] for v in px]
-    return np.stack(frames).reshape(len(samples), n, *frames[0].shape)
+    return px.reshape(*lat.shape[:2], *px.shape[1:])
+
+
+def _written(video):
+    """A video's last frame as `run` writes it to the PNG: uint8, upscaled x2 like the data."""
+    return upscale(to_uint8(video), 2)[-1]
 
 
 def test_run_ensemble_first_and_all_write_member_zero(data, tmp_path):
     out = tmp_path / "all"
     r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 3, "--select", "all")
     assert r.exit_code == 0, r.output
-    want = _members_last_frames(data, 3, 6)
+    want = [_written(v[0]) for v in _members(data, 3, 6)]
     for i in range(3):
-        assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), want[i, 0])
+        assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), want[i])
         assert [(out / "maze" / f"{i:05d}.seed{k}.mp4").is_file() for k in range(3)] == [True] * 3
         assert (out / "maze" / f"{i:05d}.mp4").read_bytes() == (out / "maze" / f"{i:05d}.seed0.mp4").read_bytes()
     first = tmp_path / "first"
     assert cli("run", "--data", data, "--out", first, "--steps", 6, "--ensemble", 3).exit_code == 0
     assert not list((first / "maze").glob("*.seed*.mp4"))
-    assert all(np.array_equal(read_png(first / "maze" / f"{i:05d}.png"), want[i, 0]) for i in range(3))
+    assert all(np.array_equal(read_png(first / "maze" / f"{i:05d}.png"), want[i]) for i in range(3))
 
 
 def test_run_ensemble_consensus_writes_the_member_closest_to_the_others(data, tmp_path):
     out = tmp_path / "cons"
     r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 4, "--alpha", 0, "--select", "consensus")
     assert r.exit_code == 0, r.output
-    model = load_model("tiny-maze")
-    samples = [read_sample(d) for d in sample_dirs(data)]
-    lat = generate_ensemble(model, samples, [s.idx for s in samples], EnsembleConfig(n_seeds=4, alpha=0.0), steps=6)
-    last = model.decode(lat.flatten(0, 1))[:, :, -1].reshape(3, 4, -1).double().numpy()
+    px = _members(data, 4, 6, alpha=0.0)
+    last = px[:, :, :, -1].reshape(3, 4, -1).double().numpy()
     for i in range(3):
         dist = [sum(((last[i, k] - last[i, j]) ** 2).mean() for j in range(4)) for k in range(4)]
-        frames = [upscale(to_uint8(model.decode(lat[i, k][None])[0]), 2)[-1] for k in range(4)]
-        assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), frames[int(np.argmin(dist))])
+        assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), _written(px[i, int(np.argmin(dist))]))
 
 
 @pytest.mark.parametrize("args, msg", [
@@ -92,10 +94,10 @@ def _torchrun(data, out, n, port):
 def test_torchrun_split_seeds_equals_the_batched_ensemble(data, tmp_path):
     p = _torchrun(data, tmp_path / "two", 4, 29561)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    want = _members_last_frames(data, 4, 6)
+    want = [_written(v[0]).astype(int) for v in _members(data, 4, 6)]
     for i in range(3):
         got = read_png(tmp_path / "two" / "maze" / f"{i:05d}.png").astype(int)
-        assert np.abs(got - want[i, 0]).max() <= 1  # all-reduced means: equal within float rounding
+        assert np.abs(got - want[i]).max() <= 1  # all-reduced means: equal within float rounding
 
 
 def test_torchrun_split_seeds_refuses_a_world_size_not_dividing_n(data, tmp_path):
