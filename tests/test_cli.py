@@ -48,7 +48,7 @@ def test_generate_run_score_roundtrip(tmp_path):
     r = cli("score", "--data", data, "--outputs", out, "--out", tmp_path / "scores")
     assert r.exit_code == 0 and "solved" in r.output, r.output
     scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
-    assert scores["count"] == 3 and scores["missing"] == 0
+    assert scores["n"] == 3 and scores["missing"] == 0
 
 
 def test_eval_and_trace_and_demo(tmp_path):
@@ -75,7 +75,7 @@ def test_eval_and_trace_and_demo(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("eval", "--model", "nonesuch", "--count", 1), "unknown model 'nonesuch'; available: tiny-maze"),
     (("eval", "--size", 12, "--count", 1), "from 3 to 9 cells, got 12"),
-    (("eval", "--steps", 0, "--count", 1), "integer >= 1, got 0"),
+    (("eval", "--steps", 0, "--count", 1), "steps must be >= 1, got 0"),
     (("tasks", "generate", "maze", "--size", 2, "--out", "x"), "from 3 to 9 cells, got 2"),
     (("eval", "--model", "wan:/nowhere", "--count", 1), "Wan pipeline folder not found"),
 ])

@@ -29,13 +29,13 @@ def test_interrupted_probe_resumes_to_the_same_results(tiny_model, tmp_path):
     full = noise.run(tiny_model, tmp_path / "a", S, mix_strengths=(0.5,), mix_every=2, progress=False)
     with pytest.raises(KeyboardInterrupt):
         noise.run(Interrupting(tiny_model, 7), tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
-    partial = ResultsStore(tmp_path / "b" / "store", ("condition", "idx"))
+    partial = ResultsStore(tmp_path / "b" / "store", ("condition", "sample"))
     assert 0 < len(partial.rows) < len(full["table"]) * S.count
     resumed = Interrupting(tiny_model, 10**6)
     again = noise.run(resumed, tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
     assert again["table"] == full["table"] and again["headline"] == full["headline"]
     rows = [json.loads(x) for x in (tmp_path / "b" / "store" / "rows.jsonl").read_text().splitlines()]
-    assert len(rows) == len({(r["condition"], r["idx"]) for r in rows}) == len(full["table"]) * S.count
+    assert len(rows) == len({(r["condition"], r["sample"]) for r in rows}) == len(full["table"]) * S.count
     # only the missing batches were run again
     total_batches = len(full["table"]) * -(-S.count // S.batch)
     assert resumed.calls < total_batches
@@ -47,8 +47,25 @@ def test_interrupted_probe_resumes_to_the_same_results(tiny_model, tmp_path):
 
 def test_store_refuses_another_configuration(tiny_model, tmp_path):
     noise.run(tiny_model, tmp_path, S.model_copy(update={"count": 2}), mix_strengths=(), progress=False)
-    with pytest.raises(ValueError, match="another configuration.*count"):
-        noise.run(tiny_model, tmp_path, S.model_copy(update={"count": 3}), mix_strengths=(), progress=False)
+    with pytest.raises(ValueError, match="another configuration.*shift"):
+        noise.run(tiny_model, tmp_path, S.model_copy(update={"count": 2, "shift": 5.0}), mix_strengths=(),
+                  progress=False)
+
+
+def test_finished_probe_grows_with_a_larger_count(tiny_model, tmp_path):
+    """--count 2 then --count 4: only the 2 new samples run, and the result equals a fresh --count 4 run."""
+    small = S.model_copy(update={"count": 2})
+    noise.run(tiny_model, tmp_path / "g", small, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    grown = Interrupting(tiny_model, 10**6)
+    big = S.model_copy(update={"count": 4})
+    res = noise.run(grown, tmp_path / "g", big, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    assert all(r["n"] == 4 for r in res["table"])
+    assert grown.calls == 3  # one batch of the 2 new samples per condition (clean, step 1, frame 0)
+    fresh = noise.run(tiny_model, tmp_path / "f", big, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    assert fresh["table"] == res["table"]
+    # a smaller count afterwards reports on its own samples only
+    again = noise.run(tiny_model, tmp_path / "g", small, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    assert all(r["n"] == 2 for r in again["table"])
 
 
 def test_noise_probe_writes_table_plot_and_conditions(tiny_model, tmp_path):
@@ -66,7 +83,7 @@ def test_sweep_and_behaviours_run_end_to_end(tiny_model, tmp_path):
     by = {r["condition"]: r for r in res["table"]}
     assert set(by) == {"frames 2", "frames 4", "steps 1", "steps 2"}
     assert by["frames 4"]["frames"] == 4 and by["steps 1"]["steps"] == 1
-    store = ResultsStore(tmp_path / "s" / "store", ("condition", "idx"))
+    store = ResultsStore(tmp_path / "s" / "store", ("condition", "sample"))
     assert all(len(r["candidate_mass"]) == 1 for r in store.select(condition="steps 1"))
     assert all(len(r["candidate_mass"]) == 3 for r in store.select(condition="frames 2"))
     b = behaviours.run(tiny_model, tmp_path / "b", S, progress=False)
@@ -111,7 +128,10 @@ def test_swap_probe_pairs_and_reference_swaps(tiny_model, tmp_path):
 
     from steplens.hooks import Hooks
 
-    a, b, seeds = swap.pairs(s.model_copy(update={"task": "maze-two-goals"}).resolved())
+    from steplens.probes.base import load_samples, seeds_of
+
+    a = load_samples(tiny_model, s.model_copy(update={"task": "maze-two-goals"}))
+    b, seeds = swap.pairs(a), seeds_of(a)
     rec = Hooks(tiny_model, 3).record("x0", steps=[2])
     with rec:
         out_b = tiny_model.generate(b, seeds, steps=3, hooks=rec)
@@ -121,7 +141,7 @@ def test_swap_probe_pairs_and_reference_swaps(tiny_model, tmp_path):
     assert not torch.allclose(tiny_model.generate(a, seeds, steps=3), out_b, atol=1e-3)
     torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="needs a task whose prompt chooses the answer"):
-        swap.pairs(S.resolved())
+        swap.pairs(load_samples(tiny_model, S))
 
 
 def test_swap_refuses_pairs_of_different_shapes():

@@ -12,7 +12,7 @@ from steplens.cli import app
 from steplens.ensemble import EnsembleConfig, generate_ensemble
 from steplens.io import read_png
 from steplens.models.load import load_model
-from steplens.tasks.sample import read_sample, sample_dirs
+from steplens.folders import find_samples as sample_dirs, read_sample
 from steplens.video import to_uint8, upscale
 
 runner = CliRunner()

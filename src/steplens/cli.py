@@ -32,8 +32,10 @@ ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent see
 
 
 def _ints(v: Optional[str]) -> Optional[list[int]]:
+    if v is None:
+        return None
     try:
-        return [int(x) for x in v.split(",")] if v else None
+        return [int(x) for x in v.split(",")]
     except ValueError:
         raise ValueError(f"expected comma-separated integers, got {v!r}") from None
 
@@ -41,11 +43,6 @@ def _ints(v: Optional[str]) -> Optional[list[int]]:
 @app.callback()
 def _root():
     """steplens: trace, probe and improve how video diffusion models reason along denoising steps."""
-
-
-def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/] {e}")
-    raise typer.Exit(2)
 
 
 def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"):
@@ -57,38 +54,96 @@ def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"
         _fail(e)
 
 
+def _scorer_help() -> str:
+    return ("scorer for every sample (default: each task's own: maze for the mazes); vbvr = VBVR-EvalKit's "
+            "evaluators, when that package is installed")
+
+
+DATA = typer.Option(None, "--data", help="folder of samples: steplens (<task>/<idx>/) or VBVR-Bench "
+                                         "(<split>/<task>/<idx>/) layout, found by looking")
+SPLIT = typer.Option(None, "--split", help="only these splits of a VBVR-Bench folder, e.g. In-Domain_50")
+TASKS = typer.Option(None, "--tasks", help="only these task folders (or task names), comma-separated")
+SCORER = typer.Option(None, "--scorer", help=_scorer_help())
+THRESHOLD = typer.Option(None, "--threshold", help="success = score >= this, for continuous scorers (vbvr: 0.8)")
+
+
+def _settings(**kw):
+    from .probes.base import ProbeSettings
+
+    return ProbeSettings(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _errors():
+    from pydantic import ValidationError
+
+    return (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ValidationError)
+
+
+def _pydantic_message(e) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):
+        return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+                         for err in e.errors())
+    return str(e)
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {_pydantic_message(e)}")
+    raise typer.Exit(2)
+
+
+@tasks_app.command("list")
+def tasks_list():
+    """The registered tasks (with their scorers and generators) and scorers, plug-ins included."""
+    from .tasks import get_task, has_generator, scorer_names, task_names
+
+    table = Table(title="tasks")
+    for col in ("task", "scorer", "generator", "difficulty (size)", "frames"):
+        table.add_column(col)
+    for n in task_names():
+        t = get_task(n)
+        table.add_row(n, t.scorer, "yes" if has_generator(t) else "no",
+                      f"{t.default_size} ({t.sizes[0]}..{t.sizes[1]})" if has_generator(t) else "-", str(t.default_frames))
+    console.print(table)
+    console.print(f"scorers: {', '.join(scorer_names())}")
+
+
 @tasks_app.command("generate")
 def tasks_generate(
-    task: str = typer.Argument("maze", help="task name"),
+    task: str = typer.Argument("maze", help="task name (steplens tasks list)"),
     count: int = typer.Option(10, min=1, help="number of samples"),
     seed: int = typer.Option(0, help="first seed; sample i uses seed + i"),
-    size: Optional[int] = typer.Option(None, help="maze size n (n x n cells)"),
+    size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
     frames: Optional[int] = typer.Option(None, help="frames of the ground-truth video"),
     upscale: int = typer.Option(16, min=1, help="integer nearest-neighbour upscale of PNG/MP4"),
     out: Path = typer.Option(..., help="root folder; samples go to OUT/<task>/<idx:05d>/"),
 ):
-    """Write samples in the VBVR-Bench layout (first_frame.png, final_frame.png, ground_truth.mp4, ...)."""
+    """Write samples in the VBVR-Bench sample layout (first_frame.png, final_frame.png, ground_truth.mp4, ...)."""
     from tqdm import tqdm
 
-    from .tasks import get_task
-    from .tasks.sample import write_sample
+    from .tasks import generator_task, write_sample
 
     try:
-        t = get_task(task)
-        for i in tqdm(range(count), desc=f"generate {task}"):
-            write_sample(out, t.sample(seed + i, size, frames, idx=i), scale=upscale)
-    except ValueError as e:
+        t = generator_task(task)
+        made = [t.sample(seed + i, size, frames, idx=i) for i in range(count)]  # validate before writing anything
+        for s in tqdm(made, desc=f"generate {task}"):
+            write_sample(out, s, scale=upscale)
+    except _errors() as e:
         _fail(e)
     console.print(f"wrote {count} {task} samples to {out / task}")
 
 
 @app.command()
 def run(
-    data: Path = typer.Option(..., help="folder of sample folders"),
-    out: Path = typer.Option(..., help="outputs: OUT/<task>/<idx:05d>.mp4 and .png"),
+    data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
+    out: Path = typer.Option(..., help="outputs mirror the samples' layout: OUT/[<split>/]<task>/<idx>.mp4 and .png"),
+    split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    count: Optional[int] = typer.Option(None, min=1, help="only the first COUNT samples (after the filters)"),
     model: str = MODEL, steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE,
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
-    frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's)"),
+    frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
+                                                    "ground_truth.mp4's, mapped to the model's)"),
     batch: int = typer.Option(16, min=1), device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
     ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
     ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
@@ -97,134 +152,173 @@ def run(
     split_seeds: bool = typer.Option(False, help="under torchrun: split the N seeds over the processes "
                                                  "(all-reduced means) instead of the samples"),
 ):
-    """Generate a video for every sample folder under DATA (skips those already done)."""
+    """Generate a video for every sample under DATA (skips those already done)."""
     from .ensemble import EnsembleConfig
-    from .runner import run_folder
+    from .folders import SampleSource
+    from .runner import run_samples
 
     try:
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks), steps=_ints(ens_steps),
                                                            alpha=alpha)
+        source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
         m = _model(model, device, dtype, offload)
+        samples = source.load(getattr(m, "frames_from_video", None))
         if split_seeds:
             _distributed()
-        done = run_folder(m, data, out, steps=steps, shift=shift, seed=seed, batch=batch, guidance=guidance,
-                          frames=frames, ensemble=ens, select=select, split_seeds=split_seeds)
-    except (ValueError, FileNotFoundError) as e:
+        config = {"model": model, "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
+                  "ensemble": ens.model_dump() if ens else None, "select": select}
+        done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
+                           select=select, split_seeds=split_seeds, config=config)
+    except _errors() as e:
         _fail(e)
-    console.print(f"generated {len(done)} videos into {out}")
+    console.print(f"generated {len(done)} videos into {out} ({len(samples) - len(done)} of {len(samples)} were done)")
 
 
 def _print_rate(title: str, res: dict) -> None:
-    lo, hi = res["ci95"]
-    console.print(f"{title}: solved {res['solved']}/{res['count']} = [bold]{res['solve_rate']:.3f}[/] "
-                  f"(95% CI {lo:.3f}-{hi:.3f}), mean score {res['mean_score']:.3f}")
+    mean = "-" if res["mean_score"] is None else f"{res['mean_score']:.3f}"
+    console.print(f"{title}: solved {res['solved']}/{res['n']} = [bold]{res['solve_rate']:.3f}[/] "
+                  f"(95% CI {res['ci_low']:.3f}-{res['ci_high']:.3f}), mean score {mean}")
 
 
 @app.command()
 def score(
-    data: Path = typer.Option(..., help="folder of sample folders"),
-    outputs: Path = typer.Option(..., help="folder with <task>/<idx:05d>.png or .mp4"),
-    out: Optional[Path] = typer.Option(None, help="write scores.json here"),
+    data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
+    outputs: Path = typer.Option(..., help="folder mirroring DATA: [<split>/]<task>/<idx>.mp4 (and .png)"),
+    split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json)"),
 ):
-    """Score generated outputs against their sample folders with the rule-based scorers."""
-    from .runner import score_folder, write_scores
+    """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
+    from .folders import SampleSource
+    from .runner import score_samples, write_scores
+    from .tasks import Scorers
 
     try:
-        res = score_folder(data, outputs)
-    except (ValueError, FileNotFoundError) as e:
+        scorers = Scorers(scorer, threshold)
+        samples = SampleSource(data=data, split=split, tasks=tasks).load()
+        res = score_samples(samples, outputs, scorers)
+        path = write_scores(res, out) if out else None
+    except _errors() as e:
         _fail(e)
-    if out:
-        write_scores(res, out)
-    _print_rate("score", res)
+    if res["missing"]:
+        err.print(f"[yellow]warning:[/] {res['missing']} of {res['n']} outputs missing (scored as failures, score 0)")
+    if len(res["per_task"]) > 1:
+        for t, r in res["per_task"].items():
+            _print_rate(f"  {t}", r)
+    _print_rate(f"score ({res['scorer']} scorer)", res)
+    if path:
+        console.print(f"scores: {path}")
 
 
 @app.command("eval")
 def evaluate(
     model: str = MODEL,
-    task: str = typer.Option("maze"),
-    count: int = typer.Option(100, min=1),
-    seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9)"),
-    size: Optional[int] = typer.Option(None, help="maze size n"),
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
+    seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9); with --data, "
+                                     "noise seed = seed + idx"),
+    size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
     guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
-    dtype: str = DTYPE, offload: str = OFFLOAD,
+    dtype: str = DTYPE, offload: str = OFFLOAD, scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
     out: Optional[Path] = typer.Option(None, help="write results.json here"),
 ):
-    """Generate held-out samples, run the model and score: solve rate with its 95% interval."""
+    """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
+    from .compare import check_method
     from .ensemble import EnsembleConfig
-    from .evaluate import solve_rate
+    from .evaluate import evaluate_samples
     from .io import atomic_write_json
-    from .tasks import get_task
+    from .probes.base import load_samples
+    from .stats import summarize
 
-    m = _model(model, device, dtype, offload)
     try:
-        t = get_task(task)
-        n = size or t.default_size
+        check_method(method)
+        s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
+                      steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
+        ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
+        scorers = s.scorers()
+        m = _model(model, device, dtype, offload)
+        samples = load_samples(m, s)
         if method == "single":
-            res = solve_rate(m, task, range(seed, seed + count), n=n, frames=frames or t.default_frames,
-                             steps=steps, shift=shift, batch=batch, guidance=guidance)
+            rows, res = evaluate_samples(m, samples, steps, shift, guidance, batch, scorers)
         else:
-            ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
-            res = _eval_method(m, t, method, ens, count, seed, n, frames, steps, shift, batch)
-    except ValueError as e:
+            rows = _eval_method(m, samples, method, ens, s, scorers)
+            res = summarize(rows)
+    except _errors() as e:
         _fail(e)
-    res["solved"], res["count"] = sum(bool(getattr(s, "success", s)) for s in res["scores"]), res["n"]
-    _print_rate(f"{model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {count} {task} {n}x{n}", res)
+    where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
+    _print_rate(f"{model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {len(samples)} samples of "
+                f"{where}", res)
     if out:
         atomic_write_json(Path(out) / "results.json", {
-            "model": model, "task": task, "size": n, "seeds": [seed, seed + count - 1], "steps": steps,
-            "shift": shift, "guidance": guidance, **{k: v for k, v in res.items() if k != "scores"},
-            "method": method, "n_seeds": n_seeds,
-            "per_sample": [s.to_dict() if hasattr(s, "to_dict") else {"success": s} for s in res["scores"]]})
+            "model": model, "method": method, "n_seeds": None if method == "single" else n_seeds,
+            "config": s.describe(), "samples": len(samples), **res, "per_sample": rows})
 
 
-def _eval_method(m, t, method, ens, count, seed, n, frames, steps, shift, batch) -> dict:
-    from .compare import check_method, run_methods
-    from .evaluate import wilson
+def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
     from tqdm import tqdm
 
-    check_method(method)
-    seeds = list(range(seed, seed + count))
-    ok = []
-    for lo in tqdm(range(0, count, batch), desc=f"eval {method}"):
-        chunk = seeds[lo: lo + batch]
-        samples = [t.sample(x, n, frames) for x in chunk]
-        ok += run_methods(m, samples, chunk, [method], ens.n_seeds, steps, shift, ens)[method]
-    lo_ci, hi_ci = wilson(sum(ok), len(ok))
-    return {"solve_rate": sum(ok) / len(ok), "ci95": [lo_ci, hi_ci], "n": len(ok), "mean_score": float("nan"),
-            "scores": ok}
+    from .compare import run_methods
+    from .experiment import batches
+
+    rows = []
+    with tqdm(total=len(samples), desc=f"eval {method}") as bar:
+        for chunk in batches(samples, s.batch):
+            got = run_methods(m, chunk, [x.seed for x in chunk], [method], ens.n_seeds, s.steps, s.shift, ens,
+                              scorers, s.guidance)[method]
+            rows += [{"sample": x.name, "task": x.task, **r} for x, r in zip(chunk, got)]
+            bar.update(len(chunk))
+    return rows
 
 
 @app.command()
 def trace(
     model: str = MODEL,
-    sample: Optional[Path] = typer.Option(None, help="a sample folder (else --task/--seed/--size)"),
+    sample: Optional[Path] = typer.Option(None, help="one sample folder (else --data, or --task/--seed/--size)"),
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
     task: str = typer.Option("maze"), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
     guidance: float = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
-    out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json"),
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
+                                       "(with --data: one folder per sample, mirroring the layout)"),
 ):
-    """Trace one sample: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
-    from .tasks import get_task
-    from .tasks.sample import read_sample
+    """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
+    from .folders import SampleSource, read_sample
+    from .tasks import Scorers, generator_task
     from .trace import trace as run_trace
     from .trace import write_trace
 
-    m = _model(model, device, dtype, offload)
     try:
-        s = read_sample(sample, frames) if sample else get_task(task).sample(seed, size, frames, idx=seed)
-        tr = run_trace(m, [s], [seed], steps=steps, shift=shift, guidance=guidance, frames=frames)[0]
-    except (ValueError, FileNotFoundError) as e:
+        scorers = Scorers(scorer, threshold)
+        m = _model(model, device, dtype, offload)
+        ffv = getattr(m, "frames_from_video", None)
+        if sample is not None:
+            found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
+            dirs = [out]
+        elif data is not None:
+            found = SampleSource(data=data, split=split, tasks=tasks, count=count or 1, seed=seed,
+                                 frames=frames).load(ffv)
+            dirs = [out / x.name for x in found]
+        else:
+            found = [generator_task(task).sample(seed, size, frames, idx=seed)]
+            dirs = [out]
+        for x, d in zip(found, dirs):
+            tr = run_trace(m, [x], [x.seed], steps=steps, shift=shift, guidance=guidance, scorers=scorers)[0]
+            write_trace(tr, d)
+            cs = tr.summary["commitment_step"]
+            console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f}, "
+                          f"commitment step: {cs}, candidate mass per step: "
+                          f"{[m_['candidate_mass'] for m_ in tr.metrics]}")
+    except _errors() as e:
         _fail(e)
-    write_trace(tr, out)
-    cs = tr.summary["commitment_step"]
-    console.print(f"solved: {tr.final_score['success']}, commitment step: {cs}, candidate mass per step: "
-                  f"{[m_['candidate_mass'] for m_ in tr.metrics]}")
     console.print(f"trace written to {out}")
 
 
@@ -257,24 +351,29 @@ def demo(
 def probe(
     name: str = typer.Argument(..., help="noise | propagation | energy | swap | sweep | behaviours"),
     model: str = MODEL,
-    out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes if present"),
-    task: str = typer.Option("maze"), count: int = typer.Option(100, min=1, help="held-out samples"),
+    out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes (or grows with a larger "
+                                       "--count) if present"),
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
     device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
     from .probes import get_probe
-    from .probes.base import ProbeSettings
     from .report import Report
 
     try:
         mod = get_probe(name)
-        settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
-                                 shift=shift, guidance=guidance, batch=batch)
+        settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
+                             seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
+                             threshold=threshold)
+        settings.scorers()  # an unknown scorer is named before the model loads
         m = _model(model, device, dtype, offload)
         res = mod.run(m, out, settings)
-    except (ValueError, FileNotFoundError) as e:
+    except _errors() as e:
         _fail(e)
     rep = Report(f"steplens probe {name}: {model}")
     mod.report_section(rep, out, res)
@@ -286,40 +385,47 @@ def probe(
 @app.command("compare")
 def compare_cmd(
     model: str = MODEL,
-    out: Path = typer.Option(..., help="results.json, compare.csv, compare.png, report.html; resumes if present"),
+    out: Path = typer.Option(..., help="results.json, compare.csv, compare.png, report.html; resumes (or grows with a "
+                                       "larger --count) if present"),
     n_seeds: str = typer.Option("2,3,4,8", help="comma-separated N values"),
     methods: str = typer.Option(",".join(("steps-x", "vote", "best-consensus", "best-oracle", "ensemble",
                                           "ensemble-update", "ensemble-x0", "ensemble-vote"))),
-    task: str = typer.Option("maze"), count: int = typer.Option(500, min=1), seed: int = typer.Option(0),
-    size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None), steps: int = STEPS,
-    shift: float = SHIFT, batch: int = typer.Option(50, min=1), device: str = DEVICE,
-    dtype: str = DTYPE, offload: str = OFFLOAD,
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
+    seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
+    steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
+    device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
 ):
-    """Every method on the same held-out samples and noises: solve rates, paired-bootstrap deltas vs one seed."""
-    from .compare import compare
+    """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
+    from .compare import compare, report_section
     from .ensemble import EnsembleConfig
-    from .probes.base import ProbeSettings
     from .report import Report
-    from .compare import report_section
 
     try:
         ens = EnsembleConfig(blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
-        settings = ProbeSettings(task=task, size=size, frames=frames, count=count, seed=seed, steps=steps,
-                                 shift=shift, batch=batch)
+        settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
+                             seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
+                             threshold=threshold)
+        settings.scorers()
+        n_list = _ints(n_seeds)
+        if not n_list:
+            raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
         m = _model(model, device, dtype, offload)
-        res = compare(m, out, settings, n_list=_ints(n_seeds), methods=methods.split(","), ens=ens)
-    except ValueError as e:
+        res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens)
+    except _errors() as e:
         _fail(e)
     rep = Report(f"steplens compare: {model}")
     report_section(rep, out, res)
     rep.write(out / "report.html")
     table = Table(title="solve rate vs single seed (paired bootstrap 95% CI)")
-    for col in ("method", "N", "solve rate", "delta", "95% CI"):
+    for col in ("method", "N", "solve rate", "mean score", "delta", "95% CI"):
         table.add_column(col)
     for r in res["table"]:
-        table.add_row(r["method"], str(r["n_seeds"]), f"{r['solve_rate']:.3f}", f"{r['delta_vs_single']:+.3f}",
-                      f"[{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]")
+        table.add_row(r["method"], str(r["n_seeds"]), f"{r['solve_rate']:.3f}", f"{r['mean_score']:.3f}",
+                      f"{r['delta_vs_single']:+.3f}", f"[{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]")
     console.print(table)
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from .ensemble import EnsembleConfig, consensus_index, final_labels, generate_ensemble, majority_vote
-from .evaluate import wilson
+from .ensemble import (EnsembleConfig, consensus_index, generate_ensemble, labels_of, member_videos, vote_video)
+from .experiment import open_store, rows_of, run_grid
 from .io import atomic_write_json
 from .plots import save
-from .probes.base import ProbeSettings, held_out, write_table
+from .probes.base import ProbeSettings, load_samples, write_table
 from .report import Report
-from .store import ResultsStore
-from .tasks import get_task
+from .stats import paired_bootstrap, summarize, wilson  # noqa: F401  (wilson re-exported for callers)
+from .tasks import Scorers, palette
 
 INDEPENDENT = ("vote", "best-consensus", "best-oracle")
 ENSEMBLES = {"ensemble": ("block", "first"), "ensemble-update": ("update", "first"), "ensemble-x0": ("x0", "first"),
@@ -39,54 +38,71 @@ def check_method(name: str) -> str:
     return name
 
 
-def _score(samples, labels_per_sample) -> list[bool]:
-    return [get_task(s.task).score_labels(lab, s.first_frame, s.prompt).success
-            for s, lab in zip(samples, labels_per_sample)]
+def _u8(v: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(v), 0, 255).astype(np.uint8)
+
+
+def _scored(scorers: Scorers, samples, videos) -> list[dict]:
+    out = []
+    for s, v in zip(samples, videos):
+        sc = scorers.score(_u8(v), s)
+        out.append({"success": bool(sc.success), "score": float(sc.score)})
+    return out
+
+
+def _vote(samples, vids: np.ndarray) -> np.ndarray:
+    pal = palette(samples[0].task)
+    if any(palette(s.task) is not pal for s in samples):  # one batch, one task: split otherwise
+        return np.stack([vote_video(vids[i: i + 1], palette(s.task))[0] for i, s in enumerate(samples)])
+    return vote_video(vids, pal)
+
+
+def _consensus(samples, vids: np.ndarray) -> np.ndarray:
+    last = np.stack([labels_of(vids[i, :, -1], palette(s.task)) if palette(s.task) is not None else vids[i, :, -1]
+                     for i, s in enumerate(samples)])
+    return consensus_index(last)
 
 
 def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, shift: float,
-                ens: EnsembleConfig | None = None) -> dict[str, list[bool]]:
-    """Success per sample for each method; methods that read the same N-seed run share one generation."""
-    res: dict[str, list[bool]] = {}
+                ens: EnsembleConfig | None = None, scorers: Scorers | None = None,
+                guidance: float = 1.0) -> dict[str, list[dict]]:
+    """{method: [{"success", "score"} per sample]}; methods that read the same N-seed run share one generation."""
+    scorers = scorers or Scorers()
+    res: dict[str, list[dict]] = {}
     want = set(methods)
+    b = np.arange(len(samples))
+
+    def members(cfg, k_steps):
+        return member_videos(model, generate_ensemble(model, samples, seeds, cfg, k_steps, shift, guidance))
+
     if "single" in want:
-        res["single"] = _score(samples, final_labels(model, generate_ensemble(
-            model, samples, seeds, EnsembleConfig(n_seeds=1), steps, shift))[:, 0])
+        res["single"] = _scored(scorers, samples, members(EnsembleConfig(n_seeds=1), steps)[:, 0])
     if "steps-x" in want:
-        res["steps-x"] = _score(samples, final_labels(model, generate_ensemble(
-            model, samples, seeds, EnsembleConfig(n_seeds=1), steps * n, shift))[:, 0])
+        res["steps-x"] = _scored(scorers, samples, members(EnsembleConfig(n_seeds=1), steps * n)[:, 0])
     if want & set(INDEPENDENT):
-        lab = final_labels(model, generate_ensemble(model, samples, seeds, EnsembleConfig(n_seeds=n, alpha=0.0),
-                                                    steps, shift))
-        res["vote"] = _score(samples, majority_vote(lab))
-        res["best-consensus"] = _score(samples, lab[np.arange(len(samples)), consensus_index(lab)])
-        each = np.array([_score(samples, lab[:, k]) for k in range(n)])  # (N, B)
-        res["best-oracle"] = each.any(0).tolist()
+        vids = members(EnsembleConfig(n_seeds=n, alpha=0.0), steps)
+        res["vote"] = _scored(scorers, samples, _vote(samples, vids))
+        res["best-consensus"] = _scored(scorers, samples, vids[b, _consensus(samples, vids)])
+        each = [_scored(scorers, samples, vids[:, k]) for k in range(n)]
+        res["best-oracle"] = [{"success": any(e[i]["success"] for e in each), "score": max(e[i]["score"] for e in each)}
+                              for i in b]
     for target in dict.fromkeys(t for name, (t, _) in ENSEMBLES.items() if name in want):
         cfg = (ens or EnsembleConfig()).model_copy(update={"n_seeds": n, "target": target})
-        lab = final_labels(model, generate_ensemble(model, samples, seeds, cfg, steps, shift))
+        vids = members(cfg, steps)
         for name, (t, pick) in ENSEMBLES.items():
             if name in want and t == target:
-                res[name] = _score(samples, lab[:, 0] if pick == "first" else majority_vote(lab))
+                res[name] = _scored(scorers, samples, vids[:, 0] if pick == "first" else _vote(samples, vids))
     return {m: res[m] for m in methods}
 
 
-def paired_bootstrap(a: list[bool], b: list[bool], reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b over paired samples with a 95% bootstrap interval."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), (reps, len(d)))].mean(1)
-    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
-
-
-def successes(rows: list[dict], method: str, n: int) -> dict[int, bool]:
-    """{sample idx: success} of one method at one N, from results-store rows."""
-    return {r["idx"]: r["success"] for r in rows if r["method"] == method and r["n"] == n}
+def condition(method: str, n: int) -> str:
+    return f"{method} N={n}"
 
 
 def versus(rows: list[dict], a: tuple[str, int], b: tuple[str, int], reps: int = 2000) -> dict:
     """Paired difference of solve rates, method a minus method b ((name, N) each), over the samples both ran."""
-    sa, sb = successes(rows, *a), successes(rows, *b)
+    sa = {r["sample"]: r["success"] for r in rows if r["condition"] == condition(*a)}
+    sb = {r["sample"]: r["success"] for r in rows if r["condition"] == condition(*b)}
     common = sorted(sa.keys() & sb.keys())
     if not common:
         raise ValueError(f"no sample ran both {a[0]} N={a[1]} and {b[0]} N={b[1]}")
@@ -96,16 +112,15 @@ def versus(rows: list[dict], a: tuple[str, int], b: tuple[str, int], reps: int =
 
 
 def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
-    """Solve rate (Wilson 95%) of every (method, N), and its paired difference to the single seed."""
+    """Solve rate (Wilson 95%) and mean score of every (method, N), and its paired difference to the single seed."""
     table = []
     for m, n in jobs:
-        succ = list(successes(rows, m, n).values())
-        lo_ci, hi_ci = wilson(sum(succ), len(succ))
+        st = summarize([r for r in rows if r["condition"] == condition(m, n)])
         d = versus(rows, (m, n), ("single", 1)) if m != "single" else {}
-        table.append({"method": m, "n_seeds": n, "compute": n, "samples": len(succ), "solve_rate": float(np.mean(succ)),
-                      "ci_low": lo_ci, "ci_high": hi_ci, "delta_vs_single": d.get("delta", 0.0),
-                      "delta_ci_low": d.get("delta_ci_low", 0.0), "delta_ci_high": d.get("delta_ci_high", 0.0),
-                      "upper_bound": m == "best-oracle"})
+        table.append({"method": m, "n_seeds": n, "compute": n, "samples": st["n"], "solve_rate": st["solve_rate"],
+                      "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
+                      "delta_vs_single": d.get("delta", 0.0), "delta_ci_low": d.get("delta_ci_low", 0.0),
+                      "delta_ci_high": d.get("delta_ci_high", 0.0), "upper_bound": m == "best-oracle"})
     return table
 
 
@@ -118,30 +133,34 @@ def head_to_head(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
 
 def compare(model, out: Path, s: ProbeSettings, n_list=(2, 3, 4, 8), methods=METHODS,
             ens: EnsembleConfig | None = None, progress=True) -> dict:
-    s = s.resolved()
     methods = [check_method(m) for m in methods]
+    n_list = list(n_list)
+    if len(set(n_list)) != len(n_list) or len(set(methods)) != len(methods):
+        raise ValueError(f"repeated N or method: N {n_list}, methods {methods}; give each once")
+    bad = [n for n in n_list if isinstance(n, bool) or not isinstance(n, int) or n < 2]
+    if bad:
+        raise ValueError(f"N = {bad[0]!r}: the multi-seed methods need N >= 2 seeds")
     if "single" not in methods:
         methods = ["single", *methods]
-    config = {"n_list": list(n_list), "methods": methods, "ensemble": (ens or EnsembleConfig()).model_dump(),
+    scorers = s.scorers()
+    samples = load_samples(model, s)
+    config = {**s.describe(), "n_list": n_list, "methods": methods, "ensemble": (ens or EnsembleConfig()).model_dump(),
               "model": model.name}
-    store = ResultsStore(Path(out) / "store", ("method", "n", "idx"), {"probe": "compare", **s.model_dump(), **config})
-    samples, seeds = held_out(s)
-    jobs = [(m, 1) for m in ["single"]] + [(m, n) for n in n_list for m in methods if m != "single"]
-    with tqdm(total=len(jobs) * len(seeds), disable=not progress, desc="compare") as bar:
-        for lo in range(0, len(seeds), s.batch):
-            idx = list(range(lo, min(lo + s.batch, len(seeds))))
-            for n in sorted({n for _, n in jobs}):
-                todo = [m for m, k in jobs if k == n and not all(store.has(method=m, n=n, idx=seeds[i]) for i in idx)]
-                if not todo:
-                    bar.update(len(idx) * sum(1 for _, k in jobs if k == n))
-                    continue
-                got = run_methods(model, [samples[i] for i in idx], [seeds[i] for i in idx], todo, n, s.steps,
-                                  s.shift, ens)
-                store.add([{"method": m, "n": n, "idx": seeds[i], "success": bool(ok)}
-                           for m, oks in got.items() for i, ok in zip(idx, oks)])
-                bar.update(len(idx) * sum(1 for _, k in jobs if k == n))
-    table, h2h = method_table(store.rows, jobs), head_to_head(store.rows, jobs)
-    atomic_write_json(Path(out) / "results.json", {"settings": s.model_dump(), "config": config, "table": table,
+    store = open_store(out, "compare", config)
+    jobs = [("single", 1)] + [(m, n) for n in n_list for m in methods if m != "single"]
+    n_of = {condition(m, n): n for m, n in jobs}
+    meth = {condition(m, n): m for m, n in jobs}
+
+    def run(conds, batch):
+        n = n_of[conds[0]]
+        got = run_methods(model, batch, [x.seed for x in batch], [meth[c] for c in conds], n, s.steps, s.shift, ens,
+                          scorers, s.guidance)
+        return {c: got[meth[c]] for c in conds}
+
+    run_grid(store, list(n_of), samples, s.batch, run, group=lambda c: n_of[c], desc="compare", progress=progress)
+    rows = [r for c in n_of for r in rows_of(store, c, samples)]
+    table, h2h = method_table(rows, jobs), head_to_head(rows, jobs)
+    atomic_write_json(Path(out) / "results.json", {"experiment": "compare", "config": config, "table": table,
                                                      "head_to_head": h2h})
     write_table(table, Path(out) / "compare.csv")
     plot(out, table, n_list)
@@ -181,7 +200,8 @@ def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
                 "Solve rate on the same held-out samples and noises; differences to the single seed with paired "
                 "bootstrap 95% intervals. best-oracle uses the scorer: an upper bound, not a method.")
     rep.image(f"{rel}/compare.png", "difference to the single seed per method and N")
-    rep.table(res["table"], ["method", "n_seeds", "samples", "solve_rate", "ci_low", "ci_high", "delta_vs_single",
+    rep.table(res["table"], ["method", "n_seeds", "samples", "solve_rate", "ci_low", "ci_high", "mean_score",
+                             "delta_vs_single",
                              "delta_ci_low", "delta_ci_high"])
     if res.get("head_to_head"):
         rep.text("The ensembles against majority vote and consensus best-of-N at the same N (paired, 95% bootstrap):")

@@ -1,59 +1,51 @@
-"""Chain-of-Steps metrics: what x0_hat's final frame says at each denoising step.
+"""Chain-of-Steps metrics for any task: what x0_hat says at each denoising step.
 
-For a maze, per step: the task score of x0_hat's final frame (snapped to the palette), and the
-*candidate mass*: how many free pixels carry path colour (projection on white -> orange above a
-threshold). Early steps holding several candidate paths show as a mass above the final answer's.
-The *commitment step* is the first step from which the answer is correct and stays correct.
+Per step, from x0_hat's video (its final frame, mostly):
+- the scorer's `score` and `success` on it (the *commitment step* is the step from which it stays a success);
+- change from the first frame, split by the *answer region* (the pixels the ground truth's answer changes;
+  `steplens.tasks.answer_region`): `on_target` and `off_target` count pixels changed by more than
+  CHANGE_THRESHOLD inside and outside it, `change_in` / `change_out` are the mean changes there (0..1).
+  `candidate_mass` = on + off target: every pixel x0_hat proposes to change. Early steps holding several
+  candidate answers show as off-target mass that later steps prune; `off_branches` counts its 4-connected
+  pieces (candidate branches);
+- `static_ok`: nothing outside the answer region changed (the scene is perceived right).
+No palette and no task is known here: the scorer and the region come from the task's plug-in.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .tasks.grid import FREE, START, WALL, components, native_labels, snap
-from .tasks.maze import ORANGE, WHITE, shortest_pixel_path
-from .tasks.maze_score import goal_label, score_labels
-
-_W, _O = np.array(WHITE, np.float32), np.array(ORANGE, np.float32)
+from .regions import CHANGE_THRESHOLD, change, components
 
 
-def pathness(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB 0..255 float -> (H, W): 0 at white, 1 at orange (projection, unclipped)."""
-    d = _O - _W
-    return ((frame.astype(np.float32) - _W) @ d) / float(d @ d)
+def step_metrics(videos: np.ndarray, sample, scorer, region: np.ndarray, threshold: float = CHANGE_THRESHOLD
+                 ) -> list[dict]:
+    """Metrics of x0_hat at every step.
 
-
-def step_metrics(frames: np.ndarray, first_frame: np.ndarray, threshold: float = 0.5,
-                 prompt: str | None = None) -> list[dict]:
-    """Metrics of x0_hat's final frame at every step.
-
-    frames: (S, H, W, 3) float RGB in 0..255 (x0_hat's final frame per step, native size).
-    first_frame: (H, W, 3) uint8, the maze.
+    videos: (S, T, H, W, 3) float RGB in 0..255 (x0_hat's video per step, native size).
+    region: (H, W) bool, the answer region of `sample`.
     """
-    ref, _ = native_labels(first_frame)
-    walls = ref == WALL
-    target = goal_label(prompt)
-    start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == target)[0])
-    open_px = (ref == FREE)
-    solution = np.zeros_like(open_px)
-    for p in shortest_pixel_path(~walls, start, goal)[1:-1]:
-        solution[p] = True
+    first = sample.first_frame
+    region = np.asarray(region, bool)
+    if region.shape != first.shape[:2]:
+        raise ValueError(f"answer region {region.shape} does not match the first frame {first.shape[:2]}")
     out = []
-    for f in frames:
-        labels = snap(np.clip(f, 0, 255))
-        sc = score_labels(labels, ref, target)
-        cand = (pathness(f) > threshold) & open_px
-        off = cand & ~solution
-        static_ok = bool(np.all((labels == WALL) == walls) and labels[start] == START and labels[goal] == target)
+    for v in videos:
+        sc = scorer.score(np.clip(np.round(v), 0, 255).astype(np.uint8), sample)
+        ch = change(np.clip(v[-1], 0, 255), first)
+        changed = ch > threshold
+        on, off = changed & region, changed & ~region
         out.append({
-            "static_ok": static_ok,  # walls, start and goal of x0_hat's last frame are right
-            "score": sc.score,
-            "success": sc.success,
-            "candidate_mass": int(cand.sum()),
-            "on_solution": int((cand & solution).sum()),
-            "off_solution": int(off.sum()),
+            "score": float(sc.score),
+            "success": bool(sc.success),
+            "candidate_mass": int(changed.sum()),
+            "on_target": int(on.sum()),
+            "off_target": int(off.sum()),
             "off_branches": len(components(off)),
-            "pathness_sum": float(np.clip(pathness(f), 0, 1)[open_px].sum()),
+            "change_in": float(ch[region].mean()) if region.any() else 0.0,
+            "change_out": float(ch[~region].mean()) if (~region).any() else 0.0,
+            "static_ok": bool(not off.any()),
         })
     return out
 
@@ -75,17 +67,17 @@ def first_step(flags: list[bool]) -> int | None:
 def behaviours(metrics: list[dict]) -> dict:
     """Counted from one run's x0_hat trajectory (the study's emergent behaviours, as numbers)."""
     ok = [m["success"] for m in metrics]
-    appears = first_step([m["candidate_mass"] > 0 for m in metrics])
+    appears = first_step([m["on_target"] > 0 for m in metrics])
     after = ok[appears:] if appears is not None else []
     return {
-        # wrong at some step after the path first appears, right at the end
+        # wrong at some step after the answer first appears, right at the end
         "self_correction": bool(ok[-1] and appears is not None and not all(after)),
         # right at some step, wrong at the end
         "reverse_correction": bool(not ok[-1] and any(ok)),
         "commitment_step": commitment_step(ok),
-        "path_appears_step": appears,
+        "answer_appears_step": appears,
         "static_right_step": commitment_step([m["static_ok"] for m in metrics]),
-        "path_right_step": first_step(ok),
+        "answer_right_step": first_step(ok),
         "max_off_branches": max(m["off_branches"] for m in metrics),
         "early_branches": metrics[0]["off_branches"],
     }

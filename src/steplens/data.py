@@ -9,7 +9,7 @@ from .models import BorderCodec, DiTCond
 from .models.prompt import encode_prompts
 from .video import to_model
 
-# Seeds below this are held out: training draws its mazes from seeds at or above it.
+# Seeds below this are held out: training draws its samples from seeds at or above it.
 TRAIN_SEED_BASE = 1_000_000_000
 
 
@@ -19,11 +19,11 @@ def conditioning(first_frames: list[np.ndarray], prompts: list[str], codec: Bord
     return DiTCond(codec.encode(first).to(device), encode_prompts(prompts).to(device))
 
 
-def video_batch(task, items, frames: int, codec: BorderCodec, device=None) -> torch.Tensor:
-    """Ground-truth latents (B, C, T, h, w)."""
-    vids = torch.stack([to_model(task.video(it, frames)) for it in items])  # (B, C, T, H, W)
+def video_batch(samples, codec: BorderCodec, device=None) -> torch.Tensor:
+    """Ground-truth latents (B, C, T, h, w) of generated samples."""
+    vids = torch.stack([to_model(s.ground_truth) for s in samples])  # (B, C, T, H, W)
     return codec.encode(vids).to(device)
 
 
-def item_conditioning(task, items, codec: BorderCodec, device=None) -> DiTCond:
-    return conditioning([task.first_frame(it) for it in items], [it.prompt for it in items], codec, device)
+def sample_conditioning(samples, codec: BorderCodec, device=None) -> DiTCond:
+    return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], codec, device)

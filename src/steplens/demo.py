@@ -10,7 +10,7 @@ import numpy as np
 from .io import atomic_write_json
 from .plots import plot_mean_curves
 from .report import Report
-from .tasks import get_task
+from .tasks import generator_task
 from .trace import trace, write_trace
 
 
@@ -18,7 +18,7 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
              shift: float = 3.0, frames: int | None = None, task_name: str = "maze") -> Path:
     t0 = time.time()
     out = Path(out)
-    task = get_task(task_name)
+    task = generator_task(task_name)
     size = size or task.default_size
     samples = [task.sample(seed + i, size, frames, idx=i) for i in range(count)]
     traces = trace(model, samples, [seed + i for i in range(count)], steps=steps, shift=shift, frames=frames)
@@ -28,14 +28,14 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
         write_trace(tr, d)
         m = tr.metrics
         rows.append({"maze": tr.sample.idx, "seed": tr.sample.meta["seed"], "size": f"{size}x{size}",
-                     "path length": tr.sample.meta["shortest_path_length"], "solved": tr.final_score["success"],
+                     "path length": tr.sample.meta.get("shortest_path_length"), "solved": tr.final_score["success"],
                      "shortest": tr.final_score["shortest"], "score": tr.final_score["score"],
                      "commitment step": tr.summary["commitment_step"],
                      "candidates step 0": m[0]["candidate_mass"], "candidates final": m[-1]["candidate_mass"]})
     curves = {k: np.array([[m[k] for m in tr.metrics] for tr in traces], float).mean(0)
-              for k in ("candidate_mass", "off_solution", "score")}
-    plot_mean_curves({"candidate mass": curves["candidate_mass"], "off-solution pixels": curves["off_solution"]},
-                     out / "mean_candidates.png", "denoising step", "path-coloured pixels in x0_hat's last frame",
+              for k in ("candidate_mass", "off_target", "score")}
+    plot_mean_curves({"candidate mass": curves["candidate_mass"], "off-target pixels": curves["off_target"]},
+                     out / "mean_candidates.png", "denoising step", "pixels of x0_hat's last frame changed from frame 0",
                      f"mean over {count} mazes")
     plot_mean_curves({"score of x0_hat": curves["score"]}, out / "mean_score.png", "denoising step",
                      "task score", f"mean over {count} mazes")
@@ -51,8 +51,8 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
              f"steps, shift {shift}. Each row of a grid is one denoising step (top: first), each column one "
              f"frame of x0_hat = x_s - sigma * v; the animation is the last frame's x0_hat across steps.")
     rep.section("Summary").table(rows)
-    rep.section("Chain of steps, averaged", "Candidate mass: free pixels that carry path colour in x0_hat's last "
-                "frame. Off-solution: those not on the shortest path. Several candidate paths early, one late.")
+    rep.section("Chain of steps, averaged", "Candidate mass: pixels of x0_hat's last frame changed from the first "
+                "frame. Off-target: those outside the answer region. Several candidate paths early, one late.")
     rep.image("mean_candidates.png", "mean candidate mass per step").image("mean_score.png", "mean score per step")
     for tr, r in zip(traces, rows):
         d = f"traces/{tr.sample.idx:05d}"

@@ -142,14 +142,28 @@ def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: Ensembl
 
 
 # -- choosing among the members -----------------------------------------------------------------
-def final_labels(model, latents: torch.Tensor) -> np.ndarray:
-    """(B, N, ...) latents -> (B, N, H, W) palette labels of each member's last frame."""
-    from .tasks.grid import snap
+# Members are compared as decoded RGB videos, for any task; a task with a palette (steplens.tasks.palette) has
+# its frames snapped to it first, so votes and agreement count colours of that palette exactly.
+VOTE_LEVELS = 16  # without a palette, a vote counts colours quantised to 16 levels per channel
+
+
+def member_videos(model, latents: torch.Tensor) -> np.ndarray:
+    """(B, N, ...) latents -> (B, N, T, H, W, 3) float RGB 0..255 of every member's decoded video."""
     from .video import to_rgb
 
-    px = model.decode(latents.flatten(0, 1))[:, :, -1]
-    rgb = to_rgb(px)
-    return snap(rgb).reshape(*latents.shape[:2], *rgb.shape[1:3])
+    px = model.decode(latents.flatten(0, 1))  # (B*N, 3, T, H, W)
+    rgb = to_rgb(px.movedim(2, 1).flatten(0, 1))  # (B*N*T, H, W, 3)
+    return rgb.reshape(*latents.shape[:2], px.shape[2], *rgb.shape[1:])
+
+
+def labels_of(frames: np.ndarray, palette: np.ndarray | None) -> np.ndarray:
+    """Integer labels to compare members by: palette indices, or quantised RGB codes without a palette."""
+    from .regions import snap
+
+    if palette is not None:
+        return snap(np.clip(frames, 0, 255), palette)
+    q = np.clip(frames, 0, 255).astype(np.int64) * VOTE_LEVELS // 256
+    return (q[..., 0] * VOTE_LEVELS + q[..., 1]) * VOTE_LEVELS + q[..., 2]
 
 
 def consensus_index(frames: np.ndarray) -> np.ndarray:
@@ -169,6 +183,22 @@ def consensus_index(frames: np.ndarray) -> np.ndarray:
 
 
 def majority_vote(labels: np.ndarray) -> np.ndarray:
-    """Per sample, the per-pixel most frequent label over the members (ties: lowest label): (B, H, W)."""
+    """Per sample, the per-pixel most frequent label over the members (ties: lowest label): (B, ...)."""
     counts = np.stack([(labels == k).sum(1) for k in range(int(labels.max()) + 1)], axis=-1)
     return counts.argmax(-1)
+
+
+def vote_video(videos: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel majority vote over the members' videos (B, N, T, H, W, 3) -> (B, T, H, W, 3) uint8.
+
+    With a palette: the most frequent palette colour (ties: the palette's first). Without: the most frequent
+    quantised colour (ties: the first member's), drawn as the mean colour of the members that chose it."""
+    if palette is not None:
+        return np.asarray(palette, np.uint8)[majority_vote(labels_of(videos, palette))]
+    codes = labels_of(videos, None)  # (B, N, T, H, W)
+    agree = (codes[:, :, None] == codes[:, None, :])  # (B, N, N, T, H, W)
+    best = agree.sum(2).argmax(1)  # (B, T, H, W): a member holding the majority code
+    win = np.take_along_axis(codes, best[:, None], 1)  # (B, 1, T, H, W)
+    sel = (codes == win)[..., None]
+    mean = (videos * sel).sum(1) / sel.sum(1)
+    return np.clip(np.round(mean), 0, 255).astype(np.uint8)

@@ -60,9 +60,16 @@ def read_png(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
-    img = iio.imread(path)
+    try:
+        img = iio.imread(path)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
+    if img.dtype != np.uint8:
+        raise ValueError(f"{path} has {img.dtype} pixels; steplens reads 8-bit images (uint8 RGB)")
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] not in (3, 4) or 0 in img.shape:
+        raise ValueError(f"{path} is not an RGB image (shape {img.shape})")
     return img[..., :3]
 
 
@@ -76,16 +83,46 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 4) -> None:
         for f in frames:
             w.append_data(np.asarray(f, dtype=np.uint8))
         w.close()
+        got = count_frames(tmp)  # never commit a failed or truncated encode
+        if got != len(frames):
+            raise OSError(f"writing {path} failed: the encoded video holds {got} of {len(frames)} frames")
 
 
 def read_mp4(path: Path) -> np.ndarray:
     import imageio.v2 as iio2
 
-    r = iio2.get_reader(str(path), format="FFMPEG")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video not found: {path}")
     try:
-        return np.stack([f[..., :3] for f in r])
-    finally:
-        r.close()
+        r = iio2.get_reader(str(path), format="FFMPEG")
+        try:
+            frames = [f[..., :3] for f in r]
+        finally:
+            r.close()
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not frames:
+        raise ValueError(f"{path} holds no frames")
+    return np.stack(frames)
+
+
+def count_frames(path: Path) -> int:
+    """Frames of a video file (decoded, so a truncated file is caught); ValueError naming it if unreadable."""
+    import imageio.v2 as iio2
+
+    path = Path(path)
+    try:
+        r = iio2.get_reader(str(path), format="FFMPEG")
+        try:
+            n = r.count_frames()
+        finally:
+            r.close()
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable video ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if n < 1:
+        raise ValueError(f"{path} holds no frames")
+    return int(n)
 
 
 def write_gif(path: Path, frames: np.ndarray, fps: int = 4) -> None:

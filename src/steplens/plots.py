@@ -29,8 +29,8 @@ def plot_cos(metrics: list[dict], path: Path, title: str = "") -> None:
     ax.set_ylabel("task score", color="tab:blue")
     ax2 = ax.twinx()
     ax2.plot(steps, [m["candidate_mass"] for m in metrics], "s--", color="tab:orange", label="candidate mass")
-    ax2.plot(steps, [m["off_solution"] for m in metrics], ":", color="tab:red", label="off-solution")
-    ax2.set_ylabel("path-coloured pixels", color="tab:orange")
+    ax2.plot(steps, [m["off_target"] for m in metrics], ":", color="tab:red", label="off-target")
+    ax2.set_ylabel("pixels changed from frame 0", color="tab:orange")
     ax.set_title(title, fontsize=9)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], loc="center right", fontsize=7)

@@ -1,31 +1,37 @@
-"""Running a model over sample folders, and scoring outputs against them (VBVR-Bench layout)."""
+"""Running a model over samples into a folder that mirrors their layout, and scoring outputs against them.
+
+Sample `<split>/<task>/<idx>/` (or `<task>/<idx>/`) gets OUT/<split>/<task>/<idx>.mp4 (the video) and .png
+(its last frame, lossless; written last, it marks the sample done). OUT/run_config.json records what made the
+videos: a rerun with another model or setting is refused instead of mixing outputs.
+"""
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .evaluate import wilson
+from .experiment import batches
 from .io import atomic_write_json, read_mp4, read_png, write_mp4, write_png
-from .tasks import get_task
-from .tasks.grid import native_labels
-from .tasks.sample import read_sample, sample_dirs
+from .stats import summarize
+from .tasks import Sample, Scorers
 from .video import to_uint8, upscale
 
-
-def output_paths(out: Path, task: str, idx: int) -> tuple[Path, Path]:
-    return Path(out) / task / f"{idx:05d}.mp4", Path(out) / task / f"{idx:05d}.png"
-
-
 SELECT = ("first", "consensus", "all")
+RUN_CONFIG = "run_config.json"
 
 
-def member_path(out: Path, task: str, idx: int, k: int) -> Path:
-    return Path(out) / task / f"{idx:05d}.seed{k}.mp4"
+def output_paths(out: Path, s: Sample) -> tuple[Path, Path]:
+    """OUT/<sample's place>.mp4 and .png."""
+    base = Path(out) / s.name
+    return base.with_name(base.name + ".mp4"), base.with_name(base.name + ".png")
+
+
+def member_path(out: Path, s: Sample, k: int) -> Path:
+    base = Path(out) / s.name
+    return base.with_name(f"{base.name}.seed{k}.mp4")
 
 
 def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split) -> torch.Tensor:
@@ -38,29 +44,50 @@ def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split) ->
     return gen(model, samples, seeds, ensemble, steps, shift, guidance)
 
 
-def _pick(model, lat: torch.Tensor, select: str) -> tuple:
+def _pick(model, samples, lat: torch.Tensor, select: str) -> tuple:
     """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
     from .ensemble import consensus_index
+    from .video import to_rgb
 
     if select == "first":  # decode only what is written (a Wan VAE decode costs as much as several steps)
         return model.decode(lat[:, 0]), None
     px = model.decode(lat.flatten(0, 1))
     px = px.reshape(*lat.shape[:2], *px.shape[1:])
-    k = consensus_index(px[:, :, :, -1].float().cpu().numpy()) if select == "consensus" else np.zeros(len(px), int)
+    if select == "consensus":  # on the decoded RGB last frames (no palette): closest to the other members
+        last = to_rgb(px[:, :, :, -1].flatten(0, 1)).reshape(*px.shape[:2], *px.shape[-2:], 3)
+        k = consensus_index(last)
+    else:
+        k = np.zeros(len(px), int)
     return px[np.arange(len(px)), k], (px if select == "all" else None)
 
 
-def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0, seed: int = 0,
-               batch: int = 16, guidance: float = 1.0, frames: int | None = None, progress: bool = True,
-               ensemble=None, select: str = "first", split_seeds: bool = False) -> list[dict]:
-    """Generate the video of every sample folder under `data`; skips outputs already written.
+def check_out_config(out: Path, config: dict) -> None:
+    """Refuse an output folder made with another configuration; record ours in a new one."""
+    path = Path(out) / RUN_CONFIG
+    config = json.loads(json.dumps(config, default=str))
+    if path.exists():
+        saved = json.loads(path.read_text())
+        diff = {k: (saved.get(k), config.get(k)) for k in dict.fromkeys([*saved, *config]) if saved.get(k) != config.get(k)}
+        if diff:
+            raise ValueError(f"{out} holds outputs made with another configuration; differing (saved, given): {diff}. "
+                             f"Use another --out, or delete it")
+    elif Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    else:
+        atomic_write_json(path, config)
 
-    `ensemble` (an EnsembleConfig) samples N seeds per sample with the latent ensemble and writes the
-    member picked by `select`: "first" (the sample's own seed), "consensus" (the member whose last frame is
-    closest to the others'), or "all" (the first, plus every member as <idx>.seed<k>.mp4).
-    Under torchrun / accelerate launch, each process takes every world-th sample folder; with
-    `split_seeds` instead, every process runs all samples with its share of the N seeds (the ensemble's
-    means by all-reduce; the process group must be initialised) and rank 0 writes."""
+
+def run_samples(model, samples: list[Sample], out: Path, steps: int = 20, shift: float = 3.0, batch: int = 16,
+                guidance: float = 1.0, progress: bool = True, ensemble=None, select: str = "first",
+                split_seeds: bool = False, config: dict | None = None) -> list[dict]:
+    """Generate the video of every sample into `out` (mirroring the samples' layout); skips outputs already written.
+
+    Noise seed: sample.seed (a folder sample: --seed + its index). `ensemble` (an EnsembleConfig) samples N seeds
+    per sample with the latent ensemble and writes the member picked by `select`: "first" (the sample's own seed),
+    "consensus" (the member whose last frame is closest to the others'), or "all" (the first, plus every member as
+    <idx>.seed<k>.mp4). Under torchrun / accelerate launch, each process takes every world-th sample; with
+    `split_seeds` instead, every process runs all samples with its share of the N seeds (the ensemble's means by
+    all-reduce; the process group must be initialised) and rank 0 writes."""
     from tqdm import tqdm
 
     from .dist import rank_world, shard
@@ -71,75 +98,87 @@ def run_folder(model, data: Path, out: Path, steps: int = 20, shift: float = 3.0
         raise ValueError(f"select={select!r} and split_seeds={split_seeds} need an ensemble (N seeds per sample)")
     rank, world = rank_world()
     split = split_seeds and world > 1
-    dirs = sample_dirs(data) if split else shard(sample_dirs(data), rank, world)
-    groups: dict[tuple, list] = defaultdict(list)
-    for d in dirs:
-        s = read_sample(d, frames)
-        if s.idx is None:
-            raise ValueError(f"sample folder {d} is not named by an index (00000, 00001, ...)")
-        scale = native_labels(read_png(d / "first_frame.png"))[1]
-        if not output_paths(out, s.task, s.idx)[1].exists():
-            groups[(s.task, s.first_frame.shape, s.frames)].append((s, scale))
+    if rank == 0 and config is not None:
+        check_out_config(out, config)
+    mine = samples if split else shard(samples, rank, world)
+    todo = [s for s in mine if not output_paths(out, s)[1].exists()]
     if split:  # every process must see the same list before rank 0 writes anything
         import torch.distributed as dist
 
         dist.barrier()
     writer = not split or rank == 0
     done = []
-    todo = [g for g in groups.values()]
-    bar = tqdm(total=sum(len(g) for g in todo), disable=not progress, position=rank,
+    bar = tqdm(total=len(todo), disable=not progress, position=rank,
                desc="run" if world == 1 else f"run [{rank}/{world}]")
-    for group in todo:
-        for lo in range(0, len(group), batch):
-            chunk = group[lo: lo + batch]
-            samples = [s for s, _ in chunk]
-            seeds = [seed + s.idx for s in samples]
-            lat = _generate(model, samples, seeds, steps, shift, guidance, ensemble, split)
-            if not writer:  # split seeds: rank 0 decodes and writes
-                bar.update(len(chunk))
-                continue
-            vids, members = _pick(model, lat, select)
-            for i, ((s, scale), v) in enumerate(zip(chunk, vids)):
-                for k, m in enumerate(members[i] if members is not None else []):
-                    write_mp4(member_path(out, s.task, s.idx, k), upscale(to_uint8(m), scale))
-                video = upscale(to_uint8(v), scale)
-                mp4, png = output_paths(out, s.task, s.idx)
-                write_mp4(mp4, video)
-                write_png(png, video[-1])  # the PNG last: its presence marks the sample done
-                done.append({"task": s.task, "idx": s.idx, "video": str(mp4), "final_frame": str(png)})
+    for chunk in batches(todo, batch):
+        lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split)
+        if not writer:  # split seeds: rank 0 decodes and writes
             bar.update(len(chunk))
+            continue
+        vids, members = _pick(model, chunk, lat, select)
+        for i, (s, v) in enumerate(zip(chunk, vids)):
+            for k, m in enumerate(members[i] if members is not None else []):
+                write_mp4(member_path(out, s, k), upscale(to_uint8(m), s.scale))
+            video = upscale(to_uint8(v), s.scale)
+            mp4, png = output_paths(out, s)
+            write_mp4(mp4, video)
+            write_png(png, video[-1])  # the PNG last: its presence marks the sample done
+            done.append({"sample": s.name, "task": s.task, "video": str(mp4), "final_frame": str(png)})
+        bar.update(len(chunk))
     bar.close()
     return done
 
 
-def score_folder(data: Path, outputs: Path) -> dict:
-    """Score OUT/<task>/<idx>.png (else the last frame of the .mp4) of every sample folder under `data`."""
-    rows = []
-    for d in sample_dirs(data):
-        task_name, idx = d.parent.name, int(d.name)
-        task = get_task(task_name)
-        mp4, png = output_paths(outputs, task_name, idx)
+def _output_video(mp4: Path, png: Path) -> np.ndarray:
+    """The output video (its last frame replaced by the lossless PNG when both exist), or the PNG alone."""
+    if mp4.exists():
+        video = read_mp4(mp4)
         if png.exists():
-            frame = read_png(png)
-        elif mp4.exists():
-            frame = read_mp4(mp4)[-1]
-        else:
-            rows.append({"task": task_name, "idx": idx, "missing": True, "success": False, "score": 0.0})
+            last = read_png(png)
+            if last.shape == video.shape[1:]:
+                video[-1] = last
+        return video
+    return read_png(png)[None]
+
+
+def score_samples(samples: list[Sample], outputs: Path, scorers: Scorers | None = None,
+                  progress: bool = True) -> dict:
+    """Score OUT/<sample's place>.mp4 (.png) of every sample. A missing output counts as a failure with score 0
+    and is counted; a folder with none of the outputs is refused."""
+    from tqdm import tqdm
+
+    scorers = scorers or Scorers()
+    outputs = Path(outputs)
+    if not outputs.is_dir():
+        raise FileNotFoundError(f"outputs folder not found: {outputs}" if not outputs.exists()
+                                else f"--outputs {outputs} is a file, not a folder of outputs")
+    rows = []
+    for s in tqdm(samples, disable=not progress, desc="score"):
+        mp4, png = output_paths(outputs, s)
+        if not mp4.exists() and not png.exists():
+            rows.append({"sample": s.name, "task": s.task, "missing": True, "success": False, "score": 0.0})
             continue
-        prompt = (d / "prompt.txt").read_text() if (d / "prompt.txt").exists() else None
-        sc = task.score(frame, read_png(d / "first_frame.png"), prompt)
-        rows.append({"task": task_name, "idx": idx, "missing": False, "success": sc.success,
-                     "shortest": sc.shortest, "score": sc.score, "details": sc.details})
-    k = sum(r["success"] for r in rows)
-    lo, hi = wilson(k, len(rows))
-    return {"count": len(rows), "solved": k, "solve_rate": k / len(rows), "ci95": [lo, hi],
-            "mean_score": float(np.mean([r["score"] for r in rows])),
-            "missing": sum(r["missing"] for r in rows), "rows": rows}
+        scorer = scorers.for_task(s.task)
+        if hasattr(scorer, "score_file") and mp4.exists():
+            sc = scorer.score_file(mp4, s)
+        else:
+            sc = scorer.score(_output_video(mp4, png), s)
+        rows.append({"sample": s.name, "task": s.task, "missing": False, "success": bool(sc.success),
+                     "score": float(sc.score), "details": sc.details})
+    missing = sum(r["missing"] for r in rows)
+    if missing == len(rows):
+        ex = output_paths(outputs, samples[0])[0]
+        raise FileNotFoundError(f"none of the {len(rows)} outputs is in {outputs} (e.g. {ex} is missing): a wrong "
+                                f"--outputs folder, or `steplens run` not run yet")
+    per_task = {t: summarize([r for r in rows if r["task"] == t]) for t in dict.fromkeys(r["task"] for r in rows)}
+    return {**summarize(rows), "missing": missing, "scorer": scorers.describe(), "per_task": per_task, "rows": rows}
 
 
-def write_scores(result: dict, out: Path) -> None:
-    atomic_write_json(Path(out) / "scores.json", result)
-
-
-def load_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+def write_scores(result: dict, out: Path) -> Path:
+    """Write the scores to `out`: a .json file path, or a folder (then OUT/scores.json)."""
+    out = Path(out)
+    path = out if out.suffix == ".json" else out / "scores.json"
+    if path.exists() and path.is_dir():
+        raise ValueError(f"--out {path} is a folder; give a .json file or a folder to hold scores.json")
+    atomic_write_json(path, result)
+    return path

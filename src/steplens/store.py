@@ -2,7 +2,8 @@
 
 Rows live in `<dir>/rows.jsonl`, rewritten whole (temp file + rename) after every batch, so the file is
 never half-written; a sweep that was stopped skips every key already there and never duplicates a row.
-The configuration is kept beside the rows: resuming with another configuration is refused.
+The configuration is kept beside the rows (written with the first row, so a run refused before any result
+leaves nothing behind): resuming with another configuration is refused.
 """
 
 from __future__ import annotations
@@ -23,18 +24,15 @@ class ResultsStore:
         self.key_fields = tuple(key_fields)
         self.rows: list[dict] = []
         self._keys: set[tuple] = set()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config = None if config is None else json.loads(json.dumps(config, default=str))
         cfg_path = self.dir / "store_config.json"
-        if config is not None:
-            if cfg_path.exists():
-                saved = json.loads(cfg_path.read_text())
-                if saved != json.loads(json.dumps(config, default=str)):
-                    diff = {k: (saved.get(k), v) for k, v in json.loads(json.dumps(config, default=str)).items()
-                            if saved.get(k) != v}
-                    raise ValueError(f"{self.dir} holds results of another configuration; differing (saved, "
-                                     f"given): {diff}. Use another --out or delete it.")
-            else:
-                atomic_write_json(cfg_path, json.loads(json.dumps(config, default=str)))
+        if self.config is not None and cfg_path.exists():
+            saved = json.loads(cfg_path.read_text())
+            if saved != self.config:
+                keys = list(dict.fromkeys([*saved, *self.config]))
+                diff = {k: (saved.get(k), self.config.get(k)) for k in keys if saved.get(k) != self.config.get(k)}
+                raise ValueError(f"{self.dir} holds results of another configuration; differing (saved, "
+                                 f"given): {diff}. Use another --out or delete it.")
         rows_path = self.dir / "rows.jsonl"
         if rows_path.exists():
             for line in rows_path.read_text().splitlines():
@@ -56,6 +54,9 @@ class ResultsStore:
         """Add rows (skipping keys already stored) and persist; returns how many were new."""
         new = sum(self._add(r) for r in rows)
         if new:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if self.config is not None and not (self.dir / "store_config.json").exists():
+                atomic_write_json(self.dir / "store_config.json", self.config)  # only once there is a result
             atomic_write_text(self.dir / "rows.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in self.rows))
         return new
 

@@ -10,7 +10,7 @@ import torch
 
 from . import cos
 from .io import atomic_path, atomic_write_json, write_gif, write_png
-from .tasks.sample import Sample
+from .tasks import Sample, Scorers, answer_region
 from .video import to_rgb, to_uint8, upscale
 
 
@@ -26,17 +26,17 @@ class Trace:
     final_score: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"task": self.sample.task, "idx": self.sample.idx, "meta": self.sample.meta, "seed": self.seed,
+        return {"task": self.sample.task, "idx": self.sample.idx, "sample": self.sample.name,
+                "meta": self.sample.meta, "seed": self.seed,
                 "sigmas": self.sigmas, "per_step": self.metrics, "summary": self.summary,
                 "final_score": self.final_score}
 
 
 @torch.no_grad()
 def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift: float = 3.0,
-          guidance: float = 1.0, frames: int | None = None) -> list[Trace]:
-    """Sample a batch and keep x0_hat of every step; score each step's final frame."""
-    from .tasks import get_task
-
+          guidance: float = 1.0, frames: int | None = None, scorers: Scorers | None = None) -> list[Trace]:
+    """Sample a batch and keep x0_hat of every step; score each step's x0_hat (see steplens.cos)."""
+    scorers = scorers or Scorers()
     recorded, sig = [], []
 
     def keep(info):
@@ -48,10 +48,10 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift
     out = model.decode(out_latent)
     traces = []
     for b, s in enumerate(samples):
-        finals = to_rgb(x0[b, :, :, -1])
-        metrics = cos.step_metrics(finals, s.first_frame, prompt=s.prompt)
-        task = get_task(s.task)
-        final = task.score(to_uint8(out[b, :, -1]), s.first_frame, s.prompt)
+        scorer = scorers.for_task(s.task)
+        videos = np.stack([to_rgb(x0[b, k].movedim(1, 0)) for k in range(x0.shape[1])])  # (S, T, H, W, 3)
+        metrics = cos.step_metrics(videos, s, scorer, answer_region(s))
+        final = scorer.score(to_uint8(out[b]), s)
         traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
                             summary=cos.summarize(metrics), final_score=final.to_dict()))
     return traces

@@ -17,12 +17,12 @@ import torch
 from pydantic import BaseModel, Field, field_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import TRAIN_SEED_BASE, item_conditioning, video_batch
+from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
 from .evaluate import solve_rate
 from .models import BorderCodec, DiTConfig, VideoDiT, get_arch
 from .models.wrap import EmbeddedModel
 from .models.prompt import PAD
-from .tasks import get_task
+from .tasks import generator_task
 
 
 class TrainConfig(BaseModel):
@@ -70,14 +70,14 @@ def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu", ra
     """The batch of step `step` (of process `rank` of `world`): same (task, size, frames) for all items
     and all processes, drawn from (seed, step); the items and noise from (seed, step[, rank])."""
     rng = np.random.default_rng([cfg.seed, step])
-    task = get_task(_choice(rng, cfg.tasks))
+    task = generator_task(_choice(rng, cfg.tasks))
     n, frames = int(_choice(rng, cfg.sizes)), int(_choice(rng, cfg.frames))
     if world > 1:
         rng = np.random.default_rng([cfg.seed, step, rank])
     base = TRAIN_SEED_BASE + cfg.seed * 10**12 + (step * world + rank) * cfg.batch
-    items = [task.generate(base + i, n) for i in range(cfg.batch)]
-    x0 = video_batch(task, items, frames, codec, device)
-    cond = item_conditioning(task, items, codec, device)
+    items = [task.sample(base + i, n, frames) for i in range(cfg.batch)]
+    x0 = video_batch(items, codec, device)
+    cond = sample_conditioning(items, codec, device)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     eps = torch.randn(x0.shape, generator=gen).to(device)
     u = torch.rand(cfg.batch, generator=gen)

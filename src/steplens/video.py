@@ -26,3 +26,10 @@ def to_rgb(x: torch.Tensor) -> np.ndarray:
 def upscale(img: np.ndarray, k: int) -> np.ndarray:
     """Nearest-neighbour integer upscale of (..., H, W, 3)."""
     return img.repeat(k, axis=-3).repeat(k, axis=-2) if k > 1 else img
+
+
+def check_frames(frames) -> int:
+    """A video to generate needs at least 2 frames (the first frame and the answer)."""
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 2:
+        raise ValueError(f"a video needs at least 2 frames (the first frame and the answer), got {frames!r}")
+    return int(frames)

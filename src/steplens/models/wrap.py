@@ -57,6 +57,10 @@ class EmbeddedModel:
         lat = torch.nn.functional.pad(lat, (0, (-lat.shape[1]) % pw, 0, (-lat.shape[0]) % ph))
         return torch.nn.functional.max_pool2d(lat[None, None], (ph, pw))[0, 0] > 0
 
+    def frames_from_video(self, n: int) -> int:
+        """Frames to generate for a ground-truth video of n frames: the embedded model makes one frame per frame."""
+        return int(n)
+
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Latents (B, C, T, h, w) -> pixels (B, C, T, H, W) in [-1, 1]."""
         return self.codec.decode(latent)
@@ -64,7 +68,7 @@ class EmbeddedModel:
     def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
                  guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w)."""
-        from ..tasks.maze import check_frames
+        from ..video import check_frames
 
         frames = check_frames(frames or samples[0].frames)
         cond = self.condition(samples)

@@ -3,7 +3,9 @@
 Energy = L2 norm of a token's hidden state over channels (the study's "activation energy"). Per block
 and latent frame, maps at chosen steps (the study's layer grid); PCA maps of a few blocks; and per block
 the ratio of mean energy on task tokens (cells of the solution path, start and goal) to the other
-tokens of the output frames — where perception, reasoning and consolidation show as numbers.
+tokens of the output frames — where perception, reasoning and consolidation show as numbers. Task tokens
+are those covering the sample's answer region (steplens.tasks.answer_region: for a maze, the path to the goal
+the prompt names, with start and goal; for any task, where the ground truth changes).
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
+from ..experiment import open_store, rows_of, run_grid
 from ..hooks import Hooks
 from ..io import atomic_write_json
 from ..plots import save
 from ..report import Report
-from ..tasks.grid import FREE, WALL, native_labels
-from ..tasks.maze import shortest_pixel_path
-from ..store import ResultsStore
-from .base import ProbeSettings, held_out, rate, score_outputs, write_results
+from ..stats import summarize
+from ..tasks import answer_region
+from .base import ProbeSettings, generate, load_samples, score_outputs, write_results
 
 
 def default_steps(n: int) -> list[int]:
@@ -29,67 +29,58 @@ def default_steps(n: int) -> list[int]:
 
 
 def task_mask(sample) -> torch.Tensor:
-    """(H, W) bool: the solution path's pixels with start and goal."""
-    ref, _ = native_labels(sample.first_frame)
-    start = tuple(np.argwhere(ref == 2)[0])
-    goal = tuple(np.argwhere(ref == 3)[0])
-    m = torch.zeros(ref.shape, dtype=torch.bool)
-    for p in shortest_pixel_path(ref != WALL, start, goal):
-        m[p] = True
-    return m
+    """(H, W) bool: the pixels the sample's answer changes (its task's answer region)."""
+    return torch.from_numpy(np.asarray(answer_region(sample), bool))
 
 
 def run(model, out: Path, s: ProbeSettings, steps: list[int] | None = None, pca_blocks: list[str] | None = None,
         progress=True) -> dict:
-    s = s.resolved()
     out = Path(out)
     steps = steps or default_steps(s.steps)
+    bad = [k for k in steps if not 0 <= k < s.steps]
+    if bad:
+        raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
     blocks = list(model.block_names)
     pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
-    config = {"steps": steps, "pca_blocks": pca_blocks, "model": model.name}
-    store = ResultsStore(out / "store", ("condition", "idx"), {"probe": "energy", **s.model_dump(), **config})
-    samples, seeds = held_out(s)
+    samples = load_samples(model, s)
+    masks_px = {x.name: task_mask(x) for x in samples}  # fails early, naming a sample without a known answer region
+    config = {**s.describe(), "steps": steps, "pca_blocks": pca_blocks, "model": model.name}
+    store = open_store(out, "energy", config)
+    scorers = s.scorers()
 
-    def record(batch, bseeds, hooks):
-        with hooks:
-            lat = model.generate(batch, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=hooks)
-        return lat
+    def run_batch(conds, batch):
+        hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy", branch="cond")
+        lat = generate(model, s, batch, hooks)
+        grid = model.token_grid(lat.shape)
+        masks = torch.stack([model.token_mask(masks_px[x.name]) for x in batch])  # (B, h, w)
+        rows = [{**r, "ratios": {}, "maps": {}} for r in score_outputs(model, batch, lat, scorers)]
+        for b in blocks:
+            for k in steps:
+                e = hooks.get(b, k).reshape(len(batch), *grid)
+                out_frames = e[:, 1:] if grid[0] > 1 else e
+                for n, row in enumerate(rows):
+                    m = masks[n][None].expand_as(out_frames[n])
+                    row["ratios"].setdefault(b, []).append((out_frames[n][m].mean() / out_frames[n][~m].mean()).item())
+                    row["maps"][f"{b}@{k}"] = e[n].tolist()
+        return {"energy": rows}
 
-    todo = [i for i, sd in enumerate(seeds) if not store.has(condition="energy", idx=sd)]
-    with tqdm(total=len(seeds), initial=len(seeds) - len(todo), disable=not progress, desc="probe energy") as bar:
-        for lo in range(0, len(todo), s.batch):
-            idx = todo[lo: lo + s.batch]
-            batch, bseeds = [samples[i] for i in idx], [seeds[i] for i in idx]
-            hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy", branch="cond")
-            lat = record(batch, bseeds, hooks)
-            grid = model.token_grid(lat.shape)
-            masks = torch.stack([model.token_mask(task_mask(x)) for x in batch])  # (B, h, w)
-            rows = [{"condition": "energy", "idx": sd, **r, "ratios": {}, "maps": {}}
-                    for sd, r in zip(bseeds, score_outputs(model, batch, lat))]
-            for b in blocks:
-                for k in steps:
-                    e = hooks.get(b, k).reshape(len(batch), *grid)
-                    out_frames = e[:, 1:] if grid[0] > 1 else e
-                    for n, row in enumerate(rows):
-                        m = masks[n][None].expand_as(out_frames[n])
-                        row["ratios"].setdefault(b, []).append((out_frames[n][m].mean() / out_frames[n][~m].mean()).item())
-                        row["maps"][f"{b}@{k}"] = e[n].tolist()
-            store.add(rows)
-            bar.update(len(idx))
-    rows = store.select(condition="energy")
-    mean_energy = {(b, k): torch.tensor([r["maps"][f"{b}@{k}"] for r in rows]).mean(0) for b in blocks for k in steps}
+    run_grid(store, ["energy"], samples, s.batch, run_batch, desc="probe energy", progress=progress)
+    rows = rows_of(store, "energy", samples)
+    same = [r for r in rows if np.shape(r["maps"][f"{blocks[0]}@{steps[0]}"]) == np.shape(rows[0]["maps"][f"{blocks[0]}@{steps[0]}"])]
+    mean_energy = {(b, k): torch.tensor([r["maps"][f"{b}@{k}"] for r in same]).mean(0) for b in blocks for k in steps}
     table = [{"block": b, "task_background_ratio": float(np.mean([np.mean(r["ratios"][b]) for r in rows]))}
              for b in blocks]
     best = max(table, key=lambda r: r["task_background_ratio"])
-    headline = {"solve_rate": rate(rows)["rate"], "best_block": best["block"],
-                "best_ratio": best["task_background_ratio"], "steps": steps,
-                "ratios": {r["block"]: round(r["task_background_ratio"], 3) for r in table}}
+    headline = {"solve_rate": summarize(rows)["solve_rate"], "mean_score": summarize(rows)["mean_score"],
+                "best_block": best["block"], "best_ratio": best["task_background_ratio"], "steps": steps,
+                "ratios": {r["block"]: round(r["task_background_ratio"], 3) for r in table},
+                "maps_averaged_over": len(same)}
     # PCA maps of the first sample's full hidden states (one more run of one sample)
     pca = Hooks(model, s.steps).record(pca_blocks, steps=[steps[0]], branch="cond")
-    lat = record(samples[:1], seeds[:1], pca)
+    lat = generate(model, s, samples[:1], pca)
     grid = model.token_grid(lat.shape)
     pca_state = {b: pca.get(b, steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
-    write_results(out, "energy", s, config, table, headline)
+    write_results(out, "energy", s, config, table, headline, samples=len(samples))
     atomic_write_json(out / "energy_maps.json", {f"{b}@{k}": v.tolist() for (b, k), v in mean_energy.items()})
     plot_grid(out, mean_energy, blocks, steps)
     plot_pca(out, pca_state)

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from ..experiment import open_store, rows_of, run_grid
 from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
-from ..store import ResultsStore
-from .base import ProbeSettings, held_out, run_condition, summary_rows, write_results
+from .base import ProbeSettings, condition_runner, load_samples, seeds_of, summary_rows, write_results
 
 
 def fresh_noise(like: torch.Tensor, seeds: list[int], salt: int) -> torch.Tensor:
@@ -37,14 +36,14 @@ def check_indices(what: str, chosen, n: int) -> list[int]:
     return chosen
 
 
-def conditions(model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None,
+def conditions(model, s: ProbeSettings, n_frames: int, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None,
                frames=None) -> dict:
     """name -> hooks factory (None for the clean run)."""
     conds: dict = {"clean": None}
     for k in check_indices("step", steps, s.steps):
         conds[f"step {k}"] = lambda smp, sd, k=k: Hooks(model, s.steps).edit(
             "latent", steps=[k], fn=lambda x, ctx: fresh_noise(x, sd, 1 + ctx.step))
-    for f in check_indices("frame", frames, s.frames):
+    for f in check_indices("frame", frames, n_frames):
         def frame_noise(x, ctx, sd=None, f=f):
             x = x.clone()
             x[:, :, f] = fresh_noise(x[:, :, f], sd, 1000 + 100 * f + ctx.step)
@@ -60,30 +59,32 @@ def conditions(model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: in
 
 def run(model, out: Path, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None, frames=None,
         progress=True) -> dict:
-    s = s.resolved()
-    conds = conditions(model, s, mix_strengths, mix_every, steps, frames)
-    steps, frames = check_indices("step", steps, s.steps), check_indices("frame", frames, s.frames)
-    config = {"mix_strengths": list(mix_strengths), "mix_every": mix_every, "steps": steps, "frames": frames,
-              "model": model.name}
-    store = ResultsStore(Path(out) / "store", ("condition", "idx"), {"probe": "noise", **s.model_dump(), **config})
-    samples, seeds = held_out(s)
-    with tqdm(total=len(conds) * len(seeds), disable=not progress, desc="probe noise") as bar:
-        bar.update(sum(1 for c in conds for sd in seeds if store.has(condition=c, idx=sd)))
-        for name, make in conds.items():
-            run_condition(model, s, store, name, make, samples, seeds, bar=bar)
-    table = summary_rows(store, list(conds))
+    if mix_every < 1:
+        raise ValueError(f"mix_every must be >= 1, got {mix_every}")
+    samples = load_samples(model, s)
+    n_frames = min(x.frames for x in samples)  # latent frames every sample has
+    conds = conditions(model, s, n_frames, mix_strengths, mix_every, steps, frames)
+    steps, frames = check_indices("step", steps, s.steps), check_indices("frame", frames, n_frames)
+    config = {**s.describe(), "mix_strengths": list(mix_strengths), "mix_every": mix_every, "steps": steps,
+              "frames": frames, "model": model.name}
+    store = open_store(out, "noise", config)
+    make = lambda c, batch: conds[c](batch, seeds_of(batch)) if conds[c] is not None else None  # noqa: E731
+    run_grid(store, list(conds), samples, s.batch, condition_runner(model, s, make), desc="probe noise",
+             progress=progress)
+    table = summary_rows({c: rows_of(store, c, samples) for c in conds})
     by = {r["condition"]: r for r in table}
     clean = by["clean"]["solve_rate"]
     step_rates = [by[f"step {k}"]["solve_rate"] for k in steps]
     frame_rates = [by[f"frame {f}"]["solve_rate"] for f in frames]
     headline = {
-        "clean": clean,
+        "clean": clean, "clean_mean_score": by["clean"]["mean_score"],
         "step_noise_mean": float(np.mean(step_rates)), "step_noise_min": float(np.min(step_rates)),
         "worst_step": steps[int(np.argmin(step_rates))],
         "frame_noise_mean": float(np.mean(frame_rates)), "frame_noise_min": float(np.min(frame_rates)),
         "drop_step_noise": clean - float(np.mean(step_rates)), "drop_frame_noise": clean - float(np.mean(frame_rates)),
+        "step_noise_mean_score": float(np.mean([by[f"step {k}"]["mean_score"] for k in steps])),
     }
-    write_results(out, "noise", s, config, table, headline)
+    write_results(out, "noise", s, config, table, headline, samples=len(samples))
     plot(out, s, by, mix_strengths, mix_every, steps, frames)
     return {"headline": headline, "table": table}
 
@@ -120,4 +121,4 @@ def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
                 f"worst at step {h['worst_step']} ({h['step_noise_min']:.3f}). Noise at one frame (every step): "
                 f"mean {h['frame_noise_mean']:.3f}, worst {h['frame_noise_min']:.3f}.")
     rep.image(f"{rel}/noise.png", "solve rate per condition (95% intervals)")
-    rep.table(res["table"], ["condition", "n", "solve_rate", "ci_low", "ci_high", "mean_score"])
+    rep.table(res["table"], ["condition", "n", "solved", "solve_rate", "ci_low", "ci_high", "mean_score"])

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
+from ..experiment import open_store, rows_of, run_grid
 from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
-from ..store import ResultsStore
-from .base import ProbeSettings, held_out, score_outputs, write_results
-from .noise import fresh_noise
+from ..stats import summarize
+from .base import ProbeSettings, generate, load_samples, score_outputs, seeds_of, write_results
+from .noise import check_indices, fresh_noise
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -38,52 +37,49 @@ def _tokens(t: torch.Tensor) -> torch.Tensor:
 
 def run(model, out: Path, s: ProbeSettings, blocks: list[str] | None = None, inject: list[int] | None = None,
         progress=True) -> dict:
-    s = s.resolved()
     names = list(model.block_names)
     blocks = blocks or [names[0], names[len(names) // 2], names[-1]]
-    inject = list(range(s.steps)) if inject is None else inject
+    inject = check_indices("step", inject, s.steps)
     points = ["x0", *blocks]
-    config = {"blocks": blocks, "inject": inject, "model": model.name}
-    store = ResultsStore(Path(out) / "store", ("condition", "idx"), {"probe": "propagation", **s.model_dump(), **config})
-    samples, seeds = held_out(s)
+    samples = load_samples(model, s)
+    config = {**s.describe(), "blocks": blocks, "inject": inject, "model": model.name}
+    store = open_store(out, "propagation", config)
+    scorers = s.scorers()
 
     def recording():
         return Hooks(model, s.steps).record(points, branch="cond")
 
-    with tqdm(total=len(inject) * len(seeds), disable=not progress, desc="probe propagation") as bar:
-        for lo in range(0, len(seeds), s.batch):
-            bs, bseeds = samples[lo: lo + s.batch], seeds[lo: lo + s.batch]
-            todo = [k for k in inject if not all(store.has(condition=f"inject {k}", idx=i) for i in bseeds)]
-            bar.update((len(inject) - len(todo)) * len(bseeds))
-            if not todo:
-                continue
-            clean = recording()
-            with clean:
-                model.generate(bs, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=clean)
-            for k in todo:
-                h = recording().edit("latent", steps=[k], fn=lambda x, ctx, sd=bseeds: fresh_noise(x, sd, 1 + ctx.step))
-                with h:
-                    lat = model.generate(bs, bseeds, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=h)
-                dis = {p: torch.stack([1 - linear_cka(_tokens(clean.get(p, st)), _tokens(h.get(p, st)))
-                                       for st in range(s.steps)], 1) for p in points}  # (B, S)
-                ok = score_outputs(model, bs, lat)
-                store.add([{"condition": f"inject {k}", "idx": sd, "success": ok[b]["success"],
-                            **{p: dis[p][b].tolist() for p in points}} for b, sd in enumerate(bseeds)])
-                bar.update(len(bseeds))
+    def run_batch(conds, batch):
+        seeds = seeds_of(batch)
+        clean = recording()
+        generate(model, s, batch, clean)
+        got = {}
+        for c in conds:
+            k = int(c.split()[-1])
+            h = recording().edit("latent", steps=[k], fn=lambda x, ctx, sd=seeds: fresh_noise(x, sd, 1 + ctx.step))
+            lat = generate(model, s, batch, h)
+            dis = {p: torch.stack([1 - linear_cka(_tokens(clean.get(p, st)), _tokens(h.get(p, st)))
+                                   for st in range(s.steps)], 1) for p in points}  # (B, S)
+            ok = score_outputs(model, batch, lat, scorers)
+            got[c] = [{**ok[b], **{p: dis[p][b].tolist() for p in points}} for b in range(len(batch))]
+        return got
+
+    conds = [f"inject {k}" for k in inject]
+    run_grid(store, conds, samples, s.batch, run_batch, group=lambda c: 0, desc="probe propagation", progress=progress)
     heat = {p: np.full((len(inject), s.steps), np.nan) for p in points}
+    by = {c: rows_of(store, c, samples) for c in conds}
     for i, k in enumerate(inject):
-        rows = store.select(condition=f"inject {k}")
         for p in points:
-            heat[p][i] = np.mean([r[p] for r in rows], 0)
+            heat[p][i] = np.mean([r[p] for r in by[f"inject {k}"]], 0)
     # downstream effect of an injection at k: x0_hat dissimilarity at the last step
     final = heat["x0"][:, -1]
     table = [{"inject_step": k, "final_x0_dissimilarity": float(final[i]),
               "mean_downstream_x0": float(np.nanmean(heat["x0"][i, k + 1:])) if k + 1 < s.steps else None,
-              "solve_rate": float(np.mean([r["success"] for r in store.select(condition=f"inject {k}")])),
+              "solve_rate": summarize(by[f"inject {k}"])["solve_rate"],
               **{f"final_{b}": float(heat[b][i, -1]) for b in blocks}} for i, k in enumerate(inject)]
     headline = {"peak_inject_step": int(inject[int(np.nanargmax(final))]), "peak_final_x0_dissimilarity": float(np.nanmax(final)),
                 "steps": s.steps}
-    write_results(out, "propagation", s, config, table, headline)
+    write_results(out, "propagation", s, config, table, headline, samples=len(samples))
     plot(out, heat, inject, s.steps)
     return {"headline": headline, "table": table, "heat": {p: v.tolist() for p, v in heat.items()}}
 

@@ -10,29 +10,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from ..experiment import open_store, rows_of, run_grid
 from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
-from ..store import ResultsStore
-from ..tasks import get_task
+from ..stats import summarize
+from ..tasks import find_task
 from ..video import to_uint8
-from .base import ProbeSettings, rate, write_results
+from .base import ProbeSettings, generate, load_samples, seeds_of, write_results
 
 
 def default_swap_steps(n: int) -> list[int]:
     return sorted({0, 1, 2, n // 4, n // 2} & set(range(n)))
 
 
-def pairs(s: ProbeSettings):
-    task = get_task(s.task)
-    if not getattr(task, "two_goals", False):
-        raise ValueError(f"the swap probe needs a task whose prompt chooses the answer (maze-two-goals), got {s.task!r}")
-    seeds = list(range(s.seed, s.seed + s.count))
-    a = [task.sample(x, s.size, s.frames, idx=x, target="red") for x in seeds]
-    b = [task.sample(x, s.size, s.frames, idx=x, target="blue") for x in seeds]
-    return a, b, seeds
+def pairs(samples):
+    """(A, B): each sample and its pair with the other prompt (the task's swap_pair)."""
+    out = []
+    for a in samples:
+        t = find_task(a.task)
+        if t is None or not hasattr(t, "swap_pair"):
+            raise ValueError(f"the swap probe needs a task whose prompt chooses the answer (one with swap_pair, e.g. "
+                             f"maze-two-goals); sample {a.name} is of task {a.task!r}")
+        out.append(t.swap_pair(a))
+    return out
 
 
 def check_pair(a, b) -> None:
@@ -43,61 +45,59 @@ def check_pair(a, b) -> None:
 
 def run(model, out: Path, s: ProbeSettings, blocks: list[str] | None = None, steps: list[int] | None = None,
         progress=True) -> dict:
-    if s.task == "maze":
+    if s.task == "maze" and s.data is None:
         s = s.model_copy(update={"task": "maze-two-goals"})
-    s = s.resolved()
     blocks = blocks or list(model.block_names)
     steps = default_swap_steps(s.steps) if steps is None else steps
+    bad = [k for k in steps if not 0 <= k < s.steps]
+    if bad:
+        raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
     points = [*blocks, "latent", "x0"]
     conds = ["A", "B"] + [f"{p}@{k}" for p in points for k in steps]
-    config = {"blocks": blocks, "steps": steps, "model": model.name}
-    store = ResultsStore(Path(out) / "store", ("condition", "idx"), {"probe": "swap", **s.model_dump(), **config})
-    a_all, b_all, seeds = pairs(s)
-    for a, b in zip(a_all, b_all):
-        check_pair(a, b)
-    task = get_task(s.task)
+    samples = load_samples(model, s)
+    other = dict(zip([a.name for a in samples], pairs(samples)))
+    for a in samples:
+        check_pair(a, other[a.name])
+    config = {**s.describe(), "blocks": blocks, "steps": steps, "model": model.name}
+    store = open_store(out, "swap", config)
+    scorers = s.scorers()
 
-    def outcome(batch_a, batch_b, lat):
+    def outcome(batch_a, lat):
         vids = model.decode(lat)
-        return [{"reaches_a": task.score(to_uint8(v[:, -1]), a.first_frame, a.prompt).success,
-                 "flip": task.score(to_uint8(v[:, -1]), b.first_frame, b.prompt).success}
-                for a, b, v in zip(batch_a, batch_b, vids)]
+        return [{"reaches_a": scorers.score(to_uint8(v), a).success,
+                 "flip": scorers.score(to_uint8(v), other[a.name]).success} for a, v in zip(batch_a, vids)]
 
-    with tqdm(total=len(conds) * len(seeds), disable=not progress, desc="probe swap") as bar:
-        for lo in range(0, len(seeds), s.batch):
-            ba, bb, bs = a_all[lo: lo + s.batch], b_all[lo: lo + s.batch], seeds[lo: lo + s.batch]
-            todo = [c for c in conds if not all(store.has(condition=c, idx=i) for i in bs)]
-            bar.update((len(conds) - len(todo)) * len(bs))
-            if not todo:
-                continue
-            rec = Hooks(model, s.steps).record(points, steps=steps, branch="cond")
-            with rec:
-                lat_b = model.generate(bb, bs, steps=s.steps, shift=s.shift, guidance=s.guidance, hooks=rec)
-            lat_a = model.generate(ba, bs, steps=s.steps, shift=s.shift, guidance=s.guidance)
-            done = {"A": outcome(ba, bb, lat_a), "B": outcome(ba, bb, lat_b)}
-            for c in todo:
-                if c not in done:
-                    p, k = c.rsplit("@", 1)
-                    h = Hooks(model, s.steps).replace(p, rec.get(p, int(k)), steps=[int(k)], branch="cond")
-                    with h:
-                        done[c] = outcome(ba, bb, model.generate(ba, bs, steps=s.steps, shift=s.shift,
-                                                                 guidance=s.guidance, hooks=h))
-                store.add([{"condition": c, "idx": i, **r} for i, r in zip(bs, done[c])])
-                bar.update(len(bs))
+    def run_batch(todo, ba):
+        bb = [other[a.name] for a in ba]
+        rec = Hooks(model, s.steps).record(points, steps=steps, branch="cond")
+        lat_b = generate(model, s, bb, rec)
+        done = {"A": outcome(ba, generate(model, s, ba)), "B": outcome(ba, lat_b)}
+        for c in todo:
+            if c not in done:
+                p, k = c.rsplit("@", 1)
+                h = Hooks(model, s.steps).replace(p, rec.get(p, int(k)), steps=[int(k)], branch="cond")
+                done[c] = outcome(ba, generate(model, s, ba, h))
+        return {c: done[c] for c in todo}
+
+    run_grid(store, conds, samples, s.batch, run_batch, group=lambda c: 0, desc="probe swap", progress=progress)
     table = []
     for c in conds:
-        rows = store.select(condition=c)
-        f, ra = rate(rows, "flip"), rate(rows, "reaches_a")
-        table.append({"condition": c, "n": f["n"], "flip_rate": f["rate"], "flip_ci_low": f["ci95"][0],
-                      "flip_ci_high": f["ci95"][1], "reaches_a": ra["rate"]})
+        rows = rows_of(store, c, samples)
+        f, ra = summarize(rows, "flip"), summarize(rows, "reaches_a")
+        table.append({"condition": c, "n": f["n"], "flip_rate": f["solve_rate"], "flip_ci_low": f["ci_low"],
+                      "flip_ci_high": f["ci_high"], "reaches_a": ra["solve_rate"]})
     by = {r["condition"]: r for r in table}
     block_rows = [r for r in table if r["condition"].split("@")[0] in blocks]
     best = max(block_rows, key=lambda r: r["flip_rate"]) if block_rows else None
-    headline = {"A_reaches_red": by["A"]["reaches_a"], "B_reaches_blue": by["B"]["flip_rate"],
+    headline = {"A_follows_prompt": by["A"]["reaches_a"], "B_follows_prompt": by["B"]["flip_rate"],
                 "best_block_step": best["condition"] if best else None, "best_flip_rate": best["flip_rate"] if best else None,
                 "latent_flip": {k: by[f"latent@{k}"]["flip_rate"] for k in steps},
                 "x0_flip": {k: by[f"x0@{k}"]["flip_rate"] for k in steps}}
-    write_results(out, "swap", s, config, table, headline)
+    if min(headline["A_follows_prompt"], headline["B_follows_prompt"]) < 0.5:
+        headline["warning"] = (f"the model follows the prompt in only {headline['A_follows_prompt']:.2f} (A) and "
+                               f"{headline['B_follows_prompt']:.2f} (B) of runs: flip rates say little about a model "
+                               f"that does not follow the prompt (try tiny-maze-2goal)")
+    write_results(out, "swap", s, config, table, headline, samples=len(samples))
     plot(out, by, points, steps)
     return {"headline": headline, "table": table}
 
@@ -118,7 +118,8 @@ def plot(out: Path, by: dict, points, steps) -> None:
 def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
     h = res["headline"]
     rep.section("Latent swap between prompts",
-                f"Without a swap, A reaches the red goal in {h['A_reaches_red']:.3f} of pairs and B the blue one in "
-                f"{h['B_reaches_blue']:.3f}. Highest flip rate: {h['best_block_step']} ({h['best_flip_rate']:.3f}).")
+                f"Without a swap, A reaches the goal its prompt names in {h['A_follows_prompt']:.3f} of pairs and B "
+                f"in {h['B_follows_prompt']:.3f}. Highest flip rate: {h['best_block_step']} "
+                f"({h['best_flip_rate']:.3f}). {h.get('warning', '')}")
     rep.image(f"{rel}/swap.png", "flip rate per swapped point and step")
     rep.table(res["table"])

@@ -9,47 +9,44 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
+from ..experiment import open_store, rows_of, run_grid
 from ..plots import save
 from ..report import Report
-from ..store import ResultsStore
-from .base import ProbeSettings, held_out, run_condition, summary_rows, write_results
+from ..stats import mean_or_none as _mean
+from .base import ProbeSettings, condition_runner, load_samples, summary_rows, write_results
 from .trajectory import cos_extra, record_x0
 
 FRAMES = (2, 3, 4, 5, 6)
 STEPS = (1, 2, 3, 5, 10, 20, 40)
 
 
-def _mean(vals):
-    vals = [v for v in vals if v is not None]
-    return float(np.mean(vals)) if vals else None
-
-
 def run(model, out: Path, s: ProbeSettings, frames=FRAMES, steps=STEPS, progress=True) -> dict:
-    s = s.resolved()
+    frames, steps = list(frames), list(steps)
+    bad = [v for v in frames if v < 2] + [v for v in steps if v < 1]
+    if bad or not frames or not steps:
+        raise ValueError(f"sweep frames must be >= 2 and steps >= 1 (and neither empty); got frames {frames}, "
+                         f"steps {steps}")
+    samples = load_samples(model, s)
+    base_frames = s.frames or samples[0].frames
     conds = {f"frames {t}": {"frames": t, "steps": s.steps} for t in frames}
-    conds.update({f"steps {k}": {"frames": s.frames, "steps": k} for k in steps})
-    config = {"frames": list(frames), "steps": list(steps), "model": model.name}
-    store = ResultsStore(Path(out) / "store", ("condition", "idx"), {"probe": "sweep", **s.model_dump(), **config})
-    extra = cos_extra(model)
-    with tqdm(total=len(conds) * s.count, disable=not progress, desc="probe sweep") as bar:
-        bar.update(sum(1 for c in conds for i in range(s.seed, s.seed + s.count) if store.has(condition=c, idx=i)))
-        for name, c in conds.items():
-            samples, seeds = held_out(s.model_copy(update={"frames": c["frames"]}))
-            run_condition(model, s, store, name, lambda smp, sd, k=c["steps"]: record_x0(model, k), samples, seeds,
-                          steps=c["steps"], frames=c["frames"], extra=extra, bar=bar)
+    conds.update({f"steps {k}": {"frames": base_frames, "steps": k} for k in steps})
+    config = {**s.describe(), "frames": frames, "steps": steps, "model": model.name}
+    store = open_store(out, "sweep", config)
+    runner = condition_runner(model, s, lambda c, b: record_x0(model, conds[c]["steps"]), extra=cos_extra(model, s.scorers()),
+                              steps_of=lambda c: conds[c]["steps"], frames_of=lambda c: conds[c]["frames"])
+    run_grid(store, list(conds), samples, s.batch, runner, desc="probe sweep", progress=progress)
+    by = {c: rows_of(store, c, samples) for c in conds}
 
     def col(field, only_solved=False):
-        return lambda c: _mean([r[field] for r in store.select(condition=c) if r["success"] or not only_solved])
+        return lambda c: _mean([r[field] for r in by[c] if r["success"] or not only_solved])
 
-    table = summary_rows(store, list(conds), commitment_step=col("commitment_step", True),
-                         candidates_step0=lambda c: _mean([r["candidate_mass"][0] for r in store.select(condition=c)]),
+    table = summary_rows(by, commitment_step=col("commitment_step", True),
+                         candidates_step0=lambda c: _mean([r["candidate_mass"][0] for r in by[c]]),
                          max_off_branches=col("max_off_branches"))
     for r in table:
         r.update(conds[r["condition"]])
     headline = {r["condition"]: round(r["solve_rate"], 3) for r in table}
-    write_results(out, "sweep", s, config, table, headline)
+    write_results(out, "sweep", s, config, table, headline, samples=len(samples))
     plot(out, table)
     return {"headline": headline, "table": table}
 

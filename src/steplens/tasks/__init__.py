@@ -1,68 +1,30 @@
-"""Procedural reasoning tasks with rule-based scorers. `get_task(name)` returns one."""
+"""Tasks and scorers as plug-ins: the contract (`contract`), the registry, and steplens's own tasks.
+
+Code outside this package uses only what is exported here; it never imports a task's own module.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
-from . import maze as _maze
-from .grid import native_labels
-from .maze_score import MazeScore, goal_label, score_frame, score_labels
-from .sample import Sample
+from .contract import Score, Scorer, Task, default_answer_region, has_generator
+from .registry import (Scorers, find_task, generator_task, get_scorer, get_task, register_scorer, register_task,
+                       scorer_names, task_names)
+from .sample import Sample, write_sample
 
 
-@dataclass(frozen=True)
-class MazeTask:
-    """Plain maze: draw the shortest path from the green start to the red goal.
-
-    With two_goals: a red and a blue goal, and the prompt names the one to reach.
-    """
-
-    name: str = "maze"
-    two_goals: bool = False
-    default_size: int = _maze.DEFAULT_SIZE
-    default_frames: int = _maze.DEFAULT_FRAMES
-    sizes: tuple[int, int] = (_maze.MIN_SIZE, _maze.MAX_SIZE)
-
-    def generate(self, seed: int, n: int | None = None, target: str | None = None) -> _maze.Maze:
-        n = self.default_size if n is None else n
-        if self.two_goals:
-            return _maze.generate_two_goal_maze(seed, n, target)
-        if target not in (None, "red"):
-            raise ValueError(f"task {self.name!r} has one goal (red), got target {target!r}")
-        return _maze.generate_maze(seed, n)
-
-    def video(self, item: _maze.Maze, frames: int | None = None) -> np.ndarray:
-        return _maze.render_video(item, self.default_frames if frames is None else frames)
-
-    def first_frame(self, item: _maze.Maze) -> np.ndarray:
-        return _maze.render_maze(item)
-
-    def sample(self, seed: int, n: int | None = None, frames: int | None = None, idx: int | None = None,
-               target: str | None = None) -> Sample:
-        """The sample of `seed`: first frame, prompt, ground truth and metadata."""
-        item = self.generate(seed, n, target)
-        gt = self.video(item, frames)
-        return Sample(task=self.name, first_frame=gt[0], prompt=item.prompt, frames=len(gt),
-                      meta=item.metadata(), ground_truth=gt, idx=idx)
-
-    def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None, prompt: str | None = None) -> MazeScore:
-        """Score an RGB frame; the goal to reach is the one the prompt names (red by default)."""
-        return score_frame(frame, first_frame, goal_label(prompt))
-
-    def score_labels(self, labels: np.ndarray, first_frame: np.ndarray, prompt: str | None = None) -> MazeScore:
-        """Score a native palette-label grid (e.g. a majority vote) against the first frame."""
-        return score_labels(labels, native_labels(first_frame)[0], goal_label(prompt))
+def answer_region(sample: Sample):
+    """The pixels the answer to `sample` changes: its task's own rule, or where the ground truth changes."""
+    t = find_task(sample.task)
+    if t is not None and hasattr(t, "answer_region"):
+        return t.answer_region(sample)
+    return default_answer_region(sample)
 
 
-TASKS = {"maze": MazeTask(), "maze-two-goals": MazeTask(name="maze-two-goals", two_goals=True)}
+def palette(task_name: str):
+    """The task's palette ((K, 3) uint8) or None."""
+    t = find_task(task_name)
+    return getattr(t, "palette", None) if t is not None else None
 
 
-def get_task(name: str):
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
-    return TASKS[name]
-
-
-__all__ = ["TASKS", "MazeTask", "Sample", "get_task"]
+__all__ = ["Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "default_answer_region", "find_task",
+           "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
+           "register_task", "scorer_names", "task_names", "write_sample"]

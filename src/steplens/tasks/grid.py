@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..regions import components, neighbours  # noqa: F401  (re-exported for the maze scorer)
 from .maze import MAX_SIZE, MIN_SIZE, PALETTE
 
 LABELS = list(PALETTE)  # wall, free, start, goal, path, goal2
@@ -58,30 +59,3 @@ def native_labels(img: np.ndarray, n: int | None = None) -> tuple[np.ndarray, in
         raise ValueError(f"image of {w}x{h} pixels is not a maze frame: its side must be {allowed}")
     raise ValueError(f"image of {w}x{h} pixels is not a maze frame ({', '.join(tried)} tried: "
                      f"blocks not uniform or no wall border); expected {allowed}")
-
-
-def neighbours(p, shape):
-    r, c = p
-    for q in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
-        if 0 <= q[0] < shape[0] and 0 <= q[1] < shape[1]:
-            yield q
-
-
-def components(mask: np.ndarray) -> list[list[tuple[int, int]]]:
-    """4-connected components of a boolean mask, as lists of pixels."""
-    seen = np.zeros_like(mask, dtype=bool)
-    out = []
-    for p in zip(*np.nonzero(mask)):
-        if seen[p]:
-            continue
-        comp, stack = [], [p]
-        seen[p] = True
-        while stack:
-            q = stack.pop()
-            comp.append((int(q[0]), int(q[1])))
-            for r in neighbours(q, mask.shape):
-                if mask[r] and not seen[r]:
-                    seen[r] = True
-                    stack.append(r)
-        out.append(comp)
-    return out

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass
 
 import numpy as np
 
-import re
-
-from .grid import FREE, GOAL, GOAL2, PATH, START, WALL, components, native_labels, neighbours
+from .contract import Score
+from .grid import COLOURS, FREE, GOAL, GOAL2, PATH, START, WALL, components, native_labels, neighbours
 from .maze import shortest_pixel_path
 
 # Score weights, in the spirit of VBVR-Bench's maze scorer (which a static copy of the first frame
-# passes with 0.71); here a frame without any path pixel scores at most the walls term.
+# passes with 0.71); here a frame without any path pixel scores at most the walls term (the floor, 0.05),
+# and so does a frame that does not read as a maze drawing at all (see UNREADABLE).
 WEIGHTS = {"off_walls": 0.45, "reaches_ends": 0.30, "one_component": 0.20, "walls_kept": 0.05}
+# A frame whose native pixels lie on average farther than this from the nearest palette colour (RGB distance,
+# of 441 at most) is not a maze drawing (a flat grey frame: 180): it scores 0 unless it is a success.
+UNREADABLE = 64.0
 
 
 @dataclass
-class MazeScore:
-    score: float  # 1.0 for a correct path; partial credit otherwise
-    success: bool  # orange + start + goal form one simple 4-connected path from start to goal, off the walls
-    shortest: bool  # success and the path is a shortest one
-    details: dict = field(default_factory=dict)
+class MazeScore(Score):
+    """score: 1.0 for a correct path, partial credit otherwise; success: orange + start + goal form one simple
+    4-connected path from start to goal, off the walls; shortest: success with a shortest path."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    shortest: bool = False
 
 
 def _locate(labels: np.ndarray, label: int, what: str) -> tuple[int, int]:
@@ -77,7 +78,7 @@ def score_labels(frame: np.ndarray, ref: np.ndarray, goal_label: int = GOAL) -> 
         "goal": list(goal),
         "endpoints_kept": bool(frame[start] == START and frame[goal] == goal_label),
     }
-    return MazeScore(score=score, success=success, shortest=shortest, details=details)
+    return MazeScore(score=score, success=success, details=details, shortest=shortest)
 
 
 def goal_label(prompt: str | None) -> int:
@@ -92,7 +93,13 @@ def score_frame(frame: np.ndarray, first_frame: np.ndarray | None = None, goal_l
     """
     ref, _ = native_labels(first_frame if first_frame is not None else frame)
     n = (ref.shape[0] - 1) // 2
-    labels, _ = native_labels(frame, n=n)
+    labels, k = native_labels(frame, n=n)
     if first_frame is None:
         ref = np.where(labels == PATH, FREE, labels)
-    return score_labels(labels, ref, goal_label)
+    out = score_labels(labels, ref, goal_label)
+    means = np.asarray(frame, np.float32).reshape(ref.shape[0], k, ref.shape[1], k, 3).mean(axis=(1, 3))
+    off_palette = float(np.sqrt(((means - COLOURS[labels]) ** 2).sum(-1)).mean())
+    out.details["palette_distance"] = off_palette
+    if off_palette > UNREADABLE and not out.success:
+        out.score = 0.0
+    return out

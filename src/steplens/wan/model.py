@@ -225,6 +225,12 @@ class WanPipelineModel:
         """num_frames of the pipeline call for a sample of `frames` frames: one latent frame per sample frame."""
         return self.pipe.vae_scale_factor_temporal * (frames - 1) + 1
 
+    def frames_from_video(self, n: int) -> int:
+        """Sample (latent) frames for a ground-truth video of n frames: the fewest whose video has at least n frames,
+        ceil((n - 1) / r) + 1 with r the VAE's temporal factor (4): 81 video frames -> 21, 97 -> 25."""
+        r = self.pipe.vae_scale_factor_temporal
+        return max(2, -(-(int(n) - 1) // r) + 1)
+
     def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
         h, w = self._frame_size(samples)
         k, s = self.pixel_scale(h, w), self.pipe.vae_scale_factor_spatial
@@ -357,7 +363,7 @@ class WanPipelineModel:
         of the pipeline call: height, width, num_frames, num_inference_steps, guidance_scale, ...)."""
         from PIL import Image
 
-        from ..tasks.maze import check_frames
+        from ..video import check_frames
         from ..video import upscale
 
         frames = check_frames(frames or samples[0].frames)

@@ -1,0 +1,71 @@
+"""One skeleton for every experiment: a resumable loop over (condition, sample) on the results store.
+
+An experiment names its conditions, and a `run(conditions, samples) -> {condition: [row per sample]}`
+function computes them for a batch of samples (conditions of one *group* share a run: the methods that read
+the same N-seed generation, the swaps that read one recording). Every row is stored under the key
+(condition, sample name), so an interrupted experiment resumes, and one finished with --count N is extended
+by a larger --count (only the new samples run). The output folder records the configuration that made it,
+the sample count left out; another configuration is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from .store import ResultsStore
+from .tasks import Sample
+
+RunFn = Callable[[list[str], list[Sample]], dict[str, list[dict]]]
+
+
+def open_store(out: Path, experiment: str, config: dict) -> ResultsStore:
+    return ResultsStore(Path(out) / "store", ("condition", "sample"), {"experiment": experiment, **config})
+
+
+def batches(samples: list[Sample], size: int) -> list[list[Sample]]:
+    """Chunks of at most `size` samples that can run as one batch (same frame size and frame count), in order."""
+    if size < 1:
+        raise ValueError(f"batch size must be >= 1, got {size}")
+    groups: OrderedDict[tuple, list[Sample]] = OrderedDict()
+    for s in samples:
+        groups.setdefault((s.first_frame.shape, s.frames), []).append(s)
+    return [g[i: i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sample], batch: int, run: RunFn,
+             group: Callable[[str], object] = lambda c: c, desc: str = "run", progress: bool = True) -> None:
+    """Fill the store with a row for every (condition, sample) not in it yet."""
+    conditions = list(dict.fromkeys(conditions))
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        raise ValueError("two samples share one name; an experiment needs distinct samples")
+    groups: OrderedDict[object, list[str]] = OrderedDict()
+    for c in conditions:
+        groups.setdefault(group(c), []).append(c)
+    total = len(conditions) * len(samples)
+    done = sum(store.has(condition=c, sample=n) for c in conditions for n in names)
+    with tqdm(total=total, initial=done, disable=not progress, desc=desc) as bar:
+        for conds in groups.values():
+            for chunk in batches(samples, batch):
+                todo_c = [c for c in conds if not all(store.has(condition=c, sample=s.name) for s in chunk)]
+                if not todo_c:
+                    continue
+                todo_s = [s for s in chunk if not all(store.has(condition=c, sample=s.name) for c in todo_c)]
+                got = run(todo_c, todo_s)
+                rows = []
+                for c in todo_c:
+                    if len(got[c]) != len(todo_s):
+                        raise RuntimeError(f"condition {c!r} returned {len(got[c])} rows for {len(todo_s)} samples")
+                    rows += [{"condition": c, "sample": s.name, "task": s.task, **r} for s, r in zip(todo_s, got[c])]
+                new = store.add(rows)
+                bar.update(new)
+
+
+def rows_of(store: ResultsStore, condition: str, samples: list[Sample]) -> list[dict]:
+    """The stored rows of one condition for these samples (the experiment's current sample set), in order."""
+    want = {s.name for s in samples}
+    return [r for r in store.select(condition=condition) if r["sample"] in want]

@@ -1,0 +1,205 @@
+"""Samples from a folder (a steplens folder or the VBVR-Bench layout, found by looking) or from a task's generator.
+
+Layouts, told apart by the depth of the sample folders (those holding first_frame.png, prompt.txt, ...)
+under the root:
+
+    ROOT/<idx>/                    one task's folder (the task is ROOT's name)
+    ROOT/<task>/<idx>/             steplens (`steplens tasks generate`)
+    ROOT/<split>/<task>/<idx>/     VBVR-Bench (e.g. In-Domain_50/O-39_maze_data-generator/00000/)
+
+A folder mixing depths is refused. Every output mirrors the sample's place: OUT/<same path>.mp4, so
+VBVR-EvalKit scores `steplens run` outputs unchanged (`vbvr-evaluate --videos_path OUT --gt_path DATA`).
+
+Frames: `--frames`, else metadata.json's "frames", else the frame count of ground_truth.mp4 mapped to the
+model's frame count by `model.frames_from_video(n)` (the embedded model: n; Wan: the latent frame count
+whose video has at least n frames, ceil((n - 1) / 4) + 1). Size: from first_frame.png, read back to its
+native size when it is an exact integer nearest-neighbour upscale (steplens writes samples x16).
+Noise: the sample with index idx (its folder name) uses seed SEED + idx (`--seed`, default 0).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, field_validator
+
+from .io import count_frames, read_png
+from .regions import downscale, native_scale
+from .tasks import Sample, find_task, generator_task, task_names
+
+SAMPLE_FILES = ("first_frame.png", "prompt.txt", "final_frame.png", "ground_truth.mp4", "metadata.json")
+LAYOUTS = {1: "one task's folder (<idx>/)", 2: "steplens (<task>/<idx>/)", 3: "VBVR-Bench (<split>/<task>/<idx>/)"}
+DEFAULT_COUNT = 100
+
+
+def _csv(v):
+    if v is None or isinstance(v, list):
+        return v
+    items = [x.strip() for x in str(v).split(",")]
+    if not all(items):
+        raise ValueError(f"expected a comma-separated list of names, got {v!r}")
+    return items
+
+
+class SampleSource(BaseModel):
+    """Where samples come from: a folder (`data`, with `split` / `tasks` filters) or a task's generator
+    (`task`, `count`, `seed`, `size`). `count` takes the first `count` samples of a folder (all by default)."""
+
+    data: Path | None = None
+    split: list[str] | None = None
+    tasks: list[str] | None = None
+    task: str = "maze"
+    count: int | None = None
+    seed: int = 0
+    size: int | None = None
+    frames: int | None = None
+
+    @field_validator("split", "tasks", mode="before")
+    @classmethod
+    def _lists(cls, v):
+        return _csv(v)
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v):
+        if v is not None and v < 1:
+            raise ValueError(f"count must be >= 1, got {v}")
+        return v
+
+    @field_validator("frames")
+    @classmethod
+    def _frames(cls, v):
+        if v is not None and v < 2:
+            raise ValueError(f"frames must be >= 2 (the first frame and the answer), got {v}")
+        return v
+
+    def describe(self) -> dict:
+        """What determines the samples (for an output folder's configuration); `count` left out, so a finished
+        experiment can be extended with more samples."""
+        if self.data is not None:
+            return {"data": str(Path(self.data).resolve()), "split": self.split, "tasks": self.tasks,
+                    "seed": self.seed, "frames": self.frames}
+        return {"task": self.task, "seed": self.seed, "size": self.size, "frames": self.frames}
+
+    def load(self, frames_from_video: Callable[[int], int] | None = None) -> list[Sample]:
+        if self.data is not None:
+            if self.size is not None:
+                raise ValueError(f"--size {self.size} applies to generated samples (--task NAME), not to --data")
+            dirs = find_samples(self.data, self.split, self.tasks)
+            if self.count is not None:
+                dirs = dirs[: self.count]
+            return [read_sample(d, Path(self.data), self.seed, self.frames, frames_from_video) for d in dirs]
+        if self.split or self.tasks:
+            raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
+        task = generator_task(self.task)
+        n = self.count or DEFAULT_COUNT
+        return [task.sample(self.seed + i, self.size, self.frames, idx=self.seed + i) for i in range(n)]
+
+
+def _layout_error(root: Path, by_depth: dict[int, list[Path]]) -> str:
+    parts = [f"{LAYOUTS.get(d, f'depth {d}')}: e.g. {ds[0].relative_to(root)}" for d, ds in sorted(by_depth.items())]
+    return f"{root} mixes sample layouts ({'; '.join(parts)}); give one layout per folder"
+
+
+def find_samples(root: Path, split: list[str] | None = None, tasks: list[str] | None = None) -> list[Path]:
+    """Every sample folder under root (sorted), after the split and task filters."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder not found: {root}" if not root.exists()
+                                else f"--data {root} is a file, not a folder of samples")
+    found = sorted({p.parent for name in SAMPLE_FILES for p in root.rglob(name)})
+    found = [d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts)]
+    if not found:
+        raise FileNotFoundError(f"no samples under {root}: a sample is a folder with {', '.join(SAMPLE_FILES[:2])} "
+                                f"(and ground_truth.mp4, final_frame.png), laid out as {' or '.join(LAYOUTS.values())}")
+    if root in found:
+        raise ValueError(f"{root} is itself a sample folder; give the folder that holds sample folders")
+    by_depth: dict[int, list[Path]] = {}
+    for d in found:
+        by_depth.setdefault(len(d.relative_to(root).parts), []).append(d)
+    if len(by_depth) > 1:
+        raise ValueError(_layout_error(root, by_depth))
+    depth = next(iter(by_depth))
+    if depth not in LAYOUTS:
+        raise ValueError(f"sample folders under {root} sit {depth} levels deep (e.g. {found[0].relative_to(root)}); "
+                         f"expected {' or '.join(LAYOUTS.values())}")
+    if split:
+        if depth != 3:
+            raise ValueError(f"--split {','.join(split)}: {root} has no split folders (layout: {LAYOUTS[depth]})")
+        have = sorted({d.relative_to(root).parts[0] for d in found})
+        bad = [s for s in split if s not in have]
+        if bad:
+            raise ValueError(f"--split {bad[0]!r} not found under {root}; splits there: {', '.join(have)}")
+        found = [d for d in found if d.relative_to(root).parts[0] in split]
+    if tasks:
+        have = sorted({task_of(d, root, depth) for d in found})
+        resolved = {t: find_task(t) for t in have}
+        bad = [t for t in tasks if t not in have and not any(r is not None and r.name == t for r in resolved.values())]
+        if bad:
+            raise ValueError(f"--tasks {bad[0]!r} not found under {root}; tasks there: {', '.join(have)}")
+        found = [d for d in found if task_of(d, root, depth) in tasks
+                 or (resolved[task_of(d, root, depth)] is not None and resolved[task_of(d, root, depth)].name in tasks)]
+    return found
+
+
+def task_of(d: Path, root: Path, depth: int | None = None) -> str:
+    rel = d.relative_to(root).parts
+    depth = depth or len(rel)
+    return root.resolve().name if depth == 1 else rel[-2]
+
+
+def read_sample(d: Path, root: Path | None = None, seed: int = 0, frames: int | None = None,
+                frames_from_video: Callable[[int], int] | None = None) -> Sample:
+    """Read a sample folder at its native size; bad or missing files are named."""
+    d = Path(d)
+    root = Path(root) if root is not None else d.parent.parent
+    for need in ("first_frame.png", "prompt.txt"):
+        if not (d / need).is_file():
+            raise FileNotFoundError(f"sample folder {d} has no {need} (a sample needs first_frame.png and prompt.txt; "
+                                    f"final_frame.png and ground_truth.mp4 to be scored)")
+    if not d.name.isdigit():
+        raise ValueError(f"sample folder {d} is not named by an index (00000, 00001, ...)")
+    idx = int(d.name)
+    first = read_png(d / "first_frame.png")
+    k = native_scale(first)
+    native = first[::k, ::k]
+    prompt = (d / "prompt.txt").read_text(encoding="utf-8", errors="strict").strip()
+    if not prompt:
+        raise ValueError(f"{d / 'prompt.txt'} is empty: a sample needs its prompt")
+    meta = {}
+    if (d / "metadata.json").exists():
+        try:
+            meta = json.loads((d / "metadata.json").read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{d / 'metadata.json'} is not valid JSON: {e}") from None
+    video_frames = None
+    gt = d / "ground_truth.mp4"
+    if gt.exists() and (frames is None and not meta.get("frames")):
+        video_frames = count_frames(gt)
+    t = frames or int(meta.get("frames", 0)) or None
+    if t is None and video_frames is not None:
+        t = frames_from_video(video_frames) if frames_from_video else video_frames
+    if t is None:
+        raise ValueError(f"{d}: no frame count: no metadata.json 'frames' and no ground_truth.mp4; pass --frames")
+    rel = d.relative_to(root)
+    task = task_of(d, root)
+    s = Sample(task=task, first_frame=native, prompt=prompt, frames=t, meta=meta, idx=idx, key=rel.as_posix(),
+               seed=seed + idx, dir=d, scale=k, video_frames=video_frames)
+    t_obj = find_task(task)
+    if t_obj is not None and hasattr(t_obj, "validate"):
+        t_obj.validate(s)
+    final = None
+    if (d / "final_frame.png").exists():
+        f = read_png(d / "final_frame.png")
+        if f.shape != first.shape:
+            raise ValueError(f"{d / 'final_frame.png'} is {f.shape[1]}x{f.shape[0]} pixels but first_frame.png is "
+                             f"{first.shape[1]}x{first.shape[0]}")
+        final = downscale(f, k)
+    s.final = final
+    return s
+
+
+def known_tasks_note() -> str:
+    return f"registered tasks: {', '.join(task_names())}"

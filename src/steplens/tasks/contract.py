@@ -1,0 +1,117 @@
+"""The task and scorer contract: what a plug-in gives steplens, and what steplens gives it.
+
+Everything outside `steplens.tasks` talks to tasks and scorers through these two protocols and the
+registry (`steplens.tasks.registry`); none of it knows a particular task.
+
+Writing a task plug-in
+----------------------
+A task is an object with:
+
+- ``name`` (str): the registry name, e.g. ``"maze"``. ``aliases`` (tuple of str): other folder names
+  that mean this task (VBVR-Bench's ``O-39_maze_data-generator`` style names also resolve by rule:
+  ``<ID>_<name>_data-generator`` -> ``<name>``).
+- ``default_frames`` (int): frames of its ground-truth video when none is asked for.
+- ``scorer`` (str): the registry name of its default scorer.
+- ``default_size`` (int or None) and ``sizes`` ((lo, hi) or None): its difficulty knob, documented in
+  its docstring (a maze: n x n cells). None when the task has no generator.
+- ``sample(seed, size=None, frames=None, idx=None, **options) -> Sample`` (only with a generator):
+  the sample of ``seed``, deterministic by seed: first frame, prompt, frame count and the ground-truth
+  video at the native size, uint8 RGB. Raise ``ValueError`` naming a bad size or option and what is
+  allowed. A task without a generator raises ``NotImplementedError`` (or leaves ``default_size`` None).
+- ``answer_region(sample) -> (H, W) bool``: the pixels of the native frame that the answer changes.
+  The default (``default_answer_region``) is where the ground truth's final frame differs from the
+  first frame; a task may widen it (the maze adds start and goal, the cells its path joins).
+- ``validate(sample) -> None`` (optional): raise ``ValueError`` when a sample read from a folder is not
+  one of this task's (a maze frame without a start, a greyscale frame that lost its colours).
+- ``swap_pair(sample) -> Sample`` (optional): the same scene with a prompt asking for another answer (the
+  swap probe's pair: two-goal mazes name the other goal).
+- ``palette`` (optional, (K, 3) uint8): the colours its frames are drawn in. Where given, the majority
+  vote and consensus of the multi-seed methods snap frames to it; otherwise they work on RGB.
+
+Writing a scorer plug-in
+------------------------
+A scorer is an object with ``name`` (str), ``threshold`` (float or None) and
+
+    score(video, sample) -> Score
+
+- ``video``: (T, H, W, 3) uint8 RGB, the generated video (or x0_hat decoded at one step). Frames come
+  at the sample's native size or at an integer upscale of it (outputs written by ``steplens run``), and
+  may be lossy (MP4); T need not equal the ground truth's frame count.
+- ``sample``: the ``Sample`` being answered (first frame, prompt, ground truth or final frame, and
+  ``sample.dir``, its folder, when it was read from one).
+- returns a ``Score``: ``score`` in [0, 1]; ``success`` (bool); ``details`` (a JSON-able dict).
+  A rule-based scorer decides success by its rules; a continuous one sets ``threshold`` and
+  success = score >= threshold (users may override it: ``--threshold``).
+- A frame that gives no answer (a flat grey frame, a copy of the first frame) must score at the
+  scorer's documented floor, never partial credit for structure it did not draw.
+- Never raise on a bad answer: a wrong answer is a low score. Raise ``ValueError`` only when the
+  *sample* cannot be scored by this scorer (and say which sample and why).
+
+Registering
+-----------
+Other packages add tasks and scorers through Python entry points, in their pyproject.toml::
+
+    [project.entry-points."steplens.tasks"]
+    my-task = "my_pkg.tasks:MY_TASK"          # a task object, or a list/dict of them
+
+    [project.entry-points."steplens.scorers"]
+    my-scorer = "my_pkg.scorers:MyScorer"     # a scorer class (or factory) called as MyScorer(threshold=...)
+
+or at run time with ``steplens.tasks.register_task(task)`` / ``register_scorer(name, factory)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..regions import changed_region
+from .sample import Sample
+
+
+@dataclass
+class Score:
+    """One scored answer: score in [0, 1], success, and what the scorer saw."""
+
+    score: float
+    success: bool
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    name: str
+    threshold: float | None
+
+    def score(self, video: np.ndarray, sample: Sample) -> Score:
+        """Score a (T, H, W, 3) uint8 RGB video answering `sample` (see the module docstring)."""
+        ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+    default_frames: int
+    scorer: str
+
+    def answer_region(self, sample: Sample) -> np.ndarray:
+        """(H, W) bool at the native size: the pixels the answer changes."""
+        ...
+
+
+def default_answer_region(sample: Sample) -> np.ndarray:
+    """Where the ground truth's final frame differs from the first frame (native size)."""
+    final = sample.final_frame
+    if final is None:
+        raise ValueError(f"sample {sample.key or sample.idx}: no ground truth (final_frame.png or ground_truth.mp4), "
+                         f"so the region its answer changes is unknown")
+    return changed_region(sample.first_frame, final)
+
+
+def has_generator(task) -> bool:
+    return callable(getattr(task, "sample", None)) and getattr(task, "default_size", None) is not None

@@ -1,0 +1,178 @@
+"""The registry of tasks and scorers: built-ins and other packages' plug-ins, found through entry points.
+
+Groups: `steplens.tasks` (a task object, or a list of them) and `steplens.scorers` (a scorer factory called
+as `factory(threshold=...)`). steplens's own `maze`, `maze-two-goals`, the `maze` scorer and the `vbvr`
+adapter are registered the same way (see pyproject.toml). The contract is `steplens.tasks.contract`.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Callable
+
+from .contract import Scorer, has_generator
+
+_TASKS: dict[str, object] = {}
+_SCORERS: dict[str, Callable[..., Scorer]] = {}
+_LOADED = False
+# Ours, in case the installed metadata predates an entry point (an editable install not yet refreshed).
+BUILTIN = {"steplens.tasks": ["steplens.tasks.maze_task:TASKS"],
+           "steplens.scorers": ["steplens.tasks.maze_task:SCORERS", "steplens.tasks.vbvr:SCORERS"]}
+VBVR_NAME = re.compile(r"^[A-Za-z]+-\d+_(.+?)(?:_data-generator)?$")
+VBVR_INSTALL = ("VBVR-EvalKit is not on the package registry: clone its repository (Video-Reason/VBVR-EvalKit) "
+                "and `pip install -e .` inside it, in the environment that runs steplens")
+
+
+def _resolve(spec: str):
+    mod, _, attr = spec.partition(":")
+    return getattr(import_module(mod), attr)
+
+
+def register_task(task) -> None:
+    """Add a task (see steplens.tasks.contract.Task); a name already taken is refused."""
+    for attr in ("name", "default_frames", "scorer", "answer_region"):
+        if not hasattr(task, attr):
+            raise TypeError(f"task {getattr(task, 'name', task)!r} lacks {attr!r} (see steplens.tasks.contract)")
+    if task.name in _TASKS and _TASKS[task.name] is not task:
+        raise ValueError(f"task name {task.name!r} is registered twice")
+    _TASKS[task.name] = task
+
+
+def register_scorer(name: str, factory: Callable[..., Scorer]) -> None:
+    """Add a scorer factory, called as factory(threshold=None or a float)."""
+    if name in _SCORERS and _SCORERS[name] is not factory:
+        raise ValueError(f"scorer name {name!r} is registered twice")
+    _SCORERS[name] = factory
+
+
+def _add_tasks(obj) -> None:
+    for t in (obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else [obj]):
+        register_task(t)
+
+
+def _add_scorers(name: str, obj) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            register_scorer(k, v)
+    else:
+        register_scorer(name, obj)
+
+
+def _load() -> None:
+    """Register every entry point of both groups (steplens's own included); ours also from BUILTIN when the
+    installed metadata lacks them."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for group in ("steplens.tasks", "steplens.scorers"):
+        eps = list(entry_points(group=group))
+        specs = [(ep.name, ep.value, ep.load) for ep in eps]
+        seen = {v for _, v, _ in specs}
+        specs += [("", v, lambda v=v: _resolve(v)) for v in BUILTIN[group] if v not in seen]
+        for name, value, load in specs:
+            try:
+                obj = load()
+            except Exception as e:
+                if value.startswith("steplens."):
+                    raise
+                import warnings  # a broken plug-in must not take steplens down; say which one
+
+                warnings.warn(f"steplens: entry point {group}:{name} = {value} failed to load: {e}")
+                continue
+            _add_tasks(obj) if group == "steplens.tasks" else _add_scorers(name, obj)
+
+
+def task_names() -> list[str]:
+    _load()
+    return sorted(_TASKS)
+
+
+def scorer_names() -> list[str]:
+    _load()
+    return sorted(_SCORERS)
+
+
+def find_task(name: str):
+    """The task a name (or a folder name) means, or None: its registry name, an alias, or a VBVR-style
+    `<ID>_<name>_data-generator` folder name."""
+    _load()
+    if name in _TASKS:
+        return _TASKS[name]
+    for t in _TASKS.values():
+        if name in getattr(t, "aliases", ()):
+            return t
+    m = VBVR_NAME.match(name)
+    if m:
+        inner = m.group(1)
+        if inner in _TASKS:
+            return _TASKS[inner]
+        for t in _TASKS.values():
+            if inner in getattr(t, "aliases", ()) or f"{inner}_data-generator" in getattr(t, "aliases", ()):
+                return t
+    return None
+
+
+def get_task(name: str):
+    t = find_task(name)
+    if t is None:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(task_names())} (folder names of the form "
+                         f"<ID>_<task>_data-generator resolve to <task>; plug-ins register through the "
+                         f"'steplens.tasks' entry point group)")
+    return t
+
+
+def generator_task(name: str):
+    """A task that can generate samples (for --task NAME --count N)."""
+    t = get_task(name)
+    if not has_generator(t):
+        with_gen = [n for n in task_names() if has_generator(_TASKS[n])]
+        raise ValueError(f"task {name!r} has no generator; generate samples with one of: {', '.join(with_gen)}, "
+                         f"or read a folder with --data DIR")
+    return t
+
+
+def get_scorer(name: str, threshold: float | None = None) -> Scorer:
+    _load()
+    if name not in _SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}. `vbvr` scores with "
+                         f"VBVR-EvalKit's evaluators when that package is installed ({VBVR_INSTALL}); plug-ins "
+                         f"register through the 'steplens.scorers' entry point group")
+    return _SCORERS[name](threshold=threshold)
+
+
+def default_scorer_name(task_name: str) -> str:
+    t = find_task(task_name)
+    if t is None:
+        raise ValueError(f"no scorer known for task {task_name!r}: it is not a registered task "
+                         f"({', '.join(task_names())}); pass --scorer NAME (e.g. vbvr, for VBVR-Bench's tasks with "
+                         f"VBVR-EvalKit installed)")
+    return t.scorer
+
+
+class Scorers:
+    """The scorer of each task: one named for all (`--scorer NAME`), else each task's own default."""
+
+    def __init__(self, name: str | None = None, threshold: float | None = None):
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"a success threshold must be in [0, 1], got {threshold}")
+        self.name, self.threshold = name, threshold
+        self._cache: dict[str, Scorer] = {}
+        if name is not None:
+            self._cache[""] = get_scorer(name, threshold)
+
+    def for_task(self, task_name: str) -> Scorer:
+        if self.name is not None:
+            return self._cache[""]
+        sc = default_scorer_name(task_name)
+        if sc not in self._cache:
+            self._cache[sc] = get_scorer(sc, self.threshold)
+        return self._cache[sc]
+
+    def score(self, video, sample):
+        return self.for_task(sample.task).score(video, sample)
+
+    def describe(self) -> str:
+        return self.name or "each task's own"

@@ -1,0 +1,109 @@
+"""The `vbvr` scorer: VBVR-Bench's own rule-based evaluators (VBVR-EvalKit), one per task, used when installed.
+
+VBVR-EvalKit is not on the package registry: clone its repository and `pip install -e .` in the environment
+that runs steplens. steplens never vendors it; without it, asking for this scorer is refused with that
+instruction.
+
+Per sample, the evaluator of the sample's task folder name (e.g. `O-39_maze_data-generator`) is called as
+`get_evaluator(task, device="cpu").evaluate({...})` with the generated video's path and the sample folder's
+ground-truth files (video_path, gt_first_frame, gt_final_frame, gt_video_path). A missing video is refused (the
+evaluators would score it 0.15), as is an evaluator that reports an error. The score is its overall score in [0, 1] (a weighted mix of first-frame consistency,
+final-frame accuracy, temporal smoothness, visual quality and the task-specific rules); `details` keeps its
+dimensions. Success is score >= threshold (default 0.8; `--threshold`): VBVR-Bench reports scores, not
+successes, and a static copy of the first frame already scores about 0.7 on some tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .contract import Score
+from .registry import VBVR_INSTALL
+from .sample import Sample
+
+DEFAULT_THRESHOLD = 0.8
+
+
+def _plain(o):
+    """numpy scalars and arrays (the evaluators return np.float64) as JSON values."""
+    return o.item() if hasattr(o, "item") and getattr(o, "size", 1) == 1 else (o.tolist() if hasattr(o, "tolist")
+                                                                             else str(o))
+
+
+def _evaluators():
+    try:
+        from vbvr_bench import evaluators  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"the vbvr scorer needs VBVR-EvalKit (python package vbvr_bench), which is not importable "
+                         f"here ({e}). {VBVR_INSTALL}") from None
+    return evaluators
+
+
+class VBVRScorer:
+    name = "vbvr"
+
+    def __init__(self, threshold: float | None = None, device: str = "cpu"):
+        self.ev = _evaluators()
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.device = device
+        self._cache: dict[str, object] = {}
+
+    def evaluator(self, task: str):
+        if task not in self._cache:
+            known = list(self.ev.list_all_tasks()) if hasattr(self.ev, "list_all_tasks") else None
+            if known is not None and task not in known:  # get_evaluator itself fails obscurely on unknown names
+                raise ValueError(f"VBVR-EvalKit has no evaluator for task folder {task!r}; it knows {len(known)} "
+                                 f"tasks, e.g. {', '.join(sorted(known)[:3])}")
+            try:
+                self._cache[task] = self.ev.get_evaluator(task, device=self.device)
+            except Exception as e:
+                raise ValueError(f"VBVR-EvalKit has no evaluator for task folder {task!r}: {e}") from None
+        return self._cache[task]
+
+    def _gt_dir(self, sample: Sample, tmp: Path) -> Path:
+        """The sample's folder, or one written for a generated sample (first/final frame, ground truth)."""
+        if sample.dir is not None:
+            return Path(sample.dir)
+        from .sample import write_sample
+
+        if sample.ground_truth is None:
+            raise ValueError(f"sample {sample.name} has neither a folder nor a ground-truth video to score against")
+        return write_sample(tmp, sample, scale=sample.scale if sample.scale > 1 else 16, rel="gt")
+
+    def score_file(self, video_path: Path, sample: Sample) -> Score:
+        """Score a video file (e.g. OUT/<split>/<task>/<idx>.mp4) as VBVR-EvalKit would."""
+        if not Path(video_path).is_file():  # the evaluators score a missing video 0.15 without a word
+            raise FileNotFoundError(f"video not found: {video_path}")
+        with tempfile.TemporaryDirectory(prefix="steplens-vbvr-") as tmp:
+            d = self._gt_dir(sample, Path(tmp))
+            task = Path(sample.dir).parent.name if sample.dir is not None else sample.task
+            r = self.evaluator(task).evaluate({
+                "video_path": str(video_path), "gt_video_path": str(d / "ground_truth.mp4"),
+                "gt_first_frame": str(d / "first_frame.png"), "gt_final_frame": str(d / "final_frame.png"),
+                "gt_path": str(d)})
+        if not isinstance(r, dict) or "score" not in r:
+            raise ValueError(f"VBVR-EvalKit's evaluator for {task!r} returned {type(r).__name__} without a 'score'")
+        if r.get("error"):
+            raise ValueError(f"VBVR-EvalKit's evaluator for {task!r} failed on {video_path}: {r['error']}")
+        s = float(r["score"])
+        details = json.loads(json.dumps({k: v for k, v in r.items() if k != "score"}, default=_plain))
+        return Score(score=s, success=bool(s >= self.threshold), details=details)
+
+    def score(self, video: np.ndarray, sample: Sample) -> Score:
+        """Score frames: written to a temporary MP4 at the ground truth's size, then as score_file."""
+        from ..io import write_mp4
+        from ..video import upscale
+
+        video = np.asarray(video)
+        k = max(1, sample.scale * sample.first_frame.shape[0] // video.shape[1])
+        with tempfile.TemporaryDirectory(prefix="steplens-vbvr-") as tmp:
+            path = Path(tmp) / "video.mp4"
+            write_mp4(path, upscale(video, k))
+            return self.score_file(path, sample)
+
+
+SCORERS = {"vbvr": VBVRScorer}
