@@ -39,3 +39,37 @@ def pipes():
         return cache[model, scheduler]
 
     return get
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (the OS picks it), for a torchrun rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def torchrun():
+    """torchrun(*args, nproc=2): `python -m torch.distributed.run` on a free port, one thread per process."""
+    import os
+    import subprocess
+    import sys
+
+    def launch(*args, nproc: int = 2, timeout: int = 300):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr",
+               "127.0.0.1", "--master-port", str(free_port()), *[str(a) for a in args]]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return launch
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers: `distributed` (torchrun processes), `wan` (the diffusers backend); `slow` is marked per test."""
+    for item in items:
+        name = item.fspath.basename
+        if "torchrun" in getattr(item, "fixturenames", ()) or "distributed" in name:
+            item.add_marker(pytest.mark.distributed)
+        if name.startswith("test_wan_") or "wan" in item.name:
+            item.add_marker(pytest.mark.wan)

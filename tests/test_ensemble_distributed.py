@@ -34,14 +34,11 @@ dist.destroy_process_group()
 """
 
 
-def _launch(tmp_path, weights, n, target, port):
+def _launch(torchrun, tmp_path, weights, n, target):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"out-{n}-{target}.safetensors"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
-           str(script), str(weights), str(out), str(n), target]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          timeout=300), out
+    return torchrun(script, weights, out, n, target), out
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +50,8 @@ def weights(tmp_path_factory):
 
 
 @pytest.mark.parametrize("target", ["block", "update"])
-def test_distributed_ensemble_equals_batched(tmp_path, weights, target):
-    r, out = _launch(tmp_path, weights, 4, target, 29541 if target == "block" else 29542)
+def test_distributed_ensemble_equals_batched(torchrun, tmp_path, weights, target):
+    r, out = _launch(torchrun, tmp_path, weights, 4, target)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     model = load_model(str(weights))
     from steplens.tasks import get_task
@@ -64,6 +61,6 @@ def test_distributed_ensemble_equals_batched(tmp_path, weights, target):
     torch.testing.assert_close(load_file(out)["lat"], batched, rtol=1e-5, atol=1e-5)
 
 
-def test_world_size_must_divide_n(tmp_path, weights):
-    r, _ = _launch(tmp_path, weights, 3, "block", 29543)
+def test_world_size_must_divide_n(torchrun, tmp_path, weights):
+    r, _ = _launch(torchrun, tmp_path, weights, 3, "block")
     assert r.returncode != 0 and "world size 2 does not divide n_seeds=3" in r.stdout, r.stdout + r.stderr[-1000:]

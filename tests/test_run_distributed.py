@@ -21,7 +21,7 @@ def test_shard_takes_every_world_th_job():
 
 
 @pytest.mark.parametrize("backend", ["embedded", "wan"])
-def test_torchrun_run_equals_single_process(tmp_path, backend):
+def test_torchrun_run_equals_single_process(torchrun, tmp_path, backend):
     runner = CliRunner()
     data = tmp_path / "data"
     assert runner.invoke(app, ["tasks", "generate", "maze", "--count", "5", "--size", "3", "--upscale", "2",
@@ -37,10 +37,7 @@ def test_torchrun_run_equals_single_process(tmp_path, backend):
     r = runner.invoke(app, ["run", "--model", model, "--data", str(data), "--out", str(one), "--steps", "3"])
     assert r.exit_code == 0, r.output
     two = tmp_path / "two"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-           "29551" if backend == "embedded" else "29552", "-m", "steplens.cli", "run", "--model", model,
-           "--data", str(data), "--out", str(two), "--steps", "3"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    p = torchrun("-m", "steplens.cli", "run", "--model", model, "--data", data, "--out", two, "--steps", 3)
     assert p.returncode == 0, p.stderr[-2000:]
     for i in range(5):
         a, b = read_png(one / "maze" / f"{i:05d}.png"), read_png(two / "maze" / f"{i:05d}.png")

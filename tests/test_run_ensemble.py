@@ -84,15 +84,13 @@ def test_run_ensemble_bad_input_is_named(data, tmp_path, args, msg):
     assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
 
 
-def _torchrun(data, out, n, port):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
-           "-m", "steplens.cli", "run", "--data", str(data), "--out", str(out), "--steps", "6",
-           "--ensemble", str(n), "--split-seeds"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+def _torchrun(torchrun, data, out, n):
+    return torchrun("-m", "steplens.cli", "run", "--data", data, "--out", out, "--steps", 6, "--ensemble", n,
+                    "--split-seeds")
 
 
-def test_torchrun_split_seeds_equals_the_batched_ensemble(data, tmp_path):
-    p = _torchrun(data, tmp_path / "two", 4, 29561)
+def test_torchrun_split_seeds_equals_the_batched_ensemble(torchrun, data, tmp_path):
+    p = _torchrun(torchrun, data, tmp_path / "two", 4)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     want = [_written(v[0]).astype(int) for v in _members(data, 4, 6)]
     for i in range(3):
@@ -100,6 +98,6 @@ def test_torchrun_split_seeds_equals_the_batched_ensemble(data, tmp_path):
         assert np.abs(got - want[i]).max() <= 1  # all-reduced means: equal within float rounding
 
 
-def test_torchrun_split_seeds_refuses_a_world_size_not_dividing_n(data, tmp_path):
-    p = _torchrun(data, tmp_path / "bad", 3, 29562)
+def test_torchrun_split_seeds_refuses_a_world_size_not_dividing_n(torchrun, data, tmp_path):
+    p = _torchrun(torchrun, data, tmp_path / "bad", 3)
     assert p.returncode != 0 and "world size 2 does not divide n_seeds=3" in " ".join((p.stdout + p.stderr).split())

@@ -15,13 +15,10 @@ CFG = dict(arch="test", batch=4, sizes={3: 1.0}, frames={2: 1.0, 3: 1.0}, warmup
            steps=3, lr=3e-3, threads=1)
 
 
-def test_two_process_training_equals_the_averaged_gradient_step(tmp_path):
+def test_two_process_training_equals_the_averaged_gradient_step(torchrun, tmp_path):
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(CFG))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-           "-m", "steplens.cli", "train", "--out", str(tmp_path / "run"), "--config", str(cfg_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    r = torchrun("-m", "steplens.cli", "train", "--out", tmp_path / "run", "--config", cfg_path)
     assert r.returncode == 0, r.stderr[-3000:]
     tensors, meta = read_safetensors(tmp_path / "run" / "checkpoint.safetensors")
     assert meta["step"] == "3"

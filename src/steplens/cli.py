@@ -76,7 +76,7 @@ def _settings(**kw):
 def _errors():
     from pydantic import ValidationError
 
-    return (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ValidationError)
+    return (ValueError, OSError, ValidationError)
 
 
 def _pydantic_message(e) -> str:

@@ -83,7 +83,11 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 4) -> None:
         for f in frames:
             w.append_data(np.asarray(f, dtype=np.uint8))
         w.close()
-        got = count_frames(tmp)  # never commit a failed or truncated encode
+        try:  # never commit a failed or truncated encode
+            got = count_frames(tmp)
+        except ValueError as e:
+            raise OSError(f"writing {path} failed: the encoded video cannot be read back (a full disk or a file-size "
+                          f"limit?): {e}") from None
         if got != len(frames):
             raise OSError(f"writing {path} failed: the encoded video holds {got} of {len(frames)} frames")
 
