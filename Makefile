@@ -7,7 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench clean
 
 $(BIN)/.steplens-installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(BIN)/.steplens-installed
 
 test: $(BIN)/.steplens-installed
 	$(BIN)/python -m pytest
+
+# the inner loop: unit tests on tiny models, no end-to-end runs, no Wan pipelines, no torchrun processes
+test-fast: $(BIN)/.steplens-installed
+	$(BIN)/python -m pytest -m "not slow and not wan and not distributed"
 
 bench: $(BIN)/.steplens-installed
 	$(BIN)/python benchmarks/solve_rate.py

@@ -14,22 +14,33 @@ import argparse
 import json
 from pathlib import Path
 
-from steplens.compare import ENSEMBLES, METHODS, method_table, versus
+from steplens.compare import ENSEMBLES, METHODS, condition, method_table, versus
 
 
 def load_rows(dirs: list[str]) -> list[dict]:
-    """Rows of every folder; FOLDER@LABEL renames that folder's ensembles "ensemble…@LABEL" (another setting)."""
+    """Rows of every folder; FOLDER@LABEL renames that folder's ensembles "ensemble…@LABEL" (another setting).
+
+    Reads both store schemas: (condition "METHOD N=n", sample) and, from folders written before it, (method, n,
+    idx), whose samples are named "<task>/<idx:05d>" as generated samples are now."""
     seen: dict[tuple, bool] = {}
     for arg in dirs:
         d, _, label = arg.partition("@")
+        task = json.loads((Path(d) / "results.json").read_text()).get("settings", {}).get("task", "maze") \
+            if (Path(d) / "results.json").exists() else "maze"
         for line in (Path(d) / "store" / "rows.jsonl").read_text().splitlines():
             r = json.loads(line)
-            if label and r["method"] in ENSEMBLES:
-                r["method"] += f"@{label}"
-            key = (r["method"], r["n"], r["idx"])
+            if "condition" in r:
+                m, n = r["condition"].rsplit(" N=", 1)
+                n, sample = int(n), r["sample"]
+            else:
+                m, n, sample = r["method"], r["n"], f"{task}/{r['idx']:05d}"
+            if label and m in ENSEMBLES:
+                m += f"@{label}"
+            key = (m, n, sample)
             if seen.setdefault(key, r["success"]) != r["success"]:
                 raise SystemExit(f"{d}: {key} disagrees with another folder: not the same samples and noises")
-    return [{"method": m, "n": n, "idx": i, "success": ok} for (m, n, i), ok in seen.items()]
+    return [{"condition": condition(m, n), "method": m, "n": n, "sample": i, "success": ok}
+            for (m, n, i), ok in seen.items()]
 
 
 def pts(d: float, lo: float, hi: float) -> str:
@@ -44,8 +55,8 @@ def main() -> None:
     rows = load_rows(args.dirs)
     jobs = sorted({(r["method"], r["n"]) for r in rows}, key=lambda j: (METHODS.index(j[0].split("@")[0]), j[0], j[1]))
     # only samples that every (method, N) has finished
-    done = set.intersection(*({r["idx"] for r in rows if (r["method"], r["n"]) == j} for j in jobs))
-    rows = [r for r in rows if r["idx"] in done]
+    done = set.intersection(*({r["sample"] for r in rows if (r["method"], r["n"]) == j} for j in jobs))
+    rows = [r for r in rows if r["sample"] in done]
     ns = sorted({n for _, n in jobs if n > 1})
     table = {(t["method"], t["n_seeds"]): t for t in method_table(rows, jobs)}
     single = table["single", 1]

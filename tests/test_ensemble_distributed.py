@@ -1,8 +1,5 @@
 """The ensemble with its seeds split over 2 CPU processes (torchrun, gloo) equals the batched ensemble."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 import torch

@@ -1,8 +1,5 @@
 """`steplens run` shared out over 2 processes by torchrun: every sample done once, same outputs as one process."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest

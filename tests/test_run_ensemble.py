@@ -1,8 +1,5 @@
 """The ensemble as an option of `steplens run`: selection rules, and the seeds split over 2 torchrun processes."""
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest

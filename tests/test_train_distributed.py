@@ -1,10 +1,6 @@
 """Data-parallel training under torchrun: 2 CPU processes (gloo), gradients all-reduced."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
 

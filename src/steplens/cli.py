@@ -310,6 +310,7 @@ def trace(
         else:
             found = [generator_task(task).sample(seed, size, frames, idx=seed)]
             dirs = [out]
+        scorers.check(found)
         for x, d in zip(found, dirs):
             tr = run_trace(m, [x], [x.seed], steps=steps, shift=shift, guidance=guidance, scorers=scorers)[0]
             write_trace(tr, d)
@@ -392,7 +393,7 @@ def compare_cmd(
                                           "ensemble-update", "ensemble-x0", "ensemble-vote"))),
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
-    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
     device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
@@ -406,9 +407,9 @@ def compare_cmd(
 
     try:
         ens = EnsembleConfig(blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
-        settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
-                             seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
-                             threshold=threshold)
+        settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames,
+                             count=count or (None if data else 500), seed=seed, steps=steps, shift=shift,
+                             guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
         settings.scorers()
         n_list = _ints(n_seeds)
         if not n_list:

@@ -23,7 +23,7 @@ from .io import atomic_write_json
 from .plots import save
 from .probes.base import ProbeSettings, load_samples, write_table
 from .report import Report
-from .stats import paired_bootstrap, summarize, wilson  # noqa: F401  (wilson re-exported for callers)
+from .stats import paired_bootstrap, summarize
 from .tasks import Scorers, palette
 
 INDEPENDENT = ("vote", "best-consensus", "best-oracle")

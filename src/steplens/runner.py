@@ -152,6 +152,7 @@ def score_samples(samples: list[Sample], outputs: Path, scorers: Scorers | None 
     if not outputs.is_dir():
         raise FileNotFoundError(f"outputs folder not found: {outputs}" if not outputs.exists()
                                 else f"--outputs {outputs} is a file, not a folder of outputs")
+    scorers.check(samples)
     rows = []
     for s in tqdm(samples, disable=not progress, desc="score"):
         mp4, png = output_paths(outputs, s)

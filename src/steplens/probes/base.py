@@ -66,7 +66,9 @@ class ProbeSettings(BaseModel):
 
 def load_samples(model, s: ProbeSettings) -> list[Sample]:
     """The experiment's samples; frames of folder samples without metadata follow the model's mapping."""
-    return s.source().load(getattr(model, "frames_from_video", None))
+    samples = s.source().load(getattr(model, "frames_from_video", None))
+    s.scorers().check(samples)  # a task without a scorer is refused before any work
+    return samples
 
 
 def seeds_of(samples: list[Sample]) -> list[int]:

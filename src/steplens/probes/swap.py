@@ -18,7 +18,7 @@ from ..report import Report
 from ..stats import summarize
 from ..tasks import find_task
 from ..video import to_uint8
-from .base import ProbeSettings, generate, load_samples, seeds_of, write_results
+from .base import ProbeSettings, generate, load_samples, write_results
 
 
 def default_swap_steps(n: int) -> list[int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from ..experiment import open_store, rows_of, run_grid
 from ..plots import save
 from ..report import Report

@@ -44,6 +44,10 @@ A scorer is an object with ``name`` (str), ``threshold`` (float or None) and
   success = score >= threshold (users may override it: ``--threshold``).
 - A frame that gives no answer (a flat grey frame, a copy of the first frame) must score at the
   scorer's documented floor, never partial credit for structure it did not draw.
+- ``check_task(task_name)`` (optional): raise ``ValueError`` when this scorer cannot score a task, so that
+  a run is refused before any work (the ``vbvr`` adapter: a task folder VBVR-EvalKit has no evaluator for).
+- ``score_file(video_path, sample)`` (optional): score a video file as written by ``steplens run``
+  (``score`` prefers it over decoding the file itself).
 - Never raise on a bad answer: a wrong answer is a low score. Raise ``ValueError`` only when the
   *sample* cannot be scored by this scorer (and say which sample and why).
 

@@ -171,6 +171,13 @@ class Scorers:
             self._cache[sc] = get_scorer(sc, self.threshold)
         return self._cache[sc]
 
+    def check(self, samples) -> None:
+        """Refuse, before any work, samples whose task has no scorer (or that the scorer cannot score)."""
+        for task in dict.fromkeys(s.task for s in samples):
+            sc = self.for_task(task)
+            if hasattr(sc, "check_task"):
+                sc.check_task(task)
+
     def score(self, video, sample):
         return self.for_task(sample.task).score(video, sample)
 

@@ -64,6 +64,9 @@ class VBVRScorer:
                 raise ValueError(f"VBVR-EvalKit has no evaluator for task folder {task!r}: {e}") from None
         return self._cache[task]
 
+    def check_task(self, task: str) -> None:
+        self.evaluator(task)
+
     def _gt_dir(self, sample: Sample, tmp: Path) -> Path:
         """The sample's folder, or one written for a generated sample (first/final frame, ground truth)."""
         if sample.dir is not None:
