@@ -23,6 +23,7 @@ def test_shipped_weights_are_present_and_small(name):
     assert p.is_file() and p.stat().st_size < 8e6
 
 
+@pytest.mark.slow
 def test_generate_run_score_roundtrip(tmp_path):
     data, out = tmp_path / "data", tmp_path / "out"
     r = cli("tasks", "generate", "maze", "--count", 3, "--seed", 50, "--size", 4, "--upscale", 4, "--out", data)
@@ -51,6 +52,7 @@ def test_generate_run_score_roundtrip(tmp_path):
     assert scores["n"] == 3 and scores["missing"] == 0
 
 
+@pytest.mark.slow
 def test_eval_and_trace_and_demo(tmp_path):
     r = cli("eval", "--model", "tiny-maze", "--count", 4, "--size", 4, "--steps", 6, "--out", tmp_path / "ev")
     assert r.exit_code == 0 and "95% CI" in r.output, r.output
@@ -106,6 +108,7 @@ def test_first_frame_not_a_maze(tmp_path):
     assert r.exit_code == 2 and "not a maze frame" in r.output, r.output
 
 
+@pytest.mark.slow
 def test_probe_and_compare_through_the_cli(tmp_path):
     r = cli("probe", "noise", "--count", 3, "--size", 3, "--steps", 3, "--batch", 3, "--out", tmp_path / "noise")
     assert r.exit_code == 0, r.output

@@ -92,6 +92,7 @@ def test_blocks_and_steps_out_of_range(tiny_model):
         generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(steps=[9]), steps=4)
 
 
+@pytest.mark.slow
 def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_bound():
     from steplens.compare import METHODS, run_methods
     from steplens.models.load import load_model

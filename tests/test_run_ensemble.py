@@ -42,6 +42,7 @@ def _written(video):
     return upscale(to_uint8(video), 2)[-1]
 
 
+@pytest.mark.slow
 def test_run_ensemble_first_and_all_write_member_zero(data, tmp_path):
     out = tmp_path / "all"
     r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 3, "--select", "all")
@@ -57,6 +58,7 @@ def test_run_ensemble_first_and_all_write_member_zero(data, tmp_path):
     assert all(np.array_equal(read_png(first / "maze" / f"{i:05d}.png"), want[i]) for i in range(3))
 
 
+@pytest.mark.slow
 def test_run_ensemble_consensus_writes_the_member_closest_to_the_others(data, tmp_path):
     out = tmp_path / "cons"
     r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 4, "--alpha", 0, "--select", "consensus")

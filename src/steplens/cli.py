@@ -68,9 +68,9 @@ THRESHOLD = typer.Option(None, "--threshold", help="success = score >= this, for
 
 
 def _settings(**kw):
-    from .probes.base import ProbeSettings
+    from .experiment import ExperimentSettings
 
-    return ProbeSettings(**{k: v for k, v in kw.items() if v is not None})
+    return ExperimentSettings(**{k: v for k, v in kw.items() if v is not None})
 
 
 def _errors():
@@ -234,7 +234,7 @@ def evaluate(
     from .ensemble import EnsembleConfig
     from .evaluate import evaluate_samples
     from .io import atomic_write_json
-    from .probes.base import load_samples
+    from .experiment import load_samples
     from .stats import summarize
 
     try:

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .ensemble import (EnsembleConfig, consensus_index, generate_ensemble, labels_of, member_videos, vote_video)
-from .experiment import open_store, rows_of, run_grid
+from .experiment import ExperimentSettings, load_samples, open_store, rows_of, run_grid, write_table
 from .io import atomic_write_json
 from .plots import save
-from .probes.base import ProbeSettings, load_samples, write_table
 from .report import Report
 from .stats import paired_bootstrap, summarize
 from .tasks import Scorers, palette
@@ -131,7 +130,7 @@ def head_to_head(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
             for b in ("vote", "best-consensus") if (b, n) in have]
 
 
-def compare(model, out: Path, s: ProbeSettings, n_list=(2, 3, 4, 8), methods=METHODS,
+def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), methods=METHODS,
             ens: EnsembleConfig | None = None, progress=True) -> dict:
     methods = [check_method(m) for m in methods]
     n_list = list(n_list)

@@ -10,14 +10,18 @@ the sample count left out; another configuration is refused before anything is w
 
 from __future__ import annotations
 
+import csv
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable
 
+from pydantic import BaseModel, field_validator
 from tqdm import tqdm
 
+from .folders import SampleSource
+from .io import atomic_path, atomic_write_json
 from .store import ResultsStore
-from .tasks import Sample
+from .tasks import Sample, Scorers
 
 RunFn = Callable[[list[str], list[Sample]], dict[str, list[dict]]]
 
@@ -69,3 +73,70 @@ def rows_of(store: ResultsStore, condition: str, samples: list[Sample]) -> list[
     """The stored rows of one condition for these samples (the experiment's current sample set), in order."""
     want = {s.name for s in samples}
     return [r for r in store.select(condition=condition) if r["sample"] in want]
+
+
+class ExperimentSettings(BaseModel):
+    """What every experiment shares: where the samples come from (a folder, or a task's generator), how they
+    are sampled, and how they are scored."""
+
+    data: Path | None = None
+    split: list[str] | str | None = None
+    tasks: list[str] | str | None = None
+    task: str = "maze"
+    size: int | None = None
+    frames: int | None = None
+    count: int | None = None  # generated: 100 by default; a folder: all its samples by default
+    seed: int = 0  # generated: samples seed .. seed + count - 1 (noise seed = sample seed); a folder: seed + idx
+    steps: int = 20
+    shift: float = 3.0
+    guidance: float = 1.0
+    batch: int = 50
+    scorer: str | None = None  # None: each task's own
+    threshold: float | None = None
+
+    @field_validator("steps", "batch")
+    @classmethod
+    def _positive(cls, v, info):
+        if v < 1:
+            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+        return v
+
+    def source(self) -> SampleSource:
+        return SampleSource(data=self.data, split=self.split, tasks=self.tasks, task=self.task, count=self.count,
+                            seed=self.seed, size=self.size, frames=self.frames)
+
+    def scorers(self) -> Scorers:
+        return Scorers(self.scorer, self.threshold)
+
+    def describe(self) -> dict:
+        """The configuration an output folder records (the sample count left out: it may grow)."""
+        return {**self.source().describe(), "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
+                "scorer": self.scorer, "threshold": self.threshold}
+
+
+def load_samples(model, s: "ExperimentSettings") -> list[Sample]:
+    """The experiment's samples; frames of folder samples without metadata follow the model's mapping."""
+    samples = s.source().load(getattr(model, "frames_from_video", None))
+    s.scorers().check(samples)  # a task without a scorer is refused before any work
+    return samples
+
+
+def seeds_of(samples: list[Sample]) -> list[int]:
+    return [int(x.seed) for x in samples]
+
+
+def write_table(rows: list[dict], path: Path) -> None:
+    if not rows:
+        return
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_results(out: Path, probe: str, settings: ExperimentSettings, config: dict, table: list[dict],
+                  headline: dict, samples: int | None = None) -> None:
+    atomic_write_json(Path(out) / "results.json", {"probe": probe, "settings": settings.model_dump(mode="json"),
+                                                    "samples": samples, "config": config, "headline": headline,
+                                                    "table": table})
+    write_table(table, Path(out) / f"{probe}.csv")
