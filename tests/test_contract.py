@@ -296,3 +296,17 @@ def test_the_energy_region_of_a_two_goal_maze_is_the_path_to_the_goal_the_prompt
         assert m[tuple(goal)] and not m[tuple(other)]
         changed = (s.ground_truth[-1] != s.first_frame).any(-1)
         assert (m | ~changed).all()  # every pixel the answer changes is in the region
+
+
+def test_vbvr_adapter_scores_generated_samples_through_the_tasks_vbvr_name(standin_vbvr):
+    """A generated maze (no folder) is scored by VBVR's maze evaluator, its ground truth written at x16 for it."""
+    from steplens.video import upscale
+
+    sc = get_scorer("vbvr")
+    s = get_task("maze").sample(0, 5, 4, idx=0)
+    for k in (1, 16):  # native-size frames are upscaled to the ground truth's size
+        assert sc.score(upscale(s.ground_truth, k), s).score == 1.0
+    assert standin_vbvr.CALLS[-1]["gt_final_frame"].endswith("final_frame.png")
+    assert sc.score(np.repeat(s.first_frame[None], 4, 0), s).score == 0.5
+    with pytest.raises(ValueError, match="no evaluator for task folder 'maze-two-goals'"):
+        sc.check_task("maze-two-goals")

@@ -196,7 +196,7 @@ def score(
 
     try:
         scorers = Scorers(scorer, threshold)
-        samples = SampleSource(data=data, split=split, tasks=tasks).load()
+        samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
         res = score_samples(samples, outputs, scorers)
         path = write_scores(res, out) if out else None
     except _errors() as e:

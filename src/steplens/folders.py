@@ -83,14 +83,16 @@ class SampleSource(BaseModel):
                     "seed": self.seed, "frames": self.frames}
         return {"task": self.task, "seed": self.seed, "size": self.size, "frames": self.frames}
 
-    def load(self, frames_from_video: Callable[[int], int] | None = None) -> list[Sample]:
+    def load(self, frames_from_video: Callable[[int], int] | None = None, need_frames: bool = True) -> list[Sample]:
+        """The samples; need_frames=False (scoring) skips decoding ground_truth.mp4 for a frame count."""
         if self.data is not None:
             if self.size is not None:
                 raise ValueError(f"--size {self.size} applies to generated samples (--task NAME), not to --data")
             dirs = find_samples(self.data, self.split, self.tasks)
             if self.count is not None:
                 dirs = dirs[: self.count]
-            return [read_sample(d, Path(self.data), self.seed, self.frames, frames_from_video) for d in dirs]
+            return [read_sample(d, Path(self.data), self.seed, self.frames, frames_from_video, need_frames)
+                    for d in dirs]
         if self.split or self.tasks:
             raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
         task = generator_task(self.task)
@@ -151,7 +153,7 @@ def task_of(d: Path, root: Path, depth: int | None = None) -> str:
 
 
 def read_sample(d: Path, root: Path | None = None, seed: int = 0, frames: int | None = None,
-                frames_from_video: Callable[[int], int] | None = None) -> Sample:
+                frames_from_video: Callable[[int], int] | None = None, need_frames: bool = True) -> Sample:
     """Read a sample folder at its native size; bad or missing files are named."""
     d = Path(d)
     root = Path(root) if root is not None else d.parent.parent
@@ -176,12 +178,12 @@ def read_sample(d: Path, root: Path | None = None, seed: int = 0, frames: int | 
             raise ValueError(f"{d / 'metadata.json'} is not valid JSON: {e}") from None
     video_frames = None
     gt = d / "ground_truth.mp4"
-    if gt.exists() and (frames is None and not meta.get("frames")):
+    if gt.exists() and (frames is None and not meta.get("frames")) and need_frames:
         video_frames = count_frames(gt)
     t = frames or int(meta.get("frames", 0)) or None
     if t is None and video_frames is not None:
         t = frames_from_video(video_frames) if frames_from_video else video_frames
-    if t is None:
+    if t is None and need_frames:
         raise ValueError(f"{d}: no frame count: no metadata.json 'frames' and no ground_truth.mp4; pass --frames")
     rel = d.relative_to(root)
     task = task_of(d, root)

@@ -25,6 +25,8 @@ A task is an object with:
   one of this task's (a maze frame without a start, a greyscale frame that lost its colours).
 - ``swap_pair(sample) -> Sample`` (optional): the same scene with a prompt asking for another answer (the
   swap probe's pair: two-goal mazes name the other goal).
+- ``vbvr_name`` (optional, str): the VBVR-Bench task whose evaluator (``--scorer vbvr``) scores this task's
+  generated samples (the maze: ``O-39_maze_data-generator``).
 - ``palette`` (optional, (K, 3) uint8): the colours its frames are drawn in. Where given, the majority
   vote and consensus of the multi-seed methods snap frames to it; otherwise they work on RGB.
 

@@ -30,6 +30,7 @@ class MazeTask:
     default_frames: int = _maze.DEFAULT_FRAMES
     sizes: tuple[int, int] = (_maze.MIN_SIZE, _maze.MAX_SIZE)
     scorer: str = "maze"
+    vbvr_name: str | None = None  # the VBVR-Bench task whose evaluator scores generated samples (`--scorer vbvr`)
 
     @property
     def palette(self) -> np.ndarray:
@@ -130,6 +131,6 @@ class MazeScorer:
         return out
 
 
-TASKS = [MazeTask(aliases=("maze_data-generator",)),
+TASKS = [MazeTask(aliases=("maze_data-generator",), vbvr_name="O-39_maze_data-generator"),
          MazeTask(name="maze-two-goals", two_goals=True)]
 SCORERS = {"maze": MazeScorer}

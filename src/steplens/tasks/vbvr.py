@@ -28,6 +28,11 @@ from .sample import Sample
 DEFAULT_THRESHOLD = 0.8
 
 
+def _gt_scale(sample: Sample) -> int:
+    """The upscale of the sample's files: its folder's, or x16 for a generated sample (written for the evaluator)."""
+    return sample.scale if sample.dir is not None else 16
+
+
 def _plain(o):
     """numpy scalars and arrays (the evaluators return np.float64) as JSON values."""
     return o.item() if hasattr(o, "item") and getattr(o, "size", 1) == 1 else (o.tolist() if hasattr(o, "tolist")
@@ -64,8 +69,19 @@ class VBVRScorer:
                 raise ValueError(f"VBVR-EvalKit has no evaluator for task folder {task!r}: {e}") from None
         return self._cache[task]
 
+    def vbvr_task(self, task: str) -> str:
+        """The VBVR-EvalKit task for a sample's task: its own name when VBVR-EvalKit knows it (a VBVR-Bench task
+        folder), else its registered task's `vbvr_name` (steplens's maze: O-39_maze_data-generator)."""
+        known = self.ev.list_all_tasks() if hasattr(self.ev, "list_all_tasks") else None
+        if known is not None and task in known:
+            return task
+        from .registry import find_task
+
+        t = find_task(task)
+        return getattr(t, "vbvr_name", None) or task
+
     def check_task(self, task: str) -> None:
-        self.evaluator(task)
+        self.evaluator(self.vbvr_task(task))
 
     def _gt_dir(self, sample: Sample, tmp: Path) -> Path:
         """The sample's folder, or one written for a generated sample (first/final frame, ground truth)."""
@@ -75,7 +91,7 @@ class VBVRScorer:
 
         if sample.ground_truth is None:
             raise ValueError(f"sample {sample.name} has neither a folder nor a ground-truth video to score against")
-        return write_sample(tmp, sample, scale=sample.scale if sample.scale > 1 else 16, rel="gt")
+        return write_sample(tmp, sample, scale=_gt_scale(sample), rel="gt")
 
     def score_file(self, video_path: Path, sample: Sample) -> Score:
         """Score a video file (e.g. OUT/<split>/<task>/<idx>.mp4) as VBVR-EvalKit would."""
@@ -83,11 +99,10 @@ class VBVRScorer:
             raise FileNotFoundError(f"video not found: {video_path}")
         with tempfile.TemporaryDirectory(prefix="steplens-vbvr-") as tmp:
             d = self._gt_dir(sample, Path(tmp))
-            task = Path(sample.dir).parent.name if sample.dir is not None else sample.task
+            task = self.vbvr_task(sample.task)
             r = self.evaluator(task).evaluate({
                 "video_path": str(video_path), "gt_video_path": str(d / "ground_truth.mp4"),
-                "gt_first_frame": str(d / "first_frame.png"), "gt_final_frame": str(d / "final_frame.png"),
-                "gt_path": str(d)})
+                "gt_first_frame": str(d / "first_frame.png"), "gt_final_frame": str(d / "final_frame.png")})
         if not isinstance(r, dict) or "score" not in r:
             raise ValueError(f"VBVR-EvalKit's evaluator for {task!r} returned {type(r).__name__} without a 'score'")
         if r.get("error"):
@@ -102,7 +117,7 @@ class VBVRScorer:
         from ..video import upscale
 
         video = np.asarray(video)
-        k = max(1, sample.scale * sample.first_frame.shape[0] // video.shape[1])
+        k = max(1, _gt_scale(sample) * sample.first_frame.shape[0] // video.shape[1])
         with tempfile.TemporaryDirectory(prefix="steplens-vbvr-") as tmp:
             path = Path(tmp) / "video.mp4"
             write_mp4(path, upscale(video, k))
