@@ -77,7 +77,7 @@ def test_eval_and_trace_and_demo(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("eval", "--model", "nonesuch", "--count", 1), "unknown model 'nonesuch'; available: tiny-maze"),
     (("eval", "--size", 12, "--count", 1), "from 3 to 9 cells, got 12"),
-    (("eval", "--steps", 0, "--count", 1), "steps must be >= 1, got 0"),
+    (("eval", "--steps", 0, "--count", 1), "--steps 0: must be >= 1"),
     (("tasks", "generate", "maze", "--size", 2, "--out", "x"), "from 3 to 9 cells, got 2"),
     (("eval", "--model", "wan:/nowhere", "--count", 1), "Wan pipeline folder not found"),
 ])
@@ -130,7 +130,7 @@ def test_probe_and_compare_through_the_cli(tmp_path):
     (("probe", "nonesuch", "--out", "x"), "unknown probe 'nonesuch'; available: noise"),
     (("eval", "--method", "magic", "--count", 1), "unknown method 'magic'; available: single"),
     (("eval", "--method", "vote", "--n-seeds", 0, "--count", 1), "n_seeds must be >= 1, got 0"),
-    (("compare", "--alpha", 2, "--out", "x"), "alpha must be in [0, 1], got 2.0"),
+    (("compare", "--alpha", 2, "--out", "x"), "--alpha 2.0: must be <= 1"),
 ])
 def test_bad_probe_and_ensemble_input_is_named(args, message):
     r = cli(*args)

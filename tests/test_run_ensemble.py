@@ -72,7 +72,7 @@ def test_run_ensemble_consensus_writes_the_member_closest_to_the_others(data, tm
 
 @pytest.mark.parametrize("args, msg", [
     (("--ensemble", 0), "n_seeds must be >= 1, got 0"),
-    (("--ensemble", 2, "--alpha", 1.5), "alpha must be in [0, 1], got 1.5"),
+    (("--ensemble", 2, "--alpha", 1.5), "--alpha 1.5: must be <= 1"),
     (("--ensemble", 2, "--select", "best"), "unknown selection rule 'best'; available: first, consensus, all"),
     (("--select", "consensus",), "need an ensemble"),
     (("--ensemble", 2, "--ens-blocks", "9"), "block 9 out of range: the model has blocks 0..7"),

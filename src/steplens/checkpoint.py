@@ -8,8 +8,6 @@ optimizer's param groups. A weights file (what ships) holds one state dict and i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,17 +15,28 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 
+def canonical_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header with its keys sorted (same length, same offsets), so that the same
+    tensors and metadata always give the same bytes (the writer orders the header as a hash map does)."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        meta = header.pop("__metadata__", None)
+        ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta is not None else {}) | dict(sorted(header.items()))
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:
+            raise ValueError(f"{path}: sorted header of {len(text)} bytes exceeds the written {n}")
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
+
+
 def atomic_save(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from .io import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        canonical_header(tmp)
+        read_safetensors(tmp)  # verify what was written before it replaces anything
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -41,8 +41,31 @@ def _ints(v: Optional[str]) -> Optional[list[int]]:
 
 
 @app.callback()
-def _root():
+def _root(debug: bool = typer.Option(False, "--debug", help="show the Python traceback of an error")):
     """steplens: trace, probe and improve how video diffusion models reason along denoising steps."""
+    global DEBUG
+    DEBUG = debug
+
+
+DEBUG = False
+
+
+def _check(steps=None, shift=None, guidance=None, device=None, out=None, out_file=None, threshold=None, alpha=None,
+           upscale=None):
+    """Every option checked before any work or write (steplens.checks); stale temp files of killed runs removed."""
+    from . import checks
+    from .io import clean_stale_temps
+
+    checks.sampling(steps, shift, guidance)
+    checks.number("--threshold", threshold, 0, 1)
+    checks.number("--alpha", alpha, 0, 1)
+    if device is not None:
+        checks.device(device)
+    if out is not None:
+        checks.out_dir(out)
+        clean_stale_temps(out)
+    if out_file is not None:
+        checks.out_file(out_file)
 
 
 def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"):
@@ -50,7 +73,7 @@ def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"
 
     try:
         return load_model(spec, device, dtype=dtype, offload=offload)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:
         _fail(e)
 
 
@@ -89,7 +112,9 @@ def _pydantic_message(e) -> str:
 
 
 def _fail(e: Exception) -> None:
-    err.print(f"[bold red]error:[/] {_pydantic_message(e)}")
+    if DEBUG:
+        raise e
+    err.print(f"[bold red]error:[/] {_pydantic_message(e)}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -125,6 +150,7 @@ def tasks_generate(
     from .tasks import generator_task, write_sample
 
     try:
+        _check(out=out)
         t = generator_task(task)
         made = [t.sample(seed + i, size, frames, idx=i) for i in range(count)]  # validate before writing anything
         for s in tqdm(made, desc=f"generate {task}"):
@@ -158,6 +184,7 @@ def run(
     from .runner import run_samples
 
     try:
+        _check(steps, shift, guidance, device, out=out, alpha=alpha)
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks), steps=_ints(ens_steps),
                                                            alpha=alpha)
@@ -195,6 +222,8 @@ def score(
     from .tasks import Scorers
 
     try:
+        _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,
+               out=out if out is not None and Path(out).suffix != ".json" else None)
         scorers = Scorers(scorer, threshold)
         samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
         res = score_samples(samples, outputs, scorers)
@@ -238,6 +267,7 @@ def evaluate(
     from .stats import summarize
 
     try:
+        _check(steps, shift, guidance, device, out=out, threshold=threshold, alpha=alpha)
         check_method(method)
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
@@ -297,6 +327,7 @@ def trace(
     from .trace import write_trace
 
     try:
+        _check(steps, shift, guidance, device, out=out, threshold=threshold)
         scorers = Scorers(scorer, threshold)
         m = _model(model, device, dtype, offload)
         ffv = getattr(m, "frames_from_video", None)
@@ -332,10 +363,11 @@ def demo(
     """The main job: held-out mazes solved, scored and traced, gathered in OUT/report.html."""
     from .demo import run_demo
 
-    m = _model(model, device, dtype, offload)
     try:
+        _check(steps, shift, None, device, out=out)
+        m = _model(model, device, dtype, offload)
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift)
-    except ValueError as e:
+    except _errors() as e:
         _fail(e)
     summary = json.loads((out / "summary.json").read_text())
     table = Table(title=f"{summary['model']}: {summary['solved']}/{summary['count']} solved")
@@ -367,6 +399,7 @@ def probe(
     from .report import Report
 
     try:
+        _check(steps, shift, guidance, device, out=out, threshold=threshold)
         mod = get_probe(name)
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
                              seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
@@ -406,6 +439,7 @@ def compare_cmd(
     from .report import Report
 
     try:
+        _check(steps, shift, guidance, device, out=out, threshold=threshold, alpha=alpha)
         ens = EnsembleConfig(blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames,
                              count=count or (None if data else 500), seed=seed, steps=steps, shift=shift,
@@ -442,17 +476,22 @@ def train(
     """Train (or resume) the embedded model with flow matching; resumes from OUT/checkpoint.safetensors."""
     from .train import TrainConfig, Trainer
 
+    from . import checks
+    from .io import atomic_write_text
+
     try:
-        cfg = TrainConfig.model_validate_json(config.read_text()) if config else TrainConfig()
-        if steps is not None:
-            cfg = cfg.model_copy(update={"steps": steps})
-        if threads is not None:
-            cfg = cfg.model_copy(update={"threads": threads})
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+        _check(device=device, out=out)
+        checks.in_file(config, "--config")
+        checks.number("--steps", steps, 0, integer=True)
+        checks.threads(threads)
+        cfg = TrainConfig.from_file(config) if config else TrainConfig()
+        update = {k: v for k, v in (("steps", steps), ("threads", threads)) if v is not None}
+        cfg = TrainConfig.model_validate({**cfg.model_dump(), **update})
         rank, world = _distributed()
-        trainer = Trainer(cfg, out, device=device, rank=rank, world=world)
-    except ValueError as e:
+        trainer = Trainer(cfg, out, device=device, rank=rank, world=world)  # a refused resume writes nothing
+        if rank == 0:
+            atomic_write_text(out / "config.json", cfg.model_dump_json(indent=2))
+    except _errors() as e:
         _fail(e)
     if rank == 0:
         console.print(f"training {cfg.arch} from step {trainer.step} to {cfg.steps} on {world} process(es) -> {out}")
@@ -484,18 +523,31 @@ def export(
     from .checkpoint import load_weights, save_weights
     from .models import DiTConfig, VideoDiT
 
+    from . import checks
+
     try:
+        checks.in_file(checkpoint, "--checkpoint")
+        checks.out_file(out, "--out", suffix=".safetensors")
+        if out.exists() and out.resolve() == checkpoint.resolve():
+            raise ValueError(f"--out {out} is the checkpoint itself: exporting onto it would destroy it; give another "
+                             f"path")
         state, arch, info = load_weights(checkpoint)
-    except (ValueError, FileNotFoundError) as e:
+        net = VideoDiT(DiTConfig.from_dict(arch))
+        net.load_state_dict(state)
+        save_weights(out, net, arch, {**info, "command": command, "argv": sys.argv})
+    except _errors() as e:
         _fail(e)
-    net = VideoDiT(DiTConfig.from_dict(arch))
-    net.load_state_dict(state)
-    save_weights(out, net, arch, {**info, "command": command, "argv": sys.argv})
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, step {info.get('step')})")
 
 
-def main():  # pragma: no cover
-    app()
+def main():  # pragma: no cover  (the console script; tests call `app` through typer's runner)
+    """The steplens command: Ctrl-C exits 130 with one line saying what was kept; no traceback unless --debug."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted: every output written so far is whole and kept; run the same command again to "
+                  "resume where it stopped")
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,14 +1,30 @@
-"""Atomic file writing: a results file is either whole or absent, never half-written."""
+"""Atomic file writing: a results file is either whole or absent, never half-written.
+
+A file is written to a temporary name beside it, `.<name>.<pid>.steplens-tmp<suffix>`, then renamed over it;
+its mode follows the umask, as a plainly created file's would. A process killed mid-write leaves its temporary
+file behind: `clean_stale_temps(folder)` (called when a command starts on an output folder) removes those whose
+process is gone, never another live process's.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+TMP_MARK = ".steplens-tmp"
+_TMP = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+" + re.escape(TMP_MARK))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -16,14 +32,39 @@ def atomic_path(path: Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=f"{TMP_MARK}{path.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result file is as readable as any other
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(folder: Path) -> int:
+    """Remove the temporary files that killed steplens processes left under `folder`; returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in folder.rglob(f"*{TMP_MARK}*"):
+        m = _TMP.match(p.name)
+        if m and p.is_file() and not _alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -74,11 +115,20 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = 4) -> None:
-    """H.264 video of (T, H, W, 3) uint8; H and W should be even (use an even upscale)."""
+    """H.264 video of (T, H, W, 3) uint8, re-opened and its frames counted before it is committed.
+
+    H.264 in yuv420p needs even sides: an odd-sized video is refused (never silently resized)."""
     import imageio.v2 as iio2
 
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"writing {path}: expected frames (T, H, W, 3), got shape {frames.shape}")
+    h, w_ = frames.shape[1:3]
+    if h % 2 or w_ % 2:
+        raise ValueError(f"writing {path}: a video of {w_}x{h} pixels cannot be encoded (H.264 needs even sides); "
+                         f"use an even upscale")
     with atomic_path(path) as tmp:
-        w = iio2.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2,
+        w = iio2.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1,
                             ffmpeg_params=["-crf", "10"], pixelformat="yuv420p", ffmpeg_log_level="error")
         for f in frames:
             w.append_data(np.asarray(f, dtype=np.uint8))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
@@ -26,6 +26,8 @@ from .tasks import generator_task
 
 
 class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently ignored
+
     arch: str = "tiny-maze"
     tasks: dict[str, float] = Field(default_factory=lambda: {"maze": 1.0})
     sizes: dict[int, float] = Field(default_factory=lambda: {3: 0.1, 4: 0.2, 5: 0.35, 6: 0.25, 7: 0.1})
@@ -55,9 +57,70 @@ class TrainConfig(BaseModel):
     @field_validator("sizes", "frames", "tasks")
     @classmethod
     def _positive(cls, v):
-        if not v or any(p < 0 for p in v.values()) or sum(v.values()) <= 0:
-            raise ValueError(f"a distribution needs non-negative weights with a positive sum, got {v}")
+        if not v or any(not math.isfinite(p) or p < 0 for p in v.values()) or sum(v.values()) <= 0:
+            raise ValueError(f"a distribution needs finite non-negative weights with a positive sum, got {v}")
         return v
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, v):
+        for name in v:
+            generator_task(name)  # a task with a generator: named, with the available ones, if not
+        return v
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, v):
+        get_arch(v)
+        return v
+
+    @field_validator("batch", "eval_count", "eval_steps", "ckpt_every", "eval_frames", "eval_size")
+    @classmethod
+    def _at_least_one(cls, v, info):
+        if v < 1:
+            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+        return v
+
+    @field_validator("steps", "warmup", "eval_every")  # eval_every 0: never evaluate
+    @classmethod
+    def _non_negative(cls, v, info):
+        if v < 0:
+            raise ValueError(f"{info.field_name} must be >= 0, got {v}")
+        return v
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v):
+        if v is not None and v < 1:
+            raise ValueError(f"threads must be >= 1, got {v}")
+        return v
+
+    @field_validator("lr", "grad_clip", "eval_shift")
+    @classmethod
+    def _positive_float(cls, v, info):
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{info.field_name} must be a finite number > 0, got {v}")
+        return v
+
+    @field_validator("weight_decay", "path_weight", "ema_decay", "p_uncond", "time_uniform", "time_mean")
+    @classmethod
+    def _finite(cls, v, info):
+        if not math.isfinite(v):
+            raise ValueError(f"{info.field_name} must be finite, got {v}")
+        if info.field_name in ("ema_decay", "p_uncond", "time_uniform") and not 0 <= v <= 1:
+            raise ValueError(f"{info.field_name} must be in [0, 1], got {v}")
+        return v
+
+    @classmethod
+    def from_file(cls, path: Path) -> "TrainConfig":
+        """Read a JSON config; every error names the file and the field."""
+        try:
+            return cls.model_validate_json(Path(path).read_text())
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or '(top level)'}: {err['msg']}"
+                             + (f" (got {err['input']!r})" if err.get("type") not in ("json_invalid",) else "")
+                             for err in e.errors())
+            raise ValueError(f"training config {path}: {msgs}") from None
 
 
 def _choice(rng: np.random.Generator, dist: dict):

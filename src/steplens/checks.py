@@ -1,0 +1,113 @@
+"""Every command's inputs checked in one place, before any work and any write.
+
+Each check raises ValueError naming the option (or file, or field), the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+MAX_STEPS = 10_000  # more sampling steps than any published schedule uses; guards against --steps 1e12
+
+
+def number(option: str, value, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           integer: bool = False):
+    """A finite number within [lo, hi] (or (lo, hi] with lo_open)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
+        raise ValueError(f"{option} {value!r}: expected {'an integer' if integer else 'a number'}")
+    if not math.isfinite(value):
+        raise ValueError(f"{option} {value!r}: must be a finite number")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise ValueError(f"{option} {value!r}: must be {'>' if lo_open else '>='} {lo:g}"
+                         + (f" and <= {hi:g}" if hi is not None else ""))
+    if hi is not None and value > hi:
+        raise ValueError(f"{option} {value!r}: must be <= {hi:g}" + (f" and >= {lo:g}" if lo is not None else ""))
+    return value
+
+
+def sampling(steps: int | None = None, shift: float | None = None, guidance: float | None = None) -> None:
+    """The sampler's settings: 1 <= steps <= MAX_STEPS, shift a finite number > 0, guidance finite and >= 0."""
+    number("--steps", steps, 1, MAX_STEPS, integer=True)
+    number("--shift", shift, 0, None, lo_open=True)
+    number("--guidance", guidance, 0)
+
+
+def device(name: str) -> str:
+    """A torch device this machine has: cpu, cuda[:i] with a GPU, mps on Apple silicon."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r}: not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name!r}: this machine has no CUDA GPU (torch {torch.__version__}); use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {name!r}: MPS is not available here; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name!r}: steplens runs on cpu, cuda or mps")
+    return name
+
+
+def _probe_write(folder: Path, option: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".steplens-write-check.")
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise ValueError(f"{option} {folder}: cannot write there ({e.strerror or e})") from None
+
+
+def out_dir(path: Path | None, option: str = "--out") -> Path | None:
+    """An output folder that exists or can be made, and is writable (probed with a temporary file)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is a file, so no folder can be made under it")
+    _probe_write(existing, option)
+    return path
+
+
+def out_file(path: Path | None, option: str = "--out", suffix: str | None = None) -> Path | None:
+    """An output file whose folder is writable (made if missing), not a folder itself."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a file path" + (f" ending in {suffix}" if suffix else ""))
+    if suffix and path.suffix != suffix:
+        raise ValueError(f"{option} {path}: expected a {suffix} file")
+    out_dir(path.parent, option)
+    return path
+
+
+def in_file(path: Path | None, option: str) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{option} {path}: file not found")
+    if not path.is_file():
+        raise ValueError(f"{option} {path}: is a folder, not a file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{option} {path}: not readable (permission denied)")
+    return path
+
+
+def threads(n: int | None) -> int | None:
+    return number("--threads", n, 1, 1024, integer=True)
