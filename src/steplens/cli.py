@@ -31,13 +31,13 @@ ENS_STEPS = typer.Option(None, "--ens-steps", help="ensemble steps, e.g. 0,1,2 (
 ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent seeds, 1 = replaced by the mean")
 
 
-def _ints(v: Optional[str]) -> Optional[list[int]]:
+def _ints(v: Optional[str], option: str = "") -> Optional[list[int]]:
     if v is None:
         return None
     try:
         return [int(x) for x in v.split(",")]
     except ValueError:
-        raise ValueError(f"expected comma-separated integers, got {v!r}") from None
+        raise ValueError(f"{option + ' ' if option else ''}expected comma-separated integers, got {v!r}") from None
 
 
 @app.callback()
@@ -153,6 +153,11 @@ def tasks_generate(
         _check(out=out)
         t = generator_task(task)
         made = [t.sample(seed + i, size, frames, idx=i) for i in range(count)]  # validate before writing anything
+        odd = [s_ for s_ in made if (s_.first_frame.shape[0] * upscale) % 2 or (s_.first_frame.shape[1] * upscale) % 2]
+        if odd:
+            h, w = odd[0].first_frame.shape[:2]
+            raise ValueError(f"--upscale {upscale}: {w}x{h}-pixel frames would be {w * upscale}x{h * upscale}, and "
+                             f"H.264 video needs even sides; use an even --upscale")
         for s in tqdm(made, desc=f"generate {task}"):
             write_sample(out, s, scale=upscale)
     except _errors() as e:
@@ -179,17 +184,19 @@ def run(
                                                  "(all-reduced means) instead of the samples"),
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
-    from .ensemble import EnsembleConfig
+    from .ensemble import EnsembleConfig, check_ensemble
     from .folders import SampleSource
     from .runner import run_samples
 
     try:
         _check(steps, shift, guidance, device, out=out, alpha=alpha)
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
-                                                           blocks=_ints(ens_blocks), steps=_ints(ens_steps),
+                                                           blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'),
                                                            alpha=alpha)
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
         m = _model(model, device, dtype, offload)
+        if ens is not None:
+            check_ensemble(ens, m, steps)
         samples = source.load(getattr(m, "frames_from_video", None))
         if split_seeds:
             _distributed()
@@ -271,7 +278,7 @@ def evaluate(
         check_method(method)
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
-        ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
+        ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
         m = _model(model, device, dtype, offload)
         samples = load_samples(m, s)
@@ -440,12 +447,12 @@ def compare_cmd(
 
     try:
         _check(steps, shift, guidance, device, out=out, threshold=threshold, alpha=alpha)
-        ens = EnsembleConfig(blocks=_ints(ens_blocks), steps=_ints(ens_steps), alpha=alpha)
+        ens = EnsembleConfig(blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames,
                              count=count or (None if data else 500), seed=seed, steps=steps, shift=shift,
                              guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
         settings.scorers()
-        n_list = _ints(n_seeds)
+        n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:
             raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
         m = _model(model, device, dtype, offload)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ensemble import (EnsembleConfig, consensus_index, generate_ensemble, labels_of, member_videos, vote_video)
+from .ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of, member_videos,
+                       vote_video)
 from .experiment import ExperimentSettings, load_samples, open_store, rows_of, run_grid, write_table
 from .io import atomic_write_json
 from .plots import save
@@ -141,6 +142,8 @@ def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), method
         raise ValueError(f"N = {bad[0]!r}: the multi-seed methods need N >= 2 seeds")
     if "single" not in methods:
         methods = ["single", *methods]
+    if any(m in ENSEMBLES for m in methods):
+        check_ensemble(ens or EnsembleConfig(), model, s.steps)
     scorers = s.scorers()
     samples = load_samples(model, s)
     config = {**s.describe(), "n_list": n_list, "methods": methods, "ensemble": (ens or EnsembleConfig()).model_dump(),

@@ -88,6 +88,17 @@ def mean_toward(n: int, alpha: float, group=None, world: int = 1):
     return fn
 
 
+def check_ensemble(cfg: EnsembleConfig, model, num_steps: int) -> None:
+    """Refuse blocks or steps the model or schedule does not have, before any sampling."""
+    depth = len(model.block_names)
+    bad = [b for b in (cfg.blocks or []) if not 0 <= b < depth]
+    if bad and cfg.target in ("block", "update"):
+        raise ValueError(f"--ens-blocks: block {bad[0]} out of range: the model has blocks 0..{depth - 1}")
+    bad = [k for k in (cfg.steps or []) if not 0 <= k < num_steps]
+    if bad:
+        raise ValueError(f"--ens-steps: step {bad[0]} out of range: sampling has steps 0..{num_steps - 1}")
+
+
 def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | None = None, world: int = 1,
                    group=None) -> Hooks:
     hooks = hooks or Hooks(model, num_steps)

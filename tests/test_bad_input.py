@@ -1,0 +1,305 @@
+"""A battery of bad inputs over every command and the Python API: each gets a clear error (exit 2 on the command
+line) naming the bad value or option, never a traceback and never a silent reinterpretation."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from steplens.cli import app
+from steplens.tasks import get_task, write_sample
+
+SAMPLER = ("--steps", "--shift", "--guidance", "--device")
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    data = root / "data"
+    for i in range(2):
+        write_sample(data, get_task("maze").sample(i, 3, 3, idx=i), scale=2)
+    two = root / "two"
+    for i in range(2):
+        write_sample(two, get_task("maze-two-goals").sample(i, 3, 3, idx=i), scale=2)
+    vbvr = root / "vbvr"
+    write_sample(vbvr, get_task("maze").sample(0, 3, 3, idx=0), scale=2, metadata=False,
+                 rel="In-Domain_50/O-39_maze_data-generator/00000")
+    (root / "empty").mkdir()
+    (root / "afile").write_text("not a folder\n")
+    (root / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage" * 4)
+    (root / "bad.json").write_text("{not json")
+    (root / "unknown_key.json").write_text(json.dumps({"arch": "test", "stepz": 3}))
+    (root / "batch0.json").write_text(json.dumps({"arch": "test", "batch": 0}))
+    (root / "task.json").write_text(json.dumps({"arch": "test", "tasks": {"sokoban": 1.0}}))
+    (root / "arch.json").write_text(json.dumps({"arch": "huge"}))
+    (root / "lr.json").write_text('{"arch": "test", "lr": NaN}')
+    (root / "cfg.json").write_text(json.dumps({"arch": "test", "batch": 2, "steps": 1, "sizes": {"3": 1.0},
+                                               "frames": {"2": 1.0}, "eval_every": 0, "ckpt_every": 1}))
+    from steplens.train import TrainConfig, Trainer
+
+    Trainer(TrainConfig.from_file(root / "cfg.json"), root / "run").run(progress=False)
+    return {k: str(v) for k, v in {"data": data, "two": two, "vbvr": vbvr, "empty": root / "empty",
+                                   "afile": root / "afile", "corrupt": root / "corrupt.safetensors",
+                                   "ckpt": root / "run" / "checkpoint.safetensors", "root": root,
+                                   "bad_json": root / "bad.json", "unknown_key": root / "unknown_key.json",
+                                   "batch0": root / "batch0.json", "task_json": root / "task.json",
+                                   "arch_json": root / "arch.json", "lr_json": root / "lr.json"}.items()}
+
+
+def _sampler_cases(cmd, base, guidance=True):
+    out = [
+        (cmd + base + ["--steps", "0"], ["--steps 0", ">= 1"]),
+        (cmd + base + ["--steps", "-3"], ["--steps -3", ">= 1"]),
+        (cmd + base + ["--steps", "1000000000000"], ["--steps 1000000000000", "<= 10000"]),
+        (cmd + base + ["--steps", "abc"], ["'--steps'", "integer"]),
+        (cmd + base + ["--steps", "2.5"], ["'--steps'", "integer"]),
+        (cmd + base + ["--shift", "inf"], ["--shift inf", "finite"]),
+        (cmd + base + ["--shift", "nan"], ["--shift nan", "finite"]),
+        (cmd + base + ["--shift", "0"], ["--shift 0.0", "> 0"]),
+        (cmd + base + ["--shift", "-2"], ["--shift -2.0", "> 0"]),
+        (cmd + base + ["--shift", "x"], ["'--shift'", "number"]),
+        (cmd + base + ["--device", "bogus"], ["--device 'bogus'", "cpu, cuda"]),
+        (cmd + base + ["--device", "cuda"], ["--device 'cuda'", "no CUDA GPU"]),
+        (cmd + base + ["--device", "cuda:7"], ["--device 'cuda:7'", "no CUDA GPU"]),
+        (cmd + base + ["--device", ""], ["--device ''", "not a torch device"]),
+        (cmd + base + ["--model", "nonesuch"], ["unknown model 'nonesuch'", "tiny-maze"]),
+        (cmd + base + ["--model", "{root}/missing.safetensors"], ["not found", "missing.safetensors"]),
+        (cmd + base + ["--model", "{corrupt}"], ["corrupt", "corrupt.safetensors"]),
+        (cmd + base + ["--model", "wan:"], ["wan:PATH"]),
+        (cmd + base + ["--model", "wan:{root}/nowhere"], ["Wan pipeline folder not found", "nowhere"]),
+        (cmd + base + ["--dtype", "float64"], ["dtype 'float64'", "float32"]),
+        (cmd + base + ["--offload", "all"], ["--offload all", "none, model, sequential"]),
+    ]
+    if guidance:
+        out += [(cmd + base + ["--guidance", "nan"], ["--guidance nan", "finite"]),
+                (cmd + base + ["--guidance", "inf"], ["--guidance inf", "finite"]),
+                (cmd + base + ["--guidance", "-1"], ["--guidance -1.0", ">= 0"])]
+    return out
+
+
+def _source_cases(cmd, base, generated=True):
+    out = [
+        (cmd + base + ["--data", "{root}/nope"], ["data folder not found", "nope"]),
+        (cmd + base + ["--data", "{afile}"], ["afile", "is a file"]),
+        (cmd + base + ["--data", "{empty}"], ["no samples under", "empty"]),
+        (cmd + base + ["--data", "{vbvr}", "--split", "Test_1"], ["--split 'Test_1'", "In-Domain_50"]),
+        (cmd + base + ["--data", "{data}", "--split", "In-Domain_50"], ["--split In-Domain_50", "no split folders"]),
+        (cmd + base + ["--data", "{data}", "--tasks", "sokoban"], ["--tasks 'sokoban'", "tasks there: maze"]),
+        (cmd + base + ["--data", "{data}", "--tasks", ","], ["comma-separated", "','"]),
+        (cmd + base + ["--data", "{data}", "--frames", "1"], ["frames must be >= 2", "got 1"]),
+        (cmd + base + ["--data", "{data}", "--count", "0"], ["'--count'", "greater than or equal to 1"]),
+    ]
+    if generated:
+        out += [
+            (cmd + base + ["--task", "sokoban"], ["unknown task 'sokoban'", "maze, maze-two-goals"]),
+            (cmd + base + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
+            (cmd + base + ["--size", "12"], ["from 3 to 9 cells", "got 12"]),
+            (cmd + base + ["--frames", "0"], ["frames must be >= 2", "got 0"]),
+            (cmd + base + ["--frames", "-2"], ["frames must be >= 2", "got -2"]),
+            (cmd + base + ["--split", "x"], ["--split", "give --data DIR"]),
+        ]
+    return out
+
+
+def _score_cases(cmd, base):
+    return [
+        (cmd + base + ["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, vbvr", "pip install -e ."]),
+        (cmd + base + ["--threshold", "1.5"], ["--threshold 1.5", "<= 1"]),
+        (cmd + base + ["--threshold", "nan"], ["--threshold nan", "finite"]),
+        (cmd + base + ["--threshold", "-0.1"], ["--threshold -0.1", ">= 0"]),
+        (cmd + base + ["--scorer", "maze", "--threshold", "0.5"], ["maze scorer is rule-based", "0.5"]),
+    ]
+
+
+def _out_cases(cmd, base, opt="--out"):
+    return [(cmd + base + [opt, "{afile}"], [opt, "afile", "is a file"]),
+            (cmd + base + [opt, "{afile}/sub"], [opt, "afile", "is a file"])]
+
+
+RUN = ["run", "--data", "{data}", "--out", "{root}/o-run"]
+EVAL = ["eval", "--count", "1"]
+TRACE = ["trace", "--out", "{root}/o-trace"]
+PROBE = ["probe", "noise", "--count", "1", "--out", "{root}/o-probe"]
+COMPARE = ["compare", "--count", "1", "--out", "{root}/o-cmp"]
+DEMO = ["demo", "--count", "1", "--out", "{root}/o-demo"]
+
+CASES = (
+    _sampler_cases(["run"], ["--data", "{data}", "--out", "{root}/o-run"])
+    + _out_cases(["run"], ["--data", "{data}"])
+    + _source_cases(["run"], ["--out", "{root}/o-run"], generated=False)
+    + [(RUN + ["--ensemble", "0"], ["n_seeds must be >= 1", "got 0"]),
+       (RUN + ["--ensemble", "2", "--select", "best"], ["selection rule 'best'", "first, consensus, all"]),
+       (RUN + ["--select", "all"], ["select='all'", "need an ensemble"]),
+       (RUN + ["--ensemble", "2", "--ens-target", "heads"], ["target", "heads"]),
+       (RUN + ["--ensemble", "2", "--ens-blocks", "99"], ["--ens-blocks", "block 99 out of range", "0..7"]),
+       (RUN + ["--ensemble", "2", "--ens-steps", "20"], ["--ens-steps", "step 20 out of range", "0..19"]),
+       (RUN + ["--ensemble", "2", "--ens-blocks", "a"], ["comma-separated integers", "'a'"]),
+       (RUN + ["--ensemble", "2", "--ens-steps", ""], ["comma-separated integers", "''"]),
+       (RUN + ["--ensemble", "2", "--alpha", "nan"], ["--alpha nan", "finite"]),
+       (RUN + ["--ensemble", "2", "--alpha", "-1"], ["--alpha -1.0", ">= 0"]),
+       (RUN + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"]),
+       (RUN + ["--seed", "x"], ["'--seed'", "integer"])]
+    + _sampler_cases(EVAL, [])
+    + _source_cases(EVAL, [])
+    + _score_cases(EVAL, [])
+    + _out_cases(EVAL, [])
+    + [(EVAL + ["--method", "best"], ["unknown method 'best'", "vote"]),
+       (EVAL + ["--method", "vote", "--n-seeds", "0"], ["n_seeds must be >= 1", "got 0"]),
+       (EVAL + ["--method", "ensemble", "--ens-blocks", "8"], ["block 8 out of range", "0..7"]),
+       (EVAL + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"])]
+    + _sampler_cases(TRACE, [])
+    + _score_cases(TRACE, [])
+    + _out_cases(["trace"], [])
+    + [(TRACE + ["--sample", "{data}"], ["has no first_frame.png", "data"]),
+       (TRACE + ["--sample", "{root}/nope"], ["has no first_frame.png", "nope"]),
+       (TRACE + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
+       (TRACE + ["--task", "sokoban"], ["unknown task 'sokoban'"]),
+       (TRACE + ["--data", "{empty}"], ["no samples under", "empty"])]
+    + _sampler_cases(PROBE, [])
+    + _source_cases(PROBE, [])
+    + _score_cases(PROBE, [])
+    + _out_cases(["probe", "noise"], ["--count", "1"])
+    + [(["probe", "nonesuch", "--out", "{root}/o-p2"], ["unknown probe 'nonesuch'", "noise"]),
+       (["probe", "swap", "--data", "{data}", "--out", "{root}/o-p3", "--steps", "2"],
+        ["prompt chooses the answer", "maze"]),
+       (PROBE + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"])]
+    + _sampler_cases(COMPARE, [])
+    + _source_cases(COMPARE, [])
+    + _score_cases(COMPARE, [])
+    + _out_cases(["compare"], ["--count", "1"])
+    + [(COMPARE + ["--n-seeds", ""], ["--n-seeds", "''"]),
+       (COMPARE + ["--ens-steps", "25", "--n-seeds", "2"], ["--ens-steps", "step 25 out of range", "0..19"]),
+       (COMPARE + ["--n-seeds", "a,b"], ["comma-separated integers", "'a,b'"]),
+       (COMPARE + ["--n-seeds", "1"], ["N = 1", "N >= 2"]),
+       (COMPARE + ["--n-seeds", "0"], ["N = 0", "N >= 2"]),
+       (COMPARE + ["--n-seeds", "2,2"], ["repeated N", "[2, 2]"]),
+       (COMPARE + ["--methods", "bogus"], ["unknown method 'bogus'"]),
+       (COMPARE + ["--methods", "vote,vote"], ["repeated", "'vote', 'vote'"]),
+       (COMPARE + ["--ens-blocks", "99", "--n-seeds", "2"], ["block 99 out of range"]),
+       (COMPARE + ["--alpha", "2"], ["--alpha 2.0", "<= 1"]),
+       (COMPARE + ["--alpha", "nan"], ["--alpha nan", "finite"])]
+    + _sampler_cases(DEMO, [], guidance=False)
+    + _out_cases(["demo"], ["--count", "1"])
+    + [(DEMO + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
+       (DEMO + ["--count", "0"], ["'--count'", "greater than or equal to 1"])]
+    + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
+       [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, vbvr"]),
+        (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
+        (["--out", "{afile}/x.json"], ["--out", "afile", "is a file"])]]
+    + [(["score", "--data", "{data}", "--outputs", "{root}/typo"], ["outputs folder not found", "typo"]),
+       (["score", "--data", "{data}", "--outputs", "{afile}"], ["--outputs", "afile", "is a file"]),
+       (["score", "--data", "{data}", "--outputs", "{empty}"], ["none of the 2 outputs", "empty"]),
+       (["score", "--data", "{root}/nope", "--outputs", "{data}"], ["data folder not found", "nope"]),
+       (["score", "--data", "{empty}", "--outputs", "{data}"], ["no samples under", "empty"]),
+       (["score", "--data", "{data}", "--outputs", "{data}", "--split", "x"], ["--split x", "no split folders"]),
+       (["score", "--data", "{data}", "--outputs", "{data}", "--tasks", "sokoban"], ["--tasks 'sokoban'"])]
+    + [(["tasks", "generate", "sokoban", "--out", "{root}/g"], ["unknown task 'sokoban'", "maze"]),
+       (["tasks", "generate", "maze", "--size", "2", "--out", "{root}/g"], ["from 3 to 9 cells", "got 2"]),
+       (["tasks", "generate", "maze", "--frames", "1", "--out", "{root}/g"], ["at least 2 frames", "got 1"]),
+       (["tasks", "generate", "maze", "--count", "0", "--out", "{root}/g"], ["'--count'", "greater than or equal to 1"]),
+       (["tasks", "generate", "maze", "--upscale", "0", "--out", "{root}/g"], ["'--upscale'", "greater than or equal to 1"]),
+       (["tasks", "generate", "maze", "--upscale", "1.5", "--out", "{root}/g"], ["'--upscale'", "integer"]),
+       (["tasks", "generate", "maze", "--upscale", "3", "--out", "{root}/g"], ["--upscale 3", "even"]),
+       (["tasks", "generate", "maze", "--out", "{afile}"], ["--out", "afile", "is a file"])]
+    + [(["train", "--out", "{root}/t", "--config", "{root}/missing.json"], ["--config", "missing.json", "not found"]),
+       (["train", "--out", "{root}/t", "--config", "{root}"], ["--config", "is a folder"]),
+       (["train", "--out", "{root}/t", "--config", "{bad_json}"], ["bad.json", "Invalid JSON"]),
+       (["train", "--out", "{root}/t", "--config", "{unknown_key}"], ["unknown_key.json", "stepz", "Extra inputs"]),
+       (["train", "--out", "{root}/t", "--config", "{batch0}"], ["batch0.json", "batch must be >= 1, got 0"]),
+       (["train", "--out", "{root}/t", "--config", "{task_json}"], ["task.json", "unknown task 'sokoban'"]),
+       (["train", "--out", "{root}/t", "--config", "{arch_json}"], ["arch.json", "'huge'"]),
+       (["train", "--out", "{root}/t", "--config", "{lr_json}"], ["lr.json", "lr must be a finite number"]),
+       (["train", "--out", "{root}/t", "--steps", "-1"], ["--steps -1", ">= 0"]),
+       (["train", "--out", "{root}/t", "--threads", "0"], ["--threads 0", ">= 1"]),
+       (["train", "--out", "{root}/t", "--threads", "-3"], ["--threads -3", ">= 1"]),
+       (["train", "--out", "{root}/t", "--device", "cuda"], ["--device 'cuda'", "no CUDA GPU"]),
+       (["train", "--out", "{afile}"], ["--out", "afile", "is a file"]),
+       (["train", "--out", "{root}/run", "--config", "{batch0}"], ["batch must be >= 1"])]
+    + [(["export", "--checkpoint", "{root}/nope.safetensors", "--out", "{root}/w.safetensors"],
+        ["--checkpoint", "nope.safetensors", "not found"]),
+       (["export", "--checkpoint", "{corrupt}", "--out", "{root}/w.safetensors"], ["corrupt.safetensors", "corrupt"]),
+       (["export", "--checkpoint", "{ckpt}", "--out", "{ckpt}"], ["is the checkpoint itself", "checkpoint.safetensors"]),
+       (["export", "--checkpoint", "{ckpt}", "--out", "{root}"], ["--out", "is a folder"]),
+       (["export", "--checkpoint", "{ckpt}", "--out", "{root}/w.pt"], ["--out", "w.pt", ".safetensors"]),
+       (["export", "--checkpoint", "{root}", "--out", "{root}/w.safetensors"], ["--checkpoint", "is a folder"]),
+       (["export", "--checkpoint", "{data}/maze/00000/prompt.txt", "--out", "{root}/w.safetensors"],
+        ["prompt.txt", "corrupt or not a safetensors file"])]
+)
+
+
+def test_the_battery_is_large_and_covers_every_command():
+    commands = {c[0][0] if c[0][0] not in ("tasks", "probe") else " ".join(c[0][:2]) for c in CASES}
+    assert len(CASES) >= 200
+    assert {"run", "score", "eval", "trace", "demo", "compare", "train", "export", "tasks generate"} <= commands
+    assert any(c.startswith("probe") for c in commands)
+
+
+@pytest.mark.parametrize("args, must", CASES, ids=[" ".join(a)[:90] for a, _ in CASES])
+def test_bad_input_gets_a_clear_error(paths, args, must):
+    args = [a.format(**paths) for a in args]
+    snapshot = sorted(p.relative_to(paths["root"]).as_posix() for p in __import__("pathlib").Path(paths["root"]).rglob("*"))
+    r = CliRunner().invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, (r.exit_code, text, r.exception)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert "Traceback" not in r.output
+    for m in must:
+        assert m.format(**paths) in text, (m, text)
+    # a refused command leaves every folder as it was (nothing half-made, no temp file)
+    after = sorted(p.relative_to(paths["root"]).as_posix() for p in __import__("pathlib").Path(paths["root"]).rglob("*"))
+    assert after == snapshot, set(after) ^ set(snapshot)
+
+
+def _api_cases():
+    from steplens.ensemble import EnsembleConfig
+    from steplens.experiment import ExperimentSettings
+    from steplens.folders import SampleSource
+    from steplens.hooks import Hooks
+    from steplens.io import write_mp4
+    from steplens.models.load import load_model
+    from steplens.stats import paired_bootstrap
+    from steplens.tasks import get_scorer, register_task
+    from steplens.train import TrainConfig
+
+    return [
+        (lambda p: load_model("nonesuch"), "unknown model 'nonesuch'"),
+        (lambda p: load_model(p["corrupt"]), "corrupt"),
+        (lambda p: load_model("tiny-maze", dtype="float64"), "unknown dtype 'float64'"),
+        (lambda p: get_task("sokoban"), "unknown task 'sokoban'"),
+        (lambda p: get_scorer("nonesuch"), "unknown scorer 'nonesuch'"),
+        (lambda p: get_task("maze").sample(0, 10), "got 10"),
+        (lambda p: get_task("maze").sample(0, 3, 1), "got 1"),
+        (lambda p: get_task("maze").sample(0, 3, target="blue"), "target 'blue'"),
+        (lambda p: SampleSource(data=p["empty"]).load(), "no samples under"),
+        (lambda p: SampleSource(data=p["data"], size=5).load(), "--size 5 applies to generated samples"),
+        (lambda p: SampleSource(count=0), "count must be >= 1"),
+        (lambda p: SampleSource(frames=1), "frames must be >= 2"),
+        (lambda p: ExperimentSettings(steps=0), "steps must be >= 1, got 0"),
+        (lambda p: ExperimentSettings(batch=-1), "batch must be >= 1, got -1"),
+        (lambda p: EnsembleConfig(n_seeds=0), "n_seeds must be >= 1, got 0"),
+        (lambda p: EnsembleConfig(alpha=math.nan), "alpha must be in [0, 1], got nan"),
+        (lambda p: EnsembleConfig(target="heads"), "heads"),
+        (lambda p: TrainConfig(batch=0), "batch must be >= 1, got 0"),
+        (lambda p: TrainConfig(stepz=3), "stepz"),
+        (lambda p: TrainConfig(tasks={"sokoban": 1}), "unknown task 'sokoban'"),
+        (lambda p: TrainConfig.from_file(p["bad_json"]), "bad.json"),
+        (lambda p: write_mp4(p["root"] + "/odd.mp4", np.zeros((2, 7, 8, 3), np.uint8)), "8x7"),
+        (lambda p: write_mp4(p["root"] + "/flat.mp4", np.zeros((7, 8, 3), np.uint8)), "(7, 8, 3)"),
+        (lambda p: paired_bootstrap([], []), "at least one pair"),
+        (lambda p: Hooks(load_model("tiny-maze")).record("blocks.9"), "blocks.9"),
+        (lambda p: Hooks(load_model("tiny-maze")).record("blocks.1", reduce="median"), "'median'"),
+        (lambda p: register_task(object()), "lacks 'name'"),
+    ]
+
+
+API = _api_cases()
+
+
+@pytest.mark.parametrize("i", range(len(API)))
+def test_bad_python_api_input_is_named(paths, i):
+    fn, must = API[i]
+    with pytest.raises((ValueError, TypeError, FileNotFoundError, KeyError)) as e:
+        fn(paths)
+    assert must in str(e.value), str(e.value)
