@@ -547,13 +547,23 @@ def export(
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, step {info.get('step')})")
 
 
+class Interrupted(Exception):
+    """Ctrl-C, raised as our own exception so that the CLI framework does not swallow it silently."""
+
+
 def main():  # pragma: no cover  (the console script; tests call `app` through typer's runner)
     """The steplens command: Ctrl-C exits 130 with one line saying what was kept; no traceback unless --debug."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    signal.signal(signal.SIGINT, interrupt)
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("interrupted: every output written so far is whole and kept; run the same command again to "
-                  "resume where it stopped")
+    except (Interrupted, KeyboardInterrupt):
+        err.print("interrupted: every output written so far is whole and kept (no half-written file); run the same "
+                  "command again to resume where it stopped")
         sys.exit(130)
 
 

@@ -95,6 +95,13 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
     return {m: res[m] for m in methods}
 
 
+def generation(method: str) -> str:
+    """Which sampling run a method reads: methods of one generation share it."""
+    if method in INDEPENDENT:
+        return "independent"
+    return ENSEMBLES[method][0] if method in ENSEMBLES else method
+
+
 def condition(method: str, n: int) -> str:
     return f"{method} N={n}"
 
@@ -159,7 +166,9 @@ def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), method
                           scorers, s.guidance)
         return {c: got[meth[c]] for c in conds}
 
-    run_grid(store, list(n_of), samples, s.batch, run, group=lambda c: n_of[c], desc="compare", progress=progress)
+    # committed per N and per generation (methods reading one N-seed run share it), so little work is lost to a kill
+    run_grid(store, list(n_of), samples, s.batch, run, group=lambda c: (n_of[c], generation(meth[c])), desc="compare",
+             progress=progress)
     rows = [r for c in n_of for r in rows_of(store, c, samples)]
     table, h2h = method_table(rows, jobs), head_to_head(rows, jobs)
     atomic_write_json(Path(out) / "results.json", {"experiment": "compare", "config": config, "table": table,

@@ -174,8 +174,13 @@ def read_sample(d: Path, root: Path | None = None, seed: int = 0, frames: int | 
     if (d / "metadata.json").exists():
         try:
             meta = json.loads((d / "metadata.json").read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{d / 'metadata.json'} is not valid JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{d / 'metadata.json'} holds a {type(meta).__name__}; expected a JSON object")
+        f = meta.get("frames")
+        if f is not None and (isinstance(f, bool) or not isinstance(f, int) or f < 2):
+            raise ValueError(f"{d / 'metadata.json'}: field 'frames' is {f!r}; expected an integer >= 2")
     video_frames = None
     gt = d / "ground_truth.mp4"
     if gt.exists() and (frames is None and not meta.get("frames")) and need_frames:
