@@ -147,6 +147,7 @@ def tasks_generate(
     """Write samples in the VBVR-Bench sample layout (first_frame.png, final_frame.png, ground_truth.mp4, ...)."""
     from tqdm import tqdm
 
+    from .runner import check_out_config
     from .tasks import generator_task, write_sample
 
     try:
@@ -158,8 +159,13 @@ def tasks_generate(
             h, w = odd[0].first_frame.shape[:2]
             raise ValueError(f"--upscale {upscale}: {w}x{h}-pixel frames would be {w * upscale}x{h * upscale}, and "
                              f"H.264 video needs even sides; use an even --upscale")
-        for s in tqdm(made, desc=f"generate {task}"):
-            write_sample(out, s, scale=upscale)
+        folder = out / t.name  # its manifest: more samples of one configuration, never a mix of two
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / "run_config.json").exists():
+            raise ValueError(f"{folder} already holds files not made by `steplens tasks generate`; use another --out")
+        check_out_config(folder, {"command": "tasks generate", "task": t.name, "seed": seed, "size": size,
+                                  "frames": frames, "upscale": upscale})
+        for s_ in tqdm(made, desc=f"generate {task}"):
+            write_sample(out, s_, scale=upscale)
     except _errors() as e:
         _fail(e)
     console.print(f"wrote {count} {task} samples to {out / task}")
