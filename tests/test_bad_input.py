@@ -29,6 +29,14 @@ def paths(tmp_path_factory):
     (root / "empty").mkdir()
     (root / "afile").write_text("not a folder\n")
     (root / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage" * 4)
+    from steplens.checkpoint import save_weights
+    from steplens.models import VideoDiT, get_arch
+
+    net = VideoDiT(get_arch("test"))
+    save_weights(root / "flipped.safetensors", net, net.cfg.to_dict())
+    b = bytearray((root / "flipped.safetensors").read_bytes())
+    b[-7] ^= 0x55  # one damaged byte in the tensor data
+    (root / "flipped.safetensors").write_bytes(bytes(b))
     (root / "bad.json").write_text("{not json")
     (root / "unknown_key.json").write_text(json.dumps({"arch": "test", "stepz": 3}))
     (root / "batch0.json").write_text(json.dumps({"arch": "test", "batch": 0}))
@@ -67,6 +75,7 @@ def _sampler_cases(cmd, base, guidance=True):
         (cmd + base + ["--model", "nonesuch"], ["unknown model 'nonesuch'", "tiny-maze"]),
         (cmd + base + ["--model", "{root}/missing.safetensors"], ["not found", "missing.safetensors"]),
         (cmd + base + ["--model", "{corrupt}"], ["corrupt", "corrupt.safetensors"]),
+        (cmd + base + ["--model", "{root}/flipped.safetensors"], ["flipped.safetensors", "is corrupt", "checksum"]),
         (cmd + base + ["--model", "wan:"], ["wan:PATH"]),
         (cmd + base + ["--model", "wan:{root}/nowhere"], ["Wan pipeline folder not found", "nowhere"]),
         (cmd + base + ["--dtype", "float64"], ["dtype 'float64'", "float32"]),

@@ -68,29 +68,26 @@ def test_run_killed_ten_times_finishes_byte_identical(data, tmp_path):
     assert files(out) == files(ref) and not temps(out)
 
 
-def test_probe_killed_ten_times_finishes_byte_identical(tmp_path):
-    args = ["probe", "noise", "--count", "12", "--size", "4", "--steps", "10", "--batch", "4"]
+def _store_job(args, tmp_path, total, seed):
+    """An experiment (a probe, compare) killed KILLS times ends as the uninterrupted one, byte for byte."""
     ref = tmp_path / "ref"
     subprocess.run(STEPLENS + args + ["--out", str(ref)], env=ENV, check=True, capture_output=True)
     out = tmp_path / "killed"
     rows = out / "store" / "rows.jsonl"
     seen = kill_loop(args + ["--out", str(out)], lambda: len(rows.read_text().splitlines()) if rows.exists() else 0,
-                     seed=2)
-    check_progress(seen, 12 * 21)
+                     seed=seed)
+    check_progress(seen, total)
     assert files(out) == files(ref) and not temps(out)
+
+
+def test_probe_killed_ten_times_finishes_byte_identical(tmp_path):
+    _store_job(["probe", "noise", "--count", "12", "--size", "4", "--steps", "10", "--batch", "4"], tmp_path,
+               12 * 21, seed=2)
 
 
 def test_compare_killed_ten_times_finishes_byte_identical(tmp_path):
-    args = ["compare", "--count", "16", "--size", "4", "--steps", "10", "--batch", "4", "--n-seeds", "2,3",
-            "--methods", "vote,ensemble"]
-    ref = tmp_path / "ref"
-    subprocess.run(STEPLENS + args + ["--out", str(ref)], env=ENV, check=True, capture_output=True)
-    out = tmp_path / "killed"
-    rows = out / "store" / "rows.jsonl"
-    seen = kill_loop(args + ["--out", str(out)], lambda: len(rows.read_text().splitlines()) if rows.exists() else 0,
-                     seed=3)
-    check_progress(seen, 16 * 5)
-    assert files(out) == files(ref) and not temps(out)
+    _store_job(["compare", "--count", "16", "--size", "4", "--steps", "10", "--batch", "4", "--n-seeds", "2,3",
+                "--methods", "vote,ensemble"], tmp_path, 16 * 5, seed=3)
 
 
 def test_train_killed_ten_times_finishes_byte_identical(tmp_path):

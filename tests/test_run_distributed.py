@@ -1,7 +1,6 @@
 """`steplens run` shared out over 2 processes by torchrun: every sample done once, same outputs as one process."""
 
 
-import numpy as np
 import pytest
 
 from steplens.dist import shard

@@ -129,6 +129,19 @@ def bad_copy(vbvr, tmp_path):
     (lambda d, k: write_sample(d, get_task("maze").sample(0, 3, 3, idx=0), scale=4), "mixes sample layouts"),
     (lambda d, k: write_png(d / k[0] / "first_frame.png", np.full((28, 28, 3), 128, np.uint8)),
      "is not a maze frame"),
+    (lambda d, k: (d / k[0] / "first_frame.png").write_bytes(b""), "first_frame.png is not a readable image"),
+    (lambda d, k: (d / k[0] / "first_frame.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage"),
+     "first_frame.png is not a readable image"),
+    (lambda d, k: __import__("imageio.v3").v3.imwrite(d / k[0] / "first_frame.png", np.zeros((28, 28), np.uint16)),
+     "first_frame.png has uint16 pixels"),
+    (lambda d, k: __import__("imageio.v3").v3.imwrite(
+        d / k[0] / "first_frame.png", read_png(d / k[0] / "first_frame.png").mean(-1).astype(np.uint8)),
+     "has no start (green)"),
+    (lambda d, k: (d / k[0] / "final_frame.png").write_bytes(b"nope"), "final_frame.png is not a readable image"),
+    (lambda d, k: (d / k[0] / "metadata.json").write_text("{frames: 3"), "metadata.json is not valid JSON"),
+    (lambda d, k: (d / k[0] / "metadata.json").write_text('{"frames": "three"}'),
+     "field 'frames' is 'three'; expected an integer >= 2"),
+    (lambda d, k: (d / k[0] / "metadata.json").write_text("[1, 2]"), "metadata.json holds a list"),
 ])
 def test_bad_sample_folders_are_named(vbvr, tmp_path, damage, message):
     data, keys = bad_copy(vbvr, tmp_path)

@@ -30,11 +30,25 @@ def canonical_header(path: Path) -> None:
         f.write(text + b" " * (n - len(text)))
 
 
+def digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes (sorted by name): a damaged file is caught on load."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().contiguous().cpu()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def atomic_save(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
     from .io import atomic_path
 
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = {**metadata, "sha256": digest(tensors)}
     with atomic_path(Path(path)) as tmp:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata=metadata)
         canonical_header(tmp)
         read_safetensors(tmp)  # verify what was written before it replaces anything
 
@@ -47,9 +61,13 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return load_file(str(path)), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"weights file {path} is corrupt or not a safetensors file: {e}") from e
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"weights file {path} is corrupt or not a safetensors file: {e}") from None
+    if "sha256" in meta and digest(tensors) != meta["sha256"]:  # files written before the checksum have none
+        raise ValueError(f"weights file {path} is corrupt: its tensors do not match the checksum recorded when it "
+                         f"was written (damaged on disk or in transfer)")
+    return tensors, meta
 
 
 def save_checkpoint(path, model, ema, opt, step: int, train_config: dict, arch: dict) -> None:

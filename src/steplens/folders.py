@@ -61,18 +61,12 @@ class SampleSource(BaseModel):
     def _lists(cls, v):
         return _csv(v)
 
-    @field_validator("count")
+    @field_validator("count", "frames")
     @classmethod
-    def _count(cls, v):
-        if v is not None and v < 1:
-            raise ValueError(f"count must be >= 1, got {v}")
-        return v
-
-    @field_validator("frames")
-    @classmethod
-    def _frames(cls, v):
-        if v is not None and v < 2:
-            raise ValueError(f"frames must be >= 2 (the first frame and the answer), got {v}")
+    def _at_least(cls, v, info):
+        lo, why = (1, "") if info.field_name == "count" else (2, " (the first frame and the answer)")
+        if v is not None and v < lo:
+            raise ValueError(f"{info.field_name} must be >= {lo}{why}, got {v}")
         return v
 
     def describe(self) -> dict:
