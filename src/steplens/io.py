@@ -102,7 +102,7 @@ def read_png(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
-        img = iio.imread(path)
+        img = iio.imread(path, plugin="pillow")
     except Exception as e:
         raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
     if img.dtype != np.uint8:
