@@ -7,7 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast browser bench clean
 
 $(BIN)/.steplens-installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,15 @@ $(BIN)/.steplens-installed: pyproject.toml Makefile
 demo: $(BIN)/.steplens-installed
 	$(BIN)/steplens demo --out runs/demo
 
-test: $(BIN)/.steplens-installed
+test: $(BIN)/.steplens-installed browser
 	$(BIN)/python -m pytest
+
+# the browser test drives Debian's Chromium; installed where we may (root, apt), else that test is skipped with the reason
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium not installed: the browser test will be skipped (apt-get install chromium)"
 
 # the inner loop: unit tests on tiny models, no end-to-end runs, no Wan pipelines, no torchrun processes
 test-fast: $(BIN)/.steplens-installed

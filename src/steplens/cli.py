@@ -384,11 +384,11 @@ def demo(
         _fail(e)
     summary = json.loads((out / "summary.json").read_text())
     table = Table(title=f"{summary['model']}: {summary['solved']}/{summary['count']} solved")
-    for col in ("maze", "path length", "solved", "commitment step", "candidates step 0", "candidates final"):
+    cols = ("sample", "size", "solved", "commitment step", "changed px step 0", "changed px final")
+    for col in cols:
         table.add_column(col)
     for r in summary["rows"]:
-        table.add_row(*[str(r[c]) for c in ("maze", "path length", "solved", "commitment step",
-                                            "candidates step 0", "candidates final")])
+        table.add_row(*[str(r[c]) for c in cols])
     console.print(table)
     console.print(f"report: [bold]{report.resolve()}[/]")
 

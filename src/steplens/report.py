@@ -32,6 +32,21 @@ def fmt(v) -> str:
 class Report:
     title: str
     parts: list[str] = field(default_factory=list)
+    css: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+
+    def raw(self, html_text: str, css: str | None = None, js: str | None = None) -> "Report":
+        """Raw HTML (e.g. a viewer), with the CSS and script it needs (each added once, inlined)."""
+        self.parts.append(html_text)
+        if css and css not in self.css:
+            self.css.append(css)
+        if js and js not in self.scripts:
+            self.scripts.append(js)
+        return self
+
+    def link(self, href: str, text: str) -> "Report":
+        self.parts.append(f'<p><a href="{html.escape(href)}">{html.escape(text)}</a></p>')
+        return self
 
     def section(self, title: str, text: str = "") -> "Report":
         self.parts.append(f"<h2>{html.escape(title)}</h2>")
@@ -63,8 +78,10 @@ class Report:
         return self
 
     def write(self, path: Path) -> Path:
+        css = CSS + "".join(self.css)
+        js = "".join(f"<script>{j}</script>" for j in self.scripts)
         doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-               f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.parts)}"
-               "</body></html>")
+               f"<style>{css}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.parts)}"
+               f"{js}</body></html>")
         atomic_write_text(Path(path), doc)
         return Path(path)

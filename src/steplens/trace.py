@@ -9,9 +9,12 @@ import numpy as np
 import torch
 
 from . import cos
-from .io import atomic_path, atomic_write_json, write_gif, write_png
+from .io import atomic_path, atomic_write_json, write_gif
 from .tasks import Sample, Scorers, answer_region
 from .video import to_rgb, to_uint8, upscale
+
+
+FORMAT = 1  # of metrics.json; `steplens report` refuses a newer one
 
 
 @dataclass
@@ -24,10 +27,11 @@ class Trace:
     metrics: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     final_score: dict = field(default_factory=dict)
+    experts: list | None = None  # the expert that ran each step (two-expert models)
 
     def to_dict(self) -> dict:
-        return {"task": self.sample.task, "idx": self.sample.idx, "sample": self.sample.name,
-                "meta": self.sample.meta, "seed": self.seed,
+        return {"format": FORMAT, "task": self.sample.task, "idx": self.sample.idx, "sample": self.sample.name,
+                "meta": self.sample.meta, "seed": self.seed, "experts": self.experts,
                 "sigmas": self.sigmas, "per_step": self.metrics, "summary": self.summary,
                 "final_score": self.final_score}
 
@@ -36,12 +40,16 @@ class Trace:
 def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift: float = 3.0,
           guidance: float = 1.0, frames: int | None = None, scorers: Scorers | None = None) -> list[Trace]:
     """Sample a batch and keep x0_hat of every step; score each step's x0_hat (see steplens.cos)."""
+    from .context import current
+
     scorers = scorers or Scorers()
-    recorded, sig = [], []
+    recorded, sig, experts = [], [], []
 
     def keep(info):
         recorded.append(info.x0.detach().clone())
         sig.append(info.sigma)
+        ctx = current()
+        experts.append(getattr(info, "expert", None) or (ctx.expert if ctx is not None else None))
 
     out_latent = model.generate(samples, seeds, frames, steps=steps, shift=shift, guidance=guidance, callback=keep)
     x0 = torch.stack([model.decode(r) for r in recorded], dim=1)  # (B, S, C, T, H, W)
@@ -53,36 +61,29 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift
         metrics = cos.step_metrics(videos, s, scorer, answer_region(s))
         final = scorer.score(to_uint8(out[b]), s)
         traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
-                            summary=cos.summarize(metrics), final_score=final.to_dict()))
+                            summary=cos.summarize(metrics), final_score=final.to_dict(),
+                            experts=experts if any(experts) else None))
     return traces
 
 
-def step_grid(x0: torch.Tensor, scale: int = 8, gap: int = 2) -> np.ndarray:
-    """(S, C, T, H, W) -> one image: a row per step, a column per frame."""
-    s_, _, t_, h, w = x0.shape
-    H, W = h * scale, w * scale
-    img = np.full((s_ * (H + gap) - gap, t_ * (W + gap) - gap, 3), 128, np.uint8)
-    for i in range(s_):
-        frames = upscale(to_uint8(x0[i]), scale)  # (T, H, W, 3)
-        for t in range(t_):
-            img[i * (H + gap): i * (H + gap) + H, t * (W + gap): t * (W + gap) + W] = frames[t]
-    return img
-
-
 def write_trace(tr: Trace, out: Path, scale: int = 8) -> dict:
-    """Write x0.safetensors, grid.png, final_x0.gif, output.gif, cos.png and metrics.json into `out`."""
+    """Write x0.safetensors, grid.png (labelled, chosen steps), the viewer's sprites (steps.png, highlight.png),
+    final_x0.gif, output.gif, cos.png and metrics.json into `out`."""
     from safetensors.torch import save_file
 
-    from .plots import plot_cos
+    from .plots import plot_cos, plot_step_grid
+    from .viewer import write_sprites
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "x0.safetensors") as tmp:
         save_file({"x0": tr.x0.float().contiguous().cpu(), "output": tr.output.float().contiguous().cpu(),
                    "sigmas": torch.tensor(tr.sigmas)}, str(tmp))
-    write_png(out / "grid.png", step_grid(tr.x0, scale))
+    plot_step_grid(np.stack([to_uint8(x) for x in tr.x0]), tr.sigmas, out / "grid.png", experts=tr.experts,
+                   title=f"{tr.sample.name}: x0_hat at chosen steps (rows) and frames (columns)")
+    geometry = write_sprites(tr.x0, tr.sample.first_frame, out)
     write_gif(out / "final_x0.gif", upscale(to_uint8(tr.x0[:, :, -1].movedim(0, 1)), scale), fps=4)
     write_gif(out / "output.gif", upscale(to_uint8(tr.output), scale), fps=2)
     plot_cos(tr.metrics, out / "cos.png", title=f"{tr.sample.task} #{tr.sample.idx} seed {tr.seed}")
-    atomic_write_json(out / "metrics.json", tr.to_dict())
-    return {"dir": str(out), "grid": "grid.png", "gif": "final_x0.gif", "cos": "cos.png"}
+    atomic_write_json(out / "metrics.json", {**tr.to_dict(), "viewer": geometry})
+    return {"dir": str(out), "grid": "grid.png", "gif": "final_x0.gif", "cos": "cos.png", "viewer": geometry}
