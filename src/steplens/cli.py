@@ -478,6 +478,31 @@ def compare_cmd(
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")
 
 
+@app.command("report")
+def report_cmd(
+    runs: Path = typer.Argument(..., help="a folder of runs: probes, comparisons, demos, traces (searched recursively)"),
+    out: Optional[Path] = typer.Option(None, help="the index page to write (default: RUNS/index.html)"),
+):
+    """An index page for a folder of runs: headline numbers, links, and whether each of the study's claims holds."""
+    from .index import write_index
+
+    try:
+        _check(out_file=out)
+        path, entries = write_index(runs, out)
+    except _errors() as e:
+        _fail(e)
+    table = Table(title=f"{len(entries)} runs under {runs}")
+    for col in ("kind", "run", "headline"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e["kind"], str(e["path"].parent.relative_to(runs)), e.get("error") or e["headline"])
+    console.print(table)
+    bad = [e for e in entries if e.get("error")]
+    for e in bad:
+        err.print(f"[yellow]warning:[/] {e['error']}")
+    console.print(f"index: [bold]{path.resolve()}[/]")
+
+
 @app.command()
 def train(
     out: Path = typer.Option(..., help="run folder: checkpoint.safetensors, log.jsonl, config.json"),

@@ -171,7 +171,7 @@ def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), method
              progress=progress)
     rows = [r for c in n_of for r in rows_of(store, c, samples)]
     table, h2h = method_table(rows, jobs), head_to_head(rows, jobs)
-    atomic_write_json(Path(out) / "results.json", {"experiment": "compare", "config": config, "table": table,
+    atomic_write_json(Path(out) / "results.json", {"format": 1, "experiment": "compare", "config": config, "table": table,
                                                      "head_to_head": h2h})
     write_table(table, Path(out) / "compare.csv")
     plot(out, table, n_list)

@@ -136,7 +136,8 @@ def write_table(rows: list[dict], path: Path) -> None:
 
 def write_results(out: Path, probe: str, settings: ExperimentSettings, config: dict, table: list[dict],
                   headline: dict, samples: int | None = None) -> None:
-    atomic_write_json(Path(out) / "results.json", {"probe": probe, "settings": settings.model_dump(mode="json"),
+    atomic_write_json(Path(out) / "results.json", {"format": 1, "probe": probe,
+                                                    "settings": settings.model_dump(mode="json"),
                                                     "samples": samples, "config": config, "headline": headline,
                                                     "table": table})
     write_table(table, Path(out) / f"{probe}.csv")

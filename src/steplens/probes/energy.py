@@ -154,7 +154,11 @@ def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
     rep.section("Block energy: perception, reasoning, consolidation",
                 f"Highest task/background energy ratio: {h['best_block']} ({h['best_ratio']:.3f}).")
     rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
-    for k in h["steps"]:
-        rep.image(f"{rel}/energy_step{k}.png", f"layer grid at step {k}", width=300)
+    from ..viewer import CSS, JS, image_stepper
+
+    rep.text("Token energy per block (rows) and latent frame (columns), mean over samples: move the slider (or the "
+             "arrow keys) over the recorded steps.")
+    rep.raw(image_stepper([f"{rel}/energy_step{k}.png" for k in h["steps"]],
+                          [f"step {k}: blocks × frames" for k in h["steps"]], "energy grid per step"), css=CSS, js=JS)
     rep.image(f"{rel}/pca.png", "PCA maps", width=300)
     rep.table(res["table"])
