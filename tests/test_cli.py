@@ -65,13 +65,14 @@ def test_eval_and_trace_and_demo(tmp_path):
     assert len(m["per_step"]) == 6 and len(m["sigmas"]) == 6
     for f in ("grid.png", "final_x0.gif", "cos.png", "x0.safetensors"):
         assert (tmp_path / "tr" / f).stat().st_size > 0
-    grid = read_png(tmp_path / "tr" / "grid.png")
-    assert grid.shape[0] > grid.shape[1]  # 6 step rows, frame columns
+    steps = read_png(tmp_path / "tr" / "steps.png")  # the viewer's sprite: a row per step, frames side by side
+    assert steps.shape[:2] == (6 * 9, 4 * 9 + 3)  # 4x4 mazes are 9 px; 4 frames with 1 px gaps
+    assert m["viewer"]["steps"] == 6 and (tmp_path / "tr" / "highlight.png").is_file()
 
     r = cli("demo", "--count", 2, "--steps", 4, "--out", tmp_path / "demo")
     assert r.exit_code == 0, r.output
     html = (tmp_path / "demo" / "report.html").read_text()
-    assert "traces/00001/grid.png" in html and "Summary" in html
+    assert "traces/maze-5-00000/grid.png" in html and "Summary" in html and 'class="slv"' in html
 
 
 @pytest.mark.parametrize("args, message", [
