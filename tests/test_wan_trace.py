@@ -168,3 +168,22 @@ def test_tiny_builders_deterministic_and_rng_neutral():
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
     assert not torch.equal(sa["proj_out.weight"], a.transformer.state_dict()["proj_out.weight"])  # two experts
+
+
+def test_the_viewer_labels_each_step_with_its_expert(pipes, tmp_path):
+    """A two-expert Wan2.2 trace records which expert ran each step; the viewer's data and grid carry it."""
+    import json
+
+    from steplens.tasks import get_task
+    from steplens.trace import trace, write_trace
+    from steplens.viewer import trace_viewer
+    from steplens.wan import WanPipelineModel
+
+    model = WanPipelineModel(pipes("wan22"))
+    s = get_task("maze").sample(0, 3, 2, idx=0)
+    tr = trace(model, [s], [0], steps=4)[0]
+    assert tr.experts[0] == "transformer" and tr.experts[-1] == "transformer_2"
+    geometry = write_trace(tr, tmp_path)["viewer"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["experts"] == tr.experts
+    html = trace_viewer(".", geometry, tr.sigmas, tr.metrics, tr.experts, s.name)
+    assert '"experts": ["transformer", ' in html and (tmp_path / "steps.png").is_file()
