@@ -11,7 +11,8 @@ WORDS = """
 blue orange yellow purple reach go a an of and in on at maze cell cells solve find way route
 through move step steps line left right up down top bottom corner first last frame video
 black white square dot exit entrance show trace connect avoid never over via only one two
-""".split()
+x o tic tac toe win winning mark three row column diagonal board player
+""".split()  # words are only ever appended: a trained model's ids never move
 PAD, UNK = 0, 1
 VOCAB = {w: i for i, w in enumerate(WORDS)}
 VOCAB_SIZE = 128  # room for words added later without changing the embedding shape

@@ -1,0 +1,206 @@
+"""Tic-tac-toe, win in one: X is to move and can win; the video draws one winning X. Any winning move is right.
+
+A task with several right answers by construction: early x0_hat can hold several candidate moves (the study's
+multi-path exploration and superposition) before the sampler commits to one.
+
+Picture (native pixels): a 19 x 19 board, black grid lines one pixel wide (border included), white 5 x 5 cells;
+X is a red diagonal cross, O a blue ring. Frame 0 is the board; later frames draw the winning X stroke by
+stroke; the last frame holds it whole.
+
+Difficulty knob `size`: how many winning moves the board offers (1: one right answer; 2 or 3: several; default
+2). Scorer `tictactoe`: success when exactly one new X stands in a cell that wins and nothing else changed;
+score 1 then, 0.3 for one new X in a cell that does not win, else at most 0.05 (nothing drawn, a flat frame,
+several marks, a changed board).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from .contract import Score
+from .sample import Sample
+
+CELL, LINE = 5, 1
+SIDE = 3 * (CELL + LINE) + LINE  # 19
+WHITE, BLACK = np.array([255, 255, 255], np.uint8), np.array([0, 0, 0], np.uint8)
+RED, BLUE = np.array([255, 0, 0], np.uint8), np.array([0, 0, 255], np.uint8)
+PROMPT = "x to move: draw the winning mark, three in a row"
+LINES = [[(r, c) for c in range(3)] for r in range(3)] + [[(r, c) for r in range(3)] for c in range(3)] + \
+        [[(i, i) for i in range(3)], [(i, 2 - i) for i in range(3)]]
+X_STROKES = [[(i, i) for i in range(CELL)], [(i, CELL - 1 - i) for i in range(CELL)]]
+X_PIXELS = list(dict.fromkeys(p for s in X_STROKES for p in s))
+O_PIXELS = [(0, j) for j in range(1, 4)] + [(4, j) for j in range(1, 4)] + [(i, 0) for i in range(1, 4)] + \
+           [(i, 4) for i in range(1, 4)]
+MIN_WINS, MAX_WINS, DEFAULT_WINS = 1, 3, 2
+DEFAULT_FRAMES = 3
+
+
+def cell_origin(cell: tuple[int, int]) -> tuple[int, int]:
+    return LINE + cell[0] * (CELL + LINE), LINE + cell[1] * (CELL + LINE)
+
+
+def winner(board: dict) -> str | None:
+    for line in LINES:
+        marks = {board.get(c) for c in line}
+        if len(marks) == 1 and None not in marks:
+            return marks.pop()
+    return None
+
+
+def winning_moves(board: dict, player: str = "X") -> list[tuple[int, int]]:
+    empty = [c for c in product(range(3), range(3)) if c not in board]
+    return [c for c in empty if winner({**board, c: player}) == player]
+
+
+def render(board: dict, extra: dict | None = None) -> np.ndarray:
+    img = np.empty((SIDE, SIDE, 3), np.uint8)
+    img[:] = WHITE
+    for k in range(4):
+        img[k * (CELL + LINE)] = BLACK
+        img[:, k * (CELL + LINE)] = BLACK
+    for cell, mark in {**board, **(extra or {})}.items():
+        r0, c0 = cell_origin(cell)
+        for dr, dc in (X_PIXELS if mark == "X" else O_PIXELS):
+            img[r0 + dr, c0 + dc] = RED if mark == "X" else BLUE
+    return img
+
+
+def generate_board(seed: int, wins: int = DEFAULT_WINS) -> tuple[dict, list]:
+    """A position reached by legal play, X to move, nobody has won, with exactly `wins` winning moves for X."""
+    if isinstance(wins, bool) or not isinstance(wins, (int, np.integer)) or not MIN_WINS <= wins <= MAX_WINS:
+        raise ValueError(f"tic-tac-toe difficulty (winning moves) must be an integer from {MIN_WINS} to {MAX_WINS}, "
+                         f"got {wins!r}")
+    rng = random.Random(f"tictactoe-{wins}-{seed}")
+    cells = list(product(range(3), range(3)))
+    while True:
+        n = rng.choice([2, 4, 6])  # pieces on the board, as many X as O: X to move
+        board: dict = {}
+        order = rng.sample(cells, n)
+        for i, c in enumerate(order):
+            board[c] = "X" if i % 2 == 0 else "O"
+            if winner(board):
+                break
+        if winner(board) or len(board) != n:
+            continue
+        moves = winning_moves(board)
+        if len(moves) == wins:
+            return board, moves
+
+
+@dataclass(frozen=True)
+class TicTacToeTask:
+    name: str = "tictactoe"
+    aliases: tuple[str, ...] = ("tic-tac-toe",)
+    default_size: int = DEFAULT_WINS
+    sizes: tuple[int, int] = (MIN_WINS, MAX_WINS)
+    default_frames: int = DEFAULT_FRAMES
+    scorer: str = "tictactoe"
+
+    @property
+    def palette(self) -> np.ndarray:
+        return np.stack([WHITE, BLACK, RED, BLUE])
+
+    def sample(self, seed: int, size: int | None = None, frames: int | None = None, idx: int | None = None) -> Sample:
+        from ..video import check_frames
+
+        wins = self.default_size if size is None else size
+        frames = check_frames(self.default_frames if frames is None else frames)
+        board, moves = generate_board(seed, wins)
+        move = random.Random(f"tictactoe-move-{seed}").choice(sorted(moves))
+        first = render(board)
+        r0, c0 = cell_origin(move)
+        video = np.repeat(first[None], frames, axis=0)
+        for t in range(1, frames):
+            shown = X_PIXELS[: round(len(X_PIXELS) * t / (frames - 1))]
+            for dr, dc in shown:
+                video[t, r0 + dr, c0 + dc] = RED
+        meta = {"task": self.name, "seed": int(seed), "winning_moves": [list(m) for m in sorted(moves)],
+                "drawn_move": list(move), "board": {f"{r},{c}": m for (r, c), m in sorted(board.items())}}
+        return Sample(task=self.name, first_frame=first, prompt=PROMPT, frames=frames, meta=meta,
+                      ground_truth=video, idx=idx, seed=int(seed), key=None if idx is None else f"{self.name}/{idx:05d}")
+
+    def answer_region(self, sample: Sample) -> np.ndarray:
+        """Every empty cell where X wins: all right answers, not only the one the ground truth draws."""
+        board = read_board(sample.first_frame)
+        region = np.zeros((SIDE, SIDE), bool)
+        for cell in winning_moves(board):
+            r0, c0 = cell_origin(cell)
+            region[r0: r0 + CELL, c0: c0 + CELL] = True
+        return region
+
+    def validate(self, sample: Sample) -> None:
+        if sample.first_frame.shape[:2] != (SIDE, SIDE):
+            raise ValueError(f"{sample.name}: a tic-tac-toe first frame is {SIDE}x{SIDE} pixels (or an integer "
+                             f"upscale), got {sample.first_frame.shape[1]}x{sample.first_frame.shape[0]}")
+        board = read_board(sample.first_frame)
+        if not winning_moves(board) or winner(board):
+            raise ValueError(f"{sample.name}: the board has no winning move for X (or is already won)")
+
+
+def _native(frame: np.ndarray) -> np.ndarray:
+    from ..regions import downscale
+
+    h = frame.shape[0]
+    if frame.shape[:2] != (h, h) or h % SIDE:
+        raise ValueError(f"a tic-tac-toe frame is {SIDE}x{SIDE} pixels or an integer upscale, got {frame.shape[1]}x{h}")
+    return downscale(frame, h // SIDE)
+
+
+def cell_marks(frame: np.ndarray) -> dict:
+    """(r, c) -> (red pixels of the X pattern, blue pixels of the O pattern) of a native frame, as fractions."""
+    f = frame.astype(np.int32)
+    red = (f[..., 0] > 160) & (f[..., 1] < 110) & (f[..., 2] < 110)
+    blue = (f[..., 2] > 160) & (f[..., 0] < 110) & (f[..., 1] < 110)
+    out = {}
+    for cell in product(range(3), range(3)):
+        r0, c0 = cell_origin(cell)
+        out[cell] = (np.mean([red[r0 + a, c0 + b] for a, b in X_PIXELS]),
+                     np.mean([blue[r0 + a, c0 + b] for a, b in O_PIXELS]))
+    return out
+
+
+def read_board(frame: np.ndarray) -> dict:
+    marks = cell_marks(_native(np.asarray(frame)))
+    return {c: ("X" if x > 0.6 else "O") for c, (x, o) in marks.items() if x > 0.6 or o > 0.6}
+
+
+class TicTacToeScorer:
+    name = "tictactoe"
+
+    def __init__(self, threshold: float | None = None):
+        if threshold is not None:
+            raise ValueError(f"the tictactoe scorer is rule-based (success = one winning X); it takes no threshold, "
+                             f"got {threshold}")
+        self.threshold = None
+
+    def score(self, video: np.ndarray, sample: Sample) -> Score:
+        first = _native(sample.first_frame)
+        last = _native(np.asarray(video)[-1])
+        before, after = read_board(first), read_board(last)
+        new = [c for c in after if c not in before]
+        kept = all(after.get(c) == m for c, m in before.items())
+        # everything outside the cells keeps its colour (the grid), within a tolerance for lossy frames
+        grid = np.ones((SIDE, SIDE), bool)
+        for cell in product(range(3), range(3)):
+            r0, c0 = cell_origin(cell)
+            grid[r0: r0 + CELL, c0: c0 + CELL] = False
+        grid_kept = float((np.abs(last.astype(int) - first.astype(int)).sum(-1)[grid] < 120).mean())
+        wins = winning_moves(before)
+        ok = kept and len(new) == 1 and after[new[0]] == "X" and new[0] in wins and grid_kept > 0.95
+        if ok:
+            s = 1.0
+        elif kept and len(new) == 1 and after[new[0]] == "X" and grid_kept > 0.95:
+            s = 0.3  # a legal move that does not win
+        else:
+            s = 0.05 * grid_kept * kept if not new else 0.0
+        return Score(score=float(s), success=bool(ok),
+                     details={"new_marks": [list(c) for c in new], "winning_moves": [list(c) for c in wins],
+                              "board_kept": bool(kept), "grid_kept": grid_kept})
+
+
+TASKS = [TicTacToeTask()]
+SCORERS = {"tictactoe": TicTacToeScorer}

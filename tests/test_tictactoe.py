@@ -1,0 +1,75 @@
+"""Tic-tac-toe, win in one: several right answers, each accepted; everything else refused by the rules."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from steplens.cli import app
+from steplens.tasks import answer_region, get_scorer, get_task
+from steplens.tasks.tictactoe import RED, X_PIXELS, cell_origin, generate_board, render, winning_moves
+from steplens.video import upscale
+
+TASK, SCORER = get_task("tictactoe"), get_scorer("tictactoe")
+
+
+def with_x(first, cell):
+    img = first.copy()
+    r0, c0 = cell_origin(cell)
+    for dr, dc in X_PIXELS:
+        img[r0 + dr, c0 + dc] = RED
+    return img
+
+
+@pytest.mark.parametrize("wins", [1, 2, 3])
+def test_boards_are_legal_and_deterministic_and_every_winning_move_is_right(wins):
+    for seed in range(40):
+        s = TASK.sample(seed, wins)
+        assert np.array_equal(s.ground_truth, TASK.sample(seed, wins).ground_truth)
+        board, moves = generate_board(seed, wins)
+        xs, os_ = sum(m == "X" for m in board.values()), sum(m == "O" for m in board.values())
+        assert xs == os_ and len(moves) == wins and np.array_equal(render(board), s.first_frame)
+        region = answer_region(s)
+        for move in moves:
+            answer = with_x(s.first_frame, move)
+            got = SCORER.score(np.stack([s.first_frame, answer]), s)
+            assert got.success and got.score == 1.0
+            assert SCORER.score(upscale(np.stack([s.first_frame, answer]), 8), s).success
+            r0, c0 = cell_origin(move)
+            assert region[r0:r0 + 5, c0:c0 + 5].all()
+        assert region.sum() == 25 * wins
+
+
+def test_wrong_answers_score_by_the_rules():
+    s = TASK.sample(3, 2)
+    board, moves = generate_board(3, 2)
+    empty = [(r, c) for r in range(3) for c in range(3) if (r, c) not in board]
+    losing = [c for c in empty if c not in moves][0]
+    legal = SCORER.score(with_x(s.first_frame, losing)[None], s)
+    assert not legal.success and legal.score == 0.3
+    both = with_x(with_x(s.first_frame, moves[0]), moves[1])
+    assert not SCORER.score(both[None], s).success  # two marks: not one move
+    assert SCORER.score(s.first_frame[None], s).score <= 0.05  # nothing drawn
+    for grey in (0, 128, 255):
+        flat = SCORER.score(np.full_like(s.first_frame, grey)[None], s)
+        assert not flat.success and flat.score <= 0.05
+
+
+def test_bad_difficulty_and_a_sample_of_another_family_are_named():
+    with pytest.raises(ValueError, match="from 1 to 3, got 5"):
+        TASK.sample(0, 5)
+    maze = get_task("maze").sample(0, 5, 4)
+    with pytest.raises(ValueError, match="a tic-tac-toe frame is 19x19"):
+        SCORER.score(maze.ground_truth, maze)
+    with pytest.raises(ValueError, match="not a maze frame"):
+        get_scorer("maze").score(TASK.sample(0).ground_truth, TASK.sample(0))
+
+
+def test_tictactoe_runs_through_the_commands(tmp_path):
+    r = CliRunner().invoke(app, ["tasks", "generate", "tictactoe", "--count", "2", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["run", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--steps", "3"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["score", "--data", str(tmp_path / "d"), "--outputs", str(tmp_path / "o")])
+    assert r.exit_code == 0 and "tictactoe scorer" not in r.output and "solved" in r.output, r.output
+    r = CliRunner().invoke(app, ["eval", "--task", "tictactoe", "--count", "2", "--steps", "3"])
+    assert r.exit_code == 0 and "2 samples of tictactoe" in r.output, r.output
