@@ -73,3 +73,55 @@ def test_tictactoe_runs_through_the_commands(tmp_path):
     assert r.exit_code == 0 and "tictactoe scorer" not in r.output and "solved" in r.output, r.output
     r = CliRunner().invoke(app, ["eval", "--task", "tictactoe", "--count", "2", "--steps", "3"])
     assert r.exit_code == 0 and "2 samples of tictactoe" in r.output, r.output
+
+
+def _all_shortest(free, a, b, limit=12):
+    """Every shortest pixel path from a to b (up to `limit`), by walking the BFS layers."""
+    from collections import deque
+
+    dist = {a: 0}
+    q = deque([a])
+    while q:
+        p = q.popleft()
+        for d in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            n = (p[0] + d[0], p[1] + d[1])
+            if 0 <= n[0] < free.shape[0] and 0 <= n[1] < free.shape[1] and free[n] and n not in dist:
+                dist[n] = dist[p] + 1
+                q.append(n)
+    out = []
+
+    def walk(path):
+        if len(out) >= limit:
+            return
+        p = path[-1]
+        if p == a:
+            out.append(path[::-1])
+            return
+        for d in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            n = (p[0] + d[0], p[1] + d[1])
+            if dist.get(n) == dist[p] - 1:
+                walk(path + [n])
+    walk([b])
+    return out
+
+
+@pytest.mark.parametrize("n", [4, 6, 9])
+def test_maze_loops_have_several_shortest_paths_and_each_is_right(n):
+    from steplens.tasks import maze as m_
+    from steplens.tasks.maze_loops import generate
+
+    task, scorer = get_task("maze-loops"), get_scorer("maze-shortest")
+    for seed in range(10):
+        s = task.sample(seed, n)
+        maze, _ = generate(seed, n)
+        paths = _all_shortest(maze.free, m_.cell_px(maze.start), m_.cell_px(maze.goal))
+        assert len(paths) >= 2 and s.meta["shortest_paths"] >= 2
+        region = answer_region(s)
+        for p in paths:
+            video = m_.render_video(maze, 3, path=p)
+            got = scorer.score(video, s)
+            assert got.success and got.score == 1.0
+            assert all(region[q] for q in p)
+        assert scorer.score(s.first_frame[None], s).score <= 0.05
+    with pytest.raises(ValueError, match="from 4 to 9 cells, got 3"):
+        task.sample(0, 3)
