@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +94,20 @@ def test_init_from_weights_starts_there(tmp_path):
     with pytest.raises(ValueError, match="another architecture"):
         Trainer(TrainConfig(**{**CFG, "arch": "tiny-maze"}, steps=2, init=str(tmp_path / "w.safetensors")),
                 tmp_path / "other")
+
+
+def test_multi_task_training_draws_each_task_at_its_own_sizes():
+    from steplens.models import BorderCodec
+    from steplens.train import TrainConfig, draw_batch
+
+    cfg = TrainConfig.from_file(Path(__file__).parent.parent / "configs" / "tiny-reasoner.json")
+    cfg = cfg.model_copy(update={"batch": 2, "init": None})
+    seen = set()
+    for step in range(40):
+        x0, _, _, _ = draw_batch(cfg, step, BorderCodec())
+        seen.add(tuple(x0.shape[-2:]))
+    assert (18, 18) in seen and any(s[0] in (8, 10, 12, 14) for s in seen)  # tic-tac-toe boards and mazes
+    with pytest.raises(ValueError, match="tictactoe takes 1..3"):
+        TrainConfig(tasks={"tictactoe": 1.0}, task_sizes={"tictactoe": {5: 1.0}})
+    with pytest.raises(ValueError, match="do not suit task 'tictactoe'"):
+        TrainConfig(tasks={"tictactoe": 1.0})

@@ -95,6 +95,7 @@ def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) ->
         saved = json.loads(meta["train_config"])
         diff = {k: (saved.get(k), v) for k, v in expect_config.items()
                 if k not in ("steps", "threads", "eval_every", "eval_count", "ckpt_every")
+                and (k in saved or v not in ({}, None, []))  # a key added since, at its empty default
                 and json.dumps(saved.get(k)) != json.dumps(v)}
         if diff:
             raise ValueError(f"checkpoint {path} was trained with another config; differing (saved, given): {diff}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
@@ -31,6 +31,7 @@ class TrainConfig(BaseModel):
     arch: str = "tiny-maze"
     tasks: dict[str, float] = Field(default_factory=lambda: {"maze": 1.0})
     sizes: dict[int, float] = Field(default_factory=lambda: {3: 0.1, 4: 0.2, 5: 0.35, 6: 0.25, 7: 0.1})
+    task_sizes: dict[str, dict[int, float]] = Field(default_factory=dict)  # per task, instead of `sizes`
     frames: dict[int, float] = Field(default_factory=lambda: {2: 0.15, 3: 0.2, 4: 0.5, 5: 0.15})
     batch: int = 32
     lr: float = 1e-3
@@ -67,6 +68,29 @@ class TrainConfig(BaseModel):
         for name in v:
             generator_task(name)  # a task with a generator: named, with the available ones, if not
         return v
+
+    @model_validator(mode="after")
+    def _task_sizes(self):
+        for name, dist in self.task_sizes.items():
+            if name not in self.tasks:
+                raise ValueError(f"task_sizes names {name!r}, which is not in tasks ({', '.join(self.tasks)})")
+            if not dist or any(not math.isfinite(w) or w < 0 for w in dist.values()) or sum(dist.values()) <= 0:
+                raise ValueError(f"task_sizes[{name!r}] needs finite non-negative weights with a positive sum, "
+                                 f"got {dist}")
+            lo, hi = generator_task(name).sizes
+            bad = [k for k in dist if not lo <= k <= hi]
+            if bad:
+                raise ValueError(f"task_sizes[{name!r}]: size {bad[0]} out of range; {name} takes {lo}..{hi}")
+        for name in self.tasks:
+            lo, hi = generator_task(name).sizes
+            bad = [k for k in self.sizes if not lo <= k <= hi]
+            if name not in self.task_sizes and bad:
+                raise ValueError(f"sizes {sorted(self.sizes)} do not suit task {name!r} (sizes {lo}..{hi}): give "
+                                 f"task_sizes[{name!r}]")
+        return self
+
+    def sizes_of(self, task: str) -> dict[int, float]:
+        return self.task_sizes.get(task, self.sizes)
 
     @field_validator("arch")
     @classmethod
@@ -133,8 +157,9 @@ def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu", ra
     """The batch of step `step` (of process `rank` of `world`): same (task, size, frames) for all items
     and all processes, drawn from (seed, step); the items and noise from (seed, step[, rank])."""
     rng = np.random.default_rng([cfg.seed, step])
-    task = generator_task(_choice(rng, cfg.tasks))
-    n, frames = int(_choice(rng, cfg.sizes)), int(_choice(rng, cfg.frames))
+    name = _choice(rng, cfg.tasks)
+    task = generator_task(name)
+    n, frames = int(_choice(rng, cfg.sizes_of(name))), int(_choice(rng, cfg.frames))
     if world > 1:
         rng = np.random.default_rng([cfg.seed, step, rank])
     base = TRAIN_SEED_BASE + cfg.seed * 10**12 + (step * world + rank) * cfg.batch
@@ -242,7 +267,9 @@ class Trainer:
         m = EmbeddedModel(self.ema, self.codec)
         rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
         for task in cfg.tasks:
-            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=cfg.eval_size, frames=cfg.eval_frames,
+            lo, hi = generator_task(task).sizes  # eval_size where the task takes it, else the task's default
+            n = cfg.eval_size if lo <= cfg.eval_size <= hi else generator_task(task).default_size
+            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
                              steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
             rec["eval_solve_rate" if task == "maze" else f"eval_solve_rate_{task}"] = res["solve_rate"]
         return rec
