@@ -125,3 +125,26 @@ def test_maze_loops_have_several_shortest_paths_and_each_is_right(n):
         assert scorer.score(s.first_frame[None], s).score <= 0.05
     with pytest.raises(ValueError, match="from 4 to 9 cells, got 3"):
         task.sample(0, 3)
+
+
+@pytest.mark.parametrize("width", [3, 7, 11])
+def test_reappearing_objects_are_scored_by_place_colour_and_shape(width):
+    from steplens.tasks.reappear import COLOURS, SHAPES
+
+    task, scorer = get_task("reappear"), get_scorer("reappear")
+    for seed in range(20):
+        s = task.sample(seed, width, 5)
+        m = s.meta
+        assert m["end_x"] >= m["occluder"][1] and np.array_equal(s.ground_truth, task.sample(seed, width, 5).ground_truth)
+        assert scorer.score(s.ground_truth, s).success and scorer.score(upscale(s.ground_truth, 3), s).success
+        last = s.ground_truth[-1].copy()
+        box = (slice(m["row"], m["row"] + 3), slice(m["end_x"], m["end_x"] + 3))
+        other = [c for c in COLOURS if c != m["colour"]][0]
+        wrong_colour = last.copy()
+        wrong_colour[box][SHAPES[m["shape"]]] = COLOURS[other]
+        assert not scorer.score(wrong_colour[None], s).success
+        assert not scorer.score(s.ground_truth[:1], s).success  # the object never comes out
+    with pytest.raises(ValueError, match="from 3 to 11 pixels, got 13"):
+        task.sample(0, 13)
+    with pytest.raises(ValueError, match="cannot pass an occluder 11 pixels wide"):
+        task.sample(0, 11, 2)

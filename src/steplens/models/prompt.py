@@ -12,6 +12,7 @@ blue orange yellow purple reach go a an of and in on at maze cell cells solve fi
 through move step steps line left right up down top bottom corner first last frame video
 black white square dot exit entrance show trace connect avoid never over via only one two
 x o tic tac toe win winning mark three row column diagonal board player
+object moves behind grey where it comes out same colour shape
 """.split()  # words are only ever appended: a trained model's ids never move
 PAD, UNK = 0, 1
 VOCAB = {w: i for i, w in enumerate(WORDS)}

@@ -1,0 +1,170 @@
+"""Object reappearance (working memory): an object moving at constant speed passes behind an occluder; the
+answer is the last frame, with the object out on the other side at the right place, colour and shape.
+
+Picture (native pixels, a black one-pixel border): a 13 x 33 white strip; a grey occluder in the middle; a
+3 x 3 object (square, plus or X shape; red, green, blue or yellow) left of it. Its speed is shown in frame 0 by
+a faded copy at its previous position (one frame earlier), so one frame says where it goes. Frames 1 .. T-2
+move it on (behind the occluder it is hidden); the last frame has it at x0 + speed * (T - 1), past the occluder.
+
+Difficulty knob `size`: the occluder's width in pixels (3..11, default 7; a wider occluder hides the object for
+longer). Scorer `reappear`: success when the last frame shows the object's shape in its colour at the right
+place (at least 8 of its 9 cells right) and the occluder and the background are kept; partial credit for the
+right colour in the right place with the wrong shape (0.5) or the right shape one pixel off (0.5); at most
+0.05 when nothing reappears or the frame is flat.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from .contract import Score
+from .sample import Sample
+
+H, W = 13, 33
+WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (128, 128, 128)
+COLOURS = {"red": (255, 0, 0), "green": (0, 200, 0), "blue": (0, 0, 255), "yellow": (230, 200, 0)}
+SHAPES = {"square": np.ones((3, 3), bool), "plus": np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool),
+          "cross": np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], bool)}
+MIN_W, MAX_W, DEFAULT_W = 3, 11, 7
+DEFAULT_FRAMES = 4
+PROMPT = "the object moves on behind the grey wall: draw where it comes out, same colour and shape"
+
+
+@dataclass(frozen=True)
+class Scene:
+    colour: str
+    shape: str
+    row: int  # top row of the object
+    x0: int  # left column in frame 0
+    speed: int  # pixels per frame, > 0
+    occ: tuple[int, int]  # occluder columns [a, b)
+
+
+def scene(seed: int, width: int, frames: int) -> Scene:
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not MIN_W <= width <= MAX_W:
+        raise ValueError(f"reappear difficulty (occluder width) must be an integer from {MIN_W} to {MAX_W} pixels, "
+                         f"got {width!r}")
+    rng = random.Random(f"reappear-{width}-{frames}-{seed}")
+    a = (W - width) // 2
+    occ = (a, a + width)
+    # every (x0, speed): the faded copy and the object left of the occluder, out past it at the end, in the frame
+    options = [(x0, v) for v in range(2, 13) for x0 in range(1 + v, a - 2)
+               if x0 + v * (frames - 1) >= occ[1] and x0 + v * (frames - 1) + 3 <= W - 1]
+    if not options:
+        raise ValueError(f"reappear: with {frames} frames the object cannot pass an occluder {width} pixels wide "
+                         f"in a {W}-pixel strip; use more frames or a narrower occluder (--size)")
+    x0, speed = rng.choice(options)
+    return Scene(rng.choice(sorted(COLOURS)), rng.choice(sorted(SHAPES)), rng.randint(1, H - 4), x0, speed, occ)
+
+
+def _base(sc: Scene) -> np.ndarray:
+    img = np.empty((H, W, 3), np.uint8)
+    img[:] = WHITE
+    img[0], img[-1], img[:, 0], img[:, -1] = BLACK, BLACK, BLACK, BLACK
+    return img
+
+
+def _draw(img: np.ndarray, sc: Scene, x: int, colour=None) -> None:
+    rr, cc = np.nonzero(SHAPES[sc.shape])
+    for r, c in zip(rr + sc.row, cc + x):
+        if 0 < c < W - 1 and not sc.occ[0] <= c < sc.occ[1]:
+            img[r, c] = colour if colour is not None else COLOURS[sc.colour]
+
+
+def render(sc: Scene, frames: int) -> np.ndarray:
+    video = []
+    faded = tuple(int(255 - 0.35 * (255 - v)) for v in COLOURS[sc.colour])
+    for t in range(frames):
+        img = _base(sc)
+        if t == 0:
+            _draw(img, sc, sc.x0 - sc.speed, faded)
+        _draw(img, sc, sc.x0 + sc.speed * t)
+        img[1:-1, sc.occ[0]: sc.occ[1]] = GREY  # the occluder in front
+        video.append(img)
+    return np.stack(video)
+
+
+@dataclass(frozen=True)
+class ReappearTask:
+    name: str = "reappear"
+    aliases: tuple[str, ...] = ("object-reappearance",)
+    default_size: int = DEFAULT_W
+    sizes: tuple[int, int] = (MIN_W, MAX_W)
+    default_frames: int = DEFAULT_FRAMES
+    scorer: str = "reappear"
+
+    def sample(self, seed: int, size: int | None = None, frames: int | None = None, idx: int | None = None) -> Sample:
+        from ..video import check_frames
+
+        frames = check_frames(self.default_frames if frames is None else frames)
+        sc = scene(seed, self.default_size if size is None else size, frames)
+        video = render(sc, frames)
+        meta = {"task": self.name, "seed": int(seed), "colour": sc.colour, "shape": sc.shape, "row": sc.row,
+                "x0": sc.x0, "speed": sc.speed, "occluder": list(sc.occ),
+                "end_x": sc.x0 + sc.speed * (frames - 1)}
+        return Sample(task=self.name, first_frame=video[0], prompt=PROMPT, frames=frames, meta=meta,
+                      ground_truth=video, idx=idx, seed=int(seed), key=None if idx is None else f"{self.name}/{idx:05d}")
+
+    def answer_region(self, sample: Sample) -> np.ndarray:
+        """Where the object must reappear (its 3 x 3 box in the last frame), and where it was in frame 0."""
+        from .contract import default_answer_region
+
+        return default_answer_region(sample) if sample.final_frame is not None else np.zeros((H, W), bool)
+
+
+def _native(frame: np.ndarray) -> np.ndarray:
+    from ..regions import downscale
+
+    h, w = frame.shape[:2]
+    if h % H or w % W or h // H != w // W:
+        raise ValueError(f"a reappear frame is {W}x{H} pixels or an integer upscale, got {w}x{h}")
+    return downscale(frame, h // H)
+
+
+class ReappearScorer:
+    name = "reappear"
+
+    def __init__(self, threshold: float | None = None):
+        if threshold is not None:
+            raise ValueError(f"the reappear scorer is rule-based; it takes no threshold, got {threshold}")
+        self.threshold = None
+
+    def score(self, video: np.ndarray, sample: Sample) -> Score:
+        m = sample.meta
+        if not {"colour", "shape", "row", "end_x", "occluder"} <= set(m):
+            raise ValueError(f"{sample.name}: a reappear sample needs its metadata (colour, shape, row, end_x, "
+                             f"occluder) to be scored")
+        last = _native(np.asarray(video)[-1]).astype(int)
+        colour = np.array(COLOURS[m["colour"]])
+        near = np.abs(last - colour).sum(-1) < 120  # pixels of the object's colour
+        shape = SHAPES[m["shape"]]
+
+        def fit(dx: int) -> float:
+            x = m["end_x"] + dx
+            if x < 1 or x + 3 > W - 1:
+                return 0.0
+            box = near[m["row"]: m["row"] + 3, x: x + 3]
+            return float((box == shape).mean())
+
+        a, b = m["occluder"]
+        occ_kept = float((np.abs(last[1:-1, a:b] - np.array(GREY)).sum(-1) < 120).mean())
+        elsewhere = near.copy()
+        elsewhere[m["row"]: m["row"] + 3, max(0, m["end_x"] - 1): m["end_x"] + 4] = False
+        stray = int(elsewhere.sum())
+        here, off = fit(0), max(fit(-1), fit(1))
+        ok = here >= 8 / 9 and occ_kept > 0.9 and stray <= 1
+        if ok:
+            s = 1.0
+        elif occ_kept > 0.9 and (off >= 8 / 9 or near[m["row"]: m["row"] + 3, m["end_x"]: m["end_x"] + 3].sum() >= 3):
+            s = 0.5
+        else:
+            s = 0.05 * occ_kept if not near.any() else min(0.3, 0.3 * here)
+        return Score(score=float(s), success=bool(ok),
+                     details={"fit": here, "fit_one_off": off, "occluder_kept": occ_kept, "stray_pixels": stray})
+
+
+TASKS = [ReappearTask()]
+SCORERS = {"reappear": ReappearScorer}
