@@ -5,7 +5,7 @@ Code outside this package uses only what is exported here; it never imports a ta
 
 from __future__ import annotations
 
-from .contract import Score, Scorer, Task, default_answer_region, has_generator
+from .contract import RuleBasedScorer, Score, Scorer, Task, default_answer_region, has_generator
 from .registry import (Scorers, find_task, generator_task, get_scorer, get_task, register_scorer, register_task,
                        scorer_names, task_names)
 from .sample import Sample, write_sample
@@ -25,6 +25,6 @@ def palette(task_name: str):
     return getattr(t, "palette", None) if t is not None else None
 
 
-__all__ = ["Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "default_answer_region", "find_task",
+__all__ = ["RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample"]

@@ -110,6 +110,18 @@ class Task(Protocol):
         ...
 
 
+class RuleBasedScorer:
+    """A base for rule-based scorers: success is decided by the scorer's rules, so it takes no threshold."""
+
+    name = "rule-based"
+
+    def __init__(self, threshold: float | None = None):
+        if threshold is not None:
+            raise ValueError(f"the {self.name} scorer is rule-based (success by its rules); it takes no threshold, "
+                             f"got {threshold}")
+        self.threshold = None
+
+
 def default_answer_region(sample: Sample) -> np.ndarray:
     """Where the ground truth's final frame differs from the first frame (native size)."""
     final = sample.final_frame

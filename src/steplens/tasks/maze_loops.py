@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import Score
+from .contract import RuleBasedScorer, Score
 from .grid import COLOURS, native_labels
 from .maze_score import GOAL, START, WALL, score_frame
 from .sample import Sample
@@ -108,13 +108,8 @@ class MazeLoopsTask:
             raise ValueError(f"{sample.name} is not a maze-loops first frame: no start (green) or goal (red) pixel")
 
 
-class MazeShortestScorer:
+class MazeShortestScorer(RuleBasedScorer):
     name = "maze-shortest"
-
-    def __init__(self, threshold: float | None = None):
-        if threshold is not None:
-            raise ValueError(f"the maze-shortest scorer is rule-based; it takes no threshold, got {threshold}")
-        self.threshold = None
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         s = score_frame(np.asarray(video)[-1], sample.first_frame)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
+from .contract import RuleBasedScorer
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
 from .maze_score import MazeScore, goal_label, score_frame, score_labels
 from .sample import Sample
@@ -110,7 +111,7 @@ class MazeTask:
         return score_labels(labels, native_labels(first_frame)[0], goal_label(prompt))
 
 
-class MazeScorer:
+class MazeScorer(RuleBasedScorer):
     """Rule-based: the last frame's orange path joins the start to the goal the prompt names (red unless it
     says blue) as one simple 4-connected path off the walls. Score 1 on success; else partial credit weighted
     as VBVR-Bench's maze scorer (path off walls 0.45, reaching both ends 0.30, one component 0.20, walls kept
@@ -118,12 +119,6 @@ class MazeScorer:
     most 0.05. `details` has `shortest` and the parts."""
 
     name = "maze"
-
-    def __init__(self, threshold: float | None = None):
-        if threshold is not None:
-            raise ValueError(f"the maze scorer is rule-based (success = a correct path); it takes no threshold, "
-                             f"got {threshold}")
-        self.threshold = None
 
     def score(self, video: np.ndarray, sample: Sample) -> MazeScore:
         out = score_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import Score
+from .contract import RuleBasedScorer, Score
 from .sample import Sample
 
 H, W = 13, 33
@@ -124,13 +124,8 @@ def _native(frame: np.ndarray) -> np.ndarray:
     return downscale(frame, h // H)
 
 
-class ReappearScorer:
+class ReappearScorer(RuleBasedScorer):
     name = "reappear"
-
-    def __init__(self, threshold: float | None = None):
-        if threshold is not None:
-            raise ValueError(f"the reappear scorer is rule-based; it takes no threshold, got {threshold}")
-        self.threshold = None
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         m = sample.meta

@@ -21,7 +21,7 @@ from itertools import product
 
 import numpy as np
 
-from .contract import Score
+from .contract import RuleBasedScorer, Score
 from .sample import Sample
 
 CELL, LINE = 5, 1
@@ -168,14 +168,8 @@ def read_board(frame: np.ndarray) -> dict:
     return {c: ("X" if x > 0.6 else "O") for c, (x, o) in marks.items() if x > 0.6 or o > 0.6}
 
 
-class TicTacToeScorer:
+class TicTacToeScorer(RuleBasedScorer):
     name = "tictactoe"
-
-    def __init__(self, threshold: float | None = None):
-        if threshold is not None:
-            raise ValueError(f"the tictactoe scorer is rule-based (success = one winning X); it takes no threshold, "
-                             f"got {threshold}")
-        self.threshold = None
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         first = _native(sample.first_frame)
