@@ -102,7 +102,7 @@ def _source_cases(cmd, base, generated=True):
     ]
     if generated:
         out += [
-            (cmd + base + ["--task", "sokoban"], ["unknown task 'sokoban'", "maze, maze-loops, maze-two-goals, reappear, tictactoe"]),
+            (cmd + base + ["--task", "sokoban"], ["unknown task 'sokoban'", "maze, maze-loops, maze-two-goals, reappear, symmetry, symmetry-open, tictactoe"]),
             (cmd + base + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
             (cmd + base + ["--size", "12"], ["from 3 to 9 cells", "got 12"]),
             (cmd + base + ["--frames", "0"], ["frames must be >= 2", "got 0"]),
@@ -114,7 +114,7 @@ def _source_cases(cmd, base, generated=True):
 
 def _score_cases(cmd, base):
     return [
-        (cmd + base + ["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, tictactoe, vbvr", "pip install -e ."]),
+        (cmd + base + ["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr", "pip install -e ."]),
         (cmd + base + ["--threshold", "1.5"], ["--threshold 1.5", "<= 1"]),
         (cmd + base + ["--threshold", "nan"], ["--threshold nan", "finite"]),
         (cmd + base + ["--threshold", "-0.1"], ["--threshold -0.1", ">= 0"]),
@@ -194,7 +194,7 @@ CASES = (
     + [(DEMO + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
        (DEMO + ["--count", "0"], ["'--count'", "greater than or equal to 1"])]
     + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
-       [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, tictactoe, vbvr"]),
+       [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr"]),
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
         (["--out", "{afile}/x.json"], ["--out", "afile", "is a file"])]]
     + [(["score", "--data", "{data}", "--outputs", "{root}/typo"], ["outputs folder not found", "typo"]),

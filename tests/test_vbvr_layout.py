@@ -165,7 +165,7 @@ def test_empty_folder_unknown_filters_and_unknown_scorer_are_named(vbvr, tmp_pat
     assert r.exit_code == 2 and "tasks there: G-7_maze-two-goals_data-generator" in " ".join(r.output.split())
     r = cli("score", "--data", data, "--outputs", data, "--scorer", "nonesuch")
     text = " ".join(r.output.split())
-    assert r.exit_code == 2 and "unknown scorer 'nonesuch'; available: maze, maze-shortest, reappear, tictactoe, vbvr" in text and "pip install -e ." in text
+    assert r.exit_code == 2 and "unknown scorer 'nonesuch'; available: maze, maze-shortest, reappear, symmetry, tictactoe, vbvr" in text and "pip install -e ." in text
 
 
 def test_score_counts_missing_outputs_and_fails_when_all_are(vbvr, tmp_path):

@@ -13,6 +13,7 @@ through move step steps line left right up down top bottom corner first last fra
 black white square dot exit entrance show trace connect avoid never over via only one two
 x o tic tac toe win winning mark three row column diagonal board player
 object moves behind grey where it comes out same colour shape
+complete pattern half mirrors
 """.split()  # words are only ever appended: a trained model's ids never move
 PAD, UNK = 0, 1
 VOCAB = {w: i for i, w in enumerate(WORDS)}

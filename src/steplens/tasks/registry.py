@@ -19,9 +19,11 @@ _SCORERS: dict[str, Callable[..., Scorer]] = {}
 _LOADED = False
 # Ours, in case the installed metadata predates an entry point (an editable install not yet refreshed).
 BUILTIN = {"steplens.tasks": ["steplens.tasks.maze_task:TASKS", "steplens.tasks.tictactoe:TASKS",
-                             "steplens.tasks.maze_loops:TASKS", "steplens.tasks.reappear:TASKS"],
+                             "steplens.tasks.maze_loops:TASKS", "steplens.tasks.reappear:TASKS",
+                             "steplens.tasks.symmetry:TASKS"],
            "steplens.scorers": ["steplens.tasks.maze_task:SCORERS", "steplens.tasks.tictactoe:SCORERS",
                                 "steplens.tasks.maze_loops:SCORERS", "steplens.tasks.reappear:SCORERS",
+                                "steplens.tasks.symmetry:SCORERS",
                                 "steplens.tasks.vbvr:SCORERS"]}
 VBVR_NAME = re.compile(r"^[A-Za-z]+-\d+_(.+?)(?:_data-generator)?$")
 VBVR_INSTALL = ("VBVR-EvalKit is not on the package registry: clone its repository (Video-Reason/VBVR-EvalKit) "

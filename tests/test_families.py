@@ -1,4 +1,5 @@
-"""Tic-tac-toe, win in one: several right answers, each accepted; everything else refused by the rules."""
+"""The task families: several right answers (tic-tac-toe, mazes with loops, open symmetry), working memory
+(reappear); each accepts every right answer and refuses the rest by its rules."""
 
 import numpy as np
 import pytest
@@ -148,3 +149,28 @@ def test_reappearing_objects_are_scored_by_place_colour_and_shape(width):
         task.sample(0, 13)
     with pytest.raises(ValueError, match="cannot pass an occluder 11 pixels wide"):
         task.sample(0, 11, 2)
+
+
+@pytest.mark.parametrize("name", ["symmetry", "symmetry-open"])
+def test_symmetry_accepts_every_mirrored_completion(name):
+    from steplens.tasks.symmetry import COLOURS, HIDDEN, render
+
+    task, scorer = get_task(name), get_scorer("symmetry")
+    for n in (4, 6, 10):
+        for seed in range(15):
+            s = task.sample(seed, n)
+            assert scorer.score(s.ground_truth, s).success and scorer.score(upscale(s.ground_truth, 4), s).success
+            assert scorer.score(s.ground_truth[:1], s).score == 0.0  # nothing filled in
+            assert answer_region(s).sum() == 4 * (n * n // 2 + task.open_pairs)
+            full, shown = task.cells(seed, n)
+            wrong = full.copy()
+            wrong[0, n - 1] = (full[0, n - 1] + 1) % len(COLOURS)  # one right-half cell not the mirror
+            got = scorer.score(render(wrong)[None], s)
+            assert not got.success and 0 < got.score < 1
+            if task.open_pairs:  # an open pair filled with another colour, kept mirrored: right as well
+                r, c = np.argwhere(shown[:, : n // 2] == HIDDEN)[0]
+                alt = full.copy()
+                alt[r, c] = alt[r, n - 1 - c] = (full[r, c] + 1) % len(COLOURS)
+                assert scorer.score(render(alt)[None], s).success
+    with pytest.raises(ValueError, match="even integer from 4 to 10 cells, got 5"):
+        task.sample(0, 5)
