@@ -187,3 +187,24 @@ def test_the_viewer_labels_each_step_with_its_expert(pipes, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["experts"] == tr.experts
     html = trace_viewer(".", geometry, tr.sigmas, tr.metrics, tr.experts, s.name)
     assert '"experts": ["transformer", ' in html and (tmp_path / "steps.png").is_file()
+
+
+def test_negative_steps_and_keyerrors_that_list_what_was_recorded(pipes):
+    """tr.decoded[-1] and hooks.get(point, -1) are the last step; a missing step names the recorded ones."""
+    import pytest
+    import torch
+
+    from steplens.hooks import Hooks
+    from steplens.wan import WanPipelineModel, trace_pipeline
+    from steplens.wan.tiny import tiny_inputs
+
+    pipe = pipes("wan22")
+    hooks = Hooks(WanPipelineModel(pipe), num_steps=4).record("blocks.1", reduce="energy")
+    with trace_pipeline(pipe, decode_steps=[0, -1], hooks=hooks) as tr:
+        pipe(**{**tiny_inputs(pipe), "num_inference_steps": 4})
+    assert torch.equal(torch.as_tensor(tr.decoded[-1]), torch.as_tensor(tr.decoded[3])) and -1 in tr.decoded
+    with pytest.raises(KeyError, match=r"decoded steps: \[0, 3\]"):
+        tr.decoded[1]
+    assert torch.equal(hooks.get("blocks.1", -1), hooks.get("blocks.1", 3))
+    with pytest.raises(KeyError, match=r"recorded steps of 'blocks.1': \[0, 1, 2, 3\]"):
+        hooks.get("blocks.1", 7)

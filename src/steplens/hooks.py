@@ -229,6 +229,10 @@ class Hooks:
 
     def get(self, point: str, step: int, branch: str = "cond", expert: str | None = None) -> torch.Tensor:
         """The record at (point, step, branch, expert); with expert None, the one expert that ran then."""
+        if step < 0:  # counted from the end, as in Python: -1 is the last step
+            steps = sorted({k[1] for k in self.records if k[0] == point})
+            n = self.num_steps if self.num_steps is not None else (steps[-1] + 1 if steps else 0)
+            step += n
         key = (point, step, branch, expert)
         if key not in self.records and expert is None:
             match = [k for k in self.records if k[:3] == (point, step, branch)]
@@ -236,7 +240,9 @@ class Hooks:
                 key = match[0]
         if key not in self.records:
             have = sorted({(k[0], k[2], k[3]) for k in self.records}, key=str)
-            raise KeyError(f"nothing recorded at {key}; recorded points (point, branch, expert): {have}")
+            steps = sorted({k[1] for k in self.records if k[0] == point})
+            raise KeyError(f"nothing recorded at {key}; recorded steps of {point!r}: {steps}; recorded points "
+                           f"(point, branch, expert): {have}")
         return self.records[key]
 
 

@@ -47,12 +47,40 @@ class WanStep(StepInfo):
     branches: tuple = ()  # the raw transformer outputs of this step in call order, if branches=True
 
 
+class StepDict(dict):
+    """{step index: value} that also takes negative indices (-1: the last step of the run) and, for a step it
+    lacks, raises a KeyError listing the steps it has."""
+
+    def __init__(self, run: "WanRun"):
+        super().__init__()
+        self._run = run
+
+    def _key(self, step):
+        if isinstance(step, int) and step < 0:
+            step += len(self._run.steps)
+        return step
+
+    def __getitem__(self, step):
+        k = self._key(step)
+        if not dict.__contains__(self, k):
+            raise KeyError(f"step {step} was not decoded; decoded steps: {sorted(self)} (pass it in decode_steps, "
+                           f"or 'all')")
+        return dict.__getitem__(self, k)
+
+    def __contains__(self, step):
+        return dict.__contains__(self, self._key(step))
+
+
 @dataclass
 class WanRun:
     """One pipeline call: its steps and the decoded x0_hat of the chosen steps."""
 
     steps: list[WanStep] = field(default_factory=list)
-    decoded: dict[int, Any] = field(default_factory=dict)
+    decoded: dict[int, Any] = field(default=None)
+
+    def __post_init__(self):
+        if self.decoded is None:
+            self.decoded = StepDict(self)
 
 
 def _first_output(out):
