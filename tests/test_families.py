@@ -174,3 +174,11 @@ def test_symmetry_accepts_every_mirrored_completion(name):
                 assert scorer.score(render(alt)[None], s).success
     with pytest.raises(ValueError, match="even integer from 4 to 10 cells, got 5"):
         task.sample(0, 5)
+
+
+@pytest.mark.parametrize("task", ["tictactoe", "symmetry-open", "reappear", "maze-loops"])
+def test_the_demo_shows_any_family(task, tmp_path):
+    r = CliRunner().invoke(app, ["demo", "--task", task, "--count", "2", "--steps", "3", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "report.html").read_text()
+    assert html.count('class="slv"') == 2 and f"on {task}" in html

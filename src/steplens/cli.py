@@ -370,6 +370,7 @@ def trace(
 @app.command()
 def demo(
     model: str = MODEL, out: Path = typer.Option(Path("runs/demo")), count: int = typer.Option(6, min=1),
+    task: str = typer.Option("maze", help="the task family to show (one with a generator: steplens tasks list)"),
     size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: int = STEPS,
     shift: float = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
 ):
@@ -379,7 +380,7 @@ def demo(
     try:
         _check(steps, shift, None, device, out=out)
         m = _model(model, device, dtype, offload)
-        report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift)
+        report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift, task_name=task)
     except _errors() as e:
         _fail(e)
     summary = json.loads((out / "summary.json").read_text())

@@ -27,7 +27,20 @@ def pick(task, size: int, count: int, seed: int) -> list:
     pool = [task.sample(seed + i, size, None, idx=seed + i) for i in range(POOL)]
     area = np.array([answer_region(s).sum() for s in pool])
     keep = [s for s, a in zip(pool, area) if a >= np.median(area)]
+    for s in keep[:count]:
+        s.meta = {**s.meta, "size": size}  # the difficulty it was generated at
     return keep[:count]
+
+
+def next_size(task, size: int) -> int:
+    """The next difficulty up that the task takes (some knobs skip values, e.g. even sizes only), else `size`."""
+    for k in range(size + 1, task.sizes[1] + 1):
+        try:
+            task.sample(0, k)
+            return k
+        except ValueError:
+            continue
+    return size
 
 
 def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: int = 0, steps: int = 20,
@@ -36,7 +49,7 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
     out = Path(out)
     task = generator_task(task_name)
     size = size or task.default_size
-    edge = min(size + 1, task.sizes[1])
+    edge = next_size(task, size)
     samples = pick(task, size, (count + 1) // 2, seed) + (pick(task, edge, count // 2, seed) if count > 1 else [])
     traces = []
     for shape in dict.fromkeys(s.first_frame.shape for s in samples):  # one batch per frame size
@@ -45,10 +58,10 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
     rows, views = [], []
     for tr in traces:
         s = tr.sample
-        rel = f"traces/{s.task}-{s.meta.get('n', '')}-{s.idx:05d}"
+        rel = f"traces/{s.task}-{s.meta['size']}-{s.idx:05d}"
         written = write_trace(tr, out / rel)
         m = tr.metrics
-        rows.append({"sample": s.name, "seed": s.seed, "size": s.meta.get("n"),
+        rows.append({"sample": s.name, "seed": s.seed, "size": s.meta["size"],
                      "answer pixels": int(answer_region(s).sum()), "solved": tr.final_score["success"],
                      "score": tr.final_score["score"], "commitment step": tr.summary["commitment_step"],
                      "changed px step 0": m[0]["candidate_mass"], "off-target px step 0": m[0]["off_target"],
@@ -86,7 +99,7 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
     rep.image("mean_candidates.png", "mean changed pixels per step").image("mean_score.png", "mean score per step")
     for tr, rel, geometry in views:
         s = tr.sample
-        rep.section(f"{s.name} (size {s.meta.get('n')}): {'solved' if tr.final_score['success'] else 'not solved'}, "
+        rep.section(f"{s.name} (size {s.meta['size']}): {'solved' if tr.final_score['success'] else 'not solved'}, "
                     f"commitment step {tr.summary['commitment_step']}")
         rep.raw(trace_viewer(rel, geometry, tr.sigmas, tr.metrics, tr.experts, s.name), css=CSS, js=JS)
         rep.image(f"{rel}/grid.png", "x0_hat at steps 0, 1, 2, 5, 10 and the last (rows, with σ) × frames", width=300)
