@@ -26,6 +26,9 @@ DTYPE = typer.Option("float32", help="float32 | bfloat16 | float16 (wan:PATH pip
                                      "stay float32; the embedded model runs in float32)")
 OFFLOAD = typer.Option("none", help="none | model | sequential: CPU offload of a wan:PATH pipeline onto --device "
                                     "(needs accelerate and an accelerator)")
+LORA = typer.Option(None, "--lora", help="PATH[:SCALE]: a LoRA for a wan:PATH model's first (or only) transformer "
+                                         "(DiffSynth, original Wan / ComfyUI or diffusers keys)")
+LORA_2 = typer.Option(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert (transformer_2)")
 ENS_BLOCKS = typer.Option(None, "--ens-blocks", help="ensemble blocks, e.g. 4,5 (default: the middle quarter)")
 ENS_STEPS = typer.Option(None, "--ens-steps", help="ensemble steps, e.g. 0,1,2 (default: the first 15%)")
 ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent seeds, 1 = replaced by the mean")
@@ -68,11 +71,11 @@ def _check(steps=None, shift=None, guidance=None, device=None, out=None, out_fil
         checks.out_file(out_file)
 
 
-def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"):
+def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none", lora=None, lora_2=None):
     from .models.load import load_model
 
     try:
-        return load_model(spec, device, dtype=dtype, offload=offload)
+        return load_model(spec, device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2)
     except (ValueError, OSError, ImportError) as e:
         _fail(e)
 
@@ -181,7 +184,7 @@ def run(
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
     frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
                                                     "ground_truth.mp4's, mapped to the model's)"),
-    batch: int = typer.Option(16, min=1), device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    batch: int = typer.Option(16, min=1), device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
     ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
     ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
@@ -200,7 +203,7 @@ def run(
                                                            blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'),
                                                            alpha=alpha)
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
-        m = _model(model, device, dtype, offload)
+        m = _model(model, device, dtype, offload, lora, lora_2)
         if ens is not None:
             check_ensemble(ens, m, steps)
         samples = source.load(getattr(m, "frames_from_video", None))
@@ -264,7 +267,7 @@ def evaluate(
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
     guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
-    dtype: str = DTYPE, offload: str = OFFLOAD, scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2, scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
@@ -286,7 +289,7 @@ def evaluate(
                       steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
         ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
-        m = _model(model, device, dtype, offload)
+        m = _model(model, device, dtype, offload, lora, lora_2)
         samples = load_samples(m, s)
         if method == "single":
             rows, res = evaluate_samples(m, samples, steps, shift, guidance, batch, scorers)
@@ -328,7 +331,7 @@ def trace(
     count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
     task: str = typer.Option("maze"), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
     frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
-    guidance: float = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    guidance: float = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
                                        "(with --data: one folder per sample, mirroring the layout)"),
@@ -342,7 +345,7 @@ def trace(
     try:
         _check(steps, shift, guidance, device, out=out, threshold=threshold)
         scorers = Scorers(scorer, threshold)
-        m = _model(model, device, dtype, offload)
+        m = _model(model, device, dtype, offload, lora, lora_2)
         ffv = getattr(m, "frames_from_video", None)
         if sample is not None:
             found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
@@ -372,14 +375,14 @@ def demo(
     model: str = MODEL, out: Path = typer.Option(Path("runs/demo")), count: int = typer.Option(6, min=1),
     task: str = typer.Option("maze", help="the task family to show (one with a generator: steplens tasks list)"),
     size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: int = STEPS,
-    shift: float = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    shift: float = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
 ):
     """The main job: held-out mazes solved, scored and traced, gathered in OUT/report.html."""
     from .demo import run_demo
 
     try:
         _check(steps, shift, None, device, out=out)
-        m = _model(model, device, dtype, offload)
+        m = _model(model, device, dtype, offload, lora, lora_2)
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift, task_name=task)
     except _errors() as e:
         _fail(e)
@@ -405,7 +408,7 @@ def probe(
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
-    device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
@@ -419,7 +422,7 @@ def probe(
                              seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
                              threshold=threshold)
         settings.scorers()  # an unknown scorer is named before the model loads
-        m = _model(model, device, dtype, offload)
+        m = _model(model, device, dtype, offload, lora, lora_2)
         res = mod.run(m, out, settings)
     except _errors() as e:
         _fail(e)
@@ -443,7 +446,7 @@ def compare_cmd(
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
-    device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD,
+    device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
 ):
@@ -462,7 +465,7 @@ def compare_cmd(
         n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:
             raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
-        m = _model(model, device, dtype, offload)
+        m = _model(model, device, dtype, offload, lora, lora_2)
         res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens)
     except _errors() as e:
         _fail(e)

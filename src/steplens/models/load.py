@@ -19,7 +19,8 @@ def shipped_path(name: str) -> Path:
     return WEIGHTS_DIR / SHIPPED[name]
 
 
-def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none"):
+def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
+               lora=None, lora_2=None):
     """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint) or `wan:PATH` (a diffusers
     WanImageToVideoPipeline folder or hub id; see steplens.wan.load). dtype (float32 | bfloat16 | float16) and
     offload (none | model | sequential) apply to Wan pipelines; the embedded model runs in float32, not offloaded."""
@@ -28,7 +29,11 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
             raise ValueError("model 'wan:' needs a path: wan:PATH (a diffusers Wan image-to-video pipeline folder)")
         from ..wan.load import load_wan_model
 
-        return load_wan_model(spec[4:], device=device, dtype=dtype, offload=offload, name=spec)
+        return load_wan_model(spec[4:], device=device, dtype=dtype, offload=offload, name=spec, lora=lora,
+                              lora_2=lora_2)
+    if lora is not None or lora_2 is not None:
+        raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
+                         f"embedded model {spec!r}")
     if dtype not in (None, "float32"):
         from ..wan.load import DTYPES
 

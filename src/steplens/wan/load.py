@@ -135,11 +135,19 @@ def load_pipeline(path: str, device: str = "cpu", dtype: str | torch.dtype | Non
 
 
 def load_wan_model(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-                   offload: str | None = "none", name: str | None = None, **model_kwargs) -> WanPipelineModel:
-    """load_pipeline(...) wrapped as a WanPipelineModel (the steplens model interface)."""
+                   offload: str | None = "none", name: str | None = None, lora=None, lora_2=None,
+                   **model_kwargs) -> WanPipelineModel:
+    """load_pipeline(...) wrapped as a WanPipelineModel (the steplens model interface). `lora` / `lora_2`:
+    'PATH[:SCALE]' LoRAs for the first and the second transformer (steplens.wan.lora)."""
+    from .lora import apply_loras, parse_spec
+
+    for spec, option in ((lora, "--lora"), (lora_2, "--lora-2")):  # named before any weights load
+        if spec is not None:
+            parse_spec(spec, option)
     pipe = load_pipeline(path, device, dtype, offload)
+    loras = apply_loras(pipe, lora, lora_2)
     info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""), "offload": offload or "none",
-            "device": str(device)}
+            "device": str(device), "loras": loras}
     model = WanPipelineModel(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)
     model.check_prompt_encoding()  # every steplens command encodes prompts: say now if ftfy is missing
     if model.prompt_source == "hashed":
