@@ -582,8 +582,9 @@ def export(
     console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, step {info.get('step')})")
 
 
-class Interrupted(Exception):
-    """Ctrl-C, raised as our own exception so that the CLI framework does not swallow it silently."""
+class Interrupted(BaseException):
+    """Ctrl-C, raised as our own exception: not an Exception (no `except Exception` turns it into an error
+    message) and not a KeyboardInterrupt (which the CLI framework swallows silently)."""
 
 
 def main():  # pragma: no cover  (the console script; tests call `app` through typer's runner)
