@@ -111,3 +111,9 @@ def test_multi_task_training_draws_each_task_at_its_own_sizes():
         TrainConfig(tasks={"tictactoe": 1.0}, task_sizes={"tictactoe": {5: 1.0}})
     with pytest.raises(ValueError, match="do not suit task 'tictactoe'"):
         TrainConfig(tasks={"tictactoe": 1.0})
+
+
+def test_evaluation_takes_each_tasks_own_size_where_eval_size_does_not_fit():
+    from steplens.train import eval_size_for
+
+    assert eval_size_for("maze", 5) == 5 and eval_size_for("symmetry", 5) == 6 and eval_size_for("tictactoe", 5) == 2

@@ -185,6 +185,16 @@ def loss_fn(model, cfg: TrainConfig, x0, eps, sigma, cond):
     return (w * (v - (eps - x0)) ** 2).mean()
 
 
+def eval_size_for(task_name: str, size: int) -> int:
+    """`size` where the task takes it (range and its own rules, e.g. even only), else the task's default size."""
+    task = generator_task(task_name)
+    try:
+        task.sample(0, size)
+        return size
+    except ValueError:
+        return task.default_size
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
 
@@ -267,8 +277,7 @@ class Trainer:
         m = EmbeddedModel(self.ema, self.codec)
         rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
         for task in cfg.tasks:
-            lo, hi = generator_task(task).sizes  # eval_size where the task takes it, else the task's default
-            n = cfg.eval_size if lo <= cfg.eval_size <= hi else generator_task(task).default_size
+            n = eval_size_for(task, cfg.eval_size)
             res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
                              steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
             rec["eval_solve_rate" if task == "maze" else f"eval_solve_rate_{task}"] = res["solve_rate"]
