@@ -175,8 +175,10 @@ def test_geometry():
     from diffusers import DDIMScheduler
 
     pipe.scheduler = DDIMScheduler()
-    with pytest.raises(TypeError, match="cannot set the flow shift of a DDIMScheduler"):
+    with pytest.raises(TypeError, match="does not trace or hook the scheduler DDIMScheduler"):
         m.generate([maze(0)], [0], steps=1)
+    with pytest.raises(TypeError, match="cannot set the flow shift of a DDIMScheduler"):
+        m._shift(5.0).__enter__()
 
 
 @pytest.mark.parametrize("variant", ["wan22", "wan21"])

@@ -18,9 +18,17 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 MODEL = typer.Option("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH")
-STEPS = typer.Option(20, help="sampling steps (>= 1)")
-SHIFT = typer.Option(3.0, help="Wan's sigma shift")
-GUIDANCE = typer.Option(1.0, help="classifier-free guidance scale (1 = off)")
+STEPS = typer.Option(None, help="sampling steps (>= 1; default: the preset's: the model's own, 20 on the embedded "
+                                 "model, the pipeline's 50 on wan:PATH)")
+SHIFT = typer.Option(None, help="sigma shift of the flow schedule (default: the preset's; the model's own)")
+GUIDANCE = typer.Option(None, help="classifier-free guidance scale, 1 = off (default: the preset's; the model's own)")
+PRESET = typer.Option(None, "--preset", help="pipeline (default: the model's own settings) | vbvr (the study's "
+                                             "VBVR-Wan2.2 sampling: Euler, 50 steps, shift 5, CFG 5, expert switch "
+                                             "0.875; wan:PATH only); explicit options override it")
+HEIGHT = typer.Option(None, "--height", help="wan:PATH: the video height in pixels (a multiple of the pipeline's; "
+                                             "default: the sample's frame upscaled, or the first frame's size)")
+WIDTH = typer.Option(None, "--width", help="wan:PATH: the video width in pixels (with --height)")
+NEGATIVE = typer.Option(None, "--negative-prompt", help="wan:PATH: CFG's negative prompt (default: the preset's)")
 DEVICE = typer.Option("cpu", help="torch device")
 DTYPE = typer.Option("float32", help="float32 | bfloat16 | float16 (wan:PATH pipelines; the VAE and image encoder "
                                      "stay float32; the embedded model runs in float32)")
@@ -78,6 +86,25 @@ def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"
         return load_model(spec, device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2)
     except (ValueError, OSError, ImportError) as e:
         _fail(e)
+
+
+def _sampled(spec, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height=None, width=None,
+             negative_prompt=None):
+    """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning."""
+    from .presets import check_preset, resolve
+
+    check_preset(preset)  # named before the model loads
+    if (height is None) != (width is None):
+        raise ValueError("--height and --width go together (got only " + ("--height" if height is not None
+                                                                           else "--width") + ")")
+    m = _model(spec, device, dtype, offload, lora, lora_2)
+    return m, resolve(m, preset, steps, shift, guidance, height, width, negative_prompt)
+
+
+def _with_sampling(s, sp):
+    """Experiment settings with the resolved sampling (a pipeline's preset recorded in its configs)."""
+    extra = {"sampling": sp.describe()} if sp.extra else {}
+    return s.model_copy(update={"steps": sp.steps, "shift": sp.shift, "guidance": sp.guidance, **extra})
 
 
 def _scorer_help() -> str:
@@ -180,11 +207,13 @@ def run(
     out: Path = typer.Option(..., help="outputs mirror the samples' layout: OUT/[<split>/]<task>/<idx>.mp4 and .png"),
     split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     count: Optional[int] = typer.Option(None, min=1, help="only the first COUNT samples (after the filters)"),
-    model: str = MODEL, steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE,
+    model: str = MODEL, steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT, guidance: Optional[float] = GUIDANCE,
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
     frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
                                                     "ground_truth.mp4's, mapped to the model's)"),
     batch: int = typer.Option(16, min=1), device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
+    negative_prompt: Optional[str] = NEGATIVE,
     ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
     ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
@@ -203,13 +232,16 @@ def run(
                                                            blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'),
                                                            alpha=alpha)
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
-        m = _model(model, device, dtype, offload, lora, lora_2)
+        m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height, width,
+                         negative_prompt)
+        steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         if ens is not None:
             check_ensemble(ens, m, steps)
         samples = source.load(getattr(m, "frames_from_video", None))
         if split_seeds:
             _distributed()
         config = {"model": model, "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
+                  **({"sampling": sp.describe()} if sp.extra else {}),
                   "ensemble": ens.model_dump() if ens else None, "select": select}
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
                            select=select, split_seeds=split_seeds, config=config)
@@ -265,9 +297,11 @@ def evaluate(
     seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9); with --data, "
                                      "noise seed = seed + idx"),
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
-    frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
-    guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
-    dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2, scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    frames: Optional[int] = typer.Option(None), steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT,
+    guidance: Optional[float] = GUIDANCE, batch: int = typer.Option(50, min=1), device: str = DEVICE,
+    dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
+    negative_prompt: Optional[str] = NEGATIVE, scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
@@ -289,7 +323,10 @@ def evaluate(
                       steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer, threshold=threshold)
         ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
-        m = _model(model, device, dtype, offload, lora, lora_2)
+        m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height, width,
+                         negative_prompt)
+        s = _with_sampling(s, sp)
+        steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         samples = load_samples(m, s)
         if method == "single":
             rows, res = evaluate_samples(m, samples, steps, shift, guidance, batch, scorers)
@@ -330,8 +367,10 @@ def trace(
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
     task: str = typer.Option("maze"), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
-    frames: Optional[int] = typer.Option(None), steps: int = STEPS, shift: float = SHIFT,
-    guidance: float = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    frames: Optional[int] = typer.Option(None), steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT,
+    guidance: Optional[float] = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
+    negative_prompt: Optional[str] = NEGATIVE,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
                                        "(with --data: one folder per sample, mirroring the layout)"),
@@ -345,7 +384,9 @@ def trace(
     try:
         _check(steps, shift, guidance, device, out=out, threshold=threshold)
         scorers = Scorers(scorer, threshold)
-        m = _model(model, device, dtype, offload, lora, lora_2)
+        m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height, width,
+                         negative_prompt)
+        steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         ffv = getattr(m, "frames_from_video", None)
         if sample is not None:
             found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
@@ -374,15 +415,19 @@ def trace(
 def demo(
     model: str = MODEL, out: Path = typer.Option(Path("runs/demo")), count: int = typer.Option(6, min=1),
     task: str = typer.Option("maze", help="the task family to show (one with a generator: steplens tasks list)"),
-    size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: int = STEPS,
-    shift: float = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: Optional[int] = STEPS,
+    shift: Optional[float] = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
+    negative_prompt: Optional[str] = NEGATIVE,
 ):
     """The main job: held-out mazes solved, scored and traced, gathered in OUT/report.html."""
     from .demo import run_demo
 
     try:
         _check(steps, shift, None, device, out=out)
-        m = _model(model, device, dtype, offload, lora, lora_2)
+        m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, None, height, width,
+                         negative_prompt)
+        steps, shift = sp.steps, sp.shift
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=steps, shift=shift, task_name=task)
     except _errors() as e:
         _fail(e)
@@ -407,8 +452,10 @@ def probe(
     task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
-    steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
+    steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT, guidance: Optional[float] = GUIDANCE, batch: int = typer.Option(50, min=1),
     device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
+    negative_prompt: Optional[str] = NEGATIVE,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
@@ -422,7 +469,9 @@ def probe(
                              seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
                              threshold=threshold)
         settings.scorers()  # an unknown scorer is named before the model loads
-        m = _model(model, device, dtype, offload, lora, lora_2)
+        m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height, width,
+                         negative_prompt)
+        settings = _with_sampling(settings, sp)
         res = mod.run(m, out, settings)
     except _errors() as e:
         _fail(e)
@@ -445,8 +494,10 @@ def compare_cmd(
     task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
-    steps: int = STEPS, shift: float = SHIFT, guidance: float = GUIDANCE, batch: int = typer.Option(50, min=1),
+    steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT, guidance: Optional[float] = GUIDANCE, batch: int = typer.Option(50, min=1),
     device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
+    preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
+    negative_prompt: Optional[str] = NEGATIVE,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
 ):
@@ -465,7 +516,9 @@ def compare_cmd(
         n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:
             raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
-        m = _model(model, device, dtype, offload, lora, lora_2)
+        m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height, width,
+                         negative_prompt)
+        settings = _with_sampling(settings, sp)
         res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens)
     except _errors() as e:
         _fail(e)

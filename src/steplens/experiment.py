@@ -93,6 +93,7 @@ class ExperimentSettings(BaseModel):
     batch: int = 50
     scorer: str | None = None  # None: each task's own
     threshold: float | None = None
+    sampling: dict | None = None  # a pipeline's resolved preset (steplens.presets.Sampling.describe()), if any
 
     @field_validator("steps", "batch")
     @classmethod
@@ -111,7 +112,8 @@ class ExperimentSettings(BaseModel):
     def describe(self) -> dict:
         """The configuration an output folder records (the sample count left out: it may grow)."""
         return {**self.source().describe(), "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
-                "scorer": self.scorer, "threshold": self.threshold}
+                "scorer": self.scorer, "threshold": self.threshold,
+                **({"sampling": self.sampling} if self.sampling else {})}
 
 
 def load_samples(model, s: "ExperimentSettings") -> list[Sample]:

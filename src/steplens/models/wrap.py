@@ -35,6 +35,12 @@ class EmbeddedModel:
     def velocity(self, x, sigma, cond):
         return self.net(x, sigma, cond)
 
+    SAMPLING = {"steps": 20, "shift": 3.0, "guidance": 1.0}  # what the shipped models are trained and measured with
+
+    def sampling_defaults(self) -> dict:
+        """The model's own sampling settings (steplens.presets 'pipeline'): 20 Euler steps, shift 3, no CFG."""
+        return dict(self.SAMPLING)
+
     def condition(self, samples):
         return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], self.codec, self.device)
 

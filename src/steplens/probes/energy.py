@@ -48,33 +48,56 @@ def run(model, out: Path, s: ProbeSettings, steps: list[int] | None = None, pca_
     store = open_store(out, "energy", config)
     scorers = s.scorers()
 
+    branches = ["cond", "uncond"] if s.guidance > 1 else ["cond"]
+
     def run_batch(conds, batch):
-        hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy", branch="cond")
+        # both CFG branches when CFG is on; the maps and the main table are the cond branch (the study's first pass)
+        hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy",
+                                             branch=None if len(branches) > 1 else "cond")
         lat = generate(model, s, batch, hooks)
         grid = model.token_grid(lat.shape)
         masks = torch.stack([model.token_mask(masks_px[x.name]) for x in batch])  # (B, h, w)
-        rows = [{**r, "ratios": {}, "maps": {}} for r in score_outputs(model, batch, lat, scorers)]
+        ran = experts_by_step(hooks, blocks[0], steps)
+        rows = [{**r, "ratios": {}, "maps": {}, "by": {}, "experts": [ran[k] for k in steps]}
+                for r in score_outputs(model, batch, lat, scorers)]
         for b in blocks:
             for k in steps:
-                e = hooks.get(b, k).reshape(len(batch), *grid)
-                out_frames = e[:, 1:] if grid[0] > 1 else e
-                for n, row in enumerate(rows):
-                    m = masks[n][None].expand_as(out_frames[n])
-                    row["ratios"].setdefault(b, []).append((out_frames[n][m].mean() / out_frames[n][~m].mean()).item())
-                    row["maps"][f"{b}@{k}"] = e[n].tolist()
+                for br in branches:
+                    e = hooks.get(b, k, br).reshape(len(batch), *grid)
+                    out_frames = e[:, 1:] if grid[0] > 1 else e
+                    for n, row in enumerate(rows):
+                        m = masks[n][None].expand_as(out_frames[n])
+                        ratio = (out_frames[n][m].mean() / out_frames[n][~m].mean()).item()
+                        row["by"].setdefault(f"{br}|{ran[k] or '-'}|{b}", []).append(ratio)
+                        if br == "cond":
+                            row["ratios"].setdefault(b, []).append(ratio)
+                            row["maps"][f"{b}@{k}"] = e[n].tolist()
         return {"energy": rows}
 
     run_grid(store, ["energy"], samples, s.batch, run_batch, desc="probe energy", progress=progress)
     rows = rows_of(store, "energy", samples)
     same = [r for r in rows if np.shape(r["maps"][f"{blocks[0]}@{steps[0]}"]) == np.shape(rows[0]["maps"][f"{blocks[0]}@{steps[0]}"])]
     mean_energy = {(b, k): torch.tensor([r["maps"][f"{b}@{k}"] for r in same]).mean(0) for b in blocks for k in steps}
-    table = [{"block": b, "task_background_ratio": float(np.mean([np.mean(r["ratios"][b]) for r in rows]))}
-             for b in blocks]
+    ran = rows[0].get("experts") or [None] * len(steps)
+    groups = sorted({g.rsplit("|", 1)[0] for r in rows for g in r.get("by", {})})
+    table = []
+    for b in blocks:
+        row = {"block": b, "task_background_ratio": float(np.mean([np.mean(r["ratios"][b]) for r in rows]))}
+        for g in groups if len(groups) > 1 else []:  # per CFG branch and expert, where there is more than one
+            vals = [np.mean(r["by"][f"{g}|{b}"]) for r in rows if f"{g}|{b}" in r.get("by", {})]
+            br, ex = g.split("|")
+            row[f"ratio {br}" + ("" if ex == "-" else f" {ex}")] = float(np.mean(vals))
+        table.append(row)
     best = max(table, key=lambda r: r["task_background_ratio"])
+    per_step = {b: [float(np.mean([r["ratios"][b][j] for r in rows])) for j in range(len(steps))] for b in blocks}
     headline = {"solve_rate": summarize(rows)["solve_rate"], "mean_score": summarize(rows)["mean_score"],
                 "best_block": best["block"], "best_ratio": best["task_background_ratio"], "steps": steps,
                 "ratios": {r["block"]: round(r["task_background_ratio"], 3) for r in table},
-                "maps_averaged_over": len(same)}
+                "maps_averaged_over": len(same), "branch": "cond", "branches": branches,
+                "experts": {str(k): e for k, e in zip(steps, ran)}}
+    for key in [k for k in table[0] if k.startswith("ratio ")]:
+        top = max(table, key=lambda r: r[key])
+        headline.setdefault("best_block_by", {})[key[len("ratio "):]] = top["block"]
     # PCA maps of the first sample's full hidden states (one more run of one sample)
     pca = Hooks(model, s.steps).record(pca_blocks, steps=[steps[0]], branch="cond")
     lat = generate(model, s, samples[:1], pca)
@@ -82,13 +105,43 @@ def run(model, out: Path, s: ProbeSettings, steps: list[int] | None = None, pca_
     pca_state = {b: pca.get(b, steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
     write_results(out, "energy", s, config, table, headline, samples=len(samples))
     atomic_write_json(out / "energy_maps.json", {f"{b}@{k}": v.tolist() for (b, k), v in mean_energy.items()})
-    plot_grid(out, mean_energy, blocks, steps)
+    plot_grid(out, mean_energy, blocks, steps, dict(zip(steps, ran)))
     plot_pca(out, pca_state)
     plot_ratio(out, table)
+    plot_steps(out, per_step, blocks, steps, ran)
     return {"headline": headline, "table": table}
 
 
-def plot_grid(out: Path, mean_energy, blocks, steps) -> None:
+def experts_by_step(hooks, block: str, steps: list[int]) -> dict[int, str | None]:
+    """Which expert ran at each recorded step (None on a one-expert model), from the records' keys."""
+    seen = {k: e for (p, k, br, e) in hooks.records if p == block and br == "cond"}
+    return {k: seen.get(k) for k in steps}
+
+
+def plot_steps(out: Path, per_step: dict, blocks, steps, experts) -> None:
+    """Task/background ratio (cond branch) per block (rows) and recorded step (columns); a dashed line and the
+    experts' names mark where a two-expert model switches."""
+    import matplotlib.pyplot as plt
+
+    m = np.array([per_step[b] for b in blocks])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(steps), 0.8 + 0.22 * len(blocks)))
+    im = ax.imshow(m, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(steps)), [str(k) for k in steps])
+    ax.set_yticks(range(len(blocks)), [b.split(".")[-1] for b in blocks], fontsize=6)
+    ax.set_xlabel("step")
+    ax.set_ylabel("block")
+    for j in range(1, len(steps)):
+        if experts[j] != experts[j - 1]:
+            ax.axvline(j - 0.5, color="w", ls="--", lw=1.5)
+            ax.text(j - 0.45, -0.7, f"→ {experts[j]}", fontsize=7, va="bottom")
+    if experts and experts[0] is not None:
+        ax.text(-0.45, -0.7, experts[0], fontsize=7, va="bottom")
+    fig.colorbar(im, ax=ax, label="task / background energy")
+    ax.set_title("energy ratio per block and step (cond branch)", fontsize=8, pad=14)
+    save(fig, Path(out) / "energy_steps.png")
+
+
+def plot_grid(out: Path, mean_energy, blocks, steps, experts: dict | None = None) -> None:
     import matplotlib.pyplot as plt
 
     for k in steps:
@@ -104,7 +157,9 @@ def plot_grid(out: Path, mean_energy, blocks, steps) -> None:
                     ax.set_ylabel(b, fontsize=7)
                 if i == 0:
                     ax.set_title(f"frame {f}", fontsize=7)
-        fig.suptitle(f"token energy, step {k} (mean over samples; colour scale per block)", fontsize=8)
+        who = f", {experts[k]}" if experts and experts.get(k) else ""
+        fig.suptitle(f"token energy, step {k}{who} (cond branch; mean over samples; colour scale per block)",
+                     fontsize=8)
         save(fig, Path(out) / f"energy_step{k}.png")
 
 
@@ -154,6 +209,12 @@ def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
     rep.section("Block energy: perception, reasoning, consolidation",
                 f"Highest task/background energy ratio: {h['best_block']} ({h['best_ratio']:.3f}).")
     rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
+    if (Path(out) / "energy_steps.png").exists():
+        experts = {e for e in h.get("experts", {}).values() if e}
+        rep.text("The same ratio per recorded step (cond branch)" + (
+            f"; the dashed line marks the switch between the experts ({', '.join(sorted(experts))}), two different "
+            f"networks whose blocks are reported apart in the table" if len(experts) > 1 else "") + ".")
+        rep.image(f"{rel}/energy_steps.png", "energy ratio per block and step")
     from ..viewer import CSS, JS, image_stepper
 
     rep.text("Token energy per block (rows) and latent frame (columns), mean over samples: move the slider (or the "

@@ -21,7 +21,11 @@ While attached (also after an exception, everything is put back on exit):
   scheduler returned;
 * `x0` (x0_hat = x_s - sigma v, v the guided velocity, in float32) fires in scheduler.step, through
   Hooks.on_x0 (so do the points Hooks derives from x0_hat, e.g. `v`); an edit hands the scheduler
-  v = (x_s - x0_hat') / sigma instead of the pipeline's v.
+  v = (x_s - x0_hat') / sigma instead of the pipeline's v;
+* Wan2.2-TI2V-5B (expand_timesteps): the transformer sees mix(x_s), x_s with its first latent frame replaced
+  by the clean image latent (steplens.wan.ti2v). `latent` is still the pipeline's `latents`, and an edit x_s'
+  enters the transformer as mix(x_s') and goes to scheduler.step as it is; x0_hat = mix(x_s - sigma v), so
+  its frame 0 is the image latent, as in the pipeline's final latents.
 
 Why wrap the transformer's forward and scheduler.step rather than use callback_on_step_end: the callback
 runs after the update of step k-1, so it cannot edit step 0 without a second mechanism, it is the user's
@@ -53,6 +57,7 @@ import torch
 from ..context import StepContext, step_context
 from ..hooks import SAMPLER_POINTS
 from .model import WanPipelineModel, check_pipeline
+from .ti2v import FirstFrame, is_ti2v
 from .trace import InstancePatches, transformer_components
 
 SUPPORTED_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler", "UniPCMultistepScheduler")
@@ -81,9 +86,10 @@ def check_scheduler(scheduler) -> str:
                              "(prediction_type='flow_prediction', use_flow_sigmas=True); this one has "
                              + "; ".join(problems))
         return "unipc"
-    raise TypeError(f"steplens.wan hooks do not support the scheduler {type(scheduler).__name__}; supported: "
-                    f"{', '.join(SUPPORTED_SCHEDULERS)} (set e.g. pipe.scheduler = "
-                    f"FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config) before attaching)")
+    raise TypeError(f"steplens does not trace or hook the scheduler {type(scheduler).__name__} (it needs flow "
+                    f"matching, x0_hat = x_s - sigma v); supported: {', '.join(SUPPORTED_SCHEDULERS)} (set e.g. "
+                    f"pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config), or "
+                    f"--preset vbvr)")
 
 
 def _check_hooks_model(hooks, experts: dict) -> None:
@@ -125,6 +131,7 @@ class PipelineHooks:
         self._own_module_hooks = False
         self._active = False
         self._branch_name: str | None = None  # the pipeline's cache_context name around the current forward
+        self._first = FirstFrame() if is_ti2v(pipe) else None  # TI2V: condition and mask, from prepare_latents
         self._reset_run()
 
     # -- state of the pipeline call --------------------------------------------------------------------------
@@ -156,6 +163,8 @@ class PipelineHooks:
         return any(s.point in SAMPLER_POINTS and s.point != "latent" for s in self.hooks.specs)
 
     def _pipeline_latent(self, hidden: torch.Tensor, expert: str) -> torch.Tensor:
+        if self._first is not None:  # TI2V: the transformer sees mix(latents)
+            return self._first.pipeline_latent(self._latent, hidden)
         z = self._latent.shape[1] if self._latent is not None else self.experts[expert].config.out_channels
         seen = hidden[:, :z]
         if (self._latent is not None and self._latent.shape == seen.shape
@@ -189,7 +198,8 @@ class PipelineHooks:
                         self._edited = new.to(ref.device)
                 if self._edited is not None:
                     z = self._edited.shape[1]
-                    hidden = torch.cat([self._edited.to(hidden.device, hidden.dtype), hidden[:, z:]], dim=1)
+                    hidden = (self._first.transformer_input(self._edited, hidden) if self._first is not None else
+                              torch.cat([self._edited.to(hidden.device, hidden.dtype), hidden[:, z:]], dim=1))
                     args, kwargs = put(hidden)
                 with step_context(StepContext(step, sigma, (branch,), name)):
                     return original(*args, **kwargs)
@@ -233,6 +243,8 @@ class PipelineHooks:
                         if _changed(v, model_output):
                             model_output = v.to(model_output.dtype)
                         x0 = x - s * model_output
+                        if self._first is not None:  # TI2V: frame 0 is the image latent
+                            x0 = self._first.mix(x0)
                         new = self.hooks.on_x0(StepContext(k, sigma, ("cond",), self._expert), sample.clone(),
                                                x0.clone())
                         if _changed(new, x0):
@@ -275,6 +287,8 @@ class PipelineHooks:
             def prepare_latents(*args, **kwargs):
                 out = original(*args, **kwargs)
                 self._latent = out[0] if isinstance(out, (tuple, list)) else out
+                if self._first is not None:
+                    self._first.capture(out)
                 return out
 
             prepare_latents.__wrapped__ = original

@@ -1,6 +1,6 @@
 """A diffusers Wan pipeline seen as a steplens model: hooks, and the `generate` / `decode` every experiment uses.
 
-    model = WanPipelineModel(pipe)      # WanImageToVideoPipeline: Wan2.1 I2V, or Wan2.2-A14B's two experts
+    model = WanPipelineModel(pipe)      # WanImageToVideoPipeline: Wan2.1 I2V, Wan2.2-A14B's two experts, TI2V-5B
     model.block_names                   # ["blocks.0", …, "blocks.39"]
     model.modules()                     # {"transformer": …, "transformer_2": …} (the experts that exist)
     hooks = Hooks(model).record("blocks.3", steps=[0, 5], branch="uncond", expert="transformer_2")
@@ -16,9 +16,10 @@ provided by steplens.wan.hooks.attach, which wraps the pipeline while the hooks 
 How a task sample becomes a pipeline call (`generate`):
 
 * resolution: the native first frame (H, W) is upscaled (nearest neighbour) by the smallest integer k that
-  makes both sides multiples of vae_scale_factor_spatial * patch size (16 for Wan), times the smallest
-  factor reaching `min_size` if one is set (or k = `scale` if given). A (2n+1)^2 maze is odd-sized, so
-  k = 16 and one transformer token covers exactly one maze pixel (min_size=480 gives a 5x5 maze 528 px);
+  makes both sides multiples of vae_scale_factor_spatial * patch size (16 for Wan2.1 / A14B, 32 for TI2V-5B's
+  16x VAE), times the smallest factor reaching `min_size` if one is set (or k = `scale` if given). A (2n+1)^2
+  maze is odd-sized, so k = 16 (TI2V: 32) and one transformer token covers exactly one maze pixel (min_size=480
+  gives a 5x5 maze 528 px);
 * frames: the sample's frame count F becomes F *latent* frames, i.e. num_frames = 4 (F - 1) + 1 video
   frames (Wan's VAE: latent frame 0 is video frame 0, latent frame j >= 1 holds video frames 4j-3 .. 4j);
   sample frame f is video frame 4f, and the last sample frame is the last video frame. So the latent and the
@@ -42,7 +43,9 @@ How a task sample becomes a pipeline call (`generate`):
 * guidance: CFG scale (`guidance_scale`, and `guidance_scale_2` for the low-noise expert); 1 = off. The
   pipeline applies CFG only above 1, so guidance < 1 is refused;
 * callback(StepInfo) per step through the trace machinery (steplens.wan.trace): x_s, the guided v and
-  x0_hat as the scheduler gets them; hooks through steplens.wan.hooks.attach.
+  x0_hat as the scheduler gets them; hooks through steplens.wan.hooks.attach;
+* Wan2.2-TI2V-5B (expand_timesteps=True): prepare_latents also returns the first-frame mask (batch 1, kept
+  once); the latent's frame 0 is the clean image latent, and x0_hat has it too (steplens.wan.ti2v).
 
 `decode` gives what the experiments score: the VAE's video (exactly as the pipeline decodes), at video frames
 0, 4, 8, ... (one per sample frame), averaged over k x k pixel blocks back to the native size.
@@ -60,6 +63,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .ti2v import join_rows
 from .trace import InstancePatches, PipelineTrace, decode_latents, transformer_components
 
 SUPPORTED_PIPELINES = ("WanImageToVideoPipeline",)
@@ -75,11 +79,7 @@ def check_pipeline(pipe) -> None:
     if not isinstance(pipe, WanImageToVideoPipeline):
         raise TypeError(f"steplens.wan hooks do not support the pipeline class {type(pipe).__name__}; supported: "
                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1 I2V with one transformer, Wan2.2-A14B I2V with "
-                        f"two experts `transformer`/`transformer_2`)")
-    if getattr(pipe.config, "expand_timesteps", False):
-        raise ValueError("steplens.wan hooks do not support WanImageToVideoPipeline with expand_timesteps=True "
-                         "(Wan2.2-TI2V-5B: the first frame is blended into the latent and the timestep is per token); "
-                         "supported: Wan2.1 I2V and Wan2.2-A14B I2V (expand_timesteps=False)")
+                        f"two experts `transformer`/`transformer_2`, Wan2.2-TI2V-5B with expand_timesteps=True)")
     if not transformer_components(pipe):
         raise ValueError(f"the {type(pipe).__name__} has no transformer (neither `transformer` nor `transformer_2`)")
 
@@ -166,10 +166,13 @@ class WanPipelineModel:
             self.prompt_embeds, self.prompt_source = HashedPromptEmbeds(self.transformer.config.text_dim), "hashed"
         self.info = {"prompt": self.prompt_source, **(info or {})}
         self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate
+        self._native: dict[tuple[int, int], tuple[int, int]] = {}  # call (H, W) -> native (h, w), from generate
+        self.size: tuple[int, int] | None = None  # a fixed call size (configure_sampling height/width)
+        self.size_rule: str | None = None  # "first-frame": the size of the samples' first_frame.png
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
-        """The pipeline's denoisers by component name: {"transformer": …} for Wan2.1, plus "transformer_2"
+        """The pipeline's denoisers by component name: {"transformer": …} for Wan2.1 / TI2V-5B, plus "transformer_2"
         for Wan2.2-A14B (the low-noise expert, used once t < boundary_ratio · num_train_timesteps)."""
         return transformer_components(self.pipe)
 
@@ -187,6 +190,67 @@ class WanPipelineModel:
         """`blocks.i` of the (first) transformer; Hooks checks that each expert has the point it hooks."""
         return [f"blocks.{i}" for i in range(len(self.transformer.blocks))]
 
+    # -- sampling settings (steplens.presets) -------------------------------------------------------------------
+    @property
+    def has_two_experts(self) -> bool:
+        return len(self.modules()) > 1
+
+    def sampling_defaults(self) -> dict:
+        """The pipeline's own settings: steps and CFG from its __call__ signature, the scheduler's flow shift,
+        the scheduler class, boundary_ratio (two experts), the negative prompt in use."""
+        params = inspect.signature(type(self.pipe).__call__).parameters
+        sched = self.pipe.scheduler
+        key = SHIFT_KEYS.get(type(sched).__name__)
+        shift = (sched.shift if key == "shift" else sched.config.flow_shift) if key else float("nan")
+        out = {"steps": int(params["num_inference_steps"].default), "shift": float(shift),
+               "guidance": float(params["guidance_scale"].default), "scheduler": type(sched).__name__,
+               "negative_prompt": self.negative_prompt}
+        if self.has_two_experts:
+            out["boundary"] = self.pipe.config.boundary_ratio
+        return out
+
+    def configure_sampling(self, scheduler: str | None = None, boundary: float | None = None,
+                           negative_prompt: str | None = None, height: int | None = None, width: int | None = None,
+                           size: str | None = None, shift: float | None = None) -> None:
+        """Set what a preset or option asks for, for the rest of this model's life: scheduler "euler" (a
+        FlowMatchEulerDiscreteScheduler replaces the pipeline's; a class name equal to the pipeline's keeps it),
+        the expert switch `boundary` (a ratio of num_train_timesteps, two-expert pipelines only), the negative
+        prompt, a fixed call size (height, width: multiples of spatial_multiple), or size="first-frame", and the
+        scheduler's flow `shift` (so that a trace or hooks attached before generate see the scheduler that runs)."""
+        pipe = self.pipe
+        if scheduler is not None and scheduler != type(pipe.scheduler).__name__:
+            if scheduler != "euler":
+                raise ValueError(f"scheduler {scheduler!r}: steplens sets 'euler' (FlowMatchEulerDiscreteScheduler) "
+                                 f"or keeps the pipeline's {type(pipe.scheduler).__name__}")
+            from diffusers import FlowMatchEulerDiscreteScheduler
+
+            pipe.scheduler = FlowMatchEulerDiscreteScheduler(
+                num_train_timesteps=int(pipe.scheduler.config.num_train_timesteps))
+        if shift is not None:
+            pipe.scheduler = scheduler_with_shift(pipe.scheduler, float(shift))
+        if boundary is not None:
+            if not self.has_two_experts:
+                raise ValueError(f"an expert switch (boundary {boundary}) needs a two-expert pipeline "
+                                 f"(Wan2.2-A14B); {self.name} has one transformer")
+            if not 0 < float(boundary) < 1:
+                raise ValueError(f"boundary {boundary} must be in (0, 1): a fraction of the training timesteps")
+            pipe.register_to_config(boundary_ratio=float(boundary))
+        if negative_prompt is not None:
+            self.negative_prompt = str(negative_prompt)
+        if (height is None) != (width is None):
+            raise ValueError("height and width go together")
+        if height is not None:
+            mh, mw = self.spatial_multiple
+            for what, v, m in (("--height", height, mh), ("--width", width, mw)):
+                if isinstance(v, bool) or not isinstance(v, int) or v < m or v % m:
+                    raise ValueError(f"{what} {v!r}: must be a positive multiple of {m} for this pipeline "
+                                     f"(VAE {self.pipe.vae_scale_factor_spatial} x patch)")
+            self.size = (int(height), int(width))
+        if size is not None:
+            if size != "first-frame":
+                raise ValueError(f"size {size!r}: 'first-frame' is the only size rule")
+            self.size_rule = size
+
     def run(self, hooks=None, **pipe_kwargs):
         """Call the pipeline with `hooks` attached (steplens.wan.hooks.attach); returns the pipeline's output."""
         if hooks is None:
@@ -203,7 +267,8 @@ class WanPipelineModel:
 
     @property
     def spatial_multiple(self) -> tuple[int, int]:
-        """Pixel sizes the frame's height and width must be multiples of (vae scale x patch: 16 for Wan)."""
+        """Pixel sizes the frame's height and width must be multiples of (vae scale x patch: 16 for Wan2.1 /
+        A14B, 32 for TI2V-5B)."""
         s = self.pipe.vae_scale_factor_spatial
         _, ph, pw = self.patch_size
         return s * ph, s * pw
@@ -259,6 +324,20 @@ class WanPipelineModel:
         if any(s.first_frame.shape[:2] != (h, w) for s in samples):
             raise ValueError("all samples of a batch must have the same frame size")
         return h, w
+
+    def call_size(self, samples) -> tuple[int, int]:
+        """(height, width) of the pipeline call for these samples: `configure_sampling(height=, width=)` if set;
+        the size of the samples' first_frame.png rounded up to the pipeline's multiple under size="first-frame"
+        (the vbvr preset); else the native frame upscaled by the integer pixel_scale."""
+        h, w = self._frame_size(samples)
+        mh, mw = self.spatial_multiple
+        if self.size is not None:
+            return self.size
+        if self.size_rule == "first-frame":
+            k = max(int(getattr(samples[0], "scale", 1) or 1), 1)
+            return -(-h * k // mh) * mh, -(-w * k // mw) * mw
+        k = self.pixel_scale(h, w)
+        return h * k, w * k
 
     def _scale_of_video(self, height: int, width: int) -> int:
         """The pixel scale of a decoded (height, width) video: as generate chose it, else the largest
@@ -330,7 +409,7 @@ class WanPipelineModel:
                     pre = pipe.video_processor.preprocess(img, height=a["height"], width=a["width"])
                     rows.append(original(pre.to(a["device"], dtype=torch.float32), 1, a["num_channels_latents"],
                                          a["height"], a["width"], a["num_frames"], a["dtype"], a["device"], g))
-                return tuple(torch.cat(parts) for parts in zip(*rows))
+                return join_rows(rows)  # TI2V: (latents, condition) rows and one first_frame_mask
 
             return prepare_latents
 
@@ -357,10 +436,14 @@ class WanPipelineModel:
         finally:
             pipe.scheduler = original
 
-    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int = 20,
-                    guidance: float = 1.0) -> tuple[list, list[torch.Generator], dict]:
+    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                    guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
         """(first frames as upscaled PIL images, one seeded CPU generator per sample, the shared keyword arguments
-        of the pipeline call: height, width, num_frames, num_inference_steps, guidance_scale, ...)."""
+        of the pipeline call: height, width, num_frames, num_inference_steps, guidance_scale, ...). steps and
+        guidance default to the pipeline's own (sampling_defaults)."""
+        own = self.sampling_defaults() if steps is None or guidance is None else {}
+        steps = own["steps"] if steps is None else steps
+        guidance = own["guidance"] if guidance is None else guidance
         from PIL import Image
 
         from ..video import check_frames
@@ -376,19 +459,26 @@ class WanPipelineModel:
             raise ValueError(f"guidance {guidance} < 1: the Wan pipeline applies classifier-free guidance only for "
                              f"guidance > 1 (1 = off)")
         h, w = self._frame_size(samples)
-        k = self.pixel_scale(h, w)
-        self._scales[h * k, w * k] = k
-        images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
+        H, W = self.call_size(samples)
+        k = H // h if H % h == 0 and W % w == 0 and H // h == W // w else None
+        if k is not None:
+            self._scales[H, W] = k
+            images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
+        else:  # not an integer upscale (--height/--width, or a first frame off the pipeline's multiple)
+            self._native[H, W] = (h, w)
+            images = [Image.fromarray(np.ascontiguousarray(s.first_frame), "RGB").resize((W, H), Image.BICUBIC)
+                      for s in samples]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        kw = dict(height=h * k, width=w * k, num_frames=self.video_frames(frames), num_inference_steps=steps,
+        kw = dict(height=H, width=W, num_frames=self.video_frames(frames), num_inference_steps=steps,
                   guidance_scale=float(guidance), output_type="latent", max_sequence_length=self.max_sequence_length)
         return images, generators, kw
 
-    def pipeline_inputs(self, sample, seed: int, frames: int | None = None, steps: int = 20,
-                        guidance: float = 1.0) -> dict:
+    def pipeline_inputs(self, sample, seed: int, frames: int | None = None, steps: int | None = None,
+                        guidance: float | None = None) -> dict:
         """The plain single-sample pipeline call equivalent to generate([sample], [seed], ...): `pipe(**kw)` (at
         the pipeline's current shift) returns the same latents, bit for bit."""
         images, generators, kw = self.call_inputs([sample], [seed], frames, steps, guidance)
+        guidance = kw["guidance_scale"]
         kw.update(image=images[0], generator=generators[0])
         if self.prompt_embeds is None:
             kw.update(prompt=sample.prompt, negative_prompt=self.negative_prompt)
@@ -399,15 +489,21 @@ class WanPipelineModel:
         return kw
 
     @torch.no_grad()
-    def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
-                 guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
+    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                 shift: float | None = None, guidance: float | None = None, callback=None,
+                 hooks=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents
-        (B, z, frames, H/8, W/8) as the pipeline returns them (output_type="latent")."""
+        (B, z, frames, H/8, W/8) as the pipeline returns them (output_type="latent"). steps, shift and guidance
+        default to the pipeline's own (sampling_defaults: its __call__ defaults, its scheduler's shift)."""
+        from .hooks import check_scheduler
+
+        check_scheduler(self.pipe.scheduler)  # refused before any work, hooks or not
         images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
         self.check_prompt_encoding()
         text_dim = self.transformer.config.text_dim
         with ExitStack() as stack:
-            stack.enter_context(self._shift(shift))  # before the hooks: they hold on to the pipeline's scheduler
+            if shift is not None:
+                stack.enter_context(self._shift(shift))  # before the hooks: they hold on to the pipeline's scheduler
             stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], generators))
             if callback is not None:
                 stack.enter_context(StepCallbacks(self.pipe, callback, hooks))
@@ -431,6 +527,9 @@ class WanPipelineModel:
         """Latents (B, z, T, h, w) -> pixels (B, 3, T, H, W) in [-1, 1]: video frames 0, 4, … (one per latent
         frame), averaged over k x k blocks back to the native frame size."""
         video = self.decode_video(latents)[:, :, :: self.pipe.vae_scale_factor_temporal]
+        native = self._native.get(tuple(video.shape[-2:]))
+        if native is not None and tuple(video.shape[-2:]) not in self._scales:
+            return torch.nn.functional.adaptive_avg_pool3d(video, (video.shape[2], *native))
         k = self._scale_of_video(*video.shape[-2:])
         if k > 1:
             video = torch.nn.functional.avg_pool3d(video, (1, k, k))

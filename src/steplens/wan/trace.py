@@ -16,7 +16,9 @@ x0_hat: schedulers that keep x0 predictions (UniPC / DPM-Solver multistep with p
 `convert_model_output`, i.e. x_s - sigma v for flow_prediction, plus thresholding if configured) are read
 from `scheduler.model_outputs[-1]`; for the others (FlowMatchEuler) x0_hat = x_s - sigma v, computed in
 float32 as FlowMatchEuler does its update, so that at the last step (sigma_next = 0) x0_hat is the final
-latent. Decoding is deferred to the end of the block (the VAE would otherwise compete with the
+latent. Wan2.2-TI2V-5B (expand_timesteps): x0_hat has its first latent frame replaced by the clean image
+latent (the condition captured from prepare_latents), as the pipeline does to its final latents
+(steplens.wan.ti2v). Decoding is deferred to the end of the block (the VAE would otherwise compete with the
 transformer for memory) and done exactly as the pipeline decodes its final latents.
 
 With `hooks=` (a steplens.hooks.Hooks made on WanPipelineModel(pipe)) the hooks are attached inside the
@@ -32,6 +34,7 @@ from typing import Any, Iterable
 import torch
 
 from ..sampling import StepInfo
+from .ti2v import FirstFrame, is_ti2v
 
 _MISSING = object()
 
@@ -145,6 +148,30 @@ def transformer_components(pipe) -> dict[str, torch.nn.Module]:
     return dict(sorted(out.items()))
 
 
+# pipeline class name -> a check raising a TypeError/ValueError naming what is not supported (backends register here)
+TRACEABLE: dict = {}
+
+
+def register_traceable(class_name: str, check) -> None:
+    """Let trace_pipeline / attach take pipelines of `class_name`; `check(pipe)` refuses unsupported variants."""
+    TRACEABLE[class_name] = check
+
+
+def check_traceable(pipe) -> None:
+    """Refuse, before anything is wrapped, a pipeline class or scheduler whose steps steplens cannot read as
+    flow matching (x0_hat = x_s - sigma v): e.g. WanPipeline (text-to-video), DPM-Solver, epsilon prediction."""
+    from .hooks import check_scheduler
+    from .model import check_pipeline
+
+    TRACEABLE.setdefault("WanImageToVideoPipeline", check_pipeline)
+    check = TRACEABLE.get(type(pipe).__name__)
+    if check is None:
+        raise TypeError(f"steplens does not trace the pipeline class {type(pipe).__name__}; supported: "
+                        f"{', '.join(sorted(TRACEABLE))}")
+    check(pipe)
+    check_scheduler(pipe.scheduler)
+
+
 class PipelineTrace:
     """Context manager recording every scheduler step of the pipeline calls made inside it."""
 
@@ -161,6 +188,7 @@ class PipelineTrace:
                 raise TypeError(f"decode_steps must be integers (negative ones count from the end), got {bad}")
         if getattr(pipe, "scheduler", None) is None:
             raise ValueError("the pipeline has no scheduler to trace")
+        check_traceable(pipe)  # with or without hooks: x0_hat must mean x_s - sigma v
         self.pipe = pipe
         self.decode_steps = decode_steps
         self.device = device
@@ -175,6 +203,7 @@ class PipelineTrace:
         self._attached = None  # the steplens.wan.hooks.attach context of `hooks`, while active
         self._pending: list[tuple[str, Any]] = []  # (component name, output) since the last scheduler step
         self._active = False
+        self._first = FirstFrame() if is_ti2v(pipe) else None  # TI2V: the condition that is x0_hat's frame 0
 
     # -- what the user reads ------------------------------------------------------------------------------
     @property
@@ -238,6 +267,8 @@ class PipelineTrace:
             x0, source = scheduler.model_outputs[-1], "scheduler"
         else:  # flow matching: x0_hat = x_s - sigma v, in float32 like FlowMatchEuler's update
             x0, source = x.to(torch.float32) - sigma.to(x.device) * v, "x-sigma*v"
+        if self._first is not None:
+            x0 = self._first.mix(x0)
         names = list(dict.fromkeys(n for n, _ in self._pending))
         run.steps.append(WanStep(
             i=len(run.steps), sigma=float(sigma), sigma_next=float(sigma_next),
@@ -254,6 +285,8 @@ class PipelineTrace:
         try:
             scheduler = self.pipe.scheduler
             self._patch(scheduler, "step", self._wrap_step(scheduler))
+            if self._first is not None:
+                self._patch(self.pipe, "prepare_latents", self._first.wrap)
             for name, module in transformer_components(self.pipe).items():
                 self._patch(module, "forward", self._wrap_forward(name))
             if self.hooks is not None:  # outside the trace's wrappers: the trace sees the edited values

@@ -1,0 +1,117 @@
+"""Sampling presets: which steps, shift, guidance, scheduler, expert switch, negative prompt and size a run uses.
+
+    from steplens.presets import resolve
+    sampling = resolve(model, "vbvr", steps=None, shift=None, guidance=None)   # explicit values override
+    sampling.steps, sampling.shift, sampling.guidance, sampling.sources        # what the run will use, and why
+
+Two presets:
+
+* `pipeline` (the default): the model's own settings, read from the model, never the embedded model's values
+  on a diffusers pipeline. For a `wan:` pipeline: its scheduler as loaded (UniPC in the hub's Wan configs), the
+  scheduler's own flow shift, `num_inference_steps` and `guidance_scale` from the pipeline's `__call__`
+  signature (50 and 5.0 for WanImageToVideoPipeline), its own `boundary_ratio` (two-expert Wan2.2), the
+  pipeline's empty negative prompt. For the embedded model: what it was trained and measured with (20 Euler
+  steps, shift 3, no CFG).
+* `vbvr`: the study's sampling of VBVR-Wan2.2 (its authors' DiffSynth tooling): FlowMatch Euler, 50 steps,
+  shift 5, CFG 5, the Wan2.2 expert switch at 0.875 (t >= 875 runs the high-noise expert), Wan's standard
+  negative prompt, frames from the sample's ground_truth.mp4 and the size of its first_frame.png (rounded up
+  to the pipeline's multiple). It applies to `wan:` pipelines only.
+
+The two do not give the same videos: UniPC (a multistep solver) and Euler take different paths from the
+same noise, and the hub's boundary differs from 0.875. The Euler σ grid is diffusers'
+FlowMatchEulerDiscreteScheduler's (σ from 1 down to 1/1000 before the shift), which may differ from
+DiffSynth's own grid in the last digits.
+
+Explicit options (--steps, --shift, --guidance, --height/--width, --negative-prompt) override a preset; every
+value's source ("preset vbvr", "model", "option") is kept in `sources` and written into run configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PRESETS = {
+    "pipeline": "the model's own settings (a wan: pipeline's scheduler, steps, CFG, shift and boundary; the "
+                "embedded model's 20 Euler steps, shift 3, no CFG)",
+    "vbvr": "the study's VBVR-Wan2.2 sampling: FlowMatch Euler, 50 steps, shift 5, CFG 5, expert switch at 0.875, "
+            "Wan's negative prompt, size of the first frame",
+}
+
+# Wan's standard negative prompt (the Wan2.x repositories' and DiffSynth's examples use it; VBVR's tooling samples
+# with "a fixed negative prompt"): oversaturated, overexposed, static, blurry details, subtitles, ... walking backwards.
+WAN_NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+                       "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的"
+                       "肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+
+VBVR = {"scheduler": "euler", "steps": 50, "shift": 5.0, "guidance": 5.0, "boundary": 0.875,
+        "negative_prompt": WAN_NEGATIVE_PROMPT, "size": "first-frame"}
+
+
+@dataclass
+class Sampling:
+    """What a run samples with. `extra`: model configuration beyond steps/shift/guidance (scheduler, boundary,
+    negative_prompt, height, width, size); `sources`: for each setting, where its value came from."""
+
+    preset: str
+    steps: int
+    shift: float
+    guidance: float
+    extra: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """For run configs and reports: every value and its source."""
+        return {"preset": self.preset, "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
+                **{k: v for k, v in self.extra.items() if k != "negative_prompt"},
+                **({"negative_prompt": self.extra["negative_prompt"]} if "negative_prompt" in self.extra else {}),
+                "sources": dict(self.sources)}
+
+
+def check_preset(name: str | None) -> str:
+    name = name or "pipeline"
+    if name not in PRESETS:
+        raise ValueError(f"--preset {name!r} does not exist; presets: "
+                         + "; ".join(f"{k} ({v})" for k, v in PRESETS.items()))
+    return name
+
+
+def resolve(model, preset: str | None = None, steps: int | None = None, shift: float | None = None,
+            guidance: float | None = None, height: int | None = None, width: int | None = None,
+            negative_prompt: str | None = None, configure: bool = True) -> Sampling:
+    """The settings a run on `model` uses under `preset`, explicit values overriding it; with `configure`, the
+    model is set up for them (scheduler, expert switch, negative prompt, size: model.configure_sampling)."""
+    preset = check_preset(preset)
+    own = dict(model.sampling_defaults())
+    is_pipeline = hasattr(model, "configure_sampling")
+    if preset == "vbvr":
+        if not is_pipeline:
+            raise ValueError(f"--preset vbvr is the study's sampling of VBVR-Wan2.2 (CFG 5, shift 5, 50 steps) and "
+                             f"applies to wan:PATH pipelines; model {model.name!r} samples with its own settings "
+                             f"(--preset pipeline: {own['steps']} steps, shift {own['shift']}, guidance "
+                             f"{own['guidance']})")
+        base, origin = {**own, **VBVR}, "preset vbvr"
+        if not getattr(model, "has_two_experts", False):
+            base.pop("boundary")
+    else:
+        base, origin = own, "model"
+    sources = {k: origin for k in base}
+    explicit = {"steps": steps, "shift": shift, "guidance": guidance, "height": height, "width": width,
+                "negative_prompt": negative_prompt}
+    if not is_pipeline and (height is not None or width is not None or negative_prompt is not None):
+        given = [f"--{k.replace('_', '-')}" for k in ("height", "width", "negative_prompt") if explicit[k] is not None]
+        raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {model.name!r} samples at its "
+                         f"samples' native size with its prompt conditioning")
+    if (height is None) != (width is None):
+        raise ValueError("--height and --width go together (got only "
+                         + ("--height" if height is not None else "--width") + ")")
+    for k, v in explicit.items():
+        if v is not None:
+            base[k], sources[k] = v, "option"
+    if height is not None:
+        base.pop("size", None)
+        sources.pop("size", None)
+    extra = {k: v for k, v in base.items() if k not in ("steps", "shift", "guidance")}
+    sampling = Sampling(preset, int(base["steps"]), float(base["shift"]), float(base["guidance"]), extra, sources)
+    if configure and is_pipeline:
+        model.configure_sampling(**extra, shift=sampling.shift)
+    return sampling

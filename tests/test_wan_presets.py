@@ -1,0 +1,198 @@
+"""Sampling presets and the model's own defaults on tiny offline Wan pipelines (real diffusers classes, random
+weights): `--preset vbvr` runs what it claims (read back from the trace), `pipeline` reads the model, explicit
+options win, --height/--width, per-expert and per-branch energy, refusals with no hooks attached."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from steplens.cli import app  # noqa: E402
+from steplens.presets import VBVR, WAN_NEGATIVE_PROMPT, resolve  # noqa: E402
+from steplens.tasks import get_task  # noqa: E402
+from steplens.wan import WanPipelineModel, trace_pipeline  # noqa: E402
+from steplens.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+
+pytestmark = pytest.mark.wan
+torch.set_num_threads(1)
+MAZE = get_task("maze")
+
+
+def maze(seed=0, n=3, frames=2):
+    return MAZE.sample(seed, n, frames)
+
+
+def quiet(pipe):
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_vbvr_preset_runs_what_it_claims():
+    """Euler, 50 steps, shift 5, CFG 5, expert switch at t = 875, the Wan negative prompt: read back from the run."""
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0, scheduler="unipc", shift=3.0)))
+    sp = resolve(m, "vbvr")
+    assert (sp.steps, sp.shift, sp.guidance) == (50, 5.0, 5.0)
+    assert sp.extra["boundary"] == 0.875 and sp.extra["negative_prompt"] == WAN_NEGATIVE_PROMPT
+    assert set(sp.sources.values()) == {"preset vbvr"}
+    assert type(m.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+    with trace_pipeline(m.pipe, branches=True) as tr:
+        m.generate([maze()], [1], steps=sp.steps, shift=sp.shift, guidance=sp.guidance)
+    steps = tr.steps
+    assert len(steps) == 50
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    ref = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    ref.set_timesteps(50)
+    assert np.allclose([s.sigma for s in steps], ref.sigmas[:-1].numpy(), atol=1e-7)
+    assert steps[0].sigma == 1.0
+    # the expert switch: the high-noise expert exactly while t >= 875
+    assert [s.expert for s in steps] == ["transformer" if s.t >= 875 else "transformer_2" for s in steps]
+    first_low = next(i for i, s in enumerate(steps) if s.expert == "transformer_2")
+    assert 0 < first_low < 50 and steps[first_low - 1].t >= 875 > steps[first_low].t
+    # CFG 5: the guided velocity is uncond + 5 (cond - uncond), both branches run at every step
+    for s in (steps[0], steps[first_low], steps[-1]):
+        cond, uncond = s.branches
+        assert s.calls == 2 and torch.allclose(s.v, uncond + 5.0 * (cond - uncond), atol=1e-5)
+    # the negative prompt is the uncond branch's: another negative prompt changes the output
+    out = m.generate([maze()], [1], steps=3, shift=5.0, guidance=5.0)
+    m.configure_sampling(negative_prompt="")
+    assert not torch.equal(out, m.generate([maze()], [1], steps=3, shift=5.0, guidance=5.0))
+
+
+def test_pipeline_preset_reads_the_model_and_options_win():
+    pipe = quiet(tiny_wan22_i2v(seed=0, scheduler="unipc", shift=4.0))
+    pipe.register_to_config(boundary_ratio=0.9)
+    m = WanPipelineModel(pipe)
+    sp = resolve(m, None)
+    assert (sp.steps, sp.shift, sp.guidance) == (50, 4.0, 5.0)  # WanImageToVideoPipeline's __call__, its scheduler
+    assert sp.extra["scheduler"] == "UniPCMultistepScheduler" and sp.extra["boundary"] == 0.9
+    assert type(m.pipe.scheduler).__name__ == "UniPCMultistepScheduler"  # untouched
+    sp = resolve(m, "vbvr", steps=3, guidance=2.0)
+    assert (sp.steps, sp.shift, sp.guidance) == (3, 5.0, 2.0)
+    assert sp.sources["steps"] == sp.sources["guidance"] == "option" and sp.sources["shift"] == "preset vbvr"
+    assert m.pipe.config.boundary_ratio == VBVR["boundary"]
+    # the Python defaults are the model's own too: generate() without steps/guidance = 50 steps, CFG 5
+    one = WanPipelineModel(quiet(tiny_wan21_i2v(seed=0)))
+    with trace_pipeline(one.pipe) as tr:
+        one.generate([maze()], [0])
+    assert len(tr.steps) == 50 and all(s.calls == 2 for s in tr.steps)
+
+
+def test_height_width_and_native_decode():
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    s = maze(n=3)  # 7 x 7 pixels
+    resolve(m, None, steps=2, guidance=1.0, height=48, width=64)
+    lat = m.generate([s], [0], steps=2, guidance=1.0)
+    assert lat.shape[-2:] == (48 // 8, 64 // 8)
+    px = m.decode(lat)
+    assert px.shape[-2:] == s.first_frame.shape[:2] and px.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="--height 40: must be a positive multiple of 16"):
+        m.configure_sampling(height=40, width=64)
+    # size from the first frame (vbvr): a sample written x4 is called at 28 px rounded up to 32
+    s4 = maze(n=3)
+    s4.scale = 4
+    m2 = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    m2.configure_sampling(size="first-frame")
+    assert m2.call_size([s4]) == (32, 32)
+
+
+def test_energy_per_expert_and_branch(tmp_path):
+    from steplens.probes import get_probe
+    from steplens.probes.base import ProbeSettings
+
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    s = ProbeSettings(count=1, steps=4, size=3, frames=2, batch=1, guidance=3.0)
+    res = get_probe("energy").run(m, tmp_path, s, progress=False, steps=[0, 1, 2, 3])
+    h = res["headline"]
+    assert h["branches"] == ["cond", "uncond"] and h["branch"] == "cond"
+    assert set(h["experts"].values()) == {"transformer", "transformer_2"}
+    cols = set(res["table"][0])
+    assert {"ratio cond transformer", "ratio cond transformer_2", "ratio uncond transformer",
+            "ratio uncond transformer_2"} <= cols
+    assert set(h["best_block_by"]) == {c[len("ratio "):] for c in cols if c.startswith("ratio ")}
+    assert (tmp_path / "energy_steps.png").exists()
+    # the per-expert columns are different numbers (two networks), and cond averages its experts' steps
+    r = res["table"][0]
+    assert r["ratio cond transformer"] != r["ratio cond transformer_2"]
+    n_high = sum(e == "transformer" for e in h["experts"].values())
+    mix = (n_high * r["ratio cond transformer"] + (4 - n_high) * r["ratio cond transformer_2"]) / 4
+    assert r["task_background_ratio"] == pytest.approx(mix, rel=1e-6)
+
+
+def test_alpha_zero_is_the_plain_batched_run():
+    """α = 0 leaves the N members exactly the plain N-seed batch; member 0 against a batch of one differs only by
+    the rounding of batched matmuls (README: 'α = 0')."""
+    from steplens.ensemble import EnsembleConfig, generate_ensemble, member_seeds
+
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    s = maze(frames=3)
+    lat = generate_ensemble(m, [s], [7], EnsembleConfig(n_seeds=3, alpha=0.0, steps=[0, 1]), steps=4, shift=3.0,
+                            guidance=5.0)
+    seeds = member_seeds([7], 3)
+    assert torch.equal(lat[0], m.generate([s] * 3, seeds, steps=4, shift=3.0, guidance=5.0))
+    single = m.generate([s], seeds[:1], steps=4, shift=3.0, guidance=5.0)
+    assert (lat[0, 0] - single[0]).abs().max() < 1e-4
+
+
+def test_trace_refuses_without_hooks():
+    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, WanImageToVideoPipeline, WanPipeline
+
+    p22 = tiny_wan22_i2v(seed=0)
+    parts = dict(p22.components, boundary_ratio=p22.config.boundary_ratio)
+    t2v = WanPipeline(tokenizer=None, text_encoder=None, vae=p22.vae, scheduler=p22.scheduler,
+                      transformer=p22.transformer)
+    with pytest.raises(TypeError, match="does not trace the pipeline class WanPipeline; supported: "
+                                        ".*WanImageToVideoPipeline"):
+        trace_pipeline(t2v)
+    dpm = WanImageToVideoPipeline(**{**parts, "scheduler": DPMSolverMultistepScheduler()})
+    with pytest.raises(TypeError, match="scheduler DPMSolverMultistepScheduler"):
+        trace_pipeline(dpm)
+    eps = WanImageToVideoPipeline(**{**parts, "scheduler": EulerDiscreteScheduler()})
+    with pytest.raises(TypeError, match="scheduler EulerDiscreteScheduler"):
+        trace_pipeline(eps)
+    with pytest.raises(TypeError, match="scheduler EulerDiscreteScheduler"):
+        WanPipelineModel(eps).generate([maze()], [0], steps=1)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("presets")
+    p = tiny_wan22_i2v(seed=0, scheduler="unipc")
+    p.save_pretrained(d / "wan22")
+    tiny_wan21_i2v(seed=0).save_pretrained(d / "wan21")
+    return d
+
+
+def cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_presets_and_bad_input(folder, tmp_path):
+    wan = f"wan:{folder / 'wan22'}"
+    data = tmp_path / "data"
+    r = cli("tasks", "generate", "maze", "--count", 1, "--size", 3, "--out", data)
+    assert r.exit_code == 0, r.output
+    r = cli("run", "--model", wan, "--data", data, "--out", tmp_path / "o", "--preset", "vbvr", "--steps", 2,
+            "--frames", 2)
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "o" / "run_config.json").read_text())
+    got = config.get("config", config)
+    assert got["steps"] == 2 and got["shift"] == 5.0 and got["guidance"] == 5.0
+    assert got["sampling"]["preset"] == "vbvr" and got["sampling"]["sources"]["steps"] == "option"
+    assert got["sampling"]["scheduler"] == "euler" and got["sampling"]["boundary"] == 0.875
+    for args, message in [
+        (("--model", wan, "--preset", "fast"), "--preset 'fast' does not exist; presets: pipeline"),
+        (("--model", "tiny-maze", "--preset", "vbvr"), "--preset vbvr is the study's sampling of VBVR-Wan2.2"),
+        (("--model", "tiny-maze", "--height", 32, "--width", 32), "--height, --width apply to wan:PATH pipelines"),
+        (("--model", wan, "--height", 32), "--height and --width go together"),
+        (("--model", wan, "--height", 40, "--width", 32), "--height 40: must be a positive multiple of 16"),
+        (("--model", f"wan:{folder / 'wan21'}", "--lora-2", tmp_path / "none.safetensors"), "LoRA file not found"),
+    ]:
+        r = cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 1, *args)
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (args, r.output)
