@@ -8,8 +8,13 @@ Per step, from x0_hat's video (its final frame, mostly):
   `candidate_mass` = on + off target: every pixel x0_hat proposes to change. Early steps holding several
   candidate answers show as off-target mass that later steps prune; `off_branches` counts its 4-connected
   pieces (candidate branches);
-- `static_ok`: nothing outside the answer region changed (the scene is perceived right).
-No palette and no task is known here: the scorer and the region come from the task's plug-in.
+- `static_ok`: nothing outside the answer region changed (the scene is perceived right);
+- for tasks that list their right answers (the optional task hook `candidates(sample)`: one final frame per
+  right answer, e.g. every winning tic-tac-toe move, every shortest path of a maze with loops, the path to each
+  goal of a two-goal maze, the reappearing object): `candidate_strengths`, how far x0_hat's final frame has
+  moved from the first frame toward each answer over the pixels that tell it apart (0 = not there, 1 = drawn;
+  two answers superposed at half intensity give 0.5 each), and `candidates_held`, how many reach HOLD.
+No palette and no task is known here: the scorer, the region and the candidates come from the task's plug-in.
 """
 
 from __future__ import annotations
@@ -19,8 +24,54 @@ import numpy as np
 from .regions import CHANGE_THRESHOLD, change, components
 
 
-def step_metrics(videos: np.ndarray, sample, scorer, region: np.ndarray, threshold: float = CHANGE_THRESHOLD
-                 ) -> list[dict]:
+HOLD = 0.25  # a candidate answer is held by x0_hat when it is drawn at least this strongly
+WIN = 0.6  # ... and has won when it alone is drawn at least this strongly, to the end
+
+
+def nonnegative_weights(a: np.ndarray, b: np.ndarray, iters: int = 50) -> np.ndarray:
+    """argmin_w>=0 |a w - b| for a few columns (Lawson-Hanson active set; a: (N, K), b: (N,))."""
+    k = a.shape[1]
+    g, h = a.T @ a, a.T @ b
+    free = np.zeros(k, bool)
+    w = np.zeros(k)
+    for _ in range(iters):
+        grad = h - g @ w
+        cand = np.where(~free & (grad > 1e-9 * max(1.0, np.abs(h).max())))[0]
+        if not len(cand):
+            break
+        free[cand[np.argmax(grad[cand])]] = True
+        while True:
+            z = np.zeros(k)
+            idx = np.where(free)[0]
+            z[idx] = np.linalg.lstsq(g[np.ix_(idx, idx)], h[idx], rcond=None)[0]
+            if (z[idx] > 0).all():
+                w = z
+                break
+            neg = idx[z[idx] <= 0]
+            step = min(w[i] / (w[i] - z[i]) for i in neg if w[i] - z[i] > 0) if any(w[i] - z[i] > 0 for i in neg) else 0
+            w = w + step * (z - w)
+            free &= w > 1e-12
+            w[~free] = 0
+    return w
+
+
+def candidate_strengths(frame: np.ndarray, first: np.ndarray, candidates: list[np.ndarray]) -> list[float]:
+    """How strongly `frame` (H, W, 3, 0..255) draws each candidate answer (final frames, uint8): the
+    non-negative weights w that best write frame - first as sum_i w_i (candidate_i - first), over the pixels any
+    candidate changes; clipped to [0, 1]. One answer drawn gives 1 for it and 0 for the others; two superposed
+    at half intensity give 0.5 each; the first frame unchanged gives 0 for all."""
+    f0 = first.astype(np.float64)
+    deltas = np.stack([c.astype(np.float64) - f0 for c in candidates])  # (K, H, W, 3)
+    where = (np.abs(deltas).max(-1) > CHANGE_THRESHOLD * 255).any(0)
+    if not where.any():
+        return [0.0] * len(candidates)
+    a = deltas[:, where].reshape(len(candidates), -1).T / 255.0
+    b = (frame.astype(np.float64) - f0)[where].reshape(-1) / 255.0
+    return [float(np.clip(x, 0, 1)) for x in nonnegative_weights(a, b)]
+
+
+def step_metrics(videos: np.ndarray, sample, scorer, region: np.ndarray, threshold: float = CHANGE_THRESHOLD,
+                 candidates: list[np.ndarray] | None = None) -> list[dict]:
     """Metrics of x0_hat at every step.
 
     videos: (S, T, H, W, 3) float RGB in 0..255 (x0_hat's video per step, native size).
@@ -47,6 +98,9 @@ def step_metrics(videos: np.ndarray, sample, scorer, region: np.ndarray, thresho
             "change_out": float(ch[~region].mean()) if (~region).any() else 0.0,
             "static_ok": bool(not off.any()),
         })
+        if candidates:
+            st = candidate_strengths(np.clip(v[-1], 0, 255), first, candidates)
+            out[-1].update(candidate_strengths=st, candidates_held=int(sum(x >= HOLD for x in st)))
     return out
 
 
@@ -80,7 +134,29 @@ def behaviours(metrics: list[dict]) -> dict:
         "answer_right_step": first_step(ok),
         "max_off_branches": max(m["off_branches"] for m in metrics),
         "early_branches": metrics[0]["off_branches"],
+        **candidate_behaviours(metrics),
     }
+
+
+def candidate_behaviours(metrics: list[dict]) -> dict:
+    """With listed right answers: how many x0_hat holds at step 0 and at most (superposition, multi-path
+    exploration), the step from which one alone is drawn (>= WIN, others < HOLD) to the end, and which."""
+    if "candidate_strengths" not in metrics[0]:
+        return {}
+    held = [m["candidates_held"] for m in metrics]
+    alone = []
+    for m in metrics:
+        st = m["candidate_strengths"]
+        top = int(np.argmax(st))
+        alone.append((top, st[top] >= WIN and all(x < HOLD for i, x in enumerate(st) if i != top)))
+    winner_step = None
+    if alone[-1][1]:
+        winner_step = len(alone) - 1
+        while winner_step > 0 and alone[winner_step - 1] == alone[-1]:
+            winner_step -= 1
+    return {"candidates": len(metrics[0]["candidate_strengths"]), "early_candidates": held[0],
+            "max_candidates": max(held), "winner_step": winner_step,
+            "winner": alone[-1][0] if alone[-1][1] else None}
 
 
 def summarize(metrics: list[dict]) -> dict:
@@ -91,4 +167,5 @@ def summarize(metrics: list[dict]) -> dict:
         "final_candidate_mass": final,
         "max_candidate_mass": max(m["candidate_mass"] for m in metrics),
         "mass_ratio_step0": metrics[0]["candidate_mass"] / max(final, 1),
+        **candidate_behaviours(metrics),
     }

@@ -10,7 +10,7 @@ import torch
 
 from . import cos
 from .io import atomic_path, atomic_write_json, write_gif
-from .tasks import Sample, Scorers, answer_region
+from .tasks import Sample, Scorers, answer_region, candidates
 from .video import to_rgb, to_uint8, upscale
 
 
@@ -58,7 +58,7 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift
     for b, s in enumerate(samples):
         scorer = scorers.for_task(s.task)
         videos = np.stack([to_rgb(x0[b, k].movedim(1, 0)) for k in range(x0.shape[1])])  # (S, T, H, W, 3)
-        metrics = cos.step_metrics(videos, s, scorer, answer_region(s))
+        metrics = cos.step_metrics(videos, s, scorer, answer_region(s), candidates=candidates(s))
         final = scorer.score(to_uint8(out[b]), s)
         traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
                             summary=cos.summarize(metrics), final_score=final.to_dict(),

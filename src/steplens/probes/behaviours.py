@@ -4,7 +4,9 @@ self-correction: x0_hat's answer wrong at some step after the answer first appea
 answer region), right at the end (and the reverse: right at some step, wrong at the end); commitment step;
 perception before action: the step from which nothing outside the answer region changes (the scene is right)
 vs the first step with a right answer; multi-path exploration: disjoint off-target candidate branches in
-x0_hat per step (steplens.cos).
+x0_hat per step (steplens.cos); where the task lists its right (and tempting wrong) answers (`candidates`):
+how many x0_hat holds at step 0 and at most (superposition), and the step from which one alone is drawn.
+The first listed answer is the named goal (two-goal mazes) or the right object (reappear: working memory).
 """
 
 from __future__ import annotations
@@ -40,11 +42,29 @@ def run(model, out: Path, s: ProbeSettings, progress=True) -> dict:
         "runs_with_both_steps": len(both),
         "runs_exploring_multiple_branches": int(sum(r["max_off_branches"] >= 2 for r in rows)),
         "mean_off_branches_per_step": branches.mean(0).round(3).tolist(),
+        **candidate_headline(rows),
     }
     table = [{"behaviour": k, "count_or_value": v} for k, v in headline.items() if k != "mean_off_branches_per_step"]
     write_results(out, "behaviours", s, {"model": model.name}, table, headline, samples=n)
     plot(out, rows, branches, s.steps)
     return {"headline": headline, "table": table}
+
+
+def candidate_headline(rows) -> dict:
+    """Superposition / multi-path exploration / working memory, where the task lists its answers (cos)."""
+    rows = [r for r in rows if r.get("candidates")]
+    if not rows:
+        return {}
+    won = [r["winner_step"] for r in rows if r["winner_step"] is not None]
+    return {
+        "runs_with_listed_answers": len(rows),
+        "mean_listed_answers": float(np.mean([r["candidates"] for r in rows])),
+        "mean_early_candidates": float(np.mean([r["early_candidates"] for r in rows])),
+        "runs_holding_several_early": int(sum(r["early_candidates"] >= 2 for r in rows)),
+        "runs_holding_several_at_some_step": int(sum(r["max_candidates"] >= 2 for r in rows)),
+        "mean_winner_step": float(np.mean(won)) if won else None,
+        "runs_won_by_first_listed": int(sum(r["winner"] == 0 for r in rows)),
+    }
 
 
 def plot(out: Path, rows, branches, steps) -> None:

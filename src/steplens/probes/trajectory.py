@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import cos
 from ..hooks import Hooks
-from ..tasks import Scorers, answer_region
+from ..tasks import Scorers, answer_region, candidates
 from ..video import to_rgb
 
 
@@ -22,7 +22,8 @@ def per_run_metrics(model, samples, hooks: Hooks, scorers: Scorers) -> list[list
         px = model.decode(hooks.get("x0", k))  # (B, C, T, H, W)
         videos.append(np.stack([to_rgb(p.movedim(1, 0)) for p in px]))  # (B, T, H, W, 3)
     videos = np.stack(videos, 1)  # (B, S, T, H, W, 3)
-    return [cos.step_metrics(videos[b], s, scorers.for_task(s.task), answer_region(s)) for b, s in enumerate(samples)]
+    return [cos.step_metrics(videos[b], s, scorers.for_task(s.task), answer_region(s), candidates=candidates(s))
+            for b, s in enumerate(samples)]
 
 
 def cos_extra(model, scorers: Scorers):

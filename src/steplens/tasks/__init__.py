@@ -19,12 +19,21 @@ def answer_region(sample: Sample):
     return default_answer_region(sample)
 
 
+def candidates(sample: Sample):
+    """Every right answer of `sample` as a final frame ((H, W, 3) uint8 list), if its task lists them (the
+    optional task hook `candidates`); None otherwise."""
+    t = find_task(sample.task)
+    if t is not None and hasattr(t, "candidates"):
+        return t.candidates(sample)
+    return None
+
+
 def palette(task_name: str):
     """The task's palette ((K, 3) uint8) or None."""
     t = find_task(task_name)
     return getattr(t, "palette", None) if t is not None else None
 
 
-__all__ = ["RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "default_answer_region", "find_task",
+__all__ = ["RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample"]

@@ -75,6 +75,38 @@ def generate(seed: int, n: int) -> tuple[_maze.Maze, list]:
             return m, path
 
 
+def shortest_paths(free: np.ndarray, a, b, limit: int = 8) -> list[list]:
+    """Up to `limit` shortest pixel paths from a to b (4-connected over free pixels), in a fixed order."""
+    def dist_from(src):
+        d = np.full(free.shape, -1, int)
+        d[src] = 0
+        q = deque([src])
+        while q:
+            r, c = q.popleft()
+            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                if 0 <= nr < free.shape[0] and 0 <= nc < free.shape[1] and free[nr, nc] and d[nr, nc] < 0:
+                    d[nr, nc] = d[r, c] + 1
+                    q.append((nr, nc))
+        return d
+
+    da, db = dist_from(a), dist_from(b)
+    total = da[b]
+    if total < 0:
+        return []
+    paths, stack = [], [[a]]
+    while stack and len(paths) < limit:
+        path = stack.pop()
+        r, c = path[-1]
+        if (r, c) == tuple(b):
+            paths.append(path)
+            continue
+        for nr, nc in ((r, c - 1), (r, c + 1), (r - 1, c), (r + 1, c)):
+            if (0 <= nr < free.shape[0] and 0 <= nc < free.shape[1] and da[nr, nc] == da[r, c] + 1
+                    and db[nr, nc] == total - da[nr, nc]):
+                stack.append(path + [(nr, nc)])
+    return paths
+
+
 @dataclass(frozen=True)
 class MazeLoopsTask:
     name: str = "maze-loops"
@@ -101,6 +133,18 @@ class MazeLoopsTask:
         ref, _ = native_labels(sample.first_frame)
         start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == GOAL)[0])
         return count_shortest(ref != WALL, start, goal)[1]
+
+    def candidates(self, sample: Sample) -> list[np.ndarray]:
+        """Every right answer as a final frame: each shortest path drawn (up to 8 of them)."""
+        ref, _ = native_labels(sample.first_frame)
+        start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == GOAL)[0])
+        out = []
+        for path in shortest_paths(ref != WALL, start, goal):
+            frame = sample.first_frame.copy()
+            for q in path[1:-1]:
+                frame[q] = _maze.ORANGE
+            out.append(frame)
+        return out
 
     def validate(self, sample: Sample) -> None:
         ref, _ = native_labels(sample.first_frame)

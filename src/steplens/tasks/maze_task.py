@@ -73,6 +73,24 @@ class MazeTask:
             m[p] = True
         return m
 
+    def candidates(self, sample: Sample) -> list[np.ndarray]:
+        """The answers x0_hat may weigh, as final frames: the path to the goal the prompt names first; on a
+        two-goal maze also the path to the other goal (a wrong answer: perception before action)."""
+        ref, _ = native_labels(sample.first_frame)
+        start = tuple(np.argwhere(ref == START)[0])
+        goals = [goal_label(sample.prompt)] + ([GOAL2 if goal_label(sample.prompt) == GOAL else GOAL]
+                                               if self.two_goals else [])
+        out = []
+        for g in goals:
+            where = np.argwhere(ref == g)
+            if not len(where):
+                continue
+            frame = sample.first_frame.copy()
+            for q in _maze.shortest_pixel_path(ref != WALL, start, tuple(where[0]))[1:-1]:
+                frame[q] = _maze.ORANGE
+            out.append(frame)
+        return out
+
     def validate(self, sample: Sample) -> None:
         where = f"{sample.dir / 'first_frame.png'}" if sample.dir else sample.name
         try:

@@ -16,7 +16,7 @@ right colour in the right place with the wrong shape (0.5) or the right shape on
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -107,6 +107,24 @@ class ReappearTask:
                 "end_x": sc.x0 + sc.speed * (frames - 1)}
         return Sample(task=self.name, first_frame=video[0], prompt=PROMPT, frames=frames, meta=meta,
                       ground_truth=video, idx=idx, seed=int(seed), key=None if idx is None else f"{self.name}/{idx:05d}")
+
+    def candidates(self, sample: Sample) -> list[np.ndarray]:
+        """Working memory: the final frame with the object where it must reappear in its own colour and shape
+        first, then in every other colour and every other shape (wrong answers: what x0_hat may hold while the
+        object is hidden). Needs the sample's metadata (the scene); [] without it."""
+        m = sample.meta or {}
+        if not {"colour", "shape", "row", "x0", "speed", "occluder", "end_x"} <= set(m):
+            return []
+        sc = Scene(m["colour"], m["shape"], m["row"], m["x0"], m["speed"], tuple(m["occluder"]))
+        options = [(sc.colour, sc.shape)] + [(c, sc.shape) for c in sorted(COLOURS) if c != sc.colour] + [
+            (sc.colour, sh) for sh in sorted(SHAPES) if sh != sc.shape]
+        out = []
+        for colour, shape in options:
+            img = _base(sc)
+            _draw(img, replace(sc, colour=colour, shape=shape), m["end_x"])
+            img[1:-1, sc.occ[0]: sc.occ[1]] = GREY
+            out.append(img)
+        return out
 
     def answer_region(self, sample: Sample) -> np.ndarray:
         """Where the object must reappear (its 3 x 3 box in the last frame), and where it was in frame 0."""

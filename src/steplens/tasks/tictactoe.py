@@ -132,6 +132,17 @@ class TicTacToeTask:
             region[r0: r0 + CELL, c0: c0 + CELL] = True
         return region
 
+    def candidates(self, sample: Sample) -> list[np.ndarray]:
+        """Every right answer as a final frame: the red X drawn in each cell where X wins."""
+        out = []
+        for cell in winning_moves(read_board(sample.first_frame)):
+            frame = sample.first_frame.copy()
+            r0, c0 = cell_origin(cell)
+            for dr, dc in X_PIXELS:
+                frame[r0 + dr, c0 + dc] = RED
+            out.append(frame)
+        return out
+
     def validate(self, sample: Sample) -> None:
         if sample.first_frame.shape[:2] != (SIDE, SIDE):
             raise ValueError(f"{sample.name}: a tic-tac-toe first frame is {SIDE}x{SIDE} pixels (or an integer "
