@@ -188,15 +188,16 @@ class Hooks:
     def _module_hook(self, point: str, expert: str | None):
         updates = any(s.point == point and s.on == "update" for s in self.specs)
 
-        def hook(module, args, output):
+        def hook(module, args, kwargs, output):
             ctx = current()
             out = output[0] if isinstance(output, tuple) else output
             new = self._apply(point, out, ctx, expert)
-            if updates and args and isinstance(args[0], torch.Tensor) and args[0].shape == new.shape:
-                delta = new - args[0]
+            inp = args[0] if args else kwargs.get("hidden_states")  # the block's input, positional or by keyword
+            if updates and isinstance(inp, torch.Tensor) and inp.shape == new.shape:
+                delta = new - inp
                 new_delta = self._apply(point, delta, ctx, expert, on="update")
                 if new_delta is not delta:
-                    new = args[0] + new_delta
+                    new = inp + new_delta
             if new is out:
                 return None
             return (new, *output[1:]) if isinstance(output, tuple) else new
@@ -220,7 +221,8 @@ class Hooks:
         points = {s.point for s in self.specs if s.point not in SAMPLER_POINTS}
         for expert, mod in self._experts().items():
             for p in sorted(points):
-                self._handles.append(mod.get_submodule(p).register_forward_hook(self._module_hook(p, expert)))
+                hook = self._module_hook(p, expert)  # with_kwargs: blocks called by keyword (LTX-2) show their input
+                self._handles.append(mod.get_submodule(p).register_forward_hook(hook, with_kwargs=True))
 
     def detach(self) -> None:
         for h in self._handles:

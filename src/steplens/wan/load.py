@@ -3,6 +3,9 @@
     pipe = load_pipeline("runs/wan22-folder", device="cuda", dtype="bfloat16", offload="model")
     model = load_wan_model("Wan-AI/Wan2.2-I2V-A14B-Diffusers", device="cuda", dtype="bfloat16")  # hub id, if reachable
 
+Supported: Wan2.1-I2V, Wan2.2-I2V-A14B, and Wan2.2-TI2V-5B (expand_timesteps=True; its hub folder names the class
+WanPipeline, and is loaded as a WanImageToVideoPipeline).
+
 PATH is a local folder written by `pipe.save_pretrained(PATH)` (or a hub id where the hub can be reached).
 Its model_index.json is read first, so a folder holding another pipeline is refused before any weights load.
 
@@ -90,12 +93,11 @@ def read_pipeline_config(path: str) -> tuple[str, dict]:
                              f"id): {e}") from None
         source = path
     cls = config.get("_class_name")
+    if cls == "WanPipeline" and config.get("expand_timesteps"):  # the hub's Wan2.2-TI2V-5B: loaded for image-to-video
+        cls = "WanImageToVideoPipeline"
     if cls not in SUPPORTED_PIPELINES:
         raise ValueError(f"wan:{path} holds a {cls or 'pipeline without _class_name'}; steplens' Wan backend supports "
-                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B)")
-    if config.get("expand_timesteps"):
-        raise ValueError(f"wan:{path} is a WanImageToVideoPipeline with expand_timesteps=True (Wan2.2-TI2V-5B), "
-                         f"which steplens does not support; supported: Wan2.1-I2V and Wan2.2-I2V-A14B")
+                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B, Wan2.2-TI2V-5B)")
     return source, config
 
 

@@ -10,13 +10,16 @@ What the pipeline does around its transformers, done here with the pipeline's ow
 * conditioning (`prepare`): per sample, the prompt embeddings (text encoder or provider, as WanPipelineModel),
   Wan2.1's CLIP image embeddings (`encode_image`), and `prepare_latents`: the noise from the sample's
   generator and the I2V condition, 4 mask channels (first frame known) + the VAE latent of the first frame
-  followed by zeros, 20 channels that the transformer's 36 input channels take after the 16 noisy ones;
+  followed by zeros, 20 channels that the transformer's 36 input channels take after the 16 noisy ones
+  (Wan2.2-TI2V-5B: the condition is the image latent (B, 48, 1, h, w) alone);
 * `velocity`: the timestep t = sigma * num_train_timesteps (float32, as FlowMatchEuler makes its timesteps),
   the expert by t >= boundary_ratio * num_train_timesteps (Wan2.2-A14B: `transformer` for high noise,
   `transformer_2` after), input cat([x, condition]) in the transformer's dtype. Under CFG the sampler passes
   cond and uncond as one batch (StepContext branches ("cond", "uncond")); the adapter runs one forward per
   branch, as the pipeline does, inside `cache_context(branch)` and a step context naming the branch and the
-  expert, so block hooks see what they see on the pipeline;
+  expert, so block hooks see what they see on the pipeline. Wan2.2-TI2V-5B (expand_timesteps): input
+  mix(x) = x with latent frame 0 replaced by the condition, timestep 0 on frame 0's tokens and t elsewhere, and
+  `generate` returns mix(x) with x0_hat = mix(x_s - sigma v) for callbacks and hooks (steplens.wan.ti2v);
 * `sigmas(steps, shift)`: FlowMatchEulerDiscreteScheduler's sigmas for that shift (its timesteps and the final
   0), taken from a fresh scheduler (the pipeline's is not touched).
 """
@@ -29,12 +32,14 @@ from dataclasses import dataclass
 import torch
 
 from ..context import current, step_context
+from . import ti2v
 from .model import WanPipelineModel
 
 
 @dataclass
 class WanCond:
-    """What the transformer is conditioned on, batch-first: prompt (B, L, text_dim), condition (B, 20, T, h, w),
+    """What the transformer is conditioned on, batch-first: prompt (B, L, text_dim), condition (B, 20, T, h, w)
+    (TI2V-5B: the image latent (B, z, 1, h, w)),
     image (B, L_img, image_dim) for Wan2.1 (None for Wan2.2-A14B), negative (the CFG prompt) if any."""
 
     prompt: torch.Tensor
@@ -164,7 +169,7 @@ class WanTransformerModel:
         xs, conds = [], []
         for img, g in zip(images, gens):
             pre = pipe.video_processor.preprocess(img, height=h, width=w).to(device, dtype=torch.float32)
-            x, c = pipe.prepare_latents(pre, 1, pipe.vae.config.z_dim, h, w, nf, torch.float32, device, g)
+            x, c = pipe.prepare_latents(pre, 1, pipe.vae.config.z_dim, h, w, nf, torch.float32, device, g)[:2]
             xs.append(x)
             conds.append(c)
         cond = WanCond(pe, torch.cat(conds), image, ne)
@@ -184,8 +189,12 @@ class WanTransformerModel:
             inner = step_context(ctx, branches=(br,), expert=name) if ctx is not None else nullcontext()
             cache = expert.cache_context(br) if hasattr(expert, "cache_context") else nullcontext()
             with inner, cache:
-                inp = torch.cat([xb, cb.condition.to(xb.device)], dim=1).to(dtype)
-                out = expert(hidden_states=inp, timestep=t.to(xb.device).expand(xb.shape[0]),
+                if ti2v.is_ti2v(self.pipe):
+                    inp, ts = ti2v.transformer_input(xb, cb.condition, t, self.wan.patch_size, dtype)
+                else:
+                    inp = torch.cat([xb, cb.condition.to(xb.device)], dim=1).to(dtype)
+                    ts = t.to(xb.device).expand(xb.shape[0])
+                out = expert(hidden_states=inp, timestep=ts,
                              encoder_hidden_states=cb.prompt, encoder_hidden_states_image=cb.image,
                              return_dict=False)[0]
             outs.append(out)
@@ -200,6 +209,8 @@ class WanTransformerModel:
 
         x, cond, uncond = self.prepare(samples, seeds, frames, guidance)
         sigmas = self.sigmas(steps, shift)
+        if ti2v.is_ti2v(self.pipe):  # frame 0 is the image latent, in x0_hat and in the result
+            sample_euler = ti2v.sample_euler
         return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ is left as it was.
 
     pipe = tiny_wan22_i2v(seed=0)                  # two experts, boundary_ratio 0.875, no image encoder
     pipe = tiny_wan21_i2v(seed=0)                  # one transformer + a tiny CLIP vision encoder
+    pipe = tiny_wan22_ti2v(seed=0)                 # TI2V-5B-style: expand_timesteps, Wan2.2 VAE (z 48, x16)
     video = pipe(**tiny_inputs(pipe, seed=0)).frames
 """
 
@@ -31,6 +32,11 @@ TRANSFORMER = dict(
     rope_max_seq_len=32,
 )
 VAE = dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
+# Wan2.2's VAE (TI2V-5B): residual blocks, 2x2 pixel patches in (12 = 3 x 2 x 2 channels), z 48, 16x spatial
+VAE22 = dict(base_dim=4, decoder_base_dim=4, z_dim=48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+             temperal_downsample=[False, True, True], is_residual=True, in_channels=12, out_channels=12, patch_size=2,
+             scale_factor_spatial=16, scale_factor_temporal=4,
+             latents_mean=[(i % 7 - 3) / 10 for i in range(48)], latents_std=[1 + (i % 5) / 4 for i in range(48)])
 CLIP_VISION = dict(hidden_size=8, projection_dim=8, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
                    image_size=32, patch_size=8, num_channels=3)
 TEXT_LEN = 8  # tokens of the prompt embeddings tiny_inputs passes (the real Wan pads to 512)
@@ -64,11 +70,11 @@ def _transformer(seed: int, **extra):
     return WanTransformer3DModel(**{**TRANSFORMER, **extra}).eval()
 
 
-def _vae(seed: int):
+def _vae(seed: int, config: dict = VAE):
     from diffusers import AutoencoderKLWan
 
     torch.manual_seed(seed)
-    return AutoencoderKLWan(**VAE).eval()
+    return AutoencoderKLWan(**config).eval()
 
 
 def tiny_wan22_i2v(seed: int = 0, scheduler: str = "euler", shift: float = SHIFT, num_layers: int = 2):
@@ -121,6 +127,25 @@ def tiny_wan21_i2v(seed: int = 0, scheduler: str = "euler", shift: float = SHIFT
     )
 
 
+def tiny_wan22_ti2v(seed: int = 0, scheduler: str = "euler", shift: float = SHIFT, num_layers: int = 2):
+    """Wan2.2-TI2V-5B-style: WanImageToVideoPipeline(expand_timesteps=True) with Wan2.2's VAE (z_dim 48, 16x
+    spatial compression), one transformer of 48 input channels (no mask / condition channels: the first latent
+    frame is replaced by the image latent, and its tokens get timestep 0), no image encoder, no text encoder.
+    Frame sides must be multiples of 32 (16 x patch 2)."""
+    _require()
+    from diffusers import WanImageToVideoPipeline
+
+    z = VAE22["z_dim"]
+    with torch.random.fork_rng(devices=[]):
+        vae = _vae(seed, VAE22)
+        transformer = _transformer(seed + 1, num_layers=num_layers, in_channels=z, out_channels=z)
+    return WanImageToVideoPipeline(
+        tokenizer=None, text_encoder=None, vae=vae, scheduler=make_scheduler(scheduler, shift),
+        image_processor=None, image_encoder=None, transformer=transformer, transformer_2=None, boundary_ratio=None,
+        expand_timesteps=True,
+    )
+
+
 def tiny_image(seed: int = 0, height: int = 32, width: int = 32):
     """A seeded random RGB PIL image."""
     from PIL import Image
@@ -132,8 +157,13 @@ def tiny_image(seed: int = 0, height: int = 32, width: int = 32):
 def tiny_inputs(pipe, seed: int = 0, frames: int = 5, height: int = 32, width: int = 32, steps: int = 4,
                 guidance_scale: float = 5.0, output_type: str = "pt") -> dict:
     """Keyword arguments for `pipe(...)`: a PIL image, prompt embeddings passed directly (no tokenizer),
-    `steps` steps, CFG on (two branches per step), a seeded generator. Call again for a fresh generator."""
-    text_dim = pipe.transformer.config.text_dim if pipe.transformer is not None else pipe.transformer_2.config.text_dim
+    `steps` steps, CFG on (two branches per step), a seeded generator. Call again for a fresh generator.
+    height and width must be multiples of the VAE's spatial factor x the patch size (16; 32 for TI2V)."""
+    transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+    text_dim = transformer.config.text_dim
+    multiple = pipe.vae_scale_factor_spatial * transformer.config.patch_size[1]
+    if height % multiple or width % multiple:
+        raise ValueError(f"height and width must be multiples of {multiple} for this pipeline, got {height}x{width}")
     g = torch.Generator().manual_seed(seed + 1000)
     prompt = torch.randn(1, TEXT_LEN, text_dim, generator=g)
     negative = torch.randn(1, TEXT_LEN, text_dim, generator=g)
