@@ -182,3 +182,25 @@ def test_the_demo_shows_any_family(task, tmp_path):
     assert r.exit_code == 0, r.output
     html = (tmp_path / "report.html").read_text()
     assert html.count('class="slv"') == 2 and f"on {task}" in html
+
+
+def test_every_family_names_bad_input_before_any_work(tmp_path):
+    """An unknown family, a difficulty out of range (with the allowed range), a sample of one family scored as
+    another: each refused by name through the CLI, before a model runs."""
+    r = CliRunner().invoke(app, ["eval", "--task", "chess", "--count", "1"])
+    assert r.exit_code == 2 and "unknown task 'chess'; available: maze, maze-loops" in " ".join(r.output.split())
+    for task, size, message in [("tictactoe", 4, "from 1 to 3, got 4"), ("maze-loops", 2, "from 4 to 9"),
+                                ("reappear", 12, "from 3 to 11 pixels, got 12"),
+                                ("symmetry", 5, "even integer from 4 to 10 cells, got 5"),
+                                ("symmetry-open", 12, "even integer from 4 to 10 cells, got 12")]:
+        r = CliRunner().invoke(app, ["eval", "--task", task, "--size", str(size), "--count", "1"])
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (task, r.output)
+    data = tmp_path / "data"
+    assert CliRunner().invoke(app, ["tasks", "generate", "maze", "--count", "1", "--out", str(data)]).exit_code == 0
+    (tmp_path / "o").mkdir()
+    for scorer in ("tictactoe", "symmetry", "reappear"):
+        r = CliRunner().invoke(app, ["score", "--data", str(data), "--outputs", str(tmp_path / "o"), "--scorer", scorer])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and f"the {scorer} scorer reads" in out and "not 'maze' samples" in out, out
+    for name in ("maze", "maze-shortest"):  # the maze scorers read every maze family
+        get_scorer(name).check_task("maze-loops")

@@ -154,6 +154,7 @@ class MazeLoopsTask:
 
 class MazeShortestScorer(RuleBasedScorer):
     name = "maze-shortest"
+    tasks = ("maze", "maze-loops")
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         s = score_frame(np.asarray(video)[-1], sample.first_frame)

@@ -137,6 +137,7 @@ class MazeScorer(RuleBasedScorer):
     most 0.05. `details` has `shortest` and the parts."""
 
     name = "maze"
+    tasks = ("maze", "maze-two-goals", "maze-loops")
 
     def score(self, video: np.ndarray, sample: Sample) -> MazeScore:
         out = score_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))

@@ -144,6 +144,7 @@ def _native(frame: np.ndarray) -> np.ndarray:
 
 class ReappearScorer(RuleBasedScorer):
     name = "reappear"
+    tasks = ("reappear",)
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         m = sample.meta

@@ -116,6 +116,7 @@ class SymmetryTask:
 
 class SymmetryScorer(RuleBasedScorer):
     name = "symmetry"
+    tasks = ("symmetry", "symmetry-open")
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         side = sample.first_frame.shape[0]

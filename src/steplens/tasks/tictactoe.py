@@ -181,6 +181,7 @@ def read_board(frame: np.ndarray) -> dict:
 
 class TicTacToeScorer(RuleBasedScorer):
     name = "tictactoe"
+    tasks = ("tictactoe",)
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         first = _native(sample.first_frame)
