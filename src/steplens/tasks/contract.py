@@ -29,6 +29,12 @@ A task is an object with:
   generated samples (the maze: ``O-39_maze_data-generator``).
 - ``palette`` (optional, (K, 3) uint8): the colours its frames are drawn in. Where given, the majority
   vote and consensus of the multi-seed methods snap frames to it; otherwise they work on RGB.
+- ``candidates(sample) -> list of (H, W, 3) uint8`` (optional): the answers x0_hat may weigh, as final frames at
+  the native size, each one answer drawn alone: every right answer where there are several (tic-tac-toe's
+  winning moves, the shortest paths of a maze with loops), the right answer first followed by tempting wrong
+  ones where that is what the behaviour is about (the other goal of a two-goal maze; the reappearing object in
+  other colours and shapes). ``steplens.cos`` measures per step how strongly x0_hat draws each
+  (superposition, multi-path exploration, working memory). Keep them distinct and few (<= 8).
 
 Writing a scorer plug-in
 ------------------------
@@ -48,6 +54,7 @@ A scorer is an object with ``name`` (str), ``threshold`` (float or None) and
   scorer's documented floor, never partial credit for structure it did not draw.
 - ``check_task(task_name)`` (optional): raise ``ValueError`` when this scorer cannot score a task, so that
   a run is refused before any work (the ``vbvr`` adapter: a task folder VBVR-EvalKit has no evaluator for).
+  ``RuleBasedScorer`` does it from its ``tasks`` attribute (the families it reads; empty: any).
 - ``score_file(video_path, sample)`` (optional): score a video file as written by ``steplens run``
   (``score`` prefers it over decoding the file itself).
 - Never raise on a bad answer: a wrong answer is a low score. Raise ``ValueError`` only when the
