@@ -283,8 +283,8 @@ def test_clear_errors(pipes):
         WanPipelineModel(bare)
 
     dpm = WanImageToVideoPipeline(**{**parts, "scheduler": DPMSolverMultistepScheduler()})
-    with pytest.raises(TypeError, match="scheduler DPMSolverMultistepScheduler; supported: "
-                                        "FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler"):
+    with pytest.raises(TypeError, match=r"scheduler DPMSolverMultistepScheduler \(it needs flow matching.*\); "
+                                        "supported: FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler"):
         attach(dpm, Hooks(WanPipelineModel(dpm)).record("blocks.0"))
     eps = WanImageToVideoPipeline(**{**parts, "scheduler": UniPCMultistepScheduler()})
     with pytest.raises(ValueError, match="prediction_type='epsilon'.*needs 'flow_prediction'"):

@@ -28,6 +28,7 @@ value's source ("preset vbvr", "model", "option") is kept in `sources` and writt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 PRESETS = {
@@ -54,7 +55,7 @@ class Sampling:
 
     preset: str
     steps: int
-    shift: float
+    shift: float | None  # None: the scheduler's own (LTX-2's resolution-dependent shift)
     guidance: float
     extra: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
@@ -84,6 +85,10 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
     own = dict(model.sampling_defaults())
     is_pipeline = hasattr(model, "configure_sampling")
     if preset == "vbvr":
+        if is_pipeline and getattr(model, "backend", None) != "wan":
+            raise ValueError(f"--preset vbvr is the study's sampling of VBVR-Wan2.2 (FlowMatch Euler, expert switch "
+                             f"0.875) and applies to Wan pipelines; {model.name!r} is a {model.backend} pipeline "
+                             f"(--preset pipeline: its own settings)")
         if not is_pipeline:
             raise ValueError(f"--preset vbvr is the study's sampling of VBVR-Wan2.2 (CFG 5, shift 5, 50 steps) and "
                              f"applies to wan:PATH pipelines; model {model.name!r} samples with its own settings "
@@ -111,7 +116,9 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
         base.pop("size", None)
         sources.pop("size", None)
     extra = {k: v for k, v in base.items() if k not in ("steps", "shift", "guidance")}
-    sampling = Sampling(preset, int(base["steps"]), float(base["shift"]), float(base["guidance"]), extra, sources)
+    shift = base["shift"]
+    shift = None if shift is None or math.isnan(float(shift)) else float(shift)  # None: the scheduler's own
+    sampling = Sampling(preset, int(base["steps"]), shift, float(base["guidance"]), extra, sources)
     if configure and is_pipeline:
         model.configure_sampling(**extra, shift=sampling.shift)
     return sampling

@@ -97,7 +97,8 @@ def read_pipeline_config(path: str) -> tuple[str, dict]:
         cls = "WanImageToVideoPipeline"
     if cls not in SUPPORTED_PIPELINES:
         raise ValueError(f"wan:{path} holds a {cls or 'pipeline without _class_name'}; steplens' Wan backend supports "
-                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B, Wan2.2-TI2V-5B)")
+                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B, Wan2.2-TI2V-5B); "
+                         f"LTX2ImageToVideoPipeline folders load through steplens.ltx2")
     return source, config
 
 

@@ -1,0 +1,109 @@
+"""Loading a diffusers LTX-2 image-to-video pipeline folder as a steplens model.
+
+    model = load_ltx2_model("runs/ltx23-folder", device="cuda", dtype="bfloat16")
+
+PATH is a local folder written by `pipe.save_pretrained(PATH)` whose model_index.json names
+LTX2ImageToVideoPipeline (or a hub id where the hub can be reached). dtype applies to the transformer, the
+connectors and the text encoder; the video and audio VAEs and the vocoder stay float32. offload as for Wan
+("none", "model", "sequential"; the latter two need accelerate and an accelerator).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .loop import SUPPORTED_PIPELINES, check_pipeline
+from .model import LTX2PipelineModel
+
+FLOAT32_COMPONENTS = ("vae", "audio_vae", "vocoder")
+
+
+def read_ltx2_config(path: str) -> tuple[str, dict]:
+    """(where to load from, model_index.json); refuses a folder that is not an LTX-2 image-to-video pipeline."""
+    from ..wan.load import _looks_like_path
+
+    p = Path(path).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ValueError(f"{path} is a file; expected a diffusers pipeline folder (with model_index.json)")
+        if not (p / "model_index.json").is_file():
+            raise FileNotFoundError(f"{p} has no model_index.json: not a diffusers pipeline folder (write one with "
+                                    f"pipe.save_pretrained(DIR))")
+        source, config = str(p), json.loads((p / "model_index.json").read_text())
+    elif _looks_like_path(path):
+        raise FileNotFoundError(f"LTX-2 pipeline folder not found: {p}")
+    else:
+        from diffusers import DiffusionPipeline
+
+        try:
+            config = dict(DiffusionPipeline.load_config(path))
+        except Exception as e:  # noqa: BLE001 - hub errors come in many types
+            raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub "
+                             f"id): {e}") from None
+        source = path
+    cls = config.get("_class_name")
+    if cls not in SUPPORTED_PIPELINES:
+        raise ValueError(f"{path} holds a {cls or 'pipeline without _class_name'}; steplens' LTX-2 backend supports "
+                         f"{', '.join(SUPPORTED_PIPELINES)}")
+    return source, config
+
+
+def load_ltx2_pipeline(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                       offload: str | None = "none"):
+    """An LTX2ImageToVideoPipeline from a local folder (or hub id), in `dtype`, placed on `device` or offloaded."""
+    from ..wan.load import check_device, check_dtype, check_offload
+
+    torch_dtype = check_dtype(dtype)
+    offload = check_offload(offload, device)
+    dev = check_device(device)
+    source, config = read_ltx2_config(path)
+    from diffusers import LTX2ImageToVideoPipeline
+
+    if torch_dtype != torch.float32:
+        present = [c for c in FLOAT32_COMPONENTS if (config.get(c) or [None])[0] is not None]
+        torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
+    absent = {k: None for k, v in config.items() if not k.startswith("_") and isinstance(v, (list, tuple))
+              and len(v) == 2 and v[0] is None and v[1] is None}
+    try:
+        pipe = LTX2ImageToVideoPipeline.from_pretrained(source, dtype=torch_dtype, **absent)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"could not load the LTX-2 pipeline from {source}: {e}") from None
+    try:
+        check_pipeline(pipe)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=dev)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=dev)
+    else:
+        pipe.to(dev)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_ltx2_model(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                    offload: str | None = "none", name: str | None = None, lora=None, lora_2=None,
+                    **model_kwargs) -> LTX2PipelineModel:
+    """load_ltx2_pipeline(...) wrapped as an LTX2PipelineModel. LoRAs are not supported yet for LTX-2 (`lora`), and
+    LTX-2 has one transformer (`lora_2` is refused)."""
+    if lora_2 is not None:
+        raise ValueError(f"--lora-2 {lora_2!r}: LTX-2 has one transformer; --lora-2 is for Wan2.2's second expert")
+    if lora is not None:
+        raise ValueError(f"--lora {lora!r}: LoRAs are not supported yet for LTX-2 (steplens.ltx2); merge the LoRA into "
+                         f"the transformer and save the pipeline folder instead")
+    pipe = load_ltx2_pipeline(path, device, dtype, offload)
+    from ..wan.load import check_dtype
+
+    info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""), "offload": offload or "none",
+            "device": str(device), "loras": []}
+    model = LTX2PipelineModel(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)
+    if model.prompt_source == "hashed":
+        import warnings
+
+        warnings.warn(f"{path} has no text encoder: prompts are embedded by steplens.wan.prompts.HashedPromptEmbeds "
+                      f"(deterministic, but meaningless to the model)", stacklevel=2)
+    return model

@@ -1,0 +1,444 @@
+"""A diffusers LTX-2 image-to-video pipeline seen as a steplens model: hooks, `generate` and `decode`.
+
+    model = LTX2PipelineModel(pipe)     # an LTX2ImageToVideoPipeline (LTX-2, LTX-2.3, VBVR-LTX2.3, ...)
+    model.block_names                   # ["blocks.0", …]: the transformer's `transformer_blocks.i`
+    model.modules()                     # {"transformer": a view of the transformer where `blocks` = transformer_blocks}
+    hooks = Hooks(model).record("blocks.3", steps=[0, 5], branch="uncond")
+    lat = model.generate(samples, seeds, steps=20, guidance=3.0, callback=steps.append, hooks=hooks)
+    px = model.decode(lat)              # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
+
+The latent steplens sees is the video latent, (B, C, T, h, w), normalised as the denoising loop has it (LTX packs
+it as (B, T*h*w, C) tokens ordered frame, h, w; steplens unpacks it). Latent frame 0 is the clean first-frame
+latent, held fixed by the pipeline: its x0_hat is itself and its velocity 0 (steplens.ltx2.loop). `generate`
+returns the final latent in that space (the pipeline's own output_type="latent" is the same tensor denormalised:
+steplens.ltx2.decode.denormalize).
+
+Block hooks: `blocks.i` is LTX2VideoTransformerBlock i. It returns (video stream, audio stream); steplens hooks
+record and edit the video stream (B, T*h*w, D). The audio stream is not reachable by name.
+
+Audio: LTX-2 denoises an audio latent jointly with the video (the same transformer forward, audio-video
+cross-attention). steplens runs it as the pipeline does: its noise is drawn from each sample's generator right
+after the video noise, it has its own scheduler (the pipeline's deepcopy), its CFG uses the same scale as the
+video (`audio_guidance`, default: the video's), and it is neither traced, hooked nor returned.
+
+Guidance: CFG at `guidance` (1 = off: one branch, and then the audio's CFG is off too unless `audio_guidance`
+says otherwise). With CFG the pipeline runs ONE forward on [uncond rows; cond rows]: its step context has
+branches ("uncond", "cond"), so Hooks records both branches under their names as for Wan. LTX-2's other guidance
+terms are off by default: spatio-temporal guidance (stg_scale 0, an extra forward with branch "stg"), modality-
+isolation guidance (modality_scale 1, branch "modality"), and the guidance rescale (guidance_rescale 0; the
+pipeline's default is 0.7). They can be set on the model (constructor arguments).
+
+How a task sample becomes a pipeline call (`generate`):
+
+* resolution: the native first frame (H, W) is upscaled (nearest neighbour) by the smallest integer k making both
+  sides multiples of 32 (the pipeline requires it, and it is LTX-2's VAE factor: one token per 32x32 pixels), then
+  by the smallest factor reaching `min_size` if set (or k = `scale`). A (2n+1)-pixel maze gets k = 32: one token
+  per maze pixel;
+* frames: F sample frames are F latent frames, num_frames = r (F - 1) + 1 video frames with r the VAE's temporal
+  factor (8 for LTX-2); sample frame f is video frame r f;
+* prompt: the pipeline's own text encoder when it has one (and no provider was given), else a provider
+  (texts -> (B, L, D), D = connectors' caption_channels x text_proj_in_factor; default HashedPromptEmbeds), with an
+  all-ones attention mask; the uncond branch's prompt is `negative_prompt` ("");
+* noise: one CPU torch.Generator per sample, seeded by seeds[i]; the pipeline draws the video noise and then the
+  audio noise of row i from generator i. The B samples go in ONE pipeline call with a list of B images, so a batch
+  of one is the plain pipeline call bit for bit, and row i of a batch is that sample's single call up to the float
+  rounding of batched matmuls;
+* first frame: `image_crf` 0 (the default) hands the pipeline the image as it is; LTX-2's own default re-compresses
+  it with H.264 at CRF 33 (LTX-2.5: 18) as in training, which needs PyAV; steplens applies that re-compression per
+  image itself (as the pipeline would) when image_crf is set;
+* shift: LTX-2's scheduler shifts its sigmas *dynamically*: the shift is exp(mu) with mu interpolated from the
+  video token count (base_shift at base_image_seq_len tokens, max_shift at max_image_seq_len), then the schedule
+  is stretched to end at shift_terminal. shift=None (or NaN) keeps that. A number replaces it, for the call only,
+  by a fixed shift (a scheduler copy with use_dynamic_shifting=False, shift=s: sigma' = s sigma / (1 + (s-1)
+  sigma); shift_terminal, if configured, still applies). So shift=3 is NOT LTX-2's own schedule;
+* steps / guidance default to the pipeline's own (30 steps, CFG 3: sampling_defaults);
+* callback(StepInfo) per step and hooks through steplens.ltx2.loop.LTX2Loop.
+
+`decode` gives what the experiments score: the VAE's video (as the pipeline decodes), at video frames 0, r, 2r,
+... (one per sample frame), averaged over k x k pixel blocks back to the native size. `decode_video` gives the
+full decoded video in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack, contextmanager
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .decode import decode_latents
+from .loop import EXPERT, LTX2Loop, check_pipeline, check_scheduler
+
+PIPELINE_MULTIPLE = 32  # LTX2ImageToVideoPipeline.check_inputs: height and width divisible by 32
+
+
+class BlockView(torch.nn.Module):
+    """The transformer's submodules under their own names plus `blocks` (= its `transformer_blocks`), so that
+    steplens hook points `blocks.i` resolve with get_submodule. It shares the modules (no copy) and is never run."""
+
+    def __init__(self, transformer: torch.nn.Module):
+        super().__init__()
+        for name, child in transformer.named_children():
+            self.add_module(name, child)
+        self.add_module("blocks", transformer.transformer_blocks)
+        object.__setattr__(self, "transformer", transformer)  # not a submodule: named_modules stays the blocks' own
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - a naming view only
+        raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
+
+
+def scheduler_with_shift(scheduler, shift: float | None):
+    """The scheduler itself for shift None / NaN (its own, dynamic or fixed, shift), else a copy with the fixed
+    shift `shift` (dynamic shifting off)."""
+    if shift is None or (isinstance(shift, float) and math.isnan(shift)):
+        return scheduler
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0:
+        raise ValueError(f"shift must be a number > 0, or None for LTX-2's own (dynamic) shift; got {shift!r}")
+    cfg = scheduler.config
+    if not cfg.use_dynamic_shifting and float(scheduler.shift) == float(shift):
+        return scheduler
+    return type(scheduler).from_config(cfg, use_dynamic_shifting=False, shift=float(shift))
+
+
+class LTX2PipelineModel:
+    """An LTX2ImageToVideoPipeline as a steplens model (the interface of WanPipelineModel).
+
+    prompt_embeds: a provider texts -> (B, L, D) used instead of the pipeline's text encoder (default: the text
+        encoder if the pipeline has one, else HashedPromptEmbeds(D)).
+    negative_prompt: the uncond branch's prompt under CFG.
+    scale / min_size: the pixel upscale of the samples' first frames (see the module doc).
+    frame_rate: the pipeline's frame_rate (RoPE positions and the audio length); 24 as the pipeline.
+    image_crf: H.264 re-compression of the first frame (0: none, the default; None: the pipeline's default).
+    audio_guidance: the audio's CFG scale (None: the video's `guidance`).
+    guidance_rescale, stg_scale, stg_blocks, modality_scale: LTX-2's other guidance terms (off by default).
+    """
+
+    backend = "ltx2"
+
+    def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
+                 negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
+                 max_sequence_length: int = 1024, frame_rate: float = 24.0, image_crf: int | None = 0,
+                 audio_guidance: float | None = None, guidance_rescale: float = 0.0, stg_scale: float = 0.0,
+                 stg_blocks: list[int] | None = None, modality_scale: float = 1.0, info: dict | None = None):
+        check_pipeline(pipe)
+        self.pipe = pipe
+        self.name = name or getattr(pipe, "name_or_path", None) or "LTX2ImageToVideoPipeline"
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
+            raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+        if min_size is not None and min_size < 1:
+            raise ValueError(f"min_size must be >= 1, got {min_size!r}")
+        if image_crf is not None and (isinstance(image_crf, bool) or not isinstance(image_crf, int) or image_crf < 0):
+            raise ValueError(f"image_crf must be an integer >= 0 (0: no re-compression) or None, got {image_crf!r}")
+        if stg_scale > 0 and not stg_blocks:
+            raise ValueError(f"stg_scale {stg_scale} needs stg_blocks (the block indices STG perturbs, e.g. [28])")
+        self.scale, self.min_size = scale, min_size
+        self.negative_prompt = negative_prompt
+        self.max_sequence_length = max_sequence_length
+        self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
+        self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
+        self.stg_blocks = list(stg_blocks or [])
+        has_encoder = getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None
+        if prompt_embeds is not None:
+            self.prompt_embeds, self.prompt_source = prompt_embeds, "provider"
+        elif has_encoder:
+            self.prompt_embeds, self.prompt_source = None, "text_encoder"
+        else:
+            from ..wan.prompts import HashedPromptEmbeds
+
+            self.prompt_embeds, self.prompt_source = HashedPromptEmbeds(self.text_dim), "hashed"
+        self.info = {"prompt": self.prompt_source, **(info or {})}
+        self._view = BlockView(pipe.transformer)
+        self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """{"transformer": a view of the one transformer in which `blocks.i` names transformer_blocks.i}."""
+        if self._view.blocks is not self.pipe.transformer.transformer_blocks:  # the transformer was swapped
+            self._view = BlockView(self.pipe.transformer)
+        return {EXPERT: self._view}
+
+    @property
+    def experts(self) -> list[str]:
+        return [EXPERT]
+
+    @property
+    def has_two_experts(self) -> bool:
+        return False
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.pipe.transformer
+
+    @property
+    def block_names(self) -> list[str]:
+        return [f"blocks.{i}" for i in range(len(self.transformer.transformer_blocks))]
+
+    def run(self, hooks=None, **pipe_kwargs):
+        """Call the pipeline with `hooks` attached (steplens.ltx2.attach); returns the pipeline's output."""
+        if hooks is None:
+            return self.pipe(**pipe_kwargs)
+        with LTX2Loop(self.pipe, hooks):
+            return self.pipe(**pipe_kwargs)
+
+    # -- sampling settings (steplens.presets) ------------------------------------------------------------------
+    def sampling_defaults(self) -> dict:
+        """The pipeline's own settings: steps and CFG from its __call__ defaults; shift NaN when the scheduler
+        shifts dynamically (LTX-2's), else its fixed shift."""
+        import inspect
+
+        params = inspect.signature(type(self.pipe).__call__).parameters
+        sched = self.pipe.scheduler
+        shift = float("nan") if sched.config.use_dynamic_shifting else float(sched.shift)
+        return {"steps": int(params["num_inference_steps"].default), "shift": shift,
+                "guidance": float(params["guidance_scale"].default), "scheduler": type(sched).__name__,
+                "negative_prompt": self.negative_prompt}
+
+    def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
+                           shift: float | None = None, **unsupported) -> None:
+        """Keep the pipeline's scheduler (its class name) and set the negative prompt; a fixed `shift` is applied
+        per call by generate (None: LTX-2's own resolution-dependent shift); other settings (boundary,
+        height/width, size) are not supported for LTX-2 yet."""
+        given = {k: v for k, v in unsupported.items() if v is not None}
+        if given:
+            raise ValueError(f"{', '.join(sorted(given))}: not supported yet for LTX-2 (steplens.ltx2)")
+        if scheduler is not None and scheduler != type(self.pipe.scheduler).__name__:
+            raise ValueError(f"scheduler {scheduler!r}: LTX-2 runs its own {type(self.pipe.scheduler).__name__}")
+        if negative_prompt is not None:
+            self.negative_prompt = str(negative_prompt)
+
+    # -- geometry --------------------------------------------------------------------------------------------
+    @property
+    def text_dim(self) -> int:
+        """The prompt embeddings' last dimension: the text encoder's hidden size x its stacked layers."""
+        c = self.pipe.connectors.config
+        return int(c.caption_channels * c.text_proj_in_factor)
+
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        return (self.pipe.transformer_temporal_patch_size, self.pipe.transformer_spatial_patch_size,
+                self.pipe.transformer_spatial_patch_size)
+
+    @property
+    def spatial_multiple(self) -> tuple[int, int]:
+        """Pixel sizes the frame's sides must be multiples of: 32 (the pipeline's rule), and the VAE x patch."""
+        s = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
+        m = math.lcm(PIPELINE_MULTIPLE, s)
+        return m, m
+
+    def pixel_scale(self, height: int, width: int) -> int:
+        """The integer nearest-neighbour upscale k of a (height, width) native frame."""
+        mh, mw = self.spatial_multiple
+        if self.scale is not None:
+            if (height * self.scale) % mh or (width * self.scale) % mw:
+                raise ValueError(f"scale {self.scale} makes a {height}x{width} frame {height * self.scale}x"
+                                 f"{width * self.scale} pixels, not multiples of ({mh}, {mw}) as LTX-2 needs")
+            return self.scale
+        k = math.lcm(mh // math.gcd(height, mh), mw // math.gcd(width, mw))
+        if self.min_size:
+            k *= max(1, -(-self.min_size // (min(height, width) * k)))
+        return k
+
+    def video_frames(self, frames: int) -> int:
+        """num_frames of the pipeline call for a sample of `frames` frames: one latent frame per sample frame."""
+        return self.pipe.vae_temporal_compression_ratio * (frames - 1) + 1
+
+    def frames_from_video(self, n: int) -> int:
+        """Sample (latent) frames for a ground-truth video of n frames: ceil((n - 1) / r) + 1, r the VAE's temporal
+        factor (8): 121 video frames -> 16."""
+        r = self.pipe.vae_temporal_compression_ratio
+        return max(2, -(-(int(n) - 1) // r) + 1)
+
+    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
+        h, w = self._frame_size(samples)
+        k, s = self.pixel_scale(h, w), self.pipe.vae_spatial_compression_ratio
+        return (len(samples), self.transformer.config.in_channels, frames, h * k // s, w * k // s)
+
+    def token_grid(self, latent_shape) -> tuple[int, int, int]:
+        """(frames, h, w) of the token grid for a latent of this shape (tokens are ordered frame, h, w)."""
+        pt, ph, pw = self.patch_size
+        _, _, t, h, w = latent_shape
+        return (-(-t // pt), -(-h // ph), -(-w // pw))
+
+    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """A (H, W) bool mask on the native frame -> (h, w) bool mask of the tokens that cover any of it."""
+        h, w = pixel_mask.shape
+        k = self.pixel_scale(h, w)
+        up = pixel_mask.float().repeat_interleave(k, 0).repeat_interleave(k, 1)
+        th = tw = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
+        up = torch.nn.functional.pad(up, (0, (-up.shape[1]) % tw, 0, (-up.shape[0]) % th))
+        return torch.nn.functional.max_pool2d(up[None, None], (th, tw))[0, 0] > 0
+
+    @staticmethod
+    def _frame_size(samples) -> tuple[int, int]:
+        if not samples:
+            raise ValueError("no samples to generate")
+        h, w = samples[0].first_frame.shape[:2]
+        if any(s.first_frame.shape[:2] != (h, w) for s in samples):
+            raise ValueError("all samples of a batch must have the same frame size")
+        return h, w
+
+    def _scale_of_video(self, height: int, width: int) -> int:
+        if (height, width) in self._scales:
+            return self._scales[height, width]
+        g = math.gcd(height, width)
+        for k in sorted((d for d in range(1, g + 1) if g % d == 0), reverse=True):
+            try:
+                if self.pixel_scale(height // k, width // k) == k:
+                    return k
+            except ValueError:
+                continue
+        return 1
+
+    # -- generating ------------------------------------------------------------------------------------------
+    def _embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.prompt_embeds(list(texts))
+        if not isinstance(emb, torch.Tensor) or emb.dim() != 3 or emb.shape[0] != len(texts):
+            raise ValueError(f"the prompt_embeds provider must return a (B, L, D) tensor for {len(texts)} texts, got "
+                             f"{getattr(emb, 'shape', type(emb).__name__)}")
+        if emb.shape[-1] != self.text_dim:
+            raise ValueError(f"the prompt_embeds provider returned D = {emb.shape[-1]}; LTX-2's connectors expect "
+                             f"{self.text_dim} (caption_channels x text_proj_in_factor)")
+        conn = self.pipe.connectors
+        emb = emb.to(getattr(conn, "device", emb.device), getattr(conn, "dtype", emb.dtype))
+        return emb, torch.ones(emb.shape[:2], dtype=torch.long, device=emb.device)
+
+    def _images(self, samples, k: int) -> list:
+        from PIL import Image
+
+        from ..video import upscale
+
+        images = [np.ascontiguousarray(upscale(s.first_frame, k)) for s in samples]
+        if self.image_crf is None or self.image_crf:
+            from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
+
+            crf = self.image_crf if self.image_crf is not None else resolve_default_image_crf(self.pipe.text_encoder)
+            images = [apply_image_conditioning_crf(img, crf) for img in images]
+        return [Image.fromarray(img, "RGB") for img in images]
+
+    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                    guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
+        """(first frames as upscaled PIL images, one seeded CPU generator per sample, the other keyword arguments
+        of the pipeline call). steps / guidance default to the pipeline's own (sampling_defaults)."""
+        from ..video import check_frames
+
+        own = self.sampling_defaults()
+        steps = own["steps"] if steps is None else steps
+        guidance = own["guidance"] if guidance is None else float(guidance)
+        frames = check_frames(frames or samples[0].frames)
+        seeds = [int(s) for s in seeds]
+        if len(seeds) != len(samples):
+            raise ValueError(f"{len(seeds)} seeds given for {len(samples)} samples")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"the number of sampling steps must be an integer >= 1, got {steps!r}")
+        if steps == 1 and self.pipe.scheduler.config.shift_terminal:
+            raise ValueError(f"1 sampling step: the scheduler stretches its sigmas to end at shift_terminal="
+                             f"{self.pipe.scheduler.config.shift_terminal}, which is undefined for one step (diffusers "
+                             f"divides 0 by 0); use 2 or more steps")
+        if guidance < 1.0:
+            raise ValueError(f"guidance {guidance} < 1: the LTX-2 pipeline applies classifier-free guidance only for "
+                             f"guidance > 1 (1 = off)")
+        h, w = self._frame_size(samples)
+        k = self.pixel_scale(h, w)
+        self._scales[h * k, w * k] = k
+        audio = guidance if self.audio_guidance is None else float(self.audio_guidance)
+        kw = dict(height=h * k, width=w * k, num_frames=self.video_frames(frames), num_inference_steps=steps,
+                  frame_rate=self.frame_rate, guidance_scale=guidance, audio_guidance_scale=audio,
+                  guidance_rescale=self.guidance_rescale, audio_guidance_rescale=self.guidance_rescale,
+                  stg_scale=self.stg_scale, audio_stg_scale=self.stg_scale,
+                  spatio_temporal_guidance_blocks=self.stg_blocks or None,
+                  modality_scale=self.modality_scale, audio_modality_scale=self.modality_scale,
+                  image_crf=0, max_sequence_length=self.max_sequence_length)
+        return self._images(samples, k), [torch.Generator().manual_seed(s) for s in seeds], kw
+
+    def _prompts(self, prompts: list[str], cfg: bool) -> dict:
+        if self.prompt_embeds is None:
+            return dict(prompt=list(prompts), negative_prompt=[self.negative_prompt] * len(prompts))
+        emb, mask = self._embed(prompts)
+        out = dict(prompt_embeds=emb, prompt_attention_mask=mask)
+        if cfg:
+            neg, neg_mask = self._embed([self.negative_prompt] * len(prompts))
+            if neg.shape != emb.shape:
+                raise ValueError(f"the provider's negative prompt embeddings {tuple(neg.shape)} differ in shape from "
+                                 f"the prompts' {tuple(emb.shape)}; LTX-2 needs them equal")
+            out.update(negative_prompt_embeds=neg, negative_prompt_attention_mask=neg_mask)
+        return out
+
+    def pipeline_inputs(self, sample, seed: int, frames: int | None = None, steps: int | None = None,
+                        guidance: float | None = None) -> dict:
+        """The plain single-sample pipeline call equivalent to generate([sample], [seed], ...): `pipe(**kw)` returns
+        the same final latent, denormalised (steplens.ltx2.decode.denormalize of generate's)."""
+        images, generators, kw = self.call_inputs([sample], [seed], frames, steps, guidance)
+        cfg = kw["guidance_scale"] > 1 or kw["audio_guidance_scale"] > 1
+        return dict(image=images[0], generator=generators[0], output_type="latent", **kw,
+                    **self._prompts([sample.prompt], cfg))
+
+    @contextmanager
+    def _capture_final(self, out: list):
+        """The normalised final latent: what the pipeline hands to _denormalize_latents after the loop."""
+        from ..wan.trace import InstancePatches
+
+        def wrap(original):
+            def _denormalize_latents(latents, *args, **kwargs):
+                out.append(latents)
+                return original(latents, *args, **kwargs)
+
+            return _denormalize_latents
+
+        patches = InstancePatches()
+        patches.patch(self.pipe, "_denormalize_latents", wrap)
+        try:
+            yield
+        finally:
+            patches.restore()
+
+    @contextmanager
+    def _shift(self, shift):
+        pipe, original = self.pipe, self.pipe.scheduler
+        shifted = scheduler_with_shift(original, shift)
+        pipe.scheduler = shifted
+        try:
+            yield
+        finally:
+            pipe.scheduler = original
+
+    @torch.no_grad()
+    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                 shift: float | None = None, guidance: float | None = None, callback=None,
+                 hooks=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final video latents
+        (B, C, frames, H/32, W/32), normalised as the denoising loop has them. steps / guidance default to the
+        pipeline's own; shift None keeps LTX-2's dynamic shift (see the module doc)."""
+        check_scheduler(self.pipe.scheduler)
+        images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
+        cfg = kw["guidance_scale"] > 1 or kw["audio_guidance_scale"] > 1
+        prompts = self._prompts([s.prompt for s in samples], cfg)
+        final: list = []
+        with ExitStack() as stack:
+            stack.enter_context(self._shift(shift))  # before the loop: it holds on to the pipeline's scheduler
+            stack.enter_context(self._capture_final(final))
+            if callback is not None or hooks is not None:
+                stack.enter_context(LTX2Loop(self.pipe, hooks, on_step=callback))
+            self.pipe(image=images, generator=generators, output_type="latent", return_dict=False, **kw, **prompts)
+        if len(final) != 1:  # pragma: no cover - guards against a diffusers change
+            raise RuntimeError(f"expected one final latent from the LTX-2 pipeline, got {len(final)}")
+        return final[0]
+
+    # -- decoding --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> the pipeline's decoded video (B, 3, num_frames, H, W) in [-1, 1], float32, sample by sample."""
+        return torch.cat([decode_latents(self.pipe, latents[i:i + 1], "raw").float() for i in range(len(latents))])
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C, T, h, w) -> pixels (B, 3, T, H, W) in [-1, 1]: video frames 0, r, 2r, … (one per latent
+        frame), averaged over k x k blocks back to the native frame size."""
+        video = self.decode_video(latents)[:, :, :: self.pipe.vae_temporal_compression_ratio]
+        k = self._scale_of_video(*video.shape[-2:])
+        if k > 1:
+            video = torch.nn.functional.avg_pool3d(video, (1, k, k))
+        return video
+
+    def __repr__(self) -> str:
+        return f"LTX2PipelineModel({self.name!r}, blocks={len(self.block_names)})"
