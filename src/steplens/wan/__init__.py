@@ -1,4 +1,5 @@
-"""The diffusers Wan backend: trace and hook real Wan pipelines (Wan2.1 / Wan2.2) along their denoising steps.
+"""The diffusers Wan backend: trace and hook real Wan pipelines (Wan2.1 I2V, Wan2.2-I2V-A14B, Wan2.2-TI2V-5B)
+along their denoising steps.
 
 Needs the 'wan' extra (diffusers, transformers). `steplens.wan.tiny` builds tiny offline pipelines.
 

@@ -493,8 +493,9 @@ class WanPipelineModel:
                  shift: float | None = None, guidance: float | None = None, callback=None,
                  hooks=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents
-        (B, z, frames, H/8, W/8) as the pipeline returns them (output_type="latent"). steps, shift and guidance
-        default to the pipeline's own (sampling_defaults: its __call__ defaults, its scheduler's shift)."""
+        (B, z, frames, H/s, W/s) (s = 8; TI2V-5B: z 48, s = 16) as the pipeline returns them (output_type="latent").
+        steps, shift and guidance default to the pipeline's own (sampling_defaults: its __call__ defaults, its
+        scheduler's shift)."""
         from .hooks import check_scheduler
 
         check_scheduler(self.pipe.scheduler)  # refused before any work, hooks or not

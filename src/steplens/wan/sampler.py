@@ -209,9 +209,8 @@ class WanTransformerModel:
 
         x, cond, uncond = self.prepare(samples, seeds, frames, guidance)
         sigmas = self.sigmas(steps, shift)
-        if ti2v.is_ti2v(self.pipe):  # frame 0 is the image latent, in x0_hat and in the result
-            sample_euler = ti2v.sample_euler
-        return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
+        euler = ti2v.sample_euler if ti2v.is_ti2v(self.pipe) else sample_euler  # TI2V: frame 0 is the image latent
+        return euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
 
     def __repr__(self) -> str:
         return f"WanTransformerModel({self.wan.name!r}, experts={self.wan.experts})"
