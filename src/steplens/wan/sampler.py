@@ -202,10 +202,21 @@ class WanTransformerModel:
 
     # -- sampling --------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
-                 guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
-        """steplens' Euler sampler on the pipeline's transformers (= the pipeline with FlowMatchEuler)."""
+    def sampling_defaults(self) -> dict:
+        """The pipeline's own steps, CFG and flow shift (steplens.presets), sampled with steplens' Euler."""
+        return {**self.wan.sampling_defaults(), "scheduler": "euler"}
+
+    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                 shift: float | None = None, guidance: float | None = None, callback=None,
+                 hooks=None) -> torch.Tensor:
+        """steplens' Euler sampler on the pipeline's transformers (= the pipeline with FlowMatchEuler); steps,
+        shift and guidance default to the pipeline's own (sampling_defaults)."""
         from ..sampling import sample_euler
+
+        own = self.sampling_defaults()
+        steps = own["steps"] if steps is None else steps
+        shift = own["shift"] if shift is None else shift
+        guidance = own["guidance"] if guidance is None else guidance
 
         x, cond, uncond = self.prepare(samples, seeds, frames, guidance)
         sigmas = self.sigmas(steps, shift)
