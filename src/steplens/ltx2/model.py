@@ -68,6 +68,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..pipelines import PipelineGeometry
 from .decode import decode_latents
 from .loop import EXPERT, LTX2Loop, check_pipeline, check_scheduler
 
@@ -102,7 +103,7 @@ def scheduler_with_shift(scheduler, shift: float | None):
     return type(scheduler).from_config(cfg, use_dynamic_shifting=False, shift=float(shift))
 
 
-class LTX2PipelineModel:
+class LTX2PipelineModel(PipelineGeometry):
     """An LTX2ImageToVideoPipeline as a steplens model (the interface of WanPipelineModel).
 
     prompt_embeds: a provider texts -> (B, L, D) used instead of the pipeline's text encoder (default: the text
@@ -221,75 +222,25 @@ class LTX2PipelineModel:
                 self.pipe.transformer_spatial_patch_size)
 
     @property
+    def temporal_factor(self) -> int:
+        return self.pipe.vae_temporal_compression_ratio
+
+    @property
+    def token_pixels(self) -> tuple[int, int]:
+        s = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
+        return s, s
+
+    @property
     def spatial_multiple(self) -> tuple[int, int]:
         """Pixel sizes the frame's sides must be multiples of: 32 (the pipeline's rule), and the VAE x patch."""
         s = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
         m = math.lcm(PIPELINE_MULTIPLE, s)
         return m, m
 
-    def pixel_scale(self, height: int, width: int) -> int:
-        """The integer nearest-neighbour upscale k of a (height, width) native frame."""
-        mh, mw = self.spatial_multiple
-        if self.scale is not None:
-            if (height * self.scale) % mh or (width * self.scale) % mw:
-                raise ValueError(f"scale {self.scale} makes a {height}x{width} frame {height * self.scale}x"
-                                 f"{width * self.scale} pixels, not multiples of ({mh}, {mw}) as LTX-2 needs")
-            return self.scale
-        k = math.lcm(mh // math.gcd(height, mh), mw // math.gcd(width, mw))
-        if self.min_size:
-            k *= max(1, -(-self.min_size // (min(height, width) * k)))
-        return k
-
-    def video_frames(self, frames: int) -> int:
-        """num_frames of the pipeline call for a sample of `frames` frames: one latent frame per sample frame."""
-        return self.pipe.vae_temporal_compression_ratio * (frames - 1) + 1
-
-    def frames_from_video(self, n: int) -> int:
-        """Sample (latent) frames for a ground-truth video of n frames: ceil((n - 1) / r) + 1, r the VAE's temporal
-        factor (8): 121 video frames -> 16."""
-        r = self.pipe.vae_temporal_compression_ratio
-        return max(2, -(-(int(n) - 1) // r) + 1)
-
     def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
         h, w = self._frame_size(samples)
         k, s = self.pixel_scale(h, w), self.pipe.vae_spatial_compression_ratio
         return (len(samples), self.transformer.config.in_channels, frames, h * k // s, w * k // s)
-
-    def token_grid(self, latent_shape) -> tuple[int, int, int]:
-        """(frames, h, w) of the token grid for a latent of this shape (tokens are ordered frame, h, w)."""
-        pt, ph, pw = self.patch_size
-        _, _, t, h, w = latent_shape
-        return (-(-t // pt), -(-h // ph), -(-w // pw))
-
-    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor:
-        """A (H, W) bool mask on the native frame -> (h, w) bool mask of the tokens that cover any of it."""
-        h, w = pixel_mask.shape
-        k = self.pixel_scale(h, w)
-        up = pixel_mask.float().repeat_interleave(k, 0).repeat_interleave(k, 1)
-        th = tw = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
-        up = torch.nn.functional.pad(up, (0, (-up.shape[1]) % tw, 0, (-up.shape[0]) % th))
-        return torch.nn.functional.max_pool2d(up[None, None], (th, tw))[0, 0] > 0
-
-    @staticmethod
-    def _frame_size(samples) -> tuple[int, int]:
-        if not samples:
-            raise ValueError("no samples to generate")
-        h, w = samples[0].first_frame.shape[:2]
-        if any(s.first_frame.shape[:2] != (h, w) for s in samples):
-            raise ValueError("all samples of a batch must have the same frame size")
-        return h, w
-
-    def _scale_of_video(self, height: int, width: int) -> int:
-        if (height, width) in self._scales:
-            return self._scales[height, width]
-        g = math.gcd(height, width)
-        for k in sorted((d for d in range(1, g + 1) if g % d == 0), reverse=True):
-            try:
-                if self.pixel_scale(height // k, width // k) == k:
-                    return k
-            except ValueError:
-                continue
-        return 1
 
     # -- generating ------------------------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,7 +55,6 @@ How a task sample becomes a pipeline call (`generate`):
 from __future__ import annotations
 
 import inspect
-import math
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Callable
@@ -64,6 +63,7 @@ import numpy as np
 import torch
 
 from .ti2v import join_rows
+from ..pipelines import PipelineGeometry
 from .trace import InstancePatches, PipelineTrace, decode_latents, transformer_components
 
 SUPPORTED_PIPELINES = ("WanImageToVideoPipeline",)
@@ -126,7 +126,7 @@ def _bind(fn, args, kwargs) -> dict:
     return dict(bound.arguments)
 
 
-class WanPipelineModel:
+class WanPipelineModel(PipelineGeometry):
     """A WanImageToVideoPipeline as a steplens model.
 
     For hooks: `block_names`, `modules()` -> {expert name: nn.Module}, `name`, `run(hooks, **pipe_kwargs)`.
@@ -266,6 +266,14 @@ class WanPipelineModel:
         return tuple(self.transformer.config.patch_size)
 
     @property
+    def temporal_factor(self) -> int:
+        return self.pipe.vae_scale_factor_temporal
+
+    @property
+    def token_pixels(self) -> tuple[int, int]:
+        return self.spatial_multiple
+
+    @property
     def spatial_multiple(self) -> tuple[int, int]:
         """Pixel sizes the frame's height and width must be multiples of (vae scale x patch: 16 for Wan2.1 /
         A14B, 32 for TI2V-5B)."""
@@ -273,57 +281,10 @@ class WanPipelineModel:
         _, ph, pw = self.patch_size
         return s * ph, s * pw
 
-    def pixel_scale(self, height: int, width: int) -> int:
-        """The integer nearest-neighbour upscale k of a (height, width) native frame."""
-        mh, mw = self.spatial_multiple
-        if self.scale is not None:
-            if (height * self.scale) % mh or (width * self.scale) % mw:
-                raise ValueError(f"scale {self.scale} makes a {height}x{width} frame {height * self.scale}x"
-                                 f"{width * self.scale} pixels, not multiples of ({mh}, {mw}) as the pipeline needs")
-            return self.scale
-        k = math.lcm(mh // math.gcd(height, mh), mw // math.gcd(width, mw))
-        if self.min_size:
-            k *= max(1, -(-self.min_size // (min(height, width) * k)))
-        return k
-
-    def video_frames(self, frames: int) -> int:
-        """num_frames of the pipeline call for a sample of `frames` frames: one latent frame per sample frame."""
-        return self.pipe.vae_scale_factor_temporal * (frames - 1) + 1
-
-    def frames_from_video(self, n: int) -> int:
-        """Sample (latent) frames for a ground-truth video of n frames: the fewest whose video has at least n frames,
-        ceil((n - 1) / r) + 1 with r the VAE's temporal factor (4): 81 video frames -> 21, 97 -> 25."""
-        r = self.pipe.vae_scale_factor_temporal
-        return max(2, -(-(int(n) - 1) // r) + 1)
-
     def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
         h, w = self._frame_size(samples)
         k, s = self.pixel_scale(h, w), self.pipe.vae_scale_factor_spatial
         return (len(samples), self.pipe.vae.config.z_dim, frames, h * k // s, w * k // s)
-
-    def token_grid(self, latent_shape) -> tuple[int, int, int]:
-        """(frames, h, w) of the token grid for a latent of this shape (tokens are ordered frame, h, w)."""
-        pt, ph, pw = self.patch_size
-        _, _, t, h, w = latent_shape
-        return (-(-t // pt), -(-h // ph), -(-w // pw))
-
-    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor:
-        """A (H, W) bool mask on the native frame -> (h, w) bool mask of the tokens that cover any of it."""
-        h, w = pixel_mask.shape
-        k = self.pixel_scale(h, w)
-        up = pixel_mask.float().repeat_interleave(k, 0).repeat_interleave(k, 1)
-        th, tw = self.spatial_multiple
-        up = torch.nn.functional.pad(up, (0, (-up.shape[1]) % tw, 0, (-up.shape[0]) % th))
-        return torch.nn.functional.max_pool2d(up[None, None], (th, tw))[0, 0] > 0
-
-    @staticmethod
-    def _frame_size(samples) -> tuple[int, int]:
-        if not samples:
-            raise ValueError("no samples to generate")
-        h, w = samples[0].first_frame.shape[:2]
-        if any(s.first_frame.shape[:2] != (h, w) for s in samples):
-            raise ValueError("all samples of a batch must have the same frame size")
-        return h, w
 
     def call_size(self, samples) -> tuple[int, int]:
         """(height, width) of the pipeline call for these samples: `configure_sampling(height=, width=)` if set;
@@ -338,20 +299,6 @@ class WanPipelineModel:
             return -(-h * k // mh) * mh, -(-w * k // mw) * mw
         k = self.pixel_scale(h, w)
         return h * k, w * k
-
-    def _scale_of_video(self, height: int, width: int) -> int:
-        """The pixel scale of a decoded (height, width) video: as generate chose it, else the largest
-        consistent one (1 if none is)."""
-        if (height, width) in self._scales:
-            return self._scales[height, width]
-        g = math.gcd(height, width)
-        for k in sorted((d for d in range(1, g + 1) if g % d == 0), reverse=True):
-            try:
-                if self.pixel_scale(height // k, width // k) == k:
-                    return k
-            except ValueError:
-                continue
-        return 1
 
     # -- generating ------------------------------------------------------------------------------------------
     def _embed(self, texts: list[str], device, dtype) -> torch.Tensor:
