@@ -84,3 +84,32 @@ class PipelineGeometry:
             except ValueError:
                 continue
         return 1
+
+
+def load_folder(cls, source: str, config: dict, torch_dtype, float32_components, check, offload: str, device,
+                what: str):
+    """`cls.from_pretrained(source)` as steplens loads every backend: `torch_dtype` for all but
+    `float32_components` (VAEs, image encoders, vocoders stay float32), components saved as None passed as None,
+    `check(pipe)` (a TypeError becomes a ValueError), then placed on `device` or CPU-offloaded onto it."""
+    if torch_dtype != torch.float32:
+        present = [c for c in float32_components if (config.get(c) or [None])[0] is not None]
+        torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
+    # components saved as None (e.g. no text encoder) are passed as None: from_pretrained wants every component
+    absent = {k: None for k, v in config.items() if not k.startswith("_") and isinstance(v, (list, tuple))
+              and len(v) == 2 and v[0] is None and v[1] is None}
+    try:
+        pipe = cls.from_pretrained(source, dtype=torch_dtype, **absent)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"could not load the {what} pipeline from {source}: {e}") from None
+    try:
+        check(pipe)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -62,27 +62,10 @@ def load_ltx2_pipeline(path: str, device: str = "cpu", dtype: str | torch.dtype 
     source, config = read_ltx2_config(path)
     from diffusers import LTX2ImageToVideoPipeline
 
-    if torch_dtype != torch.float32:
-        present = [c for c in FLOAT32_COMPONENTS if (config.get(c) or [None])[0] is not None]
-        torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
-    absent = {k: None for k, v in config.items() if not k.startswith("_") and isinstance(v, (list, tuple))
-              and len(v) == 2 and v[0] is None and v[1] is None}
-    try:
-        pipe = LTX2ImageToVideoPipeline.from_pretrained(source, dtype=torch_dtype, **absent)
-    except (OSError, ValueError, TypeError) as e:
-        raise ValueError(f"could not load the LTX-2 pipeline from {source}: {e}") from None
-    try:
-        check_pipeline(pipe)
-    except TypeError as e:
-        raise ValueError(str(e)) from None
-    if offload == "model":
-        pipe.enable_model_cpu_offload(device=dev)
-    elif offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=dev)
-    else:
-        pipe.to(dev)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    from ..pipelines import load_folder
+
+    return load_folder(LTX2ImageToVideoPipeline, source, config, torch_dtype, FLOAT32_COMPONENTS, check_pipeline,
+                       offload, dev, "LTX-2")
 
 
 def load_ltx2_model(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",

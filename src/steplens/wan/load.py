@@ -113,28 +113,10 @@ def load_pipeline(path: str, device: str = "cpu", dtype: str | torch.dtype | Non
         from diffusers import WanImageToVideoPipeline
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("the diffusers Wan backend needs the 'wan' extra: pip install 'steplens[wan]'") from e
-    if torch_dtype != torch.float32:
-        present = [c for c in FLOAT32_COMPONENTS if (config.get(c) or [None])[0] is not None]
-        torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
-    # components saved as None (e.g. no text encoder) are passed as None: from_pretrained wants every component
-    absent = {k: None for k, v in config.items() if not k.startswith("_") and isinstance(v, (list, tuple))
-              and len(v) == 2 and v[0] is None and v[1] is None}
-    try:
-        pipe = WanImageToVideoPipeline.from_pretrained(source, dtype=torch_dtype, **absent)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"could not load the Wan pipeline from {source}: {e}") from None
-    try:
-        check_pipeline(pipe)
-    except TypeError as e:
-        raise ValueError(str(e)) from None
-    if offload == "model":
-        pipe.enable_model_cpu_offload(device=dev)
-    elif offload == "sequential":
-        pipe.enable_sequential_cpu_offload(device=dev)
-    else:
-        pipe.to(dev)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    from ..pipelines import load_folder
+
+    return load_folder(WanImageToVideoPipeline, source, config, torch_dtype, FLOAT32_COMPONENTS, check_pipeline,
+                       offload, dev, "Wan")
 
 
 def load_wan_model(path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
