@@ -91,12 +91,10 @@ def _model(spec: str, device: str, dtype: str = "float32", offload: str = "none"
 def _sampled(spec, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height=None, width=None,
              negative_prompt=None):
     """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning."""
-    from .presets import check_preset, resolve
+    from .presets import check_preset, check_size_pair, resolve
 
     check_preset(preset)  # named before the model loads
-    if (height is None) != (width is None):
-        raise ValueError("--height and --width go together (got only " + ("--height" if height is not None
-                                                                           else "--width") + ")")
+    check_size_pair(height, width)
     m = _model(spec, device, dtype, offload, lora, lora_2)
     return m, resolve(m, preset, steps, shift, guidance, height, width, negative_prompt)
 

@@ -229,6 +229,25 @@ class Hooks:
             h.remove()
         self._handles.clear()
 
+    def attach_module_points(self) -> bool:
+        """For a pipeline attachment: register the module hooks if there are module points and they are not
+        attached yet; True if this call attached them (the caller then detaches them on exit)."""
+        if self.attached or all(s.point in SAMPLER_POINTS for s in self.specs):
+            return False
+        self.attach()
+        return True
+
+    def check_run(self, n: int) -> None:
+        """Refuse a pipeline call of n steps that these hooks do not fit (made for other num_steps, or a step
+        past the last)."""
+        if self.num_steps is not None and self.num_steps != n:
+            raise ValueError(f"the hooks were made for num_steps={self.num_steps}, but this pipeline call runs {n} "
+                             f"steps")
+        for s in self.specs:
+            if s.steps is not None and max(s.steps) >= n:
+                raise ValueError(f"the hook on {s.point!r} asks for step {max(s.steps)}, but this pipeline call runs "
+                                 f"{n} steps (0..{n - 1})")
+
     def get(self, point: str, step: int, branch: str = "cond", expert: str | None = None) -> torch.Tensor:
         """The record at (point, step, branch, expert); with expert None, the one expert that ran then."""
         if step < 0:  # counted from the end, as in Python: -1 is the last step

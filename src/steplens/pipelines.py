@@ -62,6 +62,20 @@ class PipelineGeometry:
         up = torch.nn.functional.pad(up, (0, (-up.shape[1]) % tw, 0, (-up.shape[0]) % th))
         return torch.nn.functional.max_pool2d(up[None, None], (th, tw))[0, 0] > 0
 
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C, T, h, w) -> pixels (B, 3, T, H, W) in [-1, 1]: the model's decoded video (`decode_video`)
+        at video frames 0, r, 2r, ... (one per latent frame), back at the native frame size: averaged over k x k
+        blocks, or pooled adaptively where the call size was not an integer upscale (`_native`, --height/--width)."""
+        video = self.decode_video(latents)[:, :, :: self.temporal_factor]
+        size = tuple(video.shape[-2:])
+        native = getattr(self, "_native", {}).get(size)
+        if native is not None and size not in self._scales:
+            return torch.nn.functional.adaptive_avg_pool3d(video, (video.shape[2], *native))
+        k = self._scale_of_video(*size)
+        if k > 1:
+            video = torch.nn.functional.avg_pool3d(video, (1, k, k))
+        return video
+
     @staticmethod
     def _frame_size(samples) -> tuple[int, int]:
         if not samples:
@@ -113,3 +127,40 @@ def load_folder(cls, source: str, config: dict, torch_dtype, float32_components,
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether a --model spec names a local path (else it may be a hub id 'owner/name')."""
+    return spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") != 1
+
+
+def read_index(path: str, what: str, spec: str | None = None) -> tuple[str, dict]:
+    """(where to load from, model_index.json) of a local diffusers pipeline folder or a hub id (only its index is
+    fetched); refuses a file, a folder without an index, a missing folder, an unreadable index, by name. `what`
+    names the backend ("Wan", "LTX-2"), `spec` how the user wrote the model (default: the path)."""
+    import json
+    from pathlib import Path
+
+    spec = spec or path
+    p = Path(path).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ValueError(f"{spec} is a file; expected a diffusers pipeline folder (with model_index.json), "
+                             f"as written by pipe.save_pretrained(DIR)")
+        index = p / "model_index.json"
+        if not index.is_file():
+            raise FileNotFoundError(f"{p} has no model_index.json: not a diffusers pipeline folder (write one with "
+                                    f"pipe.save_pretrained(DIR))")
+        try:
+            return str(p), json.loads(index.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{index} is not a readable model_index.json: {e}") from None
+    if looks_like_path(path):
+        raise FileNotFoundError(f"{what} pipeline folder not found: {p}")
+    from diffusers import DiffusionPipeline
+
+    try:
+        return path, dict(DiffusionPipeline.load_config(path))
+    except Exception as e:  # noqa: BLE001 - hub errors come in many types; report them as one
+        raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub id): "
+                         f"{e}") from None

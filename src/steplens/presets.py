@@ -76,6 +76,12 @@ def check_preset(name: str | None) -> str:
     return name
 
 
+def check_size_pair(height: int | None, width: int | None) -> None:
+    if (height is None) != (width is None):
+        raise ValueError("--height and --width go together (got only "
+                         + ("--height" if height is not None else "--width") + ")")
+
+
 def resolve(model, preset: str | None = None, steps: int | None = None, shift: float | None = None,
             guidance: float | None = None, height: int | None = None, width: int | None = None,
             negative_prompt: str | None = None, configure: bool = True) -> Sampling:
@@ -106,9 +112,7 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
         given = [f"--{k.replace('_', '-')}" for k in ("height", "width", "negative_prompt") if explicit[k] is not None]
         raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {model.name!r} samples at its "
                          f"samples' native size with its prompt conditioning")
-    if (height is None) != (width is None):
-        raise ValueError("--height and --width go together (got only "
-                         + ("--height" if height is not None else "--width") + ")")
+    check_size_pair(height, width)
     for k, v in explicit.items():
         if v is not None:
             base[k], sources[k] = v, "option"

@@ -10,8 +10,6 @@ connectors and the text encoder; the video and audio VAEs and the vocoder stay f
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 
@@ -23,27 +21,9 @@ FLOAT32_COMPONENTS = ("vae", "audio_vae", "vocoder")
 
 def read_ltx2_config(path: str) -> tuple[str, dict]:
     """(where to load from, model_index.json); refuses a folder that is not an LTX-2 image-to-video pipeline."""
-    from ..wan.load import _looks_like_path
+    from ..pipelines import read_index
 
-    p = Path(path).expanduser()
-    if p.exists():
-        if not p.is_dir():
-            raise ValueError(f"{path} is a file; expected a diffusers pipeline folder (with model_index.json)")
-        if not (p / "model_index.json").is_file():
-            raise FileNotFoundError(f"{p} has no model_index.json: not a diffusers pipeline folder (write one with "
-                                    f"pipe.save_pretrained(DIR))")
-        source, config = str(p), json.loads((p / "model_index.json").read_text())
-    elif _looks_like_path(path):
-        raise FileNotFoundError(f"LTX-2 pipeline folder not found: {p}")
-    else:
-        from diffusers import DiffusionPipeline
-
-        try:
-            config = dict(DiffusionPipeline.load_config(path))
-        except Exception as e:  # noqa: BLE001 - hub errors come in many types
-            raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub "
-                             f"id): {e}") from None
-        source = path
+    source, config = read_index(path, "LTX-2")
     cls = config.get("_class_name")
     if cls not in SUPPORTED_PIPELINES:
         raise ValueError(f"{path} holds a {cls or 'pipeline without _class_name'}; steplens' LTX-2 backend supports "

@@ -299,16 +299,8 @@ class LTX2Loop:
             packed = self._packed  # prepare_latents ran before set_timesteps in the pipeline's call
             self._reset_run()
             self._packed = packed
-            n = len(self.scheduler.timesteps)
-            hooks = self.hooks
-            if hooks is not None:
-                if hooks.num_steps is not None and hooks.num_steps != n:
-                    raise ValueError(f"the hooks were made for num_steps={hooks.num_steps}, but this pipeline call "
-                                     f"runs {n} steps")
-                for spec in hooks.specs:
-                    if spec.steps is not None and max(spec.steps) >= n:
-                        raise ValueError(f"the hook on {spec.point!r} asks for step {max(spec.steps)}, but this "
-                                         f"pipeline call runs {n} steps (0..{n - 1})")
+            if self.hooks is not None:
+                self.hooks.check_run(len(self.scheduler.timesteps))
             return out
 
         set_timesteps.__wrapped__ = original
@@ -370,10 +362,7 @@ class LTX2Loop:
             p.patch(self.pipe, "_pack_latents", self._wrap_pack)
             p.patch(self.transformer, "forward", self._wrap_forward)
             p.patch(self.transformer, "cache_context", self._wrap_cache_context)
-            hooks = self.hooks
-            if hooks is not None and any(s.point not in SAMPLER_POINTS for s in hooks.specs) and not hooks.attached:
-                self._own_module_hooks = True
-                hooks.attach()
+            self._own_module_hooks = self.hooks is not None and self.hooks.attach_module_points()
         except BaseException:
             self._exit()
             raise

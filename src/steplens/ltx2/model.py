@@ -382,14 +382,5 @@ class LTX2PipelineModel(PipelineGeometry):
         """Latents -> the pipeline's decoded video (B, 3, num_frames, H, W) in [-1, 1], float32, sample by sample."""
         return torch.cat([decode_latents(self.pipe, latents[i:i + 1], "raw").float() for i in range(len(latents))])
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (B, C, T, h, w) -> pixels (B, 3, T, H, W) in [-1, 1]: video frames 0, r, 2r, … (one per latent
-        frame), averaged over k x k blocks back to the native frame size."""
-        video = self.decode_video(latents)[:, :, :: self.pipe.vae_temporal_compression_ratio]
-        k = self._scale_of_video(*video.shape[-2:])
-        if k > 1:
-            video = torch.nn.functional.avg_pool3d(video, (1, k, k))
-        return video
-
     def __repr__(self) -> str:
         return f"LTX2PipelineModel({self.name!r}, blocks={len(self.block_names)})"

@@ -17,54 +17,29 @@ not traced. With `hooks=` the hooks are attached too and the trace records what 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
 import torch
 
-from ..wan.trace import WanRun, WanStep
+from ..wan.trace import TracedRuns, WanRun, WanStep
 from .decode import decode_latents
 from .loop import LTX2Loop
 
 
-class LTX2Trace:
+class LTX2Trace(TracedRuns):
     """Context manager recording every video scheduler step of the LTX-2 pipeline calls made inside it."""
+
+    decode_fn = staticmethod(decode_latents)
 
     def __init__(self, pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
                  output_type: str = "pt", branches: bool = False, hooks=None):
-        if isinstance(decode_steps, str):
-            if decode_steps != "all":
-                raise ValueError(f"decode_steps must be a list of step indices or 'all', got {decode_steps!r}")
-        else:
-            decode_steps = list(decode_steps)
-            bad = [s for s in decode_steps if isinstance(s, bool) or not isinstance(s, int)]
-            if bad:
-                raise TypeError(f"decode_steps must be integers (negative ones count from the end), got {bad}")
-        self.pipe, self.decode_steps, self.device, self.output_type = pipe, decode_steps, device, output_type
-        self.runs: list[WanRun] = []
+        super().__init__(pipe, decode_steps, device, output_type)
         self._loop = LTX2Loop(pipe, hooks, on_step=self._record, keep=self._keep, branches=branches)
 
     @property
     def audio_scheduler(self):
         """The scheduler the pipeline made for the audio latents (a plain copy of pipe.scheduler), last call."""
         return self._loop.audio_scheduler
-
-    @property
-    def steps(self) -> list[WanStep]:
-        """The steps of the last pipeline call."""
-        return self.runs[-1].steps if self.runs else []
-
-    @property
-    def decoded(self) -> dict[int, Any]:
-        """{step index: decoded x0_hat} of the last pipeline call, for decode_steps only."""
-        return self.runs[-1].decoded if self.runs else {}
-
-    def decode(self, step: int, output_type: str | None = None, run: int = -1):
-        """Decode x0_hat of one step now (after the block), with the pipeline's VAE."""
-        return decode_latents(self.pipe, self.runs[run].steps[step].x0, output_type or self.output_type)
-
-    def _keep(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.detach()
-        return t.clone() if self.device is None else t.to(self.device, copy=True)
 
     def _record(self, step: WanStep) -> None:
         if step.i == 0 or not self.runs:
@@ -79,13 +54,8 @@ class LTX2Trace:
         self._loop.__exit__(exc_type, exc, tb)
         if exc_type is None:
             for r, run in enumerate(self.runs):
-                n = len(run.steps)
-                wanted = range(n) if self.decode_steps == "all" else self.decode_steps
-                for s in wanted:
-                    if not -n <= s < n:
-                        raise IndexError(f"decode step {s} is out of range: the pipeline call ran {n} steps")
-                    if s % n not in run.decoded:
-                        run.decoded[s % n] = self.decode(s % n, run=r)
+                for s in self._undecoded(run):
+                    run.decoded[s] = self.decode(s, run=r)
         return False
 
 

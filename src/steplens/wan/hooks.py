@@ -267,14 +267,7 @@ class PipelineHooks:
             def set_timesteps(*args, **kwargs):
                 out = original(*args, **kwargs)
                 self._reset_run()  # a new pipeline call
-                n = len(self.scheduler.timesteps)
-                if self.hooks.num_steps is not None and self.hooks.num_steps != n:
-                    raise ValueError(f"the hooks were made for num_steps={self.hooks.num_steps}, but this pipeline "
-                                     f"call runs {n} steps")
-                for s in self.hooks.specs:
-                    if s.steps is not None and max(s.steps) >= n:
-                        raise ValueError(f"the hook on {s.point!r} asks for step {max(s.steps)}, but this pipeline "
-                                         f"call runs {n} steps (0..{n - 1})")
+                self.hooks.check_run(len(self.scheduler.timesteps))
                 return out
 
             set_timesteps.__wrapped__ = original
@@ -310,10 +303,7 @@ class PipelineHooks:
                 p.patch(module, "forward", self._wrap_forward(name))
                 if hasattr(module, "cache_context"):
                     p.patch(module, "cache_context", self._wrap_cache_context())
-            module_points = any(s.point not in SAMPLER_POINTS for s in self.hooks.specs)
-            if module_points and not self.hooks.attached:  # not yet attached (`with hooks:` does it too)
-                self._own_module_hooks = True
-                self.hooks.attach()
+            self._own_module_hooks = self.hooks.attach_module_points()  # unless `with hooks:` attached them
         except BaseException:
             self._exit()
             raise

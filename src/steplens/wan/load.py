@@ -19,8 +19,6 @@ slowest); both need accelerate and an accelerator device.
 from __future__ import annotations
 
 import importlib.util
-import json
-from pathlib import Path
 
 import torch
 
@@ -65,33 +63,12 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
-def _looks_like_path(spec: str) -> bool:
-    return spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") != 1
-
-
 def read_pipeline_config(path: str) -> tuple[str, dict]:
     """(where to load from, model_index.json) of a local pipeline folder or a hub id; refuses what is not a
     supported Wan image-to-video pipeline, naming the class found."""
-    p = Path(path).expanduser()
-    if p.exists():
-        if not p.is_dir():
-            raise ValueError(f"wan:{path} is a file; expected a diffusers pipeline folder (with model_index.json), "
-                             f"as written by pipe.save_pretrained(DIR)")
-        if not (p / "model_index.json").is_file():
-            raise FileNotFoundError(f"{p} has no model_index.json: not a diffusers pipeline folder (write one with "
-                                    f"pipe.save_pretrained(DIR))")
-        source, config = str(p), json.loads((p / "model_index.json").read_text())
-    elif _looks_like_path(path):
-        raise FileNotFoundError(f"Wan pipeline folder not found: {p}")
-    else:  # a hub id: only its model_index.json is fetched here
-        from diffusers import DiffusionPipeline
+    from ..pipelines import read_index
 
-        try:
-            config = dict(DiffusionPipeline.load_config(path))
-        except Exception as e:  # noqa: BLE001 - hub errors come in many types; report them as one
-            raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub "
-                             f"id): {e}") from None
-        source = path
+    source, config = read_index(path, "Wan", f"wan:{path}")
     cls = config.get("_class_name")
     if cls == "WanPipeline" and config.get("expand_timesteps"):  # the hub's Wan2.2-TI2V-5B: loaded for image-to-video
         cls = "WanImageToVideoPipeline"

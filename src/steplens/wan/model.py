@@ -471,17 +471,5 @@ class WanPipelineModel(PipelineGeometry):
         (the VAE as the pipeline runs it: steplens.wan.decode_latents)."""
         return torch.cat([decode_latents(self.pipe, latents[i:i + 1], "raw").float() for i in range(len(latents))])
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (B, z, T, h, w) -> pixels (B, 3, T, H, W) in [-1, 1]: video frames 0, 4, … (one per latent
-        frame), averaged over k x k blocks back to the native frame size."""
-        video = self.decode_video(latents)[:, :, :: self.pipe.vae_scale_factor_temporal]
-        native = self._native.get(tuple(video.shape[-2:]))
-        if native is not None and tuple(video.shape[-2:]) not in self._scales:
-            return torch.nn.functional.adaptive_avg_pool3d(video, (video.shape[2], *native))
-        k = self._scale_of_video(*video.shape[-2:])
-        if k > 1:
-            video = torch.nn.functional.avg_pool3d(video, (1, k, k))
-        return video
-
     def __repr__(self) -> str:
         return f"WanPipelineModel({self.name!r}, experts={self.experts}, blocks={len(self.block_names)})"

@@ -172,12 +172,15 @@ def check_traceable(pipe) -> None:
     check_scheduler(pipe.scheduler)
 
 
-class PipelineTrace:
-    """Context manager recording every scheduler step of the pipeline calls made inside it."""
+class TracedRuns:
+    """What every backend's trace holds and reads: one WanRun per pipeline call, its steps, the decoded x0_hat of
+    `decode_steps`. Subclasses record the steps; `decode_fn(pipe, latents, output_type)` is the backend's VAE
+    decoding as its pipeline does it."""
 
-    def __init__(self, pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
-                 output_type: str = "pt", branches: bool = False, hooks=None, decode_dir=None, tiled: bool = False,
-                 fps: int = 16):
+    decode_fn = staticmethod(decode_latents)
+
+    def __init__(self, pipe, decode_steps: Iterable[int] | str = (), device: str | torch.device | None = "cpu",
+                 output_type: str = "pt"):
         if isinstance(decode_steps, str):
             if decode_steps != "all":
                 raise ValueError(f"decode_steps must be a list of step indices or 'all', got {decode_steps!r}")
@@ -186,26 +189,9 @@ class PipelineTrace:
             bad = [s for s in decode_steps if isinstance(s, bool) or not isinstance(s, int)]
             if bad:
                 raise TypeError(f"decode_steps must be integers (negative ones count from the end), got {bad}")
-        if getattr(pipe, "scheduler", None) is None:
-            raise ValueError("the pipeline has no scheduler to trace")
-        check_traceable(pipe)  # with or without hooks: x0_hat must mean x_s - sigma v
-        self.pipe = pipe
-        self.decode_steps = decode_steps
-        self.device = device
-        self.output_type = output_type
-        self.branches = branches
-        self.hooks = hooks
-        self.decode_dir = decode_dir
-        self.tiled = tiled
-        self.fps = fps
+        self.pipe, self.decode_steps, self.device, self.output_type = pipe, decode_steps, device, output_type
         self.runs: list[WanRun] = []
-        self._patches = InstancePatches()
-        self._attached = None  # the steplens.wan.hooks.attach context of `hooks`, while active
-        self._pending: list[tuple[str, Any]] = []  # (component name, output) since the last scheduler step
-        self._active = False
-        self._first = FirstFrame() if is_ti2v(pipe) else None  # TI2V: the condition that is x0_hat's frame 0
 
-    # -- what the user reads ------------------------------------------------------------------------------
     @property
     def steps(self) -> list[WanStep]:
         """The steps of the last pipeline call."""
@@ -218,14 +204,46 @@ class PipelineTrace:
 
     def decode(self, step: int, output_type: str | None = None, run: int = -1):
         """Decode x0_hat of one step now (after the block), with the pipeline's VAE."""
-        steps = self.runs[run].steps
-        return decode_latents(self.pipe, steps[step].x0, output_type or self.output_type)
+        return type(self).decode_fn(self.pipe, self.runs[run].steps[step].x0, output_type or self.output_type)
 
-    # -- patching -----------------------------------------------------------------------------------------
     def _keep(self, t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
         return t.clone() if self.device is None else t.to(self.device, copy=True)
 
+    def _undecoded(self, run: WanRun) -> list[int]:
+        """The decode_steps of a run (negative ones resolved) not decoded yet; refuses one out of range."""
+        n = len(run.steps)
+        out = []
+        for s in range(n) if self.decode_steps == "all" else self.decode_steps:
+            if not -n <= s < n:
+                raise IndexError(f"decode step {s} is out of range: the pipeline call ran {n} steps")
+            if s % n not in run.decoded and s % n not in out:
+                out.append(s % n)
+        return out
+
+
+class PipelineTrace(TracedRuns):
+    """Context manager recording every scheduler step of the pipeline calls made inside it."""
+
+    def __init__(self, pipe, decode_steps: Iterable[int] | str = (), *, device: str | torch.device | None = "cpu",
+                 output_type: str = "pt", branches: bool = False, hooks=None, decode_dir=None, tiled: bool = False,
+                 fps: int = 16):
+        super().__init__(pipe, decode_steps, device, output_type)
+        if getattr(pipe, "scheduler", None) is None:
+            raise ValueError("the pipeline has no scheduler to trace")
+        check_traceable(pipe)  # with or without hooks: x0_hat must mean x_s - sigma v
+        self.branches = branches
+        self.hooks = hooks
+        self.decode_dir = decode_dir
+        self.tiled = tiled
+        self.fps = fps
+        self._patches = InstancePatches()
+        self._attached = None  # the steplens.wan.hooks.attach context of `hooks`, while active
+        self._pending: list[tuple[str, Any]] = []  # (component name, output) since the last scheduler step
+        self._active = False
+        self._first = FirstFrame() if is_ti2v(pipe) else None  # TI2V: the condition that is x0_hat's frame 0
+
+    # -- patching -----------------------------------------------------------------------------------------
     def _patch(self, obj, attr: str, make_wrapper):
         self._patches.patch(obj, attr, make_wrapper)
 
@@ -321,14 +339,8 @@ class PipelineTrace:
             vae.enable_tiling()
         try:
             for r, run in enumerate(self.runs):
-                n = len(run.steps)
-                wanted = range(n) if self.decode_steps == "all" else self.decode_steps
-                for s in wanted:
-                    if not -n <= s < n:
-                        raise IndexError(f"decode step {s} is out of range: the pipeline call ran {n} steps")
-                    s = s % n
-                    if s not in run.decoded:
-                        run.decoded[s] = self._stream(r, s) if self.decode_dir else self.decode(s, run=r)
+                for s in self._undecoded(run):
+                    run.decoded[s] = self._stream(r, s) if self.decode_dir else self.decode(s, run=r)
         finally:
             if self.tiled and not was_tiled and hasattr(vae, "disable_tiling"):
                 vae.disable_tiling()
