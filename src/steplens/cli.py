@@ -17,7 +17,8 @@ app.add_typer(tasks_app, name="tasks")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-MODEL = typer.Option("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a diffusers Wan or LTX-2 image-to-video folder)")
+MODEL = typer.Option("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
+                                                         "diffusers Wan or LTX-2 image-to-video folder)")
 STEPS = typer.Option(None, help="sampling steps (>= 1; default: the preset's: the model's own, 20 on the embedded "
                                  "model, the pipeline's 50 on wan:PATH)")
 SHIFT = typer.Option(None, help="sigma shift of the flow schedule (default: the preset's; the model's own)")

@@ -164,3 +164,16 @@ def read_index(path: str, what: str, spec: str | None = None) -> tuple[str, dict
     except Exception as e:  # noqa: BLE001 - hub errors come in many types; report them as one
         raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub id): "
                          f"{e}") from None
+
+
+def prompt_embedder(pipe, provider, text_dim: int):
+    """(provider or None, source) for a pipeline model: the given provider ("provider"); None when the pipeline
+    encodes prompts itself ("text_encoder": it has a text encoder and a tokenizer); else a fixed hashed
+    embedding per text ("hashed": steplens.wan.prompts.HashedPromptEmbeds)."""
+    if provider is not None:
+        return provider, "provider"
+    if getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None:
+        return None, "text_encoder"
+    from .wan.prompts import HashedPromptEmbeds
+
+    return HashedPromptEmbeds(text_dim), "hashed"

@@ -68,7 +68,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..pipelines import PipelineGeometry
+from ..pipelines import PipelineGeometry, prompt_embedder
 from .decode import decode_latents
 from .loop import EXPERT, LTX2Loop, check_pipeline, check_scheduler
 
@@ -140,15 +140,7 @@ class LTX2PipelineModel(PipelineGeometry):
         self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
         self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
         self.stg_blocks = list(stg_blocks or [])
-        has_encoder = getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None
-        if prompt_embeds is not None:
-            self.prompt_embeds, self.prompt_source = prompt_embeds, "provider"
-        elif has_encoder:
-            self.prompt_embeds, self.prompt_source = None, "text_encoder"
-        else:
-            from ..wan.prompts import HashedPromptEmbeds
-
-            self.prompt_embeds, self.prompt_source = HashedPromptEmbeds(self.text_dim), "hashed"
+        self.prompt_embeds, self.prompt_source = prompt_embedder(pipe, prompt_embeds, self.text_dim)
         self.info = {"prompt": self.prompt_source, **(info or {})}
         self._view = BlockView(pipe.transformer)
         self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 
 from .ti2v import join_rows
-from ..pipelines import PipelineGeometry
+from ..pipelines import PipelineGeometry, prompt_embedder
 from .trace import InstancePatches, PipelineTrace, decode_latents, transformer_components
 
 SUPPORTED_PIPELINES = ("WanImageToVideoPipeline",)
@@ -155,15 +155,7 @@ class WanPipelineModel(PipelineGeometry):
         self.scale, self.min_size = scale, min_size
         self.negative_prompt = negative_prompt
         self.max_sequence_length = max_sequence_length
-        has_encoder = getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None
-        if prompt_embeds is not None:
-            self.prompt_embeds, self.prompt_source = prompt_embeds, "provider"
-        elif has_encoder:
-            self.prompt_embeds, self.prompt_source = None, "text_encoder"
-        else:
-            from .prompts import HashedPromptEmbeds
-
-            self.prompt_embeds, self.prompt_source = HashedPromptEmbeds(self.transformer.config.text_dim), "hashed"
+        self.prompt_embeds, self.prompt_source = prompt_embedder(pipe, prompt_embeds, self.transformer.config.text_dim)
         self.info = {"prompt": self.prompt_source, **(info or {})}
         self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate
         self._native: dict[tuple[int, int], tuple[int, int]] = {}  # call (H, W) -> native (h, w), from generate
