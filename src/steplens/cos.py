@@ -48,8 +48,9 @@ def nonnegative_weights(a: np.ndarray, b: np.ndarray, iters: int = 50) -> np.nda
                 w = z
                 break
             neg = idx[z[idx] <= 0]
-            step = min(w[i] / (w[i] - z[i]) for i in neg if w[i] - z[i] > 0) if any(w[i] - z[i] > 0 for i in neg) else 0
-            w = w + step * (z - w)
+            d = w[neg] - z[neg]  # >= 0: w >= 0 >= z there
+            ratios = w[neg][d > 0] / d[d > 0]
+            w = w + (ratios.min() if ratios.size else 0.0) * (z - w)  # move to the first weight that hits 0
             free &= w > 1e-12
             w[~free] = 0
     return w

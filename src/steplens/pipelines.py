@@ -177,3 +177,24 @@ def prompt_embedder(pipe, provider, text_dim: int):
     from .wan.prompts import HashedPromptEmbeds
 
     return HashedPromptEmbeds(text_dim), "hashed"
+
+
+# model_index.json `_class_name` -> "module:function" loading that folder as a steplens model; a folder whose class
+# is not listed goes to the Wan loader, which names what it supports. A new backend adds its line here.
+LOADERS = {"LTX2ImageToVideoPipeline": "steplens.ltx2.load:load_ltx2_model"}
+DEFAULT_LOADER = "steplens.wan.load:load_wan_model"
+
+
+def pipeline_loader(path: str):
+    """The backend loader for a diffusers folder (by its index's `_class_name`; hub ids and unreadable indexes go
+    to the default loader, which reads them itself and names what is wrong)."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    try:
+        cls = json.loads((Path(path).expanduser() / "model_index.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        cls = None
+    module, _, name = LOADERS.get(cls, DEFAULT_LOADER).partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -19,36 +19,23 @@ def shipped_path(name: str) -> Path:
     return WEIGHTS_DIR / SHIPPED[name]
 
 
-def pipeline_class(path: str) -> str | None:
-    """The `_class_name` of a local diffusers folder's model_index.json (None if it cannot be read here)."""
-    import json
-
-    index = Path(path).expanduser() / "model_index.json"
-    try:
-        return json.loads(index.read_text()).get("_class_name")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
                lora=None, lora_2=None):
-    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint) or `wan:PATH` (a diffusers
-    WanImageToVideoPipeline folder or hub id; see steplens.wan.load). dtype (float32 | bfloat16 | float16) and
-    offload (none | model | sequential) apply to Wan pipelines; the embedded model runs in float32, not offloaded."""
+    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
+    `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by its backend (steplens.pipelines.LOADERS).
+    dtype (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the
+    embedded model runs in float32, not offloaded."""`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint) or `wan:PATH` / `diffusers:PATH`
+    (a diffusers image-to-video folder or hub id, loaded by its backend: steplens.pipelines.LOADERS). dtype
+    (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the embedded model runs in float32, not offloaded."""
     if spec.startswith(("wan:", "diffusers:")):
         path = spec.split(":", 1)[1]
         if not path:
             raise ValueError(f"model {spec!r} needs a path: {spec}PATH (a diffusers image-to-video pipeline folder: "
                              f"Wan2.1 / Wan2.2 I2V, Wan2.2-TI2V-5B or LTX-2)")
-        if pipeline_class(path) == "LTX2ImageToVideoPipeline":
-            from ..ltx2 import load_ltx2_model
+        from ..pipelines import pipeline_loader
 
-            return load_ltx2_model(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora,
-                                   lora_2=lora_2)
-        from ..wan.load import load_wan_model
-
-        return load_wan_model(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora,
-                              lora_2=lora_2)
+        return pipeline_loader(path)(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora,
+                                     lora_2=lora_2)
     if lora is not None or lora_2 is not None:
         raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
                          f"embedded model {spec!r}")

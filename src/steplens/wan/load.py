@@ -66,7 +66,7 @@ def check_device(device: str) -> torch.device:
 def read_pipeline_config(path: str) -> tuple[str, dict]:
     """(where to load from, model_index.json) of a local pipeline folder or a hub id; refuses what is not a
     supported Wan image-to-video pipeline, naming the class found."""
-    from ..pipelines import read_index
+    from ..pipelines import LOADERS, read_index
 
     source, config = read_index(path, "Wan", f"wan:{path}")
     cls = config.get("_class_name")
@@ -74,8 +74,8 @@ def read_pipeline_config(path: str) -> tuple[str, dict]:
         cls = "WanImageToVideoPipeline"
     if cls not in SUPPORTED_PIPELINES:
         raise ValueError(f"wan:{path} holds a {cls or 'pipeline without _class_name'}; steplens' Wan backend supports "
-                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B, Wan2.2-TI2V-5B); "
-                         f"LTX2ImageToVideoPipeline folders load through steplens.ltx2")
+                         f"{', '.join(SUPPORTED_PIPELINES)} (Wan2.1-I2V, Wan2.2-I2V-A14B, Wan2.2-TI2V-5B); other "
+                         f"backends load {', '.join(LOADERS)}")
     return source, config
 
 
