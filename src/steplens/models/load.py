@@ -24,9 +24,7 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
     `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by its backend (steplens.pipelines.LOADERS).
     dtype (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the
-    embedded model runs in float32, not offloaded."""`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint) or `wan:PATH` / `diffusers:PATH`
-    (a diffusers image-to-video folder or hub id, loaded by its backend: steplens.pipelines.LOADERS). dtype
-    (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the embedded model runs in float32, not offloaded."""
+    embedded model runs in float32, not offloaded."""
     if spec.startswith(("wan:", "diffusers:")):
         path = spec.split(":", 1)[1]
         if not path:
