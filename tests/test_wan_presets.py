@@ -196,3 +196,11 @@ def test_cli_presets_and_bad_input(folder, tmp_path):
     ]:
         r = cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 1, *args)
         assert r.exit_code == 2 and message in " ".join(r.output.split()), (args, r.output)
+
+
+def test_a_broken_model_index_is_named(tmp_path):
+    from steplens.models.load import load_model
+
+    (tmp_path / "model_index.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"model_index.json is not a readable model_index.json"):
+        load_model(f"wan:{tmp_path}")
