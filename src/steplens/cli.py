@@ -412,14 +412,17 @@ def trace(
 
 @app.command()
 def demo(
-    model: str = MODEL, out: Path = typer.Option(Path("runs/demo")), count: int = typer.Option(6, min=1),
-    task: str = typer.Option("maze", help="the task family to show (one with a generator: steplens tasks list)"),
+    model: str = MODEL, out: Path = typer.Option(Path("runs/demo")),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (one task: 6, half one notch harder; several: 1 "
+                                                          "of each)"),
+    task: Optional[str] = typer.Option(None, help="the task families to show: a name, a comma-separated list or "
+                                                  "'all' (default: those the model was trained on, else maze)"),
     size: Optional[int] = typer.Option(None), seed: int = typer.Option(0), steps: Optional[int] = STEPS,
     shift: Optional[float] = SHIFT, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
     preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
     negative_prompt: Optional[str] = NEGATIVE,
 ):
-    """The main job: held-out mazes solved, scored and traced, gathered in OUT/report.html."""
+    """The main job: held-out samples of each task family solved, scored and traced, gathered in OUT/report.html."""
     from .demo import run_demo
 
     try:
@@ -432,7 +435,8 @@ def demo(
         _fail(e)
     summary = json.loads((out / "summary.json").read_text())
     table = Table(title=f"{summary['model']}: {summary['solved']}/{summary['count']} solved")
-    cols = ("sample", "size", "solved", "commitment step", "changed px step 0", "changed px final")
+    cols = ("sample", "size", "solved", "commitment step", "answers held step 0", "changed px step 0",
+            "changed px final")
     for col in cols:
         table.add_column(col)
     for r in summary["rows"]:

@@ -9,11 +9,14 @@ Per step, from x0_hat's video (its final frame, mostly):
   candidate answers show as off-target mass that later steps prune; `off_branches` counts its 4-connected
   pieces (candidate branches);
 - `static_ok`: nothing outside the answer region changed (the scene is perceived right);
-- for tasks that list their right answers (the optional task hook `candidates(sample)`: one final frame per
-  right answer, e.g. every winning tic-tac-toe move, every shortest path of a maze with loops, the path to each
-  goal of a two-goal maze, the reappearing object): `candidate_strengths`, how far x0_hat's final frame has
-  moved from the first frame toward each answer over the pixels that tell it apart (0 = not there, 1 = drawn;
-  two answers superposed at half intensity give 0.5 each), and `candidates_held`, how many reach HOLD.
+- for tasks that list the answers x0_hat may weigh (the optional task hook `candidates(sample)`: every winning
+  tic-tac-toe move, every shortest path of a maze with loops, the colours an open symmetry cell may take; and
+  tempting wrong ones: the other goal of a two-goal maze, the reappearing object in another colour or shape):
+  `candidate_strengths`, how far x0_hat's final frame has moved from the first frame toward each answer over
+  the pixels that tell them apart (0 = not there, 1 = drawn; two answers superposed at half intensity give 0.5
+  each); `candidates_held`, how many reach HOLD (`right_held` of them right); `right_strength` and
+  `wrong_strength`, the strongest right and wrong one (working memory: is the object x0_hat draws where it
+  reappears the one it saw, in its colour and shape; perception: is the path it draws the one to the named goal).
 No palette and no task is known here: the scorer, the region and the candidates come from the task's plug-in.
 """
 
@@ -72,11 +75,12 @@ def candidate_strengths(frame: np.ndarray, first: np.ndarray, candidates: list[n
 
 
 def step_metrics(videos: np.ndarray, sample, scorer, region: np.ndarray, threshold: float = CHANGE_THRESHOLD,
-                 candidates: list[np.ndarray] | None = None) -> list[dict]:
+                 candidates: list | None = None) -> list[dict]:
     """Metrics of x0_hat at every step.
 
     videos: (S, T, H, W, 3) float RGB in 0..255 (x0_hat's video per step, native size).
     region: (H, W) bool, the answer region of `sample`.
+    candidates: the task's `Candidate`s (label, frame, right), or None.
     """
     first = sample.first_frame
     region = np.asarray(region, bool)
@@ -100,8 +104,12 @@ def step_metrics(videos: np.ndarray, sample, scorer, region: np.ndarray, thresho
             "static_ok": bool(not off.any()),
         })
         if candidates:
-            st = candidate_strengths(np.clip(v[-1], 0, 255), first, candidates)
-            out[-1].update(candidate_strengths=st, candidates_held=int(sum(x >= HOLD for x in st)))
+            st = candidate_strengths(np.clip(v[-1], 0, 255), first, [c.frame for c in candidates])
+            right = [x for x, c in zip(st, candidates) if c.right]
+            wrong = [x for x, c in zip(st, candidates) if not c.right]
+            out[-1].update(candidate_strengths=st, candidates_held=int(sum(x >= HOLD for x in st)),
+                           right_held=int(sum(x >= HOLD for x in right)),
+                           right_strength=max(right, default=0.0), wrong_strength=max(wrong) if wrong else None)
     return out
 
 
@@ -140,8 +148,10 @@ def behaviours(metrics: list[dict]) -> dict:
 
 
 def candidate_behaviours(metrics: list[dict]) -> dict:
-    """With listed right answers: how many x0_hat holds at step 0 and at most (superposition, multi-path
-    exploration), the step from which one alone is drawn (>= WIN, others < HOLD) to the end, and which."""
+    """With listed candidates: how many x0_hat holds at step 0 (`early_candidates`, `early_right` of them right)
+    and at most (superposition, multi-path exploration); the step from which one alone is drawn (>= WIN, others
+    < HOLD) to the end, and which (`winner_step`, `winner`); the step from which a right one is drawn and no wrong
+    one held, to the end (`right_step`: when the named goal, the remembered object, wins)."""
     if "candidate_strengths" not in metrics[0]:
         return {}
     held = [m["candidates_held"] for m in metrics]
@@ -155,9 +165,15 @@ def candidate_behaviours(metrics: list[dict]) -> dict:
         winner_step = len(alone) - 1
         while winner_step > 0 and alone[winner_step - 1] == alone[-1]:
             winner_step -= 1
-    return {"candidates": len(metrics[0]["candidate_strengths"]), "early_candidates": held[0],
-            "max_candidates": max(held), "winner_step": winner_step,
-            "winner": alone[-1][0] if alone[-1][1] else None}
+    out = {"candidates": len(metrics[0]["candidate_strengths"]), "early_candidates": held[0],
+           "max_candidates": max(held), "winner_step": winner_step,
+           "winner": alone[-1][0] if alone[-1][1] else None}
+    if "right_held" in metrics[0]:
+        # the right answer drawn (>= WIN) with no wrong one held (< HOLD), from this step to the end
+        right = [m["right_strength"] >= WIN and (m["wrong_strength"] is None or m["wrong_strength"] < HOLD)
+                 for m in metrics]
+        out.update(early_right=metrics[0]["right_held"], right_step=commitment_step(right))
+    return out
 
 
 def summarize(metrics: list[dict]) -> dict:

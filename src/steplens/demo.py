@@ -1,8 +1,10 @@
 """The demo: held-out samples solved, scored and traced, in one self-contained HTML report with a step viewer.
 
-Samples are chosen to show the phenomenon, never trivial ones: half at the task's default difficulty and half
-one notch harder (`size + 1`: on tiny-maze, 6x6 mazes are where x0_hat explores and more steps pay), each the
-first held-out sample whose answer changes at least as many pixels as the median of the first 64 at that size.
+One family (`--task maze`): half the samples at the task's default difficulty and half one notch harder (`size + 1`:
+on tiny-maze, 6x6 mazes are where x0_hat explores and more steps pay). Several families (the default on a model
+trained on several, e.g. tiny-reasoner): `count` samples of each (default 1) at its default difficulty. Samples are
+chosen to show the phenomenon, never trivial ones: each the first held-out sample whose answer changes at least as
+many pixels as the median of the first 64 at that size.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cos
 from .io import atomic_write_json
 from .plots import plot_mean_curves
 from .report import Report
-from .tasks import answer_region, generator_task
+from .tasks import answer_region, generator_task, has_generator
 from .trace import trace, write_trace
 from .viewer import CSS, JS, trace_viewer
 
@@ -43,55 +46,100 @@ def next_size(task, size: int) -> int:
     return size
 
 
-def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: int = 0, steps: int = 20,
-             shift: float = 3.0, frames: int | None = None, task_name: str = "maze") -> Path:
+def demo_tasks(model, task: str | None) -> list[str]:
+    """The families to show: `task` (one name, a comma-separated list, or `all` generated tasks); by default the
+    tasks the embedded model was trained on (recorded in its weights), else the maze."""
+    from .tasks import task_names
+
+    if task is None:
+        trained = (getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {}
+        names = [n for n in trained if trained[n] > 0] or ["maze"]
+    elif task == "all":
+        names = [n for n in task_names() if has_generator(generator_task(n))]
+    else:
+        names = [n.strip() for n in task.split(",") if n.strip()]
+        if not names:
+            raise ValueError(f"--task {task!r} names no task; give a task name, a comma-separated list or 'all'")
+    return [generator_task(n).name for n in dict.fromkeys(names)]  # unknown names are refused there, with the list
+
+
+def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0, steps: int = 20,
+             shift: float = 3.0, frames: int | None = None, task_name: str | None = None) -> Path:
     t0 = time.time()
     out = Path(out)
-    task = generator_task(task_name)
-    size = size or task.default_size
-    edge = next_size(task, size)
-    samples = pick(task, size, (count + 1) // 2, seed) + (pick(task, edge, count // 2, seed) if count > 1 else [])
+    names = demo_tasks(model, task_name)
+    if len(names) == 1:
+        task = generator_task(names[0])
+        count = count or 6
+        size = size or task.default_size
+        edge = next_size(task, size)
+        sizes = [size, edge]
+        samples = pick(task, size, (count + 1) // 2, seed) + (pick(task, edge, count // 2, seed) if count > 1 else [])
+        why = (f"half at the default difficulty (size {size}) and half one notch harder (size {edge}, where the model "
+               f"needs its steps)")
+    else:
+        if size is not None:
+            raise ValueError(f"--size {size} applies to one task; with several ({', '.join(names)}) each is shown at "
+                             f"its own default difficulty: drop --size or pick one --task")
+        count = count or 1
+        sizes = {n: generator_task(n).default_size for n in names}
+        samples = [x for n in names for x in pick(generator_task(n), sizes[n], count, seed)]
+        why = f"{count} of each family at its default difficulty"
     traces = []
-    for shape in dict.fromkeys(s.first_frame.shape for s in samples):  # one batch per frame size
-        group = [s for s in samples if s.first_frame.shape == shape]
+    for key in dict.fromkeys((s.task, s.first_frame.shape) for s in samples):  # one batch per family and size
+        group = [s for s in samples if (s.task, s.first_frame.shape) == key]
         traces += trace(model, group, [s.seed for s in group], steps=steps, shift=shift, frames=frames)
     rows, views = [], []
     for tr in traces:
         s = tr.sample
         rel = f"traces/{s.task}-{s.meta['size']}-{s.idx:05d}"
         written = write_trace(tr, out / rel)
-        m = tr.metrics
-        rows.append({"sample": s.name, "seed": s.seed, "size": s.meta["size"],
+        m, b = tr.metrics, cos.behaviours(tr.metrics)
+        rows.append({"task": s.task, "sample": s.name, "seed": s.seed, "size": s.meta["size"],
                      "answer pixels": int(answer_region(s).sum()), "solved": tr.final_score["success"],
                      "score": tr.final_score["score"], "commitment step": tr.summary["commitment_step"],
+                     "scene right step": b["static_right_step"], "answer right step": b["answer_right_step"],
+                     "answers held step 0": b.get("early_candidates"), "one answer wins step": b.get("winner_step"),
                      "changed px step 0": m[0]["candidate_mass"], "off-target px step 0": m[0]["off_target"],
                      "changed px final": m[-1]["candidate_mass"], "trace": rel})
         views.append((tr, rel, written["viewer"]))
-    curves = {k: np.array([[x[k] for x in tr.metrics] for tr in traces], float).mean(0)
-              for k in ("candidate_mass", "off_target", "score")}
-    plot_mean_curves({"changed pixels (candidate mass)": curves["candidate_mass"],
-                      "off-target pixels": curves["off_target"]},
-                     out / "mean_candidates.png", "denoising step", "pixels of x0_hat's last frame changed",
-                     f"mean over {len(traces)} samples")
-    plot_mean_curves({"score of x0_hat": curves["score"]}, out / "mean_score.png", "denoising step",
-                     "task score", f"mean over {len(traces)} samples", ylim=(0, 1.02))
+    families = list(dict.fromkeys(tr.sample.task for tr in traces))
+    curves = {f: {k: np.array([[x[k] for x in tr.metrics] for tr in traces if tr.sample.task == f], float).mean(0)
+                  for k in ("candidate_mass", "off_target", "score")} for f in families}
+    if len(families) == 1:
+        c = curves[families[0]]
+        plot_mean_curves({"changed pixels (candidate mass)": c["candidate_mass"], "off-target pixels": c["off_target"]},
+                         out / "mean_candidates.png", "denoising step", "pixels of x0_hat's last frame changed",
+                         f"mean over {len(traces)} samples")
+        plot_mean_curves({"score of x0_hat": c["score"]}, out / "mean_score.png", "denoising step", "task score",
+                         f"mean over {len(traces)} samples", ylim=(0, 1.02))
+    else:  # one curve per family; changed pixels as a fraction of the family's final count (families differ in size)
+        plot_mean_curves({f: c["candidate_mass"] / max(c["candidate_mass"][-1], 1) for f, c in curves.items()},
+                         out / "mean_candidates.png", "denoising step", "changed pixels / final changed pixels",
+                         "x0_hat's last frame, per family")
+        plot_mean_curves({f: c["score"] for f, c in curves.items()}, out / "mean_score.png", "denoising step",
+                         "task score of x0_hat", "per family", ylim=(0, 1.02))
     solved = sum(r["solved"] for r in rows)
-    summary = {"format": 1, "kind": "demo", "model": model.name, "task": task_name, "sizes": [size, edge],
-               "count": len(rows), "steps": steps, "shift": shift, "solved": solved, "solve_rate": solved / len(rows),
-               "mean_curves": {k: v.tolist() for k, v in curves.items()}, "rows": rows,
-               "seconds": round(time.time() - t0, 2)}
+    summary = {"format": 1, "kind": "demo", "model": model.name, "task": names[0] if len(names) == 1 else names,
+               "sizes": sizes, "count": len(rows), "steps": steps, "shift": shift, "solved": solved,
+               "solve_rate": solved / len(rows),
+               "mean_curves": {f: {k: v.tolist() for k, v in c.items()} for f, c in curves.items()}
+               if len(families) > 1 else {k: v.tolist() for k, v in curves[families[0]].items()},
+               "rows": rows, "seconds": round(time.time() - t0, 2)}
     atomic_write_json(out / "summary.json", summary)
 
-    rep = Report(f"steplens demo: {model.name} on {task_name}")
+    what = names[0] if len(names) == 1 else f"{len(names)} task families"
+    rep = Report(f"steplens demo: {model.name} on {what}")
     rep.text(f"Solved {solved} of {len(rows)} held-out samples with {steps} Euler steps, shift {shift}. Each viewer "
              f"shows x0_hat = x_s − σ·v, the model's guess of the finished video, at one denoising step: drag the "
              f"slider (or focus a viewer and use the arrow keys) to watch candidate answers appear and get pruned; "
              f"'highlight' marks what changed since the previous step (magenta) and what still differs from the "
-             f"final answer (cyan). The curves mark the current step.")
-    rep.text(f"Why these samples: half at the default difficulty (size {size}) and half one notch harder (size "
-             f"{edge}, where the model needs its steps), each the first held-out sample (seeds from {seed}) whose "
-             f"answer changes at least the median number of pixels of the first {POOL} at its size, so none is "
-             f"trivial. The full table is below and in summary.json.")
+             f"final answer (cyan). The curves mark the current step; where a task lists its possible answers "
+             f"(several winning moves, several shortest paths, the other goal, the object in another colour) they "
+             f"also show how strongly x0_hat draws each, and the line above them says which it holds.")
+    rep.text(f"Why these samples: {why}, each the first held-out sample (seeds from {seed}) whose answer changes at "
+             f"least the median number of pixels of the first {POOL} at its size, so none is trivial. The full table "
+             f"is below and in summary.json.")
     rep.link("summary.json", "summary.json: every number of this report")
     rep.section("Summary").table(rows, [c for c in rows[0] if c != "trace"])
     rep.section("Chain of steps, averaged", "Changed pixels: pixels of x0_hat's last frame that differ from the first "
@@ -101,8 +149,10 @@ def run_demo(model, out: Path, count: int = 6, size: int | None = None, seed: in
         s = tr.sample
         rep.section(f"{s.name} (size {s.meta['size']}): {'solved' if tr.final_score['success'] else 'not solved'}, "
                     f"commitment step {tr.summary['commitment_step']}")
-        rep.raw(trace_viewer(rel, geometry, tr.sigmas, tr.metrics, tr.experts, s.name), css=CSS, js=JS)
+        rep.raw(trace_viewer(rel, geometry, tr.sigmas, tr.metrics, tr.experts, s.name, tr.candidates), css=CSS,
+                js=JS)
         rep.image(f"{rel}/grid.png", "x0_hat at steps 0, 1, 2, 5, 10 and the last (rows, with σ) × frames", width=300)
+        rep.image(f"{rel}/cos.png", "per-step curves: score, changed pixels and the listed answers", width=300)
         rep.image(f"{rel}/output.gif", "generated video", width=160)
     rep.write(out / "report.html")
     return out / "report.html"

@@ -26,13 +26,28 @@ def save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_cos(metrics: list[dict], path: Path, title: str = "") -> None:
-    """Per-step score (axis 0-1) and changed pixels of x0_hat, for one run; the legend sits below the axes."""
+def plot_cos(metrics: list[dict], path: Path, title: str = "", candidates: list | None = None) -> None:
+    """Per-step score (axis 0-1) and changed pixels of x0_hat, for one run; the legend sits below the axes.
+    With the task's listed answers (`candidates`: {label, right}, and `candidate_strengths` in the metrics) a
+    second panel shows how strongly x0_hat draws each per step: right ones solid, wrong ones dashed."""
     steps = np.arange(len(metrics))
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    listed = bool(candidates) and "candidate_strengths" in metrics[0]
+    if listed:
+        fig, (ax, cx) = plt.subplots(2, 1, figsize=(5, 5.6), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+        st = np.array([m["candidate_strengths"] for m in metrics])
+        for i, c in enumerate(candidates):
+            cx.plot(steps, st[:, i], "-" if c["right"] else "--", lw=1.4, label=c["label"] + ("" if c["right"]
+                                                                                               else " (wrong)"))
+        cx.axhline(0.25, color="grey", lw=0.8, ls=":")
+        cx.set_ylim(0, 1.02)
+        cx.set_ylabel("answer drawn in x0_hat (0-1)", fontsize=8)
+        cx.set_xlabel("denoising step")
+        cx.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(steps, [m["score"] for m in metrics], "o-", ms=3, color="tab:blue", label="score of x0_hat")
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("denoising step")
+    ax.set_xlabel("" if listed else "denoising step")
     integer_steps(ax)
     ax.set_ylabel("task score (0-1)", color="tab:blue")
     ax2 = ax.twinx()

@@ -28,12 +28,13 @@ class Trace:
     summary: dict = field(default_factory=dict)
     final_score: dict = field(default_factory=dict)
     experts: list | None = None  # the expert that ran each step (two-expert models)
+    candidates: list | None = None  # the task's listed answers ({label, right}), in metrics' strength order
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "task": self.sample.task, "idx": self.sample.idx, "sample": self.sample.name,
                 "meta": self.sample.meta, "seed": self.seed, "experts": self.experts,
                 "sigmas": self.sigmas, "per_step": self.metrics, "summary": self.summary,
-                "final_score": self.final_score}
+                "final_score": self.final_score, "candidates": self.candidates}
 
 
 @torch.no_grad()
@@ -58,11 +59,13 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift
     for b, s in enumerate(samples):
         scorer = scorers.for_task(s.task)
         videos = np.stack([to_rgb(x0[b, k].movedim(1, 0)) for k in range(x0.shape[1])])  # (S, T, H, W, 3)
-        metrics = cos.step_metrics(videos, s, scorer, answer_region(s), candidates=candidates(s))
+        listed = candidates(s)
+        metrics = cos.step_metrics(videos, s, scorer, answer_region(s), candidates=listed)
         final = scorer.score(to_uint8(out[b]), s)
         traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
                             summary=cos.summarize(metrics), final_score=final.to_dict(),
-                            experts=experts if any(experts) else None))
+                            experts=experts if any(experts) else None,
+                            candidates=[{"label": c.label, "right": c.right} for c in listed] if listed else None))
     return traces
 
 
@@ -84,6 +87,7 @@ def write_trace(tr: Trace, out: Path, scale: int = 8) -> dict:
     geometry = write_sprites(tr.x0, tr.sample.first_frame, out)
     write_gif(out / "final_x0.gif", upscale(to_uint8(tr.x0[:, :, -1].movedim(0, 1)), scale), fps=4)
     write_gif(out / "output.gif", upscale(to_uint8(tr.output), scale), fps=2)
-    plot_cos(tr.metrics, out / "cos.png", title=f"{tr.sample.task} #{tr.sample.idx} seed {tr.seed}")
+    plot_cos(tr.metrics, out / "cos.png", title=f"{tr.sample.task} #{tr.sample.idx} seed {tr.seed}",
+             candidates=tr.candidates)
     atomic_write_json(out / "metrics.json", {**tr.to_dict(), "viewer": geometry})
     return {"dir": str(out), "grid": "grid.png", "gif": "final_x0.gif", "cos": "cos.png", "viewer": geometry}

@@ -62,12 +62,16 @@ def write_sprites(x0, first_frame: np.ndarray, out: Path) -> dict:
 
 
 def trace_viewer(rel: str, geometry: dict, sigmas: list[float], metrics: list[dict], experts: list | None,
-                 title: str) -> str:
-    """The HTML of one viewer; `rel` is the trace folder relative to the report."""
+                 title: str, candidates: list | None = None) -> str:
+    """The HTML of one viewer; `rel` is the trace folder relative to the report. With the task's listed answers
+    (`candidates`: {label, right}) the curves also show how strongly x0_hat draws each, per step."""
     data = {"src": f"{rel}/steps.png", "hl": f"{rel}/highlight.png", **geometry, "sigmas": sigmas,
             "experts": experts or [None] * len(sigmas),
             "score": [m["score"] for m in metrics], "success": [m["success"] for m in metrics],
-            "on": [m["on_target"] for m in metrics], "off": [m["off_target"] for m in metrics]}
+            "on": [m["on_target"] for m in metrics], "off": [m["off_target"] for m in metrics], "cands": []}
+    if candidates and "candidate_strengths" in metrics[0]:
+        data["cands"] = [{"label": c["label"], "right": bool(c["right"]),
+                          "v": [round(m["candidate_strengths"][i], 4) for m in metrics]} for i, c in enumerate(candidates)]
     return (f'<div class="slv" tabindex="0" aria-label="{html.escape(title)}">'
             f'<script type="application/json">{html.escape(json.dumps(data), quote=False)}</script>'
             f'<img class="slv-sprite" src="{html.escape(data["src"])}" alt="" hidden>'
@@ -129,13 +133,22 @@ JS = r"""
     ax.setAttribute('stroke','#ccc');svg.appendChild(ax);
     line(d.score,1,'#1f77b4','', 'score of x0_hat (0-1)');line(d.on,mx,'#2ca02c','4 2','on-target changed pixels');
     line(d.off,mx,'#d62728','2 2','off-target changed pixels');
+    var pal=['#9467bd','#8c564b','#e377c2','#17becf','#bcbd22','#7f7f7f','#ff7f0e','#393b79'];
+    (d.cands||[]).forEach(function(c,i){line(c.v,1,pal[i%pal.length],c.right?'':'6 3',
+      'drawn in x0_hat (0-1): '+c.label+(c.right?' (right)':' (wrong)'));});
     text(pad-3,14,'1','end');text(pad-3,h-16,'0','end');text(w-pad+3,14,String(mx));text(w-pad+3,h-16,'0');
     text(pad,h-3,'step 0');text(w-pad,h-3,'step '+(n-1),'end');
-    text(w/2,h-3,'score (blue, 0-1) · changed pixels on / off target (green / red)','middle','#666');
+    text(w/2,h-3,'score (blue, 0-1) · changed pixels on / off target (green / red)'+
+      ((d.cands||[]).length?' · listed answers (0-1; dashed: wrong)':''),'middle','#666');
     var m=document.createElementNS(ns,'line');m.setAttribute('y1',10);m.setAttribute('y2',h-16);
     m.setAttribute('stroke','#000');m.setAttribute('stroke-width',1.5);m.setAttribute('class','slv-marker');svg.appendChild(m);
     svg.mark=function(k){m.setAttribute('x1',X(k));m.setAttribute('x2',X(k));};
     return svg;
+  }
+  function held(d,k){  // the listed answers x0_hat draws at step k (>= 0.25), strongest first
+    var c=(d.cands||[]).filter(function(x){return x.v[k]>=0.25;}).sort(function(a,b){return b.v[k]-a.v[k];});
+    if(!(d.cands||[]).length)return '';
+    return ' · holds '+(c.length?c.map(function(x){return x.label+(x.right?'':' (wrong)')+' '+fmt(x.v[k]);}).join(', '):'none');
   }
   function viewer(el){
     var d=data(el),hl=false,s=d.scale;
@@ -153,7 +166,7 @@ JS = r"""
       f.dataset.step=k;f.dataset.view=hl?'highlight':'x0';
       var ex=d.experts[k]?' · expert '+d.experts[k]:'';
       l.innerHTML='step '+k+' / '+(d.steps-1)+' · σ = '+fmt(d.sigmas[k])+ex+' · score '+fmt(d.score[k])+' · '+
-        (d.success[k]?'<span class="slv-ok">solved</span>':'<span class="slv-bad">not solved</span>');
+        (d.success[k]?'<span class="slv-ok">solved</span>':'<span class="slv-bad">not solved</span>')+held(d,k);
       svg.mark(k);
     });
     el.appendChild(f);el.appendChild(opts);el.appendChild(svg);

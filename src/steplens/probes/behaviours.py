@@ -5,8 +5,9 @@ answer region), right at the end (and the reverse: right at some step, wrong at 
 perception before action: the step from which nothing outside the answer region changes (the scene is right)
 vs the first step with a right answer; multi-path exploration: disjoint off-target candidate branches in
 x0_hat per step (steplens.cos); where the task lists its right (and tempting wrong) answers (`candidates`):
-how many x0_hat holds at step 0 and at most (superposition), and the step from which one alone is drawn.
-The first listed answer is the named goal (two-goal mazes) or the right object (reappear: working memory).
+how many x0_hat holds at step 0 and at most (superposition), the step from which one alone is drawn, and the
+step from which a right one is drawn with no wrong one held (two-goal mazes: the named goal, perception before
+action; reappear: the object in the colour and shape it had before it was hidden, working memory).
 """
 
 from __future__ import annotations
@@ -56,21 +57,27 @@ def candidate_headline(rows) -> dict:
     if not rows:
         return {}
     won = [r["winner_step"] for r in rows if r["winner_step"] is not None]
-    return {
+    out = {
         "runs_with_listed_answers": len(rows),
         "mean_listed_answers": float(np.mean([r["candidates"] for r in rows])),
         "mean_early_candidates": float(np.mean([r["early_candidates"] for r in rows])),
         "runs_holding_several_early": int(sum(r["early_candidates"] >= 2 for r in rows)),
         "runs_holding_several_at_some_step": int(sum(r["max_candidates"] >= 2 for r in rows)),
         "mean_winner_step": float(np.mean(won)) if won else None,
-        "runs_won_by_first_listed": int(sum(r["winner"] == 0 for r in rows)),
     }
+    right = [r for r in rows if "right_step" in r]
+    if right:
+        steps = [r["right_step"] for r in right if r["right_step"] is not None]
+        out.update(mean_early_right=float(np.mean([r["early_right"] for r in right])),
+                   runs_right_answer_wins=len(steps), mean_right_step=float(np.mean(steps)) if steps else None)
+    return out
 
 
 def plot(out: Path, rows, branches, steps) -> None:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    strengths = [r for r in rows if r.get("right_strength")]
+    fig, axes = plt.subplots(1, 3 if strengths else 2, figsize=(13.5 if strengths else 9, 3.2))
     commit = [r["commitment_step"] for r in rows if r["commitment_step"] is not None]
     axes[0].hist(commit, bins=np.arange(steps + 1) - 0.5, color="tab:blue")
     axes[0].set_xlabel("commitment step (solved runs)")
@@ -79,6 +86,17 @@ def plot(out: Path, rows, branches, steps) -> None:
     axes[1].plot(np.mean([r["candidate_mass"] for r in rows], 0), "s--", ms=3, label="candidate mass")
     axes[1].set_xlabel("denoising step")
     axes[1].legend(fontsize=7)
+    if strengths:  # the candidates' curves: the right answer against the strongest wrong one, per step
+        axes[2].plot(np.mean([r["right_strength"] for r in strengths], 0), "o-", ms=3, color="tab:green",
+                     label="strongest right answer")
+        wrong = [r["wrong_strength"] for r in strengths if r["wrong_strength"][0] is not None]
+        if wrong:
+            axes[2].plot(np.mean(wrong, 0), "s--", ms=3, color="tab:red", label="strongest wrong answer")
+        axes[2].axhline(0.25, color="grey", lw=0.8, ls=":", label="held (0.25)")
+        axes[2].set_ylim(0, 1.02)
+        axes[2].set_xlabel("denoising step")
+        axes[2].set_ylabel("drawn in x0_hat (0-1)")
+        axes[2].legend(fontsize=7)
     save(fig, Path(out) / "behaviours.png")
 
 

@@ -35,6 +35,8 @@ def cos_extra(model, scorers: Scorers):
                          "candidate_mass": [x["candidate_mass"] for x in m],
                          "off_target": [x["off_target"] for x in m],
                          "off_branches": [x["off_branches"] for x in m],
-                         "step_score": [x["score"] for x in m]})
+                         "step_score": [x["score"] for x in m],
+                         **({"right_strength": [x["right_strength"] for x in m],
+                             "wrong_strength": [x["wrong_strength"] for x in m]} if "right_strength" in m[0] else {})})
         return rows
     return extra

@@ -29,12 +29,14 @@ A task is an object with:
   generated samples (the maze: ``O-39_maze_data-generator``).
 - ``palette`` (optional, (K, 3) uint8): the colours its frames are drawn in. Where given, the majority
   vote and consensus of the multi-seed methods snap frames to it; otherwise they work on RGB.
-- ``candidates(sample) -> list of (H, W, 3) uint8`` (optional): the answers x0_hat may weigh, as final frames at
-  the native size, each one answer drawn alone: every right answer where there are several (tic-tac-toe's
-  winning moves, the shortest paths of a maze with loops), the right answer first followed by tempting wrong
-  ones where that is what the behaviour is about (the other goal of a two-goal maze; the reappearing object in
-  other colours and shapes). ``steplens.cos`` measures per step how strongly x0_hat draws each
-  (superposition, multi-path exploration, working memory). Keep them distinct and few (<= 8).
+- ``candidates(sample) -> list of Candidate`` (optional): the answers x0_hat may weigh, each a
+  ``Candidate(label, frame, right)``: ``frame`` is the final frame with that one answer drawn alone ((H, W, 3)
+  uint8, native size), ``label`` says which answer in a few words ("X at row 1, col 2"), ``right`` whether it is
+  a right answer. List every right answer where there are several (tic-tac-toe's winning moves, the shortest
+  paths of a maze with loops, the colours an open symmetry cell may take), and the tempting wrong ones where that
+  is what the behaviour is about (the other goal of a two-goal maze: perception before action; the reappearing
+  object in other colours and shapes: working memory). ``steplens.cos`` measures per step how strongly x0_hat
+  draws each (superposition, multi-path exploration, working memory). Keep them distinct and few (<= 8).
 
 Writing a scorer plug-in
 ------------------------
@@ -94,6 +96,16 @@ class Score:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One answer x0_hat may draw (the task hook `candidates`): a label, the final frame with it drawn alone, and
+    whether it is right."""
+
+    label: str
+    frame: np.ndarray
+    right: bool = True
 
 
 @runtime_checkable

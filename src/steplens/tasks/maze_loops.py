@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import RuleBasedScorer, Score
+from .contract import Candidate, RuleBasedScorer, Score
 from .grid import COLOURS, native_labels
 from .maze_score import GOAL, START, WALL, score_frame
 from .sample import Sample
@@ -134,16 +134,16 @@ class MazeLoopsTask:
         start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == GOAL)[0])
         return count_shortest(ref != WALL, start, goal)[1]
 
-    def candidates(self, sample: Sample) -> list[np.ndarray]:
-        """Every right answer as a final frame: each shortest path drawn (up to 8 of them)."""
+    def candidates(self, sample: Sample) -> list[Candidate]:
+        """Every right answer: each shortest path drawn (up to 8 of them)."""
         ref, _ = native_labels(sample.first_frame)
         start, goal = tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == GOAL)[0])
         out = []
-        for path in shortest_paths(ref != WALL, start, goal):
+        for k, path in enumerate(shortest_paths(ref != WALL, start, goal)):
             frame = sample.first_frame.copy()
             for q in path[1:-1]:
                 frame[q] = _maze.ORANGE
-            out.append(frame)
+            out.append(Candidate(f"shortest path {k + 1}", frame))
         return out
 
     def validate(self, sample: Sample) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import RuleBasedScorer
+from .contract import Candidate, RuleBasedScorer
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
 from .maze_score import MazeScore, goal_label, score_frame, score_labels
 from .sample import Sample
@@ -73,22 +73,22 @@ class MazeTask:
             m[p] = True
         return m
 
-    def candidates(self, sample: Sample) -> list[np.ndarray]:
-        """The answers x0_hat may weigh, as final frames: the path to the goal the prompt names first; on a
-        two-goal maze also the path to the other goal (a wrong answer: perception before action)."""
+    def candidates(self, sample: Sample) -> list[Candidate]:
+        """The answers x0_hat may weigh: the path to the goal the prompt names (right); on a two-goal maze also
+        the path to the other goal (wrong: perception before action)."""
         ref, _ = native_labels(sample.first_frame)
         start = tuple(np.argwhere(ref == START)[0])
         goals = [goal_label(sample.prompt)] + ([GOAL2 if goal_label(sample.prompt) == GOAL else GOAL]
                                                if self.two_goals else [])
         out = []
-        for g in goals:
+        for g, right in zip(goals, (True, False)):
             where = np.argwhere(ref == g)
             if not len(where):
                 continue
             frame = sample.first_frame.copy()
             for q in _maze.shortest_pixel_path(ref != WALL, start, tuple(where[0]))[1:-1]:
                 frame[q] = _maze.ORANGE
-            out.append(frame)
+            out.append(Candidate(f"path to the {'red' if g == GOAL else 'blue'} goal", frame, right))
         return out
 
     def validate(self, sample: Sample) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .contract import RuleBasedScorer, Score
+from .contract import Candidate, RuleBasedScorer, Score
 from .sample import Sample
 
 H, W = 13, 33
@@ -108,10 +108,10 @@ class ReappearTask:
         return Sample(task=self.name, first_frame=video[0], prompt=PROMPT, frames=frames, meta=meta,
                       ground_truth=video, idx=idx, seed=int(seed), key=None if idx is None else f"{self.name}/{idx:05d}")
 
-    def candidates(self, sample: Sample) -> list[np.ndarray]:
-        """Working memory: the final frame with the object where it must reappear in its own colour and shape
-        first, then in every other colour and every other shape (wrong answers: what x0_hat may hold while the
-        object is hidden). Needs the sample's metadata (the scene); [] without it."""
+    def candidates(self, sample: Sample) -> list[Candidate]:
+        """Working memory: the object where it must reappear in its own colour and shape (right), and in every
+        other colour and every other shape (wrong: what x0_hat may hold once the object is hidden). Needs the
+        sample's metadata (the scene); [] without it."""
         m = sample.meta or {}
         if not {"colour", "shape", "row", "x0", "speed", "occluder", "end_x"} <= set(m):
             return []
@@ -123,7 +123,7 @@ class ReappearTask:
             img = _base(sc)
             _draw(img, replace(sc, colour=colour, shape=shape), m["end_x"])
             img[1:-1, sc.occ[0]: sc.occ[1]] = GREY
-            out.append(img)
+            out.append(Candidate(f"{colour} {shape}", img, (colour, shape) == (sc.colour, sc.shape)))
         return out
 
     def answer_region(self, sample: Sample) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import RuleBasedScorer, Score
+from .contract import Candidate, RuleBasedScorer, Score
 from .sample import Sample
 
 CELL = 2
@@ -112,6 +112,26 @@ class SymmetryTask:
         region = np.zeros(sample.first_frame.shape[:2], bool)
         region[1:, 1:] = hidden.repeat(CELL, 0).repeat(CELL, 1)
         return region
+
+    def candidates(self, sample: Sample) -> list[Candidate]:
+        """symmetry-open: the first open pair (a hidden left-half cell and its mirror, in reading order) in each
+        colour, the rest as the ground truth: all right answers (any colour keeps the pair mirrored), so early
+        x0_hat can hold several at once. [] for plain symmetry (one answer) or without a ground truth."""
+        if not self.open_pairs or sample.final_frame is None:
+            return []
+        n = (sample.first_frame.shape[0] - 1) // 2
+        shown, full = read_cells(sample.first_frame, n), read_cells(sample.final_frame, n)
+        left = np.argwhere(shown[:, : n // 2] == HIDDEN)
+        if not len(left):
+            return []
+        r, c = (int(x) for x in left[0])
+        names = ("red", "green", "blue", "yellow", "white")
+        out = []
+        for k, name in enumerate(names):
+            cells = full.copy()
+            cells[r, c] = cells[r, n - 1 - c] = k
+            out.append(Candidate(f"cells ({r + 1}, {c + 1}) and ({r + 1}, {n - c}) {name}", render(cells)))
+        return out
 
 
 class SymmetryScorer(RuleBasedScorer):

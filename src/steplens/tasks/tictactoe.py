@@ -21,7 +21,7 @@ from itertools import product
 
 import numpy as np
 
-from .contract import RuleBasedScorer, Score
+from .contract import Candidate, RuleBasedScorer, Score
 from .sample import Sample
 
 CELL, LINE = 5, 1
@@ -132,15 +132,15 @@ class TicTacToeTask:
             region[r0: r0 + CELL, c0: c0 + CELL] = True
         return region
 
-    def candidates(self, sample: Sample) -> list[np.ndarray]:
-        """Every right answer as a final frame: the red X drawn in each cell where X wins."""
+    def candidates(self, sample: Sample) -> list[Candidate]:
+        """Every right answer: the red X drawn in each cell where X wins."""
         out = []
         for cell in winning_moves(read_board(sample.first_frame)):
             frame = sample.first_frame.copy()
             r0, c0 = cell_origin(cell)
             for dr, dc in X_PIXELS:
                 frame[r0 + dr, c0 + dc] = RED
-            out.append(frame)
+            out.append(Candidate(f"X at row {cell[0] + 1}, col {cell[1] + 1}", frame))
         return out
 
     def validate(self, sample: Sample) -> None:
