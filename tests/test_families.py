@@ -184,6 +184,44 @@ def test_the_demo_shows_any_family(task, tmp_path):
     assert html.count('class="slv"') == 2 and f"on {task}" in html
 
 
+def test_the_demo_shows_one_sample_of_each_family_with_its_listed_answers(tmp_path):
+    """Several families: one sample of each at its default difficulty, each with its step x frame grid, its curves
+    and, where the task lists its answers, how strongly x0_hat draws each one per step (viewer and cos.png)."""
+    import json
+
+    from steplens.tasks import candidates, generator_task
+
+    r = CliRunner().invoke(app, ["demo", "--task", "tictactoe,reappear,symmetry", "--steps", "3", "--out",
+                                 str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [row["task"] for row in summary["rows"]] == ["tictactoe", "reappear", "symmetry"]
+    assert summary["sizes"] == {"tictactoe": 2, "reappear": 7, "symmetry": 6}
+    html = (tmp_path / "report.html").read_text()
+    assert html.count('class="slv"') == 3 and "on 3 task families" in html
+    for row in summary["rows"]:
+        trace = tmp_path / row["trace"]
+        assert (trace / "grid.png").stat().st_size > 0 and (trace / "cos.png").stat().st_size > 0
+        m = json.loads((trace / "metrics.json").read_text())
+        task = generator_task(row["task"])
+        listed = candidates(task.sample(m["meta"]["seed"], row["size"], None, idx=0))
+        want = [{"label": c.label, "right": c.right} for c in listed] or None
+        assert m["candidates"] == want  # tic-tac-toe: its winning moves; reappear: right and wrong objects; none
+        if want:
+            assert all(len(x["candidate_strengths"]) == len(want) for x in m["per_step"])
+            assert f'"label": "{want[0]["label"]}"' in html  # the viewer draws each listed answer's curve
+    # the default: the families the model was trained on (recorded in its weights)
+    r = CliRunner().invoke(app, ["demo", "--model", "tiny-maze-2goal", "--steps", "2", "--out", str(tmp_path / "d2")])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "d2" / "summary.json").read_text())["rows"]
+    assert [row["task"] for row in rows] == ["maze", "maze-two-goals"]
+    for args, message in [(["--task", "maze,chess"], "unknown task 'chess'"),
+                          (["--task", "maze,tictactoe", "--size", "5"], "--size 5 applies to one task"),
+                          (["--task", ","], "names no task")]:
+        r = CliRunner().invoke(app, ["demo", *args, "--steps", "2", "--out", str(tmp_path / "bad")])
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+
+
 def test_every_family_names_bad_input_before_any_work(tmp_path):
     """An unknown family, a difficulty out of range (with the allowed range), a sample of one family scored as
     another: each refused by name through the CLI, before a model runs."""

@@ -119,7 +119,9 @@ def test_propagation_is_zero_before_the_injection(tiny_model, tmp_path):
 def test_swap_probe_pairs_and_reference_swaps(tiny_model, tmp_path):
     from steplens.probes import swap
 
-    s = S.model_copy(update={"count": 3, "steps": 3})
+    # with no task named, the probe takes the first registered task whose prompt chooses the answer
+    assert swap.default_task() == "maze-two-goals"
+    s = S.model_copy(update={"count": 3, "steps": 3, "task": swap.default_task()})
     res = swap.run(tiny_model, tmp_path, s, steps=[0, 2], progress=False)
     by = {r["condition"]: r for r in res["table"]}
     assert set(by) == {"A", "B", *[f"{p}@{k}" for p in ("blocks.0", "blocks.1", "latent", "x0") for k in (0, 2)]}

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .tasks.registry import DEFAULT_TASK
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 tasks_app = typer.Typer(no_args_is_help=True, help="Procedural reasoning tasks.")
 app.add_typer(tasks_app, name="tasks")
@@ -165,7 +167,7 @@ def tasks_list():
 
 @tasks_app.command("generate")
 def tasks_generate(
-    task: str = typer.Argument("maze", help="task name (steplens tasks list)"),
+    task: str = typer.Argument(DEFAULT_TASK, help="task name (steplens tasks list)"),
     count: int = typer.Option(10, min=1, help="number of samples"),
     seed: int = typer.Option(0, help="first seed; sample i uses seed + i"),
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
@@ -291,7 +293,7 @@ def score(
 def evaluate(
     model: str = MODEL,
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
+    task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9); with --data, "
                                      "noise seed = seed + idx"),
@@ -365,7 +367,7 @@ def trace(
     sample: Optional[Path] = typer.Option(None, help="one sample folder (else --data, or --task/--seed/--size)"),
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
-    task: str = typer.Option("maze"), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
+    task: str = typer.Option(DEFAULT_TASK), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
     frames: Optional[int] = typer.Option(None), steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT,
     guidance: Optional[float] = GUIDANCE, device: str = DEVICE, dtype: str = DTYPE, offload: str = OFFLOAD, lora: Optional[str] = LORA, lora_2: Optional[str] = LORA_2,
     preset: Optional[str] = PRESET, height: Optional[int] = HEIGHT, width: Optional[int] = WIDTH,
@@ -452,7 +454,9 @@ def probe(
     out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes (or grows with a larger "
                                        "--count) if present"),
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
+    task: Optional[str] = typer.Option(None, help="generate samples of this task (without --data; default: the "
+                                                  "probe's own, maze; swap: the first task whose prompt chooses the "
+                                                  "answer, maze-two-goals)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT, guidance: Optional[float] = GUIDANCE, batch: int = typer.Option(50, min=1),
@@ -468,6 +472,7 @@ def probe(
     try:
         _check(steps, shift, guidance, device, out=out, threshold=threshold)
         mod = get_probe(name)
+        task = task or getattr(mod, "default_task", lambda: DEFAULT_TASK)()
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
                              seed=seed, steps=steps, shift=shift, guidance=guidance, batch=batch, scorer=scorer,
                              threshold=threshold)
@@ -494,7 +499,7 @@ def compare_cmd(
     methods: str = typer.Option(",".join(("steps-x", "vote", "best-consensus", "best-oracle", "ensemble",
                                           "ensemble-update", "ensemble-x0", "ensemble-vote"))),
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    task: str = typer.Option("maze", help="generate samples of this task (without --data)"),
+    task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT, guidance: Optional[float] = GUIDANCE, batch: int = typer.Option(50, min=1),

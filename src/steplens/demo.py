@@ -18,7 +18,7 @@ from . import cos
 from .io import atomic_write_json
 from .plots import plot_mean_curves
 from .report import Report
-from .tasks import answer_region, generator_task, has_generator
+from .tasks import DEFAULT_TASK, answer_region, generator_task, has_generator
 from .trace import trace, write_trace
 from .viewer import CSS, JS, trace_viewer
 
@@ -53,7 +53,7 @@ def demo_tasks(model, task: str | None) -> list[str]:
 
     if task is None:
         trained = (getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {}
-        names = [n for n in trained if trained[n] > 0] or ["maze"]
+        names = [n for n in trained if trained[n] > 0] or [DEFAULT_TASK]
     elif task == "all":
         names = [n for n in task_names() if has_generator(generator_task(n))]
     else:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .folders import SampleSource
 from .io import atomic_path, atomic_write_json
 from .store import ResultsStore
-from .tasks import Sample, Scorers
+from .tasks import DEFAULT_TASK, Sample, Scorers
 
 RunFn = Callable[[list[str], list[Sample]], dict[str, list[dict]]]
 
@@ -82,7 +82,7 @@ class ExperimentSettings(BaseModel):
     data: Path | None = None
     split: list[str] | str | None = None
     tasks: list[str] | str | None = None
-    task: str = "maze"
+    task: str = DEFAULT_TASK
     size: int | None = None
     frames: int | None = None
     count: int | None = None  # generated: 100 by default; a folder: all its samples by default

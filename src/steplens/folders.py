@@ -27,7 +27,7 @@ from pydantic import BaseModel, field_validator
 
 from .io import count_frames, read_png
 from .regions import downscale, native_scale
-from .tasks import Sample, find_task, generator_task, task_names
+from .tasks import DEFAULT_TASK, Sample, find_task, generator_task, task_names
 
 SAMPLE_FILES = ("first_frame.png", "prompt.txt", "final_frame.png", "ground_truth.mp4", "metadata.json")
 LAYOUTS = {1: "one task's folder (<idx>/)", 2: "steplens (<task>/<idx>/)", 3: "VBVR-Bench (<split>/<task>/<idx>/)"}
@@ -50,7 +50,7 @@ class SampleSource(BaseModel):
     data: Path | None = None
     split: list[str] | None = None
     tasks: list[str] | None = None
-    task: str = "maze"
+    task: str = DEFAULT_TASK
     count: int | None = None
     seed: int = 0
     size: int | None = None

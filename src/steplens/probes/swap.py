@@ -16,7 +16,7 @@ from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
 from ..stats import summarize
-from ..tasks import find_task
+from ..tasks import DEFAULT_TASK, find_task, tasks_with
 from ..video import to_uint8
 from .base import ProbeSettings, generate, load_samples, write_results
 
@@ -37,6 +37,12 @@ def pairs(samples):
     return out
 
 
+def default_task() -> str:
+    """The task the probe generates when none is named: the first registered one whose prompt chooses the answer
+    (it has `swap_pair`)."""
+    return (tasks_with("swap_pair") or [DEFAULT_TASK])[0]
+
+
 def check_pair(a, b) -> None:
     if a.first_frame.shape != b.first_frame.shape or a.frames != b.frames:
         raise ValueError(f"a swap needs runs of the same shape: {a.first_frame.shape} x {a.frames} frames vs "
@@ -45,8 +51,6 @@ def check_pair(a, b) -> None:
 
 def run(model, out: Path, s: ProbeSettings, blocks: list[str] | None = None, steps: list[int] | None = None,
         progress=True) -> dict:
-    if s.task == "maze" and s.data is None:
-        s = s.model_copy(update={"task": "maze-two-goals"})
     blocks = blocks or list(model.block_names)
     steps = default_swap_steps(s.steps) if steps is None else steps
     bad = [k for k in steps if not 0 <= k < s.steps]

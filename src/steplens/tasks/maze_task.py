@@ -105,20 +105,6 @@ class MazeTask:
             raise ValueError(f"{where} is not a {self.name} first frame: it has no {' and no '.join(missing)} "
                              f"pixel (a greyscale or re-coloured image loses them)")
 
-    def swap_pair(self, sample: Sample) -> Sample:
-        """The same maze with the prompt naming the other goal (two-goal mazes only): the swap probe's pair."""
-        from dataclasses import replace
-
-        if not self.two_goals:
-            raise ValueError(f"the swap probe needs a task whose prompt chooses the answer (maze-two-goals); "
-                             f"task {self.name!r} has one answer per maze")
-        other = "red" if goal_label(sample.prompt) == GOAL2 else "blue"
-        meta = {**sample.meta, "target": other} if sample.meta else {}
-        gt = None
-        if sample.ground_truth is not None and "seed" in sample.meta:
-            gt = self.sample(sample.meta["seed"], sample.meta["n"], len(sample.ground_truth), target=other).ground_truth
-        return replace(sample, prompt=_maze.maze_prompt(other), meta=meta, ground_truth=gt, final=None)
-
     # -- convenience for Python users (steplens itself scores through the `maze` scorer) --------------------
     def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None, prompt: str | None = None) -> MazeScore:
         """Score an RGB frame; the goal to reach is the one the prompt names (red by default)."""
@@ -127,6 +113,26 @@ class MazeTask:
     def score_labels(self, labels: np.ndarray, first_frame: np.ndarray, prompt: str | None = None) -> MazeScore:
         """Score a native palette-label grid (e.g. a majority vote) against the first frame."""
         return score_labels(labels, native_labels(first_frame)[0], goal_label(prompt))
+
+
+@dataclass(frozen=True)
+class TwoGoalMazeTask(MazeTask):
+    """A red and a blue goal; the prompt names the one to reach (perception before action). Its swap pair names
+    the other goal."""
+
+    name: str = "maze-two-goals"
+    two_goals: bool = True
+
+    def swap_pair(self, sample: Sample) -> Sample:
+        """The same maze with the prompt naming the other goal (two-goal mazes only): the swap probe's pair."""
+        from dataclasses import replace
+
+        other = "red" if goal_label(sample.prompt) == GOAL2 else "blue"
+        meta = {**sample.meta, "target": other} if sample.meta else {}
+        gt = None
+        if sample.ground_truth is not None and "seed" in sample.meta:
+            gt = self.sample(sample.meta["seed"], sample.meta["n"], len(sample.ground_truth), target=other).ground_truth
+        return replace(sample, prompt=_maze.maze_prompt(other), meta=meta, ground_truth=gt, final=None)
 
 
 class MazeScorer(RuleBasedScorer):
@@ -146,5 +152,5 @@ class MazeScorer(RuleBasedScorer):
 
 
 TASKS = [MazeTask(aliases=("maze_data-generator",), vbvr_name="O-39_maze_data-generator"),
-         MazeTask(name="maze-two-goals", two_goals=True)]
+         TwoGoalMazeTask()]
 SCORERS = {"maze": MazeScorer}

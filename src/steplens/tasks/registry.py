@@ -25,6 +25,7 @@ BUILTIN = {"steplens.tasks": ["steplens.tasks.maze_task:TASKS", "steplens.tasks.
                                 "steplens.tasks.maze_loops:SCORERS", "steplens.tasks.reappear:SCORERS",
                                 "steplens.tasks.symmetry:SCORERS",
                                 "steplens.tasks.vbvr:SCORERS"]}
+DEFAULT_TASK = "maze"  # what commands generate when no task is named
 VBVR_NAME = re.compile(r"^[A-Za-z]+-\d+_(.+?)(?:_data-generator)?$")
 VBVR_INSTALL = ("VBVR-EvalKit is not on the package registry: clone its repository (Video-Reason/VBVR-EvalKit) "
                 "and `pip install -e .` inside it, in the environment that runs steplens")
@@ -93,6 +94,12 @@ def _load() -> None:
 def task_names() -> list[str]:
     _load()
     return sorted(_TASKS)
+
+
+def tasks_with(hook: str) -> list[str]:
+    """The registered tasks with a generator that have an optional hook (e.g. `swap_pair`, `candidates`)."""
+    _load()
+    return [n for n in sorted(_TASKS) if has_generator(_TASKS[n]) and callable(getattr(_TASKS[n], hook, None))]
 
 
 def scorer_names() -> list[str]:
