@@ -25,7 +25,8 @@ def test_ground_truth_is_one_candidate_alone(name, size):
         assert listed[drawn[0]].right
         scorer = get_scorer(generator_task(name).scorer)
         for x in listed:  # the task's own scorer agrees with what each candidate says of itself
-            assert scorer.score(np.stack([s.first_frame, x.frame]), s).success == x.right, (name, x.label)
+            video = np.stack([s.first_frame] * (s.frames - 1) + [x.frame])  # the sample's length, this answer last
+            assert scorer.score(video, s).success == x.right, (name, x.label)
         assert st[drawn[0]] == pytest.approx(1.0, abs=1e-6)
         assert all(x == pytest.approx(0.0, abs=1e-6) for i, x in enumerate(st) if i != drawn[0])
         assert cos.candidate_strengths(s.first_frame, s.first_frame, c) == [0.0] * len(c)
@@ -80,7 +81,7 @@ def test_right_and_wrong_strengths_per_step():
     wrong = next(x for x in listed if not x.right)
     assert sum(x.right for x in listed) == 1 and len(listed) == 6
     finals = [wrong.frame, 0.5 * wrong.frame.astype(float) + 0.5 * right.frame, right.frame, right.frame]
-    videos = np.stack([np.stack([s.first_frame, f]).astype(float) for f in finals])
+    videos = np.stack([np.stack([s.first_frame] * (s.frames - 1) + [f]).astype(float) for f in finals])
     m = cos.step_metrics(videos, s, get_scorer("reappear"), np.ones(s.first_frame.shape[:2], bool), candidates=listed)
     assert [x["right_strength"] for x in m] == pytest.approx([0, 0.5, 1, 1], abs=1e-6)
     assert [x["wrong_strength"] for x in m] == pytest.approx([1, 0.5, 0, 0], abs=1e-6)

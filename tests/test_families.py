@@ -242,3 +242,26 @@ def test_every_family_names_bad_input_before_any_work(tmp_path):
         assert r.exit_code == 2 and f"the {scorer} scorer reads" in out and "not 'maze' samples" in out, out
     for name in ("maze", "maze-shortest"):  # the maze scorers read every maze family
         get_scorer(name).check_task("maze-loops")
+
+
+def test_reappear_scores_the_last_frame_at_its_own_time():
+    """A video of another length ends at another time: the object is then where it is at that frame (partly or
+    wholly behind the occluder: right when just its visible part, or nothing, shows). The ground truth of the same
+    scene at that length is right; the default-length answer is not."""
+    task, scorer = get_task("reappear"), get_scorer("reappear")
+    from steplens.tasks.reappear import Scene, render
+
+    hidden_seen = 0
+    for seed in range(30):
+        s = task.sample(seed, 7, 5)
+        m = s.meta
+        sc = Scene(m["colour"], m["shape"], m["row"], m["x0"], m["speed"], tuple(m["occluder"]))
+        for t in (2, 3, 4):
+            short = render(sc, t)
+            r = scorer.score(short, s)
+            assert r.success and r.details["frame_time"] == t - 1, (seed, t, r.details)
+            hidden_seen += not r.details["object_visible"]
+            if not np.array_equal(short[-1], s.ground_truth[-1]):
+                assert not scorer.score(np.stack([short[0], s.ground_truth[-1]] + [short[0]] * (t - 2)), s).success
+        assert scorer.score(s.ground_truth, s).success and not scorer.score(s.ground_truth[:1], s).success
+    assert hidden_seen > 0  # some shorter videos end with the object wholly hidden

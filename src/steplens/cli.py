@@ -543,6 +543,60 @@ def compare_cmd(
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")
 
 
+@app.command()
+def study(
+    model: str = MODEL,
+    out: Path = typer.Option(..., help="one folder per family and part, study.json, study.md, report.html; resumes "
+                                       "(or grows with a larger --count) if present"),
+    tasks: Optional[str] = typer.Option(None, help="task families, comma-separated, or all (default: those the "
+                                                   "model was trained on)"),
+    count: int = typer.Option(500, min=1, help="held-out samples per solve-rate figure (solve, sweep, compare)"),
+    probe_count: int = typer.Option(100, min=1, help="samples per intervention probe (noise, propagation, energy, "
+                                                     "swap)"),
+    parts: Optional[str] = typer.Option(None, help="comma-separated subset of: solve, sweep, noise, propagation, "
+                                                   "energy, swap, compare (default: all)"),
+    compare_families: int = typer.Option(2, min=0, help="compare the multi-seed methods on this many families, "
+                                                        "those where one seed is weakest"),
+    n_seeds: int = typer.Option(3, min=2, help="N of the multi-seed methods"),
+    baseline: Optional[str] = typer.Option(None, help="another embedded model (e.g. tiny-maze) measured on the "
+                                                      "families it was trained on, beside"),
+    train_log: Optional[Path] = typer.Option(None, help="the model's training log (log.jsonl): training cost per "
+                                                        "family"),
+    seed: int = typer.Option(0), steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT,
+    batch: int = typer.Option(50, min=1), device: str = DEVICE,
+):
+    """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
+    the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold."""
+    from .study import run_study, study_config_from, tables
+
+    try:
+        _check(steps, shift, None, device, out=out)
+        if train_log is not None:
+            from . import checks
+
+            checks.in_file(train_log, "--train-log")
+        m, sp = _sampled(model, device, "float32", "none", None, None, None, steps, shift, None, None, None, None)
+        cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, seed=seed, steps=sp.steps,
+                                shift=sp.shift, batch=batch, compare_families=compare_families, n_seeds=n_seeds)
+        base = _sampled(baseline, device, "float32", "none", None, None, None, steps, shift, None, None, None,
+                        None)[0] if baseline else None
+        res = run_study(m, out, cfg, baseline=base, train_log=train_log)
+    except _errors() as e:
+        _fail(e)
+    t = tables(res)
+    for key, title in (("solve", "solve rate"), ("steps", "solve rate by steps"), ("claims", "the study's claims"),
+                       ("training", "training cost")):
+        if not t[key]:
+            continue
+        table = Table(title=title)
+        for col in t[key][0]:
+            table.add_column(str(col))
+        for r in t[key]:
+            table.add_row(*[str(v) for v in r.values()])
+        console.print(table)
+    console.print(f"tables: {out / 'study.md'}  report: [bold]{(out / 'report.html').resolve()}[/]")
+
+
 @app.command("report")
 def report_cmd(
     runs: Path = typer.Argument(..., help="a folder of runs: probes, comparisons, demos, traces (searched recursively)"),

@@ -276,11 +276,13 @@ class Trainer:
         cfg = self.cfg
         m = EmbeddedModel(self.ema, self.codec)
         rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
-        for task in cfg.tasks:
+        for i, task in enumerate(cfg.tasks):
             n = eval_size_for(task, cfg.eval_size)
             res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
                              steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
-            rec["eval_solve_rate" if task == "maze" else f"eval_solve_rate_{task}"] = res["solve_rate"]
+            # the first task's also as eval_solve_rate: the one key of logs written before several tasks
+            rec.update({**({"eval_solve_rate": res["solve_rate"]} if i == 0 else {}),
+                        f"eval_solve_rate_{task}": res["solve_rate"]})
         return rec
 
     def run(self, until: int | None = None, progress: bool = True) -> None:
@@ -303,7 +305,7 @@ class Trainer:
                 if cfg.eval_every and self.step % cfg.eval_every == 0:
                     rec.update(self.evaluate())
                     bar.write(f"step {self.step}: held-out solve rates " + ", ".join(
-                        f"{k}={v:.3f}" for k, v in rec.items() if k.startswith("eval_solve_rate")))
+                        f"{k}={v:.3f}" for k, v in rec.items() if k.startswith("eval_solve_rate_")))
                 self.log(rec)
                 t0, losses = time.time(), []
         bar.close()

@@ -143,6 +143,11 @@ def _native(frame: np.ndarray) -> np.ndarray:
 
 
 class ReappearScorer(RuleBasedScorer):
+    """Scores the last frame of the video against where the object is at that frame's time: frame T - 1 of a
+    T-frame video (T >= 2; a single frame is read as the final frame of the sample's own length). At the sample's
+    own length that is where it reappears past the occluder; a shorter video may end with the object partly or
+    wholly hidden, and is then right when it shows just the visible part (or nothing) there."""
+
     name = "reappear"
     tasks = ("reappear",)
 
@@ -151,33 +156,43 @@ class ReappearScorer(RuleBasedScorer):
         if not {"colour", "shape", "row", "end_x", "occluder"} <= set(m):
             raise ValueError(f"{sample.name}: a reappear sample needs its metadata (colour, shape, row, end_x, "
                              f"occluder) to be scored")
-        last = _native(np.asarray(video)[-1]).astype(int)
+        video = np.asarray(video)
+        t = len(video) if len(video) >= 2 else sample.frames
+        x_end = m["end_x"] if t == sample.frames or not {"x0", "speed"} <= set(m) else m["x0"] + m["speed"] * (t - 1)
+        last = _native(video[-1]).astype(int)
         colour = np.array(COLOURS[m["colour"]])
         near = np.abs(last - colour).sum(-1) < 120  # pixels of the object's colour
         shape = SHAPES[m["shape"]]
+        a, b = m["occluder"]
+        cols = np.arange(W)
+        visible = (cols > 0) & (cols < W - 1) & ~((cols >= a) & (cols < b))  # columns where the object can show
 
         def fit(dx: int) -> float:
-            x = m["end_x"] + dx
+            x = x_end + dx
             if x < 1 or x + 3 > W - 1:
                 return 0.0
+            show = visible[x: x + 3]
+            if not show.any():
+                return 1.0 if dx == 0 else 0.0
             box = near[m["row"]: m["row"] + 3, x: x + 3]
-            return float((box == shape).mean())
+            return float((box == shape)[:, show].mean())
 
-        a, b = m["occluder"]
         occ_kept = float((np.abs(last[1:-1, a:b] - np.array(GREY)).sum(-1) < 120).mean())
         elsewhere = near.copy()
-        elsewhere[m["row"]: m["row"] + 3, max(0, m["end_x"] - 1): m["end_x"] + 4] = False
+        elsewhere[m["row"]: m["row"] + 3, max(0, x_end - 1): x_end + 4] = False
         stray = int(elsewhere.sum())
+        shown = visible[max(0, x_end): x_end + 3].any()
         here, off = fit(0), max(fit(-1), fit(1))
-        ok = here >= 8 / 9 and occ_kept > 0.9 and stray <= 1
+        ok = here >= 8 / 9 and occ_kept > 0.9 and stray <= 1 and (shown or not near.any())
         if ok:
             s = 1.0
-        elif occ_kept > 0.9 and (off >= 8 / 9 or near[m["row"]: m["row"] + 3, m["end_x"]: m["end_x"] + 3].sum() >= 3):
+        elif occ_kept > 0.9 and shown and (off >= 8 / 9 or near[m["row"]: m["row"] + 3, x_end: x_end + 3].sum() >= 3):
             s = 0.5
         else:
             s = 0.05 * occ_kept if not near.any() else min(0.3, 0.3 * here)
         return Score(score=float(s), success=bool(ok),
-                     details={"fit": here, "fit_one_off": off, "occluder_kept": occ_kept, "stray_pixels": stray})
+                     details={"fit": here, "fit_one_off": off, "occluder_kept": occ_kept, "stray_pixels": stray,
+                              "frame_time": t - 1, "object_visible": bool(shown)})
 
 
 TASKS = [ReappearTask()]

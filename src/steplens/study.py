@@ -1,0 +1,355 @@
+"""`steplens study`: every experiment of the study on every task family of a model, in one folder and one report.
+
+Per family F (generated held-out samples, seeds from `seed`), each piece a probe folder of its own that resumes
+(or grows with a larger count) where it stopped:
+
+- `F/solve-<size>/`: the behaviours probe at the family's default difficulty (solve rate with its Wilson interval,
+  commitment step, candidates held early, perception before action, self-corrections), and `F/solve-<size+1>/`
+  one notch harder;
+- `F/sweep/`: solve rate at 1, 2, 3, 5, 10, 20 and 40 steps and at fewer frames;
+- `F/noise/`, `F/propagation/`, `F/energy/`, and `F/swap/` for families whose prompt chooses the answer;
+- `compare/F/`: one seed against vote, consensus best-of-N, the oracle, the study's ensemble and the x0_hat
+  ensemble, at N seeds, on the `compare_families` families where one seed is weakest;
+- `baseline/<model>/F/solve-<size>/`: another model (e.g. tiny-maze) on the families it was trained on.
+
+Then `study.json` (every number), `study.md` (the tables) and `report.html`: a family x claim matrix, each of the
+study's claims judged per family by the rule `steplens report` states (steplens.index), and links to every run.
+The counts: `count` samples for the solve rates, the sweep and the comparison (the figures), `probe_count` for the
+intervention probes (noise, propagation, energy, swap), whose cost is a run per condition.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, field_validator
+
+from .experiment import ExperimentSettings
+from .index import read_run
+from .io import atomic_write_json, atomic_write_text
+from .report import Report
+from .tasks import generator_task, has_generator, task_names
+
+PARTS = ("solve", "sweep", "noise", "propagation", "energy", "swap", "compare")
+PROBE_PARTS = ("noise", "propagation", "energy", "swap")
+COMPARE_METHODS = ("vote", "best-consensus", "best-oracle", "ensemble", "ensemble-x0")
+
+
+class StudyConfig(BaseModel):
+    tasks: list[str]
+    count: int = 500
+    probe_count: int = 100
+    seed: int = 0
+    steps: int = 20
+    shift: float = 3.0
+    batch: int = 50
+    parts: list[str] = list(PARTS)
+    compare_families: int = 2
+    n_seeds: int = 3
+
+    @field_validator("count", "probe_count", "steps", "batch", "n_seeds")
+    @classmethod
+    def _positive(cls, v, info):
+        if v < 1:
+            raise ValueError(f"--{info.field_name.replace('_', '-')} must be >= 1, got {v}")
+        return v
+
+    @field_validator("compare_families")
+    @classmethod
+    def _non_negative(cls, v):
+        if v < 0:
+            raise ValueError(f"--compare-families must be >= 0, got {v}")
+        return v
+
+    @field_validator("parts")
+    @classmethod
+    def _parts(cls, v):
+        bad = [p for p in v if p not in PARTS]
+        if bad:
+            raise ValueError(f"unknown study part {bad[0]!r}; allowed: {', '.join(PARTS)}")
+        return v
+
+
+def study_tasks(model, tasks: str | None) -> list[str]:
+    """`tasks`: names, comma-separated, or `all`; by default those the model was trained on (its weights say)."""
+    if tasks is None:
+        trained = (getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {}
+        names = [n for n, w in trained.items() if w > 0]
+        if not names:
+            raise ValueError(f"model {model.name} does not record the tasks it was trained on; name them with --tasks "
+                             f"(comma-separated, or all)")
+    elif tasks == "all":
+        names = [n for n in task_names() if has_generator(generator_task(n))]
+    else:
+        names = [n.strip() for n in tasks.split(",") if n.strip()]
+        if not names:
+            raise ValueError(f"--tasks {tasks!r} names no task; give task names, comma-separated, or all")
+    return [generator_task(n).name for n in dict.fromkeys(names)]
+
+
+def next_size(task, size: int) -> int | None:
+    for k in range(size + 1, task.sizes[1] + 1):
+        try:
+            task.sample(0, k)
+            return k
+        except ValueError:
+            continue
+    return None
+
+
+def _settings(cfg: StudyConfig, task: str, count: int, size: int | None = None) -> ExperimentSettings:
+    return ExperimentSettings(task=task, size=size, count=count, seed=cfg.seed, steps=cfg.steps, shift=cfg.shift,
+                              batch=cfg.batch)
+
+
+def _run_probe(name: str, model, out: Path, s: ExperimentSettings, progress: bool) -> dict:
+    from .probes import get_probe
+
+    mod = get_probe(name)
+    res = mod.run(model, out, s, progress=progress)
+    rep = Report(f"steplens probe {name}: {model.name} on {s.task}")
+    mod.report_section(rep, out, res)
+    rep.write(out / "report.html")
+    return res
+
+
+def _solve_row(res: dict) -> dict:
+    h = res["headline"]
+    from .stats import wilson
+
+    lo, hi = wilson(round(h["solve_rate"] * h["runs"]), h["runs"])
+    return {"n": h["runs"], "solve_rate": h["solve_rate"], "ci_low": lo, "ci_high": hi, "mean_score": h["mean_score"],
+            "mean_commitment_step": h["mean_commitment_step"], "mean_early_candidates": h.get("mean_early_candidates"),
+            "runs_holding_several_early": h.get("runs_holding_several_early"),
+            "mean_winner_step": h.get("mean_winner_step"), "mean_right_step": h.get("mean_right_step"),
+            "self_corrections": h["self_corrections"], "perception_before_action": h["perception_before_action"],
+            "runs_with_both_steps": h["runs_with_both_steps"]}
+
+
+def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log: Path | None = None,
+              progress: bool = True) -> dict:
+    from .compare import compare, report_section as compare_section
+    from .ensemble import EnsembleConfig
+
+    t0 = time.time()
+    out = Path(out)
+    fam: dict[str, dict] = {}
+    for name in cfg.tasks:
+        task = generator_task(name)
+        size, edge = task.default_size, next_size(task, task.default_size)
+        f = fam[name] = {"size": size, "next_size": edge, "solve": {}}
+        if "solve" in cfg.parts:
+            for k in [size] + ([edge] if edge is not None else []):
+                res = _run_probe("behaviours", model, out / name / f"solve-{k}", _settings(cfg, name, cfg.count, k),
+                                 progress)
+                f["solve"][str(k)] = _solve_row(res)
+        if "sweep" in cfg.parts:
+            res = _run_probe("sweep", model, out / name / "sweep", _settings(cfg, name, cfg.count), progress)
+            f["sweep"] = {r["condition"]: {"solve_rate": r["solve_rate"], "ci_low": r["ci_low"],
+                                           "ci_high": r["ci_high"], "n": r["n"]} for r in res["table"]}
+        for part in PROBE_PARTS:
+            if part not in cfg.parts:
+                continue
+            if part == "swap" and not callable(getattr(task, "swap_pair", None)):
+                f.setdefault("not_applicable", []).append("swap: the prompt does not choose the answer (no swap_pair)")
+                continue
+            _run_probe(part, model, out / name / part, _settings(cfg, name, cfg.probe_count), progress)
+    weakest = []
+    if "compare" in cfg.parts and cfg.compare_families:
+        rated = [(f["solve"][str(f["size"])]["solve_rate"], n) for n, f in fam.items() if str(f["size"]) in f["solve"]]
+        if len(rated) < len(fam):
+            raise ValueError("the comparison runs on the families where one seed is weakest: it needs the solve part "
+                             "(add solve to --parts)")
+        weakest = [n for _, n in sorted(rated)[: cfg.compare_families]]
+        for name in weakest:
+            d = out / "compare" / name
+            res = compare(model, d, _settings(cfg, name, cfg.count), n_list=[cfg.n_seeds],
+                          methods=list(COMPARE_METHODS), ens=EnsembleConfig(), progress=progress)
+            rep = Report(f"steplens compare: {model.name} on {name}")
+            compare_section(rep, d, res)
+            rep.write(d / "report.html")
+            fam[name]["compare"] = [{k: r[k] for k in ("method", "n_seeds", "solve_rate", "mean_score",
+                                                       "delta_vs_single", "delta_ci_low", "delta_ci_high")}
+                                    for r in res["table"]]
+    base = {}
+    if baseline is not None:
+        trained = (getattr(baseline, "info", None) or {}).get("train_config", {}).get("tasks") or {}
+        for name in [n for n in cfg.tasks if trained.get(n, 0) > 0]:
+            k = fam[name]["size"]
+            res = _run_probe("behaviours", baseline, out / "baseline" / baseline.name / name / f"solve-{k}",
+                             _settings(cfg, name, cfg.count, k), progress)
+            base[name] = {str(k): _solve_row(res)}
+    claims = judge(out, fam)
+    training = None
+    if train_log is not None:
+        trained = list((getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {})
+        training = {"log": str(train_log), "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
+    result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
+              "compared": weakest, "baseline": {"model": baseline.name, "families": base} if baseline else None,
+              "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
+    atomic_write_json(out / "study.json", result)
+    atomic_write_text(out / "study.md", markdown(result))
+    write_report(out, result)
+    return result
+
+
+def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """{claim: {family: {holds, evidence, run}}} from every probe and comparison result under OUT/<family>/ and
+    OUT/compare/<family>/, judged by steplens.index's stated rules (the solve runs at the default difficulty only)."""
+    claims: dict[str, dict[str, dict]] = {}
+    for name, f in families.items():
+        for root in (out / name, out / "compare" / name):
+            for p in sorted(root.rglob("results.json")) if root.is_dir() else []:
+                if "store" in p.relative_to(out).parts:
+                    continue
+                e = read_run(p)
+                if e is None or e.get("error"):
+                    continue
+                rel = p.parent.relative_to(out).as_posix()
+                if rel.startswith(f"{name}/solve-") and rel != f"{name}/solve-{f['size']}":
+                    continue
+                for claim, holds, evidence in e["claims"]:
+                    claims.setdefault(claim, {})[name] = {"holds": bool(holds), "evidence": evidence, "run": rel}
+    return claims
+
+
+def training_cost(log: Path, tasks: list[str], primary: str | None = None, levels=(0.5, 0.9)) -> list[dict]:
+    """Per family, from a training log (log.jsonl): the first evaluation at which its held-out solve rate reached
+    each level, as training steps and as CPU hours of training to there (the sum of the logged seconds per step;
+    evaluation time left out), and its last evaluated rate. `primary`: the first task of the training config, whose
+    rate older logs wrote as plain `eval_solve_rate`."""
+    recs = []
+    for i, line in enumerate(Path(log).read_text().splitlines()):
+        try:
+            recs.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ValueError(f"{log}, line {i + 1}: not JSON; is this a steplens training log (log.jsonl)?") from None
+    seconds, prev, rows = 0.0, 0, {}
+    for r in sorted((r for r in recs if "step" in r), key=lambda r: r["step"]):
+        if "sec_per_step" in r and r["step"] > prev:
+            seconds += r["sec_per_step"] * (r["step"] - prev)
+            prev = r["step"]
+        for name in tasks:
+            rate = r.get(f"eval_solve_rate_{name}", r.get("eval_solve_rate") if name == primary else None)
+            if rate is None:
+                continue
+            row = rows.setdefault(name, {"family": name})
+            row["last eval"] = f"{rate:.2f} at step {r['step']}"
+            for lv in levels:
+                key = f"≥ {lv}: step (CPU h)"
+                if key not in row and rate >= lv:
+                    row[key] = f"{r['step']} ({seconds / 3600:.1f})"
+    for row in rows.values():
+        for lv in levels:
+            row.setdefault(f"≥ {lv}: step (CPU h)", "not yet")
+    if not rows:
+        raise ValueError(f"{log} has no held-out evaluations of {', '.join(tasks)}")
+    return [rows[n] for n in tasks if n in rows]
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _ci(r: dict) -> str:
+    return f"{r['solve_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+
+def tables(result: dict) -> dict[str, list[dict]]:
+    """The study's tables as rows (for the markdown and the report)."""
+    fam = result["families"]
+    solve, steps, behave = [], [], []
+    for name, f in fam.items():
+        d, e = f["solve"].get(str(f["size"])), f["solve"].get(str(f["next_size"]))
+        if d:
+            base = (result.get("baseline") or {}).get("families", {}).get(name, {}).get(str(f["size"]))
+            solve.append({"family": name, "size": f["size"], "n": d["n"], "solve rate [95% CI]": _ci(d),
+                          "next size": f["next_size"], "next: solve rate [95% CI]": _ci(e) if e else "–",
+                          **({f"{result['baseline']['model']} at size {f['size']}": _ci(base) if base else "–"}
+                             if result.get("baseline") else {})})
+            behave.append({"family": name, "mean commitment step": _pct(d["mean_commitment_step"]),
+                           "mean answers held at step 0": _pct(d["mean_early_candidates"]),
+                           "runs holding ≥ 2 at step 0": d["runs_holding_several_early"],
+                           "mean step one answer wins": _pct(d["mean_winner_step"]),
+                           "mean step the right one wins": _pct(d["mean_right_step"]),
+                           "scene right before the answer": f"{d['perception_before_action']} of "
+                                                            f"{d['runs_with_both_steps']}",
+                           "self-corrections": f"{d['self_corrections']} of {d['n']}"})
+        if "sweep" in f:
+            row = {"family": name}
+            for k in (1, 2, 5, 10, 20, 40):
+                r = f["sweep"].get(f"steps {k}")
+                row[f"{k} step{'s' if k > 1 else ''}"] = _pct(r["solve_rate"]) if r else "–"
+            one, twenty = f["sweep"].get("steps 1"), f["sweep"].get("steps 20")
+            row["20 − 1 (points)"] = f"{100 * (twenty['solve_rate'] - one['solve_rate']):+.1f}" if one and twenty \
+                else "–"
+            steps.append(row)
+    claims = [{"claim": c, **{n: ("holds" if by[n]["holds"] else "does not hold") if n in by else "n/a"
+                              for n in fam}} for c, by in result["claims"].items()]
+    compare = [{"family": name, "method": r["method"], "N": r["n_seeds"], "solve rate": f"{r['solve_rate']:.3f}",
+                "mean score": f"{r['mean_score']:.3f}",
+                "vs one seed (points) [95% CI]": f"{100 * r['delta_vs_single']:+.1f} [{100 * r['delta_ci_low']:+.1f}, "
+                                                  f"{100 * r['delta_ci_high']:+.1f}]"}
+               for name in result["compared"] for r in fam[name].get("compare", [])]
+    training = (result.get("training") or {}).get("rows", [])
+    return {"solve": solve, "steps": steps, "behaviours": behave, "claims": claims, "compare": compare,
+            "training": training}
+
+
+def _md(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)\n"
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (Wilson 95% intervals)",
+          "steps": "Solve rate by sampling steps (the model uses its steps when 1 step is well below 20)",
+          "behaviours": "Behaviours along the steps (default difficulty)",
+          "claims": "The study's claims, per family (rules: steplens report)",
+          "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
+          "training": "Training cost per family on this CPU (first held-out evaluation at each level; 1 thread)"}
+
+
+def markdown(result: dict) -> str:
+    c = result["config"]
+    head = (f"# steplens study: {result['model']}\n\n{c['count']} held-out samples per solve-rate figure (seeds "
+            f"{c['seed']}..{c['seed'] + c['count'] - 1}), {c['probe_count']} per intervention probe; {c['steps']} "
+            f"Euler steps, shift {c['shift']}.\n")
+    t = tables(result)
+    return head + "".join(f"\n## {TITLES[k]}\n\n{_md(rows)}" for k, rows in t.items())
+
+
+def write_report(out: Path, result: dict) -> None:
+    rep = Report(f"steplens study: {result['model']} on {len(result['families'])} task families")
+    c = result["config"]
+    rep.text(f"{c['count']} held-out samples per solve-rate figure, {c['probe_count']} per intervention probe, "
+             f"{c['steps']} Euler steps, shift {c['shift']}. Every number is in study.json; each run has its own "
+             f"report, linked below.")
+    rep.link("study.json", "study.json").link("study.md", "study.md: the tables")
+    for k, rows in tables(result).items():
+        rep.section(TITLES[k])
+        rep.table(rows) if rows else rep.text("not run")
+    rep.section("Evidence for each verdict")
+    rep.table([{"claim": cl, "family": n, "holds": v["holds"], "evidence": v["evidence"], "run": v["run"]}
+               for cl, by in result["claims"].items() for n, v in by.items()])
+    rep.section("Runs")
+    for p in sorted(out.rglob("report.html")):
+        rel = p.relative_to(out).as_posix()
+        if rel != "report.html":
+            rep.link(rel, rel)
+    rep.write(out / "report.html")
+
+
+def study_config_from(model, tasks: str | None, parts: str | None, **kw) -> StudyConfig:
+    names = study_tasks(model, tasks)
+    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else list(PARTS)
+    return StudyConfig(tasks=names, parts=plist, **kw)
+
+
+def load_result(out: Path) -> dict:
+    return json.loads((Path(out) / "study.json").read_text())
