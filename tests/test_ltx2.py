@@ -422,6 +422,8 @@ def test_every_probe_runs_on_ltx2(pipe, probe, tmp_path):
 
     model = LTX2PipelineModel(pipe)
     s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1)
+    if probe == "swap":  # the task the swap probe generates when none is named
+        s = s.model_copy(update={"task": get_probe("swap").default_task()})
     kw = {"sweep": {"frames": (2,), "steps": (2, 3)}, "noise": {"mix_strengths": ()}}.get(probe, {})
     res = get_probe(probe).run(model, tmp_path, s, progress=False, **kw)
     assert res["table"] and (tmp_path / "results.json").exists()
