@@ -82,6 +82,7 @@ def test_training_cost_reads_the_first_evaluation_at_each_level(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (("--parts", "solve,nonesuch"), "unknown study part 'nonesuch'; allowed: solve, sweep"),
     (("--tasks", "maze,chess"), "unknown task 'chess'"),
+    (("--parts", "sweep,compare"), "add solve to --parts"),
     (("--tasks", ","), "names no task"),
     (("--train-log", "nowhere/log.jsonl"), "nowhere/log.jsonl"),
     (("--count", 0), "--count"),

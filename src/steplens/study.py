@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, field_validator, model_validator
 
 from .experiment import ExperimentSettings
 from .index import read_run
@@ -69,7 +69,16 @@ class StudyConfig(BaseModel):
         bad = [p for p in v if p not in PARTS]
         if bad:
             raise ValueError(f"unknown study part {bad[0]!r}; allowed: {', '.join(PARTS)}")
+        if not v:
+            raise ValueError(f"--parts names no part; allowed: {', '.join(PARTS)}")
         return v
+
+    @model_validator(mode="after")
+    def _compare_needs_solve(self):
+        if "compare" in self.parts and self.compare_families and "solve" not in self.parts:
+            raise ValueError("--parts compare runs on the families where one seed is weakest, which the solve part "
+                             "measures: add solve to --parts (or --compare-families 0)")
+        return self
 
 
 def study_tasks(model, tasks: str | None) -> list[str]:
@@ -159,9 +168,6 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log: Path
     weakest = []
     if "compare" in cfg.parts and cfg.compare_families:
         rated = [(f["solve"][str(f["size"])]["solve_rate"], n) for n, f in fam.items() if str(f["size"]) in f["solve"]]
-        if len(rated) < len(fam):
-            raise ValueError("the comparison runs on the families where one seed is weakest: it needs the solve part "
-                             "(add solve to --parts)")
         weakest = [n for _, n in sorted(rated)[: cfg.compare_families]]
         for name in weakest:
             d = out / "compare" / name
