@@ -18,7 +18,7 @@ from . import cos
 from .io import atomic_write_json
 from .plots import plot_mean_curves
 from .report import Report
-from .tasks import DEFAULT_TASK, answer_region, generator_task, has_generator
+from .tasks import DEFAULT_TASK, answer_region, generator_task, next_size, parse_tasks
 from .trace import trace, write_trace
 from .viewer import CSS, JS, trace_viewer
 
@@ -35,32 +35,12 @@ def pick(task, size: int, count: int, seed: int) -> list:
     return keep[:count]
 
 
-def next_size(task, size: int) -> int:
-    """The next difficulty up that the task takes (some knobs skip values, e.g. even sizes only), else `size`."""
-    for k in range(size + 1, task.sizes[1] + 1):
-        try:
-            task.sample(0, k)
-            return k
-        except ValueError:
-            continue
-    return size
-
-
 def demo_tasks(model, task: str | None) -> list[str]:
-    """The families to show: `task` (one name, a comma-separated list, or `all` generated tasks); by default the
-    tasks the embedded model was trained on (recorded in its weights), else the maze."""
-    from .tasks import task_names
-
-    if task is None:
-        trained = (getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {}
-        names = [n for n in trained if trained[n] > 0] or [DEFAULT_TASK]
-    elif task == "all":
-        names = [n for n in task_names() if has_generator(generator_task(n))]
-    else:
-        names = [n.strip() for n in task.split(",") if n.strip()]
-        if not names:
-            raise ValueError(f"--task {task!r} names no task; give a task name, a comma-separated list or 'all'")
-    return [generator_task(n).name for n in dict.fromkeys(names)]  # unknown names are refused there, with the list
+    """The families to show: `task` (a name, a comma-separated list, or `all`); by default the tasks the embedded
+    model was trained on (its weights say), else the default task."""
+    if task is not None:
+        return parse_tasks(task, "--task")
+    return list(dict.fromkeys(generator_task(n).name for n in getattr(model, "trained_tasks", None) or [DEFAULT_TASK]))
 
 
 def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0, steps: int = 20,
@@ -72,7 +52,7 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
         task = generator_task(names[0])
         count = count or 6
         size = size or task.default_size
-        edge = next_size(task, size)
+        edge = next_size(task, size) or size
         sizes = [size, edge]
         samples = pick(task, size, (count + 1) // 2, seed) + (pick(task, edge, count // 2, seed) if count > 1 else [])
         why = (f"half at the default difficulty (size {size}) and half one notch harder (size {edge}, where the model "

@@ -30,7 +30,7 @@ from .experiment import ExperimentSettings
 from .index import read_run
 from .io import atomic_write_json, atomic_write_text
 from .report import Report
-from .tasks import generator_task, has_generator, task_names
+from .tasks import generator_task, next_size, parse_tasks
 
 PARTS = ("solve", "sweep", "noise", "propagation", "energy", "swap", "compare")
 PROBE_PARTS = ("noise", "propagation", "energy", "swap")
@@ -83,29 +83,13 @@ class StudyConfig(BaseModel):
 
 def study_tasks(model, tasks: str | None) -> list[str]:
     """`tasks`: names, comma-separated, or `all`; by default those the model was trained on (its weights say)."""
-    if tasks is None:
-        trained = (getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {}
-        names = [n for n, w in trained.items() if w > 0]
-        if not names:
-            raise ValueError(f"model {model.name} does not record the tasks it was trained on; name them with --tasks "
-                             f"(comma-separated, or all)")
-    elif tasks == "all":
-        names = [n for n in task_names() if has_generator(generator_task(n))]
-    else:
-        names = [n.strip() for n in tasks.split(",") if n.strip()]
-        if not names:
-            raise ValueError(f"--tasks {tasks!r} names no task; give task names, comma-separated, or all")
-    return [generator_task(n).name for n in dict.fromkeys(names)]
-
-
-def next_size(task, size: int) -> int | None:
-    for k in range(size + 1, task.sizes[1] + 1):
-        try:
-            task.sample(0, k)
-            return k
-        except ValueError:
-            continue
-    return None
+    if tasks is not None:
+        return parse_tasks(tasks, "--tasks")
+    names = getattr(model, "trained_tasks", None)
+    if not names:
+        raise ValueError(f"model {model.name} does not record the tasks it was trained on; name them with --tasks "
+                         f"(comma-separated, or all)")
+    return list(dict.fromkeys(generator_task(n).name for n in names))
 
 
 def _settings(cfg: StudyConfig, task: str, count: int, size: int | None = None) -> ExperimentSettings:
@@ -181,8 +165,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log: Path
                                     for r in res["table"]]
     base = {}
     if baseline is not None:
-        trained = (getattr(baseline, "info", None) or {}).get("train_config", {}).get("tasks") or {}
-        for name in [n for n in cfg.tasks if trained.get(n, 0) > 0]:
+        trained = getattr(baseline, "trained_tasks", None) or []
+        for name in [n for n in cfg.tasks if n in trained]:
             k = fam[name]["size"]
             res = _run_probe("behaviours", baseline, out / "baseline" / baseline.name / name / f"solve-{k}",
                              _settings(cfg, name, cfg.count, k), progress)
@@ -190,7 +174,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log: Path
     claims = judge(out, fam)
     training = None
     if train_log is not None:
-        trained = list((getattr(model, "info", None) or {}).get("train_config", {}).get("tasks") or {})
+        trained = getattr(model, "trained_tasks", None) or []
         training = {"log": str(train_log), "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
     result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
               "compared": weakest, "baseline": {"model": baseline.name, "families": base} if baseline else None,

@@ -28,6 +28,12 @@ class EmbeddedModel:
         return self.net.block_names
 
     @property
+    def trained_tasks(self) -> list[str]:
+        """The tasks its weights say it was trained on (weight > 0 in the training config), in the config's order."""
+        tasks = (self.info.get("train_config") or {}).get("tasks") or {}
+        return [n for n, w in tasks.items() if w > 0]
+
+    @property
     def module(self) -> torch.nn.Module:
         """The nn.Module whose named submodules (`blocks.i`) hooks attach to."""
         return self.net

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .contract import RuleBasedScorer, Score, Scorer, Task, default_answer_region, has_generator
 from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_scorer, get_task, register_scorer,
-                       register_task, scorer_names, task_names, tasks_with)
+                       register_task, next_size, parse_tasks, scorer_names, task_names, tasks_with)
 from .sample import Sample, write_sample
 
 
@@ -34,6 +34,6 @@ def palette(task_name: str):
     return getattr(t, "palette", None) if t is not None else None
 
 
-__all__ = ["DEFAULT_TASK", "tasks_with", "RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
+__all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample"]

@@ -102,6 +102,30 @@ def tasks_with(hook: str) -> list[str]:
     return [n for n in sorted(_TASKS) if has_generator(_TASKS[n]) and callable(getattr(_TASKS[n], hook, None))]
 
 
+def parse_tasks(spec: str, flag: str = "--tasks") -> list[str]:
+    """Task names from a user's `spec`: one name, a comma-separated list, or `all` (every task with a generator);
+    each resolved to its registry name (unknown ones refused with the list), in order, once each."""
+    if spec == "all":
+        names = [n for n in task_names() if has_generator(_TASKS[n])]
+    else:
+        names = [n.strip() for n in spec.split(",") if n.strip()]
+        if not names:
+            raise ValueError(f"{flag} {spec!r} names no task; give a task name, a comma-separated list or 'all'")
+    return list(dict.fromkeys(generator_task(n).name for n in names))
+
+
+def next_size(task, size: int) -> int | None:
+    """The next difficulty up that `task` takes after `size` (some knobs skip values, e.g. even sizes only), or
+    None at the top of its range."""
+    for k in range(size + 1, task.sizes[1] + 1):
+        try:
+            task.sample(0, k)
+            return k
+        except ValueError:
+            continue
+    return None
+
+
 def scorer_names() -> list[str]:
     _load()
     return sorted(_SCORERS)
