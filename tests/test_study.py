@@ -70,10 +70,16 @@ def test_training_cost_reads_the_first_evaluation_at_each_level(tmp_path):
     log.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     rows = training_cost(log, ["a", "b"], primary="a")
     hours = lambda s: f"{s / 3600:.1f}"  # noqa: E731
-    assert rows == [{"family": "a", "last eval": "0.95 at step 200", "≥ 0.5: step (CPU h)": f"100 ({hours(300)})",
-                     "≥ 0.9: step (CPU h)": f"200 ({hours(500)})"},
-                    {"family": "b", "last eval": "0.55 at step 200", "≥ 0.5: step (CPU h)": f"200 ({hours(500)})",
-                     "≥ 0.9: step (CPU h)": "not yet"}]
+    assert rows == [{"family": "a", "last eval": "0.95 at step 200", "≥ 0.5: step (hours)": f"100 ({hours(300)})",
+                     "≥ 0.9: step (hours)": f"200 ({hours(500)})"},
+                    {"family": "b", "last eval": "0.55 at step 200", "≥ 0.5: step (hours)": f"200 ({hours(500)})",
+                     "≥ 0.9: step (hours)": "not yet"}]
+    # a second stage, started from the first: its steps count on from step 200
+    stage2 = tmp_path / "stage2.jsonl"
+    stage2.write_text(json.dumps({"step": 100, "sec_per_step": 36.0, "eval_solve_rate_b": 0.92}) + "\n")
+    rows = training_cost([log, stage2], ["a", "b"], primary="a")
+    assert rows[1] == {"family": "b", "last eval": "0.92 at step 300", "≥ 0.5: step (hours)": f"200 ({hours(500)})",
+                       "≥ 0.9: step (hours)": f"300 ({hours(500 + 3600)})"}
     log.write_text("not json\n")
     with pytest.raises(ValueError, match="line 1: not JSON"):
         training_cost(log, ["a"])

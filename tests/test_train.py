@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,33 @@ def test_checkpoint_with_other_config_is_refused(tmp_path):
         Trainer(TrainConfig(**{**CFG, "lr": 1e-4}, steps=4), tmp_path)
 
 
+def test_lr_decays_along_a_cosine_over_the_last_steps():
+    from steplens.train import lr_at
+
+    cfg = TrainConfig(**{**CFG, "warmup": 4, "lr": 1.0}, steps=20, decay_steps=8)
+    lrs = [lr_at(cfg, s) for s in range(20)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0] and lrs[4:12] == [1.0] * 8  # warm-up, then constant until step 12
+    tail = lrs[12:]
+    assert all(a > b for a, b in zip(tail, tail[1:])) and 0 < tail[-1] < 0.05
+    assert abs(lrs[15] - 0.5 * (1 + math.cos(math.pi * 4 / 9))) < 1e-12
+    assert [lr_at(TrainConfig(**CFG, steps=20), s) for s in (3, 19)] == [3e-3, 3e-3]  # no decay by default
+
+
+def test_resume_may_add_a_decay_that_starts_later_but_never_rewrite_the_past(tmp_path):
+    Trainer(TrainConfig(**CFG, steps=4), tmp_path).run(progress=False)  # constant LR, stopped at step 4
+    # a decay over steps 6..10 leaves steps 0..3 as they were: accepted, and the log shows the decay
+    tr = Trainer(TrainConfig(**CFG, steps=10, decay_steps=4), tmp_path)
+    assert tr.step == 4
+    tr.run(progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 10 and log[-1]["lr"] < 0.2 * CFG["lr"]
+    # the decay began at step 6: moving it (longer run, or another length) would change steps 6..9
+    for steps, decay in ((12, 4), (10, 6), (10, 0)):
+        with pytest.raises(ValueError, match=f"step 10: steps={steps}, decay_steps={decay} would change"):
+            Trainer(TrainConfig(**CFG, steps=steps, decay_steps=decay), tmp_path)
+    assert Trainer(TrainConfig(**CFG, steps=10, decay_steps=4), tmp_path).step == 10  # the same schedule resumes
+
+
 def test_weights_roundtrip_and_bad_files(tmp_path):
     tr = Trainer(TrainConfig(**CFG, steps=2), tmp_path)
     tr.run(progress=False)
@@ -79,6 +107,20 @@ def test_weights_roundtrip_and_bad_files(tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="positive sum"):
         TrainConfig(sizes={5: 0.0})
+    with pytest.raises(ValueError, match="decay_steps must be >= 0, got -1"):
+        TrainConfig(decay_steps=-1)
+    with pytest.raises(ValueError, match="eval_sizes names 'reappear', which is not in tasks"):
+        TrainConfig(eval_sizes={"reappear": 7})
+    with pytest.raises(ValueError, match=r"eval_sizes\['reappear'\].*from 3 to 11.*got 13"):
+        TrainConfig(tasks={"reappear": 1.0}, task_sizes={"reappear": {5: 1.0}}, eval_sizes={"reappear": 13})
+
+
+def test_evaluation_reads_each_task_at_its_eval_size(tmp_path):
+    cfg = TrainConfig(**{**CFG, "tasks": {"maze": 1.0, "reappear": 1.0}, "task_sizes": {"reappear": {5: 1.0}},
+                         "eval_count": 2, "eval_steps": 1, "eval_frames": 3}, steps=1, eval_sizes={"reappear": 9})
+    rec = Trainer(cfg, tmp_path).evaluate()
+    assert set(rec) >= {"eval_solve_rate_maze", "eval_solve_rate_reappear"}
+    assert rec["eval_sizes"] == {"maze": 5, "reappear": 9}
 
 
 def test_init_from_weights_starts_there(tmp_path):
@@ -117,3 +159,9 @@ def test_evaluation_takes_each_tasks_own_size_where_eval_size_does_not_fit():
     from steplens.train import eval_size_for
 
     assert eval_size_for("maze", 5) == 5 and eval_size_for("symmetry", 5) == 6 and eval_size_for("tictactoe", 5) == 2
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_training_config_validates(path):
+    cfg = TrainConfig.from_file(path)
+    assert cfg.steps > 0 and sum(cfg.tasks.values()) > 0

@@ -87,6 +87,22 @@ def save_checkpoint(path, model, ema, opt, step: int, train_config: dict, arch: 
     atomic_save(tensors, path, meta)
 
 
+def _check_schedule(path, saved: dict, given: dict, step: int) -> None:
+    """`steps` and `decay_steps` may change on resume only where the LR of the steps already taken stays the same:
+    neither the saved nor the given schedule may have begun its decay before the checkpoint's step, unless both
+    decay alike."""
+    from .train import decay_start
+
+    old, new = decay_start(saved), decay_start(given)
+    same = old == new and (saved.get("decay_steps") or 0) == (given.get("decay_steps") or 0)
+    if not same and min(old, new) < step:
+        raise ValueError(
+            f"checkpoint {path} is at step {step}: steps={given.get('steps')}, decay_steps="
+            f"{given.get('decay_steps') or 0} would change the learning rate of steps already taken (it was trained "
+            f"with steps={saved.get('steps')}, decay_steps={saved.get('decay_steps') or 0}); choose a schedule whose "
+            f"decay starts at step {step} or later")
+
+
 def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) -> int:
     tensors, meta = read_safetensors(path)
     if meta.get("format") != "steplens-checkpoint-1":
@@ -94,11 +110,12 @@ def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) ->
     if expect_config is not None:
         saved = json.loads(meta["train_config"])
         diff = {k: (saved.get(k), v) for k, v in expect_config.items()
-                if k not in ("steps", "threads", "eval_every", "eval_count", "ckpt_every")
+                if k not in ("steps", "decay_steps", "threads", "eval_every", "eval_count", "ckpt_every")
                 and (k in saved or v not in ({}, None, []))  # a key added since, at its empty default
                 and json.dumps(saved.get(k)) != json.dumps(v)}
         if diff:
             raise ValueError(f"checkpoint {path} was trained with another config; differing (saved, given): {diff}")
+        _check_schedule(path, saved, expect_config, int(meta["step"]))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     state: dict[int, dict] = {}

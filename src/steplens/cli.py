@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -560,8 +560,9 @@ def study(
     n_seeds: int = typer.Option(3, min=2, help="N of the multi-seed methods"),
     baseline: Optional[str] = typer.Option(None, help="another embedded model (e.g. tiny-maze) measured on the "
                                                       "families it was trained on, beside"),
-    train_log: Optional[Path] = typer.Option(None, help="the model's training log (log.jsonl): training cost per "
-                                                        "family"),
+    train_log: Optional[List[Path]] = typer.Option(None, help="the model's training log (log.jsonl): training cost "
+                                                              "per family; repeat it for a training in stages, in "
+                                                              "their order"),
     seed: int = typer.Option(0), steps: Optional[int] = STEPS, shift: Optional[float] = SHIFT,
     batch: int = typer.Option(50, min=1), device: str = DEVICE,
 ):
@@ -571,10 +572,10 @@ def study(
 
     try:
         _check(steps, shift, None, device, out=out)
-        if train_log is not None:
+        for log in train_log or []:
             from . import checks
 
-            checks.in_file(train_log, "--train-log")
+            checks.in_file(log, "--train-log")
         m, sp = _sampled(model, device, "float32", "none", None, None, None, steps, shift, None, None, None, None)
         cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, seed=seed, steps=sp.steps,
                                 shift=sp.shift, batch=batch, compare_families=compare_families, n_seeds=n_seeds)

@@ -121,7 +121,7 @@ def _solve_row(res: dict) -> dict:
             "runs_with_both_steps": h["runs_with_both_steps"]}
 
 
-def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log: Path | None = None,
+def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
               progress: bool = True) -> dict:
     from .compare import compare, report_section as compare_section
     from .ensemble import EnsembleConfig
@@ -173,9 +173,11 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log: Path
             base[name] = {str(k): _solve_row(res)}
     claims = judge(out, fam)
     training = None
-    if train_log is not None:
+    if train_log:
+        logs = [train_log] if isinstance(train_log, (str, Path)) else list(train_log)
         trained = getattr(model, "trained_tasks", None) or []
-        training = {"log": str(train_log), "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
+        training = {"logs": [str(p) for p in logs],
+                    "rows": training_cost(logs, cfg.tasks, trained[0] if trained else None)}
     result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
               "compared": weakest, "baseline": {"model": baseline.name, "families": base} if baseline else None,
               "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
@@ -205,19 +207,27 @@ def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
     return claims
 
 
-def training_cost(log: Path, tasks: list[str], primary: str | None = None, levels=(0.5, 0.9)) -> list[dict]:
-    """Per family, from a training log (log.jsonl): the first evaluation at which its held-out solve rate reached
-    each level, as training steps and as CPU hours of training to there (the sum of the logged seconds per step;
-    evaluation time left out), and its last evaluated rate. `primary`: the first task of the training config, whose
-    rate older logs wrote as plain `eval_solve_rate`."""
-    recs = []
-    for i, line in enumerate(Path(log).read_text().splitlines()):
-        try:
-            recs.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ValueError(f"{log}, line {i + 1}: not JSON; is this a steplens training log (log.jsonl)?") from None
+def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.5, 0.9)) -> list[dict]:
+    """Per family, from a model's training logs (log.jsonl; several for a training in stages, in their order, each
+    stage starting from the one before: its steps count on from where that one stopped): the first evaluation at
+    which its held-out solve rate reached each level, as training steps and as wall-clock hours of training on the
+    machine that trained it (the sum of the logged seconds per step; evaluation time left out), and its last
+    evaluated rate. `primary`: the first task of the training config, whose rate older logs wrote as plain
+    `eval_solve_rate`."""
+    recs, offset = [], 0
+    for log in [logs] if isinstance(logs, (str, Path)) else list(logs):
+        stage = []
+        for i, line in enumerate(Path(log).read_text().splitlines()):
+            try:
+                stage.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ValueError(f"{log}, line {i + 1}: not JSON; is this a steplens training log (log.jsonl)?"
+                                 ) from None
+        stage = sorted((r for r in stage if isinstance(r, dict) and "step" in r), key=lambda r: r["step"])
+        recs += [{**r, "step": r["step"] + offset} for r in stage]
+        offset += stage[-1]["step"] if stage else 0
     seconds, prev, rows = 0.0, 0, {}
-    for r in sorted((r for r in recs if "step" in r), key=lambda r: r["step"]):
+    for r in recs:
         if "sec_per_step" in r and r["step"] > prev:
             seconds += r["sec_per_step"] * (r["step"] - prev)
             prev = r["step"]
@@ -228,14 +238,15 @@ def training_cost(log: Path, tasks: list[str], primary: str | None = None, level
             row = rows.setdefault(name, {"family": name})
             row["last eval"] = f"{rate:.2f} at step {r['step']}"
             for lv in levels:
-                key = f"≥ {lv}: step (CPU h)"
+                key = f"≥ {lv}: step (hours)"
                 if key not in row and rate >= lv:
                     row[key] = f"{r['step']} ({seconds / 3600:.1f})"
     for row in rows.values():
         for lv in levels:
-            row.setdefault(f"≥ {lv}: step (CPU h)", "not yet")
+            row.setdefault(f"≥ {lv}: step (hours)", "not yet")
     if not rows:
-        raise ValueError(f"{log} has no held-out evaluations of {', '.join(tasks)}")
+        raise ValueError(f"{', '.join(map(str, [logs] if isinstance(logs, (str, Path)) else logs))} has no "
+                         f"held-out evaluations of {', '.join(tasks)}")
     return [rows[n] for n in tasks if n in rows]
 
 
@@ -302,7 +313,7 @@ TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (W
           "behaviours": "Behaviours along the steps (default difficulty)",
           "claims": "The study's claims, per family (rules: steplens report)",
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
-          "training": "Training cost per family on this CPU (first held-out evaluation at each level; 1 thread)"}
+          "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, wall-clock hours)"}
 
 
 def markdown(result: dict) -> str:

@@ -36,6 +36,7 @@ class TrainConfig(BaseModel):
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 200
+    decay_steps: int = 0  # the LR falls along a cosine to 0 over the last decay_steps of `steps` (0: it stays)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -48,6 +49,7 @@ class TrainConfig(BaseModel):
     eval_every: int = 500
     eval_count: int = 100
     eval_size: int = 5
+    eval_sizes: dict[str, int] = Field(default_factory=dict)  # per task, instead of eval_size (e.g. its default)
     eval_frames: int = 4
     eval_steps: int = 20
     eval_shift: float = 3.0
@@ -87,6 +89,13 @@ class TrainConfig(BaseModel):
             if name not in self.task_sizes and bad:
                 raise ValueError(f"sizes {sorted(self.sizes)} do not suit task {name!r} (sizes {lo}..{hi}): give "
                                  f"task_sizes[{name!r}]")
+        for name, size in self.eval_sizes.items():
+            if name not in self.tasks:
+                raise ValueError(f"eval_sizes names {name!r}, which is not in tasks ({', '.join(self.tasks)})")
+            try:
+                generator_task(name).sample(0, size)
+            except ValueError as e:
+                raise ValueError(f"eval_sizes[{name!r}]: {e}") from None
         return self
 
     def sizes_of(self, task: str) -> dict[int, float]:
@@ -105,7 +114,7 @@ class TrainConfig(BaseModel):
             raise ValueError(f"{info.field_name} must be >= 1, got {v}")
         return v
 
-    @field_validator("steps", "warmup", "eval_every")  # eval_every 0: never evaluate
+    @field_validator("steps", "warmup", "eval_every", "decay_steps")  # eval_every 0: never evaluate
     @classmethod
     def _non_negative(cls, v, info):
         if v < 0:
@@ -195,8 +204,19 @@ def eval_size_for(task_name: str, size: int) -> int:
         return task.default_size
 
 
+def decay_start(cfg: dict) -> float:
+    """The step from which the LR decays (inf: never), from a config's dict (saved in a checkpoint or given)."""
+    d = cfg.get("decay_steps") or 0
+    return max(0, cfg["steps"] - d) if d else math.inf
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+    """Linear warm-up, then constant; over the last `decay_steps` of `steps`, a cosine down towards 0."""
+    lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+    start = decay_start(cfg.model_dump())
+    if step >= start:
+        lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start + 1) / (cfg.decay_steps + 1))))
+    return lr
 
 
 class Trainer:
@@ -275,9 +295,9 @@ class Trainer:
     def evaluate(self) -> dict:
         cfg = self.cfg
         m = EmbeddedModel(self.ema, self.codec)
-        rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count}
+        rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count, "eval_sizes": {}}
         for i, task in enumerate(cfg.tasks):
-            n = eval_size_for(task, cfg.eval_size)
+            n = rec["eval_sizes"][task] = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
             res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
                              steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
             # the first task's also as eval_solve_rate: the one key of logs written before several tasks
