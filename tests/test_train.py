@@ -161,7 +161,10 @@ def test_evaluation_takes_each_tasks_own_size_where_eval_size_does_not_fit():
     assert eval_size_for("maze", 5) == 5 and eval_size_for("symmetry", 5) == 6 and eval_size_for("tictactoe", 5) == 2
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.json")), ids=lambda p: p.name)
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_training_config_validates(path):
     cfg = TrainConfig.from_file(path)
     assert cfg.steps > 0 and sum(cfg.tasks.values()) > 0

@@ -93,14 +93,12 @@ def _check_schedule(path, saved: dict, given: dict, step: int) -> None:
     decay alike."""
     from .train import decay_start
 
-    old, new = decay_start(saved), decay_start(given)
-    same = old == new and (saved.get("decay_steps") or 0) == (given.get("decay_steps") or 0)
-    if not same and min(old, new) < step:
+    was, now = (saved["steps"], saved.get("decay_steps") or 0), (given["steps"], given.get("decay_steps") or 0)
+    if was != now and min(decay_start(*was), decay_start(*now)) < step:
         raise ValueError(
-            f"checkpoint {path} is at step {step}: steps={given.get('steps')}, decay_steps="
-            f"{given.get('decay_steps') or 0} would change the learning rate of steps already taken (it was trained "
-            f"with steps={saved.get('steps')}, decay_steps={saved.get('decay_steps') or 0}); choose a schedule whose "
-            f"decay starts at step {step} or later")
+            f"checkpoint {path} is at step {step}: steps={now[0]}, decay_steps={now[1]} would change the learning "
+            f"rate of steps already taken (it was trained with steps={was[0]}, decay_steps={was[1]}); choose a "
+            f"schedule whose decay starts at step {step} or later")
 
 
 def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) -> int:

@@ -174,10 +174,9 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     claims = judge(out, fam)
     training = None
     if train_log:
-        logs = [train_log] if isinstance(train_log, (str, Path)) else list(train_log)
         trained = getattr(model, "trained_tasks", None) or []
-        training = {"logs": [str(p) for p in logs],
-                    "rows": training_cost(logs, cfg.tasks, trained[0] if trained else None)}
+        training = {"logs": [str(p) for p in _paths(train_log)],
+                    "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
     result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
               "compared": weakest, "baseline": {"model": baseline.name, "families": base} if baseline else None,
               "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
@@ -207,6 +206,11 @@ def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
     return claims
 
 
+def _paths(logs) -> list[Path]:
+    """One path, or several in order, as a list."""
+    return [Path(logs)] if isinstance(logs, (str, Path)) else [Path(p) for p in logs]
+
+
 def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.5, 0.9)) -> list[dict]:
     """Per family, from a model's training logs (log.jsonl; several for a training in stages, in their order, each
     stage starting from the one before: its steps count on from where that one stopped): the first evaluation at
@@ -214,8 +218,8 @@ def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.
     machine that trained it (the sum of the logged seconds per step; evaluation time left out), and its last
     evaluated rate. `primary`: the first task of the training config, whose rate older logs wrote as plain
     `eval_solve_rate`."""
-    recs, offset = [], 0
-    for log in [logs] if isinstance(logs, (str, Path)) else list(logs):
+    logs, recs, offset = _paths(logs), [], 0
+    for log in logs:
         stage = []
         for i, line in enumerate(Path(log).read_text().splitlines()):
             try:
@@ -245,8 +249,7 @@ def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.
         for lv in levels:
             row.setdefault(f"≥ {lv}: step (hours)", "not yet")
     if not rows:
-        raise ValueError(f"{', '.join(map(str, [logs] if isinstance(logs, (str, Path)) else logs))} has no "
-                         f"held-out evaluations of {', '.join(tasks)}")
+        raise ValueError(f"{', '.join(map(str, logs))} has no held-out evaluations of {', '.join(tasks)}")
     return [rows[n] for n in tasks if n in rows]
 
 
@@ -313,7 +316,8 @@ TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (W
           "behaviours": "Behaviours along the steps (default difficulty)",
           "claims": "The study's claims, per family (rules: steplens report)",
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
-          "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, wall-clock hours)"}
+          "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, "
+                      "wall-clock hours)"}
 
 
 def markdown(result: dict) -> str:

@@ -204,16 +204,15 @@ def eval_size_for(task_name: str, size: int) -> int:
         return task.default_size
 
 
-def decay_start(cfg: dict) -> float:
-    """The step from which the LR decays (inf: never), from a config's dict (saved in a checkpoint or given)."""
-    d = cfg.get("decay_steps") or 0
-    return max(0, cfg["steps"] - d) if d else math.inf
+def decay_start(steps: int, decay_steps: int) -> float:
+    """The step from which the LR decays (inf: never)."""
+    return max(0, steps - decay_steps) if decay_steps else math.inf
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then constant; over the last `decay_steps` of `steps`, a cosine down towards 0."""
     lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
-    start = decay_start(cfg.model_dump())
+    start = decay_start(cfg.steps, cfg.decay_steps)
     if step >= start:
         lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start + 1) / (cfg.decay_steps + 1))))
     return lr
