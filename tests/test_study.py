@@ -20,7 +20,7 @@ def cli(*args):
 def test_study_runs_every_part_on_every_family_and_judges_each_claim(tmp_path):
     out = tmp_path / "study"
     r, text = cli("study", "--model", "tiny-maze-2goal", "--out", out, "--count", 4, "--probe-count", 2, "--steps", 3,
-                  "--batch", 4, "--compare-families", 1, "--baseline", "tiny-maze", "--train-log",
+                  "--sweep-count", 3, "--batch", 4, "--compare-families", 1, "--baseline", "tiny-maze", "--train-log",
                   "benchmarks/tiny-maze-2goal-train-log.jsonl")
     assert r.exit_code == 0, r.output
     res = json.loads((out / "study.json").read_text())
@@ -35,6 +35,7 @@ def test_study_runs_every_part_on_every_family_and_judges_each_claim(tmp_path):
             h = json.loads((out / name / f"solve-{k}" / "results.json").read_text())["headline"]
             assert f["solve"][k]["solve_rate"] == h["solve_rate"] and f["solve"][k]["n"] == 4
         assert {c for c in f["sweep"] if c.startswith("steps")} == {f"steps {k}" for k in (1, 2, 3, 5, 10, 20, 40)}
+        assert {r["n"] for r in f["sweep"].values()} == {3}  # --sweep-count, not --count
     # swap only where the prompt chooses the answer; said, not silently skipped
     assert (out / "maze-two-goals" / "swap" / "results.json").is_file() and not (out / "maze" / "swap").exists()
     assert "swap" in fam["maze"]["not_applicable"][0]
@@ -56,6 +57,7 @@ def test_study_runs_every_part_on_every_family_and_judges_each_claim(tmp_path):
     assert list(res["baseline"]["families"]) == ["maze"] and res["baseline"]["model"] == "tiny-maze"
     assert [row["family"] for row in res["training"]["rows"]] == ["maze", "maze-two-goals"]
     md = (out / "study.md").read_text()
+    assert "4 per solve rate, 3 per condition of the steps and frames sweep, 4 per multi-seed method" in md
     assert "| maze-two-goals |" in md and "tiny-maze at size 5" in md and "holds" in md
     html = (out / "report.html").read_text()
     assert "maze/noise/report.html" in html and "compare/" in html
@@ -92,6 +94,7 @@ def test_training_cost_reads_the_first_evaluation_at_each_level(tmp_path):
     (("--tasks", ","), "names no task"),
     (("--train-log", "nowhere/log.jsonl"), "nowhere/log.jsonl"),
     (("--count", 0), "--count"),
+    (("--sweep-count", 0), "--sweep-count"),
 ])
 def test_study_names_bad_input(tmp_path, args, message):
     r, text = cli("study", "--out", tmp_path / "s", *args)

@@ -550,7 +550,12 @@ def study(
                                        "(or grows with a larger --count) if present"),
     tasks: Optional[str] = typer.Option(None, help="task families, comma-separated, or all (default: those the "
                                                    "model was trained on)"),
-    count: int = typer.Option(500, min=1, help="held-out samples per solve-rate figure (solve, sweep, compare)"),
+    count: int = typer.Option(500, min=1, help="held-out samples per solve-rate figure (solve; sweep and compare "
+                                               "too unless given)"),
+    sweep_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per condition of the steps and "
+                                                                "frames sweep (default: --count)"),
+    compare_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per multi-seed method "
+                                                                  "(default: --count)"),
     probe_count: int = typer.Option(100, min=1, help="samples per intervention probe (noise, propagation, energy, "
                                                      "swap)"),
     parts: Optional[str] = typer.Option(None, help="comma-separated subset of: solve, sweep, noise, propagation, "
@@ -577,7 +582,8 @@ def study(
 
             checks.in_file(log, "--train-log")
         m, sp = _sampled(model, device, "float32", "none", None, None, None, steps, shift, None, None, None, None)
-        cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, seed=seed, steps=sp.steps,
+        cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, sweep_count=sweep_count,
+                                compare_count=compare_count, seed=seed, steps=sp.steps,
                                 shift=sp.shift, batch=batch, compare_families=compare_families, n_seeds=n_seeds)
         base = _sampled(baseline, device, "float32", "none", None, None, None, steps, shift, None, None, None,
                         None)[0] if baseline else None

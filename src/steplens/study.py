@@ -14,8 +14,9 @@ Per family F (generated held-out samples, seeds from `seed`), each piece a probe
 
 Then `study.json` (every number), `study.md` (the tables) and `report.html`: a family x claim matrix, each of the
 study's claims judged per family by the rule `steplens report` states (steplens.index), and links to every run.
-The counts: `count` samples for the solve rates, the sweep and the comparison (the figures), `probe_count` for the
-intervention probes (noise, propagation, energy, swap), whose cost is a run per condition.
+The counts: `count` samples for the solve rates, `sweep_count` for the sweep and `compare_count` for the comparison
+(both `count` unless given: the sweep costs about 4.5 solve-rate figures, a method of the comparison N of them),
+`probe_count` for the intervention probes (noise, propagation, energy, swap), whose cost is a run per condition.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class StudyConfig(BaseModel):
     tasks: list[str]
     count: int = 500
     probe_count: int = 100
+    sweep_count: int | None = None  # None: count; the sweep runs 12 conditions, 4.5x a solve-rate figure's cost
+    compare_count: int | None = None  # None: count; each multi-seed method runs N seeds
     seed: int = 0
     steps: int = 20
     shift: float = 3.0
@@ -49,10 +52,10 @@ class StudyConfig(BaseModel):
     compare_families: int = 2
     n_seeds: int = 3
 
-    @field_validator("count", "probe_count", "steps", "batch", "n_seeds")
+    @field_validator("count", "probe_count", "sweep_count", "compare_count", "steps", "batch", "n_seeds")
     @classmethod
     def _positive(cls, v, info):
-        if v < 1:
+        if v is not None and v < 1:
             raise ValueError(f"--{info.field_name.replace('_', '-')} must be >= 1, got {v}")
         return v
 
@@ -72,6 +75,12 @@ class StudyConfig(BaseModel):
         if not v:
             raise ValueError(f"--parts names no part; allowed: {', '.join(PARTS)}")
         return v
+
+    @model_validator(mode="after")
+    def _counts(self):
+        self.sweep_count = self.sweep_count or self.count
+        self.compare_count = self.compare_count or self.count
+        return self
 
     @model_validator(mode="after")
     def _compare_needs_solve(self):
@@ -139,7 +148,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
                                  progress)
                 f["solve"][str(k)] = _solve_row(res)
         if "sweep" in cfg.parts:
-            res = _run_probe("sweep", model, out / name / "sweep", _settings(cfg, name, cfg.count), progress)
+            res = _run_probe("sweep", model, out / name / "sweep", _settings(cfg, name, cfg.sweep_count), progress)
             f["sweep"] = {r["condition"]: {"solve_rate": r["solve_rate"], "ci_low": r["ci_low"],
                                            "ci_high": r["ci_high"], "n": r["n"]} for r in res["table"]}
         for part in PROBE_PARTS:
@@ -155,7 +164,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
         weakest = [n for _, n in sorted(rated)[: cfg.compare_families]]
         for name in weakest:
             d = out / "compare" / name
-            res = compare(model, d, _settings(cfg, name, cfg.count), n_list=[cfg.n_seeds],
+            res = compare(model, d, _settings(cfg, name, cfg.compare_count), n_list=[cfg.n_seeds],
                           methods=list(COMPARE_METHODS), ens=EnsembleConfig(), progress=progress)
             rep = Report(f"steplens compare: {model.name} on {name}")
             compare_section(rep, d, res)
@@ -320,11 +329,18 @@ TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (W
                       "wall-clock hours)"}
 
 
+def _counts(c: dict) -> str:
+    """The samples behind each kind of figure, and the sampling, in one sentence."""
+    sweep, comp = c.get("sweep_count") or c["count"], c.get("compare_count") or c["count"]
+    return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {sweep} per condition of the "
+            f"steps and frames sweep, {comp} per multi-seed method, {c['probe_count']} per intervention probe "
+            f"condition; {c['steps']} Euler steps, shift {c['shift']}.")
+
+
 def markdown(result: dict) -> str:
     c = result["config"]
-    head = (f"# steplens study: {result['model']}\n\n{c['count']} held-out samples per solve-rate figure (seeds "
-            f"{c['seed']}..{c['seed'] + c['count'] - 1}), {c['probe_count']} per intervention probe; {c['steps']} "
-            f"Euler steps, shift {c['shift']}.\n")
+    head = f"# steplens study: {result['model']}\n\n{_counts(c)}\n"
+
     t = tables(result)
     return head + "".join(f"\n## {TITLES[k]}\n\n{_md(rows)}" for k, rows in t.items())
 
@@ -332,9 +348,7 @@ def markdown(result: dict) -> str:
 def write_report(out: Path, result: dict) -> None:
     rep = Report(f"steplens study: {result['model']} on {len(result['families'])} task families")
     c = result["config"]
-    rep.text(f"{c['count']} held-out samples per solve-rate figure, {c['probe_count']} per intervention probe, "
-             f"{c['steps']} Euler steps, shift {c['shift']}. Every number is in study.json; each run has its own "
-             f"report, linked below.")
+    rep.text(f"{_counts(c)} Every number is in study.json; each run has its own report, linked below.")
     rep.link("study.json", "study.json").link("study.md", "study.md: the tables")
     for k, rows in tables(result).items():
         rep.section(TITLES[k])
