@@ -65,6 +65,15 @@ def test_bad_difficulty_and_a_sample_of_another_family_are_named():
         get_scorer("maze").score(TASK.sample(0).ground_truth, TASK.sample(0))
 
 
+def test_the_next_difficulty_up_follows_each_knob():
+    from steplens.tasks import next_size
+
+    # one winning move is harder than two (a single right answer); a bigger maze or pattern is harder
+    assert next_size(TASK, 2) == 1 and next_size(TASK, 1) is None
+    assert next_size(get_task("maze"), 5) == 6 and next_size(get_task("maze"), 9) is None
+    assert next_size(get_task("symmetry"), 6) == 8  # even sizes only
+
+
 def test_tictactoe_runs_through_the_commands(tmp_path):
     r = CliRunner().invoke(app, ["tasks", "generate", "tictactoe", "--count", "2", "--out", str(tmp_path / "d")])
     assert r.exit_code == 0, r.output

@@ -13,7 +13,9 @@ A task is an object with:
 - ``default_frames`` (int): frames of its ground-truth video when none is asked for.
 - ``scorer`` (str): the registry name of its default scorer.
 - ``default_size`` (int or None) and ``sizes`` ((lo, hi) or None): its difficulty knob, documented in
-  its docstring (a maze: n x n cells). None when the task has no generator.
+  its docstring (a maze: n x n cells). None when the task has no generator. Optional ``harder``
+  (+1 or -1, default +1): the direction in which the knob makes the task harder (tic-tac-toe's knob
+  counts winning moves, and more right answers make it easier: -1). ``next_size`` steps that way.
 - ``sample(seed, size=None, frames=None, idx=None, **options) -> Sample`` (only with a generator):
   the sample of ``seed``, deterministic by seed: first frame, prompt, frame count and the ground-truth
   video at the native size, uint8 RGB. Raise ``ValueError`` naming a bad size or option and what is

@@ -116,8 +116,13 @@ def parse_tasks(spec: str, flag: str = "--tasks") -> list[str]:
 
 def next_size(task, size: int) -> int | None:
     """The next difficulty up that `task` takes after `size` (some knobs skip values, e.g. even sizes only), or
-    None at the top of its range."""
-    for k in range(size + 1, task.sizes[1] + 1):
+    None at the hard end of its range. The knob goes up unless the task says a smaller value is harder
+    (`harder = -1`)."""
+    way = getattr(task, "harder", 1)
+    if way not in (1, -1):
+        raise ValueError(f"task {task.name!r} has harder = {way!r}; allowed: 1 (a larger knob is harder) or -1")
+    lo, hi = task.sizes
+    for k in (range(size + 1, hi + 1) if way == 1 else range(size - 1, lo - 1, -1)):
         try:
             task.sample(0, k)
             return k

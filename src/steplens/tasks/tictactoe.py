@@ -97,6 +97,7 @@ class TicTacToeTask:
     aliases: tuple[str, ...] = ("tic-tac-toe",)
     default_size: int = DEFAULT_WINS
     sizes: tuple[int, int] = (MIN_WINS, MAX_WINS)
+    harder: int = -1  # the knob counts winning moves: fewer right answers, harder
     default_frames: int = DEFAULT_FRAMES
     scorer: str = "tictactoe"
 
