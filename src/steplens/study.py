@@ -280,7 +280,7 @@ def tables(result: dict) -> dict[str, list[dict]]:
             base = (result.get("baseline") or {}).get("families", {}).get(name, {}).get(str(f["size"]))
             solve.append({"family": name, "size": f["size"], "n": d["n"], "solve rate [95% CI]": _ci(d),
                           "next size": f["next_size"], "next: solve rate [95% CI]": _ci(e) if e else "–",
-                          **({f"{result['baseline']['model']} at size {f['size']}": _ci(base) if base else "–"}
+                          **({f"{result['baseline']['model']}, same size": _ci(base) if base else "–"}
                              if result.get("baseline") else {})})
             behave.append({"family": name, "mean commitment step": _pct(d["mean_commitment_step"]),
                            "mean answers held at step 0": _pct(d["mean_early_candidates"]),
