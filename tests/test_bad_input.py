@@ -3,6 +3,7 @@ line) naming the bad value or option, never a traceback and never a silent reint
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -300,6 +301,7 @@ def _api_cases():
         (lambda p: Hooks(load_model("tiny-maze")).record("blocks.9"), "blocks.9"),
         (lambda p: Hooks(load_model("tiny-maze")).record("blocks.1", reduce="median"), "'median'"),
         (lambda p: register_task(object()), "lacks 'name'"),
+        (lambda p: register_task(replace(get_task("tictactoe"), name="ttt-bad", harder=0)), "harder = 0; allowed: 1"),
     ]
 
 

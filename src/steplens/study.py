@@ -15,7 +15,7 @@ Per family F (generated held-out samples, seeds from `seed`), each piece a probe
 Then `study.json` (every number), `study.md` (the tables) and `report.html`: a family x claim matrix, each of the
 study's claims judged per family by the rule `steplens report` states (steplens.index), and links to every run.
 The counts: `count` samples for the solve rates, `sweep_count` for the sweep and `compare_count` for the comparison
-(both `count` unless given: the sweep costs about 4.5 solve-rate figures, a method of the comparison N of them),
+(both `count` unless given: the sweep costs about nine solve-rate figures, a method of the comparison N of them),
 `probe_count` for the intervention probes (noise, propagation, energy, swap), whose cost is a run per condition.
 """
 
@@ -42,7 +42,7 @@ class StudyConfig(BaseModel):
     tasks: list[str]
     count: int = 500
     probe_count: int = 100
-    sweep_count: int | None = None  # None: count; the sweep runs 12 conditions, 4.5x a solve-rate figure's cost
+    sweep_count: int | None = None  # None: count; the sweep's 12 conditions run 181 steps a sample against 20
     compare_count: int | None = None  # None: count; each multi-seed method runs N seeds
     seed: int = 0
     steps: int = 20
@@ -331,16 +331,14 @@ TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (W
 
 def _counts(c: dict) -> str:
     """The samples behind each kind of figure, and the sampling, in one sentence."""
-    sweep, comp = c.get("sweep_count") or c["count"], c.get("compare_count") or c["count"]
-    return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {sweep} per condition of the "
-            f"steps and frames sweep, {comp} per multi-seed method, {c['probe_count']} per intervention probe "
-            f"condition; {c['steps']} Euler steps, shift {c['shift']}.")
+    return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {c['sweep_count']} per "
+            f"condition of the steps and frames sweep, {c['compare_count']} per multi-seed method, "
+            f"{c['probe_count']} per intervention probe condition; {c['steps']} Euler steps, shift {c['shift']}.")
 
 
 def markdown(result: dict) -> str:
     c = result["config"]
     head = f"# steplens study: {result['model']}\n\n{_counts(c)}\n"
-
     t = tables(result)
     return head + "".join(f"\n## {TITLES[k]}\n\n{_md(rows)}" for k, rows in t.items())
 

@@ -41,6 +41,10 @@ def register_task(task) -> None:
     for attr in ("name", "default_frames", "scorer", "answer_region"):
         if not hasattr(task, attr):
             raise TypeError(f"task {getattr(task, 'name', task)!r} lacks {attr!r} (see steplens.tasks.contract)")
+    way = getattr(task, "harder", 1)
+    if way not in (1, -1):
+        raise ValueError(f"task {task.name!r} has harder = {way!r}; allowed: 1 (a larger knob is harder) or -1 "
+                         f"(a smaller one is; see steplens.tasks.contract)")
     if task.name in _TASKS and _TASKS[task.name] is not task:
         raise ValueError(f"task name {task.name!r} is registered twice")
     _TASKS[task.name] = task
@@ -118,11 +122,8 @@ def next_size(task, size: int) -> int | None:
     """The next difficulty up that `task` takes after `size` (some knobs skip values, e.g. even sizes only), or
     None at the hard end of its range. The knob goes up unless the task says a smaller value is harder
     (`harder = -1`)."""
-    way = getattr(task, "harder", 1)
-    if way not in (1, -1):
-        raise ValueError(f"task {task.name!r} has harder = {way!r}; allowed: 1 (a larger knob is harder) or -1")
     lo, hi = task.sizes
-    for k in (range(size + 1, hi + 1) if way == 1 else range(size - 1, lo - 1, -1)):
+    for k in (range(size + 1, hi + 1) if getattr(task, "harder", 1) == 1 else range(size - 1, lo - 1, -1)):
         try:
             task.sample(0, k)
             return k
