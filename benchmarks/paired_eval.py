@@ -25,7 +25,12 @@ from steplens.stats import wilson
 def outcomes(folders: str) -> tuple[str, dict[str, bool]]:
     model, rows = None, {}
     for d in folders.split(","):
-        res = json.loads((Path(d) / "results.json").read_text())
+        f = Path(d) / "results.json"
+        if not f.is_file():
+            raise SystemExit(f"{d}: no results.json; give `steplens eval --out` folders")
+        res = json.loads(f.read_text())
+        if "per_sample" not in res:
+            raise SystemExit(f"{f}: no per-sample outcomes; is this a `steplens eval` result?")
         name = res.get("model") or res.get("config", {}).get("model") or d
         model = model or name
         for r in res["per_sample"]:
