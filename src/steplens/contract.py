@@ -1,0 +1,147 @@
+"""The model contract: what every experiment may ask of a model, and what a model family must give.
+
+Everything that runs a model (the sampler's callers, hooks, traces, probes, the ensemble, `compare`, `study`,
+the demo and the CLI) talks to it through `VideoModel` below and nothing else: no ``getattr``/``hasattr``
+guesses. The embedded model (`steplens.models.wrap.EmbeddedModel`) and every diffusers backend
+(`steplens.backends`) implement it; a new model family implements it too (one adapter file, see
+ARCHITECTURE.md). `ModelDefaults` gives the optional parts their documented default, so a family writes
+only what is its own.
+
+Writing a model family
+----------------------
+A model is an object with:
+
+- ``name`` (str): how the user named it (``tiny-maze``, ``wan:/models/vbvr``), written into run configs.
+- ``backend`` (str): the family (``embedded``, ``wan``, ``ltx2``, ...), shown in reports and used by presets
+  that apply to one family only.
+- ``info`` (dict): what the model knows about itself, JSON-able (training config, prompt source, LoRAs).
+- ``block_names`` (list of str): the denoiser's blocks as hook points, ``blocks.0`` … ``blocks.{L-1}``,
+  each a ``get_submodule`` name of every module of ``modules()``.
+- ``modules() -> {expert name or None: nn.Module}``: the denoisers hooks attach to. One denoiser:
+  ``{None: net}`` (embedded) or ``{"transformer": …}`` (a pipeline); two experts (Wan2.2-A14B):
+  ``{"transformer": …, "transformer_2": …}``, and the step context says which one runs.
+- ``sampling_defaults() -> dict``: the model's own sampling, at least ``steps`` (int), ``shift`` (float, or
+  NaN / None for a scheduler's own), ``guidance`` (float, 1 = CFG off); a pipeline adds what
+  ``configure_sampling`` takes (``scheduler``, ``boundary``, ``negative_prompt``, ...). The only place a
+  family's defaults live: everything else asks here (``steplens.presets.resolve``).
+- ``generate(samples, seeds, frames=None, steps=None, shift=None, guidance=None, callback=None, hooks=None)
+  -> latents (B, C, T, h, w)``: one video per sample from the noise of ``seeds[i]``; ``None`` means the
+  model's default. Each step is handed to ``callback(StepInfo)`` (``steplens.sampling.StepInfo``: step index,
+  σ, x_s, guided v, x̂0 = x_s − σ·v) and runs inside a ``steplens.context.StepContext`` so that ``hooks``
+  (``steplens.hooks.Hooks`` on this model) record and edit by step, CFG branch and expert.
+- ``decode(latents) -> (B, 3, T, H, W)`` in [-1, 1]: what scorers see, one frame per latent frame, at the
+  samples' native size.
+- ``latent_shape(samples, frames) -> (B, C, T, h, w)``; ``token_grid(latent_shape) -> (t, h, w)`` of the
+  tokens (ordered frame, h, w); ``token_mask(pixel_mask (H, W) bool) -> (h, w) bool``: the tokens covering
+  any of those native pixels (answer-region energy, the ensemble's regions).
+- ``frames_from_video(n) -> int``: the sample frames (latent frames) for a ground-truth video of ``n``
+  frames (embedded: n; Wan: ⌈(n−1)/4⌉+1).
+
+Optional, with their meaning when absent (the defaults of `ModelDefaults`):
+
+- ``trained_tasks`` (list of str): the task families the weights were trained on; ``[]``: unknown (study and
+  demo then use the default task).
+- ``experts`` (list of str): the named experts of ``modules()``; ``has_two_experts``: ``len(experts) > 1``.
+- ``sampling_options`` (frozenset of str): the settings ``configure_sampling`` takes beyond steps/shift/
+  guidance (``scheduler``, ``boundary``, ``negative_prompt``, ``height``, ``width``, ``size``); empty: the
+  model samples its samples at their native size with its own conditioning, and presets refuse those options.
+- ``configure_sampling(**settings)``: apply a preset's or the user's settings for the rest of the model's
+  life; the default refuses any setting it is given.
+- ``decode_video(latents) -> (B, 3, frames, H, W)``: the full decoded video (every video frame, call size);
+  default: ``decode`` (the embedded model makes one frame per frame).
+- ``is_pipeline`` (bool): whether the model wraps a diffusers pipeline (its sampling follows the pipeline's
+  scheduler, not ``steplens.sampling``); default False.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class VideoModel(Protocol):
+    """The model contract (see the module docstring for what each member means)."""
+
+    name: str
+    backend: str
+    info: dict
+
+    @property
+    def block_names(self) -> list[str]: ...
+
+    def modules(self) -> dict[str | None, torch.nn.Module]: ...
+
+    def sampling_defaults(self) -> dict: ...
+
+    def generate(self, samples: Sequence[Any], seeds: Sequence[int], frames: int | None = None,
+                 steps: int | None = None, shift: float | None = None, guidance: float | None = None,
+                 callback: Callable | None = None, hooks: Any = None) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+    def latent_shape(self, samples: Sequence[Any], frames: int) -> tuple[int, ...]: ...
+
+    def token_grid(self, latent_shape: Sequence[int]) -> tuple[int, int, int]: ...
+
+    def token_mask(self, pixel_mask: torch.Tensor) -> torch.Tensor: ...
+
+    def frames_from_video(self, n: int) -> int: ...
+
+    # optional members (ModelDefaults gives their meaning when a family leaves them out)
+    @property
+    def trained_tasks(self) -> list[str]: ...
+
+    @property
+    def experts(self) -> list[str]: ...
+
+    @property
+    def has_two_experts(self) -> bool: ...
+
+    sampling_options: frozenset
+    is_pipeline: bool
+
+    def configure_sampling(self, **settings) -> None: ...
+
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+
+class ModelDefaults:
+    """The optional members of `VideoModel` with their documented defaults: inherit it, override what you have."""
+
+    sampling_options: frozenset = frozenset()
+    is_pipeline: bool = False
+
+    @property
+    def trained_tasks(self) -> list[str]:
+        return []
+
+    @property
+    def experts(self) -> list[str]:
+        return [k for k in self.modules() if k is not None]
+
+    @property
+    def has_two_experts(self) -> bool:
+        return len(self.experts) > 1
+
+    def configure_sampling(self, **settings) -> None:
+        given = sorted(k for k, v in settings.items() if v is not None and k != "shift")
+        if given:
+            raise ValueError(f"{', '.join(given)}: model {self.name!r} ({self.backend}) takes no sampling settings "
+                             f"beyond steps, shift and guidance")
+
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.decode(latents)
+
+
+def check_model(model) -> None:
+    """Refuse, with the missing members named, an object that does not implement the model contract."""
+    missing = [m for m in ("name", "backend", "info", "block_names", "modules", "sampling_defaults", "generate",
+                           "decode", "latent_shape", "token_grid", "token_mask", "frames_from_video",
+                           "trained_tasks", "experts", "has_two_experts", "sampling_options", "is_pipeline",
+                           "configure_sampling", "decode_video")
+               if not hasattr(model, m)]
+    if missing:
+        raise TypeError(f"{type(model).__name__} does not implement the steplens model contract "
+                        f"(steplens.contract.VideoModel): missing {', '.join(missing)}")
