@@ -14,6 +14,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from .lr import decay_start
+
 
 def canonical_header(path: Path) -> None:
     """Rewrite a safetensors file's JSON header with its keys sorted (same length, same offsets), so that the same
@@ -91,8 +93,6 @@ def _check_schedule(path, saved: dict, given: dict, step: int) -> None:
     """`steps` and `decay_steps` may change on resume only where the LR of the steps already taken stays the same:
     neither the saved nor the given schedule may have begun its decay before the checkpoint's step, unless both
     decay alike."""
-    from .train import decay_start
-
     was, now = (saved["steps"], saved.get("decay_steps") or 0), (given["steps"], given.get("decay_steps") or 0)
     if was != now and min(decay_start(*was), decay_start(*now)) < step:
         raise ValueError(

@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .lr import decay_start, lr_at  # noqa: F401  (decay_start: part of the trainer's API)
 from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
 from .evaluate import solve_rate
 from .models import BorderCodec, DiTConfig, VideoDiT, get_arch
@@ -202,20 +203,6 @@ def eval_size_for(task_name: str, size: int) -> int:
         return size
     except ValueError:
         return task.default_size
-
-
-def decay_start(steps: int, decay_steps: int) -> float:
-    """The step from which the LR decays (inf: never)."""
-    return max(0, steps - decay_steps) if decay_steps else math.inf
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant; over the last `decay_steps` of `steps`, a cosine down towards 0."""
-    lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
-    start = decay_start(cfg.steps, cfg.decay_steps)
-    if step >= start:
-        lr *= 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start + 1) / (cfg.decay_steps + 1))))
-    return lr
 
 
 class Trainer:

@@ -5,9 +5,10 @@ Code outside this package uses only what is exported here; it never imports a ta
 
 from __future__ import annotations
 
-from .contract import RuleBasedScorer, Score, Scorer, Task, default_answer_region, has_generator
+from .contract import Score, Scorer, Task, default_answer_region, has_generator
 from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_scorer, get_task, register_scorer,
                        register_task, next_size, parse_tasks, scorer_names, task_names, tasks_with)
+from .rules import RuleBasedScorer
 from .sample import Sample, write_sample
 
 

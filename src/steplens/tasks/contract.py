@@ -58,7 +58,7 @@ A scorer is an object with ``name`` (str), ``threshold`` (float or None) and
   scorer's documented floor, never partial credit for structure it did not draw.
 - ``check_task(task_name)`` (optional): raise ``ValueError`` when this scorer cannot score a task, so that
   a run is refused before any work (the ``vbvr`` adapter: a task folder VBVR-EvalKit has no evaluator for).
-  ``RuleBasedScorer`` does it from its ``tasks`` attribute (the families it reads; empty: any).
+  ``RuleBasedScorer`` (``steplens.tasks.rules``) does it from its ``tasks`` attribute (the families it reads; empty: any).
 - ``score_file(video_path, sample)`` (optional): score a video file as written by ``steplens run``
   (``score`` prefers it over decoding the file itself).
 - Never raise on a bad answer: a wrong answer is a low score. Raise ``ValueError`` only when the
@@ -129,34 +129,6 @@ class Task(Protocol):
     def answer_region(self, sample: Sample) -> np.ndarray:
         """(H, W) bool at the native size: the pixels the answer changes."""
         ...
-
-
-class RuleBasedScorer:
-    """A base for rule-based scorers: success is decided by the scorer's rules, so it takes no threshold."""
-
-    name = "rule-based"
-    tasks: tuple[str, ...] = ()  # the task families it reads (registered names); () = any
-
-    def __init__(self, threshold: float | None = None):
-        if threshold is not None:
-            raise ValueError(f"the {self.name} scorer is rule-based (success by its rules); it takes no threshold, "
-                             f"got {threshold}")
-        self.threshold = None
-
-    def check_task(self, task: str) -> None:
-        """Refuse, before any work, samples of a family this scorer does not read (a sample of one family scored
-        as another would get a meaningless score)."""
-        if not self.tasks:
-            return
-        from .registry import find_task
-
-        t = find_task(task)
-        name = t.name if t is not None else task
-        if name not in self.tasks:
-            kind = f"{task!r} samples" + (f" (task {name!r})" if name != task else "")
-            raise ValueError(f"the {self.name} scorer reads {', '.join(self.tasks)} samples, not {kind}: a sample "
-                             f"of one family scored as another; drop --scorer (each task's own) or use --scorer "
-                             f"{getattr(t, 'scorer', 'NAME')}")
 
 
 def default_answer_region(sample: Sample) -> np.ndarray:

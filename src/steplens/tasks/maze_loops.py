@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import Candidate, RuleBasedScorer, Score
+from .contract import Candidate, Score
+from .rules import RuleBasedScorer
 from .grid import COLOURS, native_labels
 from .maze_score import GOAL, START, WALL, score_frame
 from .sample import Sample

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import Candidate, RuleBasedScorer
+from .contract import Candidate
+from .rules import RuleBasedScorer
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
 from .maze_score import MazeScore, goal_label, score_frame, score_labels
 from .sample import Sample

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .contract import Candidate, RuleBasedScorer, Score
+from .contract import Candidate, Score
+from .rules import RuleBasedScorer
 from .sample import Sample
 
 H, W = 13, 33

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import Candidate, RuleBasedScorer, Score
+from .contract import Candidate, Score
+from .rules import RuleBasedScorer
 from .sample import Sample
 
 CELL = 2

@@ -21,7 +21,8 @@ from itertools import product
 
 import numpy as np
 
-from .contract import Candidate, RuleBasedScorer, Score
+from .contract import Candidate, Score
+from .rules import RuleBasedScorer
 from .sample import Sample
 
 CELL, LINE = 5, 1
