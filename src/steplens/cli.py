@@ -238,7 +238,7 @@ def run(
         steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         if ens is not None:
             check_ensemble(ens, m, steps)
-        samples = source.load(getattr(m, "frames_from_video", None))
+        samples = source.load(m.frames_from_video)
         if split_seeds:
             _distributed()
         config = {"model": model, "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
@@ -388,7 +388,7 @@ def trace(
         m, sp = _sampled(model, device, dtype, offload, lora, lora_2, preset, steps, shift, guidance, height, width,
                          negative_prompt)
         steps, shift, guidance = sp.steps, sp.shift, sp.guidance
-        ffv = getattr(m, "frames_from_video", None)
+        ffv = m.frames_from_video
         if sample is not None:
             found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
             dirs = [out]

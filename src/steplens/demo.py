@@ -40,7 +40,7 @@ def demo_tasks(model, task: str | None) -> list[str]:
     model was trained on (its weights say), else the default task."""
     if task is not None:
         return parse_tasks(task, "--task")
-    return list(dict.fromkeys(generator_task(n).name for n in getattr(model, "trained_tasks", None) or [DEFAULT_TASK]))
+    return list(dict.fromkeys(generator_task(n).name for n in model.trained_tasks or [DEFAULT_TASK]))
 
 
 def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0, steps: int = 20,

@@ -10,8 +10,9 @@
 Points are the model's module names (any `named_modules()` name, e.g. `blocks.12`), plus `latent`
 (x_s, before the model sees it), `v` (the guided velocity) and `x0` (x0_hat). Module hooks see the
 module's output, split by CFG branch as the step context says; `edit(..., on="update")` edits a
-block's own update (output - input) instead of the residual stream it returns. Nothing here knows a particular model: a model exposes
-`block_names` and `modules()` -> {expert name or None: nn.Module}.
+block's own update (output - input) instead of the residual stream it returns. Nothing here knows a particular
+model: it asks the model contract (steplens.contract) for `block_names` and `modules()` -> {expert name or None:
+nn.Module}.
 """
 
 from __future__ import annotations
@@ -79,8 +80,7 @@ class Hooks:
 
     # -- building -------------------------------------------------------------------------------
     def _experts(self) -> dict:
-        mods = self.model.modules() if callable(getattr(self.model, "modules", None)) else {None: self.model.module}
-        return mods
+        return self.model.modules()  # the model contract: {expert name or None: nn.Module}
 
     def _check(self, point: str, steps, branch, expert) -> tuple[frozenset[int] | None, str | None]:
         experts = self._experts()
@@ -93,7 +93,7 @@ class Hooks:
                 try:
                     mod.get_submodule(point)
                 except AttributeError:
-                    valid = list(getattr(self.model, "block_names", []))
+                    valid = list(self.model.block_names)
                     raise ValueError(f"unknown hook point {point!r}; valid: {', '.join(SAMPLER_POINTS)}, "
                                      f"{valid[0]} … {valid[-1]} ({len(valid)} blocks)" if valid else
                                      f"unknown hook point {point!r}") from None

@@ -89,9 +89,9 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
     model is set up for them (scheduler, expert switch, negative prompt, size: model.configure_sampling)."""
     preset = check_preset(preset)
     own = dict(model.sampling_defaults())
-    is_pipeline = hasattr(model, "configure_sampling")
+    is_pipeline = model.is_pipeline  # the model contract (steplens.contract)
     if preset == "vbvr":
-        if is_pipeline and getattr(model, "backend", None) != "wan":
+        if is_pipeline and model.backend != "wan":
             raise ValueError(f"--preset vbvr is the study's sampling of VBVR-Wan2.2 (FlowMatch Euler, expert switch "
                              f"0.875) and applies to Wan pipelines; {model.name!r} is a {model.backend} pipeline "
                              f"(--preset pipeline: its own settings)")
@@ -101,7 +101,7 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
                              f"(--preset pipeline: {own['steps']} steps, shift {own['shift']}, guidance "
                              f"{own['guidance']})")
         base, origin = {**own, **VBVR}, "preset vbvr"
-        if not getattr(model, "has_two_experts", False):
+        if not model.has_two_experts:
             base.pop("boundary")
     else:
         base, origin = own, "model"

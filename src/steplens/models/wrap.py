@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from ..contract import ModelDefaults
 from ..data import conditioning
 from ..sampling import flow_sigmas, initial_noise, sample_euler
 from .codec import BorderCodec
 from .dit import VideoDiT
 
 
-class EmbeddedModel:
-    """What the sampler and the experiments talk to: velocity(x, sigma, cond) plus I/O helpers."""
+class EmbeddedModel(ModelDefaults):
+    """The model contract (steplens.contract.VideoModel) on a VideoDiT: velocity(x, sigma, cond) for the sampler,
+    plus the contract's I/O helpers. One denoiser (`modules()` -> {None: net}), no pipeline, no CFG by default."""
 
     backend = "embedded"
 
@@ -33,15 +35,21 @@ class EmbeddedModel:
         tasks = (self.info.get("train_config") or {}).get("tasks") or {}
         return [n for n, w in tasks.items() if w > 0]
 
+    def modules(self) -> dict[str | None, torch.nn.Module]:
+        """The one denoiser hooks attach to (its named submodules `blocks.i`)."""
+        return {None: self.net}
+
     @property
     def module(self) -> torch.nn.Module:
-        """The nn.Module whose named submodules (`blocks.i`) hooks attach to."""
+        """The nn.Module whose named submodules (`blocks.i`) hooks attach to (`modules()[None]`)."""
         return self.net
 
     def velocity(self, x, sigma, cond):
         return self.net(x, sigma, cond)
 
-    SAMPLING = {"steps": 20, "shift": 3.0, "guidance": 1.0}  # what the shipped models are trained and measured with
+    # The embedded model's sampling: what the shipped models are trained and measured with. The only place these
+    # numbers live; everything else asks `sampling_defaults()` (or passes None to `generate`).
+    SAMPLING = {"steps": 20, "shift": 3.0, "guidance": 1.0}
 
     def sampling_defaults(self) -> dict:
         """The model's own sampling settings (steplens.presets 'pipeline'): 20 Euler steps, shift 3, no CFG."""
@@ -77,11 +85,16 @@ class EmbeddedModel:
         """Latents (B, C, T, h, w) -> pixels (B, C, T, H, W) in [-1, 1]."""
         return self.codec.decode(latent)
 
-    def generate(self, samples, seeds, frames: int | None = None, steps: int = 20, shift: float = 3.0,
-                 guidance: float = 1.0, callback=None, hooks=None) -> torch.Tensor:
-        """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w)."""
+    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                 shift: float | None = None, guidance: float | None = None, callback=None, hooks=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w). None: the model's
+        own setting (`sampling_defaults()`)."""
         from ..video import check_frames
 
+        own = self.SAMPLING
+        steps = own["steps"] if steps is None else steps
+        shift = own["shift"] if shift is None else shift
+        guidance = own["guidance"] if guidance is None else guidance
         frames = check_frames(frames or samples[0].frames)
         cond = self.condition(samples)
         x = initial_noise(self.latent_shape(samples, frames), seeds, self.device)
