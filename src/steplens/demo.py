@@ -43,9 +43,15 @@ def demo_tasks(model, task: str | None) -> list[str]:
     return list(dict.fromkeys(generator_task(n).name for n in model.trained_tasks or [DEFAULT_TASK]))
 
 
-def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0, steps: int = 20,
-             shift: float = 3.0, frames: int | None = None, task_name: str | None = None) -> Path:
+def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0,
+             steps: int | None = None, shift: float | None = None, frames: int | None = None,
+             task_name: str | None = None, guidance: float | None = None) -> Path:
+    """The demo of `model` into `out` (report.html, summary.json, traces/); steps, shift, guidance: None is the
+    model's own (its sampling_defaults)."""
+    from .presets import own
+
     t0 = time.time()
+    steps, shift, guidance = own(model, steps, shift, guidance)
     out = Path(out)
     names = demo_tasks(model, task_name)
     if len(names) == 1:
@@ -68,7 +74,8 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
     traces = []
     for key in dict.fromkeys((s.task, s.first_frame.shape) for s in samples):  # one batch per family and size
         group = [s for s in samples if (s.task, s.first_frame.shape) == key]
-        traces += trace(model, group, [s.seed for s in group], steps=steps, shift=shift, frames=frames)
+        traces += trace(model, group, [s.seed for s in group], steps=steps, shift=shift, guidance=guidance,
+                        frames=frames)
     rows, views = [], []
     for tr in traces:
         s = tr.sample

@@ -116,9 +116,13 @@ def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | No
     return hooks
 
 
-def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int = 20, shift: float = 3.0,
-                      guidance: float = 1.0, frames: int | None = None, hooks: Hooks | None = None) -> torch.Tensor:
-    """All N members of every sample: latents (B, N, C, T, h, w)."""
+def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int | None = None,
+                      shift: float | None = None, guidance: float | None = None, frames: int | None = None,
+                      hooks: Hooks | None = None) -> torch.Tensor:
+    """All N members of every sample: latents (B, N, C, T, h, w). steps, shift, guidance: None is the model's own."""
+    from .presets import own
+
+    steps = own(model, steps)[0]  # the hooks need the step count
     n = cfg.n_seeds
     rep = [s for s in samples for _ in range(n)]
     h = ensemble_hooks(model, cfg, steps, hooks)
@@ -128,12 +132,16 @@ def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, ste
     return lat.reshape(len(samples), n, *lat.shape[1:])
 
 
-def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int = 20,
-                                  shift: float = 3.0, guidance: float = 1.0, frames: int | None = None,
-                                  group=None) -> torch.Tensor:
+def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int | None = None,
+                                  shift: float | None = None, guidance: float | None = None,
+                                  frames: int | None = None, group=None) -> torch.Tensor:
     """The ensemble with its N members split over the processes of a torch.distributed group (torchrun;
     gloo on CPU, NCCL on GPUs); means by all-reduce. Every process returns all members (B, N, ...)."""
     import torch.distributed as dist
+
+    from .presets import own
+
+    steps = own(model, steps)[0]
 
     world, rank = dist.get_world_size(group), dist.get_rank(group)
     if cfg.n_seeds % world:

@@ -8,9 +8,11 @@ from .tasks import Scorers, generator_task
 from .video import to_uint8
 
 
-def evaluate_samples(model, samples, steps: int = 20, shift: float = 3.0, guidance: float = 1.0, batch: int = 50,
-                     scorers: Scorers | None = None, progress: bool = True, desc: str = "eval") -> tuple[list, dict]:
-    """([per-sample row: sample, task, success, score, details], summary) with noise seed = sample.seed."""
+def evaluate_samples(model, samples, steps: int | None = None, shift: float | None = None,
+                     guidance: float | None = None, batch: int = 50, scorers: Scorers | None = None,
+                     progress: bool = True, desc: str = "eval") -> tuple[list, dict]:
+    """([per-sample row: sample, task, success, score, details], summary) with noise seed = sample.seed; steps,
+    shift, guidance: None is the model's own (its sampling_defaults)."""
     from tqdm import tqdm
 
     scorers = scorers or Scorers()
@@ -27,8 +29,9 @@ def evaluate_samples(model, samples, steps: int = 20, shift: float = 3.0, guidan
     return rows, summarize(rows)
 
 
-def solve_rate(model, task_name: str, seeds, n: int, frames: int, steps: int, shift: float,
-               batch: int = 50, guidance: float = 1.0, progress: bool = True) -> dict:
+def solve_rate(model, task_name: str, seeds, n: int, frames: int, steps: int | None = None,
+               shift: float | None = None, batch: int = 50, guidance: float | None = None,
+               progress: bool = True) -> dict:
     """Generate the samples of `seeds` (noise seed = sample seed) with the task's generator and score them."""
     task = generator_task(task_name)
     samples = [task.sample(s, n, frames, idx=s) for s in seeds]

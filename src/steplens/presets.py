@@ -82,6 +82,18 @@ def check_size_pair(height: int | None, width: int | None) -> None:
                          + ("--height" if height is not None else "--width") + ")")
 
 
+def own(model, steps: int | None = None, shift: float | None = None,
+        guidance: float | None = None) -> tuple[int, float | None, float]:
+    """(steps, shift, guidance): the given values, the model's own (`model.sampling_defaults()`) where None; a
+    shift of None (or NaN in the defaults) stays None: the scheduler's own. For the Python API's callers that
+    need a number (a hook's step count, a report), never a copy of a model's defaults."""
+    d = model.sampling_defaults()
+    steps = int(d["steps"] if steps is None else steps)
+    shift = d.get("shift") if shift is None else shift
+    shift = None if shift is None or math.isnan(float(shift)) else float(shift)
+    return steps, shift, float(d["guidance"] if guidance is None else guidance)
+
+
 def resolve(model, preset: str | None = None, steps: int | None = None, shift: float | None = None,
             guidance: float | None = None, height: int | None = None, width: int | None = None,
             negative_prompt: str | None = None, configure: bool = True) -> Sampling:

@@ -77,12 +77,13 @@ def check_out_config(out: Path, config: dict) -> None:
         atomic_write_json(path, config)
 
 
-def run_samples(model, samples: list[Sample], out: Path, steps: int = 20, shift: float = 3.0, batch: int = 16,
-                guidance: float = 1.0, progress: bool = True, ensemble=None, select: str = "first",
-                split_seeds: bool = False, config: dict | None = None) -> list[dict]:
+def run_samples(model, samples: list[Sample], out: Path, steps: int | None = None, shift: float | None = None,
+                batch: int = 16, guidance: float | None = None, progress: bool = True, ensemble=None,
+                select: str = "first", split_seeds: bool = False, config: dict | None = None) -> list[dict]:
     """Generate the video of every sample into `out` (mirroring the samples' layout); skips outputs already written.
 
-    Noise seed: sample.seed (a folder sample: --seed + its index). `ensemble` (an EnsembleConfig) samples N seeds
+    steps, shift, guidance: None is the model's own (its sampling_defaults). Noise seed: sample.seed (a folder
+    sample: --seed + its index). `ensemble` (an EnsembleConfig) samples N seeds
     per sample with the latent ensemble and writes the member picked by `select`: "first" (the sample's own seed),
     "consensus" (the member whose last frame is closest to the others'), or "all" (the first, plus every member as
     <idx>.seed<k>.mp4). Under torchrun / accelerate launch, each process takes every world-th sample; with

@@ -38,9 +38,10 @@ class Trace:
 
 
 @torch.no_grad()
-def trace(model, samples: list[Sample], seeds: list[int], steps: int = 20, shift: float = 3.0,
-          guidance: float = 1.0, frames: int | None = None, scorers: Scorers | None = None) -> list[Trace]:
-    """Sample a batch and keep x0_hat of every step; score each step's x0_hat (see steplens.cos)."""
+def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = None, shift: float | None = None,
+          guidance: float | None = None, frames: int | None = None, scorers: Scorers | None = None) -> list[Trace]:
+    """Sample a batch and keep x0_hat of every step; score each step's x0_hat (see steplens.cos). steps, shift,
+    guidance: None is the model's own (its sampling_defaults)."""
     from .context import current
 
     scorers = scorers or Scorers()
