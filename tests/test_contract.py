@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import steplens
 from steplens.cli import app
 from steplens.tasks import Sample, Score, answer_region, get_scorer, get_task, registry
-from test_vbvr_layout import make_vbvr
+from builders import make_vbvr
 
 SRC = Path(steplens.__file__).parent
 INFRA = {"contract", "registry", "sample"}  # steplens.tasks modules anyone may import (with the package itself)

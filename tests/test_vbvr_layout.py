@@ -12,24 +12,13 @@ from steplens.cli import app
 from steplens.io import read_png, write_png
 from steplens.tasks import get_task, write_sample
 
-# VBVR-style task folder names (no metadata.json, as in VBVR-Bench-Data)
-LAYOUT = {("In-Domain_50", "O-39_maze_data-generator"): "maze",
-          ("Out-of-Domain_50", "G-7_maze-two-goals_data-generator"): "maze-two-goals"}
+from builders import VBVR_LAYOUT, make_vbvr
+
+LAYOUT = VBVR_LAYOUT
 
 
 def cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def make_vbvr(root, per_task=2, size=3, frames=3, scale=4):
-    keys = []
-    for (split, folder), task in LAYOUT.items():
-        for i in range(per_task):
-            rel = f"{split}/{folder}/{i:05d}"
-            write_sample(root, get_task(task).sample(100 + i, size, frames, idx=i), scale=scale, metadata=False,
-                         rel=rel)
-            keys.append(rel)
-    return keys
 
 
 @pytest.fixture(scope="module")
