@@ -12,8 +12,11 @@ Per family F (generated held-out samples, seeds from `seed`), each piece a probe
   ensemble, at N seeds, on the `compare_families` families where one seed is weakest;
 - `baseline/<model>/F/solve-<size>/`: another model (e.g. tiny-maze) on the families it was trained on.
 
+The parts besides solve are the registered probes that declare a study part (`steplens.probes.contract.StudyPart`:
+its count, order, scope, options, what study.json keeps); a plug-in probe that declares one joins the study.
+
 Then `study.json` (every number), `study.md` (the tables) and `report.html`: a family x claim matrix, each of the
-study's claims judged per family by the rule `steplens report` states (steplens.index), and links to every run.
+study's claims judged per family by the rule its probe states (as `steplens report` does), and links to every run.
 The counts: `count` samples for the solve rates, `sweep_count` for the sweep and `compare_count` for the comparison
 (both `count` unless given: the sweep costs about nine solve-rate figures, a method of the comparison N of them),
 `probe_count` for the intervention probes (noise, propagation, energy, swap), whose cost is a run per condition.
@@ -25,17 +28,27 @@ import json
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .experiment import ExperimentSettings
 from .index import read_run
 from .io import atomic_write_json, atomic_write_text
+from .probes import get_probe, probes
 from .report import Report
 from .tasks import generator_task, next_size, parse_tasks
 
-PARTS = ("solve", "sweep", "noise", "propagation", "energy", "swap", "compare")
-PROBE_PARTS = ("noise", "propagation", "energy", "swap")
-COMPARE_METHODS = ("vote", "best-consensus", "best-oracle", "ensemble", "ensemble-x0")
+SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
+SOLVE_PROBE = "behaviours"
+
+
+def study_probes() -> list:
+    """The probes that are parts of the study (those with a `study` part), in the study's order."""
+    return sorted((p for p in probes() if p.study is not None), key=lambda p: p.study.order)
+
+
+def study_parts() -> list[str]:
+    """The study's parts: solve, then every probe that takes part, in order."""
+    return [SOLVE, *(p.name for p in study_probes())]
 
 
 class StudyConfig(BaseModel):
@@ -47,8 +60,10 @@ class StudyConfig(BaseModel):
     seed: int = 0
     steps: int = 20
     shift: float = 3.0
+    guidance: float = 1.0
+    sampling: dict | None = None  # a pipeline's resolved preset (steplens.presets.Sampling.describe()), if any
     batch: int = 50
-    parts: list[str] = list(PARTS)
+    parts: list[str] = Field(default_factory=study_parts)
     compare_families: int = 2
     n_seeds: int = 3
 
@@ -69,11 +84,12 @@ class StudyConfig(BaseModel):
     @field_validator("parts")
     @classmethod
     def _parts(cls, v):
-        bad = [p for p in v if p not in PARTS]
+        allowed = study_parts()
+        bad = [p for p in v if p not in allowed]
         if bad:
-            raise ValueError(f"unknown study part {bad[0]!r}; allowed: {', '.join(PARTS)}")
+            raise ValueError(f"unknown study part {bad[0]!r}; allowed: {', '.join(allowed)}")
         if not v:
-            raise ValueError(f"--parts names no part; allowed: {', '.join(PARTS)}")
+            raise ValueError(f"--parts names no part; allowed: {', '.join(allowed)}")
         return v
 
     @model_validator(mode="after")
@@ -83,10 +99,12 @@ class StudyConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _compare_needs_solve(self):
-        if "compare" in self.parts and self.compare_families and "solve" not in self.parts:
-            raise ValueError("--parts compare runs on the families where one seed is weakest, which the solve part "
-                             "measures: add solve to --parts (or --compare-families 0)")
+    def _weakest_needs_solve(self):
+        for p in study_probes():
+            if p.study.scope == "weakest" and p.name in self.parts and self.compare_families and \
+                    SOLVE not in self.parts:
+                raise ValueError(f"--parts {p.name} runs on the families where one seed is weakest, which the solve "
+                                 f"part measures: add solve to --parts (or --compare-families 0)")
         return self
 
 
@@ -94,7 +112,7 @@ def study_tasks(model, tasks: str | None) -> list[str]:
     """`tasks`: names, comma-separated, or `all`; by default those the model was trained on (its weights say)."""
     if tasks is not None:
         return parse_tasks(tasks, "--tasks")
-    names = getattr(model, "trained_tasks", None)
+    names = model.trained_tasks
     if not names:
         raise ValueError(f"model {model.name} does not record the tasks it was trained on; name them with --tasks "
                          f"(comma-separated, or all)")
@@ -103,18 +121,23 @@ def study_tasks(model, tasks: str | None) -> list[str]:
 
 def _settings(cfg: StudyConfig, task: str, count: int, size: int | None = None) -> ExperimentSettings:
     return ExperimentSettings(task=task, size=size, count=count, seed=cfg.seed, steps=cfg.steps, shift=cfg.shift,
-                              batch=cfg.batch)
+                              guidance=cfg.guidance, sampling=cfg.sampling, batch=cfg.batch)
 
 
-def _run_probe(name: str, model, out: Path, s: ExperimentSettings, progress: bool) -> dict:
-    from .probes import get_probe
-
-    mod = get_probe(name)
-    res = mod.run(model, out, s, progress=progress)
-    rep = Report(f"steplens probe {name}: {model.name} on {s.task}")
-    mod.report_section(rep, out, res)
+def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, **options) -> dict:
+    """One probe's run into OUT with its report."""
+    res = probe.run(model, out, s, progress=progress, **options)
+    rep = Report(f"steplens {probe.kind}: {model.name} on {s.task}")
+    probe.report_section(rep, out, res)
     rep.write(out / "report.html")
     return res
+
+
+def _run_part(probe, model, out: Path, cfg: StudyConfig, task: str, progress: bool):
+    """A probe's part of the study on one family: its run, and what study.json keeps of it."""
+    part = probe.study
+    res = _run_probe(probe, model, out, _settings(cfg, task, getattr(cfg, part.count)), progress, **part.options(cfg))
+    return part.summary(res) if part.summary is not None else None
 
 
 def _solve_row(res: dict) -> dict:
@@ -132,58 +155,50 @@ def _solve_row(res: dict) -> dict:
 
 def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
               progress: bool = True) -> dict:
-    from .compare import compare, report_section as compare_section
-    from .ensemble import EnsembleConfig
-
     t0 = time.time()
     out = Path(out)
+    solver = get_probe(SOLVE_PROBE)
+    parts = [p for p in study_probes() if p.name in cfg.parts]
     fam: dict[str, dict] = {}
     for name in cfg.tasks:
         task = generator_task(name)
         size, edge = task.default_size, next_size(task, task.default_size)
         f = fam[name] = {"size": size, "next_size": edge, "solve": {}}
-        if "solve" in cfg.parts:
+        if SOLVE in cfg.parts:
             for k in [size] + ([edge] if edge is not None else []):
-                res = _run_probe("behaviours", model, out / name / f"solve-{k}", _settings(cfg, name, cfg.count, k),
+                res = _run_probe(solver, model, out / name / f"solve-{k}", _settings(cfg, name, cfg.count, k),
                                  progress)
                 f["solve"][str(k)] = _solve_row(res)
-        if "sweep" in cfg.parts:
-            res = _run_probe("sweep", model, out / name / "sweep", _settings(cfg, name, cfg.sweep_count), progress)
-            f["sweep"] = {r["condition"]: {"solve_rate": r["solve_rate"], "ci_low": r["ci_low"],
-                                           "ci_high": r["ci_high"], "n": r["n"]} for r in res["table"]}
-        for part in PROBE_PARTS:
-            if part not in cfg.parts:
+        for p in (p for p in parts if p.study.scope == "family"):
+            why = p.study.not_applicable(task)
+            if why:
+                f.setdefault("not_applicable", []).append(why)
                 continue
-            if part == "swap" and not callable(getattr(task, "swap_pair", None)):
-                f.setdefault("not_applicable", []).append("swap: the prompt does not choose the answer (no swap_pair)")
-                continue
-            _run_probe(part, model, out / name / part, _settings(cfg, name, cfg.probe_count), progress)
+            kept = _run_part(p, model, out / name / p.name, cfg, name, progress)
+            if kept is not None:
+                f[p.name] = kept
     weakest = []
-    if "compare" in cfg.parts and cfg.compare_families:
+    on_weakest = [p for p in parts if p.study.scope == "weakest"]
+    if on_weakest and cfg.compare_families:
         rated = [(f["solve"][str(f["size"])]["solve_rate"], n) for n, f in fam.items() if str(f["size"]) in f["solve"]]
         weakest = [n for _, n in sorted(rated)[: cfg.compare_families]]
         for name in weakest:
-            d = out / "compare" / name
-            res = compare(model, d, _settings(cfg, name, cfg.compare_count), n_list=[cfg.n_seeds],
-                          methods=list(COMPARE_METHODS), ens=EnsembleConfig(), progress=progress)
-            rep = Report(f"steplens compare: {model.name} on {name}")
-            compare_section(rep, d, res)
-            rep.write(d / "report.html")
-            fam[name]["compare"] = [{k: r[k] for k in ("method", "n_seeds", "solve_rate", "mean_score",
-                                                       "delta_vs_single", "delta_ci_low", "delta_ci_high")}
-                                    for r in res["table"]]
+            for p in on_weakest:
+                kept = _run_part(p, model, out / p.name / name, cfg, name, progress)
+                if kept is not None:
+                    fam[name][p.name] = kept
     base = {}
     if baseline is not None:
-        trained = getattr(baseline, "trained_tasks", None) or []
+        trained = baseline.trained_tasks
         for name in [n for n in cfg.tasks if n in trained]:
             k = fam[name]["size"]
-            res = _run_probe("behaviours", baseline, out / "baseline" / baseline.name / name / f"solve-{k}",
+            res = _run_probe(solver, baseline, out / "baseline" / baseline.name / name / f"solve-{k}",
                              _settings(cfg, name, cfg.count, k), progress)
             base[name] = {str(k): _solve_row(res)}
     claims = judge(out, fam)
     training = None
     if train_log:
-        trained = getattr(model, "trained_tasks", None) or []
+        trained = model.trained_tasks
         training = {"logs": [str(p) for p in _paths(train_log)],
                     "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
     result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
@@ -196,11 +211,13 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
 
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
-    """{claim: {family: {holds, evidence, run}}} from every probe and comparison result under OUT/<family>/ and
-    OUT/compare/<family>/, judged by steplens.index's stated rules (the solve runs at the default difficulty only)."""
+    """{claim: {family: {holds, evidence, run}}} from every probe result under OUT/<family>/ and, for the parts run
+    on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.index; the solve runs
+    at the default difficulty only)."""
     claims: dict[str, dict[str, dict]] = {}
+    weakest = [p.name for p in study_probes() if p.study.scope == "weakest"]
     for name, f in families.items():
-        for root in (out / name, out / "compare" / name):
+        for root in (out / name, *(out / w / name for w in weakest)):
             for p in sorted(root.rglob("results.json")) if root.is_dir() else []:
                 if "store" in p.relative_to(out).parts:
                     continue
@@ -364,7 +381,7 @@ def write_report(out: Path, result: dict) -> None:
 
 def study_config_from(model, tasks: str | None, parts: str | None, **kw) -> StudyConfig:
     names = study_tasks(model, tasks)
-    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else list(PARTS)
+    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else study_parts()
     return StudyConfig(tasks=names, parts=plist, **kw)
 
 

@@ -1,22 +1,26 @@
-"""What every probe shares: settings, samples, one condition = one sampling run, summaries.
+"""What every probe shares: the skeleton of a run (`ProbeBase`), settings, samples, one condition = one sampling
+run, summaries.
 
 A probe is a set of named *conditions*; a condition builds the hooks for a batch (or none, for the
 clean baseline). Every (condition, sample) gives one row: success, score, and whatever extra metrics
 the probe computes from the run. The loop over them is steplens.experiment.run_grid (resumable,
-extendable with more samples).
+extendable with more samples). The contract a probe implements is `steplens.probes.contract.Probe`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ..experiment import ExperimentSettings, load_samples, seeds_of, write_results, write_table  # noqa: F401
+from ..experiment import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
+                          write_results, write_table)
 from ..hooks import Hooks
 from ..stats import summarize
-from ..tasks import Sample, Scorers
+from ..tasks import DEFAULT_TASK, Sample, Scorers
 from ..video import to_uint8
+from .contract import ProbeRun
 
 ProbeSettings = ExperimentSettings  # the settings every probe takes
 
@@ -69,3 +73,73 @@ def summary_rows(rows_by_condition: dict[str, list[dict]], **extra_cols) -> list
     for c, rows in rows_by_condition.items():
         out.append({"condition": c, **summarize(rows), **{k: v(c) for k, v in extra_cols.items()}})
     return out
+
+
+class ProbeBase:
+    """The skeleton every probe shares (see steplens.probes.contract): a subclass gives its name, description,
+    claims, conditions, batch run, summary and report section, and overrides the other steps where it has its
+    own."""
+
+    name: str = ""
+    description: str = ""
+    claims: tuple = ()
+    study = None
+
+    @property
+    def kind(self) -> str:
+        return f"probe {self.name}"
+
+    def default_task(self) -> str:
+        return DEFAULT_TASK
+
+    def run(self, model, out: Path, settings: ProbeSettings, progress: bool = True, **options) -> dict:
+        r = ProbeRun(model, Path(out), settings, self.options(model, settings, **options))
+        r.samples = load_samples(model, settings)
+        self.prepare(r)
+        r.conditions = self.conditions(r)
+        r.config = {**settings.describe(), **self.config(r), "model": model.name}
+        store = open_store(r.out, self.name, r.config)
+        run_grid(store, list(r.conditions), r.samples, settings.batch, self.batch(r),
+                 group=lambda c: self.group(r, c), desc=self.kind, progress=progress)
+        rows = {c: rows_of(store, c, r.samples) for c in r.conditions}
+        res = self.summary(r, rows)
+        self.write(r, res)
+        self.finish(r, res, rows)
+        return res
+
+    def options(self, model, settings: ProbeSettings, **given) -> dict:
+        return given
+
+    def prepare(self, run: ProbeRun) -> None:
+        pass
+
+    def conditions(self, run: ProbeRun) -> dict:
+        raise NotImplementedError
+
+    def config(self, run: ProbeRun) -> dict:
+        return dict(run.options)
+
+    def batch(self, run: ProbeRun):
+        raise NotImplementedError
+
+    def group(self, run: ProbeRun, condition: str):
+        return condition
+
+    def summary(self, run: ProbeRun, rows: dict[str, list[dict]]) -> dict:
+        raise NotImplementedError
+
+    def write(self, run: ProbeRun, res: dict) -> None:
+        write_results(run.out, self.name, run.settings, run.config, res["table"], res["headline"],
+                      samples=len(run.samples))
+
+    def finish(self, run: ProbeRun, res: dict, rows: dict[str, list[dict]]) -> None:
+        pass
+
+    def reads(self, data: dict) -> bool:
+        return data.get("probe") == self.name
+
+    def headline_text(self, headline: dict, table: list) -> str:
+        return ""
+
+    def report_section(self, rep, out: Path, res: dict, rel: str = ".") -> None:
+        raise NotImplementedError

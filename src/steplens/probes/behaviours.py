@@ -15,40 +15,78 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ..experiment import open_store, rows_of, run_grid
+
 from ..plots import save
 from ..report import Report
 from ..stats import summarize
-from .base import ProbeSettings, condition_runner, load_samples, write_results
+from .base import ProbeBase, condition_runner, write_results
+from .contract import Claim, ProbeRun
 from .trajectory import cos_extra, record_x0
 
 
-def run(model, out: Path, s: ProbeSettings, progress=True) -> dict:
-    samples = load_samples(model, s)
-    store = open_store(out, "behaviours", {**s.describe(), "model": model.name})
-    runner = condition_runner(model, s, lambda c, b: record_x0(model, s.steps), extra=cos_extra(model, s.scorers()))
-    run_grid(store, ["clean"], samples, s.batch, runner, desc="probe behaviours", progress=progress)
-    rows = rows_of(store, "clean", samples)
-    n = len(rows)
-    both = [r for r in rows if r["static_right_step"] is not None and r["answer_right_step"] is not None]
-    branches = np.array([r["off_branches"] for r in rows], float)
-    commit = [r["commitment_step"] for r in rows if r["commitment_step"] is not None]
-    headline = {
-        "runs": n, "solve_rate": summarize(rows)["solve_rate"], "mean_score": summarize(rows)["mean_score"],
-        "self_corrections": sum(r["self_correction"] for r in rows),
-        "reverse_corrections": sum(r["reverse_correction"] for r in rows),
-        "mean_commitment_step": float(np.mean(commit)) if commit else None,
-        "perception_before_action": sum(r["static_right_step"] < r["answer_right_step"] for r in both),
-        "perception_with_action": sum(r["static_right_step"] == r["answer_right_step"] for r in both),
-        "runs_with_both_steps": len(both),
-        "runs_exploring_multiple_branches": int(sum(r["max_off_branches"] >= 2 for r in rows)),
-        "mean_off_branches_per_step": branches.mean(0).round(3).tolist(),
-        **candidate_headline(rows),
-    }
-    table = [{"behaviour": k, "count_or_value": v} for k, v in headline.items() if k != "mean_off_branches_per_step"]
-    write_results(out, "behaviours", s, {"model": model.name}, table, headline, samples=n)
-    plot(out, rows, branches, s.steps)
-    return {"headline": headline, "table": table}
+class Behaviours(ProbeBase):
+    name = "behaviours"
+    description = "self-correction, commitment, perception before action and multi-path exploration, counted per run"
+    claims = (
+        Claim("behaviours-early-candidates", "several candidates early, one late",
+              lambda h, t: h["mean_off_branches_per_step"][0] > h["mean_off_branches_per_step"][-1],
+              "fewer at the end",
+              lambda h, t: f"off-target branches {h['mean_off_branches_per_step'][0]:.3f} at step 0 → "
+                           f"{h['mean_off_branches_per_step'][-1]:.3f} at the end"),
+        Claim("behaviours-self-correction", "self-correction happens", lambda h, t: h["self_corrections"] > 0,
+              "at least one run", lambda h, t: f"{h['self_corrections']} of {h['runs']} runs"))
+
+    def conditions(self, r: ProbeRun) -> dict:
+        return {"clean": None}
+
+    def batch(self, r: ProbeRun):
+        return condition_runner(r.model, r.settings, lambda c, b: record_x0(r.model, r.settings.steps),
+                                extra=cos_extra(r.model, r.settings.scorers()))
+
+    def summary(self, r: ProbeRun, by: dict) -> dict:
+        rows = by["clean"]
+        n = len(rows)
+        both = [x for x in rows if x["static_right_step"] is not None and x["answer_right_step"] is not None]
+        commit = [x["commitment_step"] for x in rows if x["commitment_step"] is not None]
+        headline = {
+            "runs": n, "solve_rate": summarize(rows)["solve_rate"], "mean_score": summarize(rows)["mean_score"],
+            "self_corrections": sum(x["self_correction"] for x in rows),
+            "reverse_corrections": sum(x["reverse_correction"] for x in rows),
+            "mean_commitment_step": float(np.mean(commit)) if commit else None,
+            "perception_before_action": sum(x["static_right_step"] < x["answer_right_step"] for x in both),
+            "perception_with_action": sum(x["static_right_step"] == x["answer_right_step"] for x in both),
+            "runs_with_both_steps": len(both),
+            "runs_exploring_multiple_branches": int(sum(x["max_off_branches"] >= 2 for x in rows)),
+            "mean_off_branches_per_step": _branches(rows).mean(0).round(3).tolist(),
+            **candidate_headline(rows),
+        }
+        table = [{"behaviour": k, "count_or_value": v} for k, v in headline.items()
+                 if k != "mean_off_branches_per_step"]
+        return {"headline": headline, "table": table}
+
+    def write(self, r: ProbeRun, res: dict) -> None:  # results.json records the model only (the store: all)
+        write_results(r.out, self.name, r.settings, {"model": r.model.name}, res["table"], res["headline"],
+                      samples=len(r.samples))
+
+    def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
+        plot(r.out, by["clean"], _branches(by["clean"]), r.settings.steps)
+
+    def headline_text(self, h: dict, table: list) -> str:
+        return f"{h['runs']} runs, solve rate {h['solve_rate']:.3f}, commitment step {h['mean_commitment_step']}"
+
+    def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+        h = res["headline"]
+        rep.section("Behaviours along the chain of steps",
+                    f"{h['self_corrections']} self-corrections and {h['reverse_corrections']} reverse corrections in "
+                    f"{h['runs']} runs; the scene right before the answer in {h['perception_before_action']} of "
+                    f"{h['runs_with_both_steps']} runs; {h['runs_exploring_multiple_branches']} runs hold >= 2 "
+                    f"off-target branches at some step.")
+        rep.image(f"{rel}/behaviours.png", "commitment steps; mean branches and candidate mass per step")
+        rep.table(res["table"])
+
+
+def _branches(rows) -> np.ndarray:
+    return np.array([r["off_branches"] for r in rows], float)
 
 
 def candidate_headline(rows) -> dict:
@@ -100,12 +138,5 @@ def plot(out: Path, rows, branches, steps) -> None:
     save(fig, Path(out) / "behaviours.png")
 
 
-def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
-    h = res["headline"]
-    rep.section("Behaviours along the chain of steps",
-                f"{h['self_corrections']} self-corrections and {h['reverse_corrections']} reverse corrections in "
-                f"{h['runs']} runs; the scene right before the answer in {h['perception_before_action']} of "
-                f"{h['runs_with_both_steps']} runs; {h['runs_exploring_multiple_branches']} runs hold >= 2 "
-                f"off-target branches at some step.")
-    rep.image(f"{rel}/behaviours.png", "commitment steps; mean branches and candidate mass per step")
-    rep.table(res["table"])
+PROBE = Behaviours()
+run, report_section = PROBE.run, PROBE.report_section

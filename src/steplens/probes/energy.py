@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ..experiment import open_store, rows_of, run_grid
+
 from ..hooks import Hooks
 from ..io import atomic_write_json
 from ..plots import save
 from ..report import Report
 from ..stats import summarize
 from ..tasks import answer_region
-from .base import ProbeSettings, generate, load_samples, score_outputs, write_results
+from .base import ProbeBase, ProbeSettings, generate, score_outputs
+from .contract import Claim, ProbeRun, StudyPart
 
 
 def default_steps(n: int) -> list[int]:
@@ -33,83 +34,143 @@ def task_mask(sample) -> torch.Tensor:
     return torch.from_numpy(np.asarray(answer_region(sample), bool))
 
 
-def run(model, out: Path, s: ProbeSettings, steps: list[int] | None = None, pca_blocks: list[str] | None = None,
-        progress=True) -> dict:
-    out = Path(out)
-    steps = steps or default_steps(s.steps)
-    bad = [k for k in steps if not 0 <= k < s.steps]
-    if bad:
-        raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
-    blocks = list(model.block_names)
-    pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
-    samples = load_samples(model, s)
-    masks_px = {x.name: task_mask(x) for x in samples}  # fails early, naming a sample without a known answer region
-    config = {**s.describe(), "steps": steps, "pca_blocks": pca_blocks, "model": model.name}
-    store = open_store(out, "energy", config)
-    scorers = s.scorers()
+class Energy(ProbeBase):
+    name = "energy"
+    description = "per-token activation energy of every block: maps, PCA, and the task/background ratio per block"
+    claims = (Claim("energy-middle-blocks", "middle blocks carry the decisive semantics",
+                    lambda h, t: 0.25 * len(t) <= _best_index(h, t) < 0.75 * len(t), "a block of the middle half",
+                    lambda h, t: f"highest task/background energy in {h['best_block']} of {len(t)} "
+                                 f"({h['best_ratio']:.3f})"),)
+    study = StudyPart(count="probe_count", order=40)
 
-    branches = ["cond", "uncond"] if s.guidance > 1 else ["cond"]
+    def options(self, model, s: ProbeSettings, steps: list[int] | None = None,
+                pca_blocks: list[str] | None = None) -> dict:
+        steps = steps or default_steps(s.steps)
+        bad = [k for k in steps if not 0 <= k < s.steps]
+        if bad:
+            raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
+        blocks = list(model.block_names)
+        pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
+        return {"steps": steps, "pca_blocks": pca_blocks}
 
-    def run_batch(conds, batch):
-        # both CFG branches when CFG is on; the maps and the main table are the cond branch (the study's first pass)
-        hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy",
-                                             branch=None if len(branches) > 1 else "cond")
-        lat = generate(model, s, batch, hooks)
-        grid = model.token_grid(lat.shape)
-        masks = torch.stack([model.token_mask(masks_px[x.name]) for x in batch])  # (B, h, w)
-        ran = experts_by_step(hooks, blocks[0], steps)
-        rows = [{**r, "ratios": {}, "maps": {}, "by": {}, "experts": [ran[k] for k in steps]}
-                for r in score_outputs(model, batch, lat, scorers)]
+    def prepare(self, r: ProbeRun) -> None:
+        # fails early, naming a sample without a known answer region
+        r.state["masks_px"] = {x.name: task_mask(x) for x in r.samples}
+
+    def conditions(self, r: ProbeRun) -> dict:
+        return {"energy": None}
+
+    def batch(self, r: ProbeRun):
+        model, s, steps, masks_px = r.model, r.settings, r.options["steps"], r.state["masks_px"]
+        blocks = list(model.block_names)
+        scorers = s.scorers()
+        branches = _branches(s)
+
+        def run_batch(conds, batch):
+            # both CFG branches when CFG is on; the maps and the main table are the cond branch (the study's first
+            # pass)
+            hooks = Hooks(model, s.steps).record(blocks, steps=steps, reduce="energy",
+                                                 branch=None if len(branches) > 1 else "cond")
+            lat = generate(model, s, batch, hooks)
+            grid = model.token_grid(lat.shape)
+            masks = torch.stack([model.token_mask(masks_px[x.name]) for x in batch])  # (B, h, w)
+            ran = experts_by_step(hooks, blocks[0], steps)
+            rows = [{**x, "ratios": {}, "maps": {}, "by": {}, "experts": [ran[k] for k in steps]}
+                    for x in score_outputs(model, batch, lat, scorers)]
+            for b in blocks:
+                for k in steps:
+                    for br in branches:
+                        e = hooks.get(b, k, br).reshape(len(batch), *grid)
+                        out_frames = e[:, 1:] if grid[0] > 1 else e
+                        for n, row in enumerate(rows):
+                            m = masks[n][None].expand_as(out_frames[n])
+                            ratio = (out_frames[n][m].mean() / out_frames[n][~m].mean()).item()
+                            row["by"].setdefault(f"{br}|{ran[k] or '-'}|{b}", []).append(ratio)
+                            if br == "cond":
+                                row["ratios"].setdefault(b, []).append(ratio)
+                                row["maps"][f"{b}@{k}"] = e[n].tolist()
+            return {"energy": rows}
+        return run_batch
+
+    def summary(self, r: ProbeRun, by: dict) -> dict:
+        rows, steps, blocks = by["energy"], r.options["steps"], list(r.model.block_names)
+        ran = rows[0].get("experts") or [None] * len(steps)
+        groups = sorted({g.rsplit("|", 1)[0] for x in rows for g in x.get("by", {})})
+        table = []
         for b in blocks:
-            for k in steps:
-                for br in branches:
-                    e = hooks.get(b, k, br).reshape(len(batch), *grid)
-                    out_frames = e[:, 1:] if grid[0] > 1 else e
-                    for n, row in enumerate(rows):
-                        m = masks[n][None].expand_as(out_frames[n])
-                        ratio = (out_frames[n][m].mean() / out_frames[n][~m].mean()).item()
-                        row["by"].setdefault(f"{br}|{ran[k] or '-'}|{b}", []).append(ratio)
-                        if br == "cond":
-                            row["ratios"].setdefault(b, []).append(ratio)
-                            row["maps"][f"{b}@{k}"] = e[n].tolist()
-        return {"energy": rows}
+            row = {"block": b, "task_background_ratio": float(np.mean([np.mean(x["ratios"][b]) for x in rows]))}
+            for g in groups if len(groups) > 1 else []:  # per CFG branch and expert, where there is more than one
+                vals = [np.mean(x["by"][f"{g}|{b}"]) for x in rows if f"{g}|{b}" in x.get("by", {})]
+                br, ex = g.split("|")
+                row[f"ratio {br}" + ("" if ex == "-" else f" {ex}")] = float(np.mean(vals))
+            table.append(row)
+        best = max(table, key=lambda x: x["task_background_ratio"])
+        headline = {"solve_rate": summarize(rows)["solve_rate"], "mean_score": summarize(rows)["mean_score"],
+                    "best_block": best["block"], "best_ratio": best["task_background_ratio"], "steps": steps,
+                    "ratios": {x["block"]: round(x["task_background_ratio"], 3) for x in table},
+                    "maps_averaged_over": len(_same_shape(rows, blocks[0], steps[0])), "branch": "cond",
+                    "branches": _branches(r.settings), "experts": {str(k): e for k, e in zip(steps, ran)}}
+        for key in [k for k in table[0] if k.startswith("ratio ")]:
+            top = max(table, key=lambda x: x[key])
+            headline.setdefault("best_block_by", {})[key[len("ratio "):]] = top["block"]
+        return {"headline": headline, "table": table}
 
-    run_grid(store, ["energy"], samples, s.batch, run_batch, desc="probe energy", progress=progress)
-    rows = rows_of(store, "energy", samples)
-    same = [r for r in rows if np.shape(r["maps"][f"{blocks[0]}@{steps[0]}"]) == np.shape(rows[0]["maps"][f"{blocks[0]}@{steps[0]}"])]
-    mean_energy = {(b, k): torch.tensor([r["maps"][f"{b}@{k}"] for r in same]).mean(0) for b in blocks for k in steps}
-    ran = rows[0].get("experts") or [None] * len(steps)
-    groups = sorted({g.rsplit("|", 1)[0] for r in rows for g in r.get("by", {})})
-    table = []
-    for b in blocks:
-        row = {"block": b, "task_background_ratio": float(np.mean([np.mean(r["ratios"][b]) for r in rows]))}
-        for g in groups if len(groups) > 1 else []:  # per CFG branch and expert, where there is more than one
-            vals = [np.mean(r["by"][f"{g}|{b}"]) for r in rows if f"{g}|{b}" in r.get("by", {})]
-            br, ex = g.split("|")
-            row[f"ratio {br}" + ("" if ex == "-" else f" {ex}")] = float(np.mean(vals))
-        table.append(row)
-    best = max(table, key=lambda r: r["task_background_ratio"])
-    per_step = {b: [float(np.mean([r["ratios"][b][j] for r in rows])) for j in range(len(steps))] for b in blocks}
-    headline = {"solve_rate": summarize(rows)["solve_rate"], "mean_score": summarize(rows)["mean_score"],
-                "best_block": best["block"], "best_ratio": best["task_background_ratio"], "steps": steps,
-                "ratios": {r["block"]: round(r["task_background_ratio"], 3) for r in table},
-                "maps_averaged_over": len(same), "branch": "cond", "branches": branches,
-                "experts": {str(k): e for k, e in zip(steps, ran)}}
-    for key in [k for k in table[0] if k.startswith("ratio ")]:
-        top = max(table, key=lambda r: r[key])
-        headline.setdefault("best_block_by", {})[key[len("ratio "):]] = top["block"]
-    # PCA maps of the first sample's full hidden states (one more run of one sample)
-    pca = Hooks(model, s.steps).record(pca_blocks, steps=[steps[0]], branch="cond")
-    lat = generate(model, s, samples[:1], pca)
-    grid = model.token_grid(lat.shape)
-    pca_state = {b: pca.get(b, steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
-    write_results(out, "energy", s, config, table, headline, samples=len(samples))
-    atomic_write_json(out / "energy_maps.json", {f"{b}@{k}": v.tolist() for (b, k), v in mean_energy.items()})
-    plot_grid(out, mean_energy, blocks, steps, dict(zip(steps, ran)))
-    plot_pca(out, pca_state)
-    plot_ratio(out, table)
-    plot_steps(out, per_step, blocks, steps, ran)
-    return {"headline": headline, "table": table}
+    def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
+        """The mean maps, PCA maps of the first sample's full hidden states (one more run of one sample), plots."""
+        model, s, out, steps, pca_blocks = r.model, r.settings, r.out, r.options["steps"], r.options["pca_blocks"]
+        rows, blocks = by["energy"], list(model.block_names)
+        same = _same_shape(rows, blocks[0], steps[0])
+        mean_energy = {(b, k): torch.tensor([x["maps"][f"{b}@{k}"] for x in same]).mean(0) for b in blocks
+                       for k in steps}
+        ran = rows[0].get("experts") or [None] * len(steps)
+        per_step = {b: [float(np.mean([x["ratios"][b][j] for x in rows])) for j in range(len(steps))] for b in blocks}
+        pca = Hooks(model, s.steps).record(pca_blocks, steps=[steps[0]], branch="cond")
+        lat = generate(model, s, r.samples[:1], pca)
+        grid = model.token_grid(lat.shape)
+        pca_state = {b: pca.get(b, steps[0])[0].reshape(*grid, -1) for b in pca_blocks}
+        atomic_write_json(out / "energy_maps.json", {f"{b}@{k}": v.tolist() for (b, k), v in mean_energy.items()})
+        plot_grid(out, mean_energy, blocks, steps, dict(zip(steps, ran)))
+        plot_pca(out, pca_state)
+        plot_ratio(out, res["table"])
+        plot_steps(out, per_step, blocks, steps, ran)
+
+    def headline_text(self, h: dict, table: list) -> str:
+        return f"best block {h['best_block']} ({h['best_ratio']:.3f})"
+
+    def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+        h = res["headline"]
+        rep.section("Block energy: perception, reasoning, consolidation",
+                    f"Highest task/background energy ratio: {h['best_block']} ({h['best_ratio']:.3f}).")
+        rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
+        if (Path(out) / "energy_steps.png").exists():
+            experts = {e for e in h.get("experts", {}).values() if e}
+            rep.text("The same ratio per recorded step (cond branch)" + (
+                f"; the dashed line marks the switch between the experts ({', '.join(sorted(experts))}), two "
+                f"different networks whose blocks are reported apart in the table" if len(experts) > 1 else "") + ".")
+            rep.image(f"{rel}/energy_steps.png", "energy ratio per block and step")
+        from ..viewer import CSS, JS, image_stepper
+
+        rep.text("Token energy per block (rows) and latent frame (columns), mean over samples: move the slider (or "
+                 "the arrow keys) over the recorded steps.")
+        rep.raw(image_stepper([f"{rel}/energy_step{k}.png" for k in h["steps"]],
+                              [f"step {k}: blocks × frames" for k in h["steps"]], "energy grid per step"),
+                css=CSS, js=JS)
+        rep.image(f"{rel}/pca.png", "PCA maps", width=300)
+        rep.table(res["table"])
+
+
+def _branches(s: ProbeSettings) -> list[str]:
+    return ["cond", "uncond"] if s.guidance > 1 else ["cond"]
+
+
+def _same_shape(rows: list[dict], block: str, step: int) -> list[dict]:
+    """The rows whose maps have the first row's shape (samples of one size: the maps averaged)."""
+    key = f"{block}@{step}"
+    return [x for x in rows if np.shape(x["maps"][key]) == np.shape(rows[0]["maps"][key])]
+
+
+def _best_index(h: dict, table: list) -> int:
+    return [r["block"] for r in table].index(h["best_block"])
 
 
 def experts_by_step(hooks, block: str, steps: list[int]) -> dict[int, str | None]:
@@ -204,22 +265,5 @@ def plot_ratio(out: Path, table) -> None:
     save(fig, Path(out) / "energy_ratio.png")
 
 
-def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
-    h = res["headline"]
-    rep.section("Block energy: perception, reasoning, consolidation",
-                f"Highest task/background energy ratio: {h['best_block']} ({h['best_ratio']:.3f}).")
-    rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
-    if (Path(out) / "energy_steps.png").exists():
-        experts = {e for e in h.get("experts", {}).values() if e}
-        rep.text("The same ratio per recorded step (cond branch)" + (
-            f"; the dashed line marks the switch between the experts ({', '.join(sorted(experts))}), two different "
-            f"networks whose blocks are reported apart in the table" if len(experts) > 1 else "") + ".")
-        rep.image(f"{rel}/energy_steps.png", "energy ratio per block and step")
-    from ..viewer import CSS, JS, image_stepper
-
-    rep.text("Token energy per block (rows) and latent frame (columns), mean over samples: move the slider (or the "
-             "arrow keys) over the recorded steps.")
-    rep.raw(image_stepper([f"{rel}/energy_step{k}.png" for k in h["steps"]],
-                          [f"step {k}: blocks × frames" for k in h["steps"]], "energy grid per step"), css=CSS, js=JS)
-    rep.image(f"{rel}/pca.png", "PCA maps", width=300)
-    rep.table(res["table"])
+PROBE = Energy()
+run, report_section = PROBE.run, PROBE.report_section

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..experiment import open_store, rows_of, run_grid
 from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
-from .base import ProbeSettings, condition_runner, load_samples, seeds_of, summary_rows, write_results
+from .base import ProbeBase, ProbeSettings, condition_runner, seeds_of, summary_rows
+from .contract import Claim, ProbeRun, StudyPart
 
 
 def fresh_noise(like: torch.Tensor, seeds: list[int], salt: int) -> torch.Tensor:
@@ -36,14 +36,13 @@ def check_indices(what: str, chosen, n: int) -> list[int]:
     return chosen
 
 
-def conditions(model, s: ProbeSettings, n_frames: int, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None,
-               frames=None) -> dict:
+def _conditions(model, s: ProbeSettings, steps: list[int], frames: list[int], mix_strengths, mix_every: int) -> dict:
     """name -> hooks factory (None for the clean run)."""
     conds: dict = {"clean": None}
-    for k in check_indices("step", steps, s.steps):
+    for k in steps:
         conds[f"step {k}"] = lambda smp, sd, k=k: Hooks(model, s.steps).edit(
             "latent", steps=[k], fn=lambda x, ctx: fresh_noise(x, sd, 1 + ctx.step))
-    for f in check_indices("frame", frames, n_frames):
+    for f in frames:
         def frame_noise(x, ctx, sd=None, f=f):
             x = x.clone()
             x[:, :, f] = fresh_noise(x[:, :, f], sd, 1000 + 100 * f + ctx.step)
@@ -57,36 +56,77 @@ def conditions(model, s: ProbeSettings, n_frames: int, mix_strengths=(0.25, 0.5)
     return conds
 
 
-def run(model, out: Path, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None, frames=None,
-        progress=True) -> dict:
-    if mix_every < 1:
-        raise ValueError(f"mix_every must be >= 1, got {mix_every}")
-    samples = load_samples(model, s)
-    n_frames = min(x.frames for x in samples)  # latent frames every sample has
-    conds = conditions(model, s, n_frames, mix_strengths, mix_every, steps, frames)
-    steps, frames = check_indices("step", steps, s.steps), check_indices("frame", frames, n_frames)
-    config = {**s.describe(), "mix_strengths": list(mix_strengths), "mix_every": mix_every, "steps": steps,
-              "frames": frames, "model": model.name}
-    store = open_store(out, "noise", config)
-    make = lambda c, batch: conds[c](batch, seeds_of(batch)) if conds[c] is not None else None  # noqa: E731
-    run_grid(store, list(conds), samples, s.batch, condition_runner(model, s, make), desc="probe noise",
-             progress=progress)
-    table = summary_rows({c: rows_of(store, c, samples) for c in conds})
-    by = {r["condition"]: r for r in table}
-    clean = by["clean"]["solve_rate"]
-    step_rates = [by[f"step {k}"]["solve_rate"] for k in steps]
-    frame_rates = [by[f"frame {f}"]["solve_rate"] for f in frames]
-    headline = {
-        "clean": clean, "clean_mean_score": by["clean"]["mean_score"],
-        "step_noise_mean": float(np.mean(step_rates)), "step_noise_min": float(np.min(step_rates)),
-        "worst_step": steps[int(np.argmin(step_rates))],
-        "frame_noise_mean": float(np.mean(frame_rates)), "frame_noise_min": float(np.min(frame_rates)),
-        "drop_step_noise": clean - float(np.mean(step_rates)), "drop_frame_noise": clean - float(np.mean(frame_rates)),
-        "step_noise_mean_score": float(np.mean([by[f"step {k}"]["mean_score"] for k in steps])),
-    }
-    write_results(out, "noise", s, config, table, headline, samples=len(samples))
-    plot(out, s, by, mix_strengths, mix_every, steps, frames)
-    return {"headline": headline, "table": table}
+class Noise(ProbeBase):
+    name = "noise"
+    description = "noise at one step (all frames) vs noise at one frame (every step), and partial mixes"
+    claims = (
+        Claim("noise-step-wrecks", "noise at one step wrecks the answer",
+              lambda h, t: h["step_noise_min"] <= 0.5 * h["clean"], "≤ half",
+              lambda h, t: f"worst step {h['worst_step']}: {h['step_noise_min']:.3f} vs clean {h['clean']:.3f}"),
+        Claim("noise-frame-repaired", "noise at one frame is repaired",
+              lambda h, t: h["frame_noise_mean"] >= 0.9 * h["clean"], "≥ 90% of it",
+              lambda h, t: f"mean over frames {h['frame_noise_mean']:.3f} vs clean {h['clean']:.3f}"))
+    study = StudyPart(count="probe_count", order=20)
+
+    def options(self, model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None,
+                frames=None) -> dict:
+        if mix_every < 1:
+            raise ValueError(f"mix_every must be >= 1, got {mix_every}")
+        return {"mix_strengths": list(mix_strengths), "mix_every": mix_every, "steps": steps, "frames": frames}
+
+    def prepare(self, r: ProbeRun) -> None:
+        n_frames = min(x.frames for x in r.samples)  # latent frames every sample has
+        r.options["steps"] = check_indices("step", r.options["steps"], r.settings.steps)
+        r.options["frames"] = check_indices("frame", r.options["frames"], n_frames)
+
+    def conditions(self, r: ProbeRun) -> dict:
+        o = r.options
+        return _conditions(r.model, r.settings, o["steps"], o["frames"], o["mix_strengths"], o["mix_every"])
+
+    def batch(self, r: ProbeRun):
+        conds = r.conditions
+        make = lambda c, batch: conds[c](batch, seeds_of(batch)) if conds[c] is not None else None  # noqa: E731
+        return condition_runner(r.model, r.settings, make)
+
+    def summary(self, r: ProbeRun, rows: dict) -> dict:
+        steps, frames = r.options["steps"], r.options["frames"]
+        table = summary_rows(rows)
+        by = {x["condition"]: x for x in table}
+        clean = by["clean"]["solve_rate"]
+        step_rates = [by[f"step {k}"]["solve_rate"] for k in steps]
+        frame_rates = [by[f"frame {f}"]["solve_rate"] for f in frames]
+        headline = {
+            "clean": clean, "clean_mean_score": by["clean"]["mean_score"],
+            "step_noise_mean": float(np.mean(step_rates)), "step_noise_min": float(np.min(step_rates)),
+            "worst_step": steps[int(np.argmin(step_rates))],
+            "frame_noise_mean": float(np.mean(frame_rates)), "frame_noise_min": float(np.min(frame_rates)),
+            "drop_step_noise": clean - float(np.mean(step_rates)),
+            "drop_frame_noise": clean - float(np.mean(frame_rates)),
+            "step_noise_mean_score": float(np.mean([by[f"step {k}"]["mean_score"] for k in steps])),
+        }
+        return {"headline": headline, "table": table}
+
+    def finish(self, r: ProbeRun, res: dict, rows: dict) -> None:
+        o = r.options
+        plot(r.out, r.settings, {x["condition"]: x for x in res["table"]}, o["mix_strengths"], o["mix_every"],
+             o["steps"], o["frames"])
+
+    def headline_text(self, h: dict, table: list) -> str:
+        return f"clean {h['clean']:.3f}; step noise mean {h['step_noise_mean']:.3f}, frame noise mean " \
+               f"{h['frame_noise_mean']:.3f}"
+
+    def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+        h = res["headline"]
+        rep.section("Noise: one step vs one frame",
+                    f"Clean solve rate {h['clean']:.3f}. Noise at one step (all frames): mean "
+                    f"{h['step_noise_mean']:.3f}, worst at step {h['worst_step']} ({h['step_noise_min']:.3f}). Noise "
+                    f"at one frame (every step): mean {h['frame_noise_mean']:.3f}, worst {h['frame_noise_min']:.3f}.")
+        rep.image(f"{rel}/noise.png", "solve rate per condition (95% intervals)")
+        rep.table(res["table"], ["condition", "n", "solved", "solve_rate", "ci_low", "ci_high", "mean_score"])
+
+
+PROBE = Noise()
+run, report_section = PROBE.run, PROBE.report_section
 
 
 def plot(out: Path, s: ProbeSettings, by: dict, mix_strengths, mix_every, steps, frames) -> None:
@@ -113,12 +153,3 @@ def plot(out: Path, s: ProbeSettings, by: dict, mix_strengths, mix_every, steps,
     axes[1].legend(fontsize=7)
     save(fig, Path(out) / "noise.png")
 
-
-def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
-    h = res["headline"]
-    rep.section("Noise: one step vs one frame",
-                f"Clean solve rate {h['clean']:.3f}. Noise at one step (all frames): mean {h['step_noise_mean']:.3f}, "
-                f"worst at step {h['worst_step']} ({h['step_noise_min']:.3f}). Noise at one frame (every step): "
-                f"mean {h['frame_noise_mean']:.3f}, worst {h['frame_noise_min']:.3f}.")
-    rep.image(f"{rel}/noise.png", "solve rate per condition (95% intervals)")
-    rep.table(res["table"], ["condition", "n", "solved", "solve_rate", "ci_low", "ci_high", "mean_score"])

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ..experiment import open_store, rows_of, run_grid
+
 from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
 from ..stats import summarize
-from .base import ProbeSettings, generate, load_samples, score_outputs, seeds_of, write_results
+from .base import ProbeBase, ProbeSettings, generate, score_outputs, seeds_of
+from .contract import Claim, ProbeRun, StudyPart
 from .noise import check_indices, fresh_noise
 
 
@@ -35,53 +36,84 @@ def _tokens(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(2).transpose(1, 2) if t.dim() == 5 else t
 
 
-def run(model, out: Path, s: ProbeSettings, blocks: list[str] | None = None, inject: list[int] | None = None,
-        progress=True) -> dict:
-    names = list(model.block_names)
-    blocks = blocks or [names[0], names[len(names) // 2], names[-1]]
-    inject = check_indices("step", inject, s.steps)
-    points = ["x0", *blocks]
-    samples = load_samples(model, s)
-    config = {**s.describe(), "blocks": blocks, "inject": inject, "model": model.name}
-    store = open_store(out, "propagation", config)
-    scorers = s.scorers()
+class Propagation(ProbeBase):
+    name = "propagation"
+    description = "how far noise injected at step k travels down the chain of steps (1 - linear CKA per later step)"
+    claims = (Claim("propagation-middle-steps", "a perturbation propagates most from the middle steps",
+                    lambda h, t: 0.25 * h["steps"] <= h["peak_inject_step"] <= 0.75 * h["steps"], "in the middle half",
+                    lambda h, t: f"peak at step {h['peak_inject_step']} of {h['steps']}"),)
+    study = StudyPart(count="probe_count", order=30)
 
-    def recording():
-        return Hooks(model, s.steps).record(points, branch="cond")
+    def options(self, model, s: ProbeSettings, blocks: list[str] | None = None,
+                inject: list[int] | None = None) -> dict:
+        names = list(model.block_names)
+        blocks = blocks or [names[0], names[len(names) // 2], names[-1]]
+        return {"blocks": blocks, "inject": check_indices("step", inject, s.steps)}
 
-    def run_batch(conds, batch):
-        seeds = seeds_of(batch)
-        clean = recording()
-        generate(model, s, batch, clean)
-        got = {}
-        for c in conds:
-            k = int(c.split()[-1])
-            h = recording().edit("latent", steps=[k], fn=lambda x, ctx, sd=seeds: fresh_noise(x, sd, 1 + ctx.step))
-            lat = generate(model, s, batch, h)
-            dis = {p: torch.stack([1 - linear_cka(_tokens(clean.get(p, st)), _tokens(h.get(p, st)))
-                                   for st in range(s.steps)], 1) for p in points}  # (B, S)
-            ok = score_outputs(model, batch, lat, scorers)
-            got[c] = [{**ok[b], **{p: dis[p][b].tolist() for p in points}} for b in range(len(batch))]
-        return got
+    def conditions(self, r: ProbeRun) -> dict:
+        return {f"inject {k}": k for k in r.options["inject"]}
 
-    conds = [f"inject {k}" for k in inject]
-    run_grid(store, conds, samples, s.batch, run_batch, group=lambda c: 0, desc="probe propagation", progress=progress)
-    heat = {p: np.full((len(inject), s.steps), np.nan) for p in points}
-    by = {c: rows_of(store, c, samples) for c in conds}
-    for i, k in enumerate(inject):
-        for p in points:
-            heat[p][i] = np.mean([r[p] for r in by[f"inject {k}"]], 0)
-    # downstream effect of an injection at k: x0_hat dissimilarity at the last step
-    final = heat["x0"][:, -1]
-    table = [{"inject_step": k, "final_x0_dissimilarity": float(final[i]),
-              "mean_downstream_x0": float(np.nanmean(heat["x0"][i, k + 1:])) if k + 1 < s.steps else None,
-              "solve_rate": summarize(by[f"inject {k}"])["solve_rate"],
-              **{f"final_{b}": float(heat[b][i, -1]) for b in blocks}} for i, k in enumerate(inject)]
-    headline = {"peak_inject_step": int(inject[int(np.nanargmax(final))]), "peak_final_x0_dissimilarity": float(np.nanmax(final)),
-                "steps": s.steps}
-    write_results(out, "propagation", s, config, table, headline, samples=len(samples))
-    plot(out, heat, inject, s.steps)
-    return {"headline": headline, "table": table, "heat": {p: v.tolist() for p, v in heat.items()}}
+    def group(self, r: ProbeRun, condition: str):
+        return 0  # one clean recording per batch, shared by every injection
+
+    def batch(self, r: ProbeRun):
+        model, s = r.model, r.settings
+        points = ["x0", *r.options["blocks"]]
+        scorers = s.scorers()
+
+        def recording():
+            return Hooks(model, s.steps).record(points, branch="cond")
+
+        def run_batch(conds, batch):
+            seeds = seeds_of(batch)
+            clean = recording()
+            generate(model, s, batch, clean)
+            got = {}
+            for c in conds:
+                k = r.conditions[c]
+                h = recording().edit("latent", steps=[k], fn=lambda x, ctx, sd=seeds: fresh_noise(x, sd, 1 + ctx.step))
+                lat = generate(model, s, batch, h)
+                dis = {p: torch.stack([1 - linear_cka(_tokens(clean.get(p, st)), _tokens(h.get(p, st)))
+                                       for st in range(s.steps)], 1) for p in points}  # (B, S)
+                ok = score_outputs(model, batch, lat, scorers)
+                got[c] = [{**ok[b], **{p: dis[p][b].tolist() for p in points}} for b in range(len(batch))]
+            return got
+        return run_batch
+
+    def summary(self, r: ProbeRun, by: dict) -> dict:
+        blocks, inject, steps = r.options["blocks"], r.options["inject"], r.settings.steps
+        points = ["x0", *blocks]
+        heat = {p: np.full((len(inject), steps), np.nan) for p in points}
+        for i, k in enumerate(inject):
+            for p in points:
+                heat[p][i] = np.mean([x[p] for x in by[f"inject {k}"]], 0)
+        # downstream effect of an injection at k: x0_hat dissimilarity at the last step
+        final = heat["x0"][:, -1]
+        table = [{"inject_step": k, "final_x0_dissimilarity": float(final[i]),
+                  "mean_downstream_x0": float(np.nanmean(heat["x0"][i, k + 1:])) if k + 1 < steps else None,
+                  "solve_rate": summarize(by[f"inject {k}"])["solve_rate"],
+                  **{f"final_{b}": float(heat[b][i, -1]) for b in blocks}} for i, k in enumerate(inject)]
+        headline = {"peak_inject_step": int(inject[int(np.nanargmax(final))]),
+                    "peak_final_x0_dissimilarity": float(np.nanmax(final)), "steps": steps}
+        return {"headline": headline, "table": table, "heat": {p: v.tolist() for p, v in heat.items()}}
+
+    def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
+        plot(r.out, {p: np.array(v) for p, v in res["heat"].items()}, r.options["inject"], r.settings.steps)
+
+    def headline_text(self, h: dict, table: list) -> str:
+        return f"peak at step {h['peak_inject_step']} ({h['peak_final_x0_dissimilarity']:.3f})"
+
+    def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+        h = res["headline"]
+        rep.section("Propagation of a perturbation along the steps",
+                    f"An injection at step {h['peak_inject_step']} of {h['steps']} moves the final x0_hat the most "
+                    f"(1 - CKA = {h['peak_final_x0_dissimilarity']:.3f}).")
+        rep.image(f"{rel}/propagation.png", "CKA dissimilarity, injection step x measured step")
+        rep.table(res["table"])
+
+
+PROBE = Propagation()
+run, report_section = PROBE.run, PROBE.report_section
 
 
 def plot(out: Path, heat: dict, inject, steps) -> None:
@@ -99,11 +131,3 @@ def plot(out: Path, heat: dict, inject, steps) -> None:
     fig.suptitle("1 - linear CKA between perturbed and clean runs", fontsize=8)
     save(fig, Path(out) / "propagation.png")
 
-
-def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
-    h = res["headline"]
-    rep.section("Propagation of a perturbation along the steps",
-                f"An injection at step {h['peak_inject_step']} of {h['steps']} moves the final x0_hat the most "
-                f"(1 - CKA = {h['peak_final_x0_dissimilarity']:.3f}).")
-    rep.image(f"{rel}/propagation.png", "CKA dissimilarity, injection step x measured step")
-    rep.table(res["table"])

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiment import open_store, rows_of, run_grid
 from ..hooks import Hooks
 from ..plots import save
 from ..report import Report
 from ..stats import summarize
 from ..tasks import DEFAULT_TASK, find_task, tasks_with
 from ..video import to_uint8
-from .base import ProbeSettings, generate, load_samples, write_results
+from .base import ProbeBase, ProbeSettings, generate
+from .contract import Claim, ProbeRun, StudyPart
 
 
 def default_swap_steps(n: int) -> list[int]:
@@ -37,73 +37,116 @@ def pairs(samples):
     return out
 
 
-def default_task() -> str:
-    """The task the probe generates when none is named: the first registered one whose prompt chooses the answer
-    (it has `swap_pair`)."""
-    return (tasks_with("swap_pair") or [DEFAULT_TASK])[0]
-
-
 def check_pair(a, b) -> None:
     if a.first_frame.shape != b.first_frame.shape or a.frames != b.frames:
         raise ValueError(f"a swap needs runs of the same shape: {a.first_frame.shape} x {a.frames} frames vs "
                          f"{b.first_frame.shape} x {b.frames} frames")
 
 
-def run(model, out: Path, s: ProbeSettings, blocks: list[str] | None = None, steps: list[int] | None = None,
-        progress=True) -> dict:
-    blocks = blocks or list(model.block_names)
-    steps = default_swap_steps(s.steps) if steps is None else steps
-    bad = [k for k in steps if not 0 <= k < s.steps]
-    if bad:
-        raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
-    points = [*blocks, "latent", "x0"]
-    conds = ["A", "B"] + [f"{p}@{k}" for p in points for k in steps]
-    samples = load_samples(model, s)
-    other = dict(zip([a.name for a in samples], pairs(samples)))
-    for a in samples:
-        check_pair(a, other[a.name])
-    config = {**s.describe(), "blocks": blocks, "steps": steps, "model": model.name}
-    store = open_store(out, "swap", config)
-    scorers = s.scorers()
+class Swap(ProbeBase):
+    name = "swap"
+    description = "does one block at one step carry the decision? its hidden states swapped between two prompts"
+    claims = (Claim("swap-one-block-flips", "swapping one block between prompts flips the answer",
+                    lambda h, t: (h.get("best_flip_rate") or 0) >= 0.5, "≥ 0.5",
+                    lambda h, t: f"best {h.get('best_block_step')}: flip rate {h.get('best_flip_rate') or 0:.3f}"),)
+    study = StudyPart(count="probe_count", order=50,
+                      not_applicable=lambda task: None if callable(getattr(task, "swap_pair", None)) else
+                      "swap: the prompt does not choose the answer (no swap_pair)")
 
-    def outcome(batch_a, lat):
-        vids = model.decode(lat)
-        return [{"reaches_a": scorers.score(to_uint8(v), a).success,
-                 "flip": scorers.score(to_uint8(v), other[a.name]).success} for a, v in zip(batch_a, vids)]
+    def default_task(self) -> str:
+        """The task the probe generates when none is named: the first registered one whose prompt chooses the
+        answer (it has `swap_pair`)."""
+        return (tasks_with("swap_pair") or [DEFAULT_TASK])[0]
 
-    def run_batch(todo, ba):
-        bb = [other[a.name] for a in ba]
-        rec = Hooks(model, s.steps).record(points, steps=steps, branch="cond")
-        lat_b = generate(model, s, bb, rec)
-        done = {"A": outcome(ba, generate(model, s, ba)), "B": outcome(ba, lat_b)}
-        for c in todo:
-            if c not in done:
-                p, k = c.rsplit("@", 1)
-                h = Hooks(model, s.steps).replace(p, rec.get(p, int(k)), steps=[int(k)], branch="cond")
-                done[c] = outcome(ba, generate(model, s, ba, h))
-        return {c: done[c] for c in todo}
+    def options(self, model, s: ProbeSettings, blocks: list[str] | None = None,
+                steps: list[int] | None = None) -> dict:
+        blocks = blocks or list(model.block_names)
+        steps = default_swap_steps(s.steps) if steps is None else steps
+        bad = [k for k in steps if not 0 <= k < s.steps]
+        if bad:
+            raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
+        return {"blocks": blocks, "steps": steps}
 
-    run_grid(store, conds, samples, s.batch, run_batch, group=lambda c: 0, desc="probe swap", progress=progress)
-    table = []
-    for c in conds:
-        rows = rows_of(store, c, samples)
-        f, ra = summarize(rows, "flip"), summarize(rows, "reaches_a")
-        table.append({"condition": c, "n": f["n"], "flip_rate": f["solve_rate"], "flip_ci_low": f["ci_low"],
-                      "flip_ci_high": f["ci_high"], "reaches_a": ra["solve_rate"]})
-    by = {r["condition"]: r for r in table}
-    block_rows = [r for r in table if r["condition"].split("@")[0] in blocks]
-    best = max(block_rows, key=lambda r: r["flip_rate"]) if block_rows else None
-    headline = {"A_follows_prompt": by["A"]["reaches_a"], "B_follows_prompt": by["B"]["flip_rate"],
-                "best_block_step": best["condition"] if best else None, "best_flip_rate": best["flip_rate"] if best else None,
-                "latent_flip": {k: by[f"latent@{k}"]["flip_rate"] for k in steps},
-                "x0_flip": {k: by[f"x0@{k}"]["flip_rate"] for k in steps}}
-    if min(headline["A_follows_prompt"], headline["B_follows_prompt"]) < 0.5:
-        headline["warning"] = (f"the model follows the prompt in only {headline['A_follows_prompt']:.2f} (A) and "
-                               f"{headline['B_follows_prompt']:.2f} (B) of runs: flip rates say little about a model "
-                               f"that does not follow the prompt (try tiny-maze-2goal)")
-    write_results(out, "swap", s, config, table, headline, samples=len(samples))
-    plot(out, by, points, steps)
-    return {"headline": headline, "table": table}
+    def prepare(self, r: ProbeRun) -> None:
+        other = r.state["other"] = dict(zip([a.name for a in r.samples], pairs(r.samples)))
+        for a in r.samples:
+            check_pair(a, other[a.name])
+
+    def conditions(self, r: ProbeRun) -> dict:
+        return dict.fromkeys(["A", "B"] + [f"{p}@{k}" for p in _points(r) for k in r.options["steps"]])
+
+    def group(self, r: ProbeRun, condition: str):
+        return 0  # one recording of B per batch, shared by every swap
+
+    def batch(self, r: ProbeRun):
+        model, s, other, steps = r.model, r.settings, r.state["other"], r.options["steps"]
+        points = _points(r)
+        scorers = s.scorers()
+
+        def outcome(batch_a, lat):
+            vids = model.decode(lat)
+            return [{"reaches_a": scorers.score(to_uint8(v), a).success,
+                     "flip": scorers.score(to_uint8(v), other[a.name]).success} for a, v in zip(batch_a, vids)]
+
+        def run_batch(todo, ba):
+            bb = [other[a.name] for a in ba]
+            rec = Hooks(model, s.steps).record(points, steps=steps, branch="cond")
+            lat_b = generate(model, s, bb, rec)
+            done = {"A": outcome(ba, generate(model, s, ba)), "B": outcome(ba, lat_b)}
+            for c in todo:
+                if c not in done:
+                    p, k = c.rsplit("@", 1)
+                    h = Hooks(model, s.steps).replace(p, rec.get(p, int(k)), steps=[int(k)], branch="cond")
+                    done[c] = outcome(ba, generate(model, s, ba, h))
+            return {c: done[c] for c in todo}
+        return run_batch
+
+    def summary(self, r: ProbeRun, rows_by: dict) -> dict:
+        blocks, steps = r.options["blocks"], r.options["steps"]
+        table = []
+        for c, rows in rows_by.items():
+            f, ra = summarize(rows, "flip"), summarize(rows, "reaches_a")
+            table.append({"condition": c, "n": f["n"], "flip_rate": f["solve_rate"], "flip_ci_low": f["ci_low"],
+                          "flip_ci_high": f["ci_high"], "reaches_a": ra["solve_rate"]})
+        by = {x["condition"]: x for x in table}
+        block_rows = [x for x in table if x["condition"].split("@")[0] in blocks]
+        best = max(block_rows, key=lambda x: x["flip_rate"]) if block_rows else None
+        headline = {"A_follows_prompt": by["A"]["reaches_a"], "B_follows_prompt": by["B"]["flip_rate"],
+                    "best_block_step": best["condition"] if best else None,
+                    "best_flip_rate": best["flip_rate"] if best else None,
+                    "latent_flip": {k: by[f"latent@{k}"]["flip_rate"] for k in steps},
+                    "x0_flip": {k: by[f"x0@{k}"]["flip_rate"] for k in steps}}
+        if min(headline["A_follows_prompt"], headline["B_follows_prompt"]) < 0.5:
+            headline["warning"] = (f"the model follows the prompt in only {headline['A_follows_prompt']:.2f} (A) "
+                                   f"and {headline['B_follows_prompt']:.2f} (B) of runs: flip rates say little about "
+                                   f"a model that does not follow the prompt (try tiny-maze-2goal)")
+        return {"headline": headline, "table": table}
+
+    def finish(self, r: ProbeRun, res: dict, rows: dict) -> None:
+        plot(r.out, {x["condition"]: x for x in res["table"]}, _points(r), r.options["steps"])
+
+    def headline_text(self, h: dict, table: list) -> str:
+        a = h.get("A_follows_prompt", h.get("A_reaches_red", 0))  # the older name: runs before issue 9
+        b = h.get("B_follows_prompt", h.get("B_reaches_blue", 0))
+        return f"follows the prompt: A {a:.3f}, B {b:.3f}"
+
+    def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+        h = res["headline"]
+        rep.section("Latent swap between prompts",
+                    f"Without a swap, A reaches the goal its prompt names in {h['A_follows_prompt']:.3f} of pairs and "
+                    f"B in {h['B_follows_prompt']:.3f}. Highest flip rate: {h['best_block_step']} "
+                    f"({h['best_flip_rate']:.3f}). {h.get('warning', '')}")
+        rep.image(f"{rel}/swap.png", "flip rate per swapped point and step")
+        rep.table(res["table"])
+
+
+def _points(r: ProbeRun) -> list[str]:
+    """What a swap replaces: each block's hidden states, and for reference the latent x_s and x0_hat."""
+    return [*r.options["blocks"], "latent", "x0"]
+
+
+PROBE = Swap()
+run, report_section, default_task = PROBE.run, PROBE.report_section, PROBE.default_task
 
 
 def plot(out: Path, by: dict, points, steps) -> None:
@@ -118,12 +161,3 @@ def plot(out: Path, by: dict, points, steps) -> None:
     fig.colorbar(im, ax=ax, label="flip rate (A reaches B's goal)")
     save(fig, Path(out) / "swap.png")
 
-
-def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
-    h = res["headline"]
-    rep.section("Latent swap between prompts",
-                f"Without a swap, A reaches the goal its prompt names in {h['A_follows_prompt']:.3f} of pairs and B "
-                f"in {h['B_follows_prompt']:.3f}. Highest flip rate: {h['best_block_step']} "
-                f"({h['best_flip_rate']:.3f}). {h.get('warning', '')}")
-    rep.image(f"{rel}/swap.png", "flip rate per swapped point and step")
-    rep.table(res["table"])

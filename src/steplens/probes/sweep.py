@@ -8,46 +8,107 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experiment import open_store, rows_of, run_grid
 from ..plots import save
 from ..report import Report
 from ..stats import mean_or_none as _mean
-from .base import ProbeSettings, condition_runner, load_samples, summary_rows, write_results
+from .base import ProbeBase, ProbeSettings, condition_runner, summary_rows
+from .contract import NOT_TESTED, Claim, ProbeRun, StudyPart
 from .trajectory import cos_extra, record_x0
 
 FRAMES = (2, 3, 4, 5, 6)
 STEPS = (1, 2, 3, 5, 10, 20, 40)
 
 
-def run(model, out: Path, s: ProbeSettings, frames=FRAMES, steps=STEPS, progress=True) -> dict:
-    frames, steps = list(frames), list(steps)
-    bad = [v for v in frames if v < 2] + [v for v in steps if v < 1]
-    if bad or not frames or not steps:
-        raise ValueError(f"sweep frames must be >= 2 and steps >= 1 (and neither empty); got frames {frames}, "
-                         f"steps {steps}")
-    samples = load_samples(model, s)
-    base_frames = s.frames or samples[0].frames
-    conds = {f"frames {t}": {"frames": t, "steps": s.steps} for t in frames}
-    conds.update({f"steps {k}": {"frames": base_frames, "steps": k} for k in steps})
-    config = {**s.describe(), "frames": frames, "steps": steps, "model": model.name}
-    store = open_store(out, "sweep", config)
-    runner = condition_runner(model, s, lambda c, b: record_x0(model, conds[c]["steps"]), extra=cos_extra(model, s.scorers()),
-                              steps_of=lambda c: conds[c]["steps"], frames_of=lambda c: conds[c]["frames"])
-    run_grid(store, list(conds), samples, s.batch, runner, desc="probe sweep", progress=progress)
-    by = {c: rows_of(store, c, samples) for c in conds}
+class Sweep(ProbeBase):
+    name = "sweep"
+    description = "solve rate and chain-of-steps metrics against the number of frames and of sampling steps"
+    claims = (Claim("sweep-frames", "fewer frames hurt little", lambda h, t: _frames_rule(t), "within 0.1",
+                    lambda h, t: "solve rates {:.3f}–{:.3f} over frame counts".format(*_frame_range(t))),
+              Claim("sweep-steps", "few-step sampling hurts (steps matter)", lambda h, t: _steps_rule(t),
+                    "lower by > 0.05", lambda h, t: _steps_evidence(t)))
+    study = StudyPart(count="sweep_count", order=10,
+                      summary=lambda res: {r["condition"]: {"solve_rate": r["solve_rate"], "ci_low": r["ci_low"],
+                                                            "ci_high": r["ci_high"], "n": r["n"]}
+                                           for r in res["table"]})
 
-    def col(field, only_solved=False):
-        return lambda c: _mean([r[field] for r in by[c] if r["success"] or not only_solved])
+    def options(self, model, s: ProbeSettings, frames=FRAMES, steps=STEPS) -> dict:
+        frames, steps = list(frames), list(steps)
+        bad = [v for v in frames if v < 2] + [v for v in steps if v < 1]
+        if bad or not frames or not steps:
+            raise ValueError(f"sweep frames must be >= 2 and steps >= 1 (and neither empty); got frames {frames}, "
+                             f"steps {steps}")
+        return {"frames": frames, "steps": steps}
 
-    table = summary_rows(by, commitment_step=col("commitment_step", True),
-                         candidates_step0=lambda c: _mean([r["candidate_mass"][0] for r in by[c]]),
-                         max_off_branches=col("max_off_branches"))
-    for r in table:
-        r.update(conds[r["condition"]])
-    headline = {r["condition"]: round(r["solve_rate"], 3) for r in table}
-    write_results(out, "sweep", s, config, table, headline, samples=len(samples))
-    plot(out, table)
-    return {"headline": headline, "table": table}
+    def conditions(self, r: ProbeRun) -> dict:
+        base_frames = r.settings.frames or r.samples[0].frames
+        conds = {f"frames {t}": {"frames": t, "steps": r.settings.steps} for t in r.options["frames"]}
+        conds.update({f"steps {k}": {"frames": base_frames, "steps": k} for k in r.options["steps"]})
+        return conds
+
+    def batch(self, r: ProbeRun):
+        model, conds = r.model, r.conditions
+        return condition_runner(model, r.settings, lambda c, b: record_x0(model, conds[c]["steps"]),
+                                extra=cos_extra(model, r.settings.scorers()), steps_of=lambda c: conds[c]["steps"],
+                                frames_of=lambda c: conds[c]["frames"])
+
+    def summary(self, r: ProbeRun, by: dict) -> dict:
+        def col(field, only_solved=False):
+            return lambda c: _mean([x[field] for x in by[c] if x["success"] or not only_solved])
+
+        table = summary_rows(by, commitment_step=col("commitment_step", True),
+                             candidates_step0=lambda c: _mean([x["candidate_mass"][0] for x in by[c]]),
+                             max_off_branches=col("max_off_branches"))
+        for x in table:
+            x.update(r.conditions[x["condition"]])
+        headline = {x["condition"]: round(x["solve_rate"], 3) for x in table}
+        return {"headline": headline, "table": table}
+
+    def finish(self, r: ProbeRun, res: dict, rows: dict) -> None:
+        plot(r.out, res["table"])
+
+    def headline_text(self, h: dict, table: list) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in list(h.items())[:6])
+
+    def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
+        rep.section("Sweep: frames and sampling steps",
+                    "Solve rate, mean commitment step (solved runs) and candidate mass of x0_hat at step 0.")
+        rep.image(f"{rel}/sweep.png", "solve rate and early candidate mass vs frames and steps")
+        rep.table(res["table"], ["condition", "n", "solve_rate", "ci_low", "ci_high", "commitment_step",
+                                 "candidates_step0", "max_off_branches"])
+
+
+def _kind(table: list, kind: str) -> list[dict]:
+    return [r for r in table if r["condition"].startswith(kind)]
+
+
+def _frame_range(table: list) -> tuple[float, float]:
+    rates = [r["solve_rate"] for r in _kind(table, "frames")]
+    return min(rates), max(rates)
+
+
+def _frames_rule(table: list) -> bool | None:
+    if not _kind(table, "frames"):
+        return NOT_TESTED
+    lo, hi = _frame_range(table)
+    return hi - lo <= 0.1
+
+
+def _steps(table: list) -> list[dict]:
+    return sorted(_kind(table, "steps"), key=lambda r: r["steps"])
+
+
+def _steps_rule(table: list) -> bool | None:
+    steps = _steps(table)
+    return steps[0]["solve_rate"] < steps[-1]["solve_rate"] - 0.05 if len(steps) > 1 else NOT_TESTED
+
+
+def _steps_evidence(table: list) -> str:
+    one, most = _steps(table)[0], _steps(table)[-1]
+    return f"{one['steps']} step(s) {one['solve_rate']:.3f} vs {most['steps']} {most['solve_rate']:.3f}"
+
+
+PROBE = Sweep()
+run, report_section = PROBE.run, PROBE.report_section
 
 
 def plot(out: Path, table: list[dict]) -> None:
@@ -70,10 +131,3 @@ def plot(out: Path, table: list[dict]) -> None:
     axes[0].set_ylabel("solve rate")
     save(fig, Path(out) / "sweep.png")
 
-
-def report_section(rep: Report, out: Path, res: dict, rel: str = ".") -> None:
-    rep.section("Sweep: frames and sampling steps",
-                "Solve rate, mean commitment step (solved runs) and candidate mass of x0_hat at step 0.")
-    rep.image(f"{rel}/sweep.png", "solve rate and early candidate mass vs frames and steps")
-    rep.table(res["table"], ["condition", "n", "solve_rate", "ci_low", "ci_high", "commitment_step",
-                             "candidates_step0", "max_off_branches"])
