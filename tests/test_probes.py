@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from steplens.probes import behaviours, noise, sweep
-from steplens.probes.base import ProbeSettings
+from steplens.probes import Claim, Probe, StudyPart, behaviours, check_probe, get_probe, noise, probe_names, registry, \
+    sweep
+from steplens.probes.base import ProbeBase, ProbeSettings, condition_runner, summary_rows
+from steplens.probes.contract import STATES
 from steplens.store import ResultsStore
 
 S = ProbeSettings(count=5, steps=3, size=3, frames=3, batch=2)
@@ -174,3 +176,109 @@ def test_noise_probe_step_and_frame_selection(tiny_model, tmp_path):
         noise.run(tiny_model, tmp_path / "y", S, steps=[7], progress=False)
     with pytest.raises(ValueError, match="empty frame selection"):
         noise.run(tiny_model, tmp_path / "z", S, frames=[], progress=False)
+
+
+# -- the probe contract and registry -----------------------------------------------------------------------------
+
+
+class TinyPlugin(ProbeBase):
+    """A probe as another package would write it: the clean run's solve rate, one claim, a study part."""
+
+    name = "tiny-plugin"
+    description = "the clean solve rate (a plug-in written in a test)"
+    claims = (Claim("tiny-solves", "the tiny plug-in's model solves some mazes", lambda h, t: h["solve_rate"] > 0,
+                    "a solve rate above 0", lambda h, t: f"solve rate {h['solve_rate']:.3f}"),)
+    study = StudyPart(count="probe_count", order=60)
+
+    def conditions(self, run):
+        return {"clean": None}
+
+    def batch(self, run):
+        return condition_runner(run.model, run.settings, lambda c, batch: None)
+
+    def summary(self, run, rows):
+        table = summary_rows(rows)
+        return {"table": table, "headline": {"solve_rate": table[0]["solve_rate"]}}
+
+    def headline_text(self, h, table):
+        return f"tiny solve rate {h['solve_rate']:.3f}"
+
+    def report_section(self, rep, out, res, rel="."):
+        rep.section("Tiny").table(res["table"])
+
+
+class _EntryPoint:
+    def __init__(self, name, obj):
+        self.name, self.value, self.obj = name, f"tests.plugin:{name}", obj
+
+    def load(self):
+        return self.obj
+
+
+@pytest.fixture
+def plugin(monkeypatch):
+    """TinyPlugin installed as a `steplens.probes` entry point of another package."""
+    real = registry.entry_points
+    probe = TinyPlugin()
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [*real(group=group), *([_EntryPoint(probe.name, probe)] if group == registry.GROUP
+                                                             else [])])
+    registry._reset()
+    yield probe
+    registry._reset()
+
+
+def test_a_plugin_probe_is_found_run_judged_and_joins_the_study(plugin, tiny_model, tmp_path):
+    from steplens.index import read_run
+    from steplens.study import study_parts
+
+    assert probe_names()[:2] == ["noise", "propagation"] and probe_names()[-1] == "tiny-plugin"
+    assert get_probe("tiny-plugin") is plugin
+    with pytest.raises(ValueError, match="unknown probe 'nonesuch'; available: noise, .*, tiny-plugin"):
+        get_probe("nonesuch")
+    res = plugin.run(tiny_model, tmp_path, S, progress=False)
+    entry = read_run(tmp_path / "results.json")
+    rate = res["headline"]["solve_rate"]
+    assert entry["kind"] == "probe tiny-plugin" and entry["headline"] == f"tiny solve rate {rate:.3f}"
+    assert entry["claims"] == [("the tiny plug-in's model solves some mazes", rate > 0,
+                                f"solve rate {rate:.3f} (rule: a solve rate above 0)")]
+    assert study_parts() == ["solve", "sweep", "noise", "propagation", "energy", "swap", "tiny-plugin", "compare"]
+
+
+def test_a_plugin_that_breaks_the_contract_is_refused_by_name(monkeypatch):
+    class NoClaims:
+        name = "broken"
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [_EntryPoint("broken", NoClaims())])
+    registry._reset()
+    try:
+        with pytest.raises(TypeError, match="broken.*probe contract.*missing description, kind, claims"):
+            get_probe("broken")
+        with pytest.warns(UserWarning, match="steplens.probes:broken .* failed to load"):
+            assert "broken" not in [p.name for p in registry.probes()]
+    finally:
+        registry._reset()
+
+
+SMALL = {"noise": {"mix_strengths": ()}, "sweep": {"frames": (2, 3), "steps": (1, 2)},
+         "compare": {"n_list": (2,), "methods": ("vote", "ensemble")}}
+
+
+@pytest.mark.parametrize("name", probe_names())
+def test_every_registered_probe_satisfies_the_contract(name, tiny_model, tmp_path):
+    """Every registered probe implements the contract, reads its own results.json, and each of its claims' rules
+    returns one of the defined states on a real result."""
+    p = get_probe(name)
+    assert isinstance(p, Probe) and p.name == name and p.description
+    check_probe(p)
+    s = S.model_copy(update={"count": 2, "task": p.default_task()})
+    res = p.run(tiny_model, tmp_path, s, progress=False, **SMALL.get(name, {}))
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert p.reads(data) and not any(q.reads(data) for q in registry.probes() if q is not p)
+    h, table = res["headline"], res["table"]
+    assert isinstance(p.headline_text(h, table), str)
+    for c in p.claims:
+        assert c.rule(h, table) in STATES, c.id
+        verdict = c.judge(h, table)
+        assert verdict is None or (verdict[0] in (True, False) and f"(rule: {c.rule_text})" in verdict[1])
+    assert p.study is None or isinstance(p.study, StudyPart)
