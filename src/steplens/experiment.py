@@ -118,7 +118,7 @@ class ExperimentSettings(BaseModel):
 
 def load_samples(model, s: "ExperimentSettings") -> list[Sample]:
     """The experiment's samples; frames of folder samples without metadata follow the model's mapping."""
-    samples = s.source().load(getattr(model, "frames_from_video", None))
+    samples = s.source().load(model.frames_from_video)
     s.scorers().check(samples)  # a task without a scorer is refused before any work
     return samples
 

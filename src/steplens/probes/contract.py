@@ -6,10 +6,11 @@ Everything outside `steplens.probes` talks to a probe through `Probe` below and 
 
 Writing a probe
 ---------------
-Copy the smallest probe, `steplens/probes/behaviours.py` (one condition, a summary, a plot, two claims), and
-inherit `steplens.probes.base.ProbeBase`: it holds the skeleton every probe shares (`run`: samples, the
-results store, the resumable loop `steplens.experiment.run_grid`, results.json and <name>.csv), so your file
-holds only what is its own. A probe is an object with:
+Copy the smallest of steplens's own, `steplens/probes/sweep.py` (its options, conditions, a batch run through
+`condition_runner`, a summary, a plot, two claims, a study part; `TinyPlugin` in tests/test_probes.py is a whole
+plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the skeleton every probe shares
+(`run`: samples, the results store, the resumable loop `steplens.experiment.run_grid`, results.json and
+<name>.csv), so your file holds only what is its own. A probe is an object with:
 
 - ``name`` (str): the registry name (``steplens probe NAME``, the study part, the folder's kind).
   ``description`` (str): one line, for help and reports. ``kind`` (str): how `steplens report` lists its runs
