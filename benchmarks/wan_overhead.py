@@ -59,9 +59,10 @@ def main() -> None:
 
     from steplens.hooks import Hooks
     from steplens.tasks import get_task
-    from steplens.wan import WanPipelineModel, trace_pipeline
-    from steplens.wan.sampler import WanTransformerModel
-    from steplens.wan.tiny import tiny_wan22_i2v
+    from steplens.backends import trace_pipeline
+    from steplens.backends.wan import WanPipelineModel
+    from steplens.backends.wan.sampler import WanTransformerModel
+    from steplens.backends.wan.tiny import tiny_wan22_i2v
 
     pipe = tiny_wan22_i2v(seed=0)
     pipe.set_progress_bar_config(disable=True)

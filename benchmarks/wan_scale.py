@@ -9,7 +9,7 @@ qk_norm rms_norm_across_heads, and the Wan2.1 VAE (AutoencoderKLWan's defaults).
 is downloaded) and laid out as `from_pretrained(..., torch_dtype=bfloat16)` lays them out: bf16, except the
 modules diffusers keeps in float32 (`_keep_in_fp32_modules`: time embedder, norms, scale_shift_tables); the
 VAE stays float32 as the Wan model cards load it. No text encoder: prompt embeddings (1, 512, 4096) are passed
-directly (seeded Gaussians, steplens.wan.HashedPromptEmbeds of length 512). Scheduler: FlowMatchEuler, shift 5;
+directly (seeded Gaussians, steplens.backends.HashedPromptEmbeds of length 512). Scheduler: FlowMatchEuler, shift 5;
 CFG 5 (two transformer forwards per step, cond and uncond). The published I2V-A14B runs with boundary 0.900
 (`--boundary-ratio 0.9`); for the cost per step it does not matter which expert a step uses.
 
@@ -18,7 +18,7 @@ with the variants' order alternating:
 
 1. untraced: `pipe(**kwargs)` (output_type="latent": the VAE decode is not timed; the VAE *encode* of the
    81-frame conditioning video in prepare_latents is part of every call);
-2. traced: the same call inside `steplens.wan.trace_pipeline(pipe, hooks=hooks)`: x_s, v and x0_hat of every
+2. traced: the same call inside `steplens.backends.trace_pipeline(pipe, hooks=hooks)`: x_s, v and x0_hat of every
    step copied to CPU memory (the default device="cpu"), with `Hooks(...).record(all blocks,
    reduce="energy")`: the per-token energy of every block, both CFG branches, whichever expert runs;
 3. ensemble: `steplens.ensemble.generate_ensemble` with N = 3 (`--n`): one `WanPipelineModel.generate` call
@@ -238,8 +238,8 @@ class Memory:
 @contextmanager
 def step_clock(pipe, device: torch.device):
     """Timestamps (after a device synchronisation) at the end of every scheduler step of the calls inside.
-    Patched before steplens' trace / hooks, which then wrap it (steplens.wan.trace.InstancePatches puts it back)."""
-    from steplens.wan.trace import InstancePatches
+    Patched before steplens' trace / hooks, which then wrap it (steplens.backends.patches.InstancePatches puts it back)."""
+    from steplens.backends.patches import InstancePatches
 
     stamps: list[float] = []
 
@@ -295,7 +295,7 @@ def make_variants(pipe, model, sample, a, device, latent_frames: int, steps: int
     """{variant: list of zero-argument calls}, each call returning (latents, checks dict)."""
     from steplens.ensemble import EnsembleConfig, default_blocks, default_steps, generate_ensemble, member_seeds
     from steplens.hooks import Hooks
-    from steplens.wan import trace_pipeline
+    from steplens.backends import trace_pipeline
 
     kwargs = model.pipeline_inputs(sample, a.seed, latent_frames, steps=steps, guidance=a.guidance)
     tdtype = pipe.transformer.dtype
@@ -473,7 +473,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     a = parse_args(argv)
-    from steplens.wan.load import check_device, check_dtype, check_offload
+    from steplens.backends.checks import check_device, check_dtype, check_offload
 
     try:
         device = check_device(a.device)
@@ -486,7 +486,8 @@ def main(argv=None) -> None:
 
     import diffusers
 
-    from steplens.wan import HashedPromptEmbeds, WanPipelineModel
+    from steplens.backends import HashedPromptEmbeds
+    from steplens.backends.wan import WanPipelineModel
 
     print(f"building the pipeline ({a.layers} blocks x 2 experts, {a.dtype}, on {device}, offload {a.offload}) ...",
           flush=True)

@@ -26,7 +26,7 @@ def tiny_model() -> EmbeddedModel:
 @pytest.fixture(scope="module")
 def pipes():
     """Tiny offline Wan pipelines, built once per module: pipes("wan22" | "wan21", "euler" | "unipc")."""
-    from steplens.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v
+    from steplens.backends.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v
 
     builders = {"wan22": tiny_wan22_i2v, "wan21": tiny_wan21_i2v}
     cache = {}

@@ -18,13 +18,13 @@ from PIL import Image  # noqa: E402
 
 from steplens.context import current  # noqa: E402
 from steplens.hooks import Hooks  # noqa: E402
-from steplens.ltx2 import (LTX2PipelineModel, attach, denormalize, load_ltx2_model, pack,  # noqa: E402
-                           trace_ltx2, unpack)
-from steplens.ltx2.tiny import TEXT_DIM, tiny_inputs, tiny_ltx2_i2v  # noqa: E402
+from steplens.backends import attach, trace_pipeline as trace_ltx2  # noqa: E402
+from steplens.backends.ltx2 import LTX2PipelineModel, denormalize, load_ltx2_model, pack, unpack  # noqa: E402
+from steplens.backends.ltx2.tiny import TEXT_DIM, tiny_inputs, tiny_ltx2_i2v  # noqa: E402
 from steplens.tasks import get_task  # noqa: E402
 from steplens.video import upscale  # noqa: E402
-from steplens.wan.prompts import HashedPromptEmbeds  # noqa: E402
-from steplens.wan.trace import InstancePatches  # noqa: E402
+from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
+from steplens.backends.patches import InstancePatches  # noqa: E402
 
 pytestmark = pytest.mark.wan
 torch.set_num_threads(1)

@@ -25,7 +25,7 @@ def test_torchrun_run_equals_single_process(torchrun, tmp_path, backend):
     model = "tiny-maze"
     if backend == "wan":  # the tiny two-expert Wan2.2 config, saved as a local diffusers folder
         pytest.importorskip("diffusers")
-        from steplens.wan.tiny import tiny_wan22_i2v
+        from steplens.backends.wan.tiny import tiny_wan22_i2v
 
         tiny_wan22_i2v(seed=0).save_pretrained(tmp_path / "wan")
         model = f"wan:{tmp_path / 'wan'}"

@@ -9,8 +9,9 @@ pytest.importorskip("transformers")
 
 from steplens.context import current  # noqa: E402
 from steplens.hooks import SAMPLER_POINTS, Hooks  # noqa: E402
-from steplens.wan import WanPipelineModel, attach, trace_pipeline, transformer_components  # noqa: E402
-from steplens.wan.tiny import make_scheduler, tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+from steplens.backends import attach, trace_pipeline, transformer_components  # noqa: E402
+from steplens.backends.wan import WanPipelineModel  # noqa: E402
+from steplens.backends.wan.tiny import make_scheduler, tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
 from steplens.cli import app  # noqa: E402
-from steplens.wan.lora import apply_loras  # noqa: E402
-from steplens.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+from steplens.backends.wan.lora import apply_loras  # noqa: E402
+from steplens.backends.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
 
 R = 2
 

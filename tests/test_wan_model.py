@@ -20,10 +20,10 @@ from steplens.hooks import Hooks  # noqa: E402
 from steplens.models.load import load_model  # noqa: E402
 from steplens.tasks import get_task  # noqa: E402
 from steplens.video import upscale  # noqa: E402
-from steplens.wan import WanPipelineModel  # noqa: E402
-from steplens.wan.prompts import HashedPromptEmbeds  # noqa: E402
-from steplens.wan.sampler import WanTransformerModel  # noqa: E402
-from steplens.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+from steplens.backends.wan import WanPipelineModel  # noqa: E402
+from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
+from steplens.backends.wan.sampler import WanTransformerModel  # noqa: E402
+from steplens.backends.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
 
 torch.set_num_threads(1)
 

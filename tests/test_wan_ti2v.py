@@ -17,10 +17,10 @@ from steplens.context import current  # noqa: E402
 from steplens.hooks import Hooks  # noqa: E402
 from steplens.tasks import get_task  # noqa: E402
 from steplens.video import upscale  # noqa: E402
-from steplens.wan import (WanPipelineModel, WanTransformerModel, attach, load_wan_model, trace_pipeline,  # noqa: E402
-                          transformer_components)
-from steplens.wan.prompts import HashedPromptEmbeds  # noqa: E402
-from steplens.wan.tiny import tiny_inputs, tiny_wan22_ti2v  # noqa: E402
+from steplens.backends import attach, trace_pipeline, transformer_components  # noqa: E402
+from steplens.backends.wan import WanPipelineModel, WanTransformerModel, load_wan_model  # noqa: E402
+from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
+from steplens.backends.wan.tiny import tiny_inputs, tiny_wan22_ti2v  # noqa: E402
 
 pytestmark = pytest.mark.wan
 

@@ -6,8 +6,9 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from steplens.wan import WanStep, decode_latents, trace_pipeline, transformer_components  # noqa: E402
-from steplens.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+from steplens.backends import PipelineStep as WanStep, trace_pipeline, transformer_components  # noqa: E402
+from steplens.backends.wan import decode_latents  # noqa: E402
+from steplens.backends.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -177,7 +178,7 @@ def test_the_viewer_labels_each_step_with_its_expert(pipes, tmp_path):
     from steplens.tasks import get_task
     from steplens.trace import trace, write_trace
     from steplens.viewer import trace_viewer
-    from steplens.wan import WanPipelineModel
+    from steplens.backends.wan import WanPipelineModel
 
     model = WanPipelineModel(pipes("wan22"))
     s = get_task("maze").sample(0, 3, 2, idx=0)
@@ -195,8 +196,9 @@ def test_negative_steps_and_keyerrors_that_list_what_was_recorded(pipes):
     import torch
 
     from steplens.hooks import Hooks
-    from steplens.wan import WanPipelineModel, trace_pipeline
-    from steplens.wan.tiny import tiny_inputs
+    from steplens.backends import trace_pipeline
+    from steplens.backends.wan import WanPipelineModel
+    from steplens.backends.wan.tiny import tiny_inputs
 
     pipe = pipes("wan22")
     hooks = Hooks(WanPipelineModel(pipe), num_steps=4).record("blocks.1", reduce="energy")

@@ -23,23 +23,19 @@ def shipped_path(name: str) -> Path:
 def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
                lora=None, lora_2=None):
     """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
-    `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by its backend (steplens.pipelines.LOADERS).
+    `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by the backend of its pipeline class
+    (steplens.backends.registry).
     dtype (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the
     embedded model runs in float32, not offloaded."""
     if spec.startswith(("wan:", "diffusers:")):
-        path = spec.split(":", 1)[1]
-        if not path:
-            raise ValueError(f"model {spec!r} needs a path: {spec}PATH (a diffusers image-to-video pipeline folder: "
-                             f"Wan2.1 / Wan2.2 I2V, Wan2.2-TI2V-5B or LTX-2)")
-        from ..pipelines import pipeline_loader
+        from ..backends import load_pipeline_model
 
-        return pipeline_loader(path)(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora,
-                                     lora_2=lora_2)
+        return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2)
     if lora is not None or lora_2 is not None:
         raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
                          f"embedded model {spec!r}")
     if dtype not in (None, "float32"):
-        from ..wan.load import DTYPES
+        from ..backends.checks import DTYPES
 
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..context import current, step_context
+from ...context import current, step_context
 from . import ti2v
 from .model import WanPipelineModel
 
@@ -121,7 +121,7 @@ class WanTransformerModel:
         """steps + 1 sigmas (float32, ending at 0) of FlowMatchEulerDiscreteScheduler with this shift."""
         from diffusers import FlowMatchEulerDiscreteScheduler
 
-        from .model import scheduler_with_shift
+        from ..checks import scheduler_with_shift
 
         sched = self.pipe.scheduler
         if isinstance(sched, FlowMatchEulerDiscreteScheduler):
@@ -211,7 +211,7 @@ class WanTransformerModel:
                  hooks=None) -> torch.Tensor:
         """steplens' Euler sampler on the pipeline's transformers (= the pipeline with FlowMatchEuler); steps,
         shift and guidance default to the pipeline's own (sampling_defaults)."""
-        from ..sampling import sample_euler
+        from ...sampling import sample_euler
 
         own = self.sampling_defaults()
         steps = own["steps"] if steps is None else steps

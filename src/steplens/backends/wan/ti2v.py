@@ -129,7 +129,7 @@ def sample_euler(model, x: torch.Tensor, sigmas: torch.Tensor, cond, callback=No
                  uncond=None, hooks=None) -> torch.Tensor:
     """steplens.sampling.sample_euler for TI2V (`cond.condition` the (B, z, 1, h, w) image latent): callbacks and
     the `x0` point get mix(x0_hat), and the result is mix(x) as the pipeline's final latents."""
-    from ..sampling import sample_euler as euler
+    from ...sampling import sample_euler as euler
 
     first = FirstFrame()
     first.condition, first.mask = cond.condition, first_frame_mask(x.shape, x.device)

@@ -9,9 +9,9 @@
 
 The latent steplens sees is the video latent, (B, C, T, h, w), normalised as the denoising loop has it (LTX packs
 it as (B, T*h*w, C) tokens ordered frame, h, w; steplens unpacks it). Latent frame 0 is the clean first-frame
-latent, held fixed by the pipeline: its x0_hat is itself and its velocity 0 (steplens.ltx2.loop). `generate`
+latent, held fixed by the pipeline: its x0_hat is itself and its velocity 0 (steplens.backends.ltx2.loop). `generate`
 returns the final latent in that space (the pipeline's own output_type="latent" is the same tensor denormalised:
-steplens.ltx2.decode.denormalize).
+steplens.backends.ltx2.denormalize).
 
 Block hooks: `blocks.i` is LTX2VideoTransformerBlock i. It returns (video stream, audio stream); steplens hooks
 record and edit the video stream (B, T*h*w, D). The audio stream is not reachable by name.
@@ -52,7 +52,7 @@ How a task sample becomes a pipeline call (`generate`):
   by a fixed shift (a scheduler copy with use_dynamic_shifting=False, shift=s: sigma' = s sigma / (1 + (s-1)
   sigma); shift_terminal, if configured, still applies). So shift=3 is NOT LTX-2's own schedule;
 * steps / guidance default to the pipeline's own (30 steps, CFG 3: sampling_defaults);
-* callback(StepInfo) per step and hooks through steplens.ltx2.loop.LTX2Loop.
+* callback(StepInfo) per step and hooks through steplens.backends.ltx2.LTX2Loop.
 
 `decode` gives what the experiments score: the VAE's video (as the pipeline decodes), at video frames 0, r, 2r,
 ... (one per sample frame), averaged over k x k pixel blocks back to the native size. `decode_video` gives the
@@ -68,9 +68,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..pipelines import PipelineGeometry, prompt_embedder
-from .decode import decode_latents
-from .loop import EXPERT, LTX2Loop, check_pipeline, check_scheduler
+from ..checks import check_call, check_embeddings
+from ..model import PipelineModel
+from ..patches import InstancePatches
+from .loop import EXPERT, PIPELINES, LTX2Loop, check_pipeline, decode_latents
 
 PIPELINE_MULTIPLE = 32  # LTX2ImageToVideoPipeline.check_inputs: height and width divisible by 32
 
@@ -90,20 +91,7 @@ class BlockView(torch.nn.Module):
         raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
 
 
-def scheduler_with_shift(scheduler, shift: float | None):
-    """The scheduler itself for shift None / NaN (its own, dynamic or fixed, shift), else a copy with the fixed
-    shift `shift` (dynamic shifting off)."""
-    if shift is None or (isinstance(shift, float) and math.isnan(shift)):
-        return scheduler
-    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not shift > 0:
-        raise ValueError(f"shift must be a number > 0, or None for LTX-2's own (dynamic) shift; got {shift!r}")
-    cfg = scheduler.config
-    if not cfg.use_dynamic_shifting and float(scheduler.shift) == float(shift):
-        return scheduler
-    return type(scheduler).from_config(cfg, use_dynamic_shifting=False, shift=float(shift))
-
-
-class LTX2PipelineModel(PipelineGeometry):
+class LTX2PipelineModel(PipelineModel):
     """An LTX2ImageToVideoPipeline as a steplens model (the interface of WanPipelineModel).
 
     prompt_embeds: a provider texts -> (B, L, D) used instead of the pipeline's text encoder (default: the text
@@ -116,7 +104,19 @@ class LTX2PipelineModel(PipelineGeometry):
     guidance_rescale, stg_scale, stg_blocks, modality_scale: LTX-2's other guidance terms (off by default).
     """
 
-    backend = "ltx2"
+    backend, family, pipeline_classes = "ltx2", "LTX-2", PIPELINES
+    loop_class = LTX2Loop
+    float32_components = ("vae", "audio_vae", "vocoder")
+    dynamic_shift = True  # shift None keeps LTX-2's resolution-dependent shift
+    sampling_options = frozenset({"scheduler", "negative_prompt"})
+    decode_latents = staticmethod(decode_latents)
+    check_pipeline = staticmethod(check_pipeline)
+
+    @classmethod
+    def check_loras(cls, lora, lora_2) -> None:
+        if lora_2 is not None:
+            raise ValueError(f"--lora-2 {lora_2!r}: LTX-2 has one transformer; --lora-2 is for Wan2.2's second expert")
+        super().check_loras(lora, None)
 
     def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
                  negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
@@ -124,26 +124,17 @@ class LTX2PipelineModel(PipelineGeometry):
                  audio_guidance: float | None = None, guidance_rescale: float = 0.0, stg_scale: float = 0.0,
                  stg_blocks: list[int] | None = None, modality_scale: float = 1.0, info: dict | None = None):
         check_pipeline(pipe)
-        self.pipe = pipe
-        self.name = name or getattr(pipe, "name_or_path", None) or "LTX2ImageToVideoPipeline"
-        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
-            raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
-        if min_size is not None and min_size < 1:
-            raise ValueError(f"min_size must be >= 1, got {min_size!r}")
         if image_crf is not None and (isinstance(image_crf, bool) or not isinstance(image_crf, int) or image_crf < 0):
             raise ValueError(f"image_crf must be an integer >= 0 (0: no re-compression) or None, got {image_crf!r}")
         if stg_scale > 0 and not stg_blocks:
             raise ValueError(f"stg_scale {stg_scale} needs stg_blocks (the block indices STG perturbs, e.g. [28])")
-        self.scale, self.min_size = scale, min_size
-        self.negative_prompt = negative_prompt
-        self.max_sequence_length = max_sequence_length
+        self._view = BlockView(pipe.transformer)
+        super().__init__(pipe, name or getattr(pipe, "name_or_path", None) or "LTX2ImageToVideoPipeline",
+                         prompt_embeds=prompt_embeds, negative_prompt=negative_prompt, scale=scale,
+                         min_size=min_size, max_sequence_length=max_sequence_length, info=info)
         self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
         self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
         self.stg_blocks = list(stg_blocks or [])
-        self.prompt_embeds, self.prompt_source = prompt_embedder(pipe, prompt_embeds, self.text_dim)
-        self.info = {"prompt": self.prompt_source, **(info or {})}
-        self._view = BlockView(pipe.transformer)
-        self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -153,40 +144,8 @@ class LTX2PipelineModel(PipelineGeometry):
         return {EXPERT: self._view}
 
     @property
-    def experts(self) -> list[str]:
-        return [EXPERT]
-
-    @property
-    def has_two_experts(self) -> bool:
-        return False
-
-    @property
-    def transformer(self) -> torch.nn.Module:
-        return self.pipe.transformer
-
-    @property
     def block_names(self) -> list[str]:
         return [f"blocks.{i}" for i in range(len(self.transformer.transformer_blocks))]
-
-    def run(self, hooks=None, **pipe_kwargs):
-        """Call the pipeline with `hooks` attached (steplens.ltx2.attach); returns the pipeline's output."""
-        if hooks is None:
-            return self.pipe(**pipe_kwargs)
-        with LTX2Loop(self.pipe, hooks):
-            return self.pipe(**pipe_kwargs)
-
-    # -- sampling settings (steplens.presets) ------------------------------------------------------------------
-    def sampling_defaults(self) -> dict:
-        """The pipeline's own settings: steps and CFG from its __call__ defaults; shift NaN when the scheduler
-        shifts dynamically (LTX-2's), else its fixed shift."""
-        import inspect
-
-        params = inspect.signature(type(self.pipe).__call__).parameters
-        sched = self.pipe.scheduler
-        shift = float("nan") if sched.config.use_dynamic_shifting else float(sched.shift)
-        return {"steps": int(params["num_inference_steps"].default), "shift": shift,
-                "guidance": float(params["guidance_scale"].default), "scheduler": type(sched).__name__,
-                "negative_prompt": self.negative_prompt}
 
     def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
                            shift: float | None = None, **unsupported) -> None:
@@ -195,7 +154,7 @@ class LTX2PipelineModel(PipelineGeometry):
         height/width, size) are not supported for LTX-2 yet."""
         given = {k: v for k, v in unsupported.items() if v is not None}
         if given:
-            raise ValueError(f"{', '.join(sorted(given))}: not supported yet for LTX-2 (steplens.ltx2)")
+            raise ValueError(f"{', '.join(sorted(given))}: not supported yet for LTX-2 (steplens.backends.ltx2)")
         if scheduler is not None and scheduler != type(self.pipe.scheduler).__name__:
             raise ValueError(f"scheduler {scheduler!r}: LTX-2 runs its own {type(self.pipe.scheduler).__name__}")
         if negative_prompt is not None:
@@ -237,12 +196,8 @@ class LTX2PipelineModel(PipelineGeometry):
     # -- generating ------------------------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.prompt_embeds(list(texts))
-        if not isinstance(emb, torch.Tensor) or emb.dim() != 3 or emb.shape[0] != len(texts):
-            raise ValueError(f"the prompt_embeds provider must return a (B, L, D) tensor for {len(texts)} texts, got "
-                             f"{getattr(emb, 'shape', type(emb).__name__)}")
-        if emb.shape[-1] != self.text_dim:
-            raise ValueError(f"the prompt_embeds provider returned D = {emb.shape[-1]}; LTX-2's connectors expect "
-                             f"{self.text_dim} (caption_channels x text_proj_in_factor)")
+        check_embeddings(emb, len(texts), self.text_dim,
+                         "LTX-2's connectors expect {dim} (caption_channels x text_proj_in_factor)")
         conn = self.pipe.connectors
         emb = emb.to(getattr(conn, "device", emb.device), getattr(conn, "dtype", emb.dtype))
         return emb, torch.ones(emb.shape[:2], dtype=torch.long, device=emb.device)
@@ -250,7 +205,7 @@ class LTX2PipelineModel(PipelineGeometry):
     def _images(self, samples, k: int) -> list:
         from PIL import Image
 
-        from ..video import upscale
+        from ...video import upscale
 
         images = [np.ascontiguousarray(upscale(s.first_frame, k)) for s in samples]
         if self.image_crf is None or self.image_crf:
@@ -264,24 +219,17 @@ class LTX2PipelineModel(PipelineGeometry):
                     guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
         """(first frames as upscaled PIL images, one seeded CPU generator per sample, the other keyword arguments
         of the pipeline call). steps / guidance default to the pipeline's own (sampling_defaults)."""
-        from ..video import check_frames
+        from ...video import check_frames
 
         own = self.sampling_defaults()
         steps = own["steps"] if steps is None else steps
         guidance = own["guidance"] if guidance is None else float(guidance)
         frames = check_frames(frames or samples[0].frames)
-        seeds = [int(s) for s in seeds]
-        if len(seeds) != len(samples):
-            raise ValueError(f"{len(seeds)} seeds given for {len(samples)} samples")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"the number of sampling steps must be an integer >= 1, got {steps!r}")
+        seeds = check_call(samples, seeds, steps, guidance, self.family)
         if steps == 1 and self.pipe.scheduler.config.shift_terminal:
             raise ValueError(f"1 sampling step: the scheduler stretches its sigmas to end at shift_terminal="
                              f"{self.pipe.scheduler.config.shift_terminal}, which is undefined for one step (diffusers "
                              f"divides 0 by 0); use 2 or more steps")
-        if guidance < 1.0:
-            raise ValueError(f"guidance {guidance} < 1: the LTX-2 pipeline applies classifier-free guidance only for "
-                             f"guidance > 1 (1 = off)")
         h, w = self._frame_size(samples)
         k = self.pixel_scale(h, w)
         self._scales[h * k, w * k] = k
@@ -320,8 +268,6 @@ class LTX2PipelineModel(PipelineGeometry):
     @contextmanager
     def _capture_final(self, out: list):
         """The normalised final latent: what the pipeline hands to _denormalize_latents after the loop."""
-        from ..wan.trace import InstancePatches
-
         def wrap(original):
             def _denormalize_latents(latents, *args, **kwargs):
                 out.append(latents)
@@ -336,43 +282,20 @@ class LTX2PipelineModel(PipelineGeometry):
         finally:
             patches.restore()
 
-    @contextmanager
-    def _shift(self, shift):
-        pipe, original = self.pipe, self.pipe.scheduler
-        shifted = scheduler_with_shift(original, shift)
-        pipe.scheduler = shifted
-        try:
-            yield
-        finally:
-            pipe.scheduler = original
-
-    @torch.no_grad()
-    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
-                 shift: float | None = None, guidance: float | None = None, callback=None,
-                 hooks=None) -> torch.Tensor:
-        """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final video latents
-        (B, C, frames, H/32, W/32), normalised as the denoising loop has them. steps / guidance default to the
-        pipeline's own; shift None keeps LTX-2's dynamic shift (see the module doc)."""
-        check_scheduler(self.pipe.scheduler)
-        images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
+    def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
+        """One call with a list of B images; the normalised final latent is caught on its way to the VAE."""
         cfg = kw["guidance_scale"] > 1 or kw["audio_guidance_scale"] > 1
         prompts = self._prompts([s.prompt for s in samples], cfg)
-        final: list = []
-        with ExitStack() as stack:
-            stack.enter_context(self._shift(shift))  # before the loop: it holds on to the pipeline's scheduler
-            stack.enter_context(self._capture_final(final))
-            if callback is not None or hooks is not None:
-                stack.enter_context(LTX2Loop(self.pipe, hooks, on_step=callback))
-            self.pipe(image=images, generator=generators, output_type="latent", return_dict=False, **kw, **prompts)
+        self._final: list = []
+        stack.enter_context(self._capture_final(self._final))
+        return dict(image=images, generator=generators, output_type="latent", return_dict=False, **kw, **prompts)
+
+    def final_latents(self, out) -> torch.Tensor:
+        """The final video latents (B, C, frames, H/32, W/32), normalised as the denoising loop has them."""
+        final, self._final = self._final, []
         if len(final) != 1:  # pragma: no cover - guards against a diffusers change
             raise RuntimeError(f"expected one final latent from the LTX-2 pipeline, got {len(final)}")
         return final[0]
-
-    # -- decoding --------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents -> the pipeline's decoded video (B, 3, num_frames, H, W) in [-1, 1], float32, sample by sample."""
-        return torch.cat([decode_latents(self.pipe, latents[i:i + 1], "raw").float() for i in range(len(latents))])
 
     def __repr__(self) -> str:
         return f"LTX2PipelineModel({self.name!r}, blocks={len(self.block_names)})"

@@ -1,6 +1,6 @@
-"""Prompt embeddings for Wan pipelines that have no text encoder (e.g. the tiny offline test pipelines).
+"""Prompt embeddings for pipelines that have no text encoder (e.g. the tiny offline test pipelines).
 
-A *provider* is any callable `provider(texts: list[str]) -> Tensor (B, L, text_dim)`. WanPipelineModel uses the
+A *provider* is any callable `provider(texts: list[str]) -> Tensor (B, L, text_dim)`. A pipeline model uses the
 pipeline's own text encoder when it has one; otherwise a provider given to it, else `HashedPromptEmbeds`:
 a fixed Gaussian embedding per text, seeded by the text's SHA-256, so the same prompt gives the same
 embedding in every process and on every machine (and different prompts differ). It carries no meaning: it
@@ -37,3 +37,14 @@ class HashedPromptEmbeds:
 
     def __repr__(self) -> str:
         return f"HashedPromptEmbeds(dim={self.dim}, length={self.length})"
+
+
+def prompt_embedder(pipe, provider, text_dim: int):
+    """(provider or None, source) for a pipeline model: the given provider ("provider"); None when the pipeline
+    encodes prompts itself ("text_encoder": it has a text encoder and a tokenizer); else a fixed hashed
+    embedding per text ("hashed": HashedPromptEmbeds)."""
+    if provider is not None:
+        return provider, "provider"
+    if getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None:
+        return None, "text_encoder"
+    return HashedPromptEmbeds(text_dim), "hashed"

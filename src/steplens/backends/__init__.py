@@ -1,0 +1,68 @@
+"""The diffusers backends: real video pipelines (Wan, LTX-2, ...) as steplens models, traced and hooked by step.
+
+    from steplens.backends import attach, load_pipeline_model, trace_pipeline
+    model = load_pipeline_model("wan:DIR")                  # = steplens.models.load_model("wan:DIR")
+    with trace_pipeline(model.pipe, decode_steps=[-1], hooks=Hooks(model).record("blocks.1")) as tr:
+        model.pipe(**kwargs)                                # tr.steps: PipelineStep (x_s, v, x0_hat, expert, ...)
+    with attach(model.pipe, hooks):                         # hooks only
+        model.pipe(**kwargs)
+
+Layers (no module here imports an adapter; no adapter imports another):
+
+* the shared core, no family in it: `loop` (the one interception loop under trace and hooks), `steps` (PipelineStep,
+  PipelineRun, PipelineTrace, trace_pipeline, attach), `patches` (instance patches; the forward side through
+  diffusers' own HookRegistry / ModelHook), `checks` (schedulers, shifts, call inputs, dtype / offload / device),
+  `load` (model_index.json, from_pretrained with dtype / offload), `geometry` (samples <-> call size, frames, token
+  grid), `prompts` (HashedPromptEmbeds), `model` (PipelineModel: the steplens.contract.VideoModel of a pipeline),
+  `registry` (pipeline class -> backend, entry-point group `steplens.backends`);
+* adapters, each holding only what is its family's: `wan/` (Wan2.1 I2V, Wan2.2-A14B, TI2V-5B; plus steplens' own
+  sampler on Wan's transformers and Wan LoRA formats), `ltx2/` (LTX-2).
+
+Writing an adapter (a new family, e.g. CogVideoX, HunyuanVideo-1.5)
+-------------------------------------------------------------------
+One file `steplens/backends/<family>.py` (or a folder) plus an entry point in pyproject.toml:
+
+    [project.entry-points."steplens.backends"]
+    myfamily = "steplens.backends.myfamily:MyPipelineModel"
+
+It defines:
+
+1. a loop, `class MyLoop(PipelineLoop)`: `check(cls, pipe) -> scheduler kind` (classmethod: refuse the wrong class
+   or scheduler, e.g. `check_scheduler(pipe.scheduler)` from `checks`). The defaults fit the plain flow-matching
+   pipeline (Wan's shape): x_s is the `latents` handed to `scheduler.step` and the first channels of the
+   transformer input, one forward per CFG branch named by `cache_context("cond" / "uncond")`, x0_hat = x_s - sigma v.
+   Override only what differs: `forward_branches` (the CFG batch layout), `forward_input` / `latent_seen` /
+   `latent_input` (where x_s sits in the transformer input), `x0_view`, `step_points` / `step_record` /
+   `after_step` (a different latent layout at scheduler.step), `prepared` / `stepped` / `patch` (more of the
+   pipeline to follow, e.g. pack / unpack). LTX-2 (`ltx2/loop.py`) overrides most of them; Wan only four.
+2. `decode_latents(pipe, latents, output_type="pt")`: decode as the pipeline decodes its final latents ("raw": the
+   VAE's (B, 3, T, H, W) in [-1, 1]).
+3. the model, `class MyPipelineModel(PipelineModel)` with class attributes `backend` ("myfamily"), `family`
+   ("MyFamily", for messages), `pipeline_classes` (("MyImageToVideoPipeline",)), `loop_class`, `decode_latents`
+   (staticmethod), optionally `float32_components`, `dynamic_shift`, `sampling_options`, `check_loras` /
+   `apply_loras`, `class_for`; the geometry properties `patch_size`, `temporal_factor`, `token_pixels`,
+   `spatial_multiple`, `latent_shape`, `text_dim`; `call_inputs(samples, seeds, frames, steps, guidance) ->
+   (images, generators, kwargs)` (use `checks.check_call`); `call_context(stack, samples, images, generators, kw)
+   -> the pipeline's keyword arguments` (enter per-call patches on `stack`); `final_latents(out)` if the latents are
+   not `out[0]`; and `configure_sampling` if it takes settings. `PipelineModel` gives the rest of the
+   steplens.contract.VideoModel (check with `steplens.contract.check_model`).
+4. a tiny test builder (real diffusers classes, random weights, no text encoder) for offline tests: traced ==
+   untraced bit for bit, hooks fire on the right step / branch, generate == the plain pipeline call.
+
+The smallest adapter to copy: Wan's loop (`wan/loop.py`) and model (`wan/model.py`).
+
+diffusers versions: steplens patches private pipeline internals (`prepare_latents`, `_pack_latents`,
+`_denormalize_latents`, `encode_prompt`, scheduler state such as UniPC's `last_sample`), so pyproject.toml bounds
+diffusers to the versions tested: 0.42.x (0.42.1).
+"""
+
+from .load import load_pipeline, load_pipeline_model
+from .loop import PipelineLoop
+from .model import PipelineModel
+from .prompts import HashedPromptEmbeds
+from .registry import backend_for, backends, register_backend
+from .steps import PipelineRun, PipelineStep, PipelineTrace, attach, trace_pipeline, transformer_components
+
+__all__ = ["HashedPromptEmbeds", "PipelineLoop", "PipelineModel", "PipelineRun", "PipelineStep", "PipelineTrace",
+           "attach", "backend_for", "backends", "load_pipeline", "load_pipeline_model", "register_backend",
+           "trace_pipeline", "transformer_components"]

@@ -1,0 +1,324 @@
+"""HunyuanVideo-1.5 image-to-video (diffusers' HunyuanVideo15ImageToVideoPipeline) as a steplens backend.
+
+    model = HunyuanVideo15Model(pipe)       # or load_model("wan:DIR") on a saved pipeline folder
+    lat = model.generate(samples, seeds, steps=50, guidance=6.0, callback=steps.append, hooks=hooks)
+    px = model.decode(lat)                  # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
+
+The denoising loop is the plain flow-matching one of steplens.backends.loop (Wan's shape): x_s is the pipeline's
+`latents` (B, C, T, h, w), scaled by the VAE's scaling_factor, handed to `scheduler.step` (FlowMatch Euler) and the
+first C channels of the transformer input [latents, image condition, mask] (the clean first-frame latent and a mask
+on latent frame 0: frame 0 is noised and denoised like the others); x0_hat = x_s - sigma v. The pipeline's guider
+(ClassifierFreeGuidance) runs CFG as two forwards per step, cond first, named "pred_cond" / "pred_uncond" by
+`cache_context`: steplens' branches "cond" / "uncond". Hook points `blocks.i` are the transformer's
+`transformer_blocks.i` (dual-stream blocks; hooks see their video stream (B, T*h*w, D), tokens ordered frame, h, w).
+
+How a task sample becomes a pipeline call (`generate`), where the pipeline differs from Wan / LTX-2:
+
+* size: the pipeline takes no height / width; it picks the aspect-ratio bucket of the image at `target_size`.
+  steplens sets the call size for the call (the native first frame upscaled by the integer k of
+  steplens.backends.geometry: one token per 16 x 16 pixels), so the bucket is the image's own size;
+* batch: the pipeline conditions a call on ONE image (its SigLIP embedding and VAE latent repeated per row).
+  `generate` runs the B samples as one call (one forward per CFG branch over the whole batch) with the pipeline's
+  per-image steps `encode_image` and `prepare_cond_latents_and_mask` run once per sample, rows concatenated. A
+  batch of one, or one image with several seeds, is the plain pipeline call bit for bit;
+* guidance: the guider's scale, not a call argument: the guider is swapped, for the call, for a copy at `guidance`
+  (1 = off: one forward per step);
+* prompts: the pipeline's two text encoders (Qwen2.5-VL and ByT5 for quoted "glyph" text) when it has them, else a
+  provider (texts -> (B, L, text_embed_dim), default HashedPromptEmbeds) with an all-ones mask and an empty glyph
+  stream (`glyph_length` zero tokens, masked: what the pipeline gives a prompt without quoted text);
+* shift: the scheduler's fixed shift (hub: 5 at 480p), replaced for the call by a copy at `shift`;
+* latents are in the transformer's dtype (a bfloat16 model gives bfloat16 x_s; x0_hat is computed in float32).
+* meanflow checkpoints (transformer use_meanflow): v is the mean velocity to the next step; x_s - sigma v is then
+  Euler's extrapolation to sigma 0, not the model's x0.
+
+`decode` is the pipeline's decoding (latents / scaling_factor, vae.decode) at video frames 0, 4, 8, ... averaged
+over k x k pixel blocks back to the native size; `decode_video` the full decoded video in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import ExitStack, contextmanager
+
+import numpy as np
+import torch
+
+from .checks import check_call, check_embeddings, check_euler, scheduler_shift, scheduler_with_shift
+from .loop import PipelineLoop
+from .model import PipelineModel
+from .patches import InstancePatches
+
+PIPELINES = ("HunyuanVideo15ImageToVideoPipeline",)
+FAMILY = "HunyuanVideo-1.5"
+BRANCHES = {"pred_cond": "cond", "pred_uncond": "uncond"}  # the guider's names of its forwards -> steplens'
+
+
+def check_pipeline(pipe) -> None:
+    """Refuse, naming it, a pipeline that is not a HunyuanVideo-1.5 image-to-video pipeline with a transformer."""
+    try:
+        from diffusers import HunyuanVideo15ImageToVideoPipeline
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the HunyuanVideo-1.5 backend needs diffusers >= 0.36 with HunyuanVideo-1.5 (the 'wan' "
+                          "extra: pip install 'steplens[wan]')") from e
+    if not isinstance(pipe, HunyuanVideo15ImageToVideoPipeline):
+        raise TypeError(f"steplens' {FAMILY} backend does not support the pipeline class {type(pipe).__name__}; "
+                        f"supported: {', '.join(PIPELINES)}")
+    if getattr(pipe, "transformer", None) is None:
+        raise ValueError(f"the {type(pipe).__name__} has no transformer")
+
+
+def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
+    """Decode latents (B, C, T, h, w) as the pipeline decodes its final latents: / scaling_factor, vae.decode,
+    video_processor.postprocess_video ("raw": the VAE's (B, 3, frames, H, W) in [-1, 1])."""
+    from diffusers.utils.torch_utils import get_module_execution_device
+
+    vae = pipe.vae
+    with torch.no_grad():
+        latents = latents.to(get_module_execution_device(vae), vae.dtype) / vae.config.scaling_factor
+        video = vae.decode(latents, return_dict=False)[0]
+        if output_type == "raw":
+            return video
+        return pipe.video_processor.postprocess_video(video, output_type=output_type)
+
+
+class HunyuanLoop(PipelineLoop):
+    """PipelineLoop on a HunyuanVideo15ImageToVideoPipeline: the default loop, CFG branches named by the guider."""
+
+    @classmethod
+    def check(cls, pipe) -> str:
+        check_pipeline(pipe)
+        check_euler(pipe.scheduler, FAMILY)
+        return "euler"
+
+    def forward_branches(self, step, cache_name, hidden):
+        if cache_name not in BRANCHES:
+            raise RuntimeError(f"a {FAMILY} transformer forward named {cache_name!r} at step {step}: steplens reads "
+                               f"the guider's {', '.join(BRANCHES)} (ClassifierFreeGuidance), one per forward")
+        return (BRANCHES[cache_name],)
+
+
+class BlockView(torch.nn.Module):
+    """The transformer's submodules under their own names plus `blocks` (= its `transformer_blocks`), so that hook
+    points `blocks.i` resolve with get_submodule. It shares the modules (no copy) and is never run."""
+
+    def __init__(self, transformer: torch.nn.Module):
+        super().__init__()
+        for name, child in transformer.named_children():
+            self.add_module(name, child)
+        self.add_module("blocks", transformer.transformer_blocks)
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - a naming view only
+        raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
+
+
+def _bound(fn, args, kwargs) -> dict:
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+class HunyuanVideo15Model(PipelineModel):
+    """A HunyuanVideo15ImageToVideoPipeline as a steplens model (steplens.contract.VideoModel).
+
+    prompt_embeds: a provider texts -> (B, L, text_embed_dim) used instead of the pipeline's text encoders (default:
+        the text encoders if the pipeline has them, else HashedPromptEmbeds).
+    negative_prompt: the uncond branch's prompt under CFG.
+    scale / min_size: the pixel upscale of the samples' first frames (steplens.backends.geometry).
+    glyph_length: tokens of the (empty, masked) glyph stream given with provider embeddings (default: the
+        pipeline's tokenizer_2_max_length, 256; masked tokens carry no weight).
+    """
+
+    backend, family, pipeline_classes = "hunyuan15", FAMILY, PIPELINES
+    loop_class = HunyuanLoop
+    float32_components = ("vae", "image_encoder")
+    decode_latents = staticmethod(decode_latents)
+    check_pipeline = staticmethod(check_pipeline)
+    sampling_options = frozenset({"scheduler", "negative_prompt"})
+
+    def __init__(self, pipe, name: str | None = None, *, glyph_length: int | None = None, **kwargs):
+        super().__init__(pipe, name, **kwargs)
+        glyph_length = pipe.tokenizer_2_max_length if glyph_length is None else glyph_length
+        if isinstance(glyph_length, bool) or not isinstance(glyph_length, int) or glyph_length < 1:
+            raise ValueError(f"glyph_length must be an integer >= 1, got {glyph_length!r}")
+        self.glyph_length = glyph_length
+        self._guiders: dict[tuple[int, float], object] = {}  # (id of the pipeline's guider, scale) -> its copy
+
+    # -- hooks -----------------------------------------------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """{"transformer": a view of the transformer in which `blocks.i` names transformer_blocks.i}."""
+        view = self.__dict__.get("_view")
+        if view is None or view.blocks is not self.pipe.transformer.transformer_blocks:  # new, or swapped
+            view = self._view = BlockView(self.pipe.transformer)
+        return {"transformer": view}
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.pipe.transformer
+
+    @property
+    def block_names(self) -> list[str]:
+        return [f"blocks.{i}" for i in range(len(self.transformer.transformer_blocks))]
+
+    # -- sampling settings -----------------------------------------------------------------------------------------
+    def sampling_defaults(self) -> dict:
+        """Steps from the pipeline's __call__ default (50), CFG from its guider, the scheduler's fixed shift."""
+        params = inspect.signature(type(self.pipe).__call__).parameters
+        sched = self.pipe.scheduler
+        return {"steps": int(params["num_inference_steps"].default), "shift": scheduler_shift(sched),
+                "guidance": float(self.pipe.guider.guidance_scale), "scheduler": type(sched).__name__,
+                "negative_prompt": self.negative_prompt}
+
+    def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
+                           shift: float | None = None, **unsupported) -> None:
+        """Keep the pipeline's scheduler (its class name), set the negative prompt and the scheduler's shift;
+        other settings (boundary, height/width, size) are refused."""
+        given = sorted(k for k, v in unsupported.items() if v is not None)
+        if given:
+            raise ValueError(f"{', '.join(given)}: not supported for {FAMILY} (steplens.backends.hunyuan15)")
+        if scheduler is not None and scheduler != type(self.pipe.scheduler).__name__:
+            raise ValueError(f"scheduler {scheduler!r}: {FAMILY} runs its own {type(self.pipe.scheduler).__name__}")
+        if shift is not None:
+            self.pipe.scheduler = scheduler_with_shift(self.pipe.scheduler, float(shift))
+        if negative_prompt is not None:
+            self.negative_prompt = str(negative_prompt)
+
+    # -- geometry --------------------------------------------------------------------------------------------------
+    @property
+    def text_dim(self) -> int:
+        return int(self.transformer.config.text_embed_dim)
+
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        c = self.transformer.config
+        return (c.patch_size_t, c.patch_size, c.patch_size)
+
+    @property
+    def temporal_factor(self) -> int:
+        return self.pipe.vae_scale_factor_temporal
+
+    @property
+    def spatial_multiple(self) -> tuple[int, int]:
+        """VAE factor x patch (16 for HunyuanVideo-1.5): one token per that many pixels."""
+        s = self.pipe.vae_scale_factor_spatial * self.patch_size[1]
+        return s, s
+
+    @property
+    def token_pixels(self) -> tuple[int, int]:
+        return self.spatial_multiple
+
+    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
+        h, w = self._frame_size(samples)
+        k, s = self.pixel_scale(h, w), self.pipe.vae_scale_factor_spatial
+        return (len(samples), self.pipe.vae.config.latent_channels, frames, h * k // s, w * k // s)
+
+    # -- generating ------------------------------------------------------------------------------------------------
+    def check_prompt_encoding(self) -> None:
+        if self.prompt_embeds is None and (self.pipe.text_encoder_2 is None or self.pipe.tokenizer_2 is None):
+            raise ValueError(f"the {FAMILY} pipeline has a text encoder but no text_encoder_2 / tokenizer_2 (ByT5) to "
+                             f"encode prompts with; give the model a prompt_embeds provider")
+
+    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                    guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
+        """(first frames upscaled as PIL images, one seeded CPU generator per sample, the call's settings: height,
+        width, num_frames, num_inference_steps, guidance)."""
+        from PIL import Image
+
+        from ..video import check_frames, upscale
+
+        own = self.sampling_defaults()
+        steps = own["steps"] if steps is None else steps
+        guidance = own["guidance"] if guidance is None else float(guidance)
+        frames = check_frames(frames or samples[0].frames)
+        seeds = check_call(samples, seeds, steps, guidance, FAMILY)
+        h, w = self._frame_size(samples)
+        k = self.pixel_scale(h, w)
+        self._scales[h * k, w * k] = k
+        images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
+        kw = dict(height=h * k, width=w * k, num_frames=self.video_frames(frames), num_inference_steps=steps,
+                  guidance=guidance)
+        return images, [torch.Generator().manual_seed(s) for s in seeds], kw
+
+    def _embed(self, texts: list[str]) -> dict:
+        emb = self.prompt_embeds(list(texts))
+        check_embeddings(emb, len(texts), self.text_dim, f"{FAMILY}'s transformer expects text_embed_dim {{dim}}")
+        glyph_dim = self.transformer.config.text_embed_2_dim
+        n = len(texts)
+        return dict(prompt_embeds=emb, prompt_embeds_mask=torch.ones(emb.shape[:2], dtype=torch.long),
+                    prompt_embeds_2=torch.zeros(n, self.glyph_length, glyph_dim),
+                    prompt_embeds_mask_2=torch.zeros(n, self.glyph_length, dtype=torch.long))
+
+    def prompt_inputs(self, prompts: list[str], cfg: bool) -> dict:
+        """The pipeline's prompt arguments: the texts (its own encoders) or provider embeddings, both branches."""
+        negatives = [self.negative_prompt] * len(prompts)
+        if self.prompt_embeds is None:
+            return dict(prompt=list(prompts), negative_prompt=negatives)
+        out = self._embed(prompts)
+        if cfg:
+            out.update({f"negative_{k}": v for k, v in self._embed(negatives).items()})
+        return out
+
+    @contextmanager
+    def _guidance(self, scale: float):
+        """The pipeline's guider swapped, for the block, for a copy at `scale` (kept if it already has it)."""
+        pipe, original = self.pipe, self.pipe.guider
+        if float(original.guidance_scale) == scale:
+            yield
+            return
+        key = (id(original), scale)
+        if key not in self._guiders:
+            self._guiders[key] = original.new(guidance_scale=scale)
+        pipe.guider = self._guiders[key]
+        try:
+            yield
+        finally:
+            pipe.guider = original
+
+    @contextmanager
+    def _per_sample(self, images, height: int, width: int):
+        """For one call: the size (height, width), and the per-image steps once per sample (see the module doc)."""
+        pipe, n = self.pipe, len(images)
+        resized = [pipe.video_processor.resize(img, height=height, width=width, resize_mode="crop") for img in images]
+
+        def wrap_size(original):
+            def calculate_default_height_width(*args, **kwargs):
+                return height, width
+
+            return calculate_default_height_width
+
+        def wrap_encode_image(original):
+            def encode_image(*args, **kwargs):
+                a = _bound(original, args, kwargs)
+                if a["batch_size"] != n:
+                    raise RuntimeError(f"steplens' per-sample encode_image got batch {a['batch_size']}, not {n}")
+                return torch.cat([original(img, 1, a["device"], a["dtype"]) for img in resized])
+
+            return encode_image
+
+        def wrap_condition(original):
+            def prepare_cond_latents_and_mask(*args, **kwargs):
+                a = _bound(original, args, kwargs)
+                lat = a["latents"]
+                rows = [original(lat[i:i + 1], img, 1, a["height"], a["width"], a["dtype"], a["device"])
+                        for i, img in enumerate(resized)]
+                return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
+
+            return prepare_cond_latents_and_mask
+
+        patches = InstancePatches()
+        try:
+            patches.patch(pipe.video_processor, "calculate_default_height_width", wrap_size)
+            patches.patch(pipe, "encode_image", wrap_encode_image)
+            patches.patch(pipe, "prepare_cond_latents_and_mask", wrap_condition)
+            yield
+        finally:
+            patches.restore()
+
+    def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
+        """The guider at the call's guidance, the call size and the per-sample steps; the pipeline's arguments."""
+        self.check_prompt_encoding()
+        kw = dict(kw)
+        height, width, guidance = kw.pop("height"), kw.pop("width"), kw.pop("guidance")
+        stack.enter_context(self._guidance(guidance))
+        stack.enter_context(self._per_sample(images, height, width))
+        return dict(image=images[0], generator=generators, output_type="latent", return_dict=False, **kw,
+                    **self.prompt_inputs([s.prompt for s in samples], guidance > 1))

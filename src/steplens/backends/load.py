@@ -1,0 +1,136 @@
+"""Loading a diffusers pipeline folder (or hub id) as a steplens model, for `--model wan:PATH` / `diffusers:PATH`.
+
+    model = load_pipeline_model("wan:runs/wan22-folder", device="cuda", dtype="bfloat16", offload="model")
+
+The folder's model_index.json is read first and its `_class_name` picks the backend (steplens.backends.registry),
+so a folder holding a pipeline no backend supports is refused, naming the supported ones, before any weights load.
+PATH is a local folder written by `pipe.save_pretrained(PATH)` (or a hub id where the hub can be reached).
+
+dtype: "float32" (the default, as diffusers loads), "bfloat16" or "float16" for the denoisers and text encoders;
+the components a backend lists in `float32_components` (VAEs, image encoders, vocoders) stay float32.
+offload: "none" (the whole pipeline on `device`), "model" (enable_model_cpu_offload: one component at a time on the
+accelerator) or "sequential" (enable_sequential_cpu_offload: submodule by submodule, least memory, slowest); both
+need accelerate and an accelerator device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import check_device, check_dtype, check_offload
+from .registry import backend_for_config, backend_named, backends
+
+PREFIXES = {"wan": "wan", "diffusers": None}  # --model prefix -> the backend that words its refusals (None: generic)
+
+
+def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                        offload: str | None = "none", lora=None, lora_2=None):
+    """`wan:PATH` or `diffusers:PATH` loaded by the backend of its model_index.json's class."""
+    prefix, _, path = spec.partition(":")
+    if prefix not in PREFIXES:
+        raise ValueError(f"model {spec!r}: a diffusers pipeline is named {' or '.join(p + ':PATH' for p in PREFIXES)}")
+    if not path:
+        raise ValueError(f"model {spec!r} needs a path: {spec}PATH (a diffusers image-to-video pipeline folder: "
+                         f"{', '.join(sorted(backends()))})")
+    check_dtype(dtype)
+    check_offload(offload, device)
+    check_device(device)
+    words = backend_named(PREFIXES[prefix]) if PREFIXES[prefix] else None
+    _, config = read_index(path, words.family if words else "diffusers", spec)
+    cls = backend_for_config(config)
+    if cls is None:
+        raise ValueError(refusal(spec, config, words))
+    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2)
+
+
+def load_pipeline(backend, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+                  offload: str | None = "none"):
+    """A pipeline of `backend` (its model class) from a local folder (or hub id), in `dtype`, on `device` or
+    offloaded onto it; a folder holding another class is refused before any weights load."""
+    torch_dtype = check_dtype(dtype)
+    offload = check_offload(offload, device)
+    dev = check_device(device)
+    source, config = read_index(path, backend.family)
+    if backend.class_for(config) not in backend.pipeline_classes:
+        raise ValueError(refusal(path, config, backend))
+    return load_folder(backend.pipeline_class(), source, config, torch_dtype, backend.float32_components,
+                       backend.check_pipeline, offload, dev, backend.family)
+
+
+def refusal(spec: str, config: dict, words=None) -> str:
+    """Why a folder's pipeline class is not loaded: in the words of the backend its prefix names, or generic."""
+    found = config.get("_class_name") or "pipeline without _class_name"
+    if words is not None:
+        others = sorted(k for k, v in backends().items() if v is not words)
+        return (f"{spec} holds a {found}; steplens' {words.family} backend supports "
+                f"{', '.join(words.pipeline_classes)}{words.variants}"
+                + (f"; other backends load {', '.join(others)}" if others else ""))
+    return f"{spec} holds a {found}; steplens' backends load {', '.join(sorted(backends()))}"
+
+
+def load_folder(cls, source: str, config: dict, torch_dtype, float32_components, check, offload: str, device,
+                what: str):
+    """`cls.from_pretrained(source)` as steplens loads every backend: `torch_dtype` for all but
+    `float32_components` (VAEs, image encoders, vocoders stay float32), components saved as None passed as None,
+    `check(pipe)` (a TypeError becomes a ValueError), then placed on `device` or CPU-offloaded onto it."""
+    if torch_dtype != torch.float32:
+        present = [c for c in float32_components if (config.get(c) or [None])[0] is not None]
+        torch_dtype = {"default": torch_dtype, **{c: torch.float32 for c in present}}
+    # components saved as None (e.g. no text encoder) are passed as None: from_pretrained wants every component
+    absent = {k: None for k, v in config.items() if not k.startswith("_") and isinstance(v, (list, tuple))
+              and len(v) == 2 and v[0] is None and v[1] is None}
+    try:
+        pipe = cls.from_pretrained(source, dtype=torch_dtype, **absent)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"could not load the {what} pipeline from {source}: {e}") from None
+    try:
+        check(pipe)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether a --model spec names a local path (else it may be a hub id 'owner/name')."""
+    return spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") != 1
+
+
+def read_index(path: str, what: str, spec: str | None = None) -> tuple[str, dict]:
+    """(where to load from, model_index.json) of a local diffusers pipeline folder or a hub id (only its index is
+    fetched); refuses a file, a folder without an index, a missing folder, an unreadable index, by name. `what`
+    names the backend ("Wan", "LTX-2"), `spec` how the user wrote the model (default: the path)."""
+    import json
+    from pathlib import Path
+
+    spec = spec or path
+    p = Path(path).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise ValueError(f"{spec} is a file; expected a diffusers pipeline folder (with model_index.json), "
+                             f"as written by pipe.save_pretrained(DIR)")
+        index = p / "model_index.json"
+        if not index.is_file():
+            raise FileNotFoundError(f"{p} has no model_index.json: not a diffusers pipeline folder (write one with "
+                                    f"pipe.save_pretrained(DIR))")
+        try:
+            return str(p), json.loads(index.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{index} is not a readable model_index.json: {e}") from None
+    if looks_like_path(path):
+        raise FileNotFoundError(f"{what} pipeline folder not found: {p}")
+    from diffusers import DiffusionPipeline
+
+    try:
+        return path, dict(DiffusionPipeline.load_config(path))
+    except Exception as e:  # noqa: BLE001 - hub errors come in many types; report them as one
+        raise ValueError(f"could not read the pipeline {path!r} (neither a local folder nor a reachable hub id): "
+                         f"{e}") from None
+
+

@@ -1,0 +1,220 @@
+"""A diffusers pipeline as a steplens model: what every backend's model shares (steplens.contract.VideoModel).
+
+    model = WanPipelineModel(pipe)          # a backend's subclass, or load_model("wan:DIR")
+    model.block_names, model.modules()      # hook points and the denoisers they live in
+    lat = model.generate(samples, seeds, steps=20, guidance=5.0, callback=steps.append, hooks=hooks)
+    px = model.decode(lat)                  # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
+
+`PipelineModel` holds the pipeline, its name and info, the prompt provider, the upscale choices and the geometry
+(steplens.backends.geometry), and runs `generate` as one pipeline call: the scheduler copied for a shift (for the
+call only), the backend's own per-call preparation (`call_context`), and the backend's loop (`loop_class`) when a
+callback or hooks are given. A backend subclass gives the class attributes below and what its pipeline needs
+(`call_inputs`, `call_context`, `call_kwargs`, `final_latents`, the geometry properties, `decode_latents`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import ExitStack, contextmanager
+from typing import Callable
+
+import torch
+
+from ..contract import ModelDefaults
+from .checks import check_dtype, check_upscale, scheduler_shift, scheduler_with_shift
+from .geometry import PipelineGeometry
+from .prompts import prompt_embedder
+from .steps import transformer_components
+
+
+class PipelineModel(ModelDefaults, PipelineGeometry):
+    """A diffusers pipeline as a steplens model; subclass it per family (see steplens.backends)."""
+
+    # -- what a backend gives --------------------------------------------------------------------------------------
+    backend: str = ""  # the family's short name (`model.backend`): "wan", "ltx2"
+    family: str = ""  # how messages name it: "Wan", "LTX-2"
+    pipeline_classes: tuple[str, ...] = ()  # the diffusers classes it takes (model_index.json `_class_name`)
+    variants: str = ""  # what those cover, for refusals: " (Wan2.1-I2V, ...)"
+    loop_class: type | None = None  # its steplens.backends.loop.PipelineLoop subclass
+    float32_components: tuple[str, ...] = ()  # components loaded in float32 whatever the dtype (VAEs, ...)
+    dynamic_shift: bool = False  # its scheduler shifts dynamically by default: shift None keeps that
+    is_pipeline = True
+
+    @staticmethod
+    def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
+        """Decode latents exactly as the pipeline decodes its final latents ("raw": the VAE's (B, 3, T, H, W))."""
+        raise NotImplementedError
+
+    @classmethod
+    def pipeline_class(cls):
+        """The diffusers class to load a folder with."""
+        import diffusers
+
+        return getattr(diffusers, cls.pipeline_classes[0])
+
+    @classmethod
+    def check_pipeline(cls, pipe) -> None:
+        """Refuse, with a TypeError / ValueError naming what is wrong, a pipeline this backend does not take."""
+        if not any(k.__name__ in cls.pipeline_classes for k in type(pipe).__mro__):
+            raise TypeError(f"steplens' {cls.family} backend does not support the pipeline class "
+                            f"{type(pipe).__name__}; supported: {', '.join(cls.pipeline_classes)}{cls.variants}")
+        if not transformer_components(pipe):
+            raise ValueError(f"the {type(pipe).__name__} has no transformer")
+
+    @classmethod
+    def class_for(cls, config: dict) -> str | None:
+        """The pipeline class a folder's model_index.json is loaded as (default: its `_class_name`)."""
+        return config.get("_class_name")
+
+    @classmethod
+    def check_loras(cls, lora, lora_2) -> None:
+        """Refuse LoRA specs the backend cannot load, before any weights load (default: LoRAs are not supported)."""
+        for spec, option in ((lora, "--lora"), (lora_2, "--lora-2")):
+            if spec is not None:
+                raise ValueError(f"{option} {spec!r}: LoRAs are not supported yet for {cls.family}; merge the LoRA "
+                                 f"into the transformer and save the pipeline folder instead")
+
+    @classmethod
+    def apply_loras(cls, pipe, lora, lora_2) -> dict:
+        return {}
+
+    # -- construction ----------------------------------------------------------------------------------------------
+    def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
+                 negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
+                 max_sequence_length: int = 512, info: dict | None = None):
+        self.check_pipeline(pipe)
+        self.pipe = pipe
+        self.name = name or getattr(pipe, "name_or_path", None) or (
+            f"{type(pipe).__name__}({'+'.join(self.modules())})")
+        check_upscale(scale, min_size)
+        self.scale, self.min_size = scale, min_size
+        self.negative_prompt = negative_prompt
+        self.max_sequence_length = max_sequence_length
+        self.prompt_embeds, self.prompt_source = prompt_embedder(pipe, prompt_embeds, self.text_dim)
+        self.info = {"prompt": self.prompt_source, **(info or {})}
+        self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate
+        self._native: dict[tuple[int, int], tuple[int, int]] = {}  # call (H, W) -> native (h, w), from generate
+
+    @classmethod
+    def load(cls, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
+             offload: str | None = "none", name: str | None = None, lora=None, lora_2=None, **model_kwargs):
+        """A pipeline folder (or hub id) loaded as this backend's model: `dtype`, placed on `device` or offloaded,
+        LoRAs applied (where the backend takes them)."""
+        from .load import load_pipeline
+
+        cls.check_loras(lora, lora_2)  # named before any weights load
+        pipe = load_pipeline(cls, path, device, dtype, offload)
+        loras = cls.apply_loras(pipe, lora, lora_2)
+        info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""),
+                "offload": offload or "none", "device": str(device), "loras": loras}
+        model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)
+        model.check_prompt_encoding()  # every steplens command encodes prompts: say now what is missing
+        if model.prompt_source == "hashed":
+            import warnings
+
+            warnings.warn(f"{name or path} has no text encoder: prompts are embedded by steplens.backends.prompts."
+                          f"HashedPromptEmbeds (deterministic, but meaningless to the model)", stacklevel=2)
+        return model
+
+    # -- hooks -----------------------------------------------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The pipeline's denoisers by component name (`transformer`, and `transformer_2` for a second expert)."""
+        return transformer_components(self.pipe)
+
+    @property
+    def experts(self) -> list[str]:
+        return list(self.modules())
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        """The first denoiser."""
+        return next(iter(transformer_components(self.pipe).values()))
+
+    @property
+    def block_names(self) -> list[str]:
+        """`blocks.i` of the (first) transformer; Hooks checks that each expert has the point it hooks."""
+        return [f"blocks.{i}" for i in range(len(self.modules()[self.experts[0]].blocks))]
+
+    def loop(self, hooks=None, on_step=None, **kwargs):
+        """The backend's interception loop on this pipeline (a context manager)."""
+        return self.loop_class(self.pipe, hooks, on_step=on_step, **kwargs)
+
+    def run(self, hooks=None, **pipe_kwargs):
+        """Call the pipeline with `hooks` attached; returns the pipeline's output."""
+        if hooks is None:
+            return self.pipe(**pipe_kwargs)
+        with self.loop(hooks):
+            return self.pipe(**pipe_kwargs)
+
+    # -- sampling settings (steplens.presets) ----------------------------------------------------------------------
+    def sampling_defaults(self) -> dict:
+        """The pipeline's own settings: steps and CFG from its __call__ defaults, the scheduler's flow shift (NaN when
+        it shifts dynamically), the scheduler class, the negative prompt in use."""
+        params = inspect.signature(type(self.pipe).__call__).parameters
+        sched = self.pipe.scheduler
+        return {"steps": int(params["num_inference_steps"].default), "shift": scheduler_shift(sched),
+                "guidance": float(params["guidance_scale"].default), "scheduler": type(sched).__name__,
+                "negative_prompt": self.negative_prompt}
+
+    # -- generating ------------------------------------------------------------------------------------------------
+    @property
+    def text_dim(self) -> int:
+        """The prompt embeddings' last dimension."""
+        return int(self.transformer.config.text_dim)
+
+    def check_prompt_encoding(self) -> None:
+        """Say, before any work, what encoding prompts with the pipeline's text encoder needs (default: nothing)."""
+
+    def check_scheduler(self) -> None:
+        """Refuse, before any work, a pipeline or scheduler the backend's loop cannot read."""
+        self.loop_class.check(self.pipe)
+
+    @contextmanager
+    def _shift(self, shift):
+        """The pipeline's scheduler swapped, for the block, for a copy with that shift (None: kept)."""
+        pipe, original = self.pipe, self.pipe.scheduler
+        if shift is None:
+            yield
+            return
+        shifted = scheduler_with_shift(original, shift, dynamic=self.dynamic_shift)
+        if shifted is original:
+            yield
+            return
+        pipe.scheduler = shifted
+        try:
+            yield
+        finally:
+            pipe.scheduler = original
+
+    def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
+        """Enter what the backend needs around one generate call; the pipeline's keyword arguments."""
+        raise NotImplementedError
+
+    def final_latents(self, out):
+        """generate's result from the pipeline's return value."""
+        return out[0]
+
+    @torch.no_grad()
+    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                 shift: float | None = None, guidance: float | None = None, callback=None,
+                 hooks=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents. steps and
+        guidance default to the pipeline's own (sampling_defaults), shift None to its scheduler's."""
+        self.check_scheduler()  # refused before any work, hooks or not
+        images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
+        with ExitStack() as stack:
+            stack.enter_context(self._shift(shift))  # before the loop: it holds on to the pipeline's scheduler
+            call = self.call_context(stack, samples, images, generators, kw)
+            if callback is not None or hooks is not None:
+                stack.enter_context(self.loop(hooks, on_step=callback))
+            return self.final_latents(self.pipe(**call))
+
+    # -- decoding --------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> the pipeline's decoded video (B, 3, num_frames, H, W) in [-1, 1], float32, sample by sample."""
+        return torch.cat([self.decode_latents(self.pipe, latents[i:i + 1], "raw").float()
+                          for i in range(len(latents))])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, experts={self.experts}, blocks={len(self.block_names)})"

@@ -1,0 +1,1 @@
+"""Tiny offline test pipelines of the backends that are one file (real diffusers classes, random weights)."""
