@@ -134,6 +134,7 @@ TRACE = ["trace", "--out", "{root}/o-trace"]
 PROBE = ["probe", "noise", "--count", "1", "--out", "{root}/o-probe"]
 COMPARE = ["compare", "--count", "1", "--out", "{root}/o-cmp"]
 DEMO = ["demo", "--count", "1", "--out", "{root}/o-demo"]
+STUDY = ["study", "--count", "1", "--out", "{root}/o-study"]
 
 CASES = (
     _sampler_cases(["run"], ["--data", "{data}", "--out", "{root}/o-run"])
@@ -193,7 +194,15 @@ CASES = (
     + _sampler_cases(DEMO, [], guidance=False)
     + _out_cases(["demo"], ["--count", "1"])
     + [(DEMO + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
-       (DEMO + ["--count", "0"], ["'--count'", "greater than or equal to 1"])]
+       (DEMO + ["--count", "0"], ["'--count'", "greater than or equal to 1"]),
+       (DEMO + ["--guidance", "nan"], ["--guidance nan", "finite"])]
+    + _sampler_cases(STUDY, [])  # the study takes the model and sampling options as every command does
+    + _out_cases(["study"], ["--count", "1"])
+    + [(STUDY + ["--preset", "fast"], ["--preset 'fast' does not exist", "pipeline"]),
+       (STUDY + ["--height", "32"], ["--height and --width go together"]),
+       (STUDY + ["--tasks", "sokoban"], ["unknown task 'sokoban'"]),
+       (STUDY + ["--parts", "magic"], ["unknown study part 'magic'", "solve"]),
+       (STUDY + ["--train-log", "{root}/nope.jsonl"], ["--train-log", "nope.jsonl", "not found"])]
     + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
        [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr"]),
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
@@ -242,7 +251,7 @@ CASES = (
 def test_the_battery_is_large_and_covers_every_command():
     commands = {c[0][0] if c[0][0] not in ("tasks", "probe") else " ".join(c[0][:2]) for c in CASES}
     assert len(CASES) >= 200
-    assert {"run", "score", "eval", "trace", "demo", "compare", "train", "export", "tasks generate"} <= commands
+    assert {"run", "score", "eval", "trace", "demo", "compare", "study", "train", "export", "tasks generate"} <= commands
     assert any(c.startswith("probe") for c in commands)
 
 

@@ -16,6 +16,20 @@ def rank_world() -> tuple[int, int]:
     return rank, world
 
 
+def join() -> tuple[int, int]:
+    """(rank, world size) as `rank_world`; under a launcher (world > 1) this process first joins the process group
+    (NCCL on GPUs, gloo on CPU), once: what the ensemble's split seeds and distributed training all-reduce over."""
+    rank, world = rank_world()
+    if world == 1:
+        return rank, world
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
 def shard(jobs: list, rank: int | None = None, world: int | None = None) -> list:
     """This process's share of `jobs`: every world-th, starting at its rank."""
     if rank is None or world is None:

@@ -1,0 +1,14 @@
+"""The steplens command line: `app` (typer) and `main` (the console script).
+
+    app.py      the typer application, error handling and the options several commands share
+    options.py  the model and sampling option bundles, declared once, and `load` -> (model, sampling)
+    cmd_*.py    the commands, one family each (tasks; run and score; eval; trace and demo; probe and compare;
+                study and report; train and export)
+"""
+
+from __future__ import annotations
+
+from . import cmd_tasks, cmd_run, cmd_eval, cmd_trace, cmd_probe, cmd_study, cmd_train  # noqa: F401  (registers them)
+from .app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,5 @@
+"""`python -m steplens.cli` (torchrun launches it so)."""
+
+from . import main
+
+main()

@@ -1,0 +1,119 @@
+"""The typer application and what every command shares: error handling, input checks, common options."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+tasks_app = typer.Typer(no_args_is_help=True, help="Procedural reasoning tasks.")
+app.add_typer(tasks_app, name="tasks")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DEBUG = False
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="show the Python traceback of an error")):
+    """steplens: trace, probe and improve how video diffusion models reason along denoising steps."""
+    global DEBUG
+    DEBUG = debug
+
+
+# options several commands share (the model and sampling options are bundles: steplens.cli.options)
+ENS_BLOCKS = typer.Option(None, "--ens-blocks", help="ensemble blocks, e.g. 4,5 (default: the middle quarter)")
+ENS_STEPS = typer.Option(None, "--ens-steps", help="ensemble steps, e.g. 0,1,2 (default: the first 15%)")
+ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent seeds, 1 = replaced by the mean")
+DATA = typer.Option(None, "--data", help="folder of samples: steplens (<task>/<idx>/) or VBVR-Bench "
+                                         "(<split>/<task>/<idx>/) layout, found by looking")
+SPLIT = typer.Option(None, "--split", help="only these splits of a VBVR-Bench folder, e.g. In-Domain_50")
+TASKS = typer.Option(None, "--tasks", help="only these task folders (or task names), comma-separated")
+SCORER = typer.Option(None, "--scorer", help="scorer for every sample (default: each task's own: maze for the "
+                                             "mazes); vbvr = VBVR-EvalKit's evaluators, when that package is "
+                                             "installed")
+THRESHOLD = typer.Option(None, "--threshold", help="success = score >= this, for continuous scorers (vbvr: 0.8)")
+
+
+def _ints(v: Optional[str], option: str = "") -> Optional[list[int]]:
+    if v is None:
+        return None
+    try:
+        return [int(x) for x in v.split(",")]
+    except ValueError:
+        raise ValueError(f"{option + ' ' if option else ''}expected comma-separated integers, got {v!r}") from None
+
+
+def _check(device=None, out=None, out_file=None, threshold=None, alpha=None):
+    """The options outside the bundles checked before any work or write (steplens.checks); stale temp files of
+    killed runs removed."""
+    from .. import checks
+    from ..io import clean_stale_temps
+
+    checks.number("--threshold", threshold, 0, 1)
+    checks.number("--alpha", alpha, 0, 1)
+    if device is not None:
+        checks.device(device)
+    if out is not None:
+        checks.out_dir(out)
+        clean_stale_temps(out)
+    if out_file is not None:
+        checks.out_file(out_file)
+
+
+def _with_sampling(s, sp):
+    """Experiment settings with the resolved sampling (a pipeline's preset recorded in its configs)."""
+    extra = {"sampling": sp.describe()} if sp.extra else {}
+    return s.model_copy(update={"steps": sp.steps, "shift": sp.shift, "guidance": sp.guidance, **extra})
+
+
+def _settings(**kw):
+    from ..experiment import ExperimentSettings
+
+    return ExperimentSettings(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _errors():
+    from pydantic import ValidationError
+
+    return (ValueError, OSError, ValidationError)
+
+
+def _pydantic_message(e) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):  # a field's error names the field and the value; a whole-model one is whole
+        return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+                         if err["loc"] else err["msg"].removeprefix("Value error, ") for err in e.errors())
+    return str(e)
+
+
+def _fail(e: Exception) -> None:
+    if DEBUG:
+        raise e
+    err.print(f"[bold red]error:[/] {_pydantic_message(e)}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+class Interrupted(BaseException):
+    """Ctrl-C, raised as our own exception: not an Exception (no `except Exception` turns it into an error
+    message) and not a KeyboardInterrupt (which the CLI framework swallows silently)."""
+
+
+def main():  # pragma: no cover  (the console script; tests call `app` through typer's runner)
+    """The steplens command: Ctrl-C exits 130 with one line saying what was kept; no traceback unless --debug."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        app()
+    except (Interrupted, KeyboardInterrupt):
+        err.print("interrupted: every output written so far is whole and kept (no half-written file); run the same "
+                  "command again to resume where it stopped")
+        sys.exit(130)

@@ -1,0 +1,84 @@
+"""`steplens eval`: generate (or read) samples, run the model with one method and score: the solve rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..tasks.registry import DEFAULT_TASK
+from .app import ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, \
+    _settings, _with_sampling, app
+from .cmd_run import _print_rate
+from .options import ModelOptions, SamplingOptions, bundles, load
+
+
+@app.command("eval")
+@bundles
+def evaluate(
+    mo: ModelOptions = None, so: SamplingOptions = None,
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
+    seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9); with --data, "
+                                     "noise seed = seed + idx"),
+    size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
+    frames: Optional[int] = typer.Option(None), batch: int = typer.Option(50, min=1),
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
+                                              "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
+    n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
+    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
+    out: Optional[Path] = typer.Option(None, help="write results.json here"),
+):
+    """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
+    from ..compare import check_method
+    from ..ensemble import EnsembleConfig
+    from ..evaluate import evaluate_samples
+    from ..experiment import load_samples
+    from ..io import atomic_write_json
+    from ..stats import summarize
+
+    try:
+        _check(out=out, threshold=threshold, alpha=alpha)
+        check_method(method)
+        s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
+                      steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
+                      threshold=threshold)
+        ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'),
+                             steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
+        scorers = s.scorers()
+        m, sp = load(mo, so)
+        s = _with_sampling(s, sp)
+        samples = load_samples(m, s)
+        if method == "single":
+            rows, res = evaluate_samples(m, samples, sp.steps, sp.shift, sp.guidance, batch, scorers)
+        else:
+            rows = _eval_method(m, samples, method, ens, s, scorers)
+            res = summarize(rows)
+    except _errors() as e:
+        _fail(e)
+    where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
+    _print_rate(f"{mo.model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {len(samples)} samples of "
+                f"{where}", res)
+    if out:
+        atomic_write_json(Path(out) / "results.json", {
+            "model": mo.model, "method": method, "n_seeds": None if method == "single" else n_seeds,
+            "config": s.describe(), "samples": len(samples), **res, "per_sample": rows})
+
+
+def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
+    from tqdm import tqdm
+
+    from ..compare import run_methods
+    from ..experiment import batches
+
+    rows = []
+    with tqdm(total=len(samples), desc=f"eval {method}") as bar:
+        for chunk in batches(samples, s.batch):
+            got = run_methods(m, chunk, [x.seed for x in chunk], [method], ens.n_seeds, s.steps, s.shift, ens,
+                              scorers, s.guidance)[method]
+            rows += [{"sample": x.name, "task": x.task, **r} for x, r in zip(chunk, got)]
+            bar.update(len(chunk))
+    return rows

@@ -1,0 +1,98 @@
+"""`steplens run` (a video for every sample of a folder) and `steplens score` (outputs against their samples)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app, \
+    console, err
+from .options import ModelOptions, SamplingOptions, bundles, load
+
+
+@app.command()
+@bundles
+def run(
+    data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
+    out: Path = typer.Option(..., help="outputs mirror the samples' layout: OUT/[<split>/]<task>/<idx>.mp4 and .png"),
+    split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    count: Optional[int] = typer.Option(None, min=1, help="only the first COUNT samples (after the filters)"),
+    mo: ModelOptions = None, so: SamplingOptions = None,
+    seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
+    frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
+                                                    "ground_truth.mp4's, mapped to the model's)"),
+    batch: int = typer.Option(16, min=1),
+    ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
+    ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
+    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
+    select: str = typer.Option("first", help="which ensemble member to write: first | consensus | all"),
+    split_seeds: bool = typer.Option(False, help="under torchrun: split the N seeds over the processes "
+                                                 "(all-reduced means) instead of the samples"),
+):
+    """Generate a video for every sample under DATA (skips those already done)."""
+    from ..dist import join
+    from ..ensemble import EnsembleConfig, check_ensemble
+    from ..folders import SampleSource
+    from ..runner import run_samples
+
+    try:
+        _check(out=out, alpha=alpha)
+        ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
+                                                           blocks=_ints(ens_blocks, '--ens-blocks'),
+                                                           steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
+        source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
+        m, sp = load(mo, so)
+        steps, shift, guidance = sp.steps, sp.shift, sp.guidance
+        if ens is not None:
+            check_ensemble(ens, m, steps)
+        samples = source.load(m.frames_from_video)
+        if split_seeds:
+            join()
+        config = {"model": mo.model, "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
+                  **({"sampling": sp.describe()} if sp.extra else {}),
+                  "ensemble": ens.model_dump() if ens else None, "select": select}
+        done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
+                           select=select, split_seeds=split_seeds, config=config)
+    except _errors() as e:
+        _fail(e)
+    console.print(f"generated {len(done)} videos into {out} ({len(samples) - len(done)} of {len(samples)} were done)")
+
+
+def _print_rate(title: str, res: dict) -> None:
+    mean = "-" if res["mean_score"] is None else f"{res['mean_score']:.3f}"
+    console.print(f"{title}: solved {res['solved']}/{res['n']} = [bold]{res['solve_rate']:.3f}[/] "
+                  f"(95% CI {res['ci_low']:.3f}-{res['ci_high']:.3f}), mean score {mean}")
+
+
+@app.command()
+def score(
+    data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
+    outputs: Path = typer.Option(..., help="folder mirroring DATA: [<split>/]<task>/<idx>.mp4 (and .png)"),
+    split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json)"),
+):
+    """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
+    from ..folders import SampleSource
+    from ..runner import score_samples, write_scores
+    from ..tasks import Scorers
+
+    try:
+        _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,
+               out=out if out is not None and Path(out).suffix != ".json" else None)
+        scorers = Scorers(scorer, threshold)
+        samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
+        res = score_samples(samples, outputs, scorers)
+        path = write_scores(res, out) if out else None
+    except _errors() as e:
+        _fail(e)
+    if res["missing"]:
+        err.print(f"[yellow]warning:[/] {res['missing']} of {res['n']} outputs missing (scored as failures, score 0)")
+    if len(res["per_task"]) > 1:
+        for t, r in res["per_task"].items():
+            _print_rate(f"  {t}", r)
+    _print_rate(f"score ({res['scorer']} scorer)", res)
+    if path:
+        console.print(f"scores: {path}")

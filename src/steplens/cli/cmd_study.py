@@ -1,0 +1,97 @@
+"""`steplens study` (every experiment on every family of a model) and `steplens report` (an index of runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from .app import _check, _errors, _fail, app, console, err
+from .options import ModelOptions, SamplingOptions, bundles, load
+
+
+@app.command()
+@bundles
+def study(
+    mo: ModelOptions = None, so: SamplingOptions = None,
+    out: Path = typer.Option(..., help="one folder per family and part, study.json, study.md, report.html; resumes "
+                                       "(or grows with a larger --count) if present"),
+    tasks: Optional[str] = typer.Option(None, help="task families, comma-separated, or all (default: those the "
+                                                   "model was trained on)"),
+    count: int = typer.Option(500, min=1, help="held-out samples per solve-rate figure (solve; sweep and compare "
+                                               "too unless given)"),
+    sweep_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per condition of the steps and "
+                                                                "frames sweep (default: --count)"),
+    compare_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per multi-seed method "
+                                                                  "(default: --count)"),
+    probe_count: int = typer.Option(100, min=1, help="samples per intervention probe (noise, propagation, energy, "
+                                                     "swap)"),
+    parts: Optional[str] = typer.Option(None, help="comma-separated subset of: solve, sweep, noise, propagation, "
+                                                   "energy, swap, compare (default: all)"),
+    compare_families: int = typer.Option(2, min=0, help="compare the multi-seed methods on this many families, "
+                                                        "those where one seed is weakest"),
+    n_seeds: int = typer.Option(3, min=2, help="N of the multi-seed methods"),
+    baseline: Optional[str] = typer.Option(None, help="another embedded model (e.g. tiny-maze) measured on the "
+                                                      "families it was trained on, beside"),
+    train_log: Optional[List[Path]] = typer.Option(None, help="the model's training log (log.jsonl): training cost "
+                                                              "per family; repeat it for a training in stages, in "
+                                                              "their order"),
+    seed: int = typer.Option(0), batch: int = typer.Option(50, min=1),
+):
+    """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
+    the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold."""
+    from .. import checks
+    from ..study import run_study, study_config_from, tables
+
+    try:
+        _check(out=out)
+        for log in train_log or []:
+            checks.in_file(log, "--train-log")
+        m, sp = load(mo, so)
+        cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, sweep_count=sweep_count,
+                                compare_count=compare_count, seed=seed, steps=sp.steps, shift=sp.shift,
+                                guidance=sp.guidance, sampling=sp.describe() if sp.extra else None, batch=batch,
+                                compare_families=compare_families, n_seeds=n_seeds)
+        base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # runs cfg's sampling
+        res = run_study(m, out, cfg, baseline=base, train_log=train_log)
+    except _errors() as e:
+        _fail(e)
+    t = tables(res)
+    for key, title in (("solve", "solve rate"), ("steps", "solve rate by steps"), ("claims", "the study's claims"),
+                       ("training", "training cost")):
+        if not t[key]:
+            continue
+        table = Table(title=title)
+        for col in t[key][0]:
+            table.add_column(str(col))
+        for r in t[key]:
+            table.add_row(*[str(v) for v in r.values()])
+        console.print(table)
+    console.print(f"tables: {out / 'study.md'}  report: [bold]{(out / 'report.html').resolve()}[/]")
+
+
+@app.command("report")
+def report_cmd(
+    runs: Path = typer.Argument(..., help="a folder of runs: probes, comparisons, demos, traces (searched recursively)"),
+    out: Optional[Path] = typer.Option(None, help="the index page to write (default: RUNS/index.html)"),
+):
+    """An index page for a folder of runs: headline numbers, links, and whether each of the study's claims holds."""
+    from ..index import write_index
+
+    try:
+        _check(out_file=out)
+        path, entries = write_index(runs, out)
+    except _errors() as e:
+        _fail(e)
+    table = Table(title=f"{len(entries)} runs under {runs}")
+    for col in ("kind", "run", "headline"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e["kind"], str(e["path"].parent.relative_to(runs)), e.get("error") or e["headline"])
+    console.print(table)
+    bad = [e for e in entries if e.get("error")]
+    for e in bad:
+        err.print(f"[yellow]warning:[/] {e['error']}")
+    console.print(f"index: [bold]{path.resolve()}[/]")

@@ -1,0 +1,94 @@
+"""`steplens trace` (x0_hat at every step of some samples) and `steplens demo` (the main job, in one report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..tasks.registry import DEFAULT_TASK
+from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, app, console
+from .options import ModelOptions, SamplingOptions, bundles, load
+
+
+@app.command()
+@bundles
+def trace(
+    mo: ModelOptions = None, so: SamplingOptions = None,
+    sample: Optional[Path] = typer.Option(None, help="one sample folder (else --data, or --task/--seed/--size)"),
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
+    count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
+    task: str = typer.Option(DEFAULT_TASK), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
+    frames: Optional[int] = typer.Option(None),
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
+                                       "(with --data: one folder per sample, mirroring the layout)"),
+):
+    """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
+    from ..folders import SampleSource, read_sample
+    from ..tasks import Scorers, generator_task
+    from ..trace import trace as run_trace
+    from ..trace import write_trace
+
+    try:
+        _check(out=out, threshold=threshold)
+        scorers = Scorers(scorer, threshold)
+        m, sp = load(mo, so)
+        ffv = m.frames_from_video
+        if sample is not None:
+            found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
+            dirs = [out]
+        elif data is not None:
+            found = SampleSource(data=data, split=split, tasks=tasks, count=count or 1, seed=seed,
+                                 frames=frames).load(ffv)
+            dirs = [out / x.name for x in found]
+        else:
+            found = [generator_task(task).sample(seed, size, frames, idx=seed)]
+            dirs = [out]
+        scorers.check(found)
+        for x, d in zip(found, dirs):
+            tr = run_trace(m, [x], [x.seed], steps=sp.steps, shift=sp.shift, guidance=sp.guidance, scorers=scorers)[0]
+            write_trace(tr, d)
+            cs = tr.summary["commitment_step"]
+            console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f}, "
+                          f"commitment step: {cs}, candidate mass per step: "
+                          f"{[m_['candidate_mass'] for m_ in tr.metrics]}")
+    except _errors() as e:
+        _fail(e)
+    console.print(f"trace written to {out}")
+
+
+@app.command()
+@bundles
+def demo(
+    mo: ModelOptions = None, so: SamplingOptions = None,
+    out: Path = typer.Option(Path("runs/demo")),
+    count: Optional[int] = typer.Option(None, min=1, help="samples (one task: 6, half one notch harder; several: 1 "
+                                                          "of each)"),
+    task: Optional[str] = typer.Option(None, help="the task families to show: a name, a comma-separated list or "
+                                                  "'all' (default: those the model was trained on, else maze)"),
+    size: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
+):
+    """The main job: held-out samples of each task family solved, scored and traced, gathered in OUT/report.html."""
+    from ..demo import run_demo
+
+    try:
+        _check(out=out)
+        m, sp = load(mo, so)
+        report = run_demo(m, out, count=count, size=size, seed=seed, steps=sp.steps, shift=sp.shift,
+                          guidance=sp.guidance, task_name=task)
+    except _errors() as e:
+        _fail(e)
+    summary = json.loads((out / "summary.json").read_text())
+    table = Table(title=f"{summary['model']}: {summary['solved']}/{summary['count']} solved")
+    cols = ("sample", "size", "solved", "commitment step", "answers held step 0", "changed px step 0",
+            "changed px final")
+    for col in cols:
+        table.add_column(col)
+    for r in summary["rows"]:
+        table.add_row(*[str(r[c]) for c in cols])
+    console.print(table)
+    console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")

@@ -1,0 +1,154 @@
+"""The model and sampling options, declared once: every command that runs a model takes both bundles.
+
+    @app.command()
+    @bundles
+    def eval(mo: ModelOptions, so: SamplingOptions, count: int = typer.Option(...)):
+        model, sampling = load(mo, so)
+
+`bundles` replaces a parameter annotated with a bundle class by that bundle's options (in its place, so that
+`--help` lists them in the same order everywhere) and hands the command one checked bundle object. Each field's
+typer option lives in the field's metadata; a bundle checks everything that can be checked before a model loads
+(`check()`: sampler numbers, device, dtype and offload names, preset, the height/width pair, LoRA files), and
+`load` turns the two into (model, steplens.presets.Sampling).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, field, fields
+from typing import Optional, get_type_hints
+
+import typer
+
+def _opt(default, *decls, help: str):
+    return field(default=default, metadata={"option": typer.Option(default, *decls, help=help)})
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2."""
+
+    model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
+                                                          "diffusers Wan or LTX-2 image-to-video folder)")
+    device: str = _opt("cpu", "--device", help="torch device")
+    dtype: str = _opt("float32", "--dtype", help="float32 | bfloat16 | float16 (wan:PATH pipelines; the VAE and "
+                                                 "image encoder stay float32; the embedded model runs in float32)")
+    offload: str = _opt("none", "--offload", help="none | model | sequential: CPU offload of a wan:PATH pipeline "
+                                                  "onto --device (needs accelerate and an accelerator)")
+    lora: Optional[str] = _opt(None, "--lora", help="PATH[:SCALE]: a LoRA for a wan:PATH model's first (or only) "
+                                                    "transformer (DiffSynth, original Wan / ComfyUI or diffusers keys)")
+    lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert "
+                                                        "(transformer_2)")
+
+    def check(self) -> "ModelOptions":
+        """Everything that can be refused before the model loads: the device, the dtype and offload names, the
+        LoRA specs (PATH[:SCALE], the file present)."""
+        from .. import checks
+        from ..backends.checks import DTYPES, OFFLOADS  # the backends' vocabulary (torch only, no diffusers)
+
+        checks.device(self.device)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype: unknown dtype {self.dtype!r}; allowed: {', '.join(DTYPES)}")
+        if self.offload not in OFFLOADS:
+            raise ValueError(f"--offload {self.offload}: unknown offload {self.offload!r}; allowed: "
+                             f"{', '.join(OFFLOADS)}")
+        for option, spec in (("--lora", self.lora), ("--lora-2", self.lora_2)):
+            if spec is not None:
+                lora_spec(spec, option)
+        return self
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How the model samples: --preset, --steps, --shift, --guidance, --height/--width, --negative-prompt."""
+
+    preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | vbvr (the "
+                                                        "study's VBVR-Wan2.2 sampling: Euler, 50 steps, shift 5, CFG "
+                                                        "5, expert switch 0.875; wan:PATH only); explicit options "
+                                                        "override it")
+    steps: Optional[int] = _opt(None, "--steps", help="sampling steps (>= 1; default: the preset's: the model's own, "
+                                                      "20 on the embedded model, the pipeline's 50 on wan:PATH)")
+    shift: Optional[float] = _opt(None, "--shift", help="sigma shift of the flow schedule (default: the preset's; the "
+                                                        "model's own)")
+    guidance: Optional[float] = _opt(None, "--guidance", help="classifier-free guidance scale, 1 = off (default: the "
+                                                              "preset's; the model's own)")
+    height: Optional[int] = _opt(None, "--height", help="wan:PATH: the video height in pixels (a multiple of the "
+                                                        "pipeline's; default: the sample's frame upscaled, or the "
+                                                        "first frame's size)")
+    width: Optional[int] = _opt(None, "--width", help="wan:PATH: the video width in pixels (with --height)")
+    negative_prompt: Optional[str] = _opt(None, "--negative-prompt", help="wan:PATH: CFG's negative prompt (default: "
+                                                                          "the preset's)")
+
+    def check(self) -> "SamplingOptions":
+        """Everything that can be refused before the model loads: the sampler's numbers, the preset's name, the
+        height/width pair."""
+        from .. import checks
+        from ..presets import check_preset, check_size_pair
+
+        checks.sampling(self.steps, self.shift, self.guidance)
+        check_preset(self.preset)
+        check_size_pair(self.height, self.width)
+        return self
+
+
+BUNDLES = (ModelOptions, SamplingOptions)
+
+
+def lora_spec(spec: str, option: str = "--lora"):
+    """'PATH[:SCALE]' -> (path, scale), the file present; refused with the option named."""
+    from ..backends.wan.lora import parse_spec
+
+    return parse_spec(spec, option)
+
+
+def bundles(fn):
+    """A command taking bundles (parameters annotated ModelOptions / SamplingOptions) -> a typer command taking
+    their options; the command gets each bundle built and checked (a refusal exits 2 with the message)."""
+    sig, hints = inspect.signature(fn), get_type_hints(fn)
+    takes: dict[str, type] = {}
+    params: list[inspect.Parameter] = []
+    for p in sig.parameters.values():
+        cls = hints.get(p.name)
+        if cls in BUNDLES:
+            takes[p.name] = cls
+            types = get_type_hints(cls)
+            params += [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                         default=f.metadata["option"], annotation=types[f.name])
+                       for f in fields(cls)]
+        else:
+            params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+    names = [p.name for p in params]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise TypeError(f"{fn.__name__}: parameters {clash} clash with a bundle's options")
+
+    @functools.wraps(fn)
+    def command(**kw):
+        from .app import _errors, _fail
+
+        try:
+            for name, cls in takes.items():
+                kw[name] = cls(**{f.name: kw.pop(f.name) for f in fields(cls)}).check()
+        except _errors() as e:
+            _fail(e)
+        return fn(**kw)
+
+    command.__signature__ = sig.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def load(mo: ModelOptions, so: SamplingOptions | None = None):
+    """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning.
+    Both bundles are checked first: nothing loads for an option that can be refused without the model."""
+    from ..models.load import load_model
+    from ..presets import resolve
+
+    so = so or SamplingOptions()
+    mo.check(), so.check()
+    try:
+        model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2)
+    except ImportError as e:  # a backend's package missing: a clear message, as for any bad input
+        raise ValueError(str(e)) from e
+    return model, resolve(model, so.preset, so.steps, so.shift, so.guidance, so.height, so.width, so.negative_prompt)
