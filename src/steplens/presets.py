@@ -9,7 +9,7 @@ Two presets:
 * `pipeline` (the default): the model's own settings, read from the model, never the embedded model's values
   on a diffusers pipeline. For a `wan:` pipeline: its scheduler as loaded (UniPC in the hub's Wan configs), the
   scheduler's own flow shift, `num_inference_steps` and `guidance_scale` from the pipeline's `__call__`
-  signature (50 and 5.0 for WanImageToVideoPipeline), its own `boundary_ratio` (two-expert Wan2.2), the
+  signature (50 and 5.0 for Wan's image-to-video pipeline), its own `boundary_ratio` (two-expert Wan2.2), the
   pipeline's empty negative prompt. For the embedded model: what it was trained and measured with (20 Euler
   steps, shift 3, no CFG).
 * `vbvr`: the study's sampling of VBVR-Wan2.2 (its authors' DiffSynth tooling): FlowMatch Euler, 50 steps,

@@ -34,7 +34,7 @@ It defines:
    Override only what differs: `forward_branches` (the CFG batch layout), `forward_input` / `latent_seen` /
    `latent_input` (where x_s sits in the transformer input), `x0_view`, `step_points` / `step_record` /
    `after_step` (a different latent layout at scheduler.step), `prepared` / `stepped` / `patch` (more of the
-   pipeline to follow, e.g. pack / unpack). LTX-2 (`ltx2/loop.py`) overrides most of them; Wan only four.
+   pipeline to follow, e.g. pack / unpack). LTX-2 (`ltx2/loop.py`) overrides most of them; Wan only what TI2V-5B changes.
 2. `decode_latents(pipe, latents, output_type="pt")`: decode as the pipeline decodes its final latents ("raw": the
    VAE's (B, 3, T, H, W) in [-1, 1]).
 3. the model, `class MyPipelineModel(PipelineModel)` with class attributes `backend` ("myfamily"), `family`

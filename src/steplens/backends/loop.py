@@ -19,7 +19,8 @@ what the edited pipeline computed. One loop per pipeline at a time.
 The default is the plain flow-matching pipeline (Wan's shape): x_s is the `latents` handed to `scheduler.step`, also
 the first channels of the transformer input; v is the guided velocity `scheduler.step` gets; x0_hat = x_s - sigma v
 in float32, as FlowMatch Euler does its update (UniPC with predict_x0: its own x0 prediction, for the trace); one
-forward per CFG branch, named by `cache_context` ("cond", "uncond") or else by call order. An adapter overrides the
+forward per CFG branch, named by `cache_context` ("cond", "uncond"; diffusers' guiders: "pred_cond", "pred_uncond")
+or else by call order. An adapter overrides the
 methods under "what an adapter may override" for its layout (LTX-2: packed tokens, one forward holding
 [uncond; cond], a clean frame 0).
 
@@ -43,6 +44,8 @@ from .patches import ForwardHooks, InstancePatches, changed, first_output, hidde
 from .steps import PipelineStep, transformer_components
 
 BRANCHES = ("cond", "uncond")
+# cache_context names -> CFG branch: the pipelines' own ("cond", "uncond") and diffusers' guiders' identifiers
+BRANCH_NAMES = {"cond": "cond", "uncond": "uncond", "pred_cond": "cond", "pred_uncond": "uncond"}
 _ACTIVE: set[int] = set()  # id() of the pipelines a loop is attached to now
 
 
@@ -92,8 +95,8 @@ class PipelineLoop:
 
     def forward_branches(self, step: int, cache_name: str | None, hidden: torch.Tensor) -> tuple[str, ...]:
         """The CFG branches of this forward's batch, in row order: one per forward, by cache name or call order."""
-        if cache_name in BRANCHES:
-            return (cache_name,)
+        if cache_name in BRANCH_NAMES:
+            return (BRANCH_NAMES[cache_name],)
         if self._calls < len(BRANCHES):
             return (BRANCHES[self._calls],)
         raise RuntimeError(f"{self._calls + 1} transformer calls at step {step}: steplens expects at most two per "

@@ -8,16 +8,14 @@ The VAE compresses 4x in space and 2x in time (diffusers' test VAE; 100x faster 
 geometry, which `real_geometry=True` builds: five 8-channel stages).
 
     pipe = tiny_hunyuan15_i2v(seed=0)
-    latents = pipe(**tiny_inputs(pipe, seed=0), return_dict=False)[0]
+    model = HunyuanVideo15Model(pipe, glyph_length=4)     # steplens.backends.hunyuan15
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 TEXT_DIM, GLYPH_DIM, IMAGE_DIM = 16, 32, 12  # the transformer's text_embed_dim, text_embed_2_dim, image_embed_dim
-TEXT_LEN, GLYPH_LEN = 8, 4  # tokens of the prompt embeddings tiny_inputs passes
 
 TRANSFORMER = dict(in_channels=9, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=2,
                    num_refiner_layers=1, mlp_ratio=2.0, patch_size=1, patch_size_t=1, text_embed_dim=TEXT_DIM,

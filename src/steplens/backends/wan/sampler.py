@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ...context import current, step_context
+from ...contract import ModelDefaults
 from . import ti2v
 from .model import WanPipelineModel
 
@@ -74,8 +75,9 @@ class WanCond:
                 for i in range(n)]
 
 
-class WanTransformerModel:
-    """The steplens sampler's view of a Wan I2V pipeline: velocity(x, sigma, cond) + the experiment interface."""
+class WanTransformerModel(ModelDefaults):
+    """The steplens sampler's view of a Wan I2V pipeline: velocity(x, sigma, cond) + the model contract
+    (steplens.contract.VideoModel; is_pipeline False: it samples with steplens' own Euler sampler)."""
 
     backend = "wan-transformer"
 
@@ -108,6 +110,12 @@ class WanTransformerModel:
 
     def decode(self, latents):
         return self.wan.decode(latents)
+
+    def latent_shape(self, samples, frames):
+        return self.wan.latent_shape(samples, frames)
+
+    def frames_from_video(self, n):
+        return self.wan.frames_from_video(n)
 
     def decode_video(self, latents):
         return self.wan.decode_video(latents)
