@@ -89,7 +89,8 @@ def cycles(g: dict[str, set[str]], within: str = "steplens") -> list[list[str]]:
 
 def adapters() -> list[str]:
     """The backend adapters: every package or module in steplens/backends/ that is not the shared core."""
-    core = {"__init__", "checks", "geometry", "load", "loop", "model", "patches", "prompts", "registry", "steps"}
+    core = {"__init__", "checks", "geometry", "load", "lora", "loop", "model", "patches", "prompts", "registry",
+            "steps"}
     return sorted(f"steplens.backends.{p.stem}" for p in BACKENDS.iterdir()
                   if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem not in core))
 

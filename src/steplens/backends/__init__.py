@@ -12,8 +12,8 @@ Layers (no module here imports an adapter; no adapter imports another):
 * the shared core, no family in it: `loop` (the one interception loop under trace and hooks), `steps` (PipelineStep,
   PipelineRun, PipelineTrace, trace_pipeline, attach), `patches` (instance patches; the forward side through
   diffusers' own HookRegistry / ModelHook), `checks` (schedulers, shifts, call inputs, dtype / offload / device),
-  `load` (model_index.json, from_pretrained with dtype / offload), `geometry` (samples <-> call size, frames, token
-  grid), `prompts` (HashedPromptEmbeds), `model` (PipelineModel: the steplens.contract.VideoModel of a pipeline),
+  `load` (model_index.json, from_pretrained with dtype / offload), `lora` (LoRA files onto transformers),
+  `geometry` (samples <-> call size, frames, token grid), `prompts` (HashedPromptEmbeds), `model` (PipelineModel: the steplens.contract.VideoModel of a pipeline),
   `registry` (pipeline class -> backend, entry-point group `steplens.backends`);
 * adapters, each holding only what is its family's: `wan/` (Wan2.1 I2V, Wan2.2-A14B, TI2V-5B; plus steplens' own
   sampler on Wan's transformers and Wan LoRA formats), `ltx2/` (LTX-2).
@@ -51,9 +51,14 @@ It defines:
 
 The smallest adapter to copy: Wan's loop (`wan/loop.py`) and model (`wan/model.py`).
 
+What diffusers' hooks carry, and what they cannot: a stateful `ModelHook` with `new_forward`, registered on each
+denoiser through `HookRegistry`, runs the forward under the step context and receives the `cache_context` name (the
+CFG branch). `scheduler.step`, `scheduler.set_timesteps`, `pipe.prepare_latents` (and LTX-2's `_pack_latents`, the
+scheduler's `__deepcopy__`) are no `nn.Module` forwards, so the loop wraps them as instance attributes.
+
 diffusers versions: steplens patches private pipeline internals (`prepare_latents`, `_pack_latents`,
-`_denormalize_latents`, `encode_prompt`, scheduler state such as UniPC's `last_sample`), so pyproject.toml bounds
-diffusers to the versions tested: 0.42.x (0.42.1).
+`_denormalize_latents`, `encode_prompt`, scheduler state such as UniPC's `last_sample`, the hook `StateManager`'s
+`_context`), so pyproject.toml bounds diffusers to the versions tested: 0.42.x (0.42.1).
 """
 
 from .load import load_pipeline, load_pipeline_model

@@ -50,7 +50,6 @@ from .patches import InstancePatches
 
 PIPELINES = ("HunyuanVideo15ImageToVideoPipeline",)
 FAMILY = "HunyuanVideo-1.5"
-BRANCHES = {"pred_cond": "cond", "pred_uncond": "uncond"}  # the guider's names of its forwards -> steplens'
 
 
 def check_pipeline(pipe) -> None:
@@ -82,19 +81,14 @@ def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
 
 
 class HunyuanLoop(PipelineLoop):
-    """PipelineLoop on a HunyuanVideo15ImageToVideoPipeline: the default loop, CFG branches named by the guider."""
+    """PipelineLoop on a HunyuanVideo15ImageToVideoPipeline: the default loop as it is (the guider's "pred_cond" /
+    "pred_uncond" forwards are the core's CFG branches), FlowMatch Euler only."""
 
     @classmethod
     def check(cls, pipe) -> str:
         check_pipeline(pipe)
         check_euler(pipe.scheduler, FAMILY)
         return "euler"
-
-    def forward_branches(self, step, cache_name, hidden):
-        if cache_name not in BRANCHES:
-            raise RuntimeError(f"a {FAMILY} transformer forward named {cache_name!r} at step {step}: steplens reads "
-                               f"the guider's {', '.join(BRANCHES)} (ClassifierFreeGuidance), one per forward")
-        return (BRANCHES[cache_name],)
 
 
 class BlockView(torch.nn.Module):

@@ -97,7 +97,7 @@ class WanPipelineModel(PipelineModel):
 
     @classmethod
     def check_loras(cls, lora, lora_2) -> None:
-        from .lora import parse_spec
+        from ..lora import parse_spec
 
         for spec, option in ((lora, "--lora"), (lora_2, "--lora-2")):
             if spec is not None:
