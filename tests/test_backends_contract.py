@@ -32,7 +32,9 @@ def test_every_pipeline_model_passes_the_contract(family):
 
 
 def test_the_registry_knows_each_backend_by_its_pipeline_class():
-    assert backends() == {"WanImageToVideoPipeline": WanPipelineModel, "LTX2ImageToVideoPipeline": LTX2PipelineModel}
-    with pytest.raises(TypeError, match="does not trace the pipeline class object; supported: "
-                                        "LTX2ImageToVideoPipeline, WanImageToVideoPipeline"):
+    known = backends()
+    assert {"WanImageToVideoPipeline": WanPipelineModel, "LTX2ImageToVideoPipeline": LTX2PipelineModel}.items() \
+        <= known.items()
+    with pytest.raises(TypeError, match="does not trace the pipeline class object; supported: .*"
+                                        "LTX2ImageToVideoPipeline.*WanImageToVideoPipeline"):
         backend_for(object())
