@@ -21,8 +21,8 @@ How a task sample becomes a pipeline call (`generate`), where the pipeline diffe
   `generate` runs the B samples as one call (one forward per CFG branch over the whole batch) with the pipeline's
   per-image steps `encode_image` and `prepare_cond_latents_and_mask` run once per sample, rows concatenated. A
   batch of one, or one image with several seeds, is the plain pipeline call bit for bit;
-* guidance: the guider's scale, not a call argument: the guider is swapped, for the call, for a copy at `guidance`
-  (1 = off: one forward per step);
+* guidance: the guider's scale, not a call argument: set on the pipeline's guider for the call (1 = off: one
+  forward per step);
 * prompts: the pipeline's two text encoders (Qwen2.5-VL and ByT5 for quoted "glyph" text) when it has them, else a
   provider (texts -> (B, L, text_embed_dim), default HashedPromptEmbeds) with an all-ones mask and an empty glyph
   stream (`glyph_length` zero tokens, masked: what the pipeline gives a prompt without quoted text);
@@ -52,20 +52,6 @@ PIPELINES = ("HunyuanVideo15ImageToVideoPipeline",)
 FAMILY = "HunyuanVideo-1.5"
 
 
-def check_pipeline(pipe) -> None:
-    """Refuse, naming it, a pipeline that is not a HunyuanVideo-1.5 image-to-video pipeline with a transformer."""
-    try:
-        from diffusers import HunyuanVideo15ImageToVideoPipeline
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the HunyuanVideo-1.5 backend needs diffusers >= 0.36 with HunyuanVideo-1.5 (the 'wan' "
-                          "extra: pip install 'steplens[wan]')") from e
-    if not isinstance(pipe, HunyuanVideo15ImageToVideoPipeline):
-        raise TypeError(f"steplens' {FAMILY} backend does not support the pipeline class {type(pipe).__name__}; "
-                        f"supported: {', '.join(PIPELINES)}")
-    if getattr(pipe, "transformer", None) is None:
-        raise ValueError(f"the {type(pipe).__name__} has no transformer")
-
-
 def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
     """Decode latents (B, C, T, h, w) as the pipeline decodes its final latents: / scaling_factor, vae.decode,
     video_processor.postprocess_video ("raw": the VAE's (B, 3, frames, H, W) in [-1, 1])."""
@@ -86,7 +72,7 @@ class HunyuanLoop(PipelineLoop):
 
     @classmethod
     def check(cls, pipe) -> str:
-        check_pipeline(pipe)
+        HunyuanVideo15Model.check_pipeline(pipe)
         check_euler(pipe.scheduler, FAMILY)
         return "euler"
 
@@ -126,7 +112,6 @@ class HunyuanVideo15Model(PipelineModel):
     loop_class = HunyuanLoop
     float32_components = ("vae", "image_encoder")
     decode_latents = staticmethod(decode_latents)
-    check_pipeline = staticmethod(check_pipeline)
     sampling_options = frozenset({"scheduler", "negative_prompt"})
 
     def __init__(self, pipe, name: str | None = None, *, glyph_length: int | None = None, **kwargs):
@@ -135,7 +120,6 @@ class HunyuanVideo15Model(PipelineModel):
         if isinstance(glyph_length, bool) or not isinstance(glyph_length, int) or glyph_length < 1:
             raise ValueError(f"glyph_length must be an integer >= 1, got {glyph_length!r}")
         self.glyph_length = glyph_length
-        self._guiders: dict[tuple[int, float], object] = {}  # (id of the pipeline's guider, scale) -> its copy
 
     # -- hooks -----------------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -253,19 +237,13 @@ class HunyuanVideo15Model(PipelineModel):
 
     @contextmanager
     def _guidance(self, scale: float):
-        """The pipeline's guider swapped, for the block, for a copy at `scale` (kept if it already has it)."""
-        pipe, original = self.pipe, self.pipe.guider
-        if float(original.guidance_scale) == scale:
-            yield
-            return
-        key = (id(original), scale)
-        if key not in self._guiders:
-            self._guiders[key] = original.new(guidance_scale=scale)
-        pipe.guider = self._guiders[key]
+        """The pipeline's guider at `scale` for the block (its scale put back after)."""
+        guider = self.pipe.guider
+        original, guider.guidance_scale = guider.guidance_scale, scale
         try:
             yield
         finally:
-            pipe.guider = original
+            guider.guidance_scale = original
 
     @contextmanager
     def _per_sample(self, images, height: int, width: int):
