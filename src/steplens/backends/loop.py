@@ -208,8 +208,8 @@ class PipelineLoop:
         model = getattr(hooks, "model", None)
         if not (getattr(model, "is_pipeline", False) and getattr(model, "pipe", None) is self.pipe):
             raise ValueError(f"these hooks were made on {model!r}, not on this pipeline's transformers "
-                             f"({', '.join(self.experts)}); make them on this pipeline's model "
-                             f"(e.g. Hooks(WanPipelineModel(pipe)))")
+                             f"({', '.join(self.experts)}); make them on this pipeline's model, "
+                             f"Hooks(backend_for(pipe)(pipe)) (steplens.backends.registry)")
 
     # -- wrappers --------------------------------------------------------------------------------------------------
     def _forward(self, name: str, original, cache_name, args, kwargs):

@@ -107,7 +107,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         loras = cls.apply_loras(pipe, lora, lora_2)
         info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""),
                 "offload": offload or "none", "device": str(device), "loras": loras}
-        model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)
+        model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)  # `wan:` names any diffusers folder
         model.check_prompt_encoding()  # every steplens command encodes prompts: say now what is missing
         if model.prompt_source == "hashed":
             import warnings

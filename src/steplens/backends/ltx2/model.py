@@ -259,7 +259,7 @@ class LTX2PipelineModel(PipelineModel):
     def pipeline_inputs(self, sample, seed: int, frames: int | None = None, steps: int | None = None,
                         guidance: float | None = None) -> dict:
         """The plain single-sample pipeline call equivalent to generate([sample], [seed], ...): `pipe(**kw)` returns
-        the same final latent, denormalised (steplens.ltx2.decode.denormalize of generate's)."""
+        the same final latent, denormalised (steplens.backends.ltx2.denormalize of generate's)."""
         images, generators, kw = self.call_inputs([sample], [seed], frames, steps, guidance)
         cfg = kw["guidance_scale"] > 1 or kw["audio_guidance_scale"] > 1
         return dict(image=images[0], generator=generators[0], output_type="latent", **kw,

@@ -19,7 +19,7 @@ What the pipeline does around its transformers, done here with the pipeline's ow
   branch, as the pipeline does, inside `cache_context(branch)` and a step context naming the branch and the
   expert, so block hooks see what they see on the pipeline. Wan2.2-TI2V-5B (expand_timesteps): input
   mix(x) = x with latent frame 0 replaced by the condition, timestep 0 on frame 0's tokens and t elsewhere, and
-  `generate` returns mix(x) with x0_hat = mix(x_s - sigma v) for callbacks and hooks (steplens.wan.ti2v);
+  `generate` returns mix(x) with x0_hat = mix(x_s - sigma v) for callbacks and hooks (steplens.backends.wan.ti2v);
 * `sigmas(steps, shift)`: FlowMatchEulerDiscreteScheduler's sigmas for that shift (its timesteps and the final
   0), taken from a fresh scheduler (the pipeline's is not touched).
 """

@@ -13,9 +13,9 @@ scheduler.step updates every frame of `latents`, frame 0 included, but frame 0 o
 the transformer nor the output.
 
 steplens' view (the same on the pipeline and in steplens' own sampler):
-* x_s (the `latent` point, WanStep.x) is the pipeline's `latents`; an edit x_s' enters the transformer as
+* x_s (the `latent` point, PipelineStep.x) is the pipeline's `latents`; an edit x_s' enters the transformer as
   mix(x_s') and goes to scheduler.step as it is;
-* x0_hat (the `x0` point, WanStep.x0) is mix(x_s - sigma v): the clean image latent in frame 0, as the
+* x0_hat (the `x0` point, PipelineStep.x0) is mix(x_s - sigma v): the clean image latent in frame 0, as the
   pipeline treats its final latents, so that x0_hat of the last Euler step is the pipeline's output bit for
   bit. An x0 edit x0' hands the scheduler v = (x_s - x0') / sigma, as for the other Wan models.
 """
@@ -71,8 +71,7 @@ def join_rows(rows: list[tuple]) -> tuple:
 class FirstFrame:
     """The condition and first_frame_mask of the current TI2V pipeline call, captured from prepare_latents.
 
-    `wrap(original)` is a prepare_latents wrapper (for steplens.wan.trace.InstancePatches) that keeps them;
-    `mix(x)` replaces the first latent frame of x by the condition (x unchanged before any capture)."""
+    `capture(out)` keeps them from prepare_latents' output; `mix(x)` replaces the first latent frame of x by the condition (x unchanged before any capture)."""
 
     def __init__(self):
         self.condition: torch.Tensor | None = None
@@ -81,15 +80,6 @@ class FirstFrame:
     def capture(self, out) -> None:
         if isinstance(out, (tuple, list)) and len(out) == 3:
             _, self.condition, self.mask = out
-
-    def wrap(self, original):
-        def prepare_latents(*args, **kwargs):
-            out = original(*args, **kwargs)
-            self.capture(out)
-            return out
-
-        prepare_latents.__wrapped__ = original
-        return prepare_latents
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.mask is None else mix(x, self.condition, self.mask)
