@@ -38,3 +38,50 @@ def test_the_registry_knows_each_backend_by_its_pipeline_class():
     with pytest.raises(TypeError, match="does not trace the pipeline class object; supported: .*"
                                         "LTX2ImageToVideoPipeline.*WanImageToVideoPipeline"):
         backend_for(object())
+
+
+def test_a_plugin_backend_registers_through_its_entry_point(tmp_path, monkeypatch):
+    """Another package's backend: its model class, named by the `steplens.backends` entry-point group, is found by
+    the pipeline class it loads (here a subclass of the Wan adapter for a made-up pipeline class)."""
+    import textwrap
+
+    from steplens.backends import registry
+
+    monkeypatch.setattr(registry, "_BACKENDS", {})
+    monkeypatch.setattr(registry, "_LOADED", False)
+    (tmp_path / "myback.py").write_text(textwrap.dedent('''
+        from diffusers import WanImageToVideoPipeline
+        from steplens.backends.wan import WanPipelineModel
+
+        class MyPipeline(WanImageToVideoPipeline):
+            pass
+
+        class MyModel(WanPipelineModel):
+            backend, family, pipeline_classes = "mine", "Mine", ("MyPipeline",)
+    '''))
+    dist = tmp_path / "myback-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myback\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[steplens.backends]\nmine = myback:MyModel\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import myback
+
+    known = registry.backends()
+    assert known["MyPipeline"] is myback.MyModel and known["WanImageToVideoPipeline"] is WanPipelineModel
+    pipe = myback.MyPipeline(**tiny_wan22_i2v(seed=0).components, boundary_ratio=0.875)
+    assert registry.backend_for(pipe) is myback.MyModel  # its own class first, then a registered base class
+    assert registry.backend_named("mine") is myback.MyModel
+
+
+def test_a_folder_of_an_unknown_pipeline_class_is_refused_naming_the_supported_ones(tmp_path):
+    import json
+
+    from steplens.models.load import load_model
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "CogVideoXImageToVideoPipeline"}))
+    with pytest.raises(ValueError, match=r"diffusers:.* holds a CogVideoXImageToVideoPipeline; steplens' backends "
+                                         r"load .*LTX2ImageToVideoPipeline.*WanImageToVideoPipeline"):
+        load_model(f"diffusers:{tmp_path}")
+    with pytest.raises(ValueError, match=r"holds a CogVideoXImageToVideoPipeline; steplens' Wan backend supports "
+                                         r"WanImageToVideoPipeline .*; other backends load .*LTX2ImageToVideoPipeline"):
+        load_model(f"wan:{tmp_path}")
