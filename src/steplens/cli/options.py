@@ -97,7 +97,7 @@ BUNDLES = (ModelOptions, SamplingOptions)
 
 def lora_spec(spec: str, option: str = "--lora"):
     """'PATH[:SCALE]' -> (path, scale), the file present; refused with the option named."""
-    from ..backends.wan.lora import parse_spec
+    from ..backends.lora import parse_spec
 
     return parse_spec(spec, option)
 
