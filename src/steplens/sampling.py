@@ -23,6 +23,7 @@ class StepInfo:
     x: torch.Tensor  # x_s, the latent the model saw at this step
     v: torch.Tensor  # the (guided) velocity
     x0: torch.Tensor  # x0_hat = x_s - sigma * v
+    expert: str | None = None  # the expert that ran (two-expert models), None for one denoiser
 
 
 def flow_sigmas(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:

@@ -51,7 +51,7 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
         recorded.append(info.x0.detach().clone())
         sig.append(info.sigma)
         ctx = current()
-        experts.append(getattr(info, "expert", None) or (ctx.expert if ctx is not None else None))
+        experts.append(info.expert or (ctx.expert if ctx is not None else None))
 
     out_latent = model.generate(samples, seeds, frames, steps=steps, shift=shift, guidance=guidance, callback=keep)
     x0 = torch.stack([model.decode(r) for r in recorded], dim=1)  # (B, S, C, T, H, W)
