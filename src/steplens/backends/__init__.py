@@ -39,8 +39,9 @@ It defines:
    VAE's (B, 3, T, H, W) in [-1, 1]).
 3. the model, `class MyPipelineModel(PipelineModel)` with class attributes `backend` ("myfamily"), `family`
    ("MyFamily", for messages), `pipeline_classes` (("MyImageToVideoPipeline",)), `loop_class`, `decode_latents`
-   (staticmethod), optionally `float32_components`, `dynamic_shift`, `sampling_options`, `check_loras` /
-   `apply_loras`, `class_for`; the geometry properties `patch_size`, `temporal_factor`, `token_pixels`,
+   (staticmethod), optionally `blocks_attr` (the transformer's block list, default "blocks"; e.g.
+   "transformer_blocks": the core names them `blocks.i` for hooks through a view), `float32_components`,
+   `dynamic_shift`, `sampling_options`, `check_loras` / `apply_loras`, `class_for`; the geometry properties `patch_size`, `temporal_factor`, `token_pixels`,
    `spatial_multiple`, `latent_shape`, `text_dim`; `call_inputs(samples, seeds, frames, steps, guidance) ->
    (images, generators, kwargs)` (use `checks.check_call`); `call_context(stack, samples, images, generators, kw)
    -> the pipeline's keyword arguments` (enter per-call patches on `stack`); `final_latents(out)` if the latents are

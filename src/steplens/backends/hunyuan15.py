@@ -77,20 +77,6 @@ class HunyuanLoop(PipelineLoop):
         return "euler"
 
 
-class BlockView(torch.nn.Module):
-    """The transformer's submodules under their own names plus `blocks` (= its `transformer_blocks`), so that hook
-    points `blocks.i` resolve with get_submodule. It shares the modules (no copy) and is never run."""
-
-    def __init__(self, transformer: torch.nn.Module):
-        super().__init__()
-        for name, child in transformer.named_children():
-            self.add_module(name, child)
-        self.add_module("blocks", transformer.transformer_blocks)
-
-    def forward(self, *args, **kwargs):  # pragma: no cover - a naming view only
-        raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
-
-
 def _bound(fn, args, kwargs) -> dict:
     bound = inspect.signature(fn).bind(*args, **kwargs)
     bound.apply_defaults()
@@ -110,6 +96,7 @@ class HunyuanVideo15Model(PipelineModel):
 
     backend, family, pipeline_classes = "hunyuan15", FAMILY, PIPELINES
     loop_class = HunyuanLoop
+    blocks_attr = "transformer_blocks"
     float32_components = ("vae", "image_encoder")
     decode_latents = staticmethod(decode_latents)
     sampling_options = frozenset({"scheduler", "negative_prompt"})
@@ -120,22 +107,6 @@ class HunyuanVideo15Model(PipelineModel):
         if isinstance(glyph_length, bool) or not isinstance(glyph_length, int) or glyph_length < 1:
             raise ValueError(f"glyph_length must be an integer >= 1, got {glyph_length!r}")
         self.glyph_length = glyph_length
-
-    # -- hooks -----------------------------------------------------------------------------------------------------
-    def modules(self) -> dict[str, torch.nn.Module]:
-        """{"transformer": a view of the transformer in which `blocks.i` names transformer_blocks.i}."""
-        view = self.__dict__.get("_view")
-        if view is None or view.blocks is not self.pipe.transformer.transformer_blocks:  # new, or swapped
-            view = self._view = BlockView(self.pipe.transformer)
-        return {"transformer": view}
-
-    @property
-    def transformer(self) -> torch.nn.Module:
-        return self.pipe.transformer
-
-    @property
-    def block_names(self) -> list[str]:
-        return [f"blocks.{i}" for i in range(len(self.transformer.transformer_blocks))]
 
     # -- sampling settings -----------------------------------------------------------------------------------------
     def sampling_defaults(self) -> dict:

@@ -27,6 +27,21 @@ from .prompts import prompt_embedder
 from .steps import transformer_components
 
 
+class BlockView(torch.nn.Module):
+    """A denoiser's submodules under their own names plus `blocks` (= its `attr`, e.g. `transformer_blocks`), so that
+    hook points `blocks.i` resolve with get_submodule. It shares the modules (no copy) and is never run."""
+
+    def __init__(self, transformer: torch.nn.Module, attr: str):
+        super().__init__()
+        for name, child in transformer.named_children():
+            self.add_module(name, child)
+        self.add_module("blocks", getattr(transformer, attr))
+        object.__setattr__(self, "transformer", transformer)  # not a submodule: named_modules stays the blocks' own
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - a naming view only
+        raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
+
+
 class PipelineModel(ModelDefaults, PipelineGeometry):
     """A diffusers pipeline as a steplens model; subclass it per family (see steplens.backends)."""
 
@@ -38,6 +53,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     loop_class: type | None = None  # its steplens.backends.loop.PipelineLoop subclass
     float32_components: tuple[str, ...] = ()  # components loaded in float32 whatever the dtype (VAEs, ...)
     dynamic_shift: bool = False  # its scheduler shifts dynamically by default: shift None keeps that
+    blocks_attr: str = "blocks"  # the denoisers' attribute holding their blocks: hook point `blocks.i` is its item i
     is_pipeline = True
 
     @staticmethod
@@ -118,8 +134,17 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
 
     # -- hooks -----------------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
-        """The pipeline's denoisers by component name (`transformer`, and `transformer_2` for a second expert)."""
-        return transformer_components(self.pipe)
+        """The pipeline's denoisers by component name (`transformer`, and `transformer_2` for a second expert); where
+        their blocks are not `.blocks` (`blocks_attr`), a BlockView of each, in which `blocks.i` names block i."""
+        found = transformer_components(self.pipe)
+        if self.blocks_attr == "blocks":
+            return found
+        views = self.__dict__.setdefault("_views", {})  # made on first use: no order of construction to keep
+        for name, module in found.items():
+            view = views.get(name)
+            if view is None or view.transformer is not module or view.blocks is not getattr(module, self.blocks_attr):
+                views[name] = BlockView(module, self.blocks_attr)  # new, or the component was swapped
+        return {name: views[name] for name in found}
 
     @property
     def experts(self) -> list[str]:
@@ -132,8 +157,9 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
 
     @property
     def block_names(self) -> list[str]:
-        """`blocks.i` of the (first) transformer; Hooks checks that each expert has the point it hooks."""
-        return [f"blocks.{i}" for i in range(len(self.modules()[self.experts[0]].blocks))]
+        """`blocks.i` of the (first) transformer's `blocks_attr`; Hooks checks that each expert has the point it
+        hooks."""
+        return [f"blocks.{i}" for i in range(len(getattr(self.transformer, self.blocks_attr)))]
 
     def loop(self, hooks=None, on_step=None, **kwargs):
         """The backend's interception loop on this pipeline (a context manager)."""

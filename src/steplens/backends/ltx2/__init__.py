@@ -14,9 +14,9 @@ steplens.backends.ltx2.model (the user's view) and steplens.backends.ltx2.loop (
 """
 
 from .loop import PIPELINES, LTX2Loop, check_pipeline, check_scheduler, decode_latents, denormalize, pack, unpack
-from .model import BlockView, LTX2PipelineModel
+from .model import LTX2PipelineModel
 
 load_ltx2_model = LTX2PipelineModel.load
 
-__all__ = ["BlockView", "LTX2Loop", "LTX2PipelineModel", "PIPELINES", "check_pipeline", "check_scheduler",
+__all__ = ["LTX2Loop", "LTX2PipelineModel", "PIPELINES", "check_pipeline", "check_scheduler",
            "decode_latents", "denormalize", "load_ltx2_model", "pack", "unpack"]

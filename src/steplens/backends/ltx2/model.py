@@ -2,7 +2,7 @@
 
     model = LTX2PipelineModel(pipe)     # an LTX2ImageToVideoPipeline (LTX-2, LTX-2.3, VBVR-LTX2.3, ...)
     model.block_names                   # ["blocks.0", …]: the transformer's `transformer_blocks.i`
-    model.modules()                     # {"transformer": a view of the transformer where `blocks` = transformer_blocks}
+    model.modules()                     # {"transformer": a view in which `blocks.i` is transformer_blocks.i}
     hooks = Hooks(model).record("blocks.3", steps=[0, 5], branch="uncond")
     lat = model.generate(samples, seeds, steps=20, guidance=3.0, callback=steps.append, hooks=hooks)
     px = model.decode(lat)              # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
@@ -71,24 +71,9 @@ import torch
 from ..checks import check_call, check_embeddings
 from ..model import PipelineModel
 from ..patches import InstancePatches
-from .loop import EXPERT, PIPELINES, LTX2Loop, check_pipeline, decode_latents
+from .loop import PIPELINES, LTX2Loop, check_pipeline, decode_latents
 
 PIPELINE_MULTIPLE = 32  # LTX2ImageToVideoPipeline.check_inputs: height and width divisible by 32
-
-
-class BlockView(torch.nn.Module):
-    """The transformer's submodules under their own names plus `blocks` (= its `transformer_blocks`), so that
-    steplens hook points `blocks.i` resolve with get_submodule. It shares the modules (no copy) and is never run."""
-
-    def __init__(self, transformer: torch.nn.Module):
-        super().__init__()
-        for name, child in transformer.named_children():
-            self.add_module(name, child)
-        self.add_module("blocks", transformer.transformer_blocks)
-        object.__setattr__(self, "transformer", transformer)  # not a submodule: named_modules stays the blocks' own
-
-    def forward(self, *args, **kwargs):  # pragma: no cover - a naming view only
-        raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
 
 
 class LTX2PipelineModel(PipelineModel):
@@ -106,6 +91,7 @@ class LTX2PipelineModel(PipelineModel):
 
     backend, family, pipeline_classes = "ltx2", "LTX-2", PIPELINES
     loop_class = LTX2Loop
+    blocks_attr = "transformer_blocks"
     float32_components = ("vae", "audio_vae", "vocoder")
     dynamic_shift = True  # shift None keeps LTX-2's resolution-dependent shift
     sampling_options = frozenset({"scheduler", "negative_prompt"})
@@ -128,24 +114,12 @@ class LTX2PipelineModel(PipelineModel):
             raise ValueError(f"image_crf must be an integer >= 0 (0: no re-compression) or None, got {image_crf!r}")
         if stg_scale > 0 and not stg_blocks:
             raise ValueError(f"stg_scale {stg_scale} needs stg_blocks (the block indices STG perturbs, e.g. [28])")
-        self._view = BlockView(pipe.transformer)
         super().__init__(pipe, name or getattr(pipe, "name_or_path", None) or "LTX2ImageToVideoPipeline",
                          prompt_embeds=prompt_embeds, negative_prompt=negative_prompt, scale=scale,
                          min_size=min_size, max_sequence_length=max_sequence_length, info=info)
         self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
         self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
         self.stg_blocks = list(stg_blocks or [])
-
-    # -- hooks -----------------------------------------------------------------------------------------------
-    def modules(self) -> dict[str, torch.nn.Module]:
-        """{"transformer": a view of the one transformer in which `blocks.i` names transformer_blocks.i}."""
-        if self._view.blocks is not self.pipe.transformer.transformer_blocks:  # the transformer was swapped
-            self._view = BlockView(self.pipe.transformer)
-        return {EXPERT: self._view}
-
-    @property
-    def block_names(self) -> list[str]:
-        return [f"blocks.{i}" for i in range(len(self.transformer.transformer_blocks))]
 
     def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
                            shift: float | None = None, **unsupported) -> None:
