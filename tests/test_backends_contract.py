@@ -85,3 +85,19 @@ def test_a_folder_of_an_unknown_pipeline_class_is_refused_naming_the_supported_o
     with pytest.raises(ValueError, match=r"holds a CogVideoXImageToVideoPipeline; steplens' Wan backend supports "
                                          r"WanImageToVideoPipeline .*; other backends load .*LTX2ImageToVideoPipeline"):
         load_model(f"wan:{tmp_path}")
+
+
+def test_sampling_defaults_name_what_the_pipeline_lacks():
+    """sampling_defaults reads the pipeline's __call__ defaults (CFG: or its guider component, see the HunyuanVideo-1.5
+    tests); a pipeline without them is refused naming what is missing (not a KeyError)."""
+    from diffusers import WanImageToVideoPipeline
+
+    class NoDefaults(WanImageToVideoPipeline):
+        def __call__(self, num_inference_steps, guidance_scale):
+            raise NotImplementedError
+
+    model = WanPipelineModel(NoDefaults(**tiny_wan22_i2v(seed=0).components, boundary_ratio=0.875))
+    with pytest.raises(TypeError, match=r"NoDefaults.__call__ has no default num_inference_steps; steplens' Wan "):
+        model.sampling_defaults()
+    with pytest.raises(TypeError, match=r"NoDefaults.__call__ has no default guidance_scale"):
+        model.default_guidance()

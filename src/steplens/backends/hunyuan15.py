@@ -43,7 +43,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 import torch
 
-from .checks import check_call, check_embeddings, check_euler, scheduler_shift, scheduler_with_shift
+from .checks import check_call, check_embeddings, check_euler, scheduler_with_shift
 from .loop import PipelineLoop
 from .model import PipelineModel
 from .patches import InstancePatches
@@ -109,14 +109,6 @@ class HunyuanVideo15Model(PipelineModel):
         self.glyph_length = glyph_length
 
     # -- sampling settings -----------------------------------------------------------------------------------------
-    def sampling_defaults(self) -> dict:
-        """Steps from the pipeline's __call__ default (50), CFG from its guider, the scheduler's fixed shift."""
-        params = inspect.signature(type(self.pipe).__call__).parameters
-        sched = self.pipe.scheduler
-        return {"steps": int(params["num_inference_steps"].default), "shift": scheduler_shift(sched),
-                "guidance": float(self.pipe.guider.guidance_scale), "scheduler": type(sched).__name__,
-                "negative_prompt": self.negative_prompt}
-
     def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
                            shift: float | None = None, **unsupported) -> None:
         """Keep the pipeline's scheduler (its class name), set the negative prompt and the scheduler's shift;

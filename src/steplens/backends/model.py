@@ -174,13 +174,27 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
 
     # -- sampling settings (steplens.presets) ----------------------------------------------------------------------
     def sampling_defaults(self) -> dict:
-        """The pipeline's own settings: steps and CFG from its __call__ defaults, the scheduler's flow shift (NaN when
-        it shifts dynamically), the scheduler class, the negative prompt in use."""
-        params = inspect.signature(type(self.pipe).__call__).parameters
+        """The pipeline's own settings: steps from its __call__ default, CFG (`default_guidance`), the scheduler's flow
+        shift (NaN when it shifts dynamically), the scheduler class, the negative prompt in use."""
         sched = self.pipe.scheduler
-        return {"steps": int(params["num_inference_steps"].default), "shift": scheduler_shift(sched),
-                "guidance": float(params["guidance_scale"].default), "scheduler": type(sched).__name__,
+        return {"steps": int(self._call_default("num_inference_steps")), "shift": scheduler_shift(sched),
+                "guidance": self.default_guidance(), "scheduler": type(sched).__name__,
                 "negative_prompt": self.negative_prompt}
+
+    def default_guidance(self) -> float:
+        """The pipeline's own CFG scale: its guider component's `guidance_scale` where it guides through one
+        (diffusers' guiders, e.g. HunyuanVideo-1.5), else its __call__'s `guidance_scale` default."""
+        guider = self.pipe.components.get("guider")
+        if guider is not None:
+            return float(guider.guidance_scale)
+        return float(self._call_default("guidance_scale"))
+
+    def _call_default(self, name: str):
+        param = inspect.signature(type(self.pipe).__call__).parameters.get(name)
+        if param is None or param.default is inspect.Parameter.empty:
+            raise TypeError(f"{type(self.pipe).__name__}.__call__ has no default {name}; steplens' {self.family} "
+                            f"backend must say its own ({type(self).__name__}.sampling_defaults / default_guidance)")
+        return param.default
 
     # -- generating ------------------------------------------------------------------------------------------------
     @property
