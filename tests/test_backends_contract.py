@@ -101,3 +101,25 @@ def test_sampling_defaults_name_what_the_pipeline_lacks():
         model.sampling_defaults()
     with pytest.raises(TypeError, match=r"NoDefaults.__call__ has no default guidance_scale"):
         model.default_guidance()
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_construction_reads_only_the_pipeline(family):
+    """PipelineModel.__init__ calls nothing a subclass sets up (modules(), block_names): a subclass may set its own
+    state after super().__init__; the default name is the pipeline class and its denoisers."""
+    pipe = BUILDERS[family](seed=0)
+    base = backend_for(pipe)
+
+    class Late(base):
+        def __init__(self, pipe, **kw):
+            super().__init__(pipe, **kw)
+            self.ready = True
+
+        def modules(self):
+            assert self.ready, "modules() called before the subclass set up"
+            return super().modules()
+
+    model = Late(pipe)
+    assert model.block_names == [f"blocks.{i}" for i in range(len(model.block_names))] and model.block_names
+    expected = {"ltx2": "LTX2ImageToVideoPipeline"}.get(family, f"{type(pipe).__name__}({'+'.join(model.modules())})")
+    assert model.name == (pipe.name_or_path or expected)

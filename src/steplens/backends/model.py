@@ -53,6 +53,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     loop_class: type | None = None  # its steplens.backends.loop.PipelineLoop subclass
     float32_components: tuple[str, ...] = ()  # components loaded in float32 whatever the dtype (VAEs, ...)
     dynamic_shift: bool = False  # its scheduler shifts dynamically by default: shift None keeps that
+    max_sequence_length: int = 512  # the text encoder's token window, where the pipeline encodes prompts
     blocks_attr: str = "blocks"  # the denoisers' attribute holding their blocks: hook point `blocks.i` is its item i
     is_pipeline = True
 
@@ -97,15 +98,18 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     # -- construction ----------------------------------------------------------------------------------------------
     def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
                  negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
-                 max_sequence_length: int = 512, info: dict | None = None):
+                 max_sequence_length: int | None = None, info: dict | None = None):
+        """Reads only the pipeline (check_pipeline, its components, text_dim), never what a subclass sets up: a
+        subclass may set its own state before or after calling it (the hook view is made on first use)."""
         self.check_pipeline(pipe)
         self.pipe = pipe
         self.name = name or getattr(pipe, "name_or_path", None) or (
-            f"{type(pipe).__name__}({'+'.join(self.modules())})")
+            f"{type(pipe).__name__}({'+'.join(transformer_components(pipe))})")  # = the keys of modules()
         check_upscale(scale, min_size)
         self.scale, self.min_size = scale, min_size
         self.negative_prompt = negative_prompt
-        self.max_sequence_length = max_sequence_length
+        if max_sequence_length is not None:
+            self.max_sequence_length = max_sequence_length
         self.prompt_embeds, self.prompt_source = prompt_embedder(pipe, prompt_embeds, self.text_dim)
         self.info = {"prompt": self.prompt_source, **(info or {})}
         self._scales: dict[tuple[int, int], int] = {}  # decoded (H, W) -> pixel scale, from generate

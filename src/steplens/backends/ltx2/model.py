@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import math
 from contextlib import ExitStack, contextmanager
-from typing import Callable
 
 import numpy as np
 import torch
@@ -94,6 +93,7 @@ class LTX2PipelineModel(PipelineModel):
     blocks_attr = "transformer_blocks"
     float32_components = ("vae", "audio_vae", "vocoder")
     dynamic_shift = True  # shift None keeps LTX-2's resolution-dependent shift
+    max_sequence_length = 1024
     sampling_options = frozenset({"scheduler", "negative_prompt"})
     decode_latents = staticmethod(decode_latents)
     check_pipeline = staticmethod(check_pipeline)
@@ -104,19 +104,14 @@ class LTX2PipelineModel(PipelineModel):
             raise ValueError(f"--lora-2 {lora_2!r}: LTX-2 has one transformer; --lora-2 is for Wan2.2's second expert")
         super().check_loras(lora, None)
 
-    def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
-                 negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
-                 max_sequence_length: int = 1024, frame_rate: float = 24.0, image_crf: int | None = 0,
+    def __init__(self, pipe, name: str | None = None, *, frame_rate: float = 24.0, image_crf: int | None = 0,
                  audio_guidance: float | None = None, guidance_rescale: float = 0.0, stg_scale: float = 0.0,
-                 stg_blocks: list[int] | None = None, modality_scale: float = 1.0, info: dict | None = None):
-        check_pipeline(pipe)
+                 stg_blocks: list[int] | None = None, modality_scale: float = 1.0, **kwargs):
+        super().__init__(pipe, name or getattr(pipe, "name_or_path", None) or "LTX2ImageToVideoPipeline", **kwargs)
         if image_crf is not None and (isinstance(image_crf, bool) or not isinstance(image_crf, int) or image_crf < 0):
             raise ValueError(f"image_crf must be an integer >= 0 (0: no re-compression) or None, got {image_crf!r}")
         if stg_scale > 0 and not stg_blocks:
             raise ValueError(f"stg_scale {stg_scale} needs stg_blocks (the block indices STG perturbs, e.g. [28])")
-        super().__init__(pipe, name or getattr(pipe, "name_or_path", None) or "LTX2ImageToVideoPipeline",
-                         prompt_embeds=prompt_embeds, negative_prompt=negative_prompt, scale=scale,
-                         min_size=min_size, max_sequence_length=max_sequence_length, info=info)
         self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
         self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
         self.stg_blocks = list(stg_blocks or [])

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import inspect
 from contextlib import ExitStack, contextmanager
-from typing import Callable
 
 import numpy as np
 import torch
