@@ -123,3 +123,19 @@ def test_construction_reads_only_the_pipeline(family):
     assert model.block_names == [f"blocks.{i}" for i in range(len(model.block_names))] and model.block_names
     expected = {"ltx2": "LTX2ImageToVideoPipeline"}.get(family, f"{type(pipe).__name__}({'+'.join(model.modules())})")
     assert model.name == (pipe.name_or_path or expected)
+
+
+def test_model_options_go_through_the_registry_and_unknown_ones_are_refused_before_weights_load(tmp_path):
+    """load_pipeline_model passes the model's options to the backend the folder's class picks; an option that
+    backend does not take is named (with the ones it takes) from model_index.json alone, before any weights load."""
+    import json
+
+    from steplens.backends import load_pipeline_model
+
+    assert {"scale", "min_size", "negative_prompt"} <= set(WanPipelineModel.model_options())
+    assert {"frame_rate", "image_crf"} <= set(LTX2PipelineModel.model_options()) and "info" not in \
+        LTX2PipelineModel.model_options()
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "LTX2ImageToVideoPipeline"}))
+    with pytest.raises(ValueError, match=r"model option 'glyph_length': not taken by steplens' LTX-2 backend "
+                                         r"\(LTX2PipelineModel\); its options: audio_guidance, frame_rate, .*scale"):
+        load_pipeline_model(f"wan:{tmp_path}", glyph_length=4)

@@ -330,6 +330,9 @@ def test_a_saved_folder_loads_and_runs_through_the_cli(pipe, tmp_path):
     with pytest.warns(UserWarning, match="has no text encoder"):
         model = HunyuanVideo15Model.load(str(tmp_path / "hy"), glyph_length=GLYPH)
     assert model.prompt_source == "hashed" and model.name == f"wan:{tmp_path / 'hy'}"
+    with pytest.warns(UserWarning, match="has no text encoder"):  # the registry's load path takes model options
+        opts = load_pipeline_model(f"wan:{tmp_path / 'hy'}", glyph_length=GLYPH, scale=8, min_size=None)
+    assert (opts.glyph_length, opts.scale) == (GLYPH, 8) and isinstance(opts, HunyuanVideo15Model)
     s = maze(2)
     assert torch.equal(model.generate([s], [1], steps=2), direct(model.pipe, [s], [1], steps=2))
     r = CliRunner().invoke(app, ["probe", "energy", "--model", f"wan:{tmp_path / 'hy'}", "--count", "1", "--size", "3",

@@ -1,6 +1,7 @@
 """Loading a diffusers pipeline folder (or hub id) as a steplens model, for `--model wan:PATH` / `diffusers:PATH`.
 
     model = load_pipeline_model("wan:runs/wan22-folder", device="cuda", dtype="bfloat16", offload="model")
+    model = load_pipeline_model("wan:runs/hunyuan-folder", glyph_length=64, min_size=256)   # the model's options
 
 The folder's model_index.json is read first and its `_class_name` picks the backend (steplens.backends.registry),
 so a folder holding a pipeline no backend supports is refused, naming the supported ones, before any weights load.
@@ -24,8 +25,10 @@ PREFIXES = {"wan": "wan", "diffusers": None}  # --model prefix -> the backend th
 
 
 def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-                        offload: str | None = "none", lora=None, lora_2=None):
-    """`wan:PATH` or `diffusers:PATH` loaded by the backend of its model_index.json's class."""
+                        offload: str | None = "none", lora=None, lora_2=None, **options):
+    """`wan:PATH` or `diffusers:PATH` loaded by the backend of its model_index.json's class; `options` go to its
+    model (e.g. HunyuanVideo-1.5's glyph_length, every backend's scale / min_size: its `model_options()`), refused by
+    name before any weights load if that backend does not take them."""
     prefix, _, path = spec.partition(":")
     if prefix not in PREFIXES:
         raise ValueError(f"model {spec!r}: a diffusers pipeline is named {' or '.join(p + ':PATH' for p in PREFIXES)}")
@@ -40,7 +43,7 @@ def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype
     cls = backend_for_config(config)
     if cls is None:
         raise ValueError(refusal(spec, config, words))
-    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2)
+    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2, **options)
 
 
 def load_pipeline(backend, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",

@@ -119,10 +119,11 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     def load(cls, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
              offload: str | None = "none", name: str | None = None, lora=None, lora_2=None, **model_kwargs):
         """A pipeline folder (or hub id) loaded as this backend's model: `dtype`, placed on `device` or offloaded,
-        LoRAs applied (where the backend takes them)."""
+        LoRAs applied (where the backend takes them), `model_kwargs` the model's options (`model_options`)."""
         from .load import load_pipeline
 
-        cls.check_loras(lora, lora_2)  # named before any weights load
+        cls.check_options(model_kwargs)  # named before any weights load
+        cls.check_loras(lora, lora_2)
         pipe = load_pipeline(cls, path, device, dtype, offload)
         loras = cls.apply_loras(pipe, lora, lora_2)
         info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""),
@@ -135,6 +136,25 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             warnings.warn(f"{name or path} has no text encoder: prompts are embedded by steplens.backends.prompts."
                           f"HashedPromptEmbeds (deterministic, but meaningless to the model)", stacklevel=2)
         return model
+
+    @classmethod
+    def model_options(cls) -> list[str]:
+        """The options a model of this backend takes (keyword-only arguments of its and its bases' __init__), which
+        `load` and steplens.backends.load_pipeline_model pass on."""
+        names = set()
+        for klass in cls.__mro__:
+            if issubclass(klass, PipelineModel) and "__init__" in vars(klass):
+                params = inspect.signature(klass.__init__).parameters.values()
+                names |= {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+        return sorted(names - {"info"})  # info: load's own
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Refuse, by name, options this backend's model does not take."""
+        unknown = sorted(set(options) - set(cls.model_options()))
+        if unknown:
+            raise ValueError(f"model option {', '.join(map(repr, unknown))}: not taken by steplens' {cls.family} "
+                             f"backend ({cls.__name__}); its options: {', '.join(cls.model_options())}")
 
     # -- hooks -----------------------------------------------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
