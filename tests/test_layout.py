@@ -1,5 +1,7 @@
 """The package layout: the import graph of steplens (function-level imports counted) has no cycle in the backend
-layer, no backend adapter imports another, and nothing outside steplens.backends names a pipeline class."""
+layer; of its three kinds of modules, the core imports no adapter and no tiny test builder, an adapter imports no other
+adapter and no tiny builder, a tiny builder only the core and its own adapter; nothing outside steplens.backends
+names a pipeline class."""
 
 import ast
 import re
@@ -87,12 +89,41 @@ def cycles(g: dict[str, set[str]], within: str = "steplens") -> list[list[str]]:
     return out
 
 
+CORE = {"__init__", "checks", "geometry", "load", "lora", "loop", "model", "patches", "prompts", "registry", "steps"}
+TINY = "tiny"  # steplens/backends/tiny/<family>.py (a one-file adapter's builder), or <family>/tiny.py in a folder
+
+
 def adapters() -> list[str]:
-    """The backend adapters: every package or module in steplens/backends/ that is not the shared core."""
-    core = {"__init__", "checks", "geometry", "load", "lora", "loop", "model", "patches", "prompts", "registry",
-            "steps"}
+    """The backend adapters: every package or module in steplens/backends/ that is neither the shared core nor the
+    folder of tiny builders."""
     return sorted(f"steplens.backends.{p.stem}" for p in BACKENDS.iterdir()
-                  if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem not in core))
+                  if p.stem not in CORE | {TINY}
+                  and ((p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"))
+
+
+def tiny_builders() -> dict[str, str | None]:
+    """{tiny test builder: the adapter it builds for (None: none of that name)}: the modules of backends/tiny/ and
+    each adapter's `tiny` module."""
+    names, out = adapters(), {}
+    for m in modules():
+        parts = m.split(".")
+        if m.startswith("steplens.backends.tiny"):
+            own = f"steplens.backends.{parts[3]}" if len(parts) > 3 else None
+            out[m] = own if own in names else None
+        elif len(parts) > 3 and parts[-1] == TINY and ".".join(parts[:3]) in names:
+            out[m] = ".".join(parts[:3])
+    return out
+
+
+def kind(m: str) -> tuple[str, str | None]:
+    """("core" | "adapter" | "tiny", the adapter it belongs to) of a module of steplens.backends; ("", None) outside."""
+    tiny = tiny_builders()
+    if m in tiny:
+        return "tiny", tiny[m]
+    own = next((a for a in adapters() if m == a or m.startswith(a + ".")), None)
+    if own is not None:
+        return "adapter", own
+    return ("core", None) if m == "steplens.backends" or m.startswith("steplens.backends.") else ("", None)
 
 
 def test_the_walk_sees_function_level_imports():
@@ -102,28 +133,49 @@ def test_the_walk_sees_function_level_imports():
     assert {"steplens.backends.wan", "steplens.backends.ltx2"} <= set(adapters())
 
 
+def test_tiny_builders_are_their_own_category():
+    names, tiny = adapters(), tiny_builders()
+    assert "steplens.backends.hunyuan15" in names and "steplens.backends.tiny" not in names
+    assert {"steplens.backends.wan.tiny": "steplens.backends.wan", "steplens.backends.ltx2.tiny":
+            "steplens.backends.ltx2", "steplens.backends.tiny.hunyuan15": "steplens.backends.hunyuan15"}.items() \
+        <= tiny.items()
+    assert kind("steplens.backends.wan.tiny") == ("tiny", "steplens.backends.wan")
+    assert kind("steplens.backends.wan.loop") == ("adapter", "steplens.backends.wan")
+    assert kind("steplens.backends.loop") == ("core", None) and kind("steplens.hooks") == ("", None)
+
+
 def test_no_import_cycle_in_the_backends():
     assert cycles(graph(), "steplens.backends") == []
 
 
-def test_no_adapter_imports_another():
-    g, names = graph(), adapters()
+def test_no_adapter_imports_another_or_a_tiny_builder():
     offenders = []
-    for m, deps in g.items():
-        own = next((a for a in names if m == a or m.startswith(a + ".")), None)
-        if own is None:
+    for m, deps in graph().items():
+        what, own = kind(m)
+        if what != "adapter":
             continue
-        bad = sorted(d for d in deps if any(d == a or d.startswith(a + ".") for a in names if a != own))
+        bad = sorted(d for d in deps if kind(d)[0] == "tiny" or (kind(d)[0] == "adapter" and kind(d)[1] != own))
         if bad:
             offenders.append(f"{m}: {bad}")
     assert not offenders, offenders
 
 
-def test_the_core_imports_no_adapter():
-    g, names = graph(), adapters()
-    core = [m for m in g if m.startswith("steplens.backends") and not any(m == a or m.startswith(a + ".")
-                                                                          for a in names)]
-    offenders = {m: sorted(d for d in g[m] if any(d == a or d.startswith(a + ".") for a in names)) for m in core}
+def test_a_tiny_builder_imports_only_the_core_and_its_own_adapter():
+    offenders = []
+    for m, deps in graph().items():
+        what, own = kind(m)
+        if what != "tiny":
+            continue
+        bad = sorted(d for d in deps if kind(d)[0] == "tiny" and d != m or (kind(d)[0] == "adapter"
+                                                                            and kind(d)[1] != own))
+        if bad:
+            offenders.append(f"{m}: {bad}")
+    assert not offenders, offenders
+
+
+def test_the_core_imports_no_adapter_and_no_tiny_builder():
+    g = graph()
+    offenders = {m: sorted(d for d in g[m] if kind(d)[0] in ("adapter", "tiny")) for m in g if kind(m)[0] == "core"}
     assert not {m: d for m, d in offenders.items() if d}
 
 

@@ -7,7 +7,8 @@
     with attach(model.pipe, hooks):                         # hooks only
         model.pipe(**kwargs)
 
-Layers (no module here imports an adapter; no adapter imports another):
+Three kinds of modules (tests/test_layout.py): the core imports no adapter and no tiny builder; an adapter imports
+no other adapter and no tiny builder; a tiny builder imports only the core and its own adapter:
 
 * the shared core, no family in it: `loop` (the one interception loop under trace and hooks), `steps` (PipelineStep,
   PipelineRun, PipelineTrace, trace_pipeline, attach), `patches` (instance patches; the forward side through
@@ -16,7 +17,9 @@ Layers (no module here imports an adapter; no adapter imports another):
   `geometry` (samples <-> call size, frames, token grid), `prompts` (HashedPromptEmbeds), `model` (PipelineModel: the steplens.contract.VideoModel of a pipeline),
   `registry` (pipeline class -> backend, entry-point group `steplens.backends`);
 * adapters, each holding only what is its family's: `wan/` (Wan2.1 I2V, Wan2.2-A14B, TI2V-5B; plus steplens' own
-  sampler on Wan's transformers and Wan LoRA formats), `ltx2/` (LTX-2).
+  sampler on Wan's transformers and Wan LoRA formats), `ltx2/` (LTX-2), `hunyuan15.py` (HunyuanVideo-1.5 I2V);
+* tiny test builders (real diffusers classes, random weights): `<family>/tiny.py` of a folder adapter,
+  `tiny/<family>.py` of a one-file adapter.
 
 Writing an adapter (a new family, e.g. CogVideoX, HunyuanVideo-1.5)
 -------------------------------------------------------------------
@@ -47,7 +50,8 @@ It defines:
    -> the pipeline's keyword arguments` (enter per-call patches on `stack`); `final_latents(out)` if the latents are
    not `out[0]`; and `configure_sampling` if it takes settings. `PipelineModel` gives the rest of the
    steplens.contract.VideoModel (check with `steplens.contract.check_model`).
-4. a tiny test builder (real diffusers classes, random weights, no text encoder) for offline tests: traced ==
+4. a tiny test builder `tiny/myfamily.py` (real diffusers classes, random weights, no text encoder) for offline
+   tests, and its entry in tests/test_backends_contract.py's BUILDERS: traced ==
    untraced bit for bit, hooks fire on the right step / branch, generate == the plain pipeline call.
 
 The smallest adapter to copy: Wan's loop (`wan/loop.py`) and model (`wan/model.py`).
