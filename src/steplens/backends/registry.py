@@ -2,8 +2,8 @@
 
 A backend is its model class (a `steplens.backends.model.PipelineModel` subclass) naming the diffusers pipeline
 classes it takes (`pipeline_classes`, the `_class_name` of a folder's model_index.json). Backends register through
-the entry-point group `steplens.backends` (see pyproject.toml), steplens' own (Wan, LTX-2) like any other package's;
-a value is a model class or a list of them.
+the entry-point group `steplens.backends` (see pyproject.toml), steplens' own (Wan, LTX-2, HunyuanVideo-1.5)
+like any other package's; a value is a model class or a list of them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from importlib.metadata import entry_points
 
 GROUP = "steplens.backends"
 # Ours, in case the installed metadata predates an entry point (an editable install not yet refreshed).
-BUILTIN = ["steplens.backends.wan:WanPipelineModel", "steplens.backends.ltx2:LTX2PipelineModel"]
+BUILTIN = ["steplens.backends.wan:WanPipelineModel", "steplens.backends.ltx2:LTX2PipelineModel",
+           "steplens.backends.hunyuan15:HunyuanVideo15Model"]
 _BACKENDS: dict[str, type] = {}  # pipeline class name -> the backend's model class
 _LOADED = False
 
