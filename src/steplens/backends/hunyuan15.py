@@ -37,7 +37,6 @@ over k x k pixel blocks back to the native size; `decode_video` the full decoded
 
 from __future__ import annotations
 
-import inspect
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -46,7 +45,7 @@ import torch
 from .checks import check_call, check_embeddings, check_euler, scheduler_with_shift
 from .loop import PipelineLoop
 from .model import PipelineModel
-from .patches import InstancePatches
+from .patches import InstancePatches, bound_arguments
 
 PIPELINES = ("HunyuanVideo15ImageToVideoPipeline",)
 FAMILY = "HunyuanVideo-1.5"
@@ -75,12 +74,6 @@ class HunyuanLoop(PipelineLoop):
         HunyuanVideo15Model.check_pipeline(pipe)
         check_euler(pipe.scheduler, FAMILY)
         return "euler"
-
-
-def _bound(fn, args, kwargs) -> dict:
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
 
 
 class HunyuanVideo15Model(PipelineModel):
@@ -222,7 +215,7 @@ class HunyuanVideo15Model(PipelineModel):
 
         def wrap_encode_image(original):
             def encode_image(*args, **kwargs):
-                a = _bound(original, args, kwargs)
+                a = bound_arguments(original, args, kwargs)
                 if a["batch_size"] != n:
                     raise RuntimeError(f"steplens' per-sample encode_image got batch {a['batch_size']}, not {n}")
                 return torch.cat([original(img, 1, a["device"], a["dtype"]) for img in resized])
@@ -231,7 +224,7 @@ class HunyuanVideo15Model(PipelineModel):
 
         def wrap_condition(original):
             def prepare_cond_latents_and_mask(*args, **kwargs):
-                a = _bound(original, args, kwargs)
+                a = bound_arguments(original, args, kwargs)
                 lat = a["latents"]
                 rows = [original(lat[i:i + 1], img, 1, a["height"], a["width"], a["dtype"], a["device"])
                         for i, img in enumerate(resized)]

@@ -8,6 +8,7 @@ pipeline's `cache_context` name), and leaves the module as it found it.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import torch
@@ -128,6 +129,14 @@ def hidden_states(args: tuple, kwargs: dict):
     if args:
         return args[0], lambda h: ((h, *args[1:]), kwargs)
     raise TypeError("the transformer was called without hidden_states")
+
+
+def bound_arguments(fn, args: tuple, kwargs: dict) -> dict:
+    """{parameter: value} of a call fn(*args, **kwargs), defaults filled in: what a wrapper of a pipeline method
+    (e.g. prepare_latents) reads, however the pipeline passed them."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def changed(new: torch.Tensor, ref: torch.Tensor) -> bool:

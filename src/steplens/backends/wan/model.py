@@ -54,7 +54,6 @@ How a task sample becomes a pipeline call (`generate`):
 
 from __future__ import annotations
 
-import inspect
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
@@ -62,15 +61,9 @@ import torch
 
 from ..checks import check_call, check_embeddings, check_size, scheduler_with_shift
 from ..model import PipelineModel
-from ..patches import InstancePatches
+from ..patches import InstancePatches, bound_arguments
 from .loop import PIPELINES, VARIANTS, WanLoop, check_pipeline, decode_latents
 from .ti2v import join_rows
-
-
-def _bind(fn, args, kwargs) -> dict:
-    bound = inspect.signature(fn).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
 
 
 class WanPipelineModel(PipelineModel):
@@ -207,7 +200,7 @@ class WanPipelineModel(PipelineModel):
 
         def wrap_encode_prompt(original):
             def encode_prompt(*args, **kwargs):
-                a = _bind(original, args, kwargs)
+                a = bound_arguments(original, args, kwargs)
                 cfg, device, dtype = a["do_classifier_free_guidance"], a["device"], a["dtype"]
                 if self.prompt_embeds is None:  # the pipeline's own text encoder
                     return original(prompt=list(prompts), negative_prompt=negatives if cfg else None,
@@ -226,7 +219,7 @@ class WanPipelineModel(PipelineModel):
 
         def wrap_prepare_latents(original):
             def prepare_latents(*args, **kwargs):
-                a = _bind(original, args, kwargs)
+                a = bound_arguments(original, args, kwargs)
                 if a["batch_size"] != n or a.get("latents") is not None or a.get("last_image") is not None:
                     raise RuntimeError("steplens' per-sample prepare_latents got an unexpected call")
                 rows = []
