@@ -4,7 +4,8 @@
 `PipelineGeometry` is a mixin for a pipeline model. The model provides `spatial_multiple` (the pixel multiples a
 call's height and width must be), `token_pixels` (the pixels one token covers: VAE factor x patch), `patch_size`
 (t, h, w), `temporal_factor` (video frames per latent frame after the first), `scale` and `min_size` (the user's
-upscale choices) and `_scales` ({call (H, W): upscale k}, filled by its generate).
+upscale choices), `_scales` ({call (H, W): upscale k}) and `_native` ({call (H, W): native (h, w)}), both filled by
+`first_frames` when its generate makes the call's images.
 
 * a native (h, w) frame is upscaled (nearest neighbour) by the smallest integer k making both sides multiples of
   `spatial_multiple`, times the smallest factor reaching `min_size` (or k = `scale` if set);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -39,6 +41,22 @@ class PipelineGeometry:
             return -(-h * k // mh) * mh, -(-w * k // mw) * mw
         k = self.pixel_scale(h, w)
         return h * k, w * k
+
+    def first_frames(self, samples, height: int, width: int) -> list:
+        """The samples' first frames as RGB PIL images of the call size (height, width): upscaled (nearest neighbour)
+        by k where that is an integer upscale k (kept in `_scales` for decode), else resized bicubic (`_native`)."""
+        from PIL import Image
+
+        from ..video import upscale
+
+        h, w = self._frame_size(samples)
+        k = height // h if height % h == 0 and width % w == 0 and height // h == width // w else None
+        if k is not None:
+            self._scales[height, width] = k
+            return [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
+        self._native[height, width] = (h, w)  # not an integer upscale (--height/--width, a frame off the multiple)
+        return [Image.fromarray(np.ascontiguousarray(s.first_frame), "RGB").resize((width, height), Image.BICUBIC)
+                for s in samples]
 
     def pixel_scale(self, height: int, width: int) -> int:
         """The integer nearest-neighbour upscale k of a (height, width) native frame."""

@@ -39,10 +39,9 @@ from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 
-import numpy as np
 import torch
 
-from .checks import check_call, check_embeddings, check_euler, scheduler_with_shift
+from .checks import check_embeddings, check_euler, scheduler_with_shift
 from .loop import PipelineLoop
 from .model import PipelineModel
 from .patches import InstancePatches, bound_arguments
@@ -151,27 +150,6 @@ class HunyuanVideo15Model(PipelineModel):
             raise ValueError(f"the {FAMILY} pipeline has a text encoder but no text_encoder_2 / tokenizer_2 (ByT5) to "
                              f"encode prompts with; give the model a prompt_embeds provider")
 
-    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
-                    guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
-        """(first frames upscaled as PIL images, one seeded CPU generator per sample, the call's settings: height,
-        width, num_frames, num_inference_steps, guidance)."""
-        from PIL import Image
-
-        from ..video import check_frames, upscale
-
-        own = self.sampling_defaults()
-        steps = own["steps"] if steps is None else steps
-        guidance = own["guidance"] if guidance is None else float(guidance)
-        frames = check_frames(frames or samples[0].frames)
-        seeds = check_call(samples, seeds, steps, guidance, FAMILY)
-        h, w = self._frame_size(samples)
-        k = self.pixel_scale(h, w)
-        self._scales[h * k, w * k] = k
-        images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
-        kw = dict(height=h * k, width=w * k, num_frames=self.video_frames(frames), num_inference_steps=steps,
-                  guidance=guidance)
-        return images, [torch.Generator().manual_seed(s) for s in seeds], kw
-
     def _embed(self, texts: list[str]) -> dict:
         emb = self.prompt_embeds(list(texts))
         check_embeddings(emb, len(texts), self.text_dim, f"{FAMILY}'s transformer expects text_embed_dim {{dim}}")
@@ -245,7 +223,7 @@ class HunyuanVideo15Model(PipelineModel):
         """The guider at the call's guidance, the call size and the per-sample steps; the pipeline's arguments."""
         self.check_prompt_encoding()
         kw = dict(kw)
-        height, width, guidance = kw.pop("height"), kw.pop("width"), kw.pop("guidance")
+        height, width, guidance = kw.pop("height"), kw.pop("width"), kw.pop("guidance_scale")
         stack.enter_context(self._guidance(guidance))
         stack.enter_context(self._per_sample(images, height, width))
         return dict(image=images[0], generator=generators, output_type="latent", return_dict=False, **kw,

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from ..contract import ModelDefaults
-from .checks import check_dtype, check_upscale, scheduler_shift, scheduler_with_shift
+from .checks import check_call, check_dtype, check_upscale, scheduler_shift, scheduler_with_shift
 from .geometry import PipelineGeometry
 from .prompts import prompt_embedder
 from .steps import transformer_components
@@ -249,6 +249,24 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             yield
         finally:
             pipe.scheduler = original
+
+    def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
+                    guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
+        """(the samples' first frames as PIL images of the call size (`first_frames`), one seeded CPU generator per
+        sample, the call's settings: height, width, num_frames, num_inference_steps, guidance_scale); steps and
+        guidance default to the pipeline's own (sampling_defaults). A backend adds its own call arguments."""
+        from ..video import check_frames
+
+        own = self.sampling_defaults() if steps is None or guidance is None else {}
+        steps = own["steps"] if steps is None else steps
+        guidance = own["guidance"] if guidance is None else guidance
+        frames = check_frames(frames or samples[0].frames)
+        seeds = check_call(samples, seeds, steps, guidance, self.family)
+        height, width = self.call_size(samples)
+        images = self.first_frames(samples, height, width)
+        kw = {"height": height, "width": width, "num_frames": self.video_frames(frames), "num_inference_steps": steps,
+              "guidance_scale": float(guidance)}
+        return images, [torch.Generator().manual_seed(s) for s in seeds], kw
 
     def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
         """Enter what the backend needs around one generate call; the pipeline's keyword arguments."""

@@ -67,7 +67,7 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 import torch
 
-from ..checks import check_call, check_embeddings
+from ..checks import check_embeddings
 from ..model import PipelineModel
 from ..patches import InstancePatches
 from .loop import PIPELINES, LTX2Loop, check_pipeline, decode_latents
@@ -171,46 +171,33 @@ class LTX2PipelineModel(PipelineModel):
         emb = emb.to(getattr(conn, "device", emb.device), getattr(conn, "dtype", emb.dtype))
         return emb, torch.ones(emb.shape[:2], dtype=torch.long, device=emb.device)
 
-    def _images(self, samples, k: int) -> list:
+    def _crf(self, images: list) -> list:
+        """The first frames re-compressed with H.264 as LTX-2 was trained (image_crf; 0: as they are)."""
+        if not (self.image_crf is None or self.image_crf):
+            return images
+        from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
         from PIL import Image
 
-        from ...video import upscale
-
-        images = [np.ascontiguousarray(upscale(s.first_frame, k)) for s in samples]
-        if self.image_crf is None or self.image_crf:
-            from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
-
-            crf = self.image_crf if self.image_crf is not None else resolve_default_image_crf(self.pipe.text_encoder)
-            images = [apply_image_conditioning_crf(img, crf) for img in images]
-        return [Image.fromarray(img, "RGB") for img in images]
+        crf = self.image_crf if self.image_crf is not None else resolve_default_image_crf(self.pipe.text_encoder)
+        return [Image.fromarray(apply_image_conditioning_crf(np.asarray(img), crf), "RGB") for img in images]
 
     def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                     guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
-        """(first frames as upscaled PIL images, one seeded CPU generator per sample, the other keyword arguments
-        of the pipeline call). steps / guidance default to the pipeline's own (sampling_defaults)."""
-        from ...video import check_frames
-
-        own = self.sampling_defaults()
-        steps = own["steps"] if steps is None else steps
-        guidance = own["guidance"] if guidance is None else float(guidance)
-        frames = check_frames(frames or samples[0].frames)
-        seeds = check_call(samples, seeds, steps, guidance, self.family)
-        if steps == 1 and self.pipe.scheduler.config.shift_terminal:
+        """The core's (PipelineModel.call_inputs; first frames re-compressed per image_crf), plus LTX-2's own
+        arguments: frame rate, the audio's and the other guidance terms, max_sequence_length."""
+        images, generators, kw = super().call_inputs(samples, seeds, frames, steps, guidance)
+        if kw["num_inference_steps"] == 1 and self.pipe.scheduler.config.shift_terminal:
             raise ValueError(f"1 sampling step: the scheduler stretches its sigmas to end at shift_terminal="
                              f"{self.pipe.scheduler.config.shift_terminal}, which is undefined for one step (diffusers "
                              f"divides 0 by 0); use 2 or more steps")
-        h, w = self._frame_size(samples)
-        k = self.pixel_scale(h, w)
-        self._scales[h * k, w * k] = k
+        guidance = kw["guidance_scale"]
         audio = guidance if self.audio_guidance is None else float(self.audio_guidance)
-        kw = dict(height=h * k, width=w * k, num_frames=self.video_frames(frames), num_inference_steps=steps,
-                  frame_rate=self.frame_rate, guidance_scale=guidance, audio_guidance_scale=audio,
-                  guidance_rescale=self.guidance_rescale, audio_guidance_rescale=self.guidance_rescale,
-                  stg_scale=self.stg_scale, audio_stg_scale=self.stg_scale,
-                  spatio_temporal_guidance_blocks=self.stg_blocks or None,
-                  modality_scale=self.modality_scale, audio_modality_scale=self.modality_scale,
-                  image_crf=0, max_sequence_length=self.max_sequence_length)
-        return self._images(samples, k), [torch.Generator().manual_seed(s) for s in seeds], kw
+        kw.update(frame_rate=self.frame_rate, audio_guidance_scale=audio, guidance_rescale=self.guidance_rescale,
+                  audio_guidance_rescale=self.guidance_rescale, stg_scale=self.stg_scale,
+                  audio_stg_scale=self.stg_scale, spatio_temporal_guidance_blocks=self.stg_blocks or None,
+                  modality_scale=self.modality_scale, audio_modality_scale=self.modality_scale, image_crf=0,
+                  max_sequence_length=self.max_sequence_length)
+        return self._crf(images), generators, kw
 
     def _prompts(self, prompts: list[str], cfg: bool) -> dict:
         if self.prompt_embeds is None:

@@ -56,10 +56,9 @@ from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 
-import numpy as np
 import torch
 
-from ..checks import check_call, check_embeddings, check_size, scheduler_with_shift
+from ..checks import check_embeddings, check_size, scheduler_with_shift
 from ..model import PipelineModel
 from ..patches import InstancePatches, bound_arguments
 from .loop import PIPELINES, VARIANTS, WanLoop, check_pipeline, decode_latents
@@ -242,33 +241,10 @@ class WanPipelineModel(PipelineModel):
 
     def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                     guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
-        """(first frames as upscaled PIL images, one seeded CPU generator per sample, the shared keyword arguments
-        of the pipeline call: height, width, num_frames, num_inference_steps, guidance_scale, ...). steps and
-        guidance default to the pipeline's own (sampling_defaults)."""
-        own = self.sampling_defaults() if steps is None or guidance is None else {}
-        steps = own["steps"] if steps is None else steps
-        guidance = own["guidance"] if guidance is None else guidance
-        from PIL import Image
-
-        from ...video import check_frames
-        from ...video import upscale
-
-        frames = check_frames(frames or samples[0].frames)
-        seeds = check_call(samples, seeds, steps, guidance, self.family)
-        h, w = self._frame_size(samples)
-        H, W = self.call_size(samples)
-        k = H // h if H % h == 0 and W % w == 0 and H // h == W // w else None
-        if k is not None:
-            self._scales[H, W] = k
-            images = [Image.fromarray(np.ascontiguousarray(upscale(s.first_frame, k)), "RGB") for s in samples]
-        else:  # not an integer upscale (--height/--width, or a first frame off the pipeline's multiple)
-            self._native[H, W] = (h, w)
-            images = [Image.fromarray(np.ascontiguousarray(s.first_frame), "RGB").resize((W, H), Image.BICUBIC)
-                      for s in samples]
-        generators = [torch.Generator().manual_seed(s) for s in seeds]
-        kw = dict(height=H, width=W, num_frames=self.video_frames(frames), num_inference_steps=steps,
-                  guidance_scale=float(guidance), output_type="latent", max_sequence_length=self.max_sequence_length)
-        return images, generators, kw
+        """The core's (PipelineModel.call_inputs), plus output_type "latent" and the text encoder's
+        max_sequence_length."""
+        images, generators, kw = super().call_inputs(samples, seeds, frames, steps, guidance)
+        return images, generators, {**kw, "output_type": "latent", "max_sequence_length": self.max_sequence_length}
 
     def pipeline_inputs(self, sample, seed: int, frames: int | None = None, steps: int | None = None,
                         guidance: float | None = None) -> dict:
