@@ -11,10 +11,22 @@ import numbers
 
 import torch
 
+from .steps import transformer_components
+
 SUPPORTED_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler", "UniPCMultistepScheduler")
 SHIFT_KEYS = {"FlowMatchEulerDiscreteScheduler": "shift", "UniPCMultistepScheduler": "flow_shift"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFLOADS = ("none", "model", "sequential")
+
+
+def check_pipeline_class(pipe, classes: tuple[str, ...], family: str, variants: str = "") -> None:
+    """Refuse a pipeline that is not of (a subclass of) one of the diffusers `classes` (a TypeError naming it and the
+    supported ones) or has no transformer (a ValueError)."""
+    if not any(k.__name__ in classes for k in type(pipe).__mro__):
+        raise TypeError(f"steplens' {family} backend does not support the pipeline class {type(pipe).__name__}; "
+                        f"supported: {', '.join(classes)}{variants}")
+    if not transformer_components(pipe):
+        raise ValueError(f"the {type(pipe).__name__} has no transformer (no `transformer*` component)")
 
 
 def check_scheduler(scheduler) -> str:

@@ -42,6 +42,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 
 from .checks import check_embeddings, check_euler, scheduler_with_shift
+from .decode import vae_decode, vae_device
 from .loop import PipelineLoop
 from .model import PipelineModel
 from .patches import InstancePatches, bound_arguments
@@ -50,18 +51,12 @@ PIPELINES = ("HunyuanVideo15ImageToVideoPipeline",)
 FAMILY = "HunyuanVideo-1.5"
 
 
+@torch.no_grad()
 def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
-    """Decode latents (B, C, T, h, w) as the pipeline decodes its final latents: / scaling_factor, vae.decode,
-    video_processor.postprocess_video ("raw": the VAE's (B, 3, frames, H, W) in [-1, 1])."""
-    from diffusers.utils.torch_utils import get_module_execution_device
-
+    """Decode latents (B, C, T, h, w) as the pipeline decodes its final latents: / scaling_factor, then the core's
+    vae_decode ("raw": the VAE's (B, 3, frames, H, W) in [-1, 1])."""
     vae = pipe.vae
-    with torch.no_grad():
-        latents = latents.to(get_module_execution_device(vae), vae.dtype) / vae.config.scaling_factor
-        video = vae.decode(latents, return_dict=False)[0]
-        if output_type == "raw":
-            return video
-        return pipe.video_processor.postprocess_video(video, output_type=output_type)
+    return vae_decode(pipe, latents.to(vae_device(pipe), vae.dtype) / vae.config.scaling_factor, output_type)
 
 
 class HunyuanLoop(PipelineLoop):

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from ..contract import ModelDefaults
-from .checks import check_call, check_dtype, check_upscale, scheduler_shift, scheduler_with_shift
+from .checks import check_call, check_dtype, check_pipeline_class, check_upscale, scheduler_shift, scheduler_with_shift
 from .geometry import PipelineGeometry
 from .prompts import prompt_embedder
 from .steps import transformer_components
@@ -72,11 +72,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     @classmethod
     def check_pipeline(cls, pipe) -> None:
         """Refuse, with a TypeError / ValueError naming what is wrong, a pipeline this backend does not take."""
-        if not any(k.__name__ in cls.pipeline_classes for k in type(pipe).__mro__):
-            raise TypeError(f"steplens' {cls.family} backend does not support the pipeline class "
-                            f"{type(pipe).__name__}; supported: {', '.join(cls.pipeline_classes)}{cls.variants}")
-        if not transformer_components(pipe):
-            raise ValueError(f"the {type(pipe).__name__} has no transformer")
+        check_pipeline_class(pipe, cls.pipeline_classes, cls.family, cls.variants)
 
     @classmethod
     def class_for(cls, config: dict) -> str | None:

@@ -41,7 +41,8 @@ import torch
 
 from ...context import StepContext
 from ...hooks import SAMPLER_POINTS
-from ..checks import check_euler
+from ..checks import check_euler, check_pipeline_class
+from ..decode import vae_decode, vae_device
 from ..loop import PipelineLoop
 from ..patches import changed, timestep_value, with_prev_sample
 from ..steps import PipelineStep
@@ -52,17 +53,8 @@ EXTRA_BRANCHES = {"uncond_stg": "stg", "uncond_modality": "modality"}
 
 
 def check_pipeline(pipe) -> None:
-    """Raise a TypeError / ValueError naming what steplens does not support about this pipeline."""
-    try:
-        from diffusers import LTX2ImageToVideoPipeline
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the diffusers LTX-2 backend needs diffusers >= 0.37 with LTX-2 (the 'wan' extra: "
-                          "pip install 'steplens[wan]')") from e
-    if not isinstance(pipe, LTX2ImageToVideoPipeline):
-        raise TypeError(f"steplens' LTX-2 backend does not support the pipeline class {type(pipe).__name__}; "
-                        f"supported: {', '.join(PIPELINES)}")
-    if getattr(pipe, "transformer", None) is None:
-        raise ValueError("the LTX2ImageToVideoPipeline has no transformer")
+    """Raise a TypeError / ValueError naming what steplens does not support about this pipeline (or its scheduler)."""
+    check_pipeline_class(pipe, PIPELINES, "LTX-2")
     check_scheduler(pipe.scheduler)
 
 
@@ -89,28 +81,21 @@ def denormalize(pipe, latents: torch.Tensor) -> torch.Tensor:
     return type(pipe)._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
 
 
+@torch.no_grad()
 def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt", decode_timestep: float = 0.0):
     """Decode normalised latents (B, C, T, h, w) as the pipeline does: denormalise, vae.decode (with the decode
     timestep if the VAE is timestep-conditioned; at the pipeline's default decode_timestep 0 no noise is mixed
-    in), video_processor.postprocess_video. output_type "raw": the VAE's (B, 3, frames, H, W) in [-1, 1]."""
-    from diffusers.utils.torch_utils import get_module_execution_device
-
-    vae = pipe.vae
-    with torch.no_grad():
-        device = get_module_execution_device(vae)
-        # the pipeline casts to its prompt embeddings' dtype first (the connectors' dtype for steplens' embeddings)
-        latents = latents.to(device, getattr(pipe.connectors, "dtype", latents.dtype))
-        temb = None
-        if vae.config.timestep_conditioning:
-            if decode_timestep != 0:
-                raise ValueError(f"decode_timestep {decode_timestep}: steplens decodes at the pipeline's default 0 "
-                                 f"(no decode noise)")
-            temb = torch.zeros(latents.shape[0], device=device, dtype=latents.dtype)
-        z = denormalize(pipe, latents).to(vae.dtype)
-        video = vae.decode(z, temb, return_dict=False)[0]
-        if output_type == "raw":
-            return video
-        return pipe.video_processor.postprocess_video(video, output_type=output_type)
+    in), then the core's vae_decode (output_type "raw": the VAE's (B, 3, frames, H, W) in [-1, 1])."""
+    device = vae_device(pipe)
+    # the pipeline casts to its prompt embeddings' dtype first (the connectors' dtype for steplens' embeddings)
+    latents = latents.to(device, getattr(pipe.connectors, "dtype", latents.dtype))
+    temb = None
+    if pipe.vae.config.timestep_conditioning:
+        if decode_timestep != 0:
+            raise ValueError(f"decode_timestep {decode_timestep}: steplens decodes at the pipeline's default 0 "
+                             f"(no decode noise)")
+        temb = torch.zeros(latents.shape[0], device=device, dtype=latents.dtype)
+    return vae_decode(pipe, denormalize(pipe, latents).to(pipe.vae.dtype), output_type, temb)
 
 
 class LTX2Loop(PipelineLoop):

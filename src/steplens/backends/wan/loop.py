@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_scheduler
+from ..checks import check_pipeline_class, check_scheduler
+from ..decode import vae_decode, vae_device
 from ..loop import PipelineLoop
-from ..steps import transformer_components
 from .ti2v import FirstFrame, is_ti2v
 
 PIPELINES = ("WanImageToVideoPipeline",)
@@ -24,33 +24,19 @@ VARIANTS = (" (Wan2.1 I2V with one transformer, Wan2.2-A14B I2V with two experts
 
 def check_pipeline(pipe) -> None:
     """Raise a TypeError/ValueError naming what is not supported about this pipeline."""
-    try:
-        from diffusers import WanImageToVideoPipeline
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the diffusers Wan backend needs the 'wan' extra: pip install 'steplens[wan]'") from e
-    if not isinstance(pipe, WanImageToVideoPipeline):
-        raise TypeError(f"steplens' Wan backend does not support the pipeline class {type(pipe).__name__}; "
-                        f"supported: {', '.join(PIPELINES)}{VARIANTS}")
-    if not transformer_components(pipe):
-        raise ValueError(f"the {type(pipe).__name__} has no transformer (neither `transformer` nor `transformer_2`)")
+    check_pipeline_class(pipe, PIPELINES, "Wan", VARIANTS)
 
 
+@torch.no_grad()
 def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
     """Decode normalised latents (B, z, T, h, w) exactly as WanImageToVideoPipeline / WanPipeline decode
-    their final latents: undo latents_mean/std, vae.decode, video_processor.postprocess_video."""
-    from diffusers.utils.torch_utils import get_module_execution_device
-
+    their final latents: undo latents_mean/std, then the core's vae_decode ("raw": the VAE's video in [-1, 1])."""
     vae = pipe.vae
-    with torch.no_grad():
-        latents = latents.to(device=get_module_execution_device(vae), dtype=vae.dtype)
-        z = vae.config.z_dim
-        latents_mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
-        latents_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
-        latents = latents / latents_std + latents_mean
-        video = vae.decode(latents, return_dict=False)[0]
-        if output_type == "raw":  # (B, C, T, H, W) in [-1, 1], before post-processing
-            return video
-        return pipe.video_processor.postprocess_video(video, output_type=output_type)
+    latents = latents.to(device=vae_device(pipe), dtype=vae.dtype)
+    z = vae.config.z_dim
+    latents_mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+    latents_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1).to(latents.device, latents.dtype)
+    return vae_decode(pipe, latents / latents_std + latents_mean, output_type)
 
 
 class WanLoop(PipelineLoop):

@@ -61,7 +61,7 @@ import torch
 from ..checks import check_embeddings, check_size, scheduler_with_shift
 from ..model import PipelineModel
 from ..patches import InstancePatches, bound_arguments
-from .loop import PIPELINES, VARIANTS, WanLoop, check_pipeline, decode_latents
+from .loop import PIPELINES, VARIANTS, WanLoop, decode_latents
 from .ti2v import join_rows
 
 
@@ -78,7 +78,6 @@ class WanPipelineModel(PipelineModel):
     loop_class = WanLoop
     float32_components = ("vae", "image_encoder")  # as the Wan model cards load them
     decode_latents = staticmethod(decode_latents)
-    check_pipeline = staticmethod(check_pipeline)
 
     @classmethod
     def class_for(cls, config: dict) -> str | None:
