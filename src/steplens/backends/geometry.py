@@ -1,11 +1,13 @@
 """How a task sample's frame and frame count map onto a diffusers pipeline call and its token grid, and back
 (shared by every backend).
 
-`PipelineGeometry` is a mixin for a pipeline model. The model provides `spatial_multiple` (the pixel multiples a
-call's height and width must be), `token_pixels` (the pixels one token covers: VAE factor x patch), `patch_size`
-(t, h, w), `temporal_factor` (video frames per latent frame after the first), `scale` and `min_size` (the user's
-upscale choices), `_scales` ({call (H, W): upscale k}) and `_native` ({call (H, W): native (h, w)}), both filled by
-`first_frames` when its generate makes the call's images.
+`PipelineGeometry` is a mixin for a pipeline model. The model provides where its pipeline keeps the factors:
+`patch_size` (t, h, w), `temporal_factor` (video frames per latent frame after the first), `vae_spatial` (pixels per
+latent cell), `latent_channels`; and `scale` and `min_size` (the user's upscale choices), `_scales` ({call (H, W):
+upscale k}) and `_native` ({call (H, W): native (h, w)}), both filled by `first_frames` when its generate makes the
+call's images. From those follow `token_pixels` (the pixels one token covers: vae_spatial x patch),
+`spatial_multiple` (the pixel multiples a call's height and width must be; default token_pixels, a pipeline with its
+own rule overrides it) and `latent_shape`.
 
 * a native (h, w) frame is upscaled (nearest neighbour) by the smallest integer k making both sides multiples of
   `spatial_multiple`, times the smallest factor reaching `min_size` (or k = `scale` if set);
@@ -27,6 +29,23 @@ class PipelineGeometry:
     min_size: int | None = None
     size: tuple[int, int] | None = None  # a fixed call size (configure_sampling height/width), where supported
     size_rule: str | None = None  # "first-frame": the size of the samples' first_frame.png (the vbvr preset)
+
+    @property
+    def token_pixels(self) -> tuple[int, int]:
+        """(h, w) pixels one token covers: the VAE's spatial factor x the patch."""
+        _, ph, pw = self.patch_size
+        return self.vae_spatial * ph, self.vae_spatial * pw
+
+    @property
+    def spatial_multiple(self) -> tuple[int, int]:
+        """Pixel sizes a call's height and width must be multiples of (default: one token, token_pixels)."""
+        return self.token_pixels
+
+    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
+        """(B, latent_channels, frames, h, w) of the latents generate returns for these samples."""
+        h, w = self._frame_size(samples)
+        k, s = self.pixel_scale(h, w), self.vae_spatial
+        return (len(samples), self.latent_channels, frames, h * k // s, w * k // s)
 
     def call_size(self, samples) -> tuple[int, int]:
         """(height, width) of the pipeline call for these samples: the fixed `size` if set; the size of the samples'

@@ -125,19 +125,13 @@ class HunyuanVideo15Model(PipelineModel):
         return self.pipe.vae_scale_factor_temporal
 
     @property
-    def spatial_multiple(self) -> tuple[int, int]:
-        """VAE factor x patch (16 for HunyuanVideo-1.5): one token per that many pixels."""
-        s = self.pipe.vae_scale_factor_spatial * self.patch_size[1]
-        return s, s
+    def vae_spatial(self) -> int:
+        """16 for HunyuanVideo-1.5 (x patch 1: one token per 16 x 16 pixels)."""
+        return self.pipe.vae_scale_factor_spatial
 
     @property
-    def token_pixels(self) -> tuple[int, int]:
-        return self.spatial_multiple
-
-    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
-        h, w = self._frame_size(samples)
-        k, s = self.pixel_scale(h, w), self.pipe.vae_scale_factor_spatial
-        return (len(samples), self.pipe.vae.config.latent_channels, frames, h * k // s, w * k // s)
+    def latent_channels(self) -> int:
+        return self.pipe.vae.config.latent_channels
 
     # -- generating ------------------------------------------------------------------------------------------------
     def check_prompt_encoding(self) -> None:

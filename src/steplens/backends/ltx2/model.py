@@ -146,21 +146,18 @@ class LTX2PipelineModel(PipelineModel):
         return self.pipe.vae_temporal_compression_ratio
 
     @property
-    def token_pixels(self) -> tuple[int, int]:
-        s = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
-        return s, s
+    def vae_spatial(self) -> int:
+        return self.pipe.vae_spatial_compression_ratio
+
+    @property
+    def latent_channels(self) -> int:
+        return self.transformer.config.in_channels
 
     @property
     def spatial_multiple(self) -> tuple[int, int]:
         """Pixel sizes the frame's sides must be multiples of: 32 (the pipeline's rule), and the VAE x patch."""
-        s = self.pipe.vae_spatial_compression_ratio * self.patch_size[1]
-        m = math.lcm(PIPELINE_MULTIPLE, s)
+        m = math.lcm(PIPELINE_MULTIPLE, self.token_pixels[0])
         return m, m
-
-    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
-        h, w = self._frame_size(samples)
-        k, s = self.pixel_scale(h, w), self.pipe.vae_spatial_compression_ratio
-        return (len(samples), self.transformer.config.in_channels, frames, h * k // s, w * k // s)
 
     # -- generating ------------------------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

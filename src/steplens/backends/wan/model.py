@@ -159,21 +159,12 @@ class WanPipelineModel(PipelineModel):
         return self.pipe.vae_scale_factor_temporal
 
     @property
-    def token_pixels(self) -> tuple[int, int]:
-        return self.spatial_multiple
+    def vae_spatial(self) -> int:
+        return self.pipe.vae_scale_factor_spatial
 
     @property
-    def spatial_multiple(self) -> tuple[int, int]:
-        """Pixel sizes the frame's height and width must be multiples of (vae scale x patch: 16 for Wan2.1 /
-        A14B, 32 for TI2V-5B)."""
-        s = self.pipe.vae_scale_factor_spatial
-        _, ph, pw = self.patch_size
-        return s * ph, s * pw
-
-    def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
-        h, w = self._frame_size(samples)
-        k, s = self.pixel_scale(h, w), self.pipe.vae_scale_factor_spatial
-        return (len(samples), self.pipe.vae.config.z_dim, frames, h * k // s, w * k // s)
+    def latent_channels(self) -> int:
+        return self.pipe.vae.config.z_dim
 
     # -- generating ------------------------------------------------------------------------------------------
     def _embed(self, texts: list[str], device, dtype) -> torch.Tensor:
