@@ -146,3 +146,22 @@ def test_model_options_go_through_the_registry_and_unknown_ones_are_refused_befo
     with pytest.raises(ValueError, match=r"model option 'glyph_length': not taken by steplens' LTX-2 backend "
                                          r"\(LTX2PipelineModel\); its options: audio_guidance, frame_rate, .*scale"):
         load_pipeline_model(f"wan:{tmp_path}", glyph_length=4)
+
+
+def test_instance_patches_as_a_block_put_back_what_was_there():
+    """`with InstancePatches((obj, attr, make_wrapper), ...)`: applied for the block, put back on exit, and put back
+    too when one of them fails while being applied."""
+    from steplens.backends.patches import InstancePatches
+
+    class A:
+        def f(self):
+            return 1
+
+    a = A()
+    a.g = "own"
+    with InstancePatches((a, "f", lambda f: lambda: f() + 1), (a, "g", lambda g: g + "!")):
+        assert a.f() == 2 and a.g == "own!"
+    assert "f" not in vars(a) and a.f() == 1 and a.g == "own"
+    with pytest.raises(AttributeError), InstancePatches((a, "f", lambda f: lambda: 0), (a, "h", lambda h: h.upper())):
+        pass  # not reached: A has no h to wrap
+    assert "f" not in vars(a) and "h" not in vars(a)

@@ -37,7 +37,7 @@ over k x k pixel blocks back to the native size; `decode_video` the full decoded
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import torch
 
@@ -158,18 +158,7 @@ class HunyuanVideo15Model(PipelineModel):
             out.update({f"negative_{k}": v for k, v in self._embed(negatives).items()})
         return out
 
-    @contextmanager
-    def _guidance(self, scale: float):
-        """The pipeline's guider at `scale` for the block (its scale put back after)."""
-        guider = self.pipe.guider
-        original, guider.guidance_scale = guider.guidance_scale, scale
-        try:
-            yield
-        finally:
-            guider.guidance_scale = original
-
-    @contextmanager
-    def _per_sample(self, images, height: int, width: int):
+    def _per_sample(self, images, height: int, width: int) -> InstancePatches:
         """For one call: the size (height, width), and the per-image steps once per sample (see the module doc)."""
         pipe, n = self.pipe, len(images)
         resized = [pipe.video_processor.resize(img, height=height, width=width, resize_mode="crop") for img in images]
@@ -199,21 +188,16 @@ class HunyuanVideo15Model(PipelineModel):
 
             return prepare_cond_latents_and_mask
 
-        patches = InstancePatches()
-        try:
-            patches.patch(pipe.video_processor, "calculate_default_height_width", wrap_size)
-            patches.patch(pipe, "encode_image", wrap_encode_image)
-            patches.patch(pipe, "prepare_cond_latents_and_mask", wrap_condition)
-            yield
-        finally:
-            patches.restore()
+        return InstancePatches((pipe.video_processor, "calculate_default_height_width", wrap_size),
+                               (pipe, "encode_image", wrap_encode_image),
+                               (pipe, "prepare_cond_latents_and_mask", wrap_condition))
 
     def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
         """The guider at the call's guidance, the call size and the per-sample steps; the pipeline's arguments."""
         self.check_prompt_encoding()
         kw = dict(kw)
         height, width, guidance = kw.pop("height"), kw.pop("width"), kw.pop("guidance_scale")
-        stack.enter_context(self._guidance(guidance))
+        stack.enter_context(InstancePatches((self.pipe.guider, "guidance_scale", lambda own: guidance)))  # for the call
         stack.enter_context(self._per_sample(images, height, width))
         return dict(image=images[0], generator=generators, output_type="latent", return_dict=False, **kw,
                     **self.prompt_inputs([s.prompt for s in samples], guidance > 1))

@@ -22,10 +22,27 @@ class InstancePatches:
     `patch(obj, attr, make_wrapper)` sets obj.attr = make_wrapper(current obj.attr); `restore()` undoes the
     patches in reverse order: an instance attribute that was there before (e.g. accelerate's offload hook on
     `forward`, or another steplens wrapper) is put back, otherwise the attribute is removed so that the class
-    method shows through again."""
+    method shows through again.
 
-    def __init__(self):
+    As a context manager, `with InstancePatches((obj, attr, make_wrapper), ...):` applies the given patches for the
+    block and restores on exit (also after an exception, or when one of them fails)."""
+
+    def __init__(self, *patches: tuple[Any, str, Callable]):
         self._saved: list[tuple[Any, str, Any]] = []  # (object, attribute, its previous instance attribute)
+        self._pending = patches
+
+    def __enter__(self) -> "InstancePatches":
+        try:
+            for obj, attr, make_wrapper in self._pending:
+                self.patch(obj, attr, make_wrapper)
+        except BaseException:
+            self.restore()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.restore()
+        return False
 
     def patch(self, obj, attr: str, make_wrapper) -> None:
         previous = obj.__dict__.get(attr, _MISSING)

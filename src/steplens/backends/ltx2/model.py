@@ -62,7 +62,7 @@ full decoded video in [-1, 1].
 from __future__ import annotations
 
 import math
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import numpy as np
 import torch
@@ -218,8 +218,7 @@ class LTX2PipelineModel(PipelineModel):
         return dict(image=images[0], generator=generators[0], output_type="latent", **kw,
                     **self._prompts([sample.prompt], cfg))
 
-    @contextmanager
-    def _capture_final(self, out: list):
+    def _capture_final(self, out: list) -> InstancePatches:
         """The normalised final latent: what the pipeline hands to _denormalize_latents after the loop."""
         def wrap(original):
             def _denormalize_latents(latents, *args, **kwargs):
@@ -228,12 +227,7 @@ class LTX2PipelineModel(PipelineModel):
 
             return _denormalize_latents
 
-        patches = InstancePatches()
-        patches.patch(self.pipe, "_denormalize_latents", wrap)
-        try:
-            yield
-        finally:
-            patches.restore()
+        return InstancePatches((self.pipe, "_denormalize_latents", wrap))
 
     def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
         """One call with a list of B images; the normalised final latent is caught on its way to the VAE."""

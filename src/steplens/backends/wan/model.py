@@ -54,7 +54,7 @@ How a task sample becomes a pipeline call (`generate`):
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 import torch
 
@@ -180,8 +180,7 @@ class WanPipelineModel(PipelineModel):
             raise ImportError("encoding prompts with the pipeline's text encoder needs ftfy (diffusers' Wan prompt "
                               "cleaning): pip install ftfy, or give WanPipelineModel a prompt_embeds provider")
 
-    @contextmanager
-    def _per_sample_steps(self, images, prompts, generators):
+    def _per_sample_steps(self, images, prompts, generators) -> InstancePatches:
         """For one pipeline call: encode_prompt / encode_image / prepare_latents run once per sample (see the
         module doc), so that a call with num_videos_per_prompt=B gets B different images, prompts and noises."""
         pipe, n = self.pipe, len(images)
@@ -220,14 +219,8 @@ class WanPipelineModel(PipelineModel):
 
             return prepare_latents
 
-        patches = InstancePatches()
-        try:
-            patches.patch(pipe, "encode_prompt", wrap_encode_prompt)
-            patches.patch(pipe, "encode_image", wrap_encode_image)
-            patches.patch(pipe, "prepare_latents", wrap_prepare_latents)
-            yield
-        finally:
-            patches.restore()
+        return InstancePatches((pipe, "encode_prompt", wrap_encode_prompt), (pipe, "encode_image", wrap_encode_image),
+                               (pipe, "prepare_latents", wrap_prepare_latents))
 
     def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                     guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
