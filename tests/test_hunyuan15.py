@@ -161,6 +161,7 @@ def test_edits(pipe):
     # Euler to sigma 0 lands on x0' (up to the rounding of x - sigma (x - x0') / sigma, as for Wan)
     torch.testing.assert_close(got, w, rtol=0, atol=1e-6)
     torch.testing.assert_close(tr.steps[-1].x0, w, rtol=0, atol=1e-6)
+    assert torch.equal(got, w) and torch.equal(tr.steps[-1].x0, w)  # the core loop lands on x0' itself (as LTX-2)
     assert torch.equal(tr.steps[-1].x, tr0.steps[-1].x)
     with trace_pipeline(pipe, hooks=Hooks(model).edit("x0", steps=[1], fn=lambda t, ctx: w.clone())) as tr:
         direct(pipe, [s], [2])

@@ -233,6 +233,23 @@ def test_x0_edit_reaches_the_scheduler(pipes, scheduler):
         torch.testing.assert_close(tr.steps[2].x, s.x + (s.sigma_next - s.sigma) * s.v, rtol=0, atol=1e-6)
 
 
+def test_x0_edit_at_the_last_euler_step_is_the_output_exactly(pipes):
+    """As on LTX-2 (the core loop's after_step): an x0 edit at the step to sigma 0 lands on x0' bit for bit, and the
+    trace records x0' itself (the Euler update x - sigma (x - x0') / sigma equals it only up to rounding)."""
+    pipe = pipes("wan22", "euler")
+    with trace_pipeline(pipe) as tr0:
+        plain = run(pipe, output_type="latent")
+    target = torch.randn(plain.shape, generator=torch.Generator().manual_seed(7))
+    last = len(tr0.steps) - 1
+    with trace_pipeline(pipe, hooks=Hooks(WanPipelineModel(pipe)).edit("x0", steps=[last],
+                                                                        fn=lambda t, ctx: target.clone())) as tr:
+        out = run(pipe, output_type="latent")
+    assert torch.equal(out, target) and torch.equal(tr.steps[-1].x0, target)
+    assert torch.equal(tr.steps[-1].x, tr0.steps[-1].x)
+    torch.testing.assert_close(tr.steps[-1].v, (tr0.steps[-1].x - target) / tr0.steps[-1].sigma, rtol=0, atol=1e-6)
+    assert_pristine(pipe)
+
+
 class Boom(Exception):
     pass
 

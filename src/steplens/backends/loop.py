@@ -24,6 +24,11 @@ or else by call order. An adapter overrides the
 methods under "what an adapter may override" for its layout (LTX-2: packed tokens, one forward holding
 [uncond; cond], a clean frame 0).
 
+Edits: a `latent` edit replaces x_s where the transformer and the scheduler get it; an `x0` edit hands the scheduler
+v = (x_s - x0') / sigma, and at a FlowMatch Euler step to sigma 0 the step's result and the recorded x0_hat are x0'
+itself, bit for bit (`after_step`; Euler's x - sigma (x - x0') / sigma equals it only up to rounding), for every
+family alike (an adapter says which part of the latent the scheduler steps: `scheduled`).
+
 Schedulers: FlowMatchEulerDiscreteScheduler keeps no history, so edits mean exactly what they mean in steplens'
 sampler. UniPCMultistepScheduler (flow_prediction, predict_x0) keeps the previous x_s and x0_hat: an `x0` edit at
 step k replaces that step's x0_hat wherever UniPC uses it (corrector, predictor, the history of steps k+1, k+2); a
@@ -40,7 +45,8 @@ import torch
 
 from ..context import StepContext, step_context
 from .checks import check_scheduler
-from .patches import ForwardHooks, InstancePatches, changed, first_output, hidden_states, prev_sample, timestep_value
+from .patches import (ForwardHooks, InstancePatches, changed, first_output, hidden_states, prev_sample, timestep_value,
+                      with_prev_sample)
 from .steps import PipelineStep, transformer_components
 
 BRANCHES = ("cond", "uncond")
@@ -152,11 +158,20 @@ class PipelineLoop:
             if changed(new, x0):
                 if sigma == 0:
                     raise ValueError(f"cannot edit x0 at step {k}: sigma is 0 there")
-                model_output = ((x - new.to(x.device, torch.float32)) / s).to(model_output.dtype)
+                self._x0_edit = new.to(x.device, torch.float32)
+                model_output = ((x - self._x0_edit) / s).to(model_output.dtype)
         return model_output, sample, None
 
+    def scheduled(self, latent: torch.Tensor) -> torch.Tensor:
+        """The part of a full latent (B, C, T, h, w) that scheduler.step gets (LTX-2: frames 1..)."""
+        return latent
+
     def after_step(self, k: int, out, state):
-        """scheduler.step's output, as the pipeline gets it."""
+        """scheduler.step's output, as the pipeline gets it: after an x0 edit at a FlowMatch Euler step to sigma 0,
+        exactly the edited x0' (Euler's x + (0 - sigma) (x - x0') / sigma is x0' only up to float rounding)."""
+        if self._x0_edit is not None and self.kind == "euler" and float(self.scheduler.sigmas[k + 1]) == 0:
+            prev = prev_sample(out)
+            out = with_prev_sample(out, self.scheduled(self._x0_edit).to(prev.device, prev.dtype))
         return out
 
     def stepped(self, out) -> None:
@@ -169,6 +184,8 @@ class PipelineLoop:
         sigma, sigma_next = sched.sigmas[k], sched.sigmas[k + 1]
         if getattr(sched, "predict_x0", False) and getattr(sched, "model_outputs", None):
             x0, source = sched.model_outputs[-1], "scheduler"
+        elif self._x0_edit is not None:  # flow matching, x0 edited: x0' itself (x_s - sigma v is x0' up to rounding)
+            x0, source = self._x0_edit, "x-sigma*v"
         else:  # flow matching: x0_hat = x_s - sigma v, in float32 like FlowMatchEuler's update
             x0, source = x.to(torch.float32) - sigma.to(x.device) * v, "x-sigma*v"
         names = list(dict.fromkeys(self._ran))
@@ -189,6 +206,7 @@ class PipelineLoop:
         self._expert = None  # the last of them
         self._outputs: list = []  # their raw outputs (branches=True)
         self._edited = None  # the edited x_s of this step, if the `latent` point changed it
+        self._x0_edit = None  # the edited x0_hat (float32) of this step, if the `x0` point changed it
 
     def where(self) -> tuple[int, float]:
         """(step index, sigma) of the step the pipeline is at."""

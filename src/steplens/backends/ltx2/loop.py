@@ -28,7 +28,7 @@ What steplens sees (the LTX-2 conventions, see steplens.backends.ltx2.model for 
 Edits: a `latent` edit replaces the pipeline's latent tensor in place (so the transformer, the CFG maths, the
 scheduler and the frame-0 copy all start from it); an `x0` edit hands the scheduler v = (x_s - x0') / sigma and,
 on frame 0, becomes frame 0 of the next latent; at a step with sigma_next = 0 the scheduler's result is exactly
-x0' (Euler's x + (0 - sigma) (x - x0') / sigma equals x0' up to float rounding; steplens returns x0' itself).
+x0' (Euler's x + (0 - sigma) (x - x0') / sigma equals x0' up to float rounding; the core loop returns x0' itself).
 A `v` edit that changes frame 0 is refused (the pipeline never uses frame 0's velocity). The audio latents are
 neither traced nor editable: they are denoised by the pipeline as usual, jointly with the (possibly edited) video.
 """
@@ -44,7 +44,7 @@ from ...hooks import SAMPLER_POINTS
 from ..checks import check_euler, check_pipeline_class
 from ..decode import vae_decode, vae_device
 from ..loop import PipelineLoop
-from ..patches import changed, timestep_value, with_prev_sample
+from ..patches import changed, timestep_value
 from ..steps import PipelineStep
 
 PIPELINES = ("LTX2ImageToVideoPipeline",)
@@ -219,7 +219,7 @@ class LTX2Loop(PipelineLoop):
     def step_points(self, k, sigma, model_output, sample):
         s = self.scheduler.sigmas[k].to(sample.device)
         frame0, x = self._full(sample)
-        v, x0_edit = model_output, None
+        v = model_output
         if self.wants(*[p for p in SAMPLER_POINTS if p != "latent"]):
             ctx = StepContext(k, sigma, ("cond",), EXPERT)
             v_full = torch.cat([torch.zeros_like(frame0).to(v.dtype), v], dim=2)
@@ -234,24 +234,20 @@ class LTX2Loop(PipelineLoop):
             if changed(new, x0):
                 if sigma == 0:
                     raise ValueError(f"cannot edit x0 at step {k}: sigma is 0 there")
-                x0_edit = new.to(x.device, torch.float32)
-                v = ((x[:, :, 1:] - x0_edit[:, :, 1:]) / s).to(model_output.dtype)
-                if changed(x0_edit[:, :, :1], frame0):
-                    self._frame0 = x0_edit[:, :, :1]
-        return v, sample, (frame0, x, x0_edit)
+                self._x0_edit = new.to(x.device, torch.float32)  # the core's after_step lands on it at sigma 0
+                v = ((x[:, :, 1:] - self._x0_edit[:, :, 1:]) / s).to(model_output.dtype)
+                if changed(self._x0_edit[:, :, :1], frame0):
+                    self._frame0 = self._x0_edit[:, :, :1]
+        return v, sample, (frame0, x)
 
-    def after_step(self, k, out, state):
-        x0_edit = state[2]
-        if x0_edit is not None and float(self.scheduler.sigmas[k + 1]) == 0:  # the last step lands on x0' itself
-            prev = out[0] if isinstance(out, (tuple, list)) else out.prev_sample
-            out = with_prev_sample(out, x0_edit[:, :, 1:].to(prev.device, prev.dtype))
-        return out
+    def scheduled(self, latent):
+        return latent[:, :, 1:]  # the scheduler steps frames 1..
 
     def step_record(self, k, timestep, v, sample, state) -> PipelineStep:
-        frame0, x, x0_edit = state
+        frame0, x = state
         s = self.scheduler.sigmas[k].to(x.device)
         v32 = v.to(torch.float32)
-        x0 = x0_edit if x0_edit is not None else torch.cat([frame0, x[:, :, 1:] - s * v32], dim=2)
+        x0 = self._x0_edit if self._x0_edit is not None else torch.cat([frame0, x[:, :, 1:] - s * v32], dim=2)
         v_full = torch.cat([torch.zeros_like(frame0), v32], dim=2)
         return PipelineStep(i=k, sigma=float(self.scheduler.sigmas[k]), sigma_next=float(self.scheduler.sigmas[k + 1]),
                             x=self.keep(x), v=self.keep(v_full), x0=self.keep(x0), t=timestep_value(timestep),
