@@ -153,14 +153,20 @@ class PipelineLoop:
             v = self.hooks.on_velocity(ctx, sample.clone(), model_output.clone())
             if changed(v, model_output):
                 model_output = v.to(model_output.dtype)
-            x0 = self.x0_view(x - s * model_output)
-            new = self.hooks.on_x0(ctx, sample.clone(), x0.clone())
-            if changed(new, x0):
-                if sigma == 0:
-                    raise ValueError(f"cannot edit x0 at step {k}: sigma is 0 there")
-                self._x0_edit = new.to(x.device, torch.float32)
+            if self.x0_point(ctx, sample, self.x0_view(x - s * model_output)) is not None:
                 model_output = ((x - self._x0_edit) / s).to(model_output.dtype)
         return model_output, sample, None
+
+    def x0_point(self, ctx: StepContext, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor | None:
+        """The `x0` point: the hooks get copies of (x_s, x0_hat); an edit that changes x0_hat is kept (float32) for
+        the step's result and record (`after_step`, `step_record`) and returned, else None; refused at sigma 0."""
+        new = self.hooks.on_x0(ctx, x.clone(), x0.clone())
+        if not changed(new, x0):
+            return None
+        if ctx.sigma == 0:
+            raise ValueError(f"cannot edit x0 at step {ctx.step}: sigma is 0 there")
+        self._x0_edit = new.to(x.device, torch.float32)
+        return self._x0_edit
 
     def scheduled(self, latent: torch.Tensor) -> torch.Tensor:
         """The part of a full latent (B, C, T, h, w) that scheduler.step gets (LTX-2: frames 1..)."""

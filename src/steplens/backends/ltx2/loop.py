@@ -229,15 +229,11 @@ class LTX2Loop(PipelineLoop):
                     raise ValueError(f"a v edit at step {k} changed latent frame 0, the clean first frame (its "
                                      f"velocity is 0 and unused by the pipeline); edit x0 or the latent to change it")
                 v = new_v[:, :, 1:].to(model_output.dtype)
-            x0 = torch.cat([frame0, x[:, :, 1:] - s * v], dim=2)
-            new = self.hooks.on_x0(ctx, x.clone(), x0.clone())
-            if changed(new, x0):
-                if sigma == 0:
-                    raise ValueError(f"cannot edit x0 at step {k}: sigma is 0 there")
-                self._x0_edit = new.to(x.device, torch.float32)  # the core's after_step lands on it at sigma 0
-                v = ((x[:, :, 1:] - self._x0_edit[:, :, 1:]) / s).to(model_output.dtype)
-                if changed(self._x0_edit[:, :, :1], frame0):
-                    self._frame0 = self._x0_edit[:, :, :1]
+            x0_edit = self.x0_point(ctx, x, torch.cat([frame0, x[:, :, 1:] - s * v], dim=2))
+            if x0_edit is not None:  # the core's after_step lands on it at sigma 0
+                v = ((x[:, :, 1:] - x0_edit[:, :, 1:]) / s).to(model_output.dtype)
+                if changed(x0_edit[:, :, :1], frame0):
+                    self._frame0 = x0_edit[:, :, :1]
         return v, sample, (frame0, x)
 
     def scheduled(self, latent):
