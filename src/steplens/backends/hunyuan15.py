@@ -121,15 +121,6 @@ class HunyuanVideo15Model(PipelineModel):
         return (c.patch_size_t, c.patch_size, c.patch_size)
 
     @property
-    def temporal_factor(self) -> int:
-        return self.pipe.vae_scale_factor_temporal
-
-    @property
-    def vae_spatial(self) -> int:
-        """16 for HunyuanVideo-1.5 (x patch 1: one token per 16 x 16 pixels)."""
-        return self.pipe.vae_scale_factor_spatial
-
-    @property
     def latent_channels(self) -> int:
         return self.pipe.vae.config.latent_channels
 

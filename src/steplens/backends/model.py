@@ -216,6 +216,17 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
                             f"backend must say its own ({type(self).__name__}.sampling_defaults / default_guidance)")
         return param.default
 
+    # -- geometry (steplens.backends.geometry): where the pipeline keeps its factors -----------------------------------
+    @property
+    def temporal_factor(self) -> int:
+        """Video frames per latent frame after the first: diffusers' usual `vae_scale_factor_temporal`."""
+        return self.pipe.vae_scale_factor_temporal
+
+    @property
+    def vae_spatial(self) -> int:
+        """Pixels per latent cell: diffusers' usual `vae_scale_factor_spatial`."""
+        return self.pipe.vae_scale_factor_spatial
+
     # -- generating ------------------------------------------------------------------------------------------------
     @property
     def text_dim(self) -> int:

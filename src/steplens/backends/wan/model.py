@@ -155,14 +155,6 @@ class WanPipelineModel(PipelineModel):
         return tuple(self.transformer.config.patch_size)
 
     @property
-    def temporal_factor(self) -> int:
-        return self.pipe.vae_scale_factor_temporal
-
-    @property
-    def vae_spatial(self) -> int:
-        return self.pipe.vae_scale_factor_spatial
-
-    @property
     def latent_channels(self) -> int:
         return self.pipe.vae.config.z_dim
 
