@@ -8,6 +8,30 @@ from .tasks import Scorers, generator_task
 from .video import to_uint8
 
 
+def score_videos(samples, videos, scorers: Scorers, details: bool = False) -> list[dict]:
+    """One row per sample: `success` and `score` of its (T, H, W, 3) uint8 video (with the scorer's `details`)."""
+    rows = []
+    for s, v in zip(samples, videos):
+        sc = scorers.score(v, s)
+        rows.append({"success": bool(sc.success), "score": float(sc.score), **({"details": sc.details} if details else {})})
+    return rows
+
+
+def generate_and_score(model, samples, scorers: Scorers, frames: int | None = None, steps: int | None = None,
+                       shift: float | None = None, guidance: float | None = None, hooks=None,
+                       details: bool = False):
+    """(latents, rows): the one path from samples to scored videos. Noise seed = sample.seed; steps, shift,
+    guidance: None is the model's own; `hooks` (steplens.hooks.Hooks) are attached for the call."""
+    kw = dict(steps=steps, shift=shift, guidance=guidance)
+    seeds = [int(s.seed) for s in samples]
+    if hooks is None:
+        lat = model.generate(samples, seeds, frames, **kw)
+    else:
+        with hooks:
+            lat = model.generate(samples, seeds, frames, hooks=hooks, **kw)
+    return lat, score_videos(samples, [to_uint8(v) for v in model.decode(lat)], scorers, details)
+
+
 def evaluate_samples(model, samples, steps: int | None = None, shift: float | None = None,
                      guidance: float | None = None, batch: int = 50, scorers: Scorers | None = None,
                      progress: bool = True, desc: str = "eval") -> tuple[list, dict]:
@@ -19,12 +43,9 @@ def evaluate_samples(model, samples, steps: int | None = None, shift: float | No
     rows = []
     with tqdm(total=len(samples), disable=not progress, desc=desc) as bar:
         for chunk in batches(samples, batch):
-            vids = model.decode(model.generate(chunk, [s.seed for s in chunk], steps=steps, shift=shift,
-                                               guidance=guidance))
-            for s, v in zip(chunk, vids):
-                sc = scorers.score(to_uint8(v), s)
-                rows.append({"sample": s.name, "task": s.task, "success": bool(sc.success), "score": float(sc.score),
-                             "details": sc.details})
+            _, scored = generate_and_score(model, chunk, scorers, steps=steps, shift=shift, guidance=guidance,
+                                           details=True)
+            rows += [{"sample": s.name, "task": s.task, **r} for s, r in zip(chunk, scored)]
             bar.update(len(chunk))
     return rows, summarize(rows)
 

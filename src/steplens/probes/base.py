@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..evaluate import generate_and_score, score_videos
 from ..experiment import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
                           write_results, write_table)
 from ..hooks import Hooks
@@ -28,12 +29,7 @@ MakeHooks = Callable[[list[Sample], list[int]], "Hooks | None"]
 
 
 def score_outputs(model, samples: list[Sample], latents: torch.Tensor, scorers: Scorers) -> list[dict]:
-    vids = model.decode(latents)
-    out = []
-    for s, v in zip(samples, vids):
-        sc = scorers.score(to_uint8(v), s)
-        out.append({"success": bool(sc.success), "score": float(sc.score)})
-    return out
+    return score_videos(samples, [to_uint8(v) for v in model.decode(latents)], scorers)
 
 
 def generate(model, s: ProbeSettings, batch: list[Sample], hooks: Hooks | None = None, steps: int | None = None,
@@ -57,8 +53,8 @@ def condition_runner(model, s: ProbeSettings, make_hooks: Callable[[str, list[Sa
         got = {}
         for c in conds:
             hooks = make_hooks(c, batch)
-            lat = generate(model, s, batch, hooks, steps_of(c), frames_of(c))
-            rows = score_outputs(model, batch, lat, scorers)
+            lat, rows = generate_and_score(model, batch, scorers, frames_of(c), steps_of(c) or s.steps, s.shift,
+                                           s.guidance, hooks)
             if extra is not None:
                 for r, e in zip(rows, extra(batch, lat, hooks)):
                     r.update(e)

@@ -22,6 +22,7 @@ from ..ensemble import (EnsembleConfig, check_ensemble, consensus_index, generat
 from ..experiment import ExperimentSettings, write_table
 from ..io import atomic_write_json
 from ..plots import save
+from ..evaluate import score_videos
 from ..report import Report
 from ..stats import paired_bootstrap, summarize
 from ..tasks import Scorers, palette
@@ -46,11 +47,7 @@ def _u8(v: np.ndarray) -> np.ndarray:
 
 
 def _scored(scorers: Scorers, samples, videos) -> list[dict]:
-    out = []
-    for s, v in zip(samples, videos):
-        sc = scorers.score(_u8(v), s)
-        out.append({"success": bool(sc.success), "score": float(sc.score)})
-    return out
+    return score_videos(samples, [_u8(v) for v in videos], scorers)
 
 
 def _vote(samples, vids: np.ndarray) -> np.ndarray:
