@@ -41,7 +41,7 @@ from contextlib import ExitStack
 
 import torch
 
-from .checks import check_embeddings, check_euler, scheduler_with_shift
+from .checks import check_embeddings, check_euler
 from .decode import vae_decode, vae_device
 from .loop import PipelineLoop
 from .model import PipelineModel
@@ -86,7 +86,6 @@ class HunyuanVideo15Model(PipelineModel):
     blocks_attr = "transformer_blocks"
     float32_components = ("vae", "image_encoder")
     decode_latents = staticmethod(decode_latents)
-    sampling_options = frozenset({"scheduler", "negative_prompt"})
 
     def __init__(self, pipe, name: str | None = None, *, glyph_length: int | None = None, **kwargs):
         super().__init__(pipe, name, **kwargs)
@@ -94,21 +93,6 @@ class HunyuanVideo15Model(PipelineModel):
         if isinstance(glyph_length, bool) or not isinstance(glyph_length, int) or glyph_length < 1:
             raise ValueError(f"glyph_length must be an integer >= 1, got {glyph_length!r}")
         self.glyph_length = glyph_length
-
-    # -- sampling settings -----------------------------------------------------------------------------------------
-    def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
-                           shift: float | None = None, **unsupported) -> None:
-        """Keep the pipeline's scheduler (its class name), set the negative prompt and the scheduler's shift;
-        other settings (boundary, height/width, size) are refused."""
-        given = sorted(k for k, v in unsupported.items() if v is not None)
-        if given:
-            raise ValueError(f"{', '.join(given)}: not supported for {FAMILY} (steplens.backends.hunyuan15)")
-        if scheduler is not None and scheduler != type(self.pipe.scheduler).__name__:
-            raise ValueError(f"scheduler {scheduler!r}: {FAMILY} runs its own {type(self.pipe.scheduler).__name__}")
-        if shift is not None:
-            self.pipe.scheduler = scheduler_with_shift(self.pipe.scheduler, float(shift))
-        if negative_prompt is not None:
-            self.negative_prompt = str(negative_prompt)
 
     # -- geometry --------------------------------------------------------------------------------------------------
     @property

@@ -54,6 +54,8 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     float32_components: tuple[str, ...] = ()  # components loaded in float32 whatever the dtype (VAEs, ...)
     dynamic_shift: bool = False  # its scheduler shifts dynamically by default: shift None keeps that
     max_sequence_length: int = 512  # the text encoder's token window, where the pipeline encodes prompts
+    sampling_options = frozenset({"scheduler", "negative_prompt"})  # the settings configure_sampling takes
+    unsupported: str = "not supported"  # how configure_sampling refuses other settings (e.g. "not supported yet")
     blocks_attr: str = "blocks"  # the denoisers' attribute holding their blocks: hook point `blocks.i` is its item i
     is_pipeline = True
 
@@ -215,6 +217,23 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             raise TypeError(f"{type(self.pipe).__name__}.__call__ has no default {name}; steplens' {self.family} "
                             f"backend must say its own ({type(self).__name__}.sampling_defaults / default_guidance)")
         return param.default
+
+    def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
+                           shift: float | None = None, **unsupported) -> None:
+        """Keep the pipeline's scheduler (a class name other than its own is refused), set the negative prompt, and the
+        scheduler's fixed `shift` (a family that shifts dynamically takes a shift per call instead: generate's);
+        other settings (boundary, height/width, size) are refused."""
+        given = sorted(k for k, v in unsupported.items() if v is not None)
+        if given:
+            raise ValueError(f"{', '.join(given)}: {self.unsupported} for {self.family} "
+                             f"(steplens.backends.{self.backend})")
+        own = type(self.pipe.scheduler).__name__
+        if scheduler is not None and scheduler != own:
+            raise ValueError(f"scheduler {scheduler!r}: {self.family} runs its own {own}")
+        if shift is not None and not self.dynamic_shift:
+            self.pipe.scheduler = scheduler_with_shift(self.pipe.scheduler, float(shift))
+        if negative_prompt is not None:
+            self.negative_prompt = str(negative_prompt)
 
     # -- geometry (steplens.backends.geometry): where the pipeline keeps its factors -----------------------------------
     @property

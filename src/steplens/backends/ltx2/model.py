@@ -94,7 +94,7 @@ class LTX2PipelineModel(PipelineModel):
     float32_components = ("vae", "audio_vae", "vocoder")
     dynamic_shift = True  # shift None keeps LTX-2's resolution-dependent shift
     max_sequence_length = 1024
-    sampling_options = frozenset({"scheduler", "negative_prompt"})
+    unsupported = "not supported yet"  # boundary, height/width, size (configure_sampling)
     decode_latents = staticmethod(decode_latents)
     check_pipeline = staticmethod(check_pipeline)
 
@@ -115,19 +115,6 @@ class LTX2PipelineModel(PipelineModel):
         self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
         self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
         self.stg_blocks = list(stg_blocks or [])
-
-    def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
-                           shift: float | None = None, **unsupported) -> None:
-        """Keep the pipeline's scheduler (its class name) and set the negative prompt; a fixed `shift` is applied
-        per call by generate (None: LTX-2's own resolution-dependent shift); other settings (boundary,
-        height/width, size) are not supported for LTX-2 yet."""
-        given = {k: v for k, v in unsupported.items() if v is not None}
-        if given:
-            raise ValueError(f"{', '.join(sorted(given))}: not supported yet for LTX-2 (steplens.backends.ltx2)")
-        if scheduler is not None and scheduler != type(self.pipe.scheduler).__name__:
-            raise ValueError(f"scheduler {scheduler!r}: LTX-2 runs its own {type(self.pipe.scheduler).__name__}")
-        if negative_prompt is not None:
-            self.negative_prompt = str(negative_prompt)
 
     # -- geometry --------------------------------------------------------------------------------------------
     @property
