@@ -6,10 +6,11 @@
     px = model.decode(lat)                  # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
 
 `PipelineModel` holds the pipeline, its name and info, the prompt provider, the upscale choices and the geometry
-(steplens.backends.geometry), and runs `generate` as one pipeline call: the scheduler copied for a shift (for the
-call only), the backend's own per-call preparation (`call_context`), and the backend's loop (`loop_class`) when a
-callback or hooks are given. A backend subclass gives the class attributes below and what its pipeline needs
-(`call_inputs`, `call_context`, `call_kwargs`, `final_latents`, the geometry properties, `decode_latents`).
+(steplens.backends.geometry), the hook points (`blocks.i` of `blocks_attr`), the sampling defaults and settings, and
+runs `generate` as one pipeline call: the core's `call_inputs`, the scheduler copied for a shift (for the call only),
+the backend's own per-call preparation (`call_context`), and the backend's loop (`loop_class`) when a callback or
+hooks are given. A backend subclass gives the class attributes below and what its pipeline needs (`call_context`,
+`final_latents`, where its pipeline keeps the geometry factors, `decode_latents`; its own `call_inputs` arguments).
 """
 
 from __future__ import annotations
