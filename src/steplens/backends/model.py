@@ -56,7 +56,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     dynamic_shift: bool = False  # its scheduler shifts dynamically by default: shift None keeps that
     max_sequence_length: int = 512  # the text encoder's token window, where the pipeline encodes prompts
     sampling_options = frozenset({"scheduler", "negative_prompt"})  # the settings configure_sampling takes
-    unsupported: str = "not supported"  # how configure_sampling refuses other settings (e.g. "not supported yet")
+    unsupported_words: str = "not supported"  # how configure_sampling refuses other settings ("not supported yet")
     blocks_attr: str = "blocks"  # the denoisers' attribute holding their blocks: hook point `blocks.i` is its item i
     is_pipeline = True
 
@@ -226,7 +226,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         other settings (boundary, height/width, size) are refused."""
         given = sorted(k for k, v in unsupported.items() if v is not None)
         if given:
-            raise ValueError(f"{', '.join(given)}: {self.unsupported} for {self.family} "
+            raise ValueError(f"{', '.join(given)}: {self.unsupported_words} for {self.family} "
                              f"(steplens.backends.{self.backend})")
         own = type(self.pipe.scheduler).__name__
         if scheduler is not None and scheduler != own:

@@ -94,7 +94,7 @@ class LTX2PipelineModel(PipelineModel):
     float32_components = ("vae", "audio_vae", "vocoder")
     dynamic_shift = True  # shift None keeps LTX-2's resolution-dependent shift
     max_sequence_length = 1024
-    unsupported = "not supported yet"  # boundary, height/width, size (configure_sampling)
+    unsupported_words = "not supported yet"  # boundary, height/width, size (configure_sampling)
     decode_latents = staticmethod(decode_latents)
     check_pipeline = staticmethod(check_pipeline)
 
