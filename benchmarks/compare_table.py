@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from steplens.compare import ENSEMBLES, METHODS, condition, method_table, versus
+from steplens.probes.compare import ENSEMBLES, METHODS, condition, method_table, versus
 
 
 def load_rows(dirs: list[str]) -> list[dict]:

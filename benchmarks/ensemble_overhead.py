@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from steplens.ensemble import EnsembleConfig, generate_ensemble, member_seeds
+from steplens.methods.ensemble import EnsembleConfig, generate_ensemble, member_seeds
 from steplens.models.load import load_model
 from steplens.tasks import get_task
 

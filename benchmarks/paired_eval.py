@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from steplens.stats import wilson
+from steplens.experiments.stats import wilson
 
 
 def outcomes(folders: str) -> tuple[str, dict[str, bool]]:

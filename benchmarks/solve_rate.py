@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from steplens.evaluate import wilson
-from steplens.io import atomic_write_json
+from steplens.experiments.evaluate import wilson
+from steplens.io.files import atomic_write_json
 from steplens.models.load import load_model
-from steplens.plots import plot_mean_curves
+from steplens.reports.plots import plot_mean_curves
 from steplens.tasks import get_task
 from steplens.trace import trace
 

@@ -21,7 +21,7 @@ with the variants' order alternating:
 2. traced: the same call inside `steplens.backends.trace_pipeline(pipe, hooks=hooks)`: x_s, v and x0_hat of every
    step copied to CPU memory (the default device="cpu"), with `Hooks(...).record(all blocks,
    reduce="energy")`: the per-token energy of every block, both CFG branches, whichever expert runs;
-3. ensemble: `steplens.ensemble.generate_ensemble` with N = 3 (`--n`): one `WanPipelineModel.generate` call
+3. ensemble: `steplens.methods.ensemble.generate_ensemble` with N = 3 (`--n`): one `WanPipelineModel.generate` call
    over 3 seeds of one sample, batched (batch 3 per CFG branch), with the study's averaging (block outputs
    of blocks 20-29 replaced by their mean over the 3 seeds during the first 15% of the steps), as
    `steplens compare` runs its "ensemble" method;
@@ -293,7 +293,8 @@ def measure_variant(calls, pipe, device, memory: Memory) -> tuple[dict, list]:
 # -- the workload --------------------------------------------------------------------------------------------------
 def make_variants(pipe, model, sample, a, device, latent_frames: int, steps: int):
     """{variant: list of zero-argument calls}, each call returning (latents, checks dict)."""
-    from steplens.ensemble import EnsembleConfig, default_blocks, default_steps, generate_ensemble, member_seeds
+    from steplens.methods.ensemble import (EnsembleConfig, default_blocks, default_steps, generate_ensemble,
+                                           member_seeds)
     from steplens.hooks import Hooks
     from steplens.backends import trace_pipeline
 

@@ -30,7 +30,7 @@ def paths(tmp_path_factory):
     (root / "empty").mkdir()
     (root / "afile").write_text("not a folder\n")
     (root / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage" * 4)
-    from steplens.checkpoint import save_weights
+    from steplens.models.weights import save_weights
     from steplens.models import VideoDiT, get_arch
 
     net = VideoDiT(get_arch("test"))
@@ -46,7 +46,7 @@ def paths(tmp_path_factory):
     (root / "lr.json").write_text('{"arch": "test", "lr": NaN}')
     (root / "cfg.json").write_text(json.dumps({"arch": "test", "batch": 2, "steps": 1, "sizes": {"3": 1.0},
                                                "frames": {"2": 1.0}, "eval_every": 0, "ckpt_every": 1}))
-    from steplens.train import TrainConfig, Trainer
+    from steplens.training.train import TrainConfig, Trainer
 
     Trainer(TrainConfig.from_file(root / "cfg.json"), root / "run").run(progress=False)
     return {k: str(v) for k, v in {"data": data, "two": two, "vbvr": vbvr, "empty": root / "empty",
@@ -272,15 +272,15 @@ def test_bad_input_gets_a_clear_error(paths, args, must):
 
 
 def _api_cases():
-    from steplens.ensemble import EnsembleConfig
-    from steplens.experiment import ExperimentSettings
-    from steplens.folders import SampleSource
+    from steplens.methods.ensemble import EnsembleConfig
+    from steplens.experiments.grid import ExperimentSettings
+    from steplens.io.folders import SampleSource
     from steplens.hooks import Hooks
-    from steplens.io import write_mp4
+    from steplens.io.files import write_mp4
     from steplens.models.load import load_model
-    from steplens.stats import paired_bootstrap
+    from steplens.experiments.stats import paired_bootstrap
     from steplens.tasks import get_scorer, register_task
-    from steplens.train import TrainConfig
+    from steplens.training.train import TrainConfig
 
     return [
         (lambda p: load_model("nonesuch"), "unknown model 'nonesuch'"),

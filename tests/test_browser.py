@@ -33,7 +33,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from steplens.demo import run_demo
+    from steplens.experiments.demo import run_demo
     from steplens.models.load import load_model
 
     out = tmp_path_factory.mktemp("demo")

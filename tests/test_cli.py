@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.io import read_png, write_png
+from steplens.io.files import read_png, write_png
 from steplens.models.load import SHIPPED, shipped_path
 
 runner = CliRunner()

@@ -185,7 +185,7 @@ def test_vbvr_adapter_scores_outputs_with_the_evaluator_of_each_task_folder(tmp_
     data = tmp_path / "VBVR-Bench-Data"
     keys = make_vbvr(data, per_task=2)
     gt, static = tmp_path / "gt", tmp_path / "static"
-    from steplens.io import read_mp4, read_png, write_mp4
+    from steplens.io.files import read_mp4, read_png, write_mp4
 
     for k in keys:
         (gt / k).parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +228,7 @@ def test_vbvr_adapter_scores_arrays_and_chain_of_steps(tmp_path, standin_vbvr):
 
 @pytest.mark.parametrize("grey", [0, 64, 128, 160, 200, 255])
 def test_a_flat_frame_scores_the_floor(grey):
-    from steplens.video import upscale
+    from steplens.io.video import upscale
 
     s = get_task("maze").sample(3, 5, 4)
     flat = np.full_like(s.first_frame, grey)
@@ -273,7 +273,7 @@ def test_chain_of_steps_metrics_need_no_palette():
 
 
 def test_rgb_vote_and_palette_vote():
-    from steplens.ensemble import vote_video
+    from steplens.methods.ensemble import vote_video
 
     a = np.zeros((1, 3, 1, 2, 2, 3))
     a[0, 0, ..., 0] = 250  # member 0 red everywhere
@@ -301,7 +301,7 @@ def test_the_energy_region_of_a_two_goal_maze_is_the_path_to_the_goal_the_prompt
 
 def test_vbvr_adapter_scores_generated_samples_through_the_tasks_vbvr_name(standin_vbvr):
     """A generated maze (no folder) is scored by VBVR's maze evaluator, its ground truth written at x16 for it."""
-    from steplens.video import upscale
+    from steplens.io.video import upscale
 
     sc = get_scorer("vbvr")
     s = get_task("maze").sample(0, 5, 4, idx=0)

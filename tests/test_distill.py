@@ -1,12 +1,12 @@
-"""Few-step distillation (steplens.distill) on tiny `test` models: never the shipped one."""
+"""Few-step distillation (steplens.training.distill) on tiny `test` models: never the shipped one."""
 
 import json
 
 import pytest
 import torch
 
-from steplens.checkpoint import load_weights, save_weights
-from steplens.distill import DistillConfig, Distiller, main
+from steplens.models.weights import load_weights, save_weights
+from steplens.training.distill import DistillConfig, Distiller, main
 from steplens.models import VideoDiT, get_arch
 from steplens.sampling import flow_sigmas
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from steplens.ensemble import (EnsembleConfig, consensus_index, default_blocks, default_steps, generate_ensemble,
-                               majority_vote, member_seeds)
+from steplens.methods.ensemble import (EnsembleConfig, consensus_index, default_blocks, default_steps,
+                                       generate_ensemble, majority_vote, member_seeds)
 from steplens.tasks import get_task
 
 
@@ -94,7 +94,7 @@ def test_blocks_and_steps_out_of_range(tiny_model):
 
 @pytest.mark.slow
 def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_bound():
-    from steplens.compare import METHODS, run_methods
+    from steplens.probes.compare import METHODS, run_methods
     from steplens.models.load import load_model
 
     model = load_model("tiny-maze")
@@ -112,7 +112,7 @@ def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_
 
 
 def test_paired_comparisons_align_samples_by_index():
-    from steplens.compare import head_to_head, method_table, versus
+    from steplens.probes.compare import head_to_head, method_table, versus
 
     rows = [{"condition": "single N=1", "sample": i, "success": ok} for i, ok in enumerate([1, 0, 0, 1])]
     rows += [{"condition": "vote N=2", "sample": i, "success": ok} for i, ok in reversed(list(enumerate([1, 1, 0, 1])))]

@@ -5,15 +5,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from steplens.checkpoint import save_weights
-from steplens.ensemble import EnsembleConfig, generate_ensemble
+from steplens.models.weights import save_weights
+from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
 from steplens.models.load import load_model
 from conftest import random_net
 
 SCRIPT = """
 import sys, torch, torch.distributed as dist
 from safetensors.torch import save_file
-from steplens.ensemble import EnsembleConfig, generate_ensemble_distributed
+from steplens.methods.ensemble import EnsembleConfig, generate_ensemble_distributed
 from steplens.models.load import load_model
 from steplens.tasks import get_task
 torch.set_num_threads(1)

@@ -104,7 +104,7 @@ def test_train_killed_ten_times_finishes_byte_identical(tmp_path):
     out = tmp_path / "killed"
 
     def step():
-        from steplens.checkpoint import read_safetensors
+        from steplens.models.weights import read_safetensors
 
         ck = out / "checkpoint.safetensors"
         return int(read_safetensors(ck)[1]["step"]) if ck.exists() else 0

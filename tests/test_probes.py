@@ -6,7 +6,7 @@ from steplens.probes import Claim, Probe, StudyPart, behaviours, check_probe, ge
     sweep
 from steplens.probes.base import ProbeBase, ProbeSettings, condition_runner, summary_rows
 from steplens.probes.contract import STATES
-from steplens.store import ResultsStore
+from steplens.io.store import ResultsStore
 
 S = ProbeSettings(count=5, steps=3, size=3, frames=3, batch=2)
 
@@ -229,8 +229,8 @@ def plugin(monkeypatch):
 
 
 def test_a_plugin_probe_is_found_run_judged_and_joins_the_study(plugin, tiny_model, tmp_path):
-    from steplens.index import read_run
-    from steplens.study import study_parts
+    from steplens.reports.index import read_run
+    from steplens.experiments.study import study_parts
 
     assert probe_names()[:2] == ["noise", "propagation"] and probe_names()[-1] == "tiny-plugin"
     assert get_probe("tiny-plugin") is plugin

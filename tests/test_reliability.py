@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.io import atomic_write_text, clean_stale_temps
+from steplens.io.files import atomic_write_text, clean_stale_temps
 
 STEPLENS = [sys.executable, "-m", "steplens.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -78,7 +78,7 @@ def test_files_follow_the_umask(tmp_path):
 
 
 def test_safetensors_bytes_are_the_same_in_every_process(tmp_path):
-    code = ("import sys, torch; from steplens.checkpoint import atomic_save; torch.manual_seed(0); "
+    code = ("import sys, torch; from steplens.models.weights import atomic_save; torch.manual_seed(0); "
             "atomic_save({k: torch.randn(3) for k in 'zyxabc'}, sys.argv[1], {k: k * 3 for k in 'qwertyuiop'})")
     for i in range(3):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / f"{i}.safetensors")], check=True, env=ENV)

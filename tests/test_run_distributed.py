@@ -3,8 +3,8 @@
 
 import pytest
 
-from steplens.dist import shard
-from steplens.io import read_png
+from steplens.experiments.dist import shard
+from steplens.io.files import read_png
 from typer.testing import CliRunner
 
 from steplens.cli import app

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from steplens.checkpoint import load_weights, save_weights
-from steplens.train import TrainConfig, Trainer
+from steplens.models.weights import load_weights, save_weights
+from steplens.training.train import TrainConfig, Trainer
 
 CFG = dict(arch="test", batch=4, sizes={3: 1.0, 4: 1.0}, frames={2: 1.0, 3: 1.0}, warmup=2, eval_every=0,
            ckpt_every=2, lr=3e-3)
@@ -54,7 +54,7 @@ def test_checkpoint_with_other_config_is_refused(tmp_path):
 
 
 def test_lr_decays_along_a_cosine_over_the_last_steps():
-    from steplens.train import lr_at
+    from steplens.training.train import lr_at
 
     cfg = TrainConfig(**{**CFG, "warmup": 4, "lr": 1.0}, steps=20, decay_steps=8)
     lrs = [lr_at(cfg, s) for s in range(20)]
@@ -140,7 +140,7 @@ def test_init_from_weights_starts_there(tmp_path):
 
 def test_multi_task_training_draws_each_task_at_its_own_sizes():
     from steplens.models import BorderCodec
-    from steplens.train import TrainConfig, draw_batch
+    from steplens.training.train import TrainConfig, draw_batch
 
     cfg = TrainConfig.from_file(Path(__file__).parent.parent / "configs" / "tiny-reasoner.json")
     cfg = cfg.model_copy(update={"batch": 2, "init": None})
@@ -156,7 +156,7 @@ def test_multi_task_training_draws_each_task_at_its_own_sizes():
 
 
 def test_evaluation_takes_each_tasks_own_size_where_eval_size_does_not_fit():
-    from steplens.train import eval_size_for
+    from steplens.training.train import eval_size_for
 
     assert eval_size_for("maze", 5) == 5 and eval_size_for("symmetry", 5) == 6 and eval_size_for("tictactoe", 5) == 2
 

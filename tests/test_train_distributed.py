@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from steplens.checkpoint import read_safetensors
-from steplens.train import TrainConfig, Trainer, draw_batch, loss_fn
+from steplens.models.weights import read_safetensors
+from steplens.training.train import TrainConfig, Trainer, draw_batch, loss_fn
 
 CFG = dict(arch="test", batch=4, sizes={3: 1.0}, frames={2: 1.0, 3: 1.0}, warmup=1, eval_every=0, ckpt_every=3,
            steps=3, lr=3e-3, threads=1)

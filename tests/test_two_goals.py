@@ -3,7 +3,7 @@ import pytest
 
 from steplens.tasks import get_task
 from steplens.tasks.maze import BLUE, RED, cell_px, generate_two_goal_maze
-from steplens.video import upscale
+from steplens.io.video import upscale
 
 TASK = get_task("maze-two-goals")
 

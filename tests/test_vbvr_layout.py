@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.io import read_png, write_png
+from steplens.io.files import read_png, write_png
 from steplens.tasks import get_task, write_sample
 
 from builders import VBVR_LAYOUT, make_vbvr
@@ -76,7 +76,7 @@ def test_every_command_reads_the_vbvr_layout_and_mirrors_it(vbvr, tmp_path):
 
 
 def test_frames_come_from_the_ground_truth_video_and_size_from_the_first_frame(vbvr):
-    from steplens.folders import SampleSource
+    from steplens.io.folders import SampleSource
 
     data, keys = vbvr
     samples = SampleSource(data=data).load()
@@ -182,7 +182,7 @@ def test_a_failed_encode_is_not_committed(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     script = tmp_path / "w.py"
-    script.write_text("import sys, numpy as np\nfrom steplens.io import write_mp4\n"
+    script.write_text("import sys, numpy as np\nfrom steplens.io.files import write_mp4\n"
                       "write_mp4(sys.argv[1], np.random.default_rng(0).integers(0, 255, (30, 64, 64, 3), np.uint8))\n")
     p = subprocess.run(["bash", "-c", f'ulimit -f 8; "{sys.executable}" "{script}" "{out / "v.mp4"}"'],
                        capture_output=True, text=True)

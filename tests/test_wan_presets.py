@@ -129,7 +129,7 @@ def test_energy_per_expert_and_branch(tmp_path):
 def test_alpha_zero_is_the_plain_batched_run():
     """α = 0 leaves the N members exactly the plain N-seed batch; member 0 against a batch of one differs only by
     the rounding of batched matmuls (README: 'α = 0')."""
-    from steplens.ensemble import EnsembleConfig, generate_ensemble, member_seeds
+    from steplens.methods.ensemble import EnsembleConfig, generate_ensemble, member_seeds
 
     m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
     s = maze(frames=3)

@@ -147,7 +147,7 @@ def test_decode_steps(pipes):
 
 
 def test_decode_streams_to_disk_and_tiles(pipes, tmp_path):
-    from steplens.io import read_mp4
+    from steplens.io.files import read_mp4
 
     pipe = pipes("wan22", "euler")
     with trace_pipeline(pipe, decode_steps=[1, -1], decode_dir=tmp_path, tiled=True) as tr:
@@ -177,7 +177,7 @@ def test_the_viewer_labels_each_step_with_its_expert(pipes, tmp_path):
 
     from steplens.tasks import get_task
     from steplens.trace import trace, write_trace
-    from steplens.viewer import trace_viewer
+    from steplens.reports.viewer import trace_viewer
     from steplens.backends.wan import WanPipelineModel
 
     model = WanPipelineModel(pipes("wan22"))

@@ -292,7 +292,7 @@ class DiskSink:
     def __call__(self, key: tuple, value: torch.Tensor) -> None:
         from safetensors.torch import save_file
 
-        from .io import atomic_path
+        from .io.files import atomic_path
 
         with atomic_path(self.dir / self._name(key)) as tmp:
             save_file({"value": value.contiguous().cpu()}, str(tmp), metadata={"key": repr(key)})

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from . import cos
-from .io import atomic_path, atomic_write_json, write_gif
+from .io.files import atomic_path, atomic_write_json, write_gif
 from .tasks import Sample, Scorers, answer_region, candidates
-from .video import to_rgb, to_uint8, upscale
+from .io.video import to_rgb, to_uint8, upscale
 
 
 FORMAT = 1  # of metrics.json; `steplens report` refuses a newer one
@@ -75,8 +75,8 @@ def write_trace(tr: Trace, out: Path, scale: int = 8) -> dict:
     final_x0.gif, output.gif, cos.png and metrics.json into `out`."""
     from safetensors.torch import save_file
 
-    from .plots import plot_cos, plot_step_grid
-    from .viewer import write_sprites
+    from .reports.plots import plot_cos, plot_step_grid
+    from .reports.viewer import write_sprites
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ class PipelineGeometry:
         by k where that is an integer upscale k (kept in `_scales` for decode), else resized bicubic (`_native`)."""
         from PIL import Image
 
-        from ..video import upscale
+        from ..io.video import upscale
 
         h, w = self._frame_size(samples)
         k = height // h if height % h == 0 and width % w == 0 and height // h == width // w else None

@@ -282,7 +282,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         """(the samples' first frames as PIL images of the call size (`first_frames`), one seeded CPU generator per
         sample, the call's settings: height, width, num_frames, num_inference_steps, guidance_scale); steps and
         guidance default to the pipeline's own (sampling_defaults). A backend adds its own call arguments."""
-        from ..video import check_frames
+        from ..io.video import check_frames
 
         own = self.sampling_defaults() if steps is None or guidance is None else {}
         steps = own["steps"] if steps is None else steps

@@ -182,7 +182,7 @@ class PipelineTrace:
 
         import numpy as np
 
-        from ..io import write_mp4
+        from ..io.files import write_mp4
 
         video = self.decode(s, output_type="np", run=r)  # (B, T, H, W, 3) in [0, 1]
         out = []

@@ -48,10 +48,10 @@ def _ints(v: Optional[str], option: str = "") -> Optional[list[int]]:
 
 
 def _check(device=None, out=None, out_file=None, threshold=None, alpha=None):
-    """The options outside the bundles checked before any work or write (steplens.checks); stale temp files of
+    """The options outside the bundles checked before any work or write (steplens.io.checks); stale temp files of
     killed runs removed."""
-    from .. import checks
-    from ..io import clean_stale_temps
+    from ..io import checks
+    from ..io.files import clean_stale_temps
 
     checks.number("--threshold", threshold, 0, 1)
     checks.number("--alpha", alpha, 0, 1)
@@ -71,7 +71,7 @@ def _with_sampling(s, sp):
 
 
 def _settings(**kw):
-    from ..experiment import ExperimentSettings
+    from ..experiments.grid import ExperimentSettings
 
     return ExperimentSettings(**{k: v for k, v in kw.items() if v is not None})
 

@@ -33,12 +33,12 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="write results.json here"),
 ):
     """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
-    from ..compare import check_method
-    from ..ensemble import EnsembleConfig
-    from ..evaluate import evaluate_samples
-    from ..experiment import load_samples
-    from ..io import atomic_write_json
-    from ..stats import summarize
+    from ..probes.compare import check_method
+    from ..methods.ensemble import EnsembleConfig
+    from ..experiments.evaluate import evaluate_samples
+    from ..experiments.grid import load_samples
+    from ..io.files import atomic_write_json
+    from ..experiments.stats import summarize
 
     try:
         _check(out=out, threshold=threshold, alpha=alpha)
@@ -71,8 +71,8 @@ def evaluate(
 def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
     from tqdm import tqdm
 
-    from ..compare import run_methods
-    from ..experiment import batches
+    from ..probes.compare import run_methods
+    from ..experiments.grid import batches
 
     rows = []
     with tqdm(total=len(samples), desc=f"eval {method}") as bar:

@@ -33,7 +33,7 @@ def probe(
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
     from ..probes import get_probe
-    from ..report import Report
+    from ..reports.page import Report
 
     try:
         _check(out=out, threshold=threshold)
@@ -73,9 +73,9 @@ def compare_cmd(
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
-    from ..compare import compare, report_section
-    from ..ensemble import EnsembleConfig
-    from ..report import Report
+    from ..probes.compare import compare, report_section
+    from ..methods.ensemble import EnsembleConfig
+    from ..reports.page import Report
 
     try:
         _check(out=out, threshold=threshold, alpha=alpha)

@@ -32,10 +32,10 @@ def run(
                                                  "(all-reduced means) instead of the samples"),
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
-    from ..dist import join
-    from ..ensemble import EnsembleConfig, check_ensemble
-    from ..folders import SampleSource
-    from ..runner import run_samples
+    from ..experiments.dist import join
+    from ..methods.ensemble import EnsembleConfig, check_ensemble
+    from ..io.folders import SampleSource
+    from ..experiments.runner import run_samples
 
     try:
         _check(out=out, alpha=alpha)
@@ -75,8 +75,8 @@ def score(
     out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json)"),
 ):
     """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
-    from ..folders import SampleSource
-    from ..runner import score_samples, write_scores
+    from ..io.folders import SampleSource
+    from ..experiments.runner import score_samples, write_scores
     from ..tasks import Scorers
 
     try:

@@ -42,8 +42,8 @@ def study(
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold."""
-    from .. import checks
-    from ..study import run_study, study_config_from, tables
+    from ..io import checks
+    from ..experiments.study import run_study, study_config_from, tables
 
     try:
         _check(out=out)
@@ -78,7 +78,7 @@ def report_cmd(
     out: Optional[Path] = typer.Option(None, help="the index page to write (default: RUNS/index.html)"),
 ):
     """An index page for a folder of runs: headline numbers, links, and whether each of the study's claims holds."""
-    from ..index import write_index
+    from ..reports.index import write_index
 
     try:
         _check(out_file=out)

@@ -28,7 +28,7 @@ def trace(
                                        "(with --data: one folder per sample, mirroring the layout)"),
 ):
     """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
-    from ..folders import SampleSource, read_sample
+    from ..io.folders import SampleSource, read_sample
     from ..tasks import Scorers, generator_task
     from ..trace import trace as run_trace
     from ..trace import write_trace
@@ -73,7 +73,7 @@ def demo(
     size: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
 ):
     """The main job: held-out samples of each task family solved, scored and traced, gathered in OUT/report.html."""
-    from ..demo import run_demo
+    from ..experiments.demo import run_demo
 
     try:
         _check(out=out)

@@ -14,16 +14,16 @@ from .app import _check, _errors, _fail, app, console
 @app.command()
 def train(
     out: Path = typer.Option(..., help="run folder: checkpoint.safetensors, log.jsonl, config.json"),
-    config: Optional[Path] = typer.Option(None, help="JSON training config (see steplens.train.TrainConfig)"),
+    config: Optional[Path] = typer.Option(None, help="JSON training config (see steplens.training.train.TrainConfig)"),
     steps: Optional[int] = typer.Option(None, help="train until this step (overrides the config)"),
     device: str = typer.Option("cpu", help="torch device"),
     threads: Optional[int] = typer.Option(None, help="CPU threads"),
 ):
     """Train (or resume) the embedded model with flow matching; resumes from OUT/checkpoint.safetensors."""
-    from .. import checks
-    from ..dist import join
-    from ..io import atomic_write_text
-    from ..train import TrainConfig, Trainer
+    from ..io import checks
+    from ..experiments.dist import join
+    from ..io.files import atomic_write_text
+    from ..training.train import TrainConfig, Trainer
 
     try:
         _check(device=device, out=out)
@@ -51,8 +51,8 @@ def export(
     command: str = typer.Option("", help="the command that trained it, recorded in the weights' metadata"),
 ):
     """Export a checkpoint's EMA weights as a small shippable safetensors file."""
-    from .. import checks
-    from ..checkpoint import load_weights, save_weights
+    from ..io import checks
+    from ..models.weights import load_weights, save_weights
     from ..models import DiTConfig, VideoDiT
 
     try:

@@ -44,7 +44,7 @@ class ModelOptions:
     def check(self) -> "ModelOptions":
         """Everything that can be refused before the model loads: the device, the dtype and offload names, the
         LoRA specs (PATH[:SCALE], the file present)."""
-        from .. import checks
+        from ..io import checks
         from ..backends.checks import DTYPES, OFFLOADS  # the backends' vocabulary (torch only, no diffusers)
 
         checks.device(self.device)
@@ -83,7 +83,7 @@ class SamplingOptions:
     def check(self) -> "SamplingOptions":
         """Everything that can be refused before the model loads: the sampler's numbers, the preset's name, the
         height/width pair."""
-        from .. import checks
+        from ..io import checks
         from ..presets import check_preset, check_size_pair
 
         checks.sampling(self.steps, self.shift, self.guidance)

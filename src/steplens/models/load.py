@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoint import load_weights
+from .weights import load_weights
 from .dit import DiTConfig, VideoDiT
 from .wrap import EmbeddedModel
 

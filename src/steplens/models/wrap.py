@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..contract import ModelDefaults
-from ..data import conditioning
+from ..io.video import to_model
 from ..sampling import flow_sigmas, initial_noise, sample_euler
 from .codec import BorderCodec
-from .dit import VideoDiT
+from .dit import DiTCond, VideoDiT
+from .prompt import encode_prompts
+
+
+def conditioning(first_frames: list[np.ndarray], prompts: list[str], codec: BorderCodec, device=None) -> DiTCond:
+    """The clean first frames (as latents) and the prompts."""
+    first = torch.stack([to_model(f) for f in first_frames])
+    return DiTCond(codec.encode(first).to(device), encode_prompts(prompts).to(device))
 
 
 class EmbeddedModel(ModelDefaults):
@@ -89,7 +97,7 @@ class EmbeddedModel(ModelDefaults):
                  shift: float | None = None, guidance: float | None = None, callback=None, hooks=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w). None: the model's
         own setting (`sampling_defaults()`)."""
-        from ..video import check_frames
+        from ..io.video import check_frames
 
         own = self.SAMPLING
         steps = own["steps"] if steps is None else steps

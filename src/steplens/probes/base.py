@@ -3,7 +3,7 @@ run, summaries.
 
 A probe is a set of named *conditions*; a condition builds the hooks for a batch (or none, for the
 clean baseline). Every (condition, sample) gives one row: success, score, and whatever extra metrics
-the probe computes from the run. The loop over them is steplens.experiment.run_grid (resumable,
+the probe computes from the run. The loop over them is steplens.experiments.grid.run_grid (resumable,
 extendable with more samples). The contract a probe implements is `steplens.probes.contract.Probe`.
 """
 
@@ -14,13 +14,13 @@ from typing import Callable
 
 import torch
 
-from ..evaluate import generate_and_score, score_videos
-from ..experiment import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
-                          write_results, write_table)
+from ..experiments.evaluate import generate_and_score, score_videos
+from ..experiments.grid import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
+                                write_results, write_table)
 from ..hooks import Hooks
-from ..stats import summarize
+from ..experiments.stats import summarize
 from ..tasks import DEFAULT_TASK, Sample, Scorers
-from ..video import to_uint8
+from ..io.video import to_uint8
 from .contract import ProbeRun
 
 ProbeSettings = ExperimentSettings  # the settings every probe takes

@@ -9,7 +9,7 @@ Writing a probe
 Copy the smallest of steplens's own, `steplens/probes/sweep.py` (its options, conditions, a batch run through
 `condition_runner`, a summary, a plot, two claims, a study part; `TinyPlugin` in tests/test_probes.py is a whole
 plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the skeleton every probe shares
-(`run`: samples, the results store, the resumable loop `steplens.experiment.run_grid`, results.json and
+(`run`: samples, the results store, the resumable loop `steplens.experiments.grid.run_grid`, results.json and
 <name>.csv), so your file holds only what is its own. A probe is an object with:
 
 - ``name`` (str): the registry name (``steplens probe NAME``, the study part, the folder's kind).
@@ -18,7 +18,7 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
 - ``default_task() -> str``: the task generated when none is named (default: ``steplens.tasks.DEFAULT_TASK``).
 - ``run(model, out, settings, progress=True, **options) -> dict``: the whole experiment into the folder
   ``out`` (resumable, growable with a larger count); returns the summary (below). ``settings`` is a
-  `steplens.experiment.ExperimentSettings`; ``options`` are the probe's own keywords. `ProbeBase.run` calls,
+  `steplens.experiments.grid.ExperimentSettings`; ``options`` are the probe's own keywords. `ProbeBase.run` calls,
   in order:
 
   - ``options(model, settings, **given) -> dict``: check the probe's own options and fill their defaults,
@@ -39,7 +39,7 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
 - ``reads(data) -> bool``: whether a results.json (parsed) is this probe's (default: ``data["probe"] == name``).
 - ``claims`` (tuple of `Claim`): the study's claims the probe tests, each with its rule as code and as text.
 - ``headline_text(headline, table) -> str``: its line in `steplens report`'s index.
-- ``report_section(rep, out, summary, rel=".")``: its section of a `steplens.report.Report`.
+- ``report_section(rep, out, summary, rel=".")``: its section of a `steplens.reports.page.Report`.
 - ``study`` (`StudyPart` or None): how it takes part in `steplens study` (None: it does not, as a part of its
   own).
 
@@ -89,7 +89,7 @@ class Claim:
 class StudyPart:
     """How a probe takes part in `steplens study`.
 
-    - ``count``: the `steplens.study.StudyConfig` field giving its samples (``probe_count``, ``sweep_count``,
+    - ``count``: the `steplens.experiments.study.StudyConfig` field giving its samples (``probe_count``, ``sweep_count``,
       ``compare_count``, ``count``);
     - ``order``: its place among the parts (they run and are listed in this order);
     - ``scope``: ``family`` (every family, in OUT/<family>/<name>/) or ``weakest`` (the ``compare_families``

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from ..hooks import Hooks
-from ..io import atomic_write_json
-from ..plots import save
-from ..report import Report
-from ..stats import summarize
+from ..io.files import atomic_write_json
+from ..reports.plots import save
+from ..reports.page import Report
+from ..experiments.stats import summarize
 from ..tasks import answer_region
 from .base import ProbeBase, ProbeSettings, generate, score_outputs
 from .contract import Claim, ProbeRun, StudyPart
@@ -148,7 +148,7 @@ class Energy(ProbeBase):
                 f"; the dashed line marks the switch between the experts ({', '.join(sorted(experts))}), two "
                 f"different networks whose blocks are reported apart in the table" if len(experts) > 1 else "") + ".")
             rep.image(f"{rel}/energy_steps.png", "energy ratio per block and step")
-        from ..viewer import CSS, JS, image_stepper
+        from ..reports.viewer import CSS, JS, image_stepper
 
         rep.text("Token energy per block (rows) and latent frame (columns), mean over samples: move the slider (or "
                  "the arrow keys) over the recorded steps.")

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..hooks import Hooks
-from ..plots import save
-from ..report import Report
-from ..stats import summarize
+from ..reports.plots import save
+from ..reports.page import Report
+from ..experiments.stats import summarize
 from .base import ProbeBase, ProbeSettings, generate, score_outputs, seeds_of
 from .contract import Claim, ProbeRun, StudyPart
 from .noise import check_indices, fresh_noise

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..hooks import Hooks
-from ..plots import save
-from ..report import Report
-from ..stats import summarize
+from ..reports.plots import save
+from ..reports.page import Report
+from ..experiments.stats import summarize
 from ..tasks import DEFAULT_TASK, find_task, tasks_with
-from ..video import to_uint8
+from ..io.video import to_uint8
 from .base import ProbeBase, ProbeSettings, generate
 from .contract import Claim, ProbeRun, StudyPart
 

@@ -7,7 +7,7 @@ import numpy as np
 from .. import cos
 from ..hooks import Hooks
 from ..tasks import Scorers, answer_region, candidates
-from ..video import to_rgb
+from ..io.video import to_rgb
 
 
 def record_x0(model, steps: int) -> Hooks:

@@ -98,7 +98,7 @@ class ReappearTask:
     scorer: str = "reappear"
 
     def sample(self, seed: int, size: int | None = None, frames: int | None = None, idx: int | None = None) -> Sample:
-        from ..video import check_frames
+        from ..io.video import check_frames
 
         frames = check_frames(self.default_frames if frames is None else frames)
         sc = scene(seed, self.default_size if size is None else size, frames)

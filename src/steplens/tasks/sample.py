@@ -2,7 +2,7 @@
 
 <root>/<task>/<idx:05d>/first_frame.png, final_frame.png, ground_truth.mp4, prompt.txt, metadata.json
 PNG/MP4 are written at the native size times an integer upscale (nearest neighbour). Reading folders back
-(either layout, with filters) is `steplens.folders`.
+(either layout, with filters) is `steplens.io.folders`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_text, write_mp4, write_png
-from ..video import upscale
+from ..io.files import atomic_write_text, write_mp4, write_png
+from ..io.video import upscale
 
 DEFAULT_UPSCALE = 16  # 5x5 mazes (11 px) become 176 px: visible, and a multiple of 16 for MP4
 

@@ -89,7 +89,7 @@ class SymmetryTask:
         return full, shown
 
     def sample(self, seed: int, size: int | None = None, frames: int | None = None, idx: int | None = None) -> Sample:
-        from ..video import check_frames
+        from ..io.video import check_frames
 
         n = self.default_size if size is None else size
         frames = check_frames(self.default_frames if frames is None else frames)

@@ -107,7 +107,7 @@ class TicTacToeTask:
         return np.stack([WHITE, BLACK, RED, BLUE])
 
     def sample(self, seed: int, size: int | None = None, frames: int | None = None, idx: int | None = None) -> Sample:
-        from ..video import check_frames
+        from ..io.video import check_frames
 
         wins = self.default_size if size is None else size
         frames = check_frames(self.default_frames if frames is None else frames)

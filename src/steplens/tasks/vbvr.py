@@ -113,8 +113,8 @@ class VBVRScorer:
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
         """Score frames: written to a temporary MP4 at the ground truth's size, then as score_file."""
-        from ..io import write_mp4
-        from ..video import upscale
+        from ..io.files import write_mp4
+        from ..io.video import upscale
 
         video = np.asarray(video)
         k = max(1, _gt_scale(sample) * sample.first_frame.shape[0] // video.shape[1])

@@ -30,12 +30,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .experiment import ExperimentSettings
-from .index import read_run
-from .io import atomic_write_json, atomic_write_text
-from .probes import get_probe, probes
-from .report import Report
-from .tasks import generator_task, next_size, parse_tasks
+from .grid import ExperimentSettings
+from ..reports.index import read_run
+from ..io.files import atomic_write_json, atomic_write_text
+from ..probes import get_probe, probes
+from ..reports.page import Report
+from ..tasks import generator_task, next_size, parse_tasks
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
 SOLVE_PROBE = "behaviours"
@@ -212,7 +212,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
     """{claim: {family: {holds, evidence, run}}} from every probe result under OUT/<family>/ and, for the parts run
-    on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.index; the solve runs
+    on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.reports.index; the solve runs
     at the default difficulty only)."""
     claims: dict[str, dict[str, dict]] = {}
     weakest = [p.name for p in study_probes() if p.study.scope == "weakest"]

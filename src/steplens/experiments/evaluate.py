@@ -1,11 +1,11 @@
-"""Generate and score: the rows and the summary (steplens.stats schema) of a model on a set of samples."""
+"""Generate and score: the rows and the summary (steplens.experiments.stats schema) of a model on a set of samples."""
 
 from __future__ import annotations
 
-from .experiment import batches
+from .grid import batches
 from .stats import summarize, wilson  # noqa: F401  (wilson kept importable from here)
-from .tasks import Scorers, generator_task
-from .video import to_uint8
+from ..tasks import Scorers, generator_task
+from ..io.video import to_uint8
 
 
 def score_videos(samples, videos, scorers: Scorers, details: bool = False) -> list[dict]:

@@ -22,14 +22,14 @@ One training example (per item of the batch):
    draw another one than the ground truth; both are weighted).
 
 Every random draw of step t comes from generators seeded by (seed, t): a run stopped at any checkpoint and
-resumed follows the same trajectory, bit for bit, as one never stopped (as `steplens.train`).
+resumed follows the same trajectory, bit for bit, as one never stopped (as `steplens.training.train`).
 
 The exported student (`export_student`) is a `steplens-weights-1` file whose metadata `info` JSON holds
 `info["sampling"] = {"steps": S, "shift": …, "guidance": 1.0, "scheduler": "euler", "sigmas": [S + 1 floats]}`:
 its own sampling defaults, the σ list exactly (float32 values written as JSON floats).
 
-    python -m steplens.distill --out DIR --config configs/distill/tiny-reasoner-4step.json --threads 1
-    python -m steplens.distill --out DIR --config FILE --export student.safetensors   # export only
+    python -m steplens.training.distill --out DIR --config configs/distill/tiny-reasoner-4step.json --threads 1
+    python -m steplens.training.distill --out DIR --config FILE --export student.safetensors   # export only
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
-from .models import BorderCodec, DiTCond, DiTConfig, VideoDiT, get_arch
-from .models.wrap import EmbeddedModel
-from .sampling import flow_sigmas
+from .checkpoint import load_checkpoint, save_checkpoint
+from ..models.weights import load_weights, save_weights
+from ..models import BorderCodec, DiTCond, DiTConfig, VideoDiT, get_arch
+from ..models.wrap import EmbeddedModel
+from ..sampling import flow_sigmas
 from .train import TrainConfig, draw_batch, eval_size_for, lr_at
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -81,7 +82,7 @@ class DistillConfig(BaseModel):
     start: Literal["student", "teacher"] = "student"  # whose Euler steps reach a segment's start
     segment_weights: list[float] | None = None  # how often each student step is trained (None: uniform)
     mask_threshold: float = 0.25  # |x̂0 - first frame| above this (of [-1, 1]) marks a teacher-drawn answer pixel
-    # as steplens.train.TrainConfig (same meaning, same checks):
+    # as steplens.training.train.TrainConfig (same meaning, same checks):
     tasks: dict[str, float] = Field(default_factory=lambda: {"maze": 1.0})
     sizes: dict[int, float] = Field(default_factory=lambda: {3: 0.1, 4: 0.2, 5: 0.35, 6: 0.25, 7: 0.1})
     task_sizes: dict[str, dict[int, float]] = Field(default_factory=dict)
@@ -185,7 +186,7 @@ class DistillConfig(BaseModel):
 
 
 def _resolve(spec: str) -> Path:
-    from .models.load import SHIPPED, shipped_path
+    from ..models.load import SHIPPED, shipped_path
 
     return shipped_path(spec) if spec in SHIPPED else Path(spec)
 
@@ -321,7 +322,7 @@ class Distiller:
 
     def export_info(self, command: str = "") -> dict:
         return {"step": self.step, "train_config": self.cfg.model_dump(mode="json"), "distilled_from": self.teacher_info,
-                "method": "trajectory distillation at matched sigmas (steplens.distill)",
+                "method": "trajectory distillation at matched sigmas (steplens.training.distill)",
                 "sampling": self.cfg.sampling(), "command": command, "argv": list(sys.argv)}
 
     def export_student(self, path: Path, command: str = "", dtype=torch.float16) -> None:
@@ -346,7 +347,7 @@ class Distiller:
         return rows
 
     def _solve_rates(self, net, steps: int, prefix: str) -> dict:
-        from .evaluate import solve_rate
+        from ..experiments.evaluate import solve_rate
 
         cfg, rec = self.cfg, {}
         m = EmbeddedModel(net, self.codec, device=self.device)
@@ -417,7 +418,7 @@ class Distiller:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m steplens.distill", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m steplens.training.distill", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.safetensors, log.jsonl, config.json")
     p.add_argument("--config", type=Path, default=None, help="JSON DistillConfig")
     p.add_argument("--steps", type=int, default=None, help="train until this step (overrides the config)")
@@ -428,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     try:
-        from . import checks
-        from .io import atomic_write_text
+        from ..io import checks
+        from ..io.files import atomic_write_text
 
         checks.in_file(a.config, "--config")
         checks.threads(a.threads)

@@ -18,10 +18,10 @@ from typing import Callable, Iterable
 from pydantic import BaseModel, field_validator
 from tqdm import tqdm
 
-from .folders import SampleSource
-from .io import atomic_path, atomic_write_json
-from .store import ResultsStore
-from .tasks import DEFAULT_TASK, Sample, Scorers
+from ..io.folders import SampleSource
+from ..io.files import atomic_path, atomic_write_json
+from ..io.store import ResultsStore
+from ..tasks import DEFAULT_TASK, Sample, Scorers
 
 RunFn = Callable[[list[str], list[Sample]], dict[str, list[dict]]]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .io import atomic_write_json, atomic_write_text
+from .files import atomic_write_json, atomic_write_text
 
 
 def row_key(row: dict, fields: tuple[str, ...]) -> tuple:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from .models import BorderCodec, DiTCond
-from .models.prompt import encode_prompts
-from .video import to_model
+from ..io.video import to_model
+from ..models import BorderCodec, DiTCond
+from ..models.wrap import conditioning
 
 # Seeds below this are held out: training draws its samples from seeds at or above it.
 TRAIN_SEED_BASE = 1_000_000_000
-
-
-def conditioning(first_frames: list[np.ndarray], prompts: list[str], codec: BorderCodec, device=None) -> DiTCond:
-    """The clean first frames (as latents) and the prompts."""
-    first = torch.stack([to_model(f) for f in first_frames])
-    return DiTCond(codec.encode(first).to(device), encode_prompts(prompts).to(device))
 
 
 def video_batch(samples, codec: BorderCodec, device=None) -> torch.Tensor:

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from ..io.files import atomic_path  # noqa: E402
 
 
 def integer_steps(ax) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, field_validator
 
-from .hooks import Hooks
+from ..hooks import Hooks
 
 SEED_STRIDE = 10_000_019  # member k of sample seed s draws its noise from seed s + k * SEED_STRIDE
 Target = Literal["block", "update", "latent", "x0", "v"]
@@ -120,7 +120,7 @@ def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, ste
                       shift: float | None = None, guidance: float | None = None, frames: int | None = None,
                       hooks: Hooks | None = None) -> torch.Tensor:
     """All N members of every sample: latents (B, N, C, T, h, w). steps, shift, guidance: None is the model's own."""
-    from .presets import own
+    from ..presets import own
 
     steps = own(model, steps)[0]  # the hooks need the step count
     n = cfg.n_seeds
@@ -139,7 +139,7 @@ def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: Ensembl
     gloo on CPU, NCCL on GPUs); means by all-reduce. Every process returns all members (B, N, ...)."""
     import torch.distributed as dist
 
-    from .presets import own
+    from ..presets import own
 
     steps = own(model, steps)[0]
 
@@ -168,7 +168,7 @@ VOTE_LEVELS = 16  # without a palette, a vote counts colours quantised to 16 lev
 
 def member_videos(model, latents: torch.Tensor) -> np.ndarray:
     """(B, N, ...) latents -> (B, N, T, H, W, 3) float RGB 0..255 of every member's decoded video."""
-    from .video import to_rgb
+    from ..io.video import to_rgb
 
     px = model.decode(latents.flatten(0, 1))  # (B*N, 3, T, H, W)
     rgb = to_rgb(px.movedim(2, 1).flatten(0, 1))  # (B*N*T, H, W, 3)
@@ -177,7 +177,7 @@ def member_videos(model, latents: torch.Tensor) -> np.ndarray:
 
 def labels_of(frames: np.ndarray, palette: np.ndarray | None) -> np.ndarray:
     """Integer labels to compare members by: palette indices, or quantised RGB codes without a palette."""
-    from .regions import snap
+    from ..regions import snap
 
     if palette is not None:
         return snap(np.clip(frames, 0, 255), palette)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .probes import probes
-from .report import Report
+from ..probes import probes
+from .page import Report
 
 FORMAT = 1  # the newest result format this steplens reads; files without one are format 1
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cos
-from .io import atomic_write_json
-from .plots import plot_mean_curves
-from .report import Report
-from .tasks import DEFAULT_TASK, answer_region, generator_task, next_size, parse_tasks
-from .trace import trace, write_trace
-from .viewer import CSS, JS, trace_viewer
+from .. import cos
+from ..io.files import atomic_write_json
+from ..reports.plots import plot_mean_curves
+from ..reports.page import Report
+from ..tasks import DEFAULT_TASK, answer_region, generator_task, next_size, parse_tasks
+from ..trace import trace, write_trace
+from ..reports.viewer import CSS, JS, trace_viewer
 
 POOL = 64
 
@@ -48,7 +48,7 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
              task_name: str | None = None, guidance: float | None = None) -> Path:
     """The demo of `model` into `out` (report.html, summary.json, traces/); steps, shift, guidance: None is the
     model's own (its sampling_defaults)."""
-    from .presets import own
+    from ..presets import own
 
     t0 = time.time()
     steps, shift, guidance = own(model, steps, shift, guidance)

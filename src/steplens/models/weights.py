@@ -1,8 +1,7 @@
-"""Checkpoints and weights as safetensors (never pickles), written atomically.
+"""Weights as safetensors (never pickles), written atomically: what ships and what `--model FILE` loads.
 
-A training checkpoint holds `model.*`, `ema.*` and the optimizer's tensors `opt.<i>.<key>`;
-its metadata holds the JSON of the training config, the architecture, the step and the
-optimizer's param groups. A weights file (what ships) holds one state dict and its architecture.
+A weights file holds one state dict, its architecture and an info dict (training config, step, command,
+sampling defaults); `load_weights` also reads a training checkpoint's EMA weights (steplens.training.checkpoint).
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
-
-from .lr import decay_start
 
 
 def canonical_header(path: Path) -> None:
@@ -45,7 +42,7 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def atomic_save(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
-    from .io import atomic_path
+    from ..io.files import atomic_path
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     metadata = {**metadata, "sha256": digest(tensors)}
@@ -70,59 +67,6 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
         raise ValueError(f"weights file {path} is corrupt: its tensors do not match the checksum recorded when it "
                          f"was written (damaged on disk or in transfer)")
     return tensors, meta
-
-
-def save_checkpoint(path, model, ema, opt, step: int, train_config: dict, arch: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-    sd = opt.state_dict()
-    for idx, st in sd["state"].items():
-        for key, val in st.items():
-            tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-    meta = {
-        "format": "steplens-checkpoint-1",
-        "step": str(step),
-        "train_config": json.dumps(train_config),
-        "arch": json.dumps(arch),
-        "param_groups": json.dumps(sd["param_groups"]),
-    }
-    atomic_save(tensors, path, meta)
-
-
-def _check_schedule(path, saved: dict, given: dict, step: int) -> None:
-    """`steps` and `decay_steps` may change on resume only where the LR of the steps already taken stays the same:
-    neither the saved nor the given schedule may have begun its decay before the checkpoint's step, unless both
-    decay alike."""
-    was, now = (saved["steps"], saved.get("decay_steps") or 0), (given["steps"], given.get("decay_steps") or 0)
-    if was != now and min(decay_start(*was), decay_start(*now)) < step:
-        raise ValueError(
-            f"checkpoint {path} is at step {step}: steps={now[0]}, decay_steps={now[1]} would change the learning "
-            f"rate of steps already taken (it was trained with steps={was[0]}, decay_steps={was[1]}); choose a "
-            f"schedule whose decay starts at step {step} or later")
-
-
-def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) -> int:
-    tensors, meta = read_safetensors(path)
-    if meta.get("format") != "steplens-checkpoint-1":
-        raise ValueError(f"{path} is not a steplens training checkpoint (format {meta.get('format')!r})")
-    if expect_config is not None:
-        saved = json.loads(meta["train_config"])
-        diff = {k: (saved.get(k), v) for k, v in expect_config.items()
-                if k not in ("steps", "decay_steps", "threads", "eval_every", "eval_count", "ckpt_every")
-                and (k in saved or v not in ({}, None, []))  # a key added since, at its empty default
-                and json.dumps(saved.get(k)) != json.dumps(v)}
-        if diff:
-            raise ValueError(f"checkpoint {path} was trained with another config; differing (saved, given): {diff}")
-        _check_schedule(path, saved, expect_config, int(meta["step"]))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, key = k.split(".", 2)
-            state.setdefault(int(idx), {})[key] = v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"])
 
 
 def save_weights(path, model, arch: dict, info: dict | None = None, dtype=torch.float16) -> None:
