@@ -293,10 +293,9 @@ def measure_variant(calls, pipe, device, memory: Memory) -> tuple[dict, list]:
 # -- the workload --------------------------------------------------------------------------------------------------
 def make_variants(pipe, model, sample, a, device, latent_frames: int, steps: int):
     """{variant: list of zero-argument calls}, each call returning (latents, checks dict)."""
-    from steplens.methods.ensemble import (EnsembleConfig, default_blocks, default_steps, generate_ensemble,
-                                           member_seeds)
-    from steplens.hooks import Hooks
     from steplens.backends import trace_pipeline
+    from steplens.hooks import Hooks
+    from steplens.methods.ensemble import EnsembleConfig, default_blocks, default_steps, generate_ensemble, member_seeds
 
     kwargs = model.pipeline_inputs(sample, a.seed, latent_frames, steps=steps, guidance=a.guidance)
     tdtype = pipe.transformer.dtype

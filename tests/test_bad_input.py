@@ -30,8 +30,8 @@ def paths(tmp_path_factory):
     (root / "empty").mkdir()
     (root / "afile").write_text("not a folder\n")
     (root / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage" * 4)
-    from steplens.models.weights import save_weights
     from steplens.models import VideoDiT, get_arch
+    from steplens.models.weights import save_weights
 
     net = VideoDiT(get_arch("test"))
     save_weights(root / "flipped.safetensors", net, net.cfg.to_dict())
@@ -272,14 +272,14 @@ def test_bad_input_gets_a_clear_error(paths, args, must):
 
 
 def _api_cases():
-    from steplens.methods.ensemble import EnsembleConfig
     from steplens.experiments.grid import ExperimentSettings
-    from steplens.io.folders import SampleSource
+    from steplens.experiments.stats import paired_bootstrap
     from steplens.hooks import Hooks
     from steplens.io.files import write_mp4
+    from steplens.methods.ensemble import EnsembleConfig
     from steplens.models.load import load_model
-    from steplens.experiments.stats import paired_bootstrap
     from steplens.tasks import get_scorer, register_task
+    from steplens.tasks.folders import SampleSource
     from steplens.training.train import TrainConfig
 
     return [

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import make_vbvr
 from typer.testing import CliRunner
 
 import steplens
 from steplens.cli import app
 from steplens.tasks import Sample, Score, answer_region, get_scorer, get_task, registry
-from builders import make_vbvr
 
 SRC = Path(steplens.__file__).parent
-INFRA = {"contract", "registry", "sample"}  # steplens.tasks modules anyone may import (with the package itself)
+# steplens.tasks modules anyone may import (with the package itself)
+INFRA = {"contract", "registry", "sample", "rules", "folders"}
 
 
 def cli(*args):

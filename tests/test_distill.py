@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from steplens.models.weights import load_weights, save_weights
-from steplens.training.distill import DistillConfig, Distiller, main
 from steplens.models import VideoDiT, get_arch
+from steplens.models.weights import load_weights, save_weights
 from steplens.sampling import flow_sigmas
+from steplens.training.distill import DistillConfig, Distiller, main
 
 CFG = dict(arch="test", batch=4, sizes={3: 1.0}, frames={2: 1.0, 3: 1.0}, warmup=2, eval_every=0, ckpt_every=2,
            lr=3e-3, teacher_steps=4, student_steps=2, eval_teacher=False)

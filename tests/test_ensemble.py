@@ -94,8 +94,8 @@ def test_blocks_and_steps_out_of_range(tiny_model):
 
 @pytest.mark.slow
 def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_bound():
-    from steplens.probes.compare import METHODS, run_methods
     from steplens.models.load import load_model
+    from steplens.probes.compare import METHODS, run_methods
 
     model = load_model("tiny-maze")
     smp = [get_task("maze").sample(s, 6, 4) for s in range(8)]   # 6x6: the size the model misses most

@@ -3,12 +3,12 @@
 
 import pytest
 import torch
+from conftest import random_net
 from safetensors.torch import load_file
 
-from steplens.models.weights import save_weights
 from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
 from steplens.models.load import load_model
-from conftest import random_net
+from steplens.models.weights import save_weights
 
 SCRIPT = """
 import sys, torch, torch.distributed as dist

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from steplens.cli import app
+from steplens.io.video import upscale
 from steplens.tasks import answer_region, get_scorer, get_task
 from steplens.tasks.tictactoe import RED, X_PIXELS, cell_origin, generate_board, render, winning_moves
-from steplens.io.video import upscale
 
 TASK, SCORER = get_task("tictactoe"), get_scorer("tictactoe")
 

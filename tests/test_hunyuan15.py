@@ -21,8 +21,8 @@ from steplens.backends.tiny.hunyuan15 import GLYPH_DIM, TEXT_DIM, tiny_hunyuan15
 from steplens.context import current  # noqa: E402
 from steplens.contract import check_model  # noqa: E402
 from steplens.hooks import Hooks  # noqa: E402
-from steplens.tasks import get_task  # noqa: E402
 from steplens.io.video import upscale  # noqa: E402
+from steplens.tasks import get_task  # noqa: E402
 
 pytestmark = pytest.mark.wan
 torch.set_num_threads(1)
@@ -273,8 +273,8 @@ def test_callback_hooks_and_settings(pipe):
 
 # -- experiments ---------------------------------------------------------------------------------------------------
 def test_experiments_run(pipe):
-    from steplens.probes.compare import run_methods
     from steplens.methods.ensemble import EnsembleConfig, ensemble_hooks, generate_ensemble, member_seeds
+    from steplens.probes.compare import run_methods
     from steplens.trace import trace
 
     model = hunyuan(pipe)

@@ -194,3 +194,29 @@ def test_nothing_outside_the_backends_names_a_pipeline_class():
 def test_cycles_elsewhere_are_reported():
     """Not an assertion on the rest of the package (other layers own those), but the finder works."""
     assert cycles({"a.x": {"a.y"}, "a.y": {"a.x"}, "a.z": set()}, "a") == [["a.x", "a.y"]]
+
+
+# The layers of ARCHITECTURE.md, bottom up: a module imports only its own layer and the layers below it.
+LAYERS = {"io": 0, "regions": 0, "tasks": 1,
+          "context": 2, "sampling": 2, "contract": 2, "hooks": 2, "presets": 2, "cos": 2, "trace": 2,
+          "models": 3, "backends": 3,
+          "experiments": 4, "probes": 4, "methods": 4, "reports": 4, "training": 4,
+          "cli": 5}
+
+
+def layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+
+def test_every_module_has_a_layer():
+    assert not [m for m in modules() if m != "steplens" and layer(m) is None]
+
+
+def test_layers_import_only_their_own_layer_and_those_below():
+    g = graph()
+    up = sorted(f"{m} -> {t}" for m, ts in g.items() for t in ts
+                if layer(m) is not None and layer(t) is not None and layer(t) > layer(m))
+    assert not up, up
+    # the walk sees real imports across layers (the CLI imports the experiments)
+    assert any(layer(t) == 4 for t in g["steplens.cli.cmd_probe"])

@@ -16,15 +16,15 @@ if not hasattr(diffusers, "LTX2ImageToVideoPipeline"):
 
 from PIL import Image  # noqa: E402
 
-from steplens.context import current  # noqa: E402
-from steplens.hooks import Hooks  # noqa: E402
 from steplens.backends import attach, trace_pipeline as trace_ltx2  # noqa: E402
 from steplens.backends.ltx2 import LTX2PipelineModel, denormalize, load_ltx2_model, pack, unpack  # noqa: E402
 from steplens.backends.ltx2.tiny import TEXT_DIM, tiny_inputs, tiny_ltx2_i2v  # noqa: E402
-from steplens.tasks import get_task  # noqa: E402
-from steplens.io.video import upscale  # noqa: E402
-from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
 from steplens.backends.patches import InstancePatches  # noqa: E402
+from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
+from steplens.context import current  # noqa: E402
+from steplens.hooks import Hooks  # noqa: E402
+from steplens.io.video import upscale  # noqa: E402
+from steplens.tasks import get_task  # noqa: E402
 
 pytestmark = pytest.mark.wan
 torch.set_num_threads(1)
@@ -369,8 +369,8 @@ def test_load_round_trip(pipe, tmp_path):
 
 # -- experiments ---------------------------------------------------------------------------------------------------
 def test_experiments_run(pipe):
-    from steplens.probes.compare import run_methods
     from steplens.methods.ensemble import EnsembleConfig, ensemble_hooks, generate_ensemble, member_seeds
+    from steplens.probes.compare import run_methods
     from steplens.trace import trace
 
     model = LTX2PipelineModel(pipe)

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from steplens.probes import Claim, Probe, StudyPart, behaviours, check_probe, get_probe, noise, probe_names, registry, \
-    sweep
+from steplens.io.store import ResultsStore
+from steplens.probes import (Claim, Probe, StudyPart, behaviours, check_probe, get_probe, noise, probe_names, registry,
+                             sweep)
 from steplens.probes.base import ProbeBase, ProbeSettings, condition_runner, summary_rows
 from steplens.probes.contract import STATES
-from steplens.io.store import ResultsStore
 
 S = ProbeSettings(count=5, steps=3, size=3, frames=3, batch=2)
 
@@ -131,7 +131,6 @@ def test_swap_probe_pairs_and_reference_swaps(tiny_model, tmp_path):
     import torch
 
     from steplens.hooks import Hooks
-
     from steplens.probes.base import load_samples, seeds_of
 
     a = load_samples(tiny_model, s.model_copy(update={"task": "maze-two-goals"}))
@@ -229,8 +228,8 @@ def plugin(monkeypatch):
 
 
 def test_a_plugin_probe_is_found_run_judged_and_joins_the_study(plugin, tiny_model, tmp_path):
-    from steplens.reports.index import read_run
     from steplens.experiments.study import study_parts
+    from steplens.reports.index import read_run
 
     assert probe_names()[:2] == ["noise", "propagation"] and probe_names()[-1] == "tiny-plugin"
     assert get_probe("tiny-plugin") is plugin

@@ -2,12 +2,11 @@
 
 
 import pytest
-
-from steplens.experiments.dist import shard
-from steplens.io.files import read_png
 from typer.testing import CliRunner
 
 from steplens.cli import app
+from steplens.experiments.dist import shard
+from steplens.io.files import read_png
 
 
 def test_shard_takes_every_world_th_job():

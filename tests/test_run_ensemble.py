@@ -6,11 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
 from steplens.io.files import read_png
-from steplens.models.load import load_model
-from steplens.io.folders import find_samples as sample_dirs, read_sample
 from steplens.io.video import to_uint8, upscale
+from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
+from steplens.models.load import load_model
+from steplens.tasks.folders import find_samples as sample_dirs, read_sample
 
 runner = CliRunner()
 

@@ -8,11 +8,11 @@ from collections import deque
 import numpy as np
 import pytest
 
-from steplens.tasks import get_task
-from steplens.tasks.maze import BLACK, MAX_SIZE, MIN_SIZE, ORANGE, WHITE, generate_maze, render_video
-from steplens.tasks.grid import FREE, GOAL, PATH, START, WALL
-from steplens.tasks.maze_score import WEIGHTS, MazeScore, score_frame, score_labels
 from steplens.io.video import upscale
+from steplens.tasks import get_task
+from steplens.tasks.grid import FREE, GOAL, PATH, START, WALL
+from steplens.tasks.maze import BLACK, MAX_SIZE, MIN_SIZE, ORANGE, WHITE, generate_maze, render_video
+from steplens.tasks.maze_score import WEIGHTS, MazeScore, score_frame, score_labels
 
 SIZES = list(range(MIN_SIZE, MAX_SIZE + 1))
 SCALES = [1, 2, 3, 8, 16]

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from steplens.io.video import upscale
 from steplens.tasks import get_task
 from steplens.tasks.maze import BLUE, RED, cell_px, generate_two_goal_maze
-from steplens.io.video import upscale
 
 TASK = get_task("maze-two-goals")
 

@@ -6,13 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
+from builders import VBVR_LAYOUT, make_vbvr
 from typer.testing import CliRunner
 
 from steplens.cli import app
 from steplens.io.files import read_png, write_png
 from steplens.tasks import get_task, write_sample
-
-from builders import VBVR_LAYOUT, make_vbvr
 
 LAYOUT = VBVR_LAYOUT
 
@@ -76,7 +75,7 @@ def test_every_command_reads_the_vbvr_layout_and_mirrors_it(vbvr, tmp_path):
 
 
 def test_frames_come_from_the_ground_truth_video_and_size_from_the_first_frame(vbvr):
-    from steplens.io.folders import SampleSource
+    from steplens.tasks.folders import SampleSource
 
     data, keys = vbvr
     samples = SampleSource(data=data).load()

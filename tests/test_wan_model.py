@@ -15,15 +15,15 @@ pytest.importorskip("transformers")
 from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from steplens.cli import app  # noqa: E402
-from steplens.hooks import Hooks  # noqa: E402
-from steplens.models.load import load_model  # noqa: E402
-from steplens.tasks import get_task  # noqa: E402
-from steplens.io.video import upscale  # noqa: E402
-from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
+from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from steplens.backends.wan.sampler import WanTransformerModel  # noqa: E402
 from steplens.backends.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+from steplens.cli import app  # noqa: E402
+from steplens.hooks import Hooks  # noqa: E402
+from steplens.io.video import upscale  # noqa: E402
+from steplens.models.load import load_model  # noqa: E402
+from steplens.tasks import get_task  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -144,8 +144,8 @@ def test_callback_and_hooks_see_the_pipeline_steps(pipes):
 
 
 def test_experiments_run_unchanged(pipes):
-    from steplens.probes.compare import run_methods
     from steplens.experiments.evaluate import solve_rate
+    from steplens.probes.compare import run_methods
     from steplens.trace import trace
 
     model = WanPipelineModel(pipes["wan22"])

@@ -13,12 +13,12 @@ pytest.importorskip("transformers")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from steplens.cli import app  # noqa: E402
-from steplens.presets import VBVR, WAN_NEGATIVE_PROMPT, resolve  # noqa: E402
-from steplens.tasks import get_task  # noqa: E402
 from steplens.backends import trace_pipeline  # noqa: E402
 from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from steplens.backends.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
+from steplens.cli import app  # noqa: E402
+from steplens.presets import VBVR, WAN_NEGATIVE_PROMPT, resolve  # noqa: E402
+from steplens.tasks import get_task  # noqa: E402
 
 pytestmark = pytest.mark.wan
 torch.set_num_threads(1)

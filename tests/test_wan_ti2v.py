@@ -13,14 +13,14 @@ pytest.importorskip("transformers")
 
 from PIL import Image  # noqa: E402
 
+from steplens.backends import attach, trace_pipeline, transformer_components  # noqa: E402
+from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
+from steplens.backends.wan import WanPipelineModel, WanTransformerModel, load_wan_model  # noqa: E402
+from steplens.backends.wan.tiny import tiny_inputs, tiny_wan22_ti2v  # noqa: E402
 from steplens.context import current  # noqa: E402
 from steplens.hooks import Hooks  # noqa: E402
-from steplens.tasks import get_task  # noqa: E402
 from steplens.io.video import upscale  # noqa: E402
-from steplens.backends import attach, trace_pipeline, transformer_components  # noqa: E402
-from steplens.backends.wan import WanPipelineModel, WanTransformerModel, load_wan_model  # noqa: E402
-from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
-from steplens.backends.wan.tiny import tiny_inputs, tiny_wan22_ti2v  # noqa: E402
+from steplens.tasks import get_task  # noqa: E402
 
 pytestmark = pytest.mark.wan
 
@@ -413,9 +413,9 @@ def test_every_probe_runs_on_ti2v(pipes, probe, tmp_path):
 
 
 def test_trace_ensemble_and_compare_run_on_ti2v(pipes, tmp_path):
-    from steplens.probes.compare import METHODS, compare
-    from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
     from steplens.experiments.grid import ExperimentSettings
+    from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
+    from steplens.probes.compare import METHODS, compare
     from steplens.trace import trace
 
     model = WanPipelineModel(pipes["euler"])

@@ -175,10 +175,11 @@ def test_the_viewer_labels_each_step_with_its_expert(pipes, tmp_path):
     """A two-expert Wan2.2 trace records which expert ran each step; the viewer's data and grid carry it."""
     import json
 
-    from steplens.tasks import get_task
-    from steplens.trace import trace, write_trace
-    from steplens.reports.viewer import trace_viewer
     from steplens.backends.wan import WanPipelineModel
+    from steplens.reports.traces import write_trace
+    from steplens.reports.viewer import trace_viewer
+    from steplens.tasks import get_task
+    from steplens.trace import trace
 
     model = WanPipelineModel(pipes("wan22"))
     s = get_task("maze").sample(0, 3, 2, idx=0)
@@ -195,10 +196,10 @@ def test_negative_steps_and_keyerrors_that_list_what_was_recorded(pipes):
     import pytest
     import torch
 
-    from steplens.hooks import Hooks
     from steplens.backends import trace_pipeline
     from steplens.backends.wan import WanPipelineModel
     from steplens.backends.wan.tiny import tiny_inputs
+    from steplens.hooks import Hooks
 
     pipe = pipes("wan22")
     hooks = Hooks(WanPipelineModel(pipe), num_steps=4).record("blocks.1", reduce="energy")

@@ -1,18 +1,16 @@
-"""Tracing the chain of steps: x0_hat at every denoising step, decoded, scored and written out."""
+"""Tracing the chain of steps: x0_hat at every denoising step, decoded and scored (steplens.reports.traces writes a
+trace's files)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import cos
-from .io.files import atomic_path, atomic_write_json, write_gif
+from .io.video import to_rgb, to_uint8
 from .tasks import Sample, Scorers, answer_region, candidates
-from .io.video import to_rgb, to_uint8, upscale
-
 
 FORMAT = 1  # of metrics.json; `steplens report` refuses a newer one
 
@@ -68,27 +66,3 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
                             experts=experts if any(experts) else None,
                             candidates=[{"label": c.label, "right": c.right} for c in listed] if listed else None))
     return traces
-
-
-def write_trace(tr: Trace, out: Path, scale: int = 8) -> dict:
-    """Write x0.safetensors, grid.png (labelled, chosen steps), the viewer's sprites (steps.png, highlight.png),
-    final_x0.gif, output.gif, cos.png and metrics.json into `out`."""
-    from safetensors.torch import save_file
-
-    from .reports.plots import plot_cos, plot_step_grid
-    from .reports.viewer import write_sprites
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "x0.safetensors") as tmp:
-        save_file({"x0": tr.x0.float().contiguous().cpu(), "output": tr.output.float().contiguous().cpu(),
-                   "sigmas": torch.tensor(tr.sigmas)}, str(tmp))
-    plot_step_grid(np.stack([to_uint8(x) for x in tr.x0]), tr.sigmas, out / "grid.png", experts=tr.experts,
-                   title=f"{tr.sample.name}: x0_hat at chosen steps (rows) and frames (columns)")
-    geometry = write_sprites(tr.x0, tr.sample.first_frame, out)
-    write_gif(out / "final_x0.gif", upscale(to_uint8(tr.x0[:, :, -1].movedim(0, 1)), scale), fps=4)
-    write_gif(out / "output.gif", upscale(to_uint8(tr.output), scale), fps=2)
-    plot_cos(tr.metrics, out / "cos.png", title=f"{tr.sample.task} #{tr.sample.idx} seed {tr.seed}",
-             candidates=tr.candidates)
-    atomic_write_json(out / "metrics.json", {**tr.to_dict(), "viewer": geometry})
-    return {"dir": str(out), "grid": "grid.png", "gif": "final_x0.gif", "cos": "cos.png", "viewer": geometry}

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, \
-    _settings, _with_sampling, app
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
+                  _settings, _with_sampling, app)
 from .cmd_run import _print_rate
 from .options import ModelOptions, SamplingOptions, bundles, load
 
@@ -33,12 +33,12 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="write results.json here"),
 ):
     """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
-    from ..probes.compare import check_method
-    from ..methods.ensemble import EnsembleConfig
     from ..experiments.evaluate import evaluate_samples
     from ..experiments.grid import load_samples
-    from ..io.files import atomic_write_json
     from ..experiments.stats import summarize
+    from ..io.files import atomic_write_json
+    from ..methods.ensemble import EnsembleConfig
+    from ..probes.compare import check_method
 
     try:
         _check(out=out, threshold=threshold, alpha=alpha)
@@ -71,8 +71,8 @@ def evaluate(
 def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
     from tqdm import tqdm
 
-    from ..probes.compare import run_methods
     from ..experiments.grid import batches
+    from ..probes.compare import run_methods
 
     rows = []
     with tqdm(total=len(samples), desc=f"eval {method}") as bar:

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
-from .app import ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, \
-    _settings, _with_sampling, app, console
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
+                  _settings, _with_sampling, app, console)
 from .options import ModelOptions, SamplingOptions, bundles, load
 
 
@@ -73,8 +73,8 @@ def compare_cmd(
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
-    from ..probes.compare import compare, report_section
     from ..methods.ensemble import EnsembleConfig
+    from ..probes.compare import compare, report_section
     from ..reports.page import Report
 
     try:

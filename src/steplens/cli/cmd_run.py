@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from .app import ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app, \
-    console, err
+from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
+                  console, err)
 from .options import ModelOptions, SamplingOptions, bundles, load
 
 
@@ -33,9 +33,9 @@ def run(
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..experiments.dist import join
-    from ..methods.ensemble import EnsembleConfig, check_ensemble
-    from ..io.folders import SampleSource
     from ..experiments.runner import run_samples
+    from ..methods.ensemble import EnsembleConfig, check_ensemble
+    from ..tasks.folders import SampleSource
 
     try:
         _check(out=out, alpha=alpha)
@@ -75,9 +75,9 @@ def score(
     out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json)"),
 ):
     """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
-    from ..io.folders import SampleSource
     from ..experiments.runner import score_samples, write_scores
     from ..tasks import Scorers
+    from ..tasks.folders import SampleSource
 
     try:
         _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,

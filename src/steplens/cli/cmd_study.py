@@ -42,8 +42,8 @@ def study(
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold."""
-    from ..io import checks
     from ..experiments.study import run_study, study_config_from, tables
+    from ..io import checks
 
     try:
         _check(out=out)

@@ -28,10 +28,10 @@ def trace(
                                        "(with --data: one folder per sample, mirroring the layout)"),
 ):
     """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
-    from ..io.folders import SampleSource, read_sample
+    from ..reports.traces import write_trace
     from ..tasks import Scorers, generator_task
+    from ..tasks.folders import SampleSource, read_sample
     from ..trace import trace as run_trace
-    from ..trace import write_trace
 
     try:
         _check(out=out, threshold=threshold)

@@ -20,8 +20,8 @@ def train(
     threads: Optional[int] = typer.Option(None, help="CPU threads"),
 ):
     """Train (or resume) the embedded model with flow matching; resumes from OUT/checkpoint.safetensors."""
-    from ..io import checks
     from ..experiments.dist import join
+    from ..io import checks
     from ..io.files import atomic_write_text
     from ..training.train import TrainConfig, Trainer
 
@@ -52,8 +52,8 @@ def export(
 ):
     """Export a checkpoint's EMA weights as a small shippable safetensors file."""
     from ..io import checks
-    from ..models.weights import load_weights, save_weights
     from ..models import DiTConfig, VideoDiT
+    from ..models.weights import load_weights, save_weights
 
     try:
         checks.in_file(checkpoint, "--checkpoint")

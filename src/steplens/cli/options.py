@@ -21,6 +21,7 @@ from typing import Optional, get_type_hints
 
 import typer
 
+
 def _opt(default, *decls, help: str):
     return field(default=default, metadata={"option": typer.Option(default, *decls, help=help)})
 
@@ -44,8 +45,8 @@ class ModelOptions:
     def check(self) -> "ModelOptions":
         """Everything that can be refused before the model loads: the device, the dtype and offload names, the
         LoRA specs (PATH[:SCALE], the file present)."""
-        from ..io import checks
         from ..backends.checks import DTYPES, OFFLOADS  # the backends' vocabulary (torch only, no diffusers)
+        from ..io import checks
 
         checks.device(self.device)
         if self.dtype not in DTYPES:

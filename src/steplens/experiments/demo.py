@@ -16,11 +16,12 @@ import numpy as np
 
 from .. import cos
 from ..io.files import atomic_write_json
-from ..reports.plots import plot_mean_curves
 from ..reports.page import Report
-from ..tasks import DEFAULT_TASK, answer_region, generator_task, next_size, parse_tasks
-from ..trace import trace, write_trace
+from ..reports.plots import plot_mean_curves
+from ..reports.traces import write_trace
 from ..reports.viewer import CSS, JS, trace_viewer
+from ..tasks import DEFAULT_TASK, answer_region, generator_task, next_size, parse_tasks
+from ..trace import trace
 
 POOL = 64
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..io.video import to_uint8
+from ..tasks import Scorers, generator_task
 from .grid import batches
 from .stats import summarize, wilson  # noqa: F401  (wilson kept importable from here)
-from ..tasks import Scorers, generator_task
-from ..io.video import to_uint8
 
 
 def score_videos(samples, videos, scorers: Scorers, details: bool = False) -> list[dict]:

@@ -18,10 +18,10 @@ from typing import Callable, Iterable
 from pydantic import BaseModel, field_validator
 from tqdm import tqdm
 
-from ..io.folders import SampleSource
 from ..io.files import atomic_path, atomic_write_json
 from ..io.store import ResultsStore
 from ..tasks import DEFAULT_TASK, Sample, Scorers
+from ..tasks.folders import SampleSource
 
 RunFn = Callable[[list[str], list[Sample]], dict[str, list[dict]]]
 
@@ -87,9 +87,9 @@ class ExperimentSettings(BaseModel):
     frames: int | None = None
     count: int | None = None  # generated: 100 by default; a folder: all its samples by default
     seed: int = 0  # generated: samples seed .. seed + count - 1 (noise seed = sample seed); a folder: seed + idx
-    steps: int = 20
-    shift: float = 3.0
-    guidance: float = 1.0
+    steps: int | None = None  # None: the model's own (its sampling_defaults), filled in by for_model
+    shift: float | None = None
+    guidance: float | None = None
     batch: int = 50
     scorer: str | None = None  # None: each task's own
     threshold: float | None = None
@@ -98,9 +98,18 @@ class ExperimentSettings(BaseModel):
     @field_validator("steps", "batch")
     @classmethod
     def _positive(cls, v, info):
-        if v < 1:
+        if v is not None and v < 1:
             raise ValueError(f"{info.field_name} must be >= 1, got {v}")
         return v
+
+    def for_model(self, model) -> "ExperimentSettings":
+        """These settings with steps, shift and guidance left None taken from the model's own sampling."""
+        from ..presets import own
+
+        if None not in (self.steps, self.guidance) and self.shift is not None:
+            return self
+        steps, shift, guidance = own(model, self.steps, self.shift, self.guidance)
+        return self.model_copy(update={"steps": steps, "shift": shift, "guidance": guidance})
 
     def source(self) -> SampleSource:
         return SampleSource(data=self.data, split=self.split, tasks=self.tasks, task=self.task, count=self.count,

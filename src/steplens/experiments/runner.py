@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .grid import batches
 from ..io.files import atomic_write_json, read_mp4, read_png, write_mp4, write_png
-from .stats import summarize
-from ..tasks import Sample, Scorers
 from ..io.video import to_uint8, upscale
+from ..tasks import Sample, Scorers
+from .grid import batches
+from .stats import summarize
 
 SELECT = ("first", "consensus", "all")
 RUN_CONFIG = "run_config.json"
@@ -46,8 +46,8 @@ def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split) ->
 
 def _pick(model, samples, lat: torch.Tensor, select: str) -> tuple:
     """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
-    from ..methods.ensemble import consensus_index
     from ..io.video import to_rgb
+    from ..methods.ensemble import consensus_index
 
     if select == "first":  # decode only what is written (a Wan VAE decode costs as much as several steps)
         return model.decode(lat[:, 0]), None

@@ -30,12 +30,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .grid import ExperimentSettings
-from ..reports.index import read_run
 from ..io.files import atomic_write_json, atomic_write_text
+from ..presets import own
 from ..probes import get_probe, probes
+from ..reports.index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
+from .grid import ExperimentSettings
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
 SOLVE_PROBE = "behaviours"
@@ -58,9 +59,9 @@ class StudyConfig(BaseModel):
     sweep_count: int | None = None  # None: count; the sweep's 12 conditions run 181 steps a sample against 20
     compare_count: int | None = None  # None: count; each multi-seed method runs N seeds
     seed: int = 0
-    steps: int = 20
-    shift: float = 3.0
-    guidance: float = 1.0
+    steps: int | None = None  # None: the model's own (its sampling_defaults), filled in by run_study
+    shift: float | None = None
+    guidance: float | None = None
     sampling: dict | None = None  # a pipeline's resolved preset (steplens.presets.Sampling.describe()), if any
     batch: int = 50
     parts: list[str] = Field(default_factory=study_parts)
@@ -157,6 +158,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
               progress: bool = True) -> dict:
     t0 = time.time()
     out = Path(out)
+    steps, shift, guidance = own(model, cfg.steps, cfg.shift, cfg.guidance)
+    cfg = cfg.model_copy(update={"steps": steps, "shift": shift, "guidance": guidance})
     solver = get_probe(SOLVE_PROBE)
     parts = [p for p in study_probes() if p.name in cfg.parts]
     fam: dict[str, dict] = {}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .weights import load_weights
 from .dit import DiTConfig, VideoDiT
+from .weights import load_weights
 from .wrap import EmbeddedModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"

@@ -17,10 +17,10 @@ import torch
 from ..experiments.evaluate import generate_and_score, score_videos
 from ..experiments.grid import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
                                 write_results, write_table)
-from ..hooks import Hooks
 from ..experiments.stats import summarize
-from ..tasks import DEFAULT_TASK, Sample, Scorers
+from ..hooks import Hooks
 from ..io.video import to_uint8
+from ..tasks import DEFAULT_TASK, Sample, Scorers
 from .contract import ProbeRun
 
 ProbeSettings = ExperimentSettings  # the settings every probe takes
@@ -89,6 +89,7 @@ class ProbeBase:
         return DEFAULT_TASK
 
     def run(self, model, out: Path, settings: ProbeSettings, progress: bool = True, **options) -> dict:
+        settings = settings.for_model(model)  # steps, shift, guidance left None: the model's own
         r = ProbeRun(model, Path(out), settings, self.options(model, settings, **options))
         r.samples = load_samples(model, settings)
         self.prepare(r)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reports.plots import save
-from ..reports.page import Report
 from ..experiments.stats import summarize
+from ..reports.page import Report
+from ..reports.plots import save
 from .base import ProbeBase, condition_runner, write_results
 from .contract import Claim, ProbeRun
 from .trajectory import cos_extra, record_x0

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..experiments.evaluate import score_videos
+from ..experiments.grid import ExperimentSettings, write_table
+from ..experiments.stats import paired_bootstrap, summarize
+from ..io.files import atomic_write_json
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
-from ..experiments.grid import ExperimentSettings, write_table
-from ..io.files import atomic_write_json
-from ..reports.plots import save
-from ..experiments.evaluate import score_videos
 from ..reports.page import Report
-from ..experiments.stats import paired_bootstrap, summarize
+from ..reports.plots import save
 from ..tasks import Scorers, palette
 from .base import ProbeBase
 from .contract import NOT_TESTED, Claim, ProbeRun, StudyPart

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..experiments.stats import summarize
 from ..hooks import Hooks
 from ..io.files import atomic_write_json
-from ..reports.plots import save
 from ..reports.page import Report
-from ..experiments.stats import summarize
+from ..reports.plots import save
 from ..tasks import answer_region
 from .base import ProbeBase, ProbeSettings, generate, score_outputs
 from .contract import Claim, ProbeRun, StudyPart

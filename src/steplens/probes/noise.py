@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ..hooks import Hooks
-from ..reports.plots import save
 from ..reports.page import Report
+from ..reports.plots import save
 from .base import ProbeBase, ProbeSettings, condition_runner, seeds_of, summary_rows
 from .contract import Claim, ProbeRun, StudyPart
 

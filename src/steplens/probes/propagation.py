@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..hooks import Hooks
-from ..reports.plots import save
-from ..reports.page import Report
 from ..experiments.stats import summarize
+from ..hooks import Hooks
+from ..reports.page import Report
+from ..reports.plots import save
 from .base import ProbeBase, ProbeSettings, generate, score_outputs, seeds_of
 from .contract import Claim, ProbeRun, StudyPart
 from .noise import check_indices, fresh_noise

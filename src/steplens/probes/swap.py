@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hooks import Hooks
-from ..reports.plots import save
-from ..reports.page import Report
 from ..experiments.stats import summarize
-from ..tasks import DEFAULT_TASK, find_task, tasks_with
+from ..hooks import Hooks
 from ..io.video import to_uint8
+from ..reports.page import Report
+from ..reports.plots import save
+from ..tasks import DEFAULT_TASK, find_task, tasks_with
 from .base import ProbeBase, ProbeSettings, generate
 from .contract import Claim, ProbeRun, StudyPart
 

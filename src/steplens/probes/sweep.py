@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..reports.plots import save
-from ..reports.page import Report
 from ..experiments.stats import mean_or_none as _mean
+from ..reports.page import Report
+from ..reports.plots import save
 from .base import ProbeBase, ProbeSettings, condition_runner, summary_rows
 from .contract import NOT_TESTED, Claim, ProbeRun, StudyPart
 from .trajectory import cos_extra, record_x0

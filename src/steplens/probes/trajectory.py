@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import cos
 from ..hooks import Hooks
-from ..tasks import Scorers, answer_region, candidates
 from ..io.video import to_rgb
+from ..tasks import Scorers, answer_region, candidates
 
 
 def record_x0(model, steps: int) -> Hooks:

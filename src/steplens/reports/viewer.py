@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io.files import write_png
-from ..regions import CHANGE_THRESHOLD, change
 from ..io.video import to_uint8
+from ..regions import CHANGE_THRESHOLD, change
 
 GAP = 1  # native pixels of grey between frames in a sprite row
 MAGENTA, CYAN = np.array([255, 0, 255], np.uint8), np.array([0, 200, 255], np.uint8)

@@ -2,7 +2,7 @@
 
 <root>/<task>/<idx:05d>/first_frame.png, final_frame.png, ground_truth.mp4, prompt.txt, metadata.json
 PNG/MP4 are written at the native size times an integer upscale (nearest neighbour). Reading folders back
-(either layout, with filters) is `steplens.io.folders`.
+(either layout, with filters) is `steplens.tasks.folders`.
 """
 
 from __future__ import annotations

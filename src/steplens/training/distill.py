@@ -47,11 +47,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from ..models.weights import load_weights, save_weights
 from ..models import BorderCodec, DiTCond, DiTConfig, VideoDiT, get_arch
+from ..models.weights import load_weights, save_weights
 from ..models.wrap import EmbeddedModel
 from ..sampling import flow_sigmas
+from .checkpoint import load_checkpoint, save_checkpoint
 from .train import TrainConfig, draw_batch, eval_size_for, lr_at
 
 CHECKPOINT = "checkpoint.safetensors"

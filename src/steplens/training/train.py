@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .lr import decay_start, lr_at  # noqa: F401  (decay_start: part of the trainer's API)
-from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
 from ..experiments.evaluate import solve_rate
 from ..models import BorderCodec, DiTConfig, VideoDiT, get_arch
-from ..models.wrap import EmbeddedModel
 from ..models.prompt import PAD
+from ..models.wrap import EmbeddedModel
 from ..tasks import generator_task
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
+from .lr import decay_start, lr_at  # noqa: F401  (decay_start: part of the trainer's API)
 
 
 class TrainConfig(BaseModel):
@@ -227,8 +227,8 @@ class Trainer:
             self._init_from(cfg.init)
 
     def _init_from(self, spec: str) -> None:
-        from ..models.weights import load_weights
         from ..models.load import SHIPPED, shipped_path
+        from ..models.weights import load_weights
 
         state, arch, _ = load_weights(shipped_path(spec) if spec in SHIPPED else spec)
         if DiTConfig.from_dict(arch) != get_arch(self.cfg.arch):

@@ -25,9 +25,10 @@ from typing import Callable
 
 from pydantic import BaseModel, field_validator
 
-from .files import count_frames, read_png
+from ..io.files import count_frames, read_png
 from ..regions import downscale, native_scale
-from ..tasks import DEFAULT_TASK, Sample, find_task, generator_task, task_names
+from .registry import DEFAULT_TASK, find_task, generator_task, task_names
+from .sample import Sample
 
 SAMPLE_FILES = ("first_frame.png", "prompt.txt", "final_frame.png", "ground_truth.mp4", "metadata.json")
 LAYOUTS = {1: "one task's folder (<idx>/)", 2: "steplens (<task>/<idx>/)", 3: "VBVR-Bench (<split>/<task>/<idx>/)"}
