@@ -66,10 +66,11 @@ def torchrun():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tiers: `distributed` (torchrun processes), `wan` (the diffusers backend); `slow` is marked per test."""
+    """Tiers: `distributed` (torchrun processes), `wan` (the diffusers backends: tests/backends/); `slow` is marked per
+    test."""
     for item in items:
         name = item.fspath.basename
         if "torchrun" in getattr(item, "fixturenames", ()) or "distributed" in name:
             item.add_marker(pytest.mark.distributed)
-        if name.startswith("test_wan_") or "wan" in item.name:
+        if item.path.parent.name == "backends" or name.startswith("test_wan_") or "wan" in item.name:
             item.add_marker(pytest.mark.wan)

@@ -60,7 +60,7 @@ It defines:
    `load_pipeline_model(spec, **options)` take them (`model_options()`). `PipelineModel` gives the rest of the
    steplens.contract.VideoModel (check with `steplens.contract.check_model`).
 4. a tiny test builder `tiny/myfamily.py` (real diffusers classes, random weights, no text encoder) for offline
-   tests, and its entry in tests/test_backends_contract.py's BUILDERS: traced == untraced bit for bit, hooks fire
+   tests, and its entry in tests/backends/test_backends_contract.py's BUILDERS: traced == untraced bit for bit, hooks fire
    on the right step / branch, generate == the plain pipeline call.
 
 The smallest adapter to copy: HunyuanVideo-1.5 (`hunyuan15.py`, one file, and `tiny/hunyuan15.py`).

@@ -7,7 +7,7 @@ Everything outside `steplens.probes` talks to a probe through `Probe` below and 
 Writing a probe
 ---------------
 Copy the smallest of steplens's own, `steplens/probes/sweep.py` (its options, conditions, a batch run through
-`condition_runner`, a summary, a plot, two claims, a study part; `TinyPlugin` in tests/test_probes.py is a whole
+`condition_runner`, a summary, a plot, two claims, a study part; `TinyPlugin` in tests/probes/test_probes.py is a whole
 plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the skeleton every probe shares
 (`run`: samples, the results store, the resumable loop `steplens.experiments.grid.run_grid`, results.json and
 <name>.csv), so your file holds only what is its own. A probe is an object with:

@@ -134,7 +134,8 @@ def test_config_file_errors_name_the_file_and_the_shipped_config_validates(tmp_p
     p.write_text(json.dumps({"student_steps": 3}))
     with pytest.raises(ValueError, match=r"distillation config .*bad.json: .*must divide"):
         DistillConfig.from_file(p)
-    shipped = DistillConfig.from_file(Path(__file__).parent.parent / "configs" / "distill" / "tiny-reasoner-4step.json")
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    shipped = DistillConfig.from_file(configs / "distill" / "tiny-reasoner-4step.json")
     assert shipped.student_steps == 4 and shipped.teacher_steps == 20 and shipped.teacher == "tiny-reasoner"
     assert shipped.sampling()["sigmas"] == [float(s) for s in flow_sigmas(4, 3.0)]
 

@@ -142,7 +142,7 @@ def test_multi_task_training_draws_each_task_at_its_own_sizes():
     from steplens.models import BorderCodec
     from steplens.training.train import TrainConfig, draw_batch
 
-    cfg = TrainConfig.from_file(Path(__file__).parent.parent / "configs" / "tiny-reasoner.json")
+    cfg = TrainConfig.from_file(Path(__file__).resolve().parents[2] / "configs" / "tiny-reasoner.json")
     cfg = cfg.model_copy(update={"batch": 2, "init": None})
     seen = set()
     for step in range(40):
@@ -161,7 +161,7 @@ def test_evaluation_takes_each_tasks_own_size_where_eval_size_does_not_fit():
     assert eval_size_for("maze", 5) == 5 and eval_size_for("symmetry", 5) == 6 and eval_size_for("tictactoe", 5) == 2
 
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.json"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
