@@ -130,3 +130,29 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(data, tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and "interrupted" in err and "run the same command again" in err, err[-2000:]
     assert "Traceback" not in err
+
+
+def test_a_ctrl_c_lost_in_a_finalizer_still_stops_the_next_batch():
+    """A SIGINT landing while a finalizer runs (an ffmpeg pipe closing) has its exception printed as 'ignored';
+    the flag it leaves stops the loop at the next batch, and the CLI then exits 130."""
+    import gc
+    import os
+
+    from steplens.io import interrupt
+
+    class Closing:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs inside this finalizer: its exception is lost
+
+    previous = signal.getsignal(signal.SIGINT)
+    interrupt.install()
+    try:
+        c = Closing()
+        del c
+        gc.collect()
+        assert interrupt.interrupted()
+        with pytest.raises(interrupt.Interrupted):
+            interrupt.check()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupt._FLAG["set"] = False

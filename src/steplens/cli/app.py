@@ -98,22 +98,20 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(2)
 
 
-class Interrupted(BaseException):
-    """Ctrl-C, raised as our own exception: not an Exception (no `except Exception` turns it into an error
-    message) and not a KeyboardInterrupt (which the CLI framework swallows silently)."""
-
-
 def main():  # pragma: no cover  (the console script; tests call `app` through typer's runner)
     """The steplens command: Ctrl-C exits 130 with one line saying what was kept; no traceback unless --debug."""
-    import signal
+    from ..io import interrupt
 
-    def interrupt(signum, frame):
-        raise Interrupted()
-
-    signal.signal(signal.SIGINT, interrupt)
+    interrupt.install()
+    code = 0
     try:
         app()
-    except (Interrupted, KeyboardInterrupt):
+    except (interrupt.Interrupted, KeyboardInterrupt):
+        code = 130
+    except SystemExit as e:  # typer exits through SystemExit; a Ctrl-C lost in a finalizer still counts
+        code = e.code
+    if code == 130 or interrupt.interrupted():
         err.print("interrupted: every output written so far is whole and kept (no half-written file); run the same "
                   "command again to resume where it stopped")
         sys.exit(130)
+    sys.exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..io import interrupt
 from ..io.video import to_uint8
 from ..tasks import Scorers, generator_task
 from .grid import batches
@@ -43,6 +44,7 @@ def evaluate_samples(model, samples, steps: int | None = None, shift: float | No
     rows = []
     with tqdm(total=len(samples), disable=not progress, desc=desc) as bar:
         for chunk in batches(samples, batch):
+            interrupt.check()  # a Ctrl-C whose exception was lost still stops here
             _, scored = generate_and_score(model, chunk, scorers, steps=steps, shift=shift, guidance=guidance,
                                            details=True)
             rows += [{"sample": s.name, "task": s.task, **r} for s, r in zip(chunk, scored)]

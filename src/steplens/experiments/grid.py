@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from pydantic import BaseModel, field_validator
 from tqdm import tqdm
 
+from ..io import interrupt
 from ..io.files import atomic_path, atomic_write_json
 from ..io.store import ResultsStore
 from ..tasks import DEFAULT_TASK, Sample, Scorers
@@ -55,6 +56,7 @@ def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sampl
     with tqdm(total=total, initial=done, disable=not progress, desc=desc) as bar:
         for conds in groups.values():
             for chunk in batches(samples, batch):
+                interrupt.check()  # a Ctrl-C whose exception was lost still stops here
                 todo_c = [c for c in conds if not all(store.has(condition=c, sample=s.name) for s in chunk)]
                 if not todo_c:
                     continue

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io import interrupt
 from ..io.files import atomic_write_json, read_mp4, read_png, write_mp4, write_png
 from ..io.video import to_uint8, upscale
 from ..tasks import Sample, Scorers
@@ -112,6 +113,7 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
     bar = tqdm(total=len(todo), disable=not progress, position=rank,
                desc="run" if world == 1 else f"run [{rank}/{world}]")
     for chunk in batches(todo, batch):
+        interrupt.check()  # a Ctrl-C whose exception was lost still stops here
         lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split)
         if not writer:  # split seeds: rank 0 decodes and writes
             bar.update(len(chunk))

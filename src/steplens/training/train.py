@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..experiments.evaluate import solve_rate
+from ..io import interrupt
 from ..models import BorderCodec, DiTConfig, VideoDiT, get_arch
 from ..models.prompt import PAD
 from ..models.wrap import EmbeddedModel
@@ -301,6 +302,7 @@ class Trainer:
         bar = tqdm(total=until, initial=self.step, disable=not progress or self.rank != 0, desc="train")
         t0, losses = time.time(), []
         while self.step < until:
+            interrupt.check()  # a Ctrl-C whose exception was lost still stops here
             losses.append(self.train_step())
             bar.update(1)
             if (self.step % cfg.ckpt_every == 0 or self.step == until) and self.rank == 0:
