@@ -52,7 +52,7 @@ Optional, with their meaning when absent (the defaults of `ModelDefaults`):
   explicit σ list it can run; the embedded model takes only ``sigmas``); empty: the
   model samples its samples at their native size with its own conditioning, and presets refuse those options.
 - ``configure_sampling(**settings)``: apply a preset's or the user's settings for the rest of the model's
-  life; the default refuses any setting it is given.
+  life (``sigmas``: a σ list, or an empty one to clear it); the default refuses any setting it is given.
 - ``decode_video(latents) -> (B, 3, frames, H, W)``: the full decoded video (every video frame, call size);
   default: ``decode`` (the embedded model makes one frame per frame).
 - ``is_pipeline`` (bool): whether the model wraps a diffusers pipeline (its sampling follows the pipeline's

@@ -236,8 +236,11 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
     shift = base["shift"]
     shift = None if shift is None or math.isnan(float(shift)) else float(shift)  # None: the scheduler's own
     sampling = Sampling(preset, int(base["steps"]), shift, float(base["guidance"]), extra, sources)
+    if configure and "sigmas" in model.sampling_options:
+        # the σ list the run takes, or () for none: a list an earlier resolve set on this model does not linger
+        extra = {**extra, "sigmas": sampling.sigmas if sampling.sigmas is not None else ()}
     if configure and is_pipeline:
         model.configure_sampling(**extra, shift=sampling.shift)
-    elif configure and sampling.sigmas is not None:
-        model.configure_sampling(sigmas=sampling.sigmas, shift=sampling.shift)
+    elif configure and "sigmas" in extra:
+        model.configure_sampling(sigmas=extra["sigmas"], shift=sampling.shift)
     return sampling

@@ -175,3 +175,17 @@ def test_cli_distilled_with_a_lightning_pair(tmp_path):
     r = run.invoke(app, ["eval", "--model", f"wan:{wan}", "--count", "1", "--size", "3", "--frames", "2",
                          "--preset", "distilled", "--sigmas", "1,0.5", "--steps", "3"])
     assert r.exit_code == 2 and "--steps 3 and --sigmas 1,0.5 disagree" in " ".join(r.output.split())
+
+
+def test_a_later_preset_on_the_same_model_does_not_keep_the_distilled_sigmas():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    resolve(m, "distilled")
+    sp = resolve(m, "vbvr", steps=4)  # the study's grid at 4 steps, shift 5: not the distilled list
+    assert sp.sigmas is None and "sigmas" not in m.sampling_defaults()
+    with trace_pipeline(m.pipe) as tr:
+        m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=sp.steps, shift=sp.shift, guidance=sp.guidance)
+    ref = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    ref.set_timesteps(4)
+    assert [st.sigma for st in tr.steps] == ref.sigmas[:-1].tolist()

@@ -309,10 +309,11 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     # -- explicit σ lists (sampling_options has "sigmas": the Wan backend) -------------------------------------------
     def set_sigmas(self, sigmas, shift: float | None = None) -> None:
         """Sample at this σ list (one per step, the final 0 implied) whenever a call's steps and shift are None or
-        the list's own (`shift`: the shift recorded beside it), for the rest of the model's life."""
+        the list's own (`shift`: the shift recorded beside it), for the rest of the model's life; an empty list
+        clears it (the scheduler's grid of steps and shift again)."""
         from ..io.checks import sigma_list
 
-        self._sigmas = sigma_list(sigmas, "sigmas")
+        self._sigmas = None if len(sigmas) == 0 else sigma_list(sigmas, "sigmas")
         self._sigmas_shift = None if shift is None else float(shift)
 
     def step_sigmas(self, steps: int | None = None, shift: float | None = None, sigmas=None) -> list[float] | None:

@@ -85,9 +85,12 @@ class EmbeddedModel(ModelDefaults):
 
     def configure_sampling(self, sigmas=None, shift: float | None = None, **settings) -> None:
         """An explicit σ list (`sigmas`, one per step) the model samples with, for the rest of its life, whenever a
-        call's steps and shift are None or this list's (`shift`: the shift recorded beside it); nothing else."""
+        call's steps and shift are None or this list's (`shift`: the shift recorded beside it); an empty list clears
+        it (the weights' own list, if any, applies again); nothing else."""
         super().configure_sampling(**settings)
-        if sigmas is not None:
+        if sigmas is not None and len(sigmas) == 0:
+            self._sigmas = self._sigmas_shift = None
+        elif sigmas is not None:
             from ..io.checks import sigma_list
 
             self._sigmas = sigma_list(sigmas, "sigmas")

@@ -122,7 +122,7 @@ class WanPipelineModel(PipelineModel):
         prompt, a fixed call size (height, width: multiples of spatial_multiple), or size="first-frame", and the
         scheduler's flow `shift` (so that a trace or hooks attached before generate see the scheduler that runs), and an
         explicit σ list `sigmas` (FlowMatch Euler at exactly those σ whenever a call's steps and shift are None or
-        the list's: PipelineModel.set_sigmas)."""
+        the list's: PipelineModel.set_sigmas; an empty list clears it)."""
         pipe = self.pipe
         if scheduler is not None and scheduler != type(pipe.scheduler).__name__:
             if scheduler != "euler":
@@ -150,7 +150,9 @@ class WanPipelineModel(PipelineModel):
             if size != "first-frame":
                 raise ValueError(f"size {size!r}: 'first-frame' is the only size rule")
             self.size_rule = size
-        if sigmas is not None:
+        if sigmas is not None and len(sigmas) == 0:
+            self.set_sigmas(())  # cleared: the scheduler's grid again
+        elif sigmas is not None:
             if type(pipe.scheduler).__name__ != "FlowMatchEulerDiscreteScheduler":
                 raise ValueError(f"an explicit σ list runs FlowMatch Euler; {self.name}'s scheduler is "
                                  f"{type(pipe.scheduler).__name__}: give scheduler='euler' with it")
