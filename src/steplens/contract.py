@@ -22,11 +22,16 @@ A model is an object with:
   ``{"transformer": …, "transformer_2": …}``, and the step context says which one runs.
 - ``sampling_defaults() -> dict``: the model's own sampling, at least ``steps`` (int), ``shift`` (float, or
   NaN / None for a scheduler's own), ``guidance`` (float, 1 = CFG off); a pipeline adds what
-  ``configure_sampling`` takes (``scheduler``, ``boundary``, ``negative_prompt``, ...). The only place a
+  ``configure_sampling`` takes (``scheduler``, ``boundary``, ``negative_prompt``, ...); ``sigmas`` (list of
+  float, no final 0) where the model samples at an explicit σ list of its own (a distilled student, or
+  ``configure_sampling(sigmas=...)``). The only place a
   family's defaults live: everything else asks here (``steplens.presets.resolve``).
-- ``generate(samples, seeds, frames=None, steps=None, shift=None, guidance=None, callback=None, hooks=None)
-  -> latents (B, C, T, h, w)``: one video per sample from the noise of ``seeds[i]``; ``None`` means the
-  model's default. Each step is handed to ``callback(StepInfo)`` (``steplens.sampling.StepInfo``: step index,
+- ``generate(samples, seeds, frames=None, steps=None, shift=None, guidance=None, callback=None, hooks=None,
+  sigmas=None) -> latents (B, C, T, h, w)``: one video per sample from the noise of ``seeds[i]``; ``None`` means
+  the model's default. ``sigmas``: an explicit σ list, one per step (strictly decreasing, in (0, 1], a final 0
+  allowed), overriding ``steps`` and ``shift``; with ``sigmas=None`` the model's own σ list (``sampling_defaults()
+  ["sigmas"]``, or one set by ``configure_sampling(sigmas=...)``) runs whenever the call's steps and shift are
+  None or that list's; a family that cannot run a given list refuses it (ValueError). Each step is handed to ``callback(StepInfo)`` (``steplens.sampling.StepInfo``: step index,
   σ, x_s, guided v, x̂0 = x_s − σ·v) and runs inside a ``steplens.context.StepContext`` so that ``hooks``
   (``steplens.hooks.Hooks`` on this model) record and edit by step, CFG branch and expert.
 - ``decode(latents) -> (B, 3, T, H, W)`` in [-1, 1]: what scorers see, one frame per latent frame, at the
@@ -43,10 +48,11 @@ Optional, with their meaning when absent (the defaults of `ModelDefaults`):
   demo then use the default task).
 - ``experts`` (list of str): the named experts of ``modules()``; ``has_two_experts``: ``len(experts) > 1``.
 - ``sampling_options`` (frozenset of str): the settings ``configure_sampling`` takes beyond steps/shift/
-  guidance (``scheduler``, ``boundary``, ``negative_prompt``, ``height``, ``width``, ``size``); empty: the
+  guidance (``scheduler``, ``boundary``, ``negative_prompt``, ``height``, ``width``, ``size``, ``sigmas``: an
+  explicit σ list it can run; the embedded model takes only ``sigmas``); empty: the
   model samples its samples at their native size with its own conditioning, and presets refuse those options.
 - ``configure_sampling(**settings)``: apply a preset's or the user's settings for the rest of the model's
-  life; the default refuses any setting it is given.
+  life (``sigmas``: a σ list, or an empty one to clear it); the default refuses any setting it is given.
 - ``decode_video(latents) -> (B, 3, frames, H, W)``: the full decoded video (every video frame, call size);
   default: ``decode`` (the embedded model makes one frame per frame).
 - ``is_pipeline`` (bool): whether the model wraps a diffusers pipeline (its sampling follows the pipeline's
@@ -77,7 +83,8 @@ class VideoModel(Protocol):
 
     def generate(self, samples: Sequence[Any], seeds: Sequence[int], frames: int | None = None,
                  steps: int | None = None, shift: float | None = None, guidance: float | None = None,
-                 callback: Callable | None = None, hooks: Any = None) -> torch.Tensor: ...
+                 callback: Callable | None = None, hooks: Any = None,
+                 sigmas: Sequence[float] | None = None) -> torch.Tensor: ...
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 

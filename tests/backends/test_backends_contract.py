@@ -31,7 +31,7 @@ def test_every_pipeline_model_passes_the_contract(family):
     assert isinstance(model, VideoModel) and model.is_pipeline
     assert model.has_two_experts == (family == "wan22") and model.experts == list(model.modules())
     assert set(model.sampling_defaults()) >= {"steps", "shift", "guidance"}
-    assert model.sampling_options <= {"scheduler", "boundary", "negative_prompt", "height", "width", "size"}
+    assert model.sampling_options <= {"scheduler", "boundary", "negative_prompt", "height", "width", "size", "sigmas"}
     if family in WAN:
         check_model(WanTransformerModel(model))
     if family == "hunyuan15":  # CFG through a guider component: its scale is the default

@@ -81,6 +81,14 @@ def _sampler_cases(cmd, base, guidance=True):
         (cmd + base + ["--model", "wan:{root}/nowhere"], ["Wan pipeline folder not found", "nowhere"]),
         (cmd + base + ["--dtype", "float64"], ["dtype 'float64'", "float32"]),
         (cmd + base + ["--offload", "all"], ["--offload all", "none, model, sequential"]),
+        (cmd + base + ["--sigmas", "1,0.9,0.95"], ["--sigmas", "σ 0.95", "strictly decreasing"]),
+        (cmd + base + ["--sigmas", "1.5,0.5"], ["--sigmas", "σ 1.5", "not in (0, 1]"]),
+        (cmd + base + ["--sigmas", "1,0.5,-0.1"], ["--sigmas", "σ -0.1", "not in (0, 1]"]),
+        (cmd + base + ["--sigmas", "1,x"], ["--sigmas '1,x'", "'x' is not a number"]),
+        (cmd + base + ["--sigmas", "1,0.5", "--steps", "3"], ["--steps 3 and --sigmas 1,0.5 disagree"]),
+        (cmd + base + ["--sigmas", "1,0.5", "--shift", "2"], ["--shift 2 and --sigmas 1,0.5 disagree"]),
+        (cmd + base + ["--preset", "distilled"], ["--preset distilled", "applies to wan:PATH pipelines",
+                                                  "'tiny-maze' is not a distilled Wan"]),
     ]
     if guidance:
         out += [(cmd + base + ["--guidance", "nan"], ["--guidance nan", "finite"]),
@@ -278,6 +286,7 @@ def _api_cases():
     from steplens.io.files import write_mp4
     from steplens.methods.ensemble import EnsembleConfig
     from steplens.models.load import load_model
+    from steplens.presets import resolve
     from steplens.tasks import get_scorer, register_task
     from steplens.tasks.folders import SampleSource
     from steplens.training.train import TrainConfig
@@ -310,6 +319,14 @@ def _api_cases():
         (lambda p: Hooks(load_model("tiny-maze")).record("blocks.9"), "blocks.9"),
         (lambda p: Hooks(load_model("tiny-maze")).record("blocks.1", reduce="median"), "'median'"),
         (lambda p: register_task(object()), "lacks 'name'"),
+        (lambda p: resolve(load_model("tiny-maze"), "distilled"),
+         "'tiny-maze' is not a distilled Wan"),
+        (lambda p: resolve(load_model("tiny-maze"), sigmas=[0.5, 0.9]),
+         "σ 0.9 (item 2"),
+        (lambda p: load_model("tiny-maze").generate([get_task("maze").sample(0, 3, 2)], [0], sigmas=[]),
+         "give at least one σ"),
+        (lambda p: load_model("tiny-maze").generate([get_task("maze").sample(0, 3, 2)], [0], sigmas=[1, 1.5]),
+         "σ 1.5"),
         (lambda p: register_task(replace(get_task("tictactoe"), name="ttt-bad", harder=0)), "harder = 0; allowed: 1"),
     ]
 

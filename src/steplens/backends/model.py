@@ -200,9 +200,12 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         """The pipeline's own settings: steps from its __call__ default, CFG (`default_guidance`), the scheduler's flow
         shift (NaN when it shifts dynamically), the scheduler class, the negative prompt in use."""
         sched = self.pipe.scheduler
-        return {"steps": int(self._call_default("num_inference_steps")), "shift": scheduler_shift(sched),
-                "guidance": self.default_guidance(), "scheduler": type(sched).__name__,
-                "negative_prompt": self.negative_prompt}
+        out = {"steps": int(self._call_default("num_inference_steps")), "shift": scheduler_shift(sched),
+               "guidance": self.default_guidance(), "scheduler": type(sched).__name__,
+               "negative_prompt": self.negative_prompt}
+        if getattr(self, "_sigmas", None) is not None:  # set_sigmas / configure_sampling(sigmas=...)
+            out.update(sigmas=list(self._sigmas), steps=len(self._sigmas))
+        return out
 
     def default_guidance(self) -> float:
         """The pipeline's own CFG scale: its guider component's `guidance_scale` where it guides through one
@@ -303,16 +306,78 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         """generate's result from the pipeline's return value."""
         return out[0]
 
+    # -- explicit σ lists (sampling_options has "sigmas": the Wan backend) -------------------------------------------
+    def set_sigmas(self, sigmas, shift: float | None = None) -> None:
+        """Sample at this σ list (one per step, the final 0 implied) whenever a call's steps and shift are None or
+        the list's own (`shift`: the shift recorded beside it), for the rest of the model's life; an empty list
+        clears it (the scheduler's grid of steps and shift again)."""
+        from ..io.checks import sigma_list
+
+        self._sigmas = None if len(sigmas) == 0 else sigma_list(sigmas, "sigmas")
+        self._sigmas_shift = None if shift is None else float(shift)
+
+    def step_sigmas(self, steps: int | None = None, shift: float | None = None, sigmas=None) -> list[float] | None:
+        """The σ list a call runs (without the final 0): `sigmas` given, else the configured list where the call's
+        steps and shift are None or its own; None: the scheduler's own grid for steps and shift."""
+        from ..io.checks import sigma_list
+
+        if sigmas is not None:
+            if "sigmas" not in self.sampling_options:
+                raise ValueError(f"an explicit σ list (sigmas) is not supported for {self.family} "
+                                 f"(steplens.backends.{self.backend}): its pipeline computes its own schedule; use "
+                                 f"steps and shift")
+            return sigma_list(sigmas, "sigmas")
+        own = getattr(self, "_sigmas", None)
+        if own is None or (steps is not None and int(steps) != len(own)) or (
+                shift is not None and self._sigmas_shift is not None and float(shift) != self._sigmas_shift):
+            return None
+        return list(own)
+
+    @contextmanager
+    def _explicit_sigmas(self, sigmas: list[float]):
+        """For the block, the scheduler's set_timesteps makes exactly these σ (+ the final 0) and t = σ·T: FlowMatch
+        Euler then steps from each σ to the next. The scheduler object stays (a trace attached before sees it)."""
+        sched = self.pipe.scheduler
+        if type(sched).__name__ != "FlowMatchEulerDiscreteScheduler":
+            raise ValueError(f"an explicit σ list runs FlowMatch Euler, one step per σ; {self.name}'s scheduler is "
+                             f"{type(sched).__name__}: configure_sampling(scheduler='euler') first (--sigmas and "
+                             f"--preset distilled do)")
+
+        def wrap(original):
+            def set_timesteps(*args, **kwargs):
+                out = original(*args, **kwargs)
+                device = sched.sigmas.device
+                sig = torch.tensor([*sigmas, 0.0], dtype=torch.float32, device=device)
+                sched.sigmas = sig
+                sched.timesteps = sig[:-1] * float(sched.config.num_train_timesteps)
+                return out
+
+            set_timesteps.__wrapped__ = original
+            return set_timesteps
+
+        from .patches import InstancePatches
+
+        with InstancePatches((sched, "set_timesteps", wrap)):
+            yield
+
     @torch.no_grad()
     def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                  shift: float | None = None, guidance: float | None = None, callback=None,
-                 hooks=None) -> torch.Tensor:
+                 hooks=None, sigmas=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents. steps and
-        guidance default to the pipeline's own (sampling_defaults), shift None to its scheduler's."""
+        guidance default to the pipeline's own (sampling_defaults), shift None to its scheduler's. `sigmas`: an
+        explicit σ list (one per step, a final 0 allowed) the scheduler runs instead of its grid, overriding steps
+        and shift (backends whose sampling_options have "sigmas"; FlowMatch Euler)."""
         self.check_scheduler()  # refused before any work, hooks or not
+        sig = self.step_sigmas(steps, shift, sigmas)
+        if sig is not None:
+            steps = len(sig)
         images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
         with ExitStack() as stack:
-            stack.enter_context(self._shift(shift))  # before the loop: it holds on to the pipeline's scheduler
+            if sig is None:
+                stack.enter_context(self._shift(shift))  # before the loop: it holds on to the pipeline's scheduler
+            else:
+                stack.enter_context(self._explicit_sigmas(sig))
             call = self.call_context(stack, samples, images, generators, kw)
             if callback is not None or hooks is not None:
                 stack.enter_context(self.loop(hooks, on_step=callback))

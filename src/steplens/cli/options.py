@@ -38,7 +38,8 @@ class ModelOptions:
     offload: str = _opt("none", "--offload", help="none | model | sequential: CPU offload of a wan:PATH pipeline "
                                                   "onto --device (needs accelerate and an accelerator)")
     lora: Optional[str] = _opt(None, "--lora", help="PATH[:SCALE]: a LoRA for a wan:PATH model's first (or only) "
-                                                    "transformer (DiffSynth, original Wan / ComfyUI or diffusers keys)")
+                                                    "transformer (DiffSynth, original Wan / ComfyUI incl. the "
+                                                    "Lightning / LightX2V 4-step LoRAs, or diffusers keys)")
     lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert "
                                                         "(transformer_2)")
 
@@ -62,16 +63,23 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How the model samples: --preset, --steps, --shift, --guidance, --height/--width, --negative-prompt."""
+    """How the model samples: --preset, --steps, --shift, --sigmas, --guidance, --height/--width,
+    --negative-prompt."""
 
     preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | vbvr (the "
                                                         "study's VBVR-Wan2.2 sampling: Euler, 50 steps, shift 5, CFG "
-                                                        "5, expert switch 0.875; wan:PATH only); explicit options "
-                                                        "override it")
+                                                        "5, expert switch 0.875; wan:PATH only) | distilled (Wan2.2 "
+                                                        "with the Lightning / LightX2V 4-step LoRAs: Euler at sigma 1, "
+                                                        "0.9375, 0.8333, 0.625, CFG off, expert switch at step 2; "
+                                                        "wan:PATH only); explicit options override it")
     steps: Optional[int] = _opt(None, "--steps", help="sampling steps (>= 1; default: the preset's: the model's own, "
                                                       "20 on the embedded model, the pipeline's 50 on wan:PATH)")
     shift: Optional[float] = _opt(None, "--shift", help="sigma shift of the flow schedule (default: the preset's; the "
                                                         "model's own)")
+    sigmas: Optional[str] = _opt(None, "--sigmas", help="an explicit sigma list, one per step, e.g. "
+                                                        "1,0.9375,0.8333,0.625 (strictly decreasing, each in (0, 1]; "
+                                                        "the final 0 implied or given): overrides --steps and --shift "
+                                                        "(refused with them where they disagree); Euler at each sigma")
     guidance: Optional[float] = _opt(None, "--guidance", help="classifier-free guidance scale, 1 = off (default: the "
                                                               "preset's; the model's own)")
     height: Optional[int] = _opt(None, "--height", help="wan:PATH: the video height in pixels (a multiple of the "
@@ -82,12 +90,13 @@ class SamplingOptions:
                                                                           "the preset's)")
 
     def check(self) -> "SamplingOptions":
-        """Everything that can be refused before the model loads: the sampler's numbers, the preset's name, the
-        height/width pair."""
+        """Everything that can be refused before the model loads: the sampler's numbers, the σ list (and its
+        agreement with --steps / --shift), the preset's name, the height/width pair."""
         from ..io import checks
-        from ..presets import check_preset, check_size_pair
+        from ..presets import check_preset, check_sigma_options, check_size_pair
 
         checks.sampling(self.steps, self.shift, self.guidance)
+        check_sigma_options(self.sigmas, self.steps, self.shift)
         check_preset(self.preset)
         check_size_pair(self.height, self.width)
         return self
@@ -148,8 +157,13 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
 
     so = so or SamplingOptions()
     mo.check(), so.check()
+    if so.preset == "distilled" and not str(mo.model).startswith("wan:"):
+        raise ValueError(f"--preset distilled is Wan2.2's distilled sampling (Lightning / LightX2V LoRAs) and applies "
+                         f"to wan:PATH pipelines; model {mo.model!r} is not a distilled Wan: it samples with its own "
+                         f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
     try:
         model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2)
     except ImportError as e:  # a backend's package missing: a clear message, as for any bad input
         raise ValueError(str(e)) from e
-    return model, resolve(model, so.preset, so.steps, so.shift, so.guidance, so.height, so.width, so.negative_prompt)
+    return model, resolve(model, so.preset, so.steps, so.shift, so.guidance, so.height, so.width, so.negative_prompt,
+                          sigmas=so.sigmas)

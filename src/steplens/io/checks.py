@@ -37,6 +37,43 @@ def sampling(steps: int | None = None, shift: float | None = None, guidance: flo
     number("--guidance", guidance, 0)
 
 
+def sigma_list(value, option: str = "--sigmas") -> list[float] | None:
+    """An explicit σ list ('1,0.9,0.75,0.5' or numbers) -> the σ of each step as floats: each in (0, 1], strictly
+    decreasing; a final 0 (where the last step lands) may be given or left out, and is dropped."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        if not value.strip() or any(not p for p in parts):
+            raise ValueError(f"{option} {value!r}: expected numbers separated by commas, e.g. 1,0.9375,0.8333,0.625")
+        items = []
+        for p in parts:
+            try:
+                items.append(float(p))
+            except ValueError:
+                raise ValueError(f"{option} {value!r}: {p!r} is not a number; expected numbers separated by commas, "
+                                 f"e.g. 1,0.9375,0.8333,0.625") from None
+    else:
+        try:
+            items = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise ValueError(f"{option} {value!r}: expected a list of numbers") from None
+    if len(items) > 1 and items[-1] == 0:
+        items = items[:-1]  # the implied end of the last step
+    if not items:
+        raise ValueError(f"{option} {value!r}: give at least one σ in (0, 1] (the final 0 is implied)")
+    for i, s in enumerate(items):
+        if not math.isfinite(s) or not 0 < s <= 1:
+            raise ValueError(f"{option}: σ {s:g} (item {i + 1} of {value!r}) is not in (0, 1]; each σ of a step "
+                             f"must be > 0 and <= 1 (a final 0 may end the list)")
+        if i and s >= items[i - 1]:
+            raise ValueError(f"{option}: σ {s:g} (item {i + 1} of {value!r}) does not come below the σ before it "
+                             f"({items[i - 1]:g}); the list must be strictly decreasing")
+    if len(items) > MAX_STEPS:
+        raise ValueError(f"{option}: {len(items)} σ values: must be <= {MAX_STEPS} steps")
+    return items
+
+
 def device(name: str) -> str:
     """A torch device this machine has: cpu, cuda[:i] with a GPU, mps on Apple silicon."""
     import torch

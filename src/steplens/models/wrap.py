@@ -32,6 +32,8 @@ class EmbeddedModel(ModelDefaults):
         self.device = device
         self.name = name
         self.info = info or {}
+        self._sigmas: list[float] | None = None  # configure_sampling(sigmas=...)
+        self._sigmas_shift: float | None = None
 
     @property
     def block_names(self) -> list[str]:
@@ -60,8 +62,56 @@ class EmbeddedModel(ModelDefaults):
     SAMPLING = {"steps": 20, "shift": 3.0, "guidance": 1.0}
 
     def sampling_defaults(self) -> dict:
-        """The model's own sampling settings (steplens.presets 'pipeline'): 20 Euler steps, shift 3, no CFG."""
-        return dict(self.SAMPLING)
+        """The model's own sampling settings (steplens.presets 'pipeline'): those its weights carry in
+        info["sampling"] (a distilled student's steps, shift, guidance and σ list: steplens.training.distill), else
+        20 Euler steps, shift 3, no CFG. `sigmas`, when present: the σ of each step (the final 0 dropped)."""
+        out = dict(self.SAMPLING)
+        stored = self.info.get("sampling") if isinstance(self.info.get("sampling"), dict) else {}
+        for key, cast in (("steps", int), ("shift", float), ("guidance", float)):
+            if stored.get(key) is not None:
+                out[key] = cast(stored[key])
+        if stored.get("sigmas") is not None:
+            from ..io.checks import sigma_list
+
+            out["sigmas"] = sigma_list(stored["sigmas"], f"model {self.name!r}: info['sampling']['sigmas']")
+            out["steps"] = len(out["sigmas"])
+        if getattr(self, "_sigmas", None) is not None:  # configure_sampling(sigmas=...): for the model's life
+            out["sigmas"], out["steps"] = list(self._sigmas), len(self._sigmas)
+            if self._sigmas_shift is not None:
+                out["shift"] = self._sigmas_shift
+        return out
+
+    sampling_options = frozenset({"sigmas"})
+
+    def configure_sampling(self, sigmas=None, shift: float | None = None, **settings) -> None:
+        """An explicit σ list (`sigmas`, one per step) the model samples with, for the rest of its life, whenever a
+        call's steps and shift are None or this list's (`shift`: the shift recorded beside it); an empty list clears
+        it (the weights' own list, if any, applies again); nothing else."""
+        super().configure_sampling(**settings)
+        if sigmas is not None and len(sigmas) == 0:
+            self._sigmas = self._sigmas_shift = None
+        elif sigmas is not None:
+            from ..io.checks import sigma_list
+
+            self._sigmas = sigma_list(sigmas, "sigmas")
+            self._sigmas_shift = None if shift is None else float(shift)
+
+    def step_sigmas(self, steps: int | None = None, shift: float | None = None, sigmas=None) -> torch.Tensor:
+        """The steps + 1 σ a call samples at (ending at 0): `sigmas` given; else the model's own σ list where the
+        call's steps and shift are None or the list's own; else flow_sigmas(steps, shift) (None: the model's own)."""
+        from ..io.checks import sigma_list
+
+        if sigmas is not None:
+            sig = sigma_list(sigmas, "sigmas")
+        else:
+            own = self.sampling_defaults()
+            sig = own.get("sigmas")
+            if sig is not None and ((steps is not None and int(steps) != len(sig))
+                                    or (shift is not None and float(shift) != float(own["shift"]))):
+                sig = None
+            if sig is None:
+                return flow_sigmas(own["steps"] if steps is None else steps, own["shift"] if shift is None else shift)
+        return torch.tensor([*sig, 0.0], dtype=torch.float32)
 
     def condition(self, samples):
         return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], self.codec, self.device)
@@ -94,18 +144,17 @@ class EmbeddedModel(ModelDefaults):
         return self.codec.decode(latent)
 
     def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
-                 shift: float | None = None, guidance: float | None = None, callback=None, hooks=None) -> torch.Tensor:
+                 shift: float | None = None, guidance: float | None = None, callback=None, hooks=None,
+                 sigmas=None) -> torch.Tensor:
         """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w). None: the model's
-        own setting (`sampling_defaults()`)."""
+        own setting (`sampling_defaults()`). `sigmas`: an explicit σ list, one per step (a final 0 allowed),
+        overriding steps and shift (`step_sigmas`)."""
         from ..io.video import check_frames
 
-        own = self.SAMPLING
-        steps = own["steps"] if steps is None else steps
-        shift = own["shift"] if shift is None else shift
-        guidance = own["guidance"] if guidance is None else guidance
+        guidance = self.sampling_defaults()["guidance"] if guidance is None else guidance
+        sigmas = self.step_sigmas(steps, shift, sigmas)
         frames = check_frames(frames or samples[0].frames)
         cond = self.condition(samples)
         x = initial_noise(self.latent_shape(samples, frames), seeds, self.device)
-        sigmas = flow_sigmas(steps, shift)
         uncond = cond.null_prompt() if guidance != 1.0 else None
         return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)

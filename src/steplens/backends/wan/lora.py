@@ -7,7 +7,10 @@ the keys:
 - DiffSynth (VBVR-Wan2.2-diffsynth): `blocks.0.self_attn.q.lora_A.default.weight` -> `.default` dropped and
   `diffusion_model.` prefixed, then as the original format;
 - original Wan / ComfyUI: `diffusion_model.blocks.0.self_attn.q.lora_A.weight` (or `lora_down` / `lora_up`, with
-  an optional `.alpha`): converted by diffusers' own Wan LoRA loader;
+  an optional `.alpha`): converted by diffusers' own Wan LoRA loader (W += alpha/rank · up @ down). The distilled
+  Wan2.2 LoRAs users hold are this format: Wan2.2-Lightning (`high_noise_model.safetensors`,
+  `low_noise_model.safetensors`) and LightX2V (`..._high_noise_lora_rank64_lightx2v_4step_...`), rank 64, one
+  file per expert (`--lora` high noise, `--lora-2` low noise; sample them with `--preset distilled`);
 - diffusers: `transformer.blocks.0.attn1.to_q.lora_A.weight`.
 Loaded by steplens.backends.lora (safetensors only, diffusers' `load_lora_weights`, peft); a LoRA that matches no
 layer of its transformer is refused with its keys named.

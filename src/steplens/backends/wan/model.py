@@ -102,7 +102,7 @@ class WanPipelineModel(PipelineModel):
 
     @property
     def sampling_options(self) -> frozenset:
-        base = {"scheduler", "negative_prompt", "height", "width", "size"}
+        base = {"scheduler", "negative_prompt", "height", "width", "size", "sigmas"}
         return frozenset(base | ({"boundary"} if self.has_two_experts else set()))
 
     def sampling_defaults(self) -> dict:
@@ -115,12 +115,14 @@ class WanPipelineModel(PipelineModel):
 
     def configure_sampling(self, scheduler: str | None = None, boundary: float | None = None,
                            negative_prompt: str | None = None, height: int | None = None, width: int | None = None,
-                           size: str | None = None, shift: float | None = None) -> None:
+                           size: str | None = None, shift: float | None = None, sigmas=None) -> None:
         """Set what a preset or option asks for, for the rest of this model's life: scheduler "euler" (a
         FlowMatchEulerDiscreteScheduler replaces the pipeline's; a class name equal to the pipeline's keeps it),
         the expert switch `boundary` (a ratio of num_train_timesteps, two-expert pipelines only), the negative
         prompt, a fixed call size (height, width: multiples of spatial_multiple), or size="first-frame", and the
-        scheduler's flow `shift` (so that a trace or hooks attached before generate see the scheduler that runs)."""
+        scheduler's flow `shift` (so that a trace or hooks attached before generate see the scheduler that runs), and an
+        explicit σ list `sigmas` (FlowMatch Euler at exactly those σ whenever a call's steps and shift are None or
+        the list's: PipelineModel.set_sigmas; an empty list clears it)."""
         pipe = self.pipe
         if scheduler is not None and scheduler != type(pipe.scheduler).__name__:
             if scheduler != "euler":
@@ -148,6 +150,13 @@ class WanPipelineModel(PipelineModel):
             if size != "first-frame":
                 raise ValueError(f"size {size!r}: 'first-frame' is the only size rule")
             self.size_rule = size
+        if sigmas is not None and len(sigmas) == 0:
+            self.set_sigmas(())  # cleared: the scheduler's grid again
+        elif sigmas is not None:
+            if type(pipe.scheduler).__name__ != "FlowMatchEulerDiscreteScheduler":
+                raise ValueError(f"an explicit σ list runs FlowMatch Euler; {self.name}'s scheduler is "
+                                 f"{type(pipe.scheduler).__name__}: give scheduler='euler' with it")
+            self.set_sigmas(sigmas, shift)
 
     # -- geometry --------------------------------------------------------------------------------------------
     @property

@@ -216,9 +216,10 @@ class WanTransformerModel(ModelDefaults):
 
     def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                  shift: float | None = None, guidance: float | None = None, callback=None,
-                 hooks=None) -> torch.Tensor:
+                 hooks=None, sigmas=None) -> torch.Tensor:
         """steplens' Euler sampler on the pipeline's transformers (= the pipeline with FlowMatchEuler); steps,
-        shift and guidance default to the pipeline's own (sampling_defaults)."""
+        shift and guidance default to the pipeline's own (sampling_defaults); `sigmas` (or the pipeline model's
+        configured σ list) overrides steps and shift."""
         from ...sampling import sample_euler
 
         own = self.sampling_defaults()
@@ -226,8 +227,9 @@ class WanTransformerModel(ModelDefaults):
         shift = own["shift"] if shift is None else shift
         guidance = own["guidance"] if guidance is None else guidance
 
+        sig = self.wan.step_sigmas(None if sigmas is not None else steps, shift, sigmas)
         x, cond, uncond = self.prepare(samples, seeds, frames, guidance)
-        sigmas = self.sigmas(steps, shift)
+        sigmas = torch.tensor([*sig, 0.0], dtype=torch.float32) if sig is not None else self.sigmas(steps, shift)
         euler = ti2v.sample_euler if ti2v.is_ti2v(self.pipe) else sample_euler  # TI2V: frame 0 is the image latent
         return euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
 
