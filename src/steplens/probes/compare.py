@@ -144,7 +144,10 @@ class Compare(ProbeBase):
     description = "one seed against vote, best-of-N, the oracle and the study's ensembles at equal compute"
     claims = (Claim("compare-ensemble-beats-one-seed", "the study's multi-seed ensemble beats one seed",
                     lambda h, t: _best_ensemble(t)["delta_ci_low"] > 0 if _best_ensemble(t) else NOT_TESTED,
-                    "95% interval above 0", lambda h, t: _ensemble_evidence(_best_ensemble(t))),)
+                    "95% interval above 0", lambda h, t: _ensemble_evidence(_best_ensemble(t)),
+                    lambda h, t: None if any((r.get("solve_rate") or 0) > 0 for r in t) else
+                    "no method solved any sample: the paired differences are all 0",
+                    "some method solving some sample (a paired difference that can be nonzero)"),)
     study = StudyPart(count="compare_count", order=90, scope="weakest",
                       options=lambda cfg: {"n_list": [cfg.n_seeds], "methods": list(STUDY_METHODS),
                                            "ens": EnsembleConfig()},
