@@ -51,14 +51,14 @@ def _scored(scorers: Scorers, samples, videos) -> list[dict]:
 
 
 def _vote(samples, vids: np.ndarray) -> np.ndarray:
-    pal = palette(samples[0].task)
-    if any(palette(s.task) is not pal for s in samples):  # one batch, one task: split otherwise
-        return np.stack([vote_video(vids[i: i + 1], palette(s.task))[0] for i, s in enumerate(samples)])
+    pal = palette(samples[0])  # None for a sample not drawn by steplens: a vote per pixel value, no snapping
+    if any(palette(s) is not pal for s in samples):  # one batch, one task: split otherwise
+        return np.stack([vote_video(vids[i: i + 1], palette(s))[0] for i, s in enumerate(samples)])
     return vote_video(vids, pal)
 
 
 def _consensus(samples, vids: np.ndarray) -> np.ndarray:
-    last = np.stack([labels_of(vids[i, :, -1], palette(s.task)) if palette(s.task) is not None else vids[i, :, -1]
+    last = np.stack([labels_of(vids[i, :, -1], palette(s)) if palette(s) is not None else vids[i, :, -1]
                      for i, s in enumerate(samples)])
     return consensus_index(last)
 
