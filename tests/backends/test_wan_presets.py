@@ -227,3 +227,18 @@ def test_energy_headline_and_claim_per_expert_never_pooled(tmp_path):
     assert "transformer:" in text and "transformer_2:" in text
     _, evidence = p.claims[0].judge(h, table)
     assert "transformer:" in evidence and "transformer_2:" in evidence
+
+
+def test_energy_on_a_frame_off_the_pipelines_multiple(tmp_path):
+    """Issue 22, finding 5: `probe energy` ran into a traceback where the call size is not the native frame's
+    integer upscale (size from the first frame, rounded up to the pipeline's multiple: A14B at 154 px); its task
+    mask now follows the call's token grid."""
+    from steplens.probes import get_probe
+    from steplens.probes.base import ProbeSettings
+
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    m.configure_sampling(height=64, width=64)  # a 7 px maze called at 64 px: 4 x 4 tokens, not 7 x 7
+    s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1, guidance=1.0)
+    res = get_probe("energy").run(m, tmp_path, s, progress=False, steps=[0, 1])
+    assert set(res["headline"]["by_expert"]) == {"transformer", "transformer_2"}
+    assert all(np.isfinite(r["task_background_ratio"]) for r in res["table"])

@@ -34,6 +34,17 @@ def task_mask(sample) -> torch.Tensor:
     return torch.from_numpy(np.asarray(answer_region(sample), bool))
 
 
+def grid_mask(model, mask_px: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(h, w) bool: the tokens of the call's grid that cover any of the native pixel mask. The model's own
+    `token_mask` where it lands on the grid; else (a call size that is no integer upscale of the native frame:
+    --height/--width, a first frame off the pipeline's multiple) the mask stretched onto the grid as the first frame
+    was (adaptive max pooling), never a shape that does not fit."""
+    m = model.token_mask(mask_px)
+    if tuple(m.shape) == tuple(grid):
+        return m
+    return torch.nn.functional.adaptive_max_pool2d(mask_px.float()[None, None], tuple(grid))[0, 0] > 0
+
+
 class Energy(ProbeBase):
     name = "energy"
     description = "per-token activation energy of every block: maps, PCA, and the task/background ratio per block"
@@ -78,7 +89,7 @@ class Energy(ProbeBase):
                                                  branch=None if len(branches) > 1 else "cond")
             lat = generate(model, s, batch, hooks)
             grid = model.token_grid(lat.shape)
-            masks = torch.stack([model.token_mask(masks_px[x.name]) for x in batch])  # (B, h, w)
+            masks = torch.stack([grid_mask(model, masks_px[x.name], grid[1:]) for x in batch])  # (B, h, w)
             ran = experts_by_step(hooks, blocks[0], steps)
             rows = [{**x, "ratios": {}, "maps": {}, "by": {}, "experts": [ran[k] for k in steps]}
                     for x in score_outputs(model, batch, lat, scorers)]
