@@ -19,3 +19,55 @@ def make_vbvr(root, per_task=2, size=3, frames=3, scale=4):
                          rel=rel)
             keys.append(rel)
     return keys
+
+
+def render_frame(native, px: int, cell: int = 12):
+    """A steplens maze frame (native palette pixels) redrawn as VBVR-style graphics: walls dark grey, start a green
+    disc, goal a red flag, drawn at `cell` px per maze pixel, then resampled (Lanczos, anti-aliased) to px x px,
+    a non-integer scale."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    native = np.asarray(native)
+    n = native.shape[0]
+    img = Image.new("RGB", (n * cell, n * cell), (250, 250, 250))
+    d = ImageDraw.Draw(img)
+    for y in range(n):
+        for x in range(n):
+            r, g, b = (int(v) for v in native[y, x])
+            box = (x * cell, y * cell, (x + 1) * cell - 1, (y + 1) * cell - 1)
+            if (r, g, b) == (0, 0, 0):
+                d.rectangle(box, fill=(40, 40, 48))
+            elif (r, g, b) == (0, 255, 0):
+                d.ellipse(box, fill=(30, 200, 60))
+            elif (r, g, b) == (255, 0, 0):
+                d.line((box[0] + 3, box[1] + 1, box[0] + 3, box[3]), fill=(60, 60, 60), width=2)
+                d.polygon([(box[0] + 4, box[1] + 1), (box[2], box[1] + cell // 4), (box[0] + 4, box[1] + cell // 2)],
+                          fill=(220, 30, 30))
+            elif (r, g, b) == (255, 128, 0):
+                d.rectangle((box[0] + 3, box[1] + 3, box[2] - 3, box[3] - 3), fill=(255, 165, 0))
+            elif (r, g, b) == (0, 0, 255):
+                d.ellipse(box, fill=(40, 60, 230))
+    return np.asarray(img.resize((px, px), Image.LANCZOS))
+
+
+def make_vbvr_rendered(root, per_task: int = 2, px: int = 34, size: int = 3, frames: int = 3,
+                       folder: str = "O-39_maze_data-generator", split: str = "In-Domain_50"):
+    """A VBVR-Bench-layout folder of rendered maze samples (no metadata.json): the frames are graphics at a
+    non-integer scale with anti-aliasing, as VBVR's generators draw them, not steplens's pixel art; their keys."""
+    import numpy as np
+
+    from steplens.io.files import atomic_write_text, write_mp4, write_png
+
+    keys = []
+    for i in range(per_task):
+        s = get_task("maze").sample(200 + i, size, frames, idx=i)
+        video = np.stack([render_frame(f, px) for f in s.ground_truth])
+        d = root / split / folder / f"{i:05d}"
+        d.mkdir(parents=True, exist_ok=True)
+        write_png(d / "first_frame.png", video[0])
+        write_png(d / "final_frame.png", video[-1])
+        write_mp4(d / "ground_truth.mp4", video, fps=16)
+        atomic_write_text(d / "prompt.txt", s.prompt + "\n")
+        keys.append(f"{split}/{folder}/{i:05d}")
+    return keys

@@ -56,7 +56,7 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
     out = model.decode(out_latent)
     traces = []
     for b, s in enumerate(samples):
-        scorer = scorers.for_task(s.task)
+        scorer = scorers.for_sample(s)
         videos = np.stack([to_rgb(x0[b, k].movedim(1, 0)) for k in range(x0.shape[1])])  # (S, T, H, W, 3)
         listed = candidates(s)
         metrics = cos.step_metrics(videos, s, scorer, answer_region(s), candidates=listed)

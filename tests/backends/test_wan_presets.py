@@ -205,3 +205,40 @@ def test_a_broken_model_index_is_named(tmp_path):
     (tmp_path / "model_index.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"model_index.json is not a readable model_index.json"):
         load_model(f"wan:{tmp_path}")
+
+
+def test_energy_headline_and_claim_per_expert_never_pooled(tmp_path):
+    """Issue 22, finding 7: on a two-expert Wan2.2 the headline (best block, best ratio) and the claim are each
+    expert's own, not a step-weighted mean of two networks."""
+    from steplens.probes import get_probe
+    from steplens.probes.base import ProbeSettings
+
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    s = ProbeSettings(count=1, steps=4, size=3, frames=2, batch=1, guidance=1.0)
+    p = get_probe("energy")
+    res = p.run(m, tmp_path, s, progress=False, steps=[0, 1, 2, 3])
+    h, table = res["headline"], res["table"]
+    assert set(h["by_expert"]) == {"transformer", "transformer_2"}
+    for ex, v in h["by_expert"].items():
+        top = max(table, key=lambda r: r[f"ratio cond {ex}"])
+        assert (v["best_block"], v["best_ratio"]) == (top["block"], top[f"ratio cond {ex}"])
+    assert h["best_block"] is None and h["best_ratio"] is None  # no pooled headline
+    text = p.headline_text(h, table)
+    assert "transformer:" in text and "transformer_2:" in text
+    _, evidence = p.claims[0].judge(h, table)
+    assert "transformer:" in evidence and "transformer_2:" in evidence
+
+
+def test_energy_on_a_frame_off_the_pipelines_multiple(tmp_path):
+    """Issue 22, finding 5: `probe energy` ran into a traceback where the call size is not the native frame's
+    integer upscale (size from the first frame, rounded up to the pipeline's multiple: A14B at 154 px); its task
+    mask now follows the call's token grid."""
+    from steplens.probes import get_probe
+    from steplens.probes.base import ProbeSettings
+
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
+    m.configure_sampling(height=64, width=64)  # a 7 px maze called at 64 px: 4 x 4 tokens, not 7 x 7
+    s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1, guidance=1.0)
+    res = get_probe("energy").run(m, tmp_path, s, progress=False, steps=[0, 1])
+    assert set(res["headline"]["by_expert"]) == {"transformer", "transformer_2"}
+    assert all(np.isfinite(r["task_background_ratio"]) for r in res["table"])

@@ -6,7 +6,7 @@ from steplens.io.store import ResultsStore
 from steplens.probes import (Claim, Probe, StudyPart, behaviours, check_probe, get_probe, noise, probe_names, registry,
                              sweep)
 from steplens.probes.base import ProbeBase, ProbeSettings, condition_runner, summary_rows
-from steplens.probes.contract import STATES
+from steplens.probes.contract import STATES, UNDETERMINED
 
 S = ProbeSettings(count=5, steps=3, size=3, frames=3, batch=2)
 
@@ -279,5 +279,6 @@ def test_every_registered_probe_satisfies_the_contract(name, tiny_model, tmp_pat
     for c in p.claims:
         assert c.rule(h, table) in STATES, c.id
         verdict = c.judge(h, table)
-        assert verdict is None or (verdict[0] in (True, False) and f"(rule: {c.rule_text})" in verdict[1])
+        # three states (issue 22, finding 6: a verdict on no evidence is "undetermined", not holds / does not hold)
+        assert verdict is None or (verdict[0] in (True, False, UNDETERMINED) and f"(rule: {c.rule_text})" in verdict[1])
     assert p.study is None or isinstance(p.study, StudyPart)

@@ -3,6 +3,7 @@ and every output lands where VBVR-EvalKit looks for it: OUT/<split>/<task>/<idx>
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -109,6 +110,9 @@ def bad_copy(vbvr, tmp_path):
     return copy, keys
 
 
+NOT_STEPLENS_DRAWING = ("is not a maze frame", "has no start (green)")
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d, k: (d / k[0] / "first_frame.png").unlink(), "has no first_frame.png"),
     (lambda d, k: (d / k[0] / "prompt.txt").unlink(), "has no prompt.txt"),
@@ -131,11 +135,17 @@ def bad_copy(vbvr, tmp_path):
      "field 'frames' is 'three'; expected an integer >= 2"),
     (lambda d, k: (d / k[0] / "metadata.json").write_text("[1, 2]"), "metadata.json holds a list"),
 ])
-def test_bad_sample_folders_are_named(vbvr, tmp_path, damage, message):
+def test_bad_sample_folders_are_named(vbvr, tmp_path, damage, message, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vbvr_bench", None)  # VBVR-EvalKit not installed (another test may fake it)
     data, keys = bad_copy(vbvr, tmp_path)
     damage(data, keys)
     for cmd in (("run", "--data", data, "--out", tmp_path / "o", "--steps", 2),
                 ("eval", "--data", data, "--steps", 2), ("probe", "noise", "--data", data, "--out", tmp_path / "p")):
+        if cmd[0] == "run" and message in NOT_STEPLENS_DRAWING:
+            # issue 22, finding 4: a folder steplens did not write (no metadata.json) is taken as it is by `run`
+            # (which scores nothing); the commands that score refuse it below, naming why
+            assert cli(*cmd).exit_code == 0
+            continue
         r = cli(*cmd)
         assert r.exit_code == 2 and message in " ".join(r.output.split()), (cmd, r.output)
         assert "Traceback" not in r.output

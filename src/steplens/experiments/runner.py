@@ -162,7 +162,7 @@ def score_samples(samples: list[Sample], outputs: Path, scorers: Scorers | None 
         if not mp4.exists() and not png.exists():
             rows.append({"sample": s.name, "task": s.task, "missing": True, "success": False, "score": 0.0})
             continue
-        scorer = scorers.for_task(s.task)
+        scorer = scorers.for_sample(s)
         if hasattr(scorer, "score_file") and mp4.exists():
             sc = scorer.score_file(mp4, s)
         else:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from ..io.files import atomic_write_json, atomic_write_text
 from ..presets import own
 from ..probes import get_probe, probes
+from ..probes.contract import UNDETERMINED, state_word
 from ..reports.index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
@@ -214,8 +215,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
 
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
-    """{claim: {family: {holds, evidence, run}}} from every probe result under OUT/<family>/ and, for the parts run
-    on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.reports.index; the solve runs
+    """{claim: {family: {holds (None: undetermined), state, why, evidence, run}}} from every probe result under
+    OUT/<family>/ and, for the parts run on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.reports.index; the solve runs
     at the default difficulty only)."""
     claims: dict[str, dict[str, dict]] = {}
     weakest = [p.name for p in study_probes() if p.study.scope == "weakest"]
@@ -230,8 +231,11 @@ def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
                 rel = p.parent.relative_to(out).as_posix()
                 if rel.startswith(f"{name}/solve-") and rel != f"{name}/solve-{f['size']}":
                     continue
-                for claim, holds, evidence in e["claims"]:
-                    claims.setdefault(claim, {})[name] = {"holds": bool(holds), "evidence": evidence, "run": rel}
+                for claim, state, evidence in e["claims"]:
+                    why = e["why"].get(claim)
+                    claims.setdefault(claim, {})[name] = {
+                        "holds": None if state == UNDETERMINED else bool(state), "state": state_word(state),
+                        **({"why": why} if why else {}), "evidence": evidence, "run": rel}
     return claims
 
 
@@ -319,8 +323,8 @@ def tables(result: dict) -> dict[str, list[dict]]:
             row["20 − 1 (points)"] = f"{100 * (twenty['solve_rate'] - one['solve_rate']):+.1f}" if one and twenty \
                 else "–"
             steps.append(row)
-    claims = [{"claim": c, **{n: ("holds" if by[n]["holds"] else "does not hold") if n in by else "n/a"
-                              for n in fam}} for c, by in result["claims"].items()]
+    claims = [{"claim": c, **{n: _verdict(by[n]) if n in by else "n/a" for n in fam}}
+              for c, by in result["claims"].items()]
     compare = [{"family": name, "method": r["method"], "N": r["n_seeds"], "solve rate": f"{r['solve_rate']:.3f}",
                 "mean score": f"{r['mean_score']:.3f}",
                 "vs one seed (points) [95% CI]": f"{100 * r['delta_vs_single']:+.1f} [{100 * r['delta_ci_low']:+.1f}, "
@@ -329,6 +333,12 @@ def tables(result: dict) -> dict[str, list[dict]]:
     training = (result.get("training") or {}).get("rows", [])
     return {"solve": solve, "steps": steps, "behaviours": behave, "claims": claims, "compare": compare,
             "training": training}
+
+
+def _verdict(v: dict) -> str:
+    """A claim's verdict on one family: holds, does not hold, or undetermined: why (older study.json: holds only)."""
+    state = v.get("state") or ("holds" if v["holds"] else "does not hold")
+    return f"{state}: {v['why']}" if state == UNDETERMINED and v.get("why") else state
 
 
 def _md(rows: list[dict]) -> str:
@@ -372,7 +382,7 @@ def write_report(out: Path, result: dict) -> None:
         rep.section(TITLES[k])
         rep.table(rows) if rows else rep.text("not run")
     rep.section("Evidence for each verdict")
-    rep.table([{"claim": cl, "family": n, "holds": v["holds"], "evidence": v["evidence"], "run": v["run"]}
+    rep.table([{"claim": cl, "family": n, "verdict": _verdict(v), "evidence": v["evidence"], "run": v["run"]}
                for cl, by in result["claims"].items() for n, v in by.items()])
     rep.section("Runs")
     for p in sorted(out.rglob("report.html")):

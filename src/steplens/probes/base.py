@@ -21,6 +21,7 @@ from ..experiments.stats import summarize
 from ..hooks import Hooks
 from ..io.video import to_uint8
 from ..tasks import DEFAULT_TASK, Sample, Scorers
+from ..tasks.folders import taken_as_is
 from .contract import ProbeRun
 
 ProbeSettings = ExperimentSettings  # the settings every probe takes
@@ -96,6 +97,8 @@ class ProbeBase:
         r.conditions = self.conditions(r)
         r.config = {**settings.describe(), **self.config(r), "model": model.name}
         store = open_store(r.out, self.name, r.config)
+        if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
+            r.config = {**r.config, "taken_as_is": found}
         run_grid(store, list(r.conditions), r.samples, settings.batch, self.batch(r),
                  group=lambda c: self.group(r, c), desc=self.kind, progress=progress)
         rows = {c: rows_of(store, c, r.samples) for c in r.conditions}

@@ -32,9 +32,13 @@ class Behaviours(ProbeBase):
               lambda h, t: h["mean_off_branches_per_step"][0] > h["mean_off_branches_per_step"][-1],
               "fewer at the end",
               lambda h, t: f"off-target branches {h['mean_off_branches_per_step'][0]:.3f} at step 0 → "
-                           f"{h['mean_off_branches_per_step'][-1]:.3f} at the end"),
+                           f"{h['mean_off_branches_per_step'][-1]:.3f} at the end",
+              lambda h, t: None if h["mean_off_branches_per_step"][0] > 0 else
+              "no off-target branch at step 0: no candidates to narrow down",
+              "off-target branches at step 0 (candidates to narrow down)"),
         Claim("behaviours-self-correction", "self-correction happens", lambda h, t: h["self_corrections"] > 0,
-              "at least one run", lambda h, t: f"{h['self_corrections']} of {h['runs']} runs"))
+              "at least one run", lambda h, t: f"{h['self_corrections']} of {h['runs']} runs",
+              lambda h, t: None if h.get("runs") else "no runs", "at least one run observed"))
 
     def conditions(self, r: ProbeRun) -> dict:
         return {"clean": None}

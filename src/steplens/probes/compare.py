@@ -51,14 +51,14 @@ def _scored(scorers: Scorers, samples, videos) -> list[dict]:
 
 
 def _vote(samples, vids: np.ndarray) -> np.ndarray:
-    pal = palette(samples[0].task)
-    if any(palette(s.task) is not pal for s in samples):  # one batch, one task: split otherwise
-        return np.stack([vote_video(vids[i: i + 1], palette(s.task))[0] for i, s in enumerate(samples)])
+    pal = palette(samples[0])  # None for a sample not drawn by steplens: a vote per pixel value, no snapping
+    if any(palette(s) is not pal for s in samples):  # one batch, one task: split otherwise
+        return np.stack([vote_video(vids[i: i + 1], palette(s))[0] for i, s in enumerate(samples)])
     return vote_video(vids, pal)
 
 
 def _consensus(samples, vids: np.ndarray) -> np.ndarray:
-    last = np.stack([labels_of(vids[i, :, -1], palette(s.task)) if palette(s.task) is not None else vids[i, :, -1]
+    last = np.stack([labels_of(vids[i, :, -1], palette(s)) if palette(s) is not None else vids[i, :, -1]
                      for i, s in enumerate(samples)])
     return consensus_index(last)
 
@@ -144,7 +144,10 @@ class Compare(ProbeBase):
     description = "one seed against vote, best-of-N, the oracle and the study's ensembles at equal compute"
     claims = (Claim("compare-ensemble-beats-one-seed", "the study's multi-seed ensemble beats one seed",
                     lambda h, t: _best_ensemble(t)["delta_ci_low"] > 0 if _best_ensemble(t) else NOT_TESTED,
-                    "95% interval above 0", lambda h, t: _ensemble_evidence(_best_ensemble(t))),)
+                    "95% interval above 0", lambda h, t: _ensemble_evidence(_best_ensemble(t)),
+                    lambda h, t: None if any((r.get("solve_rate") or 0) > 0 for r in t) else
+                    "no method solved any sample: the paired differences are all 0",
+                    "some method solving some sample (a paired difference that can be nonzero)"),)
     study = StudyPart(count="compare_count", order=90, scope="weakest",
                       options=lambda cfg: {"n_list": [cfg.n_seeds], "methods": list(STUDY_METHODS),
                                            "ens": EnsembleConfig()},

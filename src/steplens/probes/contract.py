@@ -62,27 +62,56 @@ from typing import Any, Callable, Protocol, runtime_checkable
 # The states a claim's rule returns: it holds, it does not, or this run cannot test it (the claim is left out).
 HOLDS, DOES_NOT_HOLD, NOT_TESTED = True, False, None
 STATES = (HOLDS, DOES_NOT_HOLD, NOT_TESTED)
+# A verdict's third state: the run tests the claim but lacks the evidence its rule needs (`Claim.needs` says why).
+UNDETERMINED = "undetermined"
+WORDS = {HOLDS: "holds", DOES_NOT_HOLD: "does not hold", UNDETERMINED: "undetermined"}
+
+
+def state_word(state) -> str:
+    """"holds", "does not hold" or "undetermined" for a verdict's state."""
+    return WORDS[state if state == UNDETERMINED else bool(state)]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One of the study's claims, judged on a probe's result by a stated rule.
+    """One of the study's claims, judged on a probe's result by a stated rule, on stated evidence.
 
     ``rule(headline, table)`` returns one of `STATES`; ``evidence(headline, table)`` says what was measured (the
-    index adds ``(rule: <rule_text>)``)."""
+    index adds ``(rule: <rule_text>)``). ``needs_text`` states the evidence the rule needs (e.g. a clean solve rate
+    whose 95% interval excludes 0) and ``needs(headline, table)`` checks it on the result: None when it is there,
+    else why it is missing; the verdict is then `UNDETERMINED`, whatever the rule says."""
 
     id: str
     text: str
     rule: Callable[[dict, list], bool | None]
     rule_text: str
     evidence: Callable[[dict, list], str]
+    needs: Callable[[dict, list], str | None] = field(default=lambda h, t: None)
+    needs_text: str = ""
 
-    def judge(self, headline: dict, table: list) -> tuple[bool, str] | None:
-        """(holds, evidence with the rule), or None when this result cannot test the claim."""
+    def judge(self, headline: dict, table: list) -> tuple[bool | str, str] | None:
+        """(state, evidence with the rule): state True (holds), False (does not hold) or `UNDETERMINED` (the evidence
+        is missing; the text starts with why), or None when this result cannot test the claim."""
         holds = self.rule(headline, table)
         if holds is NOT_TESTED:
             return None
-        return bool(holds), f"{self.evidence(headline, table)} (rule: {self.rule_text})"
+        text = f"{self.evidence(headline, table)} (rule: {self.rule_text})"
+        if self.needs_text:
+            text += f" (needs: {self.needs_text})"
+        why = self.needs(headline, table)
+        if why:
+            return UNDETERMINED, f"undetermined: {why}; {text}"
+        return bool(holds), text
+
+
+def rate_excludes_floor(row: dict | None, what: str = "clean solve rate") -> str | None:
+    """None when a table row's solve rate has a 95% interval above 0, else why not (a claim's ``needs``)."""
+    if not row or not row.get("n"):
+        return f"no {what} measured"
+    if (row.get("ci_low") or 0.0) > 0:
+        return None
+    return (f"{what} {row.get('solved', 0)}/{row['n']} (95% interval {row.get('ci_low') or 0.0:.3f}–"
+            f"{row.get('ci_high') or 0.0:.3f}) does not exclude 0")
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,29 @@ def task_mask(sample) -> torch.Tensor:
     return torch.from_numpy(np.asarray(answer_region(sample), bool))
 
 
+def grid_mask(model, mask_px: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(h, w) bool: the tokens of the call's grid that cover any of the native pixel mask. The model's own
+    `token_mask` where it lands on the grid; else (a call size that is no integer upscale of the native frame:
+    --height/--width, a first frame off the pipeline's multiple) the mask stretched onto the grid as the first frame
+    was (adaptive max pooling), never a shape that does not fit."""
+    m = model.token_mask(mask_px)
+    if tuple(m.shape) == tuple(grid):
+        return m
+    return torch.nn.functional.adaptive_max_pool2d(mask_px.float()[None, None], tuple(grid))[0, 0] > 0
+
+
 class Energy(ProbeBase):
     name = "energy"
     description = "per-token activation energy of every block: maps, PCA, and the task/background ratio per block"
     claims = (Claim("energy-middle-blocks", "middle blocks carry the decisive semantics",
-                    lambda h, t: 0.25 * len(t) <= _best_index(h, t) < 0.75 * len(t), "a block of the middle half",
-                    lambda h, t: f"highest task/background energy in {h['best_block']} of {len(t)} "
-                                 f"({h['best_ratio']:.3f})"),)
+                    lambda h, t: all(0.25 * len(t) <= _index(b, t) < 0.75 * len(t) for _, b, _ in _bests(h)),
+                    "a block of the middle half" + " (each expert's own on two-expert models)",
+                    lambda h, t: "; ".join(f"{ex + ': ' if ex else ''}highest task/background energy in {b} of "
+                                           f"{len(t)} ({r:.3f})" for ex, b, r in _bests(h)),
+                    lambda h, t: "; ".join(f"{ex + ': ' if ex else ''}best task/background ratio {r:.3f} is not "
+                                           f"above 1: no block carries more energy on the task's tokens"
+                                           for ex, b, r in _bests(h) if not r > 1) or None,
+                    "a task/background energy ratio above 1 (each expert's own on two-expert models)"),)
     study = StudyPart(count="probe_count", order=40)
 
     def options(self, model, s: ProbeSettings, steps: list[int] | None = None,
@@ -73,7 +89,7 @@ class Energy(ProbeBase):
                                                  branch=None if len(branches) > 1 else "cond")
             lat = generate(model, s, batch, hooks)
             grid = model.token_grid(lat.shape)
-            masks = torch.stack([model.token_mask(masks_px[x.name]) for x in batch])  # (B, h, w)
+            masks = torch.stack([grid_mask(model, masks_px[x.name], grid[1:]) for x in batch])  # (B, h, w)
             ran = experts_by_step(hooks, blocks[0], steps)
             rows = [{**x, "ratios": {}, "maps": {}, "by": {}, "experts": [ran[k] for k in steps]}
                     for x in score_outputs(model, batch, lat, scorers)]
@@ -113,6 +129,14 @@ class Energy(ProbeBase):
         for key in [k for k in table[0] if k.startswith("ratio ")]:
             top = max(table, key=lambda x: x[key])
             headline.setdefault("best_block_by", {})[key[len("ratio "):]] = top["block"]
+        experts = sorted({g.split("|")[1] for g in groups if g.startswith("cond|") and g.split("|")[1] != "-"})
+        if len(experts) > 1:  # two networks: a headline each, never a step-weighted mean of both
+            headline["by_expert"] = {}
+            for ex in experts:
+                top = max(table, key=lambda x: x[f"ratio cond {ex}"])
+                headline["by_expert"][ex] = {"best_block": top["block"], "best_ratio": top[f"ratio cond {ex}"],
+                                             "ratios": {x["block"]: round(x[f"ratio cond {ex}"], 3) for x in table}}
+            headline.update(best_block=None, best_ratio=None)
         return {"headline": headline, "table": table}
 
     def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
@@ -135,12 +159,14 @@ class Energy(ProbeBase):
         plot_steps(out, per_step, blocks, steps, ran)
 
     def headline_text(self, h: dict, table: list) -> str:
-        return f"best block {h['best_block']} ({h['best_ratio']:.3f})"
+        return "; ".join(f"{ex + ': ' if ex else ''}best block {b} ({r:.3f})" for ex, b, r in _bests(h))
 
     def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
         h = res["headline"]
         rep.section("Block energy: perception, reasoning, consolidation",
-                    f"Highest task/background energy ratio: {h['best_block']} ({h['best_ratio']:.3f}).")
+                    "Highest task/background energy ratio" + (" (each expert on its own)" if h.get("by_expert")
+                                                              else "") + ": " + self.headline_text(h, res["table"])
+                    + ".")
         rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
         if (Path(out) / "energy_steps.png").exists():
             experts = {e for e in h.get("experts", {}).values() if e}
@@ -169,8 +195,15 @@ def _same_shape(rows: list[dict], block: str, step: int) -> list[dict]:
     return [x for x in rows if np.shape(x["maps"][key]) == np.shape(rows[0]["maps"][key])]
 
 
-def _best_index(h: dict, table: list) -> int:
-    return [r["block"] for r in table].index(h["best_block"])
+def _bests(h: dict) -> list[tuple[str, str, float]]:
+    """(expert, best block, its ratio): one per expert on a two-expert model (never pooled), else one with no name."""
+    if h.get("by_expert"):
+        return [(ex, v["best_block"], v["best_ratio"]) for ex, v in h["by_expert"].items()]
+    return [("", h["best_block"], h["best_ratio"])]
+
+
+def _index(block: str, table: list) -> int:
+    return [r["block"] for r in table].index(block)
 
 
 def experts_by_step(hooks, block: str, steps: list[int]) -> dict[int, str | None]:

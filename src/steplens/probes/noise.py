@@ -16,7 +16,7 @@ from ..hooks import Hooks
 from ..reports.page import Report
 from ..reports.plots import save
 from .base import ProbeBase, ProbeSettings, condition_runner, seeds_of, summary_rows
-from .contract import Claim, ProbeRun, StudyPart
+from .contract import Claim, ProbeRun, StudyPart, rate_excludes_floor
 
 
 def fresh_noise(like: torch.Tensor, seeds: list[int], salt: int) -> torch.Tensor:
@@ -56,16 +56,25 @@ def _conditions(model, s: ProbeSettings, steps: list[int], frames: list[int], mi
     return conds
 
 
+CLEAN_NEEDED = "a clean solve rate whose 95% interval excludes 0 (nothing solved clean: nothing to wreck or repair)"
+
+
+def _clean_needed(table: list) -> str | None:
+    return rate_excludes_floor(next((x for x in table if x["condition"] == "clean"), None))
+
+
 class Noise(ProbeBase):
     name = "noise"
     description = "noise at one step (all frames) vs noise at one frame (every step), and partial mixes"
     claims = (
         Claim("noise-step-wrecks", "noise at one step wrecks the answer",
               lambda h, t: h["step_noise_min"] <= 0.5 * h["clean"], "≤ half",
-              lambda h, t: f"worst step {h['worst_step']}: {h['step_noise_min']:.3f} vs clean {h['clean']:.3f}"),
+              lambda h, t: f"worst step {h['worst_step']}: {h['step_noise_min']:.3f} vs clean {h['clean']:.3f}",
+              lambda h, t: _clean_needed(t), CLEAN_NEEDED),
         Claim("noise-frame-repaired", "noise at one frame is repaired",
               lambda h, t: h["frame_noise_mean"] >= 0.9 * h["clean"], "≥ 90% of it",
-              lambda h, t: f"mean over frames {h['frame_noise_mean']:.3f} vs clean {h['clean']:.3f}"))
+              lambda h, t: f"mean over frames {h['frame_noise_mean']:.3f} vs clean {h['clean']:.3f}",
+              lambda h, t: _clean_needed(t), CLEAN_NEEDED))
     study = StudyPart(count="probe_count", order=20)
 
     def options(self, model, s: ProbeSettings, mix_strengths=(0.25, 0.5), mix_every: int = 4, steps=None,

@@ -41,7 +41,10 @@ class Propagation(ProbeBase):
     description = "how far noise injected at step k travels down the chain of steps (1 - linear CKA per later step)"
     claims = (Claim("propagation-middle-steps", "a perturbation propagates most from the middle steps",
                     lambda h, t: 0.25 * h["steps"] <= h["peak_inject_step"] <= 0.75 * h["steps"], "in the middle half",
-                    lambda h, t: f"peak at step {h['peak_inject_step']} of {h['steps']}"),)
+                    lambda h, t: f"peak at step {h['peak_inject_step']} of {h['steps']}",
+                    lambda h, t: None if (h.get("peak_final_x0_dissimilarity") or 0) > 0 else
+                    "no injection moved the final x0_hat (1 - CKA = 0 everywhere)",
+                    "an injection that moves the final x0_hat (1 - CKA above 0)"),)
     study = StudyPart(count="probe_count", order=30)
 
     def options(self, model, s: ProbeSettings, blocks: list[str] | None = None,

@@ -43,12 +43,22 @@ def check_pair(a, b) -> None:
                          f"{b.first_frame.shape} x {b.frames} frames")
 
 
+def _follows_needed(h: dict) -> str | None:
+    a, b = h.get("A_follows_prompt", h.get("A_reaches_red")), h.get("B_follows_prompt")
+    if a is None or b is None:
+        return "no unswapped runs to compare with"
+    return None if min(a, b) >= 0.5 else (f"the model follows the prompt in only {a:.2f} (A) and {b:.2f} (B) of "
+                                         f"pairs: a flip says little")
+
+
 class Swap(ProbeBase):
     name = "swap"
     description = "does one block at one step carry the decision? its hidden states swapped between two prompts"
     claims = (Claim("swap-one-block-flips", "swapping one block between prompts flips the answer",
                     lambda h, t: (h.get("best_flip_rate") or 0) >= 0.5, "≥ 0.5",
-                    lambda h, t: f"best {h.get('best_block_step')}: flip rate {h.get('best_flip_rate') or 0:.3f}"),)
+                    lambda h, t: f"best {h.get('best_block_step')}: flip rate {h.get('best_flip_rate') or 0:.3f}",
+                    lambda h, t: _follows_needed(h),
+                    "the model follows each prompt without a swap in at least half the pairs"),)
     study = StudyPart(count="probe_count", order=50,
                       not_applicable=lambda task: None if callable(getattr(task, "swap_pair", None)) else
                       "swap: the prompt does not choose the answer (no swap_pair)")

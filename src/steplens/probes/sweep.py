@@ -12,7 +12,7 @@ from ..experiments.stats import mean_or_none as _mean
 from ..reports.page import Report
 from ..reports.plots import save
 from .base import ProbeBase, ProbeSettings, condition_runner, summary_rows
-from .contract import NOT_TESTED, Claim, ProbeRun, StudyPart
+from .contract import NOT_TESTED, Claim, ProbeRun, StudyPart, rate_excludes_floor
 from .trajectory import cos_extra, record_x0
 
 FRAMES = (2, 3, 4, 5, 6)
@@ -23,9 +23,14 @@ class Sweep(ProbeBase):
     name = "sweep"
     description = "solve rate and chain-of-steps metrics against the number of frames and of sampling steps"
     claims = (Claim("sweep-frames", "fewer frames hurt little", lambda h, t: _frames_rule(t), "within 0.1",
-                    lambda h, t: "solve rates {:.3f}–{:.3f} over frame counts".format(*_frame_range(t))),
+                    lambda h, t: "solve rates {:.3f}–{:.3f} over frame counts".format(*_frame_range(t)),
+                    lambda h, t: _best_needed(_kind(t, "frames"), "best solve rate over frame counts"),
+                    "a solve rate at some frame count whose 95% interval excludes 0"),
               Claim("sweep-steps", "few-step sampling hurts (steps matter)", lambda h, t: _steps_rule(t),
-                    "lower by > 0.05", lambda h, t: _steps_evidence(t)))
+                    "lower by > 0.05", lambda h, t: _steps_evidence(t),
+                    lambda h, t: rate_excludes_floor(_steps(t)[-1] if _steps(t) else None,
+                                                     "solve rate at the most steps"),
+                    "a solve rate at the most steps whose 95% interval excludes 0"))
     study = StudyPart(count="sweep_count", order=10,
                       summary=lambda res: {r["condition"]: {"solve_rate": r["solve_rate"], "ci_low": r["ci_low"],
                                                             "ci_high": r["ci_high"], "n": r["n"]}
@@ -79,6 +84,10 @@ class Sweep(ProbeBase):
 
 def _kind(table: list, kind: str) -> list[dict]:
     return [r for r in table if r["condition"].startswith(kind)]
+
+
+def _best_needed(rows: list[dict], what: str) -> str | None:
+    return rate_excludes_floor(max(rows, key=lambda r: r["ci_low"] or 0.0) if rows else None, what)
 
 
 def _frame_range(table: list) -> tuple[float, float]:

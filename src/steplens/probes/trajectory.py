@@ -22,7 +22,7 @@ def per_run_metrics(model, samples, hooks: Hooks, scorers: Scorers) -> list[list
         px = model.decode(hooks.get("x0", k))  # (B, C, T, H, W)
         videos.append(np.stack([to_rgb(p.movedim(1, 0)) for p in px]))  # (B, T, H, W, 3)
     videos = np.stack(videos, 1)  # (B, S, T, H, W, 3)
-    return [cos.step_metrics(videos[b], s, scorers.for_task(s.task), answer_region(s), candidates=candidates(s))
+    return [cos.step_metrics(videos[b], s, scorers.for_sample(s), answer_region(s), candidates=candidates(s))
             for b, s in enumerate(samples)]
 
 

@@ -2,8 +2,8 @@
 
 Every probe (the comparison is one), demo and trace under DIR is found by its result file (results.json,
 summary.json, metrics.json), listed with its headline numbers and a link to its own report, and each of the study's
-claims that its probe tests (steplens.probes.contract.Claim) is judged on that model by its stated rule ("holds",
-"does not hold").
+claims that its probe tests (steplens.probes.contract.Claim) is judged on that model by its stated rule, on the
+evidence the rule states it needs ("holds", "does not hold", or "undetermined: why" when that evidence is missing).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ..probes import probes
+from ..probes.contract import UNDETERMINED, state_word
 from .page import Report
 
 FORMAT = 1  # the newest result format this steplens reads; files without one are format 1
@@ -41,6 +42,7 @@ def read_run(path: Path) -> dict | None:
     entry["model"] = model
     if probe is not None:
         entry["claims"] = judge(probe, h, table)
+        entry["why"] = why(probe, h, table)
         entry["headline"] = probe.headline_text(h, table)
     elif kind == "demo":
         entry["headline"] = f"{data['solved']}/{data['count']} solved"
@@ -52,10 +54,22 @@ def read_run(path: Path) -> dict | None:
     return entry
 
 
-def judge(probe, headline: dict, table: list) -> list[tuple[str, bool, str]]:
-    """(claim, holds, evidence) for each of the study's claims that the probe tests and this result can test."""
+def judge(probe, headline: dict, table: list) -> list[tuple[str, bool | str, str]]:
+    """(claim, state, evidence) for each of the study's claims that the probe tests and this result can test: state
+    True (holds), False (does not hold) or UNDETERMINED (the evidence starts with why; `why` gives it alone)."""
     verdicts = [(c.text, c.judge(headline, table)) for c in probe.claims]
     return [(text, *v) for text, v in verdicts if v is not None]
+
+
+def why(probe, headline: dict, table: list) -> dict[str, str]:
+    """{claim: why its evidence is missing} for the claims this result leaves undetermined."""
+    return {c.text: c.needs(headline, table) for c in probe.claims
+            if (v := c.judge(headline, table)) is not None and v[0] == UNDETERMINED}
+
+
+def verdict_text(state, why: str | None = None) -> str:
+    """"holds", "does not hold" or "undetermined: why"."""
+    return f"{state_word(state)}: {why}" if state == UNDETERMINED and why else state_word(state)
 
 
 def find_runs(root: Path) -> list[dict]:
@@ -85,19 +99,22 @@ def write_index(root: Path, out: Path | None = None) -> tuple[Path, list[dict]]:
     out = Path(out) if out else root / "index.html"
     rep = Report(f"steplens runs under {root.name or root}")
     rep.text("Every probe, comparison, demo and trace found here, with its headline numbers, and each of the study's "
-             "claims that it tests judged on that model by the stated rule.")
+             "claims that it tests judged on that model by the stated rule: holds, does not hold, or undetermined "
+             "(with why) where the evidence the rule needs is missing.")
     rows, claims = [], []
     for e in entries:
         rel = e["path"].parent.relative_to(root).as_posix() or "."
         has_report = (e["path"].parent / "report.html").exists()
         rows.append({"run": rel, "kind": e["kind"], "model": e.get("model"),
                      "headline": e.get("error") or e["headline"]})
-        for claim, holds, evidence in e.get("claims", []):
-            claims.append({"claim": claim, "holds": holds, "evidence": evidence, "run": rel, "model": e.get("model")})
+        for claim, state, evidence in e.get("claims", []):
+            claims.append({"claim": claim, "verdict": verdict_text(state, e["why"].get(claim)), "evidence": evidence,
+                           "run": rel,
+                           "model": e.get("model")})
         if has_report:
             rep.link(f"{rel}/report.html", f"{e['kind']}: {rel}/report.html")
     rep.section("The study's claims on these models")
-    rep.table(claims, ["claim", "holds", "evidence", "model", "run"]) if claims else rep.text("No probe or "
+    rep.table(claims, ["claim", "verdict", "evidence", "model", "run"]) if claims else rep.text("No probe or "
                                                                                               "comparison found.")
     rep.section("Runs").table(rows, ["run", "kind", "model", "headline"])
     rep.write(out)

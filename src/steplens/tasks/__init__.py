@@ -13,8 +13,9 @@ from .sample import Sample, write_sample
 
 
 def answer_region(sample: Sample):
-    """The pixels the answer to `sample` changes: its task's own rule, or where the ground truth changes."""
-    t = find_task(sample.task)
+    """The pixels the answer to `sample` changes: its task's own rule, or where the ground truth changes (also for
+    a sample not drawn by steplens, `sample.foreign`)."""
+    t = None if sample.foreign else find_task(sample.task)
     if t is not None and hasattr(t, "answer_region"):
         return t.answer_region(sample)
     return default_answer_region(sample)
@@ -22,16 +23,21 @@ def answer_region(sample: Sample):
 
 def candidates(sample: Sample):
     """Every right answer of `sample` as a final frame ((H, W, 3) uint8 list), if its task lists them (the
-    optional task hook `candidates`); None otherwise."""
-    t = find_task(sample.task)
+    optional task hook `candidates`); None otherwise (also for a sample not drawn by steplens)."""
+    t = None if sample.foreign else find_task(sample.task)
     if t is not None and hasattr(t, "candidates"):
         return t.candidates(sample)
     return None
 
 
-def palette(task_name: str):
-    """The task's palette ((K, 3) uint8) or None."""
-    t = find_task(task_name)
+def palette(task: str | Sample):
+    """The palette ((K, 3) uint8) of a task, or of a sample's task, or None (also for a sample not drawn by
+    steplens: nothing to snap its frames to)."""
+    if isinstance(task, Sample):
+        if task.foreign:
+            return None
+        task = task.task
+    t = find_task(task)
     return getattr(t, "palette", None) if t is not None else None
 
 

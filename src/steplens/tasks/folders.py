@@ -15,11 +15,18 @@ model's frame count by `model.frames_from_video(n)` (the embedded model: n; Wan:
 whose video has at least n frames, ceil((n - 1) / 4) + 1). Size: from first_frame.png, read back to its
 native size when it is an exact integer nearest-neighbour upscale (steplens writes samples x16).
 Noise: the sample with index idx (its folder name) uses seed SEED + idx (`--seed`, default 0).
+
+Task: the task folder's name resolves to a registered task (`O-39_maze_data-generator` -> `maze`). Its checks
+(`validate`) bind samples steplens wrote (metadata.json with steplens's "upscale", or a `steplens tasks generate`
+folder); a sample of another origin that fails them (VBVR-Bench's rendered frames) is taken as it is
+(`Sample.foreign` says why, one warning per load): scored by `vbvr` unless a scorer is named, its answer region
+where the ground truth changes, no candidates, no palette.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -86,8 +93,10 @@ class SampleSource(BaseModel):
             dirs = find_samples(self.data, self.split, self.tasks)
             if self.count is not None:
                 dirs = dirs[: self.count]
-            return [read_sample(d, Path(self.data), self.seed, self.frames, frames_from_video, need_frames)
-                    for d in dirs]
+            samples = [read_sample(d, Path(self.data), self.seed, self.frames, frames_from_video, need_frames)
+                       for d in dirs]
+            warn_taken_as_is(samples)
+            return samples
         if self.split or self.tasks:
             raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
         task = generator_task(self.task)
@@ -141,6 +150,38 @@ def find_samples(root: Path, split: list[str] | None = None, tasks: list[str] | 
     return found
 
 
+def taken_as_is(samples) -> dict[str, str]:
+    """{task folder: why} for the samples taken as they are (steplens's task checks do not apply), first reason each."""
+    out: dict[str, str] = {}
+    for s in samples:
+        if getattr(s, "foreign", None):
+            out.setdefault(s.task, f"{sum(x.task == s.task and bool(x.foreign) for x in samples)} sample(s), e.g. "
+                                   f"{s.foreign}")
+    return out
+
+
+def warn_taken_as_is(samples) -> None:
+    """One warning for the samples steplens's task checks do not bind, naming the fallbacks."""
+    found = taken_as_is(samples)
+    if found:
+        warnings.warn("samples not drawn by steplens, taken as they are: " + "; ".join(
+            f"{t}: {why}" for t, why in found.items()) + ". They are scored by vbvr (VBVR-EvalKit) unless --scorer "
+            "names another; task hooks that need steplens's drawing fall back: answer region = where the ground "
+            "truth changes, no candidates, no palette snapping in vote/consensus", UserWarning, stacklevel=2)
+
+
+def steplens_made(d: Path, meta: dict) -> bool:
+    """Whether a sample folder says steplens wrote it: its metadata.json (write_sample records "upscale") or the
+    `steplens tasks generate` manifest of its task folder."""
+    if "upscale" in meta:
+        return True
+    manifest = d.parent / "run_config.json"
+    try:
+        return manifest.is_file() and json.loads(manifest.read_text()).get("command") == "tasks generate"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def task_of(d: Path, root: Path, depth: int | None = None) -> str:
     rel = d.relative_to(root).parts
     depth = depth or len(rel)
@@ -191,7 +232,13 @@ def read_sample(d: Path, root: Path | None = None, seed: int = 0, frames: int | 
                seed=seed + idx, dir=d, scale=k, video_frames=video_frames)
     t_obj = find_task(task)
     if t_obj is not None and hasattr(t_obj, "validate"):
-        t_obj.validate(s)
+        try:
+            t_obj.validate(s)
+        except ValueError as e:
+            if steplens_made(d, meta):
+                raise
+            s.foreign = f"{e} (not steplens's {t_obj.name} drawing)"
+            k, s.first_frame, s.scale = 1, first, 1  # as it is: no reading back from a steplens upscale
     final = None
     if (d / "final_frame.png").exists():
         f = read_png(d / "final_frame.png")

@@ -213,15 +213,39 @@ class Scorers:
             self._cache[sc] = get_scorer(sc, self.threshold)
         return self._cache[sc]
 
+    def for_sample(self, sample) -> Scorer:
+        """The scorer of one sample: as `for_task`, except for a sample steplens's task checks do not bind
+        (`sample.foreign`, e.g. VBVR-Bench's rendered frames): `vbvr` by default, and a task's own scorer (which
+        reads steplens's drawing) refused, naming why."""
+        why = getattr(sample, "foreign", None)
+        if not why:
+            return self.for_task(sample.task)
+        if self.name is None:
+            if "\0vbvr" not in self._cache:
+                try:
+                    self._cache["\0vbvr"] = get_scorer("vbvr", self.threshold)
+                except ValueError as e:
+                    raise ValueError(f"sample {sample.name} is not drawn by steplens ({why}); such samples are scored "
+                                     f"by default with vbvr, VBVR-Bench's own evaluators: {e} Or name a scorer "
+                                     f"that takes any frame with --scorer NAME") from None
+            return self._cache["\0vbvr"]
+        _load()
+        if self.name in {getattr(t, "scorer", None) for t in _TASKS.values()}:
+            raise ValueError(f"--scorer {self.name} scores steplens's own task drawings, and sample {sample.name} is "
+                             f"not one: {why}. Score it with --scorer vbvr (VBVR-EvalKit), or a scorer that takes "
+                             f"any frame")
+        return self._cache[""]
+
     def check(self, samples) -> None:
         """Refuse, before any work, samples whose task has no scorer (or that the scorer cannot score)."""
-        for task in dict.fromkeys(s.task for s in samples):
-            sc = self.for_task(task)
+        firsts = {(s.task, bool(getattr(s, "foreign", None))): s for s in reversed(list(samples))}
+        for (task, _), s in reversed(list(firsts.items())):
+            sc = self.for_sample(s)
             if hasattr(sc, "check_task"):
                 sc.check_task(task)
 
     def score(self, video, sample):
-        return self.for_task(sample.task).score(video, sample)
+        return self.for_sample(sample).score(video, sample)
 
     def describe(self) -> str:
         return self.name or "each task's own"

@@ -34,6 +34,9 @@ class Sample:
     dir: Path | None = None  # the sample folder it was read from
     scale: int = 1  # integer upscale of its files on disk
     video_frames: int | None = None  # frames of its ground_truth.mp4
+    # why steplens's own task checks, scorer and drawing hooks do not apply (a folder sample that is not steplens's
+    # drawing, e.g. VBVR-Bench's rendered frames): it is taken as it is; None: they apply
+    foreign: str | None = None
 
     @property
     def size_px(self) -> int:
