@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..contract import identity
 from ..experiments.evaluate import generate_and_score, score_videos
 from ..experiments.grid import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
                                 write_results, write_table)
@@ -94,7 +95,7 @@ class ProbeBase:
         r.samples = load_samples(model, settings)
         self.prepare(r)
         r.conditions = self.conditions(r)
-        r.config = {**settings.describe(), **self.config(r), "model": model.name}
+        r.config = {**settings.describe(), **self.config(r), **identity(model)}  # the model, its weights, LoRAs, dtype
         store = open_store(r.out, self.name, r.config)
         run_grid(store, list(r.conditions), r.samples, settings.batch, self.batch(r),
                  group=lambda c: self.group(r, c), desc=self.kind, progress=progress)
