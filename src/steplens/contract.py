@@ -14,7 +14,10 @@ A model is an object with:
 - ``name`` (str): how the user named it (``tiny-maze``, ``wan:/models/vbvr``), written into run configs.
 - ``backend`` (str): the family (``embedded``, ``wan``, ``ltx2``, ...), shown in reports and used by presets
   that apply to one family only.
-- ``info`` (dict): what the model knows about itself, JSON-able (training config, prompt source, LoRAs).
+- ``info`` (dict): what the model knows about itself, JSON-able (training config, prompt source, LoRAs). Its
+  ``identity`` entry, filled by the loader, is the model's part of an output folder's configuration (see
+  ``identity``): the model, a content hash of its weights (or of a pipeline folder's index and configs), dtype,
+  each LoRA (path, sha256, scale, transformer).
 - ``block_names`` (list of str): the denoiser's blocks as hook points, ``blocks.0`` … ``blocks.{L-1}``,
   each a ``get_submodule`` name of every module of ``modules()``.
 - ``modules() -> {expert name or None: nn.Module}``: the denoisers hooks attach to. One denoiser:
@@ -55,6 +58,8 @@ Optional, with their meaning when absent (the defaults of `ModelDefaults`):
   life (``sigmas``: a σ list, or an empty one to clear it); the default refuses any setting it is given.
 - ``decode_video(latents) -> (B, 3, frames, H, W)``: the full decoded video (every video frame, call size);
   default: ``decode`` (the embedded model makes one frame per frame).
+- ``fps`` (float): the frame rate of ``decode_video``'s video where a sample does not give one (its
+  ground_truth.mp4's); default 4 (the embedded model), 16 for Wan pipelines, the pipeline's frame rate for LTX-2.
 - ``is_pipeline`` (bool): whether the model wraps a diffusers pipeline (its sampling follows the pipeline's
   scheduler, not ``steplens.sampling``); default False.
 """
@@ -108,6 +113,7 @@ class VideoModel(Protocol):
 
     sampling_options: frozenset
     is_pipeline: bool
+    fps: float
 
     def configure_sampling(self, **settings) -> None: ...
 
@@ -119,6 +125,7 @@ class ModelDefaults:
 
     sampling_options: frozenset = frozenset()
     is_pipeline: bool = False
+    fps: float = 4.0
 
     @property
     def trained_tasks(self) -> list[str]:
@@ -140,6 +147,14 @@ class ModelDefaults:
 
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decode(latents)
+
+
+def identity(model) -> dict:
+    """The model's part of an output folder's configuration, JSON-able: what every writer (`run`'s run_config.json,
+    the probe and compare stores) records and compares, so that a rerun with another model, weights, LoRA, LoRA
+    scale or dtype into the folder is refused. `model.info["identity"]` as its loader filled it; a model built in
+    Python without a loader: its name alone."""
+    return {"model": model.name, **(model.info.get("identity") or {})}
 
 
 def check_model(model) -> None:

@@ -46,6 +46,11 @@ def paths(tmp_path_factory):
     (root / "lr.json").write_text('{"arch": "test", "lr": NaN}')
     (root / "cfg.json").write_text(json.dumps({"arch": "test", "batch": 2, "steps": 1, "sizes": {"3": 1.0},
                                                "frames": {"2": 1.0}, "eval_every": 0, "ckpt_every": 1}))
+    (root / "made").mkdir()  # outputs of another configuration (other weights): a rerun into them is refused
+    (root / "made" / "run_config.json").write_text(json.dumps({"model": "tiny-maze", "weights_sha256": "0" * 64}))
+    (root / "made-probe" / "store").mkdir(parents=True)
+    (root / "made-probe" / "store" / "store_config.json").write_text(json.dumps({"experiment": "energy",
+                                                                                 "weights_sha256": "0" * 64}))
     from steplens.training.train import TrainConfig, Trainer
 
     Trainer(TrainConfig.from_file(root / "cfg.json"), root / "run").run(progress=False)
@@ -151,6 +156,11 @@ CASES = (
     + [(RUN + ["--ensemble", "0"], ["n_seeds must be >= 1", "got 0"]),
        (RUN + ["--ensemble", "2", "--select", "best"], ["selection rule 'best'", "first, consensus, all"]),
        (RUN + ["--select", "all"], ["select='all'", "need an ensemble"]),
+       (RUN + ["--video", "gif"], ["--video 'gif'", "full, latent-frames"]),
+       (["run", "--data", "{data}", "--out", "{root}/made", "--steps", "2"],
+        ["another configuration", "weights_sha256: saved", "dtype: saved null, given \"float32\"", "another --out"]),
+       (["probe", "energy", "--count", "1", "--size", "3", "--steps", "2", "--out", "{root}/made-probe"],
+        ["another configuration", "weights_sha256: saved", "size: saved null, given 3", "another --out"]),
        (RUN + ["--ensemble", "2", "--ens-target", "heads"], ["target", "heads"]),
        (RUN + ["--ensemble", "2", "--ens-blocks", "99"], ["--ens-blocks", "block 99 out of range", "0..7"]),
        (RUN + ["--ensemble", "2", "--ens-steps", "20"], ["--ens-steps", "step 20 out of range", "0..19"]),

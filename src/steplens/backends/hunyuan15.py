@@ -86,6 +86,7 @@ class HunyuanVideo15Model(PipelineModel):
     blocks_attr = "transformer_blocks"
     float32_components = ("vae", "image_encoder")
     decode_latents = staticmethod(decode_latents)
+    fps = 24.0  # HunyuanVideo-1.5's frame rate
 
     def __init__(self, pipe, name: str | None = None, *, glyph_length: int | None = None, **kwargs):
         super().__init__(pipe, name, **kwargs)

@@ -100,6 +100,32 @@ def load_folder(cls, source: str, config: dict, torch_dtype, float32_components,
     return pipe
 
 
+SMALL_WEIGHTS = 64 << 20  # weights files up to this size are hashed whole; larger ones by name and size
+
+
+def folder_sha256(path: str) -> str:
+    """A content hash of a pipeline folder, cheap at any size: model_index.json and every component's config
+    (*.json), and its weights files by content where small (the tiny test pipelines; <= 64 MiB), else by name and
+    size (never reading a 14B model's shards). A hub id: the hash of its name."""
+    import hashlib
+    from pathlib import Path
+
+    from ..io.files import sha256_file
+
+    p = Path(path).expanduser()
+    h = hashlib.sha256()
+    if not p.is_dir():
+        h.update(str(path).encode())
+        return h.hexdigest()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        rel = f.relative_to(p).as_posix()
+        if f.suffix == ".json" or f.stat().st_size <= SMALL_WEIGHTS and f.suffix in (".safetensors", ".bin"):
+            h.update(f"{rel}\0{sha256_file(f)}\0".encode())
+        elif f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf"):
+            h.update(f"{rel}\0{f.stat().st_size}\0".encode())
+    return h.hexdigest()
+
+
 def looks_like_path(spec: str) -> bool:
     """Whether a --model spec names a local path (else it may be a hub id 'owner/name')."""
     return spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") != 1

@@ -49,6 +49,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     # -- what a backend gives --------------------------------------------------------------------------------------
     backend: str = ""  # the family's short name (`model.backend`): "wan", "ltx2"
     family: str = ""  # how messages name it: "Wan", "LTX-2"
+    fps: float = 16.0  # the frame rate of the decoded video where a sample gives none (Wan's 16)
     pipeline_classes: tuple[str, ...] = ()  # the diffusers classes it takes (model_index.json `_class_name`)
     variants: str = ""  # what those cover, for refusals: " (Wan2.1-I2V, ...)"
     loop_class: type | None = None  # its steplens.backends.loop.PipelineLoop subclass
@@ -125,8 +126,15 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         cls.check_loras(lora, lora_2)
         pipe = load_pipeline(cls, path, device, dtype, offload)
         loras = cls.apply_loras(pipe, lora, lora_2)
-        info = {"path": str(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""),
-                "offload": offload or "none", "device": str(device), "loras": loras}
+        from ..io.files import sha256_file
+        from .load import folder_sha256
+
+        dtype_name = str(check_dtype(dtype)).replace("torch.", "")
+        ident = {"model": name or f"wan:{path}", "model_sha256": folder_sha256(path), "dtype": dtype_name,
+                 "loras": {comp: {"path": str(p), "sha256": sha256_file(p), "scale": scale}
+                           for comp, (p, scale, *_) in loras.items()}}
+        info = {"path": str(path), "dtype": dtype_name, "offload": offload or "none", "device": str(device),
+                "loras": loras, "identity": ident}
         model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)  # `wan:` names any diffusers folder
         model.check_prompt_encoding()  # every steplens command encodes prompts: say now what is missing
         if model.prompt_source == "hashed":

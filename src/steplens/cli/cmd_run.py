@@ -30,15 +30,21 @@ def run(
     select: str = typer.Option("first", help="which ensemble member to write: first | consensus | all"),
     split_seeds: bool = typer.Option(False, help="under torchrun: split the N seeds over the processes "
                                                  "(all-reduced means) instead of the samples"),
+    video: str = typer.Option("full", help="full: the model's whole decoded video at the sample's fps (its "
+                                           "ground_truth.mp4's, else the model's) | latent-frames: one frame per "
+                                           "latent frame, 4 fps"),
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..experiments.dist import join
-    from ..experiments.runner import run_samples
+    from ..contract import identity
+    from ..experiments.runner import VIDEOS, run_samples
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
     try:
         _check(out=out, alpha=alpha)
+        if video not in VIDEOS:
+            raise ValueError(f"--video {video!r}: unknown; allowed: {', '.join(VIDEOS)}")
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
@@ -50,11 +56,12 @@ def run(
         samples = source.load(m.frames_from_video)
         if split_seeds:
             join()
-        config = {"model": mo.model, "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
+        config = {**identity(m), "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
                   **({"sampling": sp.describe()} if sp.extra else {}),
-                  "ensemble": ens.model_dump() if ens else None, "select": select}
+                  "ensemble": ens.model_dump() if ens else None, "select": select, "video": video}
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
-                           select=select, split_seeds=split_seeds, config=config)
+                           select=select, split_seeds=split_seeds, config=config,
+                           video=video)
     except _errors() as e:
         _fail(e)
     console.print(f"generated {len(done)} videos into {out} ({len(samples) - len(done)} of {len(samples)} were done)")

@@ -1,8 +1,12 @@
 """Running a model over samples into a folder that mirrors their layout, and scoring outputs against them.
 
 Sample `<split>/<task>/<idx>/` (or `<task>/<idx>/`) gets OUT/<split>/<task>/<idx>.mp4 (the video) and .png
-(its last frame, lossless; written last, it marks the sample done). OUT/run_config.json records what made the
-videos: a rerun with another model or setting is refused instead of mixing outputs.
+(its last frame, lossless; written last, it marks the sample done). The video is the model's full decoded video
+(`decode_video`: every video frame, pooled to the sample's native size, upscaled as its files are) at the sample's
+own frame rate (its ground_truth.mp4's, else the model's `fps`); `video="latent-frames"` writes one frame per
+latent frame (`decode`) at 4 fps instead. OUT/run_config.json records what made the videos (the model's identity:
+weights hash, LoRAs, dtype; the sampling; the video kind): every process (each rank under torchrun) checks it under
+a lock on OUT before it writes, and a rerun with another model or setting is refused instead of mixing outputs.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ import numpy as np
 import torch
 
 from ..io import interrupt
-from ..io.files import atomic_write_json, read_mp4, read_png, write_mp4, write_png
+from ..io.files import (atomic_write_json, config_diff, folder_lock, read_mp4, read_png, video_fps, write_mp4,
+                        write_png)
 from ..io.video import to_uint8, upscale
 from ..tasks import Sample, Scorers
 from .grid import batches
 from .stats import summarize
 
 SELECT = ("first", "consensus", "all")
+VIDEOS = ("full", "latent-frames")
+LATENT_FPS = 4  # the one-frame-per-latent-frame video's rate (steplens's own samples are written at 4 fps)
 RUN_CONFIG = "run_config.json"
 
 
@@ -45,14 +52,14 @@ def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split) ->
     return gen(model, samples, seeds, ensemble, steps, shift, guidance)
 
 
-def _pick(model, samples, lat: torch.Tensor, select: str) -> tuple:
+def _pick(decode, lat: torch.Tensor, select: str) -> tuple:
     """Pixel videos (B, C, T, H, W) of the chosen member, and every member's (B, N, ...) for select="all"."""
     from ..io.video import to_rgb
     from ..methods.ensemble import consensus_index
 
     if select == "first":  # decode only what is written (a Wan VAE decode costs as much as several steps)
-        return model.decode(lat[:, 0]), None
-    px = model.decode(lat.flatten(0, 1))
+        return decode(lat[:, 0]), None
+    px = decode(lat.flatten(0, 1))
     px = px.reshape(*lat.shape[:2], *px.shape[1:])
     if select == "consensus":  # on the decoded RGB last frames (no palette): closest to the other members
         last = to_rgb(px[:, :, :, -1].flatten(0, 1)).reshape(*px.shape[:2], *px.shape[-2:], 3)
@@ -62,25 +69,57 @@ def _pick(model, samples, lat: torch.Tensor, select: str) -> tuple:
     return px[np.arange(len(px)), k], (px if select == "all" else None)
 
 
+def _decoder(model, samples: list[Sample], video: str):
+    """latents -> pixels (B, 3, T, h, w) at the samples' native size: every decoded video frame (`decode_video`,
+    averaged down to the native size where the call was upscaled, as `decode` does), or one per latent frame."""
+    if video == "latent-frames":
+        return model.decode
+
+    def full(lat: torch.Tensor) -> torch.Tensor:
+        px = model.decode_video(lat)
+        native = tuple(samples[0].first_frame.shape[:2])
+        if tuple(px.shape[-2:]) != native:
+            px = torch.nn.functional.adaptive_avg_pool3d(px, (px.shape[2], *native))
+        return px
+    return full
+
+
+def sample_fps(model, s: Sample, video: str = "full") -> float:
+    """The written video's frame rate: the sample's ground_truth.mp4's, else the model's (`fps`); 4 for one frame
+    per latent frame."""
+    if video == "latent-frames":
+        return LATENT_FPS
+    gt = Path(s.dir) / "ground_truth.mp4" if s.dir is not None else None
+    if gt is not None and gt.is_file():
+        fps = video_fps(gt)
+        if fps:
+            return fps
+    return float(model.fps)
+
+
 def check_out_config(out: Path, config: dict) -> None:
-    """Refuse an output folder made with another configuration; record ours in a new one."""
-    path = Path(out) / RUN_CONFIG
+    """Refuse an output folder made with another configuration, naming each differing field; record ours in a new
+    one. Under a lock on the folder: of the writers of one folder (the ranks of a torchrun, two commands started
+    at once) each checks, and only the first records."""
+    out = Path(out)
+    path = out / RUN_CONFIG
     config = json.loads(json.dumps(config, default=str))
-    if path.exists():
-        saved = json.loads(path.read_text())
-        diff = {k: (saved.get(k), config.get(k)) for k in dict.fromkeys([*saved, *config]) if saved.get(k) != config.get(k)}
-        if diff:
-            raise ValueError(f"{out} holds outputs made with another configuration; differing (saved, given): {diff}. "
-                             f"Use another --out, or delete it")
-    elif Path(out).exists() and not Path(out).is_dir():
+    if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
-    else:
-        atomic_write_json(path, config)
+    with folder_lock(out):
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved != config:
+                raise ValueError(f"{out} holds outputs made with another configuration; differing fields: "
+                                 f"{config_diff(saved, config)}. Use another --out (or delete {out})")
+        else:
+            atomic_write_json(path, config)
 
 
 def run_samples(model, samples: list[Sample], out: Path, steps: int | None = None, shift: float | None = None,
                 batch: int = 16, guidance: float | None = None, progress: bool = True, ensemble=None,
-                select: str = "first", split_seeds: bool = False, config: dict | None = None) -> list[dict]:
+                select: str = "first", split_seeds: bool = False, config: dict | None = None,
+                video: str = "full") -> list[dict]:
     """Generate the video of every sample into `out` (mirroring the samples' layout); skips outputs already written.
 
     steps, shift, guidance: None is the model's own (its sampling_defaults). Noise seed: sample.seed (a folder
@@ -89,7 +128,9 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
     "consensus" (the member whose last frame is closest to the others'), or "all" (the first, plus every member as
     <idx>.seed<k>.mp4). Under torchrun / accelerate launch, each process takes every world-th sample; with
     `split_seeds` instead, every process runs all samples with its share of the N seeds (the ensemble's means by
-    all-reduce; the process group must be initialised) and rank 0 writes."""
+    all-reduce; the process group must be initialised) and rank 0 writes. `video`: "full" (every decoded frame at
+    the sample's fps) or "latent-frames" (one frame per latent frame, 4 fps). `config` (run_config.json) is checked
+    by every process before it writes."""
     from tqdm import tqdm
 
     from .dist import rank_world, shard
@@ -98,11 +139,14 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
         raise ValueError(f"unknown selection rule {select!r}; available: {', '.join(SELECT)}")
     if ensemble is None and (select != "first" or split_seeds):
         raise ValueError(f"select={select!r} and split_seeds={split_seeds} need an ensemble (N seeds per sample)")
+    if video not in VIDEOS:
+        raise ValueError(f"unknown video {video!r}; available: {', '.join(VIDEOS)}")
     rank, world = rank_world()
     split = split_seeds and world > 1
-    if rank == 0 and config is not None:
-        check_out_config(out, config)
     mine = samples if split else shard(samples, rank, world)
+    fps = {s.name: sample_fps(model, s, video) for s in mine}  # an unreadable ground truth is named before any write
+    if config is not None:  # every rank: a rank that skipped the check would write into another configuration
+        check_out_config(out, config)
     todo = [s for s in mine if not output_paths(out, s)[1].exists()]
     if split:  # every process must see the same list before rank 0 writes anything
         import torch.distributed as dist
@@ -118,14 +162,14 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
         if not writer:  # split seeds: rank 0 decodes and writes
             bar.update(len(chunk))
             continue
-        vids, members = _pick(model, chunk, lat, select)
+        vids, members = _pick(_decoder(model, chunk, video), lat, select)
         for i, (s, v) in enumerate(zip(chunk, vids)):
             for k, m in enumerate(members[i] if members is not None else []):
-                write_mp4(member_path(out, s, k), upscale(to_uint8(m), s.scale))
-            video = upscale(to_uint8(v), s.scale)
+                write_mp4(member_path(out, s, k), upscale(to_uint8(m), s.scale), fps=fps[s.name])
+            frames = upscale(to_uint8(v), s.scale)
             mp4, png = output_paths(out, s)
-            write_mp4(mp4, video)
-            write_png(png, video[-1])  # the PNG last: its presence marks the sample done
+            write_mp4(mp4, frames, fps=fps[s.name])
+            write_png(png, frames[-1])  # the PNG last: its presence marks the sample done
             done.append({"sample": s.name, "task": s.task, "video": str(mp4), "final_frame": str(png)})
         bar.update(len(chunk))
     bar.close()

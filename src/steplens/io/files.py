@@ -9,8 +9,10 @@ process is gone, never another live process's.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,7 +116,7 @@ def read_png(path: Path) -> np.ndarray:
     return img[..., :3]
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 4) -> None:
+def write_mp4(path: Path, frames: np.ndarray, fps: float = 4) -> None:
     """H.264 video of (T, H, W, 3) uint8, re-opened and its frames counted before it is committed.
 
     H.264 in yuv420p needs even sides: an odd-sized video is refused (never silently resized)."""
@@ -184,3 +186,101 @@ def write_gif(path: Path, frames: np.ndarray, fps: int = 4) -> None:
 
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.asarray(frames, dtype=np.uint8), extension=".gif", duration=1000 / fps, loop=0)
+
+
+@contextmanager
+def folder_lock(folder: Path):
+    """An exclusive lock on `folder` itself (flock on the directory, made if missing; no file is added), held for the
+    block: writers of one folder (two commands, or the ranks of one torchrun) check and claim its configuration one
+    at a time. Released when the block ends or the process dies."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def config_diff(saved: dict, given: dict) -> str:
+    """'field: saved X, given Y; ...' for every top-level field in which two recorded configurations differ."""
+    keys = list(dict.fromkeys([*saved, *given]))
+    return "; ".join(f"{k}: saved {json.dumps(saved.get(k), default=str)}, given {json.dumps(given.get(k), default=str)}"
+                     for k in keys if saved.get(k) != given.get(k))
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """(type, payload start, payload end) of the ISO-BMFF boxes in data[start:end]."""
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start:start + 8])
+        head = 8
+        if size == 1:
+            size, head = struct.unpack(">Q", data[start + 8:start + 16])[0], 16
+        elif size == 0:
+            size = end - start
+        if size < head or start + size > end:
+            return
+        yield kind, start + head, start + size
+        start += size
+
+
+def _mp4_fps(data: bytes) -> float | None:
+    """The frame rate of an MP4's first video track from its header (mdhd timescale / the commonest stts delta),
+    read in-process (no ffmpeg); None where the file does not say it that way."""
+    def child(start, end, kind):
+        return next(((a, b) for k, a, b in _boxes(data, start, end) if k == kind), None)
+
+    moov = child(0, len(data), b"moov")
+    for kind, a, b in _boxes(data, *moov) if moov else ():
+        if kind != b"trak":
+            continue
+        mdia = child(a, b, b"mdia")
+        hdlr = mdia and child(*mdia, b"hdlr")
+        if not hdlr or data[hdlr[0] + 8:hdlr[0] + 12] != b"vide":
+            continue
+        mdhd = child(*mdia, b"mdhd")
+        version = data[mdhd[0]]
+        timescale = struct.unpack(">I", data[mdhd[0] + (20 if version == 1 else 12):][:4])[0]
+        stbl = (minf := child(*mdia, b"minf")) and child(*minf, b"stbl")
+        stts = stbl and child(*stbl, b"stts")
+        if not stts or not timescale:
+            return None
+        n = struct.unpack(">I", data[stts[0] + 4:stts[0] + 8])[0]
+        entries = [struct.unpack(">II", data[stts[0] + 8 + 8 * i:stts[0] + 16 + 8 * i]) for i in range(n)]
+        _, delta = max(entries, default=(0, 0))
+        return timescale / delta if delta else None
+    return None
+
+
+def video_fps(path: Path) -> float | None:
+    """The frame rate an MP4 file declares (its header, read in-process; else ffmpeg's reading), or None where it
+    declares none; ValueError naming the file if it is not a readable video."""
+    import imageio.v2 as iio2
+
+    try:
+        fps = _mp4_fps(Path(path).read_bytes())
+    except (struct.error, IndexError, TypeError):
+        fps = None
+    if fps:
+        return round(fps, 3)
+    try:
+        with iio2.get_reader(str(path), format="FFMPEG") as r:
+            fps = r.get_meta_data().get("fps")
+    except (OSError, RuntimeError, ValueError, IndexError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path} is not a readable video (its frame rate is needed): {first}") from None
+    return float(fps) if fps and math.isfinite(float(fps)) and fps > 0 else None

@@ -56,4 +56,7 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if missing or unexpected:
         raise ValueError(f"weights file {path} does not match its architecture: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
-    return EmbeddedModel(net, device=device, name=name, info=info)
+    from ..io.files import sha256_file
+
+    ident = {"model": spec, "weights_sha256": sha256_file(path), "dtype": "float32"}
+    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": ident})

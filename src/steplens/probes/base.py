@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..contract import identity
 from ..experiments.evaluate import generate_and_score, score_videos
 from ..experiments.grid import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
                                 write_results, write_table)
@@ -95,7 +96,7 @@ class ProbeBase:
         r.samples = load_samples(model, settings)
         self.prepare(r)
         r.conditions = self.conditions(r)
-        r.config = {**settings.describe(), **self.config(r), "model": model.name}
+        r.config = {**settings.describe(), **self.config(r), **identity(model)}  # the model, its weights, LoRAs, dtype
         store = open_store(r.out, self.name, r.config)
         if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
             r.config = {**r.config, "taken_as_is": found}

@@ -113,6 +113,7 @@ class LTX2PipelineModel(PipelineModel):
         if stg_scale > 0 and not stg_blocks:
             raise ValueError(f"stg_scale {stg_scale} needs stg_blocks (the block indices STG perturbs, e.g. [28])")
         self.frame_rate, self.image_crf, self.audio_guidance = float(frame_rate), image_crf, audio_guidance
+        self.fps = self.frame_rate  # the decoded video's frame rate
         self.guidance_rescale, self.stg_scale, self.modality_scale = guidance_rescale, stg_scale, modality_scale
         self.stg_blocks = list(stg_blocks or [])
 
