@@ -71,3 +71,28 @@ def make_vbvr_rendered(root, per_task: int = 2, px: int = 34, size: int = 3, fra
         atomic_write_text(d / "prompt.txt", s.prompt + "\n")
         keys.append(f"{split}/{folder}/{i:05d}")
     return keys
+
+
+def diffsynth_lora(path, layer, seed):
+    """A rank-2 DiffSynth-format LoRA (VBVR-Wan2.2's) on block 0's self-attention query."""
+    import torch
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(2, layer.in_features, generator=g) * 0.5
+    b = torch.randn(layer.out_features, 2, generator=g) * 0.5
+    save_file({"blocks.0.self_attn.q.lora_A.default.weight": a, "blocks.0.self_attn.q.lora_B.default.weight": b},
+              str(path))
+    return path
+
+
+def held_wan22(root):
+    """VBVR-Wan2.2 as users hold it, in miniature: a tiny Wan2.2 pipeline folder (root/wan22) and a DiffSynth LoRA
+    pair for its two experts; (one, two) the LoRA paths."""
+    from steplens.backends.wan.tiny import tiny_wan22_i2v
+
+    pipe = tiny_wan22_i2v(seed=0)
+    pipe.save_pretrained(root / "wan22")
+    one = diffsynth_lora(root / "high_noise.safetensors", pipe.transformer.blocks[0].attn1.to_q, 1)
+    two = diffsynth_lora(root / "low_noise.safetensors", pipe.transformer_2.blocks[0].attn1.to_q, 2)
+    return one, two

@@ -7,35 +7,21 @@ import json
 
 import imageio.v2 as iio2
 import pytest
-import torch
-from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
 from steplens.cli import app  # noqa: E402
+
+from builders import held_wan22  # noqa: E402
 from steplens.io.files import read_mp4  # noqa: E402
-
-
-def _diffsynth_lora(path, layer, seed):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(2, layer.in_features, generator=g) * 0.5
-    b = torch.randn(layer.out_features, 2, generator=g) * 0.5
-    save_file({"blocks.0.self_attn.q.lora_A.default.weight": a, "blocks.0.self_attn.q.lora_B.default.weight": b},
-              str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
 def held(tmp_path_factory):
-    from steplens.backends.wan.tiny import tiny_wan22_i2v
-
     root = tmp_path_factory.mktemp("held")
-    pipe = tiny_wan22_i2v(seed=0)
-    pipe.save_pretrained(root / "wan22")
-    one = _diffsynth_lora(root / "high_noise.safetensors", pipe.transformer.blocks[0].attn1.to_q, 1)
-    two = _diffsynth_lora(root / "low_noise.safetensors", pipe.transformer_2.blocks[0].attn1.to_q, 2)
+    one, two = held_wan22(root)
     data = root / "data"
     r = CliRunner().invoke(app, ["tasks", "generate", "maze", "--count", "3", "--size", "3", "--upscale", "2",
                                  "--out", str(data)])

@@ -13,26 +13,13 @@ pytest.importorskip("peft")
 
 from steplens.cli import app  # noqa: E402
 
-
-def _diffsynth_lora(path, layer, seed):
-    """A rank-2 DiffSynth-format LoRA (VBVR-Wan2.2's) on block 0's self-attention query."""
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(2, layer.in_features, generator=g) * 0.5
-    b = torch.randn(layer.out_features, 2, generator=g) * 0.5
-    save_file({"blocks.0.self_attn.q.lora_A.default.weight": a, "blocks.0.self_attn.q.lora_B.default.weight": b},
-              str(path))
-    return path
+from builders import held_wan22  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def held(tmp_path_factory):
-    from steplens.backends.wan.tiny import tiny_wan22_i2v
-
     root = tmp_path_factory.mktemp("held")
-    pipe = tiny_wan22_i2v(seed=0)
-    pipe.save_pretrained(root / "wan22")
-    one = _diffsynth_lora(root / "high_noise.safetensors", pipe.transformer.blocks[0].attn1.to_q, 1)
-    two = _diffsynth_lora(root / "low_noise.safetensors", pipe.transformer_2.blocks[0].attn1.to_q, 2)
+    one, two = held_wan22(root)
     return root, one, two
 
 
