@@ -8,8 +8,7 @@ like any other package's; a value is a model class or a list of them.
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
+from ..io.plugins import load_group
 
 GROUP = "steplens.backends"
 # Ours, in case the installed metadata predates an entry point (an editable install not yet refreshed).
@@ -31,29 +30,12 @@ def register_backend(model_cls) -> None:
         _BACKENDS[name] = model_cls
 
 
-def _resolve(spec: str):
-    mod, _, attr = spec.partition(":")
-    return getattr(import_module(mod), attr)
-
-
 def _load() -> None:
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    specs = [(ep.name, ep.value, ep.load) for ep in entry_points(group=GROUP)]
-    seen = {v for _, v, _ in specs}
-    specs += [("", v, lambda v=v: _resolve(v)) for v in BUILTIN if v not in seen]
-    for name, value, load in specs:
-        try:
-            obj = load()
-        except Exception as e:
-            if value.startswith("steplens."):
-                raise
-            import warnings  # a broken plug-in must not take steplens down; say which one
-
-            warnings.warn(f"steplens: entry point {GROUP}:{name} = {value} failed to load: {e}")
-            continue
+    for _, obj in load_group(GROUP, BUILTIN):
         for cls in obj if isinstance(obj, (list, tuple)) else [obj]:
             register_backend(cls)
 

@@ -9,9 +9,9 @@ own first, in that order, then plug-ins by name.
 from __future__ import annotations
 
 import warnings
-from importlib import import_module
 from importlib.metadata import entry_points
 
+from ..io.plugins import resolve
 from .contract import Probe, check_probe
 
 GROUP = "steplens.probes"
@@ -23,11 +23,6 @@ BUILTIN = {"noise": "steplens.probes.noise:PROBE", "propagation": "steplens.prob
 _SPECS: dict[str, str] | None = None  # name -> "module:attribute", in the registry's order
 _LOADERS: dict[str, object] = {}  # name -> the entry point (its load()), where one was installed
 _PROBES: dict[str, Probe] = {}
-
-
-def _resolve(spec: str):
-    mod, _, attr = spec.partition(":")
-    return getattr(import_module(mod), attr)
 
 
 def _specs() -> dict[str, str]:
@@ -69,7 +64,7 @@ def get_probe(name: str) -> Probe:
                          f"{GROUP!r} entry point group)")
     spec = specs[name]
     ep = _LOADERS.get(name)
-    obj = ep.load() if ep is not None else _resolve(spec)
+    obj = ep.load() if ep is not None else resolve(spec)
     if isinstance(obj, type):
         obj = obj()
     check_probe(obj, f"entry point {GROUP}:{name} = {spec}")

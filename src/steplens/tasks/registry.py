@@ -8,10 +8,9 @@ adapter are registered the same way (see pyproject.toml). The contract is `stepl
 from __future__ import annotations
 
 import re
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Callable
 
+from ..io.plugins import load_group
 from .contract import Scorer, has_generator
 
 _TASKS: dict[str, object] = {}
@@ -29,11 +28,6 @@ DEFAULT_TASK = "maze"  # what commands generate when no task is named
 VBVR_NAME = re.compile(r"^[A-Za-z]+-\d+_(.+?)(?:_data-generator)?$")
 VBVR_INSTALL = ("VBVR-EvalKit is not on the package registry: clone its repository (Video-Reason/VBVR-EvalKit) "
                 "and `pip install -e .` inside it, in the environment that runs steplens")
-
-
-def _resolve(spec: str):
-    mod, _, attr = spec.partition(":")
-    return getattr(import_module(mod), attr)
 
 
 def register_task(task) -> None:
@@ -78,20 +72,7 @@ def _load() -> None:
         return
     _LOADED = True
     for group in ("steplens.tasks", "steplens.scorers"):
-        eps = list(entry_points(group=group))
-        specs = [(ep.name, ep.value, ep.load) for ep in eps]
-        seen = {v for _, v, _ in specs}
-        specs += [("", v, lambda v=v: _resolve(v)) for v in BUILTIN[group] if v not in seen]
-        for name, value, load in specs:
-            try:
-                obj = load()
-            except Exception as e:
-                if value.startswith("steplens."):
-                    raise
-                import warnings  # a broken plug-in must not take steplens down; say which one
-
-                warnings.warn(f"steplens: entry point {group}:{name} = {value} failed to load: {e}")
-                continue
+        for name, obj in load_group(group, BUILTIN[group]):
             _add_tasks(obj) if group == "steplens.tasks" else _add_scorers(name, obj)
 
 
