@@ -29,10 +29,10 @@ from ..sampling import StepInfo
 
 @dataclass
 class PipelineStep(StepInfo):
-    """StepInfo (i, sigma, sigma_next, x, v, x0) plus what a diffusers pipeline adds."""
+    """StepInfo (i, sigma, sigma_next, x, v, x0, expert: the pipeline component that ran, "transformer" /
+    "transformer_2", "+"-joined if several) plus what a diffusers pipeline adds."""
 
     t: float = float("nan")  # the scheduler's timestep (FlowMatchEuler: sigma * 1000)
-    expert: str | None = None  # the pipeline component that ran ("transformer" / "transformer_2"); "+"-joined if several
     calls: int = 0  # transformer forward passes at this step (Wan with CFG: 2, cond then uncond; LTX-2: 1)
     x0_source: str = ""  # "scheduler" (its own x0, e.g. UniPC) or "x-sigma*v"
     branches: tuple = ()  # the raw transformer outputs of this step in call order, if branches=True
