@@ -198,7 +198,7 @@ def test_cycles_elsewhere_are_reported():
 
 # The layers of ARCHITECTURE.md, bottom up: a module imports only its own layer and the layers below it.
 LAYERS = {"io": 0, "regions": 0, "tasks": 1,
-          "context": 2, "sampling": 2, "contract": 2, "hooks": 2, "presets": 2, "cos": 2, "trace": 2,
+          "context": 2, "sampling": 2, "contract": 2, "tape": 2, "hooks": 2, "presets": 2, "cos": 2, "trace": 2,
           "models": 3, "backends": 3,
           "experiments": 4, "probes": 4, "methods": 4, "reports": 4, "training": 4,
           "cli": 5}

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from .. import tape
 from ..contract import ModelDefaults
 from .checks import check_call, check_dtype, check_pipeline_class, check_upscale, scheduler_shift, scheduler_with_shift
 from .geometry import PipelineGeometry
@@ -387,7 +388,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             else:
                 stack.enter_context(self._explicit_sigmas(sig))
             call = self.call_context(stack, samples, images, generators, kw)
-            if callback is not None or hooks is not None:
+            if callback is not None or hooks is not None or tape.active():  # forwards() needs the step context
                 stack.enter_context(self.loop(hooks, on_step=callback))
             return self.final_latents(self.pipe(**call))
 
