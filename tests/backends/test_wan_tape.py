@@ -27,7 +27,7 @@ def test_replay_is_bit_identical_on_wan22(pipes, scheduler):
     assert c.nfe == STEPS * 2 * 2  # 2 samples x 2 CFG branches (two calls) per step, one expert each step
     assert sorted(tape.outputs) == [(k, n) for k in range(STEPS) for n in range(2)]
     for k in (1, 2, 3):
-        def hooks():
+        def hooks(k=k):
             return Hooks(model, STEPS).edit("latent", steps=[k], fn=lambda x, ctx: torch.randn(
                 x.shape, generator=torch.Generator().manual_seed(3)).to(x))
         with hooks() as h, forwards(model, replay=tape, upto=k) as c:

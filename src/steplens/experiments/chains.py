@@ -1,0 +1,215 @@
+"""Two chains of steps compared at matched noise level: a few-step student and its teacher (or any two models).
+
+A teacher and a student share no step index; they share σ, the noise level x_s sits at. For every sample (the same
+samples and seeds for both, each model at its own sampling: the student's σ list, the teacher's steps) the x0_hat
+of every step is decoded and measured (steplens.cos): the answers it holds (`candidates_held`, where the task lists
+its answers), the pixels it proposes to change (`candidate_mass`), whether it is already right; then per run the σ
+at which the answer commits (the σ of the commitment step), the answers held early (the most held at any step with
+σ >= EARLY_SIGMA), self-corrections, the final solve and score.
+
+`compare_chains(student, teacher, out, settings)` runs both into one resumable folder (a results store keyed by
+(model role, sample); a larger --count grows it), writes results.json, chains.csv and chains.png (both chains on one
+σ axis), and judges the claim of "Demystifying Video Reasoning" (arXiv 2603.16870) that aggressive step
+compression collapses the exploration phase: on this family the student holds fewer answers early AND commits at a
+higher σ than the teacher, each a paired difference whose bootstrap 95% interval excludes 0 (our rule: the study
+states the finding, not a test). `align_by_sigma` pairs each student step with the teacher step nearest in σ
+(the step viewer's side-by-side).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import cos
+from ..contract import identity
+from ..hooks import Hooks
+from ..io.video import to_rgb, to_uint8
+from ..presets import own
+from ..tasks import Sample, answer_region, candidates
+from .evaluate import score_videos
+from .grid import ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of, write_results
+from .stats import summarize
+
+EARLY_SIGMA = 0.9  # "early": the steps whose x_s is at least this noisy
+ROLES = ("teacher", "student")
+MIN_RUNS = 10  # fewer runs with a measure than this in either model: the claim is undetermined
+
+
+def sampling_of(model) -> dict:
+    """A model's own sampling (steps, shift, guidance, and its σ list where it has one)."""
+    steps, shift, guidance = own(model)
+    d = model.sampling_defaults()
+    return {"steps": steps, "shift": shift, "guidance": guidance,
+            **({"sigmas": [float(s) for s in d["sigmas"]]} if d.get("sigmas") is not None else {})}
+
+
+def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
+    """One row per sample: the final answer scored, and the x0_hat chain measured per step against σ."""
+    samp = sampling_of(model)
+    sigmas: list[float] = []
+    hooks = Hooks(model, samp["steps"]).record("x0", branch="cond")
+    with hooks:
+        lat = model.generate(batch, seeds_of(batch), steps=samp["steps"], shift=samp["shift"],
+                             guidance=samp["guidance"], hooks=hooks, callback=lambda st: sigmas.append(round(float(st.sigma), 6)))  # float32 σ: 0.9 not 0.8999999
+    rows = score_videos(batch, [to_uint8(v) for v in model.decode(lat)], scorers)
+    steps = sorted({k[1] for k in hooks.records if k[0] == "x0"})
+    videos = np.stack([np.stack([to_rgb(p.movedim(1, 0)) for p in model.decode(hooks.get("x0", k))]) for k in steps], 1)
+    for b, (s, row) in enumerate(zip(batch, rows)):
+        cands = candidates(s)
+        m = cos.step_metrics(videos[b], s, scorers.for_sample(s), answer_region(s), candidates=cands)
+        ok = [x["success"] for x in m]
+        commit = cos.commitment_step(ok)
+        early = [i for i, sg in enumerate(sigmas) if sg >= EARLY_SIGMA] or [0]
+        held = [x["candidates_held"] for x in m] if cands else None
+        row.update(sigmas=sigmas, step_success=ok, mass=[x["candidate_mass"] for x in m], held=held,
+                   commit_sigma=sigmas[commit] if commit is not None else None,
+                   early_held=max(held[i] for i in early) if held else None,
+                   early_mass=float(np.mean([m[i]["candidate_mass"] for i in early])),
+                   right_answers=sum(c.right for c in cands) if cands else None,
+                   self_correction=cos.behaviours(m)["self_correction"])
+    return rows
+
+
+def align_by_sigma(student_sigmas, teacher_sigmas) -> list[int]:
+    """For each student step, the teacher step nearest in σ (ties: the earlier, noisier one)."""
+    t = np.asarray(teacher_sigmas, float)
+    return [int(np.argmin(np.abs(t - float(s)))) for s in student_sigmas]
+
+
+def _paired(a: list, b: list, seed: int = 0, n_boot: int = 2000) -> dict | None:
+    """Mean of a - b over the pairs where both are measured, with a bootstrap 95% interval."""
+    d = np.array([x - y for x, y in zip(a, b) if x is not None and y is not None], float)
+    if len(d) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+    return {"n": int(len(d)), "mean": float(d.mean()), "ci_low": float(np.quantile(boots, 0.025)),
+            "ci_high": float(np.quantile(boots, 0.975))}
+
+
+def _mean(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def _curve(rows: list[dict], key: str) -> dict | None:
+    """The mean of a per-step list across runs, against σ (every run of one model shares its σ list)."""
+    got = [r[key] for r in rows if r.get(key) is not None]
+    if not got:
+        return None
+    return {"sigma": rows[0]["sigmas"], "mean": np.mean(np.array(got, float), 0).round(4).tolist()}
+
+
+def verdict(fam: dict) -> dict:
+    """The claim on one family: the student holds fewer answers early and commits at a higher σ (see module doc)."""
+    held, commit = fam["early_held_diff"], fam["commit_sigma_diff"]
+    if held is None:
+        return {"state": "undetermined", "why": "the task lists no candidate answers, so answers held are not counted"}
+    if commit is None or commit["n"] < MIN_RUNS:
+        n = 0 if commit is None else commit["n"]
+        return {"state": "undetermined", "why": f"{n} samples where both models commit to a right answer "
+                                                f"(the rule needs >= {MIN_RUNS})"}
+    fewer = held["ci_high"] < 0
+    later = commit["ci_low"] > 0
+    text = (f"answers held at σ >= {EARLY_SIGMA}: student - teacher {held['mean']:+.2f} [{held['ci_low']:+.2f}, "
+            f"{held['ci_high']:+.2f}]; commitment σ: {commit['mean']:+.3f} [{commit['ci_low']:+.3f}, "
+            f"{commit['ci_high']:+.3f}]")
+    return {"state": "holds" if fewer and later else "does not hold", "why": text}
+
+
+def summarize_chains(rows: dict[str, list[dict]]) -> dict:
+    """Per family: each model's solve rate, mean score, answers held early, commitment σ, curves against σ; the
+    paired student - teacher differences and the claim's verdict."""
+    families = sorted({r["task"] for rs in rows.values() for r in rs})
+    out = {}
+    for f in families:
+        by = {role: [r for r in rows[role] if r["task"] == f] for role in ROLES}
+        t, s = by["teacher"], by["student"]
+        fam = {}
+        for role, rs in by.items():
+            fam[role] = {**summarize(rs), "early_held": _mean(r["early_held"] for r in rs),
+                         "early_mass": _mean(r["early_mass"] for r in rs),
+                         "commit_sigma": _mean(r["commit_sigma"] for r in rs),
+                         "committed": sum(r["commit_sigma"] is not None for r in rs),
+                         "self_corrections": int(sum(r["self_correction"] for r in rs)),
+                         "held_curve": _curve(rs, "held"), "mass_curve": _curve(rs, "mass"),
+                         "right_curve": _curve([{**r, "ok": [float(x) for x in r["step_success"]]} for r in rs], "ok")}
+        fam["early_held_diff"] = _paired([r["early_held"] for r in s], [r["early_held"] for r in t])
+        fam["commit_sigma_diff"] = _paired([r["commit_sigma"] for r in s], [r["commit_sigma"] for r in t])
+        fam["solve_diff"] = _paired([float(r["success"]) for r in s], [float(r["success"]) for r in t])
+        fam["several_right"] = bool((_mean(r["right_answers"] for r in t) or 0) > 1.5)
+        fam["verdict"] = verdict(fam)
+        out[f] = fam
+    return out
+
+
+def exploration_loss(families: dict) -> dict:
+    """The claim's second half: the student loses most (solve rate, student - teacher) on the families with several
+    right answers. Undetermined without families of both kinds."""
+    several = {f: v["solve_diff"]["mean"] for f, v in families.items() if v["several_right"] and v["solve_diff"]}
+    one = {f: v["solve_diff"]["mean"] for f, v in families.items() if not v["several_right"] and v["solve_diff"]}
+    if not several or not one:
+        return {"state": "undetermined", "why": "needs families with several right answers and families with one"}
+    a, b = float(np.mean(list(several.values()))), float(np.mean(list(one.values())))
+    return {"state": "holds" if a < b else "does not hold",
+            "why": f"mean solve-rate change, student - teacher: {a:+.3f} on families with several right answers "
+                   f"({', '.join(several)}) vs {b:+.3f} on those with one ({', '.join(one)})"}
+
+
+def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict:
+    """Both models on the same samples and seeds, each at its own sampling, into `out` (resumable)."""
+    common = set(student.trained_tasks) & set(teacher.trained_tasks)
+    if student.trained_tasks and teacher.trained_tasks and not common:
+        raise ValueError(f"the student {student.name!r} ({', '.join(student.trained_tasks)}) and the teacher "
+                         f"{teacher.name!r} ({', '.join(teacher.trained_tasks)}) share no trained task")
+    samples = load_samples(student, settings)
+    scorers = settings.scorers()
+    models = {"teacher": teacher, "student": student}
+    config = {**settings.describe(), "teacher": {**identity(teacher), "sampling": sampling_of(teacher)},
+              "student": {**identity(student), "sampling": sampling_of(student)}}
+    for k in ("steps", "shift", "guidance"):  # each model samples at its own
+        config.pop(k, None)
+    store = open_store(out, "chains", config)
+
+    def run(conds, batch):
+        return {c: chain_rows(models[c], batch, scorers) for c in conds}
+    run_grid(store, list(ROLES), samples, settings.batch, run, group=lambda c: 0, desc="chains", progress=progress)
+    rows = {c: rows_of(store, c, samples) for c in ROLES}
+    families = summarize_chains(rows)
+    headline = {"families": families, "exploration_loss": exploration_loss(families),
+                "aligned": align_by_sigma(rows["student"][0]["sigmas"], rows["teacher"][0]["sigmas"])}
+    table = [{"family": f, "model": role, "n": v[role]["n"], "solve_rate": v[role]["solve_rate"],
+              "ci_low": v[role]["ci_low"], "ci_high": v[role]["ci_high"], "mean_score": v[role]["mean_score"],
+              "early_held": v[role]["early_held"], "commit_sigma": v[role]["commit_sigma"],
+              "self_corrections": v[role]["self_corrections"], "claim": v["verdict"]["state"]}
+             for f, v in families.items() for role in ROLES]
+    write_results(out, "chains", settings, config, table, headline, samples=len(samples))
+    plot(out, families)
+    return {"headline": headline, "table": table}
+
+
+def plot(out: Path, families: dict) -> None:
+    """Per family: answers held, candidate mass and the share already right, against σ, both chains on one axis."""
+    import matplotlib.pyplot as plt
+
+    from ..reports.plots import save
+
+    fams = list(families)
+    fig, axes = plt.subplots(len(fams), 3, figsize=(11, 2.6 * len(fams)), squeeze=False)
+    for row, f in zip(axes, fams):
+        for role, style in (("teacher", "o-"), ("student", "s--")):
+            v = families[f][role]
+            for ax, key, label in ((row[0], "held_curve", "answers held"), (row[1], "mass_curve", "candidate mass"),
+                                   (row[2], "right_curve", "x0_hat already right")):
+                c = v[key]
+                if c:
+                    ax.plot(c["sigma"], c["mean"], style, ms=3, label=role)
+                ax.set_title(f"{f}: {label}", fontsize=8)
+                ax.invert_xaxis() if not ax.xaxis_inverted() else None
+                ax.axvline(EARLY_SIGMA, color="grey", lw=0.6, ls=":")
+        row[0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("σ (noise level of x_s)")
+    save(fig, Path(out) / "chains.png")

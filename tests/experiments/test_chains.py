@@ -1,0 +1,80 @@
+"""steplens.experiments.chains: a student and a teacher (real tiny networks, each at its own sampling) compared at
+matched σ: rows carry each model's σ chain, the student's steps align with the nearest teacher σ, the folder resumes,
+and the claim's verdict follows its stated rule (undetermined with why where evidence is missing)."""
+
+import json
+
+import pytest
+
+from steplens.experiments.chains import align_by_sigma, compare_chains, exploration_loss, summarize_chains, verdict
+from steplens.experiments.grid import ExperimentSettings
+from steplens.models.wrap import EmbeddedModel
+from tests.conftest import random_net
+
+STUDENT_SIGMAS = [1.0, 0.9, 0.75, 0.5]
+
+
+def models(tasks=("maze", "tictactoe"), student_tasks=None):
+    cfg = lambda ts: {"tasks": {t: 1.0 for t in ts}}  # noqa: E731
+    teacher = EmbeddedModel(random_net(0), name="teacher", info={"train_config": cfg(tasks),
+                                                                  "sampling": {"steps": 6, "shift": 3.0}})
+    student = EmbeddedModel(random_net(1), name="student", info={"train_config": cfg(student_tasks or tasks),
+                                                                  "sampling": {"sigmas": STUDENT_SIGMAS}})
+    return student, teacher
+
+
+def test_align_by_sigma_takes_the_nearest_teacher_step():
+    teacher = [1.0, 0.95, 0.9, 0.8, 0.6, 0.3]
+    assert align_by_sigma(STUDENT_SIGMAS, teacher) == [0, 2, 3, 4]
+
+
+def test_chains_run_resume_and_say_undetermined_without_evidence(tmp_path):
+    student, teacher = models()
+    s = ExperimentSettings(task="tictactoe", size=2, count=3, frames=3, batch=2)
+    res = compare_chains(student, teacher, tmp_path / "c", s, progress=False)
+    fam = res["headline"]["families"]["tictactoe"]
+    assert fam["student"]["mass_curve"]["sigma"] == STUDENT_SIGMAS
+    assert len(fam["teacher"]["mass_curve"]["sigma"]) == 6 and fam["teacher"]["mass_curve"]["sigma"][0] == 1.0
+    assert fam["student"]["n"] == fam["teacher"]["n"] == 3
+    assert fam["verdict"]["state"] == "undetermined" and "commit" in fam["verdict"]["why"]  # random nets solve nothing
+    saved = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert saved["config"]["student"]["sampling"]["sigmas"] == STUDENT_SIGMAS
+    assert (tmp_path / "c" / "chains.png").stat().st_size > 0
+    # a larger count runs only the new samples
+    grown = compare_chains(student, teacher, tmp_path / "c", s.model_copy(update={"count": 4}), progress=False)
+    assert grown["headline"]["families"]["tictactoe"]["student"]["n"] == 4
+
+
+def test_models_that_share_no_task_are_refused(tmp_path):
+    student, teacher = models(("maze",), ("tictactoe",))
+    with pytest.raises(ValueError, match="share no trained task"):
+        compare_chains(student, teacher, tmp_path / "c", ExperimentSettings(task="maze", count=1), progress=False)
+
+
+def row(task, held, commit, success, right=2):
+    return {"task": task, "success": success, "score": float(success), "sigmas": [1.0, 0.5], "step_success": [0, 1],
+            "mass": [3, 1], "held": [held, 1], "early_held": held, "early_mass": 3.0, "commit_sigma": commit,
+            "self_correction": False, "right_answers": right}
+
+
+def test_the_rule_holds_only_when_both_differences_are_clear():
+    n = 12
+    fewer_later = {"teacher": [row("t", 3, 0.5, True) for _ in range(n)],
+                   "student": [row("t", 1, 0.9, True) for _ in range(n)]}
+    assert summarize_chains(fewer_later)["t"]["verdict"]["state"] == "holds"
+    same = {"teacher": [row("t", 2, 0.5 + 0.01 * (i % 3), True) for i in range(n)],
+            "student": [row("t", 2 + (i % 2) - (i % 3 == 0), 0.5 + 0.01 * (i % 2), True) for i in range(n)]}
+    assert summarize_chains(same)["t"]["verdict"]["state"] == "does not hold"
+    few = {k: v[:5] for k, v in fewer_later.items()}
+    v = summarize_chains(few)["t"]["verdict"]
+    assert v["state"] == "undetermined" and "5 samples" in v["why"]
+    assert verdict({"early_held_diff": None, "commit_sigma_diff": None})["state"] == "undetermined"
+
+
+def test_exploration_loss_compares_families_with_several_right_answers():
+    rows = {"teacher": [row("a", 2, 0.5, True, right=3)] * 4 + [row("b", 2, 0.5, True, right=1)] * 4,
+            "student": [row("a", 2, 0.5, False, right=3)] * 4 + [row("b", 2, 0.5, True, right=1)] * 4}
+    fams = summarize_chains(rows)
+    assert fams["a"]["several_right"] and not fams["b"]["several_right"]
+    assert exploration_loss(fams)["state"] == "holds"
+    assert exploration_loss({"a": fams["a"]})["state"] == "undetermined"
