@@ -78,3 +78,15 @@ def test_exploration_loss_compares_families_with_several_right_answers():
     assert fams["a"]["several_right"] and not fams["b"]["several_right"]
     assert exploration_loss(fams)["state"] == "holds"
     assert exploration_loss({"a": fams["a"]})["state"] == "undetermined"
+
+
+def test_the_report_shows_the_student_beside_the_teacher_at_the_nearest_sigma(tmp_path):
+    student, teacher = models()
+    compare_chains(student, teacher, tmp_path / "c", ExperimentSettings(task="maze", size=3, count=2, frames=3),
+                   progress=False)
+    page = (tmp_path / "c" / "report.html").read_text()
+    assert 'class="slp"' in page and "data-align=\"[0, 1, 2, 3]\"" not in page  # 4 student steps, 6 teacher steps
+    teacher_sig = json.loads((tmp_path / "c" / "traces" / "maze" / "teacher" / "metrics.json").read_text())["sigmas"]
+    student_sig = json.loads((tmp_path / "c" / "traces" / "maze" / "student" / "metrics.json").read_text())["sigmas"]
+    align = align_by_sigma(student_sig, teacher_sig)
+    assert f'data-align="{json.dumps(align)}"' in page and len(student_sig) == 4 and len(teacher_sig) == 6

@@ -81,3 +81,35 @@ def test_demo_report_in_chromium(browser, report, tmp_path):
     assert highlighted != frame.screenshot()
     page.screenshot(path=str(tmp_path / "demo-highlight.png"), full_page=False)
     page.close()
+
+
+def test_chains_report_teacher_follows_the_student_at_the_nearest_sigma(browser, tmp_path):
+    """steplens.experiments.chains: moving the student's slider moves the teacher's viewer to the step nearest in σ."""
+    from steplens.experiments.chains import align_by_sigma, compare_chains
+    from steplens.experiments.grid import ExperimentSettings
+    from steplens.models.wrap import EmbeddedModel
+    from tests.conftest import random_net
+
+    cfg = {"tasks": {"maze": 1.0}}
+    teacher = EmbeddedModel(random_net(0), name="teacher", info={"train_config": cfg, "sampling": {"steps": 6}})
+    student = EmbeddedModel(random_net(1), name="student",
+                            info={"train_config": cfg, "sampling": {"sigmas": [1.0, 0.9, 0.75, 0.5]}})
+    compare_chains(student, teacher, tmp_path / "c", ExperimentSettings(task="maze", size=3, count=1, frames=3),
+                   progress=False)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto((tmp_path / "c" / "report.html").resolve().as_uri())
+    page.wait_for_load_state("load")
+    assert not problems, problems
+    pair = page.locator(".slp").first
+    student_v, teacher_v = pair.locator(".slv").nth(0), pair.locator(".slv").nth(1)
+    sig = page.evaluate("JSON.parse(document.querySelectorAll('.slp .slv')[1].querySelector('script').textContent)"
+                        ".sigmas")
+    align = align_by_sigma([1.0, 0.9, 0.75, 0.5], sig)
+    student_v.locator(".slv-step").focus()
+    for k in range(4):
+        assert student_v.locator(".slv-frame").get_attribute("data-step") == str(k)
+        assert teacher_v.locator(".slv-frame").get_attribute("data-step") == str(align[k])
+        page.keyboard.press("ArrowRight")
+    assert align != list(range(4))  # the teacher's steps are not the student's

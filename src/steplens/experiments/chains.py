@@ -187,7 +187,45 @@ def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, pr
              for f, v in families.items() for role in ROLES]
     write_results(out, "chains", settings, config, table, headline, samples=len(samples))
     plot(out, families)
+    write_report(out, student, teacher, samples, families, headline["exploration_loss"], scorers)
     return {"headline": headline, "table": table}
+
+
+def write_report(out: Path, student, teacher, samples: list[Sample], families: dict, loss: dict, scorers) -> Path:
+    """report.html: per family the claim's verdict, both models' numbers, the chains on one σ axis, and one sample's
+    x0_hat steps, the student's beside the teacher's at the nearest σ (the teacher's viewer follows the student's)."""
+    from ..reports.page import Report
+    from ..reports.traces import write_trace
+    from ..reports.viewer import CSS, JS, paired_viewer, trace_viewer
+    from ..trace import trace
+
+    out = Path(out)
+    rep = Report(f"steplens chains: {student.name} (student) against {teacher.name} (teacher), at matched σ")
+    n_s, n_t = sampling_of(student)["steps"], sampling_of(teacher)["steps"]
+    rep.text(f"Each model samples at its own settings ({student.name}: {n_s} steps; {teacher.name}: {n_t} steps) on the "
+             f"same samples and seeds. Steps are compared by σ, the noise level of x_s. The claim (arXiv 2603.16870, "
+             f"our rule): step compression collapses the exploration phase: the student holds fewer answers at "
+             f"σ >= {EARLY_SIGMA} and commits at a higher σ, each paired difference's bootstrap 95% interval "
+             f"excluding 0.")
+    rep.text(f"Loses most where exploration matters: {loss['state']} ({loss['why']}).")
+    rep.image("chains.png", "answers held, candidate mass and share right against σ (teacher solid, student dashed)")
+    rep.link("results.json", "results.json: every number of this report")
+    for f, fam in families.items():
+        rep.section(f"{f}: {fam['verdict']['state']}", fam["verdict"]["why"])
+        rep.table([{"model": role, **{k: fam[role][k] for k in ("n", "solve_rate", "ci_low", "ci_high", "mean_score",
+                                                                 "early_held", "commit_sigma", "self_corrections")}}
+                   for role in ROLES])
+        s = next(x for x in samples if x.task == f)
+        views = {}
+        for role, m in (("student", student), ("teacher", teacher)):
+            tr = trace(m, [s], [int(s.seed)], scorers=scorers)[0]
+            geometry = write_trace(tr, out / "traces" / f / role)["viewer"]
+            views[role] = (tr, trace_viewer(f"traces/{f}/{role}", geometry, tr.sigmas, tr.metrics, tr.experts,
+                                            f"{role}: {s.name}", tr.candidates))
+        align = align_by_sigma(views["student"][0].sigmas, views["teacher"][0].sigmas)
+        rep.raw(paired_viewer(views["student"][1], views["teacher"][1], align, f"{s.name}: student and teacher"),
+                css=CSS, js=JS)
+    return rep.write(out / "report.html")
 
 
 def plot(out: Path, families: dict) -> None:

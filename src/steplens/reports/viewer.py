@@ -78,6 +78,13 @@ def trace_viewer(rel: str, geometry: dict, sigmas: list[float], metrics: list[di
             f'<img class="slv-sprite" src="{html.escape(data["hl"])}" alt="" hidden></div>')
 
 
+def paired_viewer(left: str, right: str, align: list[int], title: str) -> str:
+    """Two viewers side by side (`trace_viewer` HTML), the right one following the left: at the left's step k it
+    shows step align[k] (a student's steps beside its teacher's at the nearest σ: steplens.experiments.chains)."""
+    return (f'<div class="slp" aria-label="{html.escape(title)}" data-align="{html.escape(json.dumps(align))}">'
+            f'<div class="slp-side">{left}</div><div class="slp-side">{right}</div></div>')
+
+
 def image_stepper(srcs: list[str], labels: list[str], title: str, width: int = 420) -> str:
     """A slider over a list of images (same size): the energy probe's grids, one per recorded step."""
     data = {"srcs": srcs, "labels": labels, "width": width}
@@ -95,6 +102,7 @@ CSS = """
 .slv-ok{color:#080;font-weight:600}.slv-bad{color:#b00;font-weight:600}
 .slv-legend{font-size:.8em;color:#555}.slv-legend b.m{color:#c0c}.slv-legend b.c{color:#08b}
 .slv svg{display:block;margin-top:.3em}
+.slp{display:flex;gap:1em;flex-wrap:wrap;align-items:flex-start}
 """
 
 JS = r"""
@@ -106,10 +114,10 @@ JS = r"""
     var r=document.createElement('input');r.type='range';r.min=0;r.max=n-1;r.value=0;r.className='slv-step';
     var l=document.createElement('span');l.className='slv-label';
     b.appendChild(r);b.appendChild(l);el.appendChild(b);
-    function set(k){k=Math.max(0,Math.min(n-1,k));r.value=k;onchange(k,l);}
+    function set(k){k=Math.max(0,Math.min(n-1,k));r.value=k;onchange(k,l);if(el.slFollow)el.slFollow(k);}
     r.addEventListener('input',function(){last=el;set(+r.value);});
     el.addEventListener('focus',function(){last=el;});el.addEventListener('click',function(){last=el;});
-    el.slSet=function(d){set(+r.value+d);};
+    el.slSet=function(d){set(+r.value+d);};el.slGo=function(k){set(k);};
     return {bar:b,set:set};
   }
   function fmt(x){return (Math.round(x*1000)/1000).toFixed(3);}
@@ -180,6 +188,10 @@ JS = r"""
   }
   document.querySelectorAll('.slv').forEach(viewer);
   document.querySelectorAll('.sls').forEach(stepper);
+  document.querySelectorAll('.slp').forEach(function(p){  // the right viewer follows the left at the nearest sigma
+    var v=p.querySelectorAll('.slv'),al=JSON.parse(p.dataset.align);
+    if(v.length===2){v[0].slFollow=function(k){v[1].slGo(al[k]);};v[0].slGo(0);}
+  });
   document.addEventListener('keydown',function(e){
     if(!last||(e.key!=='ArrowLeft'&&e.key!=='ArrowRight'))return;
     if(e.target&&e.target.type==='range'&&e.target.closest('.slv,.sls')===last)return;  // the slider moves itself
