@@ -189,3 +189,17 @@ def test_a_later_preset_on_the_same_model_does_not_keep_the_distilled_sigmas():
     ref = FlowMatchEulerDiscreteScheduler(shift=5.0)
     ref.set_timesteps(4)
     assert [st.sigma for st in tr.steps] == ref.sigmas[:-1].tolist()
+
+
+def test_cli_distilled_on_an_ltx2_folder_is_refused_before_it_loads(tmp_path, monkeypatch):
+    from steplens.backends.ltx2.tiny import tiny_ltx2_i2v
+    import steplens.models.load as load_mod
+
+    folder = tmp_path / "ltx"
+    tiny_ltx2_i2v(seed=0).save_pretrained(folder)
+    loaded = []
+    monkeypatch.setattr(load_mod, "load_model", lambda *a, **k: loaded.append(a))  # must not be reached
+    r = CliRunner().invoke(app, ["eval", "--model", f"wan:{folder}", "--count", "1", "--size", "3", "--frames", "2",
+                                 "--out", str(tmp_path / "o"), "--preset", "distilled"])
+    assert r.exit_code == 2 and not loaded, r.output
+    assert "--preset distilled" in r.output and "ltx2" in r.output and "model_index.json" in r.output

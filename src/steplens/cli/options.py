@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Optional, get_type_hints
 
 import typer
@@ -149,6 +150,26 @@ def bundles(fn):
     return command
 
 
+def _check_distilled_folder(path: str) -> None:
+    """--preset distilled on a pipeline folder of another family: refused from its model_index.json, before loading."""
+    import json
+
+    from ..backends.registry import backend_for_config
+
+    index = Path(path) / "model_index.json"
+    if not index.is_file():
+        return  # the loader names a missing or malformed folder
+    try:
+        cls = backend_for_config(json.loads(index.read_text()))
+    except (OSError, ValueError):
+        return
+    if cls is not None and cls.backend != "wan":
+        raise ValueError(f"--preset distilled is Wan2.2 as users run it distilled (Lightning / LightX2V LoRAs: Wan's "
+                         f"timesteps 1000/750/500/250 at shift 5) and applies to Wan pipelines; {index} names a "
+                         f"{cls.backend} pipeline ({cls.family}), whose scheduler and step grid are its own: give "
+                         f"--steps/--guidance for it instead")
+
+
 def load(mo: ModelOptions, so: SamplingOptions | None = None):
     """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning.
     Both bundles are checked first: nothing loads for an option that can be refused without the model."""
@@ -161,6 +182,8 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
         raise ValueError(f"--preset distilled is Wan2.2's distilled sampling (Lightning / LightX2V LoRAs) and applies "
                          f"to wan:PATH pipelines; model {mo.model!r} is not a distilled Wan: it samples with its own "
                          f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
+    if so.preset == "distilled":
+        _check_distilled_folder(str(mo.model).split(":", 1)[1])
     try:
         model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2)
     except ImportError as e:  # a backend's package missing: a clear message, as for any bad input
