@@ -53,3 +53,15 @@ def test_consensus_ranks_the_answer_most_particles_draw_first_and_a_copy_of_the_
     assert [o.score for o in up] == pytest.approx([o.score for o in out])
     with pytest.raises(ValueError, match="several answers"):
         v.verify(videos[0], s)
+
+
+@pytest.mark.parametrize("name", ["maze", "tictactoe", "symmetry-open", "reappear"])
+def test_consensus_gives_the_same_scores_on_the_stripped_sample(name):
+    t = get_task(name)
+    videos = [t.sample(seed).ground_truth for seed in range(4)]  # other samples' answers: partial agreement
+    s = t.sample(0)
+    videos.append(np.repeat(s.first_frame[None], s.frames, 0))
+    v = get_verifier("consensus")
+    full, bare = verify_many(v, videos, s), verify_many(v, videos, strip_sample(s))
+    assert [(o.score, o.success, o.details) for o in full] == [(o.score, o.success, o.details) for o in bare]
+    assert full[-1].score == 0.0 and 0 < full[0].score < 1
