@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import Candidate
-from .rules import RuleBasedScorer
+from .contract import Candidate, Score
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
-from .maze_score import MazeScore, goal_label, score_frame, score_labels
+from .maze_score import MazeScore, continue_maze, goal_label, score_frame, score_labels, verify_frame
+from .rules import RuleBasedScorer
 from .sample import Sample
 
 
@@ -105,6 +105,19 @@ class MazeTask:
         if missing:
             raise ValueError(f"{where} is not a {self.name} first frame: it has no {' and no '.join(missing)} "
                              f"pixel (a greyscale or re-coloured image loses them)")
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """The verifier (no answer read): the last frame's path from the start to the goal the prompt names, its
+        validity and its length against the shortest path solved from the first frame (`maze_score.verify_frame`).
+        How it differs from the `maze` scorer: success also asks for a shortest path, which in a perfect maze
+        every valid path is (the same decision); the score ranks a longer valid path above any invalid one."""
+        return verify_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
+
+    def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
+        """The next link of a chain: the verified prefix of the path drawn in `frame` (on a shortest path from the
+        start, solved from the first frame) becomes walls and its tip the new start; an ordinary sample of this
+        task with a ground truth solved from there (`maze_score.continue_maze`)."""
+        return continue_maze(sample, frame, self.name)
 
     # -- convenience for Python users (steplens itself scores through the `maze` scorer) --------------------
     def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None, prompt: str | None = None) -> MazeScore:
