@@ -3,13 +3,15 @@ mean score beside the solve rate per task, per split and overall; the parts that
 said and skipped; bad input named before any model loads."""
 
 import json
+import sys
 
+import numpy as np
 import pytest
-from builders import make_vbvr
+from builders import make_vbvr, make_vbvr_rendered
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.tasks import get_task, write_sample
+from steplens.tasks import Score, get_task, register_scorer, scorer_names, write_sample
 
 runner = CliRunner()
 
@@ -81,12 +83,29 @@ def test_study_on_a_folder_filters_tasks_and_grows(data, tmp_path):
                "--steps", 2, "--parts", "solve", "--out", out)
     assert r.exit_code == 0, r.output
     res = json.loads((out / "study.json").read_text())
-    assert list(res["families"]) == ["maze-two-goals"] and res["families"]["maze-two-goals"]["solve"]["folder"]["n"] == 1
+    assert list(res["families"]) == ["maze-two-goals"]
+    assert res["families"]["maze-two-goals"]["solve"]["folder"]["n"] == 1
+    assert "Parts skipped" in (out / "study.md").read_text()
     r, _ = cli("study", "--model", "tiny-maze", "--data", data, "--tasks", "maze-two-goals", "--count", 2,
                "--steps", 2, "--parts", "solve", "--out", out)
     assert r.exit_code == 0, r.output
     res = json.loads((out / "study.json").read_text())
     assert res["families"]["maze-two-goals"]["solve"]["folder"]["n"] == 2
+
+
+def test_study_on_a_folder_with_a_baseline_and_a_training_log(data, tmp_path):
+    """The baseline runs on the task folders whose task it was trained on; the training cost per task folder's task."""
+    out = tmp_path / "study"
+    r, _ = cli("study", "--model", "tiny-maze-2goal", "--baseline", "tiny-maze", "--data", data, "--count", 1,
+               "--steps", 2, "--parts", "solve", "--train-log", "benchmarks/tiny-maze-2goal-train-log.jsonl",
+               "--out", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "study.json").read_text())
+    assert list(res["baseline"]["families"]) == ["maze"]
+    assert (out / "baseline" / "tiny-maze" / "maze" / "solve" / "results.json").is_file()
+    assert [row["family"] for row in res["training"]["rows"]] == ["maze", "maze-two-goals"]
+    md = (out / "study.md").read_text()
+    assert "tiny-maze: mean score" in md and "tiny-maze: solve rate [95% CI]" in md
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +129,14 @@ def vbvr(tmp_path_factory):
     (("--data", "{vbvr}", "--parts", "solve,nonesuch"), "unknown study part 'nonesuch'"),
     (("--data", "{vbvr}", "--parts", "compare"), "add solve to --parts"),
     (("--data", "{empty}"), "no samples under {empty}"),
+    (("--data", "{rendered}"), "not drawn by steplens"),  # VBVR's own drawings: scored by vbvr, not installed
+    (("--data", "{rendered}", "--scorer", "maze"), "--scorer maze scores steplens's own task drawings"),
 ])
-def test_study_on_a_folder_names_bad_input_before_the_model_loads(data, vbvr, tmp_path, args, message):
+def test_study_on_a_folder_names_bad_input_before_the_model_loads(data, vbvr, tmp_path, monkeypatch, args, message):
+    monkeypatch.setitem(sys.modules, "vbvr_bench", None)  # VBVR-EvalKit not installed (another test may fake it)
     (tmp_path / "empty").mkdir()
-    fill = {"tmp": tmp_path, "vbvr": vbvr, "data": data, "empty": tmp_path / "empty"}
+    make_vbvr_rendered(tmp_path / "rendered", per_task=1)
+    fill = {"tmp": tmp_path, "vbvr": vbvr, "data": data, "empty": tmp_path / "empty", "rendered": tmp_path / "rendered"}
     args = [str(a).format(**fill) for a in args]
     # a model that cannot load: the refusal must come first, naming the bad value
     r, text = cli("study", "--model", tmp_path / "nomodel.safetensors", "--out", tmp_path / "s", *args)
@@ -121,11 +144,43 @@ def test_study_on_a_folder_names_bad_input_before_the_model_loads(data, vbvr, tm
     assert "nomodel" not in text and not (tmp_path / "s").exists()
 
 
+class FinalFrameScorer:
+    """A task-free plug-in scorer (VBVR-EvalKit's stand-in here): 1 - the mean absolute difference of the final
+    frame to the ground truth's."""
+
+    name = "final-frame-l1"
+
+    def __init__(self, threshold=None):
+        self.threshold = 0.9 if threshold is None else threshold
+
+    def score(self, video, sample) -> Score:
+        v, gt = np.asarray(video[-1], float), np.asarray(sample.final_frame, float)
+        s = 1.0 - float(np.abs(v - gt).mean()) / 255.0
+        return Score(score=s, success=s >= self.threshold)
+
+
+def test_study_on_vbvr_drawings_takes_them_as_they_are(tmp_path):
+    """VBVR-Bench's own rendered frames (not steplens's drawing): the study runs with a scorer that takes any frame;
+    the task hooks that need steplens's drawing (swap pairs) are said and skipped, naming why."""
+    if "final-frame-l1" not in scorer_names():
+        register_scorer("final-frame-l1", FinalFrameScorer)
+    make_vbvr_rendered(tmp_path / "bench", per_task=2, folder="G-7_maze-two-goals_data-generator")
+    out = tmp_path / "study"
+    r, _ = cli("study", "--model", "tiny-maze", "--data", tmp_path / "bench", "--scorer", "final-frame-l1",
+               "--count", 2, "--probe-count", 1, "--steps", 2, "--parts", "solve,swap", "--out", out)
+    assert r.exit_code == 0, r.output
+    f = json.loads((out / "study.json").read_text())["families"]["G-7_maze-two-goals_data-generator"]
+    assert f["task"] == "maze-two-goals" and "not a maze frame" in f["taken_as_is"]
+    assert f["solve"]["folder"]["n"] == 2 and 0 < f["solve"]["folder"]["mean_score"] <= 1
+    swap = [w for w in f["not_applicable"] if w.startswith("swap")]
+    assert swap and "taken as they are" in swap[0] and not (out / f["folder"] / "swap").exists()
+
+
 @pytest.mark.slow
 def test_study_on_a_vbvr_folder_with_the_held_wan22_and_its_loras(vbvr, tmp_path):
     """VBVR-Wan2.2 as users hold it (tiny: the Wan2.2 pipeline and a DiffSynth LoRA pair) on a VBVR-Bench-layout
-    folder: every part that applies runs end to end (all parts, one sample each); the tables hold mean score and solve rate per task, per split
-    and overall; the recorded configuration names the LoRAs and the dtype."""
+    folder: every part that applies runs end to end (all parts, one sample each); the tables hold mean score and
+    solve rate per task, per split and overall; the recorded configuration names the LoRAs and the dtype."""
     pytest.importorskip("diffusers")
     pytest.importorskip("peft")
     from builders import held_wan22
