@@ -131,12 +131,17 @@ def vbvr(tmp_path_factory):
     (("--data", "{empty}"), "no samples under {empty}"),
     (("--data", "{rendered}"), "not drawn by steplens"),  # VBVR's own drawings: scored by vbvr, not installed
     (("--data", "{rendered}", "--scorer", "maze"), "--scorer maze scores steplens's own task drawings"),
+    (("--data", "{nogt}"), "{nogt}/maze/00000: no frame count"),
 ])
 def test_study_on_a_folder_names_bad_input_before_the_model_loads(data, vbvr, tmp_path, monkeypatch, args, message):
     monkeypatch.setitem(sys.modules, "vbvr_bench", None)  # VBVR-EvalKit not installed (another test may fake it)
     (tmp_path / "empty").mkdir()
     make_vbvr_rendered(tmp_path / "rendered", per_task=1)
-    fill = {"tmp": tmp_path, "vbvr": vbvr, "data": data, "empty": tmp_path / "empty", "rendered": tmp_path / "rendered"}
+    nogt = tmp_path / "nogt"
+    write_sample(nogt, get_task("maze").sample(0, 3, 3, idx=0), scale=2, metadata=False, rel="maze/00000")
+    (nogt / "maze" / "00000" / "ground_truth.mp4").unlink()
+    fill = {"tmp": tmp_path, "vbvr": vbvr, "data": data, "empty": tmp_path / "empty", "rendered": tmp_path / "rendered",
+            "nogt": nogt}
     args = [str(a).format(**fill) for a in args]
     # a model that cannot load: the refusal must come first, naming the bad value
     r, text = cli("study", "--model", tmp_path / "nomodel.safetensors", "--out", tmp_path / "s", *args)

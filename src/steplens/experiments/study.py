@@ -184,6 +184,10 @@ def folder_families(data, split: list[str] | None = None, tasks: list[str] | Non
             warnings.simplefilter("ignore")
             samples = src.load(need_frames=False)
         scorers.check(samples)  # a task without a scorer, or a scorer that cannot score it, named now
+        for x in samples:  # the frame count comes from metadata.json or ground_truth.mp4 (read when the model runs)
+            if not x.meta.get("frames") and not (Path(x.dir) / "ground_truth.mp4").is_file():
+                raise ValueError(f"{x.dir}: no frame count: no metadata.json 'frames' and no ground_truth.mp4 (the "
+                                 f"study takes each sample's frame count from them)")
         foreign = next((s.foreign for s in samples if getattr(s, "foreign", None)), None)
         t = find_task(folder)
         fams[name] = {"folder": folder, "split": sp, "task": t.name if t is not None else None, "available": n,
