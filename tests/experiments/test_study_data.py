@@ -164,11 +164,14 @@ class FinalFrameScorer:
         return Score(score=s, success=s >= self.threshold)
 
 
-def test_study_on_vbvr_drawings_takes_them_as_they_are(tmp_path):
+def test_study_on_vbvr_drawings_takes_them_as_they_are(tmp_path, monkeypatch):
     """VBVR-Bench's own rendered frames (not steplens's drawing): the study runs with a scorer that takes any frame;
     the task hooks that need steplens's drawing (swap pairs) are said and skipped, naming why."""
-    if "final-frame-l1" not in scorer_names():
-        register_scorer("final-frame-l1", FinalFrameScorer)
+    from steplens.tasks import registry
+
+    scorer_names()  # the registry loaded, then the plug-in added for this test only (other tests list the scorers)
+    monkeypatch.setattr(registry, "_SCORERS", dict(registry._SCORERS))
+    register_scorer("final-frame-l1", FinalFrameScorer)
     make_vbvr_rendered(tmp_path / "bench", per_task=2, folder="G-7_maze-two-goals_data-generator")
     out = tmp_path / "study"
     r, _ = cli("study", "--model", "tiny-maze", "--data", tmp_path / "bench", "--scorer", "final-frame-l1",
@@ -194,8 +197,8 @@ def test_study_on_a_vbvr_folder_with_the_held_wan22_and_its_loras(vbvr, tmp_path
     out = tmp_path / "study"
     r, _ = cli("study", "--model", f"wan:{tmp_path / 'wan22'}", "--lora", one, "--lora-2", f"{two}:0.5",
                "--preset", "vbvr", "--dtype", "bfloat16", "--data", vbvr, "--scorer", "maze", "--steps", 4,
-               "--count", 1, "--probe-count", 1, "--compare-families", 1, "--n-seeds", 2, "--batch", 1,
-               "--out", out)
+               "--guidance", 3, "--negative-prompt", "blurry", "--height", 32, "--width", 32, "--count", 1,
+               "--probe-count", 1, "--compare-families", 1, "--n-seeds", 2, "--batch", 1, "--out", out)
     assert r.exit_code == 0, r.output
     res = json.loads((out / "study.json").read_text())
     fam = res["families"]
@@ -212,7 +215,13 @@ def test_study_on_a_vbvr_folder_with_the_held_wan22_and_its_loras(vbvr, tmp_path
     assert ident["dtype"] == "bfloat16" and set(ident["loras"]) == {"transformer", "transformer_2"}
     assert ident["loras"]["transformer"]["path"] == str(one) and ident["loras"]["transformer_2"]["scale"] == 0.5
     cfg = res["config"]
-    assert cfg["scorer"] == "maze" and cfg["sampling"]["preset"] == "vbvr" and cfg["steps"] == 4
+    assert cfg["scorer"] == "maze" and cfg["sampling"]["preset"] == "vbvr" and (cfg["steps"], cfg["guidance"]) == (4, 3)
+    want = {"guidance": 3.0, "negative_prompt": "blurry", "height": 32, "width": 32, "boundary": 0.875}
+    assert {k: cfg["sampling"][k] for k in want} == want
+    for part in ("solve", "noise", "sweep"):  # every run samples as the options say and records the model as held
+        store = json.loads((out / "O-39_maze_data-generator" / part / "store" / "store_config.json").read_text())
+        assert {k: store["sampling"][k] for k in want} == want and store["dtype"] == "bfloat16"
+        assert store["loras"] == ident["loras"] and store["scorer"] == "maze"
     md = (out / "study.md").read_text()
     splits = md.split("## Mean score and solve rate per split")[1].split("## ")[0]
     for split in ("In-Domain_50", "Out-of-Domain_50", "all"):

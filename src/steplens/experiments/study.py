@@ -15,6 +15,14 @@ Per family F (generated held-out samples, seeds from `seed`), each piece a probe
 The parts besides solve are the registered probes that declare a study part (`steplens.probes.contract.StudyPart`:
 its count, order, scope, options, what study.json keeps); a plug-in probe that declares one joins the study.
 
+On a folder of samples (`data`: the VBVR-Bench layout `<split>/<task>/<idx>/` or steplens's `<task>/<idx>/`, with
+`split` / task filters) each task folder is a family F: `F/solve/` (its first `count` samples, no next difficulty:
+that needs the task's generator, said under "Parts skipped"), the parts that apply to its task (`swap` where its
+task has a swap pair and steplens drew the samples), each on the folder's first samples; the tables give per task
+folder, per split and overall the mean score beside the solve rate (VBVR-Bench reports mean scores), and the
+compared families are those with the lowest mean score. Everything about the folder (filters, files, a scorer for
+every sample, frame counts) is checked by `folder_families` before a model is needed.
+
 Then `study.json` (every number), `study.md` (the tables) and `report.html`: a family x claim matrix, each of the
 study's claims judged per family by the rule its probe states (as `steplens report` does), and links to every run.
 The counts: `count` samples for the solve rates, `sweep_count` for the sweep and `compare_count` for the comparison
@@ -419,7 +427,7 @@ def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
                          **({f"{base['model']}: mean score": _score(b["mean_score"]) if b else "–",
                              f"{base['model']}: solve rate [95% CI]": _ci(b) if b else "–"} if base else {})})
         by_split.setdefault(f["split"] or "–", []).append(d)
-    groups = [(k, v) for k, v in by_split.items() if k != "–"] if len(by_split) > 1 or "–" not in by_split else []
+    groups = [(k, v) for k, v in by_split.items() if k != "–"]  # a VBVR-Bench layout's splits, then all
     splits = []
     for k, rows in [*groups, ("all", [r for v in by_split.values() for r in v])]:
         if not rows:
@@ -433,7 +441,7 @@ def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
 def tables(result: dict) -> dict[str, list[dict]]:
     """The study's tables as rows (for the markdown and the report)."""
     fam = result["families"]
-    folder = result["config"].get("data") is not None
+    folder = (result.get("config") or {}).get("data") is not None
     solve, steps, behave = [], [], []
     for name, f in fam.items():
         d, e = f["solve"].get(solve_key(f)), f["solve"].get(str(f["next_size"]))
