@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .app import _check, _errors, _fail, app, console, err
+from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
 from .options import ModelOptions, SamplingOptions, bundles, load
 
 
@@ -18,10 +18,13 @@ def study(
     mo: ModelOptions = None, so: SamplingOptions = None,
     out: Path = typer.Option(..., help="one folder per family and part, study.json, study.md, report.html; resumes "
                                        "(or grows with a larger --count) if present"),
+    data: Optional[Path] = DATA, split: Optional[str] = SPLIT,
     tasks: Optional[str] = typer.Option(None, help="task families, comma-separated, or all (default: those the "
-                                                   "model was trained on)"),
+                                                   "model was trained on); with --data: only these task folders "
+                                                   "(or task names; default: all)"),
     count: int = typer.Option(500, min=1, help="held-out samples per solve-rate figure (solve; sweep and compare "
-                                               "too unless given)"),
+                                               "too unless given); with --data: the first COUNT of each task "
+                                               "folder"),
     sweep_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per condition of the steps and "
                                                                 "frames sweep (default: --count)"),
     compare_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per multi-seed method "
@@ -38,30 +41,49 @@ def study(
     train_log: Optional[List[Path]] = typer.Option(None, help="the model's training log (log.jsonl): training cost "
                                                               "per family; repeat it for a training in stages, in "
                                                               "their order"),
-    seed: int = typer.Option(0), batch: int = typer.Option(50, min=1),
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    seed: int = typer.Option(0, help="generated: held-out seeds from SEED; with --data: noise seed = SEED + the "
+                                     "sample's index"),
+    batch: int = typer.Option(50, min=1),
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
-    the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold."""
-    from ..experiments.study import run_study, study_config_from, tables
+    the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold. With
+    --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
+    overall; the parts that need a task's generator or swap pair are said and skipped."""
+    from ..experiments.study import folder_study_config, run_study, study_config_from, tables
     from ..io import checks
+    from ..tasks import Scorers
 
     try:
-        _check(out=out)
+        _check(out=out, threshold=threshold)
         for log in train_log or []:
             checks.in_file(log, "--train-log")
+        counts = dict(count=count, probe_count=probe_count, sweep_count=sweep_count, compare_count=compare_count,
+                      seed=seed, batch=batch, compare_families=compare_families, n_seeds=n_seeds, scorer=scorer,
+                      threshold=threshold)
+        Scorers(scorer, threshold)  # an unknown scorer, or a threshold it does not take, named now
+        folders = None
+        if data is not None:  # the folder, its filters, its samples and their scorer: checked before the model loads
+            cfg, folders = folder_study_config(data, split, tasks, parts, **counts)
+        elif split is not None:
+            raise ValueError(f"--split {split} filters a folder of samples (VBVR-Bench's <split>/<task>/<idx>/): "
+                             f"give --data DIR")
         m, sp = load(mo, so)
-        cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, sweep_count=sweep_count,
-                                compare_count=compare_count, seed=seed, steps=sp.steps, shift=sp.shift,
-                                guidance=sp.guidance, sampling=sp.describe() if sp.extra else None, batch=batch,
-                                compare_families=compare_families, n_seeds=n_seeds)
+        sampling = dict(steps=sp.steps, shift=sp.shift, guidance=sp.guidance,
+                        sampling=sp.describe() if sp.extra else None)
+        if data is None:
+            cfg = study_config_from(m, tasks, parts, **counts, **sampling)
+        else:
+            cfg = cfg.model_copy(update=sampling)
         base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # runs cfg's sampling
-        res = run_study(m, out, cfg, baseline=base, train_log=train_log)
+        res = run_study(m, out, cfg, baseline=base, train_log=train_log, folders=folders)
     except _errors() as e:
         _fail(e)
     t = tables(res)
-    for key, title in (("solve", "solve rate"), ("steps", "solve rate by steps"), ("claims", "the study's claims"),
-                       ("training", "training cost")):
-        if not t[key]:
+    for key, title in (("solve", "solve rate"), ("tasks", "mean score and solve rate per task"),
+                       ("splits", "per split and overall"), ("steps", "solve rate by steps"),
+                       ("claims", "the study's claims"), ("skipped", "parts skipped"), ("training", "training cost")):
+        if not t.get(key):
             continue
         table = Table(title=title)
         for col in t[key][0]:

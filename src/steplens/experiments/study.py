@@ -15,6 +15,14 @@ Per family F (generated held-out samples, seeds from `seed`), each piece a probe
 The parts besides solve are the registered probes that declare a study part (`steplens.probes.contract.StudyPart`:
 its count, order, scope, options, what study.json keeps); a plug-in probe that declares one joins the study.
 
+On a folder of samples (`data`: the VBVR-Bench layout `<split>/<task>/<idx>/` or steplens's `<task>/<idx>/`, with
+`split` / task filters) each task folder is a family F: `F/solve/` (its first `count` samples, no next difficulty:
+that needs the task's generator, said under "Parts skipped"), the parts that apply to its task (`swap` where its
+task has a swap pair and steplens drew the samples), each on the folder's first samples; the tables give per task
+folder, per split and overall the mean score beside the solve rate (VBVR-Bench reports mean scores), and the
+compared families are those with the lowest mean score. Everything about the folder (filters, files, a scorer for
+every sample, frame counts) is checked by `folder_families` before a model is needed.
+
 Then `study.json` (every number), `study.md` (the tables) and `report.html`: a family x claim matrix, each of the
 study's claims judged per family by the rule its probe states (as `steplens report` does), and links to every run.
 The counts: `count` samples for the solve rates, `sweep_count` for the sweep and `compare_count` for the comparison
@@ -68,6 +76,12 @@ class StudyConfig(BaseModel):
     parts: list[str] = Field(default_factory=study_parts)
     compare_families: int = 2
     n_seeds: int = 3
+    # a folder of samples (`--data`): each family is a task folder (its name; `<split>/<folder>` where one folder
+    # name sits in several of the chosen splits), its first `count` samples per figure; None: generated families
+    data: str | None = None
+    split: list[str] | None = None
+    scorer: str | None = None  # None: each task's own
+    threshold: float | None = None
 
     @field_validator("count", "probe_count", "sweep_count", "compare_count", "steps", "batch", "n_seeds")
     @classmethod
@@ -121,9 +135,72 @@ def study_tasks(model, tasks: str | None) -> list[str]:
     return list(dict.fromkeys(generator_task(n).name for n in names))
 
 
+FOLDER = "folder"  # the key of a folder family's solve figure (a generated family's: its size)
+NEXT_NEEDS_GENERATOR = ("solve at the next difficulty: needs the task's generator (the samples come from --data, "
+                        "whose difficulty is fixed)")
+
+
+def _where(cfg: StudyConfig, family: str) -> dict:
+    """A family's samples: a task folder of cfg.data (filters), or the generated task."""
+    if cfg.data is None:
+        return {"task": family}
+    split, folder = family.split("/", 1) if "/" in family else (None, family)
+    return {"data": Path(cfg.data), "split": [split] if split else cfg.split, "tasks": [folder]}
+
+
 def _settings(cfg: StudyConfig, task: str, count: int, size: int | None = None) -> ExperimentSettings:
-    return ExperimentSettings(task=task, size=size, count=count, seed=cfg.seed, steps=cfg.steps, shift=cfg.shift,
-                              guidance=cfg.guidance, sampling=cfg.sampling, batch=cfg.batch)
+    return ExperimentSettings(**_where(cfg, task), size=size, count=count, seed=cfg.seed, steps=cfg.steps,
+                              shift=cfg.shift, guidance=cfg.guidance, sampling=cfg.sampling, batch=cfg.batch,
+                              scorer=cfg.scorer, threshold=cfg.threshold)
+
+
+def solve_key(f: dict) -> str:
+    """The key of a family's solve figure at its default difficulty (a folder family: "folder")."""
+    return FOLDER if f.get("folder") is not None else str(f["size"])
+
+
+def folder_families(data, split: list[str] | None = None, tasks: list[str] | None = None, count: int | None = None,
+                    scorer: str | None = None, threshold: float | None = None) -> dict[str, dict]:
+    """{family: {folder, split, task, available, taken_as_is}}: the task folders of a folder of samples after the
+    --split / --tasks filters, in order; everything the study needs of them checked without a model (the folder,
+    the filters, the samples' files, a scorer for each; the first `count` of each folder read).
+    Family name: the task folder's, or `<split>/<folder>` where the folder name sits in several chosen splits."""
+    import warnings
+
+    from ..tasks import Scorers, find_task
+    from ..tasks.folders import SampleSource, find_samples, task_of
+
+    root = Path(data)
+    dirs = find_samples(root, split, tasks)  # a missing folder, no samples, an unknown split or task: named here
+    depth = len(dirs[0].relative_to(root).parts)
+    by: dict[tuple, int] = {}
+    for d in dirs:
+        key = (d.relative_to(root).parts[0] if depth == 3 else None, task_of(d, root, depth))
+        by[key] = by.get(key, 0) + 1
+    folders = [f for _, f in by]
+    for f in dict.fromkeys(folders):  # a folder filter also takes a task's name: it must pick one folder
+        twin = next((g for g in dict.fromkeys(folders) if g != f and getattr(find_task(g), "name", None) == f), None)
+        if twin is not None:
+            raise ValueError(f"{root}: task folders {f!r} and {twin!r} are both task {f!r}; a study takes one folder "
+                             f"per task: keep one of them")
+    scorers = Scorers(scorer, threshold)  # an unknown scorer named before the folder is read
+    fams = {}
+    for (sp, folder), n in by.items():
+        name = folder if folders.count(folder) == 1 else f"{sp}/{folder}"
+        src = SampleSource(data=root, split=[sp] if sp else split, tasks=[folder], count=count)
+        with warnings.catch_warnings():  # the probes say it once, where the samples run
+            warnings.simplefilter("ignore")
+            samples = src.load(need_frames=False)
+        scorers.check(samples)  # a task without a scorer, or a scorer that cannot score it, named now
+        for x in samples:  # the frame count comes from metadata.json or ground_truth.mp4 (read when the model runs)
+            if not x.meta.get("frames") and not (Path(x.dir) / "ground_truth.mp4").is_file():
+                raise ValueError(f"{x.dir}: no frame count: no metadata.json 'frames' and no ground_truth.mp4 (the "
+                                 f"study takes each sample's frame count from them)")
+        foreign = next((s.foreign for s in samples if getattr(s, "foreign", None)), None)
+        t = find_task(folder)
+        fams[name] = {"folder": folder, "split": sp, "task": t.name if t is not None else None, "available": n,
+                      "taken_as_is": foreign}
+    return fams
 
 
 def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, **options) -> dict:
@@ -156,27 +233,49 @@ def _solve_row(res: dict) -> dict:
 
 
 def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
-              progress: bool = True) -> dict:
+              progress: bool = True, folders: dict[str, dict] | None = None) -> dict:
+    """The study into OUT. On a folder (cfg.data), `folders` is `folder_families`' answer (read again if None)."""
+    from ..contract import identity
+    from ..tasks import find_task
+
     t0 = time.time()
     out = Path(out)
     steps, shift, guidance = own(model, cfg.steps, cfg.shift, cfg.guidance)
     cfg = cfg.model_copy(update={"steps": steps, "shift": shift, "guidance": guidance})
+    if cfg.data is not None and folders is None:
+        folders = folder_families(cfg.data, cfg.split, [_where(cfg, n)["tasks"][0] for n in cfg.tasks],
+                                  scorer=cfg.scorer, threshold=cfg.threshold)
+    training = None
+    if train_log:  # read first: a log without the families' evaluations is refused before any run
+        trained = model.trained_tasks
+        names = cfg.tasks if cfg.data is None else list(dict.fromkeys(
+            folders[n]["task"] for n in cfg.tasks if folders[n]["task"] is not None))
+        training = {"logs": [str(p) for p in _paths(train_log)],
+                    "rows": training_cost(train_log, names, trained[0] if trained else None)}
     solver = get_probe(SOLVE_PROBE)
     parts = [p for p in study_probes() if p.name in cfg.parts]
     fam: dict[str, dict] = {}
     for name in cfg.tasks:
-        task = generator_task(name)
-        size, edge = task.default_size, next_size(task, task.default_size)
-        f = fam[name] = {"size": size, "next_size": edge, "solve": {}}
+        if cfg.data is None:
+            task = generator_task(name)
+            size, edge = task.default_size, next_size(task, task.default_size)
+            f = fam[name] = {"size": size, "next_size": edge, "solve": {}}
+            solves = [(k, out / name / f"solve-{k}", k) for k in [size] + ([edge] if edge is not None else [])]
+        else:  # a task folder: its samples as they are; its task's hooks only where steplens drew them
+            f = fam[name] = {**folders[name], "size": None, "next_size": None, "solve": {}}
+            task = None if f["taken_as_is"] else find_task(f["folder"])
+            solves = [(FOLDER, out / name / "solve", None)]
+            if SOLVE in cfg.parts:
+                f.setdefault("not_applicable", []).append(NEXT_NEEDS_GENERATOR)
         if SOLVE in cfg.parts:
-            for k in [size] + ([edge] if edge is not None else []):
-                res = _run_probe(solver, model, out / name / f"solve-{k}", _settings(cfg, name, cfg.count, k),
-                                 progress)
-                f["solve"][str(k)] = _solve_row(res)
+            for key, where, k in solves:
+                res = _run_probe(solver, model, where, _settings(cfg, name, cfg.count, k), progress)
+                f["solve"][str(key)] = _solve_row(res)
         for p in (p for p in parts if p.study.scope == "family"):
             why = p.study.not_applicable(task)
             if why:
-                f.setdefault("not_applicable", []).append(why)
+                f.setdefault("not_applicable", []).append(why + (f" (samples taken as they are: {f['taken_as_is']})"
+                                                                 if f.get("taken_as_is") else ""))
                 continue
             kept = _run_part(p, model, out / name / p.name, cfg, name, progress)
             if kept is not None:
@@ -184,7 +283,9 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     weakest = []
     on_weakest = [p for p in parts if p.study.scope == "weakest"]
     if on_weakest and cfg.compare_families:
-        rated = [(f["solve"][str(f["size"])]["solve_rate"], n) for n, f in fam.items() if str(f["size"]) in f["solve"]]
+        # the weakest families: by solve rate (generated), by mean score (a folder's: VBVR-Bench reports scores)
+        measure = "solve_rate" if cfg.data is None else "mean_score"
+        rated = [(f["solve"][solve_key(f)][measure] or 0.0, n) for n, f in fam.items() if solve_key(f) in f["solve"]]
         weakest = [n for _, n in sorted(rated)[: cfg.compare_families]]
         for name in weakest:
             for p in on_weakest:
@@ -194,19 +295,18 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     base = {}
     if baseline is not None:
         trained = baseline.trained_tasks
-        for name in [n for n in cfg.tasks if n in trained]:
-            k = fam[name]["size"]
-            res = _run_probe(solver, baseline, out / "baseline" / baseline.name / name / f"solve-{k}",
-                             _settings(cfg, name, cfg.count, k), progress)
-            base[name] = {str(k): _solve_row(res)}
+        for name in cfg.tasks:
+            f = fam[name]
+            if (f.get("task") if cfg.data is not None else name) not in trained:
+                continue
+            k = solve_key(f)
+            where = out / "baseline" / baseline.name / name / ("solve" if k == FOLDER else f"solve-{k}")
+            res = _run_probe(solver, baseline, where, _settings(cfg, name, cfg.count, f["size"]), progress)
+            base[name] = {k: _solve_row(res)}
     claims = judge(out, fam)
-    training = None
-    if train_log:
-        trained = model.trained_tasks
-        training = {"logs": [str(p) for p in _paths(train_log)],
-                    "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
-    result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
-              "compared": weakest, "baseline": {"model": baseline.name, "families": base} if baseline else None,
+    result = {"format": 1, "kind": "study", "model": model.name, "identity": identity(model),
+              "config": cfg.model_dump(), "families": fam, "compared": weakest,
+              "baseline": {"model": baseline.name, "families": base} if baseline else None,
               "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "study.json", result)
     atomic_write_text(out / "study.md", markdown(result))
@@ -294,18 +394,64 @@ def _ci(r: dict) -> str:
     return f"{r['solve_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
+def _score(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _pooled(rows: list[dict]) -> dict:
+    """Solve figures of several families pooled over their samples: n, solved, the solve rate with its Wilson
+    interval, the mean score (each family's mean weighted by its samples)."""
+    from .stats import wilson
+
+    n = sum(r["n"] for r in rows)
+    solved = sum(round(r["solve_rate"] * r["n"]) for r in rows if r["n"])
+    lo, hi = wilson(solved, n)
+    scored = [r for r in rows if r.get("mean_score") is not None and r["n"]]
+    mean = sum(r["mean_score"] * r["n"] for r in scored) / sum(r["n"] for r in scored) if scored else None
+    return {"n": n, "solve_rate": solved / n if n else 0.0, "ci_low": lo, "ci_high": hi, "mean_score": mean}
+
+
+def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
+    """A folder's study: per task folder, and per split and overall, the mean score beside the solve rate (as
+    VBVR-Bench reports: mean scores; success = score >= the scorer's threshold)."""
+    fam = result["families"]
+    base = result.get("baseline") or {}
+    per_task, by_split = [], {}
+    for name, f in fam.items():
+        d = f["solve"].get(FOLDER)
+        if not d:
+            continue
+        b = base.get("families", {}).get(name, {}).get(FOLDER)
+        per_task.append({"family": name, "split": f["split"] or "–", "task": f["task"] or "–", "n": d["n"],
+                         "mean score": _score(d["mean_score"]), "solve rate [95% CI]": _ci(d),
+                         **({f"{base['model']}: mean score": _score(b["mean_score"]) if b else "–",
+                             f"{base['model']}: solve rate [95% CI]": _ci(b) if b else "–"} if base else {})})
+        by_split.setdefault(f["split"] or "–", []).append(d)
+    groups = [(k, v) for k, v in by_split.items() if k != "–"]  # a VBVR-Bench layout's splits, then all
+    splits = []
+    for k, rows in [*groups, ("all", [r for v in by_split.values() for r in v])]:
+        if not rows:
+            continue
+        p = _pooled(rows)
+        splits.append({"split": k, "families": len(rows), "n": p["n"], "mean score": _score(p["mean_score"]),
+                       "solve rate [95% CI]": _ci(p)})
+    return per_task, splits
+
+
 def tables(result: dict) -> dict[str, list[dict]]:
     """The study's tables as rows (for the markdown and the report)."""
     fam = result["families"]
+    folder = (result.get("config") or {}).get("data") is not None
     solve, steps, behave = [], [], []
     for name, f in fam.items():
-        d, e = f["solve"].get(str(f["size"])), f["solve"].get(str(f["next_size"]))
-        if d:
+        d, e = f["solve"].get(solve_key(f)), f["solve"].get(str(f["next_size"]))
+        if d and not folder:
             base = (result.get("baseline") or {}).get("families", {}).get(name, {}).get(str(f["size"]))
             solve.append({"family": name, "size": f["size"], "n": d["n"], "solve rate [95% CI]": _ci(d),
                           "next size": f["next_size"], "next: solve rate [95% CI]": _ci(e) if e else "–",
                           **({f"{result['baseline']['model']}, same size": _ci(base) if base else "–"}
                              if result.get("baseline") else {})})
+        if d:
             behave.append({"family": name, "mean commitment step": _pct(d["mean_commitment_step"]),
                            "mean answers held at step 0": _pct(d["mean_early_candidates"]),
                            "runs holding ≥ 2 at step 0": d["runs_holding_several_early"],
@@ -331,8 +477,11 @@ def tables(result: dict) -> dict[str, list[dict]]:
                                                   f"{100 * r['delta_ci_high']:+.1f}]"}
                for name in result["compared"] for r in fam[name].get("compare", [])]
     training = (result.get("training") or {}).get("rows", [])
-    return {"solve": solve, "steps": steps, "behaviours": behave, "claims": claims, "compare": compare,
-            "training": training}
+    skipped = [{"family": name, "part": why.split(":")[0], "why": why.split(":", 1)[1].strip() if ":" in why else why}
+               for name, f in fam.items() for why in f.get("not_applicable", [])]
+    per_task, splits = _folder_tables(result) if folder else ([], [])
+    return {**({"tasks": per_task, "splits": splits} if folder else {"solve": solve}), "steps": steps,
+            "behaviours": behave, "claims": claims, "compare": compare, "training": training, "skipped": skipped}
 
 
 def _verdict(v: dict) -> str:
@@ -350,7 +499,10 @@ def _md(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (Wilson 95% intervals)",
+TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% intervals; a family is a task folder)",
+          "splits": "Mean score and solve rate per split and overall (pooled over samples)",
+          "skipped": "Parts skipped (not applicable), and why",
+          "solve": "Solve rate at the default difficulty and one notch harder (Wilson 95% intervals)",
           "steps": "Solve rate by sampling steps (the model uses its steps when 1 step is well below 20)",
           "behaviours": "Behaviours along the steps (default difficulty)",
           "claims": "The study's claims, per family (rules: steplens report)",
@@ -361,14 +513,32 @@ TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (W
 
 def _counts(c: dict) -> str:
     """The samples behind each kind of figure, and the sampling, in one sentence."""
-    return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {c['sweep_count']} per "
+    if c.get("data") is None:
+        return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {c['sweep_count']} per "
+                f"condition of the steps and frames sweep, {c['compare_count']} per multi-seed method, "
+                f"{c['probe_count']} per intervention probe condition; {c['steps']} Euler steps, shift {c['shift']}.")
+    scorer = c.get("scorer") or "each task's own scorer"
+    threshold = c["threshold"] if c.get("threshold") is not None else "the scorer's threshold"
+    return (f"Samples from {c['data']}" + (f" (splits {', '.join(c['split'])})" if c.get("split") else "") +
+            f", the first samples of each task folder: up to {c['count']} per solve rate, {c['sweep_count']} per "
             f"condition of the steps and frames sweep, {c['compare_count']} per multi-seed method, "
-            f"{c['probe_count']} per intervention probe condition; {c['steps']} Euler steps, shift {c['shift']}.")
+            f"{c['probe_count']} per intervention probe condition (noise seed = {c['seed']} + the sample's index); "
+            f"scored by {scorer}, a success = score >= {threshold}; {c['steps']} steps, shift {c['shift']}, "
+            f"guidance {c['guidance']}.")
+
+
+def _model_line(result: dict) -> str:
+    """The model as it was held: name, dtype, LoRAs (path and scale) and the sampling preset."""
+    ident, c = result.get("identity") or {}, result["config"]
+    loras = "; ".join(f"{comp}: {v['path']} (scale {v['scale']})" for comp, v in (ident.get("loras") or {}).items())
+    preset = (c.get("sampling") or {}).get("preset")
+    return (f"Model {result['model']}, {ident.get('dtype', 'float32')}" + (f", LoRAs {loras}" if loras else "") +
+            (f", preset {preset}" if preset else "") + ".")
 
 
 def markdown(result: dict) -> str:
     c = result["config"]
-    head = f"# steplens study: {result['model']}\n\n{_counts(c)}\n"
+    head = f"# steplens study: {result['model']}\n\n{_model_line(result)} {_counts(c)}\n"
     t = tables(result)
     return head + "".join(f"\n## {TITLES[k]}\n\n{_md(rows)}" for k, rows in t.items())
 
@@ -376,7 +546,8 @@ def markdown(result: dict) -> str:
 def write_report(out: Path, result: dict) -> None:
     rep = Report(f"steplens study: {result['model']} on {len(result['families'])} task families")
     c = result["config"]
-    rep.text(f"{_counts(c)} Every number is in study.json; each run has its own report, linked below.")
+    rep.text(f"{_model_line(result)} {_counts(c)} Every number is in study.json; each run has its own report, linked "
+             f"below.")
     rep.link("study.json", "study.json").link("study.md", "study.md: the tables")
     for k, rows in tables(result).items():
         rep.section(TITLES[k])
@@ -392,10 +563,27 @@ def write_report(out: Path, result: dict) -> None:
     rep.write(out / "report.html")
 
 
+def _parts_list(parts: str | None) -> list[str]:
+    return [p.strip() for p in parts.split(",") if p.strip()] if parts else study_parts()
+
+
 def study_config_from(model, tasks: str | None, parts: str | None, **kw) -> StudyConfig:
     names = study_tasks(model, tasks)
-    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else study_parts()
-    return StudyConfig(tasks=names, parts=plist, **kw)
+    return StudyConfig(tasks=names, parts=_parts_list(parts), **kw)
+
+
+def folder_study_config(data, split: str | None, tasks: str | None, parts: str | None,
+                        **kw) -> tuple[StudyConfig, dict[str, dict]]:
+    """(config, folder_families' answer) for a study on a folder of samples, everything checked without a model:
+    `tasks` filters its task folders (folder or task names, comma-separated; None or `all`: every one)."""
+    from ..tasks.folders import _csv
+
+    split_l = _csv(split)
+    task_l = None if tasks is None or tasks.strip() == "all" else _csv(tasks)
+    cfg = StudyConfig(tasks=["-"], parts=_parts_list(parts), data=str(Path(data).resolve()), split=split_l, **kw)
+    most = max(cfg.count, cfg.sweep_count, cfg.compare_count, cfg.probe_count)
+    folders = folder_families(data, split_l, task_l, count=most, scorer=cfg.scorer, threshold=cfg.threshold)
+    return cfg.model_copy(update={"tasks": list(folders)}), folders
 
 
 def load_result(out: Path) -> dict:
