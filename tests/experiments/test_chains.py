@@ -90,3 +90,22 @@ def test_the_report_shows_the_student_beside_the_teacher_at_the_nearest_sigma(tm
     student_sig = json.loads((tmp_path / "c" / "traces" / "maze" / "student" / "metrics.json").read_text())["sigmas"]
     align = align_by_sigma(student_sig, teacher_sig)
     assert f'data-align="{json.dumps(align)}"' in page and len(student_sig) == 4 and len(teacher_sig) == 6
+
+
+def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
+    from steplens.experiments.study import StudyConfig, run_study
+
+    student, teacher = models(("maze",))
+    cfg = StudyConfig(tasks=["maze"], parts=["solve", "chains"], count=2, probe_count=1, batch=2)
+    res = run_study(student, tmp_path / "s", cfg, baseline=teacher, progress=False)
+    fam = res["chains"]["families"]["maze"]
+    assert res["chains"]["teacher"] == "teacher" and fam["student"]["n"] == fam["teacher"]["n"] == 2
+    saved = json.loads((tmp_path / "s" / "chains" / "maze" / "results.json").read_text())
+    assert saved["config"]["student"]["sampling"]["sigmas"] == STUDENT_SIGMAS  # each at its own sampling
+    assert saved["config"]["teacher"]["sampling"]["steps"] == 6
+    md = (tmp_path / "s" / "study.md").read_text()
+    assert "at matched σ" in md and "student (student)" in md and "teacher (teacher)" in md
+    # without the part, no chains
+    res = run_study(student, tmp_path / "t", cfg.model_copy(update={"parts": ["solve"]}), baseline=teacher,
+                    progress=False)
+    assert res["chains"] is None

@@ -37,7 +37,9 @@ def study(
                                                         "those where one seed is weakest"),
     n_seeds: int = typer.Option(3, min=2, help="N of the multi-seed methods"),
     baseline: Optional[str] = typer.Option(None, help="another embedded model (e.g. tiny-maze) measured on the "
-                                                      "families it was trained on, beside"),
+                                                      "families it was trained on, beside; and (part chains) the two "
+                                                      "chains of steps at matched σ, each model at its own sampling "
+                                                      "(a few-step student against its teacher)"),
     train_log: Optional[List[Path]] = typer.Option(None, help="the model's training log (log.jsonl): training cost "
                                                               "per family; repeat it for a training in stages, in "
                                                               "their order"),

@@ -49,6 +49,7 @@ from .grid import ExperimentSettings
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
 SOLVE_PROBE = "behaviours"
+CHAINS = "chains"  # with --baseline: the model's chain of steps against the baseline's at matched σ (a student, its teacher)
 
 
 def study_probes() -> list:
@@ -57,8 +58,8 @@ def study_probes() -> list:
 
 
 def study_parts() -> list[str]:
-    """The study's parts: solve, then every probe that takes part, in order."""
-    return [SOLVE, *(p.name for p in study_probes())]
+    """The study's parts: solve, every probe that takes part, in order, and chains (run with a baseline)."""
+    return [SOLVE, *(p.name for p in study_probes()), CHAINS]
 
 
 class StudyConfig(BaseModel):
@@ -303,15 +304,39 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
             where = out / "baseline" / baseline.name / name / ("solve" if k == FOLDER else f"solve-{k}")
             res = _run_probe(solver, baseline, where, _settings(cfg, name, cfg.count, f["size"]), progress)
             base[name] = {k: _solve_row(res)}
+    chains = _run_chains(model, baseline, out, cfg, fam, progress) if baseline is not None and CHAINS in cfg.parts \
+        else None
     claims = judge(out, fam)
     result = {"format": 1, "kind": "study", "model": model.name, "identity": identity(model),
               "config": cfg.model_dump(), "families": fam, "compared": weakest,
-              "baseline": {"model": baseline.name, "families": base} if baseline else None,
+              "baseline": {"model": baseline.name, "families": base} if baseline else None, "chains": chains,
               "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "study.json", result)
     atomic_write_text(out / "study.md", markdown(result))
     write_report(out, result)
     return result
+
+
+def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progress: bool) -> dict:
+    """The model (a few-step student) against the baseline (its teacher) at matched σ, per family both were trained
+    on (steplens.experiments.chains), each at its own sampling; the claim that step compression collapses the
+    exploration phase judged per family and across them."""
+    from .chains import compare_chains, exploration_loss
+
+    both = set(model.trained_tasks) & set(baseline.trained_tasks)
+    got = {}
+    for name, f in fam.items():
+        task = f.get("task") if cfg.data is not None else name
+        if model.trained_tasks and baseline.trained_tasks and task not in both:
+            continue
+        s = _settings(cfg, name, cfg.count, f["size"]).model_copy(update={"steps": None, "shift": None,
+                                                                         "guidance": None, "sampling": None})
+        res = compare_chains(model, baseline, out / CHAINS / name, s, progress=progress)
+        got.update(res["headline"]["families"])
+    keep = ("n", "solve_rate", "ci_low", "ci_high", "mean_score", "early_held", "commit_sigma", "self_corrections")
+    return {"teacher": baseline.name, "families": {f: {**{r: {k: v[r][k] for k in keep} for r in ("teacher", "student")},
+                                                       "verdict": v["verdict"]} for f, v in got.items()},
+            "exploration_loss": exploration_loss(got) if got else None}
 
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
@@ -479,9 +504,19 @@ def tables(result: dict) -> dict[str, list[dict]]:
     training = (result.get("training") or {}).get("rows", [])
     skipped = [{"family": name, "part": why.split(":")[0], "why": why.split(":", 1)[1].strip() if ":" in why else why}
                for name, f in fam.items() for why in f.get("not_applicable", [])]
+    chains = [{"family": f, "model": f"{result['model'] if r == 'student' else result['chains']['teacher']} ({r})",
+               "n": v[r]["n"], "solve rate [95% CI]": _ci(v[r]), "mean score": _score(v[r]["mean_score"]),
+               "answers held at σ ≥ 0.9": _pct(v[r]["early_held"]), "commitment σ": _pct(v[r]["commit_sigma"]),
+               "claim": _verdict(v["verdict"]) if r == "student" else ""}
+              for f, v in ((result.get("chains") or {}).get("families") or {}).items() for r in ("teacher", "student")]
+    loss = (result.get("chains") or {}).get("exploration_loss")
+    if chains and loss:
+        chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
+                                                                               f"right: {_verdict(loss)} ({loss['why']})"})
     per_task, splits = _folder_tables(result) if folder else ([], [])
     return {**({"tasks": per_task, "splits": splits} if folder else {"solve": solve}), "steps": steps,
-            "behaviours": behave, "claims": claims, "compare": compare, "training": training, "skipped": skipped}
+            "behaviours": behave, "claims": claims, "compare": compare, "training": training, "skipped": skipped,
+            **({"chains": chains} if chains else {})}
 
 
 def _verdict(v: dict) -> str:
@@ -507,6 +542,8 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
           "behaviours": "Behaviours along the steps (default difficulty)",
           "claims": "The study's claims, per family (rules: steplens report)",
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
+          "chains": "The model against the baseline at matched σ (each at its own sampling; the claim: step compression "
+                    "collapses the exploration phase, steplens report's rule in steplens.experiments.chains)",
           "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, "
                       "wall-clock hours)"}
 
