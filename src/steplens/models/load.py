@@ -13,6 +13,7 @@ SHIPPED = {
     "tiny-maze": "tiny-maze.safetensors",  # plain mazes (issue 2's model)
     "tiny-maze-2goal": "tiny-maze-2goal.safetensors",  # tiny-maze fine-tuned to also follow the two-goal prompt
     "tiny-reasoner": "tiny-reasoner.safetensors",  # all seven task families (issue 12; configs/tiny-reasoner*.json)
+    "tiny-reasoner-4step": "tiny-reasoner-4step.safetensors",  # tiny-reasoner distilled to 4 steps (configs/distill/)
 }
 
 

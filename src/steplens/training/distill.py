@@ -172,7 +172,7 @@ class DistillConfig(BaseModel):
         """The student's own sampling defaults, as stored in the exported weights' info["sampling"]."""
         sig = self.student_sigmas()
         return {"steps": self.student_steps, "shift": self.shift, "guidance": 1.0, "scheduler": "euler",
-                "sigmas": [float(s) for s in sig],
+                "sigmas": [round(float(s), 6) for s in sig],  # float32 σ: 0.9, not 0.8999999761
                 # true when the σ list is flow_sigmas(steps, shift): a sampler given only steps and shift matches it
                 "sigmas_are_flow_sigmas": bool(torch.equal(sig, flow_sigmas(self.student_steps, self.shift)))}
 
