@@ -109,3 +109,13 @@ def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
     res = run_study(student, tmp_path / "t", cfg.model_copy(update={"parts": ["solve"]}), baseline=teacher,
                     progress=False)
     assert res["chains"] is None
+
+
+def test_study_chains_alone_runs_no_solve_part(tmp_path):
+    from steplens.experiments.study import StudyConfig, run_study
+
+    student, teacher = models(("maze",))
+    res = run_study(student, tmp_path / "s", StudyConfig(tasks=["maze"], parts=["chains"], count=1, batch=1),
+                    baseline=teacher, progress=False)
+    assert res["chains"]["families"]["maze"]["student"]["n"] == 1
+    assert not (tmp_path / "s" / "baseline").exists() and not (tmp_path / "s" / "maze").exists()

@@ -294,7 +294,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
                 if kept is not None:
                     fam[name][p.name] = kept
     base = {}
-    if baseline is not None:
+    if baseline is not None and SOLVE in cfg.parts:
         trained = baseline.trained_tasks
         for name in cfg.tasks:
             f = fam[name]
@@ -512,7 +512,7 @@ def tables(result: dict) -> dict[str, list[dict]]:
     loss = (result.get("chains") or {}).get("exploration_loss")
     if chains and loss:
         chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
-                                                                               f"right: {_verdict(loss)} ({loss['why']})"})
+                                                                               f"right: {loss['state']} ({loss['why']})"})
     per_task, splits = _folder_tables(result) if folder else ([], [])
     return {**({"tasks": per_task, "splits": splits} if folder else {"solve": solve}), "steps": steps,
             "behaviours": behave, "claims": claims, "compare": compare, "training": training, "skipped": skipped,
