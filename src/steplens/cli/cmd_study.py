@@ -9,13 +9,13 @@ import typer
 from rich.table import Table
 
 from .app import _check, _errors, _fail, app, console, err
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
 
 
 @app.command()
 @bundles
 def study(
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="one folder per family and part, study.json, study.md, report.html; resumes "
                                        "(or grows with a larger --count) if present"),
     tasks: Optional[str] = typer.Option(None, help="task families, comma-separated, or all (default: those the "
@@ -49,15 +49,20 @@ def study(
         _check(out=out)
         for log in train_log or []:
             checks.in_file(log, "--train-log")
-        m, sp = load(mo, so)
-        cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, sweep_count=sweep_count,
-                                compare_count=compare_count, seed=seed, steps=sp.steps, shift=sp.shift,
-                                guidance=sp.guidance, sampling=sp.describe() if sp.extra else None, batch=batch,
-                                compare_families=compare_families, n_seeds=n_seeds)
-        base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # runs cfg's sampling
-        res = run_study(m, out, cfg, baseline=base, train_log=train_log)
+        with spread(eo, mo, so, out) as engine:
+            m, sp = load(mo, so)
+            if engine is not None:
+                engine.bind(m)
+            cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, sweep_count=sweep_count,
+                                    compare_count=compare_count, seed=seed, steps=sp.steps, shift=sp.shift,
+                                    guidance=sp.guidance, sampling=sp.describe() if sp.extra else None, batch=batch,
+                                    compare_families=compare_families, n_seeds=n_seeds)
+            base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # cfg's sampling
+            res = run_study(m, out, cfg, baseline=base, train_log=train_log)
     except _errors() as e:
         _fail(e)
+    if res is None:  # a process of a launch other than rank 0: rank 0 writes and prints
+        return
     t = tables(res)
     for key, title in (("solve", "solve rate"), ("steps", "solve rate by steps"), ("claims", "the study's claims"),
                        ("training", "training cost")):

@@ -37,6 +37,7 @@ from ..probes.contract import UNDETERMINED, state_word
 from ..reports.index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
+from .dist import is_writer
 from .grid import ExperimentSettings
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
@@ -127,8 +128,10 @@ def _settings(cfg: StudyConfig, task: str, count: int, size: int | None = None) 
 
 
 def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, **options) -> dict:
-    """One probe's run into OUT with its report."""
+    """One probe's run into OUT with its report (written once, by rank 0 under a launcher)."""
     res = probe.run(model, out, s, progress=progress, **options)
+    if not is_writer():
+        return res
     rep = Report(f"steplens {probe.kind}: {model.name} on {s.task}")
     probe.report_section(rep, out, res)
     rep.write(out / "report.html")
@@ -156,7 +159,9 @@ def _solve_row(res: dict) -> dict:
 
 
 def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
-              progress: bool = True) -> dict:
+              progress: bool = True) -> dict | None:
+    """The study into OUT: study.json, study.md, report.html and the result; None on the processes of a launch
+    other than rank 0 (they run their share of every part; rank 0 writes)."""
     t0 = time.time()
     out = Path(out)
     steps, shift, guidance = own(model, cfg.steps, cfg.shift, cfg.guidance)
@@ -199,6 +204,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
             res = _run_probe(solver, baseline, out / "baseline" / baseline.name / name / f"solve-{k}",
                              _settings(cfg, name, cfg.count, k), progress)
             base[name] = {str(k): _solve_row(res)}
+    if not is_writer():  # under a launcher every process ran its share of each part; rank 0 writes the study
+        return None
     claims = judge(out, fam)
     training = None
     if train_log:
