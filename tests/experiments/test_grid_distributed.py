@@ -35,7 +35,7 @@ def _rows(store: Path) -> list[dict]:
 
 def _ran(stderr: str) -> int:
     """The rows the processes said they would run (each: missing (condition, sample) rows of its jobs)."""
-    return sum(int(n) for n in re.findall(r"jobs to run here, (\d+) rows", stderr))
+    return sum(int(n) for n in re.findall(r"jobs to run, (\d+) rows", stderr))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_torchrun_probe_equals_one_process(reference, tmp_path):
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     # both ranks ran a share (2 one-sample jobs each: the same cost), every row once
-    shares = re.findall(r"\[rank (\d) of 2\]: (\d+) of 4 jobs to run here", p.stderr)
+    shares = re.findall(r"\[rank (\d) of 2\]: (\d+) of 4 jobs to run", p.stderr)
     assert sorted(shares) == [("0", "2"), ("1", "2")], p.stderr[-3000:]
     assert _ran(p.stderr) == ROWS
     _same(reference, out)
@@ -99,6 +99,29 @@ def test_torchrun_rank_killed_then_rerun_runs_only_what_is_missing(reference, tm
     _same(reference, out)
 
 
+STUDY = ["study", "--tasks", "maze", "--count", "2", "--probe-count", "2", "--compare-count", "2", "--steps", "2",
+         "--batch", "1", "--parts", "solve,noise,compare", "--compare-families", "1"]
+
+
+def test_torchrun_study_equals_one_process(tmp_path):
+    """The study with tiny counts (solve at two sizes, noise, compare on the weakest family, which every rank picks
+    from the merged rows): every table, row and study.json as one process's."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(STEPLENS + STUDY + ["--out", str(one)], env=ENV, check=True, capture_output=True, timeout=300)
+    p = subprocess.run(_torchrun("-m", "steplens.cli", *STUDY, "--out", two), env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "[rank 1 of 2]" in p.stderr
+    files = sorted(x.relative_to(one) for x in one.rglob("*") if x.is_file())
+    assert files == sorted(x.relative_to(two) for x in two.rglob("*") if x.is_file())
+    for f in files:
+        if f.suffix in (".jsonl", ".csv", ".md") or f.name == "results.json":
+            assert (one / f).read_bytes() == (two / f).read_bytes(), f
+    a, b = (json.loads((d / "study.json").read_text()) for d in (one, two))
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+
+
 RANK_CWD = """
 import os, sys
 os.chdir(os.path.join(sys.argv[1], "node" + os.environ["RANK"]))  # each rank its own disk: --out not shared
@@ -125,12 +148,25 @@ def test_a_rank_that_does_not_share_the_output_folder_is_named(tmp_path):
         assert not (tmp_path / f"node{r}" / "out" / ".steplens-ranks").exists()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def test_engine_ray_on_the_command_line_equals_one_process(ray_cluster, reference, tmp_path):
+    """`steplens probe noise --engine ray --workers 2` on the local cluster: the rows and results of one process."""
+    from typer.testing import CliRunner
+
+    from steplens.cli import app
+
+    out = tmp_path / "ray"
+    r = CliRunner().invoke(app, PROBE + ["--out", str(out), "--engine", "ray", "--workers", "2"])
+    assert r.exit_code == 0, r.output[-3000:]
+    assert "[on 2 Ray workers]: 4 of 4 jobs to run, 44 rows" in r.output
+    _same(reference, out)
 
 
 def test_ray_engine_equals_one_process_and_retries_a_killed_worker(ray_cluster, tmp_path):

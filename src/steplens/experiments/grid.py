@@ -98,10 +98,11 @@ def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sampl
     else:
         mine = left
     rows_of_mine = sum(len(jobs[i]) for i in mine) * len(conditions)
-    where = f" [rank {rank} of {world}]" if world > 1 else ""
+    where = f" [rank {rank} of {world}]" if world > 1 else f" [on {engine.workers} Ray workers]" if coord is None \
+        else ""
     if progress and (left or world > 1):  # what this process runs: missing (condition, sample) rows only
         runs = sum(len(c) * len(x) for i in mine for c, x in todo(jobs[i]))
-        tqdm.write(f"{desc}{where}: {len(mine)} of {len(jobs)} jobs to run here, {runs} rows ({len(left)} jobs "
+        tqdm.write(f"{desc}{where}: {len(mine)} of {len(jobs)} jobs to run, {runs} rows ({len(left)} jobs "
                    f"left in all)", file=sys.stderr)
     done = sum(store.has(condition=c, sample=s.name) for i in mine for c in conditions for s in jobs[i])
     with tqdm(total=rows_of_mine, initial=done, disable=not progress, desc=desc + where) as bar:
