@@ -122,6 +122,35 @@ def test_torchrun_study_equals_one_process(tmp_path):
     assert a == b
 
 
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data") / "data"
+    subprocess.run(STEPLENS + ["tasks", "generate", "maze", "--count", "4", "--size", "3", "--out", str(d)],
+                   env=ENV, check=True, capture_output=True)
+    return d
+
+
+@pytest.mark.parametrize("name", ["eval", "trace"])
+def test_torchrun_eval_and_trace_share_their_samples(data, tmp_path, name):
+    """`eval` (its batches shared, the rows gathered, rank 0 reports) and `trace --data` (each rank traces its share
+    into its own folders): each process ran half the samples, and the files are those of one process."""
+    args = {"eval": ["eval", "--data", data, "--steps", "3", "--batch", "1"],
+            "trace": ["trace", "--data", data, "--count", "4", "--steps", "3"]}[name]
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(STEPLENS + [str(a) for a in args] + ["--out", str(one)], env=ENV, check=True,
+                   capture_output=True, timeout=300)
+    p = subprocess.run(_torchrun("-m", "steplens.cli", *args, "--out", two), env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    if name == "eval":  # each rank's bar ran 2 samples; rank 0 alone reports the 4
+        assert "| 2/2 [" in p.stderr and "/4 [" not in p.stderr, p.stderr[-2000:]
+        assert p.stdout.count("on 4 samples of") == 1 and "solved 4/4" in p.stdout, p.stdout
+    else:  # one line per traced sample, from whichever rank traced it: 4 in all
+        assert p.stdout.count("solved:") == 4, p.stdout
+    files = {x.relative_to(one): x.read_bytes() for x in sorted(one.rglob("*")) if x.is_file()}
+    assert files == {x.relative_to(two): x.read_bytes() for x in sorted(two.rglob("*")) if x.is_file()}
+
+
 RANK_CWD = """
 import os, sys
 os.chdir(os.path.join(sys.argv[1], "node" + os.environ["RANK"]))  # each rank its own disk: --out not shared

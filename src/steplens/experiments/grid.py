@@ -127,6 +127,31 @@ def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sampl
         store.consolidate(lambda r: (pos.get(r["sample"], len(pos)), cpos.get(r["condition"], len(cpos))))
 
 
+def my_jobs(samples: list[Sample], batch: int, out: Path | None = None) -> tuple:
+    """(coordinator, this process's jobs): the batches of samples (`batches`) shared among the processes of a
+    torchrun / accelerate launch by cost as `run_grid` shares them (all of them when not launched), for the
+    commands that loop over samples without a store (eval, trace). `out`: the output folder every process must
+    share (checked)."""
+    from . import dist
+
+    coord = dist.Coordinator()
+    jobs = batches(samples, batch)
+    if coord.world == 1:
+        return coord, jobs
+    if out is not None:
+        dist.check_shared(out, coord)
+    share = dist.assign([sum(sample_cost(s) for s in chunk) for chunk in jobs], coord.world)[coord.rank]
+    return coord, [jobs[i] for i in share]
+
+
+def gather_rows(coord, rows: list[dict], samples: list[Sample]) -> list[dict]:
+    """Every process's rows (each with its "sample"), in the order of `samples`, on every process."""
+    if coord.world == 1:
+        return rows
+    pos = {s.name: i for i, s in enumerate(samples)}
+    return sorted((r for part in coord.gather(rows) for r in part), key=lambda r: pos[r["sample"]])
+
+
 def rows_of(store: ResultsStore, condition: str, samples: list[Sample]) -> list[dict]:
     """The stored rows of one condition for these samples (the experiment's current sample set), in their order."""
     by = {r["sample"]: r for r in store.select(condition=condition)}
