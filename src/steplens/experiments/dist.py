@@ -96,6 +96,8 @@ def check_shared(out: Path, coord: Coordinator | None = None) -> None:
     out = Path(out).resolve()
     if coord.world == 1 or str(out) in _SHARED:
         return
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
     import uuid
 
     token = coord.broadcast(uuid.uuid4().hex)

@@ -109,6 +109,7 @@ def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sampl
         if coord is None:  # the Ray engine's actors run the jobs; their rows come back here
             work = [(i, [(c, [s.name for s in ch]) for c, ch in todo(jobs[i])]) for i in mine]
             for i, got in engine.run(remote, work):
+                interrupt.check()
                 for rows in got:
                     bar.update(store.add(rows))
         else:
