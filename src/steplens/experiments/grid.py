@@ -104,6 +104,11 @@ def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sampl
         runs = sum(len(c) * len(x) for i in mine for c, x in todo(jobs[i]))
         tqdm.write(f"{desc}{where}: {len(mine)} of {len(jobs)} jobs to run, {runs} rows ({len(left)} jobs "
                    f"left in all)", file=sys.stderr)
+    workers = world if coord is not None else engine.workers
+    if progress and rank == 0 and 0 < len(left) < workers:
+        tqdm.write(f"{desc}: {len(left)} jobs for {workers} processes: {workers - len(left)} stay idle; a job is one "
+                   f"--batch of samples ({batch} now): a smaller --batch (1: a job per sample) spreads more",
+                   file=sys.stderr)
     done = sum(store.has(condition=c, sample=s.name) for i in mine for c in conditions for s in jobs[i])
     with tqdm(total=rows_of_mine, initial=done, disable=not progress, desc=desc + where) as bar:
         if coord is None:  # the Ray engine's actors run the jobs; their rows come back here
