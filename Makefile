@@ -13,7 +13,7 @@ $(BIN)/.steplens-installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[wan,test]"
+	$(BIN)/python -m pip install -q -e ".[wan,test,ray]"
 	touch $@
 
 demo: $(BIN)/.steplens-installed

@@ -224,6 +224,11 @@ CASES = (
        (STUDY + ["--tasks", "sokoban"], ["unknown task 'sokoban'"]),
        (STUDY + ["--parts", "magic"], ["unknown study part 'magic'", "solve"]),
        (STUDY + ["--train-log", "{root}/nope.jsonl"], ["--train-log", "nope.jsonl", "not found"])]
+    # where the jobs run (issue 23): the engine's name, the worker count against the launch's
+    + [(cmd + ["--engine", "slurm"], ["--engine slurm", "unknown engine 'slurm'", "torchrun, ray"])
+       for cmd in (PROBE, COMPARE, STUDY)]
+    + [(cmd + ["--workers", "0"], ["--workers must be >= 1, got 0"]) for cmd in (PROBE, COMPARE, STUDY)]
+    + [(PROBE + ["--workers", "3"], ["--workers 3 with --engine torchrun", "1 process", "torchrun --nproc_per_node 3"])]
     + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
        [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr"]),
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
@@ -290,6 +295,19 @@ def test_bad_input_gets_a_clear_error(paths, args, must):
     # a refused command leaves every folder as it was (nothing half-made, no temp file)
     after = sorted(p.relative_to(paths["root"]).as_posix() for p in __import__("pathlib").Path(paths["root"]).rglob("*"))
     assert after == snapshot, set(after) ^ set(snapshot)
+
+
+def test_engine_ray_without_ray_names_the_install_line_before_any_model_loads(paths, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as where Ray is not installed
+    for cmd in (PROBE, COMPARE, STUDY):
+        r = CliRunner().invoke(app, [a.format(**paths) for a in cmd] + ["--engine", "ray", "--model", "{root}/nope"
+                                                                        .format(**paths)])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output, text
+        # the missing model file is not reached: the engine is refused first, with the install line
+        assert "--engine ray needs Ray, which is not installed" in text and "pip install 'steplens[ray]'" in text, text
 
 
 def _api_cases():

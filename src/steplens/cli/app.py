@@ -94,7 +94,10 @@ def _pydantic_message(e) -> str:
 def _fail(e: Exception) -> None:
     if DEBUG:
         raise e
-    err.print(f"[bold red]error:[/] {_pydantic_message(e)}", markup=True, highlight=False)
+    from rich.markup import escape
+
+    # the message as written: brackets in it (a list, an extra such as steplens[ray]) are not markup
+    err.print(f"[bold red]error:[/] {escape(_pydantic_message(e))}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 

@@ -34,7 +34,7 @@ def evaluate(
 ):
     """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
     from ..experiments.evaluate import evaluate_samples
-    from ..experiments.grid import load_samples
+    from ..experiments.grid import batches, gather_rows, load_samples, my_jobs
     from ..experiments.stats import summarize
     from ..io.files import atomic_write_json
     from ..methods.ensemble import EnsembleConfig
@@ -52,13 +52,19 @@ def evaluate(
         m, sp = load(mo, so)
         s = _with_sampling(s, sp)
         samples = load_samples(m, s)
+        # under torchrun / accelerate launch each process runs its share of the batches; rank 0 reports them all
+        coord, mine = my_jobs(samples, batch)
+        mine = [x for chunk in mine for x in chunk]  # batched again into the same chunks
         if method == "single":
-            rows, res = evaluate_samples(m, samples, sp.steps, sp.shift, sp.guidance, batch, scorers)
+            rows = evaluate_samples(m, mine, sp.steps, sp.shift, sp.guidance, batch, scorers)[0]
         else:
-            rows = _eval_method(m, samples, method, ens, s, scorers)
-            res = summarize(rows)
+            rows = _eval_method(m, mine, method, ens, s, scorers)
+        rows = gather_rows(coord, rows, [x for chunk in batches(samples, batch) for x in chunk])  # one process's order
+        res = summarize(rows)
     except _errors() as e:
         _fail(e)
+    if coord.rank != 0:
+        return
     where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
     _print_rate(f"{mo.model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {len(samples)} samples of "
                 f"{where}", res)

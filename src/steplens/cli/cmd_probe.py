@@ -8,18 +8,19 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..experiments.dist import is_writer
 from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app, console)
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
 
 
 @app.command()
 @bundles
 def probe(
     name: str = typer.Argument(..., help=" | ".join(probe_names()) + " (plug-ins: the steplens.probes entry points)"),
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes (or grows with a larger "
                                        "--count) if present"),
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
@@ -43,11 +44,16 @@ def probe(
                              seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,
                              scorer=scorer, threshold=threshold)
         settings.scorers()  # an unknown scorer is named before the model loads
-        m, sp = load(mo, so)
-        settings = _with_sampling(settings, sp)
-        res = mod.run(m, out, settings)
+        with spread(eo, mo, so, out) as engine:
+            m, sp = load(mo, so)
+            if engine is not None:
+                engine.bind(m)
+            settings = _with_sampling(settings, sp)
+            res = mod.run(m, out, settings)
     except _errors() as e:
         _fail(e)
+    if not is_writer():
+        return
     rep = Report(f"steplens probe {name}: {mo.model}")
     mod.report_section(rep, out, res)
     rep.write(out / "report.html")
@@ -58,7 +64,7 @@ def probe(
 @app.command("compare")
 @bundles
 def compare_cmd(
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="results.json, compare.csv, compare.png, report.html; resumes (or grows with a "
                                        "larger --count) if present"),
     n_seeds: str = typer.Option("2,3,4,8", help="comma-separated N values"),
@@ -88,11 +94,16 @@ def compare_cmd(
         n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:
             raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
-        m, sp = load(mo, so)
-        settings = _with_sampling(settings, sp)
-        res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens)
+        with spread(eo, mo, so, out) as engine:
+            m, sp = load(mo, so)
+            if engine is not None:
+                engine.bind(m)
+            settings = _with_sampling(settings, sp)
+            res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens)
     except _errors() as e:
         _fail(e)
+    if not is_writer():
+        return
     rep = Report(f"steplens compare: {mo.model}")
     report_section(rep, out, res)
     rep.write(out / "report.html")

@@ -9,13 +9,13 @@ import typer
 from rich.table import Table
 
 from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
 
 
 @app.command()
 @bundles
 def study(
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="one folder per family and part, study.json, study.md, report.html; resumes "
                                        "(or grows with a larger --count) if present"),
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT,
@@ -70,17 +70,22 @@ def study(
         elif split is not None:
             raise ValueError(f"--split {split} filters a folder of samples (VBVR-Bench's <split>/<task>/<idx>/): "
                              f"give --data DIR")
-        m, sp = load(mo, so)
-        sampling = dict(steps=sp.steps, shift=sp.shift, guidance=sp.guidance,
-                        sampling=sp.describe() if sp.extra else None)
-        if data is None:
-            cfg = study_config_from(m, tasks, parts, **counts, **sampling)
-        else:
-            cfg = cfg.model_copy(update=sampling)
-        base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # runs cfg's sampling
-        res = run_study(m, out, cfg, baseline=base, train_log=train_log, folders=folders)
+        with spread(eo, mo, so, out) as engine:
+            m, sp = load(mo, so)
+            if engine is not None:
+                engine.bind(m)
+            sampling = dict(steps=sp.steps, shift=sp.shift, guidance=sp.guidance,
+                            sampling=sp.describe() if sp.extra else None)
+            if data is None:
+                cfg = study_config_from(m, tasks, parts, **counts, **sampling)
+            else:
+                cfg = cfg.model_copy(update=sampling)
+            base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # cfg's sampling
+            res = run_study(m, out, cfg, baseline=base, train_log=train_log, folders=folders)
     except _errors() as e:
         _fail(e)
+    if res is None:  # a process of a launch other than rank 0: rank 0 writes and prints
+        return
     t = tables(res)
     for key, title in (("solve", "solve rate"), ("tasks", "mean score and solve rate per task"),
                        ("splits", "per split and overall"), ("steps", "solve rate by steps"),

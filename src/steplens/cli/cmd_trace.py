@@ -28,6 +28,7 @@ def trace(
                                        "(with --data: one folder per sample, mirroring the layout)"),
 ):
     """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
+    from ..experiments.grid import my_jobs
     from ..reports.traces import write_trace
     from ..tasks import Scorers, generator_task
     from ..tasks.folders import SampleSource, read_sample
@@ -49,7 +50,11 @@ def trace(
             found = [generator_task(task).sample(seed, size, frames, idx=seed)]
             dirs = [out]
         scorers.check(found)
-        for x, d in zip(found, dirs):
+        # under torchrun / accelerate launch each process traces its share of the samples (balanced by cost) into
+        # its own folders; OUT must be one folder every process shares
+        _, mine = my_jobs(found, 1, out)
+        mine = {x.name for chunk in mine for x in chunk}
+        for x, d in ((x, d) for x, d in zip(found, dirs) if x.name in mine):
             tr = run_trace(m, [x], [x.seed], steps=sp.steps, shift=sp.shift, guidance=sp.guidance, scorers=scorers)[0]
             write_trace(tr, d)
             cs = tr.summary["commitment_step"]

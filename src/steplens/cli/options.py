@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional, get_type_hints
@@ -103,7 +104,68 @@ class SamplingOptions:
         return self
 
 
-BUNDLES = (ModelOptions, SamplingOptions)
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where an experiment's jobs run (probe, compare, study): --engine, --workers."""
+
+    engine: str = _opt("torchrun", "--engine", help="torchrun: this process, or its share of the jobs when launched "
+                                                    "under torchrun --nproc_per_node N / accelerate launch (one "
+                                                    "model per process, on its LOCAL_RANK GPU; --out on a "
+                                                    "filesystem every node shares) | ray: a Ray actor pool (one "
+                                                    "model per actor, one actor per GPU with --device cuda; "
+                                                    "RAY_ADDRESS or a local cluster; pip install 'steplens[ray]'). "
+                                                    "A job is one --batch of samples with all its conditions")
+    workers: Optional[int] = _opt(None, "--workers", help="ray: the actors (default: the cluster's GPUs with "
+                                                          "--device cuda, else its CPUs); torchrun: the processes "
+                                                          "the launch must have (default: as launched)")
+
+    def check(self) -> "EngineOptions":
+        """The engine's name, the worker count (against the launcher's), Ray installed: before any model loads."""
+        from ..experiments.dist import rank_world
+        from ..experiments.engine import ENGINES, require_ray
+
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine {self.engine}: unknown engine {self.engine!r}; allowed: {', '.join(ENGINES)}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.engine == "ray":
+            require_ray()
+        elif self.workers is not None and self.workers != rank_world()[1]:
+            raise ValueError(f"--workers {self.workers} with --engine torchrun: this launch has {rank_world()[1]} "
+                             f"process(es) (WORLD_SIZE); start it with torchrun --nproc_per_node {self.workers} "
+                             f"(or accelerate launch --num_processes {self.workers}), or use --engine ray")
+        return self
+
+
+BUNDLES = (ModelOptions, SamplingOptions, EngineOptions)
+
+
+def worker_model(mo: ModelOptions, so: SamplingOptions):
+    """The model as `load` makes it: what each worker of another engine (a Ray actor) loads for itself."""
+    return load(mo, so)[0]
+
+
+@contextmanager
+def spread(eo: EngineOptions | None, mo: ModelOptions, so: SamplingOptions, out):
+    """The block's experiments on the chosen engine. torchrun: every process of a launch checks first that it shares
+    OUT with the others (before any model loads). ray: the actor pool, started here (its models load while this
+    process loads its own) and closed after; bind it to this process's model (`engine.bind(model)`)."""
+    eo = eo or EngineOptions()
+    if eo.engine == "ray":
+        from ..experiments.engine import RayEngine, using
+
+        engine = RayEngine(eo.workers, functools.partial(worker_model, mo, so),
+                           gpus=1 if str(mo.device).startswith("cuda") else 0).start()
+        try:
+            with using(engine):
+                yield engine
+        finally:
+            engine.close()
+    else:
+        from ..experiments.dist import check_shared
+
+        check_shared(out)
+        yield None
 
 
 def lora_spec(spec: str, option: str = "--lora"):
@@ -114,8 +176,8 @@ def lora_spec(spec: str, option: str = "--lora"):
 
 
 def bundles(fn):
-    """A command taking bundles (parameters annotated ModelOptions / SamplingOptions) -> a typer command taking
-    their options; the command gets each bundle built and checked (a refusal exits 2 with the message)."""
+    """A command taking bundles (parameters annotated ModelOptions / SamplingOptions / EngineOptions) -> a typer
+    command taking their options; the command gets each bundle built and checked (a refusal exits 2 with the message)."""
     sig, hints = inspect.signature(fn), get_type_hints(fn)
     takes: dict[str, type] = {}
     params: list[inspect.Parameter] = []
@@ -184,8 +246,11 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
                          f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
     if so.preset == "distilled":
         _check_distilled_folder(str(mo.model).split(":", 1)[1])
+    from ..experiments.dist import local_device
+
     try:
-        model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2)
+        model = load_model(mo.model, local_device(mo.device), dtype=mo.dtype, offload=mo.offload, lora=mo.lora,
+                           lora_2=mo.lora_2)
     except ImportError as e:  # a backend's package missing: a clear message, as for any bad input
         raise ValueError(str(e)) from e
     return model, resolve(model, so.preset, so.steps, so.shift, so.guidance, so.height, so.width, so.negative_prompt,

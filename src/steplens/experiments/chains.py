@@ -28,6 +28,7 @@ from ..hooks import Hooks
 from ..io.video import to_rgb, to_uint8
 from ..presets import own
 from ..tasks import Sample, answer_region, candidates
+from .dist import is_writer
 from .evaluate import score_videos
 from .grid import ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of, write_results
 from .stats import summarize
@@ -158,8 +159,9 @@ def exploration_loss(families: dict) -> dict:
                    f"({', '.join(several)}) vs {b:+.3f} on those with one ({', '.join(one)})"}
 
 
-def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict:
-    """Both models on the same samples and seeds, each at its own sampling, into `out` (resumable)."""
+def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict | None:
+    """Both models on the same samples and seeds, each at its own sampling, into `out` (resumable; under a launcher
+    each process runs its share, and rank 0 writes and returns the summary, the others None)."""
     common = set(student.trained_tasks) & set(teacher.trained_tasks)
     if student.trained_tasks and teacher.trained_tasks and not common:
         raise ValueError(f"the student {student.name!r} ({', '.join(student.trained_tasks)}) and the teacher "
@@ -176,6 +178,8 @@ def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, pr
     def run(conds, batch):
         return {c: chain_rows(models[c], batch, scorers) for c in conds}
     run_grid(store, list(ROLES), samples, settings.batch, run, group=lambda c: 0, desc="chains", progress=progress)
+    if not is_writer():  # a process of a launch other than rank 0: it ran its share; rank 0 writes
+        return None
     rows = {c: rows_of(store, c, samples) for c in ROLES}
     families = summarize_chains(rows)
     headline = {"families": families, "exploration_loss": exploration_loss(families),

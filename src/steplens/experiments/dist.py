@@ -1,10 +1,18 @@
 """Sharing sweeps out over processes started by torchrun (or accelerate launch): one full model per
-process (one per GPU), each taking every world-th job. No scheduler of our own: the launcher's RANK /
-WORLD_SIZE environment decides."""
+process (one per GPU, its LOCAL_RANK), each taking its share of the jobs. No scheduler of our own: the launcher's
+RANK / WORLD_SIZE environment decides who takes part; `assign` decides, the same way on every process, who takes
+which job (balanced by cost); `Coordinator` is what the processes say to each other (a gloo group: barriers and
+small objects), `check_shared` that they all see one output folder."""
 
 from __future__ import annotations
 
 import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+# how long a process waits at a barrier for the others: their last jobs (the balance is by cost, not time)
+WAIT = timedelta(days=7)
 
 
 def rank_world() -> tuple[int, int]:
@@ -26,8 +34,108 @@ def join() -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=WAIT)
     return dist.get_rank(), world
+
+
+def is_writer() -> bool:
+    """Whether this process writes what is written once (tables, plots, reports): rank 0, or the only one."""
+    return rank_world()[0] == 0
+
+
+class Coordinator:
+    """What the processes of one launch say to each other: barriers, and one rank's object handed to all (a gloo
+    group, on CPU, whatever backend the model's collectives use). One process alone: every call returns at once."""
+
+    _group = None
+
+    def __init__(self):
+        self.rank, self.world = join()
+        if self.world > 1 and Coordinator._group is None:
+            import torch.distributed as dist
+
+            Coordinator._group = dist.new_group(backend="gloo", timeout=WAIT) \
+                if dist.get_backend() != "gloo" else dist.group.WORLD
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier(group=Coordinator._group)
+
+    def broadcast(self, obj, src: int = 0):
+        """`obj` of rank `src`, on every rank."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj if self.rank == src else None]
+        dist.broadcast_object_list(box, src=src, group=Coordinator._group)
+        return box[0]
+
+    def gather(self, obj) -> list:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        got = [None] * self.world
+        dist.all_gather_object(got, obj, group=Coordinator._group)
+        return got
+
+
+_SHARED: set[str] = set()
+MARKERS = ".steplens-ranks"
+
+
+def check_shared(out: Path, coord: Coordinator | None = None) -> None:
+    """Refuse, on every rank, an output folder that some rank does not share: each rank writes a marker into
+    OUT/.steplens-ranks/<token>/ and says which markers it sees; a rank that misses one (another node whose OUT is
+    its own disk, not the shared filesystem) is named with its host. Once per folder and process."""
+    coord = coord or Coordinator()
+    out = Path(out).resolve()
+    if coord.world == 1 or str(out) in _SHARED:
+        return
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    import uuid
+
+    token = coord.broadcast(uuid.uuid4().hex)
+    where = out / MARKERS / token
+    where.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    (where / f"rank-{coord.rank}").write_text(host)
+    coord.barrier()
+    seen = sorted(int(p.name.split("-")[1]) for p in where.glob("rank-*"))
+    views = coord.gather((coord.rank, host, seen))
+    coord.barrier()
+    (where / f"rank-{coord.rank}").unlink(missing_ok=True)
+    coord.barrier()
+    for p in (where, where.parent):  # every rank: a folder that is not shared has its own copy
+        try:
+            p.rmdir()
+        except OSError:
+            pass
+    blind = [(r, h, sorted(set(range(coord.world)) - set(s))) for r, h, s in views if len(s) != coord.world]
+    if blind:
+        said = "; ".join(f"rank {r} on host {h} does not see the markers of rank{'s' if len(m) > 1 else ''} "
+                         f"{', '.join(map(str, m))}" for r, h, m in blind)
+        raise ValueError(f"the output folder {out} is not one folder shared by all {coord.world} processes: {said}. "
+                         f"Under torchrun over several nodes --out must be on a filesystem every node mounts "
+                         f"(NFS, Lustre, ...), at the same path")
+    _SHARED.add(str(out))
+
+
+def assign(costs: list[float], world: int) -> list[list[int]]:
+    """Jobs (by index) per process, balanced by cost: the costliest job first to the least loaded process (ties:
+    the lower index, the lower rank). Deterministic: every process computes the same split."""
+    loads = [0.0] * world
+    share: list[list[int]] = [[] for _ in range(world)]
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(world), key=lambda r: (loads[r], r))
+        share[r].append(i)
+        loads[r] += costs[i]
+    return [sorted(s) for s in share]
 
 
 def shard(jobs: list, rank: int | None = None, world: int | None = None) -> list:

@@ -11,6 +11,7 @@ the sample count left out; another configuration is refused before anything is w
 from __future__ import annotations
 
 import csv
+import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,6 +24,7 @@ from ..io.files import atomic_path, atomic_write_json
 from ..io.store import ResultsStore
 from ..tasks import DEFAULT_TASK, Sample, Scorers
 from ..tasks.folders import SampleSource
+from .engine import Remote, job_rows
 
 RunFn = Callable[[list[str], list[Sample]], dict[str, list[dict]]]
 
@@ -41,9 +43,26 @@ def batches(samples: list[Sample], size: int) -> list[list[Sample]]:
     return [g[i: i + size] for g in groups.values() for i in range(0, len(g), size)]
 
 
+def sample_cost(s: Sample) -> int:
+    """What a sample costs to run, for balancing: frames x pixels of its first frame."""
+    return int(s.frames or s.video_frames or 1) * int(s.first_frame.shape[0]) * int(s.first_frame.shape[1])
+
+
 def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sample], batch: int, run: RunFn,
-             group: Callable[[str], object] = lambda c: c, desc: str = "run", progress: bool = True) -> None:
-    """Fill the store with a row for every (condition, sample) not in it yet."""
+             group: Callable[[str], object] = lambda c: c, desc: str = "run", progress: bool = True,
+             remote: Remote | None = None) -> None:
+    """Fill the store with a row for every (condition, sample) not in it yet.
+
+    A job is one batch of samples (`batches`) with all its conditions, group by group (a group is committed to the
+    store as soon as it is run: a kill loses at most the unfinished groups of the running jobs). The jobs are the
+    same however many processes run them, so the rows are too. Under torchrun / accelerate launch (WORLD_SIZE > 1)
+    the jobs left to run are shared among the processes, balanced by cost (`dist.assign`; every process computes the
+    same split), each process writing only its own shard of the store; on a Ray engine (`engine.using`) they go to
+    its actor pool and come back here. At the end the rows are folded into rows.jsonl in (sample, condition) order,
+    once, after every process is done, and every process holds them all."""
+    from . import dist
+    from .engine import current
+
     conditions = list(dict.fromkeys(conditions))
     names = [s.name for s in samples]
     if len(set(names)) != len(names):
@@ -51,30 +70,98 @@ def run_grid(store: ResultsStore, conditions: Iterable[str], samples: list[Sampl
     groups: OrderedDict[object, list[str]] = OrderedDict()
     for c in conditions:
         groups.setdefault(group(c), []).append(c)
-    total = len(conditions) * len(samples)
-    done = sum(store.has(condition=c, sample=n) for c in conditions for n in names)
-    with tqdm(total=total, initial=done, disable=not progress, desc=desc) as bar:
+    jobs = batches(samples, batch)
+
+    def todo(chunk: list[Sample]) -> list[tuple[list[str], list[Sample]]]:
+        """What one job still has to run: (conditions, samples) per group."""
+        left = []
         for conds in groups.values():
-            for chunk in batches(samples, batch):
-                interrupt.check()  # a Ctrl-C whose exception was lost still stops here
-                todo_c = [c for c in conds if not all(store.has(condition=c, sample=s.name) for s in chunk)]
-                if not todo_c:
-                    continue
-                todo_s = [s for s in chunk if not all(store.has(condition=c, sample=s.name) for c in todo_c)]
-                got = run(todo_c, todo_s)
-                rows = []
-                for c in todo_c:
-                    if len(got[c]) != len(todo_s):
-                        raise RuntimeError(f"condition {c!r} returned {len(got[c])} rows for {len(todo_s)} samples")
-                    rows += [{"condition": c, "sample": s.name, "task": s.task, **r} for s, r in zip(todo_s, got[c])]
-                new = store.add(rows)
-                bar.update(new)
+            todo_c = [c for c in conds if not all(store.has(condition=c, sample=s.name) for s in chunk)]
+            if todo_c:
+                left.append((todo_c, [s for s in chunk if not all(store.has(condition=c, sample=s.name)
+                                                                 for c in todo_c)]))
+        return left
+
+    engine = current()
+    coord = dist.Coordinator() if engine is None or not engine.serves(remote) else None
+    rank, world = (coord.rank, coord.world) if coord is not None else (0, 1)
+    if world > 1:
+        dist.check_shared(store.dir.parent, coord)
+        store.refresh()
+        store.shard = rank
+    # one view of what is left, rank 0's, on every process (each read the store, but at its own moment)
+    left = coord.broadcast([i for i, chunk in enumerate(jobs) if todo(chunk)]) if coord else \
+        [i for i, chunk in enumerate(jobs) if todo(chunk)]
+    if coord is not None:
+        share = dist.assign([sum(sample_cost(s) for s in jobs[i]) * len(conditions) for i in left], world)
+        mine = [left[k] for k in share[rank]]
+    else:
+        mine = left
+    rows_of_mine = sum(len(jobs[i]) for i in mine) * len(conditions)
+    where = f" [rank {rank} of {world}]" if world > 1 else f" [on {engine.workers} Ray workers]" if coord is None \
+        else ""
+    if progress and (left or world > 1):  # what this process runs: missing (condition, sample) rows only
+        runs = sum(len(c) * len(x) for i in mine for c, x in todo(jobs[i]))
+        tqdm.write(f"{desc}{where}: {len(mine)} of {len(jobs)} jobs to run, {runs} rows ({len(left)} jobs "
+                   f"left in all)", file=sys.stderr)
+    workers = world if coord is not None else engine.workers
+    if progress and rank == 0 and 0 < len(left) < workers:
+        tqdm.write(f"{desc}: {len(left)} jobs for {workers} processes: {workers - len(left)} stay idle; a job is one "
+                   f"--batch of samples ({batch} now): a smaller --batch (1: a job per sample) spreads more",
+                   file=sys.stderr)
+    done = sum(store.has(condition=c, sample=s.name) for i in mine for c in conditions for s in jobs[i])
+    with tqdm(total=rows_of_mine, initial=done, disable=not progress, desc=desc + where) as bar:
+        if coord is None:  # the Ray engine's actors run the jobs; their rows come back here
+            work = [(i, [(c, [s.name for s in ch]) for c, ch in todo(jobs[i])]) for i in mine]
+            for i, got in engine.run(remote, work):
+                interrupt.check()
+                for rows in got:
+                    bar.update(store.add(rows))
+        else:
+            for i in mine:
+                for todo_c, todo_s in todo(jobs[i]):
+                    interrupt.check()  # a Ctrl-C whose exception was lost still stops here
+                    bar.update(store.add(job_rows(run, todo_c, todo_s)))
+    if coord is not None:
+        coord.barrier()  # every process's jobs are done
+        store.refresh()
+        store.shard = None
+        coord.barrier()  # and every process read every shard before rank 0 folds them in
+    if rank == 0:
+        pos = {n: i for i, n in enumerate(names)}
+        cpos = {c: i for i, c in enumerate(conditions)}
+        store.consolidate(lambda r: (pos.get(r["sample"], len(pos)), cpos.get(r["condition"], len(cpos))))
+
+
+def my_jobs(samples: list[Sample], batch: int, out: Path | None = None) -> tuple:
+    """(coordinator, this process's jobs): the batches of samples (`batches`) shared among the processes of a
+    torchrun / accelerate launch by cost as `run_grid` shares them (all of them when not launched), for the
+    commands that loop over samples without a store (eval, trace). `out`: the output folder every process must
+    share (checked)."""
+    from . import dist
+
+    coord = dist.Coordinator()
+    jobs = batches(samples, batch)
+    if coord.world == 1:
+        return coord, jobs
+    if out is not None:
+        dist.check_shared(out, coord)
+    share = dist.assign([sum(sample_cost(s) for s in chunk) for chunk in jobs], coord.world)[coord.rank]
+    return coord, [jobs[i] for i in share]
+
+
+def gather_rows(coord, rows: list[dict], samples: list[Sample]) -> list[dict]:
+    """Every process's rows (each with its "sample"), in the order of `samples`, on every process."""
+    if coord.world == 1:
+        return rows
+    pos = {s.name: i for i, s in enumerate(samples)}
+    return sorted((r for part in coord.gather(rows) for r in part), key=lambda r: pos[r["sample"]])
 
 
 def rows_of(store: ResultsStore, condition: str, samples: list[Sample]) -> list[dict]:
-    """The stored rows of one condition for these samples (the experiment's current sample set), in order."""
-    want = {s.name for s in samples}
-    return [r for r in store.select(condition=condition) if r["sample"] in want]
+    """The stored rows of one condition for these samples (the experiment's current sample set), in their order."""
+    by = {r["sample"]: r for r in store.select(condition=condition)}
+    return [by[s.name] for s in samples if s.name in by]
 
 
 class ExperimentSettings(BaseModel):

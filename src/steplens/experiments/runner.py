@@ -126,14 +126,16 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
     sample: --seed + its index). `ensemble` (an EnsembleConfig) samples N seeds
     per sample with the latent ensemble and writes the member picked by `select`: "first" (the sample's own seed),
     "consensus" (the member whose last frame is closest to the others'), or "all" (the first, plus every member as
-    <idx>.seed<k>.mp4). Under torchrun / accelerate launch, each process takes every world-th sample; with
+    <idx>.seed<k>.mp4). Under torchrun / accelerate launch, each process takes its share of the samples, balanced
+    by cost (frames x pixels, `dist.assign`), into an `out` every process must see (`dist.check_shared`); with
     `split_seeds` instead, every process runs all samples with its share of the N seeds (the ensemble's means by
     all-reduce; the process group must be initialised) and rank 0 writes. `video`: "full" (every decoded frame at
     the sample's fps) or "latent-frames" (one frame per latent frame, 4 fps). `config` (run_config.json) is checked
     by every process before it writes."""
     from tqdm import tqdm
 
-    from .dist import rank_world, shard
+    from .dist import assign, check_shared, rank_world
+    from .grid import sample_cost
 
     if select not in SELECT:
         raise ValueError(f"unknown selection rule {select!r}; available: {', '.join(SELECT)}")
@@ -143,7 +145,11 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
         raise ValueError(f"unknown video {video!r}; available: {', '.join(VIDEOS)}")
     rank, world = rank_world()
     split = split_seeds and world > 1
-    mine = samples if split else shard(samples, rank, world)
+    if world > 1 and not split:  # each process its share, balanced by cost, into one folder they all see
+        check_shared(out)
+        mine = [samples[i] for i in assign([sample_cost(s) for s in samples], world)[rank]]
+    else:
+        mine = samples
     fps = {s.name: sample_fps(model, s, video) for s in mine}  # an unreadable ground truth is named before any write
     if config is not None:  # every rank: a rank that skipped the check would write into another configuration
         check_out_config(out, config)

@@ -45,6 +45,7 @@ from ..probes.contract import UNDETERMINED, state_word
 from ..reports.index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
+from .dist import is_writer
 from .grid import ExperimentSettings
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
@@ -205,8 +206,10 @@ def folder_families(data, split: list[str] | None = None, tasks: list[str] | Non
 
 
 def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, **options) -> dict:
-    """One probe's run into OUT with its report."""
+    """One probe's run into OUT with its report (written once, by rank 0 under a launcher)."""
     res = probe.run(model, out, s, progress=progress, **options)
+    if not is_writer():
+        return res
     rep = Report(f"steplens {probe.kind}: {model.name} on {s.task}")
     probe.report_section(rep, out, res)
     rep.write(out / "report.html")
@@ -234,8 +237,10 @@ def _solve_row(res: dict) -> dict:
 
 
 def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
-              progress: bool = True, folders: dict[str, dict] | None = None) -> dict:
-    """The study into OUT. On a folder (cfg.data), `folders` is `folder_families`' answer (read again if None)."""
+              progress: bool = True, folders: dict[str, dict] | None = None) -> dict | None:
+    """The study into OUT: study.json, study.md, report.html and the result; None on the processes of a launch
+    other than rank 0 (they run their share of every part; rank 0 writes). On a folder (cfg.data), `folders` is
+    `folder_families`' answer (read again if None)."""
     from ..contract import identity
     from ..tasks import find_task
 
@@ -306,6 +311,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
             base[name] = {k: _solve_row(res)}
     chains = _run_chains(model, baseline, out, cfg, fam, progress) if baseline is not None and CHAINS in cfg.parts \
         else None
+    if not is_writer():  # under a launcher every process ran its share of each part; rank 0 writes the study
+        return None
     claims = judge(out, fam)
     result = {"format": 1, "kind": "study", "model": model.name, "identity": identity(model),
               "config": cfg.model_dump(), "families": fam, "compared": weakest,
@@ -332,7 +339,8 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
         s = _settings(cfg, name, cfg.count, f["size"]).model_copy(update={"steps": None, "shift": None,
                                                                          "guidance": None, "sampling": None})
         res = compare_chains(model, baseline, out / CHAINS / name, s, progress=progress)
-        got.update(res["headline"]["families"])
+        if res is not None:  # None on a launch's other processes
+            got.update(res["headline"]["families"])
     keep = ("n", "solve_rate", "ci_low", "ci_high", "mean_score", "early_held", "commit_sigma", "self_corrections")
     return {"teacher": baseline.name, "families": {f: {**{r: {k: v[r][k] for k in keep} for r in ("teacher", "student")},
                                                        "verdict": v["verdict"]} for f, v in got.items()},

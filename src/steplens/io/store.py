@@ -7,12 +7,18 @@ leaves nothing behind): resuming with another configuration is refused, when the
 under a lock on the folder, before every write. Of two writers started at once with different configurations,
 the first to write claims the store and the other is refused before it writes a row; two writers of one
 configuration merge their rows.
+
+Under several processes (torchrun ranks) each process writes only its own shard, `<dir>/rows-<rank>.jsonl`
+(`shard=rank`), never a file another writes; readers merge `rows.jsonl` and every shard. `consolidate` (one
+process, after every writer is done) folds the shards into `rows.jsonl`, in a given order, and removes them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Callable
 
 from .files import atomic_write_json, atomic_write_text, config_diff, folder_lock
 
@@ -21,9 +27,22 @@ def row_key(row: dict, fields: tuple[str, ...]) -> tuple:
     return tuple(json.dumps(row[f], sort_keys=True) for f in fields)
 
 
+SHARD_GLOB = "rows-*.jsonl"
+
+
+def _text(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, default=str) + "\n" for r in rows)
+
+
+def shard_name(rank: int) -> str:
+    return f"rows-{int(rank):05d}.jsonl"
+
+
 class ResultsStore:
-    def __init__(self, path: Path, key_fields: tuple[str, ...], config: dict | None = None):
+    def __init__(self, path: Path, key_fields: tuple[str, ...], config: dict | None = None,
+                 shard: int | None = None):
         self.dir = Path(path)
+        self.shard = shard  # None: the one writer (rows.jsonl); a rank: writes only rows-<rank>.jsonl
         self.key_fields = tuple(key_fields)
         self.rows: list[dict] = []
         self._keys: set[tuple] = set()
@@ -40,12 +59,25 @@ class ResultsStore:
                 raise ValueError(f"{self.dir} holds results of another configuration; differing fields: "
                                  f"{config_diff(saved, self.config)}. Use another --out (or delete {self.dir}).")
 
+    def _files(self) -> list[Path]:
+        return [p for p in [self.dir / "rows.jsonl", *sorted(self.dir.glob(SHARD_GLOB))] if p.is_file()]
+
+    @staticmethod
+    def _lines(path: Path) -> list[dict]:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:  # a shard folded in by another process meanwhile: its rows are in rows.jsonl
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
     def _read(self) -> None:
-        rows_path = self.dir / "rows.jsonl"
-        if rows_path.exists():
-            for line in rows_path.read_text().splitlines():
-                if line.strip():
-                    self._add(json.loads(line))
+        for path in self._files():
+            for row in self._lines(path):
+                self._add(row)
+
+    def refresh(self) -> None:
+        """Read what other writers (the other ranks' shards) stored since."""
+        self._read()
 
     def _add(self, row: dict) -> bool:
         k = row_key(row, self.key_fields)
@@ -65,13 +97,37 @@ class ResultsStore:
         with folder_lock(self.dir):  # check, merge what another writer stored, write: one writer at a time
             self._check()
             self._read()
-            new = sum(self._add(r) for r in rows)
+            fresh = [r for r in rows if self._add(r)]
+            new = len(fresh)
             if new:
                 if self.config is not None and not (self.dir / "store_config.json").exists():
                     atomic_write_json(self.dir / "store_config.json", self.config)  # only once there is a result
-                atomic_write_text(self.dir / "rows.jsonl",
-                                  "".join(json.dumps(r, default=str) + "\n" for r in self.rows))
+                if self.shard is None:
+                    self._write(self.rows)
+                else:  # this process's shard: the rows it held and those it adds, nothing another writes
+                    mine = self.dir / shard_name(self.shard)
+                    atomic_write_text(mine, _text((self._lines(mine) if mine.exists() else []) + fresh))
         return new
+
+    def _write(self, rows: list[dict]) -> None:
+        """rows.jsonl holds every row: the shards are folded in and removed."""
+        atomic_write_text(self.dir / "rows.jsonl", _text(rows))
+        for p in self.dir.glob(SHARD_GLOB):
+            os.unlink(p)
+
+    def consolidate(self, order: Callable[[dict], object] | None = None) -> None:
+        """Fold every shard into rows.jsonl (rows sorted by `order`, stably; None: as stored) and remove them: what
+        one process does once every writer is done. Nothing is written when rows.jsonl is already so."""
+        with folder_lock(self.dir):
+            self._read()
+            rows = sorted(self.rows, key=order) if order is not None else list(self.rows)
+            if not rows:
+                return
+            self.rows = rows
+            main = self.dir / "rows.jsonl"
+            if not list(self.dir.glob(SHARD_GLOB)) and main.exists() and main.read_text() == _text(rows):
+                return
+            self._write(rows)
 
     def select(self, **where) -> list[dict]:
         return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]

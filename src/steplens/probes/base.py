@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 
 from ..contract import identity
+from ..experiments.dist import is_writer
+from ..experiments.engine import Remote
 from ..experiments.evaluate import generate_and_score, score_videos
 from ..experiments.grid import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
                                 write_results, write_table)
@@ -73,6 +75,16 @@ def summary_rows(rows_by_condition: dict[str, list[dict]], **extra_cols) -> list
     return out
 
 
+def rebuild(model, probe, out: str, settings: ProbeSettings, options: dict):
+    """In a worker of another engine (steplens.experiments.engine): the probe's batch run around this worker's
+    model, and its samples by name; what `ProbeBase.run` builds before its loop."""
+    r = ProbeRun(model, Path(out), settings, probe.options(model, settings, **options))
+    r.samples = load_samples(model, settings)
+    probe.prepare(r)
+    r.conditions = probe.conditions(r)
+    return probe.batch(r), {x.name: x for x in r.samples}
+
+
 class ProbeBase:
     """The skeleton every probe shares (see steplens.probes.contract): a subclass gives its name, description,
     claims, conditions, batch run, summary and report section, and overrides the other steps where it has its
@@ -100,12 +112,14 @@ class ProbeBase:
         store = open_store(r.out, self.name, r.config)
         if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
             r.config = {**r.config, "taken_as_is": found}
+        remote = Remote(model, rebuild, (self, str(r.out), settings, options), key=str(r.out.resolve()))
         run_grid(store, list(r.conditions), r.samples, settings.batch, self.batch(r),
-                 group=lambda c: self.group(r, c), desc=self.kind, progress=progress)
+                 group=lambda c: self.group(r, c), desc=self.kind, progress=progress, remote=remote)
         rows = {c: rows_of(store, c, r.samples) for c in r.conditions}
         res = self.summary(r, rows)
-        self.write(r, res)
-        self.finish(r, res, rows)
+        if is_writer():  # every process holds the merged rows; one writes the tables and plots
+            self.write(r, res)
+            self.finish(r, res, rows)
         return res
 
     def options(self, model, settings: ProbeSettings, **given) -> dict:
