@@ -51,19 +51,19 @@ def test_models_that_share_no_task_are_refused(tmp_path):
         compare_chains(student, teacher, tmp_path / "c", ExperimentSettings(task="maze", count=1), progress=False)
 
 
-def row(task, held, commit, success, right=2):
-    return {"task": task, "success": success, "score": float(success), "sigmas": [1.0, 0.5], "step_success": [0, 1],
+def row(task, held, commit, success, right=2, i=0):
+    return {"task": task, "sample": f"{task}/{i}", "success": success, "score": float(success), "sigmas": [1.0, 0.5], "step_success": [0, 1],
             "mass": [3, 1], "held": [held, 1], "early_held": held, "early_mass": 3.0, "commit_sigma": commit,
             "self_correction": False, "right_answers": right}
 
 
 def test_the_rule_holds_only_when_both_differences_are_clear():
     n = 12
-    fewer_later = {"teacher": [row("t", 3, 0.5, True) for _ in range(n)],
-                   "student": [row("t", 1, 0.9, True) for _ in range(n)]}
+    fewer_later = {"teacher": [row("t", 3, 0.5, True, i=i) for i in range(n)],
+                   "student": [row("t", 1, 0.9, True, i=i) for i in range(n)]}
     assert summarize_chains(fewer_later)["t"]["verdict"]["state"] == "holds"
-    same = {"teacher": [row("t", 2, 0.5 + 0.01 * (i % 3), True) for i in range(n)],
-            "student": [row("t", 2 + (i % 2) - (i % 3 == 0), 0.5 + 0.01 * (i % 2), True) for i in range(n)]}
+    same = {"teacher": [row("t", 2, 0.5 + 0.01 * (i % 3), True, i=i) for i in range(n)],
+            "student": [row("t", 2 + (i % 2) - (i % 3 == 0), 0.5 + 0.01 * (i % 2), True, i=i) for i in range(n)]}
     assert summarize_chains(same)["t"]["verdict"]["state"] == "does not hold"
     few = {k: v[:5] for k, v in fewer_later.items()}
     v = summarize_chains(few)["t"]["verdict"]
@@ -72,11 +72,16 @@ def test_the_rule_holds_only_when_both_differences_are_clear():
 
 
 def test_exploration_loss_compares_families_with_several_right_answers():
-    rows = {"teacher": [row("a", 2, 0.5, True, right=3)] * 4 + [row("b", 2, 0.5, True, right=1)] * 4,
-            "student": [row("a", 2, 0.5, False, right=3)] * 4 + [row("b", 2, 0.5, True, right=1)] * 4}
-    fams = summarize_chains(rows)
+    def rows(lost):
+        return {"teacher": [row("a", 2, 0.5, True, 3, i) for i in range(30)] + [row("b", 2, 0.5, True, 1, i)
+                                                                             for i in range(30)],
+                "student": [row("a", 2, 0.5, i >= lost, 3, i) for i in range(30)] + [row("b", 2, 0.5, True, 1, i)
+                                                                                  for i in range(30)]}
+    fams = summarize_chains(rows(lost=20))
     assert fams["a"]["several_right"] and not fams["b"]["several_right"]
     assert exploration_loss(fams)["state"] == "holds"
+    little = exploration_loss(summarize_chains(rows(lost=1)))  # one sample lost of 30: no clear difference
+    assert little["state"] == "does not hold" and little["ci_high"] > 0
     assert exploration_loss({"a": fams["a"]})["state"] == "undetermined"
 
 
@@ -119,3 +124,12 @@ def test_study_chains_alone_runs_no_solve_part(tmp_path):
                     baseline=teacher, progress=False)
     assert res["chains"]["families"]["maze"]["student"]["n"] == 1
     assert not (tmp_path / "s" / "baseline").exists() and not (tmp_path / "s" / "maze").exists()
+
+
+def test_early_answers_are_compared_at_the_students_sigmas_not_over_the_teachers_extra_steps():
+    from steplens.experiments.chains import early_pairs
+
+    student = {"sigmas": [1.0, 0.9, 0.75], "held": [1, 1, 1], "mass": [4, 2, 1]}
+    # the teacher holds 3 answers only at σ 0.95, between the student's two early steps
+    teacher = {"sigmas": [1.0, 0.95, 0.9, 0.8, 0.6], "held": [1, 3, 1, 1, 1], "mass": [4, 9, 2, 1, 1]}
+    assert early_pairs(student, teacher) == (1.0, 1.0, 3.0, 3.0)

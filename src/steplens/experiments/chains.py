@@ -62,12 +62,9 @@ def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
         m = cos.step_metrics(videos[b], s, scorers.for_sample(s), answer_region(s), candidates=cands)
         ok = [x["success"] for x in m]
         commit = cos.commitment_step(ok)
-        early = [i for i, sg in enumerate(sigmas) if sg >= EARLY_SIGMA] or [0]
         held = [x["candidates_held"] for x in m] if cands else None
         row.update(sigmas=sigmas, step_success=ok, mass=[x["candidate_mass"] for x in m], held=held,
                    commit_sigma=sigmas[commit] if commit is not None else None,
-                   early_held=max(held[i] for i in early) if held else None,
-                   early_mass=float(np.mean([m[i]["candidate_mass"] for i in early])),
                    right_answers=sum(c.right for c in cands) if cands else None,
                    self_correction=cos.behaviours(m)["self_correction"])
     return rows
@@ -88,6 +85,18 @@ def _paired(a: list, b: list, seed: int = 0, n_boot: int = 2000) -> dict | None:
     boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
     return {"n": int(len(d)), "mean": float(d.mean()), "ci_low": float(np.quantile(boots, 0.025)),
             "ci_high": float(np.quantile(boots, 0.975))}
+
+
+def early_pairs(student: dict, teacher: dict) -> tuple[float | None, float | None, float, float]:
+    """One sample's early chain at matched σ: the answers each model holds and the candidate mass, averaged over
+    the student's steps at σ >= EARLY_SIGMA and the teacher's steps nearest those σ (so that a chain with more
+    early steps is not favoured): (student held, teacher held, student mass, teacher mass)."""
+    early = [i for i, sg in enumerate(student["sigmas"]) if sg >= EARLY_SIGMA] or [0]
+    near = align_by_sigma([student["sigmas"][i] for i in early], teacher["sigmas"])
+    held = (float(np.mean([student["held"][i] for i in early])), float(np.mean([teacher["held"][j] for j in near]))) \
+        if student.get("held") is not None and teacher.get("held") is not None else (None, None)
+    return (*held, float(np.mean([student["mass"][i] for i in early])),
+            float(np.mean([teacher["mass"][j] for j in near])))
 
 
 def _mean(xs) -> float | None:
@@ -127,17 +136,21 @@ def summarize_chains(rows: dict[str, list[dict]]) -> dict:
     out = {}
     for f in families:
         by = {role: [r for r in rows[role] if r["task"] == f] for role in ROLES}
-        t, s = by["teacher"], by["student"]
+        teacher_of = {r["sample"]: r for r in by["teacher"]}
+        s = [r for r in by["student"] if r["sample"] in teacher_of]  # the samples both ran, paired
+        t = [teacher_of[r["sample"]] for r in s]
+        by = {"teacher": t, "student": s}
+        early = [early_pairs(a, b) for a, b in zip(s, t)]
         fam = {}
-        for role, rs in by.items():
-            fam[role] = {**summarize(rs), "early_held": _mean(r["early_held"] for r in rs),
-                         "early_mass": _mean(r["early_mass"] for r in rs),
+        for k, (role, rs) in enumerate(by.items()):
+            fam[role] = {**summarize(rs), "early_held": _mean(e[1 - k] for e in early),
+                         "early_mass": _mean(e[3 - k] for e in early),
                          "commit_sigma": _mean(r["commit_sigma"] for r in rs),
                          "committed": sum(r["commit_sigma"] is not None for r in rs),
                          "self_corrections": int(sum(r["self_correction"] for r in rs)),
                          "held_curve": _curve(rs, "held"), "mass_curve": _curve(rs, "mass"),
                          "right_curve": _curve([{**r, "ok": [float(x) for x in r["step_success"]]} for r in rs], "ok")}
-        fam["early_held_diff"] = _paired([r["early_held"] for r in s], [r["early_held"] for r in t])
+        fam["early_held_diff"] = _paired([e[0] for e in early], [e[1] for e in early])
         fam["commit_sigma_diff"] = _paired([r["commit_sigma"] for r in s], [r["commit_sigma"] for r in t])
         fam["solve_diff"] = _paired([float(r["success"]) for r in s], [float(r["success"]) for r in t])
         fam["several_right"] = bool((_mean(r["right_answers"] for r in t) or 0) > 1.5)
@@ -148,15 +161,27 @@ def summarize_chains(rows: dict[str, list[dict]]) -> dict:
 
 def exploration_loss(families: dict) -> dict:
     """The claim's second half: the student loses most (solve rate, student - teacher) on the families with several
-    right answers. Undetermined without families of both kinds."""
-    several = {f: v["solve_diff"]["mean"] for f, v in families.items() if v["several_right"] and v["solve_diff"]}
-    one = {f: v["solve_diff"]["mean"] for f, v in families.items() if not v["several_right"] and v["solve_diff"]}
-    if not several or not one:
+    right answers. The mean paired change over those families minus the mean over families with one right answer,
+    with a 95% interval from each family's own (normal, its bootstrap interval's width / 3.92 as the standard
+    error): holds when the interval lies below 0. Undetermined without families of both kinds."""
+    def group(several: bool) -> dict:
+        return {f: v["solve_diff"] for f, v in families.items() if v["several_right"] == several and v["solve_diff"]}
+
+    many, one = group(True), group(False)
+    if not many or not one:
         return {"state": "undetermined", "why": "needs families with several right answers and families with one"}
-    a, b = float(np.mean(list(several.values()))), float(np.mean(list(one.values())))
-    return {"state": "holds" if a < b else "does not hold",
+
+    def mean_se(g: dict) -> tuple[float, float]:
+        se = [(d["ci_high"] - d["ci_low"]) / 3.92 for d in g.values()]
+        return float(np.mean([d["mean"] for d in g.values()])), float(np.sqrt(np.sum(np.square(se)))) / len(g)
+
+    (a, sa), (b, sb) = mean_se(many), mean_se(one)
+    d, se = a - b, float(np.hypot(sa, sb))
+    lo, hi = d - 1.96 * se, d + 1.96 * se
+    return {"state": "holds" if hi < 0 else "does not hold", "difference": d, "ci_low": lo, "ci_high": hi,
             "why": f"mean solve-rate change, student - teacher: {a:+.3f} on families with several right answers "
-                   f"({', '.join(several)}) vs {b:+.3f} on those with one ({', '.join(one)})"}
+                   f"({', '.join(many)}) vs {b:+.3f} on those with one ({', '.join(one)}); difference {d:+.3f} "
+                   f"[{lo:+.3f}, {hi:+.3f}]"}
 
 
 def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict | None:
