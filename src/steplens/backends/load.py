@@ -100,6 +100,22 @@ def load_folder(cls, source: str, config: dict, torch_dtype, float32_components,
     return pipe
 
 
+def pipeline_identity(spec: str, path: str, dtype, loras: dict) -> dict:
+    """A pipeline model's identity (steplens.contract.identity), from its files alone (no weights loaded): the spec,
+    the folder's content hash (folder_sha256), the dtype, and each LoRA (path, sha256, scale) by the component it goes
+    into; `loras` {option or component: 'PATH[:SCALE]' spec, (path, scale) or None}."""
+    from ..io.files import sha256_file
+    from .lora import COMPONENTS, parse_spec
+
+    out = {}
+    for key, spec_ in loras.items():
+        if spec_ is not None:
+            p, scale = parse_spec(spec_, key if key.startswith("--") else "--lora")
+            out[COMPONENTS.get(key, key)] = {"path": str(p), "sha256": sha256_file(p), "scale": scale}
+    return {"model": spec, "model_sha256": folder_sha256(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""),
+            "loras": out}
+
+
 SMALL_WEIGHTS = 64 << 20  # weights files up to this size are hashed whole; larger ones by name and size
 
 

@@ -16,6 +16,8 @@ from typing import Callable
 
 import torch
 
+COMPONENTS = {"--lora": "transformer", "--lora-2": "transformer_2"}  # the option -> the transformer it goes into
+
 
 def parse_spec(spec, option: str = "--lora") -> tuple[Path, float]:
     """'PATH[:SCALE]' (or a (path, scale) pair) -> (path, scale)."""

@@ -126,13 +126,11 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         cls.check_loras(lora, lora_2)
         pipe = load_pipeline(cls, path, device, dtype, offload)
         loras = cls.apply_loras(pipe, lora, lora_2)
-        from ..io.files import sha256_file
-        from .load import folder_sha256
+        from .load import pipeline_identity
 
         dtype_name = str(check_dtype(dtype)).replace("torch.", "")
-        ident = {"model": name or f"wan:{path}", "model_sha256": folder_sha256(path), "dtype": dtype_name,
-                 "loras": {comp: {"path": str(p), "sha256": sha256_file(p), "scale": scale}
-                           for comp, (p, scale, *_) in loras.items()}}
+        ident = pipeline_identity(name or f"wan:{path}", path, dtype,
+                                  {comp: (p, scale) for comp, (p, scale, *_) in loras.items()})
         info = {"path": str(path), "dtype": dtype_name, "offload": offload or "none", "device": str(device),
                 "loras": loras, "identity": ident}
         model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)  # `wan:` names any diffusers folder

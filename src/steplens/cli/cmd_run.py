@@ -9,7 +9,7 @@ import typer
 
 from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
                   console, err)
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import ModelOptions, SamplingOptions, bundles, known_config, load
 
 
 @app.command()
@@ -35,9 +35,9 @@ def run(
                                            "latent frame, 4 fps"),
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
-    from ..experiments.dist import join
     from ..contract import identity
-    from ..experiments.runner import VIDEOS, run_samples
+    from ..experiments.dist import join
+    from ..experiments.runner import VIDEOS, check_out_config, run_samples
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
@@ -49,6 +49,8 @@ def run(
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
+        check_out_config(out, {**known_config(mo, so), **source.describe(), "ensemble": ens.model_dump() if ens else
+                               None, "select": select, "video": video}, partial=True)  # before minutes of loading
         m, sp = load(mo, so)
         steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         if ens is not None:

@@ -149,6 +149,17 @@ def bundles(fn):
     return command
 
 
+def known_config(mo: ModelOptions, so: SamplingOptions | None = None) -> dict:
+    """The part of an output folder's configuration known before the model loads: the model's identity from its files
+    (steplens.models.load.identity_of) and the sampling numbers given explicitly (those a preset or the model's own
+    defaults would fill are left to the check after loading)."""
+    from ..models.load import identity_of
+
+    so = so or SamplingOptions()
+    given = {} if so.sigmas is not None else {"steps": so.steps, "shift": so.shift, "guidance": so.guidance}
+    return {**identity_of(mo.model, mo.dtype, mo.lora, mo.lora_2), **{k: v for k, v in given.items() if v is not None}}
+
+
 def load(mo: ModelOptions, so: SamplingOptions | None = None):
     """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning.
     Both bundles are checked first: nothing loads for an option that can be refused without the model."""

@@ -18,7 +18,7 @@ layer of its transformer is refused with its keys named.
 
 from __future__ import annotations
 
-from ..lora import load_loras, parse_spec, read_lora  # noqa: F401  (parse_spec, read_lora: this module's API)
+from ..lora import COMPONENTS, load_loras, parse_spec, read_lora  # noqa: F401  (parse_spec, read_lora: its API)
 
 FORMATS = ("diffsynth", "original", "diffusers")
 
@@ -44,8 +44,7 @@ def to_diffusers_input(sd: dict) -> dict:
 
 def apply_loras(pipe, lora=None, lora_2=None) -> dict:
     """Load the LoRAs into `pipe` and set their scales; returns {component: (path, scale, format, layers)}."""
-    specs = [(c, s, o) for c, s, o in (("transformer", lora, "--lora"), ("transformer_2", lora_2, "--lora-2"))
-             if s is not None]
+    specs = [(COMPONENTS[o], s, o) for s, o in ((lora, "--lora"), (lora_2, "--lora-2")) if s is not None]
     if lora_2 is not None and getattr(pipe, "transformer_2", None) is None:
         raise ValueError("--lora-2 is for Wan2.2's second expert (transformer_2); this pipeline has one transformer")
     return load_loras(pipe, specs, lambda sd: (detect(sd), to_diffusers_input(sd)),
