@@ -102,3 +102,45 @@ def test_cli_round_trip_and_bad_loras_are_named(tmp_path):
     tiny_wan21_i2v(seed=0).save_pretrained(wan21)
     r = run.invoke(app, ["eval", "--model", f"wan:{wan21}", "--count", "1", "--lora-2", str(two)])
     assert r.exit_code == 2 and "--lora-2 is for Wan2.2's second expert" in r.output, r.output
+
+
+def test_a_lora_with_unmatched_keys_is_refused_naming_them_unless_allowed(tmp_path):
+    """A LoRA of which only some layers exist in its transformer (another model's, a wrong block count) is refused
+    with the unmatched layers named, before it is applied; --allow-unmatched-lora applies the matched ones."""
+    t = tiny_wan22_i2v(seed=0)
+    a, b = _ab(t.transformer.blocks[0].attn1.to_q, 6)
+    for fmt, pat in (("diffsynth", "blocks.{i}.self_attn.q.lora_{x}.default.weight"),
+                     ("diffusers", "transformer.blocks.{i}.attn1.to_q.lora_{x}.weight")):
+        path = tmp_path / f"partial-{fmt}.safetensors"
+        save_file({pat.format(i=i, x=x): (a if x == "A" else b).clone() for i in (0, 7) for x in "AB"},
+                  str(path))
+        with pytest.raises(ValueError) as e:
+            apply_loras(tiny_wan22_i2v(seed=0), str(path))
+        msg = str(e.value)
+        assert str(path) in msg and "1 of its 2 layers" in msg and "blocks.7.attn1.to_q" in msg, msg
+        assert "blocks.0.attn1.to_q" not in msg.split("e.g.")[0] and "--allow-unmatched-lora" in msg, msg
+        pipe = tiny_wan22_i2v(seed=0)
+        done = apply_loras(pipe, str(path), unmatched="allow")
+        assert done["transformer"][3] == 1  # the matched layer applied
+    wan = tmp_path / "wan"
+    t.save_pretrained(wan)
+    args = ["eval", "--model", f"wan:{wan}", "--count", "1", "--size", "3", "--frames", "2", "--steps", "1",
+            "--lora", str(path)]
+    r = CliRunner().invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "blocks.7.attn1.to_q" in text and "Traceback" not in r.output, text
+    r = CliRunner().invoke(app, args + ["--allow-unmatched-lora"])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_lora_path_with_a_colon_is_the_file(tmp_path):
+    t = tiny_wan22_i2v(seed=0)
+    one = lora_file(tmp_path, "diffsynth", *_ab(t.transformer.blocks[0].attn1.to_q, 4), name="run:2026-12-02")
+    from steplens.backends.lora import parse_spec
+
+    assert parse_spec(str(one)) == (one, 1.0)
+    assert parse_spec(f"{one}:0.5") == (one, 0.5)
+    with pytest.raises(FileNotFoundError) as e:
+        parse_spec(str(tmp_path / "run:x.safetensors"))
+    assert "run:x.safetensors" in str(e.value) and "not found" in str(e.value)
+    assert apply_loras(tiny_wan22_i2v(seed=0), str(one))["transformer"][:2] == (str(one), 1.0)

@@ -25,7 +25,8 @@ PREFIXES = {"wan": "wan", "diffusers": None}  # --model prefix -> the backend th
 
 
 def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-                        offload: str | None = "none", lora=None, lora_2=None, **options):
+                        offload: str | None = "none", lora=None, lora_2=None, lora_unmatched: str = "refuse",
+                        **options):
     """`wan:PATH` or `diffusers:PATH` loaded by the backend of its model_index.json's class; `options` go to its
     model (e.g. HunyuanVideo-1.5's glyph_length, every backend's scale / min_size: its `model_options()`), refused by
     name before any weights load if that backend does not take them."""
@@ -43,7 +44,8 @@ def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype
     cls = backend_for_config(config)
     if cls is None:
         raise ValueError(refusal(spec, config, words))
-    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2, **options)
+    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2,
+                    lora_unmatched=lora_unmatched, **options)
 
 
 def load_pipeline(backend, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",

@@ -3,7 +3,9 @@
     done = load_loras(pipe, [("transformer", "a.safetensors:0.8", "--lora")], convert=my_format_to_diffusers)
 
 Loaded with safetensors only (never a pickle), through diffusers' `load_lora_weights` (needs peft, in the `wan`
-extra); a LoRA that matches no layer of its transformer is refused with its keys named. A backend gives `convert`
+extra); a LoRA that matches no layer of its transformer is refused with its keys named, and one that matches only
+some (another model's, another block count) with the unmatched layers named (unmatched="allow",
+--allow-unmatched-lora, applies the matching ones). A path may hold ':' (an existing file is taken whole). A backend gives `convert`
 (its key formats -> what its diffusers LoRA loader takes; returns (format name, state dict)) and, where the loader
 needs them, keyword arguments per component (Wan2.2: load_into_transformer_2).
 """
@@ -27,12 +29,13 @@ def parse_spec(spec, option: str = "--lora") -> tuple[Path, float]:
         text = str(spec)
         path, scale = text, 1.0
         head, sep, tail = text.rpartition(":")
-        if sep and head and not tail.startswith(("/", "\\")):
+        if sep and head and not tail.startswith(("/", "\\")) and not Path(text).is_file():  # a file may hold ':'
             try:
                 scale = float(tail)
                 path = head
             except ValueError:
-                raise ValueError(f"{option} {text!r}: the scale after ':' must be a number, got {tail!r}") from None
+                if Path(head).is_file():  # PATH:SCALE with a SCALE that is no number
+                    raise ValueError(f"{option} {text!r}: the scale after ':' must be a number, got {tail!r}") from None
     if not math.isfinite(float(scale)):
         raise ValueError(f"{option} {spec!r}: the scale must be a finite number, got {scale}")
     path = Path(path)
@@ -56,10 +59,28 @@ def lora_layers(module: torch.nn.Module, adapter: str) -> int:
     return sum(1 for m in module.modules() if hasattr(m, "lora_A") and adapter in getattr(m, "lora_A", {}))
 
 
+UNMATCHED = ("refuse", "allow")
+
+
+def unmatched_layers(pipe, comp: str, converted: dict) -> tuple[list[str], int]:
+    """(the LoRA's layers that name no module of `pipe.comp`, how many layers it has), by the names diffusers' own
+    LoRA loader gives them (`pipe.lora_state_dict`: every key format converted to `transformer.<module>.lora_A...`)."""
+    got = pipe.lora_state_dict(dict(converted))
+    sd = got[0] if isinstance(got, tuple) else got
+    layers = list(dict.fromkeys(k.split(".lora_")[0] for k in sd if ".lora_" in k))
+    modules = dict(getattr(pipe, comp).named_modules())
+    strip = [p + "." for p in ("transformer", getattr(pipe, "transformer_name", "transformer"))]
+    names = [next((n[len(p):] for p in strip if n.startswith(p)), n) for n in layers]
+    return [n for n in names if n not in modules], len(names)
+
+
 def load_loras(pipe, specs: list[tuple[str, object, str]], convert: Callable[[dict], tuple[str, dict]],
-               load_kwargs: Callable[[str], dict] = lambda component: {}) -> dict:
+               load_kwargs: Callable[[str], dict] = lambda component: {}, unmatched: str = "refuse") -> dict:
     """Load each (component, 'PATH[:SCALE]', option) into `pipe` and set the scales; returns {component: (path,
-    scale, format, layers)}."""
+    scale, format, layers)}. A LoRA some of whose layers name no module of its component is refused with those
+    layers named (`unmatched="allow"`: the matching layers are applied; one matching none is always refused)."""
+    if unmatched not in UNMATCHED:
+        raise ValueError(f"unmatched={unmatched!r}: allowed {', '.join(UNMATCHED)}")
     if not specs:
         return {}
     try:
@@ -73,6 +94,15 @@ def load_loras(pipe, specs: list[tuple[str, object, str]], convert: Callable[[di
         fmt, converted = convert(sd)
         name = f"steplens_{comp}"
         try:
+            missing, total = unmatched_layers(pipe, comp, converted)
+        except (ValueError, KeyError, RuntimeError):  # diffusers' converter refuses it: named by load_lora_weights
+            missing, total = [], 0
+        if missing and len(missing) < total and unmatched == "refuse":
+            raise ValueError(f"{option} {path}: {len(missing)} of its {total} layers match no layer of {comp} "
+                             f"({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}, as diffusers names "
+                             f"them; e.g. {comp} has {_example(pipe, comp)}): a LoRA for another model or version? "
+                             f"--allow-unmatched-lora applies the {total - len(missing)} matching layers alone")
+        try:
             pipe.load_lora_weights(converted, adapter_name=name, **load_kwargs(comp))
         except (ValueError, KeyError, RuntimeError) as e:
             raise ValueError(f"{option} {path}: could not load it into {comp}: {e}") from None
@@ -84,3 +114,9 @@ def load_loras(pipe, specs: list[tuple[str, object, str]], convert: Callable[[di
         weights.append(scale)
     pipe.set_adapters(names, adapter_weights=weights)
     return done
+
+
+def _example(pipe, comp: str) -> str:
+    """A few of the component's linear layers, by name (what a LoRA's layers should name)."""
+    names = [n for n, m in getattr(pipe, comp).named_modules() if isinstance(m, torch.nn.Linear)]
+    return ", ".join(names[:2]) + (f" ... ({len(names)} linear layers)" if len(names) > 2 else "")

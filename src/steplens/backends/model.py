@@ -92,7 +92,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
                                  f"into the transformer and save the pipeline folder instead")
 
     @classmethod
-    def apply_loras(cls, pipe, lora, lora_2) -> dict:
+    def apply_loras(cls, pipe, lora, lora_2, unmatched: str = "refuse") -> dict:
         return {}
 
     # -- construction ----------------------------------------------------------------------------------------------
@@ -117,15 +117,17 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
 
     @classmethod
     def load(cls, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-             offload: str | None = "none", name: str | None = None, lora=None, lora_2=None, **model_kwargs):
+             offload: str | None = "none", name: str | None = None, lora=None, lora_2=None, lora_unmatched: str = "refuse",
+             **model_kwargs):
         """A pipeline folder (or hub id) loaded as this backend's model: `dtype`, placed on `device` or offloaded,
-        LoRAs applied (where the backend takes them), `model_kwargs` the model's options (`model_options`)."""
+        LoRAs applied (where the backend takes them; `lora_unmatched="allow"` applies one that leaves some of its
+        layers unmatched, refused by default), `model_kwargs` the model's options (`model_options`)."""
         from .load import load_pipeline
 
         cls.check_options(model_kwargs)  # named before any weights load
         cls.check_loras(lora, lora_2)
         pipe = load_pipeline(cls, path, device, dtype, offload)
-        loras = cls.apply_loras(pipe, lora, lora_2)
+        loras = cls.apply_loras(pipe, lora, lora_2, lora_unmatched)
         from .load import pipeline_identity
 
         dtype_name = str(check_dtype(dtype)).replace("torch.", "")

@@ -28,7 +28,8 @@ def _opt(default, *decls, help: str):
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2."""
+    """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2,
+    --allow-unmatched-lora."""
 
     model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
                                                           "diffusers Wan or LTX-2 image-to-video folder)")
@@ -42,6 +43,9 @@ class ModelOptions:
                                                     "Lightning / LightX2V 4-step LoRAs, or diffusers keys)")
     lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert "
                                                         "(transformer_2)")
+    allow_unmatched_lora: bool = _opt(False, "--allow-unmatched-lora", help="apply a LoRA some of whose layers "
+                                                                            "match no layer of its transformer (by "
+                                                                            "default refused, naming them)")
 
     def check(self) -> "ModelOptions":
         """Everything that can be refused before the model loads: the device, the dtype and offload names, the
@@ -173,7 +177,8 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
                          f"to wan:PATH pipelines; model {mo.model!r} is not a distilled Wan: it samples with its own "
                          f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
     try:
-        model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2)
+        model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2,
+                           lora_unmatched="allow" if mo.allow_unmatched_lora else "refuse")
     except ImportError as e:  # a backend's package missing: a clear message, as for any bad input
         raise ValueError(str(e)) from e
     return model, resolve(model, so.preset, so.steps, so.shift, so.guidance, so.height, so.width, so.negative_prompt,

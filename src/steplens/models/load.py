@@ -21,7 +21,7 @@ def shipped_path(name: str) -> Path:
 
 
 def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
-               lora=None, lora_2=None):
+               lora=None, lora_2=None, lora_unmatched: str = "refuse"):
     """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
     `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by the backend of its pipeline class
     (steplens.backends.registry).
@@ -30,7 +30,8 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if spec.startswith(("wan:", "diffusers:")):
         from ..backends import load_pipeline_model
 
-        return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2)
+        return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2,
+                                   lora_unmatched=lora_unmatched)
     if lora is not None or lora_2 is not None:
         raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
                          f"embedded model {spec!r}")

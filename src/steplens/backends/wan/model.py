@@ -94,11 +94,11 @@ class WanPipelineModel(PipelineModel):
                 parse_spec(spec, option)
 
     @classmethod
-    def apply_loras(cls, pipe, lora, lora_2) -> dict:
+    def apply_loras(cls, pipe, lora, lora_2, unmatched: str = "refuse") -> dict:
         """'PATH[:SCALE]' LoRAs for the first and the second transformer (steplens.backends.wan.lora)."""
         from .lora import apply_loras
 
-        return apply_loras(pipe, lora, lora_2)
+        return apply_loras(pipe, lora, lora_2, unmatched)
 
     @property
     def sampling_options(self) -> frozenset:
