@@ -48,6 +48,24 @@ def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype
                     lora_unmatched=lora_unmatched, **options)
 
 
+def check_call_size(spec: str, height: int | None, width: int | None) -> None:
+    """--height/--width for the pipeline folder `spec` (wan:PATH / diffusers:PATH) refused before it loads where they
+    are no positive multiples of its backend's (`folder_size_multiple`, read from the folder's configs)."""
+    from .checks import check_size
+
+    if height is None or width is None:
+        return
+    prefix, _, path = spec.partition(":")
+    try:
+        _, config = read_index(path, prefix)
+    except (ValueError, OSError):
+        return  # the loader names what is wrong with the folder
+    cls = backend_for_config(config)
+    found = cls.folder_size_multiple(path) if cls is not None else None
+    if found is not None:
+        check_size(height, width, *found)
+
+
 def load_pipeline(backend, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
                   offload: str | None = "none"):
     """A pipeline of `backend` (its model class) from a local folder (or hub id), in `dtype`, on `device` or

@@ -95,6 +95,13 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     def apply_loras(cls, pipe, lora, lora_2, unmatched: str = "refuse") -> dict:
         return {}
 
+    @classmethod
+    def folder_size_multiple(cls, path: str) -> tuple[tuple[int, int], str] | None:
+        """((mh, mw), why): the pixel multiples a call's height and width must be, read from a pipeline folder's
+        component configs without loading it (for refusing --height/--width before the weights load); None where
+        the backend does not say (checked once the pipeline is loaded)."""
+        return None
+
     # -- construction ----------------------------------------------------------------------------------------------
     def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
                  negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,

@@ -176,6 +176,10 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
         raise ValueError(f"--preset distilled is Wan2.2's distilled sampling (Lightning / LightX2V LoRAs) and applies "
                          f"to wan:PATH pipelines; model {mo.model!r} is not a distilled Wan: it samples with its own "
                          f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
+    if str(mo.model).startswith(("wan:", "diffusers:")):
+        from ..backends.load import check_call_size
+
+        check_call_size(mo.model, so.height, so.width)
     try:
         model = load_model(mo.model, mo.device, dtype=mo.dtype, offload=mo.offload, lora=mo.lora, lora_2=mo.lora_2,
                            lora_unmatched="allow" if mo.allow_unmatched_lora else "refuse")
