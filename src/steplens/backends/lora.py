@@ -65,7 +65,7 @@ UNMATCHED = ("refuse", "allow")
 def unmatched_layers(pipe, comp: str, converted: dict) -> tuple[list[str], int]:
     """(the LoRA's layers that name no module of `pipe.comp`, how many layers it has), by the names diffusers' own
     LoRA loader gives them (`pipe.lora_state_dict`: every key format converted to `transformer.<module>.lora_A...`)."""
-    got = pipe.lora_state_dict(dict(converted))
+    got = pipe.lora_state_dict({k: v.clone() for k, v in converted.items()})  # its converter scales some in place
     sd = got[0] if isinstance(got, tuple) else got
     layers = list(dict.fromkeys(k.split(".lora_")[0] for k in sd if ".lora_" in k))
     modules = dict(getattr(pipe, comp).named_modules())
