@@ -144,3 +144,28 @@ def test_a_lora_path_with_a_colon_is_the_file(tmp_path):
         parse_spec(str(tmp_path / "run:x.safetensors"))
     assert "run:x.safetensors" in str(e.value) and "not found" in str(e.value)
     assert apply_loras(tiny_wan22_i2v(seed=0), str(one))["transformer"][:2] == (str(one), 1.0)
+
+
+def test_a_nan_lora_stops_the_pipeline_run_naming_the_step(tmp_path):
+    """Issue 22's battery: a NaN LoRA wrote an all-NaN video, scored it and exited 0. Every pipeline step's latent
+    and guided velocity are checked, as the embedded sampler's are: the run stops at the step, nothing written."""
+    t = tiny_wan22_i2v(seed=0)
+    a, b = _ab(t.transformer.blocks[0].attn1.to_q, 4)
+    nan = lora_file(tmp_path, "diffsynth", a, b.fill_(float("nan")), name="nan")
+    wan = tmp_path / "wan"
+    t.save_pretrained(wan)
+    data = tmp_path / "data"
+    from steplens.tasks import get_task, write_sample
+
+    write_sample(data, get_task("maze").sample(0, 3, 2, idx=0), scale=2)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", "--model", f"wan:{wan}", "--data", str(data), "--out", str(out), "--steps",
+                                 "2", "--lora", str(nan)])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "non-finite values (NaN/inf) at step 0" in text and "Traceback" not in r.output, text
+    assert not list(out.rglob("*.mp4")) and not list(out.rglob("*.png"))
+    from steplens.models.load import load_model
+
+    m = load_model(f"wan:{wan}", lora=str(nan))
+    with pytest.raises(FloatingPointError, match="at step 0"):
+        m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=2)

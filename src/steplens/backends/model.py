@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from ..contract import ModelDefaults
+from ..sampling import check_finite
 from .checks import check_call, check_dtype, check_pipeline_class, check_upscale, scheduler_shift, scheduler_with_shift
 from .geometry import PipelineGeometry
 from .prompts import prompt_embedder
@@ -394,9 +395,30 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             else:
                 stack.enter_context(self._explicit_sigmas(sig))
             call = self.call_context(stack, samples, images, generators, kw)
+            checked = self._finite_steps(callback)
             if callback is not None or hooks is not None:
-                stack.enter_context(self.loop(hooks, on_step=callback))
-            return self.final_latents(self.pipe(**call))
+                stack.enter_context(self.loop(hooks, on_step=checked))
+            elif not self.attached():  # a loop of its own only to check each step (no copies kept)
+                stack.enter_context(self.loop(None, on_step=checked, keep=lambda t: t))
+            lat = self.final_latents(self.pipe(**call))
+        check_finite(lat, f"{self.name}'s final latent")
+        return lat
+
+    def attached(self) -> bool:
+        """Whether a steplens loop (hooks attached with `with hooks:`, a trace) holds the pipeline now."""
+        from .loop import _ACTIVE
+
+        return id(self.pipe) in _ACTIVE
+
+    def _finite_steps(self, callback):
+        """on_step checking each step's latent and guided velocity for NaN/inf, as steplens' sampler does (a NaN
+        LoRA, an fp16 overflow), then calling `callback`: a run stops at the step it went wrong, naming it."""
+        def on_step(step):
+            check_finite(step.x, f"{self.name}'s latent", step.i)
+            check_finite(step.v, f"{self.name}'s guided velocity", step.i)
+            if callback is not None:
+                callback(step)
+        return on_step
 
     # -- decoding --------------------------------------------------------------------------------------------------
     @torch.no_grad()

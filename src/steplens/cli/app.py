@@ -79,7 +79,7 @@ def _settings(**kw):
 def _errors():
     from pydantic import ValidationError
 
-    return (ValueError, OSError, ValidationError)
+    return (ValueError, OSError, ValidationError, FloatingPointError)  # NaN/inf in a run: named with its step
 
 
 def _pydantic_message(e) -> str:
