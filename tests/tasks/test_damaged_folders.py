@@ -4,7 +4,6 @@ read, another encoding refused naming the file; a ground_truth.mp4 that is no vi
 
 import os
 
-import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
