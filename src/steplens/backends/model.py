@@ -103,6 +103,8 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         the backend does not say (checked once the pipeline is loaded)."""
         return None
 
+    step_progress = False  # generate shows a progress bar over the steps (`run` and `eval` set it on their model)
+
     # -- construction ----------------------------------------------------------------------------------------------
     def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
                  negative_prompt: str = "", scale: int | None = None, min_size: int | None = None,
@@ -395,7 +397,12 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             else:
                 stack.enter_context(self._explicit_sigmas(sig))
             call = self.call_context(stack, samples, images, generators, kw)
-            checked = self._finite_steps(callback)
+            bar = None
+            if self.step_progress:  # a sample of a 14B model takes minutes: say where it is
+                from tqdm import tqdm
+
+                bar = stack.enter_context(tqdm(total=kw["num_inference_steps"], desc="steps", leave=False))
+            checked = self._finite_steps(callback, bar)
             if callback is not None or hooks is not None:
                 stack.enter_context(self.loop(hooks, on_step=checked))
             elif not self.attached():  # a loop of its own only to check each step (no copies kept)
@@ -410,14 +417,17 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
 
         return id(self.pipe) in _ACTIVE
 
-    def _finite_steps(self, callback):
+    def _finite_steps(self, callback, bar=None):
         """on_step checking each step's latent and guided velocity for NaN/inf, as steplens' sampler does (a NaN
-        LoRA, an fp16 overflow), then calling `callback`: a run stops at the step it went wrong, naming it."""
+        LoRA, an fp16 overflow), then calling `callback` (and advancing `bar`, a progress bar over the steps): a run
+        stops at the step it went wrong, naming it."""
         def on_step(step):
             check_finite(step.x, f"{self.name}'s latent", step.i)
             check_finite(step.v, f"{self.name}'s guided velocity", step.i)
             if callback is not None:
                 callback(step)
+            if bar is not None:
+                bar.update(1)
         return on_step
 
     # -- decoding --------------------------------------------------------------------------------------------------

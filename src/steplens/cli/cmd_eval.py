@@ -54,6 +54,7 @@ def evaluate(
             _check_eval_out(out, {"method": method, "n_seeds": None if method == "single" else n_seeds,
                                   **known_config(mo, so), **s.describe()}, so)
         m, sp = load(mo, so)
+        m.step_progress = m.is_pipeline  # minutes per sample on a 14B pipeline: progress per step
         s = _with_sampling(s, sp)
         samples = load_samples(m, s)
         if method == "single":

@@ -36,11 +36,12 @@ def run(
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..contract import identity
-    from ..experiments.dist import join
+    from ..experiments.dist import join, quiet_others, rank_world, totals
     from ..experiments.runner import VIDEOS, check_out_config, run_samples
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
+    rank = quiet_others()  # under torchrun: rank 0 speaks for all (warnings once, totals)
     try:
         _check(out=out, alpha=alpha)
         if video not in VIDEOS:
@@ -52,6 +53,7 @@ def run(
         check_out_config(out, {**known_config(mo, so), **source.describe(), "ensemble": ens.model_dump() if ens else
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
         m, sp = load(mo, so)
+        m.step_progress = m.is_pipeline  # minutes per sample on a 14B pipeline: progress per step
         steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         if ens is not None:
             check_ensemble(ens, m, steps)
@@ -64,9 +66,12 @@ def run(
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
                            select=select, split_seeds=split_seeds, config=config,
                            video=video)
+        made, world = totals(len(done))[0], rank_world()[1]
     except _errors() as e:
         _fail(e)
-    console.print(f"generated {len(done)} videos into {out} ({len(samples) - len(done)} of {len(samples)} were done)")
+    if rank == 0:
+        console.print(f"generated {made} videos into {out} ({len(samples) - made} of {len(samples)} were done)"
+                      + (f" by {world} processes" if world > 1 else ""))
 
 
 def _print_rate(title: str, res: dict) -> None:

@@ -30,6 +30,34 @@ def join() -> tuple[int, int]:
     return dist.get_rank(), world
 
 
+def totals(*counts: int) -> list[int]:
+    """Each count summed over the processes of a launch (all-reduce; the process group joined if need be): what a
+    message says once, on rank 0, instead of each rank its own share. Alone: the counts as they are."""
+    rank, world = rank_world()
+    if world == 1:
+        return [int(c) for c in counts]
+    import torch
+    import torch.distributed as dist
+
+    join()
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if nccl else torch.device("cpu")
+    t = torch.tensor([int(c) for c in counts], dtype=torch.long, device=device)
+    dist.all_reduce(t)
+    return [int(c) for c in t.tolist()]
+
+
+def quiet_others() -> int:
+    """Under a launcher, ranks other than 0 keep their warnings to themselves (each rank loads the same samples and
+    would repeat rank 0's); returns this process's rank."""
+    rank, world = rank_world()
+    if world > 1 and rank > 0:
+        import warnings
+
+        warnings.simplefilter("ignore", UserWarning)
+    return rank
+
+
 def shard(jobs: list, rank: int | None = None, world: int | None = None) -> list:
     """This process's share of `jobs`: every world-th, starting at its rank."""
     if rank is None or world is None:
