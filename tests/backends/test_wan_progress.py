@@ -30,3 +30,17 @@ def test_run_and_eval_on_a_pipeline_show_each_step(wan, tmp_path):
         r = CliRunner().invoke(app, [str(a) for a in [*args, "--model", model, "--steps", 3]])
         assert r.exit_code == 0, r.output
         assert "steps:" in r.output and "0/3" in r.output, r.output  # a bar over the 3 steps
+
+
+def test_trace_decode_steps_on_a_pipeline(wan, tmp_path):
+    from safetensors.torch import load_file
+
+    model, data = wan
+    sample = next(data.rglob("first_frame.png")).parent
+    r = CliRunner().invoke(app, [str(a) for a in ["trace", "--model", model, "--sample", sample, "--steps", 3,
+                                                  "--decode-steps", "0,2", "--out", tmp_path / "t"]])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["steps"] == [0, 2] and [m["step"] for m in metrics["per_step"]] == [0, 2]
+    assert metrics["experts"] is None or len(metrics["experts"]) == 2
+    assert load_file(str(tmp_path / "t" / "x0.safetensors"))["x0"].shape[0] == 2
