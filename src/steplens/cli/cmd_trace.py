@@ -35,8 +35,7 @@ def trace(
     from ..reports.traces import write_trace
     from ..tasks import Scorers, generator_task
     from ..tasks.folders import SampleSource, read_sample
-    from ..trace import check_decode_steps
-    from ..trace import trace as run_trace
+    from ..trace import check_decode_steps, trace as run_trace
 
     try:
         _check(out=out, threshold=threshold)
