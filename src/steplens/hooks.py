@@ -247,8 +247,8 @@ class Hooks:
             raise ValueError(f"the hooks were made for num_steps={self.num_steps}, but {what} runs {n} steps")
         for s in self.specs:
             if s.steps is not None and max(s.steps) >= n:
-                raise ValueError(f"the hook on {s.point!r} asks for step {max(s.steps)}, but this run (pipeline "
-                                 f"call) runs {n} steps (0..{n - 1})")
+                raise ValueError(f"the hook on {s.point!r} asks for step {max(s.steps)}, but {what} runs {n} steps "
+                                 f"(0..{n - 1})")
 
     def get(self, point: str, step: int, branch: str = "cond", expert: str | None = None) -> torch.Tensor:
         """The record at (point, step, branch, expert); with expert None, the one expert that ran then."""
