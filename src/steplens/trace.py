@@ -41,19 +41,22 @@ STEP_KEYS = ("commitment_step", "winner_step", "right_step")  # summary fields t
 
 
 def check_decode_steps(decode_steps, n: int | None = None, option: str = "decode_steps") -> list[int] | None:
-    """The steps to decode (sorted), refused by name: repeated, negative, or past a run of n steps (when known)."""
+    """The steps to decode, sorted; negative ones count from the end (-1: the last), as trace_pipeline's do, once the
+    run's n steps are known. Refused by name: repeated, or outside a run of n steps."""
     if decode_steps is None:
         return None
     steps = [int(k) for k in decode_steps]
     if not steps:
-        raise ValueError(f"{option}: no steps given; give step indices, e.g. 0,10,49 (or leave it out: every step)")
+        raise ValueError(f"{option}: no steps given; give step indices, e.g. 0,10,-1 (or leave it out: every step)")
+    if n is not None:
+        bad = [k for k in steps if not -n <= k < n]
+        if bad:
+            raise ValueError(f"{option}: step {bad[0]} out of range; this run has steps 0..{n - 1} (-{n}..-1 from "
+                             f"the end)")
+        steps = [k % n for k in steps]
     dup = sorted({k for k in steps if steps.count(k) > 1})
     if dup:
         raise ValueError(f"{option}: repeated step {dup[0]}")
-    bad = [k for k in steps if k < 0 or (n is not None and k >= n)]
-    if bad:
-        raise ValueError(f"{option}: step {bad[0]} out of range; this run has steps 0..{n - 1}" if n is not None
-                         else f"{option}: step {bad[0]} out of range; steps are >= 0")
     return sorted(steps)
 
 
@@ -70,8 +73,10 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
     want = check_decode_steps(decode_steps, steps)
     recorded, rows, sig, experts = [], [], [], []
 
+    late = want is not None and min(want) < 0  # counted from an end not known yet: kept, chosen after the run
+
     def keep(info):
-        if want is None or info.i in want:  # only what is decoded is kept (x0_hat of a 480p A14B step: ~100 MB)
+        if want is None or late or info.i in want:  # only what is decoded is kept (a 480p A14B x0_hat: ~100 MB)
             recorded.append(info.x0.detach().clone())
             rows.append(info.i)
         sig.append(info.sigma)
@@ -80,7 +85,9 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
 
     out_latent = model.generate(samples, seeds, frames, steps=steps, shift=shift, guidance=guidance, callback=keep)
     if want is not None:
-        check_decode_steps(want, len(sig))
+        want = check_decode_steps(want, len(sig))
+        recorded = [r for r, k in zip(recorded, rows) if k in want]
+        rows = [k for k in rows if k in want]
         sig, experts = [sig[k] for k in rows], [experts[k] for k in rows]
     x0 = torch.stack([model.decode(r) for r in recorded], dim=1)  # (B, S, C, T, H, W)
     out = model.decode(out_latent)

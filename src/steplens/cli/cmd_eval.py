@@ -30,7 +30,9 @@ def evaluate(
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
-    out: Optional[Path] = typer.Option(None, help="write results.json here"),
+    out: Optional[Path] = typer.Option(None, help="write results.json here (a folder holding another evaluation's "
+                                                  "results, or `run` outputs of another configuration, is refused "
+                                                  "before the model loads)"),
 ):
     """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
     from ..contract import identity

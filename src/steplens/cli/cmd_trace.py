@@ -25,7 +25,7 @@ def trace(
     frames: Optional[int] = typer.Option(None),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     decode_steps: Optional[str] = typer.Option(None, "--decode-steps", help="decode, score and keep x0_hat only at "
-                                                                            "these steps, e.g. 0,10,25,49 (default: "
+                                                                            "these steps, e.g. 0,10,25,-1 (-1: the last; default: "
                                                                             "every step; a 14B pipeline decodes each "
                                                                             "for seconds)"),
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
