@@ -31,15 +31,18 @@ def join() -> tuple[int, int]:
 
 
 def totals(*counts: int) -> list[int]:
-    """Each count summed over the processes of a launch (all-reduce; the process group joined if need be): what a
-    message says once, on rank 0, instead of each rank its own share. Alone: the counts as they are."""
+    """Each count summed over the processes of a launch (all-reduce): what a message says once, on rank 0, instead of
+    each rank its own share. Alone: the counts as they are. Without a process group yet (a `run` that shards
+    samples needs none), one on CPU (gloo) is joined: NCCL would need a GPU per process, which a CPU run on a
+    one-GPU machine does not have."""
     rank, world = rank_world()
     if world == 1:
         return [int(c) for c in counts]
     import torch
     import torch.distributed as dist
 
-    join()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
     nccl = dist.get_backend() == "nccl"
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if nccl else torch.device("cpu")
     t = torch.tensor([int(c) for c in counts], dtype=torch.long, device=device)
