@@ -169,3 +169,27 @@ def test_a_nan_lora_stops_the_pipeline_run_naming_the_step(tmp_path):
     m = load_model(f"wan:{wan}", lora=str(nan))
     with pytest.raises(FloatingPointError, match="at step 0"):
         m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=2)
+
+
+def test_unpaired_and_kohya_loras_are_named(tmp_path):
+    """Issue 22's battery: lora_A without lora_B gave an IndexError, Kohya-style keys a bare KeyError."""
+    from steplens.backends.lora import read_lora  # noqa: F401  (the file is read as safetensors first)
+
+    t = tiny_wan22_i2v(seed=0)
+    q = t.transformer.blocks[0].attn1.to_q
+    cases = {
+        "only-a": ({"blocks.0.self_attn.q.lora_A.default.weight": torch.randn(2, q.in_features)},
+                   ["blocks.0.self_attn.q.lora_A.default.weight", "has no lora_B"]),
+        "only-down": ({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.randn(2, q.in_features)},
+                      ["diffusion_model.blocks.0.self_attn.q.lora_down.weight", "has no lora_up"]),
+        "kohya": ({"lora_unet_blocks_0_self_attn_q.lora_down.weight": torch.randn(2, q.in_features),
+                   "lora_unet_blocks_0_self_attn_q.lora_up.weight": torch.randn(q.out_features, 2)},
+                  ["kohya.safetensors", "Kohya", "lora_unet_blocks_0_self_attn_q", "diffusion_model.blocks.0.self_attn.q"]),
+    }
+    for name, (sd, must) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(sd, str(path))
+        with pytest.raises(ValueError) as e:
+            apply_loras(tiny_wan22_i2v(seed=0), str(path))
+        for m in [str(path), *must]:
+            assert m in str(e.value), (name, str(e.value))

@@ -60,6 +60,18 @@ def lora_layers(module: torch.nn.Module, adapter: str) -> int:
 
 
 UNMATCHED = ("refuse", "allow")
+PAIRS = (("lora_A", "lora_B"), ("lora_down", "lora_up"))  # the two halves of a layer's update, in each key style
+
+
+def check_pairs(path, sd: dict, option: str = "--lora") -> None:
+    """Refuse, naming them, keys of one half of a layer's update (lora_A / lora_down) without the other half."""
+    keys = set(sd)
+    for one, other in PAIRS:
+        for a, b in ((one, other), (other, one)):
+            lone = sorted(k for k in keys if f".{a}." in k and k.replace(f".{a}.", f".{b}.") not in keys)
+            if lone:
+                raise ValueError(f"{option} {path}: {len(lone)} key(s) of {a} without their {b} (e.g. {lone[0]} has "
+                                 f"no {b}): an incomplete or damaged LoRA file")
 
 
 def unmatched_layers(pipe, comp: str, converted: dict) -> tuple[list[str], int]:
@@ -91,7 +103,11 @@ def load_loras(pipe, specs: list[tuple[str, object, str]], convert: Callable[[di
     for comp, spec, option in specs:
         path, scale = parse_spec(spec, option)
         sd = read_lora(path)
-        fmt, converted = convert(sd)
+        check_pairs(path, sd, option)
+        try:
+            fmt, converted = convert(sd)
+        except ValueError as e:  # keys of no format the backend reads: named with the file
+            raise ValueError(f"{option} {path}: {e}") from None
         name = f"steplens_{comp}"
         try:
             missing, total = unmatched_layers(pipe, comp, converted)
@@ -104,8 +120,8 @@ def load_loras(pipe, specs: list[tuple[str, object, str]], convert: Callable[[di
                              f"--allow-unmatched-lora applies the {total - len(missing)} matching layers alone")
         try:
             pipe.load_lora_weights(converted, adapter_name=name, **load_kwargs(comp))
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise ValueError(f"{option} {path}: could not load it into {comp}: {e}") from None
+        except (ValueError, KeyError, RuntimeError, IndexError, TypeError) as e:
+            raise ValueError(f"{option} {path}: could not load it into {comp}: {type(e).__name__}: {e}") from None
         layers = lora_layers(getattr(pipe, comp), name)
         if layers == 0:
             raise ValueError(f"{option} {path}: its keys match no layer of {comp} (e.g. {sorted(sd)[:3]})")

@@ -25,6 +25,12 @@ FORMATS = ("diffsynth", "original", "diffusers")
 
 def detect(keys) -> str:
     keys = list(keys)
+    kohya = [k for k in keys if k.startswith("lora_unet_")]
+    if kohya:
+        raise ValueError(f"Kohya-style keys (e.g. {kohya[0]}): steplens reads DiffSynth, original Wan / ComfyUI and "
+                         f"diffusers LoRA keys; rename them to the original format (lora_unet_blocks_0_self_attn_q -> "
+                         f"diffusion_model.blocks.0.self_attn.q, e.g. diffusion_model.blocks.0.self_attn.q.lora_down."
+                         f"weight), as ComfyUI's converters do")
     if any(".default." in k for k in keys):
         return "diffsynth"
     if any(k.startswith("diffusion_model.") or ".lora_down." in k for k in keys):
