@@ -106,6 +106,9 @@ class Hooks:
         steps = frozenset(int(s) for s in ([steps] if isinstance(steps, int) else steps))
         if not steps:
             raise ValueError(f"empty step selection for hook on {point!r}")
+        if min(steps) < 0:
+            raise ValueError(f"step {min(steps)} out of range for hook on {point!r}: steps are >= 0"
+                             + (f" (0..{self.num_steps - 1})" if self.num_steps is not None else ""))
         if self.num_steps is not None:
             bad = sorted(s for s in steps if not 0 <= s < self.num_steps)
             if bad:
@@ -237,16 +240,15 @@ class Hooks:
         self.attach()
         return True
 
-    def check_run(self, n: int) -> None:
-        """Refuse a pipeline call of n steps that these hooks do not fit (made for other num_steps, or a step
-        past the last)."""
+    def check_run(self, n: int, what: str = "this pipeline call") -> None:
+        """Refuse a run of n steps (a pipeline call, the embedded model's generate) that these hooks do not fit (made
+        for other num_steps, or a step past the last)."""
         if self.num_steps is not None and self.num_steps != n:
-            raise ValueError(f"the hooks were made for num_steps={self.num_steps}, but this pipeline call runs {n} "
-                             f"steps")
+            raise ValueError(f"the hooks were made for num_steps={self.num_steps}, but {what} runs {n} steps")
         for s in self.specs:
             if s.steps is not None and max(s.steps) >= n:
-                raise ValueError(f"the hook on {s.point!r} asks for step {max(s.steps)}, but this pipeline call runs "
-                                 f"{n} steps (0..{n - 1})")
+                raise ValueError(f"the hook on {s.point!r} asks for step {max(s.steps)}, but {what} runs {n} steps "
+                                 f"(0..{n - 1})")
 
     def get(self, point: str, step: int, branch: str = "cond", expert: str | None = None) -> torch.Tensor:
         """The record at (point, step, branch, expert); with expert None, the one expert that ran then."""

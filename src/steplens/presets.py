@@ -114,6 +114,9 @@ def check_size_pair(height: int | None, width: int | None) -> None:
     if (height is None) != (width is None):
         raise ValueError("--height and --width go together (got only "
                          + ("--height" if height is not None else "--width") + ")")
+    for what, v in (("--height", height), ("--width", width)):
+        if v is not None and v < 1:
+            raise ValueError(f"{what} {v}: must be >= 1 (pixels; a multiple of the pipeline's)")
 
 
 def check_sigma_options(sigmas, steps: int | None = None, shift: float | None = None) -> list[float] | None:

@@ -38,7 +38,11 @@ def _files(folder):
     return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
 
 
-def test_run_rerun_with_other_loras_or_dtype_is_refused_naming_the_fields(held, tmp_path):
+def test_run_rerun_with_other_loras_or_dtype_is_refused_naming_the_fields(held, tmp_path, monkeypatch):
+    import steplens.models.load as model_load
+
+    loads, real = [], model_load.load_model
+    monkeypatch.setattr(model_load, "load_model", lambda *a, **kw: loads.append(a) or real(*a, **kw))
     root, one, two, data = held
     model = ["--model", f"wan:{root / 'wan22'}", "--steps", 2]
     out = tmp_path / "run"
@@ -54,6 +58,7 @@ def test_run_rerun_with_other_loras_or_dtype_is_refused_naming_the_fields(held, 
         assert r.exit_code != 0, text
         assert f"{field}: saved" in text and "another --out" in text, text
         assert _files(out) == before  # nothing written
+        assert len(loads) == 1, extra  # refused before the pipeline loads (minutes at A14B)
 
 
 def test_probe_without_the_loras_into_the_lora_store_is_refused(held, tmp_path):

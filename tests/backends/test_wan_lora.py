@@ -102,3 +102,94 @@ def test_cli_round_trip_and_bad_loras_are_named(tmp_path):
     tiny_wan21_i2v(seed=0).save_pretrained(wan21)
     r = run.invoke(app, ["eval", "--model", f"wan:{wan21}", "--count", "1", "--lora-2", str(two)])
     assert r.exit_code == 2 and "--lora-2 is for Wan2.2's second expert" in r.output, r.output
+
+
+def test_a_lora_with_unmatched_keys_is_refused_naming_them_unless_allowed(tmp_path):
+    """A LoRA of which only some layers exist in its transformer (another model's, a wrong block count) is refused
+    with the unmatched layers named, before it is applied; --allow-unmatched-lora applies the matched ones."""
+    t = tiny_wan22_i2v(seed=0)
+    a, b = _ab(t.transformer.blocks[0].attn1.to_q, 6)
+    for fmt, pat in (("diffsynth", "blocks.{i}.self_attn.q.lora_{x}.default.weight"),
+                     ("diffusers", "transformer.blocks.{i}.attn1.to_q.lora_{x}.weight")):
+        path = tmp_path / f"partial-{fmt}.safetensors"
+        save_file({pat.format(i=i, x=x): (a if x == "A" else b).clone() for i in (0, 7) for x in "AB"},
+                  str(path))
+        with pytest.raises(ValueError) as e:
+            apply_loras(tiny_wan22_i2v(seed=0), str(path))
+        msg = str(e.value)
+        assert str(path) in msg and "1 of its 2 layers" in msg and "blocks.7.attn1.to_q" in msg, msg
+        assert "blocks.0.attn1.to_q" not in msg.split("e.g.")[0] and "--allow-unmatched-lora" in msg, msg
+        pipe = tiny_wan22_i2v(seed=0)
+        done = apply_loras(pipe, str(path), unmatched="allow")
+        assert done["transformer"][3] == 1  # the matched layer applied
+    wan = tmp_path / "wan"
+    t.save_pretrained(wan)
+    args = ["eval", "--model", f"wan:{wan}", "--count", "1", "--size", "3", "--frames", "2", "--steps", "1",
+            "--lora", str(path)]
+    r = CliRunner().invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "blocks.7.attn1.to_q" in text and "Traceback" not in r.output, text
+    r = CliRunner().invoke(app, args + ["--allow-unmatched-lora"])
+    assert r.exit_code == 0, r.output
+
+
+def test_a_lora_path_with_a_colon_is_the_file(tmp_path):
+    t = tiny_wan22_i2v(seed=0)
+    one = lora_file(tmp_path, "diffsynth", *_ab(t.transformer.blocks[0].attn1.to_q, 4), name="run:2026-12-02")
+    from steplens.backends.lora import parse_spec
+
+    assert parse_spec(str(one)) == (one, 1.0)
+    assert parse_spec(f"{one}:0.5") == (one, 0.5)
+    with pytest.raises(FileNotFoundError) as e:
+        parse_spec(str(tmp_path / "run:x.safetensors"))
+    assert "run:x.safetensors" in str(e.value) and "not found" in str(e.value)
+    assert apply_loras(tiny_wan22_i2v(seed=0), str(one))["transformer"][:2] == (str(one), 1.0)
+
+
+def test_a_nan_lora_stops_the_pipeline_run_naming_the_step(tmp_path):
+    """Issue 22's battery: a NaN LoRA wrote an all-NaN video, scored it and exited 0. Every pipeline step's latent
+    and guided velocity are checked, as the embedded sampler's are: the run stops at the step, nothing written."""
+    t = tiny_wan22_i2v(seed=0)
+    a, b = _ab(t.transformer.blocks[0].attn1.to_q, 4)
+    nan = lora_file(tmp_path, "diffsynth", a, b.fill_(float("nan")), name="nan")
+    wan = tmp_path / "wan"
+    t.save_pretrained(wan)
+    data = tmp_path / "data"
+    from steplens.tasks import get_task, write_sample
+
+    write_sample(data, get_task("maze").sample(0, 3, 2, idx=0), scale=2)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", "--model", f"wan:{wan}", "--data", str(data), "--out", str(out), "--steps",
+                                 "2", "--lora", str(nan)])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "non-finite values (NaN/inf) at step 0" in text and "Traceback" not in r.output, text
+    assert not list(out.rglob("*.mp4")) and not list(out.rglob("*.png"))
+    from steplens.models.load import load_model
+
+    m = load_model(f"wan:{wan}", lora=str(nan))
+    with pytest.raises(FloatingPointError, match="at step 0"):
+        m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=2)
+
+
+def test_unpaired_and_kohya_loras_are_named(tmp_path):
+    """Issue 22's battery: lora_A without lora_B gave an IndexError, Kohya-style keys a bare KeyError."""
+    from steplens.backends.lora import read_lora  # noqa: F401  (the file is read as safetensors first)
+
+    t = tiny_wan22_i2v(seed=0)
+    q = t.transformer.blocks[0].attn1.to_q
+    cases = {
+        "only-a": ({"blocks.0.self_attn.q.lora_A.default.weight": torch.randn(2, q.in_features)},
+                   ["blocks.0.self_attn.q.lora_A.default.weight", "has no lora_B"]),
+        "only-down": ({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.randn(2, q.in_features)},
+                      ["diffusion_model.blocks.0.self_attn.q.lora_down.weight", "has no lora_up"]),
+        "kohya": ({"lora_unet_blocks_0_self_attn_q.lora_down.weight": torch.randn(2, q.in_features),
+                   "lora_unet_blocks_0_self_attn_q.lora_up.weight": torch.randn(q.out_features, 2)},
+                  ["kohya.safetensors", "Kohya", "lora_unet_blocks_0_self_attn_q", "diffusion_model.blocks.0.self_attn.q"]),
+    }
+    for name, (sd, must) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(sd, str(path))
+        with pytest.raises(ValueError) as e:
+            apply_loras(tiny_wan22_i2v(seed=0), str(path))
+        for m in [str(path), *must]:
+            assert m in str(e.value), (name, str(e.value))

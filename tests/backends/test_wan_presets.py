@@ -242,3 +242,20 @@ def test_energy_on_a_frame_off_the_pipelines_multiple(tmp_path):
     res = get_probe("energy").run(m, tmp_path, s, progress=False, steps=[0, 1])
     assert set(res["headline"]["by_expert"]) == {"transformer", "transformer_2"}
     assert all(np.isfinite(r["task_background_ratio"]) for r in res["table"])
+
+
+def test_height_width_off_the_pipelines_multiple_are_refused_before_it_loads(folder, monkeypatch):
+    """--height/--width that are no positive multiple of the pipeline's (VAE x patch, read from the folder's
+    configs) are refused naming the multiple, before the pipeline loads (minutes at A14B)."""
+    import steplens.models.load as model_load
+
+    loads = []
+    monkeypatch.setattr(model_load, "load_model", lambda *a, **kw: loads.append(a))
+    wan = f"wan:{folder / 'wan22'}"
+    for h, w, message in ((33, 32, "--height 33: must be a positive multiple of 16 for this pipeline (VAE 8 x patch 2)"),
+                          (32, 30, "--width 30: must be a positive multiple of 16"),
+                          (0, 32, "--height 0: must be >= 1"), (-32, 32, "--height -32: must be >= 1")):
+        r = cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 1, "--model", wan, "--height", h,
+                "--width", w)
+        assert r.exit_code == 2 and message in " ".join(r.output.split()), (h, w, r.output)
+    assert loads == []

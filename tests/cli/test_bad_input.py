@@ -44,8 +44,19 @@ def paths(tmp_path_factory):
     (root / "task.json").write_text(json.dumps({"arch": "test", "tasks": {"sokoban": 1.0}}))
     (root / "arch.json").write_text(json.dumps({"arch": "huge"}))
     (root / "lr.json").write_text('{"arch": "test", "lr": NaN}')
+    (root / "path_weight.json").write_text(json.dumps({"arch": "test", "path_weight": -3}))
+    (root / "frames1.json").write_text(json.dumps({"arch": "test", "frames": {"1": 1.0}}))
     (root / "cfg.json").write_text(json.dumps({"arch": "test", "batch": 2, "steps": 1, "sizes": {"3": 1.0},
                                                "frames": {"2": 1.0}, "eval_every": 0, "ckpt_every": 1}))
+    for name in ("latin1", "jpeg", "badgt"):  # damaged folders as users hold them (issue 22's battery)
+        write_sample(root / name, get_task("maze").sample(0, 3, 3, idx=0), scale=2)
+    (root / "latin1" / "maze" / "00000" / "prompt.txt").write_bytes("caf\xe9".encode("latin-1"))
+    from PIL import Image
+
+    jpeg = root / "jpeg" / "maze" / "00000" / "first_frame.png"
+    Image.open(jpeg).convert("RGB").save(jpeg, format="JPEG")
+    (root / "badgt" / "maze" / "00000" / "ground_truth.mp4").write_bytes(
+        (root / "badgt" / "maze" / "00000" / "final_frame.png").read_bytes())
     (root / "made").mkdir()  # outputs of another configuration (other weights): a rerun into them is refused
     (root / "made" / "run_config.json").write_text(json.dumps({"model": "tiny-maze", "weights_sha256": "0" * 64}))
     (root / "made-probe" / "store").mkdir(parents=True)
@@ -59,7 +70,8 @@ def paths(tmp_path_factory):
                                    "ckpt": root / "run" / "checkpoint.safetensors", "root": root,
                                    "bad_json": root / "bad.json", "unknown_key": root / "unknown_key.json",
                                    "batch0": root / "batch0.json", "task_json": root / "task.json",
-                                   "arch_json": root / "arch.json", "lr_json": root / "lr.json"}.items()}
+                                   "arch_json": root / "arch.json", "lr_json": root / "lr.json",
+                                   "path_weight": root / "path_weight.json", "frames1": root / "frames1.json"}.items()}
 
 
 def _sampler_cases(cmd, base, guidance=True):
@@ -98,7 +110,8 @@ def _sampler_cases(cmd, base, guidance=True):
     if guidance:
         out += [(cmd + base + ["--guidance", "nan"], ["--guidance nan", "finite"]),
                 (cmd + base + ["--guidance", "inf"], ["--guidance inf", "finite"]),
-                (cmd + base + ["--guidance", "-1"], ["--guidance -1.0", ">= 0"])]
+                (cmd + base + ["--guidance", "-1"], ["--guidance -1.0", ">= 0"]),
+                (cmd + base + ["--guidance", "1e30"], ["--guidance 1e+30", "<= 100"])]
     return out
 
 
@@ -157,6 +170,12 @@ CASES = (
        (RUN + ["--ensemble", "2", "--select", "best"], ["selection rule 'best'", "first, consensus, all"]),
        (RUN + ["--select", "all"], ["select='all'", "need an ensemble"]),
        (RUN + ["--video", "gif"], ["--video 'gif'", "full, latent-frames"]),
+       (["run", "--data", "{root}/latin1", "--out", "{root}/o-run"], ["prompt.txt", "not UTF-8", "0xe9"]),
+       (["run", "--data", "{root}/jpeg", "--out", "{root}/o-run"], ["first_frame.png", "JPEG image, not a PNG"]),
+       (["run", "--data", "{root}/badgt", "--out", "{root}/o-run"], ["ground_truth.mp4", "not a readable video",
+                                                                     "PNG image"]),
+       (RUN + ["--height", "0", "--width", "32"], ["--height 0", ">= 1"]),
+       (RUN + ["--lora", "{root}/none:x.safetensors"], ["none:x.safetensors", "LoRA file not found"]),
        (["run", "--data", "{data}", "--out", "{root}/made", "--steps", "2"],
         ["another configuration", "weights_sha256: saved", "dtype: saved null, given \"float32\"", "another --out"]),
        (["probe", "energy", "--count", "1", "--size", "3", "--steps", "2", "--out", "{root}/made-probe"],
@@ -185,7 +204,10 @@ CASES = (
        (TRACE + ["--sample", "{root}/nope"], ["has no first_frame.png", "nope"]),
        (TRACE + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
        (TRACE + ["--task", "sokoban"], ["unknown task 'sokoban'"]),
-       (TRACE + ["--data", "{empty}"], ["no samples under", "empty"])]
+       (TRACE + ["--data", "{empty}"], ["no samples under", "empty"]),
+       (TRACE + ["--steps", "3", "--decode-steps", "3"], ["--decode-steps: step 3 out of range", "0..2"]),
+       (TRACE + ["--decode-steps", "1,1"], ["--decode-steps: repeated step 1"]),
+       (TRACE + ["--decode-steps", "x"], ["--decode-steps", "comma-separated integers", "'x'"])]
     + _sampler_cases(PROBE, [])
     + _source_cases(PROBE, [])
     + _score_cases(PROBE, [])
@@ -261,7 +283,9 @@ CASES = (
        (["train", "--out", "{root}/t", "--threads", "-3"], ["--threads -3", ">= 1"]),
        (["train", "--out", "{root}/t", "--device", "cuda"], ["--device 'cuda'", "no CUDA GPU"]),
        (["train", "--out", "{afile}"], ["--out", "afile", "is a file"]),
-       (["train", "--out", "{root}/run", "--config", "{batch0}"], ["batch must be >= 1"])]
+       (["train", "--out", "{root}/run", "--config", "{batch0}"], ["batch must be >= 1"]),
+       (["train", "--out", "{root}/t", "--config", "{path_weight}"], ["path_weight.json", "path_weight must be >= 0"]),
+       (["train", "--out", "{root}/t", "--config", "{frames1}"], ["frames1.json", "at least 2 frames", "got 1"])]
     + [(["export", "--checkpoint", "{root}/nope.safetensors", "--out", "{root}/w.safetensors"],
         ["--checkpoint", "nope.safetensors", "not found"]),
        (["export", "--checkpoint", "{corrupt}", "--out", "{root}/w.safetensors"], ["corrupt.safetensors", "corrupt"]),
@@ -359,6 +383,13 @@ def _api_cases():
         (lambda p: load_model("tiny-maze").generate([get_task("maze").sample(0, 3, 2)], [0], sigmas=[1, 1.5]),
          "σ 1.5"),
         (lambda p: register_task(replace(get_task("tictactoe"), name="ttt-bad", harder=0)), "harder = 0; allowed: 1"),
+        (lambda p: load_model("tiny-maze").generate([get_task("maze").sample(0, 3, 2)], [0], steps=3,
+                                                    hooks=Hooks(load_model("tiny-maze")).record("x0", steps=[5])),
+         "asks for step 5, but this run runs 3 steps (0..2)"),
+        (lambda p: Hooks(load_model("tiny-maze")).edit("latent", lambda x, c: x, steps=[-2]), "step -2 out of range"),
+        (lambda p: TrainConfig(path_weight=-1), "path_weight must be >= 0"),
+        (lambda p: SampleSource(data=p["root"] + "/latin1").load(), "prompt.txt is not UTF-8"),
+        (lambda p: SampleSource(data=p["root"] + "/jpeg").load(), "JPEG image, not a PNG"),
     ]
 
 

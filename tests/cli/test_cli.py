@@ -136,3 +136,31 @@ def test_probe_and_compare_through_the_cli(tmp_path):
 def test_bad_probe_and_ensemble_input_is_named(args, message):
     r = cli(*args)
     assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
+
+
+def test_messages_and_tables_do_not_wrap_in_logs(tmp_path):
+    """Issue 22: rich wrapped at 80 columns when the output is a log (no terminal): a path or a table row was cut
+    over lines. Without a terminal the console is wide; a terminal keeps its own width."""
+    import os
+    import subprocess
+    import sys
+
+    from steplens.tasks import get_task, write_sample
+
+    data = tmp_path / "data"
+    write_sample(data, get_task("maze").sample(0, 3, 3, idx=0), scale=2)
+    out = tmp_path / ("a-long-output-folder-name-" * 4) / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    p = subprocess.run([sys.executable, "-m", "steplens.cli", "run", "--data", str(data), "--out", str(out),
+                        "--steps", "2"], capture_output=True, text=True, env={**env, "OMP_NUM_THREADS": "1"},
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"generated 1 videos into {out} (0 of 1 were done)" in p.stdout.splitlines(), p.stdout
+    runs = tmp_path / "runs" / ("a-run-folder-with-a-long-name-" * 3)
+    runs.mkdir(parents=True)
+    (runs / "results.json").write_text('{"probe": "noise", "headline": [1]}')  # listed as malformed: a long row
+    p = subprocess.run([sys.executable, "-m", "steplens.cli", "report", str(tmp_path / "runs")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = next(line for line in p.stdout.splitlines() if "a-run-folder" in line)
+    assert runs.name in row and "is malformed" in row, p.stdout  # the whole row on one line

@@ -139,3 +139,20 @@ def test_disk_sink_streams_records_and_reads_them_back(tiny_model, tmp_path):
     assert disk.records == {} and len(sink.keys()) == len(mem.records) == 4
     for key, value in mem.records.items():
         assert torch.equal(sink.load(key), value)
+
+
+def test_a_hook_step_outside_the_run_is_refused_naming_the_range(tiny_model):
+    """Issue 22's battery: a hook at a step beyond the run never fired, silently. The embedded model refuses it as
+    pipelines do (Hooks.check_run), and a negative step is refused when the hook is made."""
+    for point in ("blocks.1", "latent", "x0"):
+        h = Hooks(tiny_model).record(point, steps=[2, 6])
+        with pytest.raises(ValueError, match=r"asks for step 6, but this .* runs 4 steps \(0\.\.3\)"):
+            _gen(tiny_model, hooks=h, steps=4)
+    h = Hooks(tiny_model, num_steps=5).record("blocks.1", steps=[1])
+    with pytest.raises(ValueError, match="made for num_steps=5"):
+        _gen(tiny_model, hooks=h, steps=4)
+    with pytest.raises(ValueError, match=r"step -1 out of range for hook on 'blocks.1': steps are >= 0"):
+        Hooks(tiny_model).record("blocks.1", steps=[-1, 2])
+    h = Hooks(tiny_model).record("blocks.1", steps=[3])
+    _gen(tiny_model, hooks=h, steps=4)  # the last step is in range
+    assert h.get("blocks.1", 3) is not None

@@ -37,3 +37,22 @@ def test_torchrun_run_equals_single_process(torchrun, tmp_path, backend):
     for i in range(5):
         a, b = read_png(one / "maze" / f"{i:05d}.png"), read_png(two / "maze" / f"{i:05d}.png")
         assert a.shape == b.shape and (a == b).mean() > 0.999
+
+
+def test_torchrun_run_says_totals_once(torchrun, tmp_path):
+    """Issue 22: under torchrun each rank printed its own count ('generated 3 videos', 'generated 2 videos'), read
+    as totals, and each its own warnings. Rank 0 says the totals across the ranks, once; warnings come once."""
+    from builders import make_vbvr_rendered
+
+    data = tmp_path / "data"
+    make_vbvr_rendered(data, per_task=5, px=34)  # samples not drawn by steplens: one warning per load
+    out = tmp_path / "out"
+    p = torchrun("-m", "steplens.cli", "run", "--data", data, "--out", out, "--steps", 2, "--frames", 2)
+    assert p.returncode == 0, p.stderr[-2000:]
+    said = [line for line in p.stdout.splitlines() if line.startswith("generated")]
+    assert said == [f"generated 5 videos into {out} (0 of 5 were done) by 2 processes"], p.stdout
+    assert p.stderr.count("taken as they are") == 1, p.stderr[-3000:]
+    p = torchrun("-m", "steplens.cli", "run", "--data", data, "--out", out, "--steps", 2, "--frames", 2)
+    assert p.returncode == 0, p.stderr[-2000:]
+    said = [line for line in p.stdout.splitlines() if line.startswith("generated")]
+    assert said == [f"generated 0 videos into {out} (5 of 5 were done) by 2 processes"], p.stdout

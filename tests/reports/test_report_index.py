@@ -41,3 +41,26 @@ def test_report_on_no_runs_or_a_newer_format_says_so(tmp_path):
     text = " ".join(r.output.split())
     assert r.exit_code == 0 and "written by a newer steplens (result format 9" in text, r.output
     assert "newer steplens" in (tmp_path / "new" / "index.html").read_text()
+
+
+def test_report_on_malformed_result_files_names_them_and_lists_the_others(tmp_path):
+    """Issue 22's battery: one malformed result file under the folder gave a traceback and no index at all."""
+    runs = tmp_path / "runs"
+    assert cli("probe", "noise", "--count", 1, "--size", 3, "--steps", 2, "--out", runs / "noise").exit_code == 0
+    good = json.loads((runs / "noise" / "results.json").read_text())
+    bad = {"headline-a-list": {**good, "headline": [1, 2]}, "table-of-strings": {**good, "table": ["x", "y"]},
+           "demo-without-counts": {"kind": "demo"}, "trace-odd": {"per_step": 3, "final_score": "x"},
+           "truncated": None}
+    for name, data in bad.items():
+        (runs / name).mkdir()
+        (runs / name / ("summary.json" if "demo" in name else "metrics.json" if "trace" in name else
+                        "results.json")).write_text(json.dumps(data)[:-5] if data is None or name == "truncated"
+                                                    else json.dumps(data))
+    r = cli("report", runs)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 0 and "Traceback" not in r.output, (r.exit_code, r.output, r.exception)
+    page = (runs / "index.html").read_text()
+    assert "noise at one step wrecks the answer" in page  # the good run judged as before
+    for name in bad:
+        assert f"{name}/" in text and f"{name}/" in page, name  # each bad file named
+    assert "malformed" in text

@@ -168,3 +168,25 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.json"
 def test_every_shipped_training_config_validates(path):
     cfg = TrainConfig.from_file(path)
     assert cfg.steps > 0 and sum(cfg.tasks.values()) > 0
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"path_weight": -1.0}, "path_weight must be >= 0 (a negative weight trains against the answer), got -1.0"),
+    ({"weight_decay": -0.1}, "weight_decay must be >= 0, got -0.1"),
+    ({"frames": {1: 1.0}}, "frames: a sample has at least 2 frames (the first frame and the answer), got 1"),
+    ({"frames": {0: 0.5, 3: 0.5}}, "frames: a sample has at least 2 frames"),
+    ({"frames": {-2: 1.0}}, "got -2"),
+    ({"eval_frames": 1}, "eval_frames must be >= 2"),
+])
+def test_config_values_that_would_train_wrong_or_crash_later_are_named(kw, message, tmp_path):
+    """Issue 22's battery: a negative path_weight was accepted, a malformed frames map passed validation and crashed
+    in the first batch."""
+    with pytest.raises(ValueError) as e:
+        TrainConfig(**kw)
+    assert message in str(e.value), str(e.value)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"arch": "test", **{k: ({str(a): b for a, b in v.items()} if isinstance(v, dict)
+                                                       else v) for k, v in kw.items()}}))
+    with pytest.raises(ValueError) as e:
+        TrainConfig.from_file(path)
+    assert str(path) in str(e.value) and message.split(",")[0] in str(e.value), str(e.value)

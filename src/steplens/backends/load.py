@@ -25,7 +25,8 @@ PREFIXES = {"wan": "wan", "diffusers": None}  # --model prefix -> the backend th
 
 
 def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-                        offload: str | None = "none", lora=None, lora_2=None, **options):
+                        offload: str | None = "none", lora=None, lora_2=None, lora_unmatched: str = "refuse",
+                        **options):
     """`wan:PATH` or `diffusers:PATH` loaded by the backend of its model_index.json's class; `options` go to its
     model (e.g. HunyuanVideo-1.5's glyph_length, every backend's scale / min_size: its `model_options()`), refused by
     name before any weights load if that backend does not take them."""
@@ -43,7 +44,26 @@ def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype
     cls = backend_for_config(config)
     if cls is None:
         raise ValueError(refusal(spec, config, words))
-    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2, **options)
+    return cls.load(path, device=device, dtype=dtype, offload=offload, name=spec, lora=lora, lora_2=lora_2,
+                    lora_unmatched=lora_unmatched, **options)
+
+
+def check_call_size(spec: str, height: int | None, width: int | None) -> None:
+    """--height/--width for the pipeline folder `spec` (wan:PATH / diffusers:PATH) refused before it loads where they
+    are no positive multiples of its backend's (`folder_size_multiple`, read from the folder's configs)."""
+    from .checks import check_size
+
+    if height is None or width is None:
+        return
+    prefix, _, path = spec.partition(":")
+    try:
+        _, config = read_index(path, prefix)
+    except (ValueError, OSError):
+        return  # the loader names what is wrong with the folder
+    cls = backend_for_config(config)
+    found = cls.folder_size_multiple(path) if cls is not None else None
+    if found is not None:
+        check_size(height, width, *found)
 
 
 def load_pipeline(backend, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
@@ -98,6 +118,22 @@ def load_folder(cls, source: str, config: dict, torch_dtype, float32_components,
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def pipeline_identity(spec: str, path: str, dtype, loras: dict) -> dict:
+    """A pipeline model's identity (steplens.contract.identity), from its files alone (no weights loaded): the spec,
+    the folder's content hash (folder_sha256), the dtype, and each LoRA (path, sha256, scale) by the component it goes
+    into; `loras` {option or component: 'PATH[:SCALE]' spec, (path, scale) or None}."""
+    from ..io.files import sha256_file
+    from .lora import COMPONENTS, parse_spec
+
+    out = {}
+    for key, spec_ in loras.items():
+        if spec_ is not None:
+            p, scale = parse_spec(spec_, key if key.startswith("--") else "--lora")
+            out[COMPONENTS.get(key, key)] = {"path": str(p), "sha256": sha256_file(p), "scale": scale}
+    return {"model": spec, "model_sha256": folder_sha256(path), "dtype": str(check_dtype(dtype)).replace("torch.", ""),
+            "loras": out}
 
 
 SMALL_WEIGHTS = 64 << 20  # weights files up to this size are hashed whole; larger ones by name and size

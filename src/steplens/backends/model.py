@@ -21,8 +21,8 @@ from typing import Callable
 
 import torch
 
-from .. import tape
 from ..contract import ModelDefaults
+from ..sampling import check_finite
 from .checks import check_call, check_dtype, check_pipeline_class, check_upscale, scheduler_shift, scheduler_with_shift
 from .geometry import PipelineGeometry
 from .prompts import prompt_embedder
@@ -93,8 +93,17 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
                                  f"into the transformer and save the pipeline folder instead")
 
     @classmethod
-    def apply_loras(cls, pipe, lora, lora_2) -> dict:
+    def apply_loras(cls, pipe, lora, lora_2, unmatched: str = "refuse") -> dict:
         return {}
+
+    @classmethod
+    def folder_size_multiple(cls, path: str) -> tuple[tuple[int, int], str] | None:
+        """((mh, mw), why): the pixel multiples a call's height and width must be, read from a pipeline folder's
+        component configs without loading it (for refusing --height/--width before the weights load); None where
+        the backend does not say (checked once the pipeline is loaded)."""
+        return None
+
+    step_progress = False  # generate shows a progress bar over the steps (`run` and `eval` set it on their model)
 
     # -- construction ----------------------------------------------------------------------------------------------
     def __init__(self, pipe, name: str | None = None, *, prompt_embeds: Callable | None = None,
@@ -118,22 +127,22 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
 
     @classmethod
     def load(cls, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
-             offload: str | None = "none", name: str | None = None, lora=None, lora_2=None, **model_kwargs):
+             offload: str | None = "none", name: str | None = None, lora=None, lora_2=None, lora_unmatched: str = "refuse",
+             **model_kwargs):
         """A pipeline folder (or hub id) loaded as this backend's model: `dtype`, placed on `device` or offloaded,
-        LoRAs applied (where the backend takes them), `model_kwargs` the model's options (`model_options`)."""
+        LoRAs applied (where the backend takes them; `lora_unmatched="allow"` applies one that leaves some of its
+        layers unmatched, refused by default), `model_kwargs` the model's options (`model_options`)."""
         from .load import load_pipeline
 
         cls.check_options(model_kwargs)  # named before any weights load
         cls.check_loras(lora, lora_2)
         pipe = load_pipeline(cls, path, device, dtype, offload)
-        loras = cls.apply_loras(pipe, lora, lora_2)
-        from ..io.files import sha256_file
-        from .load import folder_sha256
+        loras = cls.apply_loras(pipe, lora, lora_2, lora_unmatched)
+        from .load import pipeline_identity
 
         dtype_name = str(check_dtype(dtype)).replace("torch.", "")
-        ident = {"model": name or f"wan:{path}", "model_sha256": folder_sha256(path), "dtype": dtype_name,
-                 "loras": {comp: {"path": str(p), "sha256": sha256_file(p), "scale": scale}
-                           for comp, (p, scale, *_) in loras.items()}}
+        ident = pipeline_identity(name or f"wan:{path}", path, dtype,
+                                  {comp: (p, scale) for comp, (p, scale, *_) in loras.items()})
         info = {"path": str(path), "dtype": dtype_name, "offload": offload or "none", "device": str(device),
                 "loras": loras, "identity": ident}
         model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)  # `wan:` names any diffusers folder
@@ -388,9 +397,38 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
             else:
                 stack.enter_context(self._explicit_sigmas(sig))
             call = self.call_context(stack, samples, images, generators, kw)
-            if callback is not None or hooks is not None or tape.active():  # forwards() needs the step context
-                stack.enter_context(self.loop(hooks, on_step=callback))
-            return self.final_latents(self.pipe(**call))
+            bar = None
+            if self.step_progress:  # a sample of a 14B model takes minutes: say where it is
+                from tqdm import tqdm
+
+                bar = stack.enter_context(tqdm(total=kw["num_inference_steps"], desc="steps", leave=False))
+            checked = self._finite_steps(callback, bar)
+            if callback is not None or hooks is not None:  # (forwards() gets its step context from either loop)
+                stack.enter_context(self.loop(hooks, on_step=checked))
+            elif not self.attached():  # a loop of its own only to check each step (no copies kept)
+                stack.enter_context(self.loop(None, on_step=checked, keep=lambda t: t))
+            lat = self.final_latents(self.pipe(**call))
+        check_finite(lat, f"{self.name}'s final latent")
+        return lat
+
+    def attached(self) -> bool:
+        """Whether a steplens loop (hooks attached with `with hooks:`, a trace) holds the pipeline now."""
+        from .loop import _ACTIVE
+
+        return id(self.pipe) in _ACTIVE
+
+    def _finite_steps(self, callback, bar=None):
+        """on_step checking each step's latent and guided velocity for NaN/inf, as steplens' sampler does (a NaN
+        LoRA, an fp16 overflow), then calling `callback` (and advancing `bar`, a progress bar over the steps): a run
+        stops at the step it went wrong, naming it."""
+        def on_step(step):
+            check_finite(step.x, f"{self.name}'s latent", step.i)
+            check_finite(step.v, f"{self.name}'s guided velocity", step.i)
+            if callback is not None:
+                callback(step)
+            if bar is not None:
+                bar.update(1)
+        return on_step
 
     # -- decoding --------------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -11,8 +11,20 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 tasks_app = typer.Typer(no_args_is_help=True, help="Procedural reasoning tasks.")
 app.add_typer(tasks_app, name="tasks")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+LOG_WIDTH = 1000  # columns of a console that writes to a log, not a terminal: rich would wrap at 80
+
+
+def _console(stream, **kw) -> Console:
+    """A rich console for stdout or stderr: in a terminal, its width; in a log (a pipe, a file, torchrun's), wide,
+    so that lines and table rows are never cut (COLUMNS, when set, wins)."""
+    import os
+
+    tty = getattr(stream, "isatty", lambda: False)()
+    return Console(**kw, **({} if tty or os.environ.get("COLUMNS") else {"width": LOG_WIDTH}))
+
+
+console = _console(sys.stdout)
+err = _console(sys.stderr, stderr=True, soft_wrap=True)
 
 DEBUG = False
 
@@ -79,7 +91,7 @@ def _settings(**kw):
 def _errors():
     from pydantic import ValidationError
 
-    return (ValueError, OSError, ValidationError)
+    return (ValueError, OSError, ValidationError, FloatingPointError)  # NaN/inf in a run: named with its step
 
 
 def _pydantic_message(e) -> str:

@@ -11,7 +11,7 @@ from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app)
 from .cmd_run import _print_rate
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import ModelOptions, SamplingOptions, bundles, known_config, load
 
 
 @app.command("eval")
@@ -30,9 +30,12 @@ def evaluate(
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
-    out: Optional[Path] = typer.Option(None, help="write results.json here"),
+    out: Optional[Path] = typer.Option(None, help="write results.json here (a folder holding another evaluation's "
+                                                  "results, or `run` outputs of another configuration, is refused "
+                                                  "before the model loads)"),
 ):
     """Generate (or read) samples, run the model and score: solve rate with its 95% interval, mean score."""
+    from ..contract import identity
     from ..experiments.evaluate import evaluate_samples
     from ..experiments.grid import batches, gather_rows, load_samples, my_jobs
     from ..experiments.stats import summarize
@@ -49,7 +52,11 @@ def evaluate(
         ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'),
                              steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
+        if out is not None:
+            _check_eval_out(out, {"method": method, "n_seeds": None if method == "single" else n_seeds,
+                                  **known_config(mo, so), **s.describe()}, so)
         m, sp = load(mo, so)
+        m.step_progress = m.is_pipeline  # minutes per sample on a 14B pipeline: progress per step
         s = _with_sampling(s, sp)
         samples = load_samples(m, s)
         # under torchrun / accelerate launch each process runs its share of the batches; rank 0 reports them all
@@ -70,8 +77,30 @@ def evaluate(
                 f"{where}", res)
     if out:
         atomic_write_json(Path(out) / "results.json", {
-            "model": mo.model, "method": method, "n_seeds": None if method == "single" else n_seeds,
+            "model": mo.model, "identity": identity(m), "method": method, "n_seeds": None if method == "single" else n_seeds,
             "config": s.describe(), "samples": len(samples), **res, "per_sample": rows})
+
+
+def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:
+    """Before the model loads: an --out holding the results.json of another evaluation (model identity, method,
+    samples, sampling given, scorer), or the run_config.json of `run` outputs made otherwise, is refused naming each
+    differing field; the same evaluation reruns (results.json rewritten)."""
+    import json
+
+    from ..experiments.runner import RUN_CONFIG, check_out_config, read_config
+
+    given = {k: v for k, v in known.items() if k not in ("steps", "shift", "guidance")
+             or getattr(so, k) is not None and so.sigmas is None}  # the model's own numbers: known after loading
+    res = Path(out) / "results.json"
+    if res.is_file():
+        saved = read_config(res)
+        flat = {"method": saved.get("method"), "n_seeds": saved.get("n_seeds"),
+                **(saved.get("identity") or {"model": saved.get("model")}), **(saved.get("config") or {})}
+        check_out_config(out, {k: v for k, v in given.items() if k in flat or k in ("method", "n_seeds")},
+                         partial=True, name="results.json", saved=json.loads(json.dumps(flat, default=str)))
+    if (Path(out) / RUN_CONFIG).is_file():
+        saved = read_config(Path(out) / RUN_CONFIG)
+        check_out_config(out, {k: v for k, v in given.items() if k in saved}, partial=True)
 
 
 def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:

@@ -9,7 +9,7 @@ import typer
 
 from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
                   console, err)
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import ModelOptions, SamplingOptions, bundles, known_config, load
 
 
 @app.command()
@@ -35,12 +35,13 @@ def run(
                                            "latent frame, 4 fps"),
 ):
     """Generate a video for every sample under DATA (skips those already done)."""
-    from ..experiments.dist import join
     from ..contract import identity
-    from ..experiments.runner import VIDEOS, run_samples
+    from ..experiments.dist import join, quiet_others, rank_world, totals
+    from ..experiments.runner import VIDEOS, check_out_config, run_samples
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
+    rank = quiet_others()  # under torchrun: rank 0 speaks for all (warnings once, totals)
     try:
         _check(out=out, alpha=alpha)
         if video not in VIDEOS:
@@ -49,7 +50,10 @@ def run(
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
+        check_out_config(out, {**known_config(mo, so), **source.describe(), "ensemble": ens.model_dump() if ens else
+                               None, "select": select, "video": video}, partial=True)  # before minutes of loading
         m, sp = load(mo, so)
+        m.step_progress = m.is_pipeline  # minutes per sample on a 14B pipeline: progress per step
         steps, shift, guidance = sp.steps, sp.shift, sp.guidance
         if ens is not None:
             check_ensemble(ens, m, steps)
@@ -62,9 +66,12 @@ def run(
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
                            select=select, split_seeds=split_seeds, config=config,
                            video=video)
+        made, world = totals(len(done))[0], rank_world()[1]
     except _errors() as e:
         _fail(e)
-    console.print(f"generated {len(done)} videos into {out} ({len(samples) - len(done)} of {len(samples)} were done)")
+    if rank == 0:
+        console.print(f"generated {made} videos into {out} ({len(samples) - made} of {len(samples)} were done)"
+                      + (f" by {world} processes" if world > 1 else ""))
 
 
 def _print_rate(title: str, res: dict) -> None:

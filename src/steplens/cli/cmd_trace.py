@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, app, console
+from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app, console
 from .options import ModelOptions, SamplingOptions, bundles, load
 
 
@@ -24,6 +24,10 @@ def trace(
     task: str = typer.Option(DEFAULT_TASK), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
     frames: Optional[int] = typer.Option(None),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    decode_steps: Optional[str] = typer.Option(None, "--decode-steps", help="decode, score and keep x0_hat only at "
+                                                                            "these steps, e.g. 0,10,25,-1 (-1: the last; default: "
+                                                                            "every step; a 14B pipeline decodes each "
+                                                                            "for seconds)"),
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
                                        "(with --data: one folder per sample, mirroring the layout)"),
 ):
@@ -32,12 +36,15 @@ def trace(
     from ..reports.traces import write_trace
     from ..tasks import Scorers, generator_task
     from ..tasks.folders import SampleSource, read_sample
-    from ..trace import trace as run_trace
+    from ..trace import check_decode_steps, trace as run_trace
 
     try:
         _check(out=out, threshold=threshold)
         scorers = Scorers(scorer, threshold)
+        chosen = check_decode_steps(_ints(decode_steps, "--decode-steps"), so.steps if so.sigmas is None else None,
+                                    "--decode-steps")  # before loading, where the steps are given
         m, sp = load(mo, so)
+        chosen = check_decode_steps(chosen, sp.steps, "--decode-steps")
         ffv = m.frames_from_video
         if sample is not None:
             found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
@@ -55,7 +62,8 @@ def trace(
         _, mine = my_jobs(found, 1, out)
         mine = {x.name for chunk in mine for x in chunk}
         for x, d in ((x, d) for x, d in zip(found, dirs) if x.name in mine):
-            tr = run_trace(m, [x], [x.seed], steps=sp.steps, shift=sp.shift, guidance=sp.guidance, scorers=scorers)[0]
+            tr = run_trace(m, [x], [x.seed], steps=sp.steps, shift=sp.shift, guidance=sp.guidance, scorers=scorers,
+                           decode_steps=chosen)[0]
             write_trace(tr, d)
             cs = tr.summary["commitment_step"]
             console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f}, "

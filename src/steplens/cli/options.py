@@ -30,7 +30,8 @@ def _opt(default, *decls, help: str):
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2."""
+    """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2,
+    --allow-unmatched-lora."""
 
     model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
                                                           "diffusers Wan or LTX-2 image-to-video folder)")
@@ -44,6 +45,9 @@ class ModelOptions:
                                                     "Lightning / LightX2V 4-step LoRAs, or diffusers keys)")
     lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert "
                                                         "(transformer_2)")
+    allow_unmatched_lora: bool = _opt(False, "--allow-unmatched-lora", help="apply a LoRA some of whose layers "
+                                                                            "match no layer of its transformer (by "
+                                                                            "default refused, naming them)")
 
     def check(self) -> "ModelOptions":
         """Everything that can be refused before the model loads: the device, the dtype and offload names, the
@@ -232,6 +236,17 @@ def _check_distilled_folder(path: str) -> None:
                          f"--steps/--guidance for it instead")
 
 
+def known_config(mo: ModelOptions, so: SamplingOptions | None = None) -> dict:
+    """The part of an output folder's configuration known before the model loads: the model's identity from its files
+    (steplens.models.load.identity_of) and the sampling numbers given explicitly (those a preset or the model's own
+    defaults would fill are left to the check after loading)."""
+    from ..models.load import identity_of
+
+    so = so or SamplingOptions()
+    given = {} if so.sigmas is not None else {"steps": so.steps, "shift": so.shift, "guidance": so.guidance}
+    return {**identity_of(mo.model, mo.dtype, mo.lora, mo.lora_2), **{k: v for k, v in given.items() if v is not None}}
+
+
 def load(mo: ModelOptions, so: SamplingOptions | None = None):
     """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning.
     Both bundles are checked first: nothing loads for an option that can be refused without the model."""
@@ -246,11 +261,15 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
                          f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
     if so.preset == "distilled":
         _check_distilled_folder(str(mo.model).split(":", 1)[1])
+    if str(mo.model).startswith(("wan:", "diffusers:")):
+        from ..backends.load import check_call_size
+
+        check_call_size(mo.model, so.height, so.width)
     from ..experiments.dist import local_device
 
     try:
         model = load_model(mo.model, local_device(mo.device), dtype=mo.dtype, offload=mo.offload, lora=mo.lora,
-                           lora_2=mo.lora_2)
+                           lora_2=mo.lora_2, lora_unmatched="allow" if mo.allow_unmatched_lora else "refuse")
     except ImportError as e:  # a backend's package missing: a clear message, as for any bad input
         raise ValueError(str(e)) from e
     return model, resolve(model, so.preset, so.steps, so.shift, so.guidance, so.height, so.width, so.negative_prompt,

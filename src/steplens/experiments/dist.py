@@ -138,6 +138,37 @@ def assign(costs: list[float], world: int) -> list[list[int]]:
     return [sorted(s) for s in share]
 
 
+def totals(*counts: int) -> list[int]:
+    """Each count summed over the processes of a launch (all-reduce): what a message says once, on rank 0, instead of
+    each rank its own share. Alone: the counts as they are. Without a process group yet (a `run` that shards
+    samples needs none), one on CPU (gloo) is joined: NCCL would need a GPU per process, which a CPU run on a
+    one-GPU machine does not have."""
+    rank, world = rank_world()
+    if world == 1:
+        return [int(c) for c in counts]
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if nccl else torch.device("cpu")
+    t = torch.tensor([int(c) for c in counts], dtype=torch.long, device=device)
+    dist.all_reduce(t)
+    return [int(c) for c in t.tolist()]
+
+
+def quiet_others() -> int:
+    """Under a launcher, ranks other than 0 keep their warnings to themselves (each rank loads the same samples and
+    would repeat rank 0's); returns this process's rank."""
+    rank, world = rank_world()
+    if world > 1 and rank > 0:
+        import warnings
+
+        warnings.simplefilter("ignore", UserWarning)
+    return rank
+
+
 def shard(jobs: list, rank: int | None = None, world: int | None = None) -> list:
     """This process's share of `jobs`: every world-th, starting at its rank."""
     if rank is None or world is None:

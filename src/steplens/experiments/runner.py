@@ -97,23 +97,49 @@ def sample_fps(model, s: Sample, video: str = "full") -> float:
     return float(model.fps)
 
 
-def check_out_config(out: Path, config: dict) -> None:
+def check_out_config(out: Path, config: dict, partial: bool = False, name: str = RUN_CONFIG,
+                     saved: dict | None = None) -> None:
     """Refuse an output folder made with another configuration, naming each differing field; record ours in a new
     one. Under a lock on the folder: of the writers of one folder (the ranks of a torchrun, two commands started
-    at once) each checks, and only the first records."""
+    at once) each checks, and only the first records.
+
+    partial=True: the check a command makes before its model loads, with what is known then (the model's identity
+    from its files, the options given): only the fields of `config` are compared, nothing is locked or written.
+    `name` the configuration file (OUT/name); `saved` its content where a caller reads it in its own schema."""
     out = Path(out)
-    path = out / RUN_CONFIG
+    path = out / name
     config = json.loads(json.dumps(config, default=str))
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    if partial:
+        if saved is None and path.is_file():
+            saved = read_config(path)
+        if saved is not None:
+            differ = {k: v for k, v in config.items() if saved.get(k) != v}
+            if differ:
+                raise ValueError(f"{out} holds outputs made with another configuration ({name}); differing fields: "
+                                 f"{config_diff({k: saved.get(k) for k in differ}, differ)}. Use another --out (or "
+                                 f"delete {out})")
+        return
     with folder_lock(out):
         if path.exists():
-            saved = json.loads(path.read_text())
+            saved = read_config(path)
             if saved != config:
-                raise ValueError(f"{out} holds outputs made with another configuration; differing fields: "
+                raise ValueError(f"{out} holds outputs made with another configuration ({name}); differing fields: "
                                  f"{config_diff(saved, config)}. Use another --out (or delete {out})")
         else:
             atomic_write_json(path, config)
+
+
+def read_config(path: Path) -> dict:
+    """An output folder's recorded configuration (a JSON object), refused by name where unreadable."""
+    try:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a readable configuration (JSON): {e}; delete it or use another --out") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is not a configuration (a JSON object); delete it or use another --out")
+    return saved
 
 
 def run_samples(model, samples: list[Sample], out: Path, steps: int | None = None, shift: float | None = None,

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 MAX_STEPS = 10_000  # more sampling steps than any published schedule uses; guards against --steps 1e12
+MAX_GUIDANCE = 100.0  # far beyond any published CFG scale (Wan 5, LTX-2 3-4, up to ~20): --guidance 1e30 overflows
 
 
 def number(option: str, value, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
@@ -31,10 +32,10 @@ def number(option: str, value, lo: float | None = None, hi: float | None = None,
 
 
 def sampling(steps: int | None = None, shift: float | None = None, guidance: float | None = None) -> None:
-    """The sampler's settings: 1 <= steps <= MAX_STEPS, shift a finite number > 0, guidance finite and >= 0."""
+    """The sampler's settings: 1 <= steps <= MAX_STEPS, shift a finite number > 0, 0 <= guidance <= MAX_GUIDANCE."""
     number("--steps", steps, 1, MAX_STEPS, integer=True)
     number("--shift", shift, 0, None, lo_open=True)
-    number("--guidance", guidance, 0)
+    number("--guidance", guidance, 0, MAX_GUIDANCE)
 
 
 def sigma_list(value, option: str = "--sigmas") -> list[float] | None:

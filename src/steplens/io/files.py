@@ -97,12 +97,33 @@ def write_png(path: Path, img: np.ndarray) -> None:
         iio.imwrite(tmp, np.asarray(img, dtype=np.uint8), extension=".png")
 
 
+IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF",
+               b"BM": "BMP"}
+LOSSY = ("JPEG", "MPO")  # formats whose pixels are not the frame they were saved from
+
+
+def image_kind(path: Path) -> str | None:
+    """The image format a file holds by its first bytes (PNG, JPEG, GIF, BMP, WEBP), whatever its name; None for
+    none of those."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in IMAGE_MAGIC.items() if head.startswith(magic)), None)
+
+
 def read_png(path: Path) -> np.ndarray:
+    """An 8-bit RGB image, read by its content (not its name): a lossy JPEG under a .png name is refused by name,
+    its pixels being no exact frame (steplens reads sizes and palettes back from exact pixels)."""
     import imageio.v3 as iio
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
+    kind = image_kind(path)
+    if kind in LOSSY and path.suffix.lower() == ".png":
+        raise ValueError(f"{path} holds a {kind} image, not a PNG (by its content): a lossy copy whose pixels are "
+                         f"not the frame's; save the original frame as PNG")
     try:
         img = iio.imread(path, plugin="pillow")
     except Exception as e:
@@ -150,6 +171,7 @@ def read_mp4(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video not found: {path}")
+    check_video_file(path)
     try:
         r = iio2.get_reader(str(path), format="FFMPEG")
         try:
@@ -163,11 +185,20 @@ def read_mp4(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def check_video_file(path: Path) -> None:
+    """Refuse, by name, a video file that holds an image (a PNG or JPEG saved under a video's name: ffmpeg would read
+    it as a one-frame video)."""
+    kind = image_kind(path) if Path(path).is_file() else None
+    if kind is not None:
+        raise ValueError(f"{path} is not a readable video: it holds a {kind} image (by its content)")
+
+
 def count_frames(path: Path) -> int:
     """Frames of a video file (decoded, so a truncated file is caught); ValueError naming it if unreadable."""
     import imageio.v2 as iio2
 
     path = Path(path)
+    check_video_file(path)
     try:
         r = iio2.get_reader(str(path), format="FFMPEG")
         try:
@@ -214,6 +245,19 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_text(path: Path) -> str:
+    """A text file as users save it: UTF-8 (with or without a BOM) or UTF-16 with its BOM; another encoding (Latin-1,
+    UTF-16 without a BOM) is refused naming the file and the first byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}: "
+                         f"{e.reason}); save it as UTF-8 (or UTF-16 with its byte-order mark)") from None
 
 
 def config_diff(saved: dict, given: dict) -> str:
@@ -271,6 +315,7 @@ def video_fps(path: Path) -> float | None:
     declares none; ValueError naming the file if it is not a readable video."""
     import imageio.v2 as iio2
 
+    check_video_file(path)
     try:
         fps = _mp4_fps(Path(path).read_bytes())
     except (struct.error, IndexError, TypeError):

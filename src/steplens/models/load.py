@@ -22,7 +22,7 @@ def shipped_path(name: str) -> Path:
 
 
 def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
-               lora=None, lora_2=None):
+               lora=None, lora_2=None, lora_unmatched: str = "refuse"):
     """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
     `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by the backend of its pipeline class
     (steplens.backends.registry).
@@ -31,7 +31,8 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if spec.startswith(("wan:", "diffusers:")):
         from ..backends import load_pipeline_model
 
-        return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2)
+        return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2,
+                                   lora_unmatched=lora_unmatched)
     if lora is not None or lora_2 is not None:
         raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
                          f"embedded model {spec!r}")
@@ -44,11 +45,8 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if offload not in (None, "none"):
         raise ValueError(f"model {spec!r} is not offloaded (offload 'none'); --offload {offload} applies to wan:PATH "
                          f"pipelines (allowed there: none, model, sequential)")
-    if spec in SHIPPED:
-        path, name = shipped_path(spec), spec
-    elif spec.endswith(".safetensors") or Path(spec).is_file():
-        path, name = Path(spec), Path(spec).stem
-    else:
+    path, name = _weights_path(spec)
+    if path is None:
         raise ValueError(f"unknown model {spec!r}; available: {', '.join(SHIPPED)}, a .safetensors weights "
                          f"or checkpoint file, or wan:PATH")
     state, arch, info = load_weights(path)
@@ -57,7 +55,37 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if missing or unexpected:
         raise ValueError(f"weights file {path} does not match its architecture: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
+    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": _embedded_identity(spec, path)})
+
+
+def _weights_path(spec: str) -> tuple[Path | None, str]:
+    """(weights file, model name) of an embedded model's spec; (None, spec) for none."""
+    if spec in SHIPPED:
+        return shipped_path(spec), spec
+    if spec.endswith(".safetensors") or Path(spec).is_file():
+        return Path(spec), Path(spec).stem
+    return None, spec
+
+
+def _embedded_identity(spec: str, path: Path) -> dict:
     from ..io.files import sha256_file
 
-    ident = {"model": spec, "weights_sha256": sha256_file(path), "dtype": "float32"}
-    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": ident})
+    return {"model": spec, "weights_sha256": sha256_file(path), "dtype": "float32"}
+
+
+def identity_of(spec: str, dtype: str | None = "float32", lora=None, lora_2=None) -> dict:
+    """The identity (steplens.contract.identity) the model `spec` will have once loaded with these options, computed
+    without loading it (hashes of its weights file, or of its pipeline folder and LoRA files): what an output folder's
+    configuration is checked against before minutes of loading. Parts that cannot be known without loading (a
+    missing file, a bad spec: the loader names those) are left out."""
+    if spec.startswith(("wan:", "diffusers:")):
+        from ..backends.load import pipeline_identity
+
+        try:
+            return pipeline_identity(spec, spec.partition(":")[2], dtype, {"--lora": lora, "--lora-2": lora_2})
+        except (ValueError, OSError):
+            return {"model": spec}
+    path, _ = _weights_path(spec)
+    if path is None or not Path(path).is_file():
+        return {"model": spec}
+    return _embedded_identity(spec, path)

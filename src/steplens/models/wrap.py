@@ -153,8 +153,15 @@ class EmbeddedModel(ModelDefaults):
 
         guidance = self.sampling_defaults()["guidance"] if guidance is None else guidance
         sigmas = self.step_sigmas(steps, shift, sigmas)
+        if hooks is not None:  # a hook at a step past the run would never fire: refused, naming the range
+            hooks.check_run(len(sigmas) - 1, "this run")
         frames = check_frames(frames or samples[0].frames)
         cond = self.condition(samples)
         x = initial_noise(self.latent_shape(samples, frames), seeds, self.device)
         uncond = cond.null_prompt() if guidance != 1.0 else None
-        return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
+        own = hooks is not None and hooks.attach_module_points()  # block points fire without `with hooks:`, as on
+        try:                                                        # pipelines
+            return sample_euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
+        finally:
+            if own:
+                hooks.detach()

@@ -19,13 +19,22 @@ FORMAT = 1  # the newest result format this steplens reads; files without one ar
 
 
 def read_run(path: Path) -> dict | None:
-    """One run's entry from its result file, None if the file is not a steplens result."""
+    """One run's entry from its result file, None if the file is not a steplens result; a file that cannot be read
+    or read as its kind (a field of the wrong type, a missing field) is an entry naming why, listed, not judged."""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         return {"path": path, "kind": "unreadable", "error": f"{path} cannot be read: {e}"}
     if not isinstance(data, dict):
         return None
+    try:
+        return _entry(path, data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        return {"path": path, "kind": "malformed", "error": f"{path} is malformed ({type(e).__name__}: {e}): listed, "
+                                                            f"not judged"}
+
+
+def _entry(path: Path, data: dict) -> dict | None:
     fmt = data.get("format", 1)
     probe = next((p for p in probes() if p.reads(data)), None)
     kind = (probe.kind if probe is not None

@@ -30,7 +30,7 @@ def plot_cos(metrics: list[dict], path: Path, title: str = "", candidates: list 
     """Per-step score (axis 0-1) and changed pixels of x0_hat, for one run; the legend sits below the axes.
     With the task's listed answers (`candidates`: {label, right}, and `candidate_strengths` in the metrics) a
     second panel shows how strongly x0_hat draws each per step: right ones solid, wrong ones dashed."""
-    steps = np.arange(len(metrics))
+    steps = np.array([m.get("step", i) for i, m in enumerate(metrics)])  # a trace may hold chosen steps alone
     listed = bool(candidates) and "candidate_strengths" in metrics[0]
     if listed:
         fig, (ax, cx) = plt.subplots(2, 1, figsize=(5, 5.6), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
@@ -69,8 +69,9 @@ def default_grid_steps(n: int) -> list[int]:
 
 
 def plot_step_grid(frames: np.ndarray, sigmas: list[float], path: Path, steps: list[int] | None = None,
-                   title: str = "", experts: list | None = None) -> None:
-    """A labelled step x frame grid of x0_hat: (S, T, H, W, 3) uint8; each row says its step and sigma."""
+                   title: str = "", experts: list | None = None, names: list[int] | None = None) -> None:
+    """A labelled step x frame grid of x0_hat: (S, T, H, W, 3) uint8; each row says its step and sigma. `steps`: the
+    rows shown (default: a spread); `names`: the step each row of `frames` is (default: its index)."""
     steps = default_grid_steps(len(frames)) if steps is None else steps
     t = frames.shape[1]
     fig, axes = plt.subplots(len(steps), t, figsize=(0.9 * t + 1.2, 0.9 * len(steps) + 0.4), squeeze=False)
@@ -82,7 +83,8 @@ def plot_step_grid(frames: np.ndarray, sigmas: list[float], path: Path, steps: l
             if i == 0:
                 ax.set_title(f"frame {f}", fontsize=7)
         ex = f"\n{experts[k]}" if experts and experts[k] else ""
-        axes[i][0].set_ylabel(f"step {k}\nσ={sigmas[k]:.2f}{ex}", fontsize=7, rotation=0, ha="right", va="center")
+        name = k if names is None else names[k]
+        axes[i][0].set_ylabel(f"step {name}\nσ={sigmas[k]:.2f}{ex}", fontsize=7, rotation=0, ha="right", va="center")
     fig.suptitle(title or "x0_hat at chosen steps (rows) and frames (columns)", fontsize=8)
     save(fig, path)
 

@@ -26,7 +26,7 @@ def write_trace(tr: Trace, out: Path, scale: int = 8) -> dict:
         save_file({"x0": tr.x0.float().contiguous().cpu(), "output": tr.output.float().contiguous().cpu(),
                    "sigmas": torch.tensor(tr.sigmas)}, str(tmp))
     plot_step_grid(np.stack([to_uint8(x) for x in tr.x0]), tr.sigmas, out / "grid.png", experts=tr.experts,
-                   title=f"{tr.sample.name}: x0_hat at chosen steps (rows) and frames (columns)")
+                   title=f"{tr.sample.name}: x0_hat at chosen steps (rows) and frames (columns)", names=tr.steps)
     geometry = write_sprites(tr.x0, tr.sample.first_frame, out)
     write_gif(out / "final_x0.gif", upscale(to_uint8(tr.x0[:, :, -1].movedim(0, 1)), scale), fps=4)
     write_gif(out / "output.gif", upscale(to_uint8(tr.output), scale), fps=2)

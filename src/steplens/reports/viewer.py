@@ -67,6 +67,7 @@ def trace_viewer(rel: str, geometry: dict, sigmas: list[float], metrics: list[di
     (`candidates`: {label, right}) the curves also show how strongly x0_hat draws each, per step."""
     data = {"src": f"{rel}/steps.png", "hl": f"{rel}/highlight.png", **geometry, "sigmas": sigmas,
             "experts": experts or [None] * len(sigmas),
+            "at": [m.get("step", i) for i, m in enumerate(metrics)],  # the step of each row (decoded steps alone)
             "score": [m["score"] for m in metrics], "success": [m["success"] for m in metrics],
             "on": [m["on_target"] for m in metrics], "off": [m["off_target"] for m in metrics], "cands": []}
     if candidates and "candidate_strengths" in metrics[0]:
@@ -145,7 +146,7 @@ JS = r"""
     (d.cands||[]).forEach(function(c,i){line(c.v,1,pal[i%pal.length],c.right?'':'6 3',
       'drawn in x0_hat (0-1): '+c.label+(c.right?' (right)':' (wrong)'));});
     text(pad-3,14,'1','end');text(pad-3,h-16,'0','end');text(w-pad+3,14,String(mx));text(w-pad+3,h-16,'0');
-    text(pad,h-3,'step 0');text(w-pad,h-3,'step '+(n-1),'end');
+    var at=d.at||[];text(pad,h-3,'step '+(at.length?at[0]:0));text(w-pad,h-3,'step '+(at.length?at[n-1]:n-1),'end');
     text(w/2,h-3,'score (blue, 0-1) · changed pixels on / off target (green / red)'+
       ((d.cands||[]).length?' · listed answers (0-1; dashed: wrong)':''),'middle','#666');
     var m=document.createElementNS(ns,'line');m.setAttribute('y1',10);m.setAttribute('y2',h-16);
@@ -173,7 +174,7 @@ JS = r"""
       f.style.backgroundPosition='0px '+(-k*d.h*s)+'px';
       f.dataset.step=k;f.dataset.view=hl?'highlight':'x0';
       var ex=d.experts[k]?' · expert '+d.experts[k]:'';
-      l.innerHTML='step '+k+' / '+(d.steps-1)+' · σ = '+fmt(d.sigmas[k])+ex+' · score '+fmt(d.score[k])+' · '+
+      l.innerHTML='step '+(d.at?d.at[k]:k)+' / '+(d.at?d.at[d.steps-1]:d.steps-1)+' · σ = '+fmt(d.sigmas[k])+ex+' · score '+fmt(d.score[k])+' · '+
         (d.success[k]?'<span class="slv-ok">solved</span>':'<span class="slv-bad">not solved</span>')+held(d,k);
       svg.mark(k);
     });

@@ -32,7 +32,7 @@ from typing import Callable
 
 from pydantic import BaseModel, field_validator
 
-from ..io.files import count_frames, read_png
+from ..io.files import count_frames, read_png, read_text
 from ..regions import downscale, native_scale
 from .registry import DEFAULT_TASK, find_task, generator_task, task_names
 from .sample import Sample
@@ -109,14 +109,34 @@ def _layout_error(root: Path, by_depth: dict[int, list[Path]]) -> str:
     return f"{root} mixes sample layouts ({'; '.join(parts)}); give one layout per folder"
 
 
+def _sample_dirs(root: Path) -> list[Path]:
+    """Folders under root holding a sample file, hidden folders skipped; symlinked folders followed (a sample or
+    split folder linked in from elsewhere keeps its place under root), a link back to a folder on its own path (a
+    loop) refused by name."""
+    import os
+
+    out = []
+    for top, dirs, files in os.walk(root, followlinks=True):
+        here = Path(top)
+        real = here.resolve()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:
+            link = here / d
+            if link.is_symlink() and (real == link.resolve() or link.resolve() in real.parents):
+                raise ValueError(f"{link} is a symlink to {link.resolve()}, a folder on its own path (a loop); "
+                                 f"remove it or point it elsewhere")
+        if any(f in SAMPLE_FILES for f in files):
+            out.append(here)
+    return out
+
+
 def find_samples(root: Path, split: list[str] | None = None, tasks: list[str] | None = None) -> list[Path]:
     """Every sample folder under root (sorted), after the split and task filters."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root}" if not root.exists()
                                 else f"--data {root} is a file, not a folder of samples")
-    found = sorted({p.parent for name in SAMPLE_FILES for p in root.rglob(name)})
-    found = [d for d in found if not any(part.startswith(".") for part in d.relative_to(root).parts)]
+    found = sorted(_sample_dirs(root))
     if not found:
         raise FileNotFoundError(f"no samples under {root}: a sample is a folder with {', '.join(SAMPLE_FILES[:2])} "
                                 f"(and ground_truth.mp4, final_frame.png), laid out as {' or '.join(LAYOUTS.values())}")
@@ -203,7 +223,7 @@ def read_sample(d: Path, root: Path | None = None, seed: int = 0, frames: int | 
     first = read_png(d / "first_frame.png")
     k = native_scale(first)
     native = first[::k, ::k]
-    prompt = (d / "prompt.txt").read_text(encoding="utf-8", errors="strict").strip()
+    prompt = read_text(d / "prompt.txt").strip()
     if not prompt:
         raise ValueError(f"{d / 'prompt.txt'} is empty: a sample needs its prompt")
     meta = {}

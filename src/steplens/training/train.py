@@ -66,6 +66,14 @@ class TrainConfig(BaseModel):
             raise ValueError(f"a distribution needs finite non-negative weights with a positive sum, got {v}")
         return v
 
+    @field_validator("frames")
+    @classmethod
+    def _frame_counts(cls, v):
+        bad = sorted(k for k in v if k < 2)
+        if bad:
+            raise ValueError(f"frames: a sample has at least 2 frames (the first frame and the answer), got {bad[0]}")
+        return v
+
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, v):
@@ -112,8 +120,9 @@ class TrainConfig(BaseModel):
     @field_validator("batch", "eval_count", "eval_steps", "ckpt_every", "eval_frames", "eval_size")
     @classmethod
     def _at_least_one(cls, v, info):
-        if v < 1:
-            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+        lo = 2 if info.field_name == "eval_frames" else 1  # a sample's first frame and its answer
+        if v < lo:
+            raise ValueError(f"{info.field_name} must be >= {lo}, got {v}")
         return v
 
     @field_validator("steps", "warmup", "eval_every", "decay_steps")  # eval_every 0: never evaluate
@@ -144,6 +153,9 @@ class TrainConfig(BaseModel):
             raise ValueError(f"{info.field_name} must be finite, got {v}")
         if info.field_name in ("ema_decay", "p_uncond", "time_uniform") and not 0 <= v <= 1:
             raise ValueError(f"{info.field_name} must be in [0, 1], got {v}")
+        if info.field_name in ("weight_decay", "path_weight") and v < 0:
+            why = " (a negative weight trains against the answer)" if info.field_name == "path_weight" else ""
+            raise ValueError(f"{info.field_name} must be >= 0{why}, got {v}")
         return v
 
     @classmethod

@@ -13,18 +13,24 @@ the keys:
   file per expert (`--lora` high noise, `--lora-2` low noise; sample them with `--preset distilled`);
 - diffusers: `transformer.blocks.0.attn1.to_q.lora_A.weight`.
 Loaded by steplens.backends.lora (safetensors only, diffusers' `load_lora_weights`, peft); a LoRA that matches no
-layer of its transformer is refused with its keys named.
+layer of its transformer is refused with its keys named, one that matches only some with the others named.
 """
 
 from __future__ import annotations
 
-from ..lora import load_loras, parse_spec, read_lora  # noqa: F401  (parse_spec, read_lora: this module's API)
+from ..lora import COMPONENTS, load_loras, parse_spec, read_lora  # noqa: F401  (parse_spec, read_lora: its API)
 
 FORMATS = ("diffsynth", "original", "diffusers")
 
 
 def detect(keys) -> str:
     keys = list(keys)
+    kohya = [k for k in keys if k.startswith("lora_unet_")]
+    if kohya:
+        raise ValueError(f"Kohya-style keys (e.g. {kohya[0]}): steplens reads DiffSynth, original Wan / ComfyUI and "
+                         f"diffusers LoRA keys; rename them to the original format (lora_unet_blocks_0_self_attn_q -> "
+                         f"diffusion_model.blocks.0.self_attn.q, e.g. diffusion_model.blocks.0.self_attn.q.lora_down."
+                         f"weight), as ComfyUI's converters do")
     if any(".default." in k for k in keys):
         return "diffsynth"
     if any(k.startswith("diffusion_model.") or ".lora_down." in k for k in keys):
@@ -42,11 +48,12 @@ def to_diffusers_input(sd: dict) -> dict:
     return dict(sd)
 
 
-def apply_loras(pipe, lora=None, lora_2=None) -> dict:
-    """Load the LoRAs into `pipe` and set their scales; returns {component: (path, scale, format, layers)}."""
-    specs = [(c, s, o) for c, s, o in (("transformer", lora, "--lora"), ("transformer_2", lora_2, "--lora-2"))
-             if s is not None]
+def apply_loras(pipe, lora=None, lora_2=None, unmatched: str = "refuse") -> dict:
+    """Load the LoRAs into `pipe` and set their scales; returns {component: (path, scale, format, layers)}.
+    unmatched="allow": a LoRA some of whose layers match no module is applied on those that match (refused by
+    default, with the unmatched layers named)."""
+    specs = [(COMPONENTS[o], s, o) for s, o in ((lora, "--lora"), (lora_2, "--lora-2")) if s is not None]
     if lora_2 is not None and getattr(pipe, "transformer_2", None) is None:
         raise ValueError("--lora-2 is for Wan2.2's second expert (transformer_2); this pipeline has one transformer")
     return load_loras(pipe, specs, lambda sd: (detect(sd), to_diffusers_input(sd)),
-                      lambda comp: {"load_into_transformer_2": comp == "transformer_2"})
+                      lambda comp: {"load_into_transformer_2": comp == "transformer_2"}, unmatched=unmatched)

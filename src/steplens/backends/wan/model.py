@@ -94,11 +94,26 @@ class WanPipelineModel(PipelineModel):
                 parse_spec(spec, option)
 
     @classmethod
-    def apply_loras(cls, pipe, lora, lora_2) -> dict:
+    def apply_loras(cls, pipe, lora, lora_2, unmatched: str = "refuse") -> dict:
         """'PATH[:SCALE]' LoRAs for the first and the second transformer (steplens.backends.wan.lora)."""
         from .lora import apply_loras
 
-        return apply_loras(pipe, lora, lora_2)
+        return apply_loras(pipe, lora, lora_2, unmatched)
+
+    @classmethod
+    def folder_size_multiple(cls, path: str):
+        """VAE spatial factor (vae/config.json's scale_factor_spatial, diffusers' default 8) x the transformer's
+        patch (transformer/config.json's patch_size)."""
+        import json
+        from pathlib import Path
+
+        try:
+            vae = json.loads((Path(path).expanduser() / "vae" / "config.json").read_text())
+            patch = json.loads((Path(path).expanduser() / "transformer" / "config.json").read_text())["patch_size"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # a hub id or an unusual folder: checked after loading
+        s = int(vae.get("scale_factor_spatial") or 8)
+        return (s * int(patch[1]), s * int(patch[2])), f"VAE {s} x patch {patch[1]}"
 
     @property
     def sampling_options(self) -> frozenset:
