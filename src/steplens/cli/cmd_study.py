@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from .app import _check, _errors, _fail, app, console, err
+from .cmd_probe import NO_REUSE, PLAN, SEC_PER_NFE
 from .options import ModelOptions, SamplingOptions, bundles, load
 
 
@@ -39,23 +40,32 @@ def study(
                                                               "per family; repeat it for a training in stages, in "
                                                               "their order"),
     seed: int = typer.Option(0), batch: int = typer.Option(50, min=1),
+    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold."""
+    from ..experiments.plan import check_sec_per_nfe
     from ..experiments.study import run_study, study_config_from, tables
     from ..io import checks
+    from ..tape import no_reuse as reuse_off
 
     try:
         _check(out=out)
+        check_sec_per_nfe(sec_per_nfe)
         for log in train_log or []:
             checks.in_file(log, "--train-log")
+        if plan:
+            return _plan_study(mo, so, tasks, parts, sec_per_nfe, count=count, probe_count=probe_count,
+                               sweep_count=sweep_count, compare_count=compare_count, seed=seed, batch=batch,
+                               compare_families=compare_families, n_seeds=n_seeds)
         m, sp = load(mo, so)
         cfg = study_config_from(m, tasks, parts, count=count, probe_count=probe_count, sweep_count=sweep_count,
                                 compare_count=compare_count, seed=seed, steps=sp.steps, shift=sp.shift,
                                 guidance=sp.guidance, sampling=sp.describe() if sp.extra else None, batch=batch,
                                 compare_families=compare_families, n_seeds=n_seeds)
         base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # runs cfg's sampling
-        res = run_study(m, out, cfg, baseline=base, train_log=train_log)
+        with reuse_off(no_reuse):
+            res = run_study(m, out, cfg, baseline=base, train_log=train_log)
     except _errors() as e:
         _fail(e)
     t = tables(res)
@@ -70,6 +80,27 @@ def study(
             table.add_row(*[str(v) for v in r.values()])
         console.print(table)
     console.print(f"tables: {out / 'study.md'}  report: [bold]{(out / 'report.html').resolve()}[/]")
+
+
+def _plan_study(mo, so, tasks, parts, sec_per_nfe, **kw) -> None:
+    """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded)."""
+    from ..experiments.grid import ExperimentSettings
+    from ..experiments.plan import study_plan
+    from ..experiments.study import StudyConfig, study_tasks
+    from .cmd_probe import plan_shape, print_plan
+
+    if tasks is None and str(mo.model).startswith("wan:"):
+        raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
+                         f"read them)")
+    names = tasks
+    settings = ExperimentSettings(task=(tasks or "maze").split(",")[0], count=1, seed=kw["seed"])
+    shape, settings, samples, m = plan_shape(mo, so, settings)
+    names = study_tasks(m, tasks) if m is not None else [t.strip() for t in tasks.split(",") if t.strip()]
+    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
+    cfg = StudyConfig(tasks=names, **({"parts": plist} if plist else {}), steps=shape.steps,
+                      guidance=settings.guidance, shift=settings.shift, **kw)
+    print_plan(study_plan(cfg, shape), shape, sec_per_nfe, m, samples[0] if samples else None, settings,
+               f"steplens study on {', '.join(names)}")
 
 
 @app.command("report")

@@ -159,3 +159,46 @@ def study_cost(out) -> dict:
     total = {"nfe": sum(c["nfe"] for c in parts.values()),
              "nfe_without_reuse": sum(c["nfe_without_reuse"] for c in parts.values())}
     return {"parts": parts, "total": total}
+
+
+def study_plan(cfg, shape: PlanShape, families: dict[str, int] | None = None, folder: bool = False) -> list[PartPlan]:
+    """The plan of `steplens study` with StudyConfig `cfg`: per part, over the families `families` ({family:
+    samples per solve figure}: default cfg.count each of cfg.tasks). The solve part runs the behaviours probe at the
+    default difficulty and one notch harder (2 x count, where the family has a next size); each probe part its
+    count (StudyConfig field) per family where it applies; the `weakest`-scoped parts (compare) on
+    cfg.compare_families families. `folder`: samples of a folder (no generator: no next difficulty, no swap pair)."""
+    from ..probes import get_probe
+    from ..tasks import find_task, next_size
+    from .study import SOLVE, SOLVE_PROBE, study_probes
+
+    fams = families or {t: cfg.count for t in cfg.tasks}
+    settings = _plan_settings(cfg, shape)
+    out: list[PartPlan] = []
+    if SOLVE in cfg.parts:
+        n = 0
+        for t, count in fams.items():
+            task = find_task(t)
+            harder = not folder and task is not None and getattr(task, "default_size", None) is not None and \
+                next_size(task, task.default_size) is not None
+            n += count * (2 if harder else 1)
+        out.append(plan_probe(get_probe(SOLVE_PROBE), settings, shape, n, part=SOLVE))
+    for p in study_probes():
+        if p.name not in cfg.parts:
+            continue
+        count = getattr(cfg, p.study.count)
+        if folder and p.name == "swap":  # a swap needs a pair sample that only a generator makes
+            continue
+        if p.study.scope == "weakest":
+            n = count * min(cfg.compare_families, len(fams))
+        else:
+            n = sum(count if families is None else min(count, c) for t, c in fams.items()
+                    if find_task(t) is None or not p.study.not_applicable(find_task(t)))
+        if n:
+            out.append(plan_probe(p, settings, shape, n, p.study.options(cfg)))
+    return out
+
+
+def _plan_settings(cfg, shape: PlanShape):
+    from .grid import ExperimentSettings
+
+    return ExperimentSettings(steps=shape.steps, shift=cfg.shift, guidance=cfg.guidance, batch=cfg.batch)
