@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from steplens.cli import app
 from steplens.experiments.grid import ExperimentSettings
 from steplens.experiments.plan import branch_nfe, check_sec_per_nfe, plan_probe, plan_rows, study_plan
-from steplens.experiments.study import StudyConfig
+from steplens.experiments.study import StudyConfig, study_probes
 from steplens.probes import get_probe
 from steplens.probes.contract import PlanShape
 from steplens.probes.noise import default_frame_steps, default_frames
@@ -50,7 +50,8 @@ def test_rows_hours_and_bad_seconds():
 
 def test_study_plan_on_a_folder_skips_swap_and_the_next_difficulty():
     cfg = StudyConfig(tasks=["maze"], count=200, probe_count=200, steps=50, guidance=5.0, compare_families=2)
-    parts = {p.part: p for p in study_plan(cfg, WAN, {"maze": 200}, folder=True)}
+    parts = {p.part: p for p in study_plan(cfg, WAN, study_probes(), get_probe("behaviours"), {"maze": 200},
+                                           folder=True)}
     assert "swap" not in parts and parts["solve"].samples == 200
     assert parts["noise"].nfe / parts["noise"].nfe_without_reuse <= 0.6
     assert parts["propagation"].conditions == 50  # injections at every step; the clean recording is no row

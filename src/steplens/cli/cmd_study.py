@@ -86,20 +86,21 @@ def _plan_study(mo, so, tasks, parts, sec_per_nfe, **kw) -> None:
     """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded)."""
     from ..experiments.grid import ExperimentSettings
     from ..experiments.plan import study_plan
-    from ..experiments.study import StudyConfig, study_tasks
+    from ..experiments.study import SOLVE, SOLVE_PROBE, StudyConfig, study_probes, study_tasks
+    from ..probes import get_probe
     from .cmd_probe import plan_shape, print_plan
 
     if tasks is None and str(mo.model).startswith("wan:"):
         raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
                          f"read them)")
-    names = tasks
     settings = ExperimentSettings(task=(tasks or "maze").split(",")[0], count=1, seed=kw["seed"])
     shape, settings, samples, m = plan_shape(mo, so, settings)
     names = study_tasks(m, tasks) if m is not None else [t.strip() for t in tasks.split(",") if t.strip()]
     plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
     cfg = StudyConfig(tasks=names, **({"parts": plist} if plist else {}), steps=shape.steps,
                       guidance=settings.guidance, shift=settings.shift, **kw)
-    print_plan(study_plan(cfg, shape), shape, sec_per_nfe, m, samples[0] if samples else None, settings,
+    solve = get_probe(SOLVE_PROBE) if SOLVE in cfg.parts else None
+    print_plan(study_plan(cfg, shape, [p for p in study_probes() if p.name in cfg.parts], solve), shape, sec_per_nfe, m, samples[0] if samples else None, settings,
                f"steplens study on {', '.join(names)}")
 
 

@@ -161,33 +161,31 @@ def study_cost(out) -> dict:
     return {"parts": parts, "total": total}
 
 
-def study_plan(cfg, shape: PlanShape, families: dict[str, int] | None = None, folder: bool = False) -> list[PartPlan]:
-    """The plan of `steplens study` with StudyConfig `cfg`: per part, over the families `families` ({family:
-    samples per solve figure}: default cfg.count each of cfg.tasks). The solve part runs the behaviours probe at the
-    default difficulty and one notch harder (2 x count, where the family has a next size); each probe part its
-    count (StudyConfig field) per family where it applies; the `weakest`-scoped parts (compare) on
-    cfg.compare_families families. `folder`: samples of a folder (no generator: no next difficulty, no swap pair)."""
-    from ..probes import get_probe
+def study_plan(cfg, shape: PlanShape, parts: list, solve=None, families: dict[str, int] | None = None,
+               folder: bool = False) -> list[PartPlan]:
+    """The plan of `steplens study` with StudyConfig `cfg`: `parts` its probes with a study part (in order), `solve`
+    the probe of its solve part (None: no solve part), over the families `families` ({family: samples}; default
+    cfg.count each of cfg.tasks). The solve part runs at the default difficulty and one notch harder (2 x count,
+    where the family has a next size); each probe part its count (a StudyConfig field) per family where it applies;
+    the `weakest`-scoped parts (compare) on cfg.compare_families families. `folder`: samples of a folder (no
+    generator: no next difficulty, no swap pair)."""
     from ..tasks import find_task, next_size
-    from .study import SOLVE, SOLVE_PROBE, study_probes
 
     fams = families or {t: cfg.count for t in cfg.tasks}
     settings = _plan_settings(cfg, shape)
     out: list[PartPlan] = []
-    if SOLVE in cfg.parts:
+    if solve is not None:
         n = 0
         for t, count in fams.items():
             task = find_task(t)
             harder = not folder and task is not None and getattr(task, "default_size", None) is not None and \
                 next_size(task, task.default_size) is not None
             n += count * (2 if harder else 1)
-        out.append(plan_probe(get_probe(SOLVE_PROBE), settings, shape, n, part=SOLVE))
-    for p in study_probes():
-        if p.name not in cfg.parts:
-            continue
-        count = getattr(cfg, p.study.count)
+        out.append(plan_probe(solve, settings, shape, n, part="solve"))
+    for p in parts:
         if folder and p.name == "swap":  # a swap needs a pair sample that only a generator makes
             continue
+        count = getattr(cfg, p.study.count)
         if p.study.scope == "weakest":
             n = count * min(cfg.compare_families, len(fams))
         else:

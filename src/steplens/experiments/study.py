@@ -34,10 +34,12 @@ from ..io.files import atomic_write_json, atomic_write_text
 from ..presets import own
 from ..probes import get_probe, probes
 from ..probes.contract import UNDETERMINED, state_word
+from ..probes.registry import claim_rules
 from ..reports.index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
 from .grid import ExperimentSettings
+from .plan import study_cost
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
 SOLVE_PROBE = "behaviours"
@@ -200,6 +202,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
                              _settings(cfg, name, cfg.count, k), progress)
             base[name] = {str(k): _solve_row(res)}
     claims = judge(out, fam)
+    cost = study_cost(out)  # the NFE every part's results.json counted (steplens.experiments.plan)
     training = None
     if train_log:
         trained = model.trained_tasks
@@ -207,7 +210,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
                     "rows": training_cost(train_log, cfg.tasks, trained[0] if trained else None)}
     result = {"format": 1, "kind": "study", "model": model.name, "config": cfg.model_dump(), "families": fam,
               "compared": weakest, "baseline": {"model": baseline.name, "families": base} if baseline else None,
-              "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
+              "claims": claims, "training": training, "cost": cost, "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "study.json", result)
     atomic_write_text(out / "study.md", markdown(result))
     write_report(out, result)
@@ -331,8 +334,14 @@ def tables(result: dict) -> dict[str, list[dict]]:
                                                   f"{100 * r['delta_ci_high']:+.1f}]"}
                for name in result["compared"] for r in fam[name].get("compare", [])]
     training = (result.get("training") or {}).get("rows", [])
-    return {"solve": solve, "steps": steps, "behaviours": behave, "claims": claims, "compare": compare,
-            "training": training}
+    known = claim_rules()
+    rules = [{"claim": c, "rule": known[c]["rule"], "protocol": known[c]["protocol"], "source": known[c]["source"]}
+             for c in result["claims"] if c in known]
+    cost = result.get("cost") or {}
+    spent = [{"part": k, "NFE": v["nfe"], "NFE without reuse": v["nfe_without_reuse"]}
+             for k, v in {**cost.get("parts", {}), **({"total": cost["total"]} if cost.get("parts") else {})}.items()]
+    return {"solve": solve, "steps": steps, "behaviours": behave, "claims": claims, "rules": rules,
+            "compare": compare, "training": training, "cost": spent}
 
 
 def _verdict(v: dict) -> str:
@@ -354,6 +363,9 @@ TITLES = {"solve": "Solve rate at the default difficulty and one notch harder (W
           "steps": "Solve rate by sampling steps (the model uses its steps when 1 step is well below 20)",
           "behaviours": "Behaviours along the steps (default difficulty)",
           "claims": "The study's claims, per family (rules: steplens report)",
+          "rules": "The rule behind each claim: the study's stated protocol or ours, with the source",
+          "cost": "Compute: denoiser forward evaluations (NFE: one per step, sample and CFG branch) per part, with "
+                  "and without prefix reuse",
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
           "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, "
                       "wall-clock hours)"}
