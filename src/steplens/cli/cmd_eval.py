@@ -37,6 +37,7 @@ def evaluate(
     from ..experiments.grid import load_samples
     from ..experiments.stats import summarize
     from ..io.files import atomic_write_json
+    from ..tape import forwards
     from ..methods.ensemble import EnsembleConfig
     from ..probes.compare import check_method
 
@@ -52,11 +53,12 @@ def evaluate(
         m, sp = load(mo, so)
         s = _with_sampling(s, sp)
         samples = load_samples(m, s)
-        if method == "single":
-            rows, res = evaluate_samples(m, samples, sp.steps, sp.shift, sp.guidance, batch, scorers)
-        else:
-            rows = _eval_method(m, samples, method, ens, s, scorers)
-            res = summarize(rows)
+        with forwards(m) as counted:  # the NFE of the evaluation (one per step, sample and CFG branch)
+            if method == "single":
+                rows, res = evaluate_samples(m, samples, sp.steps, sp.shift, sp.guidance, batch, scorers)
+            else:
+                rows = _eval_method(m, samples, method, ens, s, scorers)
+                res = summarize(rows)
     except _errors() as e:
         _fail(e)
     where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
@@ -65,7 +67,7 @@ def evaluate(
     if out:
         atomic_write_json(Path(out) / "results.json", {
             "model": mo.model, "method": method, "n_seeds": None if method == "single" else n_seeds,
-            "config": s.describe(), "samples": len(samples), **res, "per_sample": rows})
+            "config": s.describe(), "samples": len(samples), **res, "cost": counted.as_dict(), "per_sample": rows})
 
 
 def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
