@@ -37,9 +37,9 @@ def evaluate(
     from ..experiments.grid import load_samples
     from ..experiments.stats import summarize
     from ..io.files import atomic_write_json
-    from ..tape import forwards
     from ..methods.ensemble import EnsembleConfig
     from ..probes.compare import check_method
+    from ..tape import forwards
 
     try:
         _check(out=out, threshold=threshold, alpha=alpha)

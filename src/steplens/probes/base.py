@@ -35,8 +35,8 @@ from ..experiments.grid import (ExperimentSettings, load_samples, open_store, ro
 from ..experiments.stats import summarize
 from ..hooks import Hooks
 from ..io.video import to_uint8
-from ..tasks import DEFAULT_TASK, Sample, Scorers
 from ..tape import ForwardTape, NFECounter, forwards, reuse_enabled
+from ..tasks import DEFAULT_TASK, Sample, Scorers
 from ..tasks.folders import taken_as_is
 from .contract import Branch, PlanShape, ProbeRun
 

@@ -16,8 +16,8 @@ from ..hooks import Hooks
 from ..io.video import to_uint8
 from ..reports.page import Report
 from ..reports.plots import save
-from ..tasks import DEFAULT_TASK, find_task, tasks_with
 from ..tape import ForwardTape, forwards, reuse_enabled
+from ..tasks import DEFAULT_TASK, find_task, tasks_with
 from .base import ProbeBase, ProbeSettings, cost_text, generate, nfe_row
 from .contract import STUDY, Branch, Claim, PlanShape, ProbeRun, StudyPart
 
