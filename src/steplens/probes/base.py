@@ -96,7 +96,10 @@ def condition_runner(model, s: ProbeSettings, make_hooks: Callable[[str, list[Sa
 
     def run(conds, batch):
         got, n = {}, len(batch)
-        ats = {c: (branch_of(c) if branch_of is not None and reuse_enabled() else 0) for c in conds if c != clean}
+        same = lambda c: (steps_of(c), frames_of(c)) == (steps_of(clean), frames_of(clean))  # noqa: E731
+        # a branch shares the clean run's prefix only where it samples as the clean run does (steps, frames)
+        ats = {c: (branch_of(c) if branch_of is not None and reuse_enabled() and same(c) else 0)
+               for c in conds if c != clean}
         tape, pending = None, 0
         if clean is not None and (clean in conds or any(ats.values())):
             tape = ForwardTape(batch=n) if any(ats.values()) else None
