@@ -132,7 +132,7 @@ def _clean_needed(table: list) -> str | None:
 
 
 STEP_SOURCE = (f"{STUDY}, abstract: noise at one denoising stage drops VBVR-Wan2.2 from 0.685 to below 0.3. How the "
-               f"noise was applied is not public (../shared/reference.md: unconfirmed); ours: the whole latent x_s "
+               f"noise was applied is not public (no public text found); ours: the whole latent x_s "
                f"replaced by fresh noise at one step; the threshold (half the clean rate) is ours")
 FRAME_SOURCE = (f"{STUDY}, abstract: perturbing frames hurts less than noise at one stage. Ours: the same fresh noise "
                 f"at the same step on one latent frame against all frames (the study's frame protocol is not public)")

@@ -47,7 +47,7 @@ class Propagation(ProbeBase):
                     "no injection moved the final x0_hat (1 - CKA = 0 everywhere)",
                     "an injection that moves the final x0_hat (1 - CKA above 0)", "ours",
                     f"{STUDY} (its summaries: sensitivity in the middle steps); the CKA protocol and a peak around "
-                    f"steps 20-30 of 50 are not confirmed by public text (../shared/reference.md); ours: fresh noise "
+                    f"steps 20-30 of 50 are not confirmed by any public text; ours: fresh noise "
                     f"replacing x_s at step k, 1 - linear CKA of x0_hat at the last step, the middle half"),)
     study = StudyPart(count="probe_count", order=30)
 

@@ -61,7 +61,7 @@ class Swap(ProbeBase):
                     lambda h, t: _follows_needed(h),
                     "the model follows each prompt without a swap in at least half the pairs", "ours",
                     f"{STUDY} (its summaries: a latent swap at middle layers reverses the result); which step and "
-                    f"how are not public (../shared/reference.md: 'latent swap at the first step' unconfirmed); ours: "
+                    f"how are not public ('latent swap at the first step' is unconfirmed); ours: "
                     f"block outputs of the cond branch replaced at one step, two-goal mazes, flip rate ≥ 0.5"),)
     study = StudyPart(count="probe_count", order=50,
                       not_applicable=lambda task: None if callable(getattr(task, "swap_pair", None)) else
