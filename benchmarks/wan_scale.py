@@ -1,6 +1,7 @@
 """What steplens costs at real size: a Wan2.2-I2V-A14B-shaped pipeline with random weights, 480p, 81 frames.
 
-NOT RUN ON A GPU YET: only the tiny CPU mode (`--tiny`) has been run, on the 2-core development machine.
+NOT RUN ON A GPU YET: only the tiny CPU mode (`--tiny`) has been run, on the 2-core development machine (the prefix
+reuse part too: bit-identical there).
 
 The pipeline is built here, offline, from the published configs: two WanTransformer3DModel experts
 (`transformer`, high noise; `transformer_2`, low noise; boundary_ratio 0.875) of 40 blocks, 40 heads x 128
@@ -25,7 +26,11 @@ with the variants' order alternating:
    over 3 seeds of one sample, batched (batch 3 per CFG branch), with the study's averaging (block outputs
    of blocks 20-29 replaced by their mean over the 3 seeds during the first 15% of the steps), as
    `steplens compare` runs its "ensemble" method;
-4. sequential: the same 3 member seeds as 3 single-seed `WanPipelineModel.generate` calls, one after the other.
+4. sequential: the same 3 member seeds as 3 single-seed `WanPipelineModel.generate` calls, one after the other;
+5. prefix reuse (`--reuse-samples 2`, 0 to skip): the noise probe's `step k` condition on 2 samples in one batch,
+   with the clean run's recorded prefix replayed (steplens.tape) and recomputed whole, for k = steps // 2 and
+   steps - 1: wall time, NFE, bit-identity, peak memory; and the noise probe's default conditions for these 2
+   samples at 50 steps from its plan (NFE with and without reuse), priced at the untraced seconds per NFE.
 
 Reported per variant: seconds per denoising step (the median interval between consecutive scheduler steps,
 measured with a device synchronisation after each step: one step = two transformer forwards + the update, plus
@@ -345,6 +350,56 @@ def make_sample(height: int, width: int, latent_frames: int, seed: int):
     return Sample(task="wan-scale", first_frame=img, prompt="a benchmark prompt", frames=latent_frames, idx=0)
 
 
+def measure_prefix_reuse(model, a, device, latent_frames: int) -> dict:
+    """The noise probe's prefix reuse at this size: `--reuse-samples` samples in one batch, a clean run recorded
+    (steplens.tape), then noise at step k (the probe's `step k` hooks: x_s replaced by fresh noise) for k in
+    (steps // 2, steps - 1), each with the clean prefix replayed and computed whole; wall times, NFE, bit-identity.
+    Then the noise probe's default conditions at 50 steps for these samples from its plan (no model needed); main
+    prices them at the untraced call's seconds per NFE (its step time over the CFG branches: no VAE in it)."""
+    from steplens.experiments.grid import ExperimentSettings
+    from steplens.hooks import Hooks
+    from steplens.probes import get_probe
+    from steplens.probes.contract import PlanShape
+    from steplens.probes.noise import fresh_noise
+    from steplens.tape import ForwardTape, forwards
+
+    n = a.reuse_samples
+    samples = [make_sample(a.height, a.width, latent_frames, a.seed + i) for i in range(n)]
+    seeds = [a.seed + i for i in range(n)]
+    kw = dict(steps=a.steps, shift=a.shift, guidance=a.guidance)
+
+    def timed(fn):
+        sync(device)
+        t0 = time.perf_counter()
+        out = fn()
+        sync(device)
+        return out, time.perf_counter() - t0
+
+    tape = ForwardTape(batch=n)
+    with forwards(model, record=tape) as c0:
+        clean, t_clean = timed(lambda: model.generate(samples, seeds, latent_frames, **kw))
+    rows = {"clean": {"nfe": c0.nfe, "seconds": t_clean}}
+    same = True
+    for k in sorted({a.steps // 2, a.steps - 1}):
+        def hooks():
+            return Hooks(model, a.steps).edit("latent", steps=[k], fn=lambda x, ctx: fresh_noise(x, seeds,
+                                                                                                1 + ctx.step))
+        with hooks() as h, forwards(model, replay=tape, upto=k) as c1:
+            reused, t1 = timed(lambda: model.generate(samples, seeds, latent_frames, hooks=h, **kw))
+        with hooks() as h, forwards(model) as c2:
+            whole, t2 = timed(lambda: model.generate(samples, seeds, latent_frames, hooks=h, **kw))
+        same = same and bool(torch.equal(reused, whole))
+        rows[f"step {k}"] = {"nfe_reuse": c1.nfe, "seconds_reuse": t1, "nfe_whole": c2.nfe, "seconds_whole": t2}
+    sec_per_nfe = t_clean / max(1, c0.nfe)  # the whole clean call: the VAE encode of the condition included
+    shape = PlanShape(50, 2 if a.guidance != 1.0 else 1, latent_frames, tuple(model.block_names))
+    plan = get_probe("noise").plan(ExperimentSettings(steps=50, guidance=a.guidance), shape, {})
+    nfe_on = n * sum(b.nfe(50, shape.branches) for b in plan.values())
+    nfe_off = n * sum(b.nfe(50, shape.branches, reuse=False) for b in plan.values())
+    return {"samples": n, "steps": a.steps, "runs": rows, "bit_identical": same, "sec_per_nfe": sec_per_nfe,
+            "noise_probe_at_50_steps": {"conditions": len(plan), "nfe": nfe_on, "nfe_without_reuse": nfe_off,
+                                        "ratio": nfe_on / nfe_off}}
+
+
 # -- reporting -----------------------------------------------------------------------------------------------------
 def fmt_params(n: int) -> str:
     return f"{n / 1e9:.3f} B" if n >= 1e8 else f"{n / 1e6:.3f} M"
@@ -455,6 +510,7 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: 1 on CPU, torch's own on GPU)")
     ap.add_argument("--json", default=None, metavar="OUT", help="write all numbers to this JSON file")
+    ap.add_argument("--reuse-samples", type=int, default=2, help="samples of the prefix-reuse measurement (0: skip it)")
     a = ap.parse_args(argv)
     base = TINY if a.tiny else FULL
     for k in base:
@@ -466,8 +522,8 @@ def parse_args(argv=None):
         ap.error(f"--frames must be 4k + 1 (Wan's VAE: 81 -> 21 latent frames), >= 5; got {a.frames}")
     if a.height % 16 or a.width % 16:
         ap.error(f"--height and --width must be multiples of 16 (VAE 8 x patch 2); got {a.height}x{a.width}")
-    if a.n < 2 or a.reps < 1 or a.warmup_steps < 0:
-        ap.error("--n must be >= 2, --reps >= 1, --warmup-steps >= 0")
+    if a.n < 2 or a.reps < 1 or a.warmup_steps < 0 or a.reuse_samples < 0:
+        ap.error("--n must be >= 2, --reps >= 1, --warmup-steps >= 0, --reuse-samples >= 0")
     return a
 
 
@@ -544,6 +600,14 @@ def main(argv=None) -> None:
     if t["trace_steps"] != a.steps or t["records"] != t["records_expected"]:
         raise SystemExit(f"the trace/hooks missed something: {t}")
 
+    reuse = None
+    if a.reuse_samples:
+        memory.reset()
+        reuse = measure_prefix_reuse(model, a, device, latent_frames)
+        reuse["memory"] = memory.read()
+        if not reuse["bit_identical"]:
+            raise SystemExit(f"prefix reuse changed the result: {reuse}")
+
     res = {
         "what": "steplens at real size: Wan2.2-I2V-A14B-shaped pipeline with random weights (benchmarks/wan_scale.py)",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else " ".join(argv),
@@ -561,8 +625,28 @@ def main(argv=None) -> None:
         "summary": summarise(reps, a.steps, a.n),
         "reps": reps,
         "checks": check,
+        "sec_per_nfe": {v: res_v["step_s"] / (2 if a.guidance != 1.0 else 1) for v, res_v in
+                        summarise(reps, a.steps, a.n).items() if v in ("untraced", "traced")},
+        "prefix_reuse": reuse,
     }
+    if reuse:
+        p, sec = reuse["noise_probe_at_50_steps"], res["sec_per_nfe"]["untraced"]
+        p.update(sec_per_nfe=sec, hours_estimated=p["nfe"] * sec / 3600,
+                 hours_without_reuse_estimated=p["nfe_without_reuse"] * sec / 3600)
     print_report(res)
+    if reuse:
+        print(f"\nseconds per NFE (one step, sample and CFG branch): untraced {res['sec_per_nfe']['untraced']:.3f}, "
+              f"traced {res['sec_per_nfe']['traced']:.3f}; the clean {reuse['samples']}-sample call over its NFE "
+              f"(VAE encode included): {reuse['sec_per_nfe']:.3f}")
+        for name, r in reuse["runs"].items():
+            print(f"prefix reuse, {name}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                       for k, v in r.items()))
+        print(f"reused == recomputed, bit for bit: {reuse['bit_identical']}; peak GPU "
+              f"{fmt_bytes(reuse['memory'].get('gpu_peak_allocated_bytes'))}")
+        print(f"noise probe, default conditions ({p['conditions']}), {reuse['samples']} samples at 50 steps: NFE "
+              f"{p['nfe']:,} with reuse, {p['nfe_without_reuse']:,} without (ratio {p['ratio']:.3f}); estimated "
+              f"{p['hours_estimated']:.2f} h vs {p['hours_without_reuse_estimated']:.2f} h at the untraced "
+              f"{sec:.3f} s/NFE")
     if a.json:
         out = Path(a.json)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,24 @@ import torch
 from .context import current
 
 _OPEN: ContextVar[int] = ContextVar("steplens_forwards_open", default=0)
+_REUSE: ContextVar[bool] = ContextVar("steplens_prefix_reuse", default=True)
+
+
+def reuse_enabled() -> bool:
+    """Whether experiments replay a shared prefix (default) or recompute every run whole (`no_reuse()`)."""
+    return _REUSE.get()
+
+
+@contextmanager
+def no_reuse(off: bool = True) -> Iterator[None]:
+    """Inside the block, experiments recompute every condition whole instead of replaying the clean run's prefix
+    (the CLI's --no-reuse): the same results, the cost without reuse. `no_reuse(False)` changes nothing."""
+    token = _REUSE.set(False) if off else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _REUSE.reset(token)
 
 
 def active() -> bool:

@@ -280,7 +280,7 @@ def test_cli_round_trip(saved, tmp_path):
     assert len(metrics["per_step"]) == 2 and (tmp_path / "tr" / "grid.png").is_file()
 
     r = cli("probe", "noise", "--model", f"wan:{saved / 'wan22'}", "--count", 2, "--steps", 2, "--size", 3,
-            "--frames", 2, "--out", tmp_path / "pn")
+            "--frames", 2, "--frame-noise", "every-step", "--out", tmp_path / "pn")
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "pn" / "results.json").read_text())
     assert {row["condition"] for row in res["table"]} >= {"clean", "step 0", "step 1", "frame 0", "frame 1"}

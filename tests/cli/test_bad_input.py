@@ -215,7 +215,19 @@ CASES = (
     + [(["probe", "nonesuch", "--out", "{root}/o-p2"], ["unknown probe 'nonesuch'", "noise"]),
        (["probe", "swap", "--data", "{data}", "--out", "{root}/o-p3", "--steps", "2"],
         ["prompt chooses the answer", "maze"]),
-       (PROBE + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"])]
+       (PROBE + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"]),
+       # --plan's seconds per NFE, the noise probe's frame protocol, a wan:PATH plan without its steps
+       (PROBE + ["--plan", "--sec-per-nfe", "0"], ["--sec-per-nfe 0.0", "positive number"]),
+       (PROBE + ["--plan", "--sec-per-nfe", "-4.1"], ["--sec-per-nfe -4.1", "positive number"]),
+       (PROBE + ["--plan", "--sec-per-nfe", "inf"], ["--sec-per-nfe inf", "positive number"]),
+       (COMPARE + ["--plan", "--sec-per-nfe", "-1"], ["--sec-per-nfe -1.0", "positive number"]),
+       (STUDY + ["--plan", "--sec-per-nfe", "0"], ["--sec-per-nfe 0.0", "positive number"]),
+       (PROBE + ["--frame-noise", "sometimes"], ["frame_noise 'sometimes'", "one-step, every-step"]),
+       (["probe", "energy", "--count", "1", "--out", "{root}/o-p4", "--frame-noise", "every-step"],
+        ["--frame-noise every-step", "noise probe", "'energy'"]),
+       (PROBE + ["--plan", "--model", "wan:{root}/nowhere"], ["--plan on wan:", "--steps", "--guidance"]),
+       (STUDY + ["--plan", "--model", "wan:{root}/nowhere", "--steps", "2", "--guidance", "1"],
+        ["--plan on wan:", "--tasks"])]
     + _sampler_cases(COMPARE, [])
     + _source_cases(COMPARE, [])
     + _score_cases(COMPARE, [])

@@ -58,6 +58,7 @@ def test_eval_and_trace_and_demo(tmp_path):
     assert r.exit_code == 0 and "95% CI" in r.output, r.output
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert res["n"] == 4 and 0 <= res["solve_rate"] <= 1 and len(res["per_sample"]) == 4
+    assert res["cost"] == {"nfe": 4 * 6, "nfe_without_reuse": 4 * 6}  # 6 steps a sample, CFG off
 
     r = cli("trace", "--model", "tiny-maze", "--seed", 3, "--size", 4, "--steps", 6, "--out", tmp_path / "tr")
     assert r.exit_code == 0, r.output
@@ -116,11 +117,20 @@ def test_probe_and_compare_through_the_cli(tmp_path):
     res = json.loads((tmp_path / "noise" / "results.json").read_text())
     assert res["probe"] == "noise" and res["table"][0]["condition"] == "clean"
     assert "Noise: one step vs one frame" in (tmp_path / "noise" / "report.html").read_text()
+    assert "Compute: " in (tmp_path / "noise" / "report.html").read_text() and res["cost"]["nfe"] < \
+        res["cost"]["nfe_without_reuse"]
+    r = cli("probe", "noise", "--count", 3, "--size", 3, "--steps", 3, "--batch", 3, "--no-reuse", "--out",
+            tmp_path / "noise-whole")
+    whole = json.loads((tmp_path / "noise-whole" / "results.json").read_text())
+    assert r.exit_code == 0 and whole["table"] == res["table"], r.output
+    assert whole["cost"]["nfe"] == whole["cost"]["nfe_without_reuse"] == res["cost"]["nfe_without_reuse"]
     r = cli("compare", "--count", 3, "--size", 3, "--steps", 3, "--n-seeds", 2, "--methods", "vote,ensemble",
             "--out", tmp_path / "cmp")
     assert r.exit_code == 0, r.output
     table = json.loads((tmp_path / "cmp" / "results.json").read_text())["table"]
     assert [(t["method"], t["n_seeds"]) for t in table] == [("single", 1), ("vote", 2), ("ensemble", 2)]
+    cost = json.loads((tmp_path / "cmp" / "results.json").read_text())["cost"]
+    assert cost == {"nfe": 3 * 3 * (1 + 2 + 2), "nfe_without_reuse": 45}  # one seed, then 2 seeds per method
     h2h = json.loads((tmp_path / "cmp" / "results.json").read_text())["head_to_head"]
     assert [(h["method"], h["n_seeds"], h["versus"], h["samples"]) for h in h2h] == [("ensemble", 2, "vote", 3)]
     r = cli("eval", "--count", 2, "--size", 3, "--steps", 3, "--method", "ensemble", "--n-seeds", 2)

@@ -29,8 +29,8 @@ class Interrupting:
 
 def test_interrupted_probe_resumes_to_the_same_results(tiny_model, tmp_path):
     full = noise.run(tiny_model, tmp_path / "a", S, mix_strengths=(0.5,), mix_every=2, progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        noise.run(Interrupting(tiny_model, 7), tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # all conditions of a batch run together (prefix reuse): 8 runs a batch
+        noise.run(Interrupting(tiny_model, 9), tmp_path / "b", S, mix_strengths=(0.5,), mix_every=2, progress=False)
     partial = ResultsStore(tmp_path / "b" / "store", ("condition", "sample"))
     assert 0 < len(partial.rows) < len(full["table"]) * S.count
     resumed = Interrupting(tiny_model, 10**6)
@@ -57,21 +57,26 @@ def test_store_refuses_another_configuration(tiny_model, tmp_path):
 def test_finished_probe_grows_with_a_larger_count(tiny_model, tmp_path):
     """--count 2 then --count 4: only the 2 new samples run, and the result equals a fresh --count 4 run."""
     small = S.model_copy(update={"count": 2})
-    noise.run(tiny_model, tmp_path / "g", small, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    noise.run(tiny_model, tmp_path / "g", small, mix_strengths=(), steps=[1], frames=[0],
+              frame_noise="every-step", progress=False)
     grown = Interrupting(tiny_model, 10**6)
     big = S.model_copy(update={"count": 4})
-    res = noise.run(grown, tmp_path / "g", big, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    res = noise.run(grown, tmp_path / "g", big, mix_strengths=(), steps=[1], frames=[0],
+                    frame_noise="every-step", progress=False)
     assert all(r["n"] == 4 for r in res["table"])
     assert grown.calls == 3  # one batch of the 2 new samples per condition (clean, step 1, frame 0)
-    fresh = noise.run(tiny_model, tmp_path / "f", big, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    fresh = noise.run(tiny_model, tmp_path / "f", big, mix_strengths=(), steps=[1], frames=[0],
+                      frame_noise="every-step", progress=False)
     assert fresh["table"] == res["table"]
     # a smaller count afterwards reports on its own samples only
-    again = noise.run(tiny_model, tmp_path / "g", small, mix_strengths=(), steps=[1], frames=[0], progress=False)
+    again = noise.run(tiny_model, tmp_path / "g", small, mix_strengths=(), steps=[1], frames=[0],
+                      frame_noise="every-step", progress=False)
     assert all(r["n"] == 2 for r in again["table"])
 
 
 def test_noise_probe_writes_table_plot_and_conditions(tiny_model, tmp_path):
-    res = noise.run(tiny_model, tmp_path, S, mix_strengths=(0.25,), mix_every=2, progress=False)
+    res = noise.run(tiny_model, tmp_path, S, mix_strengths=(0.25,), mix_every=2, frame_noise="every-step",
+                    progress=False)
     names = [r["condition"] for r in res["table"]]
     assert names == ["clean", "step 0", "step 1", "step 2", "frame 0", "frame 1", "frame 2",
                      "mix 0.25 step 0", "mix 0.25 step 2"]
@@ -167,7 +172,8 @@ def test_energy_probe_resumes(tiny_model, tmp_path):
 
 
 def test_noise_probe_step_and_frame_selection(tiny_model, tmp_path):
-    res = noise.run(tiny_model, tmp_path, S, mix_strengths=(), steps=[1], frames=[2], progress=False)
+    res = noise.run(tiny_model, tmp_path, S, mix_strengths=(), steps=[1], frames=[2], frame_noise="every-step",
+                    progress=False)
     assert [r["condition"] for r in res["table"]] == ["clean", "step 1", "frame 2"]
     with pytest.raises(ValueError, match="frame index 3 out of range: frames are 0..2"):
         noise.run(tiny_model, tmp_path / "x", S, frames=[0, 3], progress=False)

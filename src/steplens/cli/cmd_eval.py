@@ -42,6 +42,7 @@ def evaluate(
     from ..io.files import atomic_write_json
     from ..methods.ensemble import EnsembleConfig
     from ..probes.compare import check_method
+    from ..tape import forwards
 
     try:
         _check(out=out, threshold=threshold, alpha=alpha)
@@ -62,12 +63,15 @@ def evaluate(
         # under torchrun / accelerate launch each process runs its share of the batches; rank 0 reports them all
         coord, mine = my_jobs(samples, batch)
         mine = [x for chunk in mine for x in chunk]  # batched again into the same chunks
-        if method == "single":
-            rows = evaluate_samples(m, mine, sp.steps, sp.shift, sp.guidance, batch, scorers)[0]
-        else:
-            rows = _eval_method(m, mine, method, ens, s, scorers)
+        with forwards(m) as counted:  # the NFE of the evaluation (one per step, sample and CFG branch)
+            if method == "single":
+                rows = evaluate_samples(m, mine, sp.steps, sp.shift, sp.guidance, batch, scorers)[0]
+            else:
+                rows = _eval_method(m, mine, method, ens, s, scorers)
         rows = gather_rows(coord, rows, [x for chunk in batches(samples, batch) for x in chunk])  # one process's order
         res = summarize(rows)
+        cost = {k: sum(v) for k, v in zip(("nfe", "nfe_without_reuse"),
+                                          zip(*[tuple(c.values()) for c in coord.gather(counted.as_dict())]))}
     except _errors() as e:
         _fail(e)
     if coord.rank != 0:
@@ -78,7 +82,7 @@ def evaluate(
     if out:
         atomic_write_json(Path(out) / "results.json", {
             "model": mo.model, "identity": identity(m), "method": method, "n_seeds": None if method == "single" else n_seeds,
-            "config": s.describe(), "samples": len(samples), **res, "per_sample": rows})
+            "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows})
 
 
 def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:

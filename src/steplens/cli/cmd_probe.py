@@ -15,6 +15,58 @@ from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRE
                   _settings, _with_sampling, app, console)
 from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
 
+PLAN = typer.Option(False, "--plan", help="print the jobs (samples x conditions), the NFE with and without prefix "
+                                          "reuse and device-hours (with --sec-per-nfe) per part, and stop: nothing "
+                                          "runs (a wan:PATH model is not loaded; the embedded model is, to read its "
+                                          "steps and time one forward)")
+SEC_PER_NFE = typer.Option(None, "--sec-per-nfe", help="seconds per model forward evaluation (one step, sample and "
+                                                       "CFG branch) for --plan's device-hours, e.g. 4.1 (VBVR-Wan2.2, "
+                                                       "480p, 81 frames, one H100: 328 s / (40 steps x 2))")
+NO_REUSE = typer.Option(False, "--no-reuse", help="recompute every condition whole instead of replaying the clean "
+                                                  "run's shared prefix (the same results; the folder resumes either "
+                                                  "way)")
+
+
+def plan_shape(mo: ModelOptions, so: SamplingOptions, settings):
+    """(PlanShape, settings, samples, model or None) for --plan: a wan:PATH model is not loaded (its config files
+    read; steps and CFG from the options or the preset); the embedded model is (a few MB) and samples as it would."""
+    from ..experiments.grid import load_samples
+    from ..experiments.plan import wan_shape
+    from ..probes.contract import PlanShape
+
+    if str(mo.model).startswith("wan:"):
+        from ..io.checks import sigma_list
+        from ..presets import DISTILLED, VBVR
+
+        pre = {"vbvr": VBVR, "distilled": DISTILLED}.get(so.preset or "", {})
+        steps = len([x for x in sigma_list(so.sigmas) if x > 0]) if so.sigmas else (so.steps or pre.get("steps"))
+        guidance = so.guidance if so.guidance is not None else pre.get("guidance")
+        if steps is None or guidance is None:
+            raise ValueError(f"--plan on {mo.model}: its own steps and CFG are known only once it loads; give --steps "
+                             f"and --guidance (or --preset vbvr / distilled)")
+        shape, r = wan_shape(str(mo.model)[4:], steps, guidance, None)
+        settings = settings.model_copy(update={"steps": steps, "guidance": guidance})
+        samples = settings.source().load(lambda n: max(2, -(-(int(n) - 1) // r) + 1))
+        frames = min((x.frames for x in samples), default=settings.frames or 2)
+        return PlanShape(steps, shape.branches, frames, shape.blocks), settings, samples, None
+    m, sp = load(mo, so)
+    settings = _with_sampling(settings, sp)
+    samples = load_samples(m, settings)
+    shape = PlanShape(settings.steps, 2 if (settings.guidance or 1.0) != 1.0 else 1,
+                      min((x.frames for x in samples), default=2), tuple(m.block_names))
+    return shape, settings, samples, m
+
+
+def print_plan(parts, shape, sec_per_nfe, model=None, sample=None, settings=None, what: str = "") -> None:
+    """The plan's table; without --sec-per-nfe, a loaded model's forwards timed on one sample."""
+    from ..experiments.plan import measure_sec_per_nfe, plan_rows, plan_text
+
+    sec = sec_per_nfe
+    if sec is None and model is not None and sample is not None:
+        sec = measure_sec_per_nfe(model, sample, settings.steps, settings.shift, settings.guidance)
+        typer.echo(f"measured {sec:.4g} s per NFE on this machine (the model's forwards timed on one sample)")
+    typer.echo(plan_text(plan_rows(parts, sec), shape, sec, what))
+
 
 @app.command()
 @bundles
@@ -31,25 +83,46 @@ def probe(
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     batch: int = typer.Option(50, min=1),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    frame_noise: Optional[str] = typer.Option(None, "--frame-noise", help="noise probe: one-step (default: the same "
+                                                                          "fresh noise at step k on one latent frame, "
+                                                                          "at a few steps and frames) | every-step "
+                                                                          "(one frame replaced at every step, "
+                                                                          "steplens' earlier protocol)"),
+    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
+    from ..experiments.plan import check_sec_per_nfe, plan_probe
     from ..probes import get_probe
     from ..reports.page import Report
+    from ..tape import no_reuse as reuse_off
 
     try:
         _check(out=out, threshold=threshold)
+        check_sec_per_nfe(sec_per_nfe)
         mod = get_probe(name)
+        options = {}
+        if frame_noise is not None:
+            if name != "noise":
+                raise ValueError(f"--frame-noise {frame_noise} is an option of the noise probe, not of {name!r}")
+            from ..probes.noise import check_options
+            options = {"frame_noise": check_options(frame_noise=frame_noise)["frame_noise"]}
         task = task or mod.default_task()
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
                              seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,
                              scorer=scorer, threshold=threshold)
         settings.scorers()  # an unknown scorer is named before the model loads
+        if plan:
+            shape, settings, samples, m = plan_shape(mo, so, settings)
+            print_plan([plan_probe(mod, settings, shape, len(samples), options)], shape, sec_per_nfe, m,
+                       samples[0] if samples else None, settings, f"steplens probe {name}")
+            return
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:
                 engine.bind(m)
             settings = _with_sampling(settings, sp)
-            res = mod.run(m, out, settings)
+            with reuse_off(no_reuse):
+                res = mod.run(m, out, settings, **options)
     except _errors() as e:
         _fail(e)
     if not is_writer():
@@ -77,14 +150,17 @@ def compare_cmd(
     batch: int = typer.Option(50, min=1),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
+    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE,
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
+    from ..experiments.plan import check_sec_per_nfe, plan_probe
     from ..methods.ensemble import EnsembleConfig
-    from ..probes.compare import compare, report_section
+    from ..probes.compare import PROBE, compare, report_section
     from ..reports.page import Report
 
     try:
         _check(out=out, threshold=threshold, alpha=alpha)
+        check_sec_per_nfe(sec_per_nfe)
         ens = EnsembleConfig(blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'),
                              alpha=alpha)
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames,
@@ -94,6 +170,12 @@ def compare_cmd(
         n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:
             raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
+        if plan:
+            shape, settings, samples, m = plan_shape(mo, so, settings)
+            print_plan([plan_probe(PROBE, settings, shape, len(samples), {"n_list": n_list,
+                                                                           "methods": methods.split(",")})],
+                       shape, sec_per_nfe, m, samples[0] if samples else None, settings, "steplens compare")
+            return
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:

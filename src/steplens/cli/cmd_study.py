@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
+from .cmd_probe import NO_REUSE, PLAN, SEC_PER_NFE
 from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
 
 
@@ -47,17 +48,21 @@ def study(
     seed: int = typer.Option(0, help="generated: held-out seeds from SEED; with --data: noise seed = SEED + the "
                                      "sample's index"),
     batch: int = typer.Option(50, min=1),
+    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold. With
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
+    from ..experiments.plan import check_sec_per_nfe
     from ..experiments.study import folder_study_config, run_study, study_config_from, tables
     from ..io import checks
+    from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
 
     try:
         _check(out=out, threshold=threshold)
+        check_sec_per_nfe(sec_per_nfe)
         for log in train_log or []:
             checks.in_file(log, "--train-log")
         counts = dict(count=count, probe_count=probe_count, sweep_count=sweep_count, compare_count=compare_count,
@@ -70,6 +75,9 @@ def study(
         elif split is not None:
             raise ValueError(f"--split {split} filters a folder of samples (VBVR-Bench's <split>/<task>/<idx>/): "
                              f"give --data DIR")
+        if plan:
+            return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders,
+                               **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:
@@ -81,7 +89,8 @@ def study(
             else:
                 cfg = cfg.model_copy(update=sampling)
             base = load(ModelOptions(model=baseline, device=mo.device))[0] if baseline else None  # cfg's sampling
-            res = run_study(m, out, cfg, baseline=base, train_log=train_log, folders=folders)
+            with reuse_off(no_reuse):
+                res = run_study(m, out, cfg, baseline=base, train_log=train_log, folders=folders)
     except _errors() as e:
         _fail(e)
     if res is None:  # a process of a launch other than rank 0: rank 0 writes and prints
@@ -99,6 +108,34 @@ def study(
             table.add_row(*[str(v) for v in r.values()])
         console.print(table)
     console.print(f"tables: {out / 'study.md'}  report: [bold]{(out / 'report.html').resolve()}[/]")
+
+
+def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, **kw) -> None:
+    """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded). On a
+    folder (`folders`: steplens.experiments.study.folder_families' answer) its task folders are the families, each
+    with min(--count, its samples)."""
+    from ..experiments.grid import ExperimentSettings
+    from ..experiments.plan import study_plan
+    from ..experiments.study import SOLVE, SOLVE_PROBE, StudyConfig, study_probes, study_tasks
+    from ..probes import get_probe
+    from .cmd_probe import plan_shape, print_plan
+
+    if folders is not None:
+        tasks = ",".join(dict.fromkeys(f["task"] or f["folder"] for f in folders.values()))
+    if tasks is None and str(mo.model).startswith("wan:"):
+        raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
+                         f"read them)")
+    settings = ExperimentSettings(task=(tasks or "maze").split(",")[0], count=1, seed=kw["seed"])
+    shape, settings, samples, m = plan_shape(mo, so, settings)
+    names = study_tasks(m, tasks) if m is not None else [t.strip() for t in tasks.split(",") if t.strip()]
+    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
+    cfg = StudyConfig(tasks=names, **({"parts": plist} if plist else {}), steps=shape.steps,
+                      guidance=settings.guidance, shift=settings.shift, **kw)
+    solve = get_probe(SOLVE_PROBE) if SOLVE in cfg.parts else None
+    fams = {n: min(kw["count"], f["available"]) for n, f in folders.items()} if folders is not None else None
+    print_plan(study_plan(cfg, shape, [p for p in study_probes() if p.name in cfg.parts], solve, families=fams,
+                          folder=folders is not None), shape, sec_per_nfe, m, samples[0] if samples else None,
+               settings, f"steplens study on {', '.join(fams or names)}")
 
 
 @app.command("report")

@@ -235,9 +235,10 @@ def write_table(rows: list[dict], path: Path) -> None:
 
 
 def write_results(out: Path, probe: str, settings: ExperimentSettings, config: dict, table: list[dict],
-                  headline: dict, samples: int | None = None) -> None:
+                  headline: dict, samples: int | None = None, cost: dict | None = None) -> None:
+    """results.json and <probe>.csv; `cost`: the NFE spent ({"nfe", "nfe_without_reuse"}), when counted."""
     atomic_write_json(Path(out) / "results.json", {"format": 1, "probe": probe,
                                                     "settings": settings.model_dump(mode="json"),
                                                     "samples": samples, "config": config, "headline": headline,
-                                                    "table": table})
+                                                    "table": table, **({"cost": cost} if cost else {})})
     write_table(table, Path(out) / f"{probe}.csv")

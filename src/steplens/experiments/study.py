@@ -42,11 +42,13 @@ from ..io.files import atomic_write_json, atomic_write_text
 from ..presets import own
 from ..probes import get_probe, probes
 from ..probes.contract import UNDETERMINED, state_word
+from ..probes.registry import claim_rules
 from ..reports.index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
 from .dist import is_writer
 from .grid import ExperimentSettings
+from .plan import study_cost
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
 SOLVE_PROBE = "behaviours"
@@ -314,10 +316,11 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     if not is_writer():  # under a launcher every process ran its share of each part; rank 0 writes the study
         return None
     claims = judge(out, fam)
+    cost = study_cost(out)  # the NFE every part's results.json counted (steplens.experiments.plan)
     result = {"format": 1, "kind": "study", "model": model.name, "identity": identity(model),
               "config": cfg.model_dump(), "families": fam, "compared": weakest,
               "baseline": {"model": baseline.name, "families": base} if baseline else None, "chains": chains,
-              "claims": claims, "training": training, "seconds": round(time.time() - t0, 1)}
+              "claims": claims, "training": training, "cost": cost, "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "study.json", result)
     atomic_write_text(out / "study.md", markdown(result))
     write_report(out, result)
@@ -521,10 +524,16 @@ def tables(result: dict) -> dict[str, list[dict]]:
     if chains and loss:
         chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
                                                                                f"right: {loss['state']} ({loss['why']})"})
+    known = claim_rules()
+    rules = [{"claim": c, "rule": known[c]["rule"], "protocol": known[c]["protocol"], "source": known[c]["source"]}
+             for c in result["claims"] if c in known]
+    cost = result.get("cost") or {}
+    spent = [{"part": k, "NFE": v["nfe"], "NFE without reuse": v["nfe_without_reuse"]}
+             for k, v in {**cost.get("parts", {}), **({"total": cost["total"]} if cost.get("parts") else {})}.items()]
     per_task, splits = _folder_tables(result) if folder else ([], [])
     return {**({"tasks": per_task, "splits": splits} if folder else {"solve": solve}), "steps": steps,
-            "behaviours": behave, "claims": claims, "compare": compare, "training": training, "skipped": skipped,
-            **({"chains": chains} if chains else {})}
+            "behaviours": behave, "claims": claims, "rules": rules, "compare": compare, "training": training,
+            "skipped": skipped, "cost": spent, **({"chains": chains} if chains else {})}
 
 
 def _verdict(v: dict) -> str:
@@ -549,6 +558,9 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
           "steps": "Solve rate by sampling steps (the model uses its steps when 1 step is well below 20)",
           "behaviours": "Behaviours along the steps (default difficulty)",
           "claims": "The study's claims, per family (rules: steplens report)",
+          "rules": "The rule behind each claim: the study's stated protocol or ours, with the source",
+          "cost": "Compute: denoiser forward evaluations (NFE: one per step, sample and CFG branch) per part, with "
+                  "and without prefix reuse",
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
           "chains": "The model against the baseline at matched σ (each at its own sampling; the claim: step compression "
                     "collapses the exploration phase, steplens report's rule in steplens.experiments.chains)",

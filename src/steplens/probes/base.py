@@ -1,10 +1,24 @@
 """What every probe shares: the skeleton of a run (`ProbeBase`), settings, samples, one condition = one sampling
-run, summaries.
+run, summaries, and the compute it costs.
 
 A probe is a set of named *conditions*; a condition builds the hooks for a batch (or none, for the
 clean baseline). Every (condition, sample) gives one row: success, score, and whatever extra metrics
 the probe computes from the run. The loop over them is steplens.experiments.grid.run_grid (resumable,
 extendable with more samples). The contract a probe implements is `steplens.probes.contract.Probe`.
+
+*Prefix reuse.* A condition that follows the group's clean run until step k (noise at step k, a swap at step k)
+declares k, its *branch step* (`Branch.at`; 0: nothing shared). `condition_runner(..., branch_of=, clean=)` records
+the clean run's denoiser outputs once per batch (steplens.tape) and replays them for each such condition up to its
+branch step: bit-identical to recomputing them (any scheduler: its arithmetic runs as before on identical inputs).
+A condition's hooks that act before its declared step (a record, an edit) lower its branch step to theirs. Where
+the clean row is stored but others are missing (a resumed run), the clean run is recomputed to record its tape and
+its cost is stored on the first condition that reads it. `steplens.tape.no_reuse()` (the CLI's `--no-reuse`) turns
+reuse off: the same rows, computed whole; the results store's identity does not change.
+
+*NFE.* Every stored row holds `nfe` (the denoiser forward evaluations computed for that condition and sample: one
+per step and CFG branch) and `nfe_without_reuse` (what it costs without prefix reuse), so totals survive a resumed
+run; a run shared by several conditions (a recording, an N-seed generation) is stored on the first condition of the
+batch that reads it. results.json holds their sums as `"cost": {"nfe", "nfe_without_reuse"}`.
 """
 
 from __future__ import annotations
@@ -23,9 +37,10 @@ from ..experiments.grid import (ExperimentSettings, load_samples, open_store, ro
 from ..experiments.stats import summarize
 from ..hooks import Hooks
 from ..io.video import to_uint8
+from ..tape import ForwardTape, NFECounter, forwards, reuse_enabled
 from ..tasks import DEFAULT_TASK, Sample, Scorers
 from ..tasks.folders import taken_as_is
-from .contract import ProbeRun
+from .contract import Branch, PlanShape, ProbeRun
 
 ProbeSettings = ExperimentSettings  # the settings every probe takes
 
@@ -46,25 +61,104 @@ def generate(model, s: ProbeSettings, batch: list[Sample], hooks: Hooks | None =
         return model.generate(batch, seeds_of(batch), frames, hooks=hooks, **kw)
 
 
+def first_hook_step(hooks: "Hooks | None", steps: int) -> int:
+    """The first step at which any of the hooks acts (records or edits): `steps` for none, 0 for every step."""
+    if hooks is None or not hooks.specs:
+        return steps
+    return min(0 if h.steps is None else min(h.steps) for h in hooks.specs)
+
+
+def nfe_row(counter: NFECounter, n: int, shared: int = 0, recomputed: int = 0) -> dict:
+    """A batch's counter as one sample's row fields (every sample of a batch runs the same steps and branches);
+    `shared`: a shared run's NFE per sample stored on this row (both counts: it runs with or without reuse);
+    `recomputed`: a stored run recomputed only to record its tape (a resumed run; no cost without reuse)."""
+    return {"nfe": counter.nfe // n + shared + recomputed, "nfe_without_reuse": counter.without_reuse // n + shared}
+
+
 def condition_runner(model, s: ProbeSettings, make_hooks: Callable[[str, list[Sample]], "Hooks | None"],
                      extra: Callable[[list[Sample], torch.Tensor, "Hooks | None"], list[dict]] | None = None,
                      steps_of: Callable[[str], int | None] = lambda c: None,
-                     frames_of: Callable[[str], int | None] = lambda c: None):
-    """A `run` for experiment.run_grid where each condition is one sampling run with its own hooks."""
+                     frames_of: Callable[[str], int | None] = lambda c: None,
+                     branch_of: Callable[[str], int] | None = None, clean: str | None = None):
+    """A `run` for experiment.run_grid where each condition is one sampling run with its own hooks; rows carry
+    their NFE. With `branch_of(condition) -> step` and `clean` (the group's clean condition, no hooks), conditions
+    branching at k > 0 replay the clean run's recorded prefix up to k (the module doc)."""
     scorers = s.scorers()
 
+    def one(c, batch, record=None, replay=None, at=0):
+        hooks = make_hooks(c, batch)
+        steps = steps_of(c) or s.steps
+        at = min(at, first_hook_step(hooks, steps)) if replay is not None else 0
+        with forwards(model, record=record, replay=replay if at else None, upto=at) as counter:
+            lat, rows = generate_and_score(model, batch, scorers, frames_of(c), steps, s.shift, s.guidance, hooks)
+        if extra is not None:
+            for r, e in zip(rows, extra(batch, lat, hooks)):
+                r.update(e)
+        return rows, counter
+
     def run(conds, batch):
-        got = {}
+        got, n = {}, len(batch)
+        same = lambda c: (steps_of(c), frames_of(c)) == (steps_of(clean), frames_of(clean))  # noqa: E731
+        # a branch shares the clean run's prefix only where it samples as the clean run does (steps, frames)
+        ats = {c: (branch_of(c) if branch_of is not None and reuse_enabled() and same(c) else 0)
+               for c in conds if c != clean}
+        tape, pending = None, 0
+        if clean is not None and (clean in conds or any(ats.values())):
+            tape = ForwardTape(batch=n) if any(ats.values()) else None
+            rows, counter = one(clean, batch, record=tape)
+            if clean in conds:
+                got[clean] = [{**r, **nfe_row(counter, n)} for r in rows]
+            else:  # stored already (a resumed run): recomputed for its tape, counted on the first reader
+                pending = counter.nfe // n
         for c in conds:
-            hooks = make_hooks(c, batch)
-            lat, rows = generate_and_score(model, batch, scorers, frames_of(c), steps_of(c) or s.steps, s.shift,
-                                           s.guidance, hooks)
-            if extra is not None:
-                for r, e in zip(rows, extra(batch, lat, hooks)):
-                    r.update(e)
-            got[c] = rows
+            if c == clean:
+                continue
+            rows, counter = one(c, batch, replay=tape, at=ats[c])
+            got[c] = [{**r, **nfe_row(counter, n, recomputed=pending)} for r in rows]
+            pending = 0
         return got
     return run
+
+
+def counted(model, run):
+    """A batch run whose rows lack `nfe`, counted: the batch's NFE per sample stored on its first condition (the
+    others read the same runs), `nfe_without_reuse` alike."""
+    def wrapped(conds, batch):
+        with forwards(model) as counter:
+            got = run(conds, batch)
+        if all("nfe" in r for rows in got.values() for r in rows):
+            return got
+        per = counter.nfe // max(1, len(batch))
+        for i, c in enumerate(conds):
+            for r in got.get(c, []):
+                r.setdefault("nfe", per if i == 0 else 0)
+                r.setdefault("nfe_without_reuse", r["nfe"])
+        return got
+    return wrapped
+
+
+def cost_of(rows_by_condition: dict[str, list[dict]]) -> dict:
+    """The stored rows' NFE summed: {"nfe", "nfe_without_reuse"} (+ "rows_uncounted": rows stored before NFE was
+    counted, left out of both sums)."""
+    rows = [r for rows in rows_by_condition.values() for r in rows]
+    have = [r for r in rows if r.get("nfe") is not None]
+    out = {"nfe": int(sum(r["nfe"] for r in have)),
+           "nfe_without_reuse": int(sum(r.get("nfe_without_reuse", r["nfe"]) for r in have))}
+    if len(have) < len(rows):
+        out["rows_uncounted"] = len(rows) - len(have)
+    return out
+
+
+def cost_text(cost: dict | None) -> str:
+    """One sentence for a report: the NFE computed, without prefix reuse, and their ratio."""
+    if not cost:
+        return "Compute: not counted (a run from before NFE was counted)."
+    n, w = cost["nfe"], cost["nfe_without_reuse"]
+    text = (f"Compute: {n:,} denoiser forward evaluations (NFE: one per step, sample and CFG branch); {w:,} without "
+            f"prefix reuse" + (f" (ratio {n / w:.3f})" if w else "") + ".")
+    if cost.get("rows_uncounted"):
+        text += f" {cost['rows_uncounted']} rows were stored before NFE was counted and are left out."
+    return text
 
 
 def summary_rows(rows_by_condition: dict[str, list[dict]], **extra_cols) -> list[dict]:
@@ -82,7 +176,7 @@ def rebuild(model, probe, out: str, settings: ProbeSettings, options: dict):
     r.samples = load_samples(model, settings)
     probe.prepare(r)
     r.conditions = probe.conditions(r)
-    return probe.batch(r), {x.name: x for x in r.samples}
+    return counted(model, probe.batch(r)), {x.name: x for x in r.samples}
 
 
 class ProbeBase:
@@ -113,10 +207,11 @@ class ProbeBase:
         if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
             r.config = {**r.config, "taken_as_is": found}
         remote = Remote(model, rebuild, (self, str(r.out), settings, options), key=str(r.out.resolve()))
-        run_grid(store, list(r.conditions), r.samples, settings.batch, self.batch(r),
+        run_grid(store, list(r.conditions), r.samples, settings.batch, counted(model, self.batch(r)),
                  group=lambda c: self.group(r, c), desc=self.kind, progress=progress, remote=remote)
         rows = {c: rows_of(store, c, r.samples) for c in r.conditions}
         res = self.summary(r, rows)
+        res["cost"] = cost_of(rows)
         if is_writer():  # every process holds the merged rows; one writes the tables and plots
             self.write(r, res)
             self.finish(r, res, rows)
@@ -134,6 +229,15 @@ class ProbeBase:
     def config(self, run: ProbeRun) -> dict:
         return dict(run.options)
 
+    def plan(self, settings: ProbeSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
+        """{condition: Branch} from the settings alone (steplens.probes.contract): a probe that can be planned
+        overrides it."""
+        raise ValueError(f"probe {self.name!r} does not say what its conditions cost (no plan); --plan cannot price it")
+
+    def branches(self, run: ProbeRun) -> dict[str, Branch]:
+        """The plan of this run (its settings, samples and resolved options)."""
+        return self.plan(run.settings, PlanShape.of(run), run.options)
+
     def batch(self, run: ProbeRun):
         raise NotImplementedError
 
@@ -145,7 +249,7 @@ class ProbeBase:
 
     def write(self, run: ProbeRun, res: dict) -> None:
         write_results(run.out, self.name, run.settings, run.config, res["table"], res["headline"],
-                      samples=len(run.samples))
+                      samples=len(run.samples), cost=res.get("cost"))
 
     def finish(self, run: ProbeRun, res: dict, rows: dict[str, list[dict]]) -> None:
         pass

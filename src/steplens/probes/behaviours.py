@@ -19,8 +19,8 @@ import numpy as np
 from ..experiments.stats import summarize
 from ..reports.page import Report
 from ..reports.plots import save
-from .base import ProbeBase, condition_runner, write_results
-from .contract import Claim, ProbeRun
+from .base import ProbeBase, condition_runner, cost_text, write_results
+from .contract import STUDY, Branch, Claim, PlanShape, ProbeRun
 from .trajectory import cos_extra, record_x0
 
 
@@ -35,10 +35,17 @@ class Behaviours(ProbeBase):
                            f"{h['mean_off_branches_per_step'][-1]:.3f} at the end",
               lambda h, t: None if h["mean_off_branches_per_step"][0] > 0 else
               "no off-target branch at step 0: no candidates to narrow down",
-              "off-target branches at step 0 (candidates to narrow down)"),
+              "off-target branches at step 0 (candidates to narrow down)", "ours",
+              f"{STUDY} (multi-path exploration, superposition: qualitative there); ours: off-target branches of "
+              f"x0_hat's answer frame (steplens.cos) at step 0 against the last step"),
         Claim("behaviours-self-correction", "self-correction happens", lambda h, t: h["self_corrections"] > 0,
               "at least one run", lambda h, t: f"{h['self_corrections']} of {h['runs']} runs",
-              lambda h, t: None if h.get("runs") else "no runs", "at least one run observed"))
+              lambda h, t: None if h.get("runs") else "no runs", "at least one run observed", "ours",
+              f"{STUDY} (self-correction: qualitative there); ours: x0_hat's answer wrong after it first appears, "
+              f"right at the end, in at least one run"))
+
+    def plan(self, s, shape: PlanShape, options: dict) -> dict[str, Branch]:
+        return {"clean": Branch(0)}
 
     def conditions(self, r: ProbeRun) -> dict:
         return {"clean": None}
@@ -70,7 +77,7 @@ class Behaviours(ProbeBase):
 
     def write(self, r: ProbeRun, res: dict) -> None:  # results.json records the model only (the store: all)
         write_results(r.out, self.name, r.settings, {"model": r.model.name}, res["table"], res["headline"],
-                      samples=len(r.samples))
+                      samples=len(r.samples), cost=res.get("cost"))
 
     def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
         plot(r.out, by["clean"], _branches(by["clean"]), r.settings.steps)
@@ -84,7 +91,7 @@ class Behaviours(ProbeBase):
                     f"{h['self_corrections']} self-corrections and {h['reverse_corrections']} reverse corrections in "
                     f"{h['runs']} runs; the scene right before the answer in {h['perception_before_action']} of "
                     f"{h['runs_with_both_steps']} runs; {h['runs_exploring_multiple_branches']} runs hold >= 2 "
-                    f"off-target branches at some step.")
+                    f"off-target branches at some step." + " " + cost_text(res.get("cost")))
         rep.image(f"{rel}/behaviours.png", "commitment steps; mean branches and candidate mass per step")
         rep.table(res["table"])
 

@@ -26,7 +26,8 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
   - ``prepare(run)``: checks that need the samples (``run`` is a `ProbeRun`: model, out, settings, options,
     samples, and ``state``, a dict for what the later steps share);
   - ``conditions(run) -> {condition name: spec}`` (for the given settings): one store row per (condition,
-    sample); the spec is the probe's own (hooks to build, steps, frames), or None;
+    sample); the spec is the probe's own (hooks to build, steps, frames), or None. Name them through ``plan``
+    (below) so that the plan and the run agree;
   - ``config(run) -> dict``: what the folder records beyond the settings (default: the options);
   - ``batch(run) -> fn(conditions, samples) -> {condition: [row per sample]}``: the batch run handed to
     ``run_grid`` (rows hold ``success`` and ``score`` and whatever else the probe measures;
@@ -36,6 +37,20 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
     returns and results.json holds;
   - ``write(run, summary)`` (default: results.json and <name>.csv) and ``finish(run, summary, rows)``: plots
     and other files.
+- ``plan(settings, shape, options) -> {condition name: Branch}``: the conditions and what each costs, from the
+  settings alone, with no model (``steplens probe/compare/study --plan`` prints the bill before the model loads).
+  ``shape`` is a `PlanShape` (steps, CFG branches, latent frames, block names: what a model would tell);
+  ``options`` the probe's own keywords as given (or as ``options()`` filled them). A `Branch` says, per condition:
+  ``at``, its *branch step*: the first step where its run differs from the group's clean run (noise at step k:
+  k; 0: nothing shared; a condition whose hooks record or edit before step k declares at most that step); ``steps``
+  (None: the settings'), ``runs`` (sampling runs per sample: N seeds, N), ``stored=False`` for a run the batch needs
+  that is no row (a clean recording), ``shares`` (conditions with one key read one run: counted once). With prefix
+  reuse a condition costs (steps - at) x branches x runs NFE per sample, else steps x branches x runs. The batch run
+  reuses the clean run's prefix where it passes the branch steps to `steplens.probes.base.condition_runner`
+  (``branch_of``, ``clean``; the group's clean condition must share the batch run: ``group``) and stores ``nfe``
+  and ``nfe_without_reuse`` on every row (`condition_runner` does; `ProbeBase` counts the rows of a batch run that
+  does not and stores the batch's count on its first condition). Default (`ProbeBase.plan`): refused, naming the
+  probe.
 - ``reads(data) -> bool``: whether a results.json (parsed) is this probe's (default: ``data["probe"] == name``).
 - ``claims`` (tuple of `Claim`): the study's claims the probe tests, each with its rule as code and as text.
 - ``headline_text(headline, table) -> str``: its line in `steplens report`'s index.
@@ -64,6 +79,9 @@ HOLDS, DOES_NOT_HOLD, NOT_TESTED = True, False, None
 STATES = (HOLDS, DOES_NOT_HOLD, NOT_TESTED)
 # A verdict's third state: the run tests the claim but lacks the evidence its rule needs (`Claim.needs` says why).
 UNDETERMINED = "undetermined"
+# Whether a claim's rule follows the study's stated protocol or is steplens' own (Claim.protocol).
+PROTOCOLS = ("study", "ours")
+STUDY = "Demystifying Video Reasoning, arXiv 2603.16870"
 WORDS = {HOLDS: "holds", DOES_NOT_HOLD: "does not hold", UNDETERMINED: "undetermined"}
 
 
@@ -76,6 +94,8 @@ def state_word(state) -> str:
 class Claim:
     """One of the study's claims, judged on a probe's result by a stated rule, on stated evidence.
 
+    ``protocol`` says whether the rule follows the study's stated protocol (``"study"``) or is its author's own
+    (``"ours"``; None: not said), ``source`` where the claim and its protocol come from (the judge's text carries both).
     ``rule(headline, table)`` returns one of `STATES`; ``evidence(headline, table)`` says what was measured (the
     index adds ``(rule: <rule_text>)``). ``needs_text`` states the evidence the rule needs (e.g. a clean solve rate
     whose 95% interval excludes 0) and ``needs(headline, table)`` checks it on the result: None when it is there,
@@ -88,6 +108,20 @@ class Claim:
     evidence: Callable[[dict, list], str]
     needs: Callable[[dict, list], str | None] = field(default=lambda h, t: None)
     needs_text: str = ""
+    protocol: str | None = None  # "study": the rule follows the study's stated protocol; "ours": steplens' own
+    source: str = ""  # where the claim and its protocol come from (a public text), or why the protocol is ours
+
+    def __post_init__(self):
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ValueError(f"claim {self.id}: protocol {self.protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+
+    @property
+    def protocol_text(self) -> str:
+        """Whether the rule follows the study's stated protocol or is ours, with the source ("" if not said)."""
+        if self.protocol is None:
+            return ""
+        head = "the study's stated protocol" if self.protocol == "study" else "ours, not the study's stated protocol"
+        return f"{head}; source: {self.source}" if self.source else head
 
     def judge(self, headline: dict, table: list) -> tuple[bool | str, str] | None:
         """(state, evidence with the rule): state True (holds), False (does not hold) or `UNDETERMINED` (the evidence
@@ -98,6 +132,8 @@ class Claim:
         text = f"{self.evidence(headline, table)} (rule: {self.rule_text})"
         if self.needs_text:
             text += f" (needs: {self.needs_text})"
+        if self.protocol_text:
+            text += f" (protocol: {self.protocol_text})"
         why = self.needs(headline, table)
         if why:
             return UNDETERMINED, f"undetermined: {why}; {text}"
@@ -137,6 +173,40 @@ class StudyPart:
     def __post_init__(self):
         if self.scope not in ("family", "weakest"):
             raise ValueError(f"study part scope {self.scope!r}; allowed: family, weakest")
+
+
+@dataclass(frozen=True)
+class Branch:
+    """What one condition's run costs and shares (a probe's ``plan``; see the module doc)."""
+
+    at: int = 0  # the first step where it differs from the group's clean run (0: nothing shared)
+    steps: int | None = None  # its sampling steps (None: the settings')
+    runs: int = 1  # sampling runs per sample (N seeds: N)
+    stored: bool = True  # False: a run the batch needs that is no row (a clean recording)
+    shares: str | None = None  # conditions with one key read one run (counted once per batch)
+
+    def nfe(self, steps: int, branches: int, reuse: bool = True) -> int:
+        """NFE per sample of this condition's run, with or without prefix reuse."""
+        n = self.steps or steps
+        return (n - (min(self.at, n) if reuse else 0)) * branches * self.runs
+
+
+@dataclass(frozen=True)
+class PlanShape:
+    """What a plan needs to know of the model and the samples, without either: the sampling steps, the CFG
+    branches per step (2 with CFG on, else 1; a two-expert step runs one expert: no more), the latent frames of
+    the samples, and the model's block names."""
+
+    steps: int
+    branches: int = 1
+    frames: int = 2
+    blocks: tuple = ()
+
+    @classmethod
+    def of(cls, run: "ProbeRun") -> "PlanShape":
+        s = run.settings
+        frames = min((x.frames for x in run.samples), default=s.frames or 2)
+        return cls(s.steps, 2 if (s.guidance or 1.0) != 1.0 else 1, frames, tuple(run.model.block_names))
 
 
 @dataclass
@@ -183,7 +253,7 @@ class Probe(Protocol):
 
 
 MEMBERS = ("name", "description", "kind", "claims", "study", "default_task", "run", "options", "conditions", "batch",
-           "summary", "reads", "headline_text", "report_section")
+           "summary", "reads", "headline_text", "report_section")  # `plan` is optional (ProbeBase refuses it)
 
 
 def check_probe(probe, where: str = "") -> None:

@@ -21,8 +21,8 @@ from ..io.files import atomic_write_json
 from ..reports.page import Report
 from ..reports.plots import save
 from ..tasks import answer_region
-from .base import ProbeBase, ProbeSettings, generate, score_outputs
-from .contract import Claim, ProbeRun, StudyPart
+from .base import ProbeBase, ProbeSettings, cost_text, generate, score_outputs
+from .contract import STUDY, Branch, Claim, PlanShape, ProbeRun, StudyPart
 
 
 def default_steps(n: int) -> list[int]:
@@ -56,7 +56,10 @@ class Energy(ProbeBase):
                     lambda h, t: "; ".join(f"{ex + ': ' if ex else ''}best task/background ratio {r:.3f} is not "
                                            f"above 1: no block carries more energy on the task's tokens"
                                            for ex, b, r in _bests(h) if not r > 1) or None,
-                    "a task/background energy ratio above 1 (each expert's own on two-expert models)"),)
+                    "a task/background energy ratio above 1 (each expert's own on two-expert models)", "ours",
+                    f"{STUDY} (its summaries: middle blocks carry reasoning and the prompt-named foreground; its "
+                    f"token tool records block outputs' token norms, layers 0 10 20 30 39); ours: the ratio of mean "
+                    f"energy on the answer's tokens to the rest, the best block in the middle half"),)
     study = StudyPart(count="probe_count", order=40)
 
     def options(self, model, s: ProbeSettings, steps: list[int] | None = None,
@@ -72,6 +75,9 @@ class Energy(ProbeBase):
     def prepare(self, r: ProbeRun) -> None:
         # fails early, naming a sample without a known answer region
         r.state["masks_px"] = {x.name: task_mask(x) for x in r.samples}
+
+    def plan(self, s: ProbeSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
+        return {"energy": Branch(0)}
 
     def conditions(self, r: ProbeRun) -> dict:
         return {"energy": None}
@@ -166,7 +172,7 @@ class Energy(ProbeBase):
         rep.section("Block energy: perception, reasoning, consolidation",
                     "Highest task/background energy ratio" + (" (each expert on its own)" if h.get("by_expert")
                                                               else "") + ": " + self.headline_text(h, res["table"])
-                    + ".")
+                    + ". " + cost_text(res.get("cost")))
         rep.image(f"{rel}/energy_ratio.png", "task / background token energy per block")
         if (Path(out) / "energy_steps.png").exists():
             experts = {e for e in h.get("experts", {}).values() if e}

@@ -95,3 +95,15 @@ def _reset() -> None:
     _SPECS = None
     _LOADERS.clear()
     _PROBES.clear()
+
+
+def claim_rules() -> dict[str, dict]:
+    """{claim text: {"id", "rule", "protocol", "source"}} over every registered probe's claims: the rule each verdict
+    follows, and whether it is the study's stated protocol or ours, with the source (for study.md and reports)."""
+    out = {}
+    for p in probes():
+        for c in p.claims:
+            out[c.text] = {"id": c.id, "probe": p.name, "rule": c.rule_text,
+                           "protocol": {"study": "the study's", "ours": "ours"}.get(c.protocol, "not said"),
+                           "source": c.source}
+    return out

@@ -16,9 +16,10 @@ from ..hooks import Hooks
 from ..io.video import to_uint8
 from ..reports.page import Report
 from ..reports.plots import save
+from ..tape import ForwardTape, forwards, reuse_enabled
 from ..tasks import DEFAULT_TASK, find_task, tasks_with
-from .base import ProbeBase, ProbeSettings, generate
-from .contract import Claim, ProbeRun, StudyPart
+from .base import ProbeBase, ProbeSettings, cost_text, generate, nfe_row
+from .contract import STUDY, Branch, Claim, PlanShape, ProbeRun, StudyPart
 
 
 def default_swap_steps(n: int) -> list[int]:
@@ -58,7 +59,10 @@ class Swap(ProbeBase):
                     lambda h, t: (h.get("best_flip_rate") or 0) >= 0.5, "≥ 0.5",
                     lambda h, t: f"best {h.get('best_block_step')}: flip rate {h.get('best_flip_rate') or 0:.3f}",
                     lambda h, t: _follows_needed(h),
-                    "the model follows each prompt without a swap in at least half the pairs"),)
+                    "the model follows each prompt without a swap in at least half the pairs", "ours",
+                    f"{STUDY} (its summaries: a latent swap at middle layers reverses the result); which step and "
+                    f"how are not public ('latent swap at the first step' is unconfirmed); ours: "
+                    f"block outputs of the cond branch replaced at one step, two-goal mazes, flip rate ≥ 0.5"),)
     study = StudyPart(count="probe_count", order=50,
                       not_applicable=lambda task: None if callable(getattr(task, "swap_pair", None)) else
                       "swap: the prompt does not choose the answer (no swap_pair)")
@@ -82,6 +86,13 @@ class Swap(ProbeBase):
         for a in r.samples:
             check_pair(a, other[a.name])
 
+    def plan(self, s: ProbeSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
+        blocks = list(options.get("blocks") or shape.blocks)
+        steps = default_swap_steps(shape.steps) if options.get("steps") is None else list(options["steps"])
+        # A and B unswapped; each swap follows A until its step (A's recorded prefix replayed)
+        return {"A": Branch(0), "B": Branch(0), **{f"{p}@{k}": Branch(k) for p in [*blocks, "latent", "x0"]
+                                                   for k in steps}}
+
     def conditions(self, r: ProbeRun) -> dict:
         return dict.fromkeys(["A", "B"] + [f"{p}@{k}" for p in _points(r) for k in r.options["steps"]])
 
@@ -99,15 +110,30 @@ class Swap(ProbeBase):
                      "flip": scorers.score(to_uint8(v), other[a.name]).success} for a, v in zip(batch_a, vids)]
 
         def run_batch(todo, ba):
+            n, reuse = len(ba), reuse_enabled()
             bb = [other[a.name] for a in ba]
-            rec = Hooks(model, s.steps).record(points, steps=steps, branch="cond")
-            lat_b = generate(model, s, bb, rec)
-            done = {"A": outcome(ba, generate(model, s, ba)), "B": outcome(ba, lat_b)}
-            for c in todo:
-                if c not in done:
-                    p, k = c.rsplit("@", 1)
-                    h = Hooks(model, s.steps).replace(p, rec.get(p, int(k)), steps=[int(k)], branch="cond")
-                    done[c] = outcome(ba, generate(model, s, ba, h))
+            swaps = [c for c in todo if c not in ("A", "B")]
+            done, shared, again = {}, 0, 0
+            if "B" in todo or swaps:
+                rec = Hooks(model, s.steps).record(points, steps=steps, branch="cond")
+                with forwards(model) as cb:
+                    lat_b = generate(model, s, bb, rec)
+                done["B"] = [{**x, **nfe_row(cb, n)} for x in outcome(ba, lat_b)]
+                shared += 0 if "B" in todo else cb.nfe // n
+            tape = ForwardTape(batch=n) if reuse and swaps else None
+            if "A" in todo or tape is not None:
+                with forwards(model, record=tape) as ca:
+                    lat_a = generate(model, s, ba)
+                done["A"] = [{**x, **nfe_row(ca, n)} for x in outcome(ba, lat_a)]
+                again = 0 if "A" in todo else ca.nfe // n  # recomputed for its tape only (a resumed run)
+            for c in swaps:
+                p, k = c.rsplit("@", 1)
+                at = int(k) if tape is not None else 0
+                h = Hooks(model, s.steps).replace(p, rec.get(p, int(k)), steps=[int(k)], branch="cond")
+                with forwards(model, replay=tape if at else None, upto=at) as counter:
+                    lat = generate(model, s, ba, h)
+                done[c] = [{**x, **nfe_row(counter, n, shared, again)} for x in outcome(ba, lat)]
+                shared = again = 0
             return {c: done[c] for c in todo}
         return run_batch
 
@@ -145,7 +171,7 @@ class Swap(ProbeBase):
         rep.section("Latent swap between prompts",
                     f"Without a swap, A reaches the goal its prompt names in {h['A_follows_prompt']:.3f} of pairs and "
                     f"B in {h['B_follows_prompt']:.3f}. Highest flip rate: {h['best_block_step']} "
-                    f"({h['best_flip_rate']:.3f}). {h.get('warning', '')}")
+                    f"({h['best_flip_rate']:.3f}). {h.get('warning', '')} {cost_text(res.get('cost'))}")
         rep.image(f"{rel}/swap.png", "flip rate per swapped point and step")
         rep.table(res["table"])
 

@@ -1,0 +1,202 @@
+"""`--plan`: the bill of an experiment before it runs: jobs (samples x conditions), NFE with and without prefix
+reuse, and device-hours = NFE x seconds per NFE / 3600, per part.
+
+Every probe names its conditions and their branch steps from the settings alone (`Probe.plan`, see
+steplens.probes.contract), so a plan needs no model: only a `PlanShape` (steps, CFG branches, latent frames, block
+names). NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a
+condition branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE
+come from `--sec-per-nfe` (e.g. a public figure: 328 s for 40 steps of VBVR-Wan2.2 with CFG on one H100 is
+328 / (40 x 2) = 4.1 s) or, with a loaded model, from timing its forwards (`measure_sec_per_nfe`); else the
+estimate is unknown.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from ..probes.contract import Branch, PlanShape
+
+
+def check_sec_per_nfe(value: float | None, where: str = "--sec-per-nfe") -> float | None:
+    """None, or a positive finite number of seconds; anything else refused naming the value."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where} {value!r}: seconds per model forward evaluation must be a positive number (e.g. "
+                         f"4.1: 328 s for 40 steps with CFG, 2 forwards a step, on one H100)")
+    return float(value)
+
+
+def branch_nfe(branches: dict[str, Branch], shape: PlanShape, reuse: bool = True) -> int:
+    """NFE per sample of a probe's conditions (runs that several conditions share counted once)."""
+    seen: set[str] = set()
+    total = 0
+    for b in branches.values():
+        if b.shares is not None:
+            if b.shares in seen:
+                continue
+            seen.add(b.shares)
+        total += b.nfe(shape.steps, shape.branches, reuse)
+    return total
+
+
+@dataclass
+class PartPlan:
+    part: str
+    samples: int
+    conditions: int  # stored conditions (rows per sample)
+    nfe: int
+    nfe_without_reuse: int
+
+    @property
+    def jobs(self) -> int:
+        return self.samples * self.conditions
+
+
+def plan_probe(probe, settings, shape: PlanShape, samples: int, options: dict | None = None,
+               part: str | None = None) -> PartPlan:
+    """The plan of one probe run on `samples` samples (its options as the run would get them)."""
+    branches = probe.plan(settings, shape, dict(options or {}))
+    stored = sum(b.stored for b in branches.values())
+    return PartPlan(part or probe.name, samples, stored, samples * branch_nfe(branches, shape),
+                    samples * branch_nfe(branches, shape, reuse=False))
+
+
+def plan_rows(parts: list[PartPlan], sec_per_nfe: float | None) -> list[dict]:
+    """One row per part and a total: jobs, NFE with and without reuse, their ratio, device-hours of both."""
+    sec = check_sec_per_nfe(sec_per_nfe)
+
+    def hours(nfe: int) -> str:
+        return "estimate unknown" if sec is None else f"{nfe * sec / 3600:,.1f}"
+
+    rows = []
+    for p in [*parts, PartPlan("total", 0, 0, sum(x.nfe for x in parts), sum(x.nfe_without_reuse for x in parts))]:
+        total = p.part == "total"
+        rows.append({"part": p.part, "samples": "" if total else p.samples,
+                     "conditions": "" if total else p.conditions,
+                     "jobs": sum(x.jobs for x in parts) if total else p.jobs,
+                     "NFE": f"{p.nfe:,}", "NFE without reuse": f"{p.nfe_without_reuse:,}",
+                     "ratio": f"{p.nfe / p.nfe_without_reuse:.3f}" if p.nfe_without_reuse else "",
+                     "device-hours": hours(p.nfe), "device-hours without reuse": hours(p.nfe_without_reuse)})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def plan_text(rows: list[dict], shape: PlanShape, sec_per_nfe: float | None, what: str = "") -> str:
+    """The plan as a heading line, the table, and how device-hours were estimated."""
+    head = (f"plan{': ' + what if what else ''} ({shape.steps} steps, {shape.branches} CFG branch"
+            f"{'es' if shape.branches != 1 else ''} per step, {shape.frames} latent frames"
+            f"{', %d blocks' % len(shape.blocks) if shape.blocks else ''})\n")
+    how = (f"device-hours = NFE x {sec_per_nfe:g} s / 3600" if sec_per_nfe is not None else
+           "device-hours: estimate unknown (give --sec-per-nfe S; with a loaded model one forward is timed)")
+    return head + markdown_table(rows) + how + "\n"
+
+
+def measure_sec_per_nfe(model, sample, steps: int, shift=None, guidance=None) -> float:
+    """Seconds per NFE of this model on this sample: a run stopped before step 1 and one stopped before step 2,
+    timed; their difference over the NFE between them (what the set-up of a run costs cancels out)."""
+    from ..tape import forwards, run_until
+
+    def timed(stop: int) -> tuple[float, int]:
+        t0 = time.perf_counter()
+        with forwards(model, stop_before=stop) as c:
+            run_until(lambda: model.generate([sample], [int(sample.seed)], steps=steps, shift=shift,
+                                             guidance=guidance))
+        return time.perf_counter() - t0, c.nfe
+
+    if steps < 2:
+        t, n = timed(1)
+        return t / max(1, n)
+    (t1, n1), (t2, n2) = timed(1), timed(2)
+    return max(t2 - t1, 1e-9) / max(1, n2 - n1)
+
+
+def wan_shape(path: str, steps: int, guidance: float, frames: int | None) -> tuple[PlanShape, int]:
+    """(PlanShape, VAE temporal factor) of a diffusers Wan folder read from its config files, no weights loaded:
+    the transformer's num_layers, the VAE's temporal downsampling (Wan: 4)."""
+    import json
+    from pathlib import Path
+
+    root = Path(path)
+    blocks: tuple = ()
+    cfg = root / "transformer" / "config.json"
+    if cfg.is_file():
+        n = json.loads(cfg.read_text()).get("num_layers")
+        blocks = tuple(f"blocks.{i}" for i in range(int(n))) if n else ()
+    factor = 4
+    vae = root / "vae" / "config.json"
+    if vae.is_file():
+        down = json.loads(vae.read_text()).get("temperal_downsample")
+        if down:
+            factor = 2 ** sum(bool(x) for x in down)
+    return PlanShape(steps, 2 if guidance != 1.0 else 1, frames or 2, blocks), factor
+
+
+def study_cost(out) -> dict:
+    """{part path: cost} and the total, from every results.json under a study's folder (its probes' counts)."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    parts = {}
+    for p in sorted(out.rglob("results.json")):
+        if "store" in p.relative_to(out).parts:
+            continue
+        try:
+            cost = json.loads(p.read_text()).get("cost")
+        except (OSError, ValueError):
+            continue
+        if cost:
+            parts[p.parent.relative_to(out).as_posix()] = cost
+    total = {"nfe": sum(c["nfe"] for c in parts.values()),
+             "nfe_without_reuse": sum(c["nfe_without_reuse"] for c in parts.values())}
+    return {"parts": parts, "total": total}
+
+
+def study_plan(cfg, shape: PlanShape, parts: list, solve=None, families: dict[str, int] | None = None,
+               folder: bool = False) -> list[PartPlan]:
+    """The plan of `steplens study` with StudyConfig `cfg`: `parts` its probes with a study part (in order), `solve`
+    the probe of its solve part (None: no solve part), over the families `families` ({family: samples}; default
+    cfg.count each of cfg.tasks). The solve part runs at the default difficulty and one notch harder (2 x count,
+    where the family has a next size); each probe part its count (a StudyConfig field) per family where it applies;
+    the `weakest`-scoped parts (compare) on cfg.compare_families families. `folder`: samples of a folder (no
+    generator: no next difficulty, no swap pair)."""
+    from ..tasks import find_task, next_size
+
+    fams = families or {t: cfg.count for t in cfg.tasks}
+    settings = _plan_settings(cfg, shape)
+    out: list[PartPlan] = []
+    if solve is not None:
+        n = 0
+        for t, count in fams.items():
+            task = find_task(t)
+            harder = not folder and task is not None and getattr(task, "default_size", None) is not None and \
+                next_size(task, task.default_size) is not None
+            n += count * (2 if harder else 1)
+        out.append(plan_probe(solve, settings, shape, n, part="solve"))
+    for p in parts:
+        if folder and p.name == "swap":  # a swap needs a pair sample that only a generator makes
+            continue
+        count = getattr(cfg, p.study.count)
+        if p.study.scope == "weakest":
+            n = count * min(cfg.compare_families, len(fams))
+        else:
+            n = sum(count if families is None else min(count, c) for t, c in fams.items()
+                    if find_task(t) is None or not p.study.not_applicable(find_task(t)))
+        if n:
+            out.append(plan_probe(p, settings, shape, n, p.study.options(cfg)))
+    return out
+
+
+def _plan_settings(cfg, shape: PlanShape):
+    from .grid import ExperimentSettings
+
+    return ExperimentSettings(steps=shape.steps, shift=cfg.shift, guidance=cfg.guidance, batch=cfg.batch)
