@@ -39,6 +39,20 @@ A task is an object with:
   is what the behaviour is about (the other goal of a two-goal maze: perception before action; the reappearing
   object in other colours and shapes: working memory). ``steplens.cos`` measures per step how strongly x0_hat
   draws each (superposition, multi-path exploration, working memory). Keep them distinct and few (<= 8).
+- ``verify(video, sample) -> Score`` (optional): the task's own verifier, judged without the answer: it reads
+  only ``sample.first_frame``, ``sample.prompt``, ``sample.task``, ``sample.frames`` and ``meta["n"]`` (what
+  ``steplens.tasks.strip_sample`` leaves), never ``final_frame``, ``ground_truth`` nor answer fields of the
+  metadata, and takes ``video`` as a scorer does. Search methods pick answers with it (the ``task`` verifier,
+  ``steplens.tasks.verify``). Its ``success`` should agree with the scorer's wherever the first frame and prompt
+  determine the answer; its docstring says where it can differ (it may rank valid answers the scorer treats
+  alike, it may read a scene from the picture that the scorer reads from the metadata). A family where no rule
+  can judge an answer without the ground truth leaves it out and says why in its docstring.
+- ``continue_from(sample, frame) -> Sample`` (optional): the next link of a chain of generations. ``frame``
+  ((H, W, 3) uint8, native size or an integer upscale) is an answer, perhaps partial; the part of it the verifier
+  accepts becomes part of the scene and the rest is asked again: an ordinary sample of the same task, with first
+  frame, prompt and a ground truth solved from the new scene, so that the scorer and the verifier still apply
+  (the maze: the verified prefix of the drawn path becomes walls and its tip the new start). Reads only what
+  ``verify`` may; raises ``ValueError`` when ``frame`` is not an answer to ``sample`` (wrong size).
 
 Writing a scorer plug-in
 ------------------------
@@ -61,6 +75,8 @@ A scorer is an object with ``name`` (str), ``threshold`` (float or None) and
   ``RuleBasedScorer`` (``steplens.tasks.rules``) does it from its ``tasks`` attribute (the families it reads; empty: any).
 - ``score_file(video_path, sample)`` (optional): score a video file as written by ``steplens run``
   (``score`` prefers it over decoding the file itself).
+- A scorer may read the answer (``final_frame``, ``ground_truth``, the metadata); a verifier (the task hook
+  ``verify``, or a plug-in of ``steplens.verifiers``, written in ``steplens.tasks.verify``) may not.
 - Never raise on a bad answer: a wrong answer is a low score. Raise ``ValueError`` only when the
   *sample* cannot be scored by this scorer (and say which sample and why).
 

@@ -103,3 +103,22 @@ def score_frame(frame: np.ndarray, first_frame: np.ndarray | None = None, goal_l
     if off_palette > UNREADABLE and not out.success:
         out.score = 0.0
     return out
+
+
+def verify_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) -> Score:
+    """The maze verifier (the `verify` hook of maze, maze-two-goals and maze-loops): reads only the first frame
+    (walls, start, goals) and which goal to reach. Success: the frame's orange path is one simple 4-connected
+    path from the start to that goal, off the walls, and a shortest one (computed from the first frame). Score:
+    1 then; a valid path longer than the shortest 0.5 + 0.5 * shortest / its length; any other frame half the
+    maze scorer's partial credit (< 0.5, with its floor): a search ranks shortest > valid > invalid."""
+    s = score_frame(frame, first_frame, goal)
+    drawn = s.details["path_pixels"] + 2
+    best = s.details["shortest_length"]
+    if s.shortest:
+        score = 1.0
+    elif s.success:
+        score = 0.5 + 0.5 * best / max(drawn, 1)
+    else:
+        score = 0.5 * s.score
+    return Score(score=float(score), success=bool(s.shortest),
+                 details={**s.details, "valid_path": s.success, "shortest": s.shortest, "path_length": drawn})

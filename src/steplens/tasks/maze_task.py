@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import maze as _maze
-from .contract import Candidate
+from .contract import Candidate, Score
 from .rules import RuleBasedScorer
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
-from .maze_score import MazeScore, goal_label, score_frame, score_labels
+from .maze_score import MazeScore, goal_label, score_frame, score_labels, verify_frame
 from .sample import Sample
 
 
@@ -105,6 +105,13 @@ class MazeTask:
         if missing:
             raise ValueError(f"{where} is not a {self.name} first frame: it has no {' and no '.join(missing)} "
                              f"pixel (a greyscale or re-coloured image loses them)")
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """The verifier (no answer read): the last frame's path from the start to the goal the prompt names, its
+        validity and its length against the shortest path solved from the first frame (`maze_score.verify_frame`).
+        How it differs from the `maze` scorer: success also asks for a shortest path, which in a perfect maze
+        every valid path is (the same decision); the score ranks a longer valid path above any invalid one."""
+        return verify_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
 
     # -- convenience for Python users (steplens itself scores through the `maze` scorer) --------------------
     def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None, prompt: str | None = None) -> MazeScore:

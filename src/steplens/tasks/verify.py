@@ -1,0 +1,159 @@
+"""Verifiers: judge a generated video from what a user has at test time, never from the answer.
+
+A scorer (``steplens.tasks.contract``) may read the ground truth; a verifier may not. It sees only what
+``strip_sample`` leaves of a sample: the first frame, the prompt, the task's name, the frame count and the size
+knob (``meta["n"]``); never ``final_frame``, ``ground_truth``, the generator seed, nor the answer fields of the
+metadata. Search methods (best-of-n, early-beam, smc, chain) pick and prune with a verifier; the tests run every
+verifier on stripped samples and check it gives the same score as on the full sample.
+
+Import everything here from ``steplens.tasks`` (nothing outside the package imports its modules).
+
+Writing a verifier plug-in
+--------------------------
+A verifier is an object with ``name`` (str) and
+
+    verify(video, sample) -> Score
+
+- ``video``: (T, H, W, 3) uint8 RGB, a generated video or x0_hat decoded at one step; frames at the sample's
+  native size or an integer upscale of it, possibly lossy; T need not equal the sample's frame count.
+- ``sample``: a ``Sample``; read only ``first_frame``, ``prompt``, ``task``, ``frames`` and ``meta["n"]``
+  (``strip_sample`` shows what is there at test time; anything else may be absent).
+- returns a ``Score`` (``steplens.tasks.contract``): ``score`` in [0, 1] (higher is better: search methods rank
+  by it), ``success`` (bool: the verifier accepts the answer), ``details`` (JSON-able).
+- A frame that gives no answer (a copy of the first frame, a flat frame) must not be accepted.
+- Never raise on a bad answer (a low score); raise ``ValueError`` only when the sample cannot be verified by
+  this verifier (say which sample and why). ``check_task(task_name)`` (optional): raise ``ValueError`` before any
+  work for a task it cannot verify.
+- ``verify_many(videos, sample) -> list[Score]`` (optional): score several answers to one sample together (a
+  verifier that compares them, such as ``consensus``). Callers use the module function ``verify_many``, which
+  falls back to ``verify`` one by one.
+
+Built in: ``task`` (the sample's task's own ``verify`` hook, see ``tasks/contract.py``; ``tasks_with("verify")``
+lists the families that have one).
+
+Register one in a package's pyproject.toml::
+
+    [project.entry-points."steplens.verifiers"]
+    my-judge = "my_pkg.judge:MyJudge"      # a factory called with no arguments (a class), or a dict name -> factory
+
+or at run time with ``steplens.tasks.register_verifier(name, factory)``; ``get_verifier(name)`` builds it.
+
+A VLM judge for VBVR-Bench tasks (a plug-in, not shipped): its ``verify`` writes the video's frames (or a few of
+them) and asks a vision-language model, given ``sample.first_frame`` and ``sample.prompt`` only, whether the
+video does what the prompt asks; ``score`` is the model's probability of "yes" (or a 0-10 grade / 10) and
+``success`` is ``score >= threshold``. Its ``check_task`` accepts any task (it reads pixels and words, not a
+drawing), so it also verifies samples steplens did not draw (``sample.foreign``), which the ``task`` verifier
+refuses. Load the model once, in the factory, and keep it on the object; ``verify_many`` may batch the calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..io.plugins import load_group
+from .contract import Score
+from .registry import find_task, tasks_with
+from .sample import Sample
+
+GROUP = "steplens.verifiers"
+BUILTIN = ["steplens.tasks.verify:VERIFIERS"]
+# metadata a user has at test time (the size knob, the frame count); everything else is dropped by strip_sample
+TEST_TIME_META = ("task", "n", "frames", "upscale")
+
+_VERIFIERS: dict[str, Callable[[], "Verifier"]] = {}
+_LOADED = False
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    name: str
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """Judge a (T, H, W, 3) uint8 RGB video answering `sample` from the first frame and prompt only."""
+        ...
+
+
+def strip_sample(sample: Sample) -> Sample:
+    """What a user has at test time: the first frame, prompt, task, frame counts, size knob and names; no ground
+    truth, final frame, folder (`dir=None`), generator seed, nor answer fields of the metadata."""
+    meta = {k: v for k, v in (sample.meta or {}).items() if k in TEST_TIME_META}
+    return replace(sample, meta=meta, ground_truth=None, final=None, dir=None, seed=None)
+
+
+def register_verifier(name: str, factory: Callable[[], Verifier]) -> None:
+    """Add a verifier factory (called with no arguments); a name already taken by another factory is refused."""
+    _load()
+    if name in _VERIFIERS and _VERIFIERS[name] is not factory:
+        raise ValueError(f"verifier name {name!r} is registered twice")
+    _VERIFIERS[name] = factory
+
+
+def _add(name: str, obj) -> None:
+    items = obj.items() if isinstance(obj, dict) else [(name, obj)]
+    for k, v in items:
+        if k in _VERIFIERS and _VERIFIERS[k] is not v:
+            raise ValueError(f"verifier name {k!r} is registered twice")
+        _VERIFIERS[k] = v
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for name, obj in load_group(GROUP, BUILTIN):
+        _add(name, obj)
+
+
+def verifier_names() -> list[str]:
+    _load()
+    return sorted(_VERIFIERS)
+
+
+def get_verifier(name: str) -> Verifier:
+    """The verifier registered as `name`, built; an unknown name is refused with the list."""
+    _load()
+    if name not in _VERIFIERS:
+        raise ValueError(f"unknown verifier {name!r}; available: {', '.join(verifier_names())} (`task`: each "
+                         f"sample's task's own verify hook, for {', '.join(tasks_with('verify'))}; plug-ins register "
+                         f"through the '{GROUP}' entry point group or steplens.tasks.register_verifier)")
+    return _VERIFIERS[name]()
+
+
+def verify_many(verifier: Verifier, videos, sample: Sample) -> list[Score]:
+    """Scores of several answers to one sample: the verifier's own `verify_many` if it has one, else `verify`
+    one by one."""
+    if callable(getattr(verifier, "verify_many", None)):
+        return list(verifier.verify_many(list(videos), sample))
+    return [verifier.verify(np.asarray(v), sample) for v in videos]
+
+
+class TaskVerifier:
+    """Each sample's task's own `verify` hook (see steplens.tasks.contract): rules that read the first frame and
+    the prompt."""
+
+    name = "task"
+
+    def _hook(self, task_name: str):
+        t = find_task(task_name)
+        fn = getattr(t, "verify", None) if t is not None else None
+        if not callable(fn):
+            raise ValueError(f"task {task_name!r} has no verify hook; tasks with one: "
+                             f"{', '.join(tasks_with('verify'))}; use another verifier (`consensus`, or a plug-in "
+                             f"such as a VLM judge: steplens.tasks.verify)")
+        return fn
+
+    def check_task(self, task_name: str) -> None:
+        self._hook(task_name)
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        if getattr(sample, "foreign", None):
+            raise ValueError(f"sample {sample.name} is not drawn by steplens ({sample.foreign}); the task verifier "
+                             f"reads steplens's drawings: use a plug-in verifier that reads any frame (a VLM judge)")
+        return self._hook(sample.task)(np.asarray(video), sample)
+
+
+VERIFIERS = {"task": TaskVerifier}
