@@ -119,6 +119,20 @@ def carve(n: int, rng: random.Random) -> np.ndarray:
     return free
 
 
+def distances(free: np.ndarray, src: Cell) -> np.ndarray:
+    """(H, W) int: breadth-first steps from `src` over 4-connected free pixels; -1 where unreachable."""
+    d = np.full(free.shape, -1, int)
+    d[src] = 0
+    queue = deque([src])
+    while queue:
+        r, c = queue.popleft()
+        for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+            if 0 <= nr < free.shape[0] and 0 <= nc < free.shape[1] and free[nr, nc] and d[nr, nc] < 0:
+                d[nr, nc] = d[r, c] + 1
+                queue.append((nr, nc))
+    return d
+
+
 def shortest_pixel_path(free: np.ndarray, a: Cell, b: Cell) -> list[Cell]:
     """Breadth-first search over 4-connected free pixels; [] if b is unreachable."""
     prev = {a: None}

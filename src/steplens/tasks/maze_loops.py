@@ -22,7 +22,7 @@ from . import maze as _maze
 from .contract import Candidate, Score
 from .rules import RuleBasedScorer
 from .grid import COLOURS, native_labels
-from .maze_score import GOAL, START, WALL, score_frame
+from .maze_score import GOAL, START, WALL, continue_maze, score_frame, verify_frame
 from .sample import Sample
 
 MIN_SIZE, DEFAULT_SIZE = 4, 6
@@ -78,19 +78,7 @@ def generate(seed: int, n: int) -> tuple[_maze.Maze, list]:
 
 def shortest_paths(free: np.ndarray, a, b, limit: int = 8) -> list[list]:
     """Up to `limit` shortest pixel paths from a to b (4-connected over free pixels), in a fixed order."""
-    def dist_from(src):
-        d = np.full(free.shape, -1, int)
-        d[src] = 0
-        q = deque([src])
-        while q:
-            r, c = q.popleft()
-            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
-                if 0 <= nr < free.shape[0] and 0 <= nc < free.shape[1] and free[nr, nc] and d[nr, nc] < 0:
-                    d[nr, nc] = d[r, c] + 1
-                    q.append((nr, nc))
-        return d
-
-    da, db = dist_from(a), dist_from(b)
+    da, db = _maze.distances(free, a), _maze.distances(free, b)
     total = da[b]
     if total < 0:
         return []
@@ -146,6 +134,19 @@ class MazeLoopsTask:
                 frame[q] = _maze.ORANGE
             out.append(Candidate(f"shortest path {k + 1}", frame))
         return out
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """The verifier (no answer read): success when the last frame's path is one of the shortest paths solved
+        from the first frame (`maze_score.verify_frame`), as the `maze-shortest` scorer (which reads only the
+        first frame too) decides; the score differs: a valid longer path 0.5 + 0.5 * shortest / its length (the
+        scorer: 0.5), anything else half the maze scorer's partial credit (the scorer: up to 0.49)."""
+        return verify_frame(np.asarray(video)[-1], sample.first_frame, GOAL)
+
+    def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
+        """The next link of a chain, as the maze's: the verified prefix (on some shortest path; at a fork the first
+        in a fixed order) becomes walls, its tip the new start (`maze_score.continue_maze`). The new maze may have
+        a single shortest path left: still a maze-loops sample for the scorer and the verifier."""
+        return continue_maze(sample, frame, self.name)
 
     def validate(self, sample: Sample) -> None:
         ref, _ = native_labels(sample.first_frame)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .contract import Score
 from .grid import COLOURS, FREE, GOAL, GOAL2, PATH, START, WALL, components, native_labels, neighbours
-from .maze import shortest_pixel_path
+from .maze import DEFAULT_FRAMES, Maze, distances, render_video, shortest_pixel_path
+from .sample import Sample
 
 # Score weights, in the spirit of VBVR-Bench's maze scorer (which a static copy of the first frame
 # passes with 0.71); here a frame without any path pixel scores at most the walls term (the floor, 0.05),
@@ -122,3 +123,60 @@ def verify_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) -
         score = 0.5 * s.score
     return Score(score=float(score), success=bool(s.shortest),
                  details={**s.details, "valid_path": s.success, "shortest": s.shortest, "path_length": drawn})
+
+
+def verified_prefix(labels: np.ndarray, ref: np.ndarray, goal: int = GOAL) -> list[tuple[int, int]]:
+    """The part of a drawn path the verifier can vouch for, from the first frame alone: from the start, orange
+    pixels of `labels` (the answer's native labels) that step one pixel closer to the goal each time (so they lie
+    on a shortest path, solved from `ref`, the first frame's labels), off the walls; at a fork the first in a fixed
+    order. It stops before the goal and is cut back to a cell pixel (odd row and column). [start] when nothing is
+    verified."""
+    start, end = _locate(ref, START, "start (green)"), _locate(ref, goal, "goal")
+    to_goal = distances(ref != WALL, end)
+    path = labels == PATH
+    prefix = [start]
+    while True:
+        p = prefix[-1]
+        nxt = [q for q in neighbours(p, ref.shape) if path[q] and ref[q] != WALL and q != end
+               and to_goal[q] == to_goal[p] - 1]
+        if not nxt:
+            break
+        prefix.append(tuple(int(x) for x in nxt[0]))
+    while len(prefix) > 1 and not (prefix[-1][0] % 2 and prefix[-1][1] % 2):
+        prefix.pop()
+    return prefix
+
+
+def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = None) -> Sample:
+    """The `continue_from` hook of the mazes: the verified prefix of the path drawn in `frame`
+    (`verified_prefix`) becomes walls and its tip the new start. Returns an ordinary maze sample of the same task
+    (first frame, prompt, frame count, a ground truth solved from the new start, metadata with `continued_from`
+    and `prefix_pixels`); reads only the first frame, prompt and frame count. The same maze when nothing is
+    verified; the start next to the goal when the whole path is."""
+    ref, _ = native_labels(sample.first_frame)
+    n = (ref.shape[0] - 1) // 2
+    try:
+        labels, _ = native_labels(np.asarray(frame), n=n)
+    except ValueError as e:
+        raise ValueError(f"frame of shape {np.asarray(frame).shape} is not an answer to {sample.name} (a maze of "
+                         f"{n}x{n} cells, {ref.shape[0]} pixels a side or an integer upscale): {e}") from None
+    goal = goal_label(sample.prompt)
+    prefix = verified_prefix(labels, ref, goal)
+    free = ref != WALL
+    for p in prefix[:-1]:
+        free[p] = False
+
+    def cell(label: int):
+        where = np.argwhere(ref == label)
+        return (int(where[0][0]) // 2, int(where[0][1]) // 2) if len(where) else None
+
+    tip = (prefix[-1][0] // 2, prefix[-1][1] // 2)
+    two = cell(GOAL2) is not None
+    m = Maze(n=n, seed=-1, free=free, start=tip, goal=cell(GOAL), goal2=cell(GOAL2),
+             target="blue" if two and goal == GOAL2 else "red")
+    video = render_video(m, sample.frames or DEFAULT_FRAMES)
+    meta = {**m.metadata(), "task": task_name or sample.task, "continued_from": sample.name,
+            "prefix_pixels": len(prefix) - 1}
+    meta.pop("seed")
+    return replace(sample, first_frame=video[0], prompt=sample.prompt, frames=len(video), meta=meta,
+                   ground_truth=video, final=None, dir=None, video_frames=None)

@@ -14,7 +14,7 @@ from . import maze as _maze
 from .contract import Candidate, Score
 from .rules import RuleBasedScorer
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
-from .maze_score import MazeScore, goal_label, score_frame, score_labels, verify_frame
+from .maze_score import MazeScore, continue_maze, goal_label, score_frame, score_labels, verify_frame
 from .sample import Sample
 
 
@@ -112,6 +112,12 @@ class MazeTask:
         How it differs from the `maze` scorer: success also asks for a shortest path, which in a perfect maze
         every valid path is (the same decision); the score ranks a longer valid path above any invalid one."""
         return verify_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
+
+    def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
+        """The next link of a chain: the verified prefix of the path drawn in `frame` (on a shortest path from the
+        start, solved from the first frame) becomes walls and its tip the new start; an ordinary sample of this
+        task with a ground truth solved from there (`maze_score.continue_maze`)."""
+        return continue_maze(sample, frame, self.name)
 
     # -- convenience for Python users (steplens itself scores through the `maze` scorer) --------------------
     def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None, prompt: str | None = None) -> MazeScore:

@@ -77,11 +77,11 @@ def _draw(img: np.ndarray, sc: Scene, x: int, colour=None) -> None:
 
 def render(sc: Scene, frames: int) -> np.ndarray:
     video = []
-    faded = tuple(int(255 - 0.35 * (255 - v)) for v in COLOURS[sc.colour])
+    ghost = faded(sc.colour)
     for t in range(frames):
         img = _base(sc)
         if t == 0:
-            _draw(img, sc, sc.x0 - sc.speed, faded)
+            _draw(img, sc, sc.x0 - sc.speed, ghost)
         _draw(img, sc, sc.x0 + sc.speed * t)
         img[1:-1, sc.occ[0]: sc.occ[1]] = GREY  # the occluder in front
         video.append(img)
@@ -127,6 +127,22 @@ class ReappearTask:
             out.append(Candidate(f"{colour} {shape}", img, (colour, shape) == (sc.colour, sc.shape)))
         return out
 
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """The verifier (no answer read): the `reappear` scorer's rules against the scene read from frame 0
+        (`read_scene`: colour, shape, place, the occluder, and the speed from the faded copy at the object's
+        previous position) instead of the metadata. It differs from the scorer only where frame 0 is misread (a
+        lossy or re-coloured first frame); on steplens's own samples it reads the generator's scene exactly."""
+        if sample.frames is None:
+            raise ValueError(f"{sample.name}: verifying a reappear answer needs the sample's frame count (where the "
+                             f"object is at the last frame)")
+        try:
+            scene = read_scene(sample.first_frame, sample.frames)
+        except ValueError as e:
+            raise ValueError(f"{sample.name}: {e}") from None
+        out = score_scene(video, scene, sample.frames)
+        out.details["scene"] = scene
+        return out
+
     def answer_region(self, sample: Sample) -> np.ndarray:
         """Where the object must reappear (its 3 x 3 box in the last frame), and where it was in frame 0."""
         from .contract import default_answer_region
@@ -157,43 +173,85 @@ class ReappearScorer(RuleBasedScorer):
         if not {"colour", "shape", "row", "end_x", "occluder"} <= set(m):
             raise ValueError(f"{sample.name}: a reappear sample needs its metadata (colour, shape, row, end_x, "
                              f"occluder) to be scored")
-        video = np.asarray(video)
-        t = len(video) if len(video) >= 2 else sample.frames
-        x_end = m["end_x"] if t == sample.frames or not {"x0", "speed"} <= set(m) else m["x0"] + m["speed"] * (t - 1)
-        last = _native(video[-1]).astype(int)
-        colour = np.array(COLOURS[m["colour"]])
-        near = np.abs(last - colour).sum(-1) < 120  # pixels of the object's colour
-        shape = SHAPES[m["shape"]]
-        a, b = m["occluder"]
-        cols = np.arange(W)
-        visible = (cols > 0) & (cols < W - 1) & ~((cols >= a) & (cols < b))  # columns where the object can show
+        return score_scene(video, m, sample.frames)
 
-        def fit(dx: int) -> float:
-            x = x_end + dx
-            if x < 1 or x + 3 > W - 1:
-                return 0.0
-            show = visible[x: x + 3]
-            if not show.any():
-                return 1.0 if dx == 0 else 0.0
-            box = near[m["row"]: m["row"] + 3, x: x + 3]
-            return float((box == shape)[:, show].mean())
 
-        occ_kept = float((np.abs(last[1:-1, a:b] - np.array(GREY)).sum(-1) < 120).mean())
-        elsewhere = near.copy()
-        elsewhere[m["row"]: m["row"] + 3, max(0, x_end - 1): x_end + 4] = False
-        stray = int(elsewhere.sum())
-        shown = visible[max(0, x_end): x_end + 3].any()
-        here, off = fit(0), max(fit(-1), fit(1))
-        ok = here >= 8 / 9 and occ_kept > 0.9 and stray <= 1 and (shown or not near.any())
-        if ok:
-            s = 1.0
-        elif occ_kept > 0.9 and shown and (off >= 8 / 9 or near[m["row"]: m["row"] + 3, x_end: x_end + 3].sum() >= 3):
-            s = 0.5
-        else:
-            s = 0.05 * occ_kept if not near.any() else min(0.3, 0.3 * here)
-        return Score(score=float(s), success=bool(ok),
-                     details={"fit": here, "fit_one_off": off, "occluder_kept": occ_kept, "stray_pixels": stray,
-                              "frame_time": t - 1, "object_visible": bool(shown)})
+def faded(colour: str) -> tuple[int, int, int]:
+    """The colour of the object's faded copy (its previous position) in frame 0."""
+    return tuple(int(255 - 0.35 * (255 - v)) for v in COLOURS[colour])
+
+
+def read_scene(first_frame: np.ndarray, frames: int) -> dict:
+    """The scene as frame 0 shows it (the verifier's reading, no metadata): the object's colour, shape and place,
+    its speed from the faded copy at its previous position (the motion cue), the occluder; and `end_x`, where it
+    is at frame `frames` - 1. Raises ValueError naming what frame 0 lacks."""
+    img = _native(np.asarray(first_frame)).astype(int)
+    body = np.zeros((H, W), bool)
+    body[1:-1, 1:-1] = True
+
+    def near(rgb) -> np.ndarray:
+        return (np.abs(img - np.array(rgb)).sum(-1) < 60) & body
+
+    grey_cols = np.nonzero(near(GREY)[1:-1].all(0))[0]
+    if not len(grey_cols):
+        raise ValueError("reappear frame 0 has no grey occluder (a full-height grey band)")
+    occ = (int(grey_cols[0]), int(grey_cols[-1]) + 1)
+    counts = {c: int(near(rgb).sum()) for c, rgb in COLOURS.items()}
+    colour = max(counts, key=counts.get)
+    solid, ghost = near(COLOURS[colour]), near(faded(colour))
+    if not counts[colour] or not ghost.any():
+        raise ValueError("reappear frame 0 shows no object with its faded copy (the motion cue)")
+    rows, cols = np.nonzero(solid)
+    row, x0 = int(rows.min()), int(cols.min())
+    box = solid[row: row + 3, x0: x0 + 3]
+    shape = next((k for k, m in SHAPES.items() if box.shape == m.shape and (box == m).all()), None)
+    if shape is None:
+        raise ValueError(f"reappear frame 0: the {colour} object is none of the shapes {', '.join(SHAPES)}")
+    speed = x0 - int(np.nonzero(ghost)[1].min())
+    return {"colour": colour, "shape": shape, "row": row, "x0": x0, "speed": speed, "occluder": list(occ),
+            "end_x": x0 + speed * (frames - 1)}
+
+
+def score_scene(video: np.ndarray, m: dict, frames: int | None) -> Score:
+    """The reappear rules (see ReappearScorer) for a scene `m` (colour, shape, row, end_x, occluder; x0 and speed
+    for a video of another length than the sample's `frames`), from the metadata or read from frame 0."""
+    video = np.asarray(video)
+    t = len(video) if len(video) >= 2 else frames
+    x_end = m["end_x"] if t == frames or not {"x0", "speed"} <= set(m) else m["x0"] + m["speed"] * (t - 1)
+    last = _native(video[-1]).astype(int)
+    colour = np.array(COLOURS[m["colour"]])
+    near = np.abs(last - colour).sum(-1) < 120  # pixels of the object's colour
+    shape = SHAPES[m["shape"]]
+    a, b = m["occluder"]
+    cols = np.arange(W)
+    visible = (cols > 0) & (cols < W - 1) & ~((cols >= a) & (cols < b))  # columns where the object can show
+
+    def fit(dx: int) -> float:
+        x = x_end + dx
+        if x < 1 or x + 3 > W - 1:
+            return 0.0
+        show = visible[x: x + 3]
+        if not show.any():
+            return 1.0 if dx == 0 else 0.0
+        box = near[m["row"]: m["row"] + 3, x: x + 3]
+        return float((box == shape)[:, show].mean())
+
+    occ_kept = float((np.abs(last[1:-1, a:b] - np.array(GREY)).sum(-1) < 120).mean())
+    elsewhere = near.copy()
+    elsewhere[m["row"]: m["row"] + 3, max(0, x_end - 1): x_end + 4] = False
+    stray = int(elsewhere.sum())
+    shown = visible[max(0, x_end): x_end + 3].any()
+    here, off = fit(0), max(fit(-1), fit(1))
+    ok = here >= 8 / 9 and occ_kept > 0.9 and stray <= 1 and (shown or not near.any())
+    if ok:
+        s = 1.0
+    elif occ_kept > 0.9 and shown and (off >= 8 / 9 or near[m["row"]: m["row"] + 3, x_end: x_end + 3].sum() >= 3):
+        s = 0.5
+    else:
+        s = 0.05 * occ_kept if not near.any() else min(0.3, 0.3 * here)
+    return Score(score=float(s), success=bool(ok),
+                 details={"fit": here, "fit_one_off": off, "occluder_kept": occ_kept, "stray_pixels": stray,
+                          "frame_time": t - 1, "object_visible": bool(shown)})
 
 
 TASKS = [ReappearTask()]

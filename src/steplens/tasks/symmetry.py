@@ -114,6 +114,12 @@ class SymmetryTask:
         region[1:, 1:] = hidden.repeat(CELL, 0).repeat(CELL, 1)
         return region
 
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """The verifier (no answer read): the `symmetry` scorer's own rules, which read only the first frame (the
+        visible half is the answer's mirror; an open pair is right in any colour that keeps it mirrored): the same
+        score and success, by construction."""
+        return SymmetryScorer().score(video, sample)
+
     def candidates(self, sample: Sample) -> list[Candidate]:
         """symmetry-open: the first open pair (a hidden left-half cell and its mirror, in reading order) in each
         colour, the rest as the ground truth: all right answers (any colour keeps the pair mirrored), so early

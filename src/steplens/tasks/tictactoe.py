@@ -145,6 +145,11 @@ class TicTacToeTask:
             out.append(Candidate(f"X at row {cell[0] + 1}, col {cell[1] + 1}", frame))
         return out
 
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        """The verifier (no answer read): the `tictactoe` scorer's own rules, which read the board from the first
+        frame only (the winning moves are solved from it): the same score and success, by construction."""
+        return TicTacToeScorer().score(video, sample)
+
     def validate(self, sample: Sample) -> None:
         if sample.first_frame.shape[:2] != (SIDE, SIDE):
             raise ValueError(f"{sample.name}: a tic-tac-toe first frame is {SIDE}x{SIDE} pixels (or an integer "
