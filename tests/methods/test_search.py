@@ -145,3 +145,31 @@ def test_budget_sizes_the_particles():
     assert eb.n == (40 - 17) // 3
     with pytest.raises(ValueError, match="early-beam with m = 4 needs at least"):
         config_for_budget(SearchConfig(method="early-beam", k=2, m=4, n=4), 1, 20)
+
+
+class Accept:
+    name = "test-accept"
+
+    def verify(self, video, sample):
+        return Score(score=1.0, success=True)
+
+
+register_verifier("test-accept", Accept)
+
+
+@pytest.mark.parametrize("inner, per_link", [("best-of-n", 2 * STEPS), ("early-beam", 2 * 2 + 1 * (STEPS - 2))])
+def test_chain_links_generations_until_the_verifier_accepts(tiny_model, inner, per_link):
+    """The random network draws no valid path: the task verifier refuses every link, so the chain runs all its
+    links, each a searched generation of the sample continue_from made; NFE summed. A verifier that accepts stops it
+    after one."""
+    b = samples()
+    c = SearchConfig(method="chain", inner=inner, n=2, k=1, m=1, links=3, verifier="task")
+    res = search(tiny_model, b, [1, 2], c, steps=STEPS)
+    assert [len(x["samples"]) for x in res.links] == [2, 2, 2] and not any(a for x in res.links for a in x["accepted"])
+    assert res.nfe.nfe == 3 * len(b) * per_link
+    assert all(s.meta.get("continued_from") for s in res.final_samples)
+    assert res.latents.shape[0] == 2
+    again = search(tiny_model, b, [1, 2], c, steps=STEPS)
+    assert torch.equal(res.latents, again.latents)
+    once = search(tiny_model, b, [1, 2], c.model_copy(update={"verifier": "test-accept"}), steps=STEPS)
+    assert len(once.links) == 1 and once.nfe.nfe == len(b) * per_link and once.final_samples == b
