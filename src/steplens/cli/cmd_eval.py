@@ -11,13 +11,13 @@ from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app)
 from .cmd_run import _print_rate
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import ModelOptions, SamplingOptions, SearchOptions, bundles, load
 
 
 @app.command("eval")
 @bundles
 def evaluate(
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, sc: SearchOptions = None,
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
@@ -43,6 +43,12 @@ def evaluate(
     try:
         _check(out=out, threshold=threshold, alpha=alpha)
         check_method(method)
+        search = sc.config()
+        if search is not None and method != "single":
+            raise ValueError(f"--search {search.method} and --method {method}: give one of them")
+        if search is not None:
+            from ..methods.search import check_search
+            check_search(search, None, [task] if data is None else [])
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
                       threshold=threshold)
@@ -52,7 +58,14 @@ def evaluate(
         m, sp = load(mo, so)
         s = _with_sampling(s, sp)
         samples = load_samples(m, s)
-        if method == "single":
+        if search is not None:
+            from ..methods.search import check_search, search_rows
+            check_search(search, s.steps, sorted({x.task for x in samples}))
+            rows = search_rows(m, samples, search, scorers, s.steps, s.shift, s.guidance, None, batch,
+                               progress=True)
+            res = summarize(rows)
+            res["nfe_per_sample"] = sum(r["nfe"] for r in rows) / max(1, len(rows))
+        elif method == "single":
             rows, res = evaluate_samples(m, samples, sp.steps, sp.shift, sp.guidance, batch, scorers)
         else:
             rows = _eval_method(m, samples, method, ens, s, scorers)
@@ -60,11 +73,14 @@ def evaluate(
     except _errors() as e:
         _fail(e)
     where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
-    _print_rate(f"{mo.model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {len(samples)} samples of "
+    if search is not None:
+        method = f"search {search.method}, N={search.n}, verifier {search.verifier}"
+    _print_rate(f"{mo.model} ({method}{'' if method == 'single' or search else f', N={n_seeds}'}) on {len(samples)} samples of "
                 f"{where}", res)
     if out:
         atomic_write_json(Path(out) / "results.json", {
-            "model": mo.model, "method": method, "n_seeds": None if method == "single" else n_seeds,
+            "model": mo.model, "method": method, "n_seeds": None if method == "single" or search else n_seeds,
+            "search": search.model_dump() if search is not None else None,
             "config": s.describe(), "samples": len(samples), **res, "per_sample": rows})
 
 

@@ -490,3 +490,30 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
         if not todo:
             break
     return SearchResult(torch.stack(latents), chosen, scores, counter, links=links, final_samples=current)
+
+
+# -- searched and scored: the rows of eval and compare ----------------------------------------------------------------
+def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = None, shift: float | None = None,
+                guidance: float | None = None, frames: int | None = None, batch: int = 50,
+                progress: bool = False) -> list[dict]:
+    """One row per sample, its noise seed `sample.seed`: the scorer's `success` and `score` of the chosen video
+    (chain: against the sample its last generation answered), the verifier's `verified` / `verifier_score`, and the
+    search's `nfe` per sample (each batch's NFE split evenly over its samples: the methods spend alike per sample)."""
+    from tqdm import tqdm
+
+    from ..experiments.evaluate import score_videos
+    from ..experiments.grid import batches
+
+    rows = []
+    with tqdm(total=len(samples), desc=f"search {cfg.method}", disable=not progress) as bar:
+        for chunk in batches(list(samples), batch):
+            res = search(model, chunk, [int(s.seed) for s in chunk], cfg, steps, shift, guidance, frames)
+            judged = res.final_samples or chunk
+            scored = score_videos(judged, decoded(model, res.latents), scorers)
+            for s, r, v in zip(chunk, scored, res.scores):
+                rows.append({"sample": s.name, "task": s.task, **r, "verified": bool(v.success),
+                             "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(chunk),
+                             **({"links": sum(1 for x in res.links if s.name in
+                                              {chunk[j].name for j in x["samples"]})} if res.links else {})})
+            bar.update(len(chunk))
+    return rows
