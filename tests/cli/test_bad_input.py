@@ -223,7 +223,15 @@ CASES = (
        (COMPARE + ["--methods", "vote,vote"], ["repeated", "'vote', 'vote'"]),
        (COMPARE + ["--ens-blocks", "99", "--n-seeds", "2"], ["block 99 out of range"]),
        (COMPARE + ["--alpha", "2"], ["--alpha 2.0", "<= 1"]),
-       (COMPARE + ["--alpha", "nan"], ["--alpha nan", "finite"])]
+       (COMPARE + ["--alpha", "nan"], ["--alpha nan", "finite"]),
+       (COMPARE + ["--budget", "0,2"], ["--budget 0", "below one plain run's NFE"]),
+       (COMPARE + ["--budget", "a"], ["--budget", "comma-separated integers", "'a'"]),
+       (COMPARE + ["--keep", "2"], ["go with --budget"]),
+       (COMPARE + ["--budget", "2", "--verifier", "nope"], ["unknown verifier 'nope'", "consensus"]),
+       (COMPARE + ["--budget", "2", "--search-methods", "beam"], ["search methods ['beam']", "best-of-n"]),
+       (COMPARE + ["--budget", "2", "--task", "tictactoe", "--search-methods", "chain"],
+        ["chain needs a task with a continue_from hook", "'tictactoe'"]),
+       (COMPARE + ["--budget", "1", "--keep", "2"], ["budget 1: early-beam with m = 2 needs at least"])]
     + _sampler_cases(DEMO, [], guidance=False)
     + _out_cases(["demo"], ["--count", "1"])
     + [(DEMO + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),

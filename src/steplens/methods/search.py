@@ -277,14 +277,17 @@ class Gen:
 
 
 def _run(model, samples, pop: list[Particle], gen: Gen, tape: ForwardTape | None, upto: int,
-         stop_before: int | None, counter: NFECounter):
-    """Run the population: (x0 at step stop_before - 1 or None, final latents or None, the population's tape)."""
+         stop_before: int | None, counter: NFECounter, probe: dict | None = None):
+    """Run the population: (x0 at step stop_before - 1 or None, final latents or None, the population's tape);
+    `probe` ({step: None}) gets x0 at its steps."""
     x0: dict[int, torch.Tensor] = {}
     want = None if stop_before is None else stop_before - 1
 
     def cb(st):
         if st.i == want:
             x0[st.i] = st.x0.detach().clone()
+        if probe is not None and st.i in probe:
+            probe[st.i] = st.x0.detach().clone()
     batch = [samples[p.sample] for p in pop]
     new = ForwardTape(batch=len(pop))
     hooks = _renoise_hooks(model, pop, gen.steps)
@@ -346,8 +349,12 @@ class SearchResult:
     final_samples: list = field(default_factory=list)  # chain: the sample each last generation answered
 
 
-def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages) -> SearchResult:
-    _, out, _ = _run(model, samples, pop, gen, tape, upto, None, counter)
+def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, probe_steps=()) -> SearchResult:
+    probe = {k: None for k in probe_steps if k >= upto}
+    _, out, _ = _run(model, samples, pop, gen, tape, upto, None, counter, probe)
+    for k in sorted(probe):  # the verifier on x̂0 at probed steps, every particle (how early the answer shows)
+        stages.append({**_stage_record(k, pop, _verify(verifier, model, samples, pop, probe[k]), len(samples)),
+                       "probe": True})
     scores = _verify(verifier, model, samples, pop, out)
     chosen, latents, finals, picked = [], [], [], []
     for i in range(len(samples)):
@@ -387,8 +394,9 @@ def _stage_record(step, pop, scores, nsamples):
 
 def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, shift: float | None = None,
            guidance: float | None = None, frames: int | None = None, counter: NFECounter | None = None,
-           verifier=None) -> SearchResult:
-    """Search `cfg.method` for every sample (seeds: one per sample); steps/shift/guidance None: the model's own."""
+           verifier=None, probe_steps=()) -> SearchResult:
+    """Search `cfg.method` for every sample (seeds: one per sample); steps/shift/guidance None: the model's own.
+    `probe_steps` (best-of-n): also verify every particle's x̂0 at these steps (stages marked "probe"; no NFE)."""
     from ..presets import own
 
     if cfg.method == "chain":
@@ -402,7 +410,7 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
     pop = [Particle(i // n, s, i % n) for i, s in enumerate(member_seeds(list(seeds), n))]
     stages: list[dict] = []
     if cfg.method == "best-of-n":
-        return _finish(model, samples, pop, gen, None, 0, counter, verifier, stages)
+        return _finish(model, samples, pop, gen, None, 0, counter, verifier, stages, probe_steps)
     tape, upto = None, 0
     if cfg.method == "early-beam":
         points = [beam_step(cfg, num_steps), *cfg.steps]
@@ -517,3 +525,47 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
                                               {chunk[j].name for j in x["samples"]})} if res.links else {})})
             bar.update(len(chunk))
     return rows
+
+
+# -- how early x̂0 tells: AUC of the step-k verifier for final success ------------------------------------------------
+def roc_auc(scores, labels) -> float | None:
+    """The probability that a positive outranks a negative (ties count half): the Mann-Whitney AUC; None without
+    both classes."""
+    s, y = np.asarray(scores, float), np.asarray(labels, bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if not pos or not neg:
+        return None
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def probe_steps(num_steps: int, count: int = 8) -> list[int]:
+    """The steps whose x̂0 the AUC reads: about `count` steps spread over the first half, and the last step."""
+    half = max(1, num_steps // 2)
+    every = max(1, -(-half // count))
+    return sorted({*range(0, half, every), num_steps - 1})
+
+
+def step_auc(rows: list[dict]) -> list[dict]:
+    """Per task family and probed step: the AUC of the verifier's score on a particle's x̂0 at that step for the
+    scorer's final success of that particle, pooled over the particles of every sample (rows carrying
+    `particles`: {"steps", "v" (per particle, per step), "final" (per particle)})."""
+    out = []
+    for task in sorted({r["task"] for r in rows if r.get("particles")}):
+        mine = [r["particles"] for r in rows if r.get("particles") and r["task"] == task]
+        steps = mine[0]["steps"]
+        final = [f for p in mine for f in p["final"]]
+        for j, k in enumerate(steps):
+            v = [vs[j] for p in mine for vs in p["v"]]
+            out.append({"task": task, "step": k, "particles": len(final), "final_rate": float(np.mean(final)),
+                        "auc": roc_auc(v, final)})
+    return out
