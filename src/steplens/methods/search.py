@@ -295,6 +295,7 @@ def _run(model, samples, pop: list[Particle], gen: Gen, tape: ForwardTape | None
     def go():
         return model.generate(batch, [p.seed for p in pop], gen.frames, steps=gen.steps, shift=gen.shift,
                               guidance=gen.guidance, callback=cb, hooks=hooks)
+    before = counter.nfe + counter.replayed
     with forwards(model, record=new, replay=tape, upto=upto if tape is not None else 0, stop_before=stop_before,
                   counter=counter):
         if hooks is not None:
@@ -302,6 +303,10 @@ def _run(model, samples, pop: list[Particle], gen: Gen, tape: ForwardTape | None
                 out = run_until(go)
         else:
             out = run_until(go)
+    if counter.nfe + counter.replayed == before or (stop_before is not None and out is not None):
+        raise RuntimeError(f"steplens.tape saw no denoiser forward of model {model.name!r} ({model.backend}) or could "
+                           f"not stop it before step {stop_before}: its modules() are not what the sampler runs; a "
+                           f"search needs the tape to count, stop and replay them")
     merged = ForwardTape({**(tape.outputs if tape is not None else {}), **new.outputs}, len(pop))
     return x0.get(want), out, merged
 
