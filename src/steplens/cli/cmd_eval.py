@@ -73,10 +73,15 @@ def evaluate(
     except _errors() as e:
         _fail(e)
     where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
+    label = method + ("" if method == "single" else f", N={n_seeds}")
     if search is not None:
-        method = f"search {search.method}, N={search.n}, verifier {search.verifier}"
-    _print_rate(f"{mo.model} ({method}{'' if method == 'single' or search else f', N={n_seeds}'}) on {len(samples)} samples of "
-                f"{where}", res)
+        label = f"search {search.method}, N={search.n}, verifier {search.verifier}"
+    _print_rate(f"{mo.model} ({label}) on {len(samples)} samples of {where}", res)
+    if search is not None:
+        from .app import console
+
+        console.print(f"NFE per sample: {res['nfe_per_sample']:.1f}")
+        method = f"search:{search.method}"
     if out:
         atomic_write_json(Path(out) / "results.json", {
             "model": mo.model, "method": method, "n_seeds": None if method == "single" or search else n_seeds,
