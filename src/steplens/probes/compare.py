@@ -34,6 +34,7 @@ from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index,
                                 member_videos, vote_video)
 from ..methods.search import (SearchConfig, check_search, config_for_budget, decoded, default_k, probe_steps, search,
                               step_auc)
+from ..presets import own
 from ..reports.page import Report
 from ..reports.plots import save
 from ..tape import NFECounter, forwards
@@ -278,8 +279,6 @@ class Compare(ProbeBase):
             bad = [m for m in search_methods if m not in SEARCH_METHODS]
             if bad or len(set(search_methods)) != len(search_methods):
                 raise ValueError(f"search methods {list(search_methods)}: each once, from {', '.join(SEARCH_METHODS)}")
-            from ..presets import own
-
             steps = own(model, s.steps)[0]
             base = search or SearchConfig()
             given = s.tasks.split(",") if isinstance(s.tasks, str) else list(s.tasks or [])
@@ -339,8 +338,6 @@ class Compare(ProbeBase):
                 got.update({c: done[conds[c][0]] for c in plain})
             for c in todo:
                 if c not in got:
-                    from ..presets import own
-
                     m = conds[c][0]
                     got[c] = run_search(r.model, batch, seeds, m, n, own(r.model, s.steps)[0], s.shift, s.guidance,
                                         r.options["search"], scorers, auc=n == max(r.options["budgets"]))
