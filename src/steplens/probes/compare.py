@@ -49,7 +49,9 @@ METHODS = ("single", "steps-x", *INDEPENDENT, *ENSEMBLES)
 STUDY_METHODS = ("vote", "best-consensus", "best-oracle", "ensemble", "ensemble-x0")  # `steplens study`'s comparison
 SEARCH_METHODS = ("best-of-n", "early-beam", "smc", "chain")
 DEFAULT_SEARCH = ("best-of-n", "early-beam", "smc")
-COLOURS = METHODS + SEARCH_METHODS  # one colour per method in every plot
+# one colour per method in every plot: the multi-seed methods C0..C8, the search methods their own
+COLOURS = {**{m: f"C{i % 10}" for i, m in enumerate(METHODS)}, "best-of-n": "C9", "early-beam": "black",
+           "smc": "magenta", "chain": "saddlebrown"}
 
 
 def check_method(name: str) -> str:
@@ -445,13 +447,17 @@ def plot_budget(out: Path, table: list[dict]) -> None:
             ax.errorbar(x, y, yerr=[[max(0.0, v - r["ci_low"]) for v, r in zip(y, mine)],
                                     [max(0.0, r["ci_high"] - v) for v, r in zip(y, mine)]],
                         marker="o", ms=3, capsize=2, lw=1, ls="--" if m == "best-oracle" else "-",
-                        color=f"C{COLOURS.index(m) % 10}", label=m)
+                        color=COLOURS[m], label=m)
         ax.set_xscale("log", base=2)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("NFE (plain runs)")
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel("solve rate")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    legend = {}  # every method of any panel (chain runs only on some families)
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, h)
+    axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     save(fig, Path(out) / "budget.png")
 
 
@@ -470,7 +476,7 @@ def plot(out: Path, table, n_list) -> None:
                     yerr=[[max(0.0, r["delta_vs_single"] - r["delta_ci_low"]) for r in rows],
                           [max(0.0, r["delta_ci_high"] - r["delta_vs_single"]) for r in rows]],
                     marker="o", ms=4, capsize=2, ls="none", mfc="none" if m == "best-oracle" else None,
-                    color=f"C{COLOURS.index(m) % 10}",  # one colour per method in every plot
+                    color=COLOURS[m],  # one colour per method in every plot
                     label=m + (" (upper bound)" if m == "best-oracle" else ""))
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("N (forward passes per step, or N x steps)")
