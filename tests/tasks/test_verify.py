@@ -35,3 +35,33 @@ def test_verify_many_falls_back_to_verify_one_by_one():
     s = get_task("maze").sample(1)
     out = verify_many(get_verifier("task"), [s.ground_truth, s.ground_truth[:1]], strip_sample(s))
     assert [o.success for o in out] == [True, False]
+
+
+def test_consensus_ranks_the_answer_most_particles_draw_first_and_a_copy_of_the_first_frame_last():
+    t = get_task("tictactoe")
+    s = next(t.sample(seed, size=2) for seed in range(50))
+    right, other = t.candidates(s)[:2]
+    first = s.first_frame
+    videos = [np.stack([first, right.frame]), np.stack([first, right.frame]), np.stack([first, right.frame]),
+              np.stack([first, other.frame]), np.stack([first, first])]
+    v = get_verifier("consensus")
+    out = verify_many(v, videos, strip_sample(s))
+    assert [o.success for o in out] == [True, True, True, False, False]
+    assert out[0].score > out[3].score > out[4].score == 0.0
+    # frames at an integer upscale read the same
+    up = verify_many(v, [np.asarray(x).repeat(4, 1).repeat(4, 2) for x in videos], strip_sample(s))
+    assert [o.score for o in up] == pytest.approx([o.score for o in out])
+    with pytest.raises(ValueError, match="several answers"):
+        v.verify(videos[0], s)
+
+
+@pytest.mark.parametrize("name", ["maze", "tictactoe", "symmetry-open", "reappear"])
+def test_consensus_gives_the_same_scores_on_the_stripped_sample(name):
+    t = get_task(name)
+    videos = [t.sample(seed).ground_truth for seed in range(4)]  # other samples' answers: partial agreement
+    s = t.sample(0)
+    videos.append(np.repeat(s.first_frame[None], s.frames, 0))
+    v = get_verifier("consensus")
+    full, bare = verify_many(v, videos, s), verify_many(v, videos, strip_sample(s))
+    assert [(o.score, o.success, o.details) for o in full] == [(o.score, o.success, o.details) for o in bare]
+    assert full[-1].score == 0.0 and 0 < full[0].score < 1

@@ -94,3 +94,15 @@ def test_continue_from_refuses_a_frame_of_another_size():
     s = task.sample(2, size=5)
     with pytest.raises(ValueError, match="not an answer"):
         task.continue_from(s, np.zeros((12, 12, 3), np.uint8))
+
+
+def test_a_chain_of_continuations_one_cell_at_a_time_reaches_the_goal():
+    task = get_task("maze-loops")
+    s = task.sample(5, size=7)
+    links = [s]
+    while links[-1].meta.get("shortest_path_length", s.meta["shortest_path_length"]) > 1:
+        cur = links[-1]
+        frame, _ = _partial(cur, 2)  # one cell further along its own ground truth
+        links.append(task.continue_from(strip_sample(cur), frame))
+        _check_ordinary(task, s, links[-1])
+    assert len(links) == s.meta["shortest_path_length"]

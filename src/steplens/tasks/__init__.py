@@ -6,8 +6,8 @@ Code outside this package uses only what is exported here; it never imports a ta
 from __future__ import annotations
 
 from .contract import Score, Scorer, Task, default_answer_region, has_generator
-from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_scorer, get_task, register_scorer,
-                       register_task, next_size, parse_tasks, scorer_names, task_names, tasks_with)
+from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_scorer, get_task, next_size, parse_tasks,
+                       register_scorer, register_task, scorer_names, task_names, tasks_with)
 from .rules import RuleBasedScorer
 from .sample import Sample, write_sample
 from .verify import Verifier, get_verifier, register_verifier, strip_sample, verifier_names, verify_many

@@ -20,9 +20,9 @@ import numpy as np
 
 from . import maze as _maze
 from .contract import Candidate, Score
-from .rules import RuleBasedScorer
 from .grid import COLOURS, native_labels
 from .maze_score import GOAL, START, WALL, continue_maze, score_frame, verify_frame
+from .rules import RuleBasedScorer
 from .sample import Sample
 
 MIN_SIZE, DEFAULT_SIZE = 4, 6

@@ -12,9 +12,9 @@ import numpy as np
 
 from . import maze as _maze
 from .contract import Candidate, Score
-from .rules import RuleBasedScorer
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
 from .maze_score import MazeScore, continue_maze, goal_label, score_frame, score_labels, verify_frame
+from .rules import RuleBasedScorer
 from .sample import Sample
 
 

@@ -11,6 +11,10 @@ evaluators would score it 0.15), as is an evaluator that reports an error. The s
 final-frame accuracy, temporal smoothness, visual quality and the task-specific rules); `details` keeps its
 dimensions. Success is score >= threshold (default 0.8; `--threshold`): VBVR-Bench reports scores, not
 successes, and a static copy of the first frame already scores about 0.7 on some tasks.
+
+No verifier here: VBVR-EvalKit's evaluators read the ground truth (gt_final_frame, gt_video_path), so they cannot
+judge an answer at test time. Verify VBVR-Bench samples with a plug-in of the `steplens.verifiers` group, such as a
+VLM judge (its interface: `steplens.tasks.verify`).
 """
 
 from __future__ import annotations

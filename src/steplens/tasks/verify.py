@@ -29,7 +29,8 @@ A verifier is an object with ``name`` (str) and
   falls back to ``verify`` one by one.
 
 Built in: ``task`` (the sample's task's own ``verify`` hook, see ``tasks/contract.py``; ``tasks_with("verify")``
-lists the families that have one).
+lists the families that have one) and ``consensus`` (any task: how much a particle's final frame agrees with the
+other particles'; it needs them, through ``verify_many``).
 
 Register one in a package's pyproject.toml::
 
@@ -54,6 +55,7 @@ from typing import Callable, Protocol, runtime_checkable
 import numpy as np
 
 from ..io.plugins import load_group
+from ..regions import changed_region, downscale, snap
 from .contract import Score
 from .registry import find_task, tasks_with
 from .sample import Sample
@@ -156,4 +158,61 @@ class TaskVerifier:
         return self._hook(sample.task)(np.asarray(video), sample)
 
 
-VERIFIERS = {"task": TaskVerifier}
+class ConsensusVerifier:
+    """Any task: how much a particle's answer agrees with the other particles' answers to the same sample.
+
+    Each final frame is brought to the first frame's size (an integer upscale undone) and, where the task has a
+    palette, snapped to it (else pixels agree within an RGB distance of 120, as the scorers' tolerance). Over the
+    pixels where any particle changed the first frame, a particle's score is its mean agreement with each other
+    particle; one that changed nothing scores 0 (no answer). Success: score >= threshold (default 0.5). It reads
+    the first frame and the task's palette only. It needs the others: call `verify_many(verifier, videos,
+    sample)` with two or more videos; `verify` on one video is refused."""
+
+    name = "consensus"
+
+    def __init__(self, threshold: float = 0.5):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"consensus threshold must be in [0, 1], got {threshold}")
+        self.threshold = threshold
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        raise ValueError("the consensus verifier compares several answers to one sample: call "
+                         "steplens.tasks.verify_many(verifier, videos, sample) with two or more videos")
+
+    def _native(self, frame: np.ndarray, first: np.ndarray, sample: Sample) -> np.ndarray:
+        h, w = first.shape[:2]
+        fh, fw = frame.shape[:2]
+        if fh % h or fw % w or fh // h != fw // w:
+            raise ValueError(f"{sample.name}: a frame of {fw}x{fh} pixels is not the first frame's {w}x{h} or an "
+                             f"integer upscale of it")
+        return downscale(frame, fh // h)
+
+    def verify_many(self, videos, sample: Sample) -> list[Score]:
+        if len(videos) < 2:
+            raise ValueError(f"the consensus verifier needs two or more answers to {sample.name}, got {len(videos)}")
+        first = np.asarray(sample.first_frame)
+        finals = np.stack([self._native(np.asarray(v)[-1], first, sample) for v in videos]).astype(np.float32)
+        changed = np.stack([changed_region(first, f) for f in finals])  # (N, H, W)
+        region = changed.any(0)
+        t = None if sample.foreign else find_task(sample.task)
+        pal = getattr(t, "palette", None)
+        n = len(finals)
+        agree = np.zeros((n, n))
+        if region.any():
+            if pal is not None:
+                lab = snap(finals[:, region], pal)  # (N, P)
+                same = lab[:, None] == lab[None]
+            else:
+                px = finals[:, region]
+                same = np.abs(px[:, None] - px[None]).sum(-1) < 120
+            agree = same.mean(-1)  # (N, N)
+        out = []
+        for i in range(n):
+            score = float((agree[i].sum() - agree[i, i]) / (n - 1)) if changed[i].any() else 0.0
+            out.append(Score(score=score, success=score >= self.threshold,
+                             details={"others": n - 1, "region_pixels": int(region.sum()),
+                                      "changed_pixels": int(changed[i].sum())}))
+        return out
+
+
+VERIFIERS = {"task": TaskVerifier, "consensus": ConsensusVerifier}
