@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from steplens.methods.ensemble import member_seeds
-from steplens.methods.search import (ConsensusVerifier, SearchConfig, _renoise_hooks, check_search, config_for_budget,
-                                     search, search_nfe)
+from steplens.methods.search import SearchConfig, _renoise_hooks, check_search, config_for_budget, search, search_nfe
 from steplens.tasks import Score, get_task, register_verifier, strip_sample
 
 STEPS = 6
@@ -110,13 +109,15 @@ def test_the_task_verifier_reads_stripped_samples_only(tiny_model):
     assert len(res.scores) == 2 and all(0 <= s.score <= 1 for s in res.scores)
 
 
-def test_consensus_ranks_the_answer_most_particles_share():
-    s = get_task("maze").sample(0, 3, 3)
-    right, wrong = s.ground_truth, s.ground_truth[:1]
-    out = ConsensusVerifier().verify_many([wrong, right, right], strip_sample(s))
-    assert out[1].score == out[2].score > out[0].score and not out[0].success
-    assert all(o.score == 1.0 and o.success for o in ConsensusVerifier().verify_many([right, right], strip_sample(s)))
-    assert not ConsensusVerifier().verify(right, strip_sample(s)).success
+def test_a_search_with_the_consensus_group_verifier(tiny_model):
+    """consensus (steplens.tasks) judges the particles of a sample together; a lone particle is not judged by it."""
+    b = samples()
+    res = search(tiny_model, b, [1, 2], SearchConfig(method="early-beam", n=3, k=1, m=1, verifier="consensus"),
+                 steps=STEPS)
+    assert all(0 <= score <= 1 for _, score in res.stages[0]["particles"][0])
+    assert all(s.details == {"alone": True} and not s.success for s in res.scores)  # one beam left at the end
+    bon = search(tiny_model, b, [1, 2], SearchConfig(method="best-of-n", n=3, verifier="consensus"), steps=STEPS)
+    assert bon.scores[0].details != {"alone": True}
 
 
 def test_bad_configurations_are_named():

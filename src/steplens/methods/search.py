@@ -25,7 +25,7 @@ NFE is what `steplens.tape.NFECounter` counts: one per sample and CFG branch per
 a tape are not computed again. Per sample and CFG branch, with S steps: best-of-n n·S; early-beam without later
 steps n·(k+1) + m·(S−k−1), with later points p_1 < ... n·(k+1) + n·(p_1−k) + ... + m·(S−p_last−1); smc n·S.
 
-The verifier (`steplens.tasks.get_verifier`; ``consensus`` here) sees `strip_sample` of each sample only, and
+The verifier (`steplens.tasks.get_verifier`: ``task``, ``consensus``, plug-ins) sees `strip_sample` of each sample only, and
 videos as uint8 (T, H, W, 3): the decoded x̂0 at a step, or the final video.
 """
 
@@ -41,61 +41,21 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..hooks import Hooks
 from ..tape import ForwardTape, NFECounter, forwards, run_until
-from ..tasks import Score, find_task, get_verifier, palette, strip_sample, tasks_with, verifier_names, verify_many
-from .ensemble import labels_of, member_seeds
+from ..tasks import Score, find_task, get_verifier, strip_sample, tasks_with, verifier_names, verify_many
+from .ensemble import member_seeds
 
 METHODS = ("best-of-n", "early-beam", "smc", "chain")
 Method = Literal["best-of-n", "early-beam", "smc", "chain"]
 
 
-# -- the consensus verifier: a group verifier for any task ---------------------------------------------------------
-class ConsensusVerifier:
-    """Agreement of each answer's last frame with the other answers to the same sample (no ground truth, any task).
-
-    `verify_many(videos, sample)`: score_j = the mean over the other answers k of the fraction of pixels where j and
-    k agree (palette colours where the task has a palette, else colours quantised to 16 levels per channel);
-    success: score >= `threshold` (0.9). A lone answer (`verify`) has nothing to agree with: score 0.5, not accepted.
-    It ranks the answer most particles share first: right where the model is mostly right, wrong where it mostly
-    errs the same way (a scorer would tell them apart; this cannot)."""
-
-    name = "consensus"
-    threshold = 0.9
-
-    def check_task(self, task_name: str) -> None:
-        return None
-
-    def verify(self, video: np.ndarray, sample) -> Score:
-        return Score(score=0.5, success=False, details={"agreement": None, "others": 0})
-
-    def verify_many(self, videos, sample) -> list[Score]:
-        videos = [np.asarray(v) for v in videos]
-        if len(videos) < 2:
-            return [self.verify(v, sample) for v in videos]
-        last = np.stack([v[-1].astype(np.float64) for v in videos])  # (N, H, W, 3)
-        labels = labels_of(last, palette(sample)).reshape(len(videos), -1)
-        agree = (labels[:, None] == labels[None, :]).mean(-1)  # (N, N), 1 on the diagonal
-        n = len(videos)
-        mean = (agree.sum(1) - 1.0) / (n - 1)
-        return [Score(score=float(s), success=bool(s >= self.threshold), details={"agreement": float(s),
-                                                                                  "others": n - 1})
-                for s in mean]
-
-
-GROUP_VERIFIERS = {"consensus": ConsensusVerifier}
-
-
+# -- verifiers ----------------------------------------------------------------------------------------------------
 def all_verifier_names() -> list[str]:
-    return sorted(set(verifier_names()) | set(GROUP_VERIFIERS))
+    return verifier_names()
 
 
 def make_verifier(name: str):
-    """The verifier named `name`: `consensus` (here) or one of `steplens.tasks.verifier_names()`; unknown: refused
+    """The verifier named `name` (`steplens.tasks.get_verifier`: `task`, `consensus`, plug-ins); unknown: refused
     with the list."""
-    if name in GROUP_VERIFIERS and name not in verifier_names():
-        return GROUP_VERIFIERS[name]()
-    if name not in all_verifier_names():
-        raise ValueError(f"unknown verifier {name!r}; available: {', '.join(all_verifier_names())} (plug-ins "
-                         f"register through the 'steplens.verifiers' entry point group)")
     return get_verifier(name)
 
 
@@ -322,11 +282,17 @@ def decoded(model, latents: torch.Tensor) -> list[np.ndarray]:
 
 
 def _verify(verifier, model, samples, pop: list[Particle], latents: torch.Tensor) -> list[Score]:
-    """Each particle's score, the particles of one sample judged together (a group verifier compares them)."""
+    """Each particle's score, the particles of one sample judged together (a group verifier compares them). A lone
+    particle is not judged by a group verifier (one with `verify_many`, such as `consensus`: nothing to agree with):
+    score 0, not accepted, details {"alone": True}; there is nothing to choose among then either."""
     videos = decoded(model, latents)
     out: list[Score | None] = [None] * len(pop)
+    group = callable(getattr(verifier, "verify_many", None))
     for i in dict.fromkeys(p.sample for p in pop):
         rows = [r for r, p in enumerate(pop) if p.sample == i]
+        if group and len(rows) == 1:
+            out[rows[0]] = Score(score=0.0, success=False, details={"alone": True})
+            continue
         for r, sc in zip(rows, verify_many(verifier, [videos[r] for r in rows], strip_sample(samples[i]))):
             out[r] = sc
     return out
