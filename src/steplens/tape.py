@@ -10,7 +10,8 @@
     counter.nfe, counter.replayed                                 # computed, and taken from the tape instead
 
 `forwards(model, ...)` wraps the `forward` of each denoiser the model contract names (`model.modules()`: the
-embedded model's network, a pipeline's `transformer` / `transformer_2`). A call runs inside the step context the
+embedded model's network, a pipeline's `transformer` / `transformer_2`; where that is a naming view, the module it
+names as `runs`). A call runs inside the step context the
 sampler sets (steplens.context: ours, or a diffusers pipeline under steplens' interception loop, which a pipeline
 model enters while a block is open: `active()`), so the wrapper knows the step; a call outside any step context is
 run and not counted; calls are keyed by (step, n-th call at that step).
@@ -221,7 +222,8 @@ def forwards(model, *, record: ForwardTape | None = None, replay: ForwardTape | 
         return forward
 
     try:
-        for module in dict.fromkeys(model.modules().values()):
+        # a naming view of a denoiser (a backend's BlockView, never run) gives the module that runs as `runs`
+        for module in dict.fromkeys(getattr(m, "runs", m) for m in model.modules().values()):
             had = "forward" in module.__dict__
             patched.append((module, had, module.__dict__.get("forward")))
             module.forward = wrap(module.forward)

@@ -188,7 +188,10 @@ CASES = (
        (RUN + ["--ensemble", "2", "--alpha", "nan"], ["--alpha nan", "finite"]),
        (RUN + ["--ensemble", "2", "--alpha", "-1"], ["--alpha -1.0", ">= 0"]),
        (RUN + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"]),
-       (RUN + ["--seed", "x"], ["'--seed'", "integer"])]
+       (RUN + ["--seed", "x"], ["'--seed'", "integer"]),
+       (RUN + ["--search", "smc"], ["smc needs resampling steps"]),
+       (RUN + ["--search", "smc", "--resample-steps", "a"], ["--resample-steps", "'a'"]),
+       (RUN + ["--search", "best-of-n", "--ensemble", "2"], ["--search best-of-n and --ensemble 2"])]
     + _sampler_cases(EVAL, [])
     + _source_cases(EVAL, [])
     + _score_cases(EVAL, [])
@@ -196,7 +199,19 @@ CASES = (
     + [(EVAL + ["--method", "best"], ["unknown method 'best'", "vote"]),
        (EVAL + ["--method", "vote", "--n-seeds", "0"], ["n_seeds must be >= 1", "got 0"]),
        (EVAL + ["--method", "ensemble", "--ens-blocks", "8"], ["block 8 out of range", "0..7"]),
-       (EVAL + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"])]
+       (EVAL + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"]),
+       (EVAL + ["--search", "beam"], ["--search: unknown search method 'beam'", "best-of-n, early-beam, smc, chain"]),
+       (EVAL + ["--search", "early-beam", "--particles", "2", "--keep", "3"],
+        ["beams wider than the particles", "m = 3 of n = 2"]),
+       (EVAL + ["--search", "best-of-n", "--verifier", "nope"], ["--verifier: unknown verifier 'nope'", "consensus",
+                                                                 "task"]),
+       (EVAL + ["--search", "chain", "--task", "tictactoe"], ["chain needs a task with a continue_from hook",
+                                                              "'tictactoe'"]),
+       (EVAL + ["--keep", "2"], ["--keep without --search"]),
+       (EVAL + ["--search", "best-of-n", "--particles", "0"], ["--particles: n = 0", ">= 1"]),
+       (EVAL + ["--search", "early-beam", "--beam-step", "25"], ["beam step k = 25", "of 20 steps"]),
+       (EVAL + ["--search", "vote", "--method", "vote"], ["unknown search method 'vote'"]),
+       (EVAL + ["--search", "best-of-n", "--method", "vote"], ["--search best-of-n and --method vote"])]
     + _sampler_cases(TRACE, [])
     + _score_cases(TRACE, [])
     + _out_cases(["trace"], [])
@@ -242,7 +257,15 @@ CASES = (
        (COMPARE + ["--methods", "vote,vote"], ["repeated", "'vote', 'vote'"]),
        (COMPARE + ["--ens-blocks", "99", "--n-seeds", "2"], ["block 99 out of range"]),
        (COMPARE + ["--alpha", "2"], ["--alpha 2.0", "<= 1"]),
-       (COMPARE + ["--alpha", "nan"], ["--alpha nan", "finite"])]
+       (COMPARE + ["--alpha", "nan"], ["--alpha nan", "finite"]),
+       (COMPARE + ["--budget", "0,2"], ["--budget 0", "below one plain run's NFE"]),
+       (COMPARE + ["--budget", "a"], ["--budget", "comma-separated integers", "'a'"]),
+       (COMPARE + ["--keep", "2"], ["go with --budget"]),
+       (COMPARE + ["--budget", "2", "--verifier", "nope"], ["unknown verifier 'nope'", "consensus"]),
+       (COMPARE + ["--budget", "2", "--search-methods", "beam"], ["search methods ['beam']", "best-of-n"]),
+       (COMPARE + ["--budget", "2", "--task", "tictactoe", "--search-methods", "chain"],
+        ["chain needs a task with a continue_from hook", "'tictactoe'"]),
+       (COMPARE + ["--budget", "1", "--keep", "2"], ["budget 1: early-beam with m = 2 needs at least"])]
     + _sampler_cases(DEMO, [], guidance=False)
     + _out_cases(["demo"], ["--count", "1"])
     + [(DEMO + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),

@@ -40,6 +40,11 @@ class BlockView(torch.nn.Module):
         self.add_module("blocks", getattr(transformer, attr))
         object.__setattr__(self, "transformer", transformer)  # not a submodule: named_modules stays the blocks' own
 
+    @property
+    def runs(self) -> torch.nn.Module:
+        """The module the pipeline calls (what steplens.tape wraps to count, record and replay its forwards)."""
+        return self.transformer
+
     def forward(self, *args, **kwargs):  # pragma: no cover - a naming view only
         raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
 

@@ -11,13 +11,13 @@ from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app)
 from .cmd_run import _print_rate
-from .options import ModelOptions, SamplingOptions, bundles, known_config, load
+from .options import ModelOptions, SamplingOptions, SearchOptions, bundles, known_config, load
 
 
 @app.command("eval")
 @bundles
 def evaluate(
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, sc: SearchOptions = None,
     data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
@@ -47,6 +47,12 @@ def evaluate(
     try:
         _check(out=out, threshold=threshold, alpha=alpha)
         check_method(method)
+        search = sc.config()
+        if search is not None and method != "single":
+            raise ValueError(f"--search {search.method} and --method {method}: give one of them")
+        if search is not None:
+            from ..methods.search import check_search
+            check_search(search, None, [task] if data is None else [])
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
                       threshold=threshold)
@@ -63,13 +69,22 @@ def evaluate(
         # under torchrun / accelerate launch each process runs its share of the batches; rank 0 reports them all
         coord, mine = my_jobs(samples, batch)
         mine = [x for chunk in mine for x in chunk]  # batched again into the same chunks
+        if search is not None:
+            from ..methods.search import check_search, search_rows
+
+            check_search(search, s.steps, sorted({x.task for x in samples}))
         with forwards(m) as counted:  # the NFE of the evaluation (one per step, sample and CFG branch)
-            if method == "single":
+            if search is not None:
+                rows = search_rows(m, mine, search, scorers, s.steps, s.shift, s.guidance, None, batch,
+                                   progress=True)
+            elif method == "single":
                 rows = evaluate_samples(m, mine, sp.steps, sp.shift, sp.guidance, batch, scorers)[0]
             else:
                 rows = _eval_method(m, mine, method, ens, s, scorers)
         rows = gather_rows(coord, rows, [x for chunk in batches(samples, batch) for x in chunk])  # one process's order
         res = summarize(rows)
+        if search is not None:
+            res["nfe_per_sample"] = sum(r["nfe"] for r in rows) / max(1, len(rows))
         cost = {k: sum(v) for k, v in zip(("nfe", "nfe_without_reuse"),
                                           zip(*[tuple(c.values()) for c in coord.gather(counted.as_dict())]))}
     except _errors() as e:
@@ -77,11 +92,20 @@ def evaluate(
     if coord.rank != 0:
         return
     where = str(data) if data else f"{task}" + (f" size {size}" if size else "")
-    _print_rate(f"{mo.model} ({method}{'' if method == 'single' else f', N={n_seeds}'}) on {len(samples)} samples of "
-                f"{where}", res)
+    label = method + ("" if method == "single" else f", N={n_seeds}")
+    if search is not None:
+        label = f"search {search.method}, N={search.n}, verifier {search.verifier}"
+    _print_rate(f"{mo.model} ({label}) on {len(samples)} samples of {where}", res)
+    if search is not None:
+        from .app import console
+
+        console.print(f"NFE per sample: {res['nfe_per_sample']:.1f}")
+        method = f"search:{search.method}"
     if out:
         atomic_write_json(Path(out) / "results.json", {
-            "model": mo.model, "identity": identity(m), "method": method, "n_seeds": None if method == "single" else n_seeds,
+            "model": mo.model, "identity": identity(m), "method": method,
+            "n_seeds": None if method == "single" or search else n_seeds,
+            "search": search.model_dump() if search is not None else None,
             "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows})
 
 

@@ -151,6 +151,20 @@ def compare_cmd(
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE,
+    budget: Optional[str] = typer.Option(None, "--budget", help="compute budgets in units of one plain run's NFE, "
+                                                                "e.g. 1,2,4,8: the multi-seed methods at N = each "
+                                                                "budget >= 2 (replaces --n-seeds) and the search "
+                                                                "methods at each budget; adds the accuracy-vs-NFE "
+                                                                "table and plot per family and the step-k AUC"),
+    search_methods: str = typer.Option(",".join(("best-of-n", "early-beam", "smc")), "--search-methods",
+                                       help="with --budget: best-of-n, early-beam, smc, chain (tasks with "
+                                            "continue_from)"),
+    verifier: str = typer.Option("task", "--verifier", help="with --budget: the search methods' verifier"),
+    keep: int = typer.Option(1, "--keep", help="with --budget: early-beam's beams kept"),
+    beam_step: Optional[int] = typer.Option(None, "--beam-step", help="with --budget: early-beam's beam step"),
+    resample_steps: Optional[str] = typer.Option(None, "--resample-steps", help="with --budget: smc's resampling "
+                                                                                "steps (default: the beam step, "
+                                                                                "1/4 and 1/2 of the way)"),
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
     from ..experiments.plan import check_sec_per_nfe, plan_probe
@@ -170,6 +184,18 @@ def compare_cmd(
         n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:
             raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
+        kw = {}
+        if budget is not None:
+            from ..cli.options import SearchOptions
+            from ..probes.compare import check_budgets
+
+            kw = {"budgets": check_budgets(_ints(budget, "--budget")), "search_methods": search_methods.split(","),
+                  "search": SearchOptions(search="best-of-n", keep=keep, beam_step=beam_step,
+                                          resample_steps=resample_steps, verifier=verifier).config()}
+        elif (search_methods, verifier, keep, beam_step, resample_steps) != ("best-of-n,early-beam,smc", "task", 1,
+                                                                              None, None):
+            raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
+                             "--budget (the search methods run at budgets)")
         if plan:
             shape, settings, samples, m = plan_shape(mo, so, settings)
             print_plan([plan_probe(PROBE, settings, shape, len(samples), {"n_list": n_list,
@@ -181,7 +207,7 @@ def compare_cmd(
             if engine is not None:
                 engine.bind(m)
             settings = _with_sampling(settings, sp)
-            res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens)
+            res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
     except _errors() as e:
         _fail(e)
     if not is_writer():
@@ -196,4 +222,14 @@ def compare_cmd(
         table.add_row(r["method"], str(r["n_seeds"]), f"{r['solve_rate']:.3f}", f"{r['mean_score']:.3f}",
                       f"{r['delta_vs_single']:+.3f}", f"[{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]")
     console.print(table)
+    if res.get("budget_table"):
+        bt = Table(title="accuracy against NFE per family (paired bootstrap 95% CI vs one seed)")
+        for col in ("task", "method", "budget", "NFE (runs)", "solve rate", "delta", "95% CI", "mean score"):
+            bt.add_column(col)
+        for r in res["budget_table"]:
+            bt.add_row(r["task"], r["method"], str(r["budget"]), f"{r.get('nfe_runs') or 0:.2f}",
+                       f"{r['solve_rate']:.3f}", f"{r['delta'] or 0.0:+.3f}",
+                       f"[{r['delta_ci_low'] or 0.0:+.3f}, {r['delta_ci_high'] or 0.0:+.3f}]",
+                       f"{r['mean_score']:.3f}")
+        console.print(bt)
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")

@@ -9,7 +9,7 @@ import typer
 
 from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
                   console, err)
-from .options import ModelOptions, SamplingOptions, bundles, known_config, load
+from .options import ModelOptions, SamplingOptions, SearchOptions, bundles, known_config, load
 
 
 @app.command()
@@ -19,7 +19,7 @@ def run(
     out: Path = typer.Option(..., help="outputs mirror the samples' layout: OUT/[<split>/]<task>/<idx>.mp4 and .png"),
     split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     count: Optional[int] = typer.Option(None, min=1, help="only the first COUNT samples (after the filters)"),
-    mo: ModelOptions = None, so: SamplingOptions = None,
+    mo: ModelOptions = None, so: SamplingOptions = None, sc: SearchOptions = None,
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
     frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
                                                     "ground_truth.mp4's, mapped to the model's)"),
@@ -49,6 +49,9 @@ def run(
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
+        search = sc.config()
+        if search is not None and ens is not None:
+            raise ValueError(f"--search {search.method} and --ensemble {ensemble}: give one of them")
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
         check_out_config(out, {**known_config(mo, so), **source.describe(), "ensemble": ens.model_dump() if ens else
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
@@ -58,14 +61,18 @@ def run(
         if ens is not None:
             check_ensemble(ens, m, steps)
         samples = source.load(m.frames_from_video)
+        if search is not None:
+            from ..methods.search import check_search
+            check_search(search, steps, sorted({x.task for x in samples}))
         if split_seeds:
             join()
         config = {**identity(m), "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
                   **({"sampling": sp.describe()} if sp.extra else {}),
-                  "ensemble": ens.model_dump() if ens else None, "select": select, "video": video}
+                  "ensemble": ens.model_dump() if ens else None, "select": select, "video": video,
+                  **({"search": search.model_dump()} if search is not None else {})}
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
                            select=select, split_seeds=split_seeds, config=config,
-                           video=video)
+                           video=video, search=search)
         made, world = totals(len(done))[0], rank_world()[1]
     except _errors() as e:
         _fail(e)

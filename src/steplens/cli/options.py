@@ -141,7 +141,62 @@ class EngineOptions:
         return self
 
 
-BUNDLES = (ModelOptions, SamplingOptions, EngineOptions)
+class SearchOptions:
+    """A search along the steps with a verifier (steplens.methods.search): --search, --particles, --beam-step,
+    --keep, --resample-steps, --verifier, --links."""
+
+    search: Optional[str] = _opt(None, "--search", help="best-of-n | early-beam | smc | chain: search N particles "
+                                                        "per sample with a verifier that never sees the answer "
+                                                        "(default: none, one seed)")
+    particles: int = _opt(4, "--particles", help="--search: particles (seeds) per sample")
+    beam_step: Optional[int] = _opt(None, "--beam-step", help="--search early-beam: the step whose decoded x0_hat "
+                                                              "the verifier scores (default: the last of the first "
+                                                              "15% of the steps)")
+    keep: int = _opt(1, "--keep", help="--search early-beam: beams kept at the beam step (<= --particles)")
+    resample_steps: Optional[str] = _opt(None, "--resample-steps", help="--search smc: the steps where particles "
+                                                                        "are resampled; early-beam: later steps "
+                                                                        "where the beams branch again (e.g. 6,10)")
+    verifier: str = _opt("task", "--verifier", help="--search: the verifier (task: each task's own; consensus: "
+                                                    "agreement with the other particles; or a plug-in)")
+    links: int = _opt(4, "--links", help="--search chain: generations at most (each searched with best-of-n)")
+
+    def config(self):
+        """The SearchConfig, or None without --search; refused (naming the option) before any model loads."""
+        from ..methods.search import SearchConfig
+
+        given = [o for o, v, d in (("--particles", self.particles, 4), ("--beam-step", self.beam_step, None),
+                                   ("--keep", self.keep, 1), ("--resample-steps", self.resample_steps, None),
+                                   ("--verifier", self.verifier, "task"), ("--links", self.links, 4)) if v != d]
+        if self.search is None:
+            if given:
+                raise ValueError(f"{', '.join(given)} without --search: give --search best-of-n | early-beam | smc "
+                                 f"| chain")
+            return None
+        steps = []
+        if self.resample_steps is not None:
+            try:
+                steps = [int(x) for x in self.resample_steps.split(",")]
+            except ValueError:
+                raise ValueError(f"--resample-steps: expected comma-separated integers, got "
+                                 f"{self.resample_steps!r}") from None
+        from pydantic import ValidationError
+
+        try:
+            return SearchConfig(method=self.search, n=self.particles, k=self.beam_step, m=self.keep, steps=steps,
+                                verifier=self.verifier, links=self.links)
+        except ValidationError as e:
+            names = {"method": "--search", "n": "--particles", "k": "--beam-step", "m": "--keep",
+                     "steps": "--resample-steps", "verifier": "--verifier", "links": "--links"}
+            raise ValueError("; ".join(
+                (f"{names.get(str(err['loc'][0]), err['loc'][0])}: " if err["loc"] else "")
+                + err["msg"].removeprefix("Value error, ") for err in e.errors())) from None
+
+    def check(self) -> "SearchOptions":
+        self.config()
+        return self
+
+
+BUNDLES = (ModelOptions, SamplingOptions, EngineOptions, SearchOptions)
 
 
 def worker_model(mo: ModelOptions, so: SamplingOptions):

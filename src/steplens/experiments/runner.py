@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from ..io import interrupt
-from ..io.files import (atomic_write_json, config_diff, folder_lock, read_mp4, read_png, video_fps, write_mp4,
-                        write_png)
+from ..io.files import atomic_write_json, config_diff, folder_lock, read_mp4, read_png, video_fps, write_mp4, write_png
 from ..io.video import to_uint8, upscale
 from ..tasks import Sample, Scorers
 from .grid import batches
@@ -42,8 +41,12 @@ def member_path(out: Path, s: Sample, k: int) -> Path:
     return base.with_name(f"{base.name}.seed{k}.mp4")
 
 
-def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split) -> torch.Tensor:
-    """Latents (B, N, ...) of every member (N = 1 without an ensemble)."""
+def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split, search=None) -> torch.Tensor:
+    """Latents (B, N, ...) of every member (N = 1 without an ensemble; a search's chosen particle)."""
+    if search is not None:
+        from ..methods.search import search as run_search
+
+        return run_search(model, samples, seeds, search, steps, shift, guidance).latents[:, None]
     if ensemble is None:
         return model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance)[:, None]
     from ..methods.ensemble import generate_ensemble, generate_ensemble_distributed
@@ -145,7 +148,7 @@ def read_config(path: Path) -> dict:
 def run_samples(model, samples: list[Sample], out: Path, steps: int | None = None, shift: float | None = None,
                 batch: int = 16, guidance: float | None = None, progress: bool = True, ensemble=None,
                 select: str = "first", split_seeds: bool = False, config: dict | None = None,
-                video: str = "full") -> list[dict]:
+                video: str = "full", search=None) -> list[dict]:
     """Generate the video of every sample into `out` (mirroring the samples' layout); skips outputs already written.
 
     steps, shift, guidance: None is the model's own (its sampling_defaults). Noise seed: sample.seed (a folder
@@ -157,7 +160,8 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
     `split_seeds` instead, every process runs all samples with its share of the N seeds (the ensemble's means by
     all-reduce; the process group must be initialised) and rank 0 writes. `video`: "full" (every decoded frame at
     the sample's fps) or "latent-frames" (one frame per latent frame, 4 fps). `config` (run_config.json) is checked
-    by every process before it writes."""
+    by every process before it writes. `search` (steplens.methods.search.SearchConfig): write each sample's particle
+    the search chose (chain: its last generation's video)."""
     from tqdm import tqdm
 
     from .dist import assign, check_shared, rank_world
@@ -169,6 +173,8 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
         raise ValueError(f"select={select!r} and split_seeds={split_seeds} need an ensemble (N seeds per sample)")
     if video not in VIDEOS:
         raise ValueError(f"unknown video {video!r}; available: {', '.join(VIDEOS)}")
+    if search is not None and ensemble is not None:
+        raise ValueError("a search and an ensemble: give one of them (--search or --ensemble)")
     rank, world = rank_world()
     split = split_seeds and world > 1
     if world > 1 and not split:  # each process its share, balanced by cost, into one folder they all see
@@ -190,7 +196,7 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
                desc="run" if world == 1 else f"run [{rank}/{world}]")
     for chunk in batches(todo, batch):
         interrupt.check()  # a Ctrl-C whose exception was lost still stops here
-        lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split)
+        lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split, search)
         if not writer:  # split seeds: rank 0 decodes and writes
             bar.update(len(chunk))
             continue

@@ -9,6 +9,15 @@ ensemble         the study's latent ensemble: block outputs averaged across the 
 ensemble-update  the same, averaging each block's own update (output - input)
 ensemble-x0      x0_hat averaged across the N seeds at the early steps
 ensemble-vote    the study's ensemble, then a majority vote over its N members
+
+With budgets (`compare --budget 1,2,4,8`, in units of one plain run's NFE), the multi-seed methods run at N = each
+budget >= 2 and the search methods (steplens.methods.search, a verifier that never sees the answer) at each budget:
+best-of-n (N = budget particles), early-beam (as many particles as the budget allows with `keep` beams continuing
+from the beam step), smc (N = budget particles resampled at the resampling steps), chain (tasks with continue_from:
+up to `budget` one-seed generations). Every row records its NFE per sample (steplens.tape's counter); the budget
+table gives solve rate and mean score per family with paired-bootstrap 95% intervals against one seed, and the AUC
+table how well the verifier on x̂0 at step k predicts a particle's final success (from best-of-n's particles at the
+largest budget).
 """
 
 from __future__ import annotations
@@ -23,8 +32,12 @@ from ..experiments.stats import paired_bootstrap, summarize
 from ..io.files import atomic_write_json
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
+from ..methods.search import (SearchConfig, check_search, config_for_budget, decoded, default_k, probe_steps, search,
+                              step_auc)
+from ..presets import own
 from ..reports.page import Report
 from ..reports.plots import save
+from ..tape import forwards
 from ..tasks import Scorers, palette
 from .base import ProbeBase, cost_text
 from .contract import NOT_TESTED, STUDY, Branch, Claim, PlanShape, ProbeRun, StudyPart
@@ -34,12 +47,48 @@ ENSEMBLES = {"ensemble": ("block", "first"), "ensemble-update": ("update", "firs
              "ensemble-vote": ("block", "vote")}
 METHODS = ("single", "steps-x", *INDEPENDENT, *ENSEMBLES)
 STUDY_METHODS = ("vote", "best-consensus", "best-oracle", "ensemble", "ensemble-x0")  # `steplens study`'s comparison
+SEARCH_METHODS = ("best-of-n", "early-beam", "smc", "chain")
+DEFAULT_SEARCH = ("best-of-n", "early-beam", "smc")
+# one colour per method in every plot: the multi-seed methods C0..C8, the search methods their own
+COLOURS = {**{m: f"C{i % 10}" for i, m in enumerate(METHODS)}, "best-of-n": "C9", "early-beam": "black",
+           "smc": "magenta", "chain": "saddlebrown"}
 
 
 def check_method(name: str) -> str:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(METHODS)}")
     return name
+
+
+def check_budgets(budgets) -> list[int]:
+    """Budgets in units of one plain run's NFE: whole numbers >= 1, each once."""
+    budgets = list(budgets)
+    bad = [b for b in budgets if isinstance(b, bool) or not isinstance(b, int) or b < 1]
+    if bad:
+        raise ValueError(f"--budget {bad[0]!r}: below one plain run's NFE; budgets are whole numbers of plain runs "
+                         f">= 1, e.g. 1,2,4,8")
+    if not budgets or len(set(budgets)) != len(budgets):
+        raise ValueError(f"--budget {budgets}: give each budget once, at least one")
+    return sorted(budgets)
+
+
+def default_smc_steps(num_steps: int) -> list[int]:
+    """Where smc resamples by default: the beam step, a quarter and half of the way."""
+    return sorted({s for s in (default_k(num_steps), num_steps // 4, num_steps // 2) if s < num_steps - 1})
+
+
+def search_at(base: SearchConfig, method: str, budget: int, num_steps: int) -> SearchConfig:
+    """The search method's configuration at a budget (see the module doc)."""
+    if method == "chain":
+        return base.model_copy(update={"method": "chain", "inner": "best-of-n", "n": 1, "m": 1, "steps": [],
+                                       "links": budget})
+    if method == "best-of-n":
+        return base.model_copy(update={"method": method, "n": budget, "m": 1, "steps": []})
+    if method == "smc":
+        return base.model_copy(update={"method": method, "n": budget, "m": 1,
+                                       "steps": base.steps or default_smc_steps(num_steps)})
+    return config_for_budget(base.model_copy(update={"method": "early-beam", "steps": [], "n": base.m}), budget,
+                             num_steps)
 
 
 def _u8(v: np.ndarray) -> np.ndarray:
@@ -72,15 +121,23 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
     want = set(methods)
     b = np.arange(len(samples))
 
+    nfe: dict[str, float] = {}
+
     def members(cfg, k_steps):
-        return member_videos(model, generate_ensemble(model, samples, seeds, cfg, k_steps, shift, guidance))
+        with forwards(model) as c:
+            lat = generate_ensemble(model, samples, seeds, cfg, k_steps, shift, guidance)
+        members.nfe = c.nfe / len(samples)
+        return member_videos(model, lat)
 
     if "single" in want:
         res["single"] = _scored(scorers, samples, members(EnsembleConfig(n_seeds=1), steps)[:, 0])
+        nfe["single"] = members.nfe
     if "steps-x" in want:
         res["steps-x"] = _scored(scorers, samples, members(EnsembleConfig(n_seeds=1), steps * n)[:, 0])
+        nfe["steps-x"] = members.nfe
     if want & set(INDEPENDENT):
         vids = members(EnsembleConfig(n_seeds=n, alpha=0.0), steps)
+        nfe.update({m: members.nfe for m in INDEPENDENT})
         res["vote"] = _scored(scorers, samples, _vote(samples, vids))
         res["best-consensus"] = _scored(scorers, samples, vids[b, _consensus(samples, vids)])
         each = [_scored(scorers, samples, vids[:, k]) for k in range(n)]
@@ -92,7 +149,32 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
         for name, (t, pick) in ENSEMBLES.items():
             if name in want and t == target:
                 res[name] = _scored(scorers, samples, vids[:, 0] if pick == "first" else _vote(samples, vids))
-    return {m: res[m] for m in methods}
+                nfe[name] = members.nfe
+    return {m: [{**r, "nfe": nfe[m]} for r in res[m]] for m in methods}
+
+
+def run_search(model, samples, seeds, method: str, budget: int, steps: int, shift, guidance, base: SearchConfig,
+               scorers: Scorers, auc: bool = False) -> list[dict]:
+    """Rows of one search method at one budget: the scorer's success and score of the chosen video, the verifier's,
+    the NFE per sample; with `auc` (best-of-n), each particle's verifier score on x̂0 at the probed steps and its
+    final success by the scorer."""
+    cfg = search_at(base, method, budget, steps)
+    probe = probe_steps(steps) if auc and method == "best-of-n" else ()
+    res = search(model, samples, seeds, cfg, steps, shift, guidance, probe_steps=probe)
+    judged = res.final_samples or samples
+    rows = [{**r, "verified": bool(v.success), "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(samples)}
+            for r, v in zip(_scored(scorers, judged, decoded(model, res.latents)), res.scores)]
+    if probe:
+        probed = [st for st in res.stages if st.get("probe")]
+        for i, r in enumerate(rows):
+            finals = _scored(scorers, [samples[i]] * len(res.finals[i]), decoded(model, res.finals[i]))
+            by_member = {k: [] for k in range(cfg.n)}
+            for st in probed:
+                for member, score in st["particles"][i]:
+                    by_member[member].append(score)
+            r["particles"] = {"steps": [st["step"] for st in probed], "v": [by_member[k] for k in range(cfg.n)],
+                              "final": [f["success"] for f in finals]}
+    return rows
 
 
 def generation(method: str) -> str:
@@ -103,7 +185,7 @@ def generation(method: str) -> str:
 
 
 def condition(method: str, n: int) -> str:
-    return f"{method} N={n}"
+    return f"{method} B={n}" if method in SEARCH_METHODS else f"{method} N={n}"
 
 
 def versus(rows: list[dict], a: tuple[str, int], b: tuple[str, int], reps: int = 2000) -> dict:
@@ -124,11 +206,45 @@ def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
     for m, n in jobs:
         st = summarize([r for r in rows if r["condition"] == condition(m, n)])
         d = versus(rows, (m, n), ("single", 1)) if m != "single" else {}
+        mine = [r for r in rows if r["condition"] == condition(m, n)]
+        nfe = [r["nfe"] for r in mine if r.get("nfe") is not None]
         table.append({"method": m, "n_seeds": n, "compute": n, "samples": st["n"], "solve_rate": st["solve_rate"],
                       "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
                       "delta_vs_single": d.get("delta", 0.0), "delta_ci_low": d.get("delta_ci_low", 0.0),
-                      "delta_ci_high": d.get("delta_ci_high", 0.0), "upper_bound": m == "best-oracle"})
+                      "delta_ci_high": d.get("delta_ci_high", 0.0), "upper_bound": m == "best-oracle",
+                      **({"nfe": float(np.mean(nfe))} if nfe else {})})
     return table
+
+
+def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000) -> list[dict]:
+    """Per family (task) and (method, budget): NFE per sample and in plain runs, solve rate (Wilson 95%), mean score,
+    and their paired differences to one seed (bootstrap 95%)."""
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        mine = [r for r in rows if r["task"] == task]
+        single = {r["sample"]: r for r in mine if r["condition"] == condition("single", 1)}
+        plain = np.mean([r["nfe"] for r in single.values() if r.get("nfe")] or [np.nan])
+        for m, n in jobs:
+            got = [r for r in mine if r["condition"] == condition(m, n)]
+            if not got:
+                continue
+            st = summarize(got)
+            row = {"task": task, "method": m, "budget": n, "samples": st["n"], "solve_rate": st["solve_rate"],
+                   "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
+                   "upper_bound": m == "best-oracle", "nfe": None, "nfe_runs": None,
+                   **{f"{a}{b}": None for a in ("delta", "delta_score") for b in ("", "_ci_low", "_ci_high")}}
+            nfe = [r["nfe"] for r in got if r.get("nfe") is not None]
+            if nfe:
+                row["nfe"] = float(np.mean(nfe))
+                row["nfe_runs"] = float(row["nfe"] / plain) if plain == plain and plain else None
+            common = [r for r in got if r["sample"] in single]
+            if m != "single" and common:
+                for key, name in (("success", "delta"), ("score", "delta_score")):
+                    d, lo, hi = paired_bootstrap([float(r[key]) for r in common],
+                                                 [float(single[r["sample"]][key]) for r in common], reps)
+                    row.update({name: d, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
+            out.append(row)
+    return out
 
 
 def head_to_head(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
@@ -159,8 +275,22 @@ class Compare(ProbeBase):
                                            for r in res["table"]])
 
     def options(self, model, s: ExperimentSettings, n_list=(2, 3, 4, 8), methods=METHODS,
-                ens: EnsembleConfig | None = None) -> dict:
+                ens: EnsembleConfig | None = None, budgets=None, search_methods=DEFAULT_SEARCH,
+                search: SearchConfig | None = None) -> dict:
         methods = [check_method(m) for m in methods]
+        if budgets is not None:  # the N-seed methods at every budget of two runs or more
+            budgets = check_budgets(budgets)
+            n_list = [b for b in budgets if b >= 2] or [2]
+            bad = [m for m in search_methods if m not in SEARCH_METHODS]
+            if bad or len(set(search_methods)) != len(search_methods):
+                raise ValueError(f"search methods {list(search_methods)}: each once, from {', '.join(SEARCH_METHODS)}")
+            steps = own(model, s.steps)[0]
+            base = search or SearchConfig()
+            given = s.tasks.split(",") if isinstance(s.tasks, str) else list(s.tasks or [])
+            tasks = [] if s.data is not None else (given or [s.task])  # a folder's tasks: checked per sample
+            for m in search_methods:
+                for b in budgets:
+                    check_search(search_at(base, m, b, steps), steps, tasks)
         n_list = list(n_list)
         if len(set(n_list)) != len(n_list) or len(set(methods)) != len(methods):
             raise ValueError(f"repeated N or method: N {n_list}, methods {methods}; give each once")
@@ -172,11 +302,18 @@ class Compare(ProbeBase):
         if any(m in ENSEMBLES for m in methods):
             check_ensemble(ens or EnsembleConfig(), model, s.steps)
         s.scorers()  # an unknown scorer is named before the samples are made
-        return {"n_list": n_list, "methods": methods, "ens": ens}
+        if budgets is None:
+            return {"n_list": n_list, "methods": methods, "ens": ens}
+        return {"n_list": n_list, "methods": methods, "ens": ens, "budgets": budgets,
+                "search_methods": list(search_methods), "search": search or SearchConfig()}
 
     def config(self, r: ProbeRun) -> dict:
         o = r.options
-        return {"n_list": o["n_list"], "methods": o["methods"], "ensemble": (o["ens"] or EnsembleConfig()).model_dump()}
+        out = {"n_list": o["n_list"], "methods": o["methods"], "ensemble": (o["ens"] or EnsembleConfig()).model_dump()}
+        if o.get("budgets"):  # only then: a store of an older comparison resumes as it was
+            out.update({"budgets": o["budgets"], "search_methods": o["search_methods"],
+                        "search": o["search"].model_dump()})
+        return out
 
     def plan(self, s: ExperimentSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
         """Each (method, N): N seeds per sample (steps-x: one seed at N x the steps); methods reading one N-seed
@@ -192,9 +329,11 @@ class Compare(ProbeBase):
         return {condition(m, n): branch(m, n) for m, n in jobs}
 
     def conditions(self, r: ProbeRun) -> dict:
-        """condition -> (method, N): the single seed, then every method at every N."""
+        """condition -> (method, N): the single seed, then every method at every N (and every search method at every
+        budget)."""
         o = r.options
         jobs = [("single", 1)] + [(m, n) for n in o["n_list"] for m in o["methods"] if m != "single"]
+        jobs += [(m, b) for b in o.get("budgets") or () for m in o.get("search_methods") or ()]
         return {condition(m, n): (m, n) for m, n in jobs}
 
     def group(self, r: ProbeRun, c: str):
@@ -208,27 +347,49 @@ class Compare(ProbeBase):
 
         def run(todo, batch):
             n = conds[todo[0]][1]
-            got = run_methods(r.model, batch, [x.seed for x in batch], [conds[c][0] for c in todo], n, s.steps,
-                              s.shift, r.options["ens"], scorers, s.guidance)
-            return {c: got[conds[c][0]] for c in todo}
+            seeds = [x.seed for x in batch]
+            plain = [c for c in todo if conds[c][0] not in SEARCH_METHODS]
+            got = {}
+            if plain:
+                done = run_methods(r.model, batch, seeds, [conds[c][0] for c in plain], n, s.steps, s.shift,
+                                   r.options["ens"], scorers, s.guidance)
+                got.update({c: done[conds[c][0]] for c in plain})
+            for c in todo:
+                if c not in got:
+                    m = conds[c][0]
+                    got[c] = run_search(r.model, batch, seeds, m, n, own(r.model, s.steps)[0], s.shift, s.guidance,
+                                        r.options["search"], scorers, auc=n == max(r.options["budgets"]))
+            return got
         return run
 
     def summary(self, r: ProbeRun, by: dict) -> dict:
         jobs = list(r.conditions.values())
         rows = [x for c in r.conditions for x in by[c]]
         table, h2h = method_table(rows, jobs), head_to_head(rows, jobs)
-        headline = {f"{x['method']} N={x['n_seeds']}": round(x["delta_vs_single"], 3) for x in table
+        headline = {condition(x["method"], x["n_seeds"]): round(x["delta_vs_single"], 3) for x in table
                     if x["method"] != "single"}
-        return {"table": table, "head_to_head": h2h, "headline": headline}
+        out = {"table": table, "head_to_head": h2h, "headline": headline}
+        if r.options.get("budgets"):
+            out["budget_table"] = budget_table(rows, jobs)
+            out["auc"] = step_auc([x for x in rows if x.get("particles")])
+        return out
 
     def write(self, r: ProbeRun, res: dict) -> None:
+        extra = {k: res[k] for k in ("budget_table", "auc") if k in res}
         atomic_write_json(r.out / "results.json", {"format": 1, "experiment": "compare", "config": r.config,
                                                    "table": res["table"], "head_to_head": res["head_to_head"],
-                                                   **({"cost": res["cost"]} if res.get("cost") else {})})
+                                                   **({"cost": res["cost"]} if res.get("cost") else {}),
+                                                   **extra})
         write_table(res["table"], r.out / "compare.csv")
+        if res.get("budget_table"):
+            write_table(res["budget_table"], r.out / "budget.csv")
+        if res.get("auc"):
+            write_table(res["auc"], r.out / "auc.csv")
 
     def finish(self, r: ProbeRun, res: dict, rows: dict) -> None:
-        plot(r.out, res["table"], r.options["n_list"])
+        plot(r.out, res["table"], sorted({x["n_seeds"] for x in res["table"] if x["method"] != "single"}))
+        if res.get("budget_table"):
+            plot_budget(r.out, res["budget_table"])
 
     def reads(self, data: dict) -> bool:
         return data.get("experiment") == "compare" or "head_to_head" in data
@@ -250,6 +411,20 @@ class Compare(ProbeBase):
                      "bootstrap):")
             rep.table(res["head_to_head"], ["method", "n_seeds", "versus", "samples", "delta", "delta_ci_low",
                                             "delta_ci_high"])
+        if res.get("budget_table"):
+            rep.section("Accuracy against compute (NFE), per family",
+                        "Every method at each budget (units of one plain run's NFE; nfe_runs: what it spent) on the "
+                        "same samples and noises. Search methods pick with a verifier that never sees the answer. "
+                        "delta / delta_score: paired difference to one seed in solve rate / mean score, bootstrap "
+                        "95% interval. best-oracle uses the scorer: an upper bound, not a method.")
+            rep.image(f"{rel}/budget.png", "solve rate against NFE per family")
+            rep.table(res["budget_table"], ["task", "method", "budget", "nfe_runs", "samples", "solve_rate", "ci_low",
+                                            "ci_high", "mean_score", "delta", "delta_ci_low", "delta_ci_high",
+                                            "delta_score", "delta_score_ci_low", "delta_score_ci_high"])
+        if res.get("auc"):
+            rep.text("How early x̂0 tells: AUC of the verifier on a particle's x̂0 at step k for that particle's final "
+                     "success (best-of-n's particles at the largest budget; None where all or none succeed):")
+            rep.table(res["auc"], ["task", "step", "particles", "final_rate", "auc"])
 
 
 def _best_ensemble(table: list) -> dict | None:
@@ -268,9 +443,40 @@ report_section = PROBE.report_section
 
 
 def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), methods=METHODS,
-            ens: EnsembleConfig | None = None, progress=True) -> dict:
-    """The comparison into OUT (resumable): {"table", "head_to_head", "headline"}."""
-    return PROBE.run(model, out, s, progress=progress, n_list=n_list, methods=methods, ens=ens)
+            ens: EnsembleConfig | None = None, progress=True, budgets=None, search_methods=DEFAULT_SEARCH,
+            search: SearchConfig | None = None) -> dict:
+    """The comparison into OUT (resumable): {"table", "head_to_head", "headline"}; with `budgets` also
+    "budget_table" and "auc" (see the module doc)."""
+    kw = {} if budgets is None else {"budgets": budgets, "search_methods": search_methods, "search": search}
+    return PROBE.run(model, out, s, progress=progress, n_list=n_list, methods=methods, ens=ens, **kw)
+
+
+def plot_budget(out: Path, table: list[dict]) -> None:
+    """Solve rate (Wilson 95%) against NFE in plain runs, one panel per family, one line per method."""
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in table})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1.5, 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in table if r["task"] == task and r.get("nfe_runs") is not None]
+        for m in dict.fromkeys(r["method"] for r in rows):
+            mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["nfe_runs"])
+            x, y = [r["nfe_runs"] for r in mine], [r["solve_rate"] for r in mine]
+            ax.errorbar(x, y, yerr=[[max(0.0, v - r["ci_low"]) for v, r in zip(y, mine)],
+                                    [max(0.0, r["ci_high"] - v) for v, r in zip(y, mine)]],
+                        marker="o", ms=3, capsize=2, lw=1, ls="--" if m == "best-oracle" else "-",
+                        color=COLOURS[m], label=m)
+        ax.set_xscale("log", base=2)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("NFE (plain runs)")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("solve rate")
+    legend = {}  # every method of any panel (chain runs only on some families)
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, h)
+    axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    save(fig, Path(out) / "budget.png")
 
 
 def plot(out: Path, table, n_list) -> None:
@@ -285,10 +491,10 @@ def plot(out: Path, table, n_list) -> None:
         rows = [r for r in table if r["method"] == m]
         x = [pos[r["n_seeds"]] + (j - (len(names) - 1) / 2) * width for r in rows]
         ax.errorbar(x, [r["delta_vs_single"] for r in rows],
-                    yerr=[[r["delta_vs_single"] - r["delta_ci_low"] for r in rows],
-                          [r["delta_ci_high"] - r["delta_vs_single"] for r in rows]],
+                    yerr=[[max(0.0, r["delta_vs_single"] - r["delta_ci_low"]) for r in rows],
+                          [max(0.0, r["delta_ci_high"] - r["delta_vs_single"]) for r in rows]],
                     marker="o", ms=4, capsize=2, ls="none", mfc="none" if m == "best-oracle" else None,
-                    color=f"C{METHODS.index(m) % 10}",  # one colour per method in every plot
+                    color=COLOURS[m],  # one colour per method in every plot
                     label=m + (" (upper bound)" if m == "best-oracle" else ""))
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("N (forward passes per step, or N x steps)")

@@ -1,0 +1,112 @@
+"""Issue 24's accuracy-against-compute table: every method at budgets of 1, 2, 4, 8 plain runs (NFE) on the families
+where one seed is weakest, with the search methods (a verifier that never sees the answer) beside the multi-seed ones.
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search_budget.py --count 300 --budgets 1,2,4,8 \\
+        --out runs/search-budget [--families reappear,maze-loops,tictactoe,maze6,maze7] [--threads 1]
+
+Families: reappear, maze-loops, tictactoe on `tiny-reasoner` (their default sizes); maze 6x6 and 7x7 on `tiny-maze`
+(one and two sizes above its comfort). Each family is one resumable `compare` folder (OUT/<family>): run families
+in parallel processes (one thread each) and rerun to resume or grow. Held-out samples: seeds 0..count-1 (training
+uses seeds >= 1e9). `chain` runs on the families whose task has `continue_from` (the mazes).
+
+Writes OUT/table.md (solve rate [Wilson 95%], NFE in plain runs, paired-bootstrap difference to one seed [95%]; the
+step-k AUC per family), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+FAMILIES = {  # name: (model, task, size)
+    "reappear": ("tiny-reasoner", "reappear", None),
+    "maze-loops": ("tiny-reasoner", "maze-loops", None),
+    "tictactoe": ("tiny-reasoner", "tictactoe", None),
+    "maze6": ("tiny-maze", "maze", 6),
+    "maze7": ("tiny-maze", "maze", 7),
+}
+
+
+def run_family(name: str, a) -> dict:
+    from steplens.experiments.grid import ExperimentSettings
+    from steplens.methods.search import SearchConfig
+    from steplens.models.load import load_model
+    from steplens.probes.compare import compare
+    from steplens.tasks import find_task
+
+    model_name, task, size = FAMILIES[name]
+    model = load_model(model_name)
+    s = ExperimentSettings(task=task, size=size, count=a.count, seed=a.seed, batch=a.batch)
+    search = [m for m in a.search.split(",")
+              if m != "chain" or callable(getattr(find_task(task), "continue_from", None))]
+    t0 = time.time()
+    res = compare(model, Path(a.out) / name, s, methods=a.methods.split(","), budgets=a.budget_list,
+                  search_methods=search, search=SearchConfig(verifier=a.verifier, m=a.keep), progress=not a.quiet)
+    return {"family": name, "model": model_name, "task": task, "size": size, "seconds": round(time.time() - t0, 1),
+            "budget_table": res["budget_table"], "auc": res["auc"]}
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{100 * x:.0f}"
+
+
+def table_md(results: list[dict]) -> str:
+    lines = ["| family | method | budget | NFE (runs) | solve rate [95%] | vs one seed, points [95%] | mean score |",
+             "|---|---|---:|---:|---|---|---:|"]
+    for r in results:
+        for x in r["budget_table"]:
+            delta = "" if x["delta"] is None else (f"{100 * x['delta']:+.1f} [{100 * x['delta_ci_low']:+.1f}, "
+                                                   f"{100 * x['delta_ci_high']:+.1f}]")
+            method = x["method"] + (" (upper bound)" if x["upper_bound"] else "")
+            lines.append(f"| {r['family']} | {method} | {x['budget']} | {x['nfe_runs'] or 0:.2f} | "
+                         f"{_pct(x['solve_rate'])}% [{_pct(x['ci_low'])}, {_pct(x['ci_high'])}] | {delta} | "
+                         f"{x['mean_score']:.3f} |")
+    lines += ["", "AUC of the verifier on x̂0 at step k for a particle's final success (best-of-n's particles at the "
+              "largest budget):", "", "| family | step | particles | final success | AUC |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        for x in r["auc"]:
+            auc = "" if x["auc"] is None else f"{x['auc']:.3f}"
+            lines.append(f"| {r['family']} | {x['step']} | {x['particles']} | {x['final_rate']:.3f} | {auc} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--budgets", default="1,2,4,8")
+    ap.add_argument("--methods", default="vote,best-consensus,best-oracle,ensemble")
+    ap.add_argument("--search", default="best-of-n,early-beam,smc,chain")
+    ap.add_argument("--verifier", default="task")
+    ap.add_argument("--keep", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="runs/search-budget")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    fams = a.families.split(",")
+    bad = [f for f in fams if f not in FAMILIES]
+    if bad:
+        raise SystemExit(f"unknown family {bad[0]!r}; available: {', '.join(FAMILIES)}")
+    a.budget_list = [int(b) for b in a.budgets.split(",")]
+    results = [run_family(f, a) for f in fams]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
+                                                        "results": results}, indent=1))
+    (out / "table.md").write_text(table_md(results))
+    from steplens.probes.compare import plot_budget
+
+    plot_budget(out, [{**x, "task": r["family"]} for r in results for x in r["budget_table"]])
+    print(table_md(results))
+    print("seconds: " + ", ".join(f"{r['family']} {r['seconds']}" for r in results))
+
+
+if __name__ == "__main__":
+    main()

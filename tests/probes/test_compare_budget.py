@@ -1,0 +1,75 @@
+"""`compare` with compute budgets (steplens.probes.compare, on the tiny embedded model): every method at each budget on
+the same samples and noises, NFE recorded per row and in plain runs, the per-family table with paired intervals, the
+plot, and the AUC of the step-k verifier for final success."""
+
+import json
+
+import pytest
+
+from steplens.experiments.grid import ExperimentSettings
+from steplens.methods.search import SearchConfig, roc_auc, step_auc
+from steplens.probes.compare import check_budgets, compare, run_methods
+
+STEPS = 4
+
+
+def settings(**kw):
+    return ExperimentSettings(task="maze", size=3, count=3, steps=STEPS, shift=1.0, guidance=1.0, batch=3, **kw)
+
+
+def test_budgets_run_every_method_on_the_same_samples_with_their_nfe(tiny_model, tmp_path):
+    res = compare(tiny_model, tmp_path, settings(), methods=["vote", "best-oracle"], budgets=[1, 2],
+                  search_methods=["best-of-n", "early-beam", "smc"], search=SearchConfig(verifier="task", k=1),
+                  progress=False)
+    bt = {(r["method"], r["budget"]): r for r in res["budget_table"]}
+    assert set(bt) == {("single", 1), ("vote", 2), ("best-oracle", 2), ("best-of-n", 1), ("early-beam", 1),
+                       ("smc", 1), ("best-of-n", 2), ("early-beam", 2), ("smc", 2)}
+    assert all(r["samples"] == 3 and r["task"] == "maze" for r in bt.values())
+    assert bt["single", 1]["nfe"] == STEPS and bt["single", 1]["nfe_runs"] == 1.0
+    for key in (("vote", 2), ("best-oracle", 2), ("best-of-n", 2), ("smc", 2)):
+        assert bt[key]["nfe_runs"] == 2.0, key
+    # early-beam within budget 2 at k = 1: n (k + 1) + (S - k - 1) <= 2 S -> n = 3, NFE 3 * 2 + 2 = 8 = 2 runs
+    assert bt["early-beam", 2]["nfe"] == 8 and bt["early-beam", 1]["nfe_runs"] == 1.0
+    assert bt["best-of-n", 2]["delta_ci_low"] <= bt["best-of-n", 2]["delta"] <= bt["best-of-n", 2]["delta_ci_high"]
+    assert bt["single", 1]["delta"] is None
+    # the AUC: best-of-n's two particles at the largest budget, per probed step (None where all or none succeed)
+    assert [a["step"] for a in res["auc"]] == [0, 1, 3] and all(a["particles"] == 6 for a in res["auc"])
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["config"]["budgets"] == [1, 2] and data["budget_table"] and data["auc"]
+    assert (tmp_path / "budget.png").exists() and (tmp_path / "budget.csv").exists()
+    again = compare(tiny_model, tmp_path, settings(), methods=["vote", "best-oracle"], budgets=[1, 2],
+                    search_methods=["best-of-n", "early-beam", "smc"], search=SearchConfig(verifier="task", k=1),
+                    progress=False)
+    assert again["budget_table"] == res["budget_table"]  # resumed from the store, nothing rerun
+
+
+def test_without_budgets_the_configuration_is_as_before(tiny_model, tmp_path):
+    compare(tiny_model, tmp_path, settings(), n_list=[2], methods=["vote"], progress=False)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert "budgets" not in data["config"] and "budget_table" not in data
+    assert [t["nfe"] for t in data["table"]] == [STEPS, 2 * STEPS]
+
+
+def test_existing_methods_report_their_nfe(tiny_model):
+    from steplens.tasks import get_task
+
+    b = [get_task("maze").sample(i, 3, 3) for i in range(2)]
+    got = run_methods(tiny_model, b, [0, 1], ["single", "steps-x", "vote", "ensemble"], n=2, steps=STEPS, shift=1.0,
+                      guidance=2.0)
+    assert {m: rows[0]["nfe"] for m, rows in got.items()} == {"single": 2 * STEPS, "steps-x": 2 * 2 * STEPS,
+                                                              "vote": 2 * 2 * STEPS, "ensemble": 2 * 2 * STEPS}
+
+
+def test_roc_auc_and_step_auc():
+    assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert roc_auc([1, 1, 1], [0, 1, 1]) == 0.5 and roc_auc([1, 2], [1, 1]) is None
+    rows = [{"task": "maze", "particles": {"steps": [0, 2], "v": [[0.1, 0.9], [0.2, 0.1]], "final": [True, False]}},
+            {"task": "maze", "particles": {"steps": [0, 2], "v": [[0.3, 0.8], [0.4, 0.2]], "final": [True, False]}}]
+    assert [(a["step"], a["auc"]) for a in step_auc(rows)] == [(0, 0.25), (2, 1.0)]
+
+
+def test_bad_budgets_are_named():
+    with pytest.raises(ValueError, match=r"--budget 0: below one plain run's NFE"):
+        check_budgets([0, 2])
+    with pytest.raises(ValueError, match=r"give each budget once"):
+        check_budgets([2, 2])
