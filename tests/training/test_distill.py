@@ -137,7 +137,7 @@ def test_config_file_errors_name_the_file_and_the_shipped_config_validates(tmp_p
     configs = Path(__file__).resolve().parents[2] / "configs"
     shipped = DistillConfig.from_file(configs / "distill" / "tiny-reasoner-4step.json")
     assert shipped.student_steps == 4 and shipped.teacher_steps == 20 and shipped.teacher == "tiny-reasoner"
-    assert shipped.sampling()["sigmas"] == [float(s) for s in flow_sigmas(4, 3.0)]
+    assert shipped.sampling()["sigmas"] == [round(float(s), 6) for s in flow_sigmas(4, 3.0)] == [1.0, 0.9, 0.75, 0.5, 0.0]
 
 
 def test_teacher_of_another_architecture_is_refused(tmp_path, models):

@@ -141,6 +141,7 @@ class EngineOptions:
         return self
 
 
+@dataclass(frozen=True)
 class SearchOptions:
     """A search along the steps with a verifier (steplens.methods.search): --search, --particles, --beam-step,
     --keep, --resample-steps, --verifier, --links."""
