@@ -55,7 +55,7 @@ def study(
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
     from ..experiments.plan import check_sec_per_nfe
-    from ..experiments.study import folder_study_config, run_study, study_config_from, tables
+    from ..experiments.study import check_parts, folder_study_config, run_study, study_config_from, tables
     from ..io import checks
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
@@ -69,6 +69,7 @@ def study(
                       seed=seed, batch=batch, compare_families=compare_families, n_seeds=n_seeds, scorer=scorer,
                       threshold=threshold)
         Scorers(scorer, threshold)  # an unknown scorer, or a threshold it does not take, named now
+        check_parts(parts)  # an empty or unknown --parts, named now
         folders = None
         if data is not None:  # the folder, its filters, its samples and their scorer: checked before the model loads
             cfg, folders = folder_study_config(data, split, tasks, parts, **counts)

@@ -510,7 +510,10 @@ def tables(result: dict) -> dict[str, list[dict]]:
     compare = [{"family": name, "method": r["method"], "N": r["n_seeds"], "solve rate": f"{r['solve_rate']:.3f}",
                 "mean score": f"{r['mean_score']:.3f}",
                 "vs one seed (points) [95% CI]": f"{100 * r['delta_vs_single']:+.1f} [{100 * r['delta_ci_low']:+.1f}, "
-                                                  f"{100 * r['delta_ci_high']:+.1f}]"}
+                                                  f"{100 * r['delta_ci_high']:+.1f}]",
+                "mean score vs one seed [95% CI]": f"{r['score_delta_vs_single']:+.3f} [{r['score_delta_ci_low']:+.3f}, "
+                                                   f"{r['score_delta_ci_high']:+.3f}]"
+                if r.get("score_delta_vs_single") is not None else "–"}
                for name in result["compared"] for r in fam[name].get("compare", [])]
     training = (result.get("training") or {}).get("rows", [])
     skipped = [{"family": name, "part": why.split(":")[0], "why": why.split(":", 1)[1].strip() if ":" in why else why}
@@ -621,7 +624,19 @@ def write_report(out: Path, result: dict) -> None:
 
 
 def _parts_list(parts: str | None) -> list[str]:
-    return [p.strip() for p in parts.split(",") if p.strip()] if parts else study_parts()
+    if parts is None:
+        return study_parts()
+    names = [p.strip() for p in parts.split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"--parts {parts!r} names no part; allowed: {', '.join(study_parts())} (leave --parts out "
+                         f"for all of them)")
+    bad = [p for p in names if p not in study_parts()]
+    if bad:
+        raise ValueError(f"--parts: unknown study part {bad[0]!r}; allowed: {', '.join(study_parts())}")
+    return names
+
+
+check_parts = _parts_list  # the --parts names, checked before any model loads
 
 
 def study_config_from(model, tasks: str | None, parts: str | None, **kw) -> StudyConfig:

@@ -52,6 +52,14 @@ class EnsembleConfig(BaseModel):
             raise ValueError(f"n_seeds must be >= 1, got {v}")
         return v
 
+    @field_validator("blocks", "steps")
+    @classmethod
+    def _some(cls, v, info):
+        if v is not None and len(v) == 0:
+            raise ValueError(f"{info.field_name}=[] selects no {info.field_name[:-1]}: the ensemble would average "
+                             f"nothing; give indices, or None for the default")
+        return v
+
     @field_validator("alpha")
     @classmethod
     def _alpha(cls, v):

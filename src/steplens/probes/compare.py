@@ -95,8 +95,19 @@ def _u8(v: np.ndarray) -> np.ndarray:
     return np.clip(np.round(v), 0, 255).astype(np.uint8)
 
 
+def _snapped(samples, videos) -> list[np.ndarray]:
+    """Every method's frames in its task's palette where the task has one (vote and consensus decide in it): all
+    methods scored on equal footing, so that a method's gain is its own and not the snapping's (issue 22: snapping
+    one seed alone lifted VBVR's score 0.340 -> 0.411). Samples without a palette (VBVR's own drawings) as they are."""
+    out = []
+    for s, v in zip(samples, videos):
+        pal = palette(s)
+        out.append(np.asarray(pal, np.uint8)[labels_of(np.asarray(v, np.float32), pal)] if pal is not None else v)
+    return out
+
+
 def _scored(scorers: Scorers, samples, videos) -> list[dict]:
-    return score_videos(samples, [_u8(v) for v in videos], scorers)
+    return score_videos(samples, [_u8(v) for v in _snapped(samples, videos)], scorers)
 
 
 def _vote(samples, vids: np.ndarray) -> np.ndarray:
@@ -196,8 +207,13 @@ def versus(rows: list[dict], a: tuple[str, int], b: tuple[str, int], reps: int =
     if not common:
         raise ValueError(f"no sample ran both {a[0]} N={a[1]} and {b[0]} N={b[1]}")
     d, lo, hi = paired_bootstrap([sa[i] for i in common], [sb[i] for i in common], reps)
+    ca = {r["sample"]: r.get("score") for r in rows if r["condition"] == condition(*a)}
+    cb = {r["sample"]: r.get("score") for r in rows if r["condition"] == condition(*b)}
+    scored = all(ca[i] is not None and cb[i] is not None for i in common)  # rows without a score: no score delta
+    sd, slo, shi = paired_bootstrap([ca[i] for i in common], [cb[i] for i in common], reps) if scored else (None,) * 3
     return {"method": a[0], "n_seeds": a[1], "versus": b[0], "versus_n": b[1], "samples": len(common),
-            "delta": d, "delta_ci_low": lo, "delta_ci_high": hi}
+            "delta": d, "delta_ci_low": lo, "delta_ci_high": hi,
+            "score_delta": sd, "score_delta_ci_low": slo, "score_delta_ci_high": shi}
 
 
 def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
@@ -211,7 +227,10 @@ def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
         table.append({"method": m, "n_seeds": n, "compute": n, "samples": st["n"], "solve_rate": st["solve_rate"],
                       "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
                       "delta_vs_single": d.get("delta", 0.0), "delta_ci_low": d.get("delta_ci_low", 0.0),
-                      "delta_ci_high": d.get("delta_ci_high", 0.0), "upper_bound": m == "best-oracle",
+                      "delta_ci_high": d.get("delta_ci_high", 0.0),
+                      "score_delta_vs_single": d.get("score_delta", 0.0) if d else 0.0,
+                      "score_delta_ci_low": d.get("score_delta_ci_low", 0.0) if d else 0.0,
+                      "score_delta_ci_high": d.get("score_delta_ci_high", 0.0) if d else 0.0, "upper_bound": m == "best-oracle",
                       **({"nfe": float(np.mean(nfe))} if nfe else {})})
     return table
 
@@ -270,8 +289,10 @@ class Compare(ProbeBase):
     study = StudyPart(count="compare_count", order=90, scope="weakest",
                       options=lambda cfg: {"n_list": [cfg.n_seeds], "methods": list(STUDY_METHODS),
                                            "ens": EnsembleConfig()},
-                      summary=lambda res: [{k: r[k] for k in ("method", "n_seeds", "solve_rate", "mean_score",
-                                                              "delta_vs_single", "delta_ci_low", "delta_ci_high")}
+                      summary=lambda res: [{k: r.get(k) for k in ("method", "n_seeds", "solve_rate", "mean_score",
+                                                                  "delta_vs_single", "delta_ci_low", "delta_ci_high",
+                                                                  "score_delta_vs_single", "score_delta_ci_low",
+                                                                  "score_delta_ci_high")}
                                            for r in res["table"]])
 
     def options(self, model, s: ExperimentSettings, n_list=(2, 3, 4, 8), methods=METHODS,
@@ -309,7 +330,8 @@ class Compare(ProbeBase):
 
     def config(self, r: ProbeRun) -> dict:
         o = r.options
-        out = {"n_list": o["n_list"], "methods": o["methods"], "ensemble": (o["ens"] or EnsembleConfig()).model_dump()}
+        out = {"n_list": o["n_list"], "methods": o["methods"], "ensemble": (o["ens"] or EnsembleConfig()).model_dump(),
+               "scored": "every method in its task's palette"}  # a store scored otherwise is refused, not mixed
         if o.get("budgets"):  # only then: a store of an older comparison resumes as it was
             out.update({"budgets": o["budgets"], "search_methods": o["search_methods"],
                         "search": o["search"].model_dump()})
@@ -400,12 +422,15 @@ class Compare(ProbeBase):
 
     def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
         rep.section("Ensemble vs best-of-N vs majority vote, at equal compute",
-                    "Solve rate on the same held-out samples and noises; differences to the single seed with paired "
-                    "bootstrap 95% intervals. best-oracle uses the scorer: an upper bound, not a method. "
+                    "Solve rate and mean score on the same held-out samples and noises, every method's frames scored in "
+                    "the task's palette where it has one; differences to the single seed with paired bootstrap 95% "
+                    "intervals, on the solve rate and on the mean score. best-oracle uses the scorer: an upper bound, "
+                    "not a method. "
                     + cost_text(res.get("cost")))
         rep.image(f"{rel}/compare.png", "difference to the single seed per method and N")
         rep.table(res["table"], ["method", "n_seeds", "samples", "solve_rate", "ci_low", "ci_high", "mean_score",
-                                 "delta_vs_single", "delta_ci_low", "delta_ci_high"])
+                                 "delta_vs_single", "delta_ci_low", "delta_ci_high", "score_delta_vs_single",
+                                 "score_delta_ci_low", "score_delta_ci_high"])
         if res.get("head_to_head"):
             rep.text("The ensembles against majority vote and consensus best-of-N at the same N (paired, 95% "
                      "bootstrap):")
