@@ -17,9 +17,8 @@ from conftest import free_port
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 STEPLENS = [sys.executable, "-m", "steplens.cli"]
-# 4 jobs (one sample each) x 11 conditions (clean, 4 steps, 4 frames, 2 mixes): a few seconds per process
+# 4 jobs (one sample each) x the noise probe's default conditions at 4 steps: a few seconds per process
 PROBE = ["probe", "noise", "--count", "4", "--size", "3", "--steps", "4", "--batch", "1"]
-ROWS = 4 * 11
 
 
 def _torchrun(*args, nproc=2) -> list[str]:
@@ -46,6 +45,13 @@ def reference(tmp_path_factory):
     return out
 
 
+def _total(reference: Path) -> int:
+    """The rows of the whole probe: 4 samples x its conditions, as one process stored them."""
+    n = len(_rows(reference / "store"))
+    assert n % 4 == 0 and n >= 4 * 5
+    return n
+
+
 def _same(a: Path, b: Path) -> None:
     ra, rb = json.loads((a / "results.json").read_text()), json.loads((b / "results.json").read_text())
     assert ra["table"] == rb["table"] and ra["headline"] == rb["headline"]
@@ -56,6 +62,7 @@ def _same(a: Path, b: Path) -> None:
 
 
 def test_torchrun_probe_equals_one_process(reference, tmp_path):
+    rows_total = _total(reference)
     out = tmp_path / "two"
     t0 = time.time()
     p = subprocess.run(_torchrun("-m", "steplens.cli", *PROBE, "--out", out), env=ENV, capture_output=True,
@@ -64,20 +71,21 @@ def test_torchrun_probe_equals_one_process(reference, tmp_path):
     # both ranks ran a share (2 one-sample jobs each: the same cost), every row once
     shares = re.findall(r"\[rank (\d) of 2\]: (\d+) of 4 jobs to run", p.stderr)
     assert sorted(shares) == [("0", "2"), ("1", "2")], p.stderr[-3000:]
-    assert _ran(p.stderr) == ROWS
+    assert _ran(p.stderr) == rows_total
     _same(reference, out)
-    assert len(_rows(out / "store")) == ROWS
+    assert len(_rows(out / "store")) == rows_total
     print(f"torchrun x2: {time.time() - t0:.1f} s")
 
 
 def test_torchrun_rank_killed_then_rerun_runs_only_what_is_missing(reference, tmp_path):
+    rows_total = _total(reference)
     out = tmp_path / "killed"
     p = subprocess.Popen(_torchrun("-m", "steplens.cli", *PROBE, "--out", out), env=ENV,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120  # kill once a quarter of the rows are stored
         while time.time() < deadline and p.poll() is None and \
-                len(_rows(out / "store") if (out / "store").exists() else []) < ROWS // 4:
+                len(_rows(out / "store") if (out / "store").exists() else []) < rows_total // 4:
             time.sleep(0.05)
         assert p.poll() is None, "the run ended before it could be killed"
         children = [int(c) for c in Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()]
@@ -90,12 +98,12 @@ def test_torchrun_rank_killed_then_rerun_runs_only_what_is_missing(reference, tm
     assert p.returncode != 0
     kept = _rows(out / "store")
     keys = {(r["condition"], r["sample"]) for r in kept}
-    assert len(keys) == len(kept) and 0 < len(kept) < ROWS, len(kept)  # finished rows kept, once each
+    assert len(keys) == len(kept) and 0 < len(kept) < rows_total, len(kept)  # finished rows kept, once each
     again = subprocess.run(_torchrun("-m", "steplens.cli", *PROBE, "--out", out), env=ENV, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert _ran(again.stderr) == ROWS - len(kept), again.stderr[-3000:]  # nothing finished ran again
-    assert len(_rows(out / "store")) == ROWS
+    assert _ran(again.stderr) == rows_total - len(kept), again.stderr[-3000:]  # nothing finished ran again
+    assert len(_rows(out / "store")) == rows_total
     _same(reference, out)
 
 
@@ -194,7 +202,7 @@ def test_engine_ray_on_the_command_line_equals_one_process(ray_cluster, referenc
     out = tmp_path / "ray"
     r = CliRunner().invoke(app, PROBE + ["--out", str(out), "--engine", "ray", "--workers", "2"])
     assert r.exit_code == 0, r.output[-3000:]
-    assert "[on 2 Ray workers]: 4 of 4 jobs to run, 44 rows" in r.output
+    assert f"[on 2 Ray workers]: 4 of 4 jobs to run, {_total(reference)} rows" in r.output
     _same(reference, out)
 
 
@@ -220,6 +228,7 @@ def test_ray_engine_equals_one_process_and_retries_a_killed_worker(ray_cluster, 
         ref = noise.run(model, tmp_path / "one", s, progress=False)
     finally:
         torch.set_num_threads(threads)
+    per_job = len(ref["table"])  # one sample's rows: one per condition
     engine = RayEngine(2, functools.partial(load_model, "tiny-maze"), model=model)
     before = engine.pids()
     rows = tmp_path / "ray" / "store" / "rows.jsonl"
@@ -228,7 +237,7 @@ def test_ray_engine_equals_one_process_and_retries_a_killed_worker(ray_cluster, 
     def kill_one():
         deadline = time.time() + 120
         while time.time() < deadline:
-            if rows.exists() and len(rows.read_text().splitlines()) >= 11:  # one job back: the pool is busy
+            if rows.exists() and len(rows.read_text().splitlines()) >= per_job:  # one job back: the pool is busy
                 os.kill(before[0], signal.SIGKILL)
                 killed["at"] = len(rows.read_text().splitlines())
                 return
@@ -243,7 +252,7 @@ def test_ray_engine_equals_one_process_and_retries_a_killed_worker(ray_cluster, 
         after = engine.pids()
     finally:
         engine.close()
-    assert killed and killed["at"] < ROWS, killed
+    assert killed and killed["at"] < 4 * per_job, killed
     assert after[0] != before[0] and after[1] == before[1]  # the killed actor was restarted, the other kept
     assert res["table"] == ref["table"] and res["headline"] == ref["headline"]
     _same(tmp_path / "one", tmp_path / "ray")
