@@ -110,6 +110,7 @@ def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
     assert saved["config"]["teacher"]["sampling"]["steps"] == 6
     md = (tmp_path / "s" / "study.md").read_text()
     assert "at matched σ" in md and "student (student)" in md and "teacher (teacher)" in md
+    assert "Noise at one step (all frames) at matched σ" in md
     # without the part, no chains
     res = run_study(student, tmp_path / "t", cfg.model_copy(update={"parts": ["solve"]}), baseline=teacher,
                     progress=False)
@@ -133,3 +134,18 @@ def test_early_answers_are_compared_at_the_students_sigmas_not_over_the_teachers
     # the teacher holds 3 answers only at σ 0.95, between the student's two early steps
     teacher = {"sigmas": [1.0, 0.95, 0.9, 0.8, 0.6], "held": [1, 3, 1, 1, 1], "mass": [4, 9, 2, 1, 1]}
     assert early_pairs(student, teacher) == (1.0, 1.0, 3.0, 3.0)
+
+
+def test_noise_at_one_step_compared_at_matched_sigma(tmp_path):
+    from steplens.experiments.chains import noise_at_matched_sigma, step_sigmas_of
+
+    student, teacher = models(("maze",))
+    assert step_sigmas_of(student) == STUDENT_SIGMAS and len(step_sigmas_of(teacher)) == 6
+    got = noise_at_matched_sigma(student, teacher, tmp_path / "n", ExperimentSettings(task="maze", size=3, count=2,
+                                                                                     frames=3), progress=False)
+    rows = got["rows"]
+    assert [r["student_step"] for r in rows] == [0, 1, 2, 3] and [r["sigma"] for r in rows] == STUDENT_SIGMAS
+    assert [r["teacher_step"] for r in rows] == align_by_sigma(STUDENT_SIGMAS, step_sigmas_of(teacher))
+    teacher_run = json.loads((tmp_path / "n" / "noise-teacher" / "results.json").read_text())
+    assert {x["condition"] for x in teacher_run["table"]} >= {f"step {r['teacher_step']}" for r in rows}
+    assert not any(x["condition"].startswith("mix") for x in teacher_run["table"])

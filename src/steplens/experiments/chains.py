@@ -184,6 +184,46 @@ def exploration_loss(families: dict) -> dict:
                    f"[{lo:+.3f}, {hi:+.3f}]"}
 
 
+def step_sigmas_of(model) -> list[float] | None:
+    """The σ of each of a model's own steps (its σ list, else the flow grid of its steps and shift); None where the
+    scheduler keeps its own grid (a pipeline whose shift is its scheduler's)."""
+    from ..sampling import flow_sigmas
+
+    samp = sampling_of(model)
+    if samp.get("sigmas") is not None:
+        return [round(float(x), 6) for x in samp["sigmas"] if x > 0][: samp["steps"]]
+    if samp["shift"] is None:
+        return None
+    return [round(float(x), 6) for x in flow_sigmas(samp["steps"], samp["shift"])[:-1]]
+
+
+def noise_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict:
+    """The noise probe's "noise at step k" on both models at matched σ: at every student step, and at the teacher
+    steps nearest those σ (each model at its own sampling; the noise probe's frame and mix conditions left out);
+    under OUT/noise-student and OUT/noise-teacher. Returns {"rows": one per student step, "why": ...}."""
+    from ..probes import get_probe
+
+    s_sig, t_sig = step_sigmas_of(student), step_sigmas_of(teacher)
+    if s_sig is None or t_sig is None:
+        return {"rows": [], "why": "a model's scheduler keeps its own σ grid: steps cannot be matched by σ here"}
+    near = align_by_sigma(s_sig, t_sig)
+    noise = get_probe("noise")
+    base = settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
+    got = {}
+    for role, m, steps in (("student", student, list(range(len(s_sig)))), ("teacher", teacher, sorted(set(near)))):
+        res = noise.run(m, Path(out) / f"noise-{role}", base, progress=progress, steps=steps, mix_strengths=(),
+                        frame_steps=[steps[0]])
+        if res is None:  # a launch's other processes
+            return {"rows": [], "why": "written by rank 0"}
+        got[role] = {x["condition"]: x for x in res["table"]}
+    rows = [{"sigma": sg, "student_step": k, "student_solve_rate": got["student"][f"step {k}"]["solve_rate"],
+             "teacher_step": j, "teacher_sigma": t_sig[j],
+             "teacher_solve_rate": got["teacher"][f"step {j}"]["solve_rate"],
+             "student_clean": got["student"]["clean"]["solve_rate"], "teacher_clean": got["teacher"]["clean"]["solve_rate"]}
+            for k, (sg, j) in enumerate(zip(s_sig, near))]
+    return {"rows": rows, "why": None}
+
+
 def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict | None:
     """Both models on the same samples and seeds, each at its own sampling, into `out` (resumable; under a launcher
     each process runs its share, and rank 0 writes and returns the summary, the others None)."""

@@ -331,10 +331,10 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
     """The model (a few-step student) against the baseline (its teacher) at matched σ, per family both were trained
     on (steplens.experiments.chains), each at its own sampling; the claim that step compression collapses the
     exploration phase judged per family and across them."""
-    from .chains import compare_chains, exploration_loss
+    from .chains import compare_chains, exploration_loss, noise_at_matched_sigma
 
     both = set(model.trained_tasks) & set(baseline.trained_tasks)
-    got = {}
+    got, noise = {}, {}
     for name, f in fam.items():
         task = f.get("task") if cfg.data is not None else name
         if model.trained_tasks and baseline.trained_tasks and task not in both:
@@ -342,12 +342,15 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
         s = _settings(cfg, name, cfg.count, f["size"]).model_copy(update={"steps": None, "shift": None,
                                                                          "guidance": None, "sampling": None})
         res = compare_chains(model, baseline, out / CHAINS / name, s, progress=progress)
+        matched = noise_at_matched_sigma(model, baseline, out / CHAINS / name,
+                                         s.model_copy(update={"count": cfg.probe_count}), progress=progress)
         if res is not None:  # None on a launch's other processes
             got.update(res["headline"]["families"])
+            noise[name] = matched
     keep = ("n", "solve_rate", "ci_low", "ci_high", "mean_score", "early_held", "commit_sigma", "self_corrections")
     return {"teacher": baseline.name, "families": {f: {**{r: {k: v[r][k] for k in keep} for r in ("teacher", "student")},
                                                        "verdict": v["verdict"]} for f, v in got.items()},
-            "exploration_loss": exploration_loss(got) if got else None}
+            "exploration_loss": exploration_loss(got) if got else None, "noise_at_matched_sigma": noise}
 
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
@@ -523,6 +526,12 @@ def tables(result: dict) -> dict[str, list[dict]]:
                "answers held at σ ≥ 0.9": _pct(v[r]["early_held"]), "commitment σ": _pct(v[r]["commit_sigma"]),
                "claim": _verdict(v["verdict"]) if r == "student" else ""}
               for f, v in ((result.get("chains") or {}).get("families") or {}).items() for r in ("teacher", "student")]
+    matched = [{"family": f, "σ": r["sigma"], "student step": r["student_step"],
+                "student: noise there (clean)": f"{r['student_solve_rate']:.3f} ({r['student_clean']:.3f})",
+                "teacher step (σ)": f"{r['teacher_step']} ({r['teacher_sigma']:.3f})",
+                "teacher: noise there (clean)": f"{r['teacher_solve_rate']:.3f} ({r['teacher_clean']:.3f})"}
+               for f, v in ((result.get("chains") or {}).get("noise_at_matched_sigma") or {}).items()
+               for r in v["rows"]]
     loss = (result.get("chains") or {}).get("exploration_loss")
     if chains and loss:
         chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
@@ -536,7 +545,8 @@ def tables(result: dict) -> dict[str, list[dict]]:
     per_task, splits = _folder_tables(result) if folder else ([], [])
     return {**({"tasks": per_task, "splits": splits} if folder else {"solve": solve}), "steps": steps,
             "behaviours": behave, "claims": claims, "rules": rules, "compare": compare, "training": training,
-            "skipped": skipped, "cost": spent, **({"chains": chains} if chains else {})}
+            "skipped": skipped, "cost": spent, **({"chains": chains} if chains else {}),
+            **({"chains_noise": matched} if matched else {})}
 
 
 def _verdict(v: dict) -> str:
@@ -567,6 +577,8 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
           "chains": "The model against the baseline at matched σ (each at its own sampling; the claim: step compression "
                     "collapses the exploration phase, steplens report's rule in steplens.experiments.chains)",
+          "chains_noise": "Noise at one step (all frames) at matched σ: the solve rate with fresh noise at each student "
+                          "step and at the teacher step nearest its σ (clean in brackets)",
           "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, "
                       "wall-clock hours)"}
 
