@@ -437,3 +437,13 @@ def test_bad_python_api_input_is_named(paths, i):
     with pytest.raises((ValueError, TypeError, FileNotFoundError, KeyError)) as e:
         fn(paths)
     assert must in str(e.value), str(e.value)
+
+
+def test_batch_defaults_to_one_on_a_pipeline_before_it_loads():
+    """Issue 22, item 5: a 14B pipeline call holds the whole batch (x2 with CFG); the default follows the model."""
+    from steplens.cli.options import ModelOptions, batch_for
+
+    assert batch_for(ModelOptions(model="wan:/models/Wan2.2-I2V-A14B-Diffusers"), None, 50) == 1
+    assert batch_for(ModelOptions(model="diffusers:/x"), None, 16) == 1
+    assert batch_for(ModelOptions(model="tiny-maze"), None, 50) == 50
+    assert batch_for(ModelOptions(model="wan:/x"), 4, 50) == 4  # as asked

@@ -11,7 +11,7 @@ from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app)
 from .cmd_run import _print_rate
-from .options import ModelOptions, SamplingOptions, SearchOptions, bundles, known_config, load
+from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
 
 @app.command("eval")
@@ -24,7 +24,7 @@ def evaluate(
     seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9); with --data, "
                                      "noise seed = seed + idx"),
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
-    frames: Optional[int] = typer.Option(None), batch: int = typer.Option(50, min=1),
+    frames: Optional[int] = typer.Option(None), batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
@@ -45,6 +45,7 @@ def evaluate(
     from ..tape import forwards
 
     try:
+        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
         _check(out=out, threshold=threshold, alpha=alpha)
         check_method(method)
         search = sc.config()

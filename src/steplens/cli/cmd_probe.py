@@ -13,7 +13,7 @@ from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app, console)
-from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
+from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
 
 PLAN = typer.Option(False, "--plan", help="print the jobs (samples x conditions), the NFE with and without prefix "
                                           "reuse and device-hours (with --sec-per-nfe) per part, and stop: nothing "
@@ -81,7 +81,7 @@ def probe(
                                                   "answer, maze-two-goals)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
-    batch: int = typer.Option(50, min=1),
+    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     frame_noise: Optional[str] = typer.Option(None, "--frame-noise", help="noise probe: one-step (default: the same "
                                                                           "fresh noise at step k on one latent frame, "
@@ -97,6 +97,7 @@ def probe(
     from ..tape import no_reuse as reuse_off
 
     try:
+        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
         _check(out=out, threshold=threshold)
         check_sec_per_nfe(sec_per_nfe)
         mod = get_probe(name)
@@ -147,7 +148,7 @@ def compare_cmd(
     task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
-    batch: int = typer.Option(50, min=1),
+    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE,
@@ -173,6 +174,7 @@ def compare_cmd(
     from ..reports.page import Report
 
     try:
+        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
         _check(out=out, threshold=threshold, alpha=alpha)
         check_sec_per_nfe(sec_per_nfe)
         ens = EnsembleConfig(blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'),

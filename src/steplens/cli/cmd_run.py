@@ -9,7 +9,7 @@ import typer
 
 from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
                   console, err)
-from .options import ModelOptions, SamplingOptions, SearchOptions, bundles, known_config, load
+from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
 
 @app.command()
@@ -23,7 +23,7 @@ def run(
     seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
     frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
                                                     "ground_truth.mp4's, mapped to the model's)"),
-    batch: int = typer.Option(16, min=1),
+    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=16)),
     ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
     ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
@@ -43,6 +43,7 @@ def run(
 
     rank = quiet_others()  # under torchrun: rank 0 speaks for all (warnings once, totals)
     try:
+        batch = batch_for(mo, batch, 16)  # 1 on a pipeline unless asked
         _check(out=out, alpha=alpha)
         if video not in VIDEOS:
             raise ValueError(f"--video {video!r}: unknown; allowed: {', '.join(VIDEOS)}")

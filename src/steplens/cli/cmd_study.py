@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
 from .cmd_probe import NO_REUSE, PLAN, SEC_PER_NFE
-from .options import EngineOptions, ModelOptions, SamplingOptions, bundles, load, spread
+from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
 
 
 @app.command()
@@ -47,7 +47,7 @@ def study(
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     seed: int = typer.Option(0, help="generated: held-out seeds from SEED; with --data: noise seed = SEED + the "
                                      "sample's index"),
-    batch: int = typer.Option(50, min=1),
+    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
@@ -61,6 +61,7 @@ def study(
     from ..tasks import Scorers
 
     try:
+        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
         _check(out=out, threshold=threshold)
         check_sec_per_nfe(sec_per_nfe)
         for log in train_log or []:

@@ -272,6 +272,17 @@ def bundles(fn):
     return command
 
 
+def batch_for(mo: ModelOptions, given: int | None, embedded: int) -> int:
+    """--batch: as given; else 1 on a pipeline (wan:/diffusers: a 14B call holds the whole batch, twice with CFG: out
+    of memory or an hour with no progress) and `embedded` on the embedded model. Known before the model loads."""
+    if given is not None:
+        return given
+    return 1 if str(mo.model).startswith(("wan:", "diffusers:")) else embedded
+
+
+BATCH_HELP = "samples per model call (default: 1 on a wan:/diffusers: pipeline, else {n})"
+
+
 def _check_distilled_folder(path: str) -> None:
     """--preset distilled on a pipeline folder of another family: refused from its model_index.json, before loading."""
     import json
