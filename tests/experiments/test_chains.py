@@ -149,3 +149,19 @@ def test_noise_at_one_step_compared_at_matched_sigma(tmp_path):
     teacher_run = json.loads((tmp_path / "n" / "noise-teacher" / "results.json").read_text())
     assert {x["condition"] for x in teacher_run["table"]} >= {f"step {r['teacher_step']}" for r in rows}
     assert not any(x["condition"].startswith("mix") for x in teacher_run["table"])
+
+
+def test_energy_by_block_compared_at_matched_sigma(tmp_path):
+    from steplens.experiments.chains import energy_at_matched_sigma, step_sigmas_of
+
+    student, teacher = models(("maze",))
+    got = energy_at_matched_sigma(student, teacher, tmp_path / "e", ExperimentSettings(task="maze", size=3, count=2,
+                                                                                      frames=3), progress=False)
+    rows = got["rows"]
+    assert [r["teacher_step"] for r in rows] == align_by_sigma(STUDENT_SIGMAS, step_sigmas_of(teacher))
+    for r in rows:
+        assert set(r["student_ratios"]) == set(r["teacher_ratios"]) == set(student.block_names)
+        assert r["student_top_ratio"] == max(r["student_ratios"].values())
+    saved = json.loads((tmp_path / "e" / "energy-teacher" / f"step-{rows[1]['teacher_step']}" / "results.json")
+                       .read_text())
+    assert saved["config"]["steps"] == [rows[1]["teacher_step"]]

@@ -224,6 +224,32 @@ def noise_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSett
     return {"rows": rows, "why": None}
 
 
+def energy_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict:
+    """The energy probe (per block: the answer region's token energy over the background's) at matched σ: at every
+    student step, and at the teacher step nearest its σ, one energy run per step (OUT/energy-<role>/step-<k>).
+    Returns {"rows": per student step, each model's ratio per block and its top block, "why": ...}."""
+    from ..probes import get_probe
+
+    s_sig, t_sig = step_sigmas_of(student), step_sigmas_of(teacher)
+    if s_sig is None or t_sig is None:
+        return {"rows": [], "why": "a model's scheduler keeps its own σ grid: steps cannot be matched by σ here"}
+    near = align_by_sigma(s_sig, t_sig)
+    energy = get_probe("energy")
+    base = settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
+    rows = []
+    for k, (sg, j) in enumerate(zip(s_sig, near)):
+        row = {"sigma": sg, "student_step": k, "teacher_step": j, "teacher_sigma": t_sig[j]}
+        for role, m, step in (("student", student, k), ("teacher", teacher, j)):
+            res = energy.run(m, Path(out) / f"energy-{role}" / f"step-{step}", base, progress=progress, steps=[step])
+            if res is None:  # a launch's other processes
+                return {"rows": [], "why": "written by rank 0"}
+            ratios = res["headline"]["ratios"]
+            top = max(ratios, key=lambda b: ratios[b])
+            row.update({f"{role}_ratios": ratios, f"{role}_top_block": top, f"{role}_top_ratio": ratios[top]})
+        rows.append(row)
+    return {"rows": rows, "why": None}
+
+
 def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict | None:
     """Both models on the same samples and seeds, each at its own sampling, into `out` (resumable; under a launcher
     each process runs its share, and rank 0 writes and returns the summary, the others None)."""

@@ -331,10 +331,10 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
     """The model (a few-step student) against the baseline (its teacher) at matched σ, per family both were trained
     on (steplens.experiments.chains), each at its own sampling; the claim that step compression collapses the
     exploration phase judged per family and across them."""
-    from .chains import compare_chains, exploration_loss, noise_at_matched_sigma
+    from .chains import compare_chains, energy_at_matched_sigma, exploration_loss, noise_at_matched_sigma
 
     both = set(model.trained_tasks) & set(baseline.trained_tasks)
-    got, noise = {}, {}
+    got, noise, energy = {}, {}, {}
     for name, f in fam.items():
         task = f.get("task") if cfg.data is not None else name
         if model.trained_tasks and baseline.trained_tasks and task not in both:
@@ -342,15 +342,17 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
         s = _settings(cfg, name, cfg.count, f["size"]).model_copy(update={"steps": None, "shift": None,
                                                                          "guidance": None, "sampling": None})
         res = compare_chains(model, baseline, out / CHAINS / name, s, progress=progress)
-        matched = noise_at_matched_sigma(model, baseline, out / CHAINS / name,
-                                         s.model_copy(update={"count": cfg.probe_count}), progress=progress)
+        few = s.model_copy(update={"count": cfg.probe_count})
+        matched = noise_at_matched_sigma(model, baseline, out / CHAINS / name, few, progress=progress)
+        blocks = energy_at_matched_sigma(model, baseline, out / CHAINS / name, few, progress=progress)
         if res is not None:  # None on a launch's other processes
             got.update(res["headline"]["families"])
-            noise[name] = matched
+            noise[name], energy[name] = matched, blocks
     keep = ("n", "solve_rate", "ci_low", "ci_high", "mean_score", "early_held", "commit_sigma", "self_corrections")
     return {"teacher": baseline.name, "families": {f: {**{r: {k: v[r][k] for k in keep} for r in ("teacher", "student")},
                                                        "verdict": v["verdict"]} for f, v in got.items()},
-            "exploration_loss": exploration_loss(got) if got else None, "noise_at_matched_sigma": noise}
+            "exploration_loss": exploration_loss(got) if got else None, "noise_at_matched_sigma": noise,
+            "energy_at_matched_sigma": energy}
 
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
@@ -532,6 +534,11 @@ def tables(result: dict) -> dict[str, list[dict]]:
                 "teacher: noise there (clean)": f"{r['teacher_solve_rate']:.3f} ({r['teacher_clean']:.3f})"}
                for f, v in ((result.get("chains") or {}).get("noise_at_matched_sigma") or {}).items()
                for r in v["rows"]]
+    blocks = [{"family": f, "σ": r["sigma"], "student step": r["student_step"],
+               "student: top block (ratio)": f"{r['student_top_block']} ({r['student_top_ratio']:.2f})",
+               "teacher step (σ)": f"{r['teacher_step']} ({r['teacher_sigma']:.3f})",
+               "teacher: top block (ratio)": f"{r['teacher_top_block']} ({r['teacher_top_ratio']:.2f})"}
+              for f, v in ((result.get("chains") or {}).get("energy_at_matched_sigma") or {}).items() for r in v["rows"]]
     loss = (result.get("chains") or {}).get("exploration_loss")
     if chains and loss:
         chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
@@ -546,7 +553,7 @@ def tables(result: dict) -> dict[str, list[dict]]:
     return {**({"tasks": per_task, "splits": splits} if folder else {"solve": solve}), "steps": steps,
             "behaviours": behave, "claims": claims, "rules": rules, "compare": compare, "training": training,
             "skipped": skipped, "cost": spent, **({"chains": chains} if chains else {}),
-            **({"chains_noise": matched} if matched else {})}
+            **({"chains_noise": matched} if matched else {}), **({"chains_energy": blocks} if blocks else {})}
 
 
 def _verdict(v: dict) -> str:
@@ -579,6 +586,8 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
                     "collapses the exploration phase, steplens report's rule in steplens.experiments.chains)",
           "chains_noise": "Noise at one step (all frames) at matched σ: the solve rate with fresh noise at each student "
                           "step and at the teacher step nearest its σ (clean in brackets)",
+          "chains_energy": "Energy by block at matched σ: the block whose answer-region energy over the background's is "
+                           "highest, at each student step and the teacher step nearest its σ",
           "training": "Training cost per family on this CPU (first held-out evaluation at each level: step, "
                       "wall-clock hours)"}
 
