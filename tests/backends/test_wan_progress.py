@@ -44,3 +44,14 @@ def test_trace_decode_steps_on_a_pipeline(wan, tmp_path):
     assert metrics["steps"] == [0, 2] and [m["step"] for m in metrics["per_step"]] == [0, 2]
     assert metrics["experts"] is None or len(metrics["experts"]) == 2
     assert load_file(str(tmp_path / "t" / "x0.safetensors"))["x0"].shape[0] == 2
+
+
+def test_trace_on_a_pipeline_decodes_a_few_steps_by_default_and_all_when_asked(wan, tmp_path):
+    model, data = wan
+    sample = next(data.rglob("first_frame.png")).parent
+    for extra, want in (([], [0, 2, 4, 6, 8]), (["--decode-steps", "all"], list(range(9)))):
+        r = CliRunner().invoke(app, [str(a) for a in ["trace", "--model", model, "--sample", sample, "--steps", 9,
+                                                      *extra, "--out", tmp_path / f"t{len(extra)}"]])
+        assert r.exit_code == 0, r.output
+        metrics = json.loads((tmp_path / f"t{len(extra)}" / "metrics.json").read_text())
+        assert [m["step"] for m in metrics["per_step"]] == want

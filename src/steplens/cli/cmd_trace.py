@@ -26,8 +26,10 @@ def trace(
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
     decode_steps: Optional[str] = typer.Option(None, "--decode-steps", help="decode, score and keep x0_hat only at "
                                                                             "these steps, e.g. 0,10,25,-1 (-1: the last; default: "
-                                                                            "every step; a 14B pipeline decodes each "
-                                                                            "for seconds)"),
+                                                                            "every step on the embedded model; on a "
+                                                                            "pipeline, whose VAE decodes each for "
+                                                                            "seconds, steps 0, 1/4, 1/2, 3/4 and the "
+                                                                            "last; 'all' for every step)"),
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
                                        "(with --data: one folder per sample, mirroring the layout)"),
 ):
@@ -41,9 +43,13 @@ def trace(
     try:
         _check(out=out, threshold=threshold)
         scorers = Scorers(scorer, threshold)
-        chosen = check_decode_steps(_ints(decode_steps, "--decode-steps"), so.steps if so.sigmas is None else None,
-                                    "--decode-steps")  # before loading, where the steps are given
+        every = decode_steps is not None and decode_steps.strip() == "all"
+        chosen = None if every else check_decode_steps(_ints(decode_steps, "--decode-steps"),
+                                                       so.steps if so.sigmas is None else None,
+                                                       "--decode-steps")  # before loading, where the steps are given
         m, sp = load(mo, so)
+        if decode_steps is None and m.is_pipeline:  # a few steps by default where each decode costs seconds
+            chosen = sorted({0, sp.steps // 4, sp.steps // 2, 3 * sp.steps // 4, sp.steps - 1})
         chosen = check_decode_steps(chosen, sp.steps, "--decode-steps")
         ffv = m.frames_from_video
         if sample is not None:
