@@ -35,7 +35,24 @@ def join() -> tuple[int, int]:
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=WAIT)
+        _leave_at_exit()
     return dist.get_rank(), world
+
+
+def _leave_at_exit() -> None:
+    """Destroy the process group when the process ends: a rank that exits with its gloo group alive (rank 0 still
+    writing) can abort in the group's threads ("terminate called without an active exception", SIGABRT)."""
+    import atexit
+
+    def leave():
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            try:
+                dist.destroy_process_group()
+            except Exception:  # noqa: BLE001 - leaving anyway
+                pass
+    atexit.register(leave)
 
 
 def is_writer() -> bool:
@@ -151,6 +168,7 @@ def totals(*counts: int) -> list[int]:
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
+        _leave_at_exit()
     nccl = dist.get_backend() == "nccl"
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if nccl else torch.device("cpu")
     t = torch.tensor([int(c) for c in counts], dtype=torch.long, device=device)
