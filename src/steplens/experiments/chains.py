@@ -197,6 +197,14 @@ def step_sigmas_of(model) -> list[float] | None:
     return [round(float(x), 6) for x in flow_sigmas(samp["steps"], samp["shift"])[:-1]]
 
 
+UNMATCHED = {"rows": [], "why": "a model's scheduler keeps its own σ grid: steps cannot be matched by σ here"}
+
+
+def own_sampling(settings: ExperimentSettings) -> ExperimentSettings:
+    """The settings with steps, shift, guidance and preset left to each model: its own sampling."""
+    return settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
+
+
 def noise_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict:
     """The noise probe's "noise at step k" on both models at matched σ: at every student step, and at the teacher
     steps nearest those σ (each model at its own sampling; the noise probe's frame and mix conditions left out);
@@ -205,10 +213,10 @@ def noise_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSett
 
     s_sig, t_sig = step_sigmas_of(student), step_sigmas_of(teacher)
     if s_sig is None or t_sig is None:
-        return {"rows": [], "why": "a model's scheduler keeps its own σ grid: steps cannot be matched by σ here"}
+        return UNMATCHED
     near = align_by_sigma(s_sig, t_sig)
     noise = get_probe("noise")
-    base = settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
+    base = own_sampling(settings)
     got = {}
     for role, m, steps in (("student", student, list(range(len(s_sig)))), ("teacher", teacher, sorted(set(near)))):
         res = noise.run(m, Path(out) / f"noise-{role}", base, progress=progress, steps=steps, mix_strengths=(),
@@ -232,10 +240,10 @@ def energy_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSet
 
     s_sig, t_sig = step_sigmas_of(student), step_sigmas_of(teacher)
     if s_sig is None or t_sig is None:
-        return {"rows": [], "why": "a model's scheduler keeps its own σ grid: steps cannot be matched by σ here"}
+        return UNMATCHED
     near = align_by_sigma(s_sig, t_sig)
     energy = get_probe("energy")
-    base = settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
+    base = own_sampling(settings)
     rows = []
     for k, (sg, j) in enumerate(zip(s_sig, near)):
         row = {"sigma": sg, "student_step": k, "teacher_step": j, "teacher_sigma": t_sig[j]}

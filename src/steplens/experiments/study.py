@@ -331,7 +331,7 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
     """The model (a few-step student) against the baseline (its teacher) at matched σ, per family both were trained
     on (steplens.experiments.chains), each at its own sampling; the claim that step compression collapses the
     exploration phase judged per family and across them."""
-    from .chains import compare_chains, energy_at_matched_sigma, exploration_loss, noise_at_matched_sigma
+    from .chains import compare_chains, energy_at_matched_sigma, exploration_loss, noise_at_matched_sigma, own_sampling
 
     both = set(model.trained_tasks) & set(baseline.trained_tasks)
     got, noise, energy = {}, {}, {}
@@ -339,8 +339,7 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
         task = f.get("task") if cfg.data is not None else name
         if model.trained_tasks and baseline.trained_tasks and task not in both:
             continue
-        s = _settings(cfg, name, cfg.count, f["size"]).model_copy(update={"steps": None, "shift": None,
-                                                                         "guidance": None, "sampling": None})
+        s = own_sampling(_settings(cfg, name, cfg.count, f["size"]))
         res = compare_chains(model, baseline, out / CHAINS / name, s, progress=progress)
         few = s.model_copy(update={"count": cfg.probe_count})
         matched = noise_at_matched_sigma(model, baseline, out / CHAINS / name, few, progress=progress)
