@@ -68,6 +68,16 @@ def print_plan(parts, shape, sec_per_nfe, model=None, sample=None, settings=None
     typer.echo(plan_text(plan_rows(parts, sec), shape, sec, what))
 
 
+def _spread_run(eo, mo, so, out, settings, run):
+    """`run(model, settings)` on the chosen engine: the model loaded (and bound to a Ray pool), the settings given
+    the resolved sampling."""
+    with spread(eo, mo, so, out) as engine:
+        m, sp = load(mo, so)
+        if engine is not None:
+            engine.bind(m)
+        return run(m, _with_sampling(settings, sp))
+
+
 @app.command()
 @bundles
 def probe(
@@ -117,13 +127,8 @@ def probe(
             print_plan([plan_probe(mod, settings, shape, len(samples), options)], shape, sec_per_nfe, m,
                        samples[0] if samples else None, settings, f"steplens probe {name}")
             return
-        with spread(eo, mo, so, out) as engine:
-            m, sp = load(mo, so)
-            if engine is not None:
-                engine.bind(m)
-            settings = _with_sampling(settings, sp)
-            with reuse_off(no_reuse):
-                res = mod.run(m, out, settings, **options)
+        with reuse_off(no_reuse):
+            res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options))
     except _errors() as e:
         _fail(e)
     if not is_writer():
@@ -204,12 +209,8 @@ def compare_cmd(
                                                                            "methods": methods.split(",")})],
                        shape, sec_per_nfe, m, samples[0] if samples else None, settings, "steplens compare")
             return
-        with spread(eo, mo, so, out) as engine:
-            m, sp = load(mo, so)
-            if engine is not None:
-                engine.bind(m)
-            settings = _with_sampling(settings, sp)
-            res = compare(m, out, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
+        res = _spread_run(eo, mo, so, out, settings, lambda m, st: compare(m, out, st, n_list=n_list,
+                                                                          methods=methods.split(","), ens=ens, **kw))
     except _errors() as e:
         _fail(e)
     if not is_writer():
