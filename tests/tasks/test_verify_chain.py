@@ -1,5 +1,7 @@
-"""The `continue_from` task hook (the maze; maze-loops): the verified prefix of a drawn path becomes walls and its
-tip the new start; the result is an ordinary maze sample whose ground truth the scorer and the verifier accept."""
+"""The `continue_from` task hook (the maze; maze-loops): the start moves to the tip of the drawn path's verified
+prefix (the part the drawing commits to, on a shortest path); the walls stay as they were, so the result is an
+ordinary maze sample (a random start, as the generator draws them) whose ground truth the scorer and the verifier
+accept."""
 
 import numpy as np
 import pytest
@@ -41,7 +43,7 @@ def _check_ordinary(task, s, new):
 
 @pytest.mark.parametrize("name", ["maze", "maze-two-goals", "maze-loops"])
 @pytest.mark.parametrize("seed", range(8))
-def test_continue_from_a_partial_path_walls_the_prefix_and_starts_at_its_tip(name, seed):
+def test_continue_from_a_partial_path_starts_at_its_tip_and_keeps_the_walls(name, seed):
     task = get_task(name)
     s = task.sample(seed, size=6)
     _, order = _partial(s, 0)
@@ -53,9 +55,11 @@ def test_continue_from_a_partial_path_walls_the_prefix_and_starts_at_its_tip(nam
     tip = order[keep - 1] if keep else tuple(np.argwhere((s.first_frame == GREEN).all(-1))[0])
     assert (new.first_frame[tip] == GREEN).all()
     old_start = tuple(np.argwhere((s.first_frame == GREEN).all(-1))[0])
+    walls = (s.first_frame == BLACK).all(-1)
+    assert ((new.first_frame == BLACK).all(-1) == walls).all()  # the maze itself is unchanged
     if keep:
-        assert (new.first_frame[old_start] == BLACK).all() and all((new.first_frame[q] == BLACK).all()
-                                                                  for q in order[: keep - 1])
+        assert (new.first_frame[old_start] == 255).all()  # the old start is a free pixel again
+        assert new.meta["chain_prefix"][0] == list(old_start) and new.meta["chain_prefix"][-1] == list(tip)
     # the remaining path is the old one minus the prefix
     assert new.meta["shortest_path_length"] == s.meta["shortest_path_length"] - keep // 2
 
@@ -106,3 +110,40 @@ def test_a_chain_of_continuations_one_cell_at_a_time_reaches_the_goal():
         links.append(task.continue_from(strip_sample(cur), frame))
         _check_ordinary(task, s, links[-1])
     assert len(links) == s.meta["shortest_path_length"]
+
+
+def test_the_verified_prefix_stops_where_the_drawing_forks():
+    """A drawing that paints a side branch beside the right route has not committed to the route there: the
+    verified prefix (and so the chain's progress) stops at the fork, even though the right way is among the drawn
+    pixels. Otherwise a model that floods every corridor would be led to the goal by the verifier's own solution."""
+    task = get_task("maze")
+    for seed in range(40):
+        s = task.sample(seed, size=7)
+        frame, order = _partial(s, len(order_of(s)) - 1)
+        free = (s.first_frame == 255).all(-1)
+        fork = next(((i, q) for i, p in enumerate(order[:-1]) if i % 2 == 1 and i > 2
+                     for q in ((p[0] + 1, p[1]), (p[0] - 1, p[1]), (p[0], p[1] + 1), (p[0], p[1] - 1))
+                     if free[q] and q not in order), None)
+        if fork:
+            break
+    i, q = fork
+    frame[q] = ORANGE  # a painted side branch at path pixel i
+    new = task.continue_from(s, frame)
+    tip = tuple(new.meta["chain_prefix"][-1])
+    assert order.index(tip) <= i  # nothing past the fork is vouched for
+    full = task.continue_from(s, _partial(s, len(order) - 1)[0])  # the same route without the branch goes on
+    assert order.index(tuple(full.meta["chain_prefix"][-1])) > i
+
+
+def order_of(sample):
+    return _partial(sample, 0)[1]
+
+
+def test_a_chain_prefix_accumulates_over_links_from_the_first_start():
+    task = get_task("maze")
+    s = task.sample(3, size=6)
+    order = order_of(s)
+    a = task.continue_from(strip_sample(s), _partial(s, 2)[0])
+    b = task.continue_from(strip_sample(a), _partial(a, 2)[0])
+    start = list(np.argwhere((s.first_frame == GREEN).all(-1))[0])
+    assert b.meta["chain_prefix"] == [start] + [list(p) for p in order[:4]]

@@ -431,7 +431,7 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
     """Generations chained until the verifier accepts (at most `cfg.links`), each searched with `cfg.inner`.
 
     A generation's chosen final frame, not accepted, goes to its task's ``continue_from(sample, frame)``: the next
-    sample (the maze: the verified prefix of the path becomes walls, its tip the new start), searched with fresh
+    sample (the maze: the start moves to the tip of the verified prefix of the path), searched with fresh
     seeds. NFE: every generation's, summed. The result's `latents` are each sample's last generation's; `links` holds
     per generation the samples, accepted flags and scores, and `final_samples` the sample each last generation
     answered (score the chain's answer against it: an ordinary sample of the task with its own ground truth)."""

@@ -51,7 +51,7 @@ A task is an object with:
   ((H, W, 3) uint8, native size or an integer upscale) is an answer, perhaps partial; the part of it the verifier
   accepts becomes part of the scene and the rest is asked again: an ordinary sample of the same task, with first
   frame, prompt and a ground truth solved from the new scene, so that the scorer and the verifier still apply
-  (the maze: the verified prefix of the drawn path becomes walls and its tip the new start). Reads only what
+  (the maze: the start moves to the tip of the drawn path's verified prefix; the walls stay). Reads only what
   ``verify`` may; raises ``ValueError`` when ``frame`` is not an answer to ``sample`` (wrong size).
 
 Writing a scorer plug-in

@@ -143,9 +143,9 @@ class MazeLoopsTask:
         return verify_frame(np.asarray(video)[-1], sample.first_frame, GOAL)
 
     def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
-        """The next link of a chain, as the maze's: the verified prefix (on some shortest path; at a fork the first
-        in a fixed order) becomes walls, its tip the new start (`maze_score.continue_maze`). The new maze may have
-        a single shortest path left: still a maze-loops sample for the scorer and the verifier."""
+        """The next link of a chain, as the maze's: the start moves to the tip of the verified prefix (the part of
+        the drawing that commits to one way, on a shortest path; `maze_score.continue_maze`); the walls stay. The
+        new maze may have a single shortest path left: still a maze-loops sample for the scorer and the verifier."""
         return continue_maze(sample, frame, self.name)
 
     def validate(self, sample: Sample) -> None:

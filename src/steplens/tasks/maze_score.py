@@ -126,33 +126,37 @@ def verify_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) -
 
 
 def verified_prefix(labels: np.ndarray, ref: np.ndarray, goal: int = GOAL) -> list[tuple[int, int]]:
-    """The part of a drawn path the verifier can vouch for, from the first frame alone: from the start, orange
-    pixels of `labels` (the answer's native labels) that step one pixel closer to the goal each time (so they lie
-    on a shortest path, solved from `ref`, the first frame's labels), off the walls; at a fork the first in a fixed
-    order. It stops before the goal and is cut back to a cell pixel (odd row and column). [start] when nothing is
-    verified."""
+    """The part of a drawn path the verifier can vouch for, from the first frame alone: from the start, the orange
+    pixels of `labels` (the answer's native labels) the drawing commits to, each one pixel closer to the goal (so
+    they lie on a shortest path, solved from `ref`, the first frame's labels), off the walls. It stops where the
+    drawing forks (more than one orange pixel to go on to: the model has not chosen between them, and the right
+    one is known only to the solver), where its one way on leaves the shortest paths, and before the goal; then it
+    is cut back to a cell pixel (odd row and column). [start] when nothing is verified."""
     start, end = _locate(ref, START, "start (green)"), _locate(ref, goal, "goal")
     to_goal = distances(ref != WALL, end)
     path = labels == PATH
-    prefix = [start]
+    prefix, came = [start], None
     while True:
         p = prefix[-1]
-        nxt = [q for q in neighbours(p, ref.shape) if path[q] and ref[q] != WALL and q != end
-               and to_goal[q] == to_goal[p] - 1]
-        if not nxt:
+        drawn = [q for q in neighbours(p, ref.shape) if path[q] and ref[q] != WALL and q != came]
+        if len(drawn) != 1 or drawn[0] == end or to_goal[drawn[0]] != to_goal[p] - 1:
             break
-        prefix.append(tuple(int(x) for x in nxt[0]))
+        came = p
+        prefix.append(tuple(int(x) for x in drawn[0]))
     while len(prefix) > 1 and not (prefix[-1][0] % 2 and prefix[-1][1] % 2):
         prefix.pop()
     return prefix
 
 
 def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = None) -> Sample:
-    """The `continue_from` hook of the mazes: the verified prefix of the path drawn in `frame`
-    (`verified_prefix`) becomes walls and its tip the new start. Returns an ordinary maze sample of the same task
-    (first frame, prompt, frame count, a ground truth solved from the new start, metadata with `continued_from`
-    and `prefix_pixels`); reads only the first frame, prompt and frame count. The same maze when nothing is
-    verified; the start next to the goal when the whole path is."""
+    """The `continue_from` hook of the mazes: the start moves to the tip of the verified prefix of the path drawn
+    in `frame` (`verified_prefix`); the walls stay, so the next link is an ordinary maze sample of the same task
+    (the generator draws starts anywhere): first frame, prompt, frame count, a ground truth solved from the new
+    start, metadata with `continued_from`, `prefix_pixels` (this link's progress) and `chain_prefix` (the native
+    pixels from the first link's start to the new start, all links together). Since the tip lies on a shortest
+    path, a shortest path from it completes the prefix to a shortest path of the first maze, never crossing it:
+    the chain is solved when its last link is. Reads only the first frame, prompt and frame count. The same maze
+    when nothing is verified; the start next to the goal when the whole path is."""
     ref, _ = native_labels(sample.first_frame)
     n = (ref.shape[0] - 1) // 2
     try:
@@ -163,8 +167,6 @@ def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = Non
     goal = goal_label(sample.prompt)
     prefix = verified_prefix(labels, ref, goal)
     free = ref != WALL
-    for p in prefix[:-1]:
-        free[p] = False
 
     def cell(label: int):
         where = np.argwhere(ref == label)
@@ -175,8 +177,9 @@ def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = Non
     m = Maze(n=n, seed=-1, free=free, start=tip, goal=cell(GOAL), goal2=cell(GOAL2),
              target="blue" if two and goal == GOAL2 else "red")
     video = render_video(m, sample.frames or DEFAULT_FRAMES)
+    before = [list(p) for p in sample.meta.get("chain_prefix", [])[:-1]]
     meta = {**m.metadata(), "task": task_name or sample.task, "continued_from": sample.name,
-            "prefix_pixels": len(prefix) - 1}
+            "prefix_pixels": len(prefix) - 1, "chain_prefix": before + [list(p) for p in prefix]}
     meta.pop("seed")
     return replace(sample, first_frame=video[0], prompt=sample.prompt, frames=len(video), meta=meta,
                    ground_truth=video, final=None, dir=None, video_frames=None)

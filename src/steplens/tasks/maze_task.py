@@ -114,9 +114,9 @@ class MazeTask:
         return verify_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
 
     def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
-        """The next link of a chain: the verified prefix of the path drawn in `frame` (on a shortest path from the
-        start, solved from the first frame) becomes walls and its tip the new start; an ordinary sample of this
-        task with a ground truth solved from there (`maze_score.continue_maze`)."""
+        """The next link of a chain: the start moves to the tip of the verified prefix of the path drawn in
+        `frame` (on a shortest path solved from the first frame, up to where the drawing forks); the walls stay. An
+        ordinary sample of this task with a ground truth solved from there (`maze_score.continue_maze`)."""
         return continue_maze(sample, frame, self.name)
 
     # -- convenience for Python users (steplens itself scores through the `maze` scorer) --------------------

@@ -63,7 +63,7 @@ from .sample import Sample
 GROUP = "steplens.verifiers"
 BUILTIN = ["steplens.tasks.verify:VERIFIERS"]
 # metadata a user has at test time (the size knob, the frame count); everything else is dropped by strip_sample
-TEST_TIME_META = ("task", "n", "frames", "upscale")
+TEST_TIME_META = ("task", "n", "frames", "upscale", "chain_prefix")  # chain_prefix: what a chain's own links drew
 
 _VERIFIERS: dict[str, Callable[[], "Verifier"]] = {}
 _LOADED = False
