@@ -74,6 +74,14 @@ def test_eval_and_trace_and_demo(tmp_path):
     assert r.exit_code == 0, r.output
     html = (tmp_path / "demo" / "report.html").read_text()
     assert "traces/maze-5-00000/grid.png" in html and "Summary" in html and 'class="slv"' in html
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    unsolved = [r for r in summary["rows"] if not r["solved"]]
+    if unsolved:  # the search panel: the first unsolved sample, one seed beside early-beam, side by side
+        panel = summary["search_panel"]
+        assert panel["sample"] == unsolved[0]["sample"] and panel["search"]["nfe"] > 0
+        assert "Searching along the steps" in html and 'class="slp"' in html and panel["trace"] + "/steps.png" in html
+    else:
+        assert "search_panel" not in summary
 
 
 @pytest.mark.parametrize("args, message", [

@@ -46,9 +46,10 @@ def demo_tasks(model, task: str | None) -> list[str]:
 
 def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0,
              steps: int | None = None, shift: float | None = None, frames: int | None = None,
-             task_name: str | None = None, guidance: float | None = None) -> Path:
+             task_name: str | None = None, guidance: float | None = None, search: bool = True) -> Path:
     """The demo of `model` into `out` (report.html, summary.json, traces/); steps, shift, guidance: None is the
-    model's own (its sampling_defaults)."""
+    model's own (its sampling_defaults). `search`: add the panel of one hard sample, one seed beside early-beam
+    search (steplens.experiments.demo_search), when one seed leaves a traced sample unsolved."""
     from ..presets import own
 
     t0 = time.time()
@@ -108,12 +109,19 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
         plot_mean_curves({f: c["score"] for f, c in curves.items()}, out / "mean_score.png", "denoising step",
                          "task score of x0_hat", "per family", ylim=(0, 1.02))
     solved = sum(r["solved"] for r in rows)
+    panel = None
+    if search:
+        from .demo_search import search_panel
+
+        panel = search_panel(model, out, traces, {tr.sample.name: html for tr, _, html in viewers(views)}, steps,
+                             shift, guidance, frames)
     summary = {"format": 1, "kind": "demo", "model": model.name, "task": names[0] if len(names) == 1 else names,
                "sizes": sizes, "count": len(rows), "steps": steps, "shift": shift, "solved": solved,
                "solve_rate": solved / len(rows),
                "mean_curves": {f: {k: v.tolist() for k, v in c.items()} for f, c in curves.items()}
                if len(families) > 1 else {k: v.tolist() for k, v in curves[families[0]].items()},
-               "rows": rows, "seconds": round(time.time() - t0, 2)}
+               "rows": rows, **({"search_panel": {k: v for k, v in panel.items() if k != "html"}} if panel else {}),
+               "seconds": round(time.time() - t0, 2)}
     atomic_write_json(out / "summary.json", summary)
 
     what = names[0] if len(names) == 1 else f"{len(names)} task families"
@@ -133,14 +141,23 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
     rep.section("Chain of steps, averaged", "Changed pixels: pixels of x0_hat's last frame that differ from the first "
                 "frame; off-target: those outside the answer region. Several candidates early, one late.")
     rep.image("mean_candidates.png", "mean changed pixels per step").image("mean_score.png", "mean score per step")
-    for tr, rel, geometry in views:
+    for tr, rel, html in viewers(views):
         s = tr.sample
         rep.section(f"{s.name} (size {s.meta['size']}): {'solved' if tr.final_score['success'] else 'not solved'}, "
                     f"commitment step {tr.summary['commitment_step']}")
-        rep.raw(trace_viewer(rel, geometry, tr.sigmas, tr.metrics, tr.experts, s.name, tr.candidates), css=CSS,
-                js=JS)
+        rep.raw(html, css=CSS, js=JS)
         rep.image(f"{rel}/grid.png", "x0_hat at steps 0, 1, 2, 5, 10 and the last (rows, with σ) × frames", width=300)
         rep.image(f"{rel}/cos.png", "per-step curves: score, changed pixels and the listed answers", width=300)
         rep.image(f"{rel}/output.gif", "generated video", width=160)
+    if panel:
+        from .demo_search import add_to_report
+
+        add_to_report(rep, panel)
     rep.write(out / "report.html")
     return out / "report.html"
+
+
+def viewers(views):
+    """(trace, rel, geometry) -> (trace, rel, the viewer's HTML), as the report shows it."""
+    return [(tr, rel, trace_viewer(rel, g, tr.sigmas, tr.metrics, tr.experts, tr.sample.name, tr.candidates))
+            for tr, rel, g in views]
