@@ -96,3 +96,38 @@ def held_wan22(root):
     one = diffsynth_lora(root / "high_noise.safetensors", pipe.transformer.blocks[0].attn1.to_q, 1)
     two = diffsynth_lora(root / "low_noise.safetensors", pipe.transformer_2.blocks[0].attn1.to_q, 2)
     return one, two
+
+
+def warm_verifier(name: str, accept: float | None = 0.9):
+    """A plug-in verifier class (pixels only): the redder the last frame, the better; success where the score is
+    above `accept` (None: never). Register it with `steplens.tasks.register_verifier(name, cls)`."""
+    import numpy as np
+
+    from steplens.tasks import Score
+
+    class Warm:
+        def verify(self, video, sample):
+            v = np.asarray(video)[-1].astype(float)
+            s = float((v[..., 0] - v[..., 2]).mean() / 510 + 0.5)
+            return Score(score=s, success=accept is not None and s > accept)
+    Warm.name = name
+    return Warm
+
+
+class FinalFrameScorer:
+    """A task-free plug-in scorer (VBVR-EvalKit's stand-in): 1 - the mean absolute difference of the final frame to
+    the ground truth's."""
+
+    name = "final-frame-l1"
+
+    def __init__(self, threshold=None):
+        self.threshold = 0.9 if threshold is None else threshold
+
+    def score(self, video, sample):
+        import numpy as np
+
+        from steplens.tasks import Score
+
+        v, gt = np.asarray(video[-1], float), np.asarray(sample.final_frame, float)
+        s = 1.0 - float(np.abs(v - gt).mean()) / 255.0
+        return Score(score=s, success=s >= self.threshold)

@@ -1,7 +1,6 @@
 """Search methods on the tiny LTX-2 pipeline (its denoiser named through a BlockView: `blocks` = transformer_blocks):
 the tape must count, stop and replay the transformer the pipeline runs, not the naming view."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -9,24 +8,17 @@ pytest.importorskip("diffusers")
 
 from steplens.backends.ltx2 import LTX2PipelineModel  # noqa: E402
 from steplens.backends.ltx2.tiny import tiny_ltx2_i2v  # noqa: E402
+from builders import warm_verifier  # noqa: E402
 from steplens.methods.ensemble import member_seeds  # noqa: E402
 from steplens.methods.search import SearchConfig, search  # noqa: E402
 from steplens.tape import ForwardTape, forwards, run_until  # noqa: E402
-from steplens.tasks import Score, get_task, register_verifier  # noqa: E402
+from steplens.tasks import get_task, register_verifier  # noqa: E402
 
 torch.set_num_threads(1)
 STEPS, CFG = 4, 3.0
 
 
-class Warm:
-    name = "test-warm-ltx"
-
-    def verify(self, video, sample):
-        v = np.asarray(video)[-1].astype(float)
-        return Score(score=float((v[..., 0] - v[..., 2]).mean() / 510 + 0.5), success=False)
-
-
-register_verifier("test-warm-ltx", Warm)
+register_verifier("test-warm-ltx", warm_verifier("test-warm-ltx", accept=None))
 
 
 @pytest.fixture(scope="module")

@@ -2,32 +2,22 @@
 on), FlowMatch Euler and UniPC, with a plug-in verifier: NFE recorded as the arithmetic says (two CFG branches), the
 chosen early-beam particle is the unstopped run of its seed, re-noised branches replay exactly."""
 
-import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("diffusers")
 
 from steplens.backends.wan import WanPipelineModel  # noqa: E402
+from builders import warm_verifier  # noqa: E402
 from steplens.methods.ensemble import member_seeds  # noqa: E402
 from steplens.methods.search import SearchConfig, _renoise_hooks, search  # noqa: E402
-from steplens.tasks import Score, get_task, register_verifier  # noqa: E402
+from steplens.tasks import get_task, register_verifier  # noqa: E402
 
 torch.set_num_threads(1)
 STEPS, CFG = 4, 5.0
 
 
-class Warm:
-    """A plug-in verifier: the redder the last frame, the better (pixels only)."""
-    name = "test-warm"
-
-    def verify(self, video, sample):
-        v = np.asarray(video)[-1].astype(float)
-        s = float((v[..., 0] - v[..., 2]).mean() / 510 + 0.5)
-        return Score(score=s, success=s > 0.9)
-
-
-register_verifier("test-warm", Warm)
+register_verifier("test-warm", warm_verifier("test-warm"))  # a plug-in verifier: the redder, the better
 
 
 @pytest.mark.parametrize("scheduler", ["euler", "unipc"])

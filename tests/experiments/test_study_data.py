@@ -5,13 +5,12 @@ said and skipped; bad input named before any model loads."""
 import json
 import sys
 
-import numpy as np
 import pytest
-from builders import make_vbvr, make_vbvr_rendered
+from builders import FinalFrameScorer, make_vbvr, make_vbvr_rendered
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.tasks import Score, get_task, register_scorer, scorer_names, write_sample
+from steplens.tasks import get_task, register_scorer, scorer_names, write_sample
 
 runner = CliRunner()
 
@@ -149,19 +148,6 @@ def test_study_on_a_folder_names_bad_input_before_the_model_loads(data, vbvr, tm
     assert "nomodel" not in text and not (tmp_path / "s").exists()
 
 
-class FinalFrameScorer:
-    """A task-free plug-in scorer (VBVR-EvalKit's stand-in here): 1 - the mean absolute difference of the final
-    frame to the ground truth's."""
-
-    name = "final-frame-l1"
-
-    def __init__(self, threshold=None):
-        self.threshold = 0.9 if threshold is None else threshold
-
-    def score(self, video, sample) -> Score:
-        v, gt = np.asarray(video[-1], float), np.asarray(sample.final_frame, float)
-        s = 1.0 - float(np.abs(v - gt).mean()) / 255.0
-        return Score(score=s, success=s >= self.threshold)
 
 
 def test_study_on_vbvr_drawings_takes_them_as_they_are(tmp_path, monkeypatch):

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from builders import make_vbvr, make_vbvr_rendered
+from builders import FinalFrameScorer, make_vbvr, make_vbvr_rendered
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.tasks import (Score, answer_region, candidates, default_answer_region, palette, register_scorer,
+from steplens.tasks import (answer_region, candidates, default_answer_region, palette, register_scorer,
                             scorer_names)
 from steplens.tasks.folders import SampleSource
 
@@ -20,18 +20,6 @@ def cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-class FinalFrameScorer:
-    """A task-free plug-in scorer: 1 - mean absolute difference of the final frame to the ground truth's."""
-
-    name = "final-frame-l1"
-
-    def __init__(self, threshold=None):
-        self.threshold = 0.9 if threshold is None else threshold
-
-    def score(self, video, sample) -> Score:
-        v, gt = np.asarray(video[-1], float), np.asarray(sample.final_frame, float)
-        s = 1.0 - float(np.abs(v - gt).mean()) / 255.0
-        return Score(score=s, success=s >= self.threshold)
 
 
 @pytest.fixture(scope="module")
