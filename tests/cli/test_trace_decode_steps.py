@@ -132,3 +132,28 @@ def test_streamed_trace_files_equal_the_in_memory_ones(tmp_path):
     assert names == sorted(p.name for p in (tmp_path / "memory").iterdir()) and "x0.safetensors" in names
     for name in names:
         assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "memory" / name).read_bytes(), name
+
+
+def test_trace_gifs_are_not_blown_up_from_large_frames(tiny_model, tmp_path):
+    """The trace's GIFs upscale tiny native frames x8 (a 7x7 maze: 56 px), but never past 512 px a side: x0_hat of a
+    480p sample at x8 was a 3840x6656-pixel GIF frame, gigabytes held to write it (280 px frames: x1)."""
+    import dataclasses
+
+    from PIL import Image
+
+    from steplens.reports.traces import write_trace
+    from steplens.tasks import get_task
+    from steplens.trace import trace
+
+    s = get_task("maze").sample(0, 3, 2)
+    tr = trace(tiny_model, [s], [0], steps=2, x0_files=[tmp_path / "small" / "x0.safetensors"])[0]
+    write_trace(tr, tmp_path / "small")
+    for name in ("final_x0.gif", "output.gif"):
+        assert Image.open(tmp_path / "small" / name).size == (56, 56)
+    k = 40  # the same trace at 280 x 280 pixels a frame
+    big = dataclasses.replace(tr, sample=dataclasses.replace(s, first_frame=s.first_frame.repeat(k, 0).repeat(k, 1)),
+                              frames=tr.frames.repeat(k, 2).repeat(k, 3),
+                              output=tr.output.repeat_interleave(k, -1).repeat_interleave(k, -2))
+    write_trace(big, tmp_path / "big")
+    for name in ("final_x0.gif", "output.gif"):
+        assert Image.open(tmp_path / "big" / name).size == (280, 280), name
