@@ -86,7 +86,8 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
     x0_hat's latents are kept in the model's dtype (`model_dtype`: a pipeline computes them in float32) and decoded
     one step at a time, each step's latent and decoded video let go once scored. `x0_files` (one path per sample):
     the decoded x0_hat is streamed there step by step (safetensors: x0, output, sigmas; Trace.x0 is None, x0_file
-    says where), so that memory holds one decoded step, not all of them; else Trace.x0 holds them."""
+    says where), so that memory holds one decoded step in float, not all of them (the kept steps stay as uint8
+    images, `Trace.frames`, a quarter of that each, for the grid and the viewer); else Trace.x0 holds them."""
     from .context import current
 
     scorers = scorers or Scorers()
