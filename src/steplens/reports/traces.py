@@ -15,7 +15,6 @@ from ..trace import Trace
 from .plots import plot_cos, plot_step_grid
 from .viewer import write_sprites
 
-
 GIF_MAX = 512  # pixels a side the GIFs are upscaled to at most
 
 
