@@ -3,7 +3,9 @@ trace's files)."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ class Trace:
     sample: Sample
     seed: int
     sigmas: list[float]
-    x0: torch.Tensor  # (S, C, T, H, W): decoded x0_hat of every step, pixels in [-1, 1]
+    x0: torch.Tensor | None  # (S, C, T, H, W): decoded x0_hat of every step, pixels in [-1, 1] (None: in x0_file)
     output: torch.Tensor  # (C, T, H, W): the decoded output video
     metrics: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
@@ -28,6 +30,8 @@ class Trace:
     experts: list | None = None  # the expert that ran each step (two-expert models)
     candidates: list | None = None  # the task's listed answers ({label, right}), in metrics' strength order
     steps: list[int] | None = None  # the steps x0, sigmas, experts and metrics hold, row by row (None: every step)
+    frames: np.ndarray | None = None  # (S, T, H, W, 3) uint8: x0's videos as images
+    x0_file: Path | None = None  # where x0 was streamed (safetensors: x0, output, sigmas) instead of held in memory
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "task": self.sample.task, "idx": self.sample.idx, "sample": self.sample.name,
@@ -60,51 +64,104 @@ def check_decode_steps(decode_steps, n: int | None = None, option: str = "decode
     return sorted(steps)
 
 
+def model_dtype(model) -> torch.dtype:
+    """The dtype the model's denoisers compute in: that of most of their floating-point weights (a bfloat16 Wan keeps
+    a few norms in float32)."""
+    count: dict[torch.dtype, int] = {}
+    for module in model.modules().values():
+        for p in module.parameters():
+            if p.is_floating_point():
+                count[p.dtype] = count.get(p.dtype, 0) + p.numel()
+    return max(count, key=count.get) if count else torch.float32
+
+
 @torch.no_grad()
 def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = None, shift: float | None = None,
           guidance: float | None = None, frames: int | None = None, scorers: Scorers | None = None,
-          decode_steps=None) -> list[Trace]:
+          decode_steps=None, x0_files: list[Path] | None = None) -> list[Trace]:
     """Sample a batch and keep x0_hat of every step (or of `decode_steps` alone: only those are kept, decoded and
     scored, and the summary's steps are among them); score each step's x0_hat (see steplens.cos). steps, shift,
-    guidance: None is the model's own (its sampling_defaults)."""
+    guidance: None is the model's own (its sampling_defaults).
+
+    x0_hat's latents are kept in the model's dtype (`model_dtype`: a pipeline computes them in float32) and decoded
+    one step at a time, each step's latent and decoded video let go once scored. `x0_files` (one path per sample):
+    the decoded x0_hat is streamed there step by step (safetensors: x0, output, sigmas; Trace.x0 is None, x0_file
+    says where), so that memory holds one decoded step in float, not all of them (the kept steps stay as uint8
+    images, `Trace.frames`, a quarter of that each, for the grid and the viewer); else Trace.x0 holds them."""
     from .context import current
 
     scorers = scorers or Scorers()
-    want = check_decode_steps(decode_steps, steps)
-    recorded, rows, sig, experts = [], [], [], []
-
-    late = want is not None and min(want) < 0  # counted from an end not known yet: kept, chosen after the run
+    if x0_files is not None and len(x0_files) != len(samples):
+        raise ValueError(f"x0_files: {len(x0_files)} paths for {len(samples)} samples; give one per sample")
+    n = steps
+    if decode_steps is not None and n is None:  # the run's count, to resolve steps from the end before it runs
+        n = int(model.sampling_defaults()["steps"])
+    want = check_decode_steps(decode_steps, n)
+    dtype = model_dtype(model)
+    recorded, sig, experts = {}, [], []
 
     def keep(info):
-        if want is None or late or info.i in want:  # only what is decoded is kept (a 480p A14B x0_hat: ~100 MB)
-            recorded.append(info.x0.detach().clone())
-            rows.append(info.i)
+        if want is None or info.i in want:  # only what is decoded is kept (a 480p A14B x0_hat: ~100 MB)
+            recorded[info.i] = info.x0.detach().to(dtype, copy=True)
         sig.append(info.sigma)
         ctx = current()
         experts.append(info.expert or (ctx.expert if ctx is not None else None))
 
     out_latent = model.generate(samples, seeds, frames, steps=steps, shift=shift, guidance=guidance, callback=keep)
+    if want is not None and len(sig) != n:
+        raise RuntimeError(f"{getattr(model, 'name', 'the model')} ran {len(sig)} steps, not the {n} its sampling "
+                           f"defaults say: decode steps {decode_steps} were resolved against {n}")
+    rows = sorted(recorded)
     if want is not None:
-        want = check_decode_steps(want, len(sig))
-        recorded = [r for r, k in zip(recorded, rows) if k in want]
-        rows = [k for k in rows if k in want]
         sig, experts = [sig[k] for k in rows], [experts[k] for k in rows]
-    x0 = torch.stack([model.decode(r) for r in recorded], dim=1)  # (B, S, C, T, H, W)
     out = model.decode(out_latent)
+    del out_latent
+    scorer = [scorers.for_sample(s) for s in samples]
+    listed = [candidates(s) for s in samples]
+    regions = [answer_region(s) for s in samples]
+    metrics = [[] for _ in samples]
+    images: list[np.ndarray | None] = [None] * len(samples)
+    x0 = None
+    with ExitStack() as files:
+        streams = []
+        for r, k in enumerate(rows):
+            px = model.decode(recorded.pop(k))  # (B, C, T, H, W); the latent goes here
+            if r == 0:
+                shape = (len(rows), *px.shape[1:])
+                if x0_files is None:
+                    x0 = torch.empty((px.shape[0], *shape), dtype=px.dtype, device=px.device)
+                else:
+                    from .io.tensors import StreamedSafetensors
+
+                    for b, path in enumerate(x0_files):  # the file's order: output, sigmas, x0
+                        f = files.enter_context(StreamedSafetensors(path, {"output": out[b].shape,
+                                                                           "sigmas": (len(sig),), "x0": shape}))
+                        f.write("output", out[b].float())
+                        f.write("sigmas", torch.tensor(sig))
+                        streams.append(f)
+            for b, s in enumerate(samples):
+                video = to_uint8(px[b])  # (T, H, W, 3)
+                if images[b] is None:
+                    images[b] = np.empty((len(rows), *video.shape), np.uint8)
+                images[b][r] = video
+                metrics[b] += cos.step_metrics(to_rgb(px[b].movedim(1, 0))[None], s, scorer[b], regions[b],
+                                               candidates=listed[b])
+                if streams:
+                    streams[b].write("x0", px[b][None].float())
+                else:
+                    x0[b, r] = px[b]
+            del px
     traces = []
     for b, s in enumerate(samples):
-        scorer = scorers.for_sample(s)
-        videos = np.stack([to_rgb(x0[b, k].movedim(1, 0)) for k in range(x0.shape[1])])  # (S, T, H, W, 3)
-        listed = candidates(s)
-        metrics = cos.step_metrics(videos, s, scorer, answer_region(s), candidates=listed)
-        metrics = [{"step": k, **m} for k, m in zip(rows, metrics)]
-        summary = cos.summarize(metrics)
+        rows_metrics = [{"step": k, **m} for k, m in zip(rows, metrics[b])]
+        summary = cos.summarize(rows_metrics)
         if want is not None:  # the summary's steps are rows of the decoded steps: named by their step
             summary = {k: (rows[v] if k in STEP_KEYS and v is not None else v) for k, v in summary.items()}
-        final = scorer.score(to_uint8(out[b]), s)
-        traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=x0[b], output=out[b], metrics=metrics,
-                            summary=summary, final_score=final.to_dict(),
+        final = scorer[b].score(to_uint8(out[b]), s)
+        traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=None if x0 is None else x0[b],
+                            output=out[b], metrics=rows_metrics, summary=summary, final_score=final.to_dict(),
                             experts=experts if any(experts) else None,
-                            candidates=[{"label": c.label, "right": c.right} for c in listed] if listed else None,
-                            steps=None if want is None else rows))
+                            candidates=[{"label": c.label, "right": c.right} for c in listed[b]] if listed[b] else None,
+                            steps=None if want is None else rows, frames=images[b],
+                            x0_file=None if x0_files is None else Path(x0_files[b])))
     return traces

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -37,7 +38,7 @@ def run(
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
-    from ..experiments.runner import VIDEOS, check_out_config, run_samples
+    from ..experiments.runner import VIDEOS, check_out_config, even_upscale_note, even_upscales, run_samples
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
@@ -56,6 +57,11 @@ def run(
         source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
         check_out_config(out, {**known_config(mo, so), **source.describe(), "ensemble": ens.model_dump() if ens else
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
+        with warnings.catch_warnings():  # the samples' own warnings come once, with the load below
+            warnings.simplefilter("ignore")
+            note = even_upscale_note(source.load(need_frames=False))  # odd sides: decided before the model loads
+        if note and rank == 0:
+            console.print(note)
         m, sp = load(mo, so)
         m.step_progress = m.is_pipeline  # minutes per sample on a 14B pipeline: progress per step
         steps, shift, guidance = sp.steps, sp.shift, sp.guidance
@@ -70,6 +76,7 @@ def run(
         config = {**identity(m), "steps": steps, "shift": shift, "guidance": guidance, **source.describe(),
                   **({"sampling": sp.describe()} if sp.extra else {}),
                   "ensemble": ens.model_dump() if ens else None, "select": select, "video": video,
+                  **({"even_upscale": even_upscales(samples)} if even_upscales(samples) else {}),
                   **({"search": search.model_dump()} if search is not None else {})}
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
                            select=select, split_seeds=split_seeds, config=config,

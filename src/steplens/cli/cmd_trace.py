@@ -69,7 +69,7 @@ def trace(
         mine = {x.name for chunk in mine for x in chunk}
         for x, d in ((x, d) for x, d in zip(found, dirs) if x.name in mine):
             tr = run_trace(m, [x], [x.seed], steps=sp.steps, shift=sp.shift, guidance=sp.guidance, scorers=scorers,
-                           decode_steps=chosen)[0]
+                           decode_steps=chosen, x0_files=[d / "x0.safetensors"])[0]
             write_trace(tr, d)
             cs = tr.summary["commitment_step"]
             console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f}, "

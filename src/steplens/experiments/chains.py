@@ -321,7 +321,8 @@ def write_report(out: Path, student, teacher, samples: list[Sample], families: d
         s = next(x for x in samples if x.task == f)
         views = {}
         for role, m in (("student", student), ("teacher", teacher)):
-            tr = trace(m, [s], [int(s.seed)], scorers=scorers)[0]
+            tr = trace(m, [s], [int(s.seed)], scorers=scorers,
+                       x0_files=[out / "traces" / f / role / "x0.safetensors"])[0]
             geometry = write_trace(tr, out / "traces" / f / role)["viewer"]
             views[role] = (tr, trace_viewer(f"traces/{f}/{role}", geometry, tr.sigmas, tr.metrics, tr.experts,
                                             f"{role}: {s.name}", tr.candidates))

@@ -44,6 +44,11 @@ def demo_tasks(model, task: str | None) -> list[str]:
     return list(dict.fromkeys(generator_task(n).name for n in model.trained_tasks or [DEFAULT_TASK]))
 
 
+def _rel(s) -> str:
+    """A sample's trace folder in the demo's output."""
+    return f"traces/{s.task}-{s.meta['size']}-{s.idx:05d}"
+
+
 def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0,
              steps: int | None = None, shift: float | None = None, frames: int | None = None,
              task_name: str | None = None, guidance: float | None = None, search: bool = True) -> Path:
@@ -77,11 +82,11 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
     for key in dict.fromkeys((s.task, s.first_frame.shape) for s in samples):  # one batch per family and size
         group = [s for s in samples if (s.task, s.first_frame.shape) == key]
         traces += trace(model, group, [s.seed for s in group], steps=steps, shift=shift, guidance=guidance,
-                        frames=frames)
+                        frames=frames, x0_files=[out / _rel(s) / "x0.safetensors" for s in group])
     rows, views = [], []
     for tr in traces:
         s = tr.sample
-        rel = f"traces/{s.task}-{s.meta['size']}-{s.idx:05d}"
+        rel = _rel(s)
         written = write_trace(tr, out / rel)
         m, b = tr.metrics, cos.behaviours(tr.metrics)
         rows.append({"task": s.task, "sample": s.name, "seed": s.seed, "size": s.meta["size"],

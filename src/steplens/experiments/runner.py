@@ -100,6 +100,44 @@ def sample_fps(model, s: Sample, video: str = "full") -> float:
     return float(model.fps)
 
 
+def output_scale(s: Sample) -> int:
+    """The integer upscale of a sample's native frame its output video is written at: its files' own
+    (`Sample.scale`), doubled where that leaves a side odd (H.264 needs even sides: a native 11x11 maze, x2)."""
+    h, w = s.first_frame.shape[:2]
+    k = max(int(s.scale or 1), 1)
+    return k if (h * k) % 2 == 0 and (w * k) % 2 == 0 else 2 * k
+
+
+def _odd_sided(samples: list[Sample]) -> dict[str, tuple[int, int, int]]:
+    """{"WxH" of a sample's files: (their upscale, the one written, the written side)} where a side would be odd."""
+    out = {}
+    for s in samples:
+        own, k = max(int(s.scale or 1), 1), output_scale(s)
+        if k != own:
+            h, w = s.first_frame.shape[:2]
+            out.setdefault(f"{w * own}x{h * own}", (own, k, f"{w * k}x{h * k}"))
+    return out
+
+
+def even_upscales(samples: list[Sample]) -> dict[str, int]:
+    """{"WxH" of a sample's files: the upscale of its native frame written instead} for the samples whose own size
+    has odd sides (run_config.json's `even_upscale`); empty when every side is even."""
+    return {size: k for size, (_, k, _) in _odd_sided(samples).items()}
+
+
+def even_upscale_note(samples: list[Sample]) -> str:
+    """One line naming the frame sizes written at an even upscale, and the size written ("" when none)."""
+    return "; ".join(f"{size}-pixel frames have odd sides (H.264 needs even ones): their videos are written upscaled "
+                     f"x{k // own} ({side})" for size, (own, k, side) in _odd_sided(samples).items())
+
+
+INFO_FIELDS = ("even_upscale",)  # recorded in a configuration for the reader, not compared: they follow from the rest
+
+
+def _compared(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in INFO_FIELDS}
+
+
 def check_out_config(out: Path, config: dict, partial: bool = False, name: str = RUN_CONFIG,
                      saved: dict | None = None) -> None:
     """Refuse an output folder made with another configuration, naming each differing field; record ours in a new
@@ -118,7 +156,7 @@ def check_out_config(out: Path, config: dict, partial: bool = False, name: str =
         if saved is None and path.is_file():
             saved = read_config(path)
         if saved is not None:
-            differ = {k: v for k, v in config.items() if saved.get(k) != v}
+            differ = {k: v for k, v in _compared(config).items() if saved.get(k) != v}
             if differ:
                 raise ValueError(f"{out} holds outputs made with another configuration ({name}); differing fields: "
                                  f"{config_diff({k: saved.get(k) for k in differ}, differ)}. Use another --out (or "
@@ -127,9 +165,13 @@ def check_out_config(out: Path, config: dict, partial: bool = False, name: str =
     with folder_lock(out):
         if path.exists():
             saved = read_config(path)
-            if saved != config:
+            if _compared(saved) != _compared(config):
                 raise ValueError(f"{out} holds outputs made with another configuration ({name}); differing fields: "
-                                 f"{config_diff(saved, config)}. Use another --out (or delete {out})")
+                                 f"{config_diff(_compared(saved), _compared(config))}. Use another --out (or delete "
+                                 f"{out})")
+            info = {k: {**saved.get(k, {}), **config[k]} for k in INFO_FIELDS if config.get(k)}  # more samples: more
+            if any(saved.get(k) != v for k, v in info.items()):
+                atomic_write_json(path, {**saved, **info})
         else:
             atomic_write_json(path, config)
 
@@ -202,9 +244,10 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
             continue
         vids, members = _pick(_decoder(model, chunk, video), lat, select)
         for i, (s, v) in enumerate(zip(chunk, vids)):
+            k_out = output_scale(s)  # even sides for H.264
             for k, m in enumerate(members[i] if members is not None else []):
-                write_mp4(member_path(out, s, k), upscale(to_uint8(m), s.scale), fps=fps[s.name])
-            frames = upscale(to_uint8(v), s.scale)
+                write_mp4(member_path(out, s, k), upscale(to_uint8(m), k_out), fps=fps[s.name])
+            frames = upscale(to_uint8(v), k_out)
             mp4, png = output_paths(out, s)
             write_mp4(mp4, frames, fps=fps[s.name])
             write_png(png, frames[-1])  # the PNG last: its presence marks the sample done

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from ..io.files import write_png
-from ..io.video import to_uint8
 from ..regions import CHANGE_THRESHOLD, change
 
 GAP = 1  # native pixels of grey between frames in a sprite row
@@ -39,21 +38,26 @@ def _rows(videos: np.ndarray) -> np.ndarray:
 
 def highlight(videos: np.ndarray, first: np.ndarray) -> np.ndarray:
     """(S, T, H, W, 3) uint8: each step dimmed, magenta where it changed since the previous step (step 0: since
-    the first frame), cyan where it still differs from the last step's x0_hat (the final answer)."""
-    v = videos.astype(np.float32)
-    prev = np.concatenate([np.broadcast_to(first, v[:1].shape), v[:-1]]).astype(np.float32)
-    grey = v.mean(-1, keepdims=True)
-    out = (0.35 * grey + 0.65 * 235).repeat(3, -1)
-    differs = change(v, v[-1:]) > CHANGE_THRESHOLD
-    changed = change(v, prev) > CHANGE_THRESHOLD
-    out[differs] = CYAN
-    out[changed] = MAGENTA
-    return np.clip(out, 0, 255).astype(np.uint8)
+    the first frame), cyan where it still differs from the last step's x0_hat (the final answer). One step at a
+    time: a float copy of one step is held, not of all."""
+    out = np.empty_like(videos)
+    last = videos[-1:].astype(np.float32)
+    for k in range(len(videos)):
+        v = videos[k:k + 1].astype(np.float32)
+        prev = (np.broadcast_to(first, v.shape) if k == 0 else videos[k - 1:k]).astype(np.float32)
+        grey = v.mean(-1, keepdims=True)
+        row = (0.35 * grey + 0.65 * 235).repeat(3, -1)
+        differs = change(v, last) > CHANGE_THRESHOLD
+        changed = change(v, prev) > CHANGE_THRESHOLD
+        row[differs] = CYAN
+        row[changed] = MAGENTA
+        out[k] = np.clip(row[0], 0, 255).astype(np.uint8)
+    return out
 
 
-def write_sprites(x0, first_frame: np.ndarray, out: Path) -> dict:
-    """Write steps.png and highlight.png for x0_hat (S, C, T, H, W) in [-1, 1]; return their geometry."""
-    videos = np.stack([to_uint8(x) for x in x0])  # (S, T, H, W, 3)
+def write_sprites(videos: np.ndarray, first_frame: np.ndarray, out: Path) -> dict:
+    """Write steps.png and highlight.png for x0_hat's videos (S, T, H, W, 3) uint8; return their geometry."""
+    videos = np.asarray(videos, np.uint8)
     s, t, h, w, _ = videos.shape
     write_png(Path(out) / "steps.png", _rows(videos))
     write_png(Path(out) / "highlight.png", _rows(highlight(videos, first_frame)))
