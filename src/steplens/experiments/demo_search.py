@@ -39,8 +39,9 @@ def search_panel(model, out: Path, traces, views: dict, steps: int, shift, guida
     res = search(model, [s], [int(tr.seed)], cfg, steps=steps, shift=shift, guidance=guidance, frames=frames,
                  counter=counter)
     winner = res.survivors[0]
-    won = trace(model, [s], [int(winner.seed)], steps=steps, shift=shift, guidance=guidance, frames=frames)[0]
     rel = f"traces/search-{s.task}-{s.idx:05d}"
+    won = trace(model, [s], [int(winner.seed)], steps=steps, shift=shift, guidance=guidance, frames=frames,
+                x0_files=[out / rel / "x0.safetensors"])[0]
     geometry = write_trace(won, out / rel)["viewer"]
     one_nfe = steps * (2 if guidance and guidance != 1.0 else 1)
     record = {"sample": s.name, "method": "early-beam", "particles": PARTICLES, "beam_step": cfg.k, "kept": 1,
