@@ -447,3 +447,77 @@ def test_batch_defaults_to_one_on_a_pipeline_before_it_loads():
     assert batch_for(ModelOptions(model="diffusers:/x"), None, 16) == 1
     assert batch_for(ModelOptions(model="tiny-maze"), None, 50) == 50
     assert batch_for(ModelOptions(model="wan:/x"), 4, 50) == 4  # as asked
+
+
+# -- an --out folder of another configuration, refused before the model loads (issue 22, item 5): probe, compare and
+# trace, as run and eval are (tests/cli/test_before_load.py); `loads` (conftest.py) counts the real loader's calls
+
+def _cli(*args):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    return r, " ".join(r.output.split())
+
+
+OTHER_CONFIGS = ((["--steps", 3], "steps: saved 2, given 3"), (["--steps", 2, "--guidance", 2], "guidance: saved"),
+                 (["--steps", 2, "--model", "tiny-maze-2goal"],
+                  "model: saved \"tiny-maze\", given \"tiny-maze-2goal\""),
+                 (["--steps", 2, "--size", 4], "size: saved 3, given 4"),
+                 (["--steps", 2, "--seed", 5], "seed: saved 0, given 5"))
+
+
+def _refused_before_loading(cmd, out, loads, configs=OTHER_CONFIGS):
+    before = sorted((p.relative_to(out).as_posix(), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    for extra, field in configs:
+        r, text = _cli(*cmd, *extra)
+        assert r.exit_code == 2, (extra, text)
+        assert "another configuration" in text and field in text and "another --out" in text, (field, text)
+        assert len(loads) == 1, (extra, loads)  # refused before the model loads (minutes on a 14B model)
+    assert sorted((p.relative_to(out).as_posix(), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
+
+
+@pytest.mark.parametrize("name", ["noise", "energy"])
+def test_probe_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(name, tmp_path, loads):
+    out = tmp_path / name
+    cmd = ["probe", name, "--size", 3, "--frames", 2, "--batch", 1, "--out", out]
+    r, text = _cli(*cmd, "--count", 1, "--steps", 2)
+    assert r.exit_code == 0, text
+    assert loads == ["tiny-maze"]
+    rows = (out / "store" / "rows.jsonl").read_text().splitlines()
+    _refused_before_loading(cmd + ["--count", 1], out, loads)
+    r, text = _cli(*cmd, "--count", 2, "--steps", 2)  # the same configuration resumes, one sample more
+    assert r.exit_code == 0, text
+    assert len(loads) == 2
+    grown = (out / "store" / "rows.jsonl").read_text().splitlines()
+    assert set(rows) < set(grown) and len(grown) == 2 * len(rows)
+
+
+def test_compare_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(tmp_path, loads):
+    out = tmp_path / "compare"
+    cmd = ["compare", "--size", 3, "--frames", 2, "--batch", 1, "--n-seeds", 2, "--methods", "vote", "--out", out]
+    r, text = _cli(*cmd, "--count", 1, "--steps", 2)
+    assert r.exit_code == 0, text
+    rows = (out / "store" / "rows.jsonl").read_text().splitlines()
+    _refused_before_loading(cmd + ["--count", 1], out, loads,
+                            OTHER_CONFIGS + ((["--steps", 2, "--scorer", "maze-shortest"],
+                                             "scorer: saved null, given \"maze-shortest\""),))
+    r, text = _cli(*cmd, "--count", 2, "--steps", 2)
+    assert r.exit_code == 0 and len(loads) == 2, text
+    grown = (out / "store" / "rows.jsonl").read_text().splitlines()
+    assert set(rows) < set(grown) and len(grown) == 2 * len(rows)
+
+
+@pytest.mark.wan
+def test_probe_rerun_without_the_loras_or_in_another_dtype_is_refused_before_the_pipeline_loads(tmp_path, loads):
+    pytest.importorskip("diffusers")
+    pytest.importorskip("peft")
+    from builders import held_wan22
+
+    one, two = held_wan22(tmp_path)
+    out = tmp_path / "energy"
+    cmd = ["probe", "energy", "--model", f"wan:{tmp_path / 'wan22'}", "--steps", 2, "--count", 1, "--size", 3,
+           "--frames", 2, "--batch", 1, "--out", out]
+    r, text = _cli(*cmd, "--lora", one, "--lora-2", f"{two}:0.5")
+    assert r.exit_code == 0, text
+    _refused_before_loading(cmd, out, loads, (([], "loras: saved"), (["--lora", one, "--lora-2", f"{two}:0.7"],
+                                                                     "loras: saved"),
+                                              (["--lora", one, "--lora-2", f"{two}:0.5", "--dtype", "bfloat16"],
+                                               "dtype: saved \"float32\", given \"bfloat16\"")))

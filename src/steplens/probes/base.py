@@ -188,6 +188,7 @@ class ProbeBase:
     description: str = ""
     claims: tuple = ()
     study = None
+    option_fields: tuple[str, ...] = ()  # settings whose names its options take in the folder's configuration
 
     @property
     def kind(self) -> str:
