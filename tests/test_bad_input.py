@@ -505,6 +505,21 @@ def test_compare_into_a_folder_of_another_configuration_is_refused_before_the_mo
     assert set(rows) < set(grown) and len(grown) == 2 * len(rows)
 
 
+def test_trace_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(tmp_path, loads):
+    out = tmp_path / "trace"
+    cmd = ["trace", "--size", 3, "--frames", 2, "--out", out]
+    r, text = _cli(*cmd, "--steps", 2)
+    assert r.exit_code == 0, text
+    metrics = json.loads((out / "metrics.json").read_text())
+    _refused_before_loading(cmd, out, loads, OTHER_CONFIGS + ((["--steps", 2, "--decode-steps", "1"],
+                                                                "decode_steps: saved [0, 1], given [1]"),))
+    r, text = _cli(*cmd, "--steps", 2)  # the same configuration traces again
+    assert r.exit_code == 0 and len(loads) == 2, text
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    r, text = _cli(*cmd, "--decode-steps", "0,1")  # the model's own 20 steps: known once it loads, refused then
+    assert r.exit_code == 2 and "steps: saved 2, given 20" in text, text
+
+
 @pytest.mark.wan
 def test_probe_rerun_without_the_loras_or_in_another_dtype_is_refused_before_the_pipeline_loads(tmp_path, loads):
     pytest.importorskip("diffusers")
