@@ -536,3 +536,53 @@ def test_probe_rerun_without_the_loras_or_in_another_dtype_is_refused_before_the
                                                                      "loras: saved"),
                                               (["--lora", one, "--lora-2", f"{two}:0.5", "--dtype", "bfloat16"],
                                                "dtype: saved \"float32\", given \"bfloat16\"")))
+
+
+@pytest.fixture(scope="module")
+def other_pipelines(tmp_path_factory):
+    """Tiny LTX-2 and HunyuanVideo-1.5 pipeline folders, saved as users hold them."""
+    diffusers = pytest.importorskip("diffusers")
+    pytest.importorskip("transformers")
+    if not hasattr(diffusers, "LTX2ImageToVideoPipeline") or not hasattr(diffusers,
+                                                                          "HunyuanVideo15ImageToVideoPipeline"):
+        pytest.skip("this diffusers has no LTX-2 or HunyuanVideo-1.5")
+    from steplens.backends.ltx2.tiny import tiny_ltx2_i2v
+    from steplens.backends.tiny.hunyuan15 import tiny_hunyuan15_i2v
+
+    root = tmp_path_factory.mktemp("pipelines")
+    tiny_ltx2_i2v(seed=0).save_pretrained(root / "ltx2")
+    tiny_hunyuan15_i2v(seed=0).save_pretrained(root / "hy")
+    return root
+
+
+@pytest.mark.wan
+@pytest.mark.parametrize("folder, family, multiple", [
+    ("ltx2", "not supported yet for LTX-2", "multiples of 32 (LTX-2's rule 32; VAE 32 x patch 1)"),
+    ("hy", "not supported for HunyuanVideo-1.5", "multiples of 4 (VAE 4 x patch 1)")])
+@pytest.mark.parametrize("size", [(64, 64), (33, 47)])
+def test_height_and_width_on_ltx2_and_hunyuan_are_refused_before_the_pipeline_loads(other_pipelines, folder, family,
+                                                                                     multiple, size, paths, tmp_path,
+                                                                                     loads):
+    """These pipelines take no call size (it follows each sample's first frame, upscaled by an integer to the
+    pipeline's multiple): --height/--width are refused from the folder's configs, naming the multiple, unloaded."""
+    model = f"wan:{other_pipelines / folder}"
+    for cmd in (["run", "--data", paths["data"], "--out", tmp_path / "run"], ["probe", "noise", "--count", 1,
+                                                                         "--out", tmp_path / "probe"],
+                ["trace", "--out", tmp_path / "trace"]):
+        r, text = _cli(*cmd, "--model", model, "--steps", 2, "--height", size[0], "--width", size[1])
+        assert r.exit_code == 2, text
+        for must in (f"--height {size[0]}, --width {size[1]}", family, multiple,
+                     "model_index.json", "leave --height/--width out"):
+            assert must in text, (must, text)
+        assert loads == [] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.wan
+@pytest.mark.filterwarnings("ignore:.*has no text encoder")
+def test_the_multiple_read_from_a_folders_configs_is_the_loaded_pipelines(other_pipelines):
+    """What the refusal above names, read without loading, is what the loaded model computes."""
+    from steplens.backends import load_pipeline_model
+
+    for folder in ("ltx2", "hy"):
+        m = load_pipeline_model(f"wan:{other_pipelines / folder}")
+        assert type(m).folder_size_multiple(str(other_pipelines / folder))[0] == m.spatial_multiple, folder
