@@ -482,12 +482,30 @@ def test_probe_into_a_folder_of_another_configuration_is_refused_before_the_mode
     assert r.exit_code == 0, text
     assert loads == ["tiny-maze"]
     rows = (out / "store" / "rows.jsonl").read_text().splitlines()
+    (out / "results.json").unlink()  # as a killed run leaves it: its store alone says how it was made
     _refused_before_loading(cmd + ["--count", 1], out, loads)
     r, text = _cli(*cmd, "--count", 2, "--steps", 2)  # the same configuration resumes, one sample more
     assert r.exit_code == 0, text
     assert len(loads) == 2
     grown = (out / "store" / "rows.jsonl").read_text().splitlines()
     assert set(rows) < set(grown) and len(grown) == 2 * len(rows)
+
+
+def test_swap_at_other_steps_whose_swapped_steps_coincide_is_refused(tmp_path, loads):
+    """The swap probe's default steps at 4 and 5 sampling steps are both 0, 1, 2: its option `steps` took the name
+    of the sampling's in the folder's configuration, and a 5-step rerun added 5-step rows to the 4-step store."""
+    out = tmp_path / "swap"
+    cmd = ["probe", "swap", "--count", 1, "--size", 3, "--frames", 2, "--batch", 1, "--out", out]
+    r, text = _cli(*cmd, "--steps", 4)
+    assert r.exit_code == 0, text
+    (out / "results.json").unlink()  # as a killed run leaves it
+    _refused_before_loading(cmd, out, loads, ((["--steps", 5], "steps: saved 4, given 5"),))
+    from steplens.experiments.grid import open_store  # and refused by the store itself, once the model has loaded
+
+    config = json.loads((out / "store" / "store_config.json").read_text())
+    assert config["steps"] == [0, 1, 2] and config["settings"]["steps"] == 4  # the steps it swaps at; the sampling's
+    with pytest.raises(ValueError, match='settings: saved {"steps": 4}, given {"steps": 5}'):
+        open_store(out, "swap", {**{k: v for k, v in config.items() if k != "experiment"}, "settings": {"steps": 5}})
 
 
 def test_compare_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(tmp_path, loads):

@@ -76,8 +76,7 @@ def _spread_run(eo, mo, so, out, settings, run, probe):
     from ..experiments.grid import check_store_before_loading
 
     described = {k: v for k, v in settings.describe().items() if k not in ("steps", "shift", "guidance", "sampling")}
-    check_store_before_loading(out, probe.name, {**described, **known_config(mo, so)},  # every process, each itself
-                               getattr(probe, "option_fields", None))
+    check_store_before_loading(out, probe.name, {**described, **known_config(mo, so)})  # every process, each itself
     with spread(eo, mo, so, out) as engine:
         m, sp = load(mo, so)
         if engine is not None:

@@ -33,19 +33,12 @@ def open_store(out: Path, experiment: str, config: dict) -> ResultsStore:
     return ResultsStore(Path(out) / "store", ("condition", "sample"), {"experiment": experiment, **config})
 
 
-# settings a probe's own option may take the name of in its store's configuration, comparable with the `settings`
-# its results.json records (the samples' folder is recorded resolved there only in the store)
-RECORDED_SETTINGS = ("steps", "shift", "guidance", "frames", "seed", "size", "task", "scorer", "threshold")
-
-
-def check_store_before_loading(out: Path, experiment: str, known: dict, option_fields=None) -> None:
+def check_store_before_loading(out: Path, experiment: str, known: dict) -> None:
     """Before the model loads (on every process of a launch, each before its own load): refuse an OUT whose results
     store holds another configuration, naming each differing field. `known`: the part of the store's configuration
-    known then (the model's identity from its files, the samples, the scorer, the sampling numbers given); the
-    probe's own options are compared once it has loaded (ResultsStore). Where a probe's option takes the name of a
-    setting in the store (`option_fields`: the noise probe's `steps` are the steps it noises; None: unknown, any
-    setting may be), that setting is compared with the settings the folder's last finished run recorded in
-    results.json, if any. Nothing is locked or written."""
+    known then (the model's identity from its files, the samples, the scorer, the sampling numbers given), a setting
+    whose name a probe's option took compared with its `settings` record; the rest (the probe's own options, the
+    model's own sampling) is compared once it has loaded (ResultsStore). Nothing is locked or written."""
     import json
 
     from ..io.files import config_diff
@@ -54,25 +47,14 @@ def check_store_before_loading(out: Path, experiment: str, known: dict, option_f
     path = out / "store" / "store_config.json"
     if not path.is_file():
         return  # no result stored yet: nothing to differ from
-    saved, done = _read_json(path), {}
-    if (out / "results.json").is_file():
-        res = _read_json(out / "results.json")
-        if experiment in (res.get("probe"), res.get("experiment")) and isinstance(res.get("settings"), dict):
-            done = res["settings"]
-    shadowed = set(known) - {"experiment", "model", "weights_sha256", "model_sha256", "dtype", "loras"} \
-        if option_fields is None else set(option_fields)
+    saved = _read_json(path)
+    saved = {**saved, **(saved.get("settings") or {})}  # the settings a probe's options took the names of
     mine = json.loads(json.dumps({"experiment": experiment, **known}, default=str))
-    was = {}
-    for k in mine:
-        if k not in shadowed:
-            was[k] = saved.get(k)
-        elif k in RECORDED_SETTINGS and k in done:
-            was[k] = done[k]
-    differ = {k: mine[k] for k in was if was[k] != mine[k]}
+    differ = {k: v for k, v in mine.items() if saved.get(k) != v}
     if differ:
-        raise ValueError(f"{out} holds results of another configuration ({path.relative_to(out).as_posix()}); "
-                         f"differing fields: {config_diff({k: was[k] for k in differ}, differ)}. Use another --out "
-                         f"(or delete {out})")
+        raise ValueError(f"{out} holds results of another configuration (store/store_config.json); differing fields: "
+                         f"{config_diff({k: saved.get(k) for k in differ}, differ)}. Use another --out (or delete "
+                         f"{out})")
 
 
 def _read_json(path: Path) -> dict:

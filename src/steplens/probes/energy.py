@@ -47,7 +47,6 @@ def grid_mask(model, mask_px: torch.Tensor, grid: tuple[int, int]) -> torch.Tens
 
 class Energy(ProbeBase):
     name = "energy"
-    option_fields = ("steps",)  # its options' names in the folder's configuration
     description = "per-token activation energy of every block: maps, PCA, and the task/background ratio per block"
     claims = (Claim("energy-middle-blocks", "middle blocks carry the decisive semantics",
                     lambda h, t: all(0.25 * len(t) <= _index(b, t) < 0.75 * len(t) for _, b, _ in _bests(h)),

@@ -152,7 +152,6 @@ def _frame_steps_needed(h: dict, table: list) -> str | None:
 
 class Noise(ProbeBase):
     name = "noise"
-    option_fields = ("steps", "frames")  # its options' names in the folder's configuration
     description = "noise at one step (all frames) vs the same noise on one frame, and partial mixes"
     claims = (
         Claim("noise-step-wrecks", "noise at one step wrecks the answer",

@@ -54,7 +54,6 @@ def _follows_needed(h: dict) -> str | None:
 
 class Swap(ProbeBase):
     name = "swap"
-    option_fields = ("steps",)  # its options' names in the folder's configuration
     description = "does one block at one step carry the decision? its hidden states swapped between two prompts"
     claims = (Claim("swap-one-block-flips", "swapping one block between prompts flips the answer",
                     lambda h, t: (h.get("best_flip_rate") or 0) >= 0.5, "≥ 0.5",

@@ -21,7 +21,6 @@ STEPS = (1, 2, 3, 5, 10, 20, 40)
 
 class Sweep(ProbeBase):
     name = "sweep"
-    option_fields = ("frames", "steps")  # its options' names in the folder's configuration
     description = "solve rate and chain-of-steps metrics against the number of frames and of sampling steps"
     claims = (Claim("sweep-frames", "fewer frames hurt little", lambda h, t: _frames_rule(t), "within 0.1",
                     lambda h, t: "solve rates {:.3f}–{:.3f} over frame counts".format(*_frame_range(t)),
