@@ -41,6 +41,22 @@ def pipes():
     return get
 
 
+@pytest.fixture
+def loads(monkeypatch):
+    """The model loads of the commands a test invokes, counted (the real loader runs): a refusal made before loading
+    leaves it as it was."""
+    import steplens.models.load as model_load
+
+    calls = []
+    real = model_load.load_model
+
+    def counted(*a, **kw):
+        calls.append(a[0] if a else kw.get("spec"))
+        return real(*a, **kw)
+    monkeypatch.setattr(model_load, "load_model", counted)
+    return calls
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now (the OS picks it), for a torchrun rendezvous."""
     import socket

@@ -1,12 +1,12 @@
 """Refusals made before the model loads (issue 22, item 5): an --out folder of another configuration (`run`,
-`eval`), named field by field, with the model loader never called."""
+`eval`), named field by field, with the model loader never called (the `loads` fixture of conftest.py; probe, compare
+and trace: tests/test_bad_input.py)."""
 
 import json
 
 import pytest
 from typer.testing import CliRunner
 
-import steplens.models.load as model_load
 from steplens.cli import app
 from steplens.tasks import get_task, write_sample
 
@@ -17,19 +17,6 @@ def data(tmp_path_factory):
     for i in range(2):
         write_sample(root, get_task("maze").sample(i, 3, 3, idx=i), scale=2)
     return root
-
-
-@pytest.fixture
-def loads(monkeypatch):
-    """Counts the model loads of the commands a test invokes (the real loader runs)."""
-    calls = []
-    real = model_load.load_model
-
-    def counted(*a, **kw):
-        calls.append(a[0] if a else kw.get("spec"))
-        return real(*a, **kw)
-    monkeypatch.setattr(model_load, "load_model", counted)
-    return calls
 
 
 def _cli(*args):

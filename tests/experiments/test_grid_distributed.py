@@ -107,6 +107,39 @@ def test_torchrun_rank_killed_then_rerun_runs_only_what_is_missing(reference, tm
     _same(reference, out)
 
 
+COUNTED = """
+import os, sys
+import steplens.models.load as load
+real = load.load_model
+def counted(*a, **kw):
+    print("model loading on rank", os.environ.get("RANK"), file=sys.stderr, flush=True)
+    return real(*a, **kw)
+load.load_model = counted
+sys.argv = ["steplens"] + sys.argv[1:]
+from steplens.cli import main
+main()
+"""
+
+
+def test_torchrun_rerun_of_another_configuration_is_refused_on_every_rank_before_it_loads(reference, tmp_path):
+    """Issue 22, items 1 and 5: each process refuses an OUT of another configuration itself (no rank writes into it
+    while another refuses), naming the field, before its model loads."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = {x.relative_to(out): x.read_bytes() for x in sorted(out.rglob("*")) if x.is_file()}
+    script = tmp_path / "counted.py"
+    script.write_text(COUNTED)
+    other = [("5" if a == "4" and PROBE[i - 1] == "--steps" else a) for i, a in enumerate(PROBE)]
+    p = subprocess.run(_torchrun(script, *other, "--out", out), env=ENV, capture_output=True, text=True, timeout=300)
+    text = " ".join(p.stderr.split())
+    assert p.returncode != 0, text[-3000:]
+    assert text.count("another configuration") == 2 and text.count("steps: saved 4, given 5") == 2, text[-3000:]
+    assert "model loading" not in text, text[-3000:]
+    assert {x.relative_to(out): x.read_bytes() for x in sorted(out.rglob("*")) if x.is_file()} == before
+
+
 STUDY = ["study", "--tasks", "maze", "--count", "2", "--probe-count", "2", "--compare-count", "2", "--steps", "2",
          "--batch", "1", "--parts", "solve,noise,compare", "--compare-families", "1"]
 

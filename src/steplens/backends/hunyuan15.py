@@ -95,6 +95,17 @@ class HunyuanVideo15Model(PipelineModel):
             raise ValueError(f"glyph_length must be an integer >= 1, got {glyph_length!r}")
         self.glyph_length = glyph_length
 
+    @classmethod
+    def folder_size_multiple(cls, path: str):
+        """token_pixels from a folder's configs: the VAE's spatial_compression_ratio (diffusers' default 16) x the
+        transformer's patch_size."""
+        vae, tr = cls.folder_config(path, "vae"), cls.folder_config(path, "transformer")
+        try:
+            s, p = int(vae.get("spatial_compression_ratio") or 16), int(tr.get("patch_size", 1))
+        except (AttributeError, TypeError, ValueError):
+            return None  # a hub id or an unusual folder: checked after loading
+        return (s * p, s * p), f"VAE {s} x patch {p}"
+
     # -- geometry --------------------------------------------------------------------------------------------------
     @property
     def text_dim(self) -> int:

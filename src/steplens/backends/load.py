@@ -50,7 +50,10 @@ def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype
 
 def check_call_size(spec: str, height: int | None, width: int | None) -> None:
     """--height/--width for the pipeline folder `spec` (wan:PATH / diffusers:PATH) refused before it loads where they
-    are no positive multiples of its backend's (`folder_size_multiple`, read from the folder's configs)."""
+    are no positive multiples of its backend's (`folder_size_multiple`, read from the folder's configs), or where its
+    backend takes no call size at all (LTX-2, HunyuanVideo-1.5: the size follows each sample's first frame)."""
+    from pathlib import Path
+
     from .checks import check_size
 
     if height is None or width is None:
@@ -62,6 +65,13 @@ def check_call_size(spec: str, height: int | None, width: int | None) -> None:
         return  # the loader names what is wrong with the folder
     cls = backend_for_config(config)
     found = cls.folder_size_multiple(path) if cls is not None else None
+    if cls is not None and not cls.takes_call_size:
+        (mh, mw), why = found or ((None, None), None)
+        rule = f"multiples of {mh if mh == mw else (mh, mw)} ({why})" if found else "the pipeline's multiple"
+        raise ValueError(f"--height {height}, --width {width}: {cls.unsupported_words} for {cls.family} "
+                         f"(steplens.backends.{cls.backend}; {Path(path) / 'model_index.json'} holds a "
+                         f"{config.get('_class_name')}): its call size follows each sample's first frame, upscaled "
+                         f"by an integer to {rule}; leave --height/--width out")
     if found is not None:
         check_size(height, width, *found)
 

@@ -64,6 +64,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
     max_sequence_length: int = 512  # the text encoder's token window, where the pipeline encodes prompts
     sampling_options = frozenset({"scheduler", "negative_prompt"})  # the settings configure_sampling takes
     unsupported_words: str = "not supported"  # how configure_sampling refuses other settings ("not supported yet")
+    takes_call_size: bool = False  # configure_sampling takes height/width (a fixed call size: --height/--width)
     blocks_attr: str = "blocks"  # the denoisers' attribute holding their blocks: hook point `blocks.i` is its item i
     is_pipeline = True
 
@@ -107,6 +108,18 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         component configs without loading it (for refusing --height/--width before the weights load); None where
         the backend does not say (checked once the pipeline is loaded)."""
         return None
+
+    @staticmethod
+    def folder_config(path: str, component: str) -> dict | None:
+        """A component's config.json in a pipeline folder (None where absent or unreadable: a hub id, say)."""
+        import json
+        from pathlib import Path
+
+        try:
+            config = json.loads((Path(path).expanduser() / component / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return config if isinstance(config, dict) else None
 
     step_progress = False  # generate shows a progress bar over the steps (`run` and `eval` set it on their model)
 

@@ -13,7 +13,8 @@ from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
 from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
                   _settings, _with_sampling, app, console)
-from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
+from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
+                      spread)
 
 PLAN = typer.Option(False, "--plan", help="print the jobs (samples x conditions), the NFE with and without prefix "
                                           "reuse and device-hours (with --sec-per-nfe) per part, and stop: nothing "
@@ -68,9 +69,14 @@ def print_plan(parts, shape, sec_per_nfe, model=None, sample=None, settings=None
     typer.echo(plan_text(plan_rows(parts, sec), shape, sec, what))
 
 
-def _spread_run(eo, mo, so, out, settings, run):
+def _spread_run(eo, mo, so, out, settings, run, probe):
     """`run(model, settings)` on the chosen engine: the model loaded (and bound to a Ray pool), the settings given
-    the resolved sampling."""
+    the resolved sampling; an OUT of another configuration refused first, before the model loads (`probe`: the
+    experiment, steplens.probes.contract.Probe)."""
+    from ..experiments.grid import check_store_before_loading
+
+    described = {k: v for k, v in settings.describe().items() if k not in ("steps", "shift", "guidance", "sampling")}
+    check_store_before_loading(out, probe.name, {**described, **known_config(mo, so)})  # every process, each itself
     with spread(eo, mo, so, out) as engine:
         m, sp = load(mo, so)
         if engine is not None:
@@ -128,7 +134,7 @@ def probe(
                        samples[0] if samples else None, settings, f"steplens probe {name}")
             return
         with reuse_off(no_reuse):
-            res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options))
+            res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options), mod)
     except _errors() as e:
         _fail(e)
     if not is_writer():
@@ -210,7 +216,8 @@ def compare_cmd(
                        shape, sec_per_nfe, m, samples[0] if samples else None, settings, "steplens compare")
             return
         res = _spread_run(eo, mo, so, out, settings, lambda m, st: compare(m, out, st, n_list=n_list,
-                                                                          methods=methods.split(","), ens=ens, **kw))
+                                                                          methods=methods.split(","), ens=ens, **kw),
+                          PROBE)
     except _errors() as e:
         _fail(e)
     if not is_writer():

@@ -11,7 +11,9 @@ from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
 from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app, console
-from .options import ModelOptions, SamplingOptions, bundles, load
+from .options import ModelOptions, SamplingOptions, bundles, known_config, load
+
+TRACE_CONFIG = "trace_config.json"  # the configuration a trace folder was made with
 
 
 @app.command()
@@ -31,10 +33,14 @@ def trace(
                                                                             "seconds, steps 0, 1/4, 1/2, 3/4 and the "
                                                                             "last; 'all' for every step)"),
     out: Path = typer.Option(..., help="folder for x0.safetensors, grid.png, final_x0.gif, cos.png, metrics.json "
-                                       "(with --data: one folder per sample, mirroring the layout)"),
+                                       "(with --data: one folder per sample, mirroring the layout) and "
+                                       "trace_config.json (a folder traced otherwise is refused before the model "
+                                       "loads)"),
 ):
     """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
+    from ..contract import identity
     from ..experiments.grid import my_jobs
+    from ..experiments.runner import check_out_config
     from ..reports.traces import write_trace
     from ..tasks import Scorers, generator_task
     from ..tasks.folders import SampleSource, read_sample
@@ -47,10 +53,20 @@ def trace(
         chosen = None if every else check_decode_steps(_ints(decode_steps, "--decode-steps"),
                                                        so.steps if so.sigmas is None else None,
                                                        "--decode-steps")  # before loading, where the steps are given
+        where = ({"sample": str(Path(sample).resolve()), "seed": seed, "frames": frames} if sample is not None else
+                 SampleSource(data=data, split=split, tasks=tasks, seed=seed, frames=frames).describe()
+                 if data is not None else {"task": task, "seed": seed, "size": size, "frames": frames})
+        where = {**where, "scorer": scorer, "threshold": threshold}
+        check_out_config(out, {**known_config(mo, so), **where, **(  # before minutes of loading, on every process
+            {"decode_steps": chosen} if chosen is not None and so.steps is not None and so.sigmas is None else {})},
+            partial=True, name=TRACE_CONFIG)
         m, sp = load(mo, so)
         if decode_steps is None and m.is_pipeline:  # a few steps by default where each decode costs seconds
             chosen = sorted({0, sp.steps // 4, sp.steps // 2, 3 * sp.steps // 4, sp.steps - 1})
         chosen = check_decode_steps(chosen, sp.steps, "--decode-steps")
+        config = {**identity(m), "steps": sp.steps, "shift": sp.shift, "guidance": sp.guidance,
+                  **({"sampling": sp.describe()} if sp.extra else {}), **where,
+                  "decode_steps": list(range(sp.steps)) if chosen is None else chosen}
         ffv = m.frames_from_video
         if sample is not None:
             found = [read_sample(sample, sample.parent.parent, seed, frames, ffv)]
@@ -63,6 +79,7 @@ def trace(
             found = [generator_task(task).sample(seed, size, frames, idx=seed)]
             dirs = [out]
         scorers.check(found)
+        check_out_config(out, config, name=TRACE_CONFIG)  # every process, under a lock; the first records it
         # under torchrun / accelerate launch each process traces its share of the samples (balanced by cost) into
         # its own folders; OUT must be one folder every process shares
         _, mine = my_jobs(found, 1, out)

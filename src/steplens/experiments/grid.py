@@ -33,6 +33,42 @@ def open_store(out: Path, experiment: str, config: dict) -> ResultsStore:
     return ResultsStore(Path(out) / "store", ("condition", "sample"), {"experiment": experiment, **config})
 
 
+def check_store_before_loading(out: Path, experiment: str, known: dict) -> None:
+    """Before the model loads (on every process of a launch, each before its own load): refuse an OUT whose results
+    store holds another configuration, naming each differing field. `known`: the part of the store's configuration
+    known then (the model's identity from its files, the samples, the scorer, the sampling numbers given), a setting
+    whose name a probe's option took compared with its `settings` record; the rest (the probe's own options, the
+    model's own sampling) is compared once it has loaded (ResultsStore). Nothing is locked or written."""
+    import json
+
+    from ..io.files import config_diff
+
+    out = Path(out)
+    path = out / "store" / "store_config.json"
+    if not path.is_file():
+        return  # no result stored yet: nothing to differ from
+    saved = _read_json(path)
+    saved = {**saved, **(saved.get("settings") or {})}  # the settings a probe's options took the names of
+    mine = json.loads(json.dumps({"experiment": experiment, **known}, default=str))
+    differ = {k: v for k, v in mine.items() if saved.get(k) != v}
+    if differ:
+        raise ValueError(f"{out} holds results of another configuration (store/store_config.json); differing fields: "
+                         f"{config_diff({k: saved.get(k) for k in differ}, differ)}. Use another --out (or delete "
+                         f"{out})")
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not readable JSON: {e}; delete it or use another --out") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object; delete it or use another --out")
+    return data
+
+
 def batches(samples: list[Sample], size: int) -> list[list[Sample]]:
     """Chunks of at most `size` samples that can run as one batch (same frame size and frame count), in order."""
     if size < 1:

@@ -202,7 +202,7 @@ class ProbeBase:
         r.samples = load_samples(model, settings)
         self.prepare(r)
         r.conditions = self.conditions(r)
-        r.config = {**settings.describe(), **self.config(r), **identity(model)}  # the model, its weights, LoRAs, dtype
+        r.config = self.folder_config(r)
         store = open_store(r.out, self.name, r.config)
         if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
             r.config = {**r.config, "taken_as_is": found}
@@ -228,6 +228,16 @@ class ProbeBase:
 
     def config(self, run: ProbeRun) -> dict:
         return dict(run.options)
+
+    def folder_config(self, run: ProbeRun) -> dict:
+        """What the folder records (its results store's identity, results.json's `config`): the settings, the probe's
+        `config(run)` and the model's identity (its weights, LoRAs, dtype). Where an option takes a setting's name
+        (the noise probe's `steps`, the steps it noises), the setting is kept under `settings` too: the swap probe
+        swaps at steps 0, 1, 2 at both 4 and 5 sampling steps, and a 5-step rerun was taken for done in a 4-step
+        folder."""
+        settings, own = run.settings.describe(), self.config(run)
+        shadowed = {k: v for k, v in settings.items() if k in own}
+        return {**settings, **own, **({"settings": shadowed} if shadowed else {}), **identity(run.model)}
 
     def plan(self, settings: ProbeSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
         """{condition: Branch} from the settings alone (steplens.probes.contract): a probe that can be planned

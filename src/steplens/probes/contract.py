@@ -28,7 +28,8 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
   - ``conditions(run) -> {condition name: spec}`` (for the given settings): one store row per (condition,
     sample); the spec is the probe's own (hooks to build, steps, frames), or None. Name them through ``plan``
     (below) so that the plan and the run agree;
-  - ``config(run) -> dict``: what the folder records beyond the settings (default: the options);
+  - ``config(run) -> dict``: what the folder records beyond the settings (default: the options; where a key is a
+    setting's name, the noise probe's ``steps``, the steps it noises, the setting is kept under ``settings`` too);
   - ``batch(run) -> fn(conditions, samples) -> {condition: [row per sample]}``: the batch run handed to
     ``run_grid`` (rows hold ``success`` and ``score`` and whatever else the probe measures;
     `steplens.probes.base.condition_runner` makes one where each condition is one sampling run with its hooks),

@@ -147,6 +147,22 @@ class LTX2PipelineModel(PipelineModel):
         m = math.lcm(PIPELINE_MULTIPLE, self.token_pixels[0])
         return m, m
 
+    @classmethod
+    def folder_size_multiple(cls, path: str):
+        """spatial_multiple from a folder's configs: 32 and the VAE's spatial compression (vae/config.json's
+        spatial_compression_ratio, else its patch_size x 2 per spatio-temporal downsampling, as diffusers derives
+        it) x the transformer's patch_size."""
+        vae, tr = cls.folder_config(path, "vae"), cls.folder_config(path, "transformer")
+        try:
+            s = int(vae.get("spatial_compression_ratio") or
+                    int(vae.get("patch_size", 4)) * 2 ** sum(bool(x) for x in vae.get("spatio_temporal_scaling",
+                                                                                      (True,) * 4)))
+            p = int(tr.get("patch_size", 1))
+        except (AttributeError, TypeError, ValueError):
+            return None  # a hub id or an unusual folder: checked after loading
+        m = math.lcm(PIPELINE_MULTIPLE, s * p)
+        return (m, m), f"LTX-2's rule {PIPELINE_MULTIPLE}; VAE {s} x patch {p}"
+
     # -- generating ------------------------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.prompt_embeds(list(texts))

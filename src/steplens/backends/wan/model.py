@@ -75,6 +75,7 @@ class WanPipelineModel(PipelineModel):
     """
 
     backend, family, pipeline_classes, variants = "wan", "Wan", PIPELINES, VARIANTS
+    takes_call_size = True  # --height/--width: a fixed call size (multiples of folder_size_multiple)
     loop_class = WanLoop
     float32_components = ("vae", "image_encoder")  # as the Wan model cards load them
     decode_latents = staticmethod(decode_latents)

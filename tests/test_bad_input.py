@@ -447,3 +447,160 @@ def test_batch_defaults_to_one_on_a_pipeline_before_it_loads():
     assert batch_for(ModelOptions(model="diffusers:/x"), None, 16) == 1
     assert batch_for(ModelOptions(model="tiny-maze"), None, 50) == 50
     assert batch_for(ModelOptions(model="wan:/x"), 4, 50) == 4  # as asked
+
+
+# -- an --out folder of another configuration, refused before the model loads (issue 22, item 5): probe, compare and
+# trace, as run and eval are (tests/cli/test_before_load.py); `loads` (conftest.py) counts the real loader's calls
+
+def _cli(*args):
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    return r, " ".join(r.output.split())
+
+
+OTHER_CONFIGS = ((["--steps", 3], "steps: saved 2, given 3"), (["--steps", 2, "--guidance", 2], "guidance: saved"),
+                 (["--steps", 2, "--model", "tiny-maze-2goal"],
+                  "model: saved \"tiny-maze\", given \"tiny-maze-2goal\""),
+                 (["--steps", 2, "--size", 4], "size: saved 3, given 4"),
+                 (["--steps", 2, "--seed", 5], "seed: saved 0, given 5"))
+
+
+def _refused_before_loading(cmd, out, loads, configs=OTHER_CONFIGS):
+    before = sorted((p.relative_to(out).as_posix(), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    for extra, field in configs:
+        r, text = _cli(*cmd, *extra)
+        assert r.exit_code == 2, (extra, text)
+        assert "another configuration" in text and field in text and "another --out" in text, (field, text)
+        assert len(loads) == 1, (extra, loads)  # refused before the model loads (minutes on a 14B model)
+    assert sorted((p.relative_to(out).as_posix(), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
+
+
+@pytest.mark.parametrize("name", ["noise", "energy"])
+def test_probe_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(name, tmp_path, loads):
+    out = tmp_path / name
+    cmd = ["probe", name, "--size", 3, "--frames", 2, "--batch", 1, "--out", out]
+    r, text = _cli(*cmd, "--count", 1, "--steps", 2)
+    assert r.exit_code == 0, text
+    assert loads == ["tiny-maze"]
+    rows = (out / "store" / "rows.jsonl").read_text().splitlines()
+    (out / "results.json").unlink()  # as a killed run leaves it: its store alone says how it was made
+    _refused_before_loading(cmd + ["--count", 1], out, loads)
+    r, text = _cli(*cmd, "--count", 2, "--steps", 2)  # the same configuration resumes, one sample more
+    assert r.exit_code == 0, text
+    assert len(loads) == 2
+    grown = (out / "store" / "rows.jsonl").read_text().splitlines()
+    assert set(rows) < set(grown) and len(grown) == 2 * len(rows)
+
+
+def test_swap_at_other_steps_whose_swapped_steps_coincide_is_refused(tmp_path, loads):
+    """The swap probe's default steps at 4 and 5 sampling steps are both 0, 1, 2: its option `steps` took the name
+    of the sampling's in the folder's configuration, and a 5-step rerun added 5-step rows to the 4-step store."""
+    out = tmp_path / "swap"
+    cmd = ["probe", "swap", "--count", 1, "--size", 3, "--frames", 2, "--batch", 1, "--out", out]
+    r, text = _cli(*cmd, "--steps", 4)
+    assert r.exit_code == 0, text
+    (out / "results.json").unlink()  # as a killed run leaves it
+    _refused_before_loading(cmd, out, loads, ((["--steps", 5], "steps: saved 4, given 5"),))
+    from steplens.experiments.grid import open_store  # and refused by the store itself, once the model has loaded
+
+    config = json.loads((out / "store" / "store_config.json").read_text())
+    assert config["steps"] == [0, 1, 2] and config["settings"]["steps"] == 4  # the steps it swaps at; the sampling's
+    with pytest.raises(ValueError, match='settings: saved {"steps": 4}, given {"steps": 5}'):
+        open_store(out, "swap", {**{k: v for k, v in config.items() if k != "experiment"}, "settings": {"steps": 5}})
+
+
+def test_compare_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(tmp_path, loads):
+    out = tmp_path / "compare"
+    cmd = ["compare", "--size", 3, "--frames", 2, "--batch", 1, "--n-seeds", 2, "--methods", "vote", "--out", out]
+    r, text = _cli(*cmd, "--count", 1, "--steps", 2)
+    assert r.exit_code == 0, text
+    rows = (out / "store" / "rows.jsonl").read_text().splitlines()
+    _refused_before_loading(cmd + ["--count", 1], out, loads,
+                            OTHER_CONFIGS + ((["--steps", 2, "--scorer", "maze-shortest"],
+                                             "scorer: saved null, given \"maze-shortest\""),))
+    r, text = _cli(*cmd, "--count", 2, "--steps", 2)
+    assert r.exit_code == 0 and len(loads) == 2, text
+    grown = (out / "store" / "rows.jsonl").read_text().splitlines()
+    assert set(rows) < set(grown) and len(grown) == 2 * len(rows)
+
+
+def test_trace_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(tmp_path, loads):
+    out = tmp_path / "trace"
+    cmd = ["trace", "--size", 3, "--frames", 2, "--out", out]
+    r, text = _cli(*cmd, "--steps", 2)
+    assert r.exit_code == 0, text
+    metrics = json.loads((out / "metrics.json").read_text())
+    _refused_before_loading(cmd, out, loads, OTHER_CONFIGS + ((["--steps", 2, "--decode-steps", "1"],
+                                                                "decode_steps: saved [0, 1], given [1]"),))
+    r, text = _cli(*cmd, "--steps", 2)  # the same configuration traces again
+    assert r.exit_code == 0 and len(loads) == 2, text
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    r, text = _cli(*cmd, "--decode-steps", "0,1")  # the model's own 20 steps: known once it loads, refused then
+    assert r.exit_code == 2 and "steps: saved 2, given 20" in text, text
+
+
+@pytest.mark.wan
+def test_probe_rerun_without_the_loras_or_in_another_dtype_is_refused_before_the_pipeline_loads(tmp_path, loads):
+    pytest.importorskip("diffusers")
+    pytest.importorskip("peft")
+    from builders import held_wan22
+
+    one, two = held_wan22(tmp_path)
+    out = tmp_path / "energy"
+    cmd = ["probe", "energy", "--model", f"wan:{tmp_path / 'wan22'}", "--steps", 2, "--count", 1, "--size", 3,
+           "--frames", 2, "--batch", 1, "--out", out]
+    r, text = _cli(*cmd, "--lora", one, "--lora-2", f"{two}:0.5")
+    assert r.exit_code == 0, text
+    _refused_before_loading(cmd, out, loads, (([], "loras: saved"), (["--lora", one, "--lora-2", f"{two}:0.7"],
+                                                                     "loras: saved"),
+                                              (["--lora", one, "--lora-2", f"{two}:0.5", "--dtype", "bfloat16"],
+                                               "dtype: saved \"float32\", given \"bfloat16\"")))
+
+
+@pytest.fixture(scope="module")
+def other_pipelines(tmp_path_factory):
+    """Tiny LTX-2 and HunyuanVideo-1.5 pipeline folders, saved as users hold them."""
+    diffusers = pytest.importorskip("diffusers")
+    pytest.importorskip("transformers")
+    if not hasattr(diffusers, "LTX2ImageToVideoPipeline") or not hasattr(diffusers,
+                                                                          "HunyuanVideo15ImageToVideoPipeline"):
+        pytest.skip("this diffusers has no LTX-2 or HunyuanVideo-1.5")
+    from steplens.backends.ltx2.tiny import tiny_ltx2_i2v
+    from steplens.backends.tiny.hunyuan15 import tiny_hunyuan15_i2v
+
+    root = tmp_path_factory.mktemp("pipelines")
+    tiny_ltx2_i2v(seed=0).save_pretrained(root / "ltx2")
+    tiny_hunyuan15_i2v(seed=0).save_pretrained(root / "hy")
+    return root
+
+
+@pytest.mark.wan
+@pytest.mark.parametrize("folder, family, multiple", [
+    ("ltx2", "not supported yet for LTX-2", "multiples of 32 (LTX-2's rule 32; VAE 32 x patch 1)"),
+    ("hy", "not supported for HunyuanVideo-1.5", "multiples of 4 (VAE 4 x patch 1)")])
+@pytest.mark.parametrize("size", [(64, 64), (33, 47)])
+def test_height_and_width_on_ltx2_and_hunyuan_are_refused_before_the_pipeline_loads(other_pipelines, folder, family,
+                                                                                     multiple, size, paths, tmp_path,
+                                                                                     loads):
+    """These pipelines take no call size (it follows each sample's first frame, upscaled by an integer to the
+    pipeline's multiple): --height/--width are refused from the folder's configs, naming the multiple, unloaded."""
+    model = f"wan:{other_pipelines / folder}"
+    for cmd in (["run", "--data", paths["data"], "--out", tmp_path / "run"], ["probe", "noise", "--count", 1,
+                                                                         "--out", tmp_path / "probe"],
+                ["trace", "--out", tmp_path / "trace"]):
+        r, text = _cli(*cmd, "--model", model, "--steps", 2, "--height", size[0], "--width", size[1])
+        assert r.exit_code == 2, text
+        for must in (f"--height {size[0]}, --width {size[1]}", family, multiple,
+                     "model_index.json", "leave --height/--width out"):
+            assert must in text, (must, text)
+        assert loads == [] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.wan
+@pytest.mark.filterwarnings("ignore:.*has no text encoder")
+def test_the_multiple_read_from_a_folders_configs_is_the_loaded_pipelines(other_pipelines):
+    """What the refusal above names, read without loading, is what the loaded model computes."""
+    from steplens.backends import load_pipeline_model
+
+    for folder in ("ltx2", "hy"):
+        m = load_pipeline_model(f"wan:{other_pipelines / folder}")
+        assert type(m).folder_size_multiple(str(other_pipelines / folder))[0] == m.spatial_multiple, folder
