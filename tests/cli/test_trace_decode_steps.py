@@ -128,7 +128,8 @@ def test_streamed_trace_files_equal_the_in_memory_ones(tmp_path):
     tr = trace(m, [s], [s.seed], steps=6, decode_steps=[0, 3, -1])[0]
     assert tr.x0 is not None and tr.x0_file is None
     write_trace(tr, tmp_path / "memory")
-    names = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    names = sorted(p.name for p in (tmp_path / "cli").iterdir() if p.name != "trace_config.json")  # the folder's
+    assert (tmp_path / "cli" / "trace_config.json").is_file()  # configuration, which a trace in memory has not
     assert names == sorted(p.name for p in (tmp_path / "memory").iterdir()) and "x0.safetensors" in names
     for name in names:
         assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "memory" / name).read_bytes(), name
