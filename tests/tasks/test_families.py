@@ -1,6 +1,8 @@
 """The task families: several right answers (tic-tac-toe, mazes with loops, open symmetry), working memory
 (reappear); each accepts every right answer and refuses the rest by its rules."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -190,7 +192,8 @@ def test_the_demo_shows_any_family(task, tmp_path):
     r = CliRunner().invoke(app, ["demo", "--task", task, "--count", "2", "--steps", "3", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     html = (tmp_path / "report.html").read_text()
-    assert html.count('class="slv"') == 2 and f"on {task}" in html
+    panel = "search_panel" in json.loads((tmp_path / "summary.json").read_text())  # two more viewers: one seed and
+    assert html.count('class="slv"') == 2 + 2 * panel and f"on {task}" in html  # search, for an unsolved sample
 
 
 def test_the_demo_shows_one_sample_of_each_family_with_its_listed_answers(tmp_path):
@@ -207,7 +210,7 @@ def test_the_demo_shows_one_sample_of_each_family_with_its_listed_answers(tmp_pa
     assert [row["task"] for row in summary["rows"]] == ["tictactoe", "reappear", "symmetry"]
     assert summary["sizes"] == {"tictactoe": 2, "reappear": 7, "symmetry": 6}
     html = (tmp_path / "report.html").read_text()
-    assert html.count('class="slv"') == 3 and "on 3 task families" in html
+    assert html.count('class="slv"') == 3 + 2 * ("search_panel" in summary) and "on 3 task families" in html
     for row in summary["rows"]:
         trace = tmp_path / row["trace"]
         assert (trace / "grid.png").stat().st_size > 0 and (trace / "cos.png").stat().st_size > 0
