@@ -51,7 +51,6 @@ def _leave_at_exit() -> None:
     import atexit
 
     def leave():
-        from datetime import timedelta
 
         import torch.distributed as dist
 
