@@ -51,7 +51,6 @@ def _leave_at_exit() -> None:
     import atexit
 
     def leave():
-
         import torch.distributed as dist
 
         if not dist.is_initialized():
