@@ -116,7 +116,8 @@ def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:
     differing field; the same evaluation reruns (results.json rewritten)."""
     import json
 
-    from ..experiments.runner import RUN_CONFIG, check_out_config, read_config
+    from ..experiments.runner import RUN_CONFIG, check_out_config
+    from ..io.files import read_config
 
     given = {k: v for k, v in known.items() if k not in ("steps", "shift", "guidance")
              or getattr(so, k) is not None and so.sigmas is None}  # the model's own numbers: known after loading

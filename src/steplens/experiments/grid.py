@@ -41,13 +41,13 @@ def check_store_before_loading(out: Path, experiment: str, known: dict) -> None:
     model's own sampling) is compared once it has loaded (ResultsStore). Nothing is locked or written."""
     import json
 
-    from ..io.files import config_diff
+    from ..io.files import config_diff, read_config
 
     out = Path(out)
     path = out / "store" / "store_config.json"
     if not path.is_file():
         return  # no result stored yet: nothing to differ from
-    saved = _read_json(path)
+    saved = read_config(path)
     saved = {**saved, **(saved.get("settings") or {})}  # the settings a probe's options took the names of
     mine = json.loads(json.dumps({"experiment": experiment, **known}, default=str))
     differ = {k: v for k, v in mine.items() if saved.get(k) != v}
@@ -55,18 +55,6 @@ def check_store_before_loading(out: Path, experiment: str, known: dict) -> None:
         raise ValueError(f"{out} holds results of another configuration (store/store_config.json); differing fields: "
                          f"{config_diff({k: saved.get(k) for k in differ}, differ)}. Use another --out (or delete "
                          f"{out})")
-
-
-def _read_json(path: Path) -> dict:
-    import json
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not readable JSON: {e}; delete it or use another --out") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object; delete it or use another --out")
-    return data
 
 
 def batches(samples: list[Sample], size: int) -> list[list[Sample]]:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..io import interrupt
-from ..io.files import atomic_write_json, config_diff, folder_lock, read_mp4, read_png, video_fps, write_mp4, write_png
+from ..io.files import (atomic_write_json, config_diff, folder_lock, read_config, read_mp4, read_png, video_fps,
+                        write_mp4, write_png)
 from ..io.video import to_uint8, upscale
 from ..tasks import Sample, Scorers
 from .grid import batches
@@ -174,17 +175,6 @@ def check_out_config(out: Path, config: dict, partial: bool = False, name: str =
                 atomic_write_json(path, {**saved, **info})
         else:
             atomic_write_json(path, config)
-
-
-def read_config(path: Path) -> dict:
-    """An output folder's recorded configuration (a JSON object), refused by name where unreadable."""
-    try:
-        saved = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not a readable configuration (JSON): {e}; delete it or use another --out") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path} is not a configuration (a JSON object); delete it or use another --out")
-    return saved
 
 
 def run_samples(model, samples: list[Sample], out: Path, steps: int | None = None, shift: float | None = None,

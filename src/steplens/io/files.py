@@ -260,6 +260,19 @@ def read_text(path: Path) -> str:
                          f"{e.reason}); save it as UTF-8 (or UTF-16 with its byte-order mark)") from None
 
 
+def read_config(path: Path) -> dict:
+    """An output folder's recorded configuration (a JSON object), refused by name where unreadable."""
+    import json
+
+    try:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a readable configuration (JSON): {e}; delete it or use another --out") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is not a configuration (a JSON object); delete it or use another --out")
+    return saved
+
+
 def config_diff(saved: dict, given: dict) -> str:
     """'field: saved X, given Y; ...' for every top-level field in which two recorded configurations differ."""
     keys = list(dict.fromkeys([*saved, *given]))
