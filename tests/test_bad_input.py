@@ -604,3 +604,30 @@ def test_the_multiple_read_from_a_folders_configs_is_the_loaded_pipelines(other_
     for folder in ("ltx2", "hy"):
         m = load_pipeline_model(f"wan:{other_pipelines / folder}")
         assert type(m).folder_size_multiple(str(other_pipelines / folder))[0] == m.spatial_multiple, folder
+
+
+# -- the probes' own options, refused before the model loads (and before --plan prints a bill for them): each was
+# refused only once the model had loaded (minutes on a 14B pipeline), and --plan printed a plan for it
+PROBE_OPTIONS = (
+    (["compare", "--methods", "bogus"], "unknown method 'bogus'; available: single"),
+    (["compare", "--n-seeds", "1"], "N = 1: the multi-seed methods need N >= 2 seeds"),
+    (["compare", "--budget", "2", "--search-methods", "bogus"], "search methods ['bogus']: each once, from"),
+    (["compare", "--budget", "2", "--search-methods", "chain", "--task", "tictactoe"],
+     "chain needs a task with a continue_from hook; task 'tictactoe' has none"),
+    (["compare", "--budget", "2", "--beam-step", "50"], "beam step k = 50: must be below the last step (1)"),
+    (["compare", "--ens-steps", "9"], "--ens-steps: step 9 out of range: sampling has steps 0..1"),
+    (["probe", "swap", "--task", "maze"], "task 'maze' has none"),
+    (["probe", "noise", "--task", "nope"], "unknown task 'nope'; available:"),
+    (["probe", "energy", "--task", "nope"], "unknown task 'nope'; available:"),
+)
+
+
+@pytest.mark.parametrize("plan", [False, True], ids=["run", "plan"])
+@pytest.mark.parametrize("args,must", PROBE_OPTIONS, ids=[" ".join(a) for a, _ in PROBE_OPTIONS])
+def test_a_probes_own_options_are_refused_before_the_model_loads(args, must, plan, tmp_path, loads):
+    out = tmp_path / "out"
+    r, text = _cli(*args, *(["--plan"] if plan else []), "--count", 1, "--size", 3, "--frames", 2, "--steps", 2,
+                   "--out", out)
+    assert r.exit_code == 2, text
+    assert text.startswith("error:") and must in text, text
+    assert loads == [] and not out.exists(), (loads, text)

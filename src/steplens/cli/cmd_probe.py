@@ -109,6 +109,7 @@ def probe(
     """Run one of the study's experiments on a model: a table, plots and a report section."""
     from ..experiments.plan import check_sec_per_nfe, plan_probe
     from ..probes import get_probe
+    from ..probes.base import check_before_loading
     from ..reports.page import Report
     from ..tape import no_reuse as reuse_off
 
@@ -127,7 +128,7 @@ def probe(
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
                              seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,
                              scorer=scorer, threshold=threshold)
-        settings.scorers()  # an unknown scorer is named before the model loads
+        check_before_loading(mod, settings, **options)  # the probe's options, the task, the scorer: no model yet
         if plan:
             shape, settings, samples, m = plan_shape(mo, so, settings)
             print_plan([plan_probe(mod, settings, shape, len(samples), options)], shape, sec_per_nfe, m,
@@ -181,6 +182,7 @@ def compare_cmd(
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
     from ..experiments.plan import check_sec_per_nfe, plan_probe
     from ..methods.ensemble import EnsembleConfig
+    from ..probes.base import check_before_loading
     from ..probes.compare import PROBE, compare, report_section
     from ..reports.page import Report
 
@@ -209,6 +211,7 @@ def compare_cmd(
                                                                               None, None):
             raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
                              "--budget (the search methods run at budgets)")
+        check_before_loading(PROBE, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
         if plan:
             shape, settings, samples, m = plan_shape(mo, so, settings)
             print_plan([plan_probe(PROBE, settings, shape, len(samples), {"n_list": n_list,

@@ -96,13 +96,17 @@ def mean_toward(n: int, alpha: float, group=None, world: int = 1):
     return fn
 
 
-def check_ensemble(cfg: EnsembleConfig, model, num_steps: int) -> None:
-    """Refuse blocks or steps the model or schedule does not have, before any sampling."""
-    depth = len(model.block_names)
-    bad = [b for b in (cfg.blocks or []) if not 0 <= b < depth]
+def check_ensemble(cfg: EnsembleConfig, model, num_steps: int | None) -> None:
+    """Refuse blocks or steps the model or schedule does not have, before any sampling (a model or steps of None,
+    before the model loads: negative indices only, the rest once it has)."""
+    depth = len(model.block_names) if model is not None else None
+    bad = [b for b in (cfg.blocks or []) if b < 0 or (depth is not None and b >= depth)]
     if bad and cfg.target in ("block", "update"):
-        raise ValueError(f"--ens-blocks: block {bad[0]} out of range: the model has blocks 0..{depth - 1}")
-    bad = [k for k in (cfg.steps or []) if not 0 <= k < num_steps]
+        raise ValueError(f"--ens-blocks: block {bad[0]} out of range: "
+                         + (f"the model has blocks 0..{depth - 1}" if depth is not None else "blocks count from 0"))
+    bad = [k for k in (cfg.steps or []) if k < 0 or (num_steps is not None and k >= num_steps)]
+    if bad and num_steps is None:
+        raise ValueError(f"--ens-steps: step {bad[0]} out of range: steps count from 0")
     if bad:
         raise ValueError(f"--ens-steps: step {bad[0]} out of range: sampling has steps 0..{num_steps - 1}")
 

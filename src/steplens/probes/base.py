@@ -169,6 +169,15 @@ def summary_rows(rows_by_condition: dict[str, list[dict]], **extra_cols) -> list
     return out
 
 
+def check_before_loading(probe, settings: ProbeSettings, **given) -> None:
+    """What can be refused before a model loads (minutes on a 14B pipeline): the sample source (a generated task
+    that does not exist), the scorer, and the probe's own options, through ``probe.options(None, settings,
+    **given)`` (the contract: with no model, a probe checks what needs none; steps are the given ones or None)."""
+    settings.source().check()
+    settings.scorers()
+    probe.options(None, settings, **given)
+
+
 def rebuild(model, probe, out: str, settings: ProbeSettings, options: dict):
     """In a worker of another engine (steplens.experiments.engine): the probe's batch run around this worker's
     model, and its samples by name; what `ProbeBase.run` builds before its loop."""

@@ -305,13 +305,16 @@ class Compare(ProbeBase):
             bad = [m for m in search_methods if m not in SEARCH_METHODS]
             if bad or len(set(search_methods)) != len(search_methods):
                 raise ValueError(f"search methods {list(search_methods)}: each once, from {', '.join(SEARCH_METHODS)}")
-            steps = own(model, s.steps)[0]
+            # before the model loads (model None): the steps where given, else checked again once it has loaded
+            steps = own(model, s.steps)[0] if model is not None else s.steps
             base = search or SearchConfig()
             given = s.tasks.split(",") if isinstance(s.tasks, str) else list(s.tasks or [])
             tasks = [] if s.data is not None else (given or [s.task])  # a folder's tasks: checked per sample
             for m in search_methods:
                 for b in budgets:
-                    check_search(search_at(base, m, b, steps), steps, tasks)
+                    cfg = (search_at(base, m, b, steps) if steps is not None else
+                           base.model_copy(update={"method": m, "n": max(b, base.m)}))
+                    check_search(cfg, steps, tasks)
         n_list = list(n_list)
         if len(set(n_list)) != len(n_list) or len(set(methods)) != len(methods):
             raise ValueError(f"repeated N or method: N {n_list}, methods {methods}; give each once")
@@ -321,7 +324,7 @@ class Compare(ProbeBase):
         if "single" not in methods:
             methods = ["single", *methods]
         if any(m in ENSEMBLES for m in methods):
-            check_ensemble(ens or EnsembleConfig(), model, s.steps)
+            check_ensemble(ens or EnsembleConfig(), model, s.steps)  # model/steps None: what they tell is left
         s.scorers()  # an unknown scorer is named before the samples are made
         if budgets is None:
             return {"n_list": n_list, "methods": methods, "ens": ens}

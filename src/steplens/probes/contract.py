@@ -22,7 +22,10 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
   in order:
 
   - ``options(model, settings, **given) -> dict``: check the probe's own options and fill their defaults,
-    before any sample is made (raise ``ValueError`` naming the value and what is allowed);
+    before any sample is made (raise ``ValueError`` naming the value and what is allowed). The CLI calls it first
+    with ``model=None``, before the model loads (`steplens.probes.base.check_before_loading`; ``settings.steps``
+    is then the given steps or None): check there all that needs no model, and leave what needs one (its blocks,
+    its own steps) to the call with the model;
   - ``prepare(run)``: checks that need the samples (``run`` is a `ProbeRun`: model, out, settings, options,
     samples, and ``state``, a dict for what the later steps share);
   - ``conditions(run) -> {condition name: spec}`` (for the given settings): one store row per (condition,

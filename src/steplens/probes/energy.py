@@ -64,12 +64,15 @@ class Energy(ProbeBase):
 
     def options(self, model, s: ProbeSettings, steps: list[int] | None = None,
                 pca_blocks: list[str] | None = None) -> dict:
+        if model is None and s.steps is None:  # before the model loads, its own steps unknown: checked once loaded
+            return {"steps": steps, "pca_blocks": pca_blocks}
         steps = steps or default_steps(s.steps)
         bad = [k for k in steps if not 0 <= k < s.steps]
         if bad:
             raise ValueError(f"step index {bad[0]} out of range: steps are 0..{s.steps - 1}")
-        blocks = list(model.block_names)
-        pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
+        if model is not None:
+            blocks = list(model.block_names)
+            pca_blocks = pca_blocks or [blocks[0], blocks[len(blocks) // 2], blocks[-1]]
         return {"steps": steps, "pca_blocks": pca_blocks}
 
     def prepare(self, r: ProbeRun) -> None:

@@ -53,6 +53,8 @@ class Propagation(ProbeBase):
 
     def options(self, model, s: ProbeSettings, blocks: list[str] | None = None,
                 inject: list[int] | None = None) -> dict:
+        if model is None:  # before the model loads: its blocks (and its own steps, if not given) unknown
+            return {"blocks": blocks, "inject": inject if s.steps is None else check_indices("step", inject, s.steps)}
         names = list(model.block_names)
         blocks = blocks or [names[0], names[len(names) // 2], names[-1]]
         return {"blocks": blocks, "inject": check_indices("step", inject, s.steps)}

@@ -74,7 +74,12 @@ class Swap(ProbeBase):
 
     def options(self, model, s: ProbeSettings, blocks: list[str] | None = None,
                 steps: list[int] | None = None) -> dict:
-        blocks = blocks or list(model.block_names)
+        if s.data is None and not callable(getattr(find_task(s.task), "swap_pair", None)):  # generated: named now
+            raise ValueError(f"the swap probe needs a task whose prompt chooses the answer (one with swap_pair: "
+                             f"{', '.join(tasks_with('swap_pair'))}); task {s.task!r} has none")
+        if model is None and s.steps is None:  # before the model loads, its own steps unknown: checked once loaded
+            return {"blocks": blocks, "steps": steps}
+        blocks = blocks or (list(model.block_names) if model is not None else None)
         steps = default_swap_steps(s.steps) if steps is None else steps
         bad = [k for k in steps if not 0 <= k < s.steps]
         if bad:

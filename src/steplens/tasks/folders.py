@@ -85,6 +85,15 @@ class SampleSource(BaseModel):
                     "seed": self.seed, "frames": self.frames}
         return {"task": self.task, "seed": self.seed, "size": self.size, "frames": self.frames}
 
+    def check(self):
+        """What can be refused before any sample is made (and before a model loads): for generated samples, the
+        folder filters given without a folder and a task that does not exist; returns the generating task."""
+        if self.data is not None:
+            return None
+        if self.split or self.tasks:
+            raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
+        return generator_task(self.task)
+
     def load(self, frames_from_video: Callable[[int], int] | None = None, need_frames: bool = True) -> list[Sample]:
         """The samples; need_frames=False (scoring) skips decoding ground_truth.mp4 for a frame count."""
         if self.data is not None:
@@ -97,9 +106,7 @@ class SampleSource(BaseModel):
                        for d in dirs]
             warn_taken_as_is(samples)
             return samples
-        if self.split or self.tasks:
-            raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
-        task = generator_task(self.task)
+        task = self.check()
         n = self.count or DEFAULT_COUNT
         return [task.sample(self.seed + i, self.size, self.frames, idx=self.seed + i) for i in range(n)]
 
