@@ -631,3 +631,19 @@ def test_a_probes_own_options_are_refused_before_the_model_loads(args, must, pla
     assert r.exit_code == 2, text
     assert text.startswith("error:") and must in text, text
     assert loads == [] and not out.exists(), (loads, text)
+
+
+RUN_OPTIONS = (
+    (["eval", "--search", "early-beam", "--beam-step", "50"], "beam step k = 50: must be below the last step (1)"),
+    (["eval", "--task", "nope"], "unknown task 'nope'; available:"),
+    (["trace", "--task", "nope"], "unknown task 'nope'; available:"),
+)
+
+
+@pytest.mark.parametrize("args,must", RUN_OPTIONS, ids=[" ".join(a) for a, _ in RUN_OPTIONS])
+def test_eval_and_trace_refuse_a_bad_task_or_beam_step_before_the_model_loads(args, must, tmp_path, loads):
+    out = tmp_path / "out"
+    r, text = _cli(*args, "--count", 1, "--size", 3, "--frames", 2, "--steps", 2, "--out", out)
+    assert r.exit_code == 2, text
+    assert text.startswith("error:") and must in text, text
+    assert loads == [], (loads, text)

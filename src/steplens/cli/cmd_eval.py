@@ -53,13 +53,15 @@ def evaluate(
             raise ValueError(f"--search {search.method} and --method {method}: give one of them")
         if search is not None:
             from ..methods.search import check_search
-            check_search(search, None, [task] if data is None else [])
+            check_search(search, so.steps if so.sigmas is None else None,  # the steps where given: before loading
+                         [task] if data is None else [])
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
                       threshold=threshold)
         ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'),
                              steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
+        s.source().check()  # a generated task that does not exist, before the model loads
         if out is not None:
             _check_eval_out(out, {"method": method, "n_seeds": None if method == "single" else n_seeds,
                                   **known_config(mo, so), **s.describe()}, so)

@@ -56,6 +56,8 @@ def trace(
         where = ({"sample": str(Path(sample).resolve()), "seed": seed, "frames": frames} if sample is not None else
                  SampleSource(data=data, split=split, tasks=tasks, seed=seed, frames=frames).describe()
                  if data is not None else {"task": task, "seed": seed, "size": size, "frames": frames})
+        if sample is None and data is None:
+            generator_task(task)  # a task that does not exist, before the model loads
         where = {**where, "scorer": scorer, "threshold": threshold}
         check_out_config(out, {**known_config(mo, so), **where, **(  # before minutes of loading, on every process
             {"decode_steps": chosen} if chosen is not None and so.steps is not None and so.sigmas is None else {})},
