@@ -9,8 +9,8 @@ Families: reappear, maze-loops, tictactoe on `tiny-reasoner` (their default size
 in parallel processes (one thread each) and rerun to resume or grow. Held-out samples: seeds 0..count-1 (training
 uses seeds >= 1e9). `chain` runs on the families whose task has `continue_from` (the mazes).
 
-Writes OUT/table.md (solve rate [Wilson 95%], NFE in plain runs, paired-bootstrap difference to one seed [95%]; the
-step-k AUC per family), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
+Writes OUT/table.md (solve rate [Wilson 95%], NFE in plain runs, paired-bootstrap difference to one seed and, for a
+search method, to verifier best-of-n at the same budget [95%]; the step-k AUC per family), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
 """
 
 from __future__ import annotations
@@ -53,16 +53,18 @@ def _pct(x) -> str:
 
 
 def table_md(results: list[dict]) -> str:
-    lines = ["| family | method | budget | NFE (runs) | solve rate [95%] | vs one seed, points [95%] | mean score |",
-             "|---|---|---:|---:|---|---|---:|"]
+    lines = ["| family | method | budget | NFE (runs) | solve rate [95%] | vs one seed, points [95%] | "
+             "vs best-of-n at the budget, points [95%] | mean score |", "|---|---|---:|---:|---|---|---|---:|"]
+
+    def points(x, key):
+        return "" if x.get(key) is None else (f"{100 * x[key]:+.1f} [{100 * x[key + '_ci_low']:+.1f}, "
+                                              f"{100 * x[key + '_ci_high']:+.1f}]")
     for r in results:
         for x in r["budget_table"]:
-            delta = "" if x["delta"] is None else (f"{100 * x['delta']:+.1f} [{100 * x['delta_ci_low']:+.1f}, "
-                                                   f"{100 * x['delta_ci_high']:+.1f}]")
             method = x["method"] + (" (upper bound)" if x["upper_bound"] else "")
             lines.append(f"| {r['family']} | {method} | {x['budget']} | {x['nfe_runs'] or 0:.2f} | "
-                         f"{_pct(x['solve_rate'])}% [{_pct(x['ci_low'])}, {_pct(x['ci_high'])}] | {delta} | "
-                         f"{x['mean_score']:.3f} |")
+                         f"{_pct(x['solve_rate'])}% [{_pct(x['ci_low'])}, {_pct(x['ci_high'])}] | "
+                         f"{points(x, 'delta')} | {points(x, 'vs_best_of_n')} | {x['mean_score']:.3f} |")
     lines += ["", "AUC of the verifier on x̂0 at step k for a particle's final success (best-of-n's particles at the "
               "largest budget):", "", "| family | step | particles | final success | AUC |", "|---|---:|---:|---:|---:|"]
     for r in results:

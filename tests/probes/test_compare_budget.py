@@ -32,6 +32,17 @@ def test_budgets_run_every_method_on_the_same_samples_with_their_nfe(tiny_model,
     assert bt["early-beam", 2]["nfe"] == 8 and bt["early-beam", 1]["nfe_runs"] == 1.0
     assert bt["best-of-n", 2]["delta_ci_low"] <= bt["best-of-n", 2]["delta"] <= bt["best-of-n", 2]["delta_ci_high"]
     assert bt["single", 1]["delta"] is None
+    # a search method against verifier best-of-n at the same budget: the paired difference of the stored successes
+    stored = [json.loads(x) for x in (tmp_path / "store" / "rows.jsonl").read_text().splitlines()]
+    won = {(r["condition"], r["sample"]): float(r["success"]) for r in stored}
+    for m in ("early-beam", "smc"):
+        for b in (1, 2):
+            want = sum(won[f"{m} B={b}", s] - won[f"best-of-n B={b}", s] for s in ("maze/00000", "maze/00001",
+                                                                                   "maze/00002")) / 3
+            r = bt[m, b]
+            assert r["vs_best_of_n"] == pytest.approx(want), (m, b)
+            assert r["vs_best_of_n_ci_low"] <= r["vs_best_of_n"] <= r["vs_best_of_n_ci_high"]
+    assert all(bt[k]["vs_best_of_n"] is None for k in (("best-of-n", 2), ("vote", 2), ("single", 1)))
     # the AUC: best-of-n's two particles at the largest budget, per probed step (None where all or none succeed)
     assert [a["step"] for a in res["auc"]] == [0, 1, 3] and all(a["particles"] == 6 for a in res["auc"])
     data = json.loads((tmp_path / "results.json").read_text())

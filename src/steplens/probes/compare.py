@@ -237,11 +237,13 @@ def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
 
 def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000) -> list[dict]:
     """Per family (task) and (method, budget): NFE per sample and in plain runs, solve rate (Wilson 95%), mean score,
-    and their paired differences to one seed (bootstrap 95%)."""
+    and their paired differences to one seed (bootstrap 95%); a search method's also to verifier best-of-n at the
+    same budget (``vs_best_of_n``: the issue's yardstick at equal compute; None where best-of-n did not run)."""
     out = []
     for task in sorted({r["task"] for r in rows}):
         mine = [r for r in rows if r["task"] == task]
         single = {r["sample"]: r for r in mine if r["condition"] == condition("single", 1)}
+        bon = {n: {r["sample"]: r for r in mine if r["condition"] == condition("best-of-n", n)} for _, n in jobs}
         plain = np.mean([r["nfe"] for r in single.values() if r.get("nfe")] or [np.nan])
         for m, n in jobs:
             got = [r for r in mine if r["condition"] == condition(m, n)]
@@ -251,7 +253,8 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
             row = {"task": task, "method": m, "budget": n, "samples": st["n"], "solve_rate": st["solve_rate"],
                    "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
                    "upper_bound": m == "best-oracle", "nfe": None, "nfe_runs": None,
-                   **{f"{a}{b}": None for a in ("delta", "delta_score") for b in ("", "_ci_low", "_ci_high")}}
+                   **{f"{a}{b}": None for a in ("delta", "delta_score", "vs_best_of_n")
+                      for b in ("", "_ci_low", "_ci_high")}}
             nfe = [r["nfe"] for r in got if r.get("nfe") is not None]
             if nfe:
                 row["nfe"] = float(np.mean(nfe))
@@ -262,6 +265,11 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
                     d, lo, hi = paired_bootstrap([float(r[key]) for r in common],
                                                  [float(single[r["sample"]][key]) for r in common], reps)
                     row.update({name: d, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
+            paired = [r for r in got if r["sample"] in bon[n]]
+            if m in SEARCH_METHODS and m != "best-of-n" and paired:
+                d, lo, hi = paired_bootstrap([float(r["success"]) for r in paired],
+                                             [float(bon[n][r["sample"]]["success"]) for r in paired], reps)
+                row.update({"vs_best_of_n": d, "vs_best_of_n_ci_low": lo, "vs_best_of_n_ci_high": hi})
             out.append(row)
     return out
 
@@ -444,11 +452,13 @@ class Compare(ProbeBase):
                         "Every method at each budget (units of one plain run's NFE; nfe_runs: what it spent) on the "
                         "same samples and noises. Search methods pick with a verifier that never sees the answer. "
                         "delta / delta_score: paired difference to one seed in solve rate / mean score, bootstrap "
-                        "95% interval. best-oracle uses the scorer: an upper bound, not a method.")
+                        "95% interval; vs_best_of_n: a search method's solve rate minus verifier best-of-n's at the "
+                        "same budget (paired, 95%). best-oracle uses the scorer: an upper bound, not a method.")
             rep.image(f"{rel}/budget.png", "solve rate against NFE per family")
             rep.table(res["budget_table"], ["task", "method", "budget", "nfe_runs", "samples", "solve_rate", "ci_low",
                                             "ci_high", "mean_score", "delta", "delta_ci_low", "delta_ci_high",
-                                            "delta_score", "delta_score_ci_low", "delta_score_ci_high"])
+                                            "delta_score", "delta_score_ci_low", "delta_score_ci_high",
+                                            "vs_best_of_n", "vs_best_of_n_ci_low", "vs_best_of_n_ci_high"])
         if res.get("auc"):
             rep.text("How early x̂0 tells: AUC of the verifier on a particle's x̂0 at step k for that particle's final "
                      "success (best-of-n's particles at the largest budget; None where all or none succeed):")
