@@ -312,3 +312,28 @@ def test_vbvr_adapter_scores_generated_samples_through_the_tasks_vbvr_name(stand
     assert sc.score(np.repeat(s.first_frame[None], 4, 0), s).score == 0.5
     with pytest.raises(ValueError, match="no evaluator for task folder 'maze-two-goals'"):
         sc.check_task("maze-two-goals")
+
+
+@pytest.mark.parametrize("side", [7, 10, 17])
+def test_vbvr_scores_frames_at_the_ground_truths_own_size(tmp_path, standin_vbvr, side, monkeypatch):
+    """A rendered VBVR folder's frames are 34 px (no integer scale): a model's frames of `side` px were upscaled by
+    34 // side (28, 30 or 34 px: the evaluator compared a video of another size with the ground truth), and an odd
+    result was refused as 'use an even upscale', an option the user never had."""
+    from builders import make_vbvr_rendered
+    from steplens.tasks.folders import SampleSource
+
+    make_vbvr_rendered(tmp_path / "d", per_task=1, px=34)
+    s = SampleSource(data=tmp_path / "d").load()[0]
+    assert s.first_frame.shape[:2] == (34, 34)
+    from steplens.io.files import read_mp4
+
+    at = np.arange(side) * 34 // side
+    video = read_mp4(s.dir / "ground_truth.mp4")[:, at][:, :, at]  # the answer, as a model drawing at `side` px would
+    sizes, evaluate = [], standin_vbvr.Evaluator.evaluate
+
+    def seen(self, info, **kw):  # the size of the video the evaluator reads
+        sizes.append(read_mp4(Path(info["video_path"])).shape[1:3])
+        return evaluate(self, info, **kw)
+    monkeypatch.setattr(standin_vbvr.Evaluator, "evaluate", seen)
+    got = get_scorer("vbvr").score(video, s)  # the stand-in fails a video of another size than the ground truth's
+    assert sizes == [(34, 34)] and 0.5 <= got.score <= 1.0, (sizes, got)

@@ -28,6 +28,14 @@ def upscale(img: np.ndarray, k: int) -> np.ndarray:
     return img.repeat(k, axis=-3).repeat(k, axis=-2) if k > 1 else img
 
 
+def resize_nearest(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Nearest-neighbour resize of (..., H, W, 3) to (h, w); a whole multiple is `upscale` exactly."""
+    H, W = img.shape[-3:-1]
+    if h % H == 0 and w % W == 0 and h // H == w // W:
+        return upscale(img, h // H)
+    return img[..., (np.arange(h) * H) // h, :, :][..., (np.arange(w) * W) // w, :]
+
+
 def check_frames(frames) -> int:
     """A video to generate needs at least 2 frames (the first frame and the answer)."""
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 2:

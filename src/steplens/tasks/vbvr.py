@@ -116,15 +116,20 @@ class VBVRScorer:
         return Score(score=s, success=bool(s >= self.threshold), details=details)
 
     def score(self, video: np.ndarray, sample: Sample) -> Score:
-        """Score frames: written to a temporary MP4 at the ground truth's size, then as score_file."""
+        """Score frames: written to a temporary MP4 at the ground truth's size (nearest-neighbour; a whole multiple
+        of the frames' size is an exact upscale), then as score_file."""
         from ..io.files import write_mp4
-        from ..io.video import upscale
+        from ..io.video import resize_nearest
 
         video = np.asarray(video)
-        k = max(1, _gt_scale(sample) * sample.first_frame.shape[0] // video.shape[1])
+        h, w = (_gt_scale(sample) * n for n in sample.first_frame.shape[:2])
+        if h % 2 or w % 2:
+            raise ValueError(f"sample {sample.name}: its ground truth is {w}x{h} pixels, which an H.264 video (the "
+                             f"evaluator's input) cannot hold; score videos written at an even size with "
+                             f"`steplens score --outputs DIR`")
         with tempfile.TemporaryDirectory(prefix="steplens-vbvr-") as tmp:
             path = Path(tmp) / "video.mp4"
-            write_mp4(path, upscale(video, k))
+            write_mp4(path, resize_nearest(video, h, w))
             return self.score_file(path, sample)
 
 
