@@ -24,10 +24,14 @@ def cli(*args):
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    if "final-frame-l1" not in scorer_names():
+    from steplens.tasks import registry
+
+    scorer_names()  # the registry loaded, then the plug-in added for this module only (other tests list the scorers)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "_SCORERS", dict(registry._SCORERS))
         register_scorer("final-frame-l1", FinalFrameScorer)
-    root = tmp_path_factory.mktemp("vbvr") / "VBVR-Bench-Data"
-    return root, make_vbvr_rendered(root)
+        root = tmp_path_factory.mktemp("vbvr") / "VBVR-Bench-Data"
+        yield root, make_vbvr_rendered(root)
 
 
 def test_rendered_maze_samples_are_read_as_they_are(rendered):
