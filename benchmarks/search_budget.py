@@ -74,6 +74,56 @@ def table_md(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SEARCH = ("early-beam", "smc")  # the search methods judged against verifier best-of-n (chain: its own target)
+
+
+def verdicts(results: list[dict], margin: float = 0.10) -> list[dict]:
+    """The issue's equal-compute target per family and budget: the best search method (highest solve rate) against
+    verifier best-of-n at the same budget, on their paired difference. Holds: >= `margin` with the 95% interval
+    above 0; does not hold: the interval's top below `margin`; else undetermined (the interval straddles it, or no
+    paired rows), with why."""
+    out = []
+    for r in results:
+        rows = r["budget_table"]
+        for b in sorted({x["budget"] for x in rows if x["method"] == "best-of-n" and x["budget"] >= 2}):
+            cands = [x for x in rows if x["method"] in SEARCH and x["budget"] == b]
+            if not cands:
+                continue
+            best = max(cands, key=lambda x: x["solve_rate"])
+            d, lo, hi = (best.get("vs_best_of_n"), best.get("vs_best_of_n_ci_low"), best.get("vs_best_of_n_ci_high"))
+            if d is None:
+                state, why = "undetermined", "no paired difference to best-of-n recorded"
+            elif d >= margin and lo > 0:
+                state, why = "holds", ""
+            elif hi < margin:
+                state, why = "does not hold", ""
+            else:
+                state, why = "undetermined", f"the interval straddles {100 * margin:+.0f} points"
+            out.append({"family": r["family"], "budget": b, "method": best["method"], "delta": d, "ci_low": lo,
+                        "ci_high": hi, "state": state, "why": why})
+    return out
+
+
+def verdict_md(results: list[dict], margin: float = 0.10) -> str:
+    v = verdicts(results, margin)
+    lines = [f"Target: at equal NFE the best search method beats verifier best-of-n by >= {100 * margin:.0f} points "
+             f"(paired, 95%):", "", "| family | budget | best search method | vs best-of-n, points [95%] | verdict |",
+             "|---|---:|---|---|---|"]
+    for x in v:
+        pts = "" if x["delta"] is None else (f"{100 * x['delta']:+.1f} [{100 * x['ci_low']:+.1f}, "
+                                             f"{100 * x['ci_high']:+.1f}]")
+        lines.append(f"| {x['family']} | {x['budget']} | {x['method']} | {pts} | {x['state']}"
+                     f"{': ' + x['why'] if x['why'] else ''} |")
+    fams = {x["family"] for x in v}
+    held = {f for f in fams if any(x["state"] == "holds" for x in v if x["family"] == f)}
+    open_ = {f for f in fams - held if any(x["state"] == "undetermined" for x in v if x["family"] == f)}
+    state = ("met" if len(held) >= 2 else "not met" if len(held) + len(open_) < 2 else
+             "undetermined (families still open: " + ", ".join(sorted(open_)) + ")")
+    lines += ["", f"Families where it holds: {len(held)} of {len(fams)} ({', '.join(sorted(held)) or 'none'}); "
+                  f"the target (two families) on these: {state}."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--families", default=",".join(FAMILIES))
@@ -102,11 +152,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
                                                         "results": results}, indent=1))
-    (out / "table.md").write_text(table_md(results))
+    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results))
     from steplens.probes.compare import plot_budget
 
     plot_budget(out, [{**x, "task": r["family"]} for r in results for x in r["budget_table"]])
     print(table_md(results))
+    print(verdict_md(results))
     print("seconds: " + ", ".join(f"{r['family']} {r['seconds']}" for r in results))
 
 
