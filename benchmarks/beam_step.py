@@ -66,21 +66,24 @@ def main() -> None:
         st = summarize(got)
         n = (config_for_budget(SearchConfig(method="early-beam", k=k, m=m), budget, steps).n
              if method == "early-beam" else budget)
-        rows.append({"method": method, "k": k, "m": m, "particles": n, "nfe_runs": sum(r["nfe"] for r in got) / len(got) / steps,
+        rows.append({"method": method, "k": k, "m": m, "particles": n,
+                     "nfe_runs": sum(r["nfe"] for r in got) / len(got) / steps,
                      **{x: st[x] for x in ("n", "solve_rate", "ci_low", "ci_high", "mean_score")}})
         r = rows[-1]
-        print(f"{method:10s} k={k!s:4s} m={m} N={n:3d} NFE {r['nfe_runs']:.2f} runs  solve {100 * r['solve_rate']:.0f}% "
-              f"[{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}]  score {r['mean_score']:.3f}", flush=True)
+        print(f"{method:10s} k={k!s:4s} m={m} N={n:3d} NFE {r['nfe_runs']:.2f} runs  "
+              f"solve {100 * r['solve_rate']:.0f}% [{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}]  "
+              f"score {r['mean_score']:.3f}", flush=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "beam_step.json").write_text(json.dumps({"args": vars(a), "steps": steps, "rows": rows,
                                                     "seconds": round(time.time() - t0, 1)}, indent=1))
     lines = [f"early-beam's beam step on {a.model} / {a.task}" + (f" {a.size}" if a.size else "") +
              f": {a.count} tuning samples (seeds {a.seed}..{a.seed + a.count - 1}), budget {a.budget} plain runs, "
-             f"{steps} steps", "", "| method | k | beams kept | particles | NFE (runs) | solve rate [95%] | mean score |",
+             f"{steps} steps", "",
+             "| method | k | beams kept | particles | NFE (runs) | solve rate [95%] | mean score |",
              "|---|---:|---:|---:|---:|---|---:|"]
-    lines += [f"| {r['method']} | {'' if r['k'] is None else r['k']} | {r['m'] if r['method'] == 'early-beam' else ''} | "
-              f"{r['particles']} | {r['nfe_runs']:.2f} | "
+    lines += [f"| {r['method']} | {'' if r['k'] is None else r['k']} | "
+              f"{r['m'] if r['method'] == 'early-beam' else ''} | {r['particles']} | {r['nfe_runs']:.2f} | "
               f"{100 * r['solve_rate']:.0f}% [{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}] | "
               f"{r['mean_score']:.3f} |" for r in rows]
     (out / "table.md").write_text("\n".join(lines) + "\n")

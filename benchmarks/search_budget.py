@@ -10,7 +10,8 @@ in parallel processes (one thread each) and rerun to resume or grow. Held-out sa
 uses seeds >= 1e9). `chain` runs on the families whose task has `continue_from` (the mazes).
 
 Writes OUT/table.md (solve rate [Wilson 95%], NFE in plain runs, paired-bootstrap difference to one seed and, for a
-search method, to verifier best-of-n at the same budget [95%]; the step-k AUC per family), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
+search method, to verifier best-of-n at the same budget [95%]; the step-k AUC per family; the issue's equal-compute
+target judged per family), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
 """
 
 from __future__ import annotations

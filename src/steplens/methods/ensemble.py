@@ -105,10 +105,9 @@ def check_ensemble(cfg: EnsembleConfig, model, num_steps: int | None) -> None:
         raise ValueError(f"--ens-blocks: block {bad[0]} out of range: "
                          + (f"the model has blocks 0..{depth - 1}" if depth is not None else "blocks count from 0"))
     bad = [k for k in (cfg.steps or []) if k < 0 or (num_steps is not None and k >= num_steps)]
-    if bad and num_steps is None:
-        raise ValueError(f"--ens-steps: step {bad[0]} out of range: steps count from 0")
     if bad:
-        raise ValueError(f"--ens-steps: step {bad[0]} out of range: sampling has steps 0..{num_steps - 1}")
+        raise ValueError(f"--ens-steps: step {bad[0]} out of range: " + (
+            f"sampling has steps 0..{num_steps - 1}" if num_steps is not None else "steps count from 0"))
 
 
 def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | None = None, world: int = 1,

@@ -320,9 +320,8 @@ class Compare(ProbeBase):
             tasks = [] if s.data is not None else (given or [s.task])  # a folder's tasks: checked per sample
             for m in search_methods:
                 for b in budgets:
-                    cfg = (search_at(base, m, b, steps) if steps is not None else
-                           base.model_copy(update={"method": m, "n": max(b, base.m)}))
-                    check_search(cfg, steps, tasks)
+                    check_search(search_at(base, m, b, steps) if steps is not None else
+                                 base.model_copy(update={"method": m}), steps, tasks)
         n_list = list(n_list)
         if len(set(n_list)) != len(n_list) or len(set(methods)) != len(methods):
             raise ValueError(f"repeated N or method: N {n_list}, methods {methods}; give each once")
