@@ -79,7 +79,7 @@ def test_right_and_wrong_strengths_per_step():
     listed = candidates(s)
     right = next(x for x in listed if x.right)
     wrong = next(x for x in listed if not x.right)
-    assert sum(x.right for x in listed) == 1 and len(listed) == 6
+    assert sum(x.right for x in listed) == 1 and len(listed) == 8  # itself, 3 other colours, 4 other shapes
     finals = [wrong.frame, 0.5 * wrong.frame.astype(float) + 0.5 * right.frame, right.frame, right.frame]
     videos = np.stack([np.stack([s.first_frame] * (s.frames - 1) + [f]).astype(float) for f in finals])
     m = cos.step_metrics(videos, s, get_scorer("reappear"), np.ones(s.first_frame.shape[:2], bool), candidates=listed)

@@ -79,6 +79,7 @@ def test_a_plugin_package_registers_a_task_and_a_scorer_through_entry_points(tmp
 
         class Paint:
             name, aliases, default_frames, scorer, default_size, sizes = "paint", (), 2, "redness", 4, (2, 8)
+            split_by_content = False  # one first frame for every seed: nothing can be held out
             def sample(self, seed, size=None, frames=None, idx=None):
                 n = size or 4
                 first = np.full((n, n, 3), 255, np.uint8)

@@ -61,7 +61,7 @@ def test_bad_difficulty_and_a_sample_of_another_family_are_named():
     with pytest.raises(ValueError, match="from 1 to 3, got 5"):
         TASK.sample(0, 5)
     maze = get_task("maze").sample(0, 5, 4)
-    with pytest.raises(ValueError, match="a tic-tac-toe frame is 19x19"):
+    with pytest.raises(ValueError, match="a tic-tac-toe frame is 25x25"):
         SCORER.score(maze.ground_truth, maze)
     with pytest.raises(ValueError, match="not a maze frame"):
         get_scorer("maze").score(TASK.sample(0).ground_truth, TASK.sample(0))

@@ -148,7 +148,7 @@ def test_multi_task_training_draws_each_task_at_its_own_sizes():
     for step in range(40):
         x0, _, _, _ = draw_batch(cfg, step, BorderCodec())
         seen.add(tuple(x0.shape[-2:]))
-    assert (18, 18) in seen and any(s[0] in (8, 10, 12, 14) for s in seen)  # tic-tac-toe boards and mazes
+    assert (24, 24) in seen and any(s[0] in (8, 10, 12, 14) for s in seen)  # tic-tac-toe boards and mazes
     with pytest.raises(ValueError, match="tictactoe takes 1..3"):
         TrainConfig(tasks={"tictactoe": 1.0}, task_sizes={"tictactoe": {5: 1.0}})
     with pytest.raises(ValueError, match="do not suit task 'tictactoe'"):

@@ -42,7 +42,9 @@ ENS_STEPS = typer.Option(None, "--ens-steps", help="ensemble steps, e.g. 0,1,2 (
 ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent seeds, 1 = replaced by the mean")
 DATA = typer.Option(None, "--data", help="folder of samples: steplens (<task>/<idx>/) or VBVR-Bench "
                                          "(<split>/<task>/<idx>/) layout, found by looking")
-SPLIT = typer.Option(None, "--split", help="only these splits of a VBVR-Bench folder, e.g. In-Domain_50")
+SPLIT = typer.Option(None, "--split", help="with --data: only these splits of a VBVR-Bench folder, e.g. In-Domain_50; "
+                     "with --task: the part of the generator's inputs, split by what the model sees: train, val or "
+                     "test (default test: held out of training)")
 TASKS = typer.Option(None, "--tasks", help="only these task folders (or task names), comma-separated")
 SCORER = typer.Option(None, "--scorer", help="scorer for every sample (default: each task's own: maze for the "
                                              "mazes); vbvr = VBVR-EvalKit's evaluators, when that package is "

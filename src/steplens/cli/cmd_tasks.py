@@ -33,6 +33,8 @@ def tasks_generate(
     task: str = typer.Argument(DEFAULT_TASK, help="task name (steplens tasks list)"),
     count: int = typer.Option(10, min=1, help="number of samples"),
     seed: int = typer.Option(0, help="first seed; sample i uses seed + i"),
+    split: str = typer.Option("test", "--split", help="the part of the task's inputs, split by what the model sees "
+                              "(first frame and prompt): train, val or test (held out of training)"),
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
     frames: Optional[int] = typer.Option(None, help="frames of the ground-truth video"),
     upscale: int = typer.Option(16, min=1, help="integer nearest-neighbour upscale of PNG/MP4"),
@@ -46,8 +48,11 @@ def tasks_generate(
 
     try:
         _check(out=out)
+        from ..tasks import check_part, draw
+
         t = generator_task(task)
-        made = [t.sample(seed + i, size, frames, idx=i) for i in range(count)]  # validate before writing anything
+        check_part(split, "--split")
+        made = [draw(t, seed + i, split, size, frames, idx=i) for i in range(count)]  # validate before writing
         odd = [s_ for s_ in made if (s_.first_frame.shape[0] * upscale) % 2 or (s_.first_frame.shape[1] * upscale) % 2]
         if odd:
             h, w = odd[0].first_frame.shape[:2]
@@ -56,7 +61,7 @@ def tasks_generate(
         folder = out / t.name  # its manifest: more samples of one configuration, never a mix of two
         if folder.is_dir() and any(folder.iterdir()) and not (folder / "run_config.json").exists():
             raise ValueError(f"{folder} already holds files not made by `steplens tasks generate`; use another --out")
-        check_out_config(folder, {"command": "tasks generate", "task": t.name, "seed": seed, "size": size,
+        check_out_config(folder, {"command": "tasks generate", "task": t.name, "split": split, "seed": seed, "size": size,
                                   "frames": frames, "upscale": upscale})
         for s_ in tqdm(made, desc=f"generate {task}"):
             write_sample(out, s_, scale=upscale)

@@ -55,9 +55,10 @@ def trace(
                                                        "--decode-steps")  # before loading, where the steps are given
         where = ({"sample": str(Path(sample).resolve()), "seed": seed, "frames": frames} if sample is not None else
                  SampleSource(data=data, split=split, tasks=tasks, seed=seed, frames=frames).describe()
-                 if data is not None else {"task": task, "seed": seed, "size": size, "frames": frames})
+                 if data is not None else SampleSource(task=task, split=split, seed=seed, size=size,
+                                                       frames=frames).describe())
         if sample is None and data is None:
-            generator_task(task)  # a task that does not exist, before the model loads
+            SampleSource(task=task, split=split).check()  # a task that does not exist, a bad part: before loading
         where = {**where, "scorer": scorer, "threshold": threshold}
         check_out_config(out, {**known_config(mo, so), **where, **(  # before minutes of loading, on every process
             {"decode_steps": chosen} if chosen is not None and so.steps is not None and so.sigmas is None else {})},
@@ -78,7 +79,7 @@ def trace(
                                  frames=frames).load(ffv)
             dirs = [out / x.name for x in found]
         else:
-            found = [generator_task(task).sample(seed, size, frames, idx=seed)]
+            found = SampleSource(task=task, split=split, count=1, seed=seed, size=size, frames=frames).load(ffv)
             dirs = [out]
         scorers.check(found)
         check_out_config(out, config, name=TRACE_CONFIG)  # every process, under a lock; the first records it

@@ -20,7 +20,7 @@ from ..reports.page import Report
 from ..reports.plots import plot_mean_curves
 from ..reports.traces import write_trace
 from ..reports.viewer import CSS, JS, trace_viewer
-from ..tasks import DEFAULT_TASK, answer_region, generator_task, next_size, parse_tasks
+from ..tasks import DEFAULT_TASK, answer_region, draw_many, generator_task, next_size, parse_tasks
 from ..trace import trace
 
 POOL = 64
@@ -28,7 +28,7 @@ POOL = 64
 
 def pick(task, size: int, count: int, seed: int) -> list:
     """The first `count` held-out samples of this size whose answer region is at least the pool's median."""
-    pool = [task.sample(seed + i, size, None, idx=seed + i) for i in range(POOL)]
+    pool = draw_many(task, range(seed, seed + POOL), "test", size)
     area = np.array([answer_region(s).sum() for s in pool])
     keep = [s for s, a in zip(pool, area) if a >= np.median(area)]
     for s in keep[:count]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..io import interrupt
 from ..io.video import to_uint8
-from ..tasks import Scorers, generator_task
+from ..tasks import Scorers, draw_many, generator_task
 from .grid import batches
 from .stats import summarize, wilson  # noqa: F401  (wilson kept importable from here)
 
@@ -54,10 +54,11 @@ def evaluate_samples(model, samples, steps: int | None = None, shift: float | No
 
 def solve_rate(model, task_name: str, seeds, n: int, frames: int, steps: int | None = None,
                shift: float | None = None, batch: int = 50, guidance: float | None = None,
-               progress: bool = True) -> dict:
-    """Generate the samples of `seeds` (noise seed = sample seed) with the task's generator and score them."""
+               progress: bool = True, part: str = "test") -> dict:
+    """Generate the samples of `seeds` (noise seed = sample seed) with the task's generator, from `part` of its
+    inputs (steplens.tasks.splits: test, held out of training by content), and score them."""
     task = generator_task(task_name)
-    samples = [task.sample(s, n, frames, idx=s) for s in seeds]
+    samples = draw_many(task, seeds, part, n, frames)
     rows, summary = evaluate_samples(model, samples, steps, shift, guidance, batch, progress=progress,
                                      desc=f"eval {task_name} {n}")
     return {**summary, "rows": rows}

@@ -20,6 +20,11 @@ A task is an object with:
   the sample of ``seed``, deterministic by seed: first frame, prompt, frame count and the ground-truth
   video at the native size, uint8 RGB. Raise ``ValueError`` naming a bad size or option and what is
   allowed. A task without a generator raises ``NotImplementedError`` (or leaves ``default_size`` None).
+- ``split_by_content`` (optional, bool, default True): generated samples are drawn from one part of the task's
+  inputs, train, val or test, by a hash of what the model sees (first frame and prompt; ``steplens.tasks.splits``),
+  so that held out means unseen. A generator must therefore have many distinct inputs at each size (thousands: the
+  test part holds 15% of them); ``steplens.tasks.splits.input_space`` counts them. A task whose inputs are too few
+  to hold any out sets it False: every part then draws from all inputs, and its figures are on seen inputs.
 - ``answer_region(sample) -> (H, W) bool``: the pixels of the native frame that the answer changes.
   The default (``default_answer_region``) is where the ground truth's final frame differs from the
   first frame; a task may widen it (the maze adds start and goal, the cells its path joins).

@@ -36,6 +36,7 @@ from ..io.files import count_frames, read_png, read_text
 from ..regions import downscale, native_scale
 from .registry import DEFAULT_TASK, find_task, generator_task, task_names
 from .sample import Sample
+from .splits import DEFAULT_PART, PARTS, check_part, draw_many
 
 SAMPLE_FILES = ("first_frame.png", "prompt.txt", "final_frame.png", "ground_truth.mp4", "metadata.json")
 LAYOUTS = {1: "one task's folder (<idx>/)", 2: "steplens (<task>/<idx>/)", 3: "VBVR-Bench (<split>/<task>/<idx>/)"}
@@ -53,7 +54,8 @@ def _csv(v):
 
 class SampleSource(BaseModel):
     """Where samples come from: a folder (`data`, with `split` / `tasks` filters) or a task's generator
-    (`task`, `count`, `seed`, `size`). `count` takes the first `count` samples of a folder (all by default)."""
+    (`task`, `count`, `seed`, `size`; `split`: the part of its inputs, train, val or test, default test: inputs held
+    out of training by content). `count` takes the first `count` samples of a folder (all by default)."""
 
     data: Path | None = None
     split: list[str] | None = None
@@ -77,21 +79,32 @@ class SampleSource(BaseModel):
             raise ValueError(f"{info.field_name} must be >= {lo}{why}, got {v}")
         return v
 
+    def part(self) -> str:
+        """The part of a generator's inputs the samples come from (`steplens.tasks.splits`): `--split` for generated
+        samples (one of train, val, test), else test."""
+        if self.split is None:
+            return DEFAULT_PART
+        if len(self.split) != 1:
+            raise ValueError(f"--split {','.join(self.split)}: generated samples come from one part of the task's "
+                             f"inputs ({', '.join(PARTS)}); several splits filter a folder (--data DIR)")
+        return check_part(self.split[0], "--split")
+
     def describe(self) -> dict:
         """What determines the samples (for an output folder's configuration); `count` left out, so a finished
         experiment can be extended with more samples."""
         if self.data is not None:
             return {"data": str(Path(self.data).resolve()), "split": self.split, "tasks": self.tasks,
                     "seed": self.seed, "frames": self.frames}
-        return {"task": self.task, "seed": self.seed, "size": self.size, "frames": self.frames}
+        return {"task": self.task, "split": self.part(), "seed": self.seed, "size": self.size, "frames": self.frames}
 
     def check(self):
         """What can be refused before any sample is made (and before a model loads): for generated samples, the
         folder filters given without a folder and a task that does not exist; returns the generating task."""
         if self.data is not None:
             return None
-        if self.split or self.tasks:
-            raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
+        if self.tasks:
+            raise ValueError("--tasks filters a folder of samples: give --data DIR")
+        self.part()
         return generator_task(self.task)
 
     def load(self, frames_from_video: Callable[[int], int] | None = None, need_frames: bool = True) -> list[Sample]:
@@ -108,7 +121,7 @@ class SampleSource(BaseModel):
             return samples
         task = self.check()
         n = self.count or DEFAULT_COUNT
-        return [task.sample(self.seed + i, self.size, self.frames, idx=self.seed + i) for i in range(n)]
+        return draw_many(task, range(self.seed, self.seed + n), self.part(), self.size, self.frames)
 
 
 def _layout_error(root: Path, by_depth: dict[int, list[Path]]) -> str:

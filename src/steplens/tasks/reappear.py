@@ -1,8 +1,10 @@
 """Object reappearance (working memory): an object moving at constant speed passes behind an occluder; the
 answer is the last frame, with the object out on the other side at the right place, colour and shape.
 
-Picture (native pixels, a black one-pixel border): a 13 x 33 white strip; a grey occluder in the middle; a
-3 x 3 object (square, plus or X shape; red, green, blue or yellow) left of it. Its speed is shown in frame 0 by
+Picture (native pixels, a black one-pixel border): a 13 x 33 white strip; a grey occluder near the middle (its
+place varies by up to 3 pixels either way); a 3 x 3 object (square, plus, X, T or L shape; red, green, blue or
+yellow) left of it. (Until 2026-12 the occluder stood in the middle and there were three shapes: about 1,500
+distinct first frames at the default size, too few to hold any out of training.) Its speed is shown in frame 0 by
 a faded copy at its previous position (one frame earlier), so one frame says where it goes. Frames 1 .. T-2
 move it on (behind the occluder it is hidden); the last frame has it at x0 + speed * (T - 1), past the occluder.
 
@@ -28,7 +30,10 @@ H, W = 13, 33
 WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (128, 128, 128)
 COLOURS = {"red": (255, 0, 0), "green": (0, 200, 0), "blue": (0, 0, 255), "yellow": (230, 200, 0)}
 SHAPES = {"square": np.ones((3, 3), bool), "plus": np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool),
-          "cross": np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], bool)}
+          "cross": np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], bool),
+          "tee": np.array([[1, 1, 1], [0, 1, 0], [0, 1, 0]], bool),
+          "ell": np.array([[1, 0, 0], [1, 0, 0], [1, 1, 1]], bool)}  # any two differ in >= 4 of 9 cells
+MAX_SHIFT = 3  # the occluder stands up to this many pixels left or right of the middle
 MIN_W, MAX_W, DEFAULT_W = 3, 11, 7
 DEFAULT_FRAMES = 4
 PROMPT = "the object moves on behind the grey wall: draw where it comes out, same colour and shape"
@@ -48,17 +53,23 @@ def scene(seed: int, width: int, frames: int) -> Scene:
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not MIN_W <= width <= MAX_W:
         raise ValueError(f"reappear difficulty (occluder width) must be an integer from {MIN_W} to {MAX_W} pixels, "
                          f"got {width!r}")
-    rng = random.Random(f"reappear-{width}-{frames}-{seed}")
-    a = (W - width) // 2
-    occ = (a, a + width)
-    # every (x0, speed): the faded copy and the object left of the occluder, out past it at the end, in the frame
-    options = [(x0, v) for v in range(2, 13) for x0 in range(1 + v, a - 2)
-               if x0 + v * (frames - 1) >= occ[1] and x0 + v * (frames - 1) + 3 <= W - 1]
-    if not options:
+    rng = random.Random(f"reappear-v2-{width}-{frames}-{seed}")
+
+    def moves(a: int) -> list[tuple[int, int]]:
+        # every (x0, speed): the faded copy and the object left of the occluder [a, a + width), out past it at the
+        # end, in the frame
+        return [(x0, v) for v in range(2, 13) for x0 in range(1 + v, a - 2)
+                if x0 + v * (frames - 1) >= a + width and x0 + v * (frames - 1) + 3 <= W - 1]
+
+    middle = (W - width) // 2
+    places = [a for a in range(middle - MAX_SHIFT, middle + MAX_SHIFT + 1) if moves(a)]
+    if not places:
         raise ValueError(f"reappear: with {frames} frames the object cannot pass an occluder {width} pixels wide "
                          f"in a {W}-pixel strip; use more frames or a narrower occluder (--size)")
-    x0, speed = rng.choice(options)
-    return Scene(rng.choice(sorted(COLOURS)), rng.choice(sorted(SHAPES)), rng.randint(1, H - 4), x0, speed, occ)
+    a = rng.choice(places)
+    x0, speed = rng.choice(moves(a))
+    return Scene(rng.choice(sorted(COLOURS)), rng.choice(sorted(SHAPES)), rng.randint(1, H - 4), x0, speed,
+                 (a, a + width))
 
 
 def _base(sc: Scene) -> np.ndarray:

@@ -3,7 +3,11 @@
 A task with several right answers by construction: early x0_hat can hold several candidate moves (the study's
 multi-path exploration and superposition) before the sampler commits to one.
 
-Picture (native pixels): a 19 x 19 board, black grid lines one pixel wide (border included), white 5 x 5 cells;
+Board: 4 x 4 cells, three in a row (a row, a column or a diagonal of three adjacent cells) wins. (Until
+2026-12 the board was 3 x 3: about 300 distinct boards at the default difficulty, too few to hold any out of
+training; the 4 x 4 board has tens of thousands, so a held-out board is one the model never saw.)
+
+Picture (native pixels): a 25 x 25 board, black grid lines one pixel wide (border included), white 5 x 5 cells;
 X is a red diagonal cross, O a blue ring. Frame 0 is the board; later frames draw the winning X stroke by
 stroke; the last frame holds it whole.
 
@@ -26,12 +30,14 @@ from .rules import RuleBasedScorer
 from .sample import Sample
 
 CELL, LINE = 5, 1
-SIDE = 3 * (CELL + LINE) + LINE  # 19
+N, ROW = 4, 3  # a 4 x 4 board; three in a row wins
+SIDE = N * (CELL + LINE) + LINE  # 25
 WHITE, BLACK = np.array([255, 255, 255], np.uint8), np.array([0, 0, 0], np.uint8)
 RED, BLUE = np.array([255, 0, 0], np.uint8), np.array([0, 0, 255], np.uint8)
 PROMPT = "x to move: draw the winning mark, three in a row"
-LINES = [[(r, c) for c in range(3)] for r in range(3)] + [[(r, c) for r in range(3)] for c in range(3)] + \
-        [[(i, i) for i in range(3)], [(i, 2 - i) for i in range(3)]]
+CELLS = list(product(range(N), range(N)))
+LINES = [[(r + i * dr, c + i * dc) for i in range(ROW)] for r, c in CELLS for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1))
+         if 0 <= r + (ROW - 1) * dr < N and 0 <= c + (ROW - 1) * dc < N]
 X_STROKES = [[(i, i) for i in range(CELL)], [(i, CELL - 1 - i) for i in range(CELL)]]
 X_PIXELS = list(dict.fromkeys(p for s in X_STROKES for p in s))
 O_PIXELS = [(0, j) for j in range(1, 4)] + [(4, j) for j in range(1, 4)] + [(i, 0) for i in range(1, 4)] + \
@@ -53,14 +59,14 @@ def winner(board: dict) -> str | None:
 
 
 def winning_moves(board: dict, player: str = "X") -> list[tuple[int, int]]:
-    empty = [c for c in product(range(3), range(3)) if c not in board]
+    empty = [c for c in CELLS if c not in board]
     return [c for c in empty if winner({**board, c: player}) == player]
 
 
 def render(board: dict, extra: dict | None = None) -> np.ndarray:
     img = np.empty((SIDE, SIDE, 3), np.uint8)
     img[:] = WHITE
-    for k in range(4):
+    for k in range(N + 1):
         img[k * (CELL + LINE)] = BLACK
         img[:, k * (CELL + LINE)] = BLACK
     for cell, mark in {**board, **(extra or {})}.items():
@@ -76,11 +82,10 @@ def generate_board(seed: int, wins: int = DEFAULT_WINS) -> tuple[dict, list]:
         raise ValueError(f"tic-tac-toe difficulty (winning moves) must be an integer from {MIN_WINS} to {MAX_WINS}, "
                          f"got {wins!r}")
     rng = random.Random(f"tictactoe-{wins}-{seed}")
-    cells = list(product(range(3), range(3)))
     while True:
-        n = rng.choice([2, 4, 6])  # pieces on the board, as many X as O: X to move
+        n = rng.choice([2, 4, 6, 8])  # pieces on the board, as many X as O: X to move
         board: dict = {}
-        order = rng.sample(cells, n)
+        order = rng.sample(CELLS, n)
         for i, c in enumerate(order):
             board[c] = "X" if i % 2 == 0 else "O"
             if winner(board):
@@ -174,7 +179,7 @@ def cell_marks(frame: np.ndarray) -> dict:
     red = (f[..., 0] > 160) & (f[..., 1] < 110) & (f[..., 2] < 110)
     blue = (f[..., 2] > 160) & (f[..., 0] < 110) & (f[..., 1] < 110)
     out = {}
-    for cell in product(range(3), range(3)):
+    for cell in CELLS:
         r0, c0 = cell_origin(cell)
         out[cell] = (np.mean([red[r0 + a, c0 + b] for a, b in X_PIXELS]),
                      np.mean([blue[r0 + a, c0 + b] for a, b in O_PIXELS]))
@@ -198,7 +203,7 @@ class TicTacToeScorer(RuleBasedScorer):
         kept = all(after.get(c) == m for c, m in before.items())
         # everything outside the cells keeps its colour (the grid), within a tolerance for lossy frames
         grid = np.ones((SIDE, SIDE), bool)
-        for cell in product(range(3), range(3)):
+        for cell in CELLS:
             r0, c0 = cell_origin(cell)
             grid[r0: r0 + CELL, c0: c0 + CELL] = False
         grid_kept = float((np.abs(last.astype(int) - first.astype(int)).sum(-1)[grid] < 120).mean())

@@ -8,7 +8,8 @@ from ..io.video import to_model
 from ..models import BorderCodec, DiTCond
 from ..models.wrap import conditioning
 
-# Seeds below this are held out: training draws its samples from seeds at or above it.
+# Training draws generator seeds from here up (and keeps only inputs of the training part, by content:
+# steplens.tasks.splits); seeds no longer decide what is held out.
 TRAIN_SEED_BASE = 1_000_000_000
 
 

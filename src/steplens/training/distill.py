@@ -8,7 +8,7 @@ taken at every k-th index (σ_0, σ_k, σ_2k, …, σ_N), so each of its steps s
 
 One training example (per item of the batch):
 
-1. conditioning and ground truth from the task generators (training seeds ≥ 1e9, `train.draw_batch`), noise ε;
+1. conditioning and ground truth from the task generators (the training part of each task's inputs, split by content: `train.draw_batch`; evaluated on the validation part), noise ε;
 2. a segment j in 0..S-1 (S = student_steps), drawn per item (`segment_weights`);
 3. the segment's start x at σ_{kj}: by default the *student's own* Euler steps from ε at σ = 1 (no grad; j
    forward passes: cheap, and it trains the student on the states it will meet when sampling, which removes
@@ -353,7 +353,7 @@ class Distiller:
         m = EmbeddedModel(net, self.codec, device=self.device)
         for task in cfg.eval_task_names():
             n = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
-            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames, steps=steps,
+            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames, steps=steps, part="val",
                              shift=cfg.shift, progress=False)
             rec[f"{prefix}_{task}"] = res["solve_rate"]
         net.train()  # EmbeddedModel put it in eval mode (no dropout here: only the flag)

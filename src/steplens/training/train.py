@@ -21,7 +21,7 @@ from ..io import interrupt
 from ..models import BorderCodec, DiTConfig, VideoDiT, get_arch
 from ..models.prompt import PAD
 from ..models.wrap import EmbeddedModel
-from ..tasks import generator_task
+from ..tasks import draw, generator_task
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
 from .lr import decay_start, lr_at  # noqa: F401  (decay_start: part of the trainer's API)
@@ -186,7 +186,7 @@ def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu", ra
     if world > 1:
         rng = np.random.default_rng([cfg.seed, step, rank])
     base = TRAIN_SEED_BASE + cfg.seed * 10**12 + (step * world + rank) * cfg.batch
-    items = [task.sample(base + i, n, frames) for i in range(cfg.batch)]
+    items = [draw(task, base + i, "train", n, frames) for i in range(cfg.batch)]  # training inputs only, by content
     x0 = video_batch(items, codec, device)
     cond = sample_conditioning(items, codec, device)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -298,7 +298,7 @@ class Trainer:
         for i, task in enumerate(cfg.tasks):
             n = rec["eval_sizes"][task] = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
             res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
-                             steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False)
+                             steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False, part="val")
             # the first task's also as eval_solve_rate: the one key of logs written before several tasks
             rec.update({**({"eval_solve_rate": res["solve_rate"]} if i == 0 else {}),
                         f"eval_solve_rate_{task}": res["solve_rate"]})
