@@ -52,12 +52,18 @@ A task is an object with:
   determine the answer; its docstring says where it can differ (it may rank valid answers the scorer treats
   alike, it may read a scene from the picture that the scorer reads from the metadata). A family where no rule
   can judge an answer without the ground truth leaves it out and says why in its docstring.
-- ``continue_from(sample, frame) -> Sample`` (optional): the next link of a chain of generations. ``frame``
+- ``check(video, sample) -> Score`` (optional): the task's checker, validity rules only, nothing solved: what a
+  user can judge by looking (a maze: one connected path from the start to the goal, off the walls; no distances;
+  reappear: the object whole past the wall, not where). Reads what ``verify`` may. The ``checker`` verifier calls
+  it (``steplens.tasks.checker``); ``verify`` is the ``solver`` (it may compute the answer from the first frame).
+  Where validity is the answer (symmetry), ``check`` applies the same rule and says so in its details.
+- ``continue_from(sample, frame, strength="solver") -> Sample`` (optional): the next link of a chain of generations. ``frame``
   ((H, W, 3) uint8, native size or an integer upscale) is an answer, perhaps partial; the part of it the verifier
   accepts becomes part of the scene and the rest is asked again: an ordinary sample of the same task, with first
   frame, prompt and a ground truth solved from the new scene, so that the scorer and the verifier still apply
   (the maze: the start moves to the tip of the drawn path's verified prefix; the walls stay). Reads only what
-  ``verify`` may; raises ``ValueError`` when ``frame`` is not an answer to ``sample`` (wrong size).
+  ``verify`` may; raises ``ValueError`` when ``frame`` is not an answer to ``sample`` (wrong size). ``strength``
+  (optional keyword): ``"checker"`` keeps only the part the checker's rules vouch for (no solving).
 
 Writing a scorer plug-in
 ------------------------

@@ -21,7 +21,7 @@ import numpy as np
 from . import maze as _maze
 from .contract import Candidate, Score
 from .grid import COLOURS, native_labels
-from .maze_score import GOAL, START, WALL, continue_maze, score_frame, verify_frame
+from .maze_score import GOAL, START, WALL, check_frame, continue_maze, score_frame, verify_frame
 from .rules import RuleBasedScorer
 from .sample import Sample
 
@@ -142,11 +142,17 @@ class MazeLoopsTask:
         scorer: 0.5), anything else half the maze scorer's partial credit (the scorer: up to 0.49)."""
         return verify_frame(np.asarray(video)[-1], sample.first_frame, GOAL)
 
-    def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
+    def check(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker (validity rules only, nothing solved): one simple connected path from the start to the goal,
+        off the walls (`maze_score.check_frame`); unlike the verifier and the scorer it cannot tell a shortest path
+        from a longer one (that needs the maze solved), so it accepts both."""
+        return check_frame(np.asarray(video)[-1], sample.first_frame, GOAL)
+
+    def continue_from(self, sample: Sample, frame: np.ndarray, strength: str = "solver") -> Sample:
         """The next link of a chain, as the maze's: the start moves to the tip of the verified prefix (the part of
         the drawing that commits to one way, on a shortest path; `maze_score.continue_maze`); the walls stay. The
         new maze may have a single shortest path left: still a maze-loops sample for the scorer and the verifier."""
-        return continue_maze(sample, frame, self.name)
+        return continue_maze(sample, frame, self.name, strength)
 
     def validate(self, sample: Sample) -> None:
         ref, _ = native_labels(sample.first_frame)

@@ -125,6 +125,40 @@ def verify_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) -
                  details={**s.details, "valid_path": s.success, "shortest": s.shortest, "path_length": drawn})
 
 
+def check_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) -> Score:
+    """The maze checker (the `check` hook of the mazes): validity rules only, nothing solved. Success: the frame's
+    orange path is one simple 4-connected path from the start to the goal the prompt names, off the walls (what a
+    user sees at a glance); how long it is against the shortest path is not asked (nothing is solved: no distances).
+    In a perfect maze every valid path is the shortest, so it decides as the verifier does; in a maze with loops it
+    also accepts a longer valid path. Score: 1 then, else the maze scorer's partial credit (off the walls, reaching
+    both ends, one piece, walls kept; with its floor)."""
+    s = score_frame(frame, first_frame, goal)
+    details = {k: v for k, v in s.details.items() if k != "shortest_length"}  # the solver's number, not ours
+    return Score(score=float(1.0 if s.success else s.score), success=bool(s.success),
+                 details={**details, "valid_path": s.success, "strength": "checker"})
+
+
+def checked_prefix(labels: np.ndarray, ref: np.ndarray, goal: int = GOAL) -> list[tuple[int, int]]:
+    """The part of a drawn path a checker can vouch for without solving the maze: from the start, the orange pixels
+    of `labels` the drawing commits to (one way on at each pixel), off the walls; it stops where the drawing forks,
+    ends or leaves the open cells, and before the goal, then is cut back to a cell pixel. Unlike `verified_prefix` it
+    keeps a prefix that heads into a dead end: no distance to the goal is known. [start] when nothing is drawn."""
+    start, end = _locate(ref, START, "start (green)"), _locate(ref, goal, "goal")
+    path = labels == PATH
+    prefix, came, seen = [start], None, {start}
+    while True:
+        p = prefix[-1]
+        drawn = [q for q in neighbours(p, ref.shape) if path[q] and ref[q] != WALL and q != came]
+        if len(drawn) != 1 or drawn[0] == end or tuple(drawn[0]) in seen:
+            break
+        came = p
+        prefix.append(tuple(int(x) for x in drawn[0]))
+        seen.add(prefix[-1])
+    while len(prefix) > 1 and not (prefix[-1][0] % 2 and prefix[-1][1] % 2):
+        prefix.pop()
+    return prefix
+
+
 def verified_prefix(labels: np.ndarray, ref: np.ndarray, goal: int = GOAL) -> list[tuple[int, int]]:
     """The part of a drawn path the verifier can vouch for, from the first frame alone: from the start, the orange
     pixels of `labels` (the answer's native labels) the drawing commits to, each one pixel closer to the goal (so
@@ -148,7 +182,7 @@ def verified_prefix(labels: np.ndarray, ref: np.ndarray, goal: int = GOAL) -> li
     return prefix
 
 
-def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = None) -> Sample:
+def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = None, strength: str = "solver") -> Sample:
     """The `continue_from` hook of the mazes: the start moves to the tip of the verified prefix of the path drawn
     in `frame` (`verified_prefix`); the walls stay, so the next link is an ordinary maze sample of the same task
     (the generator draws starts anywhere): first frame, prompt, frame count, a ground truth solved from the new
@@ -156,7 +190,12 @@ def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = Non
     pixels from the first link's start to the new start, all links together). Since the tip lies on a shortest
     path, a shortest path from it completes the prefix to a shortest path of the first maze, never crossing it:
     the chain is solved when its last link is. Reads only the first frame, prompt and frame count. The same maze
-    when nothing is verified; the start next to the goal when the whole path is."""
+    when nothing is verified; the start next to the goal when the whole path is.
+
+    `strength="checker"`: the prefix a checker vouches for (`checked_prefix`: connected, off the walls, unforked; no
+    distances), which may head into a dead end: a chain driven by it can fail where the solver's succeeds."""
+    if strength not in ("solver", "checker"):
+        raise ValueError(f"a maze chain continues from a 'solver' or a 'checker' prefix, got strength {strength!r}")
     ref, _ = native_labels(sample.first_frame)
     n = (ref.shape[0] - 1) // 2
     try:
@@ -165,7 +204,7 @@ def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = Non
         raise ValueError(f"frame of shape {np.asarray(frame).shape} is not an answer to {sample.name} (a maze of "
                          f"{n}x{n} cells, {ref.shape[0]} pixels a side or an integer upscale): {e}") from None
     goal = goal_label(sample.prompt)
-    prefix = verified_prefix(labels, ref, goal)
+    prefix = (verified_prefix if strength == "solver" else checked_prefix)(labels, ref, goal)
     free = ref != WALL
 
     def cell(label: int):
@@ -179,7 +218,8 @@ def continue_maze(sample: Sample, frame: np.ndarray, task_name: str | None = Non
     video = render_video(m, sample.frames or DEFAULT_FRAMES)
     before = [list(p) for p in sample.meta.get("chain_prefix", [])[:-1]]
     meta = {**m.metadata(), "task": task_name or sample.task, "continued_from": sample.name,
-            "prefix_pixels": len(prefix) - 1, "chain_prefix": before + [list(p) for p in prefix]}
+            "prefix_pixels": len(prefix) - 1, "chain_prefix": before + [list(p) for p in prefix],
+            "prefix_strength": strength}
     meta.pop("seed")
     return replace(sample, first_frame=video[0], prompt=sample.prompt, frames=len(video), meta=meta,
                    ground_truth=video, final=None, dir=None, video_frames=None)

@@ -13,7 +13,7 @@ import numpy as np
 from . import maze as _maze
 from .contract import Candidate, Score
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
-from .maze_score import MazeScore, continue_maze, goal_label, score_frame, score_labels, verify_frame
+from .maze_score import MazeScore, check_frame, continue_maze, goal_label, score_frame, score_labels, verify_frame
 from .rules import RuleBasedScorer
 from .sample import Sample
 
@@ -113,11 +113,17 @@ class MazeTask:
         every valid path is (the same decision); the score ranks a longer valid path above any invalid one."""
         return verify_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
 
-    def continue_from(self, sample: Sample, frame: np.ndarray) -> Sample:
+    def check(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker (validity rules only, nothing solved): the last frame's path is one simple connected path
+        from the start to the goal the prompt names, off the walls (`maze_score.check_frame`)."""
+        return check_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
+
+    def continue_from(self, sample: Sample, frame: np.ndarray, strength: str = "solver") -> Sample:
         """The next link of a chain: the start moves to the tip of the verified prefix of the path drawn in
-        `frame` (on a shortest path solved from the first frame, up to where the drawing forks); the walls stay. An
+        `frame` (on a shortest path solved from the first frame, up to where the drawing forks; with
+        `strength="checker"`, the connected unforked part off the walls, no distances); the walls stay. An
         ordinary sample of this task with a ground truth solved from there (`maze_score.continue_maze`)."""
-        return continue_maze(sample, frame, self.name)
+        return continue_maze(sample, frame, self.name, strength)
 
     # -- convenience for Python users (steplens itself scores through the `maze` scorer) --------------------
     def score(self, frame: np.ndarray, first_frame: np.ndarray | None = None, prompt: str | None = None) -> MazeScore:

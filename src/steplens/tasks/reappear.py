@@ -154,6 +154,33 @@ class ReappearTask:
         out.details["scene"] = scene
         return out
 
+    def check(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker (validity rules only, nothing solved): the last frame shows the object of frame 0, its colour
+        and shape, once, whole, in its row and out past the occluder, with the occluder and the background kept.
+        Where past the occluder is not asked (that needs the speed read and the motion solved), so it accepts the
+        object anywhere beyond the wall. Score 1 then; 0.5 for the right colour past the wall in another shape or
+        row; else 0."""
+        try:
+            scene = read_scene(sample.first_frame, sample.frames or len(np.asarray(video)))
+        except ValueError as e:
+            raise ValueError(f"{sample.name}: {e}") from None
+        last = _native(np.asarray(video)[-1]).astype(int)
+        a, b = scene["occluder"]
+        near = np.abs(last - np.array(COLOURS[scene["colour"]])).sum(-1) < 120
+        occ_kept = float((np.abs(last[1:-1, a:b] - np.array(GREY)).sum(-1) < 120).mean())
+        rows, cols = np.nonzero(near)
+        whole = past = False
+        if len(rows):
+            r, c = int(rows.min()), int(cols.min())
+            box = near[r: r + 3, c: c + 3]
+            past = c >= b
+            whole = (box.shape == (3, 3) and (box == SHAPES[scene["shape"]]).all() and int(near.sum()) ==
+                     int(SHAPES[scene["shape"]].sum()) and r == scene["row"])
+        ok = whole and past and occ_kept > 0.9
+        s = 1.0 if ok else 0.5 if past and occ_kept > 0.9 and len(rows) else 0.0
+        return Score(score=s, success=bool(ok), details={"object_whole": bool(whole), "past_occluder": bool(past),
+                                                         "occluder_kept": occ_kept, "strength": "checker"})
+
     def answer_region(self, sample: Sample) -> np.ndarray:
         """Where the object must reappear (its 3 x 3 box in the last frame), and where it was in frame 0."""
         from .contract import default_answer_region

@@ -120,6 +120,13 @@ class SymmetryTask:
         score and success, by construction."""
         return SymmetryScorer().score(video, sample)
 
+    def check(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker: here validity is the answer (every hidden cell mirrors its visible twin, an open pair any
+        colour that keeps it mirrored, nothing visible changed), so it is the verifier's rule; said, not hidden."""
+        out = self.verify(video, sample)
+        out.details["strength"] = "checker (the same rule as the solver: validity is the answer)"
+        return out
+
     def candidates(self, sample: Sample) -> list[Candidate]:
         """symmetry-open: the first open pair (a hidden left-half cell and its mirror, in reading order) in each
         colour, the rest as the ground truth: all right answers (any colour keeps the pair mirrored), so early

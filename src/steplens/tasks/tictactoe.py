@@ -155,6 +155,20 @@ class TicTacToeTask:
         frame only (the winning moves are solved from it): the same score and success, by construction."""
         return TicTacToeScorer().score(video, sample)
 
+    def check(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker (validity rules only, nothing solved): one new X in an empty cell, the board and grid kept,
+        and X now has three in a row (read from the last frame). It never lists the winning moves, yet decides as the
+        verifier does: a move wins or not, visibly. Score 1 then, 0.3 for one legal X that does not win, else 0."""
+        first = _native(sample.first_frame)
+        last = _native(np.asarray(video)[-1])
+        before, after = read_board(first), read_board(last)
+        new = [c for c in after if c not in before]
+        kept = all(after.get(c) == m for c, m in before.items())
+        legal = kept and len(new) == 1 and after[new[0]] == "X" and _grid_kept(first, last) > 0.95
+        ok = legal and winner(after) == "X"
+        return Score(score=1.0 if ok else 0.3 if legal else 0.0, success=bool(ok),
+                     details={"new_marks": [list(c) for c in new], "board_kept": bool(kept), "strength": "checker"})
+
     def validate(self, sample: Sample) -> None:
         if sample.first_frame.shape[:2] != (SIDE, SIDE):
             raise ValueError(f"{sample.name}: a tic-tac-toe first frame is {SIDE}x{SIDE} pixels (or an integer "
@@ -191,6 +205,15 @@ def read_board(frame: np.ndarray) -> dict:
     return {c: ("X" if x > 0.6 else "O") for c, (x, o) in marks.items() if x > 0.6 or o > 0.6}
 
 
+def _grid_kept(first: np.ndarray, last: np.ndarray) -> float:
+    """The share of pixels outside the cells (the grid) that keep their colour, within a tolerance for lossy frames."""
+    grid = np.ones((SIDE, SIDE), bool)
+    for cell in CELLS:
+        r0, c0 = cell_origin(cell)
+        grid[r0: r0 + CELL, c0: c0 + CELL] = False
+    return float((np.abs(last.astype(int) - first.astype(int)).sum(-1)[grid] < 120).mean())
+
+
 class TicTacToeScorer(RuleBasedScorer):
     name = "tictactoe"
     tasks = ("tictactoe",)
@@ -201,12 +224,7 @@ class TicTacToeScorer(RuleBasedScorer):
         before, after = read_board(first), read_board(last)
         new = [c for c in after if c not in before]
         kept = all(after.get(c) == m for c, m in before.items())
-        # everything outside the cells keeps its colour (the grid), within a tolerance for lossy frames
-        grid = np.ones((SIDE, SIDE), bool)
-        for cell in CELLS:
-            r0, c0 = cell_origin(cell)
-            grid[r0: r0 + CELL, c0: c0 + CELL] = False
-        grid_kept = float((np.abs(last.astype(int) - first.astype(int)).sum(-1)[grid] < 120).mean())
+        grid_kept = _grid_kept(first, last)
         wins = winning_moves(before)
         ok = kept and len(new) == 1 and after[new[0]] == "X" and new[0] in wins and grid_kept > 0.95
         if ok:

@@ -28,7 +28,10 @@ A verifier is an object with ``name`` (str) and
   verifier that compares them, such as ``consensus``). Callers use the module function ``verify_many``, which
   falls back to ``verify`` one by one.
 
-Built in: ``task`` (the sample's task's own ``verify`` hook, see ``tasks/contract.py``; ``tasks_with("verify")``
+Each verifier declares its ``strength`` (``steplens.tasks.checker``): ``checker`` (validity rules, nothing solved),
+``solver`` (computes the answer from the first frame), ``consensus`` (agreement among particles), or a plug-in's own.
+
+Built in: ``checker`` (each task's ``check`` hook), ``task`` alias ``solver`` (the sample's task's own ``verify`` hook, see ``tasks/contract.py``; ``tasks_with("verify")``
 lists the families that have one) and ``consensus`` (any task: how much a particle's final frame agrees with the
 other particles'; it needs them, through ``verify_many``).
 
@@ -61,7 +64,7 @@ from .registry import find_task, tasks_with
 from .sample import Sample
 
 GROUP = "steplens.verifiers"
-BUILTIN = ["steplens.tasks.verify:VERIFIERS"]
+BUILTIN = ["steplens.tasks.verify:VERIFIERS", "steplens.tasks.checker:VERIFIERS"]
 # metadata a user has at test time (the size knob, the frame count); everything else is dropped by strip_sample
 TEST_TIME_META = ("task", "n", "frames", "upscale", "chain_prefix")  # chain_prefix: what a chain's own links drew
 
@@ -138,6 +141,7 @@ class TaskVerifier:
     the prompt."""
 
     name = "task"
+    strength = "solver"  # the tasks' verify hooks compute the answer from the first frame (steplens.tasks.checker)
 
     def _hook(self, task_name: str):
         t = find_task(task_name)
@@ -169,6 +173,7 @@ class ConsensusVerifier:
     sample)` with two or more videos; `verify` on one video is refused."""
 
     name = "consensus"
+    strength = "consensus"
 
     def __init__(self, threshold: float = 0.5):
         if not 0.0 <= threshold <= 1.0:
@@ -215,4 +220,4 @@ class ConsensusVerifier:
         return out
 
 
-VERIFIERS = {"task": TaskVerifier, "consensus": ConsensusVerifier}
+VERIFIERS = {"task": TaskVerifier, "solver": TaskVerifier, "consensus": ConsensusVerifier}

@@ -1,0 +1,80 @@
+"""Verifiers of declared strength: the `checker` (validity rules, nothing solved) beside the `task` solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from steplens.tasks import draw, get_task, get_verifier, strip_sample, verifier_names
+from steplens.tasks.checker import strength_of
+from steplens.tasks.grid import COLOURS, GOAL, PATH, START, WALL, native_labels
+
+FAMILIES = ["maze", "maze-two-goals", "maze-loops", "tictactoe", "reappear", "symmetry", "symmetry-open"]
+
+
+def test_every_builtin_verifier_declares_its_strength():
+    got = {n: strength_of(get_verifier(n)) for n in verifier_names()}
+    assert got["checker"] == "checker" and got["task"] == got["solver"] == "solver" and got["consensus"] == "consensus"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_checker_accepts_right_answers_refuses_none_and_reads_only_test_time_inputs(family):
+    task, checker = get_task(family), get_verifier("checker")
+    for seed in range(6):
+        s = draw(task, seed, "test")
+        right = checker.verify(s.ground_truth, s)
+        assert right.success and right.score == 1.0
+        assert checker.verify(s.ground_truth, strip_sample(s)).to_dict() == right.to_dict()
+        still = checker.verify(np.repeat(s.first_frame[None], 2, 0), strip_sample(s))
+        assert not still.success and still.score < 0.5
+
+
+def test_the_reappear_checker_does_not_know_where_the_object_comes_out():
+    """The object drawn whole past the wall, two pixels further on than it should be: the solver (which reads the
+    speed and solves the motion) refuses it, the checker accepts it: it is weaker, and says so."""
+    from steplens.tasks.reappear import GREY, _base, _draw, Scene
+
+    task = get_task("reappear")
+    for seed in range(40):
+        s = draw(task, seed, "test")
+        m = s.meta
+        sc = Scene(m["colour"], m["shape"], m["row"], m["x0"], m["speed"], tuple(m["occluder"]))
+        x = m["end_x"] + 2
+        if x + 3 <= 32:
+            break
+    img = _base(sc)
+    _draw(img, sc, x)
+    img[1:-1, sc.occ[0]: sc.occ[1]] = GREY
+    video = np.stack([s.first_frame, img])
+    video_s = strip_sample(s)
+    assert get_verifier("checker").verify(video, video_s).success
+    assert not get_verifier("task").verify(video, video_s).success
+
+
+def _dead_end_start(seed_from: int = 0):
+    """A maze whose start opens onto a cell off the shortest path, and a frame drawing a path into it."""
+    task = get_task("maze")
+    for seed in range(seed_from, seed_from + 200):
+        s = draw(task, seed, "test")
+        ref, _ = native_labels(s.first_frame)
+        start = tuple(int(v) for v in np.argwhere(ref == START)[0])
+        on_path = {tuple(p) for p in np.argwhere(native_labels(s.final_frame)[0] == PATH)}
+        for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            door, cell = (start[0] + dr, start[1] + dc), (start[0] + 2 * dr, start[1] + 2 * dc)
+            if (0 <= cell[0] < ref.shape[0] and 0 <= cell[1] < ref.shape[1] and ref[door] != WALL
+                    and door not in on_path and ref[cell] not in (GOAL,)):
+                labels = ref.copy()
+                labels[door] = labels[cell] = PATH
+                return s, COLOURS[labels].astype(np.uint8), len(on_path)
+    raise AssertionError("no maze with a dead end next to its start")
+
+
+def test_a_checker_chain_link_keeps_a_prefix_into_a_dead_end_the_solver_would_not():
+    s, frame, _ = _dead_end_start()
+    task = get_task("maze")
+    solver_next = task.continue_from(s, frame)
+    checker_next = task.continue_from(s, frame, strength="checker")
+    assert solver_next.meta["prefix_pixels"] == 0  # off the shortest path: nothing verified
+    assert checker_next.meta["prefix_pixels"] == 2 and checker_next.meta["prefix_strength"] == "checker"
+    with pytest.raises(ValueError, match="strength 'oracle'"):
+        task.continue_from(s, frame, strength="oracle")
