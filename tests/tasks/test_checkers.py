@@ -78,3 +78,27 @@ def test_a_checker_chain_link_keeps_a_prefix_into_a_dead_end_the_solver_would_no
     assert checker_next.meta["prefix_pixels"] == 2 and checker_next.meta["prefix_strength"] == "checker"
     with pytest.raises(ValueError, match="strength 'oracle'"):
         task.continue_from(s, frame, strength="oracle")
+
+
+@pytest.mark.parametrize("family", ["symmetry", "symmetry-open"])
+def test_symmetry_refuses_blended_off_palette_cells(family):
+    """A hidden cell filled half in its colour and half in another (a blend the nearest colour used to pass) is
+    wrong; a right answer with mild noise (as a lossy video leaves) is still right."""
+    from steplens.tasks import get_scorer
+    from steplens.tasks.symmetry import COLOURS as SYM
+
+    task, scorer = get_task(family), get_scorer("symmetry")
+    s = draw(task, 3, "test")
+    first, last = s.first_frame, s.final_frame.copy()
+    hidden = np.argwhere((np.abs(first.astype(int) - 128).sum(-1) < 10))  # grey pixels of frame 0
+    r, c = hidden[0]
+    r0, c0 = 1 + 2 * ((r - 1) // 2), 1 + 2 * ((c - 1) // 2)
+    colour = last[r0, c0].astype(int)
+    other = next(x for x in SYM.astype(int) if np.abs(x - colour).sum() > 200)
+    blended = last.copy()
+    blended[r0: r0 + 2, c0: c0 + 2] = ((colour + other) // 2).astype(np.uint8)
+    noisy = np.clip(last.astype(int) + np.random.default_rng(0).integers(-12, 13, last.shape), 0, 255).astype(np.uint8)
+    assert scorer.score(np.stack([first, last]), s).success
+    assert scorer.score(np.stack([first, noisy]), s).success
+    got = scorer.score(np.stack([first, blended]), s)
+    assert not got.success and got.details["blended_cells"] == 1

@@ -7,7 +7,8 @@ side, so the embedded model's patches are the cells); cells red, green, blue, ye
 grey. Frame 0 hides them; later frames fill the hidden columns from the axis outwards; the last frame is whole.
 
 Difficulty knob `size`: n, the cells per side (4..10, even; default 6). Scorer `symmetry`: success when no
-cell is grey, every cell visible in frame 0 is kept, and every right-half cell equals its mirror; the score is
+cell is grey, every cell visible in frame 0 is kept, and every right-half cell equals its mirror in a palette
+colour (a cell whose mean lies over BLEND_TOL from its colour is a blend of two, and wrong); the score is
 then 1, else 0.9 times the fraction of hidden cells that are right (0 when nothing was filled in).
 """
 
@@ -41,12 +42,24 @@ def render(cells: np.ndarray) -> np.ndarray:
     return img
 
 
+BLEND_TOL = 48.0  # RGB distance of a cell's mean from its palette colour above which it is a blend, not a colour
+
+
+def cell_means(frame: np.ndarray, n: int) -> np.ndarray:
+    return frame[1:, 1:].astype(np.float32).reshape(n, CELL, n, CELL, 3).mean(axis=(1, 3))
+
+
 def read_cells(frame: np.ndarray, n: int) -> np.ndarray:
     """A native frame back to (n, n) labels by the nearest palette colour of each cell's mean."""
     from ..regions import snap
 
-    body = frame[1:, 1:].astype(np.float32).reshape(n, CELL, n, CELL, 3).mean(axis=(1, 3))
-    return snap(body, PALETTE)
+    return snap(cell_means(frame, n), PALETTE)
+
+
+def off_palette(frame: np.ndarray, n: int, labels: np.ndarray) -> np.ndarray:
+    """(n, n) bool: cells whose mean lies further than BLEND_TOL from the palette colour they were read as (a blend
+    of two colours, e.g. half red half yellow, which the nearest colour would otherwise pass)."""
+    return np.sqrt(((cell_means(frame, n) - PALETTE[labels].astype(np.float32)) ** 2).sum(-1)) > BLEND_TOL
 
 
 def _native(frame: np.ndarray, side: int) -> np.ndarray:
@@ -156,17 +169,20 @@ class SymmetryScorer(RuleBasedScorer):
         side = sample.first_frame.shape[0]
         n = (side - 1) // 2
         first = read_cells(_native(sample.first_frame, side), n)
-        last = read_cells(_native(np.asarray(video)[-1], side), n)
+        last_px = _native(np.asarray(video)[-1], side)
+        last = read_cells(last_px, n)
+        blended = off_palette(last_px, n, last)
         hidden = first == HIDDEN
         kept = bool((last[~hidden] == first[~hidden]).all())
         mirrored = last == last[:, ::-1]
         filled = last != HIDDEN
-        right = hidden & mirrored & filled & (last < len(COLOURS))
+        right = hidden & mirrored & filled & (last < len(COLOURS)) & ~blended
         ok = kept and bool(right[hidden].all())
         frac = float(right[hidden].mean()) if hidden.any() else 1.0
         changed = bool((last[hidden] != HIDDEN).any())
         s = 1.0 if ok else (0.9 * frac * kept if changed else 0.0)
-        return Score(score=float(s), success=ok, details={"hidden_right": frac, "visible_kept": kept})
+        return Score(score=float(s), success=ok, details={"hidden_right": frac, "visible_kept": kept,
+                                                          "blended_cells": int((blended & hidden).sum())})
 
 
 TASKS = [SymmetryTask(), SymmetryTask(name="symmetry-open", open_pairs=3)]
