@@ -46,23 +46,34 @@ class DiTConfig:
 
 @dataclass
 class DiTCond:
-    """What the embedded model is conditioned on: the clean first frame and the prompt."""
+    """What the embedded model is conditioned on: the clean first frame (or the first K frames) and the prompt."""
 
     first_frame: torch.Tensor  # (B, C, H, W), values in [-1, 1]
     prompt_ids: torch.Tensor  # (B, P) long
+    prefix: torch.Tensor | None = None  # (B, C, K, H, W): the K leading clean frames (frame 0 = first_frame); None: K = 1
 
     def __len__(self) -> int:
         return self.first_frame.shape[0]
 
+    @property
+    def known(self) -> torch.Tensor:
+        """The clean leading frames (B, C, K, H, W)."""
+        return self.first_frame[:, :, None] if self.prefix is None else self.prefix
+
     def repeat(self, k: int) -> "DiTCond":
-        return DiTCond(self.first_frame.repeat_interleave(k, 0), self.prompt_ids.repeat_interleave(k, 0))
+        return DiTCond(self.first_frame.repeat_interleave(k, 0), self.prompt_ids.repeat_interleave(k, 0),
+                       None if self.prefix is None else self.prefix.repeat_interleave(k, 0))
 
     def null_prompt(self) -> "DiTCond":
-        """The unconditional branch for classifier-free guidance: same frame, empty prompt."""
-        return DiTCond(self.first_frame, torch.full_like(self.prompt_ids, PAD))
+        """The unconditional branch for classifier-free guidance: same frames, empty prompt."""
+        return DiTCond(self.first_frame, torch.full_like(self.prompt_ids, PAD), self.prefix)
 
     def cat(self, other: "DiTCond") -> "DiTCond":
-        return DiTCond(torch.cat([self.first_frame, other.first_frame]), torch.cat([self.prompt_ids, other.prompt_ids]))
+        if (self.prefix is None) != (other.prefix is None):
+            raise ValueError("cannot join conditionings with and without a frame prefix")
+        prefix = None if self.prefix is None else torch.cat([self.prefix, other.prefix])
+        return DiTCond(torch.cat([self.first_frame, other.first_frame]), torch.cat([self.prompt_ids, other.prompt_ids]),
+                       prefix)
 
 
 def rope_freqs(head_dim: int, grid: tuple[int, int, int], device) -> torch.Tensor:
@@ -185,11 +196,14 @@ class VideoDiT(nn.Module):
             raise ValueError(f"video has {c} channels, the model takes {self.cfg.channels}")
         ph, pw = self.cfg.patch[1:]
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1).expand(b)
-        # image-to-video conditioning: [noisy video | first frame at frame 0 | mask of known frames]
+        # image-to-video conditioning: [noisy video | the known frames (the first, or the first K) | their mask]
+        known = cond.known
+        if known.shape[2] > 1 and known.shape[2] >= t:
+            raise ValueError(f"{known.shape[2]} known frames leave nothing to generate in a {t}-frame video")
         ref = torch.zeros_like(x)
-        ref[:, :, 0] = cond.first_frame.to(x.dtype)
+        ref[:, :, : known.shape[2]] = known.to(x.dtype)
         mask = torch.zeros_like(x[:, :1])
-        mask[:, :, 0] = 1
+        mask[:, :, : known.shape[2]] = 1
         inp = F.pad(torch.cat([x, ref, mask], dim=1), (0, (-w) % pw, 0, (-h) % ph))
         tokens = self.patch_embedding(inp)
         grid = tuple(tokens.shape[2:])

@@ -13,10 +13,18 @@ from .dit import DiTCond, VideoDiT
 from .prompt import encode_prompts
 
 
-def conditioning(first_frames: list[np.ndarray], prompts: list[str], codec: BorderCodec, device=None) -> DiTCond:
-    """The clean first frames (as latents) and the prompts."""
+def conditioning(first_frames: list[np.ndarray], prompts: list[str], codec: BorderCodec, device=None,
+                 prefixes: list[np.ndarray] | None = None) -> DiTCond:
+    """The clean first frames (as latents) and the prompts; `prefixes`: each sample's K leading frames ((K, H, W, 3)
+    uint8, the same K for all), when it is given more than its first frame."""
     first = torch.stack([to_model(f) for f in first_frames])
-    return DiTCond(codec.encode(first).to(device), encode_prompts(prompts).to(device))
+    prefix = None
+    if prefixes is not None and prefixes[0] is not None and len(prefixes[0]) > 1:
+        if len({len(p) for p in prefixes}) != 1:
+            raise ValueError(f"the samples of a batch are given different numbers of leading frames: "
+                             f"{sorted({len(p) for p in prefixes})}; batch samples of one K together")
+        prefix = codec.encode(torch.stack([to_model(p) for p in prefixes])).to(device)
+    return DiTCond(codec.encode(first).to(device), encode_prompts(prompts).to(device), prefix)
 
 
 class EmbeddedModel(ModelDefaults):
@@ -113,8 +121,28 @@ class EmbeddedModel(ModelDefaults):
                 return flow_sigmas(own["steps"] if steps is None else steps, own["shift"] if shift is None else shift)
         return torch.tensor([*sig, 0.0], dtype=torch.float32)
 
+    @property
+    def prefix_trained(self) -> int:
+        """The most leading frames its weights were trained to be given (the training config's `prefix`; 1: the
+        first frame alone, image-to-video)."""
+        dist = (self.info.get("train_config") or {}).get("prefix") or {"1": 1.0}
+        return max(int(k) for k, w in dist.items() if w > 0)
+
+    def check_prefix(self, k: int, frames: int) -> None:
+        """Refuse K leading frames this model cannot be given (with why), before any work."""
+        if k < 1 or k >= frames:
+            raise ValueError(f"K = {k} leading frames: K must be at least 1 and below the video's {frames} frames")
+        if k > 1 and self.prefix_trained < 2:
+            raise ValueError(f"model {self.name!r} was trained on first frames only (image-to-video, K = 1): given "
+                             f"{k} leading frames it was never taught to continue them; use a frame-prefix model "
+                             f"(trained with `prefix` in its training config)")
+
     def condition(self, samples):
-        return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], self.codec, self.device)
+        if any(s.prefix is not None and len(s.prefix) > 1 for s in samples):
+            for s in samples:
+                self.check_prefix(s.known_frames, s.frames or s.known_frames + 1)
+        return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], self.codec, self.device,
+                            [s.prefix for s in samples])
 
     def latent_shape(self, samples, frames: int) -> tuple[int, ...]:
         h, w = samples[0].first_frame.shape[:2]

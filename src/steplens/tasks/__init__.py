@@ -9,7 +9,7 @@ from .contract import Score, Scorer, Task, default_answer_region, has_generator
 from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_scorer, get_task, next_size, parse_tasks,
                        register_scorer, register_task, scorer_names, task_names, tasks_with)
 from .rules import RuleBasedScorer
-from .sample import Sample, write_sample
+from .sample import Sample, continue_from_frames, write_sample
 from .splits import PARTS, check_part, content_id, draw, draw_many, part_of
 from .verify import Verifier, get_verifier, register_verifier, strip_sample, verifier_names, verify_many
 
@@ -46,4 +46,4 @@ def palette(task: str | Sample):
 __all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample", "Verifier", "get_verifier", "register_verifier", "strip_sample",
-           "verifier_names", "verify_many", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of"]
+           "verifier_names", "verify_many", "continue_from_frames", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of"]

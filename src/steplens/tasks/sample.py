@@ -8,7 +8,7 @@ PNG/MP4 are written at the native size times an integer upscale (nearest neighbo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,14 @@ class Sample:
     # why steplens's own task checks, scorer and drawing hooks do not apply (a folder sample that is not steplens's
     # drawing, e.g. VBVR-Bench's rendered frames): it is taken as it is; None: they apply
     foreign: str | None = None
+    # the K >= 1 leading clean frames the model is given ((K, H, W, 3) uint8, native size; frame 0 = first_frame):
+    # a frame-prefix sample (`steplens.prefix.continue_from_frames`); None: the first frame alone (K = 1)
+    prefix: np.ndarray | None = None
+
+    @property
+    def known_frames(self) -> int:
+        """K: the clean leading frames the model is given (1: image-to-video)."""
+        return 1 if self.prefix is None else int(len(self.prefix))
 
     @property
     def size_px(self) -> int:
@@ -53,6 +61,30 @@ class Sample:
     def name(self) -> str:
         """How the sample is named in messages and tables."""
         return self.key or f"{self.task}/{self.idx}"
+
+
+def continue_from_frames(sample: Sample, frames: np.ndarray, k: int) -> Sample:
+    """The same sample, its model given the first `k` frames of `frames` ((T, H, W, 3) uint8 at the sample's native
+    size or an integer upscale; T >= k): the rest is generated. Task-free: it needs nothing from the task, and the
+    answer (ground truth, scorer) is unchanged. k = 1 keeps frame 0 of `frames` as the first frame."""
+    from ..regions import downscale
+
+    frames = np.asarray(frames)
+    total = sample.frames or (len(sample.ground_truth) if sample.ground_truth is not None else None)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k = {k!r}: the leading frames given must be a whole number >= 1")
+    if total is not None and k >= total:
+        raise ValueError(f"k = {k}: {sample.name} has {total} frames; k must leave at least one to generate "
+                         f"(1..{total - 1})")
+    if frames.ndim != 4 or len(frames) < k:
+        raise ValueError(f"k = {k}: need a (T, H, W, 3) video of at least {k} frames, got shape {frames.shape}")
+    h, w = sample.first_frame.shape[:2]
+    fh, fw = frames.shape[1:3]
+    if fh % h or fw % w or fh // h != fw // w:
+        raise ValueError(f"frames of {fw}x{fh} pixels are not {sample.name}'s {w}x{h} or an integer upscale of it")
+    native = np.stack([downscale(f, fh // h) for f in frames[:k]]).astype(np.uint8)
+    meta = {**sample.meta, "prefix_frames": int(k)}
+    return replace(sample, first_frame=native[0], prefix=native if k > 1 else None, meta=meta)
 
 
 def write_sample(root: Path, s: Sample, scale: int = DEFAULT_UPSCALE, fps: int = 4, metadata: bool = True,

@@ -44,7 +44,17 @@ def _check_schedule(path, saved: dict, given: dict, step: int) -> None:
             f"schedule whose decay starts at step {step} or later")
 
 
-def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) -> int:
+def _at_default(key: str, value, defaults: dict | None) -> bool:
+    """A config key missing from a saved checkpoint is fine at an empty value or at its default."""
+    if value in ({}, None, []):
+        return True
+    return defaults is not None and key in defaults and json.dumps(defaults[key]) == json.dumps(value)
+
+
+def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None, defaults: dict | None = None) -> int:
+    """Load a training checkpoint; with `expect_config`, refuse one trained with another config (naming the keys)
+    except in the schedule's length; a key added to the config since it was saved is fine at its default
+    (`defaults`, or an empty value)."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != "steplens-checkpoint-1":
         raise ValueError(f"{path} is not a steplens training checkpoint (format {meta.get('format')!r})")
@@ -52,7 +62,7 @@ def load_checkpoint(path, model, ema, opt, expect_config: dict | None = None) ->
         saved = json.loads(meta["train_config"])
         diff = {k: (saved.get(k), v) for k, v in expect_config.items()
                 if k not in ("steps", "decay_steps", "threads", "eval_every", "eval_count", "ckpt_every")
-                and (k in saved or v not in ({}, None, []))  # a key added since, at its empty default
+                and (k in saved or not _at_default(k, v, defaults))
                 and json.dumps(saved.get(k)) != json.dumps(v)}
         if diff:
             raise ValueError(f"checkpoint {path} was trained with another config; differing (saved, given): {diff}")

@@ -19,5 +19,8 @@ def video_batch(samples, codec: BorderCodec, device=None) -> torch.Tensor:
     return codec.encode(vids).to(device)
 
 
-def sample_conditioning(samples, codec: BorderCodec, device=None) -> DiTCond:
-    return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], codec, device)
+def sample_conditioning(samples, codec: BorderCodec, device=None, known: int = 1) -> DiTCond:
+    """The conditioning of generated samples: first frame and prompt, and with `known` > 1 the first `known` frames
+    of each ground truth (a frame-prefix batch)."""
+    prefixes = [s.ground_truth[:known] for s in samples] if known > 1 else None
+    return conditioning([s.first_frame for s in samples], [s.prompt for s in samples], codec, device, prefixes)

@@ -35,6 +35,8 @@ class TrainConfig(BaseModel):
     sizes: dict[int, float] = Field(default_factory=lambda: {3: 0.1, 4: 0.2, 5: 0.35, 6: 0.25, 7: 0.1})
     task_sizes: dict[str, dict[int, float]] = Field(default_factory=dict)  # per task, instead of `sizes`
     frames: dict[int, float] = Field(default_factory=lambda: {2: 0.15, 3: 0.2, 4: 0.5, 5: 0.15})
+    # K, the clean leading frames a batch is given (1: image-to-video); drawn per batch among the K below its frames
+    prefix: dict[int, float] = Field(default_factory=lambda: {1: 1.0})
     batch: int = 32
     lr: float = 1e-3
     warmup: int = 200
@@ -58,6 +60,15 @@ class TrainConfig(BaseModel):
     ckpt_every: int = 50
     threads: int | None = None
     init: str | None = None  # start from these weights (a shipped name or a .safetensors file), e.g. to fine-tune
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v):
+        if not v or any(k < 1 for k in v) or any(not math.isfinite(p) or p < 0 for p in v.values()) or \
+                v.get(1, 0) <= 0:
+            raise ValueError(f"prefix: weights of K >= 1 leading frames, finite, non-negative, with K = 1 among them "
+                             f"(every frame count has it), got {v}")
+        return v
 
     @field_validator("sizes", "frames", "tasks")
     @classmethod
@@ -188,7 +199,11 @@ def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu", ra
     base = TRAIN_SEED_BASE + cfg.seed * 10**12 + (step * world + rank) * cfg.batch
     items = [draw(task, base + i, "train", n, frames) for i in range(cfg.batch)]  # training inputs only, by content
     x0 = video_batch(items, codec, device)
-    cond = sample_conditioning(items, codec, device)
+    known = 1
+    if set(cfg.prefix) != {1}:  # its own generator: a K = 1 run draws exactly what it drew before `prefix` existed
+        fits = {k: w for k, w in cfg.prefix.items() if k < frames and w > 0}
+        known = int(_choice(np.random.default_rng([cfg.seed, step, 71]), fits))
+    cond = sample_conditioning(items, codec, device, known)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     eps = torch.randn(x0.shape, generator=gen).to(device)
     u = torch.rand(cfg.batch, generator=gen)
@@ -235,7 +250,8 @@ class Trainer:
         self.step = 0
         ckpt = self.out / "checkpoint.safetensors"
         if ckpt.exists():
-            self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump())
+            self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump(),
+                                        defaults=TrainConfig.model_construct().model_dump())
         elif cfg.init:
             self._init_from(cfg.init)
 
