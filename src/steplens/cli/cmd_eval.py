@@ -51,10 +51,6 @@ def evaluate(
         search = sc.config()
         if search is not None and method != "single":
             raise ValueError(f"--search {search.method} and --method {method}: give one of them")
-        if search is not None:
-            from ..methods.search import check_search
-            check_search(search, so.steps if so.sigmas is None else None,  # the steps where given: before loading
-                         [task] if data is None else [])
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
                       threshold=threshold)
@@ -62,6 +58,11 @@ def evaluate(
                              steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
         s.source().check()  # a generated task that does not exist, before the model loads
+        if search is not None:  # the steps where given, and every sample's verifier: before loading
+            from ..methods.search import check_search
+            from ..probes.compare import folder_samples
+            check_search(search, so.steps if so.sigmas is None else None, [task] if data is None else [],
+                         folder_samples(s) if data is not None else [])
         if out is not None:
             _check_eval_out(out, {"method": method, "n_seeds": None if method == "single" else n_seeds,
                                   **known_config(mo, so), **s.describe()}, so)

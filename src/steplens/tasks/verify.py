@@ -140,6 +140,16 @@ def verifier_reads(name: str) -> str:
     return text or "not declared (give the plug-in a `reads` attribute)"
 
 
+def verifier_origin(name: str) -> str:
+    """"built-in" for steplens's own verifiers, else "plug-in (module.factory)"."""
+    _load()
+    factory = _VERIFIERS[name]
+    if any(factory is v for v in VERIFIERS.values()):
+        return "built-in"
+    where = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', type(factory).__name__)}"
+    return f"plug-in ({where})"
+
+
 def check_samples(verifier: Verifier, samples) -> None:
     """Refuse, before any work, samples `verifier` cannot verify: its `check_sample(sample)` for every sample where
     it has one, else its `check_task(task)` once per task; the error counts them and names the first."""
@@ -231,8 +241,8 @@ class TaskVerifier:
         t = find_task(task_name)
         fn = getattr(t, "verify", None) if t is not None else None
         if not callable(fn):
-            raise ValueError(f"task {task_name!r} has no verify hook (tasks with one: "
-                             f"{', '.join(tasks_with('verify'))}); {OTHERS}")
+            raise ValueError(f"task {task_name!r} has no verify hook; tasks with one: "
+                             f"{', '.join(tasks_with('verify'))}; {OTHERS}")
         return fn
 
     def check_task(self, task_name: str) -> None:
