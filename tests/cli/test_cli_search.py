@@ -36,6 +36,13 @@ def test_run_with_a_search_writes_the_chosen_particle(tmp_path):
     cfg = json.loads((tmp_path / "out" / "run_config.json").read_text())
     assert cfg["search"]["method"] == "smc" and cfg["search"]["verifier"] == "consensus"
     assert len(list((tmp_path / "out").rglob("*.mp4"))) == 2
+    # each sample's search shows its work beside its video: the verifier's scores at each choice, ties, the pick
+    for i in range(2):
+        rec = json.loads((tmp_path / "out" / "maze" / f"{i:05d}.search.json").read_text())
+        assert rec["verifier"] == "consensus" and rec["sample"] == f"maze/{i:05d}"
+        assert [d["kind"] for d in rec["decisions"]] == ["resample", "pick"]
+        assert all(len(d["scores"]) == 2 for d in rec["decisions"]) and isinstance(rec["ties"], int)
+        assert rec["picked"] in (0, 1) and "lowest particle index" in rec["tie_rule"]
 
 
 class Listed:
