@@ -24,6 +24,14 @@ def test_eval_with_early_beam_records_its_nfe(tmp_path):
     assert res["method"] == "search:early-beam" and res["search"]["n"] == 3 and res["search"]["k"] == 1
     assert res["nfe_per_sample"] == 3 * 2 + 1 * 2 and all(row["nfe"] == 8 for row in res["per_sample"])
     assert {"verified", "verifier_score", "success", "score"} <= set(res["per_sample"][0])
+    # the search's work: each sample's choice (early-beam keeps 1 of 3 at step 1), the verifier's separation, ties
+    for row in res["per_sample"]:
+        assert [(d["kind"], d["step"], len(d["scores"])) for d in row["decisions"]] == [("keep", 1, 3)]
+        assert row["verifier"] == "task" and row["separated"] in (True, False) and row["ties"] in (0, 1)
+    work = res["search_work"]
+    assert work["decided"] == 2 and work["ties"] == sum(r["ties"] for r in res["per_sample"])
+    assert "lowest particle index" in work["tie_rule"]
+    assert f"verifier separated the candidates on {sum(r['separated'] for r in res['per_sample'])} of 2" in r.output
 
 
 def test_run_with_a_search_writes_the_chosen_particle(tmp_path):

@@ -88,7 +88,11 @@ def evaluate(
         rows = gather_rows(coord, rows, [x for chunk in batches(samples, batch) for x in chunk])  # one process's order
         res = summarize(rows)
         if search is not None:
+            from ..methods.search import TIE_RULE
+            from ..probes.compare import search_work
+
             res["nfe_per_sample"] = sum(r["nfe"] for r in rows) / max(1, len(rows))
+            res["search_work"] = {**search_work(rows), "tie_rule": TIE_RULE}
         cost = {k: sum(v) for k, v in zip(("nfe", "nfe_without_reuse"),
                                           zip(*[tuple(c.values()) for c in coord.gather(counted.as_dict())]))}
     except _errors() as e:
@@ -104,6 +108,13 @@ def evaluate(
         from .app import console
 
         console.print(f"NFE per sample: {res['nfe_per_sample']:.1f}")
+        w = res["search_work"]
+        if w["decided"]:
+            sep = round(w["separated"] * w["decided"])
+            console.print(f"the verifier separated the candidates on {sep} of {w['decided']} samples with a choice; "
+                          f"{w['ties']} choices fell to the tie rule (lowest particle index)"
+                          + ("" if sep else f": it scored every candidate alike, so every pick is particle 0, the "
+                                            f"one seed's video"))
         method = f"search:{search.method}"
     if out:
         atomic_write_json(Path(out) / "results.json", {
