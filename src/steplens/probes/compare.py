@@ -309,10 +309,12 @@ def verifier_note(table: list[dict], name: str) -> str | None:
         return None
     which = ", ".join(f"{r['method']} B={r['budget']}" + (f" ({r['task']})" if len({x['task'] for x in table}) > 1
                                                           else "") for r in flat)
+    one_seed = all(r.get("picked_one_seed") == 1.0 for r in flat)
     return (f"the verifier {name!r} scored every candidate alike on every sample of {which}: no choice was made by "
             f"it; {sum(r['ties'] for r in flat)} ties fell to the tie rule (lowest particle index), so these rows "
-            f"return particle 0, the one seed's video, and measure no search. Use a verifier that separates "
-            f"candidates (`steplens verifiers`).")
+            + ("return particle 0, the one seed's video, and measure no search" if one_seed else
+               "measure the tie rule, not the verifier")
+            + ". Use a verifier that separates candidates (`steplens verifiers`).")
 
 
 def head_to_head(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
