@@ -181,8 +181,8 @@ def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=(), samp
                              f"{', '.join(have) or 'none'})")
         if callable(getattr(verifier, "check_task", None)):
             verifier.check_task(t)
-    if samples:
-        check_samples(verifier, samples)
+    if samples:  # as the verifier will see them
+        check_samples(verifier, [strip_sample(x) for x in samples])
 
 
 def search_nfe(cfg: SearchConfig, num_steps: int) -> int:
