@@ -84,3 +84,36 @@ def test_a_bad_plugin_in_a_search_stops_it_with_the_name(tiny_model):
     b = [get_task("maze").sample(i, 3, 3, idx=i) for i in range(2)]
     with pytest.raises(ValueError, match=r"verifier 'test-nan' .*sample maze/0.*score nan"):
         search(tiny_model, b, [1, 2], SearchConfig(method="best-of-n", n=2, verifier="test-nan"), steps=3)
+
+
+class _NoBuild:
+    name = "test-nobuild"
+
+    def __init__(self):
+        raise OSError("weights not found: /models/judge")
+
+
+class _BadCheck:
+    name = "test-badcheck"
+
+    def check_task(self, task):
+        raise AttributeError("'NoneType' object has no attribute 'palette'")
+
+    def verify(self, video, sample):
+        return Score(score=0.5, success=False)
+
+
+register_verifier("test-nobuild", _NoBuild)
+register_verifier("test-badcheck", _BadCheck)
+
+
+def test_a_plugin_that_cannot_be_built_or_checked_is_named():
+    from steplens.methods.search import SearchConfig, check_search
+    from steplens.tasks import get_verifier
+
+    with pytest.raises(ValueError, match=r"verifier 'test-nobuild' could not be built: OSError: weights not found"):
+        get_verifier("test-nobuild")
+    with pytest.raises(ValueError, match=r"verifier 'test-badcheck' raised AttributeError checking task 'maze'"):
+        check_search(SearchConfig(verifier="test-badcheck"), 4, ["maze"])
+    with pytest.raises(ValueError, match=r"verifier 'test-badcheck' raised AttributeError checking task 'maze'"):
+        check_search(SearchConfig(verifier="test-badcheck"), 4, (), [get_task("maze").sample(0, 3, 3, idx=0)])

@@ -49,8 +49,8 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..hooks import Hooks
 from ..tape import ForwardTape, NFECounter, forwards, run_until
-from ..tasks import (Score, check_samples, find_task, get_verifier, strip_sample, tasks_with, verifier_names,
-                     verify_many)
+from ..tasks import (Score, check_samples, check_verifier_task, find_task, get_verifier, strip_sample, tasks_with,
+                     verifier_names, verify_many)
 from .ensemble import member_seeds
 
 METHODS = ("best-of-n", "early-beam", "smc", "chain")
@@ -179,8 +179,7 @@ def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=(), samp
             have = tasks_with("continue_from")
             raise ValueError(f"chain needs a task with a continue_from hook; task {t!r} has none (tasks with one: "
                              f"{', '.join(have) or 'none'})")
-        if callable(getattr(verifier, "check_task", None)):
-            verifier.check_task(t)
+        check_verifier_task(verifier, t)
     if samples:  # as the verifier will see them
         check_samples(verifier, [strip_sample(x) for x in samples])
 

@@ -10,8 +10,8 @@ from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_sco
                        register_scorer, register_task, scorer_names, task_names, tasks_with)
 from .rules import RuleBasedScorer
 from .sample import Sample, write_sample
-from .verify import (Verifier, check_samples, get_verifier, register_verifier, strip_sample, verifier_names,
-                     verifier_origin, verifier_reads, verify_many)
+from .verify import (Verifier, check_samples, check_verifier_task, get_verifier, register_verifier, strip_sample,
+                     verifier_names, verifier_origin, verifier_reads, verify_many)
 
 
 def answer_region(sample: Sample):
@@ -46,4 +46,4 @@ def palette(task: str | Sample):
 __all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample", "Verifier", "get_verifier", "register_verifier", "strip_sample",
-           "verifier_names", "verify_many", "check_samples", "verifier_reads", "verifier_origin"]
+           "verifier_names", "verify_many", "check_samples", "check_verifier_task", "verifier_reads", "verifier_origin"]

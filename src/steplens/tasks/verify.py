@@ -26,7 +26,12 @@ A verifier is an object with ``name`` (str) and
   work for a task it cannot verify.
 - ``verify_many(videos, sample) -> list[Score]`` (optional): score several answers to one sample together (a
   verifier that compares them, such as ``consensus``). Callers use the module function ``verify_many``, which
-  falls back to ``verify`` one by one.
+  falls back to ``verify`` one by one, and checks every output before anything ranks it: a return that is not a
+  ``Score``, a score that is not a finite number in [0, 1], a non-bool ``success``, a wrong count or an exception
+  stops the run with a ValueError naming the verifier and the sample.
+- ``check_sample(sample)`` (optional): like ``check_task``, per sample (the ``task`` verifier refuses samples
+  steplens did not draw); commands call it on every sample before the model loads (``check_samples``).
+- ``reads`` (optional str): what it reads, shown by ``steplens verifiers`` (else its docstring's first paragraph).
 
 Built in: ``task`` (the sample's task's own ``verify`` hook, see ``tasks/contract.py``; ``tasks_with("verify")``
 lists the families that have one) and ``consensus`` (any task: how much a particle's final frame agrees with the
@@ -125,7 +130,28 @@ def get_verifier(name: str) -> Verifier:
         raise ValueError(f"unknown verifier {name!r}; available: {', '.join(verifier_names())} (`task`: each "
                          f"sample's task's own verify hook, for {', '.join(tasks_with('verify'))}; plug-ins register "
                          f"through the '{GROUP}' entry point group or steplens.tasks.register_verifier)")
-    return _VERIFIERS[name]()
+    try:
+        return _VERIFIERS[name]()
+    except Exception as e:  # a plug-in's factory (a judge's weights, a server): named, never a raw traceback
+        raise ValueError(f"verifier {name!r} could not be built: {type(e).__name__}: {short(str(e))}") from None
+
+
+def check_verifier_task(verifier: Verifier, task: str) -> None:
+    """The verifier's own `check_task(task)` where it has one; its ValueError passes as it is (it says why), any
+    other exception is named with the verifier and the task."""
+    fn = getattr(verifier, "check_task", None)
+    if callable(fn):
+        _named(verifier, f"checking task {task!r}", fn, task)
+
+
+def _named(verifier, what: str, fn, *args):
+    try:
+        return fn(*args)
+    except ValueError:
+        raise
+    except Exception as e:
+        name = getattr(verifier, "name", type(verifier).__name__)
+        raise ValueError(f"verifier {name!r} raised {type(e).__name__} {what}: {short(str(e))}") from None
 
 
 def verifier_reads(name: str) -> str:
@@ -160,11 +186,11 @@ def check_samples(verifier: Verifier, samples) -> None:
     for x in samples:
         try:
             if callable(one):
-                one(x)
+                _named(verifier, f"checking sample {x.name}", one, x)
             elif callable(per_task):
                 if x.task not in tasks:
                     tasks[x.task] = None
-                    per_task(x.task)
+                    check_verifier_task(verifier, x.task)
         except ValueError as e:
             bad.append(e)
             tasks[x.task] = e
