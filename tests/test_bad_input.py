@@ -706,3 +706,24 @@ def test_a_folder_the_task_verifier_cannot_read_is_refused_before_the_model_load
     assert r.exit_code == 2, text
     assert "verifier 'task' cannot verify 1 of 1 samples" in text and "--verifier consensus" in text, text
     assert loads == [] and not (out / "store").exists(), (loads, text)
+
+
+class _UnbuildableJudge:
+    name = "bad-input-unbuildable"
+
+    def __init__(self):
+        raise OSError("no such file: /models/judge.safetensors")
+
+
+def test_a_verifier_plugin_that_cannot_be_built_is_named_before_the_model_loads(tmp_path, monkeypatch, loads):
+    from steplens.tasks import register_verifier, verifier_names, verify as V
+
+    verifier_names()
+    monkeypatch.setattr(V, "_VERIFIERS", dict(V._VERIFIERS))
+    register_verifier("bad-input-unbuildable", _UnbuildableJudge)
+    for cmd in (["eval", "--search", "best-of-n"], ["compare", "--budget", 2, "--methods", "vote"]):
+        r, text = _cli(*cmd, "--verifier", "bad-input-unbuildable", "--count", 1, "--size", 3, "--steps", 2,
+                       "--out", tmp_path / "out")
+        assert r.exit_code == 2 and text.startswith("error:"), text
+        assert "verifier 'bad-input-unbuildable' could not be built: OSError: no such file" in text, text
+    assert loads == []
