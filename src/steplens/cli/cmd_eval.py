@@ -113,8 +113,9 @@ def evaluate(
             sep = round(w["separated"] * w["decided"])
             console.print(f"the verifier separated the candidates on {sep} of {w['decided']} samples with a choice; "
                           f"{w['ties']} choices fell to the tie rule (lowest particle index)"
-                          + ("" if sep else f": it scored every candidate alike, so every pick is particle 0, the "
-                                            f"one seed's video"))
+                          + ("" if sep else ": it scored every candidate alike"
+                             + (", so every pick is particle 0, the one seed's video"
+                                if w["picked_one_seed"] == 1.0 else "")))
         method = f"search:{search.method}"
     if out:
         atomic_write_json(Path(out) / "results.json", {
