@@ -647,3 +647,83 @@ def test_eval_and_trace_refuse_a_bad_task_or_beam_step_before_the_model_loads(ar
     assert r.exit_code == 2, text
     assert text.startswith("error:") and must in text, text
     assert loads == [], (loads, text)
+
+
+# -- search (issue 31, item 4 / finding 6): a verifier plug-in's bad output is named (plug-in, sample), never ranked
+# nor a traceback; a folder the chosen verifier cannot read is refused before the model loads
+
+class _NaNJudge:
+    name = "bad-input-nan"
+
+    def verify(self, video, sample):
+        from steplens.tasks import Score
+
+        return Score(score=float("nan"), success=True)
+
+
+class _BrokenJudge:
+    name = "bad-input-broken"
+
+    def verify(self, video, sample):
+        raise KeyError("frames")
+
+
+class _LooseJudge:
+    name = "bad-input-loose"
+
+    def verify(self, video, sample):
+        return 0.9
+
+
+VERIFIER_OUTPUTS = (("bad-input-nan", _NaNJudge, "score nan is not a finite number in [0, 1]"),
+                    ("bad-input-broken", _BrokenJudge, "raised KeyError: 'frames'"),
+                    ("bad-input-loose", _LooseJudge, "returned a float (0.9); expected a steplens.tasks.Score"))
+
+
+@pytest.mark.parametrize("name, factory, must", VERIFIER_OUTPUTS, ids=[v[0] for v in VERIFIER_OUTPUTS])
+@pytest.mark.parametrize("cmd", [["eval", "--count", 1, "--size", 3], ["compare", "--count", 1, "--size", 3,
+                                                                        "--budget", 2, "--methods", "vote",
+                                                                        "--search-methods", "best-of-n"]])
+def test_a_verifier_plugins_bad_output_is_named_with_the_sample(name, factory, must, cmd, tmp_path, monkeypatch):
+    from steplens.tasks import register_verifier, verifier_names, verify as V
+
+    verifier_names()
+    monkeypatch.setattr(V, "_VERIFIERS", dict(V._VERIFIERS))  # this test's plug-in only
+    register_verifier(name, factory)
+    search = ["--search", "best-of-n", "--particles", 2] if cmd[0] == "eval" else []
+    r, text = _cli(*cmd, *search, "--verifier", name, "--frames", 2, "--steps", 2, "--out", tmp_path / "out")
+    assert r.exit_code == 2, text
+    assert f"error: verifier {name!r} on sample maze/00000" in text and must in text, text  # after the progress bar
+    assert "Traceback" not in r.output
+
+
+def test_a_folder_the_task_verifier_cannot_read_is_refused_before_the_model_loads(tmp_path, loads):
+    from builders import make_vbvr_rendered
+
+    make_vbvr_rendered(tmp_path / "vbvr", per_task=1)
+    out = tmp_path / "out"
+    r, text = _cli("compare", "--data", tmp_path / "vbvr", "--budget", 2, "--steps", 2, "--out", out)
+    assert r.exit_code == 2, text
+    assert "verifier 'task' cannot verify 1 of 1 samples" in text and "--verifier consensus" in text, text
+    assert loads == [] and not (out / "store").exists(), (loads, text)
+
+
+class _UnbuildableJudge:
+    name = "bad-input-unbuildable"
+
+    def __init__(self):
+        raise OSError("no such file: /models/judge.safetensors")
+
+
+def test_a_verifier_plugin_that_cannot_be_built_is_named_before_the_model_loads(tmp_path, monkeypatch, loads):
+    from steplens.tasks import register_verifier, verifier_names, verify as V
+
+    verifier_names()
+    monkeypatch.setattr(V, "_VERIFIERS", dict(V._VERIFIERS))
+    register_verifier("bad-input-unbuildable", _UnbuildableJudge)
+    for cmd in (["eval", "--search", "best-of-n"], ["compare", "--budget", 2, "--methods", "vote"]):
+        r, text = _cli(*cmd, "--verifier", "bad-input-unbuildable", "--count", 1, "--size", 3, "--steps", 2,
+                       "--out", tmp_path / "out")
+        assert r.exit_code == 2 and text.startswith("error:"), text
+        assert "verifier 'bad-input-unbuildable' could not be built: OSError: no such file" in text, text
+    assert loads == []

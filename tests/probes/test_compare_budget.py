@@ -4,11 +4,13 @@ plot, and the AUC of the step-k verifier for final success."""
 
 import json
 
+import numpy as np
 import pytest
 
 from steplens.experiments.grid import ExperimentSettings
 from steplens.methods.search import SearchConfig, roc_auc, step_auc
 from steplens.probes.compare import check_budgets, compare, run_methods
+from steplens.tasks import Score, register_verifier
 
 STEPS = 4
 
@@ -84,3 +86,65 @@ def test_bad_budgets_are_named():
         check_budgets([0, 2])
     with pytest.raises(ValueError, match=r"give each budget once"):
         check_budgets([2, 2])
+
+
+class _Flat:
+    """A plug-in verifier that scores every candidate alike."""
+    name = "test-flat-budget"
+
+    def verify(self, video, sample):
+        return Score(score=0.25, success=False)
+
+
+class _Brightest:
+    name = "test-brightest-budget"
+
+    def verify(self, video, sample):
+        s = float(np.asarray(video)[-1].mean() / 255)
+        return Score(score=s, success=s > 0.5)
+
+
+register_verifier("test-flat-budget", _Flat)
+register_verifier("test-brightest-budget", _Brightest)
+
+
+def _budget(tiny_model, out, verifier):
+    return compare(tiny_model, out, settings(), methods=["vote"], budgets=[2],
+                   search_methods=["best-of-n", "early-beam", "smc"], search=SearchConfig(verifier=verifier, k=1),
+                   progress=False)
+
+
+def test_a_tie_only_verifier_gives_a_table_that_says_so(tiny_model, tmp_path):
+    """Issue 31, finding 4: with a verifier that scores every candidate alike, the search methods return particle 0
+    (the one seed's video); the table shows that the verifier separated no sample and counts the ties."""
+    res = _budget(tiny_model, tmp_path, "test-flat-budget")
+    bt = {(r["method"], r["budget"]): r for r in res["budget_table"]}
+    for m in ("best-of-n", "early-beam", "smc"):
+        r = bt[m, 2]
+        assert r["verifier"] == "test-flat-budget" and r["separated"] == 0.0 and r["decided"] == 3, r
+        assert r["ties"] == 3, r  # one decision per sample fell to the tie rule (best-of-n's pick, early-beam's keep,
+        # smc's last pick; smc's resampling draws by weight)
+        assert r["picked_one_seed"] == 1.0, r
+    assert bt["single", 1]["separated"] is None and bt["vote", 2]["ties"] is None
+    stored = [json.loads(x) for x in (tmp_path / "store" / "rows.jsonl").read_text().splitlines()]
+    single = {r["sample"]: r for r in stored if r["condition"] == "single N=1"}
+    for r in stored:
+        if r["condition"] in ("best-of-n B=2", "early-beam B=2", "smc B=2"):
+            assert r["separated"] is False and r["picked"] == 0 and r["decisions"], r["condition"]
+            assert all(set(d["scores"]) == {0.25} for d in r["decisions"])
+            assert (r["success"], r["score"]) == (single[r["sample"]]["success"], single[r["sample"]]["score"])
+    note = res["verifier"]["note"]
+    assert "test-flat-budget" in note and "scored every candidate alike" in note and "one seed" in note, note
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["verifier"]["name"] == "test-flat-budget" and "lowest particle index" in data["verifier"]["tie_rule"]
+    assert data["verifier"]["note"] == note
+    header = (tmp_path / "budget.csv").read_text().splitlines()[0].split(",")
+    assert {"verifier", "separated", "ties", "decided", "picked_one_seed"} <= set(header)
+
+
+def test_a_verifier_that_separates_shows_it(tiny_model, tmp_path):
+    res = _budget(tiny_model, tmp_path, "test-brightest-budget")
+    bt = {(r["method"], r["budget"]): r for r in res["budget_table"]}
+    for m in ("best-of-n", "early-beam", "smc"):
+        assert bt[m, 2]["separated"] == 1.0 and bt[m, 2]["ties"] == 0, bt[m, 2]
+    assert res["verifier"]["note"] is None

@@ -51,10 +51,6 @@ def evaluate(
         search = sc.config()
         if search is not None and method != "single":
             raise ValueError(f"--search {search.method} and --method {method}: give one of them")
-        if search is not None:
-            from ..methods.search import check_search
-            check_search(search, so.steps if so.sigmas is None else None,  # the steps where given: before loading
-                         [task] if data is None else [])
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
                       threshold=threshold)
@@ -62,6 +58,11 @@ def evaluate(
                              steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
         s.source().check()  # a generated task that does not exist, before the model loads
+        if search is not None:  # the steps where given, and every sample's verifier: before loading
+            from ..methods.search import check_search
+            from ..probes.compare import folder_samples
+            check_search(search, so.steps if so.sigmas is None else None, [task] if data is None else [],
+                         folder_samples(s) if data is not None else [])
         if out is not None:
             _check_eval_out(out, {"method": method, "n_seeds": None if method == "single" else n_seeds,
                                   **known_config(mo, so), **s.describe()}, so)
@@ -87,7 +88,11 @@ def evaluate(
         rows = gather_rows(coord, rows, [x for chunk in batches(samples, batch) for x in chunk])  # one process's order
         res = summarize(rows)
         if search is not None:
+            from ..methods.search import TIE_RULE
+            from ..probes.compare import search_work
+
             res["nfe_per_sample"] = sum(r["nfe"] for r in rows) / max(1, len(rows))
+            res["search_work"] = {**search_work(rows), "tie_rule": TIE_RULE}
         cost = {k: sum(v) for k, v in zip(("nfe", "nfe_without_reuse"),
                                           zip(*[tuple(c.values()) for c in coord.gather(counted.as_dict())]))}
     except _errors() as e:
@@ -103,6 +108,14 @@ def evaluate(
         from .app import console
 
         console.print(f"NFE per sample: {res['nfe_per_sample']:.1f}")
+        w = res["search_work"]
+        if w["decided"]:
+            sep = round(w["separated"] * w["decided"])
+            console.print(f"the verifier separated the candidates on {sep} of {w['decided']} samples with a choice; "
+                          f"{w['ties']} choices fell to the tie rule (lowest particle index)"
+                          + ("" if sep else ": it scored every candidate alike"
+                             + (", so every pick is particle 0, the one seed's video"
+                                if w["picked_one_seed"] == 1.0 else "")))
         method = f"search:{search.method}"
     if out:
         atomic_write_json(Path(out) / "results.json", {

@@ -236,13 +236,24 @@ def compare_cmd(
                       f"{r['delta_vs_single']:+.3f}", f"[{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]")
     console.print(table)
     if res.get("budget_table"):
-        bt = Table(title="accuracy against NFE per family (paired bootstrap 95% CI vs one seed)")
-        for col in ("task", "method", "budget", "NFE (runs)", "solve rate", "delta", "95% CI", "mean score"):
+        v = res.get("verifier") or {}
+        bt = Table(title=f"accuracy against NFE per family (paired bootstrap 95% CI vs one seed); search verifier "
+                         f"{v.get('name')!r}, ties: lowest particle index")
+        for col in ("task", "method", "budget", "NFE (runs)", "solve rate", "delta", "95% CI", "mean score",
+                    "separated", "ties", "one-seed pick"):
             bt.add_column(col)
         for r in res["budget_table"]:
+            work = r.get("separated") is not None
             bt.add_row(r["task"], r["method"], str(r["budget"]), f"{r.get('nfe_runs') or 0:.2f}",
                        f"{r['solve_rate']:.3f}", f"{r['delta'] or 0.0:+.3f}",
                        f"[{r['delta_ci_low'] or 0.0:+.3f}, {r['delta_ci_high'] or 0.0:+.3f}]",
-                       f"{r['mean_score']:.3f}")
+                       f"{r['mean_score']:.3f}",
+                       f"{r['separated']:.2f} of {r['decided']}" if work else "-",
+                       str(r["ties"]) if r.get("ties") is not None else "-",
+                       f"{r['picked_one_seed']:.2f}" if r.get("picked_one_seed") is not None else "-")
         console.print(bt)
+        console.print("separated: share of samples where the verifier's scores were not all equal at some choice; "
+                      "ties: choices the tie rule decided; one-seed pick: share whose pick is the one seed's own run")
+        if v.get("note"):
+            console.print(f"[bold yellow]note:[/] {v['note']}")
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")

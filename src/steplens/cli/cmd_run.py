@@ -59,7 +59,11 @@ def run(
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
         with warnings.catch_warnings():  # the samples' own warnings come once, with the load below
             warnings.simplefilter("ignore")
-            note = even_upscale_note(source.load(need_frames=False))  # odd sides: decided before the model loads
+            folder = source.load(need_frames=False)
+            note = even_upscale_note(folder)  # odd sides: decided before the model loads
+        if search is not None:  # every sample's verifier resolved before the model loads
+            from ..methods.search import check_search
+            check_search(search, so.steps if so.sigmas is None else None, (), folder)
         if note and rank == 0:
             console.print(note)
         m, sp = load(mo, so)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import _check, _errors, _fail, console, tasks_app
+from .app import _check, _errors, _fail, app, console, tasks_app
 
 
 @tasks_app.command("list")
@@ -68,3 +68,28 @@ def tasks_generate(
     except _errors() as e:
         _fail(e)
     console.print(f"wrote {count} {task} samples to {out / task}")
+
+
+@app.command("verifiers")
+def verifiers_list():
+    """The registered verifiers (built-ins and plug-ins) the search methods pick with (--verifier), what each reads,
+    and which tasks the `task` verifier can read."""
+    from ..tasks import task_names, tasks_with, verifier_names, verifier_origin, verifier_reads
+    from ..tasks.verify import verifier_strength
+
+    try:
+        table = Table(title="verifiers (--verifier NAME; a verifier never reads the answer)")
+        for col in ("verifier", "kind", "strength", "reads"):
+            table.add_column(col)
+        for name in verifier_names():
+            table.add_row(name, verifier_origin(name), verifier_strength(name), verifier_reads(name))
+        hooks = set(tasks_with("verify"))
+        tasks = task_names()
+    except _errors() as e:
+        _fail(e)
+    console.print(table)
+    console.print("tasks the `task` verifier reads (their own verify hook): "
+                  + ", ".join(f"{t} {'yes' if t in hooks else 'no'}" for t in tasks))
+    console.print("A folder steplens did not draw (VBVR-Bench's rendered frames): `--verifier consensus` or a plug-in "
+                  "that reads any frame (a VLM judge); plug-ins register through the 'steplens.verifiers' entry point "
+                  "group or steplens.tasks.register_verifier.")

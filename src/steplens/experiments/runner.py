@@ -42,12 +42,25 @@ def member_path(out: Path, s: Sample, k: int) -> Path:
     return base.with_name(f"{base.name}.seed{k}.mp4")
 
 
-def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split, search=None) -> torch.Tensor:
-    """Latents (B, N, ...) of every member (N = 1 without an ensemble; a search's chosen particle)."""
-    if search is not None:
-        from ..methods.search import search as run_search
+def search_path(out: Path, s: Sample) -> Path:
+    """OUT/<sample's place>.search.json: what a search did for the sample (`steplens.methods.search.search_record`)."""
+    base = Path(out) / s.name
+    return base.with_name(base.name + ".search.json")
 
-        return run_search(model, samples, seeds, search, steps, shift, guidance).latents[:, None]
+
+def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split, search=None,
+              records=None) -> torch.Tensor:
+    """Latents (B, N, ...) of every member (N = 1 without an ensemble; a search's chosen particle, its record per
+    sample appended to `records`)."""
+    if search is not None:
+        from ..methods.search import TIE_RULE, search as run_search, search_record
+
+        res = run_search(model, samples, seeds, search, steps, shift, guidance)
+        if records is not None:
+            records += [{"sample": x.name, "task": x.task, "method": search.method, "tie_rule": TIE_RULE,
+                         "verified": bool(v.success), "verifier_score": float(v.score), **search_record(res, i, search)}
+                        for i, (x, v) in enumerate(zip(samples, res.scores))]
+        return res.latents[:, None]
     if ensemble is None:
         return model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance)[:, None]
     from ..methods.ensemble import generate_ensemble, generate_ensemble_distributed
@@ -228,7 +241,9 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
                desc="run" if world == 1 else f"run [{rank}/{world}]")
     for chunk in batches(todo, batch):
         interrupt.check()  # a Ctrl-C whose exception was lost still stops here
-        lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split, search)
+        records: list[dict] = []
+        lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split, search,
+                        records)
         if not writer:  # split seeds: rank 0 decodes and writes
             bar.update(len(chunk))
             continue
@@ -240,6 +255,8 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
             frames = upscale(to_uint8(v), k_out)
             mp4, png = output_paths(out, s)
             write_mp4(mp4, frames, fps=fps[s.name])
+            if records:  # the search's work beside its video
+                atomic_write_json(search_path(out, s), records[i])
             write_png(png, frames[-1])  # the PNG last: its presence marks the sample done
             done.append({"sample": s.name, "task": s.task, "video": str(mp4), "final_frame": str(png)})
         bar.update(len(chunk))

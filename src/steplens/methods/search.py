@@ -27,6 +27,14 @@ steps n·(k+1) + m·(S−k−1), with later points p_1 < ... n·(k+1) + n·(p_1�
 
 The verifier (`steplens.tasks.get_verifier`: ``task``, ``consensus``, plug-ins) sees `strip_sample` of each sample only, and
 videos as uint8 (T, H, W, 3): the decoded x̂0 at a step, or the final video.
+
+Every search shows its work: `SearchResult.decisions` holds, per sample, each choice among two or more particles
+(`decision`): early-beam's ``keep`` (the m best go on), smc's ``resample`` (parents drawn by weight, with
+multiplicity) and the final ``pick``, each with the particles' members, their verifier scores, the chosen
+positions, whether the verifier ``separated`` the candidates (not all scores equal) and whether the tie rule
+decided (``tied``: the last one kept and the first one dropped score alike). The tie rule (`TIE_RULE`): the lowest
+particle index wins, so a verifier that scores every candidate alike makes best-of-n, early-beam and smc return
+particle 0, the one seed's video; the rows (`search_record`) and compare's budget table count such samples.
 """
 
 from __future__ import annotations
@@ -41,10 +49,14 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..hooks import Hooks
 from ..tape import ForwardTape, NFECounter, forwards, run_until
-from ..tasks import Score, find_task, get_verifier, strip_sample, tasks_with, verifier_names, verify_many
+from ..tasks import (Score, check_samples, check_verifier_task, find_task, get_verifier, strip_sample, tasks_with,
+                     verifier_names, verify_many)
 from .ensemble import member_seeds
 
 METHODS = ("best-of-n", "early-beam", "smc", "chain")
+TIE_RULE = ("lowest particle index: among equal verifier scores the particle earlier in the population wins (at "
+            "the start member 0, the one seed's noise; after a branching, a parent's exact continuation before its "
+            "re-noised copies)")
 Method = Literal["best-of-n", "early-beam", "smc", "chain"]
 
 
@@ -141,8 +153,10 @@ def beam_step(cfg: SearchConfig, num_steps: int) -> int:
     return default_k(num_steps) if cfg.k is None else cfg.k
 
 
-def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=()) -> None:
-    """Refuse, before sampling, steps the schedule does not have and a task the method or verifier cannot do."""
+def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=(), samples=()) -> None:
+    """Refuse, before sampling, steps the schedule does not have, a task the method or verifier cannot do, and
+    samples the verifier cannot read (`steplens.tasks.check_samples`: the `task` verifier on a folder steplens did
+    not draw, naming `consensus` and plug-ins)."""
     method = cfg.inner if cfg.method == "chain" else cfg.method
     if num_steps is not None:
         if method == "early-beam":
@@ -165,8 +179,9 @@ def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=()) -> N
             have = tasks_with("continue_from")
             raise ValueError(f"chain needs a task with a continue_from hook; task {t!r} has none (tasks with one: "
                              f"{', '.join(have) or 'none'})")
-        if callable(getattr(verifier, "check_task", None)):
-            verifier.check_task(t)
+        check_verifier_task(verifier, t)
+    if samples:  # as the verifier will see them
+        check_samples(verifier, [strip_sample(x) for x in samples])
 
 
 def search_nfe(cfg: SearchConfig, num_steps: int) -> int:
@@ -299,8 +314,49 @@ def _verify(verifier, model, samples, pop: list[Particle], latents: torch.Tensor
 
 
 def _best(rows: list[int], scores: list[Score]) -> int:
-    """The row of the best score (ties: the first)."""
+    """The row of the best score (ties: the first, `TIE_RULE`)."""
     return max(rows, key=lambda r: (scores[r].score, -r))
+
+
+def decision(kind: str, step: int, members: list[int], scores: list[float], chosen: list[int]) -> dict:
+    """One choice among particles: `chosen` positions (into members / scores) of a ``keep`` or ``pick`` (the best by
+    score, `TIE_RULE` among equals) or the parents of a ``resample`` (drawn by weight). ``separated``: the scores are
+    not all equal; ``tied``: the tie rule decided (a keep / pick whose last chosen and first passed-over particle
+    score alike; a resampling draws by weight and uses no rule)."""
+    scores = [float(x) for x in scores]
+    tied = False
+    if kind != "resample":
+        passed = [scores[j] for j in range(len(scores)) if j not in set(chosen)]
+        tied = bool(passed) and min(scores[j] for j in chosen) == max(passed)
+    return {"step": int(step), "kind": kind, "members": [int(m) for m in members], "scores": scores,
+            "chosen": [int(j) for j in chosen], "separated": len(set(scores)) > 1, "tied": tied}
+
+
+def _decisions(kind, step, pop, scores, nsamples, chosen_rows) -> list[dict | None]:
+    """Per sample: its decision among its rows of pop (None with fewer than two particles: nothing to choose)."""
+    out = []
+    for i in range(nsamples):
+        rows = [r for r, p in enumerate(pop) if p.sample == i]
+        if len(rows) < 2:
+            out.append(None)
+            continue
+        pos = {r: j for j, r in enumerate(rows)}
+        out.append(decision(kind, step, [pop[r].member for r in rows], [scores[r].score for r in rows],
+                            [pos[r] for r in chosen_rows if r in pos]))
+    return out
+
+
+def search_record(res: "SearchResult", i: int, cfg: SearchConfig) -> dict:
+    """What a row of sample i records of its search: the verifier, every decision, whether the verifier separated
+    the candidates at any of them (None: nothing to choose), how many the tie rule decided, the chosen particle's
+    member and whether it is the one seed's own run (member 0, never re-noised)."""
+    ds = res.decisions[i] if res.decisions else []
+    p = res.survivors_chosen[i] if res.survivors_chosen else None
+    return {"verifier": cfg.verifier, "decisions": ds,
+            "separated": any(d["separated"] for d in ds) if ds else None,
+            "ties": sum(d["tied"] for d in ds), "picked": int(res.chosen[i]),
+            "picked_one_seed": bool(res.chosen[i] == 0 and (p is None or not p.renoise)) if cfg.method != "chain"
+            else None}
 
 
 @dataclass
@@ -318,26 +374,35 @@ class SearchResult:
     links: list[dict] = field(default_factory=list)  # chain: per generation
     survivors: list[Particle] = field(default_factory=list)  # the particles that ran to the end, batch order
     final_samples: list = field(default_factory=list)  # chain: the sample each last generation answered
+    decisions: list[list[dict]] = field(default_factory=list)  # per sample: its choices (`decision`), in order
+    survivors_chosen: list[Particle] = field(default_factory=list)  # per sample: the chosen particle
 
 
-def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, probe_steps=()) -> SearchResult:
+def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, probe_steps=(),
+            decisions=None) -> SearchResult:
+    decisions = decisions if decisions is not None else [[] for _ in samples]
     probe = {k: None for k in probe_steps if k >= upto}
     _, out, _ = _run(model, samples, pop, gen, tape, upto, None, counter, probe)
     for k in sorted(probe):  # the verifier on x̂0 at probed steps, every particle (how early the answer shows)
         stages.append({**_stage_record(k, pop, _verify(verifier, model, samples, pop, probe[k]), len(samples)),
                        "probe": True})
     scores = _verify(verifier, model, samples, pop, out)
-    chosen, latents, finals, picked = [], [], [], []
+    chosen, latents, finals, picked, best = [], [], [], [], []
     for i in range(len(samples)):
         rows = [r for r, p in enumerate(pop) if p.sample == i]
         r = _best(rows, scores)
+        best.append(r)
         chosen.append(pop[r].member)
         latents.append(out[r])
         finals.append(out[rows])
         picked.append(scores[r])
     stages.append({"step": gen.steps - 1, "particles": [[(pop[r].member, scores[r].score) for r in range(len(pop))
                                                          if pop[r].sample == i] for i in range(len(samples))]})
-    return SearchResult(torch.stack(latents), chosen, picked, counter, stages, finals, survivors=list(pop))
+    for i, d in enumerate(_decisions("pick", gen.steps - 1, pop, scores, len(samples), best)):
+        if d is not None:
+            decisions[i].append(d)
+    return SearchResult(torch.stack(latents), chosen, picked, counter, stages, finals, survivors=list(pop),
+                        decisions=decisions, survivors_chosen=[pop[r] for r in best])
 
 
 def _children(pop, parents: list[int], x0: torch.Tensor, step: int, stage: int) -> list[Particle]:
@@ -375,13 +440,20 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
     num_steps = own(model, steps)[0]
     check_search(cfg, num_steps)
     gen = Gen(num_steps, shift, guidance, frames)
+    decisions: list[list[dict]] = [[] for _ in samples]
     counter = counter if counter is not None else NFECounter()
     verifier = verifier or make_verifier(cfg.verifier)
+    check_samples(verifier, [strip_sample(x) for x in samples])  # before any forward: a sample it cannot read
     n = cfg.n
     pop = [Particle(i // n, s, i % n) for i, s in enumerate(member_seeds(list(seeds), n))]
     stages: list[dict] = []
+
+    def record(kind, step, scores, chosen_rows):
+        for i, d in enumerate(_decisions(kind, step, pop, scores, len(samples), chosen_rows)):
+            if d is not None:
+                decisions[i].append(d)
     if cfg.method == "best-of-n":
-        return _finish(model, samples, pop, gen, None, 0, counter, verifier, stages, probe_steps)
+        return _finish(model, samples, pop, gen, None, 0, counter, verifier, stages, probe_steps, decisions)
     tape, upto = None, 0
     if cfg.method == "early-beam":
         points = [beam_step(cfg, num_steps), *cfg.steps]
@@ -392,8 +464,9 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
             kept = []
             for i in range(len(samples)):
                 rows = [r for r, q in enumerate(pop) if q.sample == i]
-                top = sorted(rows, key=lambda r: (-scores[r].score, r))[:cfg.m]
+                top = sorted(rows, key=lambda r: (-scores[r].score, r))[:cfg.m]  # ties: TIE_RULE
                 kept.append(sorted(top))
+            record("keep", p, scores, [r for top in kept for r in top])
             if stage < len(points) - 1:  # branch again: the m survivors back to n
                 parents = [r for top in kept for j, r in enumerate(top)
                            for _ in range(n // cfg.m + (1 if j < n % cfg.m else 0))]
@@ -402,7 +475,7 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
                 parents = [r for top in kept for r in top]
                 pop = [pop[r] for r in parents]
             tape, upto = tape.select(parents), p + 1
-        return _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages)
+        return _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, decisions=decisions)
     # smc
     prev = np.zeros(len(pop))
     for stage, p in enumerate(cfg.steps):
@@ -419,10 +492,11 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
             u = (np.random.default_rng([int(seeds[i]) % 2**32, stage]).random() + np.arange(n)) / n
             idx = np.minimum(np.searchsorted(np.cumsum(w), u), n - 1)  # systematic resampling
             parents += [rows[j] for j in idx]
+        record("resample", p, scores, parents)
         pop = _children(pop, parents, x0, p + 1, stage)
         prev = r_now[parents]
         tape, upto = tape.select(parents), p + 1
-    return _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages)
+    return _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, decisions=decisions)
 
 
 # -- chain ----------------------------------------------------------------------------------------------------------
@@ -446,6 +520,7 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
     latents: list[torch.Tensor | None] = [None] * len(samples)
     scores: list[Score | None] = [None] * len(samples)
     chosen = [0] * len(samples)
+    decisions: list[list[dict]] = [[] for _ in samples]
     links: list[dict] = []
     for link in range(cfg.links):
         batch = [current[i] for i in todo]
@@ -458,6 +533,7 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
         nxt = []
         for j, i in enumerate(todo):
             latents[i], scores[i], chosen[i] = res.latents[j], res.scores[j], res.chosen[j]
+            decisions[i] += [{**d, "link": link} for d in res.decisions[j]]
             if not accepted[j] and link < cfg.links - 1:
                 task = find_task(current[i].task)
                 try:
@@ -468,7 +544,8 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
         todo = nxt
         if not todo:
             break
-    return SearchResult(torch.stack(latents), chosen, scores, counter, links=links, final_samples=current)
+    return SearchResult(torch.stack(latents), chosen, scores, counter, links=links, final_samples=current,
+                        decisions=decisions)
 
 
 # -- searched and scored: the rows of eval and compare ----------------------------------------------------------------
@@ -489,9 +566,10 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
             res = search(model, chunk, [int(s.seed) for s in chunk], cfg, steps, shift, guidance, frames)
             judged = res.final_samples or chunk
             scored = score_videos(judged, decoded(model, res.latents), scorers)
-            for s, r, v in zip(chunk, scored, res.scores):
+            for j, (s, r, v) in enumerate(zip(chunk, scored, res.scores)):
                 rows.append({"sample": s.name, "task": s.task, **r, "verified": bool(v.success),
                              "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(chunk),
+                             **search_record(res, j, cfg),
                              **({"links": sum(1 for x in res.links if s.name in
                                               {chunk[j].name for j in x["samples"]})} if res.links else {})})
             bar.update(len(chunk))

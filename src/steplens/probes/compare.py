@@ -32,8 +32,8 @@ from ..experiments.stats import paired_bootstrap, summarize
 from ..io.files import atomic_write_json
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
-from ..methods.search import (SearchConfig, check_search, config_for_budget, decoded, default_k, probe_steps, search,
-                              step_auc)
+from ..methods.search import (TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
+                              probe_steps, search, search_record, step_auc)
 from ..presets import own
 from ..reports.page import Report
 from ..reports.plots import save
@@ -52,6 +52,16 @@ DEFAULT_SEARCH = ("best-of-n", "early-beam", "smc")
 # one colour per method in every plot: the multi-seed methods C0..C8, the search methods their own
 COLOURS = {**{m: f"C{i % 10}" for i, m in enumerate(METHODS)}, "best-of-n": "C9", "early-beam": "black",
            "smc": "magenta", "chain": "saddlebrown"}
+
+
+def folder_samples(s: ExperimentSettings) -> list:
+    """A folder's samples as its files say, without a model (no frame count: `need_frames=False`); their warnings come
+    once, when the run loads them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return s.source().load(need_frames=False)
 
 
 def check_method(name: str) -> str:
@@ -173,8 +183,9 @@ def run_search(model, samples, seeds, method: str, budget: int, steps: int, shif
     probe = probe_steps(steps) if auc and method == "best-of-n" else ()
     res = search(model, samples, seeds, cfg, steps, shift, guidance, probe_steps=probe)
     judged = res.final_samples or samples
-    rows = [{**r, "verified": bool(v.success), "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(samples)}
-            for r, v in zip(_scored(scorers, judged, decoded(model, res.latents)), res.scores)]
+    rows = [{**r, "verified": bool(v.success), "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(samples),
+             **search_record(res, i, cfg)}
+            for i, (r, v) in enumerate(zip(_scored(scorers, judged, decoded(model, res.latents)), res.scores))]
     if probe:
         probed = [st for st in res.stages if st.get("probe")]
         for i, r in enumerate(rows):
@@ -254,7 +265,7 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
                    "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
                    "upper_bound": m == "best-oracle", "nfe": None, "nfe_runs": None,
                    **{f"{a}{b}": None for a in ("delta", "delta_score", "vs_best_of_n")
-                      for b in ("", "_ci_low", "_ci_high")}}
+                      for b in ("", "_ci_low", "_ci_high")}, **search_work(got)}
             nfe = [r["nfe"] for r in got if r.get("nfe") is not None]
             if nfe:
                 row["nfe"] = float(np.mean(nfe))
@@ -272,6 +283,38 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
                 row.update({"vs_best_of_n": d, "vs_best_of_n_ci_low": lo, "vs_best_of_n_ci_high": hi})
             out.append(row)
     return out
+
+
+def search_work(rows: list[dict]) -> dict:
+    """What a search method's verifier did over its rows (steplens.methods.search.search_record): its name, the
+    samples with a choice among two or more particles (`decided`), the share of them where the verifier separated
+    the candidates at some choice (`separated`), the choices the tie rule decided (`ties`), and the share of samples
+    whose pick is the one seed's own run (`picked_one_seed`: member 0, never re-noised). None for rows of no search."""
+    mine = [r for r in rows if "decisions" in r]
+    if not mine:
+        return {"verifier": None, "decided": None, "separated": None, "ties": None, "picked_one_seed": None}
+    decided = [r for r in mine if r.get("separated") is not None]
+    one = [r["picked_one_seed"] for r in mine if r.get("picked_one_seed") is not None]
+    return {"verifier": mine[0].get("verifier"), "decided": len(decided),
+            "separated": float(np.mean([bool(r["separated"]) for r in decided])) if decided else None,
+            "ties": int(sum(r.get("ties") or 0 for r in mine)),
+            "picked_one_seed": float(np.mean(one)) if one else None}
+
+
+def verifier_note(table: list[dict], name: str) -> str | None:
+    """A plain sentence where the verifier separated the candidates of no sample for some search method (its picks
+    fell to the tie rule: particle 0, the one seed's video), else None."""
+    flat = [r for r in table if r.get("separated") == 0.0 and r.get("decided")]
+    if not flat:
+        return None
+    which = ", ".join(f"{r['method']} B={r['budget']}" + (f" ({r['task']})" if len({x['task'] for x in table}) > 1
+                                                          else "") for r in flat)
+    one_seed = all(r.get("picked_one_seed") == 1.0 for r in flat)
+    return (f"the verifier {name!r} scored every candidate alike on every sample of {which}: no choice was made by "
+            f"it; {sum(r['ties'] for r in flat)} ties fell to the tie rule (lowest particle index), so these rows "
+            + ("return particle 0, the one seed's video, and measure no search" if one_seed else
+               "measure the tie rule, not the verifier")
+            + ". Use a verifier that separates candidates (`steplens verifiers`).")
 
 
 def head_to_head(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
@@ -318,10 +361,11 @@ class Compare(ProbeBase):
             base = search or SearchConfig()
             given = s.tasks.split(",") if isinstance(s.tasks, str) else list(s.tasks or [])
             tasks = [] if s.data is not None else (given or [s.task])  # a folder's tasks: checked per sample
+            folder = folder_samples(s) if s.data is not None and model is None else []  # before the model loads
             for m in search_methods:
                 for b in budgets:
                     check_search(search_at(base, m, b, steps) if steps is not None else
-                                 base.model_copy(update={"method": m}), steps, tasks)
+                                 base.model_copy(update={"method": m}), steps, tasks, folder)
         n_list = list(n_list)
         if len(set(n_list)) != len(n_list) or len(set(methods)) != len(methods):
             raise ValueError(f"repeated N or method: N {n_list}, methods {methods}; give each once")
@@ -337,6 +381,12 @@ class Compare(ProbeBase):
             return {"n_list": n_list, "methods": methods, "ens": ens}
         return {"n_list": n_list, "methods": methods, "ens": ens, "budgets": budgets,
                 "search_methods": list(search_methods), "search": search or SearchConfig()}
+
+    def prepare(self, r: ProbeRun) -> None:
+        """Every sample's verifier resolved before the first row (a folder the verifier cannot read is refused)."""
+        if r.options.get("budgets"):
+            for m in r.options["search_methods"]:
+                check_search(r.options["search"].model_copy(update={"method": m}), None, (), r.samples)
 
     def config(self, r: ProbeRun) -> dict:
         o = r.options
@@ -404,10 +454,12 @@ class Compare(ProbeBase):
         if r.options.get("budgets"):
             out["budget_table"] = budget_table(rows, jobs)
             out["auc"] = step_auc([x for x in rows if x.get("particles")])
+            name = r.options["search"].verifier
+            out["verifier"] = {"name": name, "tie_rule": TIE_RULE, "note": verifier_note(out["budget_table"], name)}
         return out
 
     def write(self, r: ProbeRun, res: dict) -> None:
-        extra = {k: res[k] for k in ("budget_table", "auc") if k in res}
+        extra = {k: res[k] for k in ("budget_table", "auc", "verifier") if k in res}
         atomic_write_json(r.out / "results.json", {"format": 1, "experiment": "compare", "config": r.config,
                                                    "table": res["table"], "head_to_head": res["head_to_head"],
                                                    **({"cost": res["cost"]} if res.get("cost") else {}),
@@ -452,16 +504,29 @@ class Compare(ProbeBase):
                         "same samples and noises. Search methods pick with a verifier that never sees the answer. "
                         "delta / delta_score: paired difference to one seed in solve rate / mean score, bootstrap "
                         "95% interval; vs_best_of_n: a search method's solve rate minus verifier best-of-n's at the "
-                        "same budget (paired, 95%). best-oracle uses the scorer: an upper bound, not a method.")
+                        "same budget (paired, 95%). best-oracle uses the scorer: an upper bound, not a method. "
+                        + verifier_text(res.get("verifier")))
             rep.image(f"{rel}/budget.png", "solve rate against NFE per family")
             rep.table(res["budget_table"], ["task", "method", "budget", "nfe_runs", "samples", "solve_rate", "ci_low",
                                             "ci_high", "mean_score", "delta", "delta_ci_low", "delta_ci_high",
                                             "delta_score", "delta_score_ci_low", "delta_score_ci_high",
-                                            "vs_best_of_n", "vs_best_of_n_ci_low", "vs_best_of_n_ci_high"])
+                                            "vs_best_of_n", "vs_best_of_n_ci_low", "vs_best_of_n_ci_high",
+                                            "verifier", "decided", "separated", "ties", "picked_one_seed"])
         if res.get("auc"):
             rep.text("How early x̂0 tells: AUC of the verifier on a particle's x̂0 at step k for that particle's final "
                      "success (best-of-n's particles at the largest budget; None where all or none succeed):")
             rep.table(res["auc"], ["task", "step", "particles", "final_rate", "auc"])
+
+
+def verifier_text(v: dict | None) -> str:
+    """The search methods' verifier, what its columns mean, and its note where it separated nothing."""
+    if not v:
+        return ""
+    text = (f"Search methods' verifier: {v['name']!r}. separated: the share of samples (of `decided`, those with a "
+            f"choice among two or more particles) where the verifier's scores were not all equal at some choice; "
+            f"ties: choices the tie rule decided ({v['tie_rule']}); picked_one_seed: the share whose pick is the one "
+            f"seed's own run.")
+    return text + (f" NOTE: {v['note']}" if v.get("note") else "")
 
 
 def _best_ensemble(table: list) -> dict | None:

@@ -11,7 +11,8 @@ from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_sco
 from .rules import RuleBasedScorer
 from .sample import Sample, continue_from_frames, write_sample
 from .splits import PARTS, check_part, content_id, draw, draw_many, part_of
-from .verify import Verifier, get_verifier, register_verifier, strip_sample, verifier_names, verify_many
+from .verify import (Verifier, check_samples, check_verifier_task, get_verifier, register_verifier, strip_sample,
+                     verifier_names, verifier_origin, verifier_reads, verify_many)
 
 
 def answer_region(sample: Sample):
@@ -46,4 +47,5 @@ def palette(task: str | Sample):
 __all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample", "Verifier", "get_verifier", "register_verifier", "strip_sample",
-           "verifier_names", "verify_many", "continue_from_frames", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of"]
+           "verifier_names", "verify_many", "continue_from_frames", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of",
+           "check_samples", "check_verifier_task", "verifier_reads", "verifier_origin"]

@@ -35,6 +35,9 @@ class CheckerVerifier:
 
     name = "checker"
     strength = "checker"
+    reads = ("the first frame and prompt, through the sample's task's own check hook: validity rules, nothing solved "
+             "(a maze: one connected path from start to goal off the walls, no distances); not a sample steplens did "
+             "not draw")
 
     def _hook(self, task_name: str):
         t = find_task(task_name)
@@ -47,10 +50,15 @@ class CheckerVerifier:
     def check_task(self, task_name: str) -> None:
         self._hook(task_name)
 
-    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+    def check_sample(self, sample: Sample) -> None:
+        """Refuse, before any work, a sample not drawn by steplens or of a task without a check hook."""
         if getattr(sample, "foreign", None):
             raise ValueError(f"sample {sample.name} is not drawn by steplens ({sample.foreign}); the checker reads "
                              f"steplens's drawings: use `consensus` or a plug-in verifier that reads any frame")
+        self._hook(sample.task)
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        self.check_sample(sample)
         return self._hook(sample.task)(np.asarray(video), sample)
 
 

@@ -26,7 +26,12 @@ A verifier is an object with ``name`` (str) and
   work for a task it cannot verify.
 - ``verify_many(videos, sample) -> list[Score]`` (optional): score several answers to one sample together (a
   verifier that compares them, such as ``consensus``). Callers use the module function ``verify_many``, which
-  falls back to ``verify`` one by one.
+  falls back to ``verify`` one by one, and checks every output before anything ranks it: a return that is not a
+  ``Score``, a score that is not a finite number in [0, 1], a non-bool ``success``, a wrong count or an exception
+  stops the run with a ValueError naming the verifier and the sample.
+- ``check_sample(sample)`` (optional): like ``check_task``, per sample (the ``task`` verifier refuses samples
+  steplens did not draw); commands call it on every sample before the model loads (``check_samples``).
+- ``reads`` (optional str): what it reads, shown by ``steplens verifiers`` (else its docstring's first paragraph).
 
 Each verifier declares its ``strength`` (``steplens.tasks.checker``): ``checker`` (validity rules, nothing solved),
 ``solver`` (computes the answer from the first frame), ``consensus`` (agreement among particles), or a plug-in's own.
@@ -70,6 +75,9 @@ TEST_TIME_META = ("task", "n", "frames", "upscale", "chain_prefix")  # chain_pre
 
 _VERIFIERS: dict[str, Callable[[], "Verifier"]] = {}
 _LOADED = False
+# what works where the `task` verifier cannot read a sample (VBVR-Bench's rendered frames, a task without a hook)
+OTHERS = ("use --verifier consensus (any task: how much the particles' answers agree) or a plug-in verifier that "
+          "reads any frame, such as a VLM judge (`steplens verifiers` lists those registered)")
 
 
 @runtime_checkable
@@ -125,15 +133,137 @@ def get_verifier(name: str) -> Verifier:
         raise ValueError(f"unknown verifier {name!r}; available: {', '.join(verifier_names())} (`task`: each "
                          f"sample's task's own verify hook, for {', '.join(tasks_with('verify'))}; plug-ins register "
                          f"through the '{GROUP}' entry point group or steplens.tasks.register_verifier)")
-    return _VERIFIERS[name]()
+    try:
+        return _VERIFIERS[name]()
+    except Exception as e:  # a plug-in's factory (a judge's weights, a server): named, never a raw traceback
+        raise ValueError(f"verifier {name!r} could not be built: {type(e).__name__}: {short(str(e))}") from None
+
+
+def check_verifier_task(verifier: Verifier, task: str) -> None:
+    """The verifier's own `check_task(task)` where it has one; its ValueError passes as it is (it says why), any
+    other exception is named with the verifier and the task."""
+    fn = getattr(verifier, "check_task", None)
+    if callable(fn):
+        _named(verifier, f"checking task {task!r}", fn, task)
+
+
+def _named(verifier, what: str, fn, *args):
+    try:
+        return fn(*args)
+    except ValueError:
+        raise
+    except Exception as e:
+        name = getattr(verifier, "name", type(verifier).__name__)
+        raise ValueError(f"verifier {name!r} raised {type(e).__name__} {what}: {short(str(e))}") from None
+
+
+def verifier_strength(name: str) -> str:
+    """The declared strength of the verifier registered as `name` (checker, solver, consensus, a plug-in's own, or
+    'undeclared'), read from its factory without building it."""
+    _load()
+    got = getattr(_VERIFIERS.get(name), "strength", None)
+    return str(got) if got else "undeclared"
+
+
+def verifier_reads(name: str) -> str:
+    """What the verifier registered as `name` reads, from its factory (never built: a plug-in's factory may load a
+    model): its `reads`, else the first line of its docstring, else "not declared"."""
+    _load()
+    factory = _VERIFIERS[name]
+    text = getattr(factory, "reads", None)
+    if not isinstance(text, str) or not text.strip():
+        doc = (getattr(factory, "__doc__", None) or "").strip()
+        text = " ".join(doc.split("\n\n")[0].split())
+    return text or "not declared (give the plug-in a `reads` attribute)"
+
+
+def verifier_origin(name: str) -> str:
+    """"built-in" for steplens's own verifiers, else "plug-in (module.factory)"."""
+    _load()
+    factory = _VERIFIERS[name]
+    if any(factory is v for v in VERIFIERS.values()):
+        return "built-in"
+    where = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', type(factory).__name__)}"
+    return f"plug-in ({where})"
+
+
+def check_samples(verifier: Verifier, samples) -> None:
+    """Refuse, before any work, samples `verifier` cannot verify: its `check_sample(sample)` for every sample where
+    it has one, else its `check_task(task)` once per task; the error counts them and names the first."""
+    one = getattr(verifier, "check_sample", None)
+    per_task = getattr(verifier, "check_task", None)
+    samples = list(samples)
+    bad, tasks = [], {}
+    for x in samples:
+        try:
+            if callable(one):
+                _named(verifier, f"checking sample {x.name}", one, x)
+            elif callable(per_task):
+                if x.task not in tasks:
+                    tasks[x.task] = None
+                    check_verifier_task(verifier, x.task)
+        except ValueError as e:
+            bad.append(e)
+            tasks[x.task] = e
+        else:
+            if not callable(one) and tasks.get(x.task) is not None:
+                bad.append(tasks[x.task])
+    if bad:
+        name = getattr(verifier, "name", type(verifier).__name__)
+        raise ValueError(f"verifier {name!r} cannot verify {len(bad)} of {len(samples)} samples: {bad[0]}")
 
 
 def verify_many(verifier: Verifier, videos, sample: Sample) -> list[Score]:
     """Scores of several answers to one sample: the verifier's own `verify_many` if it has one, else `verify`
-    one by one."""
-    if callable(getattr(verifier, "verify_many", None)):
-        return list(verifier.verify_many(list(videos), sample))
-    return [verifier.verify(np.asarray(v), sample) for v in videos]
+    one by one. Every output is checked before anything ranks it (`checked_score`): an exception, a return that is
+    not a `Score`, a score that is not a finite number in [0, 1] or a wrong count is a ValueError naming the
+    verifier and the sample."""
+    videos = list(videos)
+    name = getattr(verifier, "name", type(verifier).__name__)
+    where = f"verifier {name!r} on sample {sample.name}"
+    try:
+        if callable(getattr(verifier, "verify_many", None)):
+            got = verifier.verify_many(videos, sample)
+            got = list(got) if isinstance(got, (list, tuple)) else got
+        else:
+            got = [verifier.verify(np.asarray(v), sample) for v in videos]
+    except Exception as e:  # a plug-in's own failure: named, never a raw traceback
+        if isinstance(e, ValueError) and str(e).startswith(where):
+            raise
+        raise ValueError(f"{where} raised {type(e).__name__}: {short(str(e))}") from None
+    if not isinstance(got, list):
+        raise ValueError(f"{where}: verify_many returned a {type(got).__name__}; expected a list of Score, one per "
+                         f"video")
+    if len(got) != len(videos):
+        raise ValueError(f"verifier {name!r} returned {len(got)} score{'s' if len(got) != 1 else ''} for "
+                         f"{len(videos)} videos of sample {sample.name}; expected one Score per video")
+    return [checked_score(sc, where) for sc in got]
+
+
+def checked_score(sc, where: str) -> Score:
+    """`sc` if it is a `Score` with a finite number in [0, 1] and a bool; else a ValueError naming `where`."""
+    import math
+    import numbers
+
+    if not isinstance(sc, Score):
+        raise ValueError(f"{where} returned a {type(sc).__name__} ({short(repr(sc))}); expected a "
+                         f"steplens.tasks.Score(score in [0, 1], success: bool)")
+    v = sc.score
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise ValueError(f"{where}: score {short(repr(v))} is a {type(v).__name__}; a Score's score is a number in "
+                         f"[0, 1]")
+    if not math.isfinite(float(v)) or not 0.0 <= float(v) <= 1.0:
+        raise ValueError(f"{where}: score {float(v)!r} is not a finite number in [0, 1]; a verifier's Score has a "
+                         f"score in [0, 1] (higher is better), never NaN or infinite")
+    if not isinstance(sc.success, (bool, np.bool_)):
+        raise ValueError(f"{where}: success {short(repr(sc.success))} is a {type(sc.success).__name__}; a Score's "
+                         f"success is a bool")
+    return sc
+
+
+def short(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters (a message names a value, it does not echo a page of it)."""
+    return text if len(text) <= limit else text[: limit - 25] + f"... ({len(text)} characters)"
 
 
 class TaskVerifier:
@@ -142,23 +272,30 @@ class TaskVerifier:
 
     name = "task"
     strength = "solver"  # the tasks' verify hooks compute the answer from the first frame (steplens.tasks.checker)
+    reads = ("the first frame and prompt, through the sample's task's own verify hook (rules that know steplens's "
+             "drawings); not a sample steplens did not draw (VBVR-Bench's rendered frames)")
 
     def _hook(self, task_name: str):
         t = find_task(task_name)
         fn = getattr(t, "verify", None) if t is not None else None
         if not callable(fn):
             raise ValueError(f"task {task_name!r} has no verify hook; tasks with one: "
-                             f"{', '.join(tasks_with('verify'))}; use another verifier (`consensus`, or a plug-in "
-                             f"such as a VLM judge: steplens.tasks.verify)")
+                             f"{', '.join(tasks_with('verify'))}; {OTHERS}")
         return fn
 
     def check_task(self, task_name: str) -> None:
         self._hook(task_name)
 
-    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+    def check_sample(self, sample: Sample) -> None:
+        """Refuse, before any work, a sample this verifier cannot read: one not drawn by steplens, or of a task
+        without a verify hook."""
         if getattr(sample, "foreign", None):
-            raise ValueError(f"sample {sample.name} is not drawn by steplens ({sample.foreign}); the task verifier "
-                             f"reads steplens's drawings: use a plug-in verifier that reads any frame (a VLM judge)")
+            raise ValueError(f"sample {sample.name} is not drawn by steplens ({sample.foreign}); the `task` verifier "
+                             f"reads steplens's drawings only: {OTHERS}")
+        self._hook(sample.task)
+
+    def verify(self, video: np.ndarray, sample: Sample) -> Score:
+        self.check_sample(sample)
         return self._hook(sample.task)(np.asarray(video), sample)
 
 
@@ -174,6 +311,8 @@ class ConsensusVerifier:
 
     name = "consensus"
     strength = "consensus"
+    reads = ("the final frames of the sample's other particles, its first frame and its task's palette: any task, "
+             "any folder (VBVR-Bench's included); needs two or more particles")
 
     def __init__(self, threshold: float = 0.5):
         if not 0.0 <= threshold <= 1.0:
