@@ -102,3 +102,21 @@ def test_symmetry_refuses_blended_off_palette_cells(family):
     assert scorer.score(np.stack([first, noisy]), s).success
     got = scorer.score(np.stack([first, blended]), s)
     assert not got.success and got.details["blended_cells"] == 1
+
+
+def test_a_chain_with_the_checker_keeps_only_what_the_checker_vouches_for_and_reports_the_last_links_share():
+    """chain on 7x7 mazes with a shipped model: with `checker` every link after the first starts where the checker's
+    prefix ends (recorded as such); each row gives the share of its final answer the last link drew."""
+    from steplens.methods.search import SearchConfig, search_rows
+    from steplens.models.load import load_model
+    from steplens.tasks import Scorers
+
+    model = load_model("tiny-maze")
+    samples = [draw(get_task("maze"), s, "test", 7, 4, idx=s) for s in range(6)]
+    cfg = SearchConfig(method="chain", n=1, links=3, verifier="checker")
+    rows = search_rows(model, samples, cfg, Scorers(), steps=6)
+    assert all(0 < r["last_link_share"] <= 1 for r in rows)
+    assert any(r["links"] == 1 and r["last_link_share"] == 1.0 for r in rows) or any(r["links"] > 1 for r in rows)
+    for r in rows:
+        if r["links"] == 1:
+            assert r["last_link_share"] == 1.0

@@ -12,3 +12,11 @@ from . import cmd_tasks, cmd_run, cmd_eval, cmd_trace, cmd_probe, cmd_study, cmd
 from .app import app, main
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str):
+    if name == "click_app":  # the click command behind the typer app (the docs site's CLI reference reads it)
+        import typer
+
+        return typer.main.get_command(app)
+    raise AttributeError(name)

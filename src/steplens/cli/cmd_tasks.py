@@ -74,8 +74,7 @@ def tasks_generate(
 def verifiers_list():
     """The registered verifiers (built-ins and plug-ins) the search methods pick with (--verifier), what each reads,
     and which tasks the `task` verifier can read."""
-    from ..tasks import task_names, tasks_with, verifier_names, verifier_origin, verifier_reads
-    from ..tasks.verify import verifier_strength
+    from ..tasks import task_names, tasks_with, verifier_names, verifier_origin, verifier_reads, verifier_strength
 
     try:
         table = Table(title="verifiers (--verifier NAME; a verifier never reads the answer)")

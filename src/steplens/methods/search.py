@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..hooks import Hooks
 from ..tape import ForwardTape, NFECounter, forwards, run_until
-from ..tasks import (Score, check_samples, check_verifier_task, find_task, get_verifier, strip_sample, tasks_with,
+from ..tasks import (Score, strength_of, check_samples, check_verifier_task, find_task, get_verifier, strip_sample, tasks_with,
                      verifier_names, verify_many)
 from .ensemble import member_seeds
 
@@ -515,6 +515,9 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
     verifier = verifier or make_verifier(cfg.verifier)
     counter = counter if counter is not None else NFECounter()
     inner = cfg.inner_config()
+    # what a link keeps of an answer is no stronger than the verifier: a solver's prefix (on a shortest path) only
+    # with a solver; any other verifier keeps what the task's validity rules vouch for (`strength="checker"`)
+    prefix_kw = {} if strength_of(verifier) == "solver" else {"strength": "checker"}
     current = list(samples)
     todo = list(range(len(samples)))
     latents: list[torch.Tensor | None] = [None] * len(samples)
@@ -537,7 +540,7 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
             if not accepted[j] and link < cfg.links - 1:
                 task = find_task(current[i].task)
                 try:
-                    current[i] = task.continue_from(current[i], videos[j][-1])
+                    current[i] = task.continue_from(current[i], videos[j][-1], **prefix_kw)
                 except ValueError:
                     continue  # nothing the next link could build on: this answer stays
                 nxt.append(i)
@@ -565,15 +568,30 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
         for chunk in batches(list(samples), batch):
             res = search(model, chunk, [int(s.seed) for s in chunk], cfg, steps, shift, guidance, frames)
             judged = res.final_samples or chunk
-            scored = score_videos(judged, decoded(model, res.latents), scorers)
+            scored = score_videos(judged, decoded(model, res.latents), scorers, details=cfg.method == "chain")
             for j, (s, r, v) in enumerate(zip(chunk, scored, res.scores)):
+                share = last_link_share(judged[j], r) if res.links else None
+                r = {k: x for k, x in r.items() if k != "details"}
                 rows.append({"sample": s.name, "task": s.task, **r, "verified": bool(v.success),
                              "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(chunk),
                              **search_record(res, j, cfg),
                              **({"links": sum(1 for x in res.links if s.name in
-                                              {chunk[j].name for j in x["samples"]})} if res.links else {})})
+                                              {chunk[j].name for j in x["samples"]})} if res.links else {}),
+                             **({"last_link_share": share} if share is not None else {})})
             bar.update(len(chunk))
     return rows
+
+
+def last_link_share(final_sample, row: dict) -> float | None:
+    """The share of a chain's final answer drawn by its last link: the last link's path (its orange pixels and the
+    step onto the goal) against the whole path from the first start (the links before it: the sample's
+    `chain_prefix`). 1.0 for a chain solved in one link; None where the task records no path (not a maze)."""
+    details = row.get("details") or {}
+    if "path_pixels" not in details:
+        return None
+    before = max(0, len((final_sample.meta or {}).get("chain_prefix", [])) - 1)
+    last = int(details["path_pixels"]) + 1
+    return last / (before + last)
 
 
 # -- how early x̂0 tells: AUC of the step-k verifier for final success ------------------------------------------------

@@ -9,10 +9,11 @@ from .contract import Score, Scorer, Task, default_answer_region, has_generator
 from .registry import (DEFAULT_TASK, Scorers, find_task, generator_task, get_scorer, get_task, next_size, parse_tasks,
                        register_scorer, register_task, scorer_names, task_names, tasks_with)
 from .rules import RuleBasedScorer
+from .checker import strength_of
 from .sample import Sample, continue_from_frames, write_sample
 from .splits import PARTS, check_part, content_id, draw, draw_many, part_of
 from .verify import (Verifier, check_samples, check_verifier_task, get_verifier, register_verifier, strip_sample,
-                     verifier_names, verifier_origin, verifier_reads, verify_many)
+                     verifier_names, verifier_origin, verifier_reads, verifier_strength, verify_many)
 
 
 def answer_region(sample: Sample):
@@ -48,4 +49,4 @@ __all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedS
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample", "Verifier", "get_verifier", "register_verifier", "strip_sample",
            "verifier_names", "verify_many", "continue_from_frames", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of",
-           "check_samples", "check_verifier_task", "verifier_reads", "verifier_origin"]
+           "check_samples", "check_verifier_task", "strength_of", "verifier_strength", "verifier_reads", "verifier_origin"]
