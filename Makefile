@@ -7,19 +7,24 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-fast browser bench clean
+.PHONY: demo test test-fast browser bench docs clean
 
 $(BIN)/.steplens-installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[wan,test,ray]"
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# the tests also need the diffusers backends, Ray, pytest/playwright/hypothesis and the docs tools
+$(BIN)/.steplens-test-installed: $(BIN)/.steplens-installed
+	$(BIN)/python -m pip install -q -e ".[wan,test,ray,docs]"
 	touch $@
 
 demo: $(BIN)/.steplens-installed
 	$(BIN)/steplens demo --out runs/demo
 
-test: $(BIN)/.steplens-installed browser
+test: $(BIN)/.steplens-test-installed browser
 	$(BIN)/python -m pytest
 
 # the browser test drives Debian's Chromium; installed where we may (root, apt), else that test is skipped with the reason
@@ -30,8 +35,12 @@ browser:
 	  echo "chromium not installed: the browser test will be skipped (apt-get install chromium)"
 
 # the inner loop: unit tests on tiny models, no end-to-end runs, no Wan pipelines, no torchrun processes
-test-fast: $(BIN)/.steplens-installed
+test-fast: $(BIN)/.steplens-test-installed
 	$(BIN)/python -m pytest -m "not slow and not wan and not distributed"
+
+# the docs site (mkdocs Material): site/index.html
+docs: $(BIN)/.steplens-test-installed
+	$(BIN)/python -m mkdocs build --strict
 
 bench: $(BIN)/.steplens-installed
 	$(BIN)/python benchmarks/solve_rate.py
