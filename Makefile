@@ -21,8 +21,9 @@ $(BIN)/.steplens-test-installed: $(BIN)/.steplens-installed
 	$(BIN)/python -m pip install -q -e ".[wan,test,ray,docs]"
 	touch $@
 
+# first a family whose early x̂0 holds several right answers and commits late (symmetry-open), then mazes
 demo: $(BIN)/.steplens-installed
-	$(BIN)/steplens demo --out runs/demo
+	$(BIN)/steplens demo --model tiny-reasoner --task symmetry-open,maze --count 2 --out runs/demo
 
 test: $(BIN)/.steplens-test-installed browser
 	$(BIN)/python -m pytest
