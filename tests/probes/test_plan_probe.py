@@ -104,3 +104,20 @@ def test_plan_options_refused_by_name():
         check_options(4, n_seeds=0)
     with pytest.raises(ValueError, match=r"\[0, 4\].*0..3 \(this run has 4 steps\)"):
         check_options(4, ks=[0, 4])
+
+
+@pytest.mark.slow
+def test_a_student_is_measured_beside_its_teacher_at_matched_sigma(tmp_path):
+    from steplens.experiments.chains import step_sigmas_of
+
+    student = load_model("tiny-reasoner-4step")
+    s = ProbeSettings(count=2, size=5, batch=2, task="maze")
+    res = get_probe("plan").run(student, tmp_path / "st", s, n_seeds=2, teacher="tiny-reasoner", progress=False)
+    h = res["headline"]
+    assert h["teacher"]["model"] == "tiny-reasoner" and set(h["teacher"]["families"]) == {"maze"}
+    teacher_sigmas = step_sigmas_of(load_model("tiny-reasoner"))
+    got = h["matched_sigma"]
+    assert [g["student_k"] for g in got] == [r["k"] for r in res["table"]] == [0, 1, 2, 3]
+    for g in got:  # each student step beside the teacher step nearest in σ, of the teacher's own grid
+        assert g["teacher_sigma"] == min(teacher_sigmas, key=lambda x: abs(x - g["sigma"]))
+    assert got[-1]["student_agreement"] == 1.0

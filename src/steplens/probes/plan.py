@@ -62,8 +62,10 @@ def default_ks(steps: int) -> list[int]:
     return sorted(ks)
 
 
-def check_options(steps: int | None, n_seeds=4, ks=None) -> dict:
-    """The probe's own options, checked before any model loads (ValueError naming the value and what is allowed)."""
+def check_options(steps: int | None, n_seeds=4, ks=None, teacher: str | None = None) -> dict:
+    """The probe's own options, checked before any model loads (ValueError naming the value and what is allowed).
+    `teacher`: a model run beside this one on the same samples and seeds, at its own sampling, measured at the steps
+    nearest in σ to this model's (a few-step student's teacher)."""
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or not 1 <= n_seeds <= MAX_SEEDS:
         raise ValueError(f"plan probe: --n-seeds {n_seeds!r}; allowed: an integer from 1 to {MAX_SEEDS} (seeds per "
                          f"sample; plan diversity needs 2 or more)")
@@ -76,7 +78,13 @@ def check_options(steps: int | None, n_seeds=4, ks=None) -> dict:
         ks = sorted(ks)
     elif steps is not None:
         ks = default_ks(steps)
-    return {"n_seeds": int(n_seeds), "ks": ks}
+    if teacher is not None:
+        from ..models.load import SHIPPED, identity_of
+
+        if not isinstance(teacher, str) or (teacher not in SHIPPED and "weights_sha256" not in identity_of(teacher)):
+            raise ValueError(f"plan probe: --teacher {teacher!r} is not a model steplens can load here; allowed: "
+                             f"{', '.join(SHIPPED)} or a .safetensors weights file (an embedded model)")
+    return {"n_seeds": int(n_seeds), "ks": ks, **({"teacher": teacher} if teacher is not None else {})}
 
 
 # -- plans -------------------------------------------------------------------------------------------------------
@@ -342,23 +350,55 @@ class PlanProbe(ProbeBase):
     study = StudyPart(count="probe_count", order=60, options=lambda cfg: {"n_seeds": max(2, int(cfg.n_seeds))},
                       summary=lambda res: res["headline"].get("families"))
 
-    def options(self, model, s: ProbeSettings, n_seeds=4, ks=None) -> dict:
-        return check_options(s.steps, n_seeds, ks)
+    def options(self, model, s: ProbeSettings, n_seeds=4, ks=None, teacher=None) -> dict:
+        return check_options(s.steps, n_seeds, ks, teacher)
 
     def plan(self, s: ProbeSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
-        o = check_options(s.steps, **{k: options[k] for k in ("n_seeds", "ks") if k in options})
-        return {"plan": Branch(0, runs=o["n_seeds"])}
+        o = check_options(s.steps, **{k: options[k] for k in ("n_seeds", "ks", "teacher") if k in options})
+        # the teacher runs at its own steps, unknown without loading it: priced at this model's (a lower bound)
+        return {"plan": Branch(0, runs=o["n_seeds"]), **({"teacher": Branch(0, runs=o["n_seeds"])}
+                                                         if o.get("teacher") else {})}
+
+    def prepare(self, r: ProbeRun) -> None:
+        """With a teacher: load it, its own sampling, and its steps nearest in σ to this model's measured steps."""
+        if not r.options.get("teacher"):
+            return
+        from ..experiments.chains import align_by_sigma, own_sampling, step_sigmas_of
+        from ..models.load import load_model
+
+        teacher = load_model(r.options["teacher"])
+        mine, theirs = step_sigmas_of(r.model), step_sigmas_of(teacher)
+        if mine is None or theirs is None:
+            raise ValueError("plan probe: --teacher needs both models' σ grids; a scheduler that keeps its own grid "
+                             "cannot be matched by σ")
+        near = sorted(set(align_by_sigma([mine[k] for k in r.options["ks"]], theirs)))
+        r.state["teacher"] = (teacher, own_sampling(r.settings).for_model(teacher), near)
 
     def conditions(self, r: ProbeRun) -> dict:
-        return {"plan": None}
+        return {"plan": None, **({"teacher": None} if r.options.get("teacher") else {})}
+
+    def group(self, r: ProbeRun, condition: str):
+        return "plan"
 
     def batch(self, r: ProbeRun):
         def run(conds, batch):
-            return {"plan": plan_rows(r.model, batch, r.settings, r.options["n_seeds"], r.options["ks"])}
+            got = {}
+            if "plan" in conds:
+                got["plan"] = plan_rows(r.model, batch, r.settings, r.options["n_seeds"], r.options["ks"])
+            if "teacher" in conds:
+                teacher, settings, near = r.state["teacher"]
+                got["teacher"] = plan_rows(teacher, batch, settings, r.options["n_seeds"], near)
+            return got
         return run
 
     def summary(self, r: ProbeRun, by: dict) -> dict:
-        return summarize_plan(by["plan"], r.options["n_seeds"])
+        res = summarize_plan(by["plan"], r.options["n_seeds"])
+        if "teacher" in by:
+            t = summarize_plan(by["teacher"], r.options["n_seeds"])
+            res["headline"]["teacher"] = {"model": r.options["teacher"], "families": t["headline"]["families"],
+                                          "table": t["table"]}
+            res["headline"]["matched_sigma"] = at_matched_sigma(res["table"], t["table"])
+        return res
 
     def finish(self, r: ProbeRun, res: dict, rows: dict) -> None:
         plot(r.out, res["table"], res["headline"])
