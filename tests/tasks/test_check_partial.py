@@ -49,3 +49,23 @@ def test_a_family_that_cannot_judge_single_frames_says_so():
     s = get_task("tictactoe").sample(1)
     assert not callable(getattr(find_task("tictactoe"), "check_partial", None))
     assert partial_checks(s.ground_truth, s) is None
+
+
+@pytest.mark.parametrize("name", ["symmetry", "symmetry-open"])
+def test_a_symmetry_video_is_judged_frame_by_frame(name):
+    s = get_task(name).sample(4, size=6, frames=5)
+    assert partial_checks(s.ground_truth, s) == [True] * 5
+    video = s.ground_truth.copy()
+    grey = np.array([128, 128, 128])
+    # frame 2 fills a right-half cell next to the axis (row r, col 3) with a colour its mirror (col 2, visible in
+    # frame 0) does not have
+    r = next(r for r in range(6) if tuple(s.first_frame[1 + 2 * r, 1 + 2 * 2]) != tuple(grey))
+    mirror = s.first_frame[1 + 2 * r, 1 + 2 * 2]
+    wrong = np.array([0, 0, 255] if tuple(mirror) != (0, 0, 255) else [255, 0, 0], np.uint8)
+    for t in (2, 3):
+        video[t][1 + 2 * r:3 + 2 * r, 1 + 2 * 3:1 + 2 * 4] = wrong
+    assert partial_checks(video, s)[:4] == [True, True, False, False]
+    # a visible cell changed is wrong from the frame it changes
+    video = s.ground_truth.copy()
+    video[1][1:3, 1:3] = wrong if tuple(video[1][1, 1]) != tuple(wrong) else [255, 255, 255]
+    assert partial_checks(video, s)[:2] == [True, False]
