@@ -347,7 +347,7 @@ class PlanProbe(ProbeBase):
               f"side of the rule", "ours",
               "Demystifying Video Reasoning, arXiv 2603.16870 (Chain-of-Steps: several candidates early, one "
               "late; no test stated); ours: distinct plans among seeds at step 0, agreement rising to the end"))
-    study = StudyPart(count="probe_count", order=60, options=lambda cfg: {"n_seeds": max(2, int(cfg.n_seeds))},
+    study = StudyPart(count="probe_count", order=70, options=lambda cfg: {"n_seeds": max(2, int(cfg.n_seeds))},
                       summary=lambda res: res["headline"].get("families"))
 
     def options(self, model, s: ProbeSettings, n_seeds=4, ks=None, teacher=None) -> dict:
