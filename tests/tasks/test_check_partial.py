@@ -69,3 +69,30 @@ def test_a_symmetry_video_is_judged_frame_by_frame(name):
     video = s.ground_truth.copy()
     video[1][1:3, 1:3] = wrong if tuple(video[1][1, 1]) != tuple(wrong) else [255, 255, 255]
     assert partial_checks(video, s)[:2] == [True, False]
+
+
+def test_a_maze_path_that_turns_into_a_dead_end_is_rejected_there():
+    """In a perfect maze a path that turns off the solution can no longer reach the goal without crossing itself: the
+    checker sees it by looking (the goal unreachable from the tip through open pixels the path has not used), no
+    distances."""
+    from steplens.tasks.grid import GOAL, START, WALL, native_labels
+    from steplens.tasks.maze import ORANGE, shortest_pixel_path
+
+    def branch(seed):  # a maze whose solution passes a junction after its first pixels: (sample, path, i, q)
+        s = get_task("maze").sample(seed, size=6, frames=4)
+        ref, _ = native_labels(s.first_frame)
+        free = ref != WALL
+        path = shortest_pixel_path(free, tuple(np.argwhere(ref == START)[0]), tuple(np.argwhere(ref == GOAL)[0]))
+        on = set(path)
+        return next(((s, path, i, q) for i, p in enumerate(path[2:-1], 2)
+                     for q in ((p[0] + 1, p[1]), (p[0] - 1, p[1]), (p[0], p[1] + 1), (p[0], p[1] - 1))
+                     if free[q] and q not in on), None)
+
+    s, path, i, q = next(b for b in map(branch, range(100)) if b is not None)
+    good = s.first_frame.copy()
+    for p in path[1:i + 1]:
+        good[p] = ORANGE
+    bad = good.copy()
+    bad[q] = ORANGE
+    video = np.stack([s.first_frame, good, bad, bad])
+    assert partial_checks(video, s) == [True, True, False, False]
