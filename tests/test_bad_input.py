@@ -240,6 +240,15 @@ CASES = (
        (PROBE + ["--frame-noise", "sometimes"], ["frame_noise 'sometimes'", "one-step, every-step"]),
        (["probe", "energy", "--count", "1", "--out", "{root}/o-p4", "--frame-noise", "every-step"],
         ["--frame-noise every-step", "noise probe", "'energy'"]),
+       # the plan probe's seeds per sample (issue 35): bounded, and an option of that probe only
+       (["probe", "plan", "--count", "1", "--out", "{root}/o-p5", "--n-seeds", "0"], ["--n-seeds 0", "1 to 64"]),
+       (["probe", "plan", "--count", "1", "--out", "{root}/o-p5", "--n-seeds", "65"], ["--n-seeds 65", "1 to 64"]),
+       (["probe", "plan", "--count", "1", "--out", "{root}/o-p5", "--teacher", "nonesuch"],
+        ["--teacher 'nonesuch'", "tiny-reasoner"]),
+       (["probe", "noise", "--count", "1", "--out", "{root}/o-p6", "--teacher", "tiny-reasoner"],
+        ["--teacher tiny-reasoner", "plan probe", "'noise'"]),
+       (["probe", "energy", "--count", "1", "--out", "{root}/o-p6", "--n-seeds", "3"],
+        ["--n-seeds 3", "plan probe", "'energy'"]),
        (PROBE + ["--plan", "--model", "wan:{root}/nowhere"], ["--plan on wan:", "--steps", "--guidance"]),
        (STUDY + ["--plan", "--model", "wan:{root}/nowhere", "--steps", "2", "--guidance", "1"],
         ["--plan on wan:", "--tasks"])]

@@ -247,8 +247,8 @@ def test_a_plugin_probe_is_found_run_judged_and_joins_the_study(plugin, tiny_mod
     assert entry["kind"] == "probe tiny-plugin" and entry["headline"] == f"tiny solve rate {rate:.3f}"
     assert entry["claims"] == [("the tiny plug-in's model solves some mazes", rate > 0,
                                 f"solve rate {rate:.3f} (rule: a solve rate above 0)")]
-    assert study_parts() == ["solve", "sweep", "noise", "propagation", "energy", "swap", "tiny-plugin", "compare",
-                             "chains"]
+    assert study_parts() == ["solve", "sweep", "noise", "propagation", "energy", "swap", "tiny-plugin", "plan",
+                             "compare", "chains"]
 
 
 def test_a_plugin_that_breaks_the_contract_is_refused_by_name(monkeypatch):

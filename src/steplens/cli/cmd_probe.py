@@ -104,6 +104,11 @@ def probe(
                                                                           "at a few steps and frames) | every-step "
                                                                           "(one frame replaced at every step, "
                                                                           "steplens' earlier protocol)"),
+    n_seeds: Optional[int] = typer.Option(None, "--n-seeds", help="plan probe: seeds per sample (default 4; plan "
+                                                                   "diversity needs 2 or more)"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="plan probe: a model measured beside this one on "
+                                                                  "the same samples and seeds, at its own sampling, "
+                                                                  "at the steps nearest in σ (a student's teacher)"),
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
@@ -124,6 +129,14 @@ def probe(
                 raise ValueError(f"--frame-noise {frame_noise} is an option of the noise probe, not of {name!r}")
             from ..probes.noise import check_options
             options = {"frame_noise": check_options(frame_noise=frame_noise)["frame_noise"]}
+        if n_seeds is not None:
+            if name != "plan":
+                raise ValueError(f"--n-seeds {n_seeds} is an option of the plan probe, not of {name!r}")
+            options["n_seeds"] = n_seeds
+        if teacher is not None:
+            if name != "plan":
+                raise ValueError(f"--teacher {teacher} is an option of the plan probe, not of {name!r}")
+            options["teacher"] = teacher
         task = task or mod.default_task()
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
                              seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,

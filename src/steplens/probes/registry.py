@@ -18,7 +18,7 @@ GROUP = "steplens.probes"
 BUILTIN = {"noise": "steplens.probes.noise:PROBE", "propagation": "steplens.probes.propagation:PROBE",
            "energy": "steplens.probes.energy:PROBE", "swap": "steplens.probes.swap:PROBE",
            "sweep": "steplens.probes.sweep:PROBE", "behaviours": "steplens.probes.behaviours:PROBE",
-           "compare": "steplens.probes.compare:PROBE"}
+           "compare": "steplens.probes.compare:PROBE", "plan": "steplens.probes.plan:PROBE"}
 
 _SPECS: dict[str, str] | None = None  # name -> "module:attribute", in the registry's order
 _LOADERS: dict[str, object] = {}  # name -> the entry point (its load()), where one was installed

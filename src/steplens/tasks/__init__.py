@@ -34,6 +34,22 @@ def candidates(sample: Sample):
     return None
 
 
+def partial_checks(video, sample: Sample) -> list[bool] | None:
+    """Per frame t of a (T, H, W, 3) uint8 video answering `sample`: whether the video up to t passes the checker,
+    frames before the last by the task's `check_partial` hook (nothing drawn so far breaks a rule), the last by its
+    `check` hook (the answer whole). None when the family cannot judge single frames (no `check_partial` hook, or a
+    sample not drawn by steplens)."""
+    import numpy as np
+
+    t = None if sample.foreign else find_task(sample.task)
+    partial, whole = getattr(t, "check_partial", None), getattr(t, "check", None)
+    if not callable(partial) or not callable(whole):
+        return None
+    video = np.asarray(video)
+    last = len(video) - 1
+    return [bool((whole if i == last else partial)(video[: i + 1], sample).success) for i in range(len(video))]
+
+
 def palette(task: str | Sample):
     """The palette ((K, 3) uint8) of a task, or of a sample's task, or None (also for a sample not drawn by
     steplens: nothing to snap its frames to)."""
@@ -48,5 +64,5 @@ def palette(task: str | Sample):
 __all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedScorer", "Sample", "Score", "Scorer", "Scorers", "Task", "answer_region", "candidates", "default_answer_region", "find_task",
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample", "Verifier", "get_verifier", "register_verifier", "strip_sample",
-           "verifier_names", "verify_many", "continue_from_frames", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of",
+           "verifier_names", "verify_many", "continue_from_frames", "partial_checks", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of",
            "check_samples", "check_verifier_task", "strength_of", "verifier_strength", "verifier_reads", "verifier_origin"]

@@ -57,6 +57,11 @@ A task is an object with:
   reappear: the object whole past the wall, not where). Reads what ``verify`` may. The ``checker`` verifier calls
   it (``steplens.tasks.checker``); ``verify`` is the ``solver`` (it may compute the answer from the first frame).
   Where validity is the answer (symmetry), ``check`` applies the same rule and says so in its details.
+- ``check_partial(video, sample) -> Score`` (optional): the checker on a video that is not over yet (``video`` is
+  a generated video cut at frame t, ``video[:t + 1]``): success when nothing drawn so far breaks a validity rule,
+  so that it can still become a valid answer (a maze: the orange pixels so far are one chain growing from the
+  start, off the walls, no fork). Reads what ``check`` may. ``steplens.tasks.partial_checks`` applies it at every
+  frame (the time of first error, `steplens probe plan`); a family without it cannot judge single frames.
 - ``continue_from(sample, frame, strength="solver") -> Sample`` (optional): the next link of a chain of generations. ``frame``
   ((H, W, 3) uint8, native size or an integer upscale) is an answer, perhaps partial; the part of it the verifier
   accepts becomes part of the scene and the rest is asked again: an ordinary sample of the same task, with first

@@ -21,7 +21,7 @@ import numpy as np
 from . import maze as _maze
 from .contract import Candidate, Score
 from .grid import COLOURS, native_labels
-from .maze_score import GOAL, START, WALL, check_frame, continue_maze, score_frame, verify_frame
+from .maze_score import GOAL, START, WALL, check_frame, check_partial_frame, continue_maze, score_frame, verify_frame
 from .rules import RuleBasedScorer
 from .sample import Sample
 
@@ -147,6 +147,10 @@ class MazeLoopsTask:
         off the walls (`maze_score.check_frame`); unlike the verifier and the scorer it cannot tell a shortest path
         from a longer one (that needs the maze solved), so it accepts both."""
         return check_frame(np.asarray(video)[-1], sample.first_frame, GOAL)
+
+    def check_partial(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker on a video not over yet, as the maze's (`maze_score.check_partial_frame`)."""
+        return check_partial_frame(np.asarray(video)[-1], sample.first_frame, GOAL)
 
     def continue_from(self, sample: Sample, frame: np.ndarray, strength: str = "solver") -> Sample:
         """The next link of a chain, as the maze's: the start moves to the tip of the verified prefix (the part of

@@ -138,6 +138,41 @@ def check_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) ->
                  details={**details, "valid_path": s.success, "strength": "checker"})
 
 
+def check_partial_frame(frame: np.ndarray, first_frame: np.ndarray, goal: int = GOAL) -> Score:
+    """The maze checker on a frame of a video that is not over yet (the `check_partial` hook of the mazes): validity
+    rules only, nothing solved (no distances). Success: what is drawn so far can still become a valid path, i.e. its
+    orange pixels are off the walls and form one simple chain growing from the start (each pixel has one way on; a
+    fork, a loop back or a stroke not joined to the start is rejected) whose tip can still reach the goal through
+    open pixels the chain has not used (a turn into a dead end of a perfect maze is rejected there: what a user sees
+    by following the corridors); nothing drawn passes (the path has not started). Score: 1 then, else 0."""
+    ref, _ = native_labels(first_frame)
+    labels, _ = native_labels(frame, n=(ref.shape[0] - 1) // 2)
+    start, end = _locate(ref, START, "start (green)"), _locate(ref, goal, "goal")
+    path = labels == PATH
+    path[start] = path[end] = False
+    on_wall = int((path & (ref == WALL)).sum())
+    chain, came, fork = [start], None, False
+    while True:
+        p = chain[-1]
+        drawn = [q for q in neighbours(p, ref.shape) if path[q] and q != came and q not in chain]
+        if len(drawn) > 1:
+            fork = True
+        if len(drawn) != 1:
+            break
+        came = p
+        chain.append(tuple(int(x) for x in drawn[0]))
+    detached = int(path.sum()) - (len(chain) - 1)
+    open_px = ref != WALL
+    for p in chain[:-1]:
+        open_px[p] = False
+    reachable = bool(distances(open_px, chain[-1])[end] >= 0)
+    ok = on_wall == 0 and not fork and detached == 0 and reachable
+    return Score(score=float(ok), success=bool(ok),
+                 details={"path_pixels": int(path.sum()), "path_on_walls": on_wall, "forked": fork,
+                          "detached_pixels": detached, "goal_reachable": reachable, "strength": "checker",
+                          "partial": True})
+
+
 def checked_prefix(labels: np.ndarray, ref: np.ndarray, goal: int = GOAL) -> list[tuple[int, int]]:
     """The part of a drawn path a checker can vouch for without solving the maze: from the start, the orange pixels
     of `labels` the drawing commits to (one way on at each pixel), off the walls; it stops where the drawing forks,

@@ -13,7 +13,8 @@ import numpy as np
 from . import maze as _maze
 from .contract import Candidate, Score
 from .grid import COLOURS, GOAL, GOAL2, START, WALL, native_labels
-from .maze_score import MazeScore, check_frame, continue_maze, goal_label, score_frame, score_labels, verify_frame
+from .maze_score import (MazeScore, check_frame, check_partial_frame, continue_maze, goal_label, score_frame,
+                         score_labels, verify_frame)
 from .rules import RuleBasedScorer
 from .sample import Sample
 
@@ -117,6 +118,11 @@ class MazeTask:
         """The checker (validity rules only, nothing solved): the last frame's path is one simple connected path
         from the start to the goal the prompt names, off the walls (`maze_score.check_frame`)."""
         return check_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
+
+    def check_partial(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker on a video not over yet (its last frame, a frame t of a longer video): the path drawn so far
+        is off the walls and one chain growing from the start, no fork (`maze_score.check_partial_frame`)."""
+        return check_partial_frame(np.asarray(video)[-1], sample.first_frame, goal_label(sample.prompt))
 
     def continue_from(self, sample: Sample, frame: np.ndarray, strength: str = "solver") -> Sample:
         """The next link of a chain: the start moves to the tip of the verified prefix of the path drawn in

@@ -140,6 +140,24 @@ class SymmetryTask:
         out.details["strength"] = "checker (the same rule as the solver: validity is the answer)"
         return out
 
+    def check_partial(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker on a video not over yet (its last frame): every cell visible in frame 0 is kept, and every
+        hidden cell filled so far in a palette colour mirrors its twin where the twin shows a colour (a twin still
+        grey: not yet judged). A cell still grey, or a blend of two colours (a cell fading in), is not judged yet."""
+        side = sample.first_frame.shape[0]
+        n = (side - 1) // 2
+        first = read_cells(_native(sample.first_frame, side), n)
+        px = _native(np.asarray(video)[-1], side)
+        cells = read_cells(px, n)
+        shown = (cells < len(COLOURS)) & ~off_palette(px, n, cells)  # a colour, drawn crisply
+        hidden = first == HIDDEN
+        kept = bool((cells[~hidden] == first[~hidden]).all())
+        twin, twin_shown = cells[:, ::-1], shown[:, ::-1]
+        wrong = hidden & shown & twin_shown & (cells != twin)
+        ok = kept and not wrong.any()
+        return Score(score=float(ok), success=bool(ok), details={"visible_kept": kept, "wrong_cells": int(wrong.sum()),
+                                                                 "strength": "checker", "partial": True})
+
     def candidates(self, sample: Sample) -> list[Candidate]:
         """symmetry-open: the first open pair (a hidden left-half cell and its mirror, in reading order) in each
         colour, the rest as the ground truth: all right answers (any colour keeps the pair mirrored), so early
