@@ -53,11 +53,11 @@ from ..tasks import (Score, strength_of, check_samples, check_verifier_task, fin
                      verifier_names, verify_many)
 from .ensemble import member_seeds
 
-METHODS = ("best-of-n", "early-beam", "smc", "chain")
+METHODS = ("best-of-n", "early-beam", "smc", "chain", "backtrack")
 TIE_RULE = ("lowest particle index: among equal verifier scores the particle earlier in the population wins (at "
             "the start member 0, the one seed's noise; after a branching, a parent's exact continuation before its "
             "re-noised copies)")
-Method = Literal["best-of-n", "early-beam", "smc", "chain"]
+Method = Literal["best-of-n", "early-beam", "smc", "chain", "backtrack"]
 
 
 # -- verifiers ----------------------------------------------------------------------------------------------------
@@ -174,6 +174,10 @@ def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=(), samp
                 raise ValueError(f"smc resampling step {bad[0]}: must be before the last step {num_steps - 1} of "
                                  f"{num_steps} steps")
     verifier = make_verifier(cfg.verifier)
+    if cfg.method == "backtrack":
+        from .backtrack import check_backtrack
+
+        check_backtrack(None, tasks)
     for t in dict.fromkeys(tasks):
         if cfg.method == "chain" and not callable(getattr(find_task(t), "continue_from", None)):
             have = tasks_with("continue_from")
@@ -188,7 +192,7 @@ def search_nfe(cfg: SearchConfig, num_steps: int) -> int:
     """NFE per sample and CFG branch of a search (see the module doc); chain: of one generation."""
     S, n = num_steps, cfg.n
     method = cfg.inner if cfg.method == "chain" else cfg.method
-    if method in ("best-of-n", "smc"):
+    if method in ("best-of-n", "smc", "backtrack"):  # backtrack: n generations at most
         return n * S
     points = [beam_step(cfg, S), *cfg.steps]
     return n * (points[-1] + 1) + cfg.m * (S - points[-1] - 1)
@@ -352,6 +356,10 @@ def search_record(res: "SearchResult", i: int, cfg: SearchConfig) -> dict:
     member and whether it is the one seed's own run (member 0, never re-noised)."""
     ds = res.decisions[i] if res.decisions else []
     p = res.survivors_chosen[i] if res.survivors_chosen else None
+    if res.backtracks:  # generations along time, not choices among particles
+        hist = res.backtracks[i]
+        return {"verifier": cfg.verifier, "generations": len(hist), "backtrack": hist,
+                "kept_frames": hist[-1]["known"], "first_failures": [h["first_failure"] for h in hist]}
     return {"verifier": cfg.verifier, "decisions": ds,
             "separated": any(d["separated"] for d in ds) if ds else None,
             "ties": sum(d["tied"] for d in ds), "picked": int(res.chosen[i]),
@@ -376,6 +384,7 @@ class SearchResult:
     final_samples: list = field(default_factory=list)  # chain: the sample each last generation answered
     decisions: list[list[dict]] = field(default_factory=list)  # per sample: its choices (`decision`), in order
     survivors_chosen: list[Particle] = field(default_factory=list)  # per sample: the chosen particle
+    backtracks: list[list[dict]] = field(default_factory=list)  # backtrack: per sample, its generations
 
 
 def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, probe_steps=(),
@@ -440,6 +449,13 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
     num_steps = own(model, steps)[0]
     check_search(cfg, num_steps)
     gen = Gen(num_steps, shift, guidance, frames)
+    if cfg.method == "backtrack":
+        from .backtrack import backtrack
+
+        verifier = verifier or make_verifier(cfg.verifier)
+        check_samples(verifier, [strip_sample(x) for x in samples])
+        return backtrack(model, samples, seeds, cfg, gen, counter if counter is not None else NFECounter(), verifier,
+                         fresh_seed, decoded, SearchResult)
     decisions: list[list[dict]] = [[] for _ in samples]
     counter = counter if counter is not None else NFECounter()
     verifier = verifier or make_verifier(cfg.verifier)
@@ -563,6 +579,10 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
     from ..experiments.evaluate import score_videos
     from ..experiments.grid import batches
 
+    if cfg.method == "backtrack":  # the model's frame conditioning, before the first forward
+        from .backtrack import check_backtrack
+
+        check_backtrack(model, [s.task for s in samples])
     rows = []
     with tqdm(total=len(samples), desc=f"search {cfg.method}", disable=not progress) as bar:
         for chunk in batches(list(samples), batch):

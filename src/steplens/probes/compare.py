@@ -47,11 +47,11 @@ ENSEMBLES = {"ensemble": ("block", "first"), "ensemble-update": ("update", "firs
              "ensemble-vote": ("block", "vote")}
 METHODS = ("single", "steps-x", *INDEPENDENT, *ENSEMBLES)
 STUDY_METHODS = ("vote", "best-consensus", "best-oracle", "ensemble", "ensemble-x0")  # `steplens study`'s comparison
-SEARCH_METHODS = ("best-of-n", "early-beam", "smc", "chain")
+SEARCH_METHODS = ("best-of-n", "early-beam", "smc", "chain", "backtrack")
 DEFAULT_SEARCH = ("best-of-n", "early-beam", "smc")
 # one colour per method in every plot: the multi-seed methods C0..C8, the search methods their own
 COLOURS = {**{m: f"C{i % 10}" for i, m in enumerate(METHODS)}, "best-of-n": "C9", "early-beam": "black",
-           "smc": "magenta", "chain": "saddlebrown"}
+           "smc": "magenta", "chain": "saddlebrown", "backtrack": "darkorange"}
 
 
 def folder_samples(s: ExperimentSettings) -> list:
@@ -92,7 +92,7 @@ def search_at(base: SearchConfig, method: str, budget: int, num_steps: int) -> S
     if method == "chain":
         return base.model_copy(update={"method": "chain", "inner": "best-of-n", "n": 1, "m": 1, "steps": [],
                                        "links": budget})
-    if method == "best-of-n":
+    if method in ("best-of-n", "backtrack"):  # backtrack: `budget` generations at most
         return base.model_copy(update={"method": method, "n": budget, "m": 1, "steps": []})
     if method == "smc":
         return base.model_copy(update={"method": method, "n": budget, "m": 1,
@@ -387,6 +387,10 @@ class Compare(ProbeBase):
         if r.options.get("budgets"):
             for m in r.options["search_methods"]:
                 check_search(r.options["search"].model_copy(update={"method": m}), None, (), r.samples)
+                if m == "backtrack":  # the model's frame conditioning, now that it is loaded
+                    from ..methods.backtrack import check_backtrack
+
+                    check_backtrack(r.model, [x.task for x in r.samples])
 
     def config(self, r: ProbeRun) -> dict:
         o = r.options
