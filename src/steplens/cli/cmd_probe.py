@@ -250,10 +250,13 @@ def compare_cmd(
     console.print(table)
     if res.get("budget_table"):
         v = res.get("verifier") or {}
+        from ..tasks import verifier_strength
+
         bt = Table(title=f"accuracy against NFE per family (paired bootstrap 95% CI vs one seed); search verifier "
-                         f"{v.get('name')!r}, ties: lowest particle index")
+                         f"{v.get('name')!r} (strength: {verifier_strength(v['name']) if v.get('name') else '-'}), "
+                         f"ties: lowest particle index")
         for col in ("task", "method", "budget", "NFE (runs)", "solve rate", "delta", "95% CI", "mean score",
-                    "separated", "ties", "one-seed pick"):
+                    "separated", "ties", "one-seed pick", "last link"):
             bt.add_column(col)
         for r in res["budget_table"]:
             work = r.get("separated") is not None
@@ -263,10 +266,12 @@ def compare_cmd(
                        f"{r['mean_score']:.3f}",
                        f"{r['separated']:.2f} of {r['decided']}" if work else "-",
                        str(r["ties"]) if r.get("ties") is not None else "-",
-                       f"{r['picked_one_seed']:.2f}" if r.get("picked_one_seed") is not None else "-")
+                       f"{r['picked_one_seed']:.2f}" if r.get("picked_one_seed") is not None else "-",
+                       f"{r['last_link_share']:.2f}" if r.get("last_link_share") is not None else "-")
         console.print(bt)
         console.print("separated: share of samples where the verifier's scores were not all equal at some choice; "
-                      "ties: choices the tie rule decided; one-seed pick: share whose pick is the one seed's own run")
+                      "ties: choices the tie rule decided; one-seed pick: share whose pick is the one seed's own run; "
+                      "last link (chain): the mean share of a solved answer its last link drew")
         if v.get("note"):
             console.print(f"[bold yellow]note:[/] {v['note']}")
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")

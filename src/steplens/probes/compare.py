@@ -33,7 +33,7 @@ from ..io.files import atomic_write_json
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
 from ..methods.search import (TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
-                              probe_steps, search, search_record, step_auc)
+                              last_link_share, probe_steps, search, search_record, step_auc)
 from ..presets import own
 from ..reports.page import Report
 from ..reports.plots import save
@@ -116,8 +116,8 @@ def _snapped(samples, videos) -> list[np.ndarray]:
     return out
 
 
-def _scored(scorers: Scorers, samples, videos) -> list[dict]:
-    return score_videos(samples, [_u8(v) for v in _snapped(samples, videos)], scorers)
+def _scored(scorers: Scorers, samples, videos, details: bool = False) -> list[dict]:
+    return score_videos(samples, [_u8(v) for v in _snapped(samples, videos)], scorers, details=details)
 
 
 def _vote(samples, vids: np.ndarray) -> np.ndarray:
@@ -183,9 +183,13 @@ def run_search(model, samples, seeds, method: str, budget: int, steps: int, shif
     probe = probe_steps(steps) if auc and method == "best-of-n" else ()
     res = search(model, samples, seeds, cfg, steps, shift, guidance, probe_steps=probe)
     judged = res.final_samples or samples
-    rows = [{**r, "verified": bool(v.success), "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(samples),
-             **search_record(res, i, cfg)}
-            for i, (r, v) in enumerate(zip(_scored(scorers, judged, decoded(model, res.latents)), res.scores))]
+    chain = cfg.method == "chain"
+    scored = _scored(scorers, judged, decoded(model, res.latents), details=chain)
+    shares = [last_link_share(judged[i], r) for i, r in enumerate(scored)] if chain else [None] * len(scored)
+    rows = [{**{k: x for k, x in r.items() if k != "details"}, "verified": bool(v.success),
+             "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(samples), **search_record(res, i, cfg),
+             **({"last_link_share": shares[i]} if shares[i] is not None else {})}
+            for i, (r, v) in enumerate(zip(scored, res.scores))]
     if probe:
         probed = [st for st in res.stages if st.get("probe")]
         for i, r in enumerate(rows):
@@ -290,15 +294,24 @@ def search_work(rows: list[dict]) -> dict:
     samples with a choice among two or more particles (`decided`), the share of them where the verifier separated
     the candidates at some choice (`separated`), the choices the tie rule decided (`ties`), and the share of samples
     whose pick is the one seed's own run (`picked_one_seed`: member 0, never re-noised). None for rows of no search."""
-    mine = [r for r in rows if "decisions" in r]
+    from ..tasks import verifier_strength
+
+    mine = [r for r in rows if "decisions" in r or "generations" in r]
     if not mine:
-        return {"verifier": None, "decided": None, "separated": None, "ties": None, "picked_one_seed": None}
+        return {"verifier": None, "strength": None, "decided": None, "separated": None, "ties": None,
+                "picked_one_seed": None, "last_link_share": None, "generations": None}
     decided = [r for r in mine if r.get("separated") is not None]
     one = [r["picked_one_seed"] for r in mine if r.get("picked_one_seed") is not None]
-    return {"verifier": mine[0].get("verifier"), "decided": len(decided),
+    shares = [r["last_link_share"] for r in mine if r.get("last_link_share") is not None and r.get("success")]
+    gens = [r["generations"] for r in mine if r.get("generations") is not None]
+    name = mine[0].get("verifier")
+    return {"verifier": name, "strength": verifier_strength(name) if name else None, "decided": len(decided),
             "separated": float(np.mean([bool(r["separated"]) for r in decided])) if decided else None,
             "ties": int(sum(r.get("ties") or 0 for r in mine)),
-            "picked_one_seed": float(np.mean(one)) if one else None}
+            "picked_one_seed": float(np.mean(one)) if one else None,
+            # chain: of the solved answers, the mean share the last link drew (1.0: solved in one link)
+            "last_link_share": float(np.mean(shares)) if shares else None,
+            "generations": float(np.mean(gens)) if gens else None}  # backtrack: generations spent per sample
 
 
 def verifier_note(table: list[dict], name: str) -> str | None:
@@ -515,7 +528,8 @@ class Compare(ProbeBase):
                                             "ci_high", "mean_score", "delta", "delta_ci_low", "delta_ci_high",
                                             "delta_score", "delta_score_ci_low", "delta_score_ci_high",
                                             "vs_best_of_n", "vs_best_of_n_ci_low", "vs_best_of_n_ci_high",
-                                            "verifier", "decided", "separated", "ties", "picked_one_seed"])
+                                            "verifier", "strength", "decided", "separated", "ties", "picked_one_seed",
+                                            "last_link_share", "generations"])
         if res.get("auc"):
             rep.text("How early x̂0 tells: AUC of the verifier on a particle's x̂0 at step k for that particle's final "
                      "success (best-of-n's particles at the largest budget; None where all or none succeed):")
