@@ -197,7 +197,33 @@ class WanPipelineModel(PipelineModel):
             raise ImportError("encoding prompts with the pipeline's text encoder needs ftfy (diffusers' Wan prompt "
                               "cleaning): pip install ftfy, or give WanPipelineModel a prompt_embeds provider")
 
-    def _per_sample_steps(self, images, prompts, generators) -> InstancePatches:
+    # frame-prefix conditioning (steplens.backends.wan.prefix): the pipeline's own mask takes any K leading frames
+    prefix_trained = 10 ** 6
+
+    def check_prefix(self, k: int, frames: int) -> None:
+        """Refuse K leading frames this pipeline cannot be given (with why), before any work."""
+        if k < 1 or k >= frames:
+            raise ValueError(f"K = {k} leading frames: K must be at least 1 and below the video's {frames} frames")
+        if k > 1 and getattr(self.pipe.config, "expand_timesteps", False):
+            raise ValueError(f"model {self.name!r} (Wan2.2-TI2V-5B) conditions on its first frame through the clean "
+                             f"latent of frame 0 (expand_timesteps), not a mask: K > 1 leading frames are not "
+                             f"supported yet")
+
+    def _prefix_images(self, samples, height: int, width: int) -> list:
+        """Per sample: its K > 1 leading frames as PIL images of the call size (as its first frame), else None."""
+        from dataclasses import replace
+
+        out = []
+        for s in samples:
+            k = getattr(s, "known_frames", 1)
+            if k > 1:
+                self.check_prefix(k, s.frames or k + 1)
+                out.append(self.first_frames([replace(s, first_frame=f) for f in s.prefix], height, width))
+            else:
+                out.append(None)
+        return out
+
+    def _per_sample_steps(self, images, prompts, generators, prefixes=None) -> InstancePatches:
         """For one pipeline call: encode_prompt / encode_image / prepare_latents run once per sample (see the
         module doc), so that a call with num_videos_per_prompt=B gets B different images, prompts and noises."""
         pipe, n = self.pipe, len(images)
@@ -228,10 +254,17 @@ class WanPipelineModel(PipelineModel):
                 if a["batch_size"] != n or a.get("latents") is not None or a.get("last_image") is not None:
                     raise RuntimeError("steplens' per-sample prepare_latents got an unexpected call")
                 rows = []
-                for img, g in zip(images, generators):
+                for img, g, given in zip(images, generators, prefixes or [None] * n):
                     pre = pipe.video_processor.preprocess(img, height=a["height"], width=a["width"])
-                    rows.append(original(pre.to(a["device"], dtype=torch.float32), 1, a["num_channels_latents"],
-                                         a["height"], a["width"], a["num_frames"], a["dtype"], a["device"], g))
+                    row = original(pre.to(a["device"], dtype=torch.float32), 1, a["num_channels_latents"],
+                                   a["height"], a["width"], a["num_frames"], a["dtype"], a["device"], g)
+                    if given is not None:  # K leading frames: the condition of all of them (noise as drawn)
+                        from .prefix import prefix_condition
+
+                        frames = [pipe.video_processor.preprocess(f, height=a["height"], width=a["width"])
+                                  .to(a["device"], dtype=torch.float32) for f in given]
+                        row = (row[0], prefix_condition(pipe, frames, a["num_frames"], a["dtype"], a["device"]))
+                    rows.append(row)
                 return join_rows(rows)  # TI2V: (latents, condition) rows and one first_frame_mask
 
             return prepare_latents
@@ -264,7 +297,9 @@ class WanPipelineModel(PipelineModel):
     def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
         """The per-sample steps (see the module doc) around a call with num_videos_per_prompt = B."""
         self.check_prompt_encoding()
-        stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], generators))
+        prefixes = self._prefix_images(samples, kw["height"], kw["width"])
+        stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], generators,
+                                                   prefixes if any(p is not None for p in prefixes) else None))
         # batch_size 1 x num_videos_per_prompt B: the pipeline repeats nothing per image (the per-sample steps give B
         # rows); the one-row prompt_embeds only sets batch_size (encode_prompt returns the real ones)
         return dict(image=images[0], prompt_embeds=torch.zeros(1, 1, self.text_dim), generator=generators,
