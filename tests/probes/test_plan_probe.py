@@ -121,3 +121,5 @@ def test_a_student_is_measured_beside_its_teacher_at_matched_sigma(tmp_path):
     for g in got:  # each student step beside the teacher step nearest in σ, of the teacher's own grid
         assert g["teacher_sigma"] == min(teacher_sigmas, key=lambda x: abs(x - g["sigma"]))
     assert got[-1]["student_agreement"] == 1.0
+    # the compute counts both models: the student's 4 steps and the teacher's 20, two seeds of two samples each
+    assert res["cost"]["nfe"] == 2 * 2 * (4 + len(teacher_sigmas)) == 96

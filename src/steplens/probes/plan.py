@@ -42,6 +42,7 @@ from ..io.video import to_rgb, to_uint8
 from ..regions import CHANGE_THRESHOLD, change, snap
 from ..reports.page import Report
 from ..reports.plots import save
+from ..tape import forwards
 from ..tasks import candidates, palette, partial_checks
 from .base import ProbeBase, ProbeSettings, cost_text
 from .contract import DOES_NOT_HOLD, HOLDS, NOT_TESTED, UNDETERMINED, Branch, Claim, PlanShape, ProbeRun, StudyPart
@@ -381,13 +382,19 @@ class PlanProbe(ProbeBase):
         return "plan"
 
     def batch(self, r: ProbeRun):
+        def rows(model, batch, settings, ks):  # each model's forwards counted on its own rows (a teacher too)
+            with forwards(model) as counter:
+                got = plan_rows(model, batch, settings, r.options["n_seeds"], ks)
+            per = counter.nfe // max(1, len(got))
+            return [{**x, "nfe": per, "nfe_without_reuse": per} for x in got]
+
         def run(conds, batch):
             got = {}
             if "plan" in conds:
-                got["plan"] = plan_rows(r.model, batch, r.settings, r.options["n_seeds"], r.options["ks"])
+                got["plan"] = rows(r.model, batch, r.settings, r.options["ks"])
             if "teacher" in conds:
                 teacher, settings, near = r.state["teacher"]
-                got["teacher"] = plan_rows(teacher, batch, settings, r.options["n_seeds"], near)
+                got["teacher"] = rows(teacher, batch, settings, near)
             return got
         return run
 
@@ -469,4 +476,5 @@ def plot(out: Path, table: list[dict], headline: dict) -> None:
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+    fig.tight_layout()
     save(fig, Path(out) / "plan.png")
