@@ -131,3 +131,80 @@ class FinalFrameScorer:
         v, gt = np.asarray(video[-1], float), np.asarray(sample.final_frame, float)
         s = 1.0 - float(np.abs(v - gt).mean()) / 255.0
         return Score(score=s, success=s >= self.threshold)
+
+
+# A small rule-based evaluator package with VBVR-EvalKit's interface (vbvr_bench.evaluators: get_evaluator,
+# list_all_tasks, TASK_EVALUATOR_MAP; evaluate(eval_info, task_specific_only=...) -> score, dimensions, details), so
+# that the `vbvr` adapter is tested on real files without VBVR-EvalKit installed. Its rules are its own (pixel
+# differences on the real frames), not VBVR-EvalKit's. It raises, as a buggy evaluator would, on a sample whose
+# final frame shows no change from the first (no answer pixels).
+EVALKIT_INIT = '''
+__version__ = "{version}"
+'''
+
+EVALKIT_EVALUATORS = '''
+import imageio.v2 as iio
+import numpy as np
+
+CALLS = []
+WEIGHTS = {"first_frame_consistency": 0.15, "final_frame_accuracy": 0.35, "temporal_smoothness": 0.15,
+           "visual_quality": 0.10, "task_specific": 0.25}
+
+
+def _frames(path):
+    r = iio.get_reader(path, format="FFMPEG")
+    v = np.stack([f for f in r]).astype(float)[..., :3]
+    r.close()
+    return v
+
+
+class BaseEvaluator:
+    def __init__(self, device="cuda", task_name=""):
+        self.device, self.task_name = device, task_name
+
+    def evaluate(self, eval_info, **kwargs):
+        CALLS.append((eval_info["video_path"], kwargs.get("task_specific_only", False)))
+        v = _frames(eval_info["video_path"])
+        first = iio.imread(eval_info["gt_first_frame"])[..., :3].astype(float)
+        final = iio.imread(eval_info["gt_final_frame"])[..., :3].astype(float)
+        changed = np.abs(final - first).sum(-1) > 60
+        if not changed.any():
+            raise ZeroDivisionError("no answer pixels: the final frame equals the first")
+        dims = {"first_frame_consistency": max(0.0, 1 - np.abs(v[0] - first).mean() / 64),
+                "final_frame_accuracy": max(0.0, 1 - np.abs(v[-1] - final).mean() / 64),
+                "temporal_smoothness": 1 / (1 + np.abs(np.diff(v, axis=0)).mean() / 32) if len(v) > 1 else 0.5,
+                "visual_quality": min(1.0, v.std() / 64),
+                "task_specific": float((np.abs(v[-1] - final).sum(-1) < 60)[changed].mean())}
+        if kwargs.get("task_specific_only"):
+            return {"score": dims["task_specific"], "dimensions": {"task_specific": dims["task_specific"]},
+                    "details": {"task_specific_only": True}}
+        return {"score": np.float64(sum(WEIGHTS[k] * dims[k] for k in WEIGHTS)), "dimensions": dims,
+                "details": {"frames": len(v)}}
+
+
+class MazeEvaluator(BaseEvaluator):
+    pass
+
+
+TASK_EVALUATOR_MAP = {"O-39_maze_data-generator": MazeEvaluator,
+                      "G-7_maze-two-goals_data-generator": MazeEvaluator}
+
+
+def list_all_tasks():
+    return list(TASK_EVALUATOR_MAP)
+
+
+def get_evaluator(task_name, device="cuda"):
+    return TASK_EVALUATOR_MAP.get(task_name, BaseEvaluator)(device=device, task_name=task_name)
+'''
+
+
+def make_evalkit(site, version: str = "0.1.test"):
+    """Write the small evaluator package above as `site/vbvr_bench` (put `site` on sys.path); its folder."""
+    from pathlib import Path
+
+    pkg = Path(site) / "vbvr_bench"
+    (pkg / "evaluators").mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(EVALKIT_INIT.format(version=version))
+    (pkg / "evaluators" / "__init__.py").write_text(EVALKIT_EVALUATORS)
+    return pkg
