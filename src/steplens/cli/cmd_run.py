@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
-                  console, err)
+from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors, _fail,
+                  _ints, app, console, err)
 from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
 
@@ -100,28 +100,48 @@ def score(
     data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
     outputs: Path = typer.Option(..., help="folder mirroring DATA: [<split>/]<task>/<idx>.mp4 (and .png)"),
     split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
-    out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json)"),
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
+    floors: bool = typer.Option(True, "--floors/--no-floors", help="with the vbvr scorer: score a static first frame, "
+                                "the ground truth and a pan of every sample beside the model (once per --out folder)"),
+    out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json; "
+                                                  "with the vbvr scorer also its manifest, provenance and floors, "
+                                                  "and a rescore resumes there)"),
 ):
     """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
     from ..experiments.runner import score_samples, write_scores
+    from ..experiments.vbvr_scores import is_vbvr, score_vbvr, table_lines
     from ..tasks import Scorers
     from ..tasks.folders import SampleSource
 
     try:
         _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,
                out=out if out is not None and Path(out).suffix != ".json" else None)
-        scorers = Scorers(scorer, threshold)
+        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score)
         samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
-        res = score_samples(samples, outputs, scorers)
+        kit = is_vbvr(scorers.for_sample(samples[0]))
+        if vbvr_score is not None and not kit:
+            raise ValueError(f"--vbvr-score {vbvr_score} applies to the vbvr scorer; these samples are scored by "
+                             f"{scorers.describe()} (give --scorer vbvr)")
+        if kit:
+            record = out if out is not None and Path(out).suffix != ".json" else None
+            res = score_vbvr(samples, outputs, scorers, record=record, floors=floors)
+        else:
+            res = score_samples(samples, outputs, scorers)
         path = write_scores(res, out) if out else None
     except _errors() as e:
         _fail(e)
     if res["missing"]:
         err.print(f"[yellow]warning:[/] {res['missing']} of {res['n']} outputs missing (scored as failures, score 0)")
-    if len(res["per_task"]) > 1:
+    if kit:
+        bad = [r for r in res["rows"] if r.get("error")]
+        if bad:
+            err.print(f"[yellow]warning:[/] the evaluator failed on {len(bad)} of {res['n']} samples (counted as "
+                      f"errors, as score 0 in the means): " + "; ".join(f"{r['sample']}: {r['error']}" for r in bad))
+        for line in table_lines(res):
+            console.print(line, markup=False)
+    elif len(res["per_task"]) > 1:
         for t, r in res["per_task"].items():
             _print_rate(f"  {t}", r)
-    _print_rate(f"score ({res['scorer']} scorer)", res)
+    _print_rate(f"score ({res['scorer']} scorer" + (f", {res['mode']} mode" if kit else "") + ")", res)
     if path:
         console.print(f"scores: {path}")
