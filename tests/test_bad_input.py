@@ -289,6 +289,8 @@ CASES = (
     + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
        [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr"]),
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
+        (["--vbvr-score", "weighted"], ["--vbvr-score 'weighted'", "unknown score mode", "task-specific, full"]),
+        (["--vbvr-score", "full"], ["--vbvr-score full applies to the vbvr scorer", "--scorer vbvr"]),
         (["--out", "{afile}/x.json"], ["--out", "afile", "is a file"])]]
     + [(["score", "--data", "{data}", "--outputs", "{root}/typo"], ["outputs folder not found", "typo"]),
        (["score", "--data", "{data}", "--outputs", "{afile}"], ["--outputs", "afile", "is a file"]),
