@@ -286,6 +286,8 @@ CASES = (
        for cmd in (PROBE, COMPARE, STUDY)]
     + [(cmd + ["--workers", "0"], ["--workers must be >= 1, got 0"]) for cmd in (PROBE, COMPARE, STUDY)]
     + [(PROBE + ["--workers", "3"], ["--workers 3 with --engine torchrun", "1 process", "torchrun --nproc_per_node 3"])]
+    + [(cmd + ["--vbvr-score", "weighted"], ["--vbvr-score 'weighted'", "task-specific, full"])
+       for cmd in (EVAL, TRACE, PROBE, COMPARE)]
     + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
        [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr"]),
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),

@@ -181,3 +181,22 @@ def test_a_changed_first_frame_in_a_scored_folder_is_named(tmp_path, evalkit):
     write_png(data / keys[1] / "first_frame.png", img)
     r = cli("score", "--data", data, "--outputs", outs, "--scorer", "vbvr", "--out", tmp_path / "s")
     assert r.exit_code == 2 and keys[1] in text(r) and "first_frame.png" in text(r), r.output
+
+
+def test_the_mode_reaches_every_command_that_scores_with_vbvr(tmp_path, evalkit):
+    data, _, keys = folder(tmp_path, per_task=1)
+    got = {}
+    for mode in ("full", "task-specific"):
+        r = cli("trace", "--data", data, "--scorer", "vbvr", "--vbvr-score", mode, "--steps", 2, "--count", 1,
+                "--out", tmp_path / mode, "--model", "tiny-maze-2goal")
+        assert r.exit_code == 0, r.output
+        got[mode] = [x["score"] for x in json.loads((tmp_path / mode / keys[0] / "metrics.json").read_text())
+                     ["per_step"]]
+    assert evalkit.CALLS and all(not only for _, only in evalkit.CALLS)  # one full call gives both modes
+    assert all(f != t for f, t in zip(got["full"], got["task-specific"])), got  # the same videos, read two ways
+    r = cli("eval", "--data", data, "--scorer", "vbvr", "--steps", 2, "--count", 1, "--out", tmp_path / "ev",
+            "--model", "tiny-maze-2goal", "--vbvr-score", "full")
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    row = res["per_sample"][0]
+    assert row["details"]["mode"] == "full" and row["score"] == row["details"]["scores"]["full"], row

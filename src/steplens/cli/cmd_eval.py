@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
-                  _settings, _with_sampling, app)
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors,
+                  _fail, _ints, _settings, _with_sampling, app)
 from .cmd_run import _print_rate
 from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
@@ -25,7 +25,7 @@ def evaluate(
                                      "noise seed = seed + idx"),
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
     frames: Optional[int] = typer.Option(None), batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
@@ -57,7 +57,7 @@ def evaluate(
                          [task] if data is None else [])
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
-                      threshold=threshold)
+                      threshold=threshold, vbvr_score=vbvr_score)
         ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'),
                              steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
