@@ -200,8 +200,9 @@ def table_lines(res: dict) -> list[str]:
     body = [cells(t, s, fl["per_task"].get(t) if fl else None) for t, s in res["per_task"].items()]
     body.append(cells("overall", res, fl["overall"] if fl else None))
     width = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-    lines = [f"VBVR scores ({res['evaluator']['kit']} {res['evaluator']['version']}, source sha256 "
-             f"{res['evaluator']['sha256'][:16]}), {mode} mode: {res['rule']}; floors in the {mode} mode; "
+    ev = res["evaluator"]
+    lines = [f"VBVR scores ({ev['kit']} version {ev['version'] or 'unknown'}, source sha256 "
+             f"{ev['sha256'][:16]}), {mode} mode: {res['rule']}; floors in the {mode} mode; "
              f"{res['errors_in_means']}"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, width)) for r in [head] + body]
     return lines
