@@ -39,6 +39,7 @@ def run(
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
     from ..experiments.runner import VIDEOS, check_out_config, even_upscale_note, even_upscales, run_samples
+    from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
@@ -59,7 +60,10 @@ def run(
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
         with warnings.catch_warnings():  # the samples' own warnings come once, with the load below
             warnings.simplefilter("ignore")
-            note = even_upscale_note(source.load(need_frames=False))  # odd sides: decided before the model loads
+            listed = source.load(need_frames=False)
+            note = even_upscale_note(listed)  # odd sides: decided before the model loads
+        man = data_manifest(listed)  # the data and the runtime a resume must share: checked before loading
+        check_resume(out, man, stage_provenance("run", man, mo.device))
         if note and rank == 0:
             console.print(note)
         m, sp = load(mo, so)
@@ -78,6 +82,10 @@ def run(
                   "ensemble": ens.model_dump() if ens else None, "select": select, "video": video,
                   **({"even_upscale": even_upscales(samples)} if even_upscales(samples) else {}),
                   **({"search": search.model_dump()} if search is not None else {})}
+        if rank == 0:
+            man = recorded(out, man)
+            record(out, man, stage_provenance("run", man, mo.device, **{k: config[k] for k in config
+                                                                        if k not in source.describe()}))
         done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
                            select=select, split_seeds=split_seeds, config=config,
                            video=video, search=search)

@@ -22,8 +22,22 @@ def manifest(samples: list[tuple[str, Path | None]]) -> dict:
     """The manifest of (sample id, sample folder) pairs; a sample without a folder (generated) lists no files."""
     rows = [{"sample": name, "sha256": {f: sha256_file(Path(d) / f) for f in SAMPLE_FILES
                                         if d is not None and (Path(d) / f).is_file()}} for name, d in samples]
+    return seal(rows)
+
+
+def seal(rows: list[dict]) -> dict:
+    """A manifest of these sample rows, with the SHA-256 of its body."""
     body = {"files": list(SAMPLE_FILES), "samples": rows}
     return {**body, "sha256": hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()}
+
+
+def merged(old: dict | None, new: dict) -> dict:
+    """The new manifest with the samples only the old one holds kept (a resume over more or other samples)."""
+    if old is None:
+        return new
+    now = {r["sample"] for r in new["samples"]}
+    kept = [r for r in old.get("samples", []) if r["sample"] not in now]
+    return seal(kept + new["samples"]) if kept else new
 
 
 def manifest_diff(old: dict, new: dict) -> str | None:
