@@ -293,6 +293,10 @@ CASES = (
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
         (["--vbvr-score", "weighted"], ["--vbvr-score 'weighted'", "unknown score mode", "task-specific, full"]),
         (["--vbvr-score", "full"], ["--vbvr-score full applies to the vbvr scorer", "--scorer vbvr"]),
+        (["--scorer", "vbvr-pro", "--vbvr-pro-source", "{empty}"], ["--vbvr-pro-source", "empty",
+                                                                    "is not a VBVR-Pro-Bench source folder"]),
+        (["--scorer", "vbvr-pro", "--vbvr-pro-source", "{root}/nope"], ["--vbvr-pro-source", "nope", "not found"]),
+        (["--vbvr-pro-source", "{empty}"], ["--vbvr-pro-source", "applies to --scorer vbvr-pro"]),
         (["--out", "{afile}/x.json"], ["--out", "afile", "is a file"])]]
     + [(["score", "--data", "{data}", "--outputs", "{root}/typo"], ["outputs folder not found", "typo"]),
        (["score", "--data", "{data}", "--outputs", "{afile}"], ["--outputs", "afile", "is a file"]),

@@ -109,7 +109,8 @@ def test_a_plugin_package_registers_a_task_and_a_scorer_through_entry_points(tmp
                                            "[steplens.scorers]\nredness = myplug:Redness\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "paint" in registry.task_names() and {"maze", "maze-two-goals"} <= set(registry.task_names())
-    assert registry.scorer_names() == ["maze", "maze-shortest", "reappear", "redness", "symmetry", "tictactoe", "vbvr"]
+    assert registry.scorer_names() == ["maze", "maze-shortest", "reappear", "redness", "symmetry", "tictactoe", "vbvr",
+                                      "vbvr-pro"]
     task = get_task("paint")
     s = task.sample(5, idx=5)
     assert get_scorer("redness").score(s.ground_truth, s).success

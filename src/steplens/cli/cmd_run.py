@@ -109,6 +109,9 @@ def score(
     outputs: Path = typer.Option(..., help="folder mirroring DATA: [<split>/]<task>/<idx>.mp4 (and .png)"),
     split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
+    vbvr_pro_source: Optional[Path] = typer.Option(None, "--vbvr-pro-source", help="with --scorer vbvr-pro: the "
+                                                   "VBVR-Pro-Bench checkout whose evaluators score (else the "
+                                                   "environment variable STEPLENS_VBVR_PRO_SOURCE)"),
     floors: bool = typer.Option(True, "--floors/--no-floors", help="with the vbvr scorer: score a static first frame, "
                                 "the ground truth and a pan of every sample beside the model (once per --out folder)"),
     out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json; "
@@ -124,12 +127,15 @@ def score(
     try:
         _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,
                out=out if out is not None and Path(out).suffix != ".json" else None)
-        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score)
+        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score, vbvr_pro_source=vbvr_pro_source)
         samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
         kit = is_vbvr(scorers.for_sample(samples[0]))
         if vbvr_score is not None and not kit:
             raise ValueError(f"--vbvr-score {vbvr_score} applies to the vbvr scorer; these samples are scored by "
                              f"{scorers.describe()} (give --scorer vbvr)")
+        if vbvr_pro_source is not None and scorer != "vbvr-pro":
+            raise ValueError(f"--vbvr-pro-source {vbvr_pro_source} applies to --scorer vbvr-pro; the scorer here is "
+                             f"{scorers.describe()}")
         if kit:
             record = out if out is not None and Path(out).suffix != ".json" else None
             res = score_vbvr(samples, outputs, scorers, record=record, floors=floors)

@@ -143,6 +143,8 @@ def score_vbvr(samples: list[Sample], outputs: Path, scorers: Scorers, record: P
                                 else f"--outputs {outputs} is a file, not a folder of outputs")
     scorers.check(samples)
     scorer = scorers.for_sample(samples[0])
+    if hasattr(scorer, "check_samples"):  # a kit's own layout (VBVR-Pro-Bench: metadata.json in every sample)
+        scorer.check_samples(samples)
     man = manifest([(s.name, s.dir) for s in samples])
     prov = {"stage": "score", "scorer": scorer.name, "mode": scorer.mode, "threshold": scorer.threshold,
             "evaluator": scorer.source, "data_manifest_sha256": man["sha256"], **versions(),
@@ -170,6 +172,8 @@ def score_vbvr(samples: list[Sample], outputs: Path, scorers: Scorers, record: P
     res = {**summary(rows), "missing": missing, "scorer": scorers.describe(), "mode": scorer.mode,
            "rule": scorer.rule(), "errors_in_means": "an evaluator error counts as score 0 in every mean, as does a "
            "missing output", "evaluator": scorer.source, "per_task": _by_task(rows), "rows": rows}
+    if hasattr(scorer, "summary"):  # the kit's own summary (VBVR-Pro-Bench: per split and per cognitive category)
+        res["summary"] = scorer.summary(rows)
     if floors:
         if record is not None:
             fl = score_floors(samples, scorer, Path(record) / "floors", prev["floors"])
@@ -205,6 +209,12 @@ def table_lines(res: dict) -> list[str]:
              f"{ev['sha256'][:16]}), {mode} mode: {res['rule']}; floors in the {mode} mode; "
              f"{res['errors_in_means']}"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, width)) for r in [head] + body]
+    if "summary" in res:
+        sm = res["summary"]
+        lines.append(f"{ev['kit']} summary ({mode}): " + ", ".join(
+            f"{k} {v['mean_score']:.4f} ({v['num_samples']} samples)" for k, v in sm.items()) + "; by category: "
+            + ", ".join(f"{c} {x:.4f}" for c, x in sorted(sm["overall"]["by_category"].items(),
+                                                          key=lambda kv: -kv[1])))
     return lines
 
 

@@ -23,7 +23,7 @@ BUILTIN = {"steplens.tasks": ["steplens.tasks.maze_task:TASKS", "steplens.tasks.
            "steplens.scorers": ["steplens.tasks.maze_task:SCORERS", "steplens.tasks.tictactoe:SCORERS",
                                 "steplens.tasks.maze_loops:SCORERS", "steplens.tasks.reappear:SCORERS",
                                 "steplens.tasks.symmetry:SCORERS",
-                                "steplens.tasks.vbvr:SCORERS"]}
+                                "steplens.tasks.vbvr:SCORERS", "steplens.tasks.vbvr_pro:SCORERS"]}
 DEFAULT_TASK = "maze"  # what commands generate when no task is named
 VBVR_NAME = re.compile(r"^[A-Za-z]+-\d+_(.+?)(?:_data-generator)?$")
 VBVR_INSTALL = ("VBVR-EvalKit is not on the package registry: clone its repository (Video-Reason/VBVR-EvalKit) "
@@ -176,7 +176,7 @@ def _taken(cls, options: dict) -> dict:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         return {}
-    named = {"vbvr_score": "mode"}
+    named = {"vbvr_score": "mode", "vbvr_pro_source": "source"}
     return {named.get(k, k): v for k, v in options.items()
             if v is not None and named.get(k, k) in params}
 

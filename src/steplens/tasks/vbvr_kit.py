@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import sys
 from pathlib import Path
 
 # VBVR-EvalKit's two ways to score (its docs/En/SCORING.md): task-specific (the default now: the rubric's
@@ -58,13 +59,45 @@ def package_version(module) -> str | None:
     return getattr(top, "__version__", None)
 
 
-def identity(module, kit: str) -> dict:
+def identity(module, kit: str, folder: Path | None = None, package: str | None = None) -> dict:
     """Who scores: the evaluator kit, its package folder, version and source hash."""
-    top = __import__(module.__name__.split(".")[0])
-    folder = Path(top.__file__).parent
+    top = sys.modules[module.__name__.split(".")[0]]
+    folder = Path(folder or Path(top.__file__).parent)
     sha, n = source_sha256(folder)
-    return {"kit": kit, "package": top.__name__, "path": str(folder), "version": package_version(module),
+    return {"kit": kit, "package": package or top.__name__, "path": str(folder), "version": package_version(module),
             "sha256": sha, "files": n}
+
+
+def load_isolated(folder: Path, package: str, option: str) -> tuple[object, Path]:
+    """`<folder>/<package>/evaluators` imported under a private name, so that it sits beside an installed package of
+    the same name (VBVR-Pro-Bench's and VBVR-EvalKit's are both `vbvr_bench` in some versions); (module, package
+    folder). A folder without it is refused, naming what was looked for."""
+    import importlib
+    import importlib.machinery
+    import importlib.util
+
+    pkg = Path(folder) / package
+    sha = hashlib.sha256(str(pkg.resolve()).encode()).hexdigest()[:12]
+    alias = f"_steplens_{package}_{sha}"
+    if alias + ".evaluators" in sys.modules:
+        return sys.modules[alias + ".evaluators"], pkg
+    init = pkg / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(alias, init, submodule_search_locations=[str(pkg)])
+    else:  # a namespace package (no __init__.py)
+        spec = importlib.machinery.ModuleSpec(alias, None, is_package=True)
+        spec.submodule_search_locations = [str(pkg)]
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = mod
+    try:
+        if spec.loader is not None:
+            spec.loader.exec_module(mod)
+        return importlib.import_module(alias + ".evaluators"), pkg
+    except Exception as e:
+        for m in [m for m in sys.modules if m == alias or m.startswith(alias + ".")]:
+            del sys.modules[m]
+        raise ValueError(f"{option} {folder}: its {package}/evaluators does not import ({type(e).__name__}: {e}); "
+                         f"install what it needs (numpy, opencv-python, ...) in this environment") from None
 
 
 def closest(name: str, known) -> str:
