@@ -200,3 +200,7 @@ def test_the_mode_reaches_every_command_that_scores_with_vbvr(tmp_path, evalkit)
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     row = res["per_sample"][0]
     assert row["details"]["mode"] == "full" and row["score"] == row["details"]["scores"]["full"], row
+    assert res["config"]["vbvr_score"] == "full"  # the results say the mode
+    r = cli("eval", "--data", data, "--scorer", "vbvr", "--steps", 2, "--count", 1, "--out", tmp_path / "ev2",
+            "--model", "tiny-maze-2goal")
+    assert json.loads((tmp_path / "ev2" / "results.json").read_text())["config"]["vbvr_score"] == "task-specific"

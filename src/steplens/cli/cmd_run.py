@@ -129,7 +129,7 @@ def score(
                out=out if out is not None and Path(out).suffix != ".json" else None)
         scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score, vbvr_pro_source=vbvr_pro_source)
         samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
-        kit = is_vbvr(scorers.for_sample(samples[0]))
+        kit = all(is_vbvr(scorers.for_sample(s)) for s in samples)  # a folder mixing kinds: scored row by row
         if vbvr_score is not None and not kit:
             raise ValueError(f"--vbvr-score {vbvr_score} applies to the vbvr scorer; these samples are scored by "
                              f"{scorers.describe()} (give --scorer vbvr)")

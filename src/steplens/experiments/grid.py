@@ -236,7 +236,8 @@ class ExperimentSettings(BaseModel):
         """The configuration an output folder records (the sample count left out: it may grow)."""
         return {**self.source().describe(), "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
                 "scorer": self.scorer, "threshold": self.threshold,
-                **({"vbvr_score": self.vbvr_score} if self.vbvr_score else {}),
+                **({"vbvr_score": self.vbvr_score or "task-specific"}  # the mode named (issue 34)
+                   if self.vbvr_score or self.scorer in ("vbvr", "vbvr-pro") else {}),
                 **({"sampling": self.sampling} if self.sampling else {})}
 
 
