@@ -211,7 +211,8 @@ def test_vbvr_adapter_scores_outputs_with_the_evaluator_of_each_task_folder(tmp_
     # default, where the static video scores 0 here; its full score is 0.5)
     r = cli("score", "--data", data, "--outputs", static, "--scorer", "vbvr", "--threshold", 0.5)
     assert r.exit_code == 0 and "solved 0/4" in r.output, r.output
-    r = cli("score", "--data", data, "--outputs", static, "--scorer", "vbvr", "--threshold", 0.5, "--vbvr-score", "full")
+    r = cli("score", "--data", data, "--outputs", static, "--scorer", "vbvr", "--threshold", 0.5,
+            "--vbvr-score", "full")
     assert r.exit_code == 0 and "solved 4/4" in r.output, r.output
     # an unknown task folder is named (the real get_evaluator fails obscurely on one)
     other = tmp_path / "other"

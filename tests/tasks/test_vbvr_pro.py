@@ -32,7 +32,7 @@ def pro(tmp_path, monkeypatch):
     first frame for the other), a Pro-Bench source whose package is `vbvr_bench`, and VBVR-EvalKit's stand-in
     installed as `vbvr_bench` too."""
     data, outs = tmp_path / "VBVR-Pro-Bench-Video", tmp_path / "outs"
-    keys = make_vbvr(data, per_task=3)
+    keys = make_vbvr(data, per_task=2)
     add_pro_metadata(data, keys)
     for k in keys:
         (outs / k).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def test_pro_scores_equal_its_evaluators_and_its_summary(pro, tmp_path):
         cats.setdefault(c, []).append(s)
     sm = res["summary"]
     assert sm["overall"]["by_category"] == pytest.approx({c: np.mean(v) for c, v in cats.items()}, abs=1e-12)
-    assert sm["overall"]["num_samples"] == 6 and sm["In_Domain"]["num_samples"] == 3
+    assert sm["overall"]["num_samples"] == 4 and sm["In_Domain"]["num_samples"] == 2
     assert sm["Out_of_Domain"]["mean_score"] == pytest.approx(np.mean([own[k][0] for k in keys if "G-7" in k]))
     assert sm["overall"]["by_category"]["Spatiality"] > 0.9 > sm["overall"]["by_category"]["Abstraction"]
     assert "VBVR-Pro-Bench summary" in text(r) and "Spatiality" in text(r)
@@ -117,6 +117,6 @@ def test_pro_bad_inputs_are_named(pro, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "STEPLENS_VBVR_PRO_SOURCE" in text(r), r.output
     r = cli(*base, "--vbvr-pro-source", source, "--vbvr-score", "full")
     assert r.exit_code == 2 and "task-specific only" in text(r), r.output
-    (data / keys[4] / "metadata.json").unlink()
+    (data / keys[3] / "metadata.json").unlink()
     r = cli(*base, "--vbvr-pro-source", source)
-    assert r.exit_code == 2 and keys[4] in text(r) and "has no metadata.json" in text(r), r.output
+    assert r.exit_code == 2 and keys[3] in text(r) and "has no metadata.json" in text(r), r.output
