@@ -204,6 +204,10 @@ def test_the_mode_reaches_every_command_that_scores_with_vbvr(tmp_path, evalkit)
     row = res["per_sample"][0]
     assert row["details"]["mode"] == "full" and row["score"] == row["details"]["scores"]["full"], row
     assert res["config"]["vbvr_score"] == "full"  # the results say the mode
+    # the floors beside the model in eval's table too, in its mode, cached in its folder
+    assert res["floors"]["mode"] == "full" and set(res["floors"]["overall"]) == {"static first frame",
+                                                                                 "ground truth", "pan"}
+    assert "static first frame" in text(r) and (tmp_path / "ev" / "floors.json").is_file()
     r = cli("eval", "--data", data, "--scorer", "vbvr", "--steps", 2, "--count", 1, "--out", tmp_path / "ev2",
             "--model", "tiny-maze-2goal")
     assert json.loads((tmp_path / "ev2" / "results.json").read_text())["config"]["vbvr_score"] == "task-specific"

@@ -104,12 +104,24 @@ def evaluate(
 
         console.print(f"NFE per sample: {res['nfe_per_sample']:.1f}")
         method = f"search:{search.method}"
+    floors = None
+    if search is None and method == "single":  # VBVR tables read against a still image (issue 34)
+        from ..experiments.vbvr_scores import floor_lines, floors_for
+        from .app import console
+
+        try:
+            floors = floors_for(samples, scorers, Path(out) if out else None)
+        except _errors() as e:
+            _fail(e)
+        for line in floor_lines(floors) if floors else []:
+            console.print(line, markup=False)
     if out:
         atomic_write_json(Path(out) / "results.json", {
             "model": mo.model, "identity": identity(m), "method": method,
             "n_seeds": None if method == "single" or search else n_seeds,
             "search": search.model_dump() if search is not None else None,
-            "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows})
+            "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows,
+            **({"floors": floors} if floors else {})})
 
 
 def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:

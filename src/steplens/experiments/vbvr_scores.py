@@ -130,6 +130,38 @@ def floors_table(rows_by_floor: dict, scorer) -> dict:
             "overall": {k: summary(v) for k, v in read.items()}, "rows": read}
 
 
+def floors_for(samples: list[Sample], scorers: Scorers, folder: Path | None = None) -> dict | None:
+    """The floors table of samples read from a folder when a kit scores every one (else None), in the kit's mode;
+    cached in folder/floors.json for the same evaluator source and data (recomputed otherwise)."""
+    if not samples or any(s.dir is None for s in samples):
+        return None
+    kits = [scorers.for_sample(s) for s in samples]
+    if not all(is_vbvr(k) for k in kits):
+        return None
+    scorer = kits[0]
+    man = manifest([(s.name, s.dir) for s in samples])
+    key = {"evaluator_sha256": scorer.source["sha256"], "data_manifest_sha256": man["sha256"]}
+    old = read_record(folder, FLOORS_FILE) if folder is not None and Path(folder).is_dir() else None
+    cached = old["rows"] if old and all(old.get(k) == v for k, v in key.items()) else {}
+    if folder is not None:
+        fl = score_floors(samples, scorer, Path(folder) / "floors", cached)
+        atomic_write_json(Path(folder) / FLOORS_FILE, {**key, "rows": fl})
+    else:
+        with tempfile.TemporaryDirectory(prefix="steplens-floors-") as tmp:
+            fl = score_floors(samples, scorer, Path(tmp), cached)
+    return floors_table(fl, scorer)
+
+
+def floor_lines(table: dict) -> list[str]:
+    """Floors as lines: overall, then per task where there are several."""
+    def line(name, d):
+        return f"{name}: " + ", ".join(f"{k} {_f(d[k]['mean_score'])}" for k in FLOORS)
+    out = [line(f"floors ({table['mode']} mode) overall", table["overall"])]
+    if len(table["per_task"]) > 1:
+        out += [line(f"  {t}", d) for t, d in table["per_task"].items()]
+    return out
+
+
 def score_vbvr(samples: list[Sample], outputs: Path, scorers: Scorers, record: Path | None = None,
                floors: bool = True, progress: bool = True) -> dict:
     """Score OUT/<sample's place>.mp4 of every sample with the kit's evaluators (see the module docstring)."""
