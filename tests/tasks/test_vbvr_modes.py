@@ -211,3 +211,16 @@ def test_the_mode_reaches_every_command_that_scores_with_vbvr(tmp_path, evalkit)
     r = cli("eval", "--data", data, "--scorer", "vbvr", "--steps", 2, "--count", 1, "--out", tmp_path / "ev2",
             "--model", "tiny-maze-2goal")
     assert json.loads((tmp_path / "ev2" / "results.json").read_text())["config"]["vbvr_score"] == "task-specific"
+
+
+@pytest.mark.slow
+def test_a_probe_store_scored_with_one_evaluator_source_is_refused_with_another(tmp_path, evalkit):
+    data, _, _ = folder(tmp_path, per_task=1)
+    probe = ("probe", "noise", "--data", data, "--scorer", "vbvr", "--steps", 2, "--count", 1, "--model",
+             "tiny-maze-2goal", "--out", tmp_path / "p")
+    r = cli(*probe)
+    assert r.exit_code == 0, r.output
+    src = tmp_path / "site" / "vbvr_bench" / "evaluators" / "__init__.py"
+    src.write_text(src.read_text() + "\n# patched\n")
+    r = cli(*probe)
+    assert r.exit_code == 2 and "evaluator_sha256" in text(r), r.output

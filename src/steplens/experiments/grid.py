@@ -232,12 +232,23 @@ class ExperimentSettings(BaseModel):
     def scorers(self) -> Scorers:
         return Scorers(self.scorer, self.threshold, vbvr_score=self.vbvr_score)
 
+    def _evaluator(self) -> dict:
+        """A VBVR kit's source hash (issue 34): a folder scored with one evaluator source resumes only with it."""
+        if self.scorer not in ("vbvr", "vbvr-pro"):
+            return {}
+        try:
+            src = getattr(self.scorers().for_task(""), "source", None)
+        except ValueError:  # the kit is not there: refused where the scorer is needed
+            return {}
+        return {"evaluator_sha256": src["sha256"]} if src else {}
+
     def describe(self) -> dict:
         """The configuration an output folder records (the sample count left out: it may grow)."""
         return {**self.source().describe(), "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
                 "scorer": self.scorer, "threshold": self.threshold,
                 **({"vbvr_score": self.vbvr_score or "task-specific"}  # the mode named (issue 34)
                    if self.vbvr_score or self.scorer in ("vbvr", "vbvr-pro") else {}),
+                **self._evaluator(),
                 **({"sampling": self.sampling} if self.sampling else {})}
 
 
