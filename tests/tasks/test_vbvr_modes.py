@@ -224,3 +224,17 @@ def test_a_probe_store_scored_with_one_evaluator_source_is_refused_with_another(
     src.write_text(src.read_text() + "\n# patched\n")
     r = cli(*probe)
     assert r.exit_code == 2 and "evaluator_sha256" in text(r), r.output
+
+
+def test_an_evaluator_error_on_frames_is_said_and_scored_zero(tmp_path, evalkit):
+    """Where frames are scored (probes, trace, eval) an evaluator's error is counted as 0 and said, naming the
+    sample, not a crash of the run."""
+    from steplens.tasks import get_scorer
+    from steplens.tasks.folders import SampleSource
+
+    data, _, keys = folder(tmp_path, per_task=1)
+    shutil.copy(data / keys[0] / "first_frame.png", data / keys[0] / "final_frame.png")
+    s = SampleSource(data=data).load()[0]
+    with pytest.warns(UserWarning, match=f"failed on sample {keys[0]}.*ZeroDivisionError"):
+        got = get_scorer("vbvr").score(read_mp4(data / keys[0] / "ground_truth.mp4"), s)
+    assert got.score == 0.0 and not got.success and "no answer pixels" in got.details["error"]

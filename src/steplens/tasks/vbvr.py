@@ -174,7 +174,13 @@ class VBVRScorer:
         with tempfile.TemporaryDirectory(prefix="steplens-vbvr-") as tmp:
             path = Path(tmp) / "video.mp4"
             write_mp4(path, resize_nearest(video, h, w))
-            return self.score_file(path, sample)
+            got = self.score_file(path, sample)
+        if got.details.get("error"):  # counted as score 0 where frames are scored (probes, trace, eval): said
+            import warnings
+
+            warnings.warn(f"{self.kit}'s evaluator failed on sample {sample.name} (scored 0): {got.details['error']}",
+                          UserWarning, stacklevel=2)
+        return got
 
 
 SCORERS = {"vbvr": VBVRScorer}
