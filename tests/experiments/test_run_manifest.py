@@ -28,6 +28,9 @@ def test_run_records_its_data_and_setup_and_resumes_only_when_they_match(tmp_pat
     assert prov["data_manifest_sha256"] == man["sha256"] and prov["device"] == "cpu" and prov["torch"]
     r = cli(*run)
     assert r.exit_code == 0 and "generated 0 videos" in r.output, r.output  # the same data and setup: resumes
+    r = cli(*run[:-1], 3)  # another configuration: refused, and the records stay those of the folder's run
+    assert r.exit_code == 2 and "another configuration" in r.output, r.output
+    assert json.loads((out / "provenance.json").read_text()) == prov
     img = read_png(data / keys[0] / "first_frame.png")
     img[0, 0] = 255 - img[0, 0]
     write_png(data / keys[0] / "first_frame.png", img)

@@ -38,7 +38,8 @@ def run(
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
-    from ..experiments.runner import VIDEOS, check_out_config, even_upscale_note, even_upscales, run_samples
+    from ..experiments.runner import (RUN_CONFIG, VIDEOS, check_out_config, even_upscale_note, even_upscales,
+                                      run_samples)
     from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
@@ -82,13 +83,21 @@ def run(
                   "ensemble": ens.model_dump() if ens else None, "select": select, "video": video,
                   **({"even_upscale": even_upscales(samples)} if even_upscales(samples) else {}),
                   **({"search": search.model_dump()} if search is not None else {})}
-        if rank == 0:
-            man = recorded(out, man)
-            record(out, man, stage_provenance("run", man, mo.device, **{k: config[k] for k in config
-                                                                        if k not in source.describe()}))
-        done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
-                           select=select, split_seeds=split_seeds, config=config,
-                           video=video, search=search)
+        def note_provenance():  # the folder is ours (its run_config.json written), the run done or cut short
+            if rank == 0 and (Path(out) / RUN_CONFIG).is_file():
+                recorded_man = recorded(out, man)
+                record(out, recorded_man, stage_provenance("run", recorded_man, mo.device, **{
+                    k: config[k] for k in config if k not in source.describe()}))
+        try:
+            done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance,
+                               ensemble=ens, select=select, split_seeds=split_seeds, config=config, video=video,
+                               search=search)
+        except _errors():  # refused (another configuration, a bad option): the folder's records stay as they were
+            raise
+        except BaseException:  # interrupted or failed part-way: what was written is recorded
+            note_provenance()
+            raise
+        note_provenance()
         made, world = totals(len(done))[0], rank_world()[1]
     except _errors() as e:
         _fail(e)
