@@ -38,9 +38,9 @@ def run(
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
+    from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
     from ..experiments.runner import (RUN_CONFIG, VIDEOS, check_out_config, even_upscale_note, even_upscales,
                                       run_samples)
-    from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from .sample import Sample
-from .vbvr import VBVRScorer
+from .vbvr import DEFAULT_THRESHOLD, VBVRScorer
 from .vbvr_kit import check_mode, identity, load_isolated
 
 ENV = "STEPLENS_VBVR_PRO_SOURCE"
@@ -61,8 +61,6 @@ class VBVRProScorer(VBVRScorer):
                              f"run_evaluation_video.py); allowed with vbvr-pro: task-specific")
         folder, package = check_source(source)
         self.ev, pkg = load_isolated(folder, package, OPTION)
-        from .vbvr import DEFAULT_THRESHOLD
-
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self.device = device
         self.source = identity(self.ev, self.kit, folder=pkg, package=package)
