@@ -7,7 +7,9 @@ Writes a VBVR-Bench-layout folder of steplens mazes (no metadata.json, x16 upsca
 (the full decoded video at the ground truth's fps, the default), and scores with VBVR-EvalKit's evaluator called
 directly (not through steplens's adapter): the model's videos, the ground-truth videos, and a static video of the
 first frame with the ground truth's frame count and fps. Prints the mean overall score and the task-specific
-dimension of each, with their spread. Needs VBVR-EvalKit importable (clone it; `pip install -e .`, or its folder on
+dimension of each, with their spread. Then `steplens score --scorer vbvr` in both modes (issue 34): the largest
+per-sample difference to the evaluator's own score in that mode (called with task_specific_only=True for the
+task-specific mode, as VBVR-EvalKit's run_evaluation.py does), and steplens's floors table. Needs VBVR-EvalKit importable (clone it; `pip install -e .`, or its folder on
 PYTHONPATH, with opencv-python).
 """
 
@@ -51,6 +53,7 @@ def main() -> None:
     ev = get_evaluator(TASK, device="cpu")
     static_dir = work / "static"
     static_dir.mkdir(exist_ok=True)
+    own: dict[str, dict[str, float]] = {}
     scores: dict[str, list[tuple[float, float]]] = {"steplens run": [], "ground truth": [], "static first frame": []}
     for i in range(a.count):
         d = data / SPLIT / TASK / f"{i:05d}"
@@ -60,10 +63,13 @@ def main() -> None:
         write_mp4(static, np.repeat(first[None], len(read_mp4(gt)), 0), fps=video_fps(gt) or 4)
         for name, video in (("steplens run", out / SPLIT / TASK / f"{i:05d}.mp4"), ("ground truth", gt),
                             ("static first frame", static)):
-            r = ev.evaluate({"video_path": str(video), "gt_video_path": str(gt), "gt_first_frame":
-                             str(d / "first_frame.png"), "gt_final_frame": str(d / "final_frame.png"),
-                             "gt_path": str(d)})
+            info = {"video_path": str(video), "gt_video_path": str(gt), "gt_first_frame": str(d / "first_frame.png"),
+                    "gt_final_frame": str(d / "final_frame.png"), "gt_path": str(d)}
+            r = ev.evaluate(info)
             scores[name].append((float(r["score"]), float(r["dimensions"].get("task_specific", float("nan")))))
+            if name == "steplens run":
+                own[f"{SPLIT}/{TASK}/{i:05d}"] = {"full": float(r["score"]), "task-specific": float(
+                    ev.evaluate(info, task_specific_only=True)["score"])}
     ours = read_mp4(out / SPLIT / TASK / "00000.mp4")
     print(f"{a.count} {a.size}x{a.size} mazes, {a.frames} frames, VBVR-Bench layout; evaluator {type(ev).__name__}; "
           f"written video {ours.shape[0]} frames at {video_fps(out / SPLIT / TASK / '00000.mp4')} fps vs ground "
@@ -72,6 +78,18 @@ def main() -> None:
     for name, v in scores.items():
         o, t = np.array(v).T
         print(f"{name:<20} {o.mean():8.3f} {o.min():6.3f}..{o.max():.3f} {np.nanmean(t):14.3f}")
+    import json
+
+    for mode in ("task-specific", "full"):
+        rec = work / f"scores-{mode}"
+        p = subprocess.run([sys.executable, "-m", "steplens.cli", "score", "--data", str(data), "--outputs", str(out),
+                            "--scorer", "vbvr", "--vbvr-score", mode, "--out", str(rec)], check=True,
+                           capture_output=True, text=True)
+        rows = json.loads((rec / "scores.json").read_text())["rows"]
+        diff = max(abs(r["score"] - own[r["sample"]][mode]) for r in rows)
+        print(f"\nsteplens score --vbvr-score {mode}: {len(rows)} samples, largest |steplens - VBVR-EvalKit| = "
+              f"{diff:.3g}")
+        print("\n".join(x for x in p.stdout.splitlines() if not x.startswith("score:")))
 
 
 if __name__ == "__main__":

@@ -131,3 +131,174 @@ class FinalFrameScorer:
         v, gt = np.asarray(video[-1], float), np.asarray(sample.final_frame, float)
         s = 1.0 - float(np.abs(v - gt).mean()) / 255.0
         return Score(score=s, success=s >= self.threshold)
+
+
+# A small rule-based evaluator package with VBVR-EvalKit's interface (vbvr_bench.evaluators: get_evaluator,
+# list_all_tasks, TASK_EVALUATOR_MAP; evaluate(eval_info, task_specific_only=...) -> score, dimensions, details), so
+# that the `vbvr` adapter is tested on real files without VBVR-EvalKit installed. Its rules are its own (pixel
+# differences on the real frames), not VBVR-EvalKit's. It raises, as a buggy evaluator would, on a sample whose
+# final frame shows no change from the first (no answer pixels).
+EVALKIT_INIT = '''
+__version__ = "{version}"
+'''
+
+EVALKIT_EVALUATORS = '''
+import imageio.v2 as iio
+import numpy as np
+
+CALLS = []
+WEIGHTS = {"first_frame_consistency": 0.15, "final_frame_accuracy": 0.35, "temporal_smoothness": 0.15,
+           "visual_quality": 0.10, "task_specific": 0.25}
+
+
+def _frames(path):
+    r = iio.get_reader(path, format="FFMPEG")
+    v = np.stack([f for f in r]).astype(float)[..., :3]
+    r.close()
+    return v
+
+
+class BaseEvaluator:
+    def __init__(self, device="cuda", task_name=""):
+        self.device, self.task_name = device, task_name
+
+    def evaluate(self, eval_info, **kwargs):
+        CALLS.append((eval_info["video_path"], kwargs.get("task_specific_only", False)))
+        v = _frames(eval_info["video_path"])
+        first = iio.imread(eval_info["gt_first_frame"])[..., :3].astype(float)
+        final = iio.imread(eval_info["gt_final_frame"])[..., :3].astype(float)
+        changed = np.abs(final - first).sum(-1) > 60
+        if not changed.any():
+            raise ZeroDivisionError("no answer pixels: the final frame equals the first")
+        dims = {"first_frame_consistency": max(0.0, 1 - np.abs(v[0] - first).mean() / 64),
+                "final_frame_accuracy": max(0.0, 1 - np.abs(v[-1] - final).mean() / 64),
+                "temporal_smoothness": 1 / (1 + np.abs(np.diff(v, axis=0)).mean() / 32) if len(v) > 1 else 0.5,
+                "visual_quality": min(1.0, v.std() / 64),
+                "task_specific": float((np.abs(v[-1] - final).sum(-1) < 60)[changed].mean())}
+        if kwargs.get("task_specific_only"):
+            return {"score": dims["task_specific"], "dimensions": {"task_specific": dims["task_specific"]},
+                    "details": {"task_specific_only": True}}
+        return {"score": np.float64(sum(WEIGHTS[k] * dims[k] for k in WEIGHTS)), "dimensions": dims,
+                "details": {"frames": len(v)}}
+
+
+class MazeEvaluator(BaseEvaluator):
+    pass
+
+
+TASK_EVALUATOR_MAP = {"O-39_maze_data-generator": MazeEvaluator,
+                      "G-7_maze-two-goals_data-generator": MazeEvaluator}
+
+
+def list_all_tasks():
+    return list(TASK_EVALUATOR_MAP)
+
+
+def get_evaluator(task_name, device="cuda"):
+    return TASK_EVALUATOR_MAP.get(task_name, BaseEvaluator)(device=device, task_name=task_name)
+'''
+
+
+def make_evalkit(site, version: str = "0.1.test"):
+    """Write the small evaluator package above as `site/vbvr_bench` (put `site` on sys.path); its folder."""
+    from pathlib import Path
+
+    pkg = Path(site) / "vbvr_bench"
+    (pkg / "evaluators").mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text(EVALKIT_INIT.format(version=version))
+    (pkg / "evaluators" / "__init__.py").write_text(EVALKIT_EVALUATORS)
+    return pkg
+
+
+# A small VBVR-Pro-Bench source folder: `<package>/evaluators` with its interface (TASK_EVALUATOR_MAP, get_evaluator,
+# get_task_category, get_split; evaluate(eval_info, task_specific_only=True)), its evaluators reading the symbolic
+# ground truth from metadata.json (eval_info["metafile_path"][0]): the pixels the answer must colour and the colour.
+PRO_UTILS = '''
+import imageio.v2 as iio
+import numpy as np
+
+
+def last_frame(path):
+    r = iio.get_reader(path, format="FFMPEG")
+    frames = [f for f in r]
+    r.close()
+    return np.asarray(frames[-1])[..., :3].astype(int)
+'''
+
+PRO_BASE = '''
+import json
+
+import numpy as np
+
+from ..utils import last_frame
+
+
+class BaseEvaluator:
+    def __init__(self, device="cuda", task_name=""):
+        self.device, self.task_name = device, task_name
+
+    def evaluate(self, eval_info, **kwargs):
+        meta = json.load(open(eval_info["metafile_path"][0]))
+        last = last_frame(eval_info["video_path"])
+        ys, xs = np.array(meta["answer_pixels"]).T
+        hit = float((np.abs(last[ys, xs] - np.array(meta["answer_colour"])).sum(-1) < 90).mean())
+        return {"score": hit, "dimensions": {"task_specific": hit}, "details": {"pixels": len(ys)}}
+'''
+
+PRO_EVALUATORS = '''
+from .base_evaluator import BaseEvaluator
+
+
+class PathEvaluator(BaseEvaluator):
+    pass
+
+
+TASK_EVALUATOR_MAP = {"O-39_maze_data-generator": PathEvaluator, "G-7_maze-two-goals_data-generator": PathEvaluator}
+TASK_CATEGORY_MAP = {"O-39_maze_data-generator": "Spatiality", "G-7_maze-two-goals_data-generator": "Abstraction"}
+
+
+def get_evaluator(task_name, device="cuda"):
+    return TASK_EVALUATOR_MAP.get(task_name, BaseEvaluator)(device=device, task_name=task_name)
+
+
+def list_all_tasks():
+    return list(TASK_EVALUATOR_MAP)
+
+
+def get_task_category(task_name):
+    return TASK_CATEGORY_MAP.get(task_name, "Unknown")
+
+
+def get_split(task_name):
+    return "Out_of_Domain" if task_name.startswith("G-7_") else "In_Domain"
+'''
+
+
+def make_pro_bench(source, package: str = "vbvr_pro_bench"):
+    """Write the small VBVR-Pro-Bench source folder above (`source/<package>/...`); the folder."""
+    from pathlib import Path
+
+    pkg = Path(source) / package
+    (pkg / "evaluators").mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.py").write_text('__version__ = "0.2.pro-test"\n')
+    (pkg / "utils.py").write_text(PRO_UTILS)
+    (pkg / "evaluators" / "base_evaluator.py").write_text(PRO_BASE)
+    (pkg / "evaluators" / "__init__.py").write_text(PRO_EVALUATORS)
+    return Path(source)
+
+
+def add_pro_metadata(data, keys):
+    """Give each sample folder a VBVR-Pro-Bench metadata.json: its symbolic answer (the pixels where the final frame
+    differs from the first, and the colour drawn there), read from its own files."""
+    import json
+
+    import numpy as np
+
+    from steplens.io.files import read_png
+
+    for k in keys:
+        first, final = (read_png(data / k / f).astype(int) for f in ("first_frame.png", "final_frame.png"))
+        ys, xs = np.nonzero(np.abs(final - first).sum(-1) > 60)
+        colour = np.median(final[ys, xs], 0).astype(int).tolist()
+        (data / k / "metadata.json").write_text(json.dumps({"answer_pixels": np.stack([ys, xs], 1).tolist(),
+                                                           "answer_colour": colour}))

@@ -134,7 +134,9 @@ def _source_cases(cmd, base, generated=True):
             (cmd + base + ["--size", "12"], ["from 3 to 9 cells", "got 12"]),
             (cmd + base + ["--frames", "0"], ["frames must be >= 2", "got 0"]),
             (cmd + base + ["--frames", "-2"], ["frames must be >= 2", "got -2"]),
-            (cmd + base + ["--split", "x"], ["--split", "give --data DIR"]),
+            (cmd + base + ["--split", "x"], ["--split 'x'", "train, val, test"]),  # generated: a part of the inputs
+            (cmd + base + ["--split", "train,test"], ["--split train,test", "one part"]),
+            (cmd + base + ["--tasks", "maze"], ["--tasks", "give --data DIR"]),
         ]
     return out
 
@@ -295,9 +297,17 @@ CASES = (
        for cmd in (PROBE, COMPARE, STUDY)]
     + [(cmd + ["--workers", "0"], ["--workers must be >= 1, got 0"]) for cmd in (PROBE, COMPARE, STUDY)]
     + [(PROBE + ["--workers", "3"], ["--workers 3 with --engine torchrun", "1 process", "torchrun --nproc_per_node 3"])]
+    + [(cmd + ["--vbvr-score", "weighted"], ["--vbvr-score 'weighted'", "task-specific, full"])
+       for cmd in (EVAL, TRACE, PROBE, COMPARE)]
     + [(["score", "--data", "{data}", "--outputs", "{data}"] + extra, must) for extra, must in
        [(["--scorer", "nonesuch"], ["unknown scorer 'nonesuch'", "maze, maze-shortest, reappear, symmetry, tictactoe, vbvr"]),
         (["--threshold", "2"], ["--threshold 2.0", "<= 1"]),
+        (["--vbvr-score", "weighted"], ["--vbvr-score 'weighted'", "unknown score mode", "task-specific, full"]),
+        (["--vbvr-score", "full"], ["--vbvr-score full applies to the vbvr scorer", "--scorer vbvr"]),
+        (["--scorer", "vbvr-pro", "--vbvr-pro-source", "{empty}"], ["--vbvr-pro-source", "empty",
+                                                                    "is not a VBVR-Pro-Bench source folder"]),
+        (["--scorer", "vbvr-pro", "--vbvr-pro-source", "{root}/nope"], ["--vbvr-pro-source", "nope", "not found"]),
+        (["--vbvr-pro-source", "{empty}"], ["--vbvr-pro-source", "applies to --scorer vbvr-pro"]),
         (["--out", "{afile}/x.json"], ["--out", "afile", "is a file"])]]
     + [(["score", "--data", "{data}", "--outputs", "{root}/typo"], ["outputs folder not found", "typo"]),
        (["score", "--data", "{data}", "--outputs", "{afile}"], ["--outputs", "afile", "is a file"]),

@@ -109,7 +109,8 @@ def test_a_plugin_package_registers_a_task_and_a_scorer_through_entry_points(tmp
                                            "[steplens.scorers]\nredness = myplug:Redness\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "paint" in registry.task_names() and {"maze", "maze-two-goals"} <= set(registry.task_names())
-    assert registry.scorer_names() == ["maze", "maze-shortest", "reappear", "redness", "symmetry", "tictactoe", "vbvr"]
+    assert registry.scorer_names() == ["maze", "maze-shortest", "reappear", "redness", "symmetry", "tictactoe", "vbvr",
+                                      "vbvr-pro"]
     task = get_task("paint")
     s = task.sample(5, idx=5)
     assert get_scorer("redness").score(s.ground_truth, s).success
@@ -206,8 +207,12 @@ def test_vbvr_adapter_scores_outputs_with_the_evaluator_of_each_task_folder(tmp_
     r = cli("score", "--data", data, "--outputs", static, "--scorer", "vbvr", "--out", tmp_path / "st.json")
     st = json.loads((tmp_path / "st.json").read_text())
     assert r.exit_code == 0 and st["solved"] == 0 and st["mean_score"] < 0.6
-    # success is score >= the threshold, which the user may set
+    # success is score >= the threshold, which the user may set, under the mode named (issue 34: task-specific by
+    # default, where the static video scores 0 here; its full score is 0.5)
     r = cli("score", "--data", data, "--outputs", static, "--scorer", "vbvr", "--threshold", 0.5)
+    assert r.exit_code == 0 and "solved 0/4" in r.output, r.output
+    r = cli("score", "--data", data, "--outputs", static, "--scorer", "vbvr", "--threshold", 0.5,
+            "--vbvr-score", "full")
     assert r.exit_code == 0 and "solved 4/4" in r.output, r.output
     # an unknown task folder is named (the real get_evaluator fails obscurely on one)
     other = tmp_path / "other"
@@ -310,7 +315,8 @@ def test_vbvr_adapter_scores_generated_samples_through_the_tasks_vbvr_name(stand
     for k in (1, 16):  # native-size frames are upscaled to the ground truth's size
         assert sc.score(upscale(s.ground_truth, k), s).score == 1.0
     assert standin_vbvr.CALLS[-1]["gt_final_frame"].endswith("final_frame.png")
-    assert sc.score(np.repeat(s.first_frame[None], 4, 0), s).score == 0.5
+    static = sc.score(np.repeat(s.first_frame[None], 4, 0), s)  # task-specific by default (issue 34)
+    assert static.score == 0.0 and static.details["scores"]["full"] == 0.5
     with pytest.raises(ValueError, match="no evaluator for task folder 'maze-two-goals'"):
         sc.check_task("maze-two-goals")
 
@@ -337,4 +343,4 @@ def test_vbvr_scores_frames_at_the_ground_truths_own_size(tmp_path, standin_vbvr
         return evaluate(self, info, **kw)
     monkeypatch.setattr(standin_vbvr.Evaluator, "evaluate", seen)
     got = get_scorer("vbvr").score(video, s)  # the stand-in fails a video of another size than the ground truth's
-    assert sizes == [(34, 34)] and 0.5 <= got.score <= 1.0, (sizes, got)
+    assert sizes == [(34, 34)] and 0.5 <= got.details["scores"]["full"] <= 1.0, (sizes, got)

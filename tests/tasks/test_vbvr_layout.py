@@ -40,7 +40,8 @@ def test_every_command_reads_the_vbvr_layout_and_mirrors_it(vbvr, tmp_path):
     out = tmp_path / "out"
     r = cli("run", *model, "--data", data, "--out", out, "--steps", 4)
     assert r.exit_code == 0 and "generated 4 videos" in r.output, r.output
-    assert files_under(out) == sorted(["run_config.json"] + [f"{k}.mp4" for k in keys] + [f"{k}.png" for k in keys])
+    records = ["run_config.json", "manifest.json", "provenance.json"]  # issue 34: the data and setup it was made from
+    assert files_under(out) == sorted(records + [f"{k}.mp4" for k in keys] + [f"{k}.png" for k in keys])
     assert read_png(out / f"{keys[0]}.png").shape == read_png(data / keys[0] / "first_frame.png").shape
 
     r = cli("score", "--data", data, "--outputs", out, "--out", tmp_path / "scores.json")

@@ -49,6 +49,9 @@ TASKS = typer.Option(None, "--tasks", help="only these task folders (or task nam
 SCORER = typer.Option(None, "--scorer", help="scorer for every sample (default: each task's own: maze for the "
                                              "mazes); vbvr = VBVR-EvalKit's evaluators, when that package is "
                                              "installed")
+VBVR_SCORE = typer.Option(None, "--vbvr-score", help="with the vbvr scorer: task-specific (default, as VBVR-EvalKit "
+                          "now: its task_specific dimension) | full (its five dimensions weighted, --full-score); "
+                          "each row keeps both")
 THRESHOLD = typer.Option(None, "--threshold", help="success = score >= this, for continuous scorers (vbvr: 0.8)")
 
 

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
-                  _settings, _with_sampling, app)
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors,
+                  _fail, _ints, _settings, _with_sampling, app)
 from .cmd_run import _print_rate
 from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
@@ -25,7 +25,7 @@ def evaluate(
                                      "noise seed = seed + idx"),
     size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
     frames: Optional[int] = typer.Option(None), batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
                                               "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
     n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
@@ -53,7 +53,7 @@ def evaluate(
             raise ValueError(f"--search {search.method} and --method {method}: give one of them")
         s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
                       steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
-                      threshold=threshold)
+                      threshold=threshold, vbvr_score=vbvr_score)
         ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'),
                              steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
         scorers = s.scorers()
@@ -117,12 +117,24 @@ def evaluate(
                              + (", so every pick is particle 0, the one seed's video"
                                 if w["picked_one_seed"] == 1.0 else "")))
         method = f"search:{search.method}"
+    floors = None
+    if search is None and method == "single":  # VBVR tables read against a still image (issue 34)
+        from ..experiments.vbvr_scores import floor_lines, floors_for
+        from .app import console
+
+        try:
+            floors = floors_for(samples, scorers, Path(out) if out else None)
+        except _errors() as e:
+            _fail(e)
+        for line in floor_lines(floors) if floors else []:
+            console.print(line, markup=False)
     if out:
         atomic_write_json(Path(out) / "results.json", {
             "model": mo.model, "identity": identity(m), "method": method,
             "n_seeds": None if method == "single" or search else n_seeds,
             "search": search.model_dump() if search is not None else None,
-            "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows})
+            "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows,
+            **({"floors": floors} if floors else {})})
 
 
 def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:

@@ -11,8 +11,8 @@ from rich.table import Table
 from ..experiments.dist import is_writer
 from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
-                  _settings, _with_sampling, app, console)
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors,
+                  _fail, _ints, _settings, _with_sampling, app, console)
 from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
                       spread)
 
@@ -98,7 +98,7 @@ def probe(
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
     frame_noise: Optional[str] = typer.Option(None, "--frame-noise", help="noise probe: one-step (default: the same "
                                                                           "fresh noise at step k on one latent frame, "
                                                                           "at a few steps and frames) | every-step "
@@ -140,7 +140,7 @@ def probe(
         task = task or mod.default_task()
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
                              seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,
-                             scorer=scorer, threshold=threshold)
+                             scorer=scorer, threshold=threshold, vbvr_score=vbvr_score)
         check_before_loading(mod, settings, **options)  # the probe's options, the task, the scorer: no model yet
         if plan:
             shape, settings, samples, m = plan_shape(mo, so, settings)
@@ -174,7 +174,7 @@ def compare_cmd(
     count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
     seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
     batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE,
     budget: Optional[str] = typer.Option(None, "--budget", help="compute budgets in units of one plain run's NFE, "
@@ -207,7 +207,8 @@ def compare_cmd(
                              alpha=alpha)
         settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames,
                              count=count or (None if data else 500), seed=seed, steps=so.steps, shift=so.shift,
-                             guidance=so.guidance, batch=batch, scorer=scorer, threshold=threshold)
+                             guidance=so.guidance, batch=batch, scorer=scorer, threshold=threshold,
+                             vbvr_score=vbvr_score)
         settings.scorers()
         n_list = _ints(n_seeds, '--n-seeds')
         if not n_list:

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app,
-                  console, err)
+from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors, _fail,
+                  _ints, app, console, err)
 from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
 
@@ -38,7 +38,9 @@ def run(
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
-    from ..experiments.runner import VIDEOS, check_out_config, even_upscale_note, even_upscales, run_samples
+    from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
+    from ..experiments.runner import (RUN_CONFIG, VIDEOS, check_out_config, even_upscale_note, even_upscales,
+                                      run_samples)
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
@@ -59,11 +61,13 @@ def run(
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
         with warnings.catch_warnings():  # the samples' own warnings come once, with the load below
             warnings.simplefilter("ignore")
-            folder = source.load(need_frames=False)
-            note = even_upscale_note(folder)  # odd sides: decided before the model loads
+            listed = source.load(need_frames=False)
+            note = even_upscale_note(listed)  # odd sides: decided before the model loads
         if search is not None:  # every sample's verifier resolved before the model loads
             from ..methods.search import check_search
-            check_search(search, so.steps if so.sigmas is None else None, (), folder)
+            check_search(search, so.steps if so.sigmas is None else None, (), listed)
+        man = data_manifest(listed)  # the data and the runtime a resume must share: checked before loading
+        check_resume(out, man, stage_provenance("run", man, mo.device))
         if note and rank == 0:
             console.print(note)
         m, sp = load(mo, so)
@@ -82,9 +86,21 @@ def run(
                   "ensemble": ens.model_dump() if ens else None, "select": select, "video": video,
                   **({"even_upscale": even_upscales(samples)} if even_upscales(samples) else {}),
                   **({"search": search.model_dump()} if search is not None else {})}
-        done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance, ensemble=ens,
-                           select=select, split_seeds=split_seeds, config=config,
-                           video=video, search=search)
+        def note_provenance():  # the folder is ours (its run_config.json written), the run done or cut short
+            if rank == 0 and (Path(out) / RUN_CONFIG).is_file():
+                recorded_man = recorded(out, man)
+                record(out, recorded_man, stage_provenance("run", recorded_man, mo.device, **{
+                    k: config[k] for k in config if k not in source.describe()}))
+        try:
+            done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance,
+                               ensemble=ens, select=select, split_seeds=split_seeds, config=config, video=video,
+                               search=search)
+        except _errors():  # refused (another configuration, a bad option): the folder's records stay as they were
+            raise
+        except BaseException:  # interrupted or failed part-way: what was written is recorded
+            note_provenance()
+            raise
+        note_provenance()
         made, world = totals(len(done))[0], rank_world()[1]
     except _errors() as e:
         _fail(e)
@@ -104,28 +120,54 @@ def score(
     data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
     outputs: Path = typer.Option(..., help="folder mirroring DATA: [<split>/]<task>/<idx>.mp4 (and .png)"),
     split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
-    out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json)"),
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
+    vbvr_pro_source: Optional[Path] = typer.Option(None, "--vbvr-pro-source", help="with --scorer vbvr-pro: the "
+                                                   "VBVR-Pro-Bench checkout whose evaluators score (else the "
+                                                   "environment variable STEPLENS_VBVR_PRO_SOURCE)"),
+    floors: bool = typer.Option(True, "--floors/--no-floors", help="with the vbvr scorer: score a static first frame, "
+                                "the ground truth and a pan of every sample beside the model (once per --out folder)"),
+    out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json; "
+                                                  "with the vbvr scorer also its manifest, provenance and floors, "
+                                                  "and a rescore resumes there)"),
 ):
     """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
     from ..experiments.runner import score_samples, write_scores
+    from ..experiments.vbvr_scores import is_vbvr, score_vbvr, table_lines
     from ..tasks import Scorers
     from ..tasks.folders import SampleSource
 
     try:
         _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,
                out=out if out is not None and Path(out).suffix != ".json" else None)
-        scorers = Scorers(scorer, threshold)
+        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score, vbvr_pro_source=vbvr_pro_source)
         samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
-        res = score_samples(samples, outputs, scorers)
+        kit = all(is_vbvr(scorers.for_sample(s)) for s in samples)  # a folder mixing kinds: scored row by row
+        if vbvr_score is not None and not kit:
+            raise ValueError(f"--vbvr-score {vbvr_score} applies to the vbvr scorer; these samples are scored by "
+                             f"{scorers.describe()} (give --scorer vbvr)")
+        if vbvr_pro_source is not None and scorer != "vbvr-pro":
+            raise ValueError(f"--vbvr-pro-source {vbvr_pro_source} applies to --scorer vbvr-pro; the scorer here is "
+                             f"{scorers.describe()}")
+        if kit:
+            record = out if out is not None and Path(out).suffix != ".json" else None
+            res = score_vbvr(samples, outputs, scorers, record=record, floors=floors)
+        else:
+            res = score_samples(samples, outputs, scorers)
         path = write_scores(res, out) if out else None
     except _errors() as e:
         _fail(e)
     if res["missing"]:
         err.print(f"[yellow]warning:[/] {res['missing']} of {res['n']} outputs missing (scored as failures, score 0)")
-    if len(res["per_task"]) > 1:
+    if kit:
+        bad = [r for r in res["rows"] if r.get("error")]
+        if bad:
+            err.print(f"[yellow]warning:[/] the evaluator failed on {len(bad)} of {res['n']} samples (counted as "
+                      f"errors, as score 0 in the means): " + "; ".join(f"{r['sample']}: {r['error']}" for r in bad))
+        for line in table_lines(res):
+            console.print(line, markup=False)
+    elif len(res["per_task"]) > 1:
         for t, r in res["per_task"].items():
             _print_rate(f"  {t}", r)
-    _print_rate(f"score ({res['scorer']} scorer)", res)
+    _print_rate(f"score ({res['scorer']} scorer" + (f", {res['mode']} mode" if kit else "") + ")", res)
     if path:
         console.print(f"scores: {path}")

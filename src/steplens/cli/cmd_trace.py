@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app, console
+from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors, _fail, _ints, app, console
 from .options import ModelOptions, SamplingOptions, bundles, known_config, load
 
 TRACE_CONFIG = "trace_config.json"  # the configuration a trace folder was made with
@@ -25,7 +25,7 @@ def trace(
     count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
     task: str = typer.Option(DEFAULT_TASK), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
     frames: Optional[int] = typer.Option(None),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
+    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
     decode_steps: Optional[str] = typer.Option(None, "--decode-steps", help="decode, score and keep x0_hat only at "
                                                                             "these steps, e.g. 0,10,25,-1 (-1: the last; default: "
                                                                             "every step on the embedded model; on a "
@@ -48,7 +48,7 @@ def trace(
 
     try:
         _check(out=out, threshold=threshold)
-        scorers = Scorers(scorer, threshold)
+        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score)
         every = decode_steps is not None and decode_steps.strip() == "all"
         chosen = None if every else check_decode_steps(_ints(decode_steps, "--decode-steps"),
                                                        so.steps if so.sigmas is None else None,
@@ -59,7 +59,8 @@ def trace(
                                                        frames=frames).describe())
         if sample is None and data is None:
             SampleSource(task=task, split=split).check()  # a task that does not exist, a bad part: before loading
-        where = {**where, "scorer": scorer, "threshold": threshold}
+        where = {**where, "scorer": scorer, "threshold": threshold,
+                 **({"vbvr_score": vbvr_score} if vbvr_score else {})}
         check_out_config(out, {**known_config(mo, so), **where, **(  # before minutes of loading, on every process
             {"decode_steps": chosen} if chosen is not None and so.steps is not None and so.sigmas is None else {})},
             partial=True, name=TRACE_CONFIG)

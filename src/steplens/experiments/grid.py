@@ -206,6 +206,7 @@ class ExperimentSettings(BaseModel):
     batch: int = 50
     scorer: str | None = None  # None: each task's own
     threshold: float | None = None
+    vbvr_score: str | None = None  # the vbvr scorer's mode: task-specific (None: the default) or full
     sampling: dict | None = None  # a pipeline's resolved preset (steplens.presets.Sampling.describe()), if any
 
     @field_validator("steps", "batch")
@@ -229,12 +230,25 @@ class ExperimentSettings(BaseModel):
                             seed=self.seed, size=self.size, frames=self.frames)
 
     def scorers(self) -> Scorers:
-        return Scorers(self.scorer, self.threshold)
+        return Scorers(self.scorer, self.threshold, vbvr_score=self.vbvr_score)
+
+    def _evaluator(self) -> dict:
+        """A VBVR kit's source hash (issue 34): a folder scored with one evaluator source resumes only with it."""
+        if self.scorer not in ("vbvr", "vbvr-pro"):
+            return {}
+        try:
+            src = getattr(self.scorers().for_task(""), "source", None)
+        except ValueError:  # the kit is not there: refused where the scorer is needed
+            return {}
+        return {"evaluator_sha256": src["sha256"]} if src else {}
 
     def describe(self) -> dict:
         """The configuration an output folder records (the sample count left out: it may grow)."""
         return {**self.source().describe(), "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
                 "scorer": self.scorer, "threshold": self.threshold,
+                **({"vbvr_score": self.vbvr_score or "task-specific"}  # the mode named (issue 34)
+                   if self.vbvr_score or self.scorer in ("vbvr", "vbvr-pro") else {}),
+                **self._evaluator(),
                 **({"sampling": self.sampling} if self.sampling else {})}
 
 

@@ -598,6 +598,8 @@ def _counts(c: dict) -> str:
                 f"condition of the steps and frames sweep, {c['compare_count']} per multi-seed method, "
                 f"{c['probe_count']} per intervention probe condition; {c['steps']} Euler steps, shift {c['shift']}.")
     scorer = c.get("scorer") or "each task's own scorer"
+    if scorer in ("vbvr", "vbvr-pro"):  # the mode named (issue 34); the study scores in the default mode
+        scorer += f" ({c.get('vbvr_score') or 'task-specific'} mode)"
     threshold = c["threshold"] if c.get("threshold") is not None else "the scorer's threshold"
     return (f"Samples from {c['data']}" + (f" (splits {', '.join(c['split'])})" if c.get("split") else "") +
             f", the first samples of each task folder: up to {c['count']} per solve rate, {c['sweep_count']} per "

@@ -23,7 +23,7 @@ BUILTIN = {"steplens.tasks": ["steplens.tasks.maze_task:TASKS", "steplens.tasks.
            "steplens.scorers": ["steplens.tasks.maze_task:SCORERS", "steplens.tasks.tictactoe:SCORERS",
                                 "steplens.tasks.maze_loops:SCORERS", "steplens.tasks.reappear:SCORERS",
                                 "steplens.tasks.symmetry:SCORERS",
-                                "steplens.tasks.vbvr:SCORERS"]}
+                                "steplens.tasks.vbvr:SCORERS", "steplens.tasks.vbvr_pro:SCORERS"]}
 DEFAULT_TASK = "maze"  # what commands generate when no task is named
 VBVR_NAME = re.compile(r"^[A-Za-z]+-\d+_(.+?)(?:_data-generator)?$")
 VBVR_INSTALL = ("VBVR-EvalKit is not on the package registry: clone its repository (Video-Reason/VBVR-EvalKit) "
@@ -157,13 +157,28 @@ def generator_task(name: str):
     return t
 
 
-def get_scorer(name: str, threshold: float | None = None) -> Scorer:
+def get_scorer(name: str, threshold: float | None = None, **options) -> Scorer:
+    """The scorer NAME; `options` (e.g. vbvr_score, the VBVR score mode) go to the scorers that take them."""
     _load()
     if name not in _SCORERS:
         raise ValueError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}. `vbvr` scores with "
                          f"VBVR-EvalKit's evaluators when that package is installed ({VBVR_INSTALL}); plug-ins "
                          f"register through the 'steplens.scorers' entry point group")
-    return _SCORERS[name](threshold=threshold)
+    cls = _SCORERS[name]
+    return cls(threshold=threshold, **_taken(cls, options))
+
+
+def _taken(cls, options: dict) -> dict:
+    """The options a scorer class's constructor takes (vbvr_score is its `mode`)."""
+    import inspect
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return {}
+    named = {"vbvr_score": "mode", "vbvr_pro_source": "source"}
+    return {named.get(k, k): v for k, v in options.items()
+            if v is not None and named.get(k, k) in params}
 
 
 def default_scorer_name(task_name: str) -> str:
@@ -178,20 +193,24 @@ def default_scorer_name(task_name: str) -> str:
 class Scorers:
     """The scorer of each task: one named for all (`--scorer NAME`), else each task's own default."""
 
-    def __init__(self, name: str | None = None, threshold: float | None = None):
+    def __init__(self, name: str | None = None, threshold: float | None = None, **options):
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"a success threshold must be in [0, 1], got {threshold}")
-        self.name, self.threshold = name, threshold
+        if options.get("vbvr_score") is not None:  # a bad mode refused before anything loads
+            from .vbvr_kit import check_mode
+
+            check_mode(options["vbvr_score"])
+        self.name, self.threshold, self.options = name, threshold, options
         self._cache: dict[str, Scorer] = {}
         if name is not None:
-            self._cache[""] = get_scorer(name, threshold)
+            self._cache[""] = get_scorer(name, threshold, **options)
 
     def for_task(self, task_name: str) -> Scorer:
         if self.name is not None:
             return self._cache[""]
         sc = default_scorer_name(task_name)
         if sc not in self._cache:
-            self._cache[sc] = get_scorer(sc, self.threshold)
+            self._cache[sc] = get_scorer(sc, self.threshold, **self.options)
         return self._cache[sc]
 
     def for_sample(self, sample) -> Scorer:
@@ -204,7 +223,7 @@ class Scorers:
         if self.name is None:
             if "\0vbvr" not in self._cache:
                 try:
-                    self._cache["\0vbvr"] = get_scorer("vbvr", self.threshold)
+                    self._cache["\0vbvr"] = get_scorer("vbvr", self.threshold, **self.options)
                 except ValueError as e:
                     raise ValueError(f"sample {sample.name} is not drawn by steplens ({why}); such samples are scored "
                                      f"by default with vbvr, VBVR-Bench's own evaluators: {e} Or name a scorer "
