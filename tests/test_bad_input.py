@@ -280,6 +280,7 @@ CASES = (
        (STUDY + ["--height", "32"], ["--height and --width go together"]),
        (STUDY + ["--tasks", "sokoban"], ["unknown task 'sokoban'"]),
        (STUDY + ["--parts", "magic"], ["unknown study part 'magic'", "solve"]),
+       (STUDY + ["--parts", "chains"], ["--parts chains", "--baseline"]),
        (STUDY + ["--train-log", "{root}/nope.jsonl"], ["--train-log", "nope.jsonl", "not found"])]
     # where the jobs run (issue 23): the engine's name, the worker count against the launch's
     + [(cmd + ["--engine", "slurm"], ["--engine slurm", "unknown engine 'slurm'", "torchrun, ray"])

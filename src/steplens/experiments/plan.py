@@ -49,10 +49,35 @@ class PartPlan:
     conditions: int  # stored conditions (rows per sample)
     nfe: int
     nfe_without_reuse: int
+    at_most: bool = False  # True: the NFE bound what the run spends (a chain stops once its verifier accepts)
 
     @property
     def jobs(self) -> int:
         return self.samples * self.conditions
+
+    def __add__(self, other: "PartPlan") -> "PartPlan":
+        """Two runs of one part (two families, two models) as one: samples and jobs added, conditions per sample
+        kept where they agree (else the jobs over the samples)."""
+        samples = self.samples + other.samples
+        jobs = self.jobs + other.jobs
+        cond = self.conditions if self.conditions == other.conditions else (jobs // samples if samples else 0)
+        return PartPlan(self.part, samples, cond, self.nfe + other.nfe, self.nfe_without_reuse + other.nfe_without_reuse,
+                        self.at_most or other.at_most)
+
+
+def source_shape(settings, frames_from_video) -> tuple[int, int]:
+    """(samples, latent frames every sample has) of an experiment's sample source as the run would load them, without
+    making them all: a folder's samples are read (a folder is finite), generated ones counted (the frames those of
+    the first: a task draws every sample of one size at the same frame count), so that a count of 10^9 is priced at
+    once."""
+    src = settings.source()
+    if src.data is not None:
+        samples = src.load(frames_from_video)
+        return len(samples), min((x.frames for x in samples), default=settings.frames or 2)
+    from ..tasks.folders import DEFAULT_COUNT
+
+    one = src.model_copy(update={"count": 1}).load(frames_from_video)
+    return src.count or DEFAULT_COUNT, one[0].frames
 
 
 def plan_probe(probe, settings, shape: PlanShape, samples: int, options: dict | None = None,
@@ -61,7 +86,7 @@ def plan_probe(probe, settings, shape: PlanShape, samples: int, options: dict | 
     branches = probe.plan(settings, shape, dict(options or {}))
     stored = sum(b.stored for b in branches.values())
     return PartPlan(part or probe.name, samples, stored, samples * branch_nfe(branches, shape),
-                    samples * branch_nfe(branches, shape, reuse=False))
+                    samples * branch_nfe(branches, shape, reuse=False), any(b.at_most for b in branches.values()))
 
 
 def plan_rows(parts: list[PartPlan], sec_per_nfe: float | None) -> list[dict]:
@@ -77,10 +102,27 @@ def plan_rows(parts: list[PartPlan], sec_per_nfe: float | None) -> list[dict]:
         rows.append({"part": p.part, "samples": "" if total else p.samples,
                      "conditions": "" if total else p.conditions,
                      "jobs": sum(x.jobs for x in parts) if total else p.jobs,
-                     "NFE": f"{p.nfe:,}", "NFE without reuse": f"{p.nfe_without_reuse:,}",
+                     "NFE": ("at most " if p.at_most or (total and any(x.at_most for x in parts)) else "")
+                     + f"{p.nfe:,}", "NFE without reuse": f"{p.nfe_without_reuse:,}",
                      "ratio": f"{p.nfe / p.nfe_without_reuse:.3f}" if p.nfe_without_reuse else "",
                      "device-hours": hours(p.nfe), "device-hours without reuse": hours(p.nfe_without_reuse)})
     return rows
+
+
+def plan_json(parts: list[PartPlan], sec_per_nfe: float | None) -> dict:
+    """`--plan --json`: {"parts": [...], "nfe", "nfe_without_reuse", "device_hours"} (device-hours None where the
+    seconds per NFE are unknown); a part whose NFE bound what it spends says `"at_most": true`."""
+    sec = check_sec_per_nfe(sec_per_nfe)
+
+    def hours(nfe: int) -> float | None:
+        return None if sec is None else nfe * sec / 3600
+
+    out = [{"part": p.part, "samples": p.samples, "conditions": p.conditions, "jobs": p.jobs, "nfe": p.nfe,
+            "nfe_without_reuse": p.nfe_without_reuse, "device_hours": hours(p.nfe),
+            "device_hours_without_reuse": hours(p.nfe_without_reuse), "at_most": p.at_most} for p in parts]
+    nfe = sum(p.nfe for p in parts)
+    return {"parts": out, "nfe": nfe, "nfe_without_reuse": sum(p.nfe_without_reuse for p in parts),
+            "device_hours": hours(nfe), "sec_per_nfe": sec}
 
 
 def markdown_table(rows: list[dict]) -> str:

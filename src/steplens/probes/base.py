@@ -127,6 +127,9 @@ def counted(model, run):
         with forwards(model) as counter:
             got = run(conds, batch)
         if all("nfe" in r for rows in got.values() for r in rows):
+            for rows in got.values():  # every row carries both counts (a run without prefix reuse: the same)
+                for r in rows:
+                    r.setdefault("nfe_without_reuse", r["nfe"])
             return got
         per = counter.nfe // max(1, len(batch))
         for i, c in enumerate(conds):

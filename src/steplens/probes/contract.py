@@ -188,9 +188,13 @@ class Branch:
     runs: int = 1  # sampling runs per sample (N seeds: N)
     stored: bool = True  # False: a run the batch needs that is no row (a clean recording)
     shares: str | None = None  # conditions with one key read one run (counted once per batch)
+    forwards: int | None = None  # denoiser forwards per sample and CFG branch where not steps x runs (a search)
+    at_most: bool = False  # True: `forwards` bounds what the run spends (a chain stops once its verifier accepts)
 
     def nfe(self, steps: int, branches: int, reuse: bool = True) -> int:
         """NFE per sample of this condition's run, with or without prefix reuse."""
+        if self.forwards is not None:
+            return self.forwards * branches
         n = self.steps or steps
         return (n - (min(self.at, n) if reuse else 0)) * branches * self.runs
 

@@ -1,0 +1,79 @@
+"""The plan is the run's own job list (issue 31, item 1): `--plan` counts the conditions, samples and NFE the run
+spends, for compare (search methods and budgets included), each probe and every study part (chains included), on
+the real samples and frames; `--plan --json` prints it as JSON; huge counts are priced in closed form within seconds;
+every stored row carries `nfe` and `nfe_without_reuse`."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from steplens.cli import app
+
+runner = CliRunner()
+
+
+def cli(*args):
+    r = runner.invoke(app, [str(a) for a in args])
+    return r, r.output
+
+
+def plan_json(*args) -> dict:
+    r, out = cli(*args, "--plan", "--json", "--sec-per-nfe", "1")
+    assert r.exit_code == 0, out
+    return json.loads(out)
+
+
+def rows(out):
+    return [json.loads(x) for x in (out / "store" / "rows.jsonl").read_text().splitlines()]
+
+
+def test_compare_plan_counts_the_search_methods_and_budgets(tmp_path):
+    """The issue's case: the plan said 1 condition / 40 NFE, the run spends 7 conditions / 756 NFE."""
+    p = plan_json("compare", "--model", "tiny-reasoner", "--task", "maze-loops", "--budget", "2,4", "--count", 2,
+                  "--methods", "single", "--out", tmp_path / "o")
+    (part,) = p["parts"]
+    assert (part["conditions"], part["samples"], part["nfe"]) == (7, 2, 756)
+    assert p["nfe"] == 756 and p["nfe_without_reuse"] == 756
+    assert p["device_hours"] == pytest.approx(756 / 3600)
+    assert not (tmp_path / "o").exists()
+
+
+def test_plan_answers_huge_counts_and_budgets_within_seconds(tmp_path):
+    t0 = time.perf_counter()
+    p = plan_json("compare", "--model", "tiny-reasoner", "--budget", "1000000", "--count", 2, "--methods", "single",
+                  "--out", tmp_path / "o")
+    assert time.perf_counter() - t0 <= 10
+    # single 20 + best-of-n 20e6 + smc 20e6 + early-beam (k = 2: n x 3 + 17 <= 20e6, n = 6,666,661) per sample
+    assert p["nfe"] == 2 * (20 + 2 * 20_000_000 + 6_666_661 * 3 + 17)
+    t0 = time.perf_counter()
+    p = plan_json("probe", "noise", "--model", "tiny-maze", "--count", 1_000_000_000, "--out", tmp_path / "n")
+    assert time.perf_counter() - t0 <= 10
+    assert p["parts"][0]["samples"] == 1_000_000_000 and p["nfe"] > 0
+
+
+def test_compare_rows_carry_both_nfe_fields_and_shared_runs_once(tmp_path):
+    out = tmp_path / "c"
+    r, text = cli("compare", "--model", "tiny-maze", "--count", 2, "--size", 3, "--steps", 2, "--n-seeds", 2,
+                  "--methods", "vote,best-consensus", "--out", out)
+    assert r.exit_code == 0, text
+    got = rows(out)
+    assert all(x["nfe_without_reuse"] is not None and x["nfe_without_reuse"] == x["nfe"] for x in got)
+    # vote and best-consensus read one 2-seed run: counted once (2 seeds x 2 steps), on the first that reads it
+    res = json.loads((out / "results.json").read_text())
+    assert res["cost"]["nfe"] == 2 * (2 + 2 * 2)
+
+
+def test_study_chains_without_a_baseline_is_refused_before_any_work(tmp_path):
+    r, text = cli("study", "--model", "tiny-reasoner-4step", "--parts", "chains", "--count", 1, "--out",
+                  tmp_path / "s")
+    assert r.exit_code == 2, text
+    assert "--parts chains" in " ".join(text.split()) and "--baseline" in text
+    assert not (tmp_path / "s").exists()
+
+
+def test_study_chains_plan_prices_the_chains(tmp_path):
+    p = plan_json("study", "--model", "tiny-reasoner-4step", "--baseline", "tiny-reasoner", "--parts", "chains",
+                  "--tasks", "maze", "--count", 2, "--probe-count", 1, "--out", tmp_path / "s")
+    assert p["nfe"] > 0 and [x["part"] for x in p["parts"]] == ["chains"]
