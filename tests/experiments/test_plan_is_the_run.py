@@ -77,3 +77,46 @@ def test_study_chains_plan_prices_the_chains(tmp_path):
     p = plan_json("study", "--model", "tiny-reasoner-4step", "--baseline", "tiny-reasoner", "--parts", "chains",
                   "--tasks", "maze", "--count", 2, "--probe-count", 1, "--out", tmp_path / "s")
     assert p["nfe"] > 0 and [x["part"] for x in p["parts"]] == ["chains"]
+
+
+def run_cost(out) -> dict:
+    return json.loads((out / "results.json").read_text())["cost"]
+
+
+def store_nfe(out) -> tuple[int, int]:
+    """The rows' own sums: every row carries both counts."""
+    got = rows(out)
+    assert all(r.get("nfe") is not None and r.get("nfe_without_reuse") is not None for r in got)
+    return round(sum(r["nfe"] for r in got)), round(sum(r["nfe_without_reuse"] for r in got))
+
+
+COMMON = ("--model", "tiny-maze", "--count", 2, "--size", 3, "--steps", 3, "--batch", 2)
+COMMANDS = {
+    "probe behaviours": ("probe", "behaviours"),
+    "probe sweep": ("probe", "sweep"),
+    "probe noise": ("probe", "noise"),
+    "probe noise every-step": ("probe", "noise", "--frame-noise", "every-step"),
+    "probe propagation": ("probe", "propagation"),
+    "probe energy": ("probe", "energy"),
+    "probe swap": ("probe", "swap", "--task", "maze-two-goals"),
+    "compare": ("compare", "--n-seeds", "2,3"),
+    "compare --budget": ("compare", "--budget", "1,2,3", "--methods", "single,vote,ensemble", "--steps", 4),
+}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_planned_nfe_is_the_runs_nfe(name, tmp_path):
+    """For every command: the plan's NFE (with and without reuse), samples and conditions equal what the run stores
+    (results.json's cost, the rows' sums, their conditions)."""
+    args = (*COMMANDS[name], *COMMON) if "--steps" not in COMMANDS[name] else \
+        (*COMMANDS[name], *COMMON[:-4], *COMMON[-2:])
+    out = tmp_path / "o"
+    p = plan_json(*args, "--out", out)
+    assert not out.exists()
+    r, text = cli(*args, "--out", out)
+    assert r.exit_code == 0, text
+    (part,) = p["parts"]
+    cost = run_cost(out)
+    assert (p["nfe"], p["nfe_without_reuse"]) == (cost["nfe"], cost["nfe_without_reuse"]) == store_nfe(out), name
+    got = rows(out)
+    assert part["jobs"] == len(got) and part["samples"] == len({x["sample"] for x in got})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..probes.contract import Branch, PlanShape
 
@@ -63,6 +64,42 @@ class PartPlan:
         cond = self.conditions if self.conditions == other.conditions else (jobs // samples if samples else 0)
         return PartPlan(self.part, samples, cond, self.nfe + other.nfe, self.nfe_without_reuse + other.nfe_without_reuse,
                         self.at_most or other.at_most)
+
+
+@dataclass
+class Planner:
+    """What a plan asks of a model, without running it: its own sampling (steps, shift, guidance: where a run's
+    settings leave them None), its block names, and the latent frames of a sample of n video frames. `of(model)`:
+    a loaded model's (the embedded one is a few MB); a pipeline folder's is read from its files (the CLI)."""
+
+    steps: int | None
+    shift: float | None
+    guidance: float | None
+    blocks: tuple
+    frames_from_video: Callable[[int], int] | None
+    model: Any = None
+
+    @classmethod
+    def of(cls, model) -> "Planner":
+        from ..presets import own
+
+        return cls(*own(model), tuple(model.block_names), model.frames_from_video, model)
+
+    def settings(self, settings):
+        """The run's settings as the run resolves them (`ExperimentSettings.for_model`): None is the model's own."""
+        return settings.model_copy(update={k: getattr(self, k) if getattr(settings, k) is None else getattr(settings, k)
+                                           for k in ("steps", "shift", "guidance")})
+
+    def shape(self, settings) -> tuple[PlanShape, int]:
+        """(PlanShape, samples) of one run with these (resolved) settings: its samples counted, their frames read."""
+        n, frames = source_shape(settings, self.frames_from_video)
+        return PlanShape(settings.steps, 2 if (settings.guidance or 1.0) != 1.0 else 1, frames, self.blocks), n
+
+    def part(self, probe, settings, options: dict | None = None, part: str | None = None) -> PartPlan:
+        """The plan of `probe.run(model, out, settings, **options)`."""
+        s = self.settings(settings)
+        shape, n = self.shape(s)
+        return plan_probe(probe, s, shape, n, options, part)
 
 
 def source_shape(settings, frames_from_video) -> tuple[int, int]:
@@ -201,44 +238,3 @@ def study_cost(out) -> dict:
     total = {"nfe": sum(c["nfe"] for c in parts.values()),
              "nfe_without_reuse": sum(c["nfe_without_reuse"] for c in parts.values())}
     return {"parts": parts, "total": total}
-
-
-def study_plan(cfg, shape: PlanShape, parts: list, solve=None, families: dict[str, int] | None = None,
-               folder: bool = False) -> list[PartPlan]:
-    """The plan of `steplens study` with StudyConfig `cfg`: `parts` its probes with a study part (in order), `solve`
-    the probe of its solve part (None: no solve part), over the families `families` ({family: samples}; default
-    cfg.count each of cfg.tasks). The solve part runs at the default difficulty and one notch harder (2 x count,
-    where the family has a next size); each probe part its count (a StudyConfig field) per family where it applies;
-    the `weakest`-scoped parts (compare) on cfg.compare_families families. `folder`: samples of a folder (no
-    generator: no next difficulty, no swap pair)."""
-    from ..tasks import find_task, next_size
-
-    fams = families or {t: cfg.count for t in cfg.tasks}
-    settings = _plan_settings(cfg, shape)
-    out: list[PartPlan] = []
-    if solve is not None:
-        n = 0
-        for t, count in fams.items():
-            task = find_task(t)
-            harder = not folder and task is not None and getattr(task, "default_size", None) is not None and \
-                next_size(task, task.default_size) is not None
-            n += count * (2 if harder else 1)
-        out.append(plan_probe(solve, settings, shape, n, part="solve"))
-    for p in parts:
-        if folder and p.name == "swap":  # a swap needs a pair sample that only a generator makes
-            continue
-        count = getattr(cfg, p.study.count)
-        if p.study.scope == "weakest":
-            n = count * min(cfg.compare_families, len(fams))
-        else:
-            n = sum(count if families is None else min(count, c) for t, c in fams.items()
-                    if find_task(t) is None or not p.study.not_applicable(find_task(t)))
-        if n:
-            out.append(plan_probe(p, settings, shape, n, p.study.options(cfg)))
-    return out
-
-
-def _plan_settings(cfg, shape: PlanShape):
-    from .grid import ExperimentSettings
-
-    return ExperimentSettings(steps=shape.steps, shift=cfg.shift, guidance=cfg.guidance, batch=cfg.batch)
