@@ -120,3 +120,66 @@ def test_planned_nfe_is_the_runs_nfe(name, tmp_path):
     assert (p["nfe"], p["nfe_without_reuse"]) == (cost["nfe"], cost["nfe_without_reuse"]) == store_nfe(out), name
     got = rows(out)
     assert part["jobs"] == len(got) and part["samples"] == len({x["sample"] for x in got})
+
+
+def part_of(path: str) -> str:
+    """The study part a results.json under the study's folder belongs to (study.json's cost keys)."""
+    seg = path.split("/")
+    if seg[0] in ("baseline", "compare", "chains"):
+        return {"baseline": "baseline solve"}.get(seg[0], seg[0])
+    return "solve" if seg[1].startswith("solve") else seg[1]
+
+
+def study_parts_cost(out) -> dict:
+    by: dict = {}
+    for path, c in json.loads((out / "study.json").read_text())["cost"]["parts"].items():
+        got = by.setdefault(part_of(path), [0, 0])
+        got[0], got[1] = got[0] + c["nfe"], got[1] + c["nfe_without_reuse"]
+    return by
+
+
+def assert_study_plan_is_the_run(args, out):
+    p = plan_json("study", *args, "--out", out)
+    assert not out.exists()
+    r, text = cli("study", *args, "--out", out)
+    assert r.exit_code == 0, text
+    planned = {x["part"]: [x["nfe"], x["nfe_without_reuse"]] for x in p["parts"]}
+    assert planned == study_parts_cost(out)
+    total = json.loads((out / "study.json").read_text())["cost"]["total"]
+    assert (p["nfe"], p["nfe_without_reuse"]) == (total["nfe"], total["nfe_without_reuse"])
+    return planned
+
+
+@pytest.mark.slow
+def test_study_plan_is_the_run_for_every_part_baseline_and_chains(tmp_path):
+    """Every part of a study (solve at two sizes, sweep, noise, propagation, energy, compare on the weakest family, the
+    baseline's solve, chains: a few-step student against its teacher) planned as it runs, part by part. Before: the
+    compare part priced at its method count while the run stored each shared generation on every method reading it
+    (240 planned, 384 run), chains priced 0."""
+    planned = assert_study_plan_is_the_run(
+        ["--model", "tiny-reasoner-4step", "--baseline", "tiny-reasoner", "--tasks", "maze,tictactoe", "--count", 2,
+         "--probe-count", 2, "--sweep-count", 1, "--compare-families", 1, "--batch", 2], tmp_path / "s")
+    assert set(planned) == {"solve", "sweep", "noise", "propagation", "energy", "compare", "baseline solve", "chains"}
+    assert all(v[0] > 0 for v in planned.values())
+
+
+@pytest.mark.slow
+def test_study_plan_on_a_folder_uses_its_samples_and_frames(tmp_path):
+    """On a VBVR-layout folder (no metadata: frames from ground_truth.mp4) of 3 samples per task at 6 frames: every
+    part priced on min(count, 3) samples per family at the samples' own frame count, as the run spends; the noise
+    part's conditions per sample are `probe noise --plan`'s on the same folder."""
+    from builders import make_vbvr
+
+    data = tmp_path / "vbvr"
+    make_vbvr(data, per_task=3, size=3, frames=6)
+    args = ["--model", "tiny-maze", "--data", data, "--count", 5, "--probe-count", 2, "--steps", 3,
+            "--compare-families", 1, "--parts", "solve,noise,compare", "--batch", 2]
+    planned = assert_study_plan_is_the_run(args, tmp_path / "s")
+    assert set(planned) == {"solve", "noise", "compare"}
+    one = plan_json("probe", "noise", "--model", "tiny-maze", "--data", data, "--tasks", "O-39_maze_data-generator",
+                    "--count", 2, "--steps", 3, "--out", tmp_path / "n")
+    study = plan_json("study", *args, "--out", tmp_path / "s2")
+    noise = next(x for x in study["parts"] if x["part"] == "noise")
+    assert noise["conditions"] == one["parts"][0]["conditions"] and noise["samples"] == 2 * 2
+    solve = next(x for x in study["parts"] if x["part"] == "solve")
+    assert solve["samples"] == 2 * 3  # min(--count 5, 3 samples) per task folder, not 5 (nor 500)
