@@ -243,6 +243,7 @@ CASES = (
        (PROBE + ["--plan", "--model", "wan:{root}/nowhere"], ["--plan on wan:", "--steps", "--guidance"]),
        (STUDY + ["--plan", "--model", "wan:{root}/nowhere", "--steps", "2", "--guidance", "1"],
         ["--plan on wan:", "--tasks"])]
+    + [(cmd + ["--json"], ["--json prints the plan", "--plan"]) for cmd in (PROBE, COMPARE, STUDY)]
     + _sampler_cases(COMPARE, [])
     + _source_cases(COMPARE, [])
     + _score_cases(COMPARE, [])
