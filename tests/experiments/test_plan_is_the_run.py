@@ -183,3 +183,23 @@ def test_study_plan_on_a_folder_uses_its_samples_and_frames(tmp_path):
     assert noise["conditions"] == one["parts"][0]["conditions"] and noise["samples"] == 2 * 2
     solve = next(x for x in study["parts"] if x["part"] == "solve")
     assert solve["samples"] == 2 * 3  # min(--count 5, 3 samples) per task folder, not 5 (nor 500)
+
+
+@pytest.mark.parametrize("method, extra", [("best-of-n", {}), ("smc", {"steps": [1, 3]}), ("early-beam", {"m": 1}),
+                                           ("early-beam", {"m": 2, "k": 1}), ("early-beam", {"m": 1, "steps": [3, 5]})])
+def test_particles_for_a_budget_in_closed_form_are_the_most_the_budget_buys(method, extra):
+    """config_for_budget's closed form: the largest n whose NFE stays within the budget (what counting n up found)."""
+    from steplens.methods.search import SearchConfig, config_for_budget, search_nfe
+
+    for steps in (4, 8, 20):
+        for budget in (1, 2, 3, 4, 7, 8, 50):
+            base = SearchConfig(method=method, n=max(2, extra.get("m", 1)), **extra)
+            if extra.get("steps") and max(extra["steps"]) >= steps - 1:
+                continue
+            try:
+                got = config_for_budget(base, budget, steps)
+            except ValueError:  # even the fewest particles cost more: refused, as before
+                assert search_nfe(base.model_copy(update={"n": max(1, base.m)}), steps) > budget * steps
+                continue
+            assert search_nfe(got, steps) <= budget * steps
+            assert search_nfe(got.model_copy(update={"n": got.n + 1}), steps) > budget * steps
