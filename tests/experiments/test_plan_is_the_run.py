@@ -203,3 +203,15 @@ def test_particles_for_a_budget_in_closed_form_are_the_most_the_budget_buys(meth
                 continue
             assert search_nfe(got, steps) <= budget * steps
             assert search_nfe(got.model_copy(update={"n": got.n + 1}), steps) > budget * steps
+
+
+def test_a_chain_is_planned_at_its_most_links_and_runs_within(tmp_path):
+    """A chain stops once its verifier accepts: its plan is a bound, said so (`at_most`), and the run stays within."""
+    args = ("compare", "--budget", "2", "--methods", "single", "--search-methods", "chain", "--model", "tiny-maze",
+            "--count", 2, "--size", 3, "--steps", 4, "--batch", 2)
+    out = tmp_path / "o"
+    p = plan_json(*args, "--out", out)
+    assert p["at_most"] and p["parts"][0]["at_most"] and p["nfe"] == 2 * (4 + 2 * 4)  # single, then at most 2 links
+    r, text = cli(*args, "--out", out)
+    assert r.exit_code == 0, text
+    assert 2 * (4 + 4) <= run_cost(out)["nfe"] <= p["nfe"]

@@ -159,7 +159,7 @@ def plan_json(parts: list[PartPlan], sec_per_nfe: float | None) -> dict:
             "device_hours_without_reuse": hours(p.nfe_without_reuse), "at_most": p.at_most} for p in parts]
     nfe = sum(p.nfe for p in parts)
     return {"parts": out, "nfe": nfe, "nfe_without_reuse": sum(p.nfe_without_reuse for p in parts),
-            "device_hours": hours(nfe), "sec_per_nfe": sec}
+            "device_hours": hours(nfe), "sec_per_nfe": sec, "at_most": any(p.at_most for p in parts)}
 
 
 def markdown_table(rows: list[dict]) -> str:
