@@ -62,8 +62,8 @@ class PartPlan:
         samples = self.samples + other.samples
         jobs = self.jobs + other.jobs
         cond = self.conditions if self.conditions == other.conditions else (jobs // samples if samples else 0)
-        return PartPlan(self.part, samples, cond, self.nfe + other.nfe, self.nfe_without_reuse + other.nfe_without_reuse,
-                        self.at_most or other.at_most)
+        return PartPlan(self.part, samples, cond, self.nfe + other.nfe,
+                        self.nfe_without_reuse + other.nfe_without_reuse, self.at_most or other.at_most)
 
 
 @dataclass
