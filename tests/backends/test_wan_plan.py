@@ -51,3 +51,26 @@ def test_planned_nfe_is_the_runs_on_wan22(held, command, tmp_path):
     cost = cost.get("total", cost)
     assert (plan["nfe"], plan["nfe_without_reuse"]) == (cost["nfe"], cost["nfe_without_reuse"])
     assert plan["nfe"] > 0
+
+
+@pytest.mark.parametrize("family", ["wan22", "ti2v", "ltx2", "hunyuan15"])
+def test_a_folders_blocks_and_frames_are_asked_of_its_backend_without_loading(family, tmp_path):
+    """--plan reads a pipeline folder's blocks and latent frames from its backend, on the VAE and transformer built
+    with empty weights: what the loaded model says (LTX-2 compresses time 8x, HunyuanVideo-1.5's tiny VAE 2x, Wan
+    4x; no Wan config key read for the others)."""
+    pytest.importorskip("transformers")
+    from steplens.backends import backend_for
+    from steplens.backends.load import folder_geometry
+    from steplens.backends.ltx2.tiny import tiny_ltx2_i2v
+    from steplens.backends.tiny.hunyuan15 import tiny_hunyuan15_i2v
+    from steplens.backends.wan.tiny import tiny_wan22_i2v, tiny_wan22_ti2v
+
+    build = {"wan22": tiny_wan22_i2v, "ti2v": tiny_wan22_ti2v, "ltx2": tiny_ltx2_i2v,
+             "hunyuan15": tiny_hunyuan15_i2v}[family]
+    pipe = build(seed=0)
+    pipe.save_pretrained(tmp_path / family)
+    model = backend_for(pipe)(pipe)
+    blocks, factor, frames_from_video = folder_geometry(f"wan:{tmp_path / family}")
+    assert (blocks, factor) == (list(model.block_names), model.temporal_factor)
+    assert [frames_from_video(n) for n in (1, 5, 9, 33, 81, 121)] == \
+        [model.frames_from_video(n) for n in (1, 5, 9, 33, 81, 121)]

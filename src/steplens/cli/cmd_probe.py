@@ -33,12 +33,13 @@ JSON_PLAN = typer.Option(False, "--json", help="with --plan: print the plan as J
 
 
 def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
-    """(Planner, settings with the sampling resolved) for --plan: a wan:PATH model is not loaded (its config files
-    read; steps and CFG from the options or the preset); the embedded model is (a few MB), and its own sampling,
-    blocks and frames answer."""
-    from ..experiments.plan import Planner, wan_shape
+    """(Planner, settings with the sampling resolved) for --plan: a wan:PATH / diffusers:PATH pipeline is not loaded
+    (its backend reads its blocks and temporal factor from the folder, `folder_geometry`; steps and CFG from the
+    options or the preset); the embedded model is (a few MB), and its own sampling, blocks and frames answer."""
+    from ..experiments.plan import Planner
 
-    if str(mo.model).startswith("wan:"):
+    if str(mo.model).startswith(("wan:", "diffusers:")):
+        from ..backends.load import folder_geometry
         from ..io.checks import sigma_list
         from ..presets import DISTILLED, VBVR
 
@@ -48,10 +49,9 @@ def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
         if steps is None or guidance is None:
             raise ValueError(f"--plan on {mo.model}: its own steps and CFG are known only once it loads; give --steps "
                              f"and --guidance (or --preset vbvr / distilled)")
-        shape, r = wan_shape(str(mo.model)[4:], steps, guidance, None)
+        blocks, _, frames_from_video = folder_geometry(str(mo.model))
         settings = settings.model_copy(update={"steps": steps, "guidance": guidance})
-        return Planner(steps, settings.shift, guidance, shape.blocks,
-                       lambda n: max(2, -(-(int(n) - 1) // r) + 1)), settings
+        return Planner(steps, settings.shift, guidance, tuple(blocks), frames_from_video), settings
     m, sp = load(mo, so)
     return Planner.of(m), _with_sampling(settings, sp)
 

@@ -128,7 +128,7 @@ def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, 
     from ..probes import get_probe
     from .cmd_probe import planner_for, print_plan
 
-    if folders is None and tasks is None and str(mo.model).startswith("wan:"):
+    if folders is None and tasks is None and str(mo.model).startswith(("wan:", "diffusers:")):
         raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
                          f"read them)")
     first = next(iter(folders)) if folders is not None else None

@@ -198,27 +198,6 @@ def measure_sec_per_nfe(model, sample, steps: int, shift=None, guidance=None) ->
     return max(t2 - t1, 1e-9) / max(1, n2 - n1)
 
 
-def wan_shape(path: str, steps: int, guidance: float, frames: int | None) -> tuple[PlanShape, int]:
-    """(PlanShape, VAE temporal factor) of a diffusers Wan folder read from its config files, no weights loaded:
-    the transformer's num_layers, the VAE's temporal downsampling (Wan: 4)."""
-    import json
-    from pathlib import Path
-
-    root = Path(path)
-    blocks: tuple = ()
-    cfg = root / "transformer" / "config.json"
-    if cfg.is_file():
-        n = json.loads(cfg.read_text()).get("num_layers")
-        blocks = tuple(f"blocks.{i}" for i in range(int(n))) if n else ()
-    factor = 4
-    vae = root / "vae" / "config.json"
-    if vae.is_file():
-        down = json.loads(vae.read_text()).get("temperal_downsample")
-        if down:
-            factor = 2 ** sum(bool(x) for x in down)
-    return PlanShape(steps, 2 if guidance != 1.0 else 1, frames or 2, blocks), factor
-
-
 def study_cost(out) -> dict:
     """{part path: cost} and the total, from every results.json under a study's folder (its probes' counts)."""
     import json
