@@ -51,6 +51,10 @@ def test_plan_answers_huge_counts_and_budgets_within_seconds(tmp_path):
     p = plan_json("probe", "noise", "--model", "tiny-maze", "--count", 1_000_000_000, "--out", tmp_path / "n")
     assert time.perf_counter() - t0 <= 10
     assert p["parts"][0]["samples"] == 1_000_000_000 and p["nfe"] > 0
+    t0 = time.perf_counter()
+    p = plan_json("compare", "--model", "tiny-reasoner", "--count", 1_000_000_000, "--budget", "1,2,4,8", "--out",
+                  tmp_path / "c")
+    assert time.perf_counter() - t0 <= 10 and p["parts"][0]["samples"] == 1_000_000_000
 
 
 def test_compare_rows_carry_both_nfe_fields_and_shared_runs_once(tmp_path):
