@@ -2,8 +2,10 @@
 reuse, and device-hours = NFE x seconds per NFE / 3600, per part.
 
 Every probe names its conditions and their branch steps from the settings alone (`Probe.plan`, see
-steplens.probes.contract), so a plan needs no model: only a `PlanShape` (steps, CFG branches, latent frames, block
-names). NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a
+steplens.probes.contract; the same job list its `conditions` runs), so a plan needs no model run: only a
+`PlanShape` (steps, CFG branches, latent frames, block names), which a `Planner` answers for one run's settings as
+the run resolves them (the model's own sampling, its blocks, its frames for the samples the run will load, counted
+without being made: any count prices at once). The study's plan is `steplens.experiments.study_plan`. NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a
 condition branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE
 come from `--sec-per-nfe` (e.g. a public figure: 328 s for 40 steps of VBVR-Wan2.2 with CFG on one H100 is
 328 / (40 x 2) = 4.1 s) or, with a loaded model, from timing its forwards (`measure_sec_per_nfe`); else the
