@@ -219,3 +219,19 @@ def test_a_chain_is_planned_at_its_most_links_and_runs_within(tmp_path):
     r, text = cli(*args, "--out", out)
     assert r.exit_code == 0, text
     assert 2 * (4 + 4) <= run_cost(out)["nfe"] <= p["nfe"]
+
+
+def test_a_probe_whose_plan_is_not_its_run_is_refused_before_any_work(tiny_model, tmp_path):
+    """The plan is the run's job list, checked at every run: a probe whose `plan` names other conditions than it
+    runs is refused, naming both, before any model run (nothing written)."""
+    from steplens.probes import get_probe
+    from steplens.probes.base import ProbeSettings
+    from steplens.probes.contract import Branch
+
+    class Drifted(type(get_probe("energy"))):
+        def plan(self, s, shape, options):
+            return {"energy": Branch(0), "forgotten": Branch(0)}
+
+    with pytest.raises(ValueError, match=r"plan and its run disagree .*planned, not run: \['forgotten'\]"):
+        Drifted().run(tiny_model, tmp_path / "o", ProbeSettings(count=1, steps=2, size=3, frames=2), progress=False)
+    assert not (tmp_path / "o" / "store").exists()
