@@ -5,11 +5,12 @@ Every probe names its conditions and their branch steps from the settings alone 
 steplens.probes.contract; the same job list its `conditions` runs), so a plan needs no model run: only a
 `PlanShape` (steps, CFG branches, latent frames, block names), which a `Planner` answers for one run's settings as
 the run resolves them (the model's own sampling, its blocks, its frames for the samples the run will load, counted
-without being made: any count prices at once). The study's plan is `steplens.experiments.study_plan`. NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a
-condition branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE
-come from `--sec-per-nfe` (e.g. a public figure: 328 s for 40 steps of VBVR-Wan2.2 with CFG on one H100 is
-328 / (40 x 2) = 4.1 s) or, with a loaded model, from timing its forwards (`measure_sec_per_nfe`); else the
-estimate is unknown.
+without being made: any count prices at once). The study's plan is `steplens.experiments.study_plan`.
+
+NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a condition
+branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE come from
+`--sec-per-nfe` (e.g. a public figure: 328 s for 40 steps of VBVR-Wan2.2 with CFG on one H100 is 328 / (40 x 2) =
+4.1 s) or, with a loaded model, from timing its forwards (`measure_sec_per_nfe`); else the estimate is unknown.
 """
 
 from __future__ import annotations
@@ -53,19 +54,20 @@ class PartPlan:
     nfe: int
     nfe_without_reuse: int
     at_most: bool = False  # True: the NFE bound what the run spends (a chain stops once its verifier accepts)
+    jobs: int = -1  # stored rows: samples x conditions unless given (runs on samples another run counted: samples 0)
 
-    @property
-    def jobs(self) -> int:
-        return self.samples * self.conditions
+    def __post_init__(self):
+        if self.jobs < 0:
+            self.jobs = self.samples * self.conditions
 
     def __add__(self, other: "PartPlan") -> "PartPlan":
-        """Two runs of one part (two families, two models) as one: samples and jobs added, conditions per sample
+        """Two runs of one part (two families, two models) as one: samples, jobs and NFE added, conditions per sample
         kept where they agree (else the jobs over the samples)."""
         samples = self.samples + other.samples
         jobs = self.jobs + other.jobs
         cond = self.conditions if self.conditions == other.conditions else (jobs // samples if samples else 0)
         return PartPlan(self.part, samples, cond, self.nfe + other.nfe,
-                        self.nfe_without_reuse + other.nfe_without_reuse, self.at_most or other.at_most)
+                        self.nfe_without_reuse + other.nfe_without_reuse, self.at_most or other.at_most, jobs)
 
 
 @dataclass

@@ -55,8 +55,8 @@ def study_plan(cfg: StudyConfig, planner: Planner, solve, parts: list, folders: 
         chosen = sorted(cost, key=lambda n: -cost[n])[: cfg.compare_families]
         bound = len(set(cost.values())) > 1
         for n in chosen:
-            plans += [PartPlan(x.part, x.samples, x.conditions, x.nfe, x.nfe_without_reuse, x.at_most or bound)
-                      for x in weakest[n]]
+            plans += [PartPlan(x.part, x.samples, x.conditions, x.nfe, x.nfe_without_reuse, x.at_most or bound,
+                               x.jobs) for x in weakest[n]]
     if baseline is not None and SOLVE in cfg.parts:
         trained = baseline.model.trained_tasks
         for name in cfg.tasks:
@@ -96,6 +96,8 @@ def chains_plan(cfg: StudyConfig, student: Planner, teacher: Planner, folders: d
             if where in seen:  # a folder named again resumes: nothing more runs
                 continue
             seen.add(where)
-            plans.append(planners[role].part(get_probe(probe), few, options, part=CHAINS))
+            p = planners[role].part(get_probe(probe), few, options, part=CHAINS)
+            # on samples the chains run counted already: its rows and NFE, no more samples
+            plans.append(PartPlan(CHAINS, 0, 0, p.nfe, p.nfe_without_reuse, p.at_most, p.jobs))
     return plans
 
