@@ -42,7 +42,7 @@ STUDY = ("study", "--model", "tiny-reasoner-4step", "--baseline", "tiny-reasoner
 def cli(*args) -> str:
     r = CliRunner().invoke(app, [str(a) for a in args])
     if r.exit_code != 0:
-        raise SystemExit(f"steplens {' '.join(map(str, args))}: exit {r.exit_code}\n{r.output}")
+        raise SystemExit(f"steplens {' '.join(map(str, args))}: exit {r.exit_code}\n{r.output}{r.exception!r}")
     return r.output
 
 

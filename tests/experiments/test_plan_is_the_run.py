@@ -151,6 +151,8 @@ def assert_study_plan_is_the_run(args, out):
     assert planned == study_parts_cost(out)
     total = json.loads((out / "study.json").read_text())["cost"]["total"]
     assert (p["nfe"], p["nfe_without_reuse"]) == (total["nfe"], total["nfe_without_reuse"])
+    stored = sum(len(f.read_text().splitlines()) for f in out.rglob("store/rows.jsonl"))
+    assert sum(x["jobs"] for x in p["parts"]) == stored  # every planned job is a stored row, and no more
     return planned
 
 
