@@ -254,6 +254,7 @@ CASES = (
        (PROBE + ["--plan", "--model", "wan:{root}/nowhere"], ["--plan on wan:", "--steps", "--guidance"]),
        (STUDY + ["--plan", "--model", "wan:{root}/nowhere", "--steps", "2", "--guidance", "1"],
         ["--plan on wan:", "--tasks"])]
+    + [(cmd + ["--json"], ["--json prints the plan", "--plan"]) for cmd in (PROBE, COMPARE, STUDY)]
     + _sampler_cases(COMPARE, [])
     + _source_cases(COMPARE, [])
     + _score_cases(COMPARE, [])
@@ -291,6 +292,7 @@ CASES = (
        (STUDY + ["--height", "32"], ["--height and --width go together"]),
        (STUDY + ["--tasks", "sokoban"], ["unknown task 'sokoban'"]),
        (STUDY + ["--parts", "magic"], ["unknown study part 'magic'", "solve"]),
+       (STUDY + ["--parts", "chains"], ["--parts chains", "--baseline"]),
        (STUDY + ["--train-log", "{root}/nope.jsonl"], ["--train-log", "nope.jsonl", "not found"])]
     # where the jobs run (issue 23): the engine's name, the worker count against the launch's
     + [(cmd + ["--engine", "slurm"], ["--engine slurm", "unknown engine 'slurm'", "torchrun, ray"])

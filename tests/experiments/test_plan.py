@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from steplens.cli import app
 from steplens.experiments.grid import ExperimentSettings
-from steplens.experiments.plan import branch_nfe, check_sec_per_nfe, plan_probe, plan_rows, study_plan
-from steplens.experiments.study import StudyConfig, study_probes
+from steplens.experiments.plan import branch_nfe, check_sec_per_nfe, plan_probe, plan_rows
+from steplens.experiments.study import study_probes
 from steplens.probes import get_probe
 from steplens.probes.contract import PlanShape
 from steplens.probes.noise import default_frame_steps, default_frames
@@ -48,13 +48,24 @@ def test_rows_hours_and_bad_seconds():
             check_sec_per_nfe(bad)
 
 
-def test_study_plan_on_a_folder_skips_swap_and_the_next_difficulty():
-    cfg = StudyConfig(tasks=["maze"], count=200, probe_count=200, steps=50, guidance=5.0, compare_families=2)
-    parts = {p.part: p for p in study_plan(cfg, WAN, study_probes(), get_probe("behaviours"), {"maze": 200},
-                                           folder=True)}
-    assert "swap" not in parts and parts["solve"].samples == 200
+def test_study_plan_on_a_folder_skips_the_next_difficulty(tmp_path):
+    from builders import make_vbvr
+
+    from steplens.experiments.plan import Planner
+    from steplens.experiments.study import folder_study_config
+    from steplens.experiments.study_plan import study_plan
+
+    make_vbvr(tmp_path / "vbvr", per_task=3, size=3, frames=3)
+    cfg, folders = folder_study_config(tmp_path / "vbvr", None, None, None, count=200, probe_count=200,
+                                       compare_families=2)
+    cfg = cfg.model_copy(update={"steps": 50, "guidance": 5.0})
+    wan = Planner(50, None, 5.0, WAN.blocks, lambda n: 21)  # every sample: 21 latent frames, as VBVR-Wan2.2's 81
+    parts = {p.part: p for p in study_plan(cfg, wan, get_probe("behaviours"), study_probes(), folders)}
+    assert parts["solve"].samples == 2 * 3  # each task folder's 3 samples once: no next difficulty
     assert parts["noise"].nfe / parts["noise"].nfe_without_reuse <= 0.6
+    assert parts["noise"].nfe == plan_probe(get_probe("noise"), S, WAN, 6).nfe  # at the samples' 21 frames
     assert parts["propagation"].conditions == 50  # injections at every step; the clean recording is no row
+    assert parts["swap"].samples == 3  # maze-two-goals drawn by steplens: its swap pair; maze: none
 
 
 def test_cli_plan_prints_before_running_and_writes_nothing(tmp_path):

@@ -76,6 +76,22 @@ def check_call_size(spec: str, height: int | None, width: int | None) -> None:
         check_size(height, width, *found)
 
 
+def folder_geometry(spec: str):
+    """(block_names, temporal factor, frames_from_video) of the pipeline folder `spec` (wan:PATH / diffusers:PATH), asked of its
+    backend without loading the weights (`PipelineModel.folder_geometry`); refused, naming why, where it cannot say."""
+    prefix, _, path = spec.partition(":")
+    _, config = read_index(path, prefix, spec)
+    cls = backend_for_config(config)
+    if cls is None:
+        raise ValueError(refusal(spec, config))
+    found = cls.folder_geometry(path)
+    if found is None:
+        raise ValueError(f"--plan on {spec}: its blocks and latent frames are read from the folder's vae and "
+                         f"transformer configs, which this folder does not hold in a form {cls.family}'s backend "
+                         f"builds (a hub id?); give a local pipeline folder")
+    return found
+
+
 def load_pipeline(backend, path: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
                   offload: str | None = "none"):
     """A pipeline of `backend` (its model class) from a local folder (or hub id), in `dtype`, on `device` or

@@ -109,6 +109,39 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         the backend does not say (checked once the pipeline is loaded)."""
         return None
 
+    @classmethod
+    def folder_geometry(cls, path: str) -> tuple[list[str], int, Callable[[int], int]] | None:
+        """(block_names, temporal_factor, frames_from_video) of a pipeline folder, asked of this adapter without loading its weights
+        (for --plan): the VAE and the transformers built from their configs with empty weights (accelerate's
+        init_empty_weights: no memory), the pipeline class around them (the other components None), and the
+        adapter's own `temporal_factor`, `blocks_attr` and `frames_from_video` asked on that. None where the folder does not hold them (a
+        hub id) or they do not build so (the plan then says it needs the model)."""
+        import importlib
+        import json
+        import types
+        from pathlib import Path
+
+        root = Path(path).expanduser()
+        try:
+            index = json.loads((root / "model_index.json").read_text())
+            from accelerate import init_empty_weights
+
+            built = {}
+            for comp, spec in index.items():
+                if (comp == "vae" or comp.startswith("transformer")) and isinstance(spec, list) and spec[0]:
+                    klass = getattr(importlib.import_module(spec[0]), spec[1])
+                    with init_empty_weights():
+                        built[comp] = klass.from_config(klass.load_config(root / comp))
+            pipe_cls = cls.pipeline_class()
+            params = [k for k in inspect.signature(pipe_cls.__init__).parameters if k != "self"]
+            pipe = pipe_cls(**{k: built.get(k) for k in params})
+            factor = cls.temporal_factor.fget(types.SimpleNamespace(pipe=pipe))
+            blocks = getattr(built["transformer"], cls.blocks_attr)
+        except Exception:  # noqa: BLE001 - any folder this cannot read: None, and the plan says it needs the model
+            return None
+        view = types.SimpleNamespace(pipe=pipe, temporal_factor=int(factor))
+        return [f"blocks.{i}" for i in range(len(blocks))], int(factor), lambda n: cls.frames_from_video(view, n)
+
     @staticmethod
     def folder_config(path: str, component: str) -> dict | None:
         """A component's config.json in a pipeline folder (None where absent or unreadable: a hub id, say)."""

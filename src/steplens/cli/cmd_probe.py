@@ -28,14 +28,18 @@ NO_REUSE = typer.Option(False, "--no-reuse", help="recompute every condition who
                                                   "way)")
 
 
-def plan_shape(mo: ModelOptions, so: SamplingOptions, settings):
-    """(PlanShape, settings, samples, model or None) for --plan: a wan:PATH model is not loaded (its config files
-    read; steps and CFG from the options or the preset); the embedded model is (a few MB) and samples as it would."""
-    from ..experiments.grid import load_samples
-    from ..experiments.plan import wan_shape
-    from ..probes.contract import PlanShape
+JSON_PLAN = typer.Option(False, "--json", help="with --plan: print the plan as JSON ({\"parts\": [...], \"nfe\", "
+                                              "\"nfe_without_reuse\", \"device_hours\"}) and nothing else")
 
-    if str(mo.model).startswith("wan:"):
+
+def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
+    """(Planner, settings with the sampling resolved) for --plan: a wan:PATH / diffusers:PATH pipeline is not loaded
+    (its backend reads its blocks and temporal factor from the folder, `folder_geometry`; steps and CFG from the
+    options or the preset); the embedded model is (a few MB), and its own sampling, blocks and frames answer."""
+    from ..experiments.plan import Planner
+
+    if str(mo.model).startswith(("wan:", "diffusers:")):
+        from ..backends.load import folder_geometry
         from ..io.checks import sigma_list
         from ..presets import DISTILLED, VBVR
 
@@ -45,28 +49,35 @@ def plan_shape(mo: ModelOptions, so: SamplingOptions, settings):
         if steps is None or guidance is None:
             raise ValueError(f"--plan on {mo.model}: its own steps and CFG are known only once it loads; give --steps "
                              f"and --guidance (or --preset vbvr / distilled)")
-        shape, r = wan_shape(str(mo.model)[4:], steps, guidance, None)
+        blocks, _, frames_from_video = folder_geometry(str(mo.model))
         settings = settings.model_copy(update={"steps": steps, "guidance": guidance})
-        samples = settings.source().load(lambda n: max(2, -(-(int(n) - 1) // r) + 1))
-        frames = min((x.frames for x in samples), default=settings.frames or 2)
-        return PlanShape(steps, shape.branches, frames, shape.blocks), settings, samples, None
+        return Planner(steps, settings.shift, guidance, tuple(blocks), frames_from_video), settings
     m, sp = load(mo, so)
-    settings = _with_sampling(settings, sp)
-    samples = load_samples(m, settings)
-    shape = PlanShape(settings.steps, 2 if (settings.guidance or 1.0) != 1.0 else 1,
-                      min((x.frames for x in samples), default=2), tuple(m.block_names))
-    return shape, settings, samples, m
+    return Planner.of(m), _with_sampling(settings, sp)
 
 
-def print_plan(parts, shape, sec_per_nfe, model=None, sample=None, settings=None, what: str = "") -> None:
-    """The plan's table; without --sec-per-nfe, a loaded model's forwards timed on one sample."""
-    from ..experiments.plan import measure_sec_per_nfe, plan_rows, plan_text
+def print_plan(parts, shape, sec_per_nfe, planner=None, settings=None, what: str = "", as_json: bool = False) -> None:
+    """The plan's table (or JSON); without --sec-per-nfe, a loaded model's forwards timed on one sample."""
+    from ..experiments.plan import measure_sec_per_nfe, plan_json, plan_rows, plan_text
 
     sec = sec_per_nfe
-    if sec is None and model is not None and sample is not None:
-        sec = measure_sec_per_nfe(model, sample, settings.steps, settings.shift, settings.guidance)
-        typer.echo(f"measured {sec:.4g} s per NFE on this machine (the model's forwards timed on one sample)")
+    model = planner.model if planner is not None else None
+    if sec is None and model is not None and settings is not None:
+        one = settings.source().model_copy(update={"count": 1}).load(model.frames_from_video)
+        sec = measure_sec_per_nfe(model, one[0], settings.steps, settings.shift, settings.guidance)
+        if not as_json:
+            typer.echo(f"measured {sec:.4g} s per NFE on this machine (the model's forwards timed on one sample)")
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({**plan_json(parts, sec), **({"measured": True} if sec != sec_per_nfe else {})}))
+        return
     typer.echo(plan_text(plan_rows(parts, sec), shape, sec, what))
+
+
+def check_json(as_json: bool, plan: bool) -> None:
+    if as_json and not plan:
+        raise ValueError("--json prints the plan: it goes with --plan")
 
 
 def _spread_run(eo, mo, so, out, settings, run, probe):
@@ -110,9 +121,10 @@ def probe(
                                                                   "the same samples and seeds, at its own sampling, "
                                                                   "at the steps nearest in σ (a student's teacher)"),
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
+    as_json: bool = JSON_PLAN,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
-    from ..experiments.plan import check_sec_per_nfe, plan_probe
+    from ..experiments.plan import check_sec_per_nfe
     from ..probes import get_probe
     from ..probes.base import check_before_loading
     from ..reports.page import Report
@@ -142,10 +154,12 @@ def probe(
                              seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,
                              scorer=scorer, threshold=threshold, vbvr_score=vbvr_score)
         check_before_loading(mod, settings, **options)  # the probe's options, the task, the scorer: no model yet
+        check_json(as_json, plan)
         if plan:
-            shape, settings, samples, m = plan_shape(mo, so, settings)
-            print_plan([plan_probe(mod, settings, shape, len(samples), options)], shape, sec_per_nfe, m,
-                       samples[0] if samples else None, settings, f"steplens probe {name}")
+            planner, settings = planner_for(mo, so, settings)
+            part = planner.part(mod, settings, options)
+            print_plan([part], planner.shape(settings)[0], sec_per_nfe, planner, settings, f"steplens probe {name}",
+                       as_json)
             return
         with reuse_off(no_reuse):
             res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options), mod)
@@ -176,7 +190,7 @@ def compare_cmd(
     batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
     scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
     ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
-    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE,
+    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, as_json: bool = JSON_PLAN,
     budget: Optional[str] = typer.Option(None, "--budget", help="compute budgets in units of one plain run's NFE, "
                                                                 "e.g. 1,2,4,8: the multi-seed methods at N = each "
                                                                 "budget >= 2 (replaces --n-seeds) and the search "
@@ -193,7 +207,7 @@ def compare_cmd(
                                                                                 "1/4 and 1/2 of the way)"),
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
-    from ..experiments.plan import check_sec_per_nfe, plan_probe
+    from ..experiments.plan import check_sec_per_nfe
     from ..methods.ensemble import EnsembleConfig
     from ..probes.base import check_before_loading
     from ..probes.compare import PROBE, compare, report_section
@@ -226,11 +240,12 @@ def compare_cmd(
             raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
                              "--budget (the search methods run at budgets)")
         check_before_loading(PROBE, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
-        if plan:
-            shape, settings, samples, m = plan_shape(mo, so, settings)
-            print_plan([plan_probe(PROBE, settings, shape, len(samples), {"n_list": n_list,
-                                                                           "methods": methods.split(",")})],
-                       shape, sec_per_nfe, m, samples[0] if samples else None, settings, "steplens compare")
+        check_json(as_json, plan)
+        if plan:  # the run's own options: its jobs, search methods and budgets included
+            planner, settings = planner_for(mo, so, settings)
+            part = planner.part(PROBE, settings, dict(n_list=n_list, methods=methods.split(","), ens=ens, **kw))
+            print_plan([part], planner.shape(settings)[0], sec_per_nfe, planner, settings, "steplens compare",
+                       as_json)
             return
         res = _spread_run(eo, mo, so, out, settings, lambda m, st: compare(m, out, st, n_list=n_list,
                                                                           methods=methods.split(","), ens=ens, **kw),

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
-from .cmd_probe import NO_REUSE, PLAN, SEC_PER_NFE
+from .cmd_probe import JSON_PLAN, NO_REUSE, PLAN, SEC_PER_NFE, check_json
 from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
 
 
@@ -49,13 +49,14 @@ def study(
                                      "sample's index"),
     batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
     plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
+    as_json: bool = JSON_PLAN,
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold. With
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
     from ..experiments.plan import check_sec_per_nfe
-    from ..experiments.study import check_parts, folder_study_config, run_study, study_config_from, tables
+    from ..experiments.study import check_chains, check_parts, folder_study_config, run_study, study_config_from, tables
     from ..io import checks
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
@@ -70,15 +71,17 @@ def study(
                       seed=seed, batch=batch, compare_families=compare_families, n_seeds=n_seeds, scorer=scorer,
                       threshold=threshold)
         Scorers(scorer, threshold)  # an unknown scorer, or a threshold it does not take, named now
-        check_parts(parts)  # an empty or unknown --parts, named now
+        check_chains(check_parts(parts), baseline, parts)  # an empty or unknown --parts, chains without a baseline
         folders = None
         if data is not None:  # the folder, its filters, its samples and their scorer: checked before the model loads
             cfg, folders = folder_study_config(data, split, tasks, parts, **counts)
         elif split is not None:
             raise ValueError(f"--split {split} filters a folder of samples (VBVR-Bench's <split>/<task>/<idx>/): "
                              f"give --data DIR")
+        check_json(as_json, plan)
         if plan:
-            return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders,
+            return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders, cfg=cfg if data else None,
+                               baseline=baseline, as_json=as_json,
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
@@ -112,32 +115,40 @@ def study(
     console.print(f"tables: {out / 'study.md'}  report: [bold]{(out / 'report.html').resolve()}[/]")
 
 
-def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, **kw) -> None:
-    """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded). On a
-    folder (`folders`: steplens.experiments.study.folder_families' answer) its task folders are the families, each
-    with min(--count, its samples)."""
+def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, cfg=None, baseline=None,
+                as_json: bool = False, **kw) -> None:
+    """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded), priced
+    on the runs `run_study` makes (steplens.experiments.study_plan): each family's own samples and frames, the
+    parts that apply to it, the baseline's and the chains' runs. On a folder, `cfg` and `folders` are
+    folder_study_config's answer."""
     from ..experiments.grid import ExperimentSettings
-    from ..experiments.plan import study_plan
+    from ..experiments.plan import Planner
     from ..experiments.study import SOLVE, SOLVE_PROBE, StudyConfig, study_probes, study_tasks
+    from ..experiments.study_plan import study_plan
     from ..probes import get_probe
-    from .cmd_probe import plan_shape, print_plan
+    from .cmd_probe import planner_for, print_plan
 
-    if folders is not None:
-        tasks = ",".join(dict.fromkeys(f["task"] or f["folder"] for f in folders.values()))
-    if tasks is None and str(mo.model).startswith("wan:"):
+    if folders is None and tasks is None and str(mo.model).startswith(("wan:", "diffusers:")):
         raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
                          f"read them)")
-    settings = ExperimentSettings(task=(tasks or "maze").split(",")[0], count=1, seed=kw["seed"])
-    shape, settings, samples, m = plan_shape(mo, so, settings)
-    names = study_tasks(m, tasks) if m is not None else [t.strip() for t in tasks.split(",") if t.strip()]
-    plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
-    cfg = StudyConfig(tasks=names, **({"parts": plist} if plist else {}), steps=shape.steps,
-                      guidance=settings.guidance, shift=settings.shift, **kw)
+    first = next(iter(folders)) if folders is not None else None
+    settings = ExperimentSettings(**({"task": (tasks or "maze").split(",")[0].strip()} if folders is None else
+                                     {"data": cfg.data, "split": cfg.split, "tasks": [folders[first]["folder"]]}),
+                                  count=1, seed=kw["seed"])
+    planner, settings = planner_for(mo, so, settings)
+    sampling = dict(steps=settings.steps, shift=settings.shift, guidance=settings.guidance)
+    if cfg is None:
+        names = study_tasks(planner.model, tasks) if planner.model is not None else \
+            [t.strip() for t in tasks.split(",") if t.strip()]
+        plist = [p.strip() for p in parts.split(",") if p.strip()] if parts else None
+        cfg = StudyConfig(tasks=names, **({"parts": plist} if plist else {}), **sampling, **kw)
+    else:
+        cfg = cfg.model_copy(update=sampling)
     solve = get_probe(SOLVE_PROBE) if SOLVE in cfg.parts else None
-    fams = {n: min(kw["count"], f["available"]) for n, f in folders.items()} if folders is not None else None
-    print_plan(study_plan(cfg, shape, [p for p in study_probes() if p.name in cfg.parts], solve, families=fams,
-                          folder=folders is not None), shape, sec_per_nfe, m, samples[0] if samples else None,
-               settings, f"steplens study on {', '.join(fams or names)}")
+    base = Planner.of(load(ModelOptions(model=baseline, device=mo.device))[0]) if baseline else None
+    plans = study_plan(cfg, planner, solve, [p for p in study_probes() if p.name in cfg.parts], folders, base)
+    print_plan(plans, planner.shape(settings)[0], sec_per_nfe, planner, settings,
+               f"steplens study on {', '.join(cfg.tasks)}", as_json)
 
 
 @app.command("report")

@@ -27,6 +27,7 @@ from ..contract import identity
 from ..hooks import Hooks
 from ..io.video import to_rgb, to_uint8
 from ..presets import own
+from ..tape import forwards
 from ..tasks import Sample, answer_region, candidates
 from .dist import is_writer
 from .evaluate import score_videos
@@ -51,7 +52,7 @@ def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
     samp = sampling_of(model)
     sigmas: list[float] = []
     hooks = Hooks(model, samp["steps"]).record("x0", branch="cond")
-    with hooks:
+    with hooks, forwards(model) as counter:
         lat = model.generate(batch, seeds_of(batch), steps=samp["steps"], shift=samp["shift"],
                              guidance=samp["guidance"], hooks=hooks, callback=lambda st: sigmas.append(round(float(st.sigma), 6)))  # float32 σ: 0.9 not 0.8999999
     rows = score_videos(batch, [to_uint8(v) for v in model.decode(lat)], scorers)
@@ -63,7 +64,8 @@ def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
         ok = [x["success"] for x in m]
         commit = cos.commitment_step(ok)
         held = [x["candidates_held"] for x in m] if cands else None
-        row.update(sigmas=sigmas, step_success=ok, mass=[x["candidate_mass"] for x in m], held=held,
+        row.update(nfe=counter.nfe // len(batch), nfe_without_reuse=counter.without_reuse // len(batch),
+                   sigmas=sigmas, step_success=ok, mass=[x["candidate_mass"] for x in m], held=held,
                    commit_sigma=sigmas[commit] if commit is not None else None,
                    right_answers=sum(c.right for c in cands) if cands else None,
                    self_correction=cos.behaviours(m)["self_correction"])
@@ -205,6 +207,25 @@ def own_sampling(settings: ExperimentSettings) -> ExperimentSettings:
     return settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
 
 
+def matched_runs(student, teacher) -> list[tuple[str, str, object, str, dict]]:
+    """The probe runs of the comparison at matched σ, in order: (probe, role, model, folder under the family's
+    chains folder, the probe's options): the noise probe on each model (every student step, the teacher steps
+    nearest their σ), then per student step k the energy probe at k and at the teacher step nearest its σ. What
+    `noise_at_matched_sigma` and `energy_at_matched_sigma` run, and what `--plan` prices (a folder named twice runs
+    once: the second resumes it). [] where a scheduler keeps its own σ grid."""
+    s_sig, t_sig = step_sigmas_of(student), step_sigmas_of(teacher)
+    if s_sig is None or t_sig is None:
+        return []
+    near = align_by_sigma(s_sig, t_sig)
+    runs = [("noise", role, m, f"noise-{role}", {"steps": steps, "mix_strengths": (), "frame_steps": [steps[0]]})
+            for role, m, steps in (("student", student, list(range(len(s_sig)))),
+                                   ("teacher", teacher, sorted(set(near))))]
+    for k, j in enumerate(near):
+        runs += [("energy", role, m, f"energy-{role}/step-{step}", {"steps": [step]})
+                 for role, m, step in (("student", student, k), ("teacher", teacher, j))]
+    return runs
+
+
 def noise_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSettings, progress: bool = True) -> dict:
     """The noise probe's "noise at step k" on both models at matched σ: at every student step, and at the teacher
     steps nearest those σ (each model at its own sampling; the noise probe's frame and mix conditions left out);
@@ -218,9 +239,8 @@ def noise_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSett
     noise = get_probe("noise")
     base = own_sampling(settings)
     got = {}
-    for role, m, steps in (("student", student, list(range(len(s_sig)))), ("teacher", teacher, sorted(set(near)))):
-        res = noise.run(m, Path(out) / f"noise-{role}", base, progress=progress, steps=steps, mix_strengths=(),
-                        frame_steps=[steps[0]])
+    for _, role, m, where, options in (r for r in matched_runs(student, teacher) if r[0] == "noise"):
+        res = noise.run(m, Path(out) / where, base, progress=progress, **options)
         if res is None:  # a launch's other processes
             return {"rows": [], "why": "written by rank 0"}
         got[role] = {x["condition"]: x for x in res["table"]}
@@ -245,10 +265,11 @@ def energy_at_matched_sigma(student, teacher, out: Path, settings: ExperimentSet
     energy = get_probe("energy")
     base = own_sampling(settings)
     rows = []
+    runs = [r for r in matched_runs(student, teacher) if r[0] == "energy"]  # per student step: student, teacher
     for k, (sg, j) in enumerate(zip(s_sig, near)):
         row = {"sigma": sg, "student_step": k, "teacher_step": j, "teacher_sigma": t_sig[j]}
-        for role, m, step in (("student", student, k), ("teacher", teacher, j)):
-            res = energy.run(m, Path(out) / f"energy-{role}" / f"step-{step}", base, progress=progress, steps=[step])
+        for _, role, m, where, options in runs[2 * k: 2 * k + 2]:
+            res = energy.run(m, Path(out) / where, base, progress=progress, **options)
             if res is None:  # a launch's other processes
                 return {"rows": [], "why": "written by rank 0"}
             ratios = res["headline"]["ratios"]
@@ -288,7 +309,9 @@ def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, pr
               "early_held": v[role]["early_held"], "commit_sigma": v[role]["commit_sigma"],
               "self_corrections": v[role]["self_corrections"], "claim": v["verdict"]["state"]}
              for f, v in families.items() for role in ROLES]
-    write_results(out, "chains", settings, config, table, headline, samples=len(samples))
+    counted = [r for role in ROLES for r in rows[role] if r.get("nfe") is not None]  # rows of older runs: uncounted
+    cost = {"nfe": sum(r["nfe"] for r in counted), "nfe_without_reuse": sum(r["nfe_without_reuse"] for r in counted)}
+    write_results(out, "chains", settings, config, table, headline, samples=len(samples), cost=cost)
     plot(out, families)
     write_report(out, student, teacher, samples, families, headline["exploration_loss"], scorers)
     return {"headline": headline, "table": table}

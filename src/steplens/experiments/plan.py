@@ -2,12 +2,15 @@
 reuse, and device-hours = NFE x seconds per NFE / 3600, per part.
 
 Every probe names its conditions and their branch steps from the settings alone (`Probe.plan`, see
-steplens.probes.contract), so a plan needs no model: only a `PlanShape` (steps, CFG branches, latent frames, block
-names). NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a
-condition branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE
-come from `--sec-per-nfe` (e.g. a public figure: 328 s for 40 steps of VBVR-Wan2.2 with CFG on one H100 is
-328 / (40 x 2) = 4.1 s) or, with a loaded model, from timing its forwards (`measure_sec_per_nfe`); else the
-estimate is unknown.
+steplens.probes.contract; the same job list its `conditions` runs), so a plan needs no model run: only a
+`PlanShape` (steps, CFG branches, latent frames, block names), which a `Planner` answers for one run's settings as
+the run resolves them (the model's own sampling, its blocks, its frames for the samples the run will load, counted
+without being made: any count prices at once). The study's plan is `steplens.experiments.study_plan`.
+
+NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a condition
+branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE come from
+`--sec-per-nfe` (e.g. a public figure: 328 s for 40 steps of VBVR-Wan2.2 with CFG on one H100 is 328 / (40 x 2) =
+4.1 s) or, with a loaded model, from timing its forwards (`measure_sec_per_nfe`); else the estimate is unknown.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..probes.contract import Branch, PlanShape
 
@@ -49,10 +53,72 @@ class PartPlan:
     conditions: int  # stored conditions (rows per sample)
     nfe: int
     nfe_without_reuse: int
+    at_most: bool = False  # True: the NFE bound what the run spends (a chain stops once its verifier accepts)
+    jobs: int = -1  # stored rows: samples x conditions unless given (runs on samples another run counted: samples 0)
 
-    @property
-    def jobs(self) -> int:
-        return self.samples * self.conditions
+    def __post_init__(self):
+        if self.jobs < 0:
+            self.jobs = self.samples * self.conditions
+
+    def __add__(self, other: "PartPlan") -> "PartPlan":
+        """Two runs of one part (two families, two models) as one: samples, jobs and NFE added, conditions per sample
+        kept where they agree (else the jobs over the samples)."""
+        samples = self.samples + other.samples
+        jobs = self.jobs + other.jobs
+        cond = self.conditions if self.conditions == other.conditions else (jobs // samples if samples else 0)
+        return PartPlan(self.part, samples, cond, self.nfe + other.nfe,
+                        self.nfe_without_reuse + other.nfe_without_reuse, self.at_most or other.at_most, jobs)
+
+
+@dataclass
+class Planner:
+    """What a plan asks of a model, without running it: its own sampling (steps, shift, guidance: where a run's
+    settings leave them None), its block names, and the latent frames of a sample of n video frames. `of(model)`:
+    a loaded model's (the embedded one is a few MB); a pipeline folder's is read from its files (the CLI)."""
+
+    steps: int | None
+    shift: float | None
+    guidance: float | None
+    blocks: tuple
+    frames_from_video: Callable[[int], int] | None
+    model: Any = None
+
+    @classmethod
+    def of(cls, model) -> "Planner":
+        from ..presets import own
+
+        return cls(*own(model), tuple(model.block_names), model.frames_from_video, model)
+
+    def settings(self, settings):
+        """The run's settings as the run resolves them (`ExperimentSettings.for_model`): None is the model's own."""
+        return settings.model_copy(update={k: getattr(self, k) if getattr(settings, k) is None else getattr(settings, k)
+                                           for k in ("steps", "shift", "guidance")})
+
+    def shape(self, settings) -> tuple[PlanShape, int]:
+        """(PlanShape, samples) of one run with these (resolved) settings: its samples counted, their frames read."""
+        n, frames = source_shape(settings, self.frames_from_video)
+        return PlanShape(settings.steps, 2 if (settings.guidance or 1.0) != 1.0 else 1, frames, self.blocks), n
+
+    def part(self, probe, settings, options: dict | None = None, part: str | None = None) -> PartPlan:
+        """The plan of `probe.run(model, out, settings, **options)`."""
+        s = self.settings(settings)
+        shape, n = self.shape(s)
+        return plan_probe(probe, s, shape, n, options, part)
+
+
+def source_shape(settings, frames_from_video) -> tuple[int, int]:
+    """(samples, latent frames every sample has) of an experiment's sample source as the run would load them, without
+    making them all: a folder's samples are read (a folder is finite), generated ones counted (the frames those of
+    the first: a task draws every sample of one size at the same frame count), so that a count of 10^9 is priced at
+    once."""
+    src = settings.source()
+    if src.data is not None:
+        samples = src.load(frames_from_video)
+        return len(samples), min((x.frames for x in samples), default=settings.frames or 2)
+    from ..tasks.folders import DEFAULT_COUNT
+
+    one = src.model_copy(update={"count": 1}).load(frames_from_video)
+    return src.count or DEFAULT_COUNT, one[0].frames
 
 
 def plan_probe(probe, settings, shape: PlanShape, samples: int, options: dict | None = None,
@@ -61,7 +127,7 @@ def plan_probe(probe, settings, shape: PlanShape, samples: int, options: dict | 
     branches = probe.plan(settings, shape, dict(options or {}))
     stored = sum(b.stored for b in branches.values())
     return PartPlan(part or probe.name, samples, stored, samples * branch_nfe(branches, shape),
-                    samples * branch_nfe(branches, shape, reuse=False))
+                    samples * branch_nfe(branches, shape, reuse=False), any(b.at_most for b in branches.values()))
 
 
 def plan_rows(parts: list[PartPlan], sec_per_nfe: float | None) -> list[dict]:
@@ -77,10 +143,27 @@ def plan_rows(parts: list[PartPlan], sec_per_nfe: float | None) -> list[dict]:
         rows.append({"part": p.part, "samples": "" if total else p.samples,
                      "conditions": "" if total else p.conditions,
                      "jobs": sum(x.jobs for x in parts) if total else p.jobs,
-                     "NFE": f"{p.nfe:,}", "NFE without reuse": f"{p.nfe_without_reuse:,}",
+                     "NFE": ("at most " if p.at_most or (total and any(x.at_most for x in parts)) else "")
+                     + f"{p.nfe:,}", "NFE without reuse": f"{p.nfe_without_reuse:,}",
                      "ratio": f"{p.nfe / p.nfe_without_reuse:.3f}" if p.nfe_without_reuse else "",
                      "device-hours": hours(p.nfe), "device-hours without reuse": hours(p.nfe_without_reuse)})
     return rows
+
+
+def plan_json(parts: list[PartPlan], sec_per_nfe: float | None) -> dict:
+    """`--plan --json`: {"parts": [...], "nfe", "nfe_without_reuse", "device_hours"} (device-hours None where the
+    seconds per NFE are unknown); a part whose NFE bound what it spends says `"at_most": true`."""
+    sec = check_sec_per_nfe(sec_per_nfe)
+
+    def hours(nfe: int) -> float | None:
+        return None if sec is None else nfe * sec / 3600
+
+    out = [{"part": p.part, "samples": p.samples, "conditions": p.conditions, "jobs": p.jobs, "nfe": p.nfe,
+            "nfe_without_reuse": p.nfe_without_reuse, "device_hours": hours(p.nfe),
+            "device_hours_without_reuse": hours(p.nfe_without_reuse), "at_most": p.at_most} for p in parts]
+    nfe = sum(p.nfe for p in parts)
+    return {"parts": out, "nfe": nfe, "nfe_without_reuse": sum(p.nfe_without_reuse for p in parts),
+            "device_hours": hours(nfe), "sec_per_nfe": sec, "at_most": any(p.at_most for p in parts)}
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -119,27 +202,6 @@ def measure_sec_per_nfe(model, sample, steps: int, shift=None, guidance=None) ->
     return max(t2 - t1, 1e-9) / max(1, n2 - n1)
 
 
-def wan_shape(path: str, steps: int, guidance: float, frames: int | None) -> tuple[PlanShape, int]:
-    """(PlanShape, VAE temporal factor) of a diffusers Wan folder read from its config files, no weights loaded:
-    the transformer's num_layers, the VAE's temporal downsampling (Wan: 4)."""
-    import json
-    from pathlib import Path
-
-    root = Path(path)
-    blocks: tuple = ()
-    cfg = root / "transformer" / "config.json"
-    if cfg.is_file():
-        n = json.loads(cfg.read_text()).get("num_layers")
-        blocks = tuple(f"blocks.{i}" for i in range(int(n))) if n else ()
-    factor = 4
-    vae = root / "vae" / "config.json"
-    if vae.is_file():
-        down = json.loads(vae.read_text()).get("temperal_downsample")
-        if down:
-            factor = 2 ** sum(bool(x) for x in down)
-    return PlanShape(steps, 2 if guidance != 1.0 else 1, frames or 2, blocks), factor
-
-
 def study_cost(out) -> dict:
     """{part path: cost} and the total, from every results.json under a study's folder (its probes' counts)."""
     import json
@@ -159,44 +221,3 @@ def study_cost(out) -> dict:
     total = {"nfe": sum(c["nfe"] for c in parts.values()),
              "nfe_without_reuse": sum(c["nfe_without_reuse"] for c in parts.values())}
     return {"parts": parts, "total": total}
-
-
-def study_plan(cfg, shape: PlanShape, parts: list, solve=None, families: dict[str, int] | None = None,
-               folder: bool = False) -> list[PartPlan]:
-    """The plan of `steplens study` with StudyConfig `cfg`: `parts` its probes with a study part (in order), `solve`
-    the probe of its solve part (None: no solve part), over the families `families` ({family: samples}; default
-    cfg.count each of cfg.tasks). The solve part runs at the default difficulty and one notch harder (2 x count,
-    where the family has a next size); each probe part its count (a StudyConfig field) per family where it applies;
-    the `weakest`-scoped parts (compare) on cfg.compare_families families. `folder`: samples of a folder (no
-    generator: no next difficulty, no swap pair)."""
-    from ..tasks import find_task, next_size
-
-    fams = families or {t: cfg.count for t in cfg.tasks}
-    settings = _plan_settings(cfg, shape)
-    out: list[PartPlan] = []
-    if solve is not None:
-        n = 0
-        for t, count in fams.items():
-            task = find_task(t)
-            harder = not folder and task is not None and getattr(task, "default_size", None) is not None and \
-                next_size(task, task.default_size) is not None
-            n += count * (2 if harder else 1)
-        out.append(plan_probe(solve, settings, shape, n, part="solve"))
-    for p in parts:
-        if folder and p.name == "swap":  # a swap needs a pair sample that only a generator makes
-            continue
-        count = getattr(cfg, p.study.count)
-        if p.study.scope == "weakest":
-            n = count * min(cfg.compare_families, len(fams))
-        else:
-            n = sum(count if families is None else min(count, c) for t, c in fams.items()
-                    if find_task(t) is None or not p.study.not_applicable(find_task(t)))
-        if n:
-            out.append(plan_probe(p, settings, shape, n, p.study.options(cfg)))
-    return out
-
-
-def _plan_settings(cfg, shape: PlanShape):
-    from .grid import ExperimentSettings
-
-    return ExperimentSettings(steps=shape.steps, shift=cfg.shift, guidance=cfg.guidance, batch=cfg.batch)

@@ -661,6 +661,15 @@ def _parts_list(parts: str | None) -> list[str]:
 check_parts = _parts_list  # the --parts names, checked before any model loads
 
 
+def check_chains(names: list[str], baseline: str | None, given: str | None) -> None:
+    """The chains part compares the model's chain of steps with a baseline's: named without --baseline, refused
+    (by default, with no baseline, it is left out)."""
+    if given is not None and CHAINS in names and baseline is None:
+        raise ValueError(f"--parts {given}: the chains part compares the model's chain of steps with another model's "
+                         f"at matched σ (a few-step student against its teacher); give --baseline MODEL (e.g. "
+                         f"--baseline tiny-reasoner), or leave chains out of --parts")
+
+
 def study_config_from(model, tasks: str | None, parts: str | None, **kw) -> StudyConfig:
     names = study_tasks(model, tasks)
     return StudyConfig(tasks=names, parts=_parts_list(parts), **kw)

@@ -127,6 +127,9 @@ def counted(model, run):
         with forwards(model) as counter:
             got = run(conds, batch)
         if all("nfe" in r for rows in got.values() for r in rows):
+            for rows in got.values():  # every row carries both counts (a run without prefix reuse: the same)
+                for r in rows:
+                    r.setdefault("nfe_without_reuse", r["nfe"])
             return got
         per = counter.nfe // max(1, len(batch))
         for i, c in enumerate(conds):
@@ -211,6 +214,7 @@ class ProbeBase:
         r.samples = load_samples(model, settings)
         self.prepare(r)
         r.conditions = self.conditions(r)
+        self.check_plan(r)
         r.config = self.folder_config(r)
         store = open_store(r.out, self.name, r.config)
         if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
@@ -252,6 +256,17 @@ class ProbeBase:
         """{condition: Branch} from the settings alone (steplens.probes.contract): a probe that can be planned
         overrides it."""
         raise ValueError(f"probe {self.name!r} does not say what its conditions cost (no plan); --plan cannot price it")
+
+    def check_plan(self, run: ProbeRun) -> None:
+        """The plan is the run's job list: a probe that has a plan must name in it, as stored conditions, exactly the
+        conditions it runs (else `--plan` would price another experiment); checked before any work."""
+        if type(self).plan is ProbeBase.plan:
+            return  # no plan: --plan refuses the probe by name
+        stored = [c for c, b in self.branches(run).items() if b.stored]
+        if sorted(stored) != sorted(run.conditions):
+            missing, extra = sorted(set(run.conditions) - set(stored)), sorted(set(stored) - set(run.conditions))
+            raise ValueError(f"probe {self.name!r}: its plan and its run disagree (run, not planned: {missing[:5]}; "
+                             f"planned, not run: {extra[:5]}); its `plan` must name the conditions `conditions` runs")
 
     def branches(self, run: ProbeRun) -> dict[str, Branch]:
         """The plan of this run (its settings, samples and resolved options)."""

@@ -171,7 +171,14 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
             if name in want and t == target:
                 res[name] = _scored(scorers, samples, vids[:, 0] if pick == "first" else _vote(samples, vids))
                 nfe[name] = members.nfe
-    return {m: [{**r, "nfe": nfe[m]} for r in res[m]] for m in methods}
+    # `method_nfe`: what the method costs per sample; `nfe`: what was computed, a generation that several methods read
+    # stored once, on the first of them (the store's sum is the run's NFE; steplens.probes.base)
+    first = {}
+    for m in methods:
+        first.setdefault(generation(m), m)
+    spent = {m: nfe[m] if first[generation(m)] == m else 0 for m in methods}
+    return {m: [{**r, "nfe": spent[m], "nfe_without_reuse": spent[m], "method_nfe": nfe[m]} for r in res[m]]
+            for m in methods}
 
 
 def run_search(model, samples, seeds, method: str, budget: int, steps: int, shift, guidance, base: SearchConfig,
@@ -186,9 +193,10 @@ def run_search(model, samples, seeds, method: str, budget: int, steps: int, shif
     chain = cfg.method == "chain"
     scored = _scored(scorers, judged, decoded(model, res.latents), details=chain)
     shares = [last_link_share(judged[i], r) for i, r in enumerate(scored)] if chain else [None] * len(scored)
+    per = res.nfe.nfe / len(samples)
     rows = [{**{k: x for k, x in r.items() if k != "details"}, "verified": bool(v.success),
-             "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(samples), **search_record(res, i, cfg),
-             **({"last_link_share": shares[i]} if shares[i] is not None else {})}
+             "verifier_score": float(v.score), "nfe": per, "nfe_without_reuse": per, "method_nfe": per,
+             **search_record(res, i, cfg), **({"last_link_share": shares[i]} if shares[i] is not None else {})}
             for i, (r, v) in enumerate(zip(scored, res.scores))]
     if probe:
         probed = [st for st in res.stages if st.get("probe")]
@@ -201,6 +209,19 @@ def run_search(model, samples, seeds, method: str, budget: int, steps: int, shif
             r["particles"] = {"steps": [st["step"] for st in probed], "v": [by_member[k] for k in range(cfg.n)],
                               "final": [f["success"] for f in finals]}
     return rows
+
+
+def method_nfe(row: dict):
+    """What a row's method costs per sample (a store from before `method_nfe` stored it as `nfe`)."""
+    return row.get("method_nfe", row.get("nfe"))
+
+
+def jobs_of(o: dict) -> list[tuple[str, int]]:
+    """(method, N or budget) of every condition, from the resolved options (`Compare.options`): the single seed,
+    every multi-seed method at every N, every search method at every budget. The one job list of the run
+    (`Compare.conditions`) and of its plan (`Compare.plan`)."""
+    jobs = [("single", 1)] + [(m, n) for n in o["n_list"] for m in o["methods"] if m != "single"]
+    return jobs + [(m, b) for b in o.get("budgets") or () for m in o.get("search_methods") or ()]
 
 
 def generation(method: str) -> str:
@@ -238,7 +259,7 @@ def method_table(rows: list[dict], jobs: list[tuple[str, int]]) -> list[dict]:
         st = summarize([r for r in rows if r["condition"] == condition(m, n)])
         d = versus(rows, (m, n), ("single", 1)) if m != "single" else {}
         mine = [r for r in rows if r["condition"] == condition(m, n)]
-        nfe = [r["nfe"] for r in mine if r.get("nfe") is not None]
+        nfe = [method_nfe(r) for r in mine if method_nfe(r) is not None]
         table.append({"method": m, "n_seeds": n, "compute": n, "samples": st["n"], "solve_rate": st["solve_rate"],
                       "ci_low": st["ci_low"], "ci_high": st["ci_high"], "mean_score": st["mean_score"],
                       "delta_vs_single": d.get("delta", 0.0), "delta_ci_low": d.get("delta_ci_low", 0.0),
@@ -259,7 +280,7 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
         mine = [r for r in rows if r["task"] == task]
         single = {r["sample"]: r for r in mine if r["condition"] == condition("single", 1)}
         bon = {n: {r["sample"]: r for r in mine if r["condition"] == condition("best-of-n", n)} for _, n in jobs}
-        plain = np.mean([r["nfe"] for r in single.values() if r.get("nfe")] or [np.nan])
+        plain = np.mean([method_nfe(r) for r in single.values() if method_nfe(r)] or [np.nan])
         for m, n in jobs:
             got = [r for r in mine if r["condition"] == condition(m, n)]
             if not got:
@@ -270,7 +291,7 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
                    "upper_bound": m == "best-oracle", "nfe": None, "nfe_runs": None,
                    **{f"{a}{b}": None for a in ("delta", "delta_score", "vs_best_of_n")
                       for b in ("", "_ci_low", "_ci_high")}, **search_work(got)}
-            nfe = [r["nfe"] for r in got if r.get("nfe") is not None]
+            nfe = [method_nfe(r) for r in got if method_nfe(r) is not None]
             if nfe:
                 row["nfe"] = float(np.mean(nfe))
                 row["nfe_runs"] = float(row["nfe"] / plain) if plain == plain and plain else None
@@ -415,25 +436,29 @@ class Compare(ProbeBase):
         return out
 
     def plan(self, s: ExperimentSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
-        """Each (method, N): N seeds per sample (steps-x: one seed at N x the steps); methods reading one N-seed
-        generation share it (counted once)."""
-        n_list = list(options.get("n_list") or (2, 3, 4, 8))
-        methods = [check_method(m) for m in (options.get("methods") or METHODS)]
-        jobs = [("single", 1)] + [(m, n) for n in n_list for m in methods if m != "single"]
+        """The run's jobs (`jobs_of` on the options as `options` resolves them, budgets included): each (method, N)
+        N seeds per sample (steps-x: one seed at N x the steps), methods reading one N-seed generation sharing it
+        (counted once); each search method at each budget the forwards its configuration spends
+        (`steplens.methods.search.search_nfe`; a chain at most its links' worth: it stops once its verifier accepts)."""
+        from ..methods.search import search_nfe
+
+        o = self.options(None, s.model_copy(update={"steps": shape.steps}), **options)
 
         def branch(m, n):
             if m == "steps-x":
                 return Branch(0, steps=shape.steps * n, shares=f"steps-x N={n}")
+            if m in SEARCH_METHODS:
+                cfg = search_at(o["search"], m, n, shape.steps)
+                one = search_nfe(cfg, shape.steps)
+                return Branch(0, forwards=one * cfg.links if m == "chain" else one,
+                              at_most=m in ("chain", "backtrack"))  # both stop once the verifier accepts
             return Branch(0, runs=n, shares=f"{generation(m)} N={n}")
-        return {condition(m, n): branch(m, n) for m, n in jobs}
+        return {condition(m, n): branch(m, n) for m, n in jobs_of(o)}
 
     def conditions(self, r: ProbeRun) -> dict:
         """condition -> (method, N): the single seed, then every method at every N (and every search method at every
         budget)."""
-        o = r.options
-        jobs = [("single", 1)] + [(m, n) for n in o["n_list"] for m in o["methods"] if m != "single"]
-        jobs += [(m, b) for b in o.get("budgets") or () for m in o.get("search_methods") or ()]
-        return {condition(m, n): (m, n) for m, n in jobs}
+        return {condition(m, n): (m, n) for m, n in jobs_of(r.options)}
 
     def group(self, r: ProbeRun, c: str):
         # committed per N and per generation (methods reading one N-seed run share it), so little work is lost to a

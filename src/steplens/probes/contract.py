@@ -30,7 +30,8 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
     samples, and ``state``, a dict for what the later steps share);
   - ``conditions(run) -> {condition name: spec}`` (for the given settings): one store row per (condition,
     sample); the spec is the probe's own (hooks to build, steps, frames), or None. Name them through ``plan``
-    (below) so that the plan and the run agree;
+    (below) so that the plan and the run agree (`ProbeBase.run` refuses, before any work, a run whose plan names
+    other stored conditions);
   - ``config(run) -> dict``: what the folder records beyond the settings (default: the options; where a key is a
     setting's name, the noise probe's ``steps``, the steps it noises, the setting is kept under ``settings`` too);
   - ``batch(run) -> fn(conditions, samples) -> {condition: [row per sample]}``: the batch run handed to
@@ -43,6 +44,8 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
     and other files.
 - ``plan(settings, shape, options) -> {condition name: Branch}``: the conditions and what each costs, from the
   settings alone, with no model (``steplens probe/compare/study --plan`` prints the bill before the model loads).
+  A search or other run whose forwards are not steps x runs says them in ``forwards`` (per sample and CFG branch);
+  one that may stop early (a chain) bounds them and says ``at_most``.
   ``shape`` is a `PlanShape` (steps, CFG branches, latent frames, block names: what a model would tell);
   ``options`` the probe's own keywords as given (or as ``options()`` filled them). A `Branch` says, per condition:
   ``at``, its *branch step*: the first step where its run differs from the group's clean run (noise at step k:
@@ -188,9 +191,13 @@ class Branch:
     runs: int = 1  # sampling runs per sample (N seeds: N)
     stored: bool = True  # False: a run the batch needs that is no row (a clean recording)
     shares: str | None = None  # conditions with one key read one run (counted once per batch)
+    forwards: int | None = None  # denoiser forwards per sample and CFG branch where not steps x runs (a search)
+    at_most: bool = False  # True: `forwards` bounds what the run spends (a chain stops once its verifier accepts)
 
     def nfe(self, steps: int, branches: int, reuse: bool = True) -> int:
         """NFE per sample of this condition's run, with or without prefix reuse."""
+        if self.forwards is not None:
+            return self.forwards * branches
         n = self.steps or steps
         return (n - (min(self.at, n) if reuse else 0)) * branches * self.runs
 
