@@ -375,7 +375,7 @@ def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
                     why = e["why"].get(claim)
                     claims.setdefault(claim, {})[name] = {
                         "holds": None if state == UNDETERMINED else bool(state), "state": state_word(state),
-                        **({"why": why} if why else {}), "evidence": evidence, "run": rel}
+                        **({"why": why} if why else {}), "cell": e["cells"][claim], "evidence": evidence, "run": rel}
     return claims
 
 
@@ -428,6 +428,11 @@ def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.
 
 def _pct(x) -> str:
     return "–" if x is None else f"{x:.3f}"
+
+
+def _count(x) -> str:
+    """A count as a table shows it: "–" where it was not counted (the task lists no answers), never a raw None."""
+    return "–" if x is None else str(x)
 
 
 def _ci(r: dict) -> str:
@@ -488,13 +493,13 @@ def tables(result: dict) -> dict[str, list[dict]]:
         if d and not folder:
             base = (result.get("baseline") or {}).get("families", {}).get(name, {}).get(str(f["size"]))
             solve.append({"family": name, "size": f["size"], "n": d["n"], "solve rate [95% CI]": _ci(d),
-                          "next size": f["next_size"], "next: solve rate [95% CI]": _ci(e) if e else "–",
+                          "next size": _count(f["next_size"]), "next: solve rate [95% CI]": _ci(e) if e else "–",
                           **({f"{result['baseline']['model']}, same size": _ci(base) if base else "–"}
                              if result.get("baseline") else {})})
         if d:
             behave.append({"family": name, "mean commitment step": _pct(d["mean_commitment_step"]),
                            "mean answers held at step 0": _pct(d["mean_early_candidates"]),
-                           "runs holding ≥ 2 at step 0": d["runs_holding_several_early"],
+                           "runs holding ≥ 2 at step 0": _count(d["runs_holding_several_early"]),
                            "mean step one answer wins": _pct(d["mean_winner_step"]),
                            "mean step the right one wins": _pct(d["mean_right_step"]),
                            "scene right before the answer": f"{d['perception_before_action']} of "
@@ -540,8 +545,8 @@ def tables(result: dict) -> dict[str, list[dict]]:
               for f, v in ((result.get("chains") or {}).get("energy_at_matched_sigma") or {}).items() for r in v["rows"]]
     loss = (result.get("chains") or {}).get("exploration_loss")
     if chains and loss:
-        chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
-                                                                               f"right: {loss['state']} ({loss['why']})"})
+        chains.append({**{k: "" for k in chains[0]}, "family": "all",
+                       "claim": f"loses most where several answers are right: {_verdict(loss)}"})
     known = claim_rules()
     rules = [{"claim": c, "rule": known[c]["rule"], "protocol": known[c]["protocol"], "source": known[c]["source"]}
              for c in result["claims"] if c in known]
@@ -556,9 +561,14 @@ def tables(result: dict) -> dict[str, list[dict]]:
 
 
 def _verdict(v: dict) -> str:
-    """A claim's verdict on one family: holds, does not hold, or undetermined: why (older study.json: holds only)."""
+    """A claim's verdict on one family as its cell shows it: the state, the number it stands on and the rule
+    ("does not hold: 0 of 12 runs (rule: at least one run)"; undetermined: why first). Older study.json: the state,
+    with why (a chains verdict: its numbers) and its rule where recorded."""
+    if v.get("cell"):
+        return v["cell"]
     state = v.get("state") or ("holds" if v["holds"] else "does not hold")
-    return f"{state}: {v['why']}" if state == UNDETERMINED and v.get("why") else state
+    text = f"{state}: {v['why']}" if v.get("why") else state
+    return text + (f" (rule: {v['rule']})" if v.get("rule") else "")
 
 
 def _md(rows: list[dict]) -> str:
