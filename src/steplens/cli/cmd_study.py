@@ -159,6 +159,15 @@ def report_cmd(
     for e in entries:
         table.add_row(e["kind"], str(e["path"].parent.relative_to(runs)), e.get("error") or e["headline"])
     console.print(table)
+    verdicts = [(c, e["cells"].get(c, ""), str(e["path"].parent.relative_to(runs))) for e in entries
+                for c, _, _ in e.get("claims", [])]
+    if verdicts:  # each verdict with the number it stands on and its rule, as the index page shows it
+        table = Table(title="the study's claims")
+        for col in ("claim", "verdict (number, rule)", "run"):
+            table.add_column(col)
+        for row in verdicts:
+            table.add_row(*row)
+        console.print(table)
     bad = [e for e in entries if e.get("error")]
     for e in bad:
         err.print(f"[yellow]warning:[/] {e['error']}")
