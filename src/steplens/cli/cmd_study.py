@@ -10,7 +10,8 @@ from rich.table import Table
 
 from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
 from .cmd_probe import NO_REUSE, PLAN, SEC_PER_NFE
-from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
+from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
+                      spread)
 
 
 @app.command()
@@ -55,7 +56,8 @@ def study(
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
     from ..experiments.plan import check_sec_per_nfe
-    from ..experiments.study import check_parts, folder_study_config, run_study, study_config_from, tables
+    from ..experiments.study import (check_parts, check_study_before_loading, folder_study_config, run_study,
+                                     study_config_from, tables)
     from ..io import checks
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
@@ -80,6 +82,11 @@ def study(
         if plan:
             return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders,
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
+        # a study folder made with other settings: refused now, on every process, before minutes of loading
+        known = {**known_config(mo, so), "scorer": scorer, "threshold": threshold, "seed": seed,
+                 "data": cfg.data if data is not None else None}
+        check_study_before_loading(out, known, (baseline, known_config(ModelOptions(model=baseline, device=mo.device),
+                                                                       so)) if baseline else None)
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:

@@ -207,6 +207,34 @@ def folder_families(data, split: list[str] | None = None, tasks: list[str] | Non
     return fams
 
 
+def check_study_before_loading(out: Path, known: dict, baseline: tuple[str, dict] | None = None) -> None:
+    """Before the model loads (on every process of a launch, each itself): refuse a study folder whose parts were made
+    with another configuration, naming each differing field, as `probe` does (every part's results store,
+    `steplens.experiments.grid.check_store_before_loading`). `known`: what is known without the model (its identity
+    from its files, the sampling numbers given, scorer, threshold, seed, data); `baseline`: (name, its known identity)
+    for the stores under baseline/<name>/. Under chains/ (two models, each at its own sampling) the samples' fields
+    alone are compared here; the rest once the models have loaded (the store itself)."""
+    from ..io.files import read_config
+    from .grid import check_store_before_loading
+
+    out = Path(out)
+    if not out.is_dir():
+        return
+    shared = {k: known[k] for k in ("scorer", "threshold", "seed", "data") if k in known}
+    for path in sorted(out.rglob("store/store_config.json")):
+        folder = path.parent.parent
+        parts = folder.relative_to(out).parts
+        if parts[:1] == (CHAINS,):
+            mine = shared
+        elif parts[:1] == ("baseline",):
+            if baseline is None or parts[1:2] != (baseline[0],):
+                continue  # another baseline's folder: not this run's
+            mine = {**known, **baseline[1]}
+        else:
+            mine = known
+        check_store_before_loading(folder, read_config(path).get("experiment"), mine)
+
+
 def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, **options) -> dict:
     """One probe's run into OUT with its report (written once, by rank 0 under a launcher)."""
     res = probe.run(model, out, s, progress=progress, **options)
