@@ -121,7 +121,7 @@ def score(
         err.print(f"[yellow]warning:[/] {res['missing']} of {res['n']} outputs missing (scored as failures, score 0)")
     if len(res["per_task"]) > 1:
         for t, r in res["per_task"].items():
-            _print_rate(f"  {t}", r)
-    _print_rate(f"score ({res['scorer']} scorer)", res)
+            _print_rate(f"  {t} (scored by {res['scored_by'][t]})", r)
+    _print_rate(f"score (scored by {', '.join(dict.fromkeys(res['scored_by'].values()))})", res)
     if path:
         console.print(f"scores: {path}")

@@ -303,7 +303,8 @@ def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, pr
               "early_held": v[role]["early_held"], "commit_sigma": v[role]["commit_sigma"],
               "self_corrections": v[role]["self_corrections"], "claim": v["verdict"]["state"]}
              for f, v in families.items() for role in ROLES]
-    write_results(out, "chains", settings, config, table, headline, samples=len(samples))
+    write_results(out, "chains", settings, config, table, headline, samples=len(samples),
+                  scored_by=scorers.used(samples))
     plot(out, families)
     write_report(out, student, teacher, samples, families, headline["exploration_loss"], scorers)
     return {"headline": headline, "table": table}

@@ -203,7 +203,7 @@ def folder_families(data, split: list[str] | None = None, tasks: list[str] | Non
         foreign = next((s.foreign for s in samples if getattr(s, "foreign", None)), None)
         t = find_task(folder)
         fams[name] = {"folder": folder, "split": sp, "task": t.name if t is not None else None, "available": n,
-                      "taken_as_is": foreign}
+                      "taken_as_is": foreign, "scored_by": ", ".join(dict.fromkeys(scorers.used(samples).values()))}
     return fams
 
 
@@ -272,7 +272,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     other than rank 0 (they run their share of every part; rank 0 writes). On a folder (cfg.data), `folders` is
     `folder_families`' answer (read again if None)."""
     from ..contract import identity
-    from ..tasks import find_task
+    from ..tasks import Scorers, find_task
 
     t0 = time.time()
     out = Path(out)
@@ -295,7 +295,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
         if cfg.data is None:
             task = generator_task(name)
             size, edge = task.default_size, next_size(task, task.default_size)
-            f = fam[name] = {"size": size, "next_size": edge, "solve": {}}
+            f = fam[name] = {"size": size, "next_size": edge, "solve": {},
+                             "scored_by": Scorers(cfg.scorer, cfg.threshold).for_task(task.name).name}
             solves = [(k, out / name / f"solve-{k}", k) for k in [size] + ([edge] if edge is not None else [])]
         else:  # a task folder: its samples as they are; its task's hooks only where steplens drew them
             f = fam[name] = {**folders[name], "size": None, "next_size": None, "solve": {}}
@@ -495,7 +496,8 @@ def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
         if not d:
             continue
         b = base.get("families", {}).get(name, {}).get(FOLDER)
-        per_task.append({"family": name, "split": f["split"] or "–", "task": f["task"] or "–", "n": d["n"],
+        per_task.append({"family": name, "split": f["split"] or "–", "task": f["task"] or "–",
+                         "scored by": f.get("scored_by", "–"), "n": d["n"],
                          "mean score": _score(d["mean_score"]), "solve rate [95% CI]": _ci(d),
                          **({f"{base['model']}: mean score": _score(b["mean_score"]) if b else "–",
                              f"{base['model']}: solve rate [95% CI]": _ci(b) if b else "–"} if base else {})})
@@ -520,7 +522,8 @@ def tables(result: dict) -> dict[str, list[dict]]:
         d, e = f["solve"].get(solve_key(f)), f["solve"].get(str(f["next_size"]))
         if d and not folder:
             base = (result.get("baseline") or {}).get("families", {}).get(name, {}).get(str(f["size"]))
-            solve.append({"family": name, "size": f["size"], "n": d["n"], "solve rate [95% CI]": _ci(d),
+            solve.append({"family": name, "scored by": f.get("scored_by", "–"), "size": f["size"], "n": d["n"],
+                          "solve rate [95% CI]": _ci(d),
                           "next size": _count(f["next_size"]), "next: solve rate [95% CI]": _ci(e) if e else "–",
                           **({f"{result['baseline']['model']}, same size": _ci(base) if base else "–"}
                              if result.get("baseline") else {})})
@@ -629,13 +632,24 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
                       "wall-clock hours)"}
 
 
-def _counts(c: dict) -> str:
-    """The samples behind each kind of figure, and the sampling, in one sentence."""
+def _scored_by(result: dict) -> str:
+    """The scorers that scored the study, by name (each family's: a VBVR-Bench folder's tasks are scored by vbvr)."""
+    c = result["config"]
+    used = list(dict.fromkeys(n for f in result["families"].values() for n in str(f.get("scored_by") or "").split(", ")
+                              if n))
+    if c.get("scorer"):
+        return c["scorer"]
+    return f"each task's own scorer ({', '.join(used)})" if used else "each task's own scorer"
+
+
+def _counts(c: dict, scored_by: str | None = None) -> str:
+    """The samples behind each kind of figure, the scorer and the sampling, in one sentence."""
+    scorer = scored_by or c.get("scorer") or "each task's own scorer"
     if c.get("data") is None:
         return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {c['sweep_count']} per "
                 f"condition of the steps and frames sweep, {c['compare_count']} per multi-seed method, "
-                f"{c['probe_count']} per intervention probe condition; {c['steps']} Euler steps, shift {c['shift']}.")
-    scorer = c.get("scorer") or "each task's own scorer"
+                f"{c['probe_count']} per intervention probe condition; scored by {scorer}; {c['steps']} Euler steps, "
+                f"shift {c['shift']}.")
     threshold = c["threshold"] if c.get("threshold") is not None else "the scorer's threshold"
     return (f"Samples from {c['data']}" + (f" (splits {', '.join(c['split'])})" if c.get("split") else "") +
             f", the first samples of each task folder: up to {c['count']} per solve rate, {c['sweep_count']} per "
@@ -656,7 +670,7 @@ def _model_line(result: dict) -> str:
 
 def markdown(result: dict) -> str:
     c = result["config"]
-    head = f"# steplens study: {result['model']}\n\n{_model_line(result)} {_counts(c)}\n"
+    head = f"# steplens study: {result['model']}\n\n{_model_line(result)} {_counts(c, _scored_by(result))}\n"
     t = tables(result)
     return head + "".join(f"\n## {TITLES[k]}\n\n{_md(rows)}" for k, rows in t.items())
 
@@ -664,8 +678,8 @@ def markdown(result: dict) -> str:
 def write_report(out: Path, result: dict) -> None:
     rep = Report(f"steplens study: {result['model']} on {len(result['families'])} task families")
     c = result["config"]
-    rep.text(f"{_model_line(result)} {_counts(c)} Every number is in study.json; each run has its own report, linked "
-             f"below.")
+    rep.text(f"{_model_line(result)} {_counts(c, _scored_by(result))} Every number is in study.json; each run has "
+             f"its own report, linked below.")
     rep.link("study.json", "study.json").link("study.md", "study.md: the tables")
     for k, rows in tables(result).items():
         rep.section(TITLES[k])

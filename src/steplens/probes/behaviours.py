@@ -81,7 +81,7 @@ class Behaviours(ProbeBase):
 
     def write(self, r: ProbeRun, res: dict) -> None:  # results.json records the model only (the store: all)
         write_results(r.out, self.name, r.settings, {"model": r.model.name}, res["table"], res["headline"],
-                      samples=len(r.samples), cost=res.get("cost"))
+                      samples=len(r.samples), cost=res.get("cost"), scored_by=r.settings.scorers().used(r.samples))
 
     def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
         plot(r.out, by["clean"], _branches(by["clean"]), r.settings.steps)
