@@ -56,7 +56,13 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
   does not and stores the batch's count on its first condition). Default (`ProbeBase.plan`): refused, naming the
   probe.
 - ``reads(data) -> bool``: whether a results.json (parsed) is this probe's (default: ``data["probe"] == name``).
-- ``claims`` (tuple of `Claim`): the study's claims the probe tests, each with its rule as code and as text.
+- ``claims`` (tuple of `Claim`): the study's claims the probe tests, each with its rule as code and as text, and the
+  evidence the rule needs (``needs``/``needs_text``): without it the verdict is "undetermined", with why. The shared
+  gates live here: `right_runs_needed` (a claim about runs that end right: >= `MIN_RIGHT_RUNS` of them),
+  `difference_needed` (a difference: a paired 95% interval that excludes 0, either way), `rate_excludes_floor`. A
+  result that lacks a number the rule reads is undetermined too (never a traceback); every verdict cell shows its
+  number and rule (`Claim.cell`). tests/probes/test_claim_evidence.py feeds every claim zero and too little evidence:
+  a new claim adds its case there.
 - ``headline_text(headline, table) -> str``: its line in `steplens report`'s index.
 - ``report_section(rep, out, summary, rel=".")``: its section of a `steplens.reports.page.Report`.
 - ``study`` (`StudyPart` or None): how it takes part in `steplens study` (None: it does not, as a part of its
