@@ -208,3 +208,17 @@ def test_study_cells_show_the_number_and_rule_and_no_raw_none(tmp_path):
     write_report(tmp_path, result)
     page = (tmp_path / "report.html").read_text()
     assert "0 of 3 runs (0 ending right) (rule: at least one run)" in page
+
+
+def test_few_step_sampling_is_judged_on_a_paired_interval():
+    claim = next(c for c in get_probe("sweep").claims if c.id == "sweep-steps")
+
+    def table(d, lo, hi, n=12):
+        one = _rate("steps 1", 6, n, steps=1, delta_vs_most_steps=d, delta_ci_low=lo, delta_ci_high=hi, pairs=n)
+        most = {**_rate("steps 20", 9, n, steps=20), "ci_low": 0.45}
+        return [one, most]
+    state, text = claim.judge({}, table(-0.25, -0.6, 0.1))  # lower by 0.25, but the interval holds 0
+    assert state == UNDETERMINED and "holds 0" in text and "on 12 samples" in text, text
+    assert claim.judge({}, table(-0.25, -0.5, -0.05))[0] is True
+    assert claim.judge({}, table(0.0, -0.02, 0.03))[0] is False  # a drop shown under 0.05
+    assert "paired -0.250 [-0.500, -0.050]" in claim.cell({}, table(-0.25, -0.5, -0.05))
