@@ -89,3 +89,29 @@ def test_score_twice_gives_the_same_file(data, tmp_path):
     assert CliRunner().invoke(app, ["run", "--data", str(data), "--out", str(run), "--steps", "2"]).exit_code == 0
     a, b = _twice(tmp_path, "score", "--data", data, "--outputs", run, "--out", "OUT")
     assert differing_files(a, b) == []
+
+
+@pytest.mark.slow
+def test_every_json_names_the_scorer_that_scored(data, tmp_path):
+    """Issue 31, item 5: eval, trace, demo, a probe and compare (with a budget: also the verifier) name the scorer."""
+    import json
+
+    def cli(*args):
+        r = CliRunner().invoke(app, [str(a) for a in args])
+        assert r.exit_code == 0, r.output[-2000:]
+        return r.output
+    cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 2, "--out", tmp_path / "eval")
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["scored_by"] == {"maze": "maze"}
+    text = cli("trace", "--data", data, "--out", tmp_path / "trace", "--steps", 2, "--count", 1)
+    assert "scored by maze" in text
+    metrics = next((tmp_path / "trace").rglob("metrics.json"))
+    assert json.loads(metrics.read_text())["final_score"]["scorer"] == "maze"
+    cli("demo", "--count", 1, "--steps", 2, "--out", tmp_path / "demo")
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["scored_by"] == {"maze": "maze"}
+    cli("probe", "noise", "--count", 1, "--steps", 2, "--size", 3, "--scorer", "maze-shortest", "--out",
+        tmp_path / "noise")
+    assert json.loads((tmp_path / "noise" / "results.json").read_text())["scored_by"] == {"maze": "maze-shortest"}
+    cli("compare", "--count", 1, "--size", 3, "--steps", 2, "--budget", "2", "--methods", "single", "--out",
+        tmp_path / "cmp")
+    res = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert res["scored_by"] == {"maze": "maze"} and res["verifier"] == res["config"]["search"]["verifier"]

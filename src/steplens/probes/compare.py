@@ -411,6 +411,9 @@ class Compare(ProbeBase):
         extra = {k: res[k] for k in ("budget_table", "auc") if k in res}
         atomic_write_json(r.out / "results.json", {"format": 1, "experiment": "compare", "config": r.config,
                                                    "table": res["table"], "head_to_head": res["head_to_head"],
+                                                   "scored_by": r.settings.scorers().used(r.samples),
+                                                   **({"verifier": r.options["search"].verifier}
+                                                      if r.options.get("budgets") else {}),
                                                    **({"cost": res["cost"]} if res.get("cost") else {}),
                                                    **extra})
         write_table(res["table"], r.out / "compare.csv")
