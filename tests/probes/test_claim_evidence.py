@@ -150,7 +150,7 @@ def test_enough_evidence_still_judges_both_ways():
     sc = by["behaviours-self-correction"]
     assert sc.judge({"runs": 20, "solve_rate": 0.6, "self_corrections": 0}, [])[0] is False
     assert sc.cell({"runs": 20, "solve_rate": 0.6, "self_corrections": 0}, []) == \
-        "does not hold: 0 of 20 runs (12 ending right) (rule: at least one run)"
+        "does not hold: 0 of 20 runs self-correct (12 end right) (rule: at least one run)"
     assert sc.judge({"runs": 20, "solve_rate": 0.6, "self_corrections": 2}, [])[0] is True
     ens = by["compare-ensemble-beats-one-seed"]
     assert ens.judge({}, _ens(0.1, 0.02, 0.2))[0] is True
@@ -202,12 +202,12 @@ def test_study_cells_show_the_number_and_rule_and_no_raw_none(tmp_path):
     result = {"model": "m", "config": {"seed": 0, "count": 3, "sweep_count": 3, "compare_count": 3, "probe_count": 3,
                                        "steps": 4, "shift": 1.0}, "families": fam, "compared": [], "claims": claims}
     md = markdown(result)
-    assert "undetermined: 0 of 3 runs end right (the rule needs >= 10); 0 of 3 runs (0 ending right) (rule: at least " \
-           "one run)" in md, md
+    assert "undetermined: 0 of 3 runs end right (the rule needs >= 10); 0 of 3 runs self-correct (0 end right) " \
+           "(rule: at least one run)" in md, md
     assert "the task lists no answers" in md and "None" not in md, md
     write_report(tmp_path, result)
     page = (tmp_path / "report.html").read_text()
-    assert "0 of 3 runs (0 ending right) (rule: at least one run)" in page
+    assert "0 of 3 runs self-correct (0 end right) (rule: at least one run)" in page
 
 
 def test_few_step_sampling_is_judged_on_a_paired_interval():
@@ -222,3 +222,24 @@ def test_few_step_sampling_is_judged_on_a_paired_interval():
     assert claim.judge({}, table(-0.25, -0.5, -0.05))[0] is True
     assert claim.judge({}, table(0.0, -0.02, 0.03))[0] is False  # a drop shown under 0.05
     assert "paired -0.250 [-0.500, -0.050]" in claim.cell({}, table(-0.25, -0.5, -0.05))
+
+
+@pytest.mark.slow
+def test_a_study_on_a_model_that_solves_nothing_says_undetermined_with_its_numbers(tmp_path):
+    """Issue 31, finding 2, as a user meets it: a model that solves 0 of 3 (one step) said "does not hold" for
+    self-correction and candidates, with no number and no rule in study.md and report.html."""
+    from typer.testing import CliRunner
+
+    from steplens.cli import app
+
+    out = tmp_path / "study"
+    r = CliRunner().invoke(app, ["study", "--tasks", "maze-loops", "--count", "3", "--steps", "1", "--parts", "solve",
+                                 "--out", str(out)], terminal_width=400)
+    assert r.exit_code == 0, r.output[-3000:]
+    cells = ("undetermined: 0 of 3 runs end right (the rule needs >= 10); 0 of 3 runs self-correct (0 end right) "
+             "(rule: at least one run)", "undetermined: 3 runs with listed answers (the rule needs >= 10)")
+    md, page = (out / "study.md").read_text(), (out / "report.html").read_text()
+    for cell in cells:
+        assert cell in md and cell in " ".join(r.output.split()), (cell, md)
+    assert "0 of 3 runs self-correct (0 end right) (rule: at least one run)" in page
+    assert "does not hold" not in md and "None" not in md, md

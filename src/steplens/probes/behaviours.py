@@ -42,7 +42,7 @@ class Behaviours(ProbeBase):
               f"x0_hat's answer frame (steplens.cos) at step 0 against the last step"),
         Claim("behaviours-self-correction", "self-correction happens", lambda h, t: h["self_corrections"] > 0,
               "at least one run",
-              lambda h, t: f"{h['self_corrections']} of {h['runs']} runs ({solved_of(h)} ending right)",
+              lambda h, t: f"{h['self_corrections']} of {h['runs']} runs self-correct ({solved_of(h)} end right)",
               lambda h, t: right_runs_needed(h),
               f">= {MIN_RIGHT_RUNS} runs that end right (a self-correction is a run that ends right)", "ours",
               f"{STUDY} (self-correction: qualitative there); ours: x0_hat's answer wrong after it first appears, "
