@@ -229,7 +229,8 @@ def test_energy_headline_and_claim_per_expert_never_pooled(tmp_path):
     assert "transformer:" in evidence and "transformer_2:" in evidence
     cell = p.claims[0].cell(h, table)  # the verdict cell (study.md, report.html) shows each expert's number
     for ex, v in h["by_expert"].items():
-        assert f"{ex}: highest task/background energy in {v['best_block']}" in cell and f"({v['best_ratio']:.3f})" in cell
+        assert f"{ex}: highest task/background energy in {v['best_block']}" in cell, cell
+        assert f"({v['best_ratio']:.3f})" in cell, cell
     # the same run again into a fresh folder: every file byte for byte, pca.png included (issue 31, item 3)
     from steplens.io.reproduce import differing_files
 
