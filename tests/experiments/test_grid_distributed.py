@@ -165,6 +165,24 @@ def test_torchrun_study_equals_one_process(tmp_path):
     assert a == b
 
 
+def test_torchrun_study_rerun_of_another_configuration_is_refused_on_every_rank_before_it_loads(tmp_path):
+    """Issue 31, item 5: `study` checks its folder (every part's store) before the model loads, on every process."""
+    out = tmp_path / "out"
+    study = ["study", "--tasks", "maze", "--count", "1", "--batch", "1", "--parts", "solve", "--steps", "2"]
+    subprocess.run(STEPLENS + study + ["--out", str(out)], env=ENV, check=True, capture_output=True, timeout=300)
+    (out / "study.json").unlink()  # as a killed study leaves it
+    before = {x.relative_to(out): x.read_bytes() for x in sorted(out.rglob("*")) if x.is_file()}
+    script = tmp_path / "counted.py"
+    script.write_text(COUNTED)
+    p = subprocess.run(_torchrun(script, *study[:-1], "3", "--out", out), env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    text = " ".join(p.stderr.split())
+    assert p.returncode != 0, text[-3000:]
+    assert text.count("another configuration") == 2 and text.count("steps: saved 2, given 3") == 2, text[-3000:]
+    assert "model loading" not in text, text[-3000:]
+    assert {x.relative_to(out): x.read_bytes() for x in sorted(out.rglob("*")) if x.is_file()} == before
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("data") / "data"
