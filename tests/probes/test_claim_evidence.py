@@ -243,3 +243,32 @@ def test_a_study_on_a_model_that_solves_nothing_says_undetermined_with_its_numbe
         assert cell in md and cell in " ".join(r.output.split()), (cell, md)
     assert "0 of 3 runs self-correct (0 end right) (rule: at least one run)" in page
     assert "does not hold" not in md and "None" not in md, md
+
+
+def test_one_frame_against_all_frames_is_judged_on_a_paired_interval():
+    """noise-frame-hurts-less is a difference (one frame's solve rate minus all frames', same steps, same samples):
+    an interval that holds 0 is undetermined, not "does not hold"."""
+    claim = next(c for c in get_probe("noise").claims if c.id == "noise-frame-hurts-less")
+    _, table = _noise_result(4, n=12)
+    table[0].update(ci_low=0.7)
+
+    def h(d, lo, hi):
+        return {**ONE_STEP, "clean": 1.0, "frames": [0, 1], "drop_frame_noise": 0.5 - d,
+                "drop_step_noise_at_frame_steps": 0.5, "frame_minus_step_at_frame_steps":
+                    {"mean": d, "ci_low": lo, "ci_high": hi, "n": 12}}
+    state, text = claim.judge(h(0.05, -0.1, 0.2), table)  # drops 0.45 vs 0.5: "less", but not shown
+    assert state == UNDETERMINED and "holds 0" in text and "on 12 samples" in text, text
+    assert claim.judge(h(0.3, 0.1, 0.5), table)[0] is True
+    assert claim.judge(h(-0.3, -0.5, -0.1), table)[0] is False
+    assert "paired +0.300 [+0.100, +0.500]" in claim.cell(h(0.3, 0.1, 0.5), table)
+
+
+def test_the_noise_probe_records_the_paired_difference(tiny_model, tmp_path):
+    from steplens.probes.base import ProbeSettings
+
+    res = get_probe("noise").run(tiny_model, tmp_path, ProbeSettings(count=3, steps=3, size=3, frames=2, batch=3),
+                                 progress=False)
+    d = res["headline"]["frame_minus_step_at_frame_steps"]
+    assert d["n"] == 3 and d["ci_low"] <= d["mean"] <= d["ci_high"]
+    assert d["mean"] == pytest.approx(res["headline"]["drop_step_noise_at_frame_steps"] -
+                                      res["headline"]["drop_frame_noise"])
