@@ -748,3 +748,24 @@ def test_a_verifier_plugin_that_cannot_be_built_is_named_before_the_model_loads(
         assert r.exit_code == 2 and text.startswith("error:"), text
         assert "verifier 'bad-input-unbuildable' could not be built: OSError: no such file" in text, text
     assert loads == []
+
+
+def test_study_into_a_folder_of_another_configuration_is_refused_before_the_model_loads(tmp_path, loads):
+    """Issue 31, item 5: `study` checks its folder's configuration (every part's store) before the model loads, as
+    `probe` does: a resumed study with other settings is refused, naming the field, with the loader never called."""
+    out = tmp_path / "study"
+    cmd = ["study", "--tasks", "maze", "--count", 1, "--probe-count", 1, "--batch", 1, "--parts", "solve,noise",
+           "--out", out]
+    r, text = _cli(*cmd, "--steps", 2)
+    assert r.exit_code == 0, text
+    assert loads == ["tiny-maze"]
+    (out / "study.json").unlink()  # as a killed study leaves it: its parts' stores alone say how it was made
+    _refused_before_loading(cmd, out, loads, ((["--steps", 3], "steps: saved 2, given 3"),
+                                              (["--steps", 2, "--guidance", 2], "guidance: saved"),
+                                              (["--steps", 2, "--model", "tiny-maze-2goal"],
+                                               "model: saved \"tiny-maze\", given \"tiny-maze-2goal\""),
+                                              (["--steps", 2, "--seed", 5], "seed: saved 0, given 5"),
+                                              (["--steps", 2, "--scorer", "maze-shortest"],
+                                               "scorer: saved null, given \"maze-shortest\"")))
+    r, text = _cli(*cmd, "--steps", 2)  # the same configuration resumes
+    assert r.exit_code == 0 and len(loads) == 2, text

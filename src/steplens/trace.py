@@ -159,7 +159,7 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
             summary = {k: (rows[v] if k in STEP_KEYS and v is not None else v) for k, v in summary.items()}
         final = scorer[b].score(to_uint8(out[b]), s)
         traces.append(Trace(sample=s, seed=int(seeds[b]), sigmas=sig, x0=None if x0 is None else x0[b],
-                            output=out[b], metrics=rows_metrics, summary=summary, final_score=final.to_dict(),
+                            output=out[b], metrics=rows_metrics, summary=summary, final_score={**final.to_dict(), "scorer": scorer[b].name},
                             experts=experts if any(experts) else None,
                             candidates=[{"label": c.label, "right": c.right} for c in listed[b]] if listed[b] else None,
                             steps=None if want is None else rows, frames=images[b],

@@ -216,7 +216,7 @@ def test_energy_headline_and_claim_per_expert_never_pooled(tmp_path):
     m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
     s = ProbeSettings(count=1, steps=4, size=3, frames=2, batch=1, guidance=1.0)
     p = get_probe("energy")
-    res = p.run(m, tmp_path, s, progress=False, steps=[0, 1, 2, 3])
+    res = p.run(m, tmp_path / "a", s, progress=False, steps=[0, 1, 2, 3])
     h, table = res["headline"], res["table"]
     assert set(h["by_expert"]) == {"transformer", "transformer_2"}
     for ex, v in h["by_expert"].items():
@@ -227,6 +227,16 @@ def test_energy_headline_and_claim_per_expert_never_pooled(tmp_path):
     assert "transformer:" in text and "transformer_2:" in text
     _, evidence = p.claims[0].judge(h, table)
     assert "transformer:" in evidence and "transformer_2:" in evidence
+    cell = p.claims[0].cell(h, table)  # the verdict cell (study.md, report.html) shows each expert's number
+    for ex, v in h["by_expert"].items():
+        assert f"{ex}: highest task/background energy in {v['best_block']}" in cell, cell
+        assert f"({v['best_ratio']:.3f})" in cell, cell
+    # the same run again into a fresh folder: every file byte for byte, pca.png included (issue 31, item 3)
+    from steplens.io.reproduce import differing_files
+
+    torch.manual_seed(7)
+    p.run(m, tmp_path / "b", s, progress=False, steps=[0, 1, 2, 3])
+    assert (tmp_path / "a" / "pca.png").is_file() and differing_files(tmp_path / "a", tmp_path / "b") == []
 
 
 def test_energy_on_a_frame_off_the_pipelines_multiple(tmp_path):

@@ -64,7 +64,11 @@ def test_the_rule_holds_only_when_both_differences_are_clear():
     assert summarize_chains(fewer_later)["t"]["verdict"]["state"] == "holds"
     same = {"teacher": [row("t", 2, 0.5 + 0.01 * (i % 3), True, i=i) for i in range(n)],
             "student": [row("t", 2 + (i % 2) - (i % 3 == 0), 0.5 + 0.01 * (i % 2), True, i=i) for i in range(n)]}
-    assert summarize_chains(same)["t"]["verdict"]["state"] == "does not hold"
+    # no clear difference either way (both intervals hold 0): undetermined, not "does not hold" (issue 31, item 2)
+    v = summarize_chains(same)["t"]["verdict"]
+    assert v["state"] == "undetermined" and "holds 0" in v["why"], v
+    more = {"teacher": fewer_later["student"], "student": fewer_later["teacher"]}  # the student holds more, earlier
+    assert summarize_chains(more)["t"]["verdict"]["state"] == "does not hold"
     few = {k: v[:5] for k, v in fewer_later.items()}
     v = summarize_chains(few)["t"]["verdict"]
     assert v["state"] == "undetermined" and "5 samples" in v["why"]
@@ -81,7 +85,9 @@ def test_exploration_loss_compares_families_with_several_right_answers():
     assert fams["a"]["several_right"] and not fams["b"]["several_right"]
     assert exploration_loss(fams)["state"] == "holds"
     little = exploration_loss(summarize_chains(rows(lost=1)))  # one sample lost of 30: no clear difference
-    assert little["state"] == "does not hold" and little["ci_high"] > 0
+    assert little["state"] == "undetermined" and little["ci_low"] < 0 < little["ci_high"], little  # not determined
+    gained = exploration_loss({f: {**v, "several_right": not v["several_right"]} for f, v in fams.items()})
+    assert gained["state"] == "does not hold" and gained["ci_low"] > 0  # the interval on the other side of 0
     assert exploration_loss({"a": fams["a"]})["state"] == "undetermined"
 
 

@@ -46,8 +46,12 @@ def test_study_runs_every_part_on_every_family_and_judges_each_claim(tmp_path):
         if claim not in (swap, "the study's multi-seed ensemble beats one seed"):
             assert set(by) == {"maze", "maze-two-goals"}, claim
     few = res["claims"]["few-step sampling hurts (steps matter)"]["maze"]
-    assert few["run"] == "maze/sweep" and few["holds"] == (fam["maze"]["sweep"]["steps 1"]["solve_rate"]
-                                                           < fam["maze"]["sweep"]["steps 40"]["solve_rate"] - 0.05)
+    sweep = {r["condition"]: r for r in json.loads((out / "maze" / "sweep" / "results.json").read_text())["table"]}
+    one = sweep["steps 1"]  # judged on the paired interval (1 step - 40 steps, same samples), shown in its cell
+    assert few["run"] == "maze/sweep" and one["pairs"] == 3
+    assert few["holds"] == (True if one["delta_ci_high"] < 0 else None if sweep["steps 40"]["ci_low"] <= 0 or
+                            one["delta_ci_low"] <= -0.05 else False), (few, one)
+    assert f"paired {one['delta_vs_most_steps']:+.3f}" in few["cell"] and "(rule: fewest - most steps" in few["cell"]
     # the comparison on the family where one seed is weakest
     rates = {n: f["solve"]["5"]["solve_rate"] for n, f in fam.items()}
     assert res["compared"] == [min(rates, key=lambda n: (rates[n], n))]

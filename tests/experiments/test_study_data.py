@@ -216,3 +216,35 @@ def test_study_on_a_vbvr_folder_with_the_held_wan22_and_its_loras(vbvr, tmp_path
     assert f"| In-Domain_50 | 1 | 1 | {d['mean_score']:.3f} | {d['solve_rate']:.3f} [" in splits
     assert any(w.startswith("swap") for w in fam["O-39_maze_data-generator"]["not_applicable"])
     assert "bfloat16" in md and str(one) in md
+
+
+def test_the_scorer_that_scored_is_named_in_every_table_and_json(tmp_path, monkeypatch):
+    """Issue 31, item 5: a VBVR-Bench folder scored by default with `vbvr` (a stand-in registered under that name:
+    VBVR-EvalKit is not installed here) says so in study.md, study.json, the parts' results.json and `score`'s output;
+    never "each task's own scorer" alone, never `scorer: null` alone."""
+    from steplens.tasks import registry
+
+    scorer_names()
+    monkeypatch.setattr(registry, "_SCORERS", dict(registry._SCORERS))
+
+    class StandIn(FinalFrameScorer):
+        name = "vbvr"
+    monkeypatch.setitem(registry._SCORERS, "vbvr", StandIn)  # in place of VBVR-EvalKit's, for this test only
+    make_vbvr_rendered(tmp_path / "bench", per_task=2, folder="G-7_maze-two-goals_data-generator")
+    out = tmp_path / "study"
+    r, _ = cli("study", "--model", "tiny-maze", "--data", tmp_path / "bench", "--count", 2, "--probe-count", 1,
+               "--steps", 2, "--parts", "solve,noise", "--out", out)
+    assert r.exit_code == 0, r.output
+    fam = "G-7_maze-two-goals_data-generator"
+    res = json.loads((out / "study.json").read_text())
+    assert res["families"][fam]["scored_by"] == "vbvr"
+    md = (out / "study.md").read_text()
+    assert "scored by each task's own scorer (vbvr)" in md, md[:1500]
+    assert "| scored by |" in md and "| vbvr |" in md, md
+    for part in ("solve", "noise"):
+        assert json.loads((out / fam / part / "results.json").read_text())["scored_by"] == {fam: "vbvr"}
+    run = tmp_path / "run"
+    assert cli("run", "--data", tmp_path / "bench", "--out", run, "--steps", 2)[0].exit_code == 0
+    r, text = cli("score", "--data", tmp_path / "bench", "--outputs", run, "--out", tmp_path / "scores.json")
+    assert r.exit_code == 0 and "scored by vbvr" in text, text
+    assert json.loads((tmp_path / "scores.json").read_text())["scored_by"] == {fam: "vbvr"}

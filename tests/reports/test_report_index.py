@@ -24,6 +24,10 @@ def test_report_indexes_probes_demos_and_traces_and_judges_the_claims(tmp_path):
                    "noise/report.html", "energy/report.html", "demo/report.html", " solved"):
         assert needle in page, needle
     assert "probe noise" in r.output and "demo" in r.output and "trace" in r.output
+    # the terminal shows each verdict with its number and rule, as the page does (issue 31, item 2)
+    text = " ".join(r.output.replace("│", " ").split())
+    assert "the study's claims" in text and "(rule:" in page, text[-2000:]
+    assert text.count("(rule:") >= 2 and "task/background energy" in text, text[-2000:]
     # the energy report's layer x frame grids sit behind a step slider
     assert 'class="sls"' in (runs / "energy" / "report.html").read_text()
 

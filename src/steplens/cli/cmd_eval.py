@@ -103,6 +103,8 @@ def evaluate(
     label = method + ("" if method == "single" else f", N={n_seeds}")
     if search is not None:
         label = f"search {search.method}, N={search.n}, verifier {search.verifier}"
+    scored_by = scorers.used(samples)
+    label += f", scored by {', '.join(dict.fromkeys(scored_by.values()))}"
     _print_rate(f"{mo.model} ({label}) on {len(samples)} samples of {where}", res)
     if search is not None:
         from .app import console
@@ -133,8 +135,8 @@ def evaluate(
             "model": mo.model, "identity": identity(m), "method": method,
             "n_seeds": None if method == "single" or search else n_seeds,
             "search": search.model_dump() if search is not None else None,
-            "config": s.describe(), "samples": len(samples), **res, "cost": cost, "per_sample": rows,
-            **({"floors": floors} if floors else {})})
+            "config": s.describe(), "scored_by": scored_by, "samples": len(samples), **res, "cost": cost,
+            "per_sample": rows, **({"floors": floors} if floors else {})})
 
 
 def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:

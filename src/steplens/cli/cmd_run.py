@@ -167,7 +167,8 @@ def score(
             console.print(line, markup=False)
     elif len(res["per_task"]) > 1:
         for t, r in res["per_task"].items():
-            _print_rate(f"  {t}", r)
-    _print_rate(f"score ({res['scorer']} scorer" + (f", {res['mode']} mode" if kit else "") + ")", res)
+            _print_rate(f"  {t} (scored by {res['scored_by'][t]})", r)
+    _print_rate(f"score (scored by {', '.join(dict.fromkeys(res['scored_by'].values()))}"
+                + (f", {res['mode']} mode" if kit else "") + ")", res)
     if path:
         console.print(f"scores: {path}")

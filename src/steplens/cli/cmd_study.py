@@ -10,7 +10,8 @@ from rich.table import Table
 
 from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
 from .cmd_probe import JSON_PLAN, NO_REUSE, PLAN, SEC_PER_NFE, check_json
-from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
+from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
+                      spread)
 
 
 @app.command()
@@ -56,7 +57,8 @@ def study(
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
     from ..experiments.plan import check_sec_per_nfe
-    from ..experiments.study import check_chains, check_parts, folder_study_config, run_study, study_config_from, tables
+    from ..experiments.study import (check_chains, check_parts, check_study_before_loading, folder_study_config,
+                                     run_study, study_config_from, tables)
     from ..io import checks
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
@@ -83,6 +85,11 @@ def study(
             return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders, cfg=cfg if data else None,
                                baseline=baseline, as_json=as_json,
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
+        # a study folder made with other settings: refused now, on every process, before minutes of loading
+        known = {**known_config(mo, so), "scorer": scorer, "threshold": threshold, "seed": seed,
+                 "data": cfg.data if data is not None else None}
+        check_study_before_loading(out, known, (baseline, known_config(ModelOptions(model=baseline, device=mo.device),
+                                                                       so)) if baseline else None)
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:
@@ -170,6 +177,15 @@ def report_cmd(
     for e in entries:
         table.add_row(e["kind"], str(e["path"].parent.relative_to(runs)), e.get("error") or e["headline"])
     console.print(table)
+    verdicts = [(c, e["cells"].get(c, ""), str(e["path"].parent.relative_to(runs))) for e in entries
+                for c, _, _ in e.get("claims", [])]
+    if verdicts:  # each verdict with the number it stands on and its rule, as the index page shows it
+        table = Table(title="the study's claims")
+        for col in ("claim", "verdict (number, rule)", "run"):
+            table.add_column(col)
+        for row in verdicts:
+            table.add_row(*row)
+        console.print(table)
     bad = [e for e in entries if e.get("error")]
     for e in bad:
         err.print(f"[yellow]warning:[/] {e['error']}")

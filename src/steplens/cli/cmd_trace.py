@@ -93,7 +93,8 @@ def trace(
                            decode_steps=chosen, x0_files=[d / "x0.safetensors"])[0]
             write_trace(tr, d)
             cs = tr.summary["commitment_step"]
-            console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f}, "
+            console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f} "
+                          f"(scored by {tr.final_score['scorer']}), "
                           f"commitment step: {cs}, candidate mass per step: "
                           f"{[m_['candidate_mass'] for m_ in tr.metrics]}")
     except _errors() as e:

@@ -37,6 +37,10 @@ from .stats import summarize
 EARLY_SIGMA = 0.9  # "early": the steps whose x_s is at least this noisy
 ROLES = ("teacher", "student")
 MIN_RUNS = 10  # fewer runs with a measure than this in either model: the claim is undetermined
+RULE = ("student - teacher, paired 95% intervals: answers held early below 0 and commitment σ above 0 holds; either "
+        "on the other side of 0 does not; an interval holding 0 is undetermined")
+LOSS_RULE = ("solve-rate change (student - teacher) on families with several right answers minus on those with one: "
+             "95% interval below 0 holds, above 0 does not, holding 0 undetermined")
 
 
 def sampling_of(model) -> dict:
@@ -118,17 +122,24 @@ def verdict(fam: dict) -> dict:
     """The claim on one family: the student holds fewer answers early and commits at a higher σ (see module doc)."""
     held, commit = fam["early_held_diff"], fam["commit_sigma_diff"]
     if held is None:
-        return {"state": "undetermined", "why": "the task lists no candidate answers, so answers held are not counted"}
+        return {"state": "undetermined", "why": "the task lists no candidate answers, so answers held are not counted",
+                "rule": RULE}
     if commit is None or commit["n"] < MIN_RUNS:
         n = 0 if commit is None else commit["n"]
         return {"state": "undetermined", "why": f"{n} samples where both models commit to a right answer "
-                                                f"(the rule needs >= {MIN_RUNS})"}
-    fewer = held["ci_high"] < 0
-    later = commit["ci_low"] > 0
+                                                f"(the rule needs >= {MIN_RUNS})", "rule": RULE}
+    if held["n"] < MIN_RUNS:
+        return {"state": "undetermined", "why": f"{held['n']} samples with answers held counted in both models (the "
+                                                f"rule needs >= {MIN_RUNS})", "rule": RULE}
     text = (f"answers held at σ >= {EARLY_SIGMA}: student - teacher {held['mean']:+.2f} [{held['ci_low']:+.2f}, "
             f"{held['ci_high']:+.2f}]; commitment σ: {commit['mean']:+.3f} [{commit['ci_low']:+.3f}, "
-            f"{commit['ci_high']:+.3f}]")
-    return {"state": "holds" if fewer and later else "does not hold", "why": text}
+            f"{commit['ci_high']:+.3f}], on {commit['n']} samples")
+    if held["ci_high"] < 0 and commit["ci_low"] > 0:
+        return {"state": "holds", "why": text, "rule": RULE}
+    if held["ci_low"] > 0 or commit["ci_high"] < 0:  # an interval on the other side of 0: the evidence is against
+        return {"state": "does not hold", "why": text, "rule": RULE}
+    return {"state": "undetermined", "why": f"a 95% interval holds 0, so neither difference is determined: {text}",
+            "rule": RULE}
 
 
 def summarize_chains(rows: dict[str, list[dict]]) -> dict:
@@ -180,10 +191,14 @@ def exploration_loss(families: dict) -> dict:
     (a, sa), (b, sb) = mean_se(many), mean_se(one)
     d, se = a - b, float(np.hypot(sa, sb))
     lo, hi = d - 1.96 * se, d + 1.96 * se
-    return {"state": "holds" if hi < 0 else "does not hold", "difference": d, "ci_low": lo, "ci_high": hi,
-            "why": f"mean solve-rate change, student - teacher: {a:+.3f} on families with several right answers "
-                   f"({', '.join(many)}) vs {b:+.3f} on those with one ({', '.join(one)}); difference {d:+.3f} "
-                   f"[{lo:+.3f}, {hi:+.3f}]"}
+    n = sum(v["n"] for g in (many, one) for v in g.values())
+    text = (f"mean solve-rate change, student - teacher: {a:+.3f} on families with several right answers "
+            f"({', '.join(many)}) vs {b:+.3f} on those with one ({', '.join(one)}); difference {d:+.3f} "
+            f"[{lo:+.3f}, {hi:+.3f}] on {n} samples")
+    state = "holds" if hi < 0 else "does not hold" if lo > 0 else "undetermined"
+    if state == "undetermined":
+        text = f"the 95% interval holds 0, so the difference is not determined either way: {text}"
+    return {"state": state, "difference": d, "ci_low": lo, "ci_high": hi, "why": text, "rule": LOSS_RULE}
 
 
 def step_sigmas_of(model) -> list[float] | None:
@@ -311,7 +326,8 @@ def compare_chains(student, teacher, out: Path, settings: ExperimentSettings, pr
              for f, v in families.items() for role in ROLES]
     counted = [r for role in ROLES for r in rows[role] if r.get("nfe") is not None]  # rows of older runs: uncounted
     cost = {"nfe": sum(r["nfe"] for r in counted), "nfe_without_reuse": sum(r["nfe_without_reuse"] for r in counted)}
-    write_results(out, "chains", settings, config, table, headline, samples=len(samples), cost=cost)
+    write_results(out, "chains", settings, config, table, headline, samples=len(samples), cost=cost,
+                  scored_by=scorers.used(samples))
     plot(out, families)
     write_report(out, student, teacher, samples, families, headline["exploration_loss"], scorers)
     return {"headline": headline, "table": table}
@@ -333,11 +349,13 @@ def write_report(out: Path, student, teacher, samples: list[Sample], families: d
              f"our rule): step compression collapses the exploration phase: the student holds fewer answers at "
              f"σ >= {EARLY_SIGMA} and commits at a higher σ, each paired difference's bootstrap 95% interval "
              f"excluding 0.")
-    rep.text(f"Loses most where exploration matters: {loss['state']} ({loss['why']}).")
+    rep.text(f"Loses most where exploration matters: {loss['state']} ({loss['why']})" +
+             (f" (rule: {loss['rule']})." if loss.get("rule") else "."))
     rep.image("chains.png", "answers held, candidate mass and share right against σ (teacher solid, student dashed)")
     rep.link("results.json", "results.json: every number of this report")
     for f, fam in families.items():
-        rep.section(f"{f}: {fam['verdict']['state']}", fam["verdict"]["why"])
+        rep.section(f"{f}: {fam['verdict']['state']}", fam["verdict"]["why"] + (
+            f" (rule: {fam['verdict']['rule']})" if fam["verdict"].get("rule") else ""))
         rep.table([{"model": role, **{k: fam[role][k] for k in ("n", "solve_rate", "ci_low", "ci_high", "mean_score",
                                                                  "early_held", "commit_sigma", "self_corrections")}}
                    for role in ROLES])

@@ -121,7 +121,8 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
         panel = search_panel(model, out, traces, {tr.sample.name: html for tr, _, html in viewers(views)}, steps,
                              shift, guidance, frames)
     summary = {"format": 1, "kind": "demo", "model": model.name, "task": names[0] if len(names) == 1 else names,
-               "sizes": sizes, "count": len(rows), "steps": steps, "shift": shift, "solved": solved,
+               "sizes": sizes, "count": len(rows), "steps": steps, "shift": shift,
+               "scored_by": {tr.sample.task: tr.final_score.get("scorer") for tr in traces}, "solved": solved,
                "solve_rate": solved / len(rows),
                "mean_curves": {f: {k: v.tolist() for k, v in c.items()} for f, c in curves.items()}
                if len(families) > 1 else {k: v.tolist() for k, v in curves[families[0]].items()},

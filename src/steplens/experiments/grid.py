@@ -273,10 +273,13 @@ def write_table(rows: list[dict], path: Path) -> None:
 
 
 def write_results(out: Path, probe: str, settings: ExperimentSettings, config: dict, table: list[dict],
-                  headline: dict, samples: int | None = None, cost: dict | None = None) -> None:
-    """results.json and <probe>.csv; `cost`: the NFE spent ({"nfe", "nfe_without_reuse"}), when counted."""
+                  headline: dict, samples: int | None = None, cost: dict | None = None,
+                  scored_by: dict | None = None) -> None:
+    """results.json and <probe>.csv; `cost`: the NFE spent ({"nfe", "nfe_without_reuse"}), when counted;
+    `scored_by`: {task: the scorer that scored it} (`Scorers.used`: `settings.scorer` None means each task's own)."""
     atomic_write_json(Path(out) / "results.json", {"format": 1, "probe": probe,
                                                     "settings": settings.model_dump(mode="json"),
                                                     "samples": samples, "config": config, "headline": headline,
-                                                    "table": table, **({"cost": cost} if cost else {})})
+                                                    "table": table, **({"cost": cost} if cost else {}),
+                                                    **({"scored_by": scored_by} if scored_by else {})})
     write_table(table, Path(out) / f"{probe}.csv")

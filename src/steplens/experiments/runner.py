@@ -307,7 +307,8 @@ def score_samples(samples: list[Sample], outputs: Path, scorers: Scorers | None 
         raise FileNotFoundError(f"none of the {len(rows)} outputs is in {outputs} (e.g. {ex} is missing): a wrong "
                                 f"--outputs folder, or `steplens run` not run yet")
     per_task = {t: summarize([r for r in rows if r["task"] == t]) for t in dict.fromkeys(r["task"] for r in rows)}
-    return {**summarize(rows), "missing": missing, "scorer": scorers.describe(), "per_task": per_task, "rows": rows}
+    return {**summarize(rows), "missing": missing, "scorer": scorers.describe(), "scored_by": scorers.used(samples),
+            "per_task": per_task, "rows": rows}
 
 
 def write_scores(result: dict, out: Path) -> Path:

@@ -203,8 +203,36 @@ def folder_families(data, split: list[str] | None = None, tasks: list[str] | Non
         foreign = next((s.foreign for s in samples if getattr(s, "foreign", None)), None)
         t = find_task(folder)
         fams[name] = {"folder": folder, "split": sp, "task": t.name if t is not None else None, "available": n,
-                      "taken_as_is": foreign}
+                      "taken_as_is": foreign, "scored_by": ", ".join(dict.fromkeys(scorers.used(samples).values()))}
     return fams
+
+
+def check_study_before_loading(out: Path, known: dict, baseline: tuple[str, dict] | None = None) -> None:
+    """Before the model loads (on every process of a launch, each itself): refuse a study folder whose parts were made
+    with another configuration, naming each differing field, as `probe` does (every part's results store,
+    `steplens.experiments.grid.check_store_before_loading`). `known`: what is known without the model (its identity
+    from its files, the sampling numbers given, scorer, threshold, seed, data); `baseline`: (name, its known identity)
+    for the stores under baseline/<name>/. Under chains/ (two models, each at its own sampling) the samples' fields
+    alone are compared here; the rest once the models have loaded (the store itself)."""
+    from ..io.files import read_config
+    from .grid import check_store_before_loading
+
+    out = Path(out)
+    if not out.is_dir():
+        return
+    shared = {k: known[k] for k in ("scorer", "threshold", "seed", "data") if k in known}
+    for path in sorted(out.rglob("store/store_config.json")):
+        folder = path.parent.parent
+        parts = folder.relative_to(out).parts
+        if parts[:1] == (CHAINS,):
+            mine = shared
+        elif parts[:1] == ("baseline",):
+            if baseline is None or parts[1:2] != (baseline[0],):
+                continue  # another baseline's folder: not this run's
+            mine = {**known, **baseline[1]}
+        else:
+            mine = known
+        check_store_before_loading(folder, read_config(path).get("experiment"), mine)
 
 
 def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, **options) -> dict:
@@ -244,7 +272,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     other than rank 0 (they run their share of every part; rank 0 writes). On a folder (cfg.data), `folders` is
     `folder_families`' answer (read again if None)."""
     from ..contract import identity
-    from ..tasks import find_task
+    from ..tasks import Scorers, find_task
 
     t0 = time.time()
     out = Path(out)
@@ -267,7 +295,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
         if cfg.data is None:
             task = generator_task(name)
             size, edge = task.default_size, next_size(task, task.default_size)
-            f = fam[name] = {"size": size, "next_size": edge, "solve": {}}
+            f = fam[name] = {"size": size, "next_size": edge, "solve": {},
+                             "scored_by": Scorers(cfg.scorer, cfg.threshold).for_task(task.name).name}
             solves = [(k, out / name / f"solve-{k}", k) for k in [size] + ([edge] if edge is not None else [])]
         else:  # a task folder: its samples as they are; its task's hooks only where steplens drew them
             f = fam[name] = {**folders[name], "size": None, "next_size": None, "solve": {}}
@@ -375,7 +404,7 @@ def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
                     why = e["why"].get(claim)
                     claims.setdefault(claim, {})[name] = {
                         "holds": None if state == UNDETERMINED else bool(state), "state": state_word(state),
-                        **({"why": why} if why else {}), "evidence": evidence, "run": rel}
+                        **({"why": why} if why else {}), "cell": e["cells"][claim], "evidence": evidence, "run": rel}
     return claims
 
 
@@ -430,6 +459,11 @@ def _pct(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _count(x) -> str:
+    """A count as a table shows it: "–" where it was not counted (the task lists no answers), never a raw None."""
+    return "–" if x is None else str(x)
+
+
 def _ci(r: dict) -> str:
     return f"{r['solve_rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
@@ -462,7 +496,8 @@ def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
         if not d:
             continue
         b = base.get("families", {}).get(name, {}).get(FOLDER)
-        per_task.append({"family": name, "split": f["split"] or "–", "task": f["task"] or "–", "n": d["n"],
+        per_task.append({"family": name, "split": f["split"] or "–", "task": f["task"] or "–",
+                         "scored by": f.get("scored_by", "–"), "n": d["n"],
                          "mean score": _score(d["mean_score"]), "solve rate [95% CI]": _ci(d),
                          **({f"{base['model']}: mean score": _score(b["mean_score"]) if b else "–",
                              f"{base['model']}: solve rate [95% CI]": _ci(b) if b else "–"} if base else {})})
@@ -487,14 +522,15 @@ def tables(result: dict) -> dict[str, list[dict]]:
         d, e = f["solve"].get(solve_key(f)), f["solve"].get(str(f["next_size"]))
         if d and not folder:
             base = (result.get("baseline") or {}).get("families", {}).get(name, {}).get(str(f["size"]))
-            solve.append({"family": name, "size": f["size"], "n": d["n"], "solve rate [95% CI]": _ci(d),
-                          "next size": f["next_size"], "next: solve rate [95% CI]": _ci(e) if e else "–",
+            solve.append({"family": name, "scored by": f.get("scored_by", "–"), "size": f["size"], "n": d["n"],
+                          "solve rate [95% CI]": _ci(d),
+                          "next size": _count(f["next_size"]), "next: solve rate [95% CI]": _ci(e) if e else "–",
                           **({f"{result['baseline']['model']}, same size": _ci(base) if base else "–"}
                              if result.get("baseline") else {})})
         if d:
             behave.append({"family": name, "mean commitment step": _pct(d["mean_commitment_step"]),
                            "mean answers held at step 0": _pct(d["mean_early_candidates"]),
-                           "runs holding ≥ 2 at step 0": d["runs_holding_several_early"],
+                           "runs holding ≥ 2 at step 0": _count(d["runs_holding_several_early"]),
                            "mean step one answer wins": _pct(d["mean_winner_step"]),
                            "mean step the right one wins": _pct(d["mean_right_step"]),
                            "scene right before the answer": f"{d['perception_before_action']} of "
@@ -540,8 +576,8 @@ def tables(result: dict) -> dict[str, list[dict]]:
               for f, v in ((result.get("chains") or {}).get("energy_at_matched_sigma") or {}).items() for r in v["rows"]]
     loss = (result.get("chains") or {}).get("exploration_loss")
     if chains and loss:
-        chains.append({**{k: "" for k in chains[0]}, "family": "all", "claim": f"loses most where several answers are "
-                                                                               f"right: {loss['state']} ({loss['why']})"})
+        chains.append({**{k: "" for k in chains[0]}, "family": "all",
+                       "claim": f"loses most where several answers are right: {_verdict(loss)}"})
     known = claim_rules()
     rules = [{"claim": c, "rule": known[c]["rule"], "protocol": known[c]["protocol"], "source": known[c]["source"]}
              for c in result["claims"] if c in known]
@@ -556,9 +592,14 @@ def tables(result: dict) -> dict[str, list[dict]]:
 
 
 def _verdict(v: dict) -> str:
-    """A claim's verdict on one family: holds, does not hold, or undetermined: why (older study.json: holds only)."""
+    """A claim's verdict on one family as its cell shows it: the state, the number it stands on and the rule
+    ("does not hold: 0 of 12 runs (rule: at least one run)"; undetermined: why first). Older study.json: the state,
+    with why (a chains verdict: its numbers) and its rule where recorded."""
+    if v.get("cell"):
+        return v["cell"]
     state = v.get("state") or ("holds" if v["holds"] else "does not hold")
-    return f"{state}: {v['why']}" if state == UNDETERMINED and v.get("why") else state
+    text = f"{state}: {v['why']}" if v.get("why") else state
+    return text + (f" (rule: {v['rule']})" if v.get("rule") else "")
 
 
 def _md(rows: list[dict]) -> str:
@@ -591,14 +632,25 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
                       "wall-clock hours)"}
 
 
-def _counts(c: dict) -> str:
-    """The samples behind each kind of figure, and the sampling, in one sentence."""
+def _scored_by(result: dict) -> str:
+    """The scorers that scored the study, by name (each family's: a VBVR-Bench folder's tasks are scored by vbvr)."""
+    c = result["config"]
+    used = list(dict.fromkeys(n for f in result["families"].values() for n in str(f.get("scored_by") or "").split(", ")
+                              if n))
+    if c.get("scorer"):
+        return c["scorer"]
+    return f"each task's own scorer ({', '.join(used)})" if used else "each task's own scorer"
+
+
+def _counts(c: dict, scored_by: str | None = None) -> str:
+    """The samples behind each kind of figure, the scorer and the sampling, in one sentence."""
+    scorer = scored_by or c.get("scorer") or "each task's own scorer"
     if c.get("data") is None:
         return (f"Held-out samples (seeds from {c['seed']}): {c['count']} per solve rate, {c['sweep_count']} per "
                 f"condition of the steps and frames sweep, {c['compare_count']} per multi-seed method, "
-                f"{c['probe_count']} per intervention probe condition; {c['steps']} Euler steps, shift {c['shift']}.")
-    scorer = c.get("scorer") or "each task's own scorer"
-    if scorer in ("vbvr", "vbvr-pro"):  # the mode named (issue 34); the study scores in the default mode
+                f"{c['probe_count']} per intervention probe condition; scored by {scorer}; {c['steps']} Euler steps, "
+                f"shift {c['shift']}.")
+    if "vbvr" in scorer and "mode)" not in scorer:  # the mode named (issue 34); the study scores in its default
         scorer += f" ({c.get('vbvr_score') or 'task-specific'} mode)"
     threshold = c["threshold"] if c.get("threshold") is not None else "the scorer's threshold"
     return (f"Samples from {c['data']}" + (f" (splits {', '.join(c['split'])})" if c.get("split") else "") +
@@ -620,7 +672,7 @@ def _model_line(result: dict) -> str:
 
 def markdown(result: dict) -> str:
     c = result["config"]
-    head = f"# steplens study: {result['model']}\n\n{_model_line(result)} {_counts(c)}\n"
+    head = f"# steplens study: {result['model']}\n\n{_model_line(result)} {_counts(c, _scored_by(result))}\n"
     t = tables(result)
     return head + "".join(f"\n## {TITLES[k]}\n\n{_md(rows)}" for k, rows in t.items())
 
@@ -628,8 +680,8 @@ def markdown(result: dict) -> str:
 def write_report(out: Path, result: dict) -> None:
     rep = Report(f"steplens study: {result['model']} on {len(result['families'])} task families")
     c = result["config"]
-    rep.text(f"{_model_line(result)} {_counts(c)} Every number is in study.json; each run has its own report, linked "
-             f"below.")
+    rep.text(f"{_model_line(result)} {_counts(c, _scored_by(result))} Every number is in study.json; each run has "
+             f"its own report, linked below.")
     rep.link("study.json", "study.json").link("study.md", "study.md: the tables")
     for k, rows in tables(result).items():
         rep.section(TITLES[k])

@@ -283,7 +283,7 @@ class ProbeBase:
 
     def write(self, run: ProbeRun, res: dict) -> None:
         write_results(run.out, self.name, run.settings, run.config, res["table"], res["headline"],
-                      samples=len(run.samples), cost=res.get("cost"))
+                      samples=len(run.samples), cost=res.get("cost"), scored_by=run.settings.scorers().used(run.samples))
 
     def finish(self, run: ProbeRun, res: dict, rows: dict[str, list[dict]]) -> None:
         pass

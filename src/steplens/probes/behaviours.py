@@ -20,7 +20,7 @@ from ..experiments.stats import summarize
 from ..reports.page import Report
 from ..reports.plots import save
 from .base import ProbeBase, condition_runner, cost_text, write_results
-from .contract import STUDY, Branch, Claim, PlanShape, ProbeRun
+from .contract import MIN_RIGHT_RUNS, MIN_RUNS, STUDY, Branch, Claim, PlanShape, ProbeRun, right_runs_needed, solved_of
 from .trajectory import cos_extra, record_x0
 
 
@@ -32,15 +32,19 @@ class Behaviours(ProbeBase):
               lambda h, t: h["mean_off_branches_per_step"][0] > h["mean_off_branches_per_step"][-1],
               "fewer at the end",
               lambda h, t: f"off-target branches {h['mean_off_branches_per_step'][0]:.3f} at step 0 → "
-                           f"{h['mean_off_branches_per_step'][-1]:.3f} at the end",
-              lambda h, t: None if h["mean_off_branches_per_step"][0] > 0 else
-              "no off-target branch at step 0: no candidates to narrow down",
-              "off-target branches at step 0 (candidates to narrow down)", "ours",
+                           f"{h['mean_off_branches_per_step'][-1]:.3f} at the end; "
+                           f"{h.get('runs_holding_several_early', 0)} of {h.get('runs_with_listed_answers', 0)} runs "
+                           f"with listed answers hold >= 2 at step 0",
+              lambda h, t: _candidates_needed(h),
+              f"a task that lists its answers, in >= {MIN_RUNS} runs, and off-target branches at step 0 (candidates "
+              f"to narrow down)", "ours",
               f"{STUDY} (multi-path exploration, superposition: qualitative there); ours: off-target branches of "
               f"x0_hat's answer frame (steplens.cos) at step 0 against the last step"),
         Claim("behaviours-self-correction", "self-correction happens", lambda h, t: h["self_corrections"] > 0,
-              "at least one run", lambda h, t: f"{h['self_corrections']} of {h['runs']} runs",
-              lambda h, t: None if h.get("runs") else "no runs", "at least one run observed", "ours",
+              "at least one run",
+              lambda h, t: f"{h['self_corrections']} of {h['runs']} runs self-correct ({solved_of(h)} end right)",
+              lambda h, t: right_runs_needed(h),
+              f">= {MIN_RIGHT_RUNS} runs that end right (a self-correction is a run that ends right)", "ours",
               f"{STUDY} (self-correction: qualitative there); ours: x0_hat's answer wrong after it first appears, "
               f"right at the end, in at least one run"))
 
@@ -71,19 +75,20 @@ class Behaviours(ProbeBase):
             "mean_off_branches_per_step": _branches(rows).mean(0).round(3).tolist(),
             **candidate_headline(rows),
         }
-        table = [{"behaviour": k, "count_or_value": v} for k, v in headline.items()
+        table = [{"behaviour": k, "count_or_value": _shown(v)} for k, v in headline.items()
                  if k != "mean_off_branches_per_step"]
         return {"headline": headline, "table": table}
 
     def write(self, r: ProbeRun, res: dict) -> None:  # results.json records the model only (the store: all)
         write_results(r.out, self.name, r.settings, {"model": r.model.name}, res["table"], res["headline"],
-                      samples=len(r.samples), cost=res.get("cost"))
+                      samples=len(r.samples), cost=res.get("cost"), scored_by=r.settings.scorers().used(r.samples))
 
     def finish(self, r: ProbeRun, res: dict, by: dict) -> None:
         plot(r.out, by["clean"], _branches(by["clean"]), r.settings.steps)
 
     def headline_text(self, h: dict, table: list) -> str:
-        return f"{h['runs']} runs, solve rate {h['solve_rate']:.3f}, commitment step {h['mean_commitment_step']}"
+        return (f"{h['runs']} runs, solve rate {h['solve_rate']:.3f}, commitment step "
+                f"{_shown(h['mean_commitment_step'])}")
 
     def report_section(self, rep: Report, out: Path, res: dict, rel: str = ".") -> None:
         h = res["headline"]
@@ -94,6 +99,24 @@ class Behaviours(ProbeBase):
                     f"off-target branches at some step." + " " + cost_text(res.get("cost")))
         rep.image(f"{rel}/behaviours.png", "commitment steps; mean branches and candidate mass per step")
         rep.table(res["table"])
+
+
+def _candidates_needed(h: dict) -> str | None:
+    """Why "several candidates early, one late" cannot be judged on this result, or None: candidates are counted on a
+    task that lists its answers, over enough runs, with off-target branches at step 0 to narrow down."""
+    listed = h.get("runs_with_listed_answers") or 0
+    if not listed:
+        return "the task lists no answers: candidates held cannot be counted"
+    if listed < MIN_RUNS:
+        return f"{listed} runs with listed answers (the rule needs >= {MIN_RUNS})"
+    if not h["mean_off_branches_per_step"][0] > 0:
+        return "no off-target branch at step 0: no candidates to narrow down"
+    return None
+
+
+def _shown(v):
+    """A value as a table shows it: "–" where nothing was measured (never a raw None)."""
+    return "–" if v is None else v
 
 
 def _branches(rows) -> np.ndarray:

@@ -59,7 +59,13 @@ plug-in in 25 lines), and inherit `steplens.probes.base.ProbeBase`: it holds the
   does not and stores the batch's count on its first condition). Default (`ProbeBase.plan`): refused, naming the
   probe.
 - ``reads(data) -> bool``: whether a results.json (parsed) is this probe's (default: ``data["probe"] == name``).
-- ``claims`` (tuple of `Claim`): the study's claims the probe tests, each with its rule as code and as text.
+- ``claims`` (tuple of `Claim`): the study's claims the probe tests, each with its rule as code and as text, and the
+  evidence the rule needs (``needs``/``needs_text``): without it the verdict is "undetermined", with why. The shared
+  gates live here: `right_runs_needed` (a claim about runs that end right: >= `MIN_RIGHT_RUNS` of them),
+  `difference_needed` (a difference: a paired 95% interval that excludes 0, either way), `rate_excludes_floor`. A
+  result that lacks a number the rule reads is undetermined too (never a traceback); every verdict cell shows its
+  number and rule (`Claim.cell`). tests/probes/test_claim_evidence.py feeds every claim zero and too little evidence:
+  a new claim adds its case there.
 - ``headline_text(headline, table) -> str``: its line in `steplens report`'s index.
 - ``report_section(rep, out, summary, rel=".")``: its section of a `steplens.reports.page.Report`.
 - ``study`` (`StudyPart` or None): how it takes part in `steplens study` (None: it does not, as a part of its
@@ -130,21 +136,83 @@ class Claim:
         head = "the study's stated protocol" if self.protocol == "study" else "ours, not the study's stated protocol"
         return f"{head}; source: {self.source}" if self.source else head
 
+    def _read(self, headline: dict, table: list):
+        """(rule's answer, what was measured, why evidence is missing or None); a result that lacks what the rule
+        reads (a number never measured: no runs, an empty table) is missing evidence, never an error or a verdict."""
+        try:
+            why = self.needs(headline, table)
+        except MISSING as e:
+            why = f"the result lacks what the rule needs ({_lacks(e)})"
+        try:
+            holds = self.rule(headline, table)
+        except MISSING as e:
+            holds, why = DOES_NOT_HOLD, why or f"the result lacks what the rule reads ({_lacks(e)})"
+        try:
+            number = self.evidence(headline, table)
+        except MISSING:
+            number = "nothing measured"
+        return holds, number, why
+
     def judge(self, headline: dict, table: list) -> tuple[bool | str, str] | None:
         """(state, evidence with the rule): state True (holds), False (does not hold) or `UNDETERMINED` (the evidence
         is missing; the text starts with why), or None when this result cannot test the claim."""
-        holds = self.rule(headline, table)
+        holds, number, why = self._read(headline, table)
         if holds is NOT_TESTED:
             return None
-        text = f"{self.evidence(headline, table)} (rule: {self.rule_text})"
+        text = f"{number} (rule: {self.rule_text})"
         if self.needs_text:
             text += f" (needs: {self.needs_text})"
         if self.protocol_text:
             text += f" (protocol: {self.protocol_text})"
-        why = self.needs(headline, table)
         if why:
             return UNDETERMINED, f"undetermined: {why}; {text}"
         return bool(holds), text
+
+    def cell(self, headline: dict, table: list) -> str | None:
+        """The verdict as a table cell shows it: its state, the number it stands on and its rule ("does not hold: 0
+        of 12 runs (rule: at least one run)"; "undetermined: why; the number (rule: ...)"); None: not tested."""
+        holds, number, why = self._read(headline, table)
+        if holds is NOT_TESTED:
+            return None
+        if why:
+            return f"undetermined: {why}; {number} (rule: {self.rule_text})"
+        return f"{state_word(bool(holds))}: {number} (rule: {self.rule_text})"
+
+
+# What a result lacks when a rule reads a number that was never measured (no runs, an empty table, a None).
+MISSING = (KeyError, IndexError, TypeError, ZeroDivisionError, ValueError)
+MIN_RUNS = 10  # runs a count over runs (candidates held, a behaviour) needs before it says anything (at least)
+MIN_RIGHT_RUNS = 10  # runs that end right a claim about what happens on the way to a right answer needs (at least)
+
+
+def _lacks(e: Exception) -> str:
+    return f"no {e.args[0]!r}" if isinstance(e, KeyError) and e.args else f"{type(e).__name__}: {e}"
+
+
+def solved_of(headline: dict) -> int:
+    """The runs that ended right, from a headline's runs and solve rate."""
+    return round((headline.get("solve_rate") or 0.0) * (headline.get("runs") or 0))
+
+
+def right_runs_needed(headline: dict, least: int = MIN_RIGHT_RUNS) -> str | None:
+    """None when at least `least` runs ended right, else why not (a claim's ``needs``)."""
+    k, n = solved_of(headline), headline.get("runs") or 0
+    return None if k >= least else f"{k} of {n} runs end right (the rule needs >= {least})"
+
+
+def difference_needed(d: dict | None, what: str, scale: float = 1.0, unit: str = "") -> str | None:
+    """None when a paired difference's 95% interval (``ci_low``, ``ci_high``; ``mean`` or ``delta``, ``n``)
+    excludes 0, either way; else why not: an interval that holds 0 says neither that the difference is there nor
+    that it is not (a claim's ``needs``)."""
+    if not d or d.get("ci_low") is None or d.get("ci_high") is None:
+        return f"no {what} measured"
+    lo, hi = d["ci_low"], d["ci_high"]
+    if lo > 0 or hi < 0:
+        return None
+    mean = d.get("mean", d.get("delta", 0.0)) or 0.0
+    n = f" on {d['n']} samples" if d.get("n") is not None else ""
+    return (f"{what} {scale * mean:+.3f}{unit} [{scale * lo:+.3f}, {scale * hi:+.3f}]{n}: the 95% interval holds 0, so "
+            f"the difference is not determined either way")
 
 
 def rate_excludes_floor(row: dict | None, what: str = "clean solve rate") -> str | None:

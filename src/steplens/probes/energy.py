@@ -267,13 +267,24 @@ def plot_grid(out: Path, mean_energy, blocks, steps, experts: dict | None = None
 
 
 def pca_rgb(h: torch.Tensor) -> np.ndarray:
-    """(T, h, w, D) -> (T, h, w, 3) in 0..1: the first 3 principal components of the tokens."""
-    x = h.reshape(-1, h.shape[-1]).float()
+    """(T, h, w, D) -> (T, h, w, 3) in 0..1: the first 3 principal components of the tokens, exact and deterministic
+    (the eigenvectors of the smaller of the token Gram and the feature covariance matrix, in float64; each
+    component's sign fixed so that its largest projection is positive): the same hidden states give the same picture
+    in every run and on every process (a randomized PCA did not)."""
+    x = h.reshape(-1, h.shape[-1]).double()
     x = x - x.mean(0)
-    _, _, v = torch.pca_lowrank(x, q=3, center=False)
-    p = x @ v[:, :3]
+    q = min(3, *x.shape)
+    if x.shape[0] <= x.shape[1]:  # fewer tokens than features: the Gram matrix's eigenvectors are the projections
+        w, u = torch.linalg.eigh(x @ x.T)
+        p = u[:, -q:].flip(1) * w[-q:].flip(0).clamp(min=0).sqrt()
+    else:
+        _, v = torch.linalg.eigh(x.T @ x)
+        p = x @ v[:, -q:].flip(1)
+    p = p * torch.where(p.gather(0, p.abs().argmax(0, keepdim=True)) < 0, -1.0, 1.0)
+    if q < 3:
+        p = torch.cat([p, p.new_zeros(p.shape[0], 3 - q)], 1)
     p = (p - p.min(0).values) / (p.max(0).values - p.min(0).values + 1e-8)
-    return p.reshape(*h.shape[:3], 3).numpy()
+    return p.reshape(*h.shape[:3], 3).float().numpy()
 
 
 def plot_pca(out: Path, state: dict) -> None:

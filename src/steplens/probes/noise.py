@@ -26,7 +26,8 @@ from ..hooks import Hooks
 from ..reports.page import Report
 from ..reports.plots import save
 from .base import ProbeBase, ProbeSettings, condition_runner, cost_text, seeds_of, summary_rows
-from .contract import NOT_TESTED, STUDY, Branch, Claim, PlanShape, ProbeRun, StudyPart, rate_excludes_floor
+from .contract import (NOT_TESTED, STUDY, Branch, Claim, PlanShape, ProbeRun, StudyPart, difference_needed,
+                       rate_excludes_floor)
 
 FRAME_PROTOCOLS = ("one-step", "every-step")
 MAX_FRAME_STEPS = 4
@@ -147,7 +148,28 @@ def _frame_steps_needed(h: dict, table: list) -> str | None:
     if (h.get("drop_step_noise_at_frame_steps") or 0) <= 0:
         return (f"noise on all frames at steps {h.get('frame_steps')} does not lower the solve rate (drop "
                 f"{h.get('drop_step_noise_at_frame_steps') or 0:.3f}): nothing for one frame to hurt less than")
-    return None
+    return difference_needed(h.get("frame_minus_step_at_frame_steps"), "one frame - all frames (solve rate)")
+
+
+def _paired_text(d: dict | None) -> str:
+    return f"; paired {d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] on {d['n']} samples" if d else ""
+
+
+def frame_minus_step(rows: dict, frame_names: list[str], step_names: list[str]) -> dict | None:
+    """Per sample, its mean success over the one-frame conditions minus over the all-frames ones (the same steps),
+    averaged with a paired bootstrap 95% interval: {mean, ci_low, ci_high, n} (None: no sample ran both)."""
+    from ..experiments.stats import paired_bootstrap
+
+    per: dict[str, tuple[list, list]] = {}
+    for i, names in enumerate((frame_names, step_names)):
+        for c in names:
+            for x in rows[c]:
+                per.setdefault(x["sample"], ([], []))[i].append(float(x["success"]))
+    pairs = [(float(np.mean(a)), float(np.mean(b))) for a, b in per.values() if a and b]
+    if not pairs:
+        return None
+    d, lo, hi = paired_bootstrap(*zip(*pairs))
+    return {"mean": d, "ci_low": lo, "ci_high": hi, "n": len(pairs)}
 
 
 class Noise(ProbeBase):
@@ -165,12 +187,14 @@ class Noise(ProbeBase):
               lambda h, t: _clean_needed(t), CLEAN_NEEDED, "ours", EVERY_STEP_SOURCE),
         Claim("noise-frame-hurts-less", "noise on one frame hurts less than on all frames (same step)",
               lambda h, t: NOT_TESTED if h.get("frame_protocol") != "one-step" else
-              h["drop_frame_noise"] < h["drop_step_noise_at_frame_steps"],
-              "drop from one frame < drop from all frames, at the same steps",
+              h["frame_minus_step_at_frame_steps"]["ci_low"] > 0,
+              "one frame - all frames (solve rate, same steps and samples), paired 95% interval: above 0 holds, "
+              "below 0 does not",
               lambda h, t: f"drop {h['drop_frame_noise']:.3f} (one frame, mean over frames {h['frames']} x steps "
                            f"{h['frame_steps']}) vs {h['drop_step_noise_at_frame_steps']:.3f} (all frames, same "
-                           f"steps); clean {h['clean']:.3f}",
-              _frame_steps_needed, CLEAN_NEEDED + "; noise on all frames at those steps lowering the solve rate",
+                           f"steps); clean {h['clean']:.3f}" + _paired_text(h.get("frame_minus_step_at_frame_steps")),
+              _frame_steps_needed, CLEAN_NEEDED + "; noise on all frames at those steps lowering the solve rate; a "
+                                                  "paired interval (one frame - all frames) that excludes 0",
               "ours", FRAME_SOURCE))
     study = StudyPart(count="probe_count", order=20)
 
@@ -225,7 +249,9 @@ class Noise(ProbeBase):
                             step_noise_mean_at_frame_steps=float(np.mean([x["solve_rate"] for x in at])),
                             drop_step_noise_at_frame_steps=clean - float(np.mean([x["solve_rate"] for x in at])),
                             frame_noise_mean_score=float(np.mean([by[c]["mean_score"] for c in frame_names])),
-                            step_noise_mean_score_at_frame_steps=float(np.mean([x["mean_score"] for x in at])))
+                            step_noise_mean_score_at_frame_steps=float(np.mean([x["mean_score"] for x in at])),
+                            frame_minus_step_at_frame_steps=frame_minus_step(
+                                rows, frame_names, [f"step {k}" for k in o["frame_steps"]]))
         return {"headline": headline, "table": table}
 
     def finish(self, r: ProbeRun, res: dict, rows: dict) -> None:

@@ -52,6 +52,7 @@ def _entry(path: Path, data: dict) -> dict | None:
     if probe is not None:
         entry["claims"] = judge(probe, h, table)
         entry["why"] = why(probe, h, table)
+        entry["cells"] = {c.text: cell for c in probe.claims if (cell := c.cell(h, table)) is not None}
         entry["headline"] = probe.headline_text(h, table)
     elif kind == "demo":
         entry["headline"] = f"{data['solved']}/{data['count']} solved"
@@ -117,9 +118,8 @@ def write_index(root: Path, out: Path | None = None) -> tuple[Path, list[dict]]:
         rows.append({"run": rel, "kind": e["kind"], "model": e.get("model"),
                      "headline": e.get("error") or e["headline"]})
         for claim, state, evidence in e.get("claims", []):
-            claims.append({"claim": claim, "verdict": verdict_text(state, e["why"].get(claim)), "evidence": evidence,
-                           "run": rel,
-                           "model": e.get("model")})
+            claims.append({"claim": claim, "verdict": e["cells"].get(claim) or verdict_text(state, e["why"].get(claim)),
+                           "evidence": evidence, "run": rel, "model": e.get("model")})
         if has_report:
             rep.link(f"{rel}/report.html", f"{e['kind']}: {rel}/report.html")
     rep.section("The study's claims on these models")

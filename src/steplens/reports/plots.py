@@ -22,7 +22,8 @@ def integer_steps(ax) -> None:
 
 def save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        # no "Software" stamp (matplotlib's version): the file depends on the figure alone (steplens.io.reproduce)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 

@@ -247,5 +247,14 @@ class Scorers:
     def score(self, video, sample):
         return self.for_sample(sample).score(video, sample)
 
+    def used(self, samples) -> dict[str, str]:
+        """{task: the name of the scorer that scores its samples}, in the samples' order: what a result records and a
+        table shows (never "each task's own" alone: a VBVR-Bench folder's tasks are scored by `vbvr`)."""
+        out: dict[str, str] = {}
+        for s in samples:
+            if s.task not in out:
+                out[s.task] = self.for_sample(s).name
+        return out
+
     def describe(self) -> str:
         return self.name or "each task's own"
