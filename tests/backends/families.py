@@ -1,0 +1,195 @@
+"""The per-family declarations the shared backend tests (backend_mixin.BackendTests) run on: how to build a family's
+tiny offline pipeline (steplens/backends/*/tiny.py), its steplens model, its plain pipeline call spelled out
+(`direct`), what "untouched" means for it (`assert_pristine`), its guidance, branches and geometry. Not a test
+module: the family test files (test_<family>.py, test_<family>_own.py) import it, never each other."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from steplens.backends.prompts import HashedPromptEmbeds
+from steplens.context import current
+from steplens.io.video import upscale
+from steplens.tasks import get_task
+
+MAZE = get_task("maze")
+
+
+def maze(seed, n=3, frames=3):
+    return MAZE.sample(seed, n, frames)
+
+
+class Family:
+    """What the shared tests need to know about one diffusers family (every field is read by BackendTests)."""
+
+    steps: int  # the steps of the tiny runs
+    cfg: float  # the CFG scale of the tiny runs (> 1)
+    cond_first: list  # the branches each forward of a CFG step holds, in call order: [("cond",), ("uncond",)] ...
+    latent_shape: tuple  # generate([maze 7x7, 3 frames]): the latent
+    video_shape: tuple  # decode_video of it
+    pool: tuple  # decode = avg_pool3d(video[:, :, ::frame_stride], (1, *pool)): frame stride, pixels per maze px
+    trace_shapes: tuple  # the plain call of `plain`: (x0 latent, blocks.1 record, decoded video)
+    free = slice(None)  # the latent frames the scheduler moves (LTX-2 holds frame 0, the image latent)
+    cond_atol = 0.0  # the cond branch of a CFG run vs a CFG-off run: 0 = bit for bit
+    ensemble_atol = 0.0  # members' outputs after x0_hat is averaged at the last step: 0 = bit for bit
+    ensemble_spread = 0.0  # members' outputs differ by more than this without averaging
+    sweep_steps = (2, 3)
+    methods_shift: float  # the shift compare's methods run at
+    cli_shift: float | None  # the shift a CLI run on the saved folder records
+
+    @staticmethod
+    def build(seed=0):
+        raise NotImplementedError
+
+    def model(self, pipe, **kw):
+        raise NotImplementedError
+
+    def plain(self, pipe, guidance):
+        """The pipeline's own call on the family's tiny inputs: a tuple of output tensors."""
+        raise NotImplementedError
+
+    def output(self, pipe, latent):
+        """A steplens latent as the pipeline returns it for output_type="latent"."""
+        return latent
+
+    def shifted(self, scheduler, shift):
+        """The scheduler a fixed `shift` stands for."""
+        return type(scheduler).from_config(scheduler.config, shift=shift)
+
+    def assert_pristine(self, pipe):
+        raise NotImplementedError
+
+
+class Hunyuan15(Family):
+    steps, cfg, glyph = 3, 6.0, 4  # glyph: tokens of the (masked) glyph stream, short to keep the tests fast
+    cond_first = [("cond",), ("uncond",)]  # one forward per CFG branch, cond first (the guider's pred_cond)
+    latent_shape, video_shape, pool = (1, 4, 3, 7, 7), (1, 3, 5, 28, 28), (2, 4)
+    trace_shapes = ((1, 4, 3, 7, 7), (1, 3 * 7 * 7, 16), (1, 5, 3, 28, 28))
+    ensemble_atol, ensemble_spread, cli_shift, methods_shift = 1e-5, 1e-2, 5.0, 5.0
+
+    @staticmethod
+    def build(seed=0, **kw):
+        from steplens.backends.tiny.hunyuan15 import tiny_hunyuan15_i2v
+
+        return tiny_hunyuan15_i2v(seed=seed, **kw)
+
+    def model(self, pipe, **kw):
+        from steplens.backends.hunyuan15 import HunyuanVideo15Model
+
+        return HunyuanVideo15Model(pipe, glyph_length=self.glyph, **kw)
+
+    def plain(self, pipe, guidance):
+        return (self.direct(pipe, [maze(0)], [0], guidance=guidance),)
+
+    def direct(self, pipe, samples, seeds, guidance=None, steps=None, frames=3, k=4, output_type="latent",
+               scheduler=None, **extra):
+        """The plain pipeline call, spelled out: one image (the maze upscaled xk, nearest) at its own size (the
+        bucket of target_size = its side), hashed prompt embeddings with an all-ones mask, an empty glyph stream,
+        2 (frames - 1) + 1 video frames, one CPU generator per row, the guider at `guidance`."""
+        from steplens.backends.tiny.hunyuan15 import GLYPH_DIM, TEXT_DIM
+
+        guidance, steps, g = self.cfg if guidance is None else guidance, steps or self.steps, self.glyph
+        text = HashedPromptEmbeds(TEXT_DIM)
+        n = len(samples)
+        glyph, glyph_mask = torch.zeros(n, g, GLYPH_DIM), torch.zeros(n, g, dtype=torch.long)
+        emb = text([s.prompt for s in samples])
+        mask = torch.ones(emb.shape[:2], dtype=torch.long)
+        kw = dict(image=Image.fromarray(upscale(samples[0].first_frame, k)), prompt_embeds=emb,
+                  prompt_embeds_mask=mask, prompt_embeds_2=glyph, prompt_embeds_mask_2=glyph_mask,
+                  num_frames=pipe.vae_scale_factor_temporal * (frames - 1) + 1, num_inference_steps=steps,
+                  output_type=output_type, return_dict=False,
+                  generator=[torch.Generator().manual_seed(x) for x in seeds])
+        if guidance > 1:
+            kw.update(negative_prompt_embeds=text([""] * n), negative_prompt_embeds_mask=mask,
+                      negative_prompt_embeds_2=glyph, negative_prompt_embeds_mask_2=glyph_mask)
+        kw.update(extra)
+        saved = pipe.scheduler, pipe.guider, pipe.target_size
+        pipe.scheduler = scheduler or saved[0]
+        pipe.guider, pipe.target_size = saved[1].new(guidance_scale=guidance), k * samples[0].size_px
+        try:
+            return pipe(**kw)[0]
+        finally:
+            pipe.scheduler, pipe.guider, pipe.target_size = saved
+
+    def assert_pristine(self, pipe):
+        assert not {"step", "set_timesteps"} & set(vars(pipe.scheduler))
+        assert not {"prepare_latents", "encode_image", "prepare_cond_latents_and_mask"} & set(vars(pipe))
+        assert "calculate_default_height_width" not in vars(pipe.video_processor)
+        assert "forward" not in vars(pipe.transformer)  # diffusers' cache_context leaves an empty HookRegistry
+        assert not getattr(getattr(pipe.transformer, "_diffusers_hook", None), "hooks", None)
+        assert all(len(b._forward_hooks) == 0 for b in pipe.transformer.transformer_blocks)
+        assert pipe.guider.guidance_scale == self.cfg and current() is None
+
+
+class LTX2(Family):
+    steps, cfg = 3, 3.0
+    cond_first = [("uncond", "cond")] * 2  # one forward on [uncond; cond]; the hook gets one branch at a time
+    latent_shape, video_shape, pool = (1, 4, 3, 7, 7), (1, 3, 17, 224, 224), (8, 32)
+    trace_shapes = ((1, 4, 3, 2, 2), (1, 12, 16), (1, 17, 3, 64, 64))  # 17 frames of 64 px: 3 x 2x2 tokens
+    free, cond_atol, cli_shift, methods_shift = slice(1, None), 1e-5, None, 3.0
+
+    @staticmethod
+    def build(seed=0):
+        from steplens.backends.ltx2.tiny import tiny_ltx2_i2v
+
+        return tiny_ltx2_i2v(seed=seed)
+
+    def model(self, pipe, **kw):
+        from steplens.backends.ltx2 import LTX2PipelineModel
+
+        return LTX2PipelineModel(pipe, **kw)
+
+    def run(self, pipe, **kw):
+        """(video latents, audio latents) of a plain call with tiny_inputs (CFG on, output_type latent)."""
+        from steplens.backends.ltx2.tiny import tiny_inputs
+
+        return pipe(**tiny_inputs(pipe, **kw), return_dict=False)
+
+    def plain(self, pipe, guidance):
+        return tuple(self.run(pipe, guidance_scale=guidance))
+
+    def output(self, pipe, latent):
+        from steplens.backends.ltx2 import denormalize
+
+        return denormalize(pipe, latent)
+
+    def shifted(self, scheduler, shift):  # a fixed shift replaces LTX-2's dynamic one
+        assert scheduler.config.use_dynamic_shifting
+        return type(scheduler).from_config(scheduler.config, use_dynamic_shifting=False, shift=shift)
+
+    def direct(self, pipe, samples, seeds, guidance=None, steps=None, frames=3, output_type="latent", scheduler=None):
+        """The plain pipeline call, spelled out: the maze upscaled x32 (nearest), hashed prompt embeddings with an
+        all-ones mask, 8 (frames - 1) + 1 video frames, one CPU generator per row, STG / modality / rescale off."""
+        from steplens.backends.ltx2.tiny import TEXT_DIM
+
+        guidance, steps = self.cfg if guidance is None else guidance, steps or self.steps
+        text = HashedPromptEmbeds(TEXT_DIM)
+        n = len(samples)
+        images = [Image.fromarray(upscale(s.first_frame, 32)) for s in samples]
+        emb = text([s.prompt for s in samples])
+        mask = torch.ones(emb.shape[:2], dtype=torch.long)
+        kw = dict(image=images[0] if n == 1 else images, prompt_embeds=emb, prompt_attention_mask=mask,
+                  height=32 * samples[0].size_px, width=32 * samples[0].size_px, num_frames=8 * (frames - 1) + 1,
+                  num_inference_steps=steps, guidance_scale=guidance, audio_guidance_scale=guidance,
+                  guidance_rescale=0.0, audio_guidance_rescale=0.0, stg_scale=0.0, audio_stg_scale=0.0,
+                  modality_scale=1.0, audio_modality_scale=1.0, image_crf=0, output_type=output_type,
+                  generator=torch.Generator().manual_seed(seeds[0]) if n == 1 else
+                  [torch.Generator().manual_seed(x) for x in seeds])
+        if guidance > 1:
+            kw.update(negative_prompt_embeds=text([""] * n), negative_prompt_attention_mask=mask)
+        original = pipe.scheduler
+        pipe.scheduler = scheduler or original
+        try:
+            return pipe(**kw, return_dict=False)[0]
+        finally:
+            pipe.scheduler = original
+
+    def assert_pristine(self, pipe):
+        assert not {"step", "set_timesteps", "__deepcopy__"} & set(vars(pipe.scheduler))
+        assert not {"prepare_latents", "_pack_latents", "_denormalize_latents"} & set(vars(pipe))
+        assert "forward" not in vars(pipe.transformer) and "cache_context" not in vars(pipe.transformer)
+        assert all(len(b._forward_hooks) == 0 for b in pipe.transformer.transformer_blocks)
+        assert current() is None
+
+
