@@ -51,7 +51,7 @@ class BackendTests:
     def check_decode(self, pipe, lat, own):
         pass
 
-    def check_saved(self, folder, model, tmp_path):
+    def check_saved(self, pipe, folder, model, tmp_path):
         pass
 
     def load(self, folder):
@@ -83,7 +83,7 @@ class BackendTests:
         assert torch.equal(F.output(pipe, tr.steps[-1].x0), out[0])  # x0_hat of the last step is the final latent
         f = F.free
         for st in tr.steps:
-            assert torch.equal(st.x0[:, :, f], st.x[:, :, f] - torch.tensor(st.sigma) * st.v[:, :, f])
+            same(st.x0[:, :, f], st.x[:, :, f] - torch.tensor(st.sigma) * st.v[:, :, f], F.x0_atol)
             assert torch.equal(hooks.get("latent", st.i), st.x) and torch.equal(hooks.get("x0", st.i), st.x0)
             assert torch.equal(hooks.get("v", st.i), st.v)
         assert {k[2] for k in hooks.records if k[0] == "blocks.1"} == ({"cond", "uncond"} if cfg_on else {"cond"})
@@ -131,6 +131,8 @@ class BackendTests:
         """At the last step the output is exactly the edited x0_hat; at step 1 the scheduler gets
         v = (x - x0') / σ on the frames it moves, and the next latent is Euler's step toward x0'."""
         F = self.family
+        if not F.x0_edit:
+            pytest.skip(f"{type(F).__name__}: the x0 edit is not exact on this family; its own tests check it")
         model = F.model(pipe)
         with trace_pipeline(pipe) as tr0:
             F.plain(pipe, F.cfg)
@@ -165,9 +167,10 @@ class BackendTests:
         torch.testing.assert_close(both[0], lat[0], rtol=0, atol=1e-4)
         # a shift replaces the scheduler's for the call only
         original = pipe.scheduler
-        shifted = model.generate([s], [7], steps=F.steps, shift=3.0, guidance=F.cfg)
+        shifted = model.generate([s], [7], steps=F.steps, shift=F.other_shift, guidance=F.cfg)
         assert pipe.scheduler is original and not torch.equal(shifted, lat)
-        assert torch.equal(F.output(pipe, shifted), F.direct(pipe, [s], [7], scheduler=F.shifted(original, 3.0)))
+        assert torch.equal(F.output(pipe, shifted), F.direct(pipe, [s], [7],
+                                                             scheduler=F.shifted(original, F.other_shift)))
         self.check_generate(pipe, model, lat, both)
         F.assert_pristine(pipe)
 
@@ -202,7 +205,7 @@ class BackendTests:
             assert torch.equal(hooks.get("x0", k), st.x0)
             for branch in ("cond", "uncond"):
                 assert hooks.get("blocks.1", k, branch).reshape(2, *grid).shape == (2, *grid)
-        assert model.modules()["transformer"].get_submodule("blocks.1") is pipe.transformer.transformer_blocks[1]
+        assert model.modules()["transformer"].get_submodule("blocks.1") is F.blocks(pipe)[1]
         assert model.block_names == ["blocks.0", "blocks.1"] and model.experts == ["transformer"]
         F.assert_pristine(pipe)
 
@@ -243,7 +246,7 @@ class BackendTests:
         assert probe in NAMES
         F = self.family
         model = F.model(pipe)
-        s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1)
+        s = ProbeSettings(count=F.probe_batch, steps=2, size=3, frames=2, batch=F.probe_batch)
         if probe == "swap":  # the task the swap probe generates when none is named
             s = s.model_copy(update={"task": get_probe("swap").default_task()})
         kw = {"sweep": {"frames": (2,), "steps": F.sweep_steps}, "noise": {"mix_strengths": ()}}.get(probe, {})
@@ -267,8 +270,9 @@ class BackendTests:
         model = self.load(folder)
         assert type(model) is type(F.model(pipe)) and model.prompt_source == "hashed"
         assert model.name == f"wan:{folder}"
-        mine, back = pipe.transformer.state_dict(), model.pipe.transformer.state_dict()
-        assert mine.keys() == back.keys() and all(torch.equal(mine[k], back[k]) for k in mine)
+        for component in ("transformer", "vae"):
+            mine, back = getattr(pipe, component).state_dict(), getattr(model.pipe, component).state_dict()
+            assert mine.keys() == back.keys() and all(torch.equal(mine[k], back[k]) for k in mine)
         s = maze(2)
         assert torch.equal(F.output(model.pipe, model.generate([s], [1], steps=2, guidance=F.cfg)),
                            F.direct(model.pipe, [s], [1], steps=2))
@@ -279,4 +283,4 @@ class BackendTests:
             config = json.loads((tmp_path / prefix / "results.json").read_text())["config"]
             assert config["sampling"]["steps"] == 2 and config["shift"] == F.cli_shift
             assert config["sampling"]["sources"]["steps"] == "option"
-        self.check_saved(folder, model, tmp_path)
+        self.check_saved(pipe, folder, model, tmp_path)

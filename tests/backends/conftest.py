@@ -1,5 +1,7 @@
 import pytest
 
+pytest.register_assert_rewrite("backend_mixin", "families")  # their asserts explain a failure as a test's do
+
 
 @pytest.fixture(scope="session")
 def family_pipes():

@@ -31,6 +31,10 @@ class Family:
     pool: tuple  # decode = avg_pool3d(video[:, :, ::frame_stride], (1, *pool)): frame stride, pixels per maze px
     trace_shapes: tuple  # the plain call of `plain`: (x0 latent, blocks.1 record, decoded video)
     free = slice(None)  # the latent frames the scheduler moves (LTX-2 holds frame 0, the image latent)
+    x0_atol = 0.0  # x0_hat = x - σ v on those frames: 0 = bit for bit
+    x0_edit = True  # an x0 edit lands exactly (Wan2.2-TI2V mixes the image latent back in: its own tests)
+    other_shift = 3.0  # a shift that is not the family's default
+    probe_batch = 1  # samples per probe batch (and count)
     cond_atol = 0.0  # the cond branch of a CFG run vs a CFG-off run: 0 = bit for bit
     ensemble_atol = 0.0  # members' outputs after x0_hat is averaged at the last step: 0 = bit for bit
     ensemble_spread = 0.0  # members' outputs differ by more than this without averaging
@@ -56,6 +60,9 @@ class Family:
     def shifted(self, scheduler, shift):
         """The scheduler a fixed `shift` stands for."""
         return type(scheduler).from_config(scheduler.config, shift=shift)
+
+    def blocks(self, pipe):
+        return pipe.transformer.transformer_blocks
 
     def assert_pristine(self, pipe):
         raise NotImplementedError
@@ -193,3 +200,83 @@ class LTX2(Family):
         assert current() is None
 
 
+
+
+class WanTI2V(Family):
+    """Wan2.2-TI2V-5B (WanImageToVideoPipeline, expand_timesteps): frame 0 of x0_hat is the clean image latent."""
+
+    steps, cfg, size = 4, 5.0, 64  # size: tiny_inputs' frame, 4x4 latent (16x VAE), 2x2 tokens per frame
+    cond_first = [("cond",), ("uncond",)]
+    latent_shape, video_shape, pool = (1, 48, 3, 14, 14), (1, 3, 9, 224, 224), (4, 32)
+    trace_shapes = ((1, 48, 2, 4, 4), (1, 2 * 2 * 2, 24), (1, 5, 3, 64, 64))
+    free, x0_atol, x0_edit, other_shift, probe_batch = slice(1, None), 1e-5, False, 5.0, 2
+    ensemble_atol, ensemble_spread, cli_shift, methods_shift, sweep_steps = 1e-5, 1e-2, 3.0, 3.0, (1, 2)
+
+    @staticmethod
+    def build(seed=0, scheduler="euler"):
+        from steplens.backends.wan.tiny import tiny_wan22_ti2v
+
+        return tiny_wan22_ti2v(seed=seed, scheduler=scheduler)
+
+    def model(self, pipe, **kw):
+        from steplens.backends.wan import WanPipelineModel
+
+        return WanPipelineModel(pipe, **kw)
+
+    def inputs(self, pipe, **kw):
+        from steplens.backends.wan.tiny import tiny_inputs
+
+        return tiny_inputs(pipe, height=self.size, width=self.size, **kw)
+
+    def run(self, pipe, **kw):
+        return pipe(**self.inputs(pipe, **kw)).frames
+
+    def plain(self, pipe, guidance):
+        return (self.run(pipe, output_type="latent", guidance_scale=guidance),)
+
+    def shifted(self, scheduler, shift):
+        return type(scheduler).from_config(scheduler.config, **{"shift" if hasattr(scheduler, "shift") else
+                                                                  "flow_shift": shift})
+
+    def direct(self, pipe, samples, seeds, guidance=None, steps=None, frames=3, output_type="latent", scheduler=None):
+        """The plain pipeline call, spelled out: one image (the maze upscaled x32, nearest: 16x VAE x 2 patch), the
+        hashed prompt embeddings, 4 (frames - 1) + 1 video frames, one CPU generator per row."""
+        guidance, steps, s = self.cfg if guidance is None else guidance, steps or self.steps, samples[0]
+        assert all(x is s for x in samples)  # the pipeline conditions a call on one image
+        text = HashedPromptEmbeds(pipe.transformer.config.text_dim)
+        kw = dict(image=Image.fromarray(upscale(s.first_frame, 32)), prompt_embeds=text([s.prompt] * len(samples)),
+                  height=32 * s.size_px, width=32 * s.size_px, num_frames=4 * (frames - 1) + 1,
+                  num_inference_steps=steps, guidance_scale=guidance, output_type=output_type,
+                  generator=[torch.Generator().manual_seed(x) for x in seeds])
+        if guidance > 1:
+            kw["negative_prompt_embeds"] = text([""] * len(samples))
+        original = pipe.scheduler
+        pipe.scheduler = scheduler or original
+        try:
+            return pipe(**kw).frames
+        finally:
+            pipe.scheduler = original
+
+    def image_latent(self, pipe, kw) -> torch.Tensor:
+        """The condition of this call as the pipeline's own prepare_latents makes it: the image's latent
+        (1, 48, 1, h, w), the first latent frame of the pipeline's output."""
+        img = pipe.video_processor.preprocess(kw["image"], height=kw["height"], width=kw["width"]).float()
+        _, cond, mask = pipe.prepare_latents(img, 1, pipe.vae.config.z_dim, kw["height"], kw["width"],
+                                             kw["num_frames"], torch.float32, torch.device("cpu"),
+                                             torch.Generator().manual_seed(0))
+        assert mask.shape[:2] == (1, 1) and mask[:, :, 0].sum() == 0 and bool((mask[:, :, 1:] == 1).all())
+        return cond
+
+    def blocks(self, pipe):
+        return pipe.transformer.blocks
+
+    def assert_pristine(self, pipe):
+        from steplens.backends import transformer_components
+
+        for attr in ("step", "set_timesteps"):
+            assert attr not in vars(pipe.scheduler)
+        assert "prepare_latents" not in vars(pipe)
+        for module in transformer_components(pipe).values():
+            assert "forward" not in vars(module) and "cache_context" not in vars(module)
+            assert all(len(b._forward_hooks) == 0 for b in module.blocks)
+        assert current() is None

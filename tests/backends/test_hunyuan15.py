@@ -41,7 +41,7 @@ class TestHunyuan15(BackendTests):
         with pytest.warns(UserWarning, match="has no text encoder"):
             return HunyuanVideo15Model.load(str(folder), glyph_length=self.family.glyph)
 
-    def check_saved(self, folder, model, tmp_path):
+    def check_saved(self, pipe, folder, model, tmp_path):
         assert backends()["HunyuanVideo15ImageToVideoPipeline"] is HunyuanVideo15Model
         with pytest.warns(UserWarning, match="has no text encoder"):
             assert isinstance(load_pipeline_model(f"wan:{folder}"), HunyuanVideo15Model)

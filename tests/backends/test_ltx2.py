@@ -39,7 +39,7 @@ class TestLTX2(BackendTests):
     def load(self, folder):
         return load_ltx2_model(str(folder))
 
-    def check_saved(self, folder, model, tmp_path):
+    def check_saved(self, pipe, folder, model, tmp_path):
         from typer.testing import CliRunner
 
         from steplens.cli import app
