@@ -48,6 +48,12 @@ class BackendTests:
     def check_generate(self, pipe, model, lat, both):
         pass
 
+    def check_callback(self, pipe, model, steps):
+        pass
+
+    def check_experiments(self, pipe, model):
+        pass
+
     def check_decode(self, pipe, lat, own):
         pass
 
@@ -87,7 +93,7 @@ class BackendTests:
             assert torch.equal(hooks.get("latent", st.i), st.x) and torch.equal(hooks.get("x0", st.i), st.x0)
             assert torch.equal(hooks.get("v", st.i), st.v)
         assert {k[2] for k in hooks.records if k[0] == "blocks.1"} == ({"cond", "uncond"} if cfg_on else {"cond"})
-        assert hooks.get("blocks.1", 0, "cond", "transformer").shape == block_shape  # (B, T*h*w tokens, D)
+        assert hooks.get("blocks.1", 0, "cond", F.expert_at(pipe, 0)).shape == block_shape  # (B, T*h*w tokens, D)
         assert tr.decoded[F.steps - 1].shape == decoded_shape
         self.check_trace(pipe, tr, guidance)
 
@@ -105,7 +111,7 @@ class BackendTests:
         hooks = Hooks(model, F.steps).edit("blocks.0", spy).record("blocks.0", steps=[0])
         with attach(pipe, hooks):
             F.plain(pipe, F.cfg)
-        assert seen == [(k, sigmas[k], b, "transformer", 1) for k in range(F.steps) for b in F.cond_first]
+        assert seen == [(k, sigmas[k], b, F.expert_at(pipe, k), 1) for k in range(F.steps) for b in F.cond_first]
         solo = Hooks(model, F.steps).record("blocks.0", steps=[0])
         with attach(pipe, solo):
             F.plain(pipe, 1.0)
@@ -147,8 +153,9 @@ class BackendTests:
         s1, s2, f = tr.steps[1], tr.steps[2], F.free
         sig, sig_next = pipe.scheduler.sigmas[1], pipe.scheduler.sigmas[2]
         v = (s1.x[:, :, f] - w[:, :, f]) / sig
-        assert torch.equal(s1.x, tr0.steps[1].x) and torch.equal(s1.x0, w) and torch.equal(s1.v[:, :, f], v)
-        assert torch.equal(s2.x[:, :, f], s1.x[:, :, f] + (sig_next - sig) * v)
+        assert torch.equal(s1.x, tr0.steps[1].x) and torch.equal(s1.x0, w)
+        same(s1.v[:, :, f], v, F.x0_edit_atol)
+        same(s2.x[:, :, f], s1.x[:, :, f] + (sig_next - sig) * v, F.x0_edit_atol)
         F.assert_pristine(pipe)
         self.check_x0_edit(pipe, tr0, tr, w)
 
@@ -166,9 +173,10 @@ class BackendTests:
         both = model.generate([s, s2], [7, 8], steps=F.steps, guidance=F.cfg)
         torch.testing.assert_close(both[0], lat[0], rtol=0, atol=1e-4)
         # a shift replaces the scheduler's for the call only
-        original = pipe.scheduler
+        original, config, shift = pipe.scheduler, dict(pipe.scheduler.config), getattr(pipe.scheduler, "shift", None)
         shifted = model.generate([s], [7], steps=F.steps, shift=F.other_shift, guidance=F.cfg)
         assert pipe.scheduler is original and not torch.equal(shifted, lat)
+        assert dict(original.config) == config and getattr(original, "shift", None) == shift  # left as it was
         assert torch.equal(F.output(pipe, shifted), F.direct(pipe, [s], [7],
                                                              scheduler=F.shifted(original, F.other_shift)))
         self.check_generate(pipe, model, lat, both)
@@ -199,6 +207,7 @@ class BackendTests:
         lat = model.generate(samples, seeds, steps=F.steps, guidance=F.cfg, callback=steps.append, hooks=hooks)
         assert torch.equal(lat, plain)
         assert [st.i for st in steps] == list(range(F.steps)) and torch.equal(steps[-1].x0, lat)
+        assert [st.expert for st in steps] == [F.expert_at(pipe, k) for k in range(F.steps)]
         grid = model.token_grid(lat.shape)
         assert grid == (3, 7, 7)  # one token per maze pixel and frame
         for k, st in enumerate(steps):
@@ -206,7 +215,8 @@ class BackendTests:
             for branch in ("cond", "uncond"):
                 assert hooks.get("blocks.1", k, branch).reshape(2, *grid).shape == (2, *grid)
         assert model.modules()["transformer"].get_submodule("blocks.1") is F.blocks(pipe)[1]
-        assert model.block_names == ["blocks.0", "blocks.1"] and model.experts == ["transformer"]
+        assert model.block_names == ["blocks.0", "blocks.1"] and model.experts == F.experts
+        self.check_callback(pipe, model, steps)
         F.assert_pristine(pipe)
 
     def test_experiments_run(self, pipe):
@@ -236,6 +246,7 @@ class BackendTests:
         off = generate_ensemble(model, s, [0], EnsembleConfig(n_seeds=2, target="x0", steps=[1], alpha=0.0),
                                 steps=2, guidance=1.0)
         assert (off[0, 0] - off[0, 1]).abs().max() > F.ensemble_spread
+        self.check_experiments(pipe, model)
         F.assert_pristine(pipe)
 
     @pytest.mark.parametrize("probe", PROBES)

@@ -33,6 +33,7 @@ class Family:
     free = slice(None)  # the latent frames the scheduler moves (LTX-2 holds frame 0, the image latent)
     x0_atol = 0.0  # x0_hat = x - σ v on those frames: 0 = bit for bit
     x0_edit = True  # an x0 edit lands exactly (Wan2.2-TI2V mixes the image latent back in: its own tests)
+    x0_edit_atol = 0.0  # an x0 edit before the last step: v = (x - x0') / σ and the Euler step, 0 = bit for bit
     other_shift = 3.0  # a shift that is not the family's default
     probe_batch = 1  # samples per probe batch (and count)
     cond_atol = 0.0  # the cond branch of a CFG run vs a CFG-off run: 0 = bit for bit
@@ -60,6 +61,12 @@ class Family:
     def shifted(self, scheduler, shift):
         """The scheduler a fixed `shift` stands for."""
         return type(scheduler).from_config(scheduler.config, shift=shift)
+
+    experts = ["transformer"]  # the model's experts
+
+    def expert_at(self, pipe, k):
+        """The expert the pipeline runs at step k."""
+        return "transformer"
 
     def blocks(self, pipe):
         return pipe.transformer.transformer_blocks
@@ -202,21 +209,11 @@ class LTX2(Family):
 
 
 
-class WanTI2V(Family):
-    """Wan2.2-TI2V-5B (WanImageToVideoPipeline, expand_timesteps): frame 0 of x0_hat is the clean image latent."""
+class Wan(Family):
+    """The Wan adapter's families (WanImageToVideoPipeline): one or two experts, `blocks`, a flow_shift."""
 
-    steps, cfg, size = 4, 5.0, 64  # size: tiny_inputs' frame, 4x4 latent (16x VAE), 2x2 tokens per frame
-    cond_first = [("cond",), ("uncond",)]
-    latent_shape, video_shape, pool = (1, 48, 3, 14, 14), (1, 3, 9, 224, 224), (4, 32)
-    trace_shapes = ((1, 48, 2, 4, 4), (1, 2 * 2 * 2, 24), (1, 5, 3, 64, 64))
-    free, x0_atol, x0_edit, other_shift, probe_batch = slice(1, None), 1e-5, False, 5.0, 2
-    ensemble_atol, ensemble_spread, cli_shift, methods_shift, sweep_steps = 1e-5, 1e-2, 3.0, 3.0, (1, 2)
-
-    @staticmethod
-    def build(seed=0, scheduler="euler"):
-        from steplens.backends.wan.tiny import tiny_wan22_ti2v
-
-        return tiny_wan22_ti2v(seed=seed, scheduler=scheduler)
+    cond_first = [("cond",), ("uncond",)]  # one forward per CFG branch, cond first
+    steps, cfg, size, scale, other_shift, methods_shift, cli_shift, sweep_steps = 4, 5.0, 32, 16, 5.0, 3.0, 3.0, (1, 2)
 
     def model(self, pipe, **kw):
         from steplens.backends.wan import WanPipelineModel
@@ -239,13 +236,13 @@ class WanTI2V(Family):
                                                                   "flow_shift": shift})
 
     def direct(self, pipe, samples, seeds, guidance=None, steps=None, frames=3, output_type="latent", scheduler=None):
-        """The plain pipeline call, spelled out: one image (the maze upscaled x32, nearest: 16x VAE x 2 patch), the
-        hashed prompt embeddings, 4 (frames - 1) + 1 video frames, one CPU generator per row."""
-        guidance, steps, s = self.cfg if guidance is None else guidance, steps or self.steps, samples[0]
+        """The plain pipeline call, spelled out: one image (the maze upscaled x`scale`, nearest), the hashed prompt
+        embeddings, 4 (frames - 1) + 1 video frames, one CPU generator per row."""
+        guidance, steps, s, k = self.cfg if guidance is None else guidance, steps or self.steps, samples[0], self.scale
         assert all(x is s for x in samples)  # the pipeline conditions a call on one image
         text = HashedPromptEmbeds(pipe.transformer.config.text_dim)
-        kw = dict(image=Image.fromarray(upscale(s.first_frame, 32)), prompt_embeds=text([s.prompt] * len(samples)),
-                  height=32 * s.size_px, width=32 * s.size_px, num_frames=4 * (frames - 1) + 1,
+        kw = dict(image=Image.fromarray(upscale(s.first_frame, k)), prompt_embeds=text([s.prompt] * len(samples)),
+                  height=k * s.size_px, width=k * s.size_px, num_frames=4 * (frames - 1) + 1,
                   num_inference_steps=steps, guidance_scale=guidance, output_type=output_type,
                   generator=[torch.Generator().manual_seed(x) for x in seeds])
         if guidance > 1:
@@ -256,16 +253,6 @@ class WanTI2V(Family):
             return pipe(**kw).frames
         finally:
             pipe.scheduler = original
-
-    def image_latent(self, pipe, kw) -> torch.Tensor:
-        """The condition of this call as the pipeline's own prepare_latents makes it: the image's latent
-        (1, 48, 1, h, w), the first latent frame of the pipeline's output."""
-        img = pipe.video_processor.preprocess(kw["image"], height=kw["height"], width=kw["width"]).float()
-        _, cond, mask = pipe.prepare_latents(img, 1, pipe.vae.config.z_dim, kw["height"], kw["width"],
-                                             kw["num_frames"], torch.float32, torch.device("cpu"),
-                                             torch.Generator().manual_seed(0))
-        assert mask.shape[:2] == (1, 1) and mask[:, :, 0].sum() == 0 and bool((mask[:, :, 1:] == 1).all())
-        return cond
 
     def blocks(self, pipe):
         return pipe.transformer.blocks
@@ -280,3 +267,49 @@ class WanTI2V(Family):
             assert "forward" not in vars(module) and "cache_context" not in vars(module)
             assert all(len(b._forward_hooks) == 0 for b in module.blocks)
         assert current() is None
+
+
+class Wan22(Wan):
+    """Wan2.2-I2V-A14B (VBVR-Wan2.2's base): two experts, the high-noise one above the boundary."""
+
+    experts = ["transformer", "transformer_2"]
+    latent_shape, video_shape, pool = (1, 16, 3, 14, 14), (1, 3, 9, 112, 112), (4, 16)
+    trace_shapes = ((1, 16, 2, 4, 4), (1, 2 * 2 * 2, 24), (1, 5, 3, 32, 32))
+    ensemble_spread = 1e-2
+
+    @staticmethod
+    def build(seed=0, scheduler="euler"):
+        from steplens.backends.wan.tiny import tiny_wan22_i2v
+
+        return tiny_wan22_i2v(seed=seed, scheduler=scheduler)
+
+    def expert_at(self, pipe, k):
+        ref = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        ref.set_timesteps(self.steps)
+        boundary = pipe.config.boundary_ratio * ref.config.num_train_timesteps
+        return "transformer" if ref.timesteps[k] >= boundary else "transformer_2"
+
+
+class WanTI2V(Wan):
+    """Wan2.2-TI2V-5B (WanImageToVideoPipeline, expand_timesteps): frame 0 of x0_hat is the clean image latent."""
+
+    size, scale = 64, 32  # tiny_inputs' frame: 4x4 latent (16x VAE), 2x2 tokens; a maze pixel: 16x VAE x 2 patch
+    latent_shape, video_shape, pool = (1, 48, 3, 14, 14), (1, 3, 9, 224, 224), (4, 32)
+    trace_shapes = ((1, 48, 2, 4, 4), (1, 2 * 2 * 2, 24), (1, 5, 3, 64, 64))
+    free, x0_atol, x0_edit, probe_batch, ensemble_atol, ensemble_spread = slice(1, None), 1e-5, False, 2, 1e-5, 1e-2
+
+    @staticmethod
+    def build(seed=0, scheduler="euler"):
+        from steplens.backends.wan.tiny import tiny_wan22_ti2v
+
+        return tiny_wan22_ti2v(seed=seed, scheduler=scheduler)
+
+    def image_latent(self, pipe, kw) -> torch.Tensor:
+        """The condition of this call as the pipeline's own prepare_latents makes it: the image's latent
+        (1, 48, 1, h, w), the first latent frame of the pipeline's output."""
+        img = pipe.video_processor.preprocess(kw["image"], height=kw["height"], width=kw["width"]).float()
+        _, cond, mask = pipe.prepare_latents(img, 1, pipe.vae.config.z_dim, kw["height"], kw["width"],
+                                             kw["num_frames"], torch.float32, torch.device("cpu"),
+                                             torch.Generator().manual_seed(0))
+        assert mask.shape[:2] == (1, 1) and mask[:, :, 0].sum() == 0 and bool((mask[:, :, 1:] == 1).all())
+        return cond

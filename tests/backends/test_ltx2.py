@@ -1,6 +1,5 @@
 """LTX-2 (tiny offline pipeline): the shared backend tests (backend_mixin) plus what only it has: frame 0 held as the
 image latent, CFG as one forward on [uncond; cond], audio, a dynamic shift. More: test_ltx2_own.py."""
-
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
-"""Wan2.2-TI2V-5B (tiny offline pipeline): the shared backend tests (backend_mixin) plus what only it has: one
-expert, the hub's WanPipeline folder. Frame 0 as the image latent, its edits, UniPC: test_wan_ti2v_own.py."""
-
+"""Wan2.2-TI2V-5B (tiny offline pipeline): the shared backend tests (backend_mixin) plus what only it has: the hub's
+WanPipeline folder. Frame 0 as the image latent, its edits, UniPC: test_wan_ti2v_own.py."""
 import json
 
 import pytest
@@ -22,7 +21,8 @@ class TestWanTI2V(BackendTests):
 
     def check_generate(self, pipe, model, lat, both):
         F, s = self.family, maze(4)
-        assert torch.equal(model.generate([s, s], [7, 8], steps=F.steps, guidance=F.cfg), F.direct(pipe, [s, s], [7, 8]))
+        assert torch.equal(model.generate([s, s], [7, 8], steps=F.steps, guidance=F.cfg),
+                           F.direct(pipe, [s, s], [7, 8]))
         torch.testing.assert_close(both[1], model.generate([maze(5)], [8], steps=F.steps, guidance=F.cfg)[0],
                                    rtol=0, atol=1e-4)
 
