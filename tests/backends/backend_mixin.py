@@ -10,7 +10,8 @@ family has (each hook runs inside the shared test, on the same runs). Real tiny 
   pipeline's video, callback and hooks in generate see every step;
 - trace, compare's methods and the ensemble run; every probe runs; a saved folder loads and runs through the CLI.
 
-Not a test module (pytest collects test_*.py only); the `pipe` fixture is class scoped: one pipeline per family."""
+Not a test module (pytest collects test_*.py only). The class-scoped `pipe` is the family's tiny pipeline, built once
+per test run (conftest.family_pipes) and shared with the family's own tests; every test leaves it as it found it."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def same(a, b, atol):
 class BackendTests:
     family = None  # a families.Family
 
-    # -- what a family adds (each runs inside the shared test of the same name) --------------------------------
+    # -- what a family adds: each hook runs at the end of the shared test it is named after, on the same runs -----
     def check_trace(self, pipe, tr, guidance):
         pass
 
