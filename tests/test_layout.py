@@ -301,3 +301,19 @@ def test_the_layer_diagram_is_the_layers_checked_here():
         for name in re.findall(r"(?:^\d|^|\s{2})\s*([a-z0-9_]+)(?:/|\.py)(?=\s|$)", line):
             drawn[name] = level
     assert drawn == LAYERS
+
+
+def test_each_backend_family_is_a_short_subclass_of_the_shared_tests():
+    """Every family declared in tests/backends/families.py runs the shared backend tests (backend_mixin) from a test
+    file of at most 50 lines: what families share is written once, in the mixin."""
+    backends = ROOT / "tests" / "backends"
+    declared = re.findall(r"^class (\w+)\((?!object)\w+\):(?:(?!^class ).)*?def build\(", (backends / "families.py")
+                          .read_text(), re.M | re.S)
+    runs = {}
+    for path in backends.glob("test_*.py"):
+        for cls, family in re.findall(r"^class (\w+)\(BackendTests\):\s+family = (\w+)\(\)", path.read_text(), re.M):
+            runs[family] = path
+    assert {"Hunyuan15", "LTX2", "Wan22", "WanTI2V"} <= set(declared)
+    assert sorted(runs) == sorted(declared)
+    long = {p.name: n for p in runs.values() if (n := len(p.read_text().splitlines())) > 50}
+    assert not long, long
