@@ -11,7 +11,8 @@ family has (each hook runs inside the shared test, on the same runs). Real tiny 
 - trace, compare's methods and the ensemble run; every probe runs; a saved folder loads and runs through the CLI.
 
 Not a test module (pytest collects test_*.py only). The class-scoped `pipe` is the family's tiny pipeline, built once
-per test run (conftest.family_pipes) and shared with the family's own tests; every test leaves it as it found it."""
+per test run (family_pipes in tests/conftest.py) and shared with the family's own tests; every test leaves it as it
+found it."""
 
 from __future__ import annotations
 
