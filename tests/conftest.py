@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+pytest.register_assert_rewrite("backend_mixin", "families")  # tests/backends' shared tests explain a failure too
+
 from steplens.models import VideoDiT, get_arch
 from steplens.models.wrap import EmbeddedModel
 
@@ -38,6 +40,23 @@ def pipes():
             cache[model, scheduler] = pipe
         return cache[model, scheduler]
 
+    return get
+
+
+@pytest.fixture(scope="session")
+def family_pipes():
+    """family_pipes(families.X()): that diffusers family's tiny offline pipeline (tests/backends/families.py), built
+    once per test run: the shared backend tests (backend_mixin) and the family's own tests run on the same one, and
+    every test leaves it as it found it."""
+    cache = {}
+
+    def get(family):
+        name = type(family).__name__
+        if name not in cache:
+            pipe = family.build(seed=0)
+            pipe.set_progress_bar_config(disable=True)
+            cache[name] = pipe
+        return cache[name]
     return get
 
 

@@ -7,6 +7,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import steplens
 
 SRC = Path(steplens.__file__).parent
@@ -220,3 +222,98 @@ def test_layers_import_only_their_own_layer_and_those_below():
     assert not up, up
     # the walk sees real imports across layers (the CLI imports the experiments)
     assert any(layer(t) == 4 for t in g["steplens.cli.cmd_probe"])
+
+
+def test_no_import_cycle_in_the_package():
+    """Package-wide (function-level imports counted): no module imports itself back through others."""
+    assert cycles(graph()) == []
+
+
+def folder(module: str) -> str | None:
+    """The folder (or top-level module) of steplens a module lives in: steplens.probes.energy -> probes."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def folder_graph() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for m, deps in graph().items():
+        if folder(m) is not None:
+            out.setdefault(folder(m), set()).update(folder(d) for d in deps if folder(d) not in (None, folder(m)))
+    return out
+
+
+def test_the_folder_graph_sees_imports_between_folders():
+    g = folder_graph()
+    assert "experiments" in g["cli"] and "backends" in g["models"] and "io" in g["tasks"]
+    assert cycles({"x.a": {"x.b"}, "x.b": {"x.a"}}, "x") == [["x.a", "x.b"]]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 33 item 4: experiments <-> probes, experiments <-> methods and probes "
+                                       "<-> reports import each other until the orchestrators have their own folder")
+def test_folders_import_each_other_only_downward():
+    """Folders are the layers: no two folders import each other, directly or round a circle."""
+    g = folder_graph()
+    assert cycles({f"x.{a}": {f"x.{b}" for b in bs} for a, bs in g.items()}, "x") == []
+
+
+# ARCHITECTURE.md: every path it names exists, and its layer diagram is the LAYERS above
+ROOT = SRC.parent.parent
+ARCHITECTURE = ROOT / "ARCHITECTURE.md"
+
+
+def named_paths(text: str) -> list[str]:
+    """The paths ARCHITECTURE.md names in backticks (a folder `x/`, a file `x.py` / `a/b.py`, `<family>` a
+    placeholder) and in its layer diagram (every `name/` and `name.py`)."""
+    quoted = [q for q in re.findall(r"`([^`\s]+)`", text) if q.endswith(("/", ".py"))]
+    block = text.split("```")[1]
+    return quoted + re.findall(r"(?<![\w/.])([a-z0-9_]+/|[a-z0-9_]+\.py)(?![\w/])", block)
+
+
+def exists(path: str) -> bool:
+    """A named path is the repository's (tests/..., docs/...) or the package's (relative to src/steplens, or a bare
+    folder or file name anywhere in it; a bare test_*.py anywhere in tests/); `<...>` matches any name."""
+    pattern = re.sub(r"<[^>]+>", "*", path.rstrip("/"))
+    if pattern in ("src",):
+        return (ROOT / pattern).is_dir()
+    bases = [ROOT] if pattern.split("/")[0] in ("tests", "docs") else [SRC]
+    hits = [p for base in bases for p in base.glob(pattern)]
+    if not hits and "/" not in pattern:  # a bare name: a test file in tests/, anything else in the package
+        hits = list((ROOT / "tests" if pattern.startswith("test_") else SRC).rglob(pattern))
+    return any(p.is_dir() == path.endswith("/") for p in hits)
+
+
+def test_every_path_architecture_names_exists():
+    names = named_paths(ARCHITECTURE.read_text())
+    assert {"tests/test_layout.py", "cli/", "regions.py", "backends/tiny/<family>.py"} <= set(names)
+    assert not [n for n in names if not exists(n)]
+    assert not exists("tests/nowhere.py") and not exists("nowhere/") and not exists("cli.py")
+    assert exists("test_<family>_own.py") and not exists("test_<family>_nowhere.py")
+
+
+def test_the_layer_diagram_is_the_layers_checked_here():
+    """Each folder or module that starts a column of ARCHITECTURE.md's diagram sits in the layer the diagram gives it,
+    and every layer of LAYERS is drawn."""
+    drawn, level = {}, None
+    for line in ARCHITECTURE.read_text().split("```")[1].splitlines():
+        if re.match(r"\d\s", line):
+            level = int(line[0])
+        for name in re.findall(r"(?:^\d|^|\s{2})\s*([a-z0-9_]+)(?:/|\.py)(?=\s|$)", line):
+            drawn[name] = level
+    assert drawn == LAYERS
+
+
+def test_each_backend_family_is_a_short_subclass_of_the_shared_tests():
+    """Every family declared in tests/backends/families.py runs the shared backend tests (backend_mixin) from a test
+    file of at most 50 lines: what families share is written once, in the mixin."""
+    backends = ROOT / "tests" / "backends"
+    declared = re.findall(r"^class (\w+)\((?!object)\w+\):(?:(?!^class ).)*?def build\(", (backends / "families.py")
+                          .read_text(), re.M | re.S)
+    runs = {}
+    for path in backends.glob("test_*.py"):
+        for cls, family in re.findall(r"^class (\w+)\(BackendTests\):\s+family = (\w+)\(\)", path.read_text(), re.M):
+            runs[family] = path
+    assert {"Hunyuan15", "LTX2", "Wan22", "WanTI2V"} <= set(declared)
+    assert sorted(runs) == sorted(declared)
+    long = {p.name: n for p in runs.values() if (n := len(p.read_text().splitlines())) > 50}
+    assert not long, long
