@@ -108,8 +108,10 @@ def _fail(e: Exception) -> None:
         raise e
     from rich.markup import escape
 
-    # the message as written: brackets in it (a list, an extra such as steplens[ray]) are not markup
-    err.print(f"[bold red]error:[/] {escape(_pydantic_message(e))}", markup=True, highlight=False)
+    from ..io.checks import shorten
+
+    # the message as written (long values shortened): brackets in it (a list, an extra such as steplens[ray]) are not markup
+    err.print(f"[bold red]error:[/] {escape(shorten(_pydantic_message(e)))}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 
