@@ -131,15 +131,17 @@ def test_a_scorer_plugins_bad_output_is_refused_naming_the_plugin(name, must, ba
 
 # -- huge counts, particles and budgets: refused before any work against a stated maximum, naming the option
 
+G = ["--size", 3, "--frames", 2, "--steps", 2]  # generated samples
 HUGE = (
-    (["eval", "--count", 1_000_000_000], "--count 1000000000", "at most 100000"),
-    (["eval", "--search", "best-of-n", "--particles", 100_000_000, "--count", 1], "--particles 100000000",
+    (["eval", "--count", 1_000_000_000, *G], "--count 1000000000", "at most 100000"),
+    (["eval", "--search", "best-of-n", "--particles", 100_000_000, "--count", 1, *G], "--particles 100000000",
      "at most 1024"),
-    (["run", "--search", "best-of-n", "--particles", 100_000_000, "--data", "{data}", "--out", "{out}"],
+    (["run", "--search", "best-of-n", "--particles", 100_000_000, "--data", "{data}", "--out", "{out}", "--steps", 2],
      "--particles 100000000", "at most 1024"),
-    (["compare", "--budget", 1_000_000, "--count", 1, "--out", "{out}"], "--budget 1000000", "at most 1024"),
-    (["compare", "--n-seeds", 1_000_000, "--count", 1, "--out", "{out}"], "--n-seeds 1000000", "at most 1024"),
-    (["probe", "energy", "--count", 1_000_000_000, "--out", "{out}"], "--count 1000000000", "at most 100000"),
+    (["compare", "--budget", 1_000_000, "--count", 1, "--out", "{out}", *G], "--budget 1000000", "at most 1024"),
+    (["compare", "--n-seeds", 1_000_000, "--count", 1, "--out", "{out}", *G], "--n-seeds 1000000", "at most 1024"),
+    (["probe", "energy", "--count", 1_000_000_000, "--out", "{out}", *G], "--count 1000000000", "at most 100000"),
+    (["tasks", "generate", "--count", 1_000_000_000, "--out", "{out}"], "--count 1000000000", "at most 100000"),
 )
 
 
@@ -147,7 +149,7 @@ HUGE = (
 def test_huge_counts_are_refused_before_any_work(args, option, limit, data, tmp_path, loads):
     out = tmp_path / "out"
     t0 = time.time()
-    r, text = _cli(*[str(a).format(data=data, out=out) for a in args], "--steps", 2, "--size", 3, "--frames", 2)
+    r, text = _cli(*[str(a).format(data=data, out=out) for a in args])
     assert r.exit_code == 2 and option in text and limit in text, text
     assert time.time() - t0 < 10 and loads == [] and not out.exists(), (loads, text)
 

@@ -76,6 +76,19 @@ def _check(device=None, out=None, out_file=None, threshold=None, alpha=None):
         checks.out_file(out_file)
 
 
+def _bounded(data=None, counts: dict | None = None, seeds: dict | None = None) -> None:
+    """Counts that work is made of, refused above a stated maximum before any work (a run, not a --plan, which prices
+    any count): generated samples (--count ...; a folder's are what it holds) and seeds or budgets of one sample."""
+    from ..io import checks
+
+    for option, v in (counts or {}).items():
+        if data is None:
+            checks.bounded(option, v, checks.MAX_COUNT, "generated samples per run")
+    for option, vs in (seeds or {}).items():
+        for v in vs or []:
+            checks.bounded(option, v, checks.MAX_PARTICLES, "seeds or plain runs per sample")
+
+
 def _with_sampling(s, sp):
     """Experiment settings with the resolved sampling (a pipeline's preset recorded in its configs)."""
     extra = {"sampling": sp.describe()} if sp.extra else {}

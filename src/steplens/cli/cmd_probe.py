@@ -11,8 +11,8 @@ from rich.table import Table
 from ..experiments.dist import is_writer
 from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints,
-                  _settings, _with_sampling, app, console)
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, _bounded, _check, _errors, _fail,
+                  _ints, _settings, _with_sampling, app, console)
 from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
                       spread)
 
@@ -134,6 +134,7 @@ def probe(
             print_plan([plan_probe(mod, settings, shape, len(samples), options)], shape, sec_per_nfe, m,
                        samples[0] if samples else None, settings, f"steplens probe {name}")
             return
+        _bounded(data, {"--count": count})
         with reuse_off(no_reuse):
             res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options), mod)
     except _errors() as e:
@@ -211,6 +212,8 @@ def compare_cmd(
                                                                               None, None):
             raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
                              "--budget (the search methods run at budgets)")
+        if not plan:  # a run, not a bill (which prices any count): bounded before any check that builds its jobs
+            _bounded(data, {"--count": count}, {"--n-seeds": n_list, "--budget": kw.get("budgets")})
         check_before_loading(PROBE, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
         if plan:
             shape, settings, samples, m = plan_shape(mo, so, settings)

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
+from .app import DATA, SCORER, SPLIT, THRESHOLD, _bounded, _check, _errors, _fail, app, console, err
 from .cmd_probe import NO_REUSE, PLAN, SEC_PER_NFE
 from .options import BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, load, spread
 
@@ -55,7 +55,8 @@ def study(
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
     from ..experiments.plan import check_sec_per_nfe
-    from ..experiments.study import check_parts, folder_study_config, run_study, study_config_from, tables
+    from ..experiments.study import (check_parts, folder_study_config, read_train_log, run_study, study_config_from,
+                                     tables)
     from ..io import checks
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
@@ -66,6 +67,7 @@ def study(
         check_sec_per_nfe(sec_per_nfe)
         for log in train_log or []:
             checks.in_file(log, "--train-log")
+            read_train_log(log)  # every record readable, before the model loads
         counts = dict(count=count, probe_count=probe_count, sweep_count=sweep_count, compare_count=compare_count,
                       seed=seed, batch=batch, compare_families=compare_families, n_seeds=n_seeds, scorer=scorer,
                       threshold=threshold)
@@ -80,6 +82,8 @@ def study(
         if plan:
             return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders,
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
+        _bounded(data, {"--count": count, "--probe-count": probe_count, "--sweep-count": sweep_count,
+                        "--compare-count": compare_count}, {"--n-seeds": [n_seeds]})
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:

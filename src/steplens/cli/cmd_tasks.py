@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import _check, _errors, _fail, console, tasks_app
+from .app import _bounded, _check, _errors, _fail, console, tasks_app
 
 
 @tasks_app.command("list")
@@ -46,6 +46,7 @@ def tasks_generate(
 
     try:
         _check(out=out)
+        _bounded(None, {"--count": count})
         t = generator_task(task)
         made = [t.sample(seed + i, size, frames, idx=i) for i in range(count)]  # validate before writing anything
         odd = [s_ for s_ in made if (s_.first_frame.shape[0] * upscale) % 2 or (s_.first_frame.shape[1] * upscale) % 2]

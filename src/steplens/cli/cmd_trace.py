@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _check, _errors, _fail, _ints, app, console
+from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, _bounded, _check, _errors, _fail, _ints, app, console
 from .options import ModelOptions, SamplingOptions, bundles, known_config, load
 
 TRACE_CONFIG = "trace_config.json"  # the configuration a trace folder was made with
@@ -115,6 +115,7 @@ def demo(
 
     try:
         _check(out=out)
+        _bounded(None, {"--count": count})
         m, sp = load(mo, so)
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=sp.steps, shift=sp.shift,
                           guidance=sp.guidance, task_name=task)

@@ -168,6 +168,10 @@ class SearchOptions:
         given = [o for o, v, d in (("--particles", self.particles, 4), ("--beam-step", self.beam_step, None),
                                    ("--keep", self.keep, 1), ("--resample-steps", self.resample_steps, None),
                                    ("--verifier", self.verifier, "task"), ("--links", self.links, 4)) if v != d]
+        from ..io import checks
+
+        checks.bounded("--particles", self.particles, checks.MAX_PARTICLES, "particles per sample")
+        checks.bounded("--links", self.links, checks.MAX_PARTICLES, "generations per sample")
         if self.search is None:
             if given:
                 raise ValueError(f"{', '.join(given)} without --search: give --search best-of-n | early-beam | smc "
