@@ -49,13 +49,32 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if path is None:
         raise ValueError(f"unknown model {spec!r}; available: {', '.join(SHIPPED)}, a .safetensors weights "
                          f"or checkpoint file, or wan:PATH")
+    identity = _embedded_identity(spec, path)
+    if spec in SHIPPED:
+        check_shipped(path, identity["weights_sha256"])
     state, arch, info = load_weights(path)
     net = VideoDiT(DiTConfig.from_dict(arch))
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"weights file {path} does not match its architecture: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
-    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": _embedded_identity(spec, path)})
+    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": identity})
+
+
+HASHES = "sha256.json"  # beside the shipped weights: each file's sha256 as shipped (update it when shipping new ones)
+
+
+def check_shipped(path: Path, digest: str) -> None:
+    """A shipped weights file whose bytes are not those recorded in weights/sha256.json (a damaged download or
+    install, an edited file) is refused naming it: older files carry no checksum of their own, and a damaged float16
+    payload still loads, giving wrong numbers silently."""
+    import json
+
+    recorded = json.loads((path.parent / HASHES).read_text()).get(path.name)
+    if recorded != digest:
+        raise ValueError(f"shipped weights {path} are damaged: their sha256 {digest[:16]}... is not the one recorded "
+                         f"when they were shipped ({(recorded or 'none recorded')[:16]}..., {path.parent / HASHES}); "
+                         f"reinstall steplens (pip install --force-reinstall) or restore the file from the repository")
 
 
 def _weights_path(spec: str) -> tuple[Path | None, str]:
