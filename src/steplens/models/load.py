@@ -77,6 +77,16 @@ def check_shipped(path: Path, digest: str) -> None:
                          f"reinstall steplens (pip install --force-reinstall) or restore the file from the repository")
 
 
+def checked_shipped_path(name: str) -> Path:
+    """A shipped model's weights file, its bytes checked against the recorded hash (training's --init, distillation's
+    teacher: every reader of the shipped weights)."""
+    from ..io.files import sha256_file
+
+    path = shipped_path(name)
+    check_shipped(path, sha256_file(path))
+    return path
+
+
 def _weights_path(spec: str) -> tuple[Path | None, str]:
     """(weights file, model name) of an embedded model's spec; (None, spec) for none."""
     if spec in SHIPPED:
