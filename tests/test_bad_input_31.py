@@ -200,3 +200,23 @@ def test_a_damaged_shipped_payload_is_named_at_load(tmp_path, monkeypatch):
     assert "tiny-maze.safetensors" in msg and "damaged" in msg and "sha256" in msg and "reinstall" in msg, msg
     r, text = _cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 2)
     assert r.exit_code == 2 and "damaged" in text and "Traceback" not in r.output, text
+
+
+# -- a call size the transformer cannot place (its rotary table's length) refused before the pipeline loads
+
+@pytest.mark.wan
+def test_a_wan_width_beyond_its_rotary_table_is_refused_before_loading(tmp_path, loads):
+    pytest.importorskip("diffusers")
+    from steplens.backends.wan.tiny import tiny_wan22_i2v
+
+    pipe = tiny_wan22_i2v(seed=0)
+    pipe.save_pretrained(tmp_path / "wan22")
+    longest = pipe.transformer.config.rope_max_seq_len * 8 * pipe.transformer.config.patch_size[2]
+    model = f"wan:{tmp_path / 'wan22'}"
+    r, text = _cli("eval", "--model", model, "--count", 1, "--size", 3, "--frames", 2, "--steps", 2,
+                   "--height", 16, "--width", 4096)
+    assert r.exit_code == 2 and "--width 4096" in text and f"at most {longest}" in text, text
+    assert "rope_max_seq_len" in text and "Traceback" not in r.output and loads == [], (loads, text)
+    r, text = _cli("eval", "--model", model, "--count", 1, "--size", 3, "--frames", 2, "--steps", 2,
+                   "--height", 16, "--width", longest)  # the longest it takes runs
+    assert r.exit_code == 0, text

@@ -109,6 +109,12 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         the backend does not say (checked once the pipeline is loaded)."""
         return None
 
+    @classmethod
+    def folder_size_max(cls, path: str) -> tuple[tuple[int, int], str] | None:
+        """((max height, max width), why): the largest call size the transformer can place (e.g. its rotary table's
+        length), read from a folder's configs without loading; None where the backend has no such bound."""
+        return None
+
     @staticmethod
     def folder_config(path: str, component: str) -> dict | None:
         """A component's config.json in a pipeline folder (None where absent or unreadable: a hub id, say)."""
