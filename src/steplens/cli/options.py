@@ -265,6 +265,9 @@ def bundles(fn):
         from .app import _errors, _fail
 
         try:
+            from ..experiments.dist import check_same_options
+
+            check_same_options(fn.__name__, kw)  # under a launcher: every process started alike, before any work
             for name, cls in takes.items():
                 kw[name] = cls(**{f.name: kw.pop(f.name) for f in fields(cls)}).check()
         except _errors() as e:

@@ -115,6 +115,27 @@ class Coordinator:
         return got
 
 
+def check_same_options(command: str, options: dict) -> None:
+    """Under a launcher, every process compares its command and options with the others' before any work: a launch
+    whose processes were started differently (a per-rank wrapper, an edited script) is refused on every process,
+    naming each option that differs and its value on each rank, instead of crashing in a collective later or
+    mixing two configurations in one store. Alone: nothing to compare."""
+    import json
+
+    rank, world = rank_world()
+    if world == 1:
+        return
+    mine = {"command": command, **{k: json.loads(json.dumps(v, default=str)) for k, v in options.items()}}
+    views = Coordinator().gather(mine)
+    differ = [k for k in dict.fromkeys(k for v in views for k in v) if len({json.dumps(v.get(k)) for v in views}) > 1]
+    if differ:
+        said = "; ".join(f"{'' if k == 'command' else '--'}{k.replace('_', '-')}: "
+                         + ", ".join(f"rank {r} {v.get(k)}" for r, v in enumerate(views)) for k in differ)
+        raise ValueError(f"the {world} processes of this launch were started with different options ({said}); start "
+                         f"every process with the same command (torchrun / accelerate launch pass one command to "
+                         f"all)")
+
+
 _SHARED: set[str] = set()
 MARKERS = ".steplens-ranks"
 
@@ -180,6 +201,10 @@ def totals(*counts: int) -> list[int]:
     import torch
     import torch.distributed as dist
 
+    if Coordinator._group is not None:  # the processes' own gloo group (on CPU), whatever the model's backend
+        t = torch.tensor([int(c) for c in counts], dtype=torch.long)
+        dist.all_reduce(t, group=Coordinator._group)
+        return [int(c) for c in t.tolist()]
     if not dist.is_initialized():
         dist.init_process_group("gloo")
         _leave_at_exit()
