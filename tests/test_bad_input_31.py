@@ -220,3 +220,21 @@ def test_a_wan_width_beyond_its_rotary_table_is_refused_before_loading(tmp_path,
     r, text = _cli("eval", "--model", model, "--count", 1, "--size", 3, "--frames", 2, "--steps", 2,
                    "--height", 16, "--width", longest)  # the longest it takes runs
     assert r.exit_code == 0, text
+
+
+# -- `accelerate launch --num_processes 2 --cpu` starts one process (accelerate's simple launcher): detected, said
+
+def test_accelerates_cpu_launch_of_several_processes_is_refused(monkeypatch, loads):
+    """The environment accelerate's simple launcher gives the one process it starts for --cpu --num_processes 2:
+    ACCELERATE_USE_CPU and MASTER_ADDR/PORT, no WORLD_SIZE (accelerate/utils/launch.py)."""
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    for v in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(v, raising=False)
+    r, text = _cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 2)
+    assert r.exit_code == 2 and "accelerate launch --cpu" in text and "torchrun --nproc_per_node" in text, text
+    assert loads == [] and "Traceback" not in r.output
+    monkeypatch.delenv("MASTER_ADDR")  # --num_processes 1 --cpu: one process asked, one run
+    r, text = _cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 2)
+    assert r.exit_code == 0, text

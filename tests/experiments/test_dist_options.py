@@ -43,3 +43,15 @@ def test_ranks_started_with_different_options_all_refuse_naming_the_difference(c
     assert "[rank0]" not in text and "[rank1]" not in text and "steplens/" not in text, text[-3000:]  # no rank's
     # traceback (torchrun itself prints one of its own for a child that exits non-zero)
     assert "model loading" not in text and not (out / "store").exists(), text[-3000:]
+
+
+def test_accelerate_launch_cpu_with_two_processes_is_refused_not_run_as_one(tmp_path):
+    pytest.importorskip("accelerate")
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+                        "--main_process_port", str(free_port()), "-m", "steplens.cli", "probe", "noise", "--count",
+                        "2", "--size", "3", "--steps", "2", "--out", str(out)],
+                       env=ENV, capture_output=True, text=True, timeout=240)
+    text = " ".join((p.stdout + p.stderr).split())
+    assert p.returncode != 0 and "accelerate launch --cpu" in text and "one process" in text, text[-3000:]
+    assert not (out / "store").exists()

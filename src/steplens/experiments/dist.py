@@ -17,8 +17,25 @@ LEAVE_WAIT = __import__("datetime").timedelta(seconds=20)
 WAIT = timedelta(days=7)
 
 
+def check_launcher() -> None:
+    """`accelerate launch --cpu --num_processes N` (N > 1) starts ONE process: with --cpu accelerate takes its simple
+    launcher, which sets ACCELERATE_USE_CPU and, for N > 1, MASTER_ADDR/MASTER_PORT, but starts no others and sets no
+    WORLD_SIZE (accelerate/utils/launch.py; several CPU processes need `accelerate config`'s MULTI_CPU, over
+    mpirun). Refused, instead of one process silently doing all the work."""
+    env = os.environ
+    mpi = any(k in env for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"))
+    if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env and "WORLD_SIZE" not in env \
+            and not mpi:
+        raise ValueError("accelerate launch --cpu with --num_processes > 1 starts only one process (accelerate's simple "
+                         "launcher: MASTER_ADDR is set, WORLD_SIZE is not), so this would run everything in one "
+                         "process; for several CPU processes use torchrun --nproc_per_node N -m steplens.cli ... "
+                         "--device cpu (or accelerate launch with a MULTI_CPU config over mpirun), or drop "
+                         "--num_processes")
+
+
 def rank_world() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment; (0, 1) when not launched."""
+    """(rank, world size) from the launcher's environment; (0, 1) when not launched (`check_launcher` first)."""
+    check_launcher()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if not 0 <= rank < world:
