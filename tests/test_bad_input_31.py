@@ -238,3 +238,10 @@ def test_accelerates_cpu_launch_of_several_processes_is_refused(monkeypatch, loa
     monkeypatch.delenv("MASTER_ADDR")  # --num_processes 1 --cpu: one process asked, one run
     r, text = _cli("eval", "--count", 1, "--size", 3, "--frames", 2, "--steps", 2)
     assert r.exit_code == 0, text
+
+
+def test_the_held_out_seed_bound_is_where_training_seeds_start():
+    from steplens.tasks.folders import HELD_OUT_SEEDS
+    from steplens.training.data import TRAIN_SEED_BASE
+
+    assert HELD_OUT_SEEDS == TRAIN_SEED_BASE

@@ -64,6 +64,9 @@ class ModelOptions:
         for option, spec in (("--lora", self.lora), ("--lora-2", self.lora_2)):
             if spec is not None:
                 lora_spec(spec, option)
+                if not str(self.model).startswith(("wan:", "diffusers:")):
+                    raise ValueError(f"{option} {spec!r}: LoRAs apply to wan:PATH pipelines (diffusers Wan "
+                                     f"transformers), not to the embedded model {self.model!r}")
         return self
 
 
@@ -339,6 +342,12 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
         from ..backends.load import check_call_size
 
         check_call_size(mo.model, so.height, so.width)
+    else:  # the embedded model: what only pipelines take, refused before loading (resolve says the same after)
+        given = [o for o, v in (("--height", so.height), ("--width", so.width),
+                                ("--negative-prompt", so.negative_prompt)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {mo.model!r} samples at its "
+                             f"samples' native size with its prompt conditioning")
     from ..experiments.dist import local_device
 
     try:

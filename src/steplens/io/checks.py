@@ -27,12 +27,12 @@ def _elide(text: str, keep: int) -> str:
 
 
 def shorten(message: str, value_chars: int = VALUE_CHARS, message_chars: int = MESSAGE_CHARS) -> str:
-    """A message with each long quoted value ('...' or "...", as repr writes it) shortened to its start and end with
-    its length said, and the whole capped at `message_chars`: what every error message passes through (a 60,000-word
-    prompt is not echoed whole). Short text is returned as it is."""
+    """A message longer than `message_chars` with each long quoted value ('...' or "...", as repr writes it)
+    shortened to its start and end with its length said, and the whole capped at `message_chars`: what every error
+    message passes through (a 60,000-word prompt is not echoed whole). Shorter messages are returned as they are."""
     import re
 
-    if len(message) <= value_chars:
+    if len(message) <= message_chars:  # a message of ordinary length is left as written
         return message
     quoted = re.compile("'[^']{%d,}'|\"[^\"]{%d,}\"" % (value_chars, value_chars))
     message = quoted.sub(lambda m: m.group(0)[0] + _elide(m.group(0)[1:-1], value_chars) + m.group(0)[-1], message)

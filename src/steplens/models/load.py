@@ -49,10 +49,10 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if path is None:
         raise ValueError(f"unknown model {spec!r}; available: {', '.join(SHIPPED)}, a .safetensors weights "
                          f"or checkpoint file, or wan:PATH")
-    identity = _embedded_identity(spec, path)
     if spec in SHIPPED:
-        check_shipped(path, identity["weights_sha256"])
-    state, arch, info = load_weights(path)
+        checked_shipped_path(spec)
+    state, arch, info = load_weights(path)  # a missing or damaged file named
+    identity = _embedded_identity(spec, path)
     net = VideoDiT(DiTConfig.from_dict(arch))
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:

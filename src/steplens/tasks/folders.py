@@ -40,6 +40,10 @@ from .sample import Sample
 SAMPLE_FILES = ("first_frame.png", "prompt.txt", "final_frame.png", "ground_truth.mp4", "metadata.json")
 LAYOUTS = {1: "one task's folder (<idx>/)", 2: "steplens (<task>/<idx>/)", 3: "VBVR-Bench (<split>/<task>/<idx>/)"}
 DEFAULT_COUNT = 100
+HELD_OUT_SEEDS = 1_000_000_000  # generated samples' seeds stay below this: training draws from seeds >= 1e9
+MAX_SEED = 2 ** 62  # noise seeds (seed + a sample's index) stay within torch's generator's range
+MAX_SIZE = 64  # a task's size knob (maze cells): far beyond the study's 5-7; a larger one takes minutes to generate
+MAX_FRAMES = 1024
 
 
 def _csv(v):
@@ -75,6 +79,25 @@ class SampleSource(BaseModel):
         lo, why = (1, "") if info.field_name == "count" else (2, " (the first frame and the answer)")
         if v is not None and v < lo:
             raise ValueError(f"{info.field_name} must be >= {lo}{why}, got {v}")
+        if info.field_name == "frames" and v is not None and v > MAX_FRAMES:
+            raise ValueError(f"--frames {v}: must be <= {MAX_FRAMES} (far beyond any video model's clip: Wan 81, "
+                             f"HunyuanVideo-1.5 121)")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v):
+        if v is not None and not 0 <= v < MAX_SEED:
+            raise ValueError(f"--seed {v}: must be >= 0 and < {MAX_SEED:.0e} (generated samples: held-out seeds "
+                             f"below 1e9, where training's seeds start)")
+        return v
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v):
+        if v is not None and not 1 <= v <= MAX_SIZE:
+            raise ValueError(f"--size {v}: must be >= 1 and <= {MAX_SIZE} (a task's size knob: cells of a maze or "
+                             f"grid)")
         return v
 
     def describe(self) -> dict:
@@ -89,10 +112,21 @@ class SampleSource(BaseModel):
         """What can be refused before any sample is made (and before a model loads): for generated samples, the
         folder filters given without a folder and a task that does not exist; returns the generating task."""
         if self.data is not None:
+            root = Path(self.data)
+            if not root.is_dir():
+                raise FileNotFoundError(f"--data {root}: data folder not found" if not root.exists()
+                                        else f"--data {root} is a file, not a folder of samples")
             return None
         if self.split or self.tasks:
             raise ValueError("--split and --tasks filter a folder of samples: give --data DIR")
-        return generator_task(self.task)
+        n = self.count or DEFAULT_COUNT
+        if self.seed + n > HELD_OUT_SEEDS:
+            raise ValueError(f"--seed {self.seed} with {n} samples: the held-out seeds {self.seed}..{self.seed + n - 1} "
+                             f"reach {HELD_OUT_SEEDS:.0e}, where training's seeds start; give --seed <= "
+                             f"{max(0, HELD_OUT_SEEDS - n)}")
+        task = generator_task(self.task)
+        task.sample(self.seed, self.size, self.frames, idx=self.seed)  # the task's own size/frames rules, now
+        return task
 
     def load(self, frames_from_video: Callable[[int], int] | None = None, need_frames: bool = True) -> list[Sample]:
         """The samples; need_frames=False (scoring) skips decoding ground_truth.mp4 for a frame count."""
