@@ -199,6 +199,33 @@ def test_a_bad_value_of_any_option_is_refused_clearly(path, option, kind, data, 
     assert took < TIME_BOUND, f"{took:.1f} s: {case}"
 
 
+# -- conflicting pairs: each value fine alone, the pair refused (naming both options)
+CONFLICTS = (
+    (("eval",), ["--data", "{data}", "--size", "3"], ("--size", "--data")),
+    (("eval",), ["--sigmas", "1,0.5", "--steps", "3"], ("--sigmas", "--steps")),
+    (("eval",), ["--particles", "8"], ("--particles", "--search")),
+    (("eval",), ["--search", "best-of-n", "--method", "vote"], ("--search", "--method")),
+    (("eval",), ["--split", "In-Domain_50"], ("--split", "--data")),
+    (("compare",), ["--verifier", "consensus"], ("--verifier", "--budget")),
+    (("probe",), ["--frame-noise", "every-step"], ("--frame-noise", "noise")),
+    (("probe",), ["--engine", "torchrun", "--workers", "3"], ("--workers", "torchrun")),
+    (("study",), ["--split", "In-Domain_50"], ("--split", "--data")),
+    (("trace",), ["--negative-prompt", "blurry"], ("--negative-prompt", "wan:PATH")),
+)
+
+
+@pytest.mark.parametrize("case", CONFLICTS, ids=[" ".join([*p, *e]) for p, e, _ in CONFLICTS])
+def test_a_conflicting_pair_is_refused_naming_both(case, world, no_load, tmp_path_factory):
+    path, extra, names = case
+    out = tmp_path_factory.mktemp("out") / "out"
+    fill = {k: str(v) for k, v in world.items()}
+    r, took = _invoke(_args(path, world, out, [a.format(**fill) for a in extra]))
+    said = " ".join(r.output.split())
+    assert not isinstance(r.exception, ModelLoadAttempted), f"a model load for a conflicting pair: {case}"
+    assert r.exit_code == 2 and all(n in said for n in names), (case, said[-500:])
+    assert not out.exists() or not any(out.iterdir()), case
+
+
 # -- plug-in outputs: a scorer answering anything but a Score with a finite score in [0, 1] is refused by name
 
 class _Answers:

@@ -112,6 +112,8 @@ class SampleSource(BaseModel):
         """What can be refused before any sample is made (and before a model loads): for generated samples, the
         folder filters given without a folder and a task that does not exist; returns the generating task."""
         if self.data is not None:
+            if self.size is not None:
+                raise ValueError(f"--size {self.size} applies to generated samples (--task NAME), not to --data")
             root = Path(self.data)
             if not root.is_dir():
                 raise FileNotFoundError(f"--data {root}: data folder not found" if not root.exists()
