@@ -66,6 +66,7 @@ BASES = {
 }
 LOADS_A_MODEL = {("run",), ("eval",), ("trace",), ("demo",), ("probe",), ("compare",), ("study",)}
 INPUTS = {"--data", "--outputs", "--config", "--checkpoint", "--train-log", "runs"}  # paths that must exist
+FREE_TEXT = {"--command"}  # any text is a valid value (export's record of the training command): nothing to refuse
 
 
 def _params():
@@ -73,8 +74,8 @@ def _params():
     out = []
     for path, cmd in COMMANDS.items():
         for p in cmd.params:
-            if getattr(p, "is_flag", False):
-                continue  # a flag takes no value
+            if getattr(p, "is_flag", False) or (p.opts and p.opts[0] in FREE_TEXT):
+                continue  # a flag takes no value; free text has no bad value
             ann = str(p.type_descriptor.annotation)
             kind = ("path" if "Path" in ann else "int" if "int" in ann else "float" if "float" in ann else "str")
             out.append((path, p.opts[0] if p.opts else p.name, kind))

@@ -38,7 +38,7 @@ def run(
     """Generate a video for every sample under DATA (skips those already done)."""
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
-    from ..experiments.runner import VIDEOS, check_out_config, even_upscale_note, even_upscales, run_samples
+    from ..experiments.runner import SELECT, VIDEOS, check_out_config, even_upscale_note, even_upscales, run_samples
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
 
@@ -48,6 +48,13 @@ def run(
         _check(out=out, alpha=alpha)
         if video not in VIDEOS:
             raise ValueError(f"--video {video!r}: unknown; allowed: {', '.join(VIDEOS)}")
+        given = [o for o, v, d in (("--ens-target", ens_target, "block"), ("--ens-blocks", ens_blocks, None),
+                                   ("--ens-steps", ens_steps, None), ("--select", select, "first"),
+                                   ("--split-seeds", split_seeds, False)) if v != d]
+        if ensemble is None and given:  # never silently ignored
+            raise ValueError(f"{', '.join(given)} without --ensemble: these set the latent ensemble; give --ensemble N")
+        if select not in SELECT:
+            raise ValueError(f"--select {select!r}: unknown; allowed: {', '.join(SELECT)}")
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)

@@ -84,6 +84,14 @@ def study(
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
         _bounded(data, {"--count": count, "--probe-count": probe_count, "--sweep-count": sweep_count,
                         "--compare-count": compare_count}, {"--n-seeds": [n_seeds]})
+        if baseline is not None:  # the baseline named, before either model loads
+            from ..models.load import check_spec
+
+            check_spec(baseline, "--baseline")
+        if data is None and tasks is not None:  # the families named, before the model loads
+            from ..tasks import parse_tasks
+
+            parse_tasks(tasks, "--tasks")
         with spread(eo, mo, so, out) as engine:
             m, sp = load(mo, so)
             if engine is not None:

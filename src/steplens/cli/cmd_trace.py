@@ -116,6 +116,10 @@ def demo(
     try:
         _check(out=out)
         _bounded(None, {"--count": count})
+        if task is not None:  # the families named, before the model loads
+            from ..tasks import parse_tasks
+
+            parse_tasks(task, "--task")
         m, sp = load(mo, so)
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=sp.steps, shift=sp.shift,
                           guidance=sp.guidance, task_name=task)

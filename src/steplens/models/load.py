@@ -102,6 +102,26 @@ def _embedded_identity(spec: str, path: Path) -> dict:
     return {"model": spec, "weights_sha256": sha256_file(path), "dtype": "float32"}
 
 
+def check_spec(spec: str, option: str = "--model") -> str:
+    """A model spec that names something loadable, checked without loading it: a shipped name, a weights file that
+    exists, or wan:/diffusers: with a folder that exists (or a hub id: no slash-free local path to check)."""
+    if spec.startswith(("wan:", "diffusers:")):
+        folder = spec.partition(":")[2]
+        if not folder:
+            raise ValueError(f"{option} {spec!r}: give wan:PATH, the pipeline's folder")
+        if (folder.startswith((".", "/", "~")) or Path(folder).expanduser().exists()) and \
+                not Path(folder).expanduser().is_dir():
+            raise ValueError(f"{option} {spec!r}: pipeline folder not found: {folder}")
+        return spec
+    path, _ = _weights_path(spec)
+    if path is None:
+        raise ValueError(f"{option} {spec!r}: unknown model; available: {', '.join(SHIPPED)}, a .safetensors "
+                         f"weights or checkpoint file, or wan:PATH")
+    if not Path(path).is_file():
+        raise ValueError(f"{option} {spec!r}: weights file not found: {path}")
+    return spec
+
+
 def identity_of(spec: str, dtype: str | None = "float32", lora=None, lora_2=None) -> dict:
     """The identity (steplens.contract.identity) the model `spec` will have once loaded with these options, computed
     without loading it (hashes of its weights file, or of its pipeline folder and LoRA files): what an output folder's
