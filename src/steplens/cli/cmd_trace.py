@@ -56,8 +56,11 @@ def trace(
         where = ({"sample": str(Path(sample).resolve()), "seed": seed, "frames": frames} if sample is not None else
                  SampleSource(data=data, split=split, tasks=tasks, seed=seed, frames=frames).describe()
                  if data is not None else {"task": task, "seed": seed, "size": size, "frames": frames})
-        if sample is None and data is None:
-            generator_task(task)  # a task that does not exist, before the model loads
+        if sample is not None and not Path(sample).is_dir():
+            raise ValueError(f"--sample {sample}: not a sample folder (one holding first_frame.png and prompt.txt)")
+        if sample is None:  # the folder (it exists), its filters, or the task that generates: before the model loads
+            SampleSource(data=data, split=split, tasks=tasks, task=task, seed=seed, frames=frames,
+                         size=size if data is None else None).check()
         where = {**where, "scorer": scorer, "threshold": threshold}
         check_out_config(out, {**known_config(mo, so), **where, **(  # before minutes of loading, on every process
             {"decode_steps": chosen} if chosen is not None and so.steps is not None and so.sigmas is None else {})},
