@@ -245,3 +245,38 @@ def test_the_held_out_seed_bound_is_where_training_seeds_start():
     from steplens.training.data import TRAIN_SEED_BASE
 
     assert HELD_OUT_SEEDS == TRAIN_SEED_BASE
+
+
+# -- what the fuzz harness (tests/test_fuzz_options.py) found: each refused before any model loads, naming the option
+FOUND = (
+    (["eval", "--task", ""], ["'--task'", "empty value ''"]),
+    (["eval", "--out="], ["'--out'", "empty value ''"]),  # typer took '' as the current folder
+    (["probe", "", "--out", "{out}"], ["empty value ''"]),
+    (["eval", "--seed", 2 ** 63], ["'--seed'", "beyond 64 bits"]),
+    (["eval", "--batch", 2 ** 63], ["'--batch'", "beyond 64 bits"]),
+    (["eval", "--seed", 999_999_999, "--count", 2], ["--seed 999999999", "held-out seeds", "999999998"]),
+    (["eval", "--seed", -1], ["--seed -1", ">= 0"]),
+    (["eval", "--size", 65], ["--size 65", "<= 64"]),
+    (["eval", "--frames", 5000], ["--frames 5000", "<= 1024"]),
+    (["eval", "--size", 1], ["maze size must be an integer from 3 to 9 cells, got 1"]),  # the task's own rule
+    (["compare", "--data", "{root}/missing", "--out", "{out}"], ["--data", "data folder not found"]),
+    (["eval", "--data", "{data}", "--size", 3], ["--size 3 applies to generated samples"]),
+    (["eval", "--negative-prompt", "blurry"], ["--negative-prompt apply to wan:PATH pipelines"]),
+    (["eval", "--lora", "{data}/maze/00000/prompt.txt"], ["--lora", "LoRAs apply to wan:PATH pipelines"]),
+    (["run", "--data", "{data}", "--out", "{out}", "--ens-target", "x"], ["--ens-target without --ensemble"]),
+    (["run", "--data", "{data}", "--out", "{out}", "--ensemble", 2, "--select", "x"], ["--select 'x'", "first"]),
+    (["demo", "--task", ",", "--out", "{out}"], ["--task ','", "names no task"]),
+    (["study", "--baseline", "nonesuch", "--out", "{out}"], ["--baseline 'nonesuch'", "unknown model"]),
+    (["study", "--tasks", ",", "--out", "{out}"], ["--tasks ','", "names no task"]),
+    (["trace", "--sample", "{root}/missing", "--out", "{out}"], ["--sample", "not a sample folder"]),
+    (["trace", "--data", "{root}/missing", "--out", "{out}"], ["--data", "data folder not found"]),
+)
+
+
+@pytest.mark.parametrize("args, must", FOUND, ids=[" ".join(map(str, a)) for a, _ in FOUND])
+def test_what_the_fuzz_harness_found_is_refused_before_loading(args, must, data, tmp_path, loads):
+    out = tmp_path / "out"
+    fill = {"data": data, "root": tmp_path, "out": out}
+    r, text = _cli(*[str(a).format(**fill) for a in args], "--steps", 2)
+    assert r.exit_code == 2 and all(m in text for m in must), text
+    assert "Traceback" not in r.output and loads == [] and not out.exists(), (loads, text)
