@@ -42,8 +42,7 @@ def shorten(message: str, value_chars: int = VALUE_CHARS, message_chars: int = M
 def bounded(option: str, value, maximum: int, what: str) -> None:
     """A count that work is made of (samples, particles, budgets) at most `maximum`, refused before any work."""
     if value is not None and not isinstance(value, bool) and isinstance(value, int) and value > maximum:
-        raise ValueError(f"{option} {value}: at most {maximum} {what}; split the work into several runs (or use "
-                         f"--plan to price it)")
+        raise ValueError(f"{option} {value}: at most {maximum} {what}; split the work into several runs")
 
 
 def number(option: str, value, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
