@@ -167,8 +167,8 @@ CASES = (
     + _out_cases(["run"], ["--data", "{data}"])
     + _source_cases(["run"], ["--out", "{root}/o-run"], generated=False)
     + [(RUN + ["--ensemble", "0"], ["n_seeds must be >= 1", "got 0"]),
-       (RUN + ["--ensemble", "2", "--select", "best"], ["selection rule 'best'", "first, consensus, all"]),
-       (RUN + ["--select", "all"], ["select='all'", "need an ensemble"]),
+       (RUN + ["--ensemble", "2", "--select", "best"], ["--select 'best'", "first, consensus, all"]),
+       (RUN + ["--select", "all"], ["--select without --ensemble"]),
        (RUN + ["--video", "gif"], ["--video 'gif'", "full, latent-frames"]),
        (["run", "--data", "{root}/latin1", "--out", "{root}/o-run"], ["prompt.txt", "not UTF-8", "0xe9"]),
        (["run", "--data", "{root}/jpeg", "--out", "{root}/o-run"], ["first_frame.png", "JPEG image, not a PNG"]),
@@ -216,7 +216,7 @@ CASES = (
     + _score_cases(TRACE, [])
     + _out_cases(["trace"], [])
     + [(TRACE + ["--sample", "{data}"], ["has no first_frame.png", "data"]),
-       (TRACE + ["--sample", "{root}/nope"], ["has no first_frame.png", "nope"]),
+       (TRACE + ["--sample", "{root}/nope"], ["not a sample folder", "first_frame.png", "nope"]),
        (TRACE + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
        (TRACE + ["--task", "sokoban"], ["unknown task 'sokoban'"]),
        (TRACE + ["--data", "{empty}"], ["no samples under", "empty"]),
