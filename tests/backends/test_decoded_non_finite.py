@@ -41,8 +41,9 @@ def test_a_vae_that_decodes_nan_is_not_scored(family, tmp_path):
         last.weight.fill_(math.nan)
     pipe.save_pretrained(tmp_path / family)
     out = tmp_path / "eval"
-    r = CliRunner().invoke(app, ["eval", "--model", f"wan:{tmp_path / family}", "--count", 1, "--size", 3,
-                                 "--frames", 2, "--steps", 2, "--batch", 1, "--out", str(out)])
+    r = CliRunner().invoke(app, [str(a) for a in ["eval", "--model", f"wan:{tmp_path / family}", "--count", 1,
+                                                  "--size", 3, "--frames", 2, "--steps", 2, "--batch", 1, "--out",
+                                                  out]])
     text = " ".join(r.output.split())
     assert r.exit_code == 2, text
     assert "decoded video" in text and "non-finite" in text and "Traceback" not in r.output, text

@@ -21,8 +21,8 @@ class CheckedCommand(TyperCommand):
 
     def parse_args(self, ctx, args):
         opts = {o: p for p in self.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
-        for i, a in enumerate(args):
-            before = args[i - 1] if i else None
+        for i, a in enumerate(map(str, args)):  # (called from Python, an argument may be a number)
+            before = str(args[i - 1]) if i else None
             if a.startswith("--") and "=" in a and a.split("=", 1)[0] in opts:
                 before, a = a.split("=", 1)
             if not a.strip() and before in opts and before not in EMPTY_ALLOWED \
