@@ -151,7 +151,8 @@ def _pydantic_message(e) -> str:
     from pydantic import ValidationError
 
     if isinstance(e, ValidationError):  # a field's error names the field and the value; a whole-model one is whole
-        return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+        return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg'].removeprefix('Value error, ')} "
+                         f"(got {err.get('input')!r})"
                          if err["loc"] else err["msg"].removeprefix("Value error, ") for err in e.errors())
     return str(e)
 
