@@ -167,7 +167,7 @@ CASES = (
     + _out_cases(["run"], ["--data", "{data}"])
     + _source_cases(["run"], ["--out", "{root}/o-run"], generated=False)
     + [(RUN + ["--ensemble", "0"], ["n_seeds must be >= 1", "got 0"]),
-       (RUN + ["--ensemble", "2", "--select", "best"], ["--select 'best'", "first, consensus, all"]),
+       (RUN + ["--ensemble", "2", "--select", "best"], ["selection rule 'best'", "first, consensus, all"]),
        (RUN + ["--select", "all"], ["--select without --ensemble"]),
        (RUN + ["--video", "gif"], ["--video 'gif'", "full, latent-frames"]),
        (["run", "--data", "{root}/latin1", "--out", "{root}/o-run"], ["prompt.txt", "not UTF-8", "0xe9"]),

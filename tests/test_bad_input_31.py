@@ -264,7 +264,7 @@ FOUND = (
     (["eval", "--negative-prompt", "blurry"], ["--negative-prompt apply to wan:PATH pipelines"]),
     (["eval", "--lora", "{data}/maze/00000/prompt.txt"], ["--lora", "LoRAs apply to wan:PATH pipelines"]),
     (["run", "--data", "{data}", "--out", "{out}", "--ens-target", "x"], ["--ens-target without --ensemble"]),
-    (["run", "--data", "{data}", "--out", "{out}", "--ensemble", 2, "--select", "x"], ["--select 'x'", "first"]),
+    (["run", "--data", "{data}", "--out", "{out}", "--ensemble", 2, "--select", "x"], ["--select: unknown selection rule 'x'", "first"]),
     (["demo", "--task", ",", "--out", "{out}"], ["--task ','", "names no task"]),
     (["study", "--baseline", "nonesuch", "--out", "{out}"], ["--baseline 'nonesuch'", "unknown model"]),
     (["study", "--tasks", ",", "--out", "{out}"], ["--tasks ','", "names no task"]),

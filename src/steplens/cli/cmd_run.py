@@ -52,9 +52,10 @@ def run(
                                    ("--ens-steps", ens_steps, None), ("--select", select, "first"),
                                    ("--split-seeds", split_seeds, False)) if v != d]
         if ensemble is None and given:  # never silently ignored
-            raise ValueError(f"{', '.join(given)} without --ensemble: these set the latent ensemble; give --ensemble N")
+            raise ValueError(f"{', '.join(given)} without --ensemble: these need an ensemble (N seeds per sample); "
+                             f"give --ensemble N")
         if select not in SELECT:
-            raise ValueError(f"--select {select!r}: unknown; allowed: {', '.join(SELECT)}")
+            raise ValueError(f"--select: unknown selection rule {select!r}; available: {', '.join(SELECT)}")
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
