@@ -89,7 +89,7 @@ def _sampler_cases(cmd, base, guidance=True):
         (cmd + base + ["--device", "bogus"], ["--device 'bogus'", "cpu, cuda"]),
         (cmd + base + ["--device", "cuda"], ["--device 'cuda'", "no CUDA GPU"]),
         (cmd + base + ["--device", "cuda:7"], ["--device 'cuda:7'", "no CUDA GPU"]),
-        (cmd + base + ["--device", ""], ["--device ''", "not a torch device"]),
+        (cmd + base + ["--device", ""], ["'--device'", "empty value ''"]),
         (cmd + base + ["--model", "nonesuch"], ["unknown model 'nonesuch'", "tiny-maze"]),
         (cmd + base + ["--model", "{root}/missing.safetensors"], ["not found", "missing.safetensors"]),
         (cmd + base + ["--model", "{corrupt}"], ["corrupt", "corrupt.safetensors"]),
@@ -170,7 +170,7 @@ CASES = (
     + _source_cases(["run"], ["--out", "{root}/o-run"], generated=False)
     + [(RUN + ["--ensemble", "0"], ["n_seeds must be >= 1", "got 0"]),
        (RUN + ["--ensemble", "2", "--select", "best"], ["selection rule 'best'", "first, consensus, all"]),
-       (RUN + ["--select", "all"], ["select='all'", "need an ensemble"]),
+       (RUN + ["--select", "all"], ["--select without --ensemble"]),
        (RUN + ["--video", "gif"], ["--video 'gif'", "full, latent-frames"]),
        (["run", "--data", "{root}/latin1", "--out", "{root}/o-run"], ["prompt.txt", "not UTF-8", "0xe9"]),
        (["run", "--data", "{root}/jpeg", "--out", "{root}/o-run"], ["first_frame.png", "JPEG image, not a PNG"]),
@@ -186,7 +186,7 @@ CASES = (
        (RUN + ["--ensemble", "2", "--ens-blocks", "99"], ["--ens-blocks", "block 99 out of range", "0..7"]),
        (RUN + ["--ensemble", "2", "--ens-steps", "20"], ["--ens-steps", "step 20 out of range", "0..19"]),
        (RUN + ["--ensemble", "2", "--ens-blocks", "a"], ["comma-separated integers", "'a'"]),
-       (RUN + ["--ensemble", "2", "--ens-steps", ""], ["comma-separated integers", "''"]),
+       (RUN + ["--ensemble", "2", "--ens-steps", ""], ["'--ens-steps'", "empty value ''"]),
        (RUN + ["--ensemble", "2", "--alpha", "nan"], ["--alpha nan", "finite"]),
        (RUN + ["--ensemble", "2", "--alpha", "-1"], ["--alpha -1.0", ">= 0"]),
        (RUN + ["--batch", "0"], ["'--batch'", "greater than or equal to 1"]),
@@ -218,7 +218,7 @@ CASES = (
     + _score_cases(TRACE, [])
     + _out_cases(["trace"], [])
     + [(TRACE + ["--sample", "{data}"], ["has no first_frame.png", "data"]),
-       (TRACE + ["--sample", "{root}/nope"], ["has no first_frame.png", "nope"]),
+       (TRACE + ["--sample", "{root}/nope"], ["not a sample folder", "first_frame.png", "nope"]),
        (TRACE + ["--size", "2"], ["from 3 to 9 cells", "got 2"]),
        (TRACE + ["--task", "sokoban"], ["unknown task 'sokoban'"]),
        (TRACE + ["--data", "{empty}"], ["no samples under", "empty"]),

@@ -74,6 +74,13 @@ def check_call_size(spec: str, height: int | None, width: int | None) -> None:
                          f"by an integer to {rule}; leave --height/--width out")
     if found is not None:
         check_size(height, width, *found)
+    most = cls.folder_size_max(path) if cls is not None else None
+    if most is not None:
+        (hh, hw), why = most
+        for what, v, m in (("--height", height, hh), ("--width", width, hw)):
+            if v > m:
+                raise ValueError(f"{what} {v}: at most {m} for this pipeline ({why}); {Path(path)} cannot place a "
+                                 f"larger call")
 
 
 def folder_geometry(spec: str):

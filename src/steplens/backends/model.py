@@ -142,6 +142,12 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         view = types.SimpleNamespace(pipe=pipe, temporal_factor=int(factor))
         return [f"blocks.{i}" for i in range(len(blocks))], int(factor), lambda n: cls.frames_from_video(view, n)
 
+    @classmethod
+    def folder_size_max(cls, path: str) -> tuple[tuple[int, int], str] | None:
+        """((max height, max width), why): the largest call size the transformer can place (e.g. its rotary table's
+        length), read from a folder's configs without loading; None where the backend has no such bound."""
+        return None
+
     @staticmethod
     def folder_config(path: str, component: str) -> dict | None:
         """A component's config.json in a pipeline folder (None where absent or unreadable: a hub id, say)."""

@@ -7,9 +7,49 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
-tasks_app = typer.Typer(no_args_is_help=True, help="Procedural reasoning tasks.")
+# options whose empty value means something (an empty negative prompt, no command recorded); any other empty value
+# (`--task ""`, `--out ""`, which typer would take as the current folder) is refused naming the option
+EMPTY_ALLOWED = frozenset({"--negative-prompt", "--command"})
+INT64 = 2 ** 63  # no count, size or seed of any option is beyond 64 bits (torch and numpy overflow)
+
+
+class CheckedCommand(TyperCommand):
+    """Every command's values checked as parsed, whatever the option (so an option added tomorrow is covered): an
+    empty value, or an integer beyond 64 bits, is a usage error naming the option (exit 2), before the command runs."""
+
+    def parse_args(self, ctx, args):
+        opts = {o: p for p in self.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+        for i, a in enumerate(map(str, args)):  # (called from Python, an argument may be a number)
+            before = str(args[i - 1]) if i else None
+            if a.startswith("--") and "=" in a and a.split("=", 1)[0] in opts:
+                before, a = a.split("=", 1)
+            if not a.strip() and before in opts and before not in EMPTY_ALLOWED \
+                    and not getattr(opts[before], "is_flag", False):
+                raise typer.BadParameter(f"empty value {a!r}: give a value, or leave the option out", ctx=ctx,
+                                         param=opts[before], param_hint=f"'{before}'")
+        rest = super().parse_args(ctx, args)
+        for p in self.params:
+            v = ctx.params.get(p.name)
+            for x in v if isinstance(v, (list, tuple)) else [v]:
+                if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= INT64:
+                    raise typer.BadParameter(f"{x} is beyond 64 bits: no count, size or seed is that large",
+                                             ctx=ctx, param=p)
+                if isinstance(x, str) and not x.strip() and p.param_type_name == "argument":
+                    raise typer.BadParameter(f"empty value {x!r}: give a value", ctx=ctx, param=p)
+        return rest
+
+
+class CheckedTyper(typer.Typer):
+    """A Typer whose commands are CheckedCommands."""
+
+    def command(self, *args, cls=None, **kw):
+        return super().command(*args, cls=cls or CheckedCommand, **kw)
+
+
+app = CheckedTyper(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+tasks_app = CheckedTyper(no_args_is_help=True, help="Procedural reasoning tasks.")
 app.add_typer(tasks_app, name="tasks")
 LOG_WIDTH = 1000  # columns of a console that writes to a log, not a terminal: rich would wrap at 80
 
@@ -81,6 +121,19 @@ def _check(device=None, out=None, out_file=None, threshold=None, alpha=None):
         checks.out_file(out_file)
 
 
+def _bounded(data=None, counts: dict | None = None, seeds: dict | None = None) -> None:
+    """Counts that work is made of, refused above a stated maximum before any work (a run, not a --plan, which prices
+    any count): generated samples (--count ...; a folder's are what it holds) and seeds or budgets of one sample."""
+    from ..io import checks
+
+    for option, v in (counts or {}).items():
+        if data is None:
+            checks.bounded(option, v, checks.MAX_COUNT, "generated samples per run")
+    for option, vs in (seeds or {}).items():
+        for v in vs or []:
+            checks.bounded(option, v, checks.MAX_PARTICLES, "seeds or plain runs per sample")
+
+
 def _with_sampling(s, sp):
     """Experiment settings with the resolved sampling (a pipeline's preset recorded in its configs)."""
     extra = {"sampling": sp.describe()} if sp.extra else {}
@@ -103,7 +156,8 @@ def _pydantic_message(e) -> str:
     from pydantic import ValidationError
 
     if isinstance(e, ValidationError):  # a field's error names the field and the value; a whole-model one is whole
-        return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+        return "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg'].removeprefix('Value error, ')} "
+                         f"(got {err.get('input')!r})"
                          if err["loc"] else err["msg"].removeprefix("Value error, ") for err in e.errors())
     return str(e)
 
@@ -113,8 +167,10 @@ def _fail(e: Exception) -> None:
         raise e
     from rich.markup import escape
 
-    # the message as written: brackets in it (a list, an extra such as steplens[ray]) are not markup
-    err.print(f"[bold red]error:[/] {escape(_pydantic_message(e))}", markup=True, highlight=False)
+    from ..io.checks import shorten
+
+    # the message as written (long values shortened): brackets in it (a list, an extra such as steplens[ray]) are not markup
+    err.print(f"[bold red]error:[/] {escape(shorten(_pydantic_message(e)))}", markup=True, highlight=False)
     raise typer.Exit(2)
 
 

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors,
-                  _fail, _ints, _settings, _with_sampling, app)
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _bounded, _check,
+                  _errors, _fail, _ints, _settings, _with_sampling, app)
 from .cmd_run import _print_rate
 from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
 
@@ -48,6 +48,7 @@ def evaluate(
         batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
         _check(out=out, threshold=threshold, alpha=alpha)
         check_method(method)
+        _bounded(data, {"--count": count}, {"--n-seeds": [n_seeds]})
         search = sc.config()
         if search is not None and method != "single":
             raise ValueError(f"--search {search.method} and --method {method}: give one of them")

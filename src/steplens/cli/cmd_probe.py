@@ -11,8 +11,8 @@ from rich.table import Table
 from ..experiments.dist import is_writer
 from ..probes.registry import probe_names
 from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors,
-                  _fail, _ints, _settings, _with_sampling, app, console)
+from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _bounded, _check,
+                  _errors, _fail, _ints, _settings, _with_sampling, app, console)
 from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
                       spread)
 
@@ -161,6 +161,7 @@ def probe(
             print_plan([part], planner.shape(settings)[0], sec_per_nfe, planner, settings, f"steplens probe {name}",
                        as_json)
             return
+        _bounded(data, {"--count": count})
         with reuse_off(no_reuse):
             res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options), mod)
     except _errors() as e:
@@ -239,6 +240,8 @@ def compare_cmd(
                                                                               None, None):
             raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
                              "--budget (the search methods run at budgets)")
+        if not plan:  # a run, not a bill (which prices any count): bounded before any check that builds its jobs
+            _bounded(data, {"--count": count}, {"--n-seeds": n_list, "--budget": kw.get("budgets")})
         check_before_loading(PROBE, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
         check_json(as_json, plan)
         if plan:  # the run's own options: its jobs, search methods and budgets included

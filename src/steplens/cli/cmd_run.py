@@ -39,7 +39,7 @@ def run(
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
     from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
-    from ..experiments.runner import (RUN_CONFIG, VIDEOS, check_out_config, even_upscale_note, even_upscales,
+    from ..experiments.runner import (RUN_CONFIG, SELECT, VIDEOS, check_out_config, even_upscale_note, even_upscales,
                                       run_samples)
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
@@ -50,6 +50,14 @@ def run(
         _check(out=out, alpha=alpha)
         if video not in VIDEOS:
             raise ValueError(f"--video {video!r}: unknown; allowed: {', '.join(VIDEOS)}")
+        given = [o for o, v, d in (("--ens-target", ens_target, "block"), ("--ens-blocks", ens_blocks, None),
+                                   ("--ens-steps", ens_steps, None), ("--select", select, "first"),
+                                   ("--split-seeds", split_seeds, False)) if v != d]
+        if ensemble is None and given:  # never silently ignored
+            raise ValueError(f"{', '.join(given)} without --ensemble: these need an ensemble (N seeds per sample); "
+                             f"give --ensemble N")
+        if select not in SELECT:
+            raise ValueError(f"--select: unknown selection rule {select!r}; available: {', '.join(SELECT)}")
         ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
                                                            blocks=_ints(ens_blocks, '--ens-blocks'),
                                                            steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)

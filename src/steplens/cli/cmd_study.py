@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .app import DATA, SCORER, SPLIT, THRESHOLD, _check, _errors, _fail, app, console, err
+from .app import DATA, SCORER, SPLIT, THRESHOLD, _bounded, _check, _errors, _fail, app, console, err
 from .cmd_probe import JSON_PLAN, NO_REUSE, PLAN, SEC_PER_NFE, check_json
 from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
                       spread)
@@ -58,7 +58,7 @@ def study(
     overall; the parts that need a task's generator or swap pair are said and skipped."""
     from ..experiments.plan import check_sec_per_nfe
     from ..experiments.study import (check_chains, check_parts, check_study_before_loading, folder_study_config,
-                                     run_study, study_config_from, tables)
+                                     read_train_log, run_study, study_config_from, tables)
     from ..io import checks
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
@@ -69,6 +69,7 @@ def study(
         check_sec_per_nfe(sec_per_nfe)
         for log in train_log or []:
             checks.in_file(log, "--train-log")
+            read_train_log(log)  # every record readable, before the model loads
         counts = dict(count=count, probe_count=probe_count, sweep_count=sweep_count, compare_count=compare_count,
                       seed=seed, batch=batch, compare_families=compare_families, n_seeds=n_seeds, scorer=scorer,
                       threshold=threshold)
@@ -85,6 +86,16 @@ def study(
             return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders, cfg=cfg if data else None,
                                baseline=baseline, as_json=as_json,
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
+        _bounded(data, {"--count": count, "--probe-count": probe_count, "--sweep-count": sweep_count,
+                        "--compare-count": compare_count}, {"--n-seeds": [n_seeds]})
+        if baseline is not None:  # the baseline named, before either model loads
+            from ..models.load import check_spec
+
+            check_spec(baseline, "--baseline")
+        if data is None and tasks is not None:  # the families named, before the model loads
+            from ..tasks import parse_tasks
+
+            parse_tasks(tasks, "--tasks")
         # a study folder made with other settings: refused now, on every process, before minutes of loading
         known = {**known_config(mo, so), "scorer": scorer, "threshold": threshold, "seed": seed,
                  "data": cfg.data if data is not None else None}

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import _check, _errors, _fail, app, console, tasks_app
+from .app import _bounded, _check, _errors, _fail, app, console, tasks_app
 
 
 @tasks_app.command("list")
@@ -48,6 +48,7 @@ def tasks_generate(
 
     try:
         _check(out=out)
+        _bounded(None, {"--count": count})
         from ..tasks import check_part, draw
 
         t = generator_task(task)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
-from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors, _fail, _ints, app, console
+from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _bounded, _check, _errors, _fail, _ints, app, console
 from .options import ModelOptions, SamplingOptions, bundles, known_config, load
 
 TRACE_CONFIG = "trace_config.json"  # the configuration a trace folder was made with
@@ -57,8 +57,11 @@ def trace(
                  SampleSource(data=data, split=split, tasks=tasks, seed=seed, frames=frames).describe()
                  if data is not None else SampleSource(task=task, split=split, seed=seed, size=size,
                                                        frames=frames).describe())
-        if sample is None and data is None:
-            SampleSource(task=task, split=split).check()  # a task that does not exist, a bad part: before loading
+        if sample is not None and not Path(sample).is_dir():
+            raise ValueError(f"--sample {sample}: not a sample folder (one holding first_frame.png and prompt.txt)")
+        if sample is None:  # the folder (it exists), its filters, the task that generates, its part: before loading
+            SampleSource(data=data, split=split, tasks=tasks, task=task, seed=seed, frames=frames,
+                         size=size if data is None else None).check()
         where = {**where, "scorer": scorer, "threshold": threshold,
                  **({"vbvr_score": vbvr_score} if vbvr_score else {})}
         check_out_config(out, {**known_config(mo, so), **where, **(  # before minutes of loading, on every process
@@ -118,6 +121,11 @@ def demo(
 
     try:
         _check(out=out)
+        _bounded(None, {"--count": count})
+        if task is not None:  # the families named, before the model loads
+            from ..tasks import parse_tasks
+
+            parse_tasks(task, "--task")
         m, sp = load(mo, so)
         report = run_demo(m, out, count=count, size=size, seed=seed, steps=sp.steps, shift=sp.shift,
                           guidance=sp.guidance, task_name=task)

@@ -64,6 +64,9 @@ class ModelOptions:
         for option, spec in (("--lora", self.lora), ("--lora-2", self.lora_2)):
             if spec is not None:
                 lora_spec(spec, option)
+                if not str(self.model).startswith(("wan:", "diffusers:")):
+                    raise ValueError(f"{option} {spec!r}: LoRAs apply to wan:PATH pipelines (diffusers Wan "
+                                     f"transformers), not to the embedded model {self.model!r}")
         return self
 
 
@@ -168,6 +171,10 @@ class SearchOptions:
         given = [o for o, v, d in (("--particles", self.particles, 4), ("--beam-step", self.beam_step, None),
                                    ("--keep", self.keep, 1), ("--resample-steps", self.resample_steps, None),
                                    ("--verifier", self.verifier, "task"), ("--links", self.links, 4)) if v != d]
+        from ..io import checks
+
+        checks.bounded("--particles", self.particles, checks.MAX_PARTICLES, "particles per sample")
+        checks.bounded("--links", self.links, checks.MAX_PARTICLES, "generations per sample")
         if self.search is None:
             if given:
                 raise ValueError(f"{', '.join(given)} without --search: give --search best-of-n | early-beam | smc "
@@ -261,6 +268,9 @@ def bundles(fn):
         from .app import _errors, _fail
 
         try:
+            from ..experiments.dist import check_same_options
+
+            check_same_options(fn.__name__, kw)  # under a launcher: every process started alike, before any work
             for name, cls in takes.items():
                 kw[name] = cls(**{f.name: kw.pop(f.name) for f in fields(cls)}).check()
         except _errors() as e:
@@ -332,6 +342,12 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
         from ..backends.load import check_call_size
 
         check_call_size(mo.model, so.height, so.width)
+    else:  # the embedded model: what only pipelines take, refused before loading (resolve says the same after)
+        given = [o for o, v in (("--height", so.height), ("--width", so.width),
+                                ("--negative-prompt", so.negative_prompt)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {mo.model!r} samples at its "
+                             f"samples' native size with its prompt conditioning")
     from ..experiments.dist import local_device
 
     try:

@@ -17,8 +17,25 @@ LEAVE_WAIT = __import__("datetime").timedelta(seconds=20)
 WAIT = timedelta(days=7)
 
 
+def check_launcher() -> None:
+    """`accelerate launch --cpu --num_processes N` (N > 1) starts ONE process: with --cpu accelerate takes its simple
+    launcher, which sets ACCELERATE_USE_CPU and, for N > 1, MASTER_ADDR/MASTER_PORT, but starts no others and sets no
+    WORLD_SIZE (accelerate/utils/launch.py; several CPU processes need `accelerate config`'s MULTI_CPU, over
+    mpirun). Refused, instead of one process silently doing all the work."""
+    env = os.environ
+    mpi = any(k in env for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"))
+    if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env and "WORLD_SIZE" not in env \
+            and not mpi:
+        raise ValueError("accelerate launch --cpu with --num_processes > 1 starts only one process (accelerate's simple "
+                         "launcher: MASTER_ADDR is set, WORLD_SIZE is not), so this would run everything in one "
+                         "process; for several CPU processes use torchrun --nproc_per_node N -m steplens.cli ... "
+                         "--device cpu (or accelerate launch with a MULTI_CPU config over mpirun), or drop "
+                         "--num_processes")
+
+
 def rank_world() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment; (0, 1) when not launched."""
+    """(rank, world size) from the launcher's environment; (0, 1) when not launched (`check_launcher` first)."""
+    check_launcher()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if not 0 <= rank < world:
@@ -115,6 +132,27 @@ class Coordinator:
         return got
 
 
+def check_same_options(command: str, options: dict) -> None:
+    """Under a launcher, every process compares its command and options with the others' before any work: a launch
+    whose processes were started differently (a per-rank wrapper, an edited script) is refused on every process,
+    naming each option that differs and its value on each rank, instead of crashing in a collective later or
+    mixing two configurations in one store. Alone: nothing to compare."""
+    import json
+
+    rank, world = rank_world()
+    if world == 1:
+        return
+    mine = {"command": command, **{k: json.loads(json.dumps(v, default=str)) for k, v in options.items()}}
+    views = Coordinator().gather(mine)
+    differ = [k for k in dict.fromkeys(k for v in views for k in v) if len({json.dumps(v.get(k)) for v in views}) > 1]
+    if differ:
+        said = "; ".join(f"{'' if k == 'command' else '--'}{k.replace('_', '-')}: "
+                         + ", ".join(f"rank {r} {v.get(k)}" for r, v in enumerate(views)) for k in differ)
+        raise ValueError(f"the {world} processes of this launch were started with different options ({said}); start "
+                         f"every process with the same command (torchrun / accelerate launch pass one command to "
+                         f"all)")
+
+
 _SHARED: set[str] = set()
 MARKERS = ".steplens-ranks"
 
@@ -180,6 +218,10 @@ def totals(*counts: int) -> list[int]:
     import torch
     import torch.distributed as dist
 
+    if Coordinator._group is not None:  # the processes' own gloo group (on CPU), whatever the model's backend
+        t = torch.tensor([int(c) for c in counts], dtype=torch.long)
+        dist.all_reduce(t, group=Coordinator._group)
+        return [int(c) for c in t.tolist()]
     if not dist.is_initialized():
         dist.init_process_group("gloo")
         _leave_at_exit()

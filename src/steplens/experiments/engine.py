@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 ENGINES = ("torchrun", "ray")
 RAY_INSTALL = "pip install 'steplens[ray]'  (or: pip install ray==2.60.0)"
 MAX_RESTARTS = 3  # a lost worker is restarted (its model loaded again) and its job retried, this many times
+PLACE_WAIT = 120  # seconds the pool's resources may take to be reserved (a cluster busy with other jobs) before refusing
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class RayEngine:
         self.workers, self.make_model, self.gpus, self.model = workers, make_model, gpus, model
         self.actors: list = []
         self._started_ray = False
+        self._group = None
 
     def bind(self, model) -> "RayEngine":
         """The driver's model whose experiments the pool runs."""
@@ -111,18 +113,54 @@ class RayEngine:
         return remote is not None and self.model is not None and remote.model is self.model
 
     def start(self) -> "RayEngine":
+        """The pool, its resources checked against the cluster's and reserved (a placement group) before any actor
+        starts; refused naming what the cluster has, or that they did not come within PLACE_WAIT seconds."""
         ray = self.ray
         if not ray.is_initialized():
             ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
             self._started_ray = True
-        if self.workers is None:  # one actor per GPU (with gpus), else per CPU of the cluster
-            have = ray.cluster_resources().get("GPU" if self.gpus else "CPU", 1)
-            self.workers = max(1, int(have / (self.gpus or 1)))
-        if not self.actors:
-            cls = ray.remote(num_cpus=1, num_gpus=self.gpus, max_restarts=MAX_RESTARTS,
-                             max_task_retries=MAX_RESTARTS)(_Worker)
-            self.actors = [cls.remote(self.make_model) for _ in range(self.workers)]
+        try:
+            if not self.actors:
+                self._place()
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def _have(self) -> str:
+        have = self.ray.cluster_resources()
+        where = os.environ.get("RAY_ADDRESS") or "the local one"
+        return f"the Ray cluster ({where}) has {have.get('CPU', 0):g} CPU(s) and {have.get('GPU', 0):g} GPU(s)"
+
+    def _place(self) -> None:
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        ray = self.ray
+        have = ray.cluster_resources()
+        cpus, gpus = have.get("CPU", 0), have.get("GPU", 0)
+        room = int(cpus) if not self.gpus else min(int(cpus), int(gpus / self.gpus))
+        if self.workers is None:  # one actor per GPU (with gpus), else per CPU of the cluster
+            self.workers = max(1, room)
+        if self.workers > room:
+            each = "1 CPU" + (f" and {self.gpus:g} GPU" if self.gpus else "")
+            raise ValueError(f"--workers {self.workers}: each Ray worker takes {each}, and {self._have()}: room for "
+                             f"{room} worker(s); give --workers {max(1, room)} or fewer, or leave --workers out (one "
+                             f"per {'GPU' if self.gpus else 'CPU'})")
+        bundle = {"CPU": 1, **({"GPU": self.gpus} if self.gpus else {})}
+        self._group = placement_group([bundle] * self.workers)
+        try:
+            ray.get(self._group.ready(), timeout=PLACE_WAIT)
+        except ray.exceptions.GetTimeoutError:
+            remove_placement_group(self._group)
+            self._group = None
+            raise ValueError(f"--engine ray: the cluster could not place {self.workers} worker(s) ({bundle} each) "
+                             f"within {PLACE_WAIT} s; {self._have()}, some of it held by other jobs. Wait for them, "
+                             f"or give fewer --workers") from None
+        cls = ray.remote(num_cpus=1, num_gpus=self.gpus, max_restarts=MAX_RESTARTS,
+                         max_task_retries=MAX_RESTARTS)(_Worker)
+        self.actors = [cls.options(scheduling_strategy=PlacementGroupSchedulingStrategy(self._group, i))
+                       .remote(self.make_model) for i in range(self.workers)]
 
     def pids(self) -> list[int]:
         return self.ray.get([a.pid.remote() for a in self.start().actors])
@@ -139,6 +177,11 @@ class RayEngine:
         for a in self.actors:
             self.ray.kill(a)
         self.actors = []
+        if getattr(self, "_group", None) is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self._group)
+            self._group = None
         if self._started_ray:
             self.ray.shutdown()
             self._started_ray = False

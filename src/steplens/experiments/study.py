@@ -413,6 +413,43 @@ def _paths(logs) -> list[Path]:
     return [Path(logs)] if isinstance(logs, (str, Path)) else [Path(p) for p in logs]
 
 
+def read_train_log(log) -> list[dict]:
+    """A training log's records (log.jsonl: one JSON object a line), each checked where training_cost reads it: `step`
+    a whole number >= 0, `sec_per_step` a finite number >= 0, every `eval_solve_rate*` a number in [0, 1]. A file that
+    is not one is refused naming it and the line (before the model loads: `steplens study --train-log`)."""
+    import math
+
+    def bad(i, why):
+        return ValueError(f"--train-log {log}, line {i + 1}: {why}; a steplens training log (log.jsonl, written by "
+                          f"`steplens train`) holds one JSON object a line")
+
+    try:
+        text = Path(log).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--train-log {log}: not text (UTF-8); a steplens training log (log.jsonl, written by "
+                         f"`steplens train`) holds one JSON object a line") from None
+    recs = []
+    for i, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError:
+            raise bad(i, "not JSON") from None
+        if not isinstance(r, dict):
+            raise bad(i, f"a JSON {type(r).__name__}, not an object")
+        for k, v in r.items():
+            num = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if k == "step" and not (num and float(v).is_integer() and v >= 0):
+                raise bad(i, f"step {v!r} is not a whole number >= 0")
+            if k == "sec_per_step" and not (num and math.isfinite(v) and v >= 0):
+                raise bad(i, f"sec_per_step {v!r} is not a finite number >= 0")
+            if k.startswith("eval_solve_rate") and v is not None and not (num and 0 <= v <= 1):
+                raise bad(i, f"{k} {v!r} is not a solve rate in [0, 1]")
+        recs.append(r)
+    return recs
+
+
 def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.5, 0.9)) -> list[dict]:
     """Per family, from a model's training logs (log.jsonl; several for a training in stages, in their order, each
     stage starting from the one before: its steps count on from where that one stopped): the first evaluation at
@@ -422,14 +459,7 @@ def training_cost(logs, tasks: list[str], primary: str | None = None, levels=(0.
     `eval_solve_rate`."""
     logs, recs, offset = _paths(logs), [], 0
     for log in logs:
-        stage = []
-        for i, line in enumerate(Path(log).read_text().splitlines()):
-            try:
-                stage.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise ValueError(f"{log}, line {i + 1}: not JSON; is this a steplens training log (log.jsonl)?"
-                                 ) from None
-        stage = sorted((r for r in stage if isinstance(r, dict) and "step" in r), key=lambda r: r["step"])
+        stage = sorted((r for r in read_train_log(log) if "step" in r), key=lambda r: r["step"])
         recs += [{**r, "step": r["step"] + offset} for r in stage]
         offset += stage[-1]["step"] if stage else 0
     seconds, prev, rows = 0.0, 0, {}

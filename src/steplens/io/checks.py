@@ -12,6 +12,37 @@ from pathlib import Path
 
 MAX_STEPS = 10_000  # more sampling steps than any published schedule uses; guards against --steps 1e12
 MAX_GUIDANCE = 100.0  # far beyond any published CFG scale (Wan 5, LTX-2 3-4, up to ~20): --guidance 1e30 overflows
+# particles (or seeds) of one sample run side by side: far beyond published test-time search (best-of-n at 64-256);
+# a search budget is counted in plain runs, so it is bounded alike. --particles 1e8 would never finish (or fit)
+MAX_PARTICLES = 1024
+# generated samples of one run: 200x the study's 500; --count 1e9 would spend hours making samples before any work
+MAX_COUNT = 100_000
+VALUE_CHARS = 120  # a quoted value longer than this is shortened in a message (head ... tail, its length said)
+MESSAGE_CHARS = 2000  # a whole message longer than this keeps its start and end
+
+
+def _elide(text: str, keep: int) -> str:
+    head, tail = text[: keep * 2 // 3], text[-(keep // 3):]
+    return f"{head} ... [{len(text):,} characters] ... {tail}"
+
+
+def shorten(message: str, value_chars: int = VALUE_CHARS, message_chars: int = MESSAGE_CHARS) -> str:
+    """A message longer than `message_chars` with each long quoted value ('...' or "...", as repr writes it)
+    shortened to its start and end with its length said, and the whole capped at `message_chars`: what every error
+    message passes through (a 60,000-word prompt is not echoed whole). Shorter messages are returned as they are."""
+    import re
+
+    if len(message) <= message_chars:  # a message of ordinary length is left as written
+        return message
+    quoted = re.compile("'[^']{%d,}'|\"[^\"]{%d,}\"" % (value_chars, value_chars))
+    message = quoted.sub(lambda m: m.group(0)[0] + _elide(m.group(0)[1:-1], value_chars) + m.group(0)[-1], message)
+    return message if len(message) <= message_chars else _elide(message, message_chars)
+
+
+def bounded(option: str, value, maximum: int, what: str) -> None:
+    """A count that work is made of (samples, particles, budgets) at most `maximum`, refused before any work."""
+    if value is not None and not isinstance(value, bool) and isinstance(value, int) and value > maximum:
+        raise ValueError(f"{option} {value}: at most {maximum} {what}; split the work into several runs")
 
 
 def number(option: str, value, lo: float | None = None, hi: float | None = None, lo_open: bool = False,

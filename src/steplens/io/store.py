@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .files import atomic_write_json, atomic_write_text, config_diff, folder_lock
+from .files import atomic_write_json, atomic_write_text, config_diff, folder_lock, read_config
 
 
 def row_key(row: dict, fields: tuple[str, ...]) -> tuple:
@@ -32,6 +32,28 @@ SHARD_GLOB = "rows-*.jsonl"
 
 def _text(rows: list[dict]) -> str:
     return "".join(json.dumps(r, default=str) + "\n" for r in rows)
+
+
+def read_rows(path: Path, data: bytes | None = None) -> list[dict]:
+    """The rows of a JSON-lines file (one JSON object a line, blank lines skipped): a line that is not one (cut short
+    by a kill, edited, another file) is refused naming the file and the line, never a bare JSON error."""
+    data = Path(path).read_bytes() if data is None else data
+    rows = []
+    for i, raw in enumerate(data.split(b"\n")):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+            why = None if isinstance(row, dict) else f"a JSON {type(row).__name__}, not a row (an object)"
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except ValueError as e:
+            why = f"not JSON ({e})"
+        if why:
+            raise ValueError(f"{path}, line {i + 1}: {why}; the results store is damaged: delete that line (or the "
+                             f"file: its rows are then run again) or use another --out")
+        rows.append(row)
+    return rows
 
 
 def shard_name(rank: int) -> str:
@@ -54,7 +76,7 @@ class ResultsStore:
         """Refuse a folder that holds results of another configuration, naming each differing field."""
         cfg_path = self.dir / "store_config.json"
         if self.config is not None and cfg_path.exists():
-            saved = json.loads(cfg_path.read_text())
+            saved = read_config(cfg_path)
             if saved != self.config:
                 raise ValueError(f"{self.dir} holds results of another configuration; differing fields: "
                                  f"{config_diff(saved, self.config)}. Use another --out (or delete {self.dir}).")
@@ -64,11 +86,12 @@ class ResultsStore:
 
     @staticmethod
     def _lines(path: Path) -> list[dict]:
+        """The rows of one file; a damaged line refused naming the file and the line."""
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except FileNotFoundError:  # a shard folded in by another process meanwhile: its rows are in rows.jsonl
             return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return read_rows(path, data)
 
     def _read(self) -> None:
         for path in self._files():

@@ -49,13 +49,42 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     if path is None:
         raise ValueError(f"unknown model {spec!r}; available: {', '.join(SHIPPED)}, a .safetensors weights "
                          f"or checkpoint file, or wan:PATH")
-    state, arch, info = load_weights(path)
+    if spec in SHIPPED:
+        checked_shipped_path(spec)
+    state, arch, info = load_weights(path)  # a missing or damaged file named
+    identity = _embedded_identity(spec, path)
     net = VideoDiT(DiTConfig.from_dict(arch))
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"weights file {path} does not match its architecture: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
-    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": _embedded_identity(spec, path)})
+    return EmbeddedModel(net, device=device, name=name, info={**info, "identity": identity})
+
+
+HASHES = "sha256.json"  # beside the shipped weights: each file's sha256 as shipped (update it when shipping new ones)
+
+
+def check_shipped(path: Path, digest: str) -> None:
+    """A shipped weights file whose bytes are not those recorded in weights/sha256.json (a damaged download or
+    install, an edited file) is refused naming it: older files carry no checksum of their own, and a damaged float16
+    payload still loads, giving wrong numbers silently."""
+    import json
+
+    recorded = json.loads((path.parent / HASHES).read_text()).get(path.name)
+    if recorded != digest:
+        raise ValueError(f"shipped weights {path} are damaged: their sha256 {digest[:16]}... is not the one recorded "
+                         f"when they were shipped ({(recorded or 'none recorded')[:16]}..., {path.parent / HASHES}); "
+                         f"reinstall steplens (pip install --force-reinstall) or restore the file from the repository")
+
+
+def checked_shipped_path(name: str) -> Path:
+    """A shipped model's weights file, its bytes checked against the recorded hash (training's --init, distillation's
+    teacher: every reader of the shipped weights)."""
+    from ..io.files import sha256_file
+
+    path = shipped_path(name)
+    check_shipped(path, sha256_file(path))
+    return path
 
 
 def _weights_path(spec: str) -> tuple[Path | None, str]:
@@ -71,6 +100,26 @@ def _embedded_identity(spec: str, path: Path) -> dict:
     from ..io.files import sha256_file
 
     return {"model": spec, "weights_sha256": sha256_file(path), "dtype": "float32"}
+
+
+def check_spec(spec: str, option: str = "--model") -> str:
+    """A model spec that names something loadable, checked without loading it: a shipped name, a weights file that
+    exists, or wan:/diffusers: with a folder that exists (or a hub id: no slash-free local path to check)."""
+    if spec.startswith(("wan:", "diffusers:")):
+        folder = spec.partition(":")[2]
+        if not folder:
+            raise ValueError(f"{option} {spec!r}: give wan:PATH, the pipeline's folder")
+        if (folder.startswith((".", "/", "~")) or Path(folder).expanduser().exists()) and \
+                not Path(folder).expanduser().is_dir():
+            raise ValueError(f"{option} {spec!r}: pipeline folder not found: {folder}")
+        return spec
+    path, _ = _weights_path(spec)
+    if path is None:
+        raise ValueError(f"{option} {spec!r}: unknown model; available: {', '.join(SHIPPED)}, a .safetensors "
+                         f"weights or checkpoint file, or wan:PATH")
+    if not Path(path).is_file():
+        raise ValueError(f"{option} {spec!r}: weights file not found: {path}")
+    return spec
 
 
 def identity_of(spec: str, dtype: str | None = "float32", lora=None, lora_2=None) -> dict:

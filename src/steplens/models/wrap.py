@@ -7,7 +7,7 @@ import torch
 
 from ..contract import ModelDefaults
 from ..io.video import to_model
-from ..sampling import flow_sigmas, initial_noise, sample_euler
+from ..sampling import check_finite, flow_sigmas, initial_noise, sample_euler
 from .codec import BorderCodec
 from .dit import DiTCond, VideoDiT
 from .prompt import encode_prompts
@@ -168,8 +168,10 @@ class EmbeddedModel(ModelDefaults):
         return int(n)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latents (B, C, T, h, w) -> pixels (B, C, T, H, W) in [-1, 1]."""
-        return self.codec.decode(latent)
+        """Latents (B, C, T, h, w) -> pixels (B, C, T, H, W) in [-1, 1]; non-finite pixels raise FloatingPointError."""
+        video = self.codec.decode(latent)
+        check_finite(video, f"{self.name}'s decoded video")
+        return video
 
     def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                  shift: float | None = None, guidance: float | None = None, callback=None, hooks=None,

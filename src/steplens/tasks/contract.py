@@ -132,6 +132,29 @@ class Score:
         return asdict(self)
 
 
+SCORE_CONTRACT = ("a Score (steplens.tasks.Score) whose score is a finite number in [0, 1] and success a bool "
+                  "(the contract: steplens/tasks/contract.py)")
+
+
+def check_score(result, who: str, sample) -> Score:
+    """A plug-in's answer checked against the contract: a Score, its score a finite number in [0, 1], success a bool.
+    Anything else (NaN, inf, 1.5, a dict, a string) is refused naming `who` (e.g. "scorer 'my-judge'") and the sample,
+    before it is ranked, averaged or written."""
+    import math
+
+    where = f"for sample {getattr(sample, 'name', sample)}"
+    if not isinstance(result, Score):
+        raise ValueError(f"{who} returned {result!r} {where}, not a Score; it must return {SCORE_CONTRACT}")
+    v = result.score
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{who} returned score {v!r} {where}; it must return {SCORE_CONTRACT}")
+    if not math.isfinite(float(v)) or not 0.0 <= float(v) <= 1.0:
+        raise ValueError(f"{who} returned score {float(v)!r} {where}: not in [0, 1]; it must return {SCORE_CONTRACT}")
+    if not isinstance(result.success, (bool, np.bool_)):
+        raise ValueError(f"{who} returned success {result.success!r} {where}; it must return {SCORE_CONTRACT}")
+    return result
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One answer x0_hat may draw (the task hook `candidates`): a label, the final frame with it drawn alone, and

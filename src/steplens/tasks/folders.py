@@ -41,6 +41,9 @@ from .splits import DEFAULT_PART, PARTS, check_part, draw_many
 SAMPLE_FILES = ("first_frame.png", "prompt.txt", "final_frame.png", "ground_truth.mp4", "metadata.json")
 LAYOUTS = {1: "one task's folder (<idx>/)", 2: "steplens (<task>/<idx>/)", 3: "VBVR-Bench (<split>/<task>/<idx>/)"}
 DEFAULT_COUNT = 100
+MAX_SEED = 2 ** 62  # noise seeds (seed + a sample's index) stay within torch's generator's range
+MAX_SIZE = 64  # a task's size knob (maze cells): far beyond the study's 5-7; a larger one takes minutes to generate
+MAX_FRAMES = 1024
 
 
 def _csv(v):
@@ -77,6 +80,25 @@ class SampleSource(BaseModel):
         lo, why = (1, "") if info.field_name == "count" else (2, " (the first frame and the answer)")
         if v is not None and v < lo:
             raise ValueError(f"{info.field_name} must be >= {lo}{why}, got {v}")
+        if info.field_name == "frames" and v is not None and v > MAX_FRAMES:
+            raise ValueError(f"--frames {v}: must be <= {MAX_FRAMES} (far beyond any video model's clip: Wan 81, "
+                             f"HunyuanVideo-1.5 121)")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v):
+        if v is not None and not 0 <= v < MAX_SEED:
+            raise ValueError(f"--seed {v}: must be >= 0 and < {MAX_SEED:.0e} (the noise seeds: seed + a sample's "
+                             f"index)")
+        return v
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v):
+        if v is not None and not 1 <= v <= MAX_SIZE:
+            raise ValueError(f"--size {v}: must be >= 1 and <= {MAX_SIZE} (a task's size knob: cells of a maze or "
+                             f"grid)")
         return v
 
     def part(self) -> str:
@@ -101,11 +123,19 @@ class SampleSource(BaseModel):
         """What can be refused before any sample is made (and before a model loads): for generated samples, the
         folder filters given without a folder and a task that does not exist; returns the generating task."""
         if self.data is not None:
+            if self.size is not None:
+                raise ValueError(f"--size {self.size} applies to generated samples (--task NAME), not to --data")
+            root = Path(self.data)
+            if not root.is_dir():
+                raise FileNotFoundError(f"--data {root}: data folder not found" if not root.exists()
+                                        else f"--data {root} is a file, not a folder of samples")
             return None
         if self.tasks:
             raise ValueError("--tasks filters a folder of samples: give --data DIR")
         self.part()
-        return generator_task(self.task)
+        task = generator_task(self.task)
+        task.sample(self.seed, self.size, self.frames, idx=self.seed)  # the task's own size/frames rules, now
+        return task
 
     def load(self, frames_from_video: Callable[[int], int] | None = None, need_frames: bool = True) -> list[Sample]:
         """The samples; need_frames=False (scoring) skips decoding ground_truth.mp4 for a frame count."""

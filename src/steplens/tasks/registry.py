@@ -11,7 +11,7 @@ import re
 from typing import Callable
 
 from ..io.plugins import load_group
-from .contract import Scorer, has_generator
+from .contract import SCORE_CONTRACT, Scorer, check_score, has_generator
 
 _TASKS: dict[str, object] = {}
 _SCORERS: dict[str, Callable[..., Scorer]] = {}
@@ -165,7 +165,7 @@ def get_scorer(name: str, threshold: float | None = None, **options) -> Scorer:
                          f"VBVR-EvalKit's evaluators when that package is installed ({VBVR_INSTALL}); plug-ins "
                          f"register through the 'steplens.scorers' entry point group")
     cls = _SCORERS[name]
-    return cls(threshold=threshold, **_taken(cls, options))
+    return CheckedScorer(name, cls(threshold=threshold, **_taken(cls, options)))
 
 
 def _taken(cls, options: dict) -> dict:
@@ -179,6 +179,32 @@ def _taken(cls, options: dict) -> dict:
     named = {"vbvr_score": "mode", "vbvr_pro_source": "source"}
     return {named.get(k, k): v for k, v in options.items()
             if v is not None and named.get(k, k) in params}
+
+
+class CheckedScorer:
+    """A registered scorer whose every answer is checked (`contract.check_score`): NaN, inf, out of [0, 1], not a
+    Score, or an exception other than the contract's ValueError is refused naming the scorer and the sample, never
+    ranked or written. Everything else is the scorer's own (attributes read through)."""
+
+    def __init__(self, name: str, scorer: Scorer):
+        self._name, self._scorer = name, scorer
+
+    def __getattr__(self, attr):
+        if attr.startswith("_"):  # not yet set (a copy or unpickling in a worker): never the scorer's
+            raise AttributeError(attr)
+        return getattr(self._scorer, attr)
+
+    def score(self, video, sample):
+        who = f"scorer {self._name!r}"
+        try:
+            got = self._scorer.score(video, sample)
+        except ValueError:  # the contract's refusal of a sample it cannot score: its own message
+            raise
+        except Exception as e:  # noqa: BLE001 - a plug-in's bug, named (the original kept as the cause for --debug)
+            raise ValueError(f"{who} failed on sample {getattr(sample, 'name', sample)}: {type(e).__name__}: {e}; "
+                             f"a scorer returns {SCORE_CONTRACT} (raising ValueError only for a sample it cannot "
+                             f"score)") from e
+        return check_score(got, who, sample)
 
 
 def default_scorer_name(task_name: str) -> str:

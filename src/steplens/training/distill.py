@@ -186,9 +186,9 @@ class DistillConfig(BaseModel):
 
 
 def _resolve(spec: str) -> Path:
-    from ..models.load import SHIPPED, shipped_path
+    from ..models.load import SHIPPED, checked_shipped_path
 
-    return shipped_path(spec) if spec in SHIPPED else Path(spec)
+    return checked_shipped_path(spec) if spec in SHIPPED else Path(spec)
 
 
 def _file_sha256(path: Path) -> str:

@@ -256,10 +256,10 @@ class Trainer:
             self._init_from(cfg.init)
 
     def _init_from(self, spec: str) -> None:
-        from ..models.load import SHIPPED, shipped_path
+        from ..models.load import SHIPPED, checked_shipped_path
         from ..models.weights import load_weights
 
-        state, arch, _ = load_weights(shipped_path(spec) if spec in SHIPPED else spec)
+        state, arch, _ = load_weights(checked_shipped_path(spec) if spec in SHIPPED else spec)
         if DiTConfig.from_dict(arch) != get_arch(self.cfg.arch):
             raise ValueError(f"init weights {spec!r} have another architecture than {self.cfg.arch!r}: {arch}")
         self.model.load_state_dict(state)

@@ -116,6 +116,17 @@ class WanPipelineModel(PipelineModel):
         s = int(vae.get("scale_factor_spatial") or 8)
         return (s * int(patch[1]), s * int(patch[2])), f"VAE {s} x patch {patch[1]}"
 
+    @classmethod
+    def folder_size_max(cls, path: str):
+        """The rotary position table covers rope_max_seq_len patches per axis (transformer/config.json, diffusers'
+        default 1024): a wider or taller call fails inside the transformer's forward."""
+        found, tr = cls.folder_size_multiple(path), cls.folder_config(path, "transformer")
+        if found is None or tr is None:
+            return None
+        n = int(tr.get("rope_max_seq_len") or 1024)
+        (mh, mw), why = found
+        return (n * mh, n * mw), (f"rope_max_seq_len {n} patches per axis in transformer/config.json; {why}")
+
     @property
     def sampling_options(self) -> frozenset:
         base = {"scheduler", "negative_prompt", "height", "width", "size", "sigmas"}
