@@ -285,7 +285,8 @@ CASES = (
        (DEMO + ["--guidance", "nan"], ["--guidance nan", "finite"])]
     + _sampler_cases(STUDY, [])  # the study takes the model and sampling options as every command does
     + _out_cases(["study"], ["--count", "1"])
-    + [c for c in _source_cases(STUDY, []) if "--frames" not in c[0] and "--task" not in c[0] and "--size" not in c[0]]
+    + [c for c in _source_cases(STUDY, []) if "--frames" not in c[0] and "--task" not in c[0] and "--size" not in c[0]
+       and "--tasks" not in c[0] and ("--split" not in c[0] or "--data" in c[0])]  # study's --tasks: its families
     + _score_cases(STUDY, [])
     + _score_cases(STUDY, ["--data", "{data}"])
     + [(STUDY + ["--preset", "fast"], ["--preset 'fast' does not exist", "pipeline"]),

@@ -63,6 +63,7 @@ BASES = {
     ("export",): ["--checkpoint", "{ckpt}", "--out", "{out}/w.safetensors"],
     ("tasks", "generate"): ["maze", "--count", "1", "--size", "3", "--out", "{out}"],
     ("tasks", "list"): [],
+    ("verifiers",): [],
 }
 LOADS_A_MODEL = {("run",), ("eval",), ("trace",), ("demo",), ("probe",), ("compare",), ("study",)}
 INPUTS = {"--data", "--outputs", "--config", "--checkpoint", "--train-log", "runs"}  # paths that must exist
@@ -206,7 +207,7 @@ CONFLICTS = (
     (("eval",), ["--sigmas", "1,0.5", "--steps", "3"], ("--sigmas", "--steps")),
     (("eval",), ["--particles", "8"], ("--particles", "--search")),
     (("eval",), ["--search", "best-of-n", "--method", "vote"], ("--search", "--method")),
-    (("eval",), ["--split", "In-Domain_50"], ("--split", "--data")),
+    (("eval",), ["--tasks", "maze"], ("--tasks", "--data")),  # generated samples: --split names a part of the inputs
     (("compare",), ["--verifier", "consensus"], ("--verifier", "--budget")),
     (("probe",), ["--frame-noise", "every-step"], ("--frame-noise", "noise")),
     (("probe",), ["--engine", "torchrun", "--workers", "3"], ("--workers", "torchrun")),

@@ -32,7 +32,11 @@ def test_generate_run_score_roundtrip(tmp_path):
     assert {p.name for p in d.iterdir()} == {"first_frame.png", "final_frame.png", "ground_truth.mp4", "prompt.txt",
                                              "metadata.json"}
     meta = json.loads((d / "metadata.json").read_text())
-    assert meta["seed"] == 51 and meta["n"] == 4 and read_png(d / "first_frame.png").shape == (36, 36, 3)
+    from steplens.tasks import draw, get_task
+
+    # sample 1 is seed 51's input of the test part (held out by content): its generator seed is recorded
+    assert meta["split"] == "test" and meta["seed"] == draw(get_task("maze"), 51, "test", 4).meta["seed"]
+    assert meta["n"] == 4 and read_png(d / "first_frame.png").shape == (36, 36, 3)
 
     # the ground truth scores as solved (sanity of the scorer through the CLI)
     gt = tmp_path / "gt" / "maze"

@@ -50,7 +50,7 @@ def test_every_model_command_shows_the_same_model_and_sampling_options_in_its_he
 @pytest.mark.parametrize("args, message", [
     (("--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to wan:PATH pipelines"),
     (("--offload", "model"), "--offload model applies to wan:PATH pipelines"),
-    (("--lora", "{lora}"), "--lora / --lora-2 apply to wan:PATH pipelines"),
+    (("--lora", "{lora}"), "LoRAs apply to wan:PATH pipelines"),
     (("--preset", "vbvr"), "--preset vbvr is the study's sampling of VBVR-Wan2.2"),
     (("--negative-prompt", "x"), "--negative-prompt apply to wan:PATH pipelines"),
     (("--height", "32"), "--height and --width go together"),

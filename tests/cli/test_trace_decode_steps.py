@@ -117,14 +117,14 @@ def test_streamed_trace_files_equal_the_in_memory_ones(tmp_path):
     one written from a trace held in memory (the embedded float32 model)."""
     from steplens.models.load import load_model
     from steplens.reports.traces import write_trace
-    from steplens.tasks import get_task
+    from steplens.tasks import draw, get_task
     from steplens.trace import trace
 
     r, text = _cli("trace", "--seed", 1, "--size", 3, "--steps", 6, "--decode-steps", "0,3,-1",
                    "--out", tmp_path / "cli")
     assert r.exit_code == 0, text
     m = load_model("tiny-maze")
-    s = get_task("maze").sample(1, 3, None, idx=1)
+    s = draw(get_task("maze"), 1, "test", 3, idx=1)  # the CLI's sample: seed 1's input of the test part
     tr = trace(m, [s], [s.seed], steps=6, decode_steps=[0, 3, -1])[0]
     assert tr.x0 is not None and tr.x0_file is None
     write_trace(tr, tmp_path / "memory")

@@ -165,7 +165,8 @@ def test_study_plan_is_the_run_for_every_part_baseline_and_chains(tmp_path):
     planned = assert_study_plan_is_the_run(
         ["--model", "tiny-reasoner-4step", "--baseline", "tiny-reasoner", "--tasks", "maze,tictactoe", "--count", 2,
          "--probe-count", 2, "--sweep-count", 1, "--compare-families", 1, "--batch", 2], tmp_path / "s")
-    assert set(planned) == {"solve", "sweep", "noise", "propagation", "energy", "compare", "baseline solve", "chains"}
+    assert set(planned) == {"solve", "sweep", "noise", "propagation", "energy", "plan", "compare", "baseline solve",
+                            "chains"}
     assert all(v[0] > 0 for v in planned.values())
 
 

@@ -114,4 +114,4 @@ def test_every_json_names_the_scorer_that_scored(data, tmp_path):
     cli("compare", "--count", 1, "--size", 3, "--steps", 2, "--budget", "2", "--methods", "single", "--out",
         tmp_path / "cmp")
     res = json.loads((tmp_path / "cmp" / "results.json").read_text())
-    assert res["scored_by"] == {"maze": "maze"} and res["verifier"] == res["config"]["search"]["verifier"]
+    assert res["scored_by"] == {"maze": "maze"} and res["verifier"]["name"] == res["config"]["search"]["verifier"]

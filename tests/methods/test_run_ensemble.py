@@ -63,8 +63,11 @@ def test_run_ensemble_consensus_writes_the_member_closest_to_the_others(data, tm
     out = tmp_path / "cons"
     r = cli("run", "--data", data, "--out", out, "--steps", 6, "--ensemble", 4, "--alpha", 0, "--select", "consensus")
     assert r.exit_code == 0, r.output
+    from steplens.io.video import to_rgb
+
     px = _members(data, 4, 6, alpha=0.0)
-    last = px[:, :, :, -1].reshape(3, 4, -1).double().numpy()
+    # in the space `run` decides in: the decoded last frames as RGB (runner._pick)
+    last = to_rgb(px[:, :, :, -1].flatten(0, 1)).reshape(3, 4, -1).astype(np.float64)
     for i in range(3):
         dist = [sum(((last[i, k] - last[i, j]) ** 2).mean() for j in range(4)) for k in range(4)]
         assert np.array_equal(read_png(out / "maze" / f"{i:05d}.png"), _written(px[i, int(np.argmin(dist))]))

@@ -91,6 +91,17 @@ def _ens(delta, lo, hi, n=10):
 
 ONE_STEP = {"frame_protocol": "one-step", "clean": 0.0, "frames": 2, "frame_steps": [0, 1], "drop_frame_noise": 0.0,
             "drop_step_noise_at_frame_steps": 0.0}
+def _plan(runs: int) -> list[dict]:
+    """The plan probe's family table with `runs` runs (0: nothing measured, no seeds compared)."""
+    none = dict.fromkeys(("agreement", "agree_low", "agree_high", "several", "several_low", "several_high",
+                          "diversity"))
+    if not runs:
+        return [{"family": "maze", "k": 0, "runs": 0, "samples": 0, **none}]
+    first = {"family": "maze", "k": 0, "runs": runs, "samples": 2, "agreement": 0.8, "agree_low": 0.38,
+             "agree_high": 0.96, "several": 0.5, "several_low": 0.09, "several_high": 0.91, "diversity": 1.5}
+    return [first, {**first, "k": 19, "agreement": 1.0, "agree_low": 0.57, "agree_high": 1.0}]
+
+
 CASES = {  # claim id: (zero evidence, too little evidence), each (headline, table)
     "behaviours-early-candidates": (
         ({"runs": 0, "solve_rate": 0.0, "self_corrections": 0, "mean_off_branches_per_step": []}, []),
@@ -113,6 +124,9 @@ CASES = {  # claim id: (zero evidence, too little evidence), each (headline, tab
     "propagation-middle-steps": (({}, []), ({"steps": 4, "peak_inject_step": 2, "peak_final_x0_dissimilarity": 0.0},
                                             [])),
     "compare-ensemble-beats-one-seed": (({}, _ens(0.0, 0.0, 0.0, n=0)), ({}, _ens(0.0, -0.2, 0.3))),
+    # the plan probe (issue 35): no run at all; 5 runs of 2 samples (the rules need 20 runs and 10 samples)
+    "plan-first-step": (({}, _plan(0)), ({}, _plan(5))),
+    "plan-several-early": (({}, _plan(0)), ({}, _plan(5))),
 }
 
 

@@ -159,6 +159,7 @@ def score(
         if kit:
             record = out if out is not None and Path(out).suffix != ".json" else None
             res = score_vbvr(samples, outputs, scorers, record=record, floors=floors)
+            res.setdefault("scored_by", {s.task: scorers.for_sample(s).name for s in samples})
         else:
             res = score_samples(samples, outputs, scorers)
         path = write_scores(res, out) if out else None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load, save_file
 
 
 def canonical_header(path: Path) -> None:
@@ -57,10 +57,11 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
+    try:  # one read of the file: metadata and tensors of the same bytes, even while a writer replaces the file
+        data = path.read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8: 8 + n]).get("__metadata__") or {}
+        tensors = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ValueError(f"weights file {path} is corrupt or not a safetensors file: {e}") from None
     if "sha256" in meta and digest(tensors) != meta["sha256"]:  # files written before the checksum have none

@@ -339,7 +339,7 @@ class PlanProbe(ProbeBase):
               _needs("plan-first-step"), f">= {MIN_RUNS} runs per family and an interval on one side of the rule",
               "ours", f"{TBS} (S1, S5 and S40 draw the same plan; no test stated); ours: agreement of the plan x0_hat "
                       f"draws at step 0 (their S1) or step 1 with the final plan"),
-        Claim("plan-several-early", "several candidates early, one late", _rule("plan-several-early"),
+        Claim("plan-several-early", "several plans across seeds early, one late", _rule("plan-several-early"),
               f"per family, the share of samples whose N seeds draw >= 2 distinct plans at step 0 has its Wilson 95% "
               f"lower bound > {SEVERAL}, and agreement at the last step has its lower bound >= {FLOOR} and exceeds "
               f"agreement at step 0 (holds); that share's upper bound < {SEVERAL} or the last step's agreement upper "
