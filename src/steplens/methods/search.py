@@ -597,6 +597,7 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
                 r = {k: x for k, x in r.items() if k != "details"}
                 rows.append({"sample": s.name, "task": s.task, **r, "verified": bool(v.success),
                              "verifier_score": float(v.score), "nfe": res.nfe.nfe / len(chunk),
+                             "nfe_without_reuse": res.nfe.nfe / len(chunk),  # a search replays only its own tape
                              **search_record(res, j, cfg),
                              **({"links": sum(1 for x in res.links if s.name in
                                               {chunk[j].name for j in x["samples"]})} if res.links else {}),
