@@ -32,17 +32,12 @@ def _read_json(path: Path) -> dict:
 
 
 def _store_rows(store: Path) -> list[dict]:
-    rows = []
-    for path in [store / "rows.jsonl", *sorted(store.glob("rows-*.jsonl"))]:
-        if not path.is_file():
-            continue
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}, line {n}: not a JSON row ({e.msg})") from None
-    return rows
+    """Every row of a results store, rows.jsonl and its rank shards, read by the store's own reader (a damaged line is
+    named with its file and line)."""
+    from .store import SHARD_GLOB, read_rows
+
+    return [r for path in [store / "rows.jsonl", *sorted(store.glob(SHARD_GLOB))] if path.is_file()
+            for r in read_rows(path)]
 
 
 def _sample_source(config: dict) -> tuple[bool, int]:

@@ -452,17 +452,14 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
     num_steps = own(model, steps)[0]
     check_search(cfg, num_steps)
     gen = Gen(num_steps, shift, guidance, frames)
-    if cfg.method == "backtrack":
-        from .backtrack import backtrack
-
-        verifier = verifier or make_verifier(cfg.verifier)
-        check_samples(verifier, [strip_sample(x) for x in samples])
-        return backtrack(model, samples, seeds, cfg, gen, counter if counter is not None else NFECounter(), verifier,
-                         fresh_seed, decoded, SearchResult)
-    decisions: list[list[dict]] = [[] for _ in samples]
     counter = counter if counter is not None else NFECounter()
     verifier = verifier or make_verifier(cfg.verifier)
     check_samples(verifier, [strip_sample(x) for x in samples])  # before any forward: a sample it cannot read
+    if cfg.method == "backtrack":
+        from .backtrack import backtrack
+
+        return backtrack(model, samples, seeds, cfg, gen, counter, verifier, fresh_seed, decoded, SearchResult)
+    decisions: list[list[dict]] = [[] for _ in samples]
     n = cfg.n
     pop = [Particle(i // n, s, i % n) for i, s in enumerate(member_seeds(list(seeds), n))]
     stages: list[dict] = []

@@ -160,9 +160,10 @@ def _named(verifier, what: str, fn, *args):
 def verifier_strength(name: str) -> str:
     """The declared strength of the verifier registered as `name` (checker, solver, consensus, a plug-in's own, or
     'undeclared'), read from its factory without building it."""
+    from .checker import strength_of
+
     _load()
-    got = getattr(_VERIFIERS.get(name), "strength", None)
-    return str(got) if got else "undeclared"
+    return strength_of(_VERIFIERS.get(name))
 
 
 def verifier_reads(name: str) -> str:
