@@ -3,7 +3,7 @@
 (21 latent frames), 40 blocks, priced at 328 s for 40 steps on one H100 (a public figure):
 --sec-per-nfe 328 / (40 x 2) = 4.1. The cases are stand-ins drawn into a scratch folder (maze samples in the
 VBVR-Bench layout, without metadata: each sample's frames are read from its video, as a real folder's are), and
-the plan is `steplens study --plan`'s own (steplens.experiments.study_plan), on them.
+the plan is `steplens study --plan`'s own (steplens.orchestrators.study_plan), on them.
 
     PYTHONPATH=src python benchmarks/plan_study.py [--cases 200] [--sec-per-nfe 4.1] [--n-seeds 3]
 """
@@ -14,9 +14,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from steplens.experiments.plan import Planner, plan_rows, plan_text
-from steplens.experiments.study import folder_study_config, study_probes
-from steplens.experiments.study_plan import study_plan
+from steplens.orchestrators.plan import Planner, plan_rows, plan_text
+from steplens.orchestrators.study import folder_study_config, study_probes
+from steplens.orchestrators.study_plan import study_plan
 from steplens.probes import get_probe
 from steplens.probes.contract import PlanShape
 from steplens.tasks import get_task, write_sample

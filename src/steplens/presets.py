@@ -247,3 +247,30 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
     elif configure and "sigmas" in extra:
         model.configure_sampling(sigmas=extra["sigmas"], shift=sampling.shift)
     return sampling
+
+
+def sampling_of(model) -> dict:
+    """A model's own sampling (steps, shift, guidance, and its σ list where it has one)."""
+    steps, shift, guidance = own(model)
+    d = model.sampling_defaults()
+    return {"steps": steps, "shift": shift, "guidance": guidance,
+            **({"sigmas": [float(s) for s in d["sigmas"]]} if d.get("sigmas") is not None else {})}
+
+
+def align_by_sigma(student_sigmas, teacher_sigmas) -> list[int]:
+    """For each student step, the teacher step nearest in σ (ties: the earlier, noisier one)."""
+    return [min(range(len(teacher_sigmas)), key=lambda j: (abs(float(teacher_sigmas[j]) - float(s)), j))
+            for s in student_sigmas]
+
+
+def step_sigmas_of(model) -> list[float] | None:
+    """The σ of each of a model's own steps (its σ list, else the flow grid of its steps and shift); None where the
+    scheduler keeps its own grid (a pipeline whose shift is its scheduler's)."""
+    from .sampling import flow_sigmas
+
+    samp = sampling_of(model)
+    if samp.get("sigmas") is not None:
+        return [round(float(x), 6) for x in samp["sigmas"] if x > 0][: samp["steps"]]
+    if samp["shift"] is None:
+        return None
+    return [round(float(x), 6) for x in flow_sigmas(samp["steps"], samp["shift"])[:-1]]

@@ -1,4 +1,4 @@
-"""steplens.experiments.chains: a student and a teacher (real tiny networks, each at its own sampling) compared at
+"""steplens.orchestrators.chains: a student and a teacher (real tiny networks, each at its own sampling) compared at
 matched σ: rows carry each model's σ chain, the student's steps align with the nearest teacher σ, the folder resumes,
 and the claim's verdict follows its stated rule (undetermined with why where evidence is missing)."""
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from steplens.experiments.chains import align_by_sigma, compare_chains, exploration_loss, summarize_chains, verdict
+from steplens.orchestrators.chains import align_by_sigma, compare_chains, exploration_loss, summarize_chains, verdict
 from steplens.experiments.grid import ExperimentSettings
 from steplens.models.wrap import EmbeddedModel
 from tests.conftest import random_net
@@ -104,7 +104,7 @@ def test_the_report_shows_the_student_beside_the_teacher_at_the_nearest_sigma(tm
 
 
 def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
-    from steplens.experiments.study import StudyConfig, run_study
+    from steplens.orchestrators.study import StudyConfig, run_study
 
     student, teacher = models(("maze",))
     cfg = StudyConfig(tasks=["maze"], parts=["solve", "chains"], count=2, probe_count=1, batch=2)
@@ -124,7 +124,7 @@ def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
 
 
 def test_study_chains_alone_runs_no_solve_part(tmp_path):
-    from steplens.experiments.study import StudyConfig, run_study
+    from steplens.orchestrators.study import StudyConfig, run_study
 
     student, teacher = models(("maze",))
     res = run_study(student, tmp_path / "s", StudyConfig(tasks=["maze"], parts=["chains"], count=1, batch=1),
@@ -134,7 +134,7 @@ def test_study_chains_alone_runs_no_solve_part(tmp_path):
 
 
 def test_early_answers_are_compared_at_the_students_sigmas_not_over_the_teachers_extra_steps():
-    from steplens.experiments.chains import early_pairs
+    from steplens.orchestrators.chains import early_pairs
 
     student = {"sigmas": [1.0, 0.9, 0.75], "held": [1, 1, 1], "mass": [4, 2, 1]}
     # the teacher holds 3 answers only at σ 0.95, between the student's two early steps
@@ -143,7 +143,7 @@ def test_early_answers_are_compared_at_the_students_sigmas_not_over_the_teachers
 
 
 def test_noise_at_one_step_compared_at_matched_sigma(tmp_path):
-    from steplens.experiments.chains import noise_at_matched_sigma, step_sigmas_of
+    from steplens.orchestrators.chains import noise_at_matched_sigma, step_sigmas_of
 
     student, teacher = models(("maze",))
     assert step_sigmas_of(student) == STUDENT_SIGMAS and len(step_sigmas_of(teacher)) == 6
@@ -158,7 +158,7 @@ def test_noise_at_one_step_compared_at_matched_sigma(tmp_path):
 
 
 def test_energy_by_block_compared_at_matched_sigma(tmp_path):
-    from steplens.experiments.chains import energy_at_matched_sigma, step_sigmas_of
+    from steplens.orchestrators.chains import energy_at_matched_sigma, step_sigmas_of
 
     student, teacher = models(("maze",))
     got = energy_at_matched_sigma(student, teacher, tmp_path / "e", ExperimentSettings(task="maze", size=3, count=2,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import torch
 
-from steplens.experiments.demo_search import hard_one, search_panel
+from steplens.orchestrators.demo_search import hard_one, search_panel
 from steplens.io.video import to_rgb
 from steplens.methods.search import SearchConfig, decoded, search
 from steplens.models.load import load_model

@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from steplens.cli import app
 from steplens.experiments.grid import ExperimentSettings
-from steplens.experiments.plan import branch_nfe, check_sec_per_nfe, plan_probe, plan_rows
-from steplens.experiments.study import study_probes
+from steplens.orchestrators.plan import branch_nfe, check_sec_per_nfe, plan_probe, plan_rows
+from steplens.orchestrators.study import study_probes
 from steplens.probes import get_probe
 from steplens.probes.contract import PlanShape
 from steplens.probes.noise import default_frame_steps, default_frames
@@ -51,9 +51,9 @@ def test_rows_hours_and_bad_seconds():
 def test_study_plan_on_a_folder_skips_the_next_difficulty(tmp_path):
     from builders import make_vbvr
 
-    from steplens.experiments.plan import Planner
-    from steplens.experiments.study import folder_study_config
-    from steplens.experiments.study_plan import study_plan
+    from steplens.orchestrators.plan import Planner
+    from steplens.orchestrators.study import folder_study_config
+    from steplens.orchestrators.study_plan import study_plan
 
     make_vbvr(tmp_path / "vbvr", per_task=3, size=3, frames=3)
     cfg, folders = folder_study_config(tmp_path / "vbvr", None, None, None, count=200, probe_count=200,

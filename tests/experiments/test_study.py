@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from steplens.cli import app
-from steplens.experiments.study import training_cost
+from steplens.orchestrators.study import training_cost
 
 runner = CliRunner()
 

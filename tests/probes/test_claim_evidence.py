@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from steplens.experiments.study import tables
+from steplens.orchestrators.study import tables
 from steplens.probes import get_probe, probe_names
 from steplens.probes.contract import UNDETERMINED, state_word
-from steplens.reports.index import write_index
+from steplens.orchestrators.report_index import write_index
 
 
 def _noise_result(clean_solved, n=4, step=0, frame=0):
@@ -181,7 +181,7 @@ def test_a_two_expert_claim_shows_each_expert():
 
 
 def test_chains_differences_need_an_interval_that_excludes_zero():
-    from steplens.experiments.chains import exploration_loss, verdict
+    from steplens.orchestrators.chains import exploration_loss, verdict
 
     d = lambda m, lo, hi, n=12: {"n": n, "mean": m, "ci_low": lo, "ci_high": hi}  # noqa: E731
     assert verdict({"early_held_diff": None, "commit_sigma_diff": None})["state"] == UNDETERMINED  # zero
@@ -200,7 +200,7 @@ def test_chains_differences_need_an_interval_that_excludes_zero():
 
 
 def test_study_cells_show_the_number_and_rule_and_no_raw_none(tmp_path):
-    from steplens.experiments.study import judge, markdown, write_report
+    from steplens.orchestrators.study import judge, markdown, write_report
 
     run = tmp_path / "maze" / "solve-5"
     run.mkdir(parents=True)

@@ -108,7 +108,7 @@ def test_plan_options_refused_by_name():
 
 @pytest.mark.slow
 def test_a_student_is_measured_beside_its_teacher_at_matched_sigma(tmp_path):
-    from steplens.experiments.chains import step_sigmas_of
+    from steplens.orchestrators.chains import step_sigmas_of
 
     student = load_model("tiny-reasoner-4step")
     s = ProbeSettings(count=2, size=5, batch=2, task="maze")

@@ -234,8 +234,8 @@ def plugin(monkeypatch):
 
 
 def test_a_plugin_probe_is_found_run_judged_and_joins_the_study(plugin, tiny_model, tmp_path):
-    from steplens.experiments.study import study_parts
-    from steplens.reports.index import read_run
+    from steplens.orchestrators.study import study_parts
+    from steplens.orchestrators.report_index import read_run
 
     assert probe_names()[:2] == ["noise", "propagation"] and probe_names()[-1] == "tiny-plugin"
     assert get_probe("tiny-plugin") is plugin

@@ -33,7 +33,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from steplens.experiments.demo import run_demo
+    from steplens.orchestrators.demo import run_demo
     from steplens.models.load import load_model
 
     out = tmp_path_factory.mktemp("demo")
@@ -84,8 +84,8 @@ def test_demo_report_in_chromium(browser, report, tmp_path):
 
 
 def test_chains_report_teacher_follows_the_student_at_the_nearest_sigma(browser, tmp_path):
-    """steplens.experiments.chains: moving the student's slider moves the teacher's viewer to the step nearest in σ."""
-    from steplens.experiments.chains import align_by_sigma, compare_chains
+    """steplens.orchestrators.chains: moving the student's slider moves the teacher's viewer to the step nearest in σ."""
+    from steplens.orchestrators.chains import align_by_sigma, compare_chains
     from steplens.experiments.grid import ExperimentSettings
     from steplens.models.wrap import EmbeddedModel
     from tests.conftest import random_net

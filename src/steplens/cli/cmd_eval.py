@@ -146,7 +146,7 @@ def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:
     differing field; the same evaluation reruns (results.json rewritten)."""
     import json
 
-    from ..experiments.runner import RUN_CONFIG, check_out_config
+    from ..orchestrators.runner import RUN_CONFIG, check_out_config
     from ..io.files import read_config
 
     given = {k: v for k, v in known.items() if k not in ("steps", "shift", "guidance")

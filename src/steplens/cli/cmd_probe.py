@@ -36,7 +36,7 @@ def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
     """(Planner, settings with the sampling resolved) for --plan: a wan:PATH / diffusers:PATH pipeline is not loaded
     (its backend reads its blocks and temporal factor from the folder, `folder_geometry`; steps and CFG from the
     options or the preset); the embedded model is (a few MB), and its own sampling, blocks and frames answer."""
-    from ..experiments.plan import Planner
+    from ..orchestrators.plan import Planner
 
     if str(mo.model).startswith(("wan:", "diffusers:")):
         from ..backends.load import folder_geometry
@@ -58,7 +58,7 @@ def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
 
 def print_plan(parts, shape, sec_per_nfe, planner=None, settings=None, what: str = "", as_json: bool = False) -> None:
     """The plan's table (or JSON); without --sec-per-nfe, a loaded model's forwards timed on one sample."""
-    from ..experiments.plan import measure_sec_per_nfe, plan_json, plan_rows, plan_text
+    from ..orchestrators.plan import measure_sec_per_nfe, plan_json, plan_rows, plan_text
 
     sec = sec_per_nfe
     model = planner.model if planner is not None else None
@@ -124,7 +124,7 @@ def probe(
     as_json: bool = JSON_PLAN,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
-    from ..experiments.plan import check_sec_per_nfe
+    from ..orchestrators.plan import check_sec_per_nfe
     from ..probes import get_probe
     from ..probes.base import check_before_loading
     from ..reports.page import Report
@@ -208,7 +208,7 @@ def compare_cmd(
                                                                                 "1/4 and 1/2 of the way)"),
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
-    from ..experiments.plan import check_sec_per_nfe
+    from ..orchestrators.plan import check_sec_per_nfe
     from ..methods.ensemble import EnsembleConfig
     from ..probes.base import check_before_loading
     from ..probes.compare import PROBE, compare, report_section

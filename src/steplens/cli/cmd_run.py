@@ -39,7 +39,7 @@ def run(
     from ..contract import identity
     from ..experiments.dist import join, quiet_others, rank_world, totals
     from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
-    from ..experiments.runner import (RUN_CONFIG, SELECT, VIDEOS, check_out_config, even_upscale_note, even_upscales,
+    from ..orchestrators.runner import (RUN_CONFIG, SELECT, VIDEOS, check_out_config, even_upscale_note, even_upscales,
                                       run_samples)
     from ..methods.ensemble import EnsembleConfig, check_ensemble
     from ..tasks.folders import SampleSource
@@ -139,7 +139,7 @@ def score(
                                                   "and a rescore resumes there)"),
 ):
     """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
-    from ..experiments.runner import score_samples, write_scores
+    from ..orchestrators.runner import score_samples, write_scores
     from ..experiments.vbvr_scores import is_vbvr, score_vbvr, table_lines
     from ..tasks import Scorers
     from ..tasks.folders import SampleSource

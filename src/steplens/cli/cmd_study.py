@@ -56,8 +56,8 @@ def study(
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold. With
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
-    from ..experiments.plan import check_sec_per_nfe
-    from ..experiments.study import (check_chains, check_parts, check_study_before_loading, folder_study_config,
+    from ..orchestrators.plan import check_sec_per_nfe
+    from ..orchestrators.study import (check_chains, check_parts, check_study_before_loading, folder_study_config,
                                      read_train_log, run_study, study_config_from, tables)
     from ..io import checks
     from ..tape import no_reuse as reuse_off
@@ -136,13 +136,13 @@ def study(
 def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, cfg=None, baseline=None,
                 as_json: bool = False, **kw) -> None:
     """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded), priced
-    on the runs `run_study` makes (steplens.experiments.study_plan): each family's own samples and frames, the
+    on the runs `run_study` makes (steplens.orchestrators.study_plan): each family's own samples and frames, the
     parts that apply to it, the baseline's and the chains' runs. On a folder, `cfg` and `folders` are
     folder_study_config's answer."""
     from ..experiments.grid import ExperimentSettings
-    from ..experiments.plan import Planner
-    from ..experiments.study import SOLVE, SOLVE_PROBE, StudyConfig, study_probes, study_tasks
-    from ..experiments.study_plan import study_plan
+    from ..orchestrators.plan import Planner
+    from ..orchestrators.study import SOLVE, SOLVE_PROBE, StudyConfig, study_probes, study_tasks
+    from ..orchestrators.study_plan import study_plan
     from ..probes import get_probe
     from .cmd_probe import planner_for, print_plan
 
@@ -175,7 +175,7 @@ def report_cmd(
     out: Optional[Path] = typer.Option(None, help="the index page to write (default: RUNS/index.html)"),
 ):
     """An index page for a folder of runs: headline numbers, links, and whether each of the study's claims holds."""
-    from ..reports.index import write_index
+    from ..orchestrators.report_index import write_index
 
     try:
         _check(out_file=out)

@@ -43,7 +43,7 @@ def tasks_generate(
     """Write samples in the VBVR-Bench sample layout (first_frame.png, final_frame.png, ground_truth.mp4, ...)."""
     from tqdm import tqdm
 
-    from ..experiments.runner import check_out_config
+    from ..orchestrators.runner import check_out_config
     from ..tasks import generator_task, write_sample
 
     try:

@@ -40,7 +40,7 @@ def trace(
     """Trace samples: x0_hat at every step, a step x frame grid, a GIF and chain-of-steps metrics."""
     from ..contract import identity
     from ..experiments.grid import my_jobs
-    from ..experiments.runner import check_out_config
+    from ..orchestrators.runner import check_out_config
     from ..reports.traces import write_trace
     from ..tasks import Scorers, generator_task
     from ..tasks.folders import SampleSource, read_sample
@@ -117,7 +117,7 @@ def demo(
     size: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
 ):
     """The main job: held-out samples of each task family solved, scored and traced, gathered in OUT/report.html."""
-    from ..experiments.demo import run_demo
+    from ..orchestrators.demo import run_demo
 
     try:
         _check(out=out)

@@ -1,3 +1,3 @@
-"""Experiments: the resumable loop over (condition, sample) (`grid`), the one generate-and-score path (`evaluate`),
-running a model over a folder of samples (`runner`), statistics (`stats`), ranks and shards under torchrun (`dist`),
-the demo and the study (every probe on every family of a model, in one folder)."""
+"""Experiments' machinery: the resumable loop over (condition, sample) (`grid`), the one generate-and-score path
+(`evaluate`), statistics (`stats`), ranks and shards under torchrun (`dist`), the Ray engine (`engine`), provenance
+and VBVR scores. The jobs built on it (study, demo, chains, runner, plan) are in `steplens.orchestrators`."""

@@ -283,3 +283,8 @@ def write_results(out: Path, probe: str, settings: ExperimentSettings, config: d
                                                     "table": table, **({"cost": cost} if cost else {}),
                                                     **({"scored_by": scored_by} if scored_by else {})})
     write_table(table, Path(out) / f"{probe}.csv")
+
+
+def own_sampling(settings: ExperimentSettings) -> ExperimentSettings:
+    """The settings with steps, shift, guidance and preset left to each model: its own sampling."""
+    return settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})

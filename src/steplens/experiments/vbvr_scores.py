@@ -167,7 +167,7 @@ def score_vbvr(samples: list[Sample], outputs: Path, scorers: Scorers, record: P
     """Score OUT/<sample's place>.mp4 of every sample with the kit's evaluators (see the module docstring)."""
     from tqdm import tqdm
 
-    from .runner import output_paths
+    from .outputs import output_paths
 
     outputs = Path(outputs)
     if not outputs.is_dir():

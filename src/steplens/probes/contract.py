@@ -229,7 +229,7 @@ def rate_excludes_floor(row: dict | None, what: str = "clean solve rate") -> str
 class StudyPart:
     """How a probe takes part in `steplens study`.
 
-    - ``count``: the `steplens.experiments.study.StudyConfig` field giving its samples (``probe_count``, ``sweep_count``,
+    - ``count``: the `steplens.orchestrators.study.StudyConfig` field giving its samples (``probe_count``, ``sweep_count``,
       ``compare_count``, ``count``);
     - ``order``: its place among the parts (they run and are listed in this order);
     - ``scope``: ``family`` (every family, in OUT/<family>/<name>/) or ``weakest`` (the ``compare_families``

@@ -364,7 +364,8 @@ class PlanProbe(ProbeBase):
         """With a teacher: load it, its own sampling, and its steps nearest in σ to this model's measured steps."""
         if not r.options.get("teacher"):
             return
-        from ..experiments.chains import align_by_sigma, own_sampling, step_sigmas_of
+        from ..experiments.grid import own_sampling
+        from ..presets import align_by_sigma, step_sigmas_of
         from ..models.load import load_model
 
         teacher = load_model(r.options["teacher"])

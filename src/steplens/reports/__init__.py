@@ -1,2 +1,2 @@
-"""What people look at: the self-contained HTML report (`page`), the chain-of-steps viewer (`viewer`), plots
-(`plots`) and the index of a folder of runs with the study's claims judged (`index`)."""
+"""What people look at: the self-contained HTML report (`page`), the chain-of-steps viewer (`viewer`) and plots
+(`plots`). The index of a folder of runs is `steplens.orchestrators.report_index`."""

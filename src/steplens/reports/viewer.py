@@ -85,7 +85,7 @@ def trace_viewer(rel: str, geometry: dict, sigmas: list[float], metrics: list[di
 
 def paired_viewer(left: str, right: str, align: list[int], title: str) -> str:
     """Two viewers side by side (`trace_viewer` HTML), the right one following the left: at the left's step k it
-    shows step align[k] (a student's steps beside its teacher's at the nearest σ: steplens.experiments.chains)."""
+    shows step align[k] (a student's steps beside its teacher's at the nearest σ: steplens.orchestrators.chains)."""
     return (f'<div class="slp" aria-label="{html.escape(title)}" data-align="{html.escape(json.dumps(align))}">'
             f'<div class="slp-side">{left}</div><div class="slp-side">{right}</div></div>')
 

@@ -22,30 +22,14 @@ from ..io.files import (atomic_write_json, config_diff, folder_lock, read_config
                         write_mp4, write_png)
 from ..io.video import to_uint8, upscale
 from ..tasks import Sample, Scorers
-from .grid import batches
-from .stats import summarize
+from ..experiments.grid import batches
+from ..experiments.stats import summarize
+from ..experiments.outputs import member_path, output_paths, search_path
 
 SELECT = ("first", "consensus", "all")
 VIDEOS = ("full", "latent-frames")
 LATENT_FPS = 4  # the one-frame-per-latent-frame video's rate (steplens's own samples are written at 4 fps)
 RUN_CONFIG = "run_config.json"
-
-
-def output_paths(out: Path, s: Sample) -> tuple[Path, Path]:
-    """OUT/<sample's place>.mp4 and .png."""
-    base = Path(out) / s.name
-    return base.with_name(base.name + ".mp4"), base.with_name(base.name + ".png")
-
-
-def member_path(out: Path, s: Sample, k: int) -> Path:
-    base = Path(out) / s.name
-    return base.with_name(f"{base.name}.seed{k}.mp4")
-
-
-def search_path(out: Path, s: Sample) -> Path:
-    """OUT/<sample's place>.search.json: what a search did for the sample (`steplens.methods.search.search_record`)."""
-    base = Path(out) / s.name
-    return base.with_name(base.name + ".search.json")
 
 
 def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split, search=None,
@@ -209,8 +193,8 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
     the search chose (chain: its last generation's video)."""
     from tqdm import tqdm
 
-    from .dist import assign, check_shared, rank_world
-    from .grid import sample_cost
+    from ..experiments.dist import assign, check_shared, rank_world
+    from ..experiments.grid import sample_cost
 
     if select not in SELECT:
         raise ValueError(f"unknown selection rule {select!r}; available: {', '.join(SELECT)}")

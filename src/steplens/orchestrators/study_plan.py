@@ -3,7 +3,7 @@ settings (`study._settings`), options (each part's `StudyPart.options`), samples
 task folder's, or the generated task's at its size), the parts that do not apply left out as the run leaves them;
 the compare part on `compare_families` families (which ones the solve part decides: the costliest are priced, so
 the bill is exact where families cost alike and an upper bound otherwise); the baseline's solve runs; and the
-chains part, the runs `steplens.experiments.chains` makes (the two chains, then `matched_runs`), each model at its
+chains part, the runs `steplens.orchestrators.chains` makes (the two chains, then `matched_runs`), each model at its
 own sampling. Everything through `Planner.part`, which prices a probe run by its own `plan`."""
 
 from __future__ import annotations

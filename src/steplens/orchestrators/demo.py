@@ -54,7 +54,7 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
              task_name: str | None = None, guidance: float | None = None, search: bool = True) -> Path:
     """The demo of `model` into `out` (report.html, summary.json, traces/); steps, shift, guidance: None is the
     model's own (its sampling_defaults). `search`: add the panel of one hard sample, one seed beside early-beam
-    search (steplens.experiments.demo_search), when one seed leaves a traced sample unsolved."""
+    search (steplens.orchestrators.demo_search), when one seed leaves a traced sample unsolved."""
     from ..presets import own
 
     t0 = time.time()

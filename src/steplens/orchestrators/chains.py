@@ -26,13 +26,13 @@ from .. import cos
 from ..contract import identity
 from ..hooks import Hooks
 from ..io.video import to_rgb, to_uint8
-from ..presets import own
+from ..presets import align_by_sigma, own, sampling_of, step_sigmas_of
 from ..tape import forwards
 from ..tasks import Sample, answer_region, candidates
-from .dist import is_writer
-from .evaluate import score_videos
-from .grid import ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of, write_results
-from .stats import summarize
+from ..experiments.dist import is_writer
+from ..experiments.evaluate import score_videos
+from ..experiments.grid import ExperimentSettings, own_sampling, load_samples, open_store, rows_of, run_grid, seeds_of, write_results
+from ..experiments.stats import summarize
 
 EARLY_SIGMA = 0.9  # "early": the steps whose x_s is at least this noisy
 ROLES = ("teacher", "student")
@@ -41,14 +41,6 @@ RULE = ("student - teacher, paired 95% intervals: answers held early below 0 and
         "on the other side of 0 does not; an interval holding 0 is undetermined")
 LOSS_RULE = ("solve-rate change (student - teacher) on families with several right answers minus on those with one: "
              "95% interval below 0 holds, above 0 does not, holding 0 undetermined")
-
-
-def sampling_of(model) -> dict:
-    """A model's own sampling (steps, shift, guidance, and its σ list where it has one)."""
-    steps, shift, guidance = own(model)
-    d = model.sampling_defaults()
-    return {"steps": steps, "shift": shift, "guidance": guidance,
-            **({"sigmas": [float(s) for s in d["sigmas"]]} if d.get("sigmas") is not None else {})}
 
 
 def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
@@ -74,12 +66,6 @@ def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
                    right_answers=sum(c.right for c in cands) if cands else None,
                    self_correction=cos.behaviours(m)["self_correction"])
     return rows
-
-
-def align_by_sigma(student_sigmas, teacher_sigmas) -> list[int]:
-    """For each student step, the teacher step nearest in σ (ties: the earlier, noisier one)."""
-    t = np.asarray(teacher_sigmas, float)
-    return [int(np.argmin(np.abs(t - float(s)))) for s in student_sigmas]
 
 
 def _paired(a: list, b: list, seed: int = 0, n_boot: int = 2000) -> dict | None:
@@ -201,25 +187,7 @@ def exploration_loss(families: dict) -> dict:
     return {"state": state, "difference": d, "ci_low": lo, "ci_high": hi, "why": text, "rule": LOSS_RULE}
 
 
-def step_sigmas_of(model) -> list[float] | None:
-    """The σ of each of a model's own steps (its σ list, else the flow grid of its steps and shift); None where the
-    scheduler keeps its own grid (a pipeline whose shift is its scheduler's)."""
-    from ..sampling import flow_sigmas
-
-    samp = sampling_of(model)
-    if samp.get("sigmas") is not None:
-        return [round(float(x), 6) for x in samp["sigmas"] if x > 0][: samp["steps"]]
-    if samp["shift"] is None:
-        return None
-    return [round(float(x), 6) for x in flow_sigmas(samp["steps"], samp["shift"])[:-1]]
-
-
 UNMATCHED = {"rows": [], "why": "a model's scheduler keeps its own σ grid: steps cannot be matched by σ here"}
-
-
-def own_sampling(settings: ExperimentSettings) -> ExperimentSettings:
-    """The settings with steps, shift, guidance and preset left to each model: its own sampling."""
-    return settings.model_copy(update={"steps": None, "shift": None, "guidance": None, "sampling": None})
 
 
 def matched_runs(student, teacher) -> list[tuple[str, str, object, str, dict]]:

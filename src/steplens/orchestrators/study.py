@@ -43,11 +43,11 @@ from ..presets import own
 from ..probes import get_probe, probes
 from ..probes.contract import UNDETERMINED, state_word
 from ..probes.registry import claim_rules
-from ..reports.index import read_run
+from .report_index import read_run
 from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
-from .dist import is_writer
-from .grid import ExperimentSettings
+from ..experiments.dist import is_writer
+from ..experiments.grid import ExperimentSettings
 from .plan import study_cost
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
@@ -215,7 +215,7 @@ def check_study_before_loading(out: Path, known: dict, baseline: tuple[str, dict
     for the stores under baseline/<name>/. Under chains/ (two models, each at its own sampling) the samples' fields
     alone are compared here; the rest once the models have loaded (the store itself)."""
     from ..io.files import read_config
-    from .grid import check_store_before_loading
+    from ..experiments.grid import check_store_before_loading
 
     out = Path(out)
     if not out.is_dir():
@@ -255,7 +255,7 @@ def _run_part(probe, model, out: Path, cfg: StudyConfig, task: str, progress: bo
 
 def _solve_row(res: dict) -> dict:
     h = res["headline"]
-    from .stats import wilson
+    from ..experiments.stats import wilson
 
     lo, hi = wilson(round(h["solve_rate"] * h["runs"]), h["runs"])
     return {"n": h["runs"], "solve_rate": h["solve_rate"], "ci_low": lo, "ci_high": hi, "mean_score": h["mean_score"],
@@ -345,7 +345,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     if not is_writer():  # under a launcher every process ran its share of each part; rank 0 writes the study
         return None
     claims = judge(out, fam)
-    cost = study_cost(out)  # the NFE every part's results.json counted (steplens.experiments.plan)
+    cost = study_cost(out)  # the NFE every part's results.json counted (steplens.orchestrators.plan)
     result = {"format": 1, "kind": "study", "model": model.name, "identity": identity(model),
               "config": cfg.model_dump(), "families": fam, "compared": weakest,
               "baseline": {"model": baseline.name, "families": base} if baseline else None, "chains": chains,
@@ -358,7 +358,7 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
 
 def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progress: bool) -> dict:
     """The model (a few-step student) against the baseline (its teacher) at matched σ, per family both were trained
-    on (steplens.experiments.chains), each at its own sampling; the claim that step compression collapses the
+    on (steplens.orchestrators.chains), each at its own sampling; the claim that step compression collapses the
     exploration phase judged per family and across them."""
     from .chains import compare_chains, energy_at_matched_sigma, exploration_loss, noise_at_matched_sigma, own_sampling
 
@@ -385,7 +385,7 @@ def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progres
 
 def judge(out: Path, families: dict[str, dict]) -> dict[str, dict[str, dict]]:
     """{claim: {family: {holds (None: undetermined), state, why, evidence, run}}} from every probe result under
-    OUT/<family>/ and, for the parts run on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.reports.index; the solve runs
+    OUT/<family>/ and, for the parts run on the weakest families, OUT/<part>/<family>/, judged by the probes' stated rules (steplens.orchestrators.report_index; the solve runs
     at the default difficulty only)."""
     claims: dict[str, dict[str, dict]] = {}
     weakest = [p.name for p in study_probes() if p.study.scope == "weakest"]
@@ -505,7 +505,7 @@ def _score(x) -> str:
 def _pooled(rows: list[dict]) -> dict:
     """Solve figures of several families pooled over their samples: n, solved, the solve rate with its Wilson
     interval, the mean score (each family's mean weighted by its samples)."""
-    from .stats import wilson
+    from ..experiments.stats import wilson
 
     n = sum(r["n"] for r in rows)
     solved = sum(round(r["solve_rate"] * r["n"]) for r in rows if r["n"])
@@ -653,7 +653,7 @@ TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% interv
                   "and without prefix reuse",
           "compare": "Multi-seed methods on the families where one seed is weakest (paired bootstrap vs one seed)",
           "chains": "The model against the baseline at matched σ (each at its own sampling; the claim: step compression "
-                    "collapses the exploration phase, steplens report's rule in steplens.experiments.chains)",
+                    "collapses the exploration phase, steplens report's rule in steplens.orchestrators.chains)",
           "chains_noise": "Noise at one step (all frames) at matched σ: the solve rate with fresh noise at each student "
                           "step and at the teacher step nearest its σ (clean in brackets)",
           "chains_energy": "Energy by block at matched σ: the block whose answer-region energy over the background's is "

@@ -5,7 +5,7 @@ Every probe names its conditions and their branch steps from the settings alone 
 steplens.probes.contract; the same job list its `conditions` runs), so a plan needs no model run: only a
 `PlanShape` (steps, CFG branches, latent frames, block names), which a `Planner` answers for one run's settings as
 the run resolves them (the model's own sampling, its blocks, its frames for the samples the run will load, counted
-without being made: any count prices at once). The study's plan is `steplens.experiments.study_plan`.
+without being made: any count prices at once). The study's plan is `steplens.orchestrators.study_plan`.
 
 NFE counts one denoiser forward per sample, step and CFG branch (a two-expert step runs one expert); a condition
 branching at step k costs (steps - k) x branches with reuse, steps x branches without. Seconds per NFE come from

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..probes import probes
 from ..probes.contract import UNDETERMINED, state_word
-from .page import Report
+from ..reports.page import Report
 
 FORMAT = 1  # the newest result format this steplens reads; files without one are format 1
 
