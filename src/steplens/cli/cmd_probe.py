@@ -85,9 +85,11 @@ def _spread_run(eo, mo, so, out, settings, run, probe):
     the resolved sampling; an OUT of another configuration refused first, before the model loads (`probe`: the
     experiment, steplens.probes.contract.Probe)."""
     from ..experiments.grid import check_store_before_loading
+    from ..experiments.provenance import check_data
 
     described = {k: v for k, v in settings.describe().items() if k not in ("steps", "shift", "guidance", "sampling")}
     check_store_before_loading(out, probe.name, {**described, **known_config(mo, so)})  # every process, each itself
+    check_data(out, settings.data)  # a sample's file changed since the folder was made: named before loading
     with spread(eo, mo, so, out) as engine:
         m, sp = load(mo, so)
         if engine is not None:
@@ -126,7 +128,7 @@ def probe(
     """Run one of the study's experiments on a model: a table, plots and a report section."""
     from ..orchestrators.plan import check_sec_per_nfe
     from ..probes import get_probe
-    from ..probes.base import check_before_loading
+    from ..probes.base import check_before_loading, floors_lines, floors_section
     from ..reports.page import Report
     from ..tape import no_reuse as reuse_off
 
@@ -170,8 +172,11 @@ def probe(
         return
     rep = Report(f"steplens probe {name}: {mo.model}")
     mod.report_section(rep, out, res)
+    floors_section(rep, res)
     rep.write(out / "report.html")
     console.print_json(data=res["headline"])
+    for line in floors_lines(res):
+        console.print(line, markup=False)
     console.print(f"results: {out / 'results.json'}  report: [bold]{(out / 'report.html').resolve()}[/]")
 
 
@@ -210,7 +215,7 @@ def compare_cmd(
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
     from ..orchestrators.plan import check_sec_per_nfe
     from ..methods.ensemble import EnsembleConfig
-    from ..probes.base import check_before_loading
+    from ..probes.base import check_before_loading, floors_lines, floors_section
     from ..probes.compare import PROBE, compare, report_section
     from ..reports.page import Report
 
@@ -259,6 +264,7 @@ def compare_cmd(
         return
     rep = Report(f"steplens compare: {mo.model}")
     report_section(rep, out, res)
+    floors_section(rep, res)
     rep.write(out / "report.html")
     table = Table(title="solve rate vs single seed (paired bootstrap 95% CI)")
     for col in ("method", "N", "solve rate", "mean score", "delta", "95% CI"):
@@ -293,4 +299,6 @@ def compare_cmd(
                       "last link (chain): the mean share of a solved answer its last link drew")
         if v.get("note"):
             console.print(f"[bold yellow]note:[/] {v['note']}")
+    for line in floors_lines(res):
+        console.print(line, markup=False)
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")

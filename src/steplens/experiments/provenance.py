@@ -48,3 +48,19 @@ def record(out: Path, man: dict, prov: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_record(out, MANIFEST, man)
     write_record(out, PROVENANCE, {**prov, "data_manifest_sha256": man["sha256"]})
+
+
+def check_data(out: Path, data) -> None:
+    """Before a model loads: every manifest.json under OUT (a probe's, a study's parts') against the files of DATA now,
+    for the samples it lists whose folders are there; the first change refused, naming the folder, sample and file."""
+    out = Path(out)
+    if data is None or not out.is_dir():
+        return
+    for path in sorted(out.rglob(MANIFEST)):
+        old = read_record(path.parent, MANIFEST) or {}
+        here = [(r["sample"], Path(data) / r["sample"]) for r in old.get("samples", [])
+                if r.get("sha256") and (Path(data) / r["sample"]).is_dir()]
+        diff = manifest_diff(old, manifest(here)) if here else None
+        if diff:
+            raise ValueError(f"{path.parent} was made from other data: {diff}. Use another --out, or restore the data "
+                             f"as it was")

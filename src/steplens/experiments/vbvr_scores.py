@@ -132,7 +132,8 @@ def floors_table(rows_by_floor: dict, scorer) -> dict:
 
 def floors_for(samples: list[Sample], scorers: Scorers, folder: Path | None = None) -> dict | None:
     """The floors table of samples read from a folder when a kit scores every one (else None), in the kit's mode;
-    cached in folder/floors.json for the same evaluator source and data (recomputed otherwise)."""
+    cached in folder/floors.json: a sample's floor rows are reused while the evaluator source and that sample's
+    files (its manifest row) are the same (a grown --count scores only the new samples' floors)."""
     if not samples or any(s.dir is None for s in samples):
         return None
     kits = [scorers.for_sample(s) for s in samples]
@@ -140,16 +141,48 @@ def floors_for(samples: list[Sample], scorers: Scorers, folder: Path | None = No
         return None
     scorer = kits[0]
     man = manifest([(s.name, s.dir) for s in samples])
-    key = {"evaluator_sha256": scorer.source["sha256"], "data_manifest_sha256": man["sha256"]}
+    files = {r["sample"]: r["sha256"] for r in man["samples"]}
     old = read_record(folder, FLOORS_FILE) if folder is not None and Path(folder).is_dir() else None
-    cached = old["rows"] if old and all(old.get(k) == v for k, v in key.items()) else {}
+    cached = {}
+    if old and old.get("evaluator_sha256") == scorer.source["sha256"]:
+        same = {n for n, h in (old.get("samples") or {}).items() if files.get(n) == h}
+        cached = {k: [r for r in v if r["sample"] in same] for k, v in (old.get("rows") or {}).items()}
     if folder is not None:
         fl = score_floors(samples, scorer, Path(folder) / "floors", cached)
-        atomic_write_json(Path(folder) / FLOORS_FILE, {**key, "rows": fl})
+        atomic_write_json(Path(folder) / FLOORS_FILE, {"evaluator_sha256": scorer.source["sha256"],
+                                                       "data_manifest_sha256": man["sha256"], "samples": files,
+                                                       "rows": fl})
     else:
         with tempfile.TemporaryDirectory(prefix="steplens-floors-") as tmp:
             fl = score_floors(samples, scorer, Path(tmp), cached)
     return floors_table(fl, scorer)
+
+
+def floors_beside(table: dict, model_rows: list[dict], label: str = "model") -> list[dict]:
+    """Rows per task and overall: n, the model's mean score (its rows, scored in the table's mode; an error or a
+    missing output counts 0) beside each floor's mean score in the same mode."""
+    def row(name, rows, floors):
+        return {"task": name, "n": len(rows), label: _mean(rows), **{k: floors[k]["mean_score"] for k in FLOORS}}
+
+    tasks = list(dict.fromkeys([*table["per_task"], *(r["task"] for r in model_rows)]))
+    out = [row(t, [r for r in model_rows if r["task"] == t], table["per_task"][t]) for t in tasks
+           if t in table["per_task"]]
+    return out + [row("overall", model_rows, table["overall"])]
+
+
+def _mean(rows: list[dict]) -> float | None:
+    return float(np.mean([float(r.get("score") or 0.0) for r in rows])) if rows else None
+
+
+def floors_markdown(fl: dict) -> str:
+    """The floors beside the model as a markdown table, its mode named."""
+    rows = fl["beside"]
+    cols = list(rows[0])
+    cell = lambda v: _f(v) if isinstance(v, float) or v is None else str(v)  # noqa: E731
+    return (f"Floors beside the model ({fl['mode']} mode): the same evaluator on the static first frame (repeated for "
+            f"the sample's frame count), the ground-truth video and a pan of the first frame; mean scores.\n\n"
+            + "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+            + "".join("| " + " | ".join(cell(r[c]) for c in cols) + " |\n" for r in rows))
 
 
 def floor_lines(table: dict) -> list[str]:
@@ -218,7 +251,9 @@ def score_vbvr(samples: list[Sample], outputs: Path, scorers: Scorers, record: P
         write_record(record, MANIFEST, man)
         write_record(record, PROVENANCE, prov)
         if floors:
-            atomic_write_json(Path(record) / FLOORS_FILE, {"evaluator_sha256": scorer.source["sha256"], "rows": fl})
+            atomic_write_json(Path(record) / FLOORS_FILE, {
+                "evaluator_sha256": scorer.source["sha256"], "data_manifest_sha256": man["sha256"],
+                "samples": {r["sample"]: r["sha256"] for r in man["samples"]}, "rows": fl})
     return res
 
 

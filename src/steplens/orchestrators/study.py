@@ -41,6 +41,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from ..io.files import atomic_write_json, atomic_write_text
 from ..presets import own
 from ..probes import get_probe, probes
+from ..experiments.provenance import RUNTIME, check_resume, record, stage_provenance
+from ..io.manifest import MANIFEST, read_record, seal
+from ..probes.base import device_kind, floors_section
 from ..probes.contract import UNDETERMINED, state_word
 from ..probes.registry import claim_rules
 from .report_index import read_run
@@ -48,6 +51,7 @@ from ..reports.page import Report
 from ..tasks import generator_task, next_size, parse_tasks
 from ..experiments.dist import is_writer
 from ..experiments.grid import ExperimentSettings
+from ..experiments.vbvr_scores import FLOORS
 from .plan import study_cost
 
 SOLVE = "solve"  # the study's own part: the behaviours probe at the default difficulty and one notch harder
@@ -216,10 +220,12 @@ def check_study_before_loading(out: Path, known: dict, baseline: tuple[str, dict
     alone are compared here; the rest once the models have loaded (the store itself)."""
     from ..io.files import read_config
     from ..experiments.grid import check_store_before_loading
+    from ..experiments.provenance import check_data
 
     out = Path(out)
     if not out.is_dir():
         return
+    check_data(out, known.get("data"))  # a sample's file changed since a part was made: named before loading
     shared = {k: known[k] for k in ("scorer", "threshold", "seed", "data") if k in known}
     for path in sorted(out.rglob("store/store_config.json")):
         folder = path.parent.parent
@@ -242,6 +248,7 @@ def _run_probe(probe, model, out: Path, s: ExperimentSettings, progress: bool, *
         return res
     rep = Report(f"steplens {probe.kind}: {model.name} on {s.task}")
     probe.report_section(rep, out, res)
+    floors_section(rep, res)
     rep.write(out / "report.html")
     return res
 
@@ -263,7 +270,9 @@ def _solve_row(res: dict) -> dict:
             "runs_holding_several_early": h.get("runs_holding_several_early"),
             "mean_winner_step": h.get("mean_winner_step"), "mean_right_step": h.get("mean_right_step"),
             "self_corrections": h["self_corrections"], "perception_before_action": h["perception_before_action"],
-            "runs_with_both_steps": h["runs_with_both_steps"]}
+            "runs_with_both_steps": h["runs_with_both_steps"],
+            **({"floors": {k: v["mean_score"] for k, v in res["floors"]["overall"].items()},
+                "floors_mode": res["floors"]["mode"]} if res.get("floors") else {})}
 
 
 def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
@@ -281,6 +290,8 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
     if cfg.data is not None and folders is None:
         folders = folder_families(cfg.data, cfg.split, [_where(cfg, n)["tasks"][0] for n in cfg.tasks],
                                   scorer=cfg.scorer, threshold=cfg.threshold)
+    prov = study_provenance(model, cfg)  # the runtime a resume must share (each part checks its own data too)
+    check_resume(out, seal([]), prov, RUNTIME + ("stage",))
     training = None
     if train_log:  # read first: a log without the families' evaluations is refused before any run
         trained = model.trained_tasks
@@ -351,9 +362,29 @@ def run_study(model, out: Path, cfg: StudyConfig, baseline=None, train_log=None,
               "baseline": {"model": baseline.name, "families": base} if baseline else None, "chains": chains,
               "claims": claims, "training": training, "cost": cost, "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "study.json", result)
+    man = parts_manifest(out)
+    record(out, man, {**prov, "data_manifest_sha256": man["sha256"]})
     atomic_write_text(out / "study.md", markdown(result))
     write_report(out, result)
     return result
+
+
+def study_provenance(model, cfg: "StudyConfig") -> dict:
+    """The study folder's provenance: the model, the study's configuration (sampling, data, parts), versions, device."""
+    from ..contract import identity
+
+    return stage_provenance("study", seal([]), device_kind(model), identity=identity(model),
+                            config=cfg.model_dump(mode="json"))
+
+
+def parts_manifest(out: Path) -> dict:
+    """The study's manifest: every sample its parts read (each part's manifest.json), once each."""
+    rows = {}
+    for path in sorted(Path(out).rglob(MANIFEST)):
+        if path.parent != Path(out):
+            for r in (read_record(path.parent, MANIFEST) or {}).get("samples", []):
+                rows.setdefault(r["sample"], r)
+    return seal(list(rows.values()))
 
 
 def _run_chains(model, baseline, out: Path, cfg: StudyConfig, fam: dict, progress: bool) -> dict:
@@ -515,12 +546,19 @@ def _pooled(rows: list[dict]) -> dict:
     return {"n": n, "solve_rate": solved / n if n else 0.0, "ci_low": lo, "ci_high": hi, "mean_score": mean}
 
 
+def _pooled_floor(rows: list[dict], kind: str) -> float | None:
+    """A floor's mean score pooled over families (each family's weighted by its samples)."""
+    have = [r for r in rows if (r.get("floors") or {}).get(kind) is not None and r["n"]]
+    return sum(r["floors"][kind] * r["n"] for r in have) / sum(r["n"] for r in have) if have else None
+
+
 def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
     """A folder's study: per task folder, and per split and overall, the mean score beside the solve rate (as
     VBVR-Bench reports: mean scores; success = score >= the scorer's threshold)."""
     fam = result["families"]
     base = result.get("baseline") or {}
     per_task, by_split = [], {}
+    floored = any((f["solve"].get(FOLDER) or {}).get("floors") for f in fam.values())  # a VBVR folder (issue 34)
     for name, f in fam.items():
         d = f["solve"].get(FOLDER)
         if not d:
@@ -529,6 +567,7 @@ def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
         per_task.append({"family": name, "split": f["split"] or "–", "task": f["task"] or "–",
                          "scored by": f.get("scored_by", "–"), "n": d["n"],
                          "mean score": _score(d["mean_score"]), "solve rate [95% CI]": _ci(d),
+                         **({k: _score((d.get("floors") or {}).get(k)) for k in FLOORS} if floored else {}),
                          **({f"{base['model']}: mean score": _score(b["mean_score"]) if b else "–",
                              f"{base['model']}: solve rate [95% CI]": _ci(b) if b else "–"} if base else {})})
         by_split.setdefault(f["split"] or "–", []).append(d)
@@ -539,7 +578,8 @@ def _folder_tables(result: dict) -> tuple[list[dict], list[dict]]:
             continue
         p = _pooled(rows)
         splits.append({"split": k, "families": len(rows), "n": p["n"], "mean score": _score(p["mean_score"]),
-                       "solve rate [95% CI]": _ci(p)})
+                       "solve rate [95% CI]": _ci(p), **({x: _score(_pooled_floor(rows, x)) for x in FLOORS}
+                                                         if floored else {})})
     return per_task, splits
 
 
@@ -641,8 +681,10 @@ def _md(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% intervals; a family is a task folder)",
-          "splits": "Mean score and solve rate per split and overall (pooled over samples)",
+TITLES = {"tasks": "Mean score and solve rate per task folder (Wilson 95% intervals; a family is a task folder); on a "
+                   "VBVR folder the floors beside it: the same evaluator and mode on the static first frame, the "
+                   "ground-truth video and a pan of the first frame (scored once per part, floors.json)",
+          "splits": "Mean score and solve rate per split and overall (pooled over samples), floors beside it",
           "skipped": "Parts skipped (not applicable), and why",
           "solve": "Solve rate at the default difficulty and one notch harder (Wilson 95% intervals)",
           "steps": "Solve rate by sampling steps (the model uses its steps when 1 step is well below 20)",

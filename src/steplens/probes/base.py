@@ -32,6 +32,8 @@ from ..contract import identity
 from ..experiments.dist import is_writer
 from ..experiments.engine import Remote
 from ..experiments.evaluate import generate_and_score, score_videos
+from ..experiments.provenance import RUNTIME, check_resume, data_manifest, record, recorded, stage_provenance
+from ..experiments.vbvr_scores import floors_beside, floors_for
 from ..experiments.grid import (ExperimentSettings, load_samples, open_store, rows_of, run_grid, seeds_of,  # noqa: F401
                                 write_results, write_table)
 from ..experiments.stats import summarize
@@ -191,6 +193,51 @@ def rebuild(model, probe, out: str, settings: ProbeSettings, options: dict):
     return counted(model, probe.batch(r)), {x.name: x for x in r.samples}
 
 
+def device_kind(model) -> str:
+    """The kind of device a model runs on (cpu, cuda, ...): what a resume must share (ranks hold cuda:0, cuda:1)."""
+    return torch.device(str(getattr(model, "device", "cpu") or "cpu")).type
+
+
+def write_floors(out: Path, res: dict) -> None:
+    """The floors beside the model into results.json (its `floors`) and floors.md / floors.csv."""
+    from ..experiments.vbvr_scores import floors_markdown
+    from ..io.files import atomic_write_json, atomic_write_text, read_config
+
+    path = Path(out) / "results.json"
+    if path.is_file():
+        atomic_write_json(path, {**read_config(path), "floors": res["floors"]})
+    atomic_write_text(Path(out) / "floors.md", floors_markdown(res["floors"]))
+    write_table(res["floors"]["beside"], Path(out) / "floors.csv")
+
+
+FLOORS_NOTE = ("the same evaluator, in the same mode, on the static first frame (repeated for the sample's frame "
+               "count), on the ground-truth video and on a pan of the first frame: a score is read against what a "
+               "still image already gets; scored once per folder (floors.json)")
+
+
+def floors_section(rep, res: dict) -> None:
+    """The floors beside the model in a report (a VBVR folder's run; nothing otherwise)."""
+    fl = res.get("floors")
+    if not fl:
+        return
+    rep.section(f"Floors beside the model ({fl['mode']} mode)", f"Mean scores per task and overall: {FLOORS_NOTE}.")
+    rep.table(fl["beside"])
+
+
+def floors_lines(res: dict) -> list[str]:
+    """The floors beside the model as terminal lines (a VBVR folder's run; none otherwise)."""
+    fl = res.get("floors")
+    if not fl:
+        return []
+    rows = [{k: ("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in r.items()}
+            for r in fl["beside"]]
+    cols = list(rows[0])
+    width = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
+    return ([f"floors beside the model ({fl['mode']} mode): {FLOORS_NOTE}"]
+            + ["  ".join(c.ljust(w) for c, w in zip(cols, width))]
+            + ["  ".join(r[c].ljust(w) for c, w in zip(cols, width)) for r in rows])
+
+
 class ProbeBase:
     """The skeleton every probe shares (see steplens.probes.contract): a subclass gives its name, description,
     claims, conditions, batch run, summary and report section, and overrides the other steps where it has its
@@ -216,7 +263,13 @@ class ProbeBase:
         r.conditions = self.conditions(r)
         self.check_plan(r)
         r.config = self.folder_config(r)
+        man = data_manifest(r.samples)  # the data and the runtime a resume must share (issue 34)
+        prov = stage_provenance(self.kind, man, device_kind(model), config=r.config)
+        check_resume(r.out, man, prov, RUNTIME + ("stage",))
         store = open_store(r.out, self.name, r.config)
+        if is_writer():  # the folder is ours (its store opened): what it is made from, recorded
+            man = recorded(r.out, man)
+            record(r.out, man, {**prov, "data_manifest_sha256": man["sha256"]})
         if found := taken_as_is(r.samples):  # said in results.json, outside the store's identity
             r.config = {**r.config, "taken_as_is": found}
         remote = Remote(model, rebuild, (self, str(r.out), settings, options), key=str(r.out.resolve()))
@@ -226,9 +279,27 @@ class ProbeBase:
         res = self.summary(r, rows)
         res["cost"] = cost_of(rows)
         if is_writer():  # every process holds the merged rows; one writes the tables and plots
+            self.add_floors(r, res, rows)
             self.write(r, res)
             self.finish(r, res, rows)
+            if res.get("floors"):
+                write_floors(r.out, res)
         return res
+
+    def model_condition(self, run: ProbeRun) -> str:
+        """The condition whose scores stand for the model beside the floors: the first (the clean run, one seed)."""
+        return next(iter(run.conditions))
+
+    def add_floors(self, run: ProbeRun, res: dict, rows: dict[str, list[dict]]) -> None:
+        """On a VBVR folder (a kit scores every sample): the floors (static first frame, ground truth, pan), scored
+        once and cached in the folder's floors.json, beside the model's scores per task and overall (issue 34)."""
+        table = floors_for(run.samples, run.settings.scorers(), run.out)
+        if table is None:
+            return
+        cond = self.model_condition(run)
+        task_of = {s.name: s.task for s in run.samples}
+        model = [{**x, "task": x.get("task") or task_of.get(x.get("sample"))} for x in rows.get(cond, [])]
+        res["floors"] = {**table, "model_condition": cond, "beside": floors_beside(table, model, f"model ({cond})")}
 
     def options(self, model, settings: ProbeSettings, **given) -> dict:
         return given
