@@ -302,3 +302,44 @@ def add_pro_metadata(data, keys):
         colour = np.median(final[ys, xs], 0).astype(int).tolist()
         (data / k / "metadata.json").write_text(json.dumps({"answer_pixels": np.stack([ys, xs], 1).tolist(),
                                                            "answer_colour": colour}))
+
+
+class whole_only_task:
+    """`with whole_only_task() as name:` a plug-in family registered for the block only: the maze's hooks without
+    check_partial (its checker judges only a finished video), its samples and scorer named after it."""
+
+    name = "test-whole-only"
+
+    def __enter__(self):
+        from dataclasses import replace
+
+        from steplens.tasks import registry
+
+        maze, name = get_task("maze"), self.name
+
+        class WholeOnly:
+            def __getattr__(self, attr):
+                if attr == "check_partial":
+                    raise AttributeError(attr)
+                if attr == "name":
+                    return name
+                if attr == "sample":
+                    return lambda *a, **k: replace(maze.sample(*a, **k), task=name)
+                return getattr(maze, attr)
+
+        from steplens.tasks.maze_task import MazeScorer
+
+        class WholeOnlyScorer(MazeScorer):  # the maze's scorer, reading this family's samples
+            tasks = (name,)
+
+        WholeOnly.scorer = name
+        registry.register_scorer(name, WholeOnlyScorer)
+        registry.register_task(WholeOnly())
+        return name
+
+    def __exit__(self, *exc):
+        from steplens.tasks import registry
+
+        registry._TASKS.pop(self.name, None)
+        registry._SCORERS.pop(self.name, None)
+        return False
