@@ -304,37 +304,40 @@ def add_pro_metadata(data, keys):
                                                            "answer_colour": colour}))
 
 
-class whole_only_task:
-    """`with whole_only_task() as name:` a plug-in family registered for the block only: the maze's hooks without
-    check_partial (its checker judges only a finished video), its samples and scorer named after it."""
+class maze_plugin:
+    """`with maze_plugin(name, check_partial) as name:` a plug-in family registered for the block only: the maze's
+    hooks and scorer under another name, its samples named after it, with `check_partial` as its per-frame hook
+    (None: none, its checker judges only a finished video)."""
 
-    name = "test-whole-only"
+    def __init__(self, name: str, check_partial=None):
+        self.name, self.check_partial = name, check_partial
 
     def __enter__(self):
         from dataclasses import replace
 
         from steplens.tasks import registry
+        from steplens.tasks.maze_task import MazeScorer
 
-        maze, name = get_task("maze"), self.name
+        maze, name, partial = get_task("maze"), self.name, self.check_partial
 
-        class WholeOnly:
+        class Plugin:
             def __getattr__(self, attr):
                 if attr == "check_partial":
-                    raise AttributeError(attr)
+                    if partial is None:
+                        raise AttributeError(attr)
+                    return partial
                 if attr == "name":
                     return name
                 if attr == "sample":
                     return lambda *a, **k: replace(maze.sample(*a, **k), task=name)
                 return getattr(maze, attr)
 
-        from steplens.tasks.maze_task import MazeScorer
-
-        class WholeOnlyScorer(MazeScorer):  # the maze's scorer, reading this family's samples
+        class PluginScorer(MazeScorer):  # the maze's scorer, reading this family's samples
             tasks = (name,)
 
-        WholeOnly.scorer = name
-        registry.register_scorer(name, WholeOnlyScorer)
-        registry.register_task(WholeOnly())
+        Plugin.scorer = name
+        registry.register_scorer(name, PluginScorer)
+        registry.register_task(Plugin())
         return name
 
     def __exit__(self, *exc):
@@ -343,3 +346,8 @@ class whole_only_task:
         registry._TASKS.pop(self.name, None)
         registry._SCORERS.pop(self.name, None)
         return False
+
+
+def whole_only_task():
+    """A plug-in family whose checker judges only a finished video (maze_plugin without check_partial)."""
+    return maze_plugin("test-whole-only")

@@ -92,9 +92,10 @@ def backtrack(model, samples, seeds, cfg, gen, counter: NFECounter, verifier, fr
             videos = decoded(model, out)
             for j, i in enumerate(group):
                 video = videos[j]
-                if k > 1 and current[i].prefix.shape[1:] == video.shape[1:]:  # the given frames, as given
-                    video = video.copy()
-                    video[:k] = current[i].prefix
+                given = current[i].prefix if k > 1 else current[i].first_frame[None]
+                if given.shape[1:] == video.shape[1:]:  # the given frames as given (K = 1: the first frame, which a
+                    video = video.copy()  # pipeline decodes through its VAE, not exactly)
+                    video[:k] = given
                 stripped = strip_sample(samples[i])
                 checks = partial_checks(video, stripped)
                 if checks is None:
