@@ -51,3 +51,25 @@ def test_k_frames_change_the_video_and_tracing_changes_nothing(pipe):
     assert len(seen) == STEPS
     assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], steps=STEPS,
                                       guidance=F.cfg), plain)
+
+
+def test_a_backend_without_frame_conditioning_refuses_k_frames_before_its_pipeline_runs(pipe):
+    """A plug-in backend that builds no K-frame condition keeps the core's refusal: never the first frame alone in
+    silence."""
+    from steplens.backends.hunyuan15 import HunyuanVideo15Model
+    from steplens.backends.prefix import UNSUPPORTED
+    from steplens.methods.backtrack import check_backtrack
+    from steplens.tape import forwards
+
+    class FirstFrameOnly(HunyuanVideo15Model):
+        prefix_why = UNSUPPORTED
+
+    model = FirstFrameOnly(pipe, glyph_length=F.glyph)
+    s = maze()
+    why = "cannot be given K = 2 leading frames: its steplens backend gives its pipeline the first frame only"
+    with forwards(model) as c, pytest.raises(ValueError, match=why):
+        model.generate([continue_from_frames(s, s.ground_truth, 2)], [5], steps=STEPS, guidance=F.cfg)
+    assert c.nfe == 0 and model.prefix_trained == 1
+    with pytest.raises(ValueError, match="backtrack regenerates from a verified prefix of frames, and model .* cannot "
+                                         "be given leading frames: its steplens backend"):
+        check_backtrack(model, ["maze"], "checker")
