@@ -302,3 +302,52 @@ def add_pro_metadata(data, keys):
         colour = np.median(final[ys, xs], 0).astype(int).tolist()
         (data / k / "metadata.json").write_text(json.dumps({"answer_pixels": np.stack([ys, xs], 1).tolist(),
                                                            "answer_colour": colour}))
+
+
+class maze_plugin:
+    """`with maze_plugin(name, check_partial) as name:` a plug-in family registered for the block only: the maze's
+    hooks and scorer under another name, its samples named after it, with `check_partial` as its per-frame hook
+    (None: none, its checker judges only a finished video)."""
+
+    def __init__(self, name: str, check_partial=None):
+        self.name, self.check_partial = name, check_partial
+
+    def __enter__(self):
+        from dataclasses import replace
+
+        from steplens.tasks import registry
+        from steplens.tasks.maze_task import MazeScorer
+
+        maze, name, partial = get_task("maze"), self.name, self.check_partial
+
+        class Plugin:
+            def __getattr__(self, attr):
+                if attr == "check_partial":
+                    if partial is None:
+                        raise AttributeError(attr)
+                    return partial
+                if attr == "name":
+                    return name
+                if attr == "sample":
+                    return lambda *a, **k: replace(maze.sample(*a, **k), task=name)
+                return getattr(maze, attr)
+
+        class PluginScorer(MazeScorer):  # the maze's scorer, reading this family's samples
+            tasks = (name,)
+
+        Plugin.scorer = name
+        registry.register_scorer(name, PluginScorer)
+        registry.register_task(Plugin())
+        return name
+
+    def __exit__(self, *exc):
+        from steplens.tasks import registry
+
+        registry._TASKS.pop(self.name, None)
+        registry._SCORERS.pop(self.name, None)
+        return False
+
+
+def whole_only_task():
+    """A plug-in family whose checker judges only a finished video (maze_plugin without check_partial)."""
+    return maze_plugin("test-whole-only")

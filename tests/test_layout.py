@@ -91,8 +91,8 @@ def cycles(g: dict[str, set[str]], within: str = "steplens") -> list[list[str]]:
     return out
 
 
-CORE = {"__init__", "checks", "decode", "geometry", "load", "lora", "loop", "model", "patches", "prompts", "registry",
-        "steps"}
+CORE = {"__init__", "checks", "decode", "geometry", "load", "lora", "loop", "model", "patches", "prefix", "prompts",
+        "registry", "steps"}
 TINY = "tiny"  # steplens/backends/tiny/<family>.py (a one-file adapter's builder), or <family>/tiny.py in a folder
 
 

@@ -54,8 +54,14 @@ def test_what_backtracking_cannot_do_is_refused_before_any_forward(frames_model)
     from steplens.methods.search import check_search
     from steplens.models.load import load_model
 
-    with pytest.raises(ValueError, match="cannot judge single frames"):
-        check_search(SearchConfig(method="backtrack", n=2, verifier="checker"), 4, tasks=["reappear"])
+    from builders import whole_only_task
+
+    with whole_only_task() as name, pytest.raises(ValueError, match=f"task '{name}' cannot judge single frames"):
+        check_search(SearchConfig(method="backtrack", n=2, verifier="checker"), 4, tasks=[name])
+    for verifier in ("task", "solver", "consensus"):  # each judges a finished video; the checker reads frame rules
+        with pytest.raises(ValueError, match=f"verifier '{verifier}' cannot judge single frames .* verifiers that "
+                                             f"can: checker"):
+            check_search(SearchConfig(method="backtrack", n=2, verifier=verifier), 4, tasks=["maze"])
     plain = load_model("tiny-maze")
     s = draw(get_task("maze"), 0, "test", 5, 5, idx=0)
     with pytest.raises(ValueError, match="trained on first frames only"):
@@ -71,9 +77,9 @@ def _cli(*args):
 
 
 def test_bad_backtracking_is_named_on_the_command_line_and_nothing_is_written(tmp_path, loads):
-    r = _cli("eval", "--search", "backtrack", "--particles", 2, "--verifier", "checker", "--task", "reappear",
+    r = _cli("eval", "--search", "backtrack", "--particles", 2, "--verifier", "consensus", "--task", "reappear",
              "--count", 2, "--steps", 3)
-    assert r.exit_code == 2 and "cannot judge single frames" in r.output and not loads
+    assert r.exit_code == 2 and "verifier 'consensus' cannot judge single frames" in r.output and not loads
     r = _cli("compare", "--budget", 2, "--search-methods", "backtrack", "--verifier", "checker", "--count", 2,
              "--steps", 3, "--methods", "single", "--out", tmp_path / "cmp")
     assert r.exit_code == 2 and "trained on first frames only" in r.output and not (tmp_path / "cmp").exists()

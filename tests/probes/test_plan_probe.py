@@ -45,10 +45,24 @@ def test_plan_runs_end_to_end_on_the_tiny_model(tiny_model, tmp_path):
     assert res["cost"]["nfe"] == 3 * 2 * 3
 
 
+@pytest.mark.parametrize("task", ["tictactoe", "reappear"])
+def test_tictactoe_and_reappear_measure_their_time_of_first_error(tiny_model, tmp_path, task):
+    s = ProbeSettings(count=3, steps=2, frames=4, batch=3, task=task)
+    res = get_probe("plan").run(tiny_model, tmp_path / "t", s, n_seeds=2, progress=False)
+    fam = res["headline"]["families"][task]
+    fe = fam["first_error"]
+    assert fe["state"] == "measured" and fe["rejected"] + fe["not_rejected"] == fe["failed"]
+    assert fe["failed"] == fam["runs"] - round(fam["solve_rate"] * fam["runs"])
+    assert sum(fe["histogram"]) == fe["rejected"] and len(fe["histogram"]) == 4
+
+
 def test_a_family_that_cannot_judge_frames_reports_its_first_error_undetermined(tiny_model, tmp_path):
-    s = ProbeSettings(count=2, steps=2, frames=3, batch=2, task="tictactoe")
-    res = get_probe("plan").run(tiny_model, tmp_path / "t", s, n_seeds=1, progress=False)
-    fe = res["headline"]["families"]["tictactoe"]["first_error"]
+    from builders import whole_only_task
+
+    with whole_only_task() as name:
+        s = ProbeSettings(count=2, steps=2, size=3, frames=3, batch=2, task=name)
+        res = get_probe("plan").run(tiny_model, tmp_path / "t", s, n_seeds=1, progress=False)
+    fe = res["headline"]["families"][name]["first_error"]
     assert fe["state"] == UNDETERMINED and "cannot judge single frames" in fe["why"]
     # one seed: no diversity, the second claim says so
     state, text = get_probe("plan").claims[1].judge(res["headline"], res["table"])

@@ -45,10 +45,85 @@ def test_a_detached_stroke_is_rejected_and_the_last_frame_is_judged_whole():
     assert partial_checks(video, s) == [True, True, False, True, False]  # last frame: nothing reaches the goal
 
 
-def test_a_family_that_cannot_judge_single_frames_says_so():
-    s = get_task("tictactoe").sample(1)
-    assert not callable(getattr(find_task("tictactoe"), "check_partial", None))
+@pytest.fixture
+def whole_only():
+    from builders import whole_only_task
+
+    with whole_only_task() as name:
+        yield name
+
+
+def test_a_family_that_cannot_judge_single_frames_says_so(whole_only):
+    s = get_task(whole_only).sample(1, size=4, frames=4)
+    assert s.task == whole_only
+    assert not callable(getattr(find_task(whole_only), "check_partial", None))
     assert partial_checks(s.ground_truth, s) is None
+
+
+@pytest.mark.parametrize("size, frames", [(1, 3), (2, 4), (3, 7)])
+def test_a_tictactoe_video_passes_at_every_frame_and_is_rejected_from_the_frame_that_breaks_a_rule(size, frames):
+    from steplens.tasks.tictactoe import RED, X_PIXELS, cell_origin, read_board, winner
+
+    for seed in range(20):
+        s = get_task("tictactoe").sample(seed, size=size, frames=frames)
+        assert partial_checks(s.ground_truth, s) == [True] * frames, seed
+    board = read_board(s.first_frame)
+    losing = next(c for c in ((r, c) for r in range(4) for c in range(4))
+                  if c not in board and winner({**board, c: "X"}) is None)
+    # an X started in a cell that does not win, from frame 1 on (the right X drawn too at the end; the last frame is
+    # judged whole by `check`, which reads a third of an X as no mark)
+    video = s.ground_truth.copy()
+    r0, c0 = cell_origin(losing)
+    for t in range(1, frames):
+        for dr, dc in X_PIXELS[:3]:
+            video[t, r0 + dr, c0 + dc] = RED
+    assert partial_checks(video, s)[:-1] == [True] + [False] * (frames - 2)
+    # an O of the board erased from frame 2 on
+    video = s.ground_truth.copy()
+    o = next(c for c, m in board.items() if m == "O")
+    r0, c0 = cell_origin(o)
+    video[2:, r0:r0 + 5, c0:c0 + 5] = 255
+    assert partial_checks(video, s) == [True, True] + [False] * (frames - 2)
+    # a stroke in blue (an O being drawn) where the X goes
+    video = s.ground_truth.copy()
+    drawn = (video[1] != s.first_frame).any(-1)
+    video[1][drawn] = [0, 0, 255]
+    assert partial_checks(video, s)[:2] == [True, False]
+
+
+@pytest.mark.parametrize("size, frames", [(3, 4), (7, 4), (11, 8)])
+def test_a_reappear_video_passes_at_every_frame_and_is_rejected_from_the_frame_that_breaks_a_rule(size, frames):
+    from steplens.tasks.reappear import COLOURS, GREY, read_scene
+
+    for seed in range(20):
+        s = get_task("reappear").sample(seed, size=size, frames=frames)
+        assert partial_checks(s.ground_truth, s) == [True] * frames, seed
+    scene = read_scene(s.first_frame, frames)
+    colour = np.array(COLOURS[scene["colour"]], np.uint8)
+    white = np.array([255, 255, 255], np.uint8)
+
+    def moved_back(frame):  # the object drawn one pixel left of where frame 0 has it, in its shape
+        out = frame.copy()
+        out[(np.abs(out.astype(int) - colour.astype(int)).sum(-1) < 120)] = white
+        box = (s.first_frame.astype(int) - colour.astype(int))
+        solid = np.argwhere(np.abs(box).sum(-1) < 120)
+        for r, c in solid:
+            out[r, c - 1] = colour
+        return out
+
+    video = s.ground_truth.copy()
+    video[1] = moved_back(video[1])
+    assert partial_checks(video, s)[:2] == [True, False]
+    # the occluder erased from frame 2 on
+    video = s.ground_truth.copy()
+    a, b = scene["occluder"]
+    video[2:, 1:-1, a:b] = white
+    got = partial_checks(video, s)
+    assert got == [True, True] + [False] * (frames - 2) and not (video[2:, 1:-1, a:b] == GREY).any()
+    # a second object of its colour (drawn twice) in frame 1
+    video = s.ground_truth.copy()
+    video[1][1, 1:3] = colour
+    assert partial_checks(video, s)[:2] == [True, False]
 
 
 @pytest.mark.parametrize("name", ["symmetry", "symmetry-open"])

@@ -28,6 +28,11 @@ How a task sample becomes a pipeline call (`generate`), where the pipeline diffe
   stream (`glyph_length` zero tokens, masked: what the pipeline gives a prompt without quoted text);
 * shift: the scheduler's fixed shift (hub: 5 at 480p), replaced for the call by a copy at `shift`;
 * latents are in the transformer's dtype (a bfloat16 model gives bfloat16 x_s; x0_hat is computed in float32).
+* K leading frames (a sample from `steplens.tasks.continue_from_frames`): the pipeline's condition is a latent and a
+  mask per latent frame, concatenated to the transformer input (`prepare_cond_latents_and_mask`: the image latent in
+  frame 0, mask 1 there). Given K frames, `prefix_condition` fills latent frames 0 .. K-1 with the K frames' latents
+  (the VAE reads them as a video: sample frame j >= 1 fills video frames r(j-1)+1 .. rj, r the temporal factor) and
+  marks them; K = 1 is the pipeline's own condition, bit for bit. The SigLIP image embedding stays the first frame's;
 * meanflow checkpoints (transformer use_meanflow): v is the mean velocity to the next step; x_s - sigma v is then
   Euler's extrapolation to sigma 0, not the model's x0.
 
@@ -59,6 +64,24 @@ def decode_latents(pipe, latents: torch.Tensor, output_type: str = "pt"):
     return vae_decode(pipe, latents.to(vae_device(pipe), vae.dtype) / vae.config.scaling_factor, output_type)
 
 
+def prefix_condition(pipe, frames: list, height: int, width: int, latents: torch.Tensor, dtype, device):
+    """(latent condition, mask) of K PIL frames (the call size) for one row whose latents are `latents`
+    (1, C, T, h, w), as HunyuanVideo15ImageToVideoPipeline.prepare_cond_latents_and_mask builds them for one image
+    (its `_get_image_latents` on a video of the K frames)."""
+    from diffusers.pipelines.hunyuan_video1_5.pipeline_hunyuan_video1_5_image2video import retrieve_latents
+
+    vae, r = pipe.vae, pipe.vae_scale_factor_temporal
+    pre = [pipe.video_processor.preprocess(f, height=height, width=width).to(device, dtype=vae.dtype) for f in frames]
+    video = torch.stack([pre[0]] + [f for f in pre[1:] for _ in range(r)], dim=2)  # video frames 0 .. r(K-1)
+    given = retrieve_latents(vae.encode(video), sample_mode="argmax") * vae.config.scaling_factor
+    k, (_, _, t, h, w) = given.shape[2], latents.shape
+    cond = torch.zeros(1, given.shape[1], t, h, w, dtype=dtype, device=device)
+    cond[:, :, :k] = given.to(device=device, dtype=dtype)
+    mask = torch.zeros(1, 1, t, h, w, dtype=dtype, device=device)
+    mask[:, :, :k] = 1.0
+    return cond, mask
+
+
 class HunyuanLoop(PipelineLoop):
     """PipelineLoop on a HunyuanVideo15ImageToVideoPipeline: the default loop as it is (the guider's "pred_cond" /
     "pred_uncond" forwards are the core's CFG branches), FlowMatch Euler only."""
@@ -87,6 +110,8 @@ class HunyuanVideo15Model(PipelineModel):
     float32_components = ("vae", "image_encoder")
     decode_latents = staticmethod(decode_latents)
     fps = 24.0  # HunyuanVideo-1.5's frame rate
+
+    prefix_why = None  # K leading frames: the pipeline's condition latent and mask, per latent frame (prefix_condition)
 
     def __init__(self, pipe, name: str | None = None, *, glyph_length: int | None = None, **kwargs):
         super().__init__(pipe, name, **kwargs)
@@ -145,10 +170,15 @@ class HunyuanVideo15Model(PipelineModel):
             out.update({f"negative_{k}": v for k, v in self._embed(negatives).items()})
         return out
 
-    def _per_sample(self, images, height: int, width: int) -> InstancePatches:
-        """For one call: the size (height, width), and the per-image steps once per sample (see the module doc)."""
+    def _per_sample(self, images, height: int, width: int, given=None) -> InstancePatches:
+        """For one call: the size (height, width), and the per-image steps once per sample (see the module doc);
+        `given`: per sample its K > 1 leading frames (PIL images), else None."""
         pipe, n = self.pipe, len(images)
-        resized = [pipe.video_processor.resize(img, height=height, width=width, resize_mode="crop") for img in images]
+
+        def resize(imgs):
+            return [pipe.video_processor.resize(img, height=height, width=width, resize_mode="crop") for img in imgs]
+
+        resized, given = resize(images), [None if g is None else resize(g) for g in (given or [None] * n)]
 
         def wrap_size(original):
             def calculate_default_height_width(*args, **kwargs):
@@ -170,6 +200,8 @@ class HunyuanVideo15Model(PipelineModel):
                 a = bound_arguments(original, args, kwargs)
                 lat = a["latents"]
                 rows = [original(lat[i:i + 1], img, 1, a["height"], a["width"], a["dtype"], a["device"])
+                        if given[i] is None else
+                        prefix_condition(pipe, given[i], a["height"], a["width"], lat[i:i + 1], a["dtype"], a["device"])
                         for i, img in enumerate(resized)]
                 return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
 
@@ -185,6 +217,6 @@ class HunyuanVideo15Model(PipelineModel):
         kw = dict(kw)
         height, width, guidance = kw.pop("height"), kw.pop("width"), kw.pop("guidance_scale")
         stack.enter_context(InstancePatches((self.pipe.guider, "guidance_scale", lambda own: guidance)))  # for the call
-        stack.enter_context(self._per_sample(images, height, width))
+        stack.enter_context(self._per_sample(images, height, width, self.prefix_images(samples, height, width)))
         return dict(image=images[0], generator=generators, output_type="latent", return_dict=False, **kw,
                     **self.prompt_inputs([s.prompt for s in samples], guidance > 1))

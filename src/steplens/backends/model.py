@@ -25,6 +25,7 @@ from ..contract import ModelDefaults
 from ..sampling import check_finite
 from .checks import check_call, check_dtype, check_pipeline_class, check_upscale, scheduler_shift, scheduler_with_shift
 from .geometry import PipelineGeometry
+from .prefix import FramePrefix
 from .prompts import prompt_embedder
 from .steps import transformer_components
 
@@ -49,7 +50,7 @@ class BlockView(torch.nn.Module):
         raise RuntimeError("BlockView is a naming view for hooks; call the pipeline's transformer instead")
 
 
-class PipelineModel(ModelDefaults, PipelineGeometry):
+class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
     """A diffusers pipeline as a steplens model; subclass it per family (see steplens.backends)."""
 
     # -- what a backend gives --------------------------------------------------------------------------------------
@@ -367,6 +368,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         guidance = own["guidance"] if guidance is None else guidance
         frames = check_frames(frames or samples[0].frames)
         seeds = check_call(samples, seeds, steps, guidance, self.family)
+        self.check_prefixes(samples, frames)  # K leading frames it cannot be given: refused before the pipeline runs
         height, width = self.call_size(samples)
         images = self.first_frames(samples, height, width)
         kw = {"height": height, "width": width, "num_frames": self.video_frames(frames), "num_inference_steps": steps,

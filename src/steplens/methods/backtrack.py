@@ -13,8 +13,10 @@ restarts from the first frame alone: plain resampling, as best-of-n's next seed 
 NFE: every generation is a full run (S steps for every frame: the embedded model denoises all frames, the known ones
 conditioned), so `n` generations cost at most n·S per sample and CFG branch, less where a sample is accepted early.
 
-Needs a model that conditions on K leading frames (the embedded model trained with `prefix`; its `check_prefix` says
-why not) and a task that judges single frames (a `check_partial` hook); both are refused before any forward.
+Needs a model that conditions on K leading frames (the embedded model trained with `prefix`, Wan image-to-video,
+LTX-2, HunyuanVideo-1.5; its `check_prefix` says why not), a task that judges single frames (a `check_partial` hook)
+and a verifier that does (`judges_frames`: `checker`, the task's rules frame by frame); all are refused before any
+forward.
 """
 
 from __future__ import annotations
@@ -23,23 +25,34 @@ import numpy as np
 import torch
 
 from ..tape import NFECounter, forwards, run_until
-from ..tasks import Score, continue_from_frames, find_task, partial_checks, strip_sample, tasks_with
+from ..tasks import (Score, continue_from_frames, find_task, frame_verifiers, partial_checks, strip_sample,
+                     tasks_with)
 
 
-def check_backtrack(model=None, tasks=()) -> None:
-    """Refuse what backtracking cannot do: a task that cannot judge single frames, a model that cannot be given
-    leading frames (when `model` is given: after it loads, before any forward)."""
+def check_backtrack(model=None, tasks=(), verifier=None) -> None:
+    """Refuse what backtracking cannot do: a verifier that cannot judge single frames (`verifier`: its name or the
+    verifier itself, `judges_frames`), a task that cannot, a model that cannot be given leading frames (when `model`
+    is given: after it loads, before any forward)."""
+    judges = verifier in frame_verifiers() if isinstance(verifier, str) else getattr(verifier, "judges_frames", False)
+    if verifier is not None and not judges:
+        name = verifier if isinstance(verifier, str) else getattr(verifier, "name", type(verifier).__name__)
+        raise ValueError(f"backtrack judges a video frame by frame, and verifier {name!r} cannot judge single "
+                         f"frames (it judges a finished video); verifiers that can: "
+                         f"{', '.join(frame_verifiers()) or 'none'} (--verifier)")
     for t in dict.fromkeys(tasks):
         task = find_task(t)
         if not callable(getattr(task, "check_partial", None)) or not callable(getattr(task, "check", None)):
             have = [n for n in tasks_with("check_partial") if n in tasks_with("check")]
             raise ValueError(f"backtrack judges a video frame by frame, and task {t!r} cannot judge single frames (no "
                              f"check_partial hook); tasks that can: {', '.join(have) or 'none'}")
-    if model is not None and not callable(getattr(model, "check_prefix", None)):
+    if model is None:
+        return
+    why = model.prefix_refused() if callable(getattr(model, "prefix_refused", None)) else None
+    if why or not callable(getattr(model, "check_prefix", None)):
         raise ValueError(f"backtrack regenerates from a verified prefix of frames, and model {model.name!r} "
-                         f"({getattr(model, 'backend', '?')}) cannot be given leading frames (no frame-prefix "
-                         f"conditioning in its backend)")
-    if model is not None and getattr(model, "prefix_trained", 1) < 2:
+                         f"({getattr(model, 'family', None) or getattr(model, 'backend', '?')}) cannot be given "
+                         f"leading frames: {why or 'no frame-prefix conditioning in its backend'}")
+    if getattr(model, "prefix_trained", 1) < 2:
         raise ValueError(f"backtrack regenerates from a verified prefix of frames, and model {model.name!r} was "
                          f"trained on first frames only (K = 1): it was never taught to continue given frames; use a "
                          f"frame-prefix model (trained with `prefix` in its training config)")
@@ -59,7 +72,7 @@ def _generate(model, samples, seeds, gen, counter: NFECounter) -> torch.Tensor:
 
 def backtrack(model, samples, seeds, cfg, gen, counter: NFECounter, verifier, fresh_seed, decoded, result_cls):
     """Backtracking search for every sample (see the module docstring): `cfg.n` generations at most."""
-    check_backtrack(model, [s.task for s in samples])
+    check_backtrack(model, [s.task for s in samples], verifier)
     current = list(samples)
     latents: list[torch.Tensor | None] = [None] * len(samples)
     scores: list[Score | None] = [None] * len(samples)
@@ -79,9 +92,10 @@ def backtrack(model, samples, seeds, cfg, gen, counter: NFECounter, verifier, fr
             videos = decoded(model, out)
             for j, i in enumerate(group):
                 video = videos[j]
-                if k > 1 and current[i].prefix.shape[1:] == video.shape[1:]:  # the given frames, as given
-                    video = video.copy()
-                    video[:k] = current[i].prefix
+                given = current[i].prefix if k > 1 else current[i].first_frame[None]
+                if given.shape[1:] == video.shape[1:]:  # the given frames as given (K = 1: the first frame, which a
+                    video = video.copy()  # pipeline decodes through its VAE, not exactly)
+                    video[:k] = given
                 stripped = strip_sample(samples[i])
                 checks = partial_checks(video, stripped)
                 if checks is None:

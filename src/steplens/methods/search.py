@@ -178,7 +178,7 @@ def check_search(cfg: SearchConfig, num_steps: int | None = None, tasks=(), samp
     if cfg.method == "backtrack":
         from .backtrack import check_backtrack
 
-        check_backtrack(None, tasks)
+        check_backtrack(None, tasks, cfg.verifier)
     for t in dict.fromkeys(tasks):
         if cfg.method == "chain" and not callable(getattr(find_task(t), "continue_from", None)):
             have = tasks_with("continue_from")
@@ -582,7 +582,7 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
     if cfg.method == "backtrack":  # the model's frame conditioning, before the first forward
         from .backtrack import check_backtrack
 
-        check_backtrack(model, [s.task for s in samples])
+        check_backtrack(model, [s.task for s in samples], cfg.verifier)
     rows = []
     with tqdm(total=len(samples), desc=f"search {cfg.method}", disable=not progress) as bar:
         for chunk in batches(list(samples), batch):

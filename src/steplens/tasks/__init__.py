@@ -12,7 +12,7 @@ from .rules import RuleBasedScorer
 from .checker import strength_of
 from .sample import Sample, continue_from_frames, write_sample
 from .splits import PARTS, check_part, content_id, draw, draw_many, part_of
-from .verify import (Verifier, check_samples, check_verifier_task, get_verifier, register_verifier, strip_sample,
+from .verify import (Verifier, check_samples, check_verifier_task, frame_verifiers, get_verifier, register_verifier, strip_sample,
                      verifier_names, verifier_origin, verifier_reads, verifier_strength, verify_many)
 
 
@@ -65,4 +65,4 @@ __all__ = ["DEFAULT_TASK", "tasks_with", "next_size", "parse_tasks", "RuleBasedS
            "generator_task", "get_scorer", "get_task", "has_generator", "palette", "register_scorer",
            "register_task", "scorer_names", "task_names", "write_sample", "Verifier", "get_verifier", "register_verifier", "strip_sample",
            "verifier_names", "verify_many", "continue_from_frames", "partial_checks", "PARTS", "check_part", "content_id", "draw", "draw_many", "part_of",
-           "check_samples", "check_verifier_task", "strength_of", "verifier_strength", "verifier_reads", "verifier_origin"]
+           "check_samples", "check_verifier_task", "strength_of", "verifier_strength", "verifier_reads", "verifier_origin", "frame_verifiers"]

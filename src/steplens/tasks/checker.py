@@ -35,6 +35,7 @@ class CheckerVerifier:
 
     name = "checker"
     strength = "checker"
+    judges_frames = True  # the task's rules frame by frame (its check_partial hook): what backtracking reads
     reads = ("the first frame and prompt, through the sample's task's own check hook: validity rules, nothing solved "
              "(a maze: one connected path from start to goal off the walls, no distances); not a sample steplens did "
              "not draw")

@@ -181,6 +181,34 @@ class ReappearTask:
         return Score(score=s, success=bool(ok), details={"object_whole": bool(whole), "past_occluder": bool(past),
                                                          "occluder_kept": occ_kept, "strength": "checker"})
 
+    def check_partial(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker on a video not over yet (its last frame; `partial_checks` judges every frame with it): the
+        occluder kept, and the object, where any of it shows, is frame 0's object (its colour and shape, cut only
+        by the occluder and the border) in its row, once, moved on to the right of where frame 0 has it (frame 0
+        itself: where frame 0 has it). Hidden whole (behind the wall) passes. Its speed is not read, so where it should be is not asked (nothing solved)."""
+        try:
+            scene = read_scene(sample.first_frame, sample.frames or len(np.asarray(video)))
+        except ValueError as e:
+            raise ValueError(f"{sample.name}: {e}") from None
+        frame = _native(np.asarray(video)[-1]).astype(int)
+        a, b = scene["occluder"]
+        occ_kept = float((np.abs(frame[1:-1, a:b] - np.array(GREY)).sum(-1) < 120).mean())
+        near = np.abs(frame - np.array(COLOURS[scene["colour"]])).sum(-1) < 120
+        shows = bool(near.any())
+        at = None
+        if shows:  # the left column x (> x0) where the object, cut as the renderer cuts it, is exactly what shows
+            sc = Scene(scene["colour"], scene["shape"], scene["row"], 0, 1, (a, b))
+            for x in range(scene["x0"] + (len(np.asarray(video)) > 1), W - 1):
+                img = np.zeros((H, W, 3), np.uint8)
+                _draw(img, sc, x, (1, 1, 1))
+                if (img[..., 0] == 1).any() and ((img[..., 0] == 1) == near).all():
+                    at = x
+                    break
+        ok = occ_kept > 0.9 and (not shows or at is not None)
+        return Score(score=float(ok), success=bool(ok),
+                     details={"object_shows": shows, "object_at": at, "occluder_kept": occ_kept,
+                              "strength": "checker", "partial": True})
+
     def answer_region(self, sample: Sample) -> np.ndarray:
         """Where the object must reappear (its 3 x 3 box in the last frame), and where it was in frame 0."""
         from .contract import default_answer_region

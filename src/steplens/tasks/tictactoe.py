@@ -169,6 +169,24 @@ class TicTacToeTask:
         return Score(score=1.0 if ok else 0.3 if legal else 0.0, success=bool(ok),
                      details={"new_marks": [list(c) for c in new], "board_kept": bool(kept), "strength": "checker"})
 
+    def check_partial(self, video: np.ndarray, sample: Sample) -> Score:
+        """The checker on a video not over yet (its last frame; `partial_checks` judges every frame with it): the
+        board and grid kept, at most one empty cell drawn in, only on the X pattern and in red (an X being drawn
+        stroke by stroke, not an O), and that cell, as an X, makes three in a row (read off the board, as `check`
+        reads the finished X; nothing else solved). A frame with nothing drawn yet passes."""
+        first, frame = _native(sample.first_frame), _native(np.asarray(video)[-1])
+        before, now = read_board(first), read_board(frame)
+        kept = all(now.get(c) == m for c, m in before.items()) and _grid_kept(first, frame) > 0.95
+        drawn = [c for c in CELLS if c not in before and len(_inked(frame, c)) >= 2]  # one stray pixel is noise
+        cell = drawn[0] if len(drawn) == 1 else None
+        on_x = cell is not None and _inked(frame, cell) <= set(X_PIXELS) and _red(frame, cell) == _inked(frame, cell)
+        wins = on_x and winner({**before, cell: "X"}) == "X"
+        ok = kept and (not drawn or wins)
+        return Score(score=float(ok), success=bool(ok),
+                     details={"board_kept": bool(kept), "cells_drawn": [list(c) for c in drawn],
+                              "on_x_pattern": bool(on_x), "would_win": bool(wins), "strength": "checker",
+                              "partial": True})
+
     def validate(self, sample: Sample) -> None:
         if sample.first_frame.shape[:2] != (SIDE, SIDE):
             raise ValueError(f"{sample.name}: a tic-tac-toe first frame is {SIDE}x{SIDE} pixels (or an integer "
@@ -198,6 +216,21 @@ def cell_marks(frame: np.ndarray) -> dict:
         out[cell] = (np.mean([red[r0 + a, c0 + b] for a, b in X_PIXELS]),
                      np.mean([blue[r0 + a, c0 + b] for a, b in O_PIXELS]))
     return out
+
+
+def _inked(frame: np.ndarray, cell: tuple[int, int]) -> set:
+    """The pixels (dr, dc) of a cell of a native frame that are not white (within the grid's tolerance)."""
+    r0, c0 = cell_origin(cell)
+    block = np.abs(frame[r0: r0 + CELL, c0: c0 + CELL].astype(int) - WHITE.astype(int)).sum(-1) >= 120
+    return {(int(a), int(b)) for a, b in zip(*np.nonzero(block))}
+
+
+def _red(frame: np.ndarray, cell: tuple[int, int]) -> set:
+    """The pixels (dr, dc) of a cell of a native frame that are red (the X's colour, as `cell_marks` reads it)."""
+    r0, c0 = cell_origin(cell)
+    f = frame[r0: r0 + CELL, c0: c0 + CELL].astype(np.int32)
+    red = (f[..., 0] > 160) & (f[..., 1] < 110) & (f[..., 2] < 110)
+    return {(int(a), int(b)) for a, b in zip(*np.nonzero(red))}
 
 
 def read_board(frame: np.ndarray) -> dict:

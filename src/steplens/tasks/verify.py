@@ -126,6 +126,13 @@ def verifier_names() -> list[str]:
     return sorted(_VERIFIERS)
 
 
+def frame_verifiers() -> list[str]:
+    """The verifiers that judge single frames (`judges_frames`, read off their factories without building them): what
+    backtracking needs (steplens.methods.backtrack)."""
+    _load()
+    return [n for n in sorted(_VERIFIERS) if getattr(_VERIFIERS[n], "judges_frames", False)]
+
+
 def get_verifier(name: str) -> Verifier:
     """The verifier registered as `name`, built; an unknown name is refused with the list."""
     _load()

@@ -31,6 +31,13 @@ on frame 0, becomes frame 0 of the next latent; at a step with sigma_next = 0 th
 x0' (Euler's x + (0 - sigma) (x - x0') / sigma equals x0' up to float rounding; the core loop returns x0' itself).
 A `v` edit that changes frame 0 is refused (the pipeline never uses frame 0's velocity). The audio latents are
 neither traced nor editable: they are denoised by the pipeline as usual, jointly with the (possibly edited) video.
+
+K leading frames (steplens.backends.ltx2.prefix): when the pipeline's conditioning mask marks latent frames
+0 .. K-1 of a row (K > 1), the loop holds them as the pipeline holds frame 0: their tokens keep timestep 0 (the
+mask), the scheduler gets velocity 0 on them (they do not move), and every latent packed after a step gets them
+back exactly (the per-step re-pin, as the pipeline's `torch.cat([latents[:, :, :1], ...])` does for frame 0). Traced,
+they are x_s = x0_hat = the given latent, v = 0; an edit that would change them is refused. K = 1 is the plain
+path above, untouched.
 """
 
 from __future__ import annotations
@@ -50,6 +57,12 @@ from ..steps import PipelineStep
 PIPELINES = ("LTX2ImageToVideoPipeline",)
 EXPERT = "transformer"  # the one denoiser's component name: the expert in step contexts and record keys
 EXTRA_BRANCHES = {"uncond_stg": "stg", "uncond_modality": "modality"}
+_LOOPS: dict[int, "LTX2Loop"] = {}  # id(pipe) -> the LTX2Loop attached to it now
+
+
+def attached_loop(pipe) -> "LTX2Loop | None":
+    """The LTX2Loop attached to `pipe` now (hooks, a trace, generate's own), or None."""
+    return _LOOPS.get(id(pipe))
 
 
 def check_pipeline(pipe) -> None:
@@ -109,7 +122,21 @@ class LTX2Loop(PipelineLoop):
 
     def __init__(self, pipe, *args, **kwargs):
         self.audio_scheduler = None
+        # K > 1 leading frames of the call (set by every prepare_latents, before set_timesteps resets the run):
+        # (their packed clean latent, token mask (B, L, 1), K per row), else None
+        self._pin = None
         super().__init__(pipe, *args, **kwargs)
+
+    def __enter__(self):
+        out = super().__enter__()
+        _LOOPS[id(self.pipe)] = self
+        return out
+
+    def _exit(self):
+        if _LOOPS.get(id(self.pipe)) is self:
+            del _LOOPS[id(self.pipe)]
+        self._pin = None
+        super()._exit()
 
     # -- state: the packed latent (self._latent), and what a step leaves for the next ----------------------------------
     def _reset_run(self):
@@ -129,7 +156,32 @@ class LTX2Loop(PipelineLoop):
             latents = latents.clone()
             out = (latents, *out[1:])
         self._latent = latents
+        self._pin = self._given(latents, out[1], kwargs.get("num_frames", args[5] if len(args) > 5 else None))
         return out
+
+    def _given(self, latents: torch.Tensor, mask: torch.Tensor, num_frames) -> tuple | None:
+        """The K > 1 leading frames the conditioning mask marks (steplens.backends.ltx2.prefix), else None."""
+        if num_frames is None or mask is None or mask.ndim != 2:
+            return None
+        t = (int(num_frames) - 1) // self.pipe.vae_temporal_compression_ratio + 1
+        per_frame = mask.shape[1] // t
+        known = [int(round(float(m.sum()))) // per_frame for m in mask]
+        if max(known) <= 1:
+            return None
+        return latents.detach().clone(), (mask > 0)[..., None], known
+
+    def known_mask(self, frames: int, start: int = 0) -> torch.Tensor | None:
+        """(B, 1, frames, 1, 1) bool: the given latent frames start .. start+frames-1 of each row (K > 1), else None."""
+        if self._pin is None:
+            return None
+        idx = torch.arange(start, start + frames)
+        return torch.stack([idx < k for k in self._pin[2]]).view(len(self._pin[2]), 1, frames, 1, 1)
+
+    def _refuse_given(self, what: str, k: int, new: torch.Tensor, old: torch.Tensor) -> None:
+        m = self.known_mask(new.shape[2])
+        if m is not None and changed(torch.where(m.to(new.device), new, 0), torch.where(m.to(old.device), old, 0)):
+            raise ValueError(f"{what} at step {k} changed the given leading latent frames (K = {max(self._pin[2])}: "
+                             f"they are held as given, as the pipeline holds frame 0); edit the frames after them")
 
     def stepped(self, out) -> None:
         self._after_step = True
@@ -149,6 +201,9 @@ class LTX2Loop(PipelineLoop):
                 latents = torch.cat([self._frame0.to(latents.device, latents.dtype), latents[:, :, 1:]], dim=2)
                 self._frame0 = None
             out = original(latents, *args, **kwargs)
+            if self._pin is not None:  # the given frames, exactly as given (the per-step re-pin)
+                clean, tokens, _ = self._pin
+                out = torch.where(tokens.to(out.device), clean.to(out.device, out.dtype), out)
             self._latent = out
             return out
 
@@ -197,6 +252,7 @@ class LTX2Loop(PipelineLoop):
             ref = unpack(self.pipe, seen, self._grid)
             new = self.hooks.on_latent(StepContext(step, sigma, ("cond",), EXPERT), ref.clone())
             if changed(new, ref):
+                self._refuse_given("a latent edit", step, new, ref)
                 if live is None:
                     raise RuntimeError("cannot edit the latent: the pipeline's latents were replaced (by a "
                                        "callback_on_step_end?) and steplens cannot reach them")
@@ -220,6 +276,9 @@ class LTX2Loop(PipelineLoop):
         s = self.scheduler.sigmas[k].to(sample.device)
         frame0, x = self._full(sample)
         v = model_output
+        held = self.known_mask(v.shape[2], start=1)
+        if held is not None:  # the given frames 1 .. K-1 do not move (frame 0 is not stepped at all)
+            v = torch.where(held.to(v.device), torch.zeros((), dtype=v.dtype, device=v.device), v)
         if self.wants(*[p for p in SAMPLER_POINTS if p != "latent"]):
             ctx = StepContext(k, sigma, ("cond",), EXPERT)
             v_full = torch.cat([torch.zeros_like(frame0).to(v.dtype), v], dim=2)
@@ -228,9 +287,12 @@ class LTX2Loop(PipelineLoop):
                 if new_v[:, :, :1].abs().max() > 0:
                     raise ValueError(f"a v edit at step {k} changed latent frame 0, the clean first frame (its "
                                      f"velocity is 0 and unused by the pipeline); edit x0 or the latent to change it")
+                self._refuse_given("a v edit", k, new_v, v_full)
                 v = new_v[:, :, 1:].to(model_output.dtype)
-            x0_edit = self.x0_point(ctx, x, torch.cat([frame0, x[:, :, 1:] - s * v], dim=2))
+            x0 = torch.cat([frame0, x[:, :, 1:] - s * v], dim=2)
+            x0_edit = self.x0_point(ctx, x, x0)
             if x0_edit is not None:  # the core's after_step lands on it at sigma 0
+                self._refuse_given("an x0 edit", k, x0_edit, x0)
                 v = ((x[:, :, 1:] - x0_edit[:, :, 1:]) / s).to(model_output.dtype)
                 if changed(x0_edit[:, :, :1], frame0):
                     self._frame0 = x0_edit[:, :, :1]

@@ -52,7 +52,10 @@ How a task sample becomes a pipeline call (`generate`):
   by a fixed shift (a scheduler copy with use_dynamic_shifting=False, shift=s: sigma' = s sigma / (1 + (s-1)
   sigma); shift_terminal, if configured, still applies). So shift=3 is NOT LTX-2's own schedule;
 * steps / guidance default to the pipeline's own (30 steps, CFG 3: sampling_defaults);
-* callback(StepInfo) per step and hooks through steplens.backends.ltx2.LTX2Loop.
+* callback(StepInfo) per step and hooks through steplens.backends.ltx2.LTX2Loop;
+* K leading frames (a sample from `steplens.tasks.continue_from_frames`): latent frames 0 .. K-1 are the K frames'
+  latents, marked in the pipeline's conditioning mask and held at every step as it holds frame 0
+  (steplens.backends.ltx2.prefix); K = 1 is the plain call.
 
 `decode` gives what the experiments score: the VAE's video (as the pipeline decodes), at video frames 0, r, 2r,
 ... (one per sample frame), averaged over k x k pixel blocks back to the native size. `decode_video` gives the
@@ -69,8 +72,8 @@ import torch
 
 from ..checks import check_embeddings
 from ..model import PipelineModel
-from ..patches import InstancePatches
-from .loop import PIPELINES, LTX2Loop, check_pipeline, decode_latents
+from ..patches import InstancePatches, bound_arguments
+from .loop import PIPELINES, LTX2Loop, attached_loop, check_pipeline, decode_latents
 
 PIPELINE_MULTIPLE = 32  # LTX2ImageToVideoPipeline.check_inputs: height and width divisible by 32
 
@@ -103,6 +106,15 @@ class LTX2PipelineModel(PipelineModel):
         if lora_2 is not None:
             raise ValueError(f"--lora-2 {lora_2!r}: LTX-2 has one transformer; --lora-2 is for Wan2.2's second expert")
         super().check_loras(lora, None)
+
+    # frame-prefix conditioning (steplens.backends.ltx2.prefix): the pipeline's conditioning mask and per-step re-pin
+    prefix_why = None
+
+    def prefix_refused(self) -> str | None:
+        if self.patch_size != (1, 1, 1):
+            return (f"its transformer's patch size {self.patch_size} is not 1 x 1 x 1, and steplens reads the "
+                    f"conditioning mask token by token")
+        return None
 
     def __init__(self, pipe, name: str | None = None, *, frame_rate: float = 24.0, image_crf: int | None = 0,
                  audio_guidance: float | None = None, guidance_rescale: float = 0.0, stg_scale: float = 0.0,
@@ -217,6 +229,9 @@ class LTX2PipelineModel(PipelineModel):
                         guidance: float | None = None) -> dict:
         """The plain single-sample pipeline call equivalent to generate([sample], [seed], ...): `pipe(**kw)` returns
         the same final latent, denormalised (steplens.backends.ltx2.denormalize of generate's)."""
+        if sample.known_frames > 1:
+            raise ValueError(f"{sample.name} is given {sample.known_frames} leading frames; the plain pipeline call "
+                             f"conditions on the first frame alone (generate gives it all {sample.known_frames})")
         images, generators, kw = self.call_inputs([sample], [seed], frames, steps, guidance)
         cfg = kw["guidance_scale"] > 1 or kw["audio_guidance_scale"] > 1
         return dict(image=images[0], generator=generators[0], output_type="latent", **kw,
@@ -239,7 +254,43 @@ class LTX2PipelineModel(PipelineModel):
         prompts = self._prompts([s.prompt for s in samples], cfg)
         self._final: list = []
         stack.enter_context(self._capture_final(self._final))
+        given = self.prefix_images(samples, kw["height"], kw["width"])
+        if any(g is not None for g in given):
+            stack.enter_context(self._given_frames([None if g is None else self._crf(g) for g in given]))
         return dict(image=images, generator=generators, output_type="latent", return_dict=False, **kw, **prompts)
+
+    def _given_frames(self, given: list) -> InstancePatches:
+        """prepare_latents with row i's K_i leading frames (PIL images, `given[i]`, None: its first frame alone) in
+        its latent frames 0 .. K_i-1 and its conditioning mask (steplens.backends.ltx2.prefix); the loop attached
+        holds them at every step."""
+        from .prefix import condition_rows, prefix_latents
+
+        pipe = self.pipe
+
+        def wrap(original):
+            def prepare_latents(*args, **kwargs):
+                a = bound_arguments(original, args, kwargs)
+                if a.get("latents") is not None:
+                    raise RuntimeError("steplens' K-frame prepare_latents got latents to start from")
+                latents, mask = original(*args, **kwargs)
+                image, (height, width) = a["image"], (a["height"], a["width"])
+                rows = []
+                for i, frames in enumerate(given):
+                    if frames is None:
+                        rows.append(None)
+                        continue
+                    pre = [image[i:i + 1]] + [pipe.video_processor.preprocess(f, height=height, width=width)
+                                              .to(image.device, image.dtype) for f in frames[1:]]
+                    rows.append(prefix_latents(pipe, pre, a["dtype"]))
+                grid = ((a["num_frames"] - 1) // pipe.vae_temporal_compression_ratio + 1,
+                        height // pipe.vae_spatial_compression_ratio, width // pipe.vae_spatial_compression_ratio)
+                out = condition_rows(pipe, latents, mask, grid, rows)
+                loop = attached_loop(pipe)  # a loop attached before this call wraps the pipeline's own: tell it
+                return loop.prepared(out, args, kwargs) if loop is not None else out
+
+            return prepare_latents
+
+        return InstancePatches((pipe, "prepare_latents", wrap))
 
     def final_latents(self, out) -> torch.Tensor:
         """The final video latents (B, C, frames, H/32, W/32), normalised as the denoising loop has them."""

@@ -209,30 +209,13 @@ class WanPipelineModel(PipelineModel):
                               "cleaning): pip install ftfy, or give WanPipelineModel a prompt_embeds provider")
 
     # frame-prefix conditioning (steplens.backends.wan.prefix): the pipeline's own mask takes any K leading frames
-    prefix_trained = 10 ** 6
+    prefix_why = None
 
-    def check_prefix(self, k: int, frames: int) -> None:
-        """Refuse K leading frames this pipeline cannot be given (with why), before any work."""
-        if k < 1 or k >= frames:
-            raise ValueError(f"K = {k} leading frames: K must be at least 1 and below the video's {frames} frames")
-        if k > 1 and getattr(self.pipe.config, "expand_timesteps", False):
-            raise ValueError(f"model {self.name!r} (Wan2.2-TI2V-5B) conditions on its first frame through the clean "
-                             f"latent of frame 0 (expand_timesteps), not a mask: K > 1 leading frames are not "
-                             f"supported yet")
-
-    def _prefix_images(self, samples, height: int, width: int) -> list:
-        """Per sample: its K > 1 leading frames as PIL images of the call size (as its first frame), else None."""
-        from dataclasses import replace
-
-        out = []
-        for s in samples:
-            k = getattr(s, "known_frames", 1)
-            if k > 1:
-                self.check_prefix(k, s.frames or k + 1)
-                out.append(self.first_frames([replace(s, first_frame=f) for f in s.prefix], height, width))
-            else:
-                out.append(None)
-        return out
+    def prefix_refused(self) -> str | None:
+        if getattr(self.pipe.config, "expand_timesteps", False):
+            return ("Wan2.2-TI2V-5B conditions on its first frame through the clean latent of frame 0 "
+                    "(expand_timesteps), not a mask: K > 1 leading frames are not supported yet")
+        return None
 
     def _per_sample_steps(self, images, prompts, generators, prefixes=None) -> InstancePatches:
         """For one pipeline call: encode_prompt / encode_image / prepare_latents run once per sample (see the
@@ -308,7 +291,7 @@ class WanPipelineModel(PipelineModel):
     def call_context(self, stack: ExitStack, samples, images, generators, kw: dict) -> dict:
         """The per-sample steps (see the module doc) around a call with num_videos_per_prompt = B."""
         self.check_prompt_encoding()
-        prefixes = self._prefix_images(samples, kw["height"], kw["width"])
+        prefixes = self.prefix_images(samples, kw["height"], kw["width"])
         stack.enter_context(self._per_sample_steps(images, [s.prompt for s in samples], generators,
                                                    prefixes if any(p is not None for p in prefixes) else None))
         # batch_size 1 x num_videos_per_prompt B: the pipeline repeats nothing per image (the per-sample steps give B
