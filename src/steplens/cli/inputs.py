@@ -52,12 +52,13 @@ class SampleOptions:
                                                              "pipeline, else 50; run: 16)")
 
     def check(self) -> "SampleOptions":
-        """The numbers every source refuses alike (a count, a seed, a size, frames out of range), named with their
-        option, before the model loads; the folder, its filters and the task are the command's to check (what they
-        mean differs: a folder to read, families to study, a generator's part)."""
+        """The numbers that mean the same in every command (a count below 1, a seed out of range), named with their
+        option, before the model loads; a size or a number of frames is checked against its task, and the folder,
+        its filters and the task by the command (what they mean differs: a folder to read, families to study, a
+        generator's part)."""
         from ..tasks.folders import SampleSource
 
-        SampleSource(count=self.count, seed=self.seed, size=self.size, frames=self.frames)
+        SampleSource(count=self.count, seed=self.seed)
         return self
 
 
