@@ -85,14 +85,12 @@ def _ints(v: Optional[str], option: str = "") -> Optional[list[int]]:
         raise ValueError(f"{option + ' ' if option else ''}expected comma-separated integers, got {v!r}") from None
 
 
-def _check(device=None, out=None, out_file=None, threshold=None, alpha=None):
+def _check(device=None, out=None, out_file=None):
     """The options outside the bundles checked before any work or write (steplens.io.checks); stale temp files of
-    killed runs removed."""
+    killed runs removed (the bundles check their own: steplens.cli.options, inputs, run_options)."""
     from ..io import checks
     from ..io.files import clean_stale_temps
 
-    checks.number("--threshold", threshold, 0, 1)
-    checks.number("--alpha", alpha, 0, 1)
     if device is not None:
         checks.device(device)
     if out is not None:
