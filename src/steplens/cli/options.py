@@ -1,15 +1,18 @@
-"""The model and sampling options, declared once: every command that runs a model takes both bundles.
+"""The option bundles, declared once: every command that runs a model takes the model and sampling bundles.
 
     @app.command()
     @bundles
-    def eval(mo: ModelOptions, so: SamplingOptions, count: int = typer.Option(...)):
+    def eval(mo: ModelOptions, so: SamplingOptions, sa: SampleOptions, count: int = typer.Option(...)):
         model, sampling = load(mo, so)
 
-`bundles` replaces a parameter annotated with a bundle class by that bundle's options (in its place, so that
-`--help` lists them in the same order everywhere) and hands the command one checked bundle object. Each field's
-typer option lives in the field's metadata; a bundle checks everything that can be checked before a model loads
-(`check()`: sampler numbers, device, dtype and offload names, preset, the height/width pair, LoRA files), and
-`load` turns the two into (model, steplens.presets.Sampling).
+`bundles` replaces a parameter annotated with a bundle class (a frozen dataclass with a PANEL) by that bundle's
+options (in its place, so that `--help` lists them in the same order everywhere, in the bundle's own panel) and hands
+the command one checked bundle object. A command that takes only some of a bundle's options, or other defaults,
+annotates `part(SampleOptions, "data", "count", data=...)`: the same names and help text, its own defaults. Each
+field's typer option lives in the field's metadata; a bundle checks everything that can be checked before a model
+loads (`check()`: sampler numbers, device, dtype and offload names, preset, the height/width pair, LoRA files), and
+`load` turns the model and sampling bundles into (model, steplens.presets.Sampling). The sample and score bundles are
+in steplens.cli.inputs, the ensemble, plan and per-command ones in steplens.cli.run_options.
 """
 
 from __future__ import annotations
@@ -163,15 +166,18 @@ class SearchOptions:
                                                         "per sample with a verifier that never sees the answer "
                                                         "(default: none, one seed)")
     particles: int = _opt(4, "--particles", help="--search: particles (seeds) per sample")
-    beam_step: Optional[int] = _opt(None, "--beam-step", help="--search early-beam: the step whose decoded x0_hat "
-                                                              "the verifier scores (default: the last of the first "
-                                                              "15% of the steps)")
-    keep: int = _opt(1, "--keep", help="--search early-beam: beams kept at the beam step (<= --particles)")
-    resample_steps: Optional[str] = _opt(None, "--resample-steps", help="--search smc: the steps where particles "
-                                                                        "are resampled; early-beam: later steps "
-                                                                        "where the beams branch again (e.g. 6,10)")
-    verifier: str = _opt("task", "--verifier", help="--search: the verifier (task: each task's own; consensus: "
-                                                    "agreement with the other particles; or a plug-in)")
+    beam_step: Optional[int] = _opt(None, "--beam-step", help="early-beam: the step whose decoded x0_hat the "
+                                                              "verifier scores (default: the last of the first 15% "
+                                                              "of the steps)")
+    keep: int = _opt(1, "--keep", help="early-beam: beams kept at the beam step (<= the particles)")
+    resample_steps: Optional[str] = _opt(None, "--resample-steps", help="smc: the steps where particles are "
+                                                                        "resampled (compare's default: the beam step, "
+                                                                        "1/4 and 1/2 of the way); early-beam: later "
+                                                                        "steps where the beams branch again (e.g. "
+                                                                        "6,10)")
+    verifier: str = _opt("task", "--verifier", help="the search's verifier (task: each task's own; consensus: "
+                                                    "agreement with the other particles; or a plug-in: steplens "
+                                                    "verifiers)")
     links: int = _opt(4, "--links", help="--search chain: generations at most (each searched with best-of-n)")
 
     def config(self):
