@@ -91,10 +91,10 @@ class ScoreOptions:
         from ..io import checks
 
         checks.number("--threshold", self.threshold, 0, 1)
-        if self.vbvr_score is not None:
-            from ..tasks.vbvr_kit import check_mode
+        if self.vbvr_score is not None:  # the mode, refused by the tasks' own check (no scorer built yet)
+            from ..tasks import Scorers
 
-            check_mode(self.vbvr_score)
+            Scorers(None, None, vbvr_score=self.vbvr_score)
         return self
 
     def scorers(self, **options):
