@@ -1,7 +1,8 @@
 """The steplens command line: `app` (typer) and `main` (the console script).
 
-    app.py      the typer application, error handling and the options several commands share
-    options.py  the model and sampling option bundles, declared once, and `load` -> (model, sampling)
+    app.py      the typer application, error handling and the checks every command shares
+    options.py  the bundle mechanism (@bundles, part) and the model, sampling, engine and search bundles; `load`
+    inputs.py   the sample and score bundles; run_options.py: ensemble, plan, and compare's, study's, probe's own
     cmd_*.py    the commands, one family each (tasks; run and score; eval; trace and demo; probe and compare;
                 study and report; train and export)
 """

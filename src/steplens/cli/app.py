@@ -76,25 +76,6 @@ def _root(debug: bool = typer.Option(False, "--debug", help="show the Python tra
     DEBUG = debug
 
 
-# options several commands share (the model and sampling options are bundles: steplens.cli.options)
-ENS_BLOCKS = typer.Option(None, "--ens-blocks", help="ensemble blocks, e.g. 4,5 (default: the middle quarter)")
-ENS_STEPS = typer.Option(None, "--ens-steps", help="ensemble steps, e.g. 0,1,2 (default: the first 15%)")
-ALPHA = typer.Option(1.0, help="ensemble strength in [0, 1]: 0 = independent seeds, 1 = replaced by the mean")
-DATA = typer.Option(None, "--data", help="folder of samples: steplens (<task>/<idx>/) or VBVR-Bench "
-                                         "(<split>/<task>/<idx>/) layout, found by looking")
-SPLIT = typer.Option(None, "--split", help="with --data: only these splits of a VBVR-Bench folder, e.g. In-Domain_50; "
-                     "with --task: the part of the generator's inputs, split by what the model sees: train, val or "
-                     "test (default test: held out of training)")
-TASKS = typer.Option(None, "--tasks", help="only these task folders (or task names), comma-separated")
-SCORER = typer.Option(None, "--scorer", help="scorer for every sample (default: each task's own: maze for the "
-                                             "mazes); vbvr = VBVR-EvalKit's evaluators, when that package is "
-                                             "installed")
-VBVR_SCORE = typer.Option(None, "--vbvr-score", help="with the vbvr scorer: task-specific (default, as VBVR-EvalKit "
-                          "now: its task_specific dimension) | full (its five dimensions weighted, --full-score); "
-                          "each row keeps both")
-THRESHOLD = typer.Option(None, "--threshold", help="success = score >= this, for continuous scorers (vbvr: 0.8)")
-
-
 def _ints(v: Optional[str], option: str = "") -> Optional[list[int]]:
     if v is None:
         return None
@@ -104,14 +85,12 @@ def _ints(v: Optional[str], option: str = "") -> Optional[list[int]]:
         raise ValueError(f"{option + ' ' if option else ''}expected comma-separated integers, got {v!r}") from None
 
 
-def _check(device=None, out=None, out_file=None, threshold=None, alpha=None):
+def _check(device=None, out=None, out_file=None):
     """The options outside the bundles checked before any work or write (steplens.io.checks); stale temp files of
-    killed runs removed."""
+    killed runs removed (the bundles check their own: steplens.cli.options, inputs, run_options)."""
     from ..io import checks
     from ..io.files import clean_stale_temps
 
-    checks.number("--threshold", threshold, 0, 1)
-    checks.number("--alpha", alpha, 0, 1)
     if device is not None:
         checks.device(device)
     if out is not None:

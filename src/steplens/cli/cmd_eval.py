@@ -7,29 +7,25 @@ from typing import Optional
 
 import typer
 
-from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _bounded, _check,
-                  _errors, _fail, _ints, _settings, _with_sampling, app)
+from .app import _bounded, _check, _errors, _fail, _with_sampling, app
 from .cmd_run import _print_rate
-from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
+from .inputs import SCORES, SampleOptions, experiment_settings
+from .options import ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
+from .run_options import EnsembleOptions
+
+METHODS = "Methods"  # the --help panel of eval's method options
 
 
 @app.command("eval")
 @bundles
 def evaluate(
     mo: ModelOptions = None, so: SamplingOptions = None, sc: SearchOptions = None,
-    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
-    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
-    seed: int = typer.Option(0, help="held-out seeds seed..seed+count-1 (training uses seeds >= 1e9); with --data, "
-                                     "noise seed = seed + idx"),
-    size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
-    frames: Optional[int] = typer.Option(None), batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
+    sa: SampleOptions = None, sco: SCORES = None,
     method: str = typer.Option("single", help="single | steps-x | vote | best-consensus | best-oracle | "
-                                              "ensemble | ensemble-update | ensemble-x0 | ensemble-vote"),
-    n_seeds: int = typer.Option(3, help="N for the multi-seed methods"),
-    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
+                                              "ensemble | ensemble-update | ensemble-x0 | ensemble-vote",
+                               rich_help_panel=METHODS),
+    n_seeds: int = typer.Option(3, help="N for the multi-seed methods", rich_help_panel=METHODS),
+    eno: EnsembleOptions = None,
     out: Optional[Path] = typer.Option(None, help="write results.json here (a folder holding another evaluation's "
                                                   "results, or `run` outputs of another configuration, is refused "
                                                   "before the model loads)"),
@@ -40,23 +36,20 @@ def evaluate(
     from ..experiments.grid import batches, gather_rows, load_samples, my_jobs
     from ..experiments.stats import summarize
     from ..io.files import atomic_write_json
-    from ..methods.ensemble import EnsembleConfig
     from ..probes.compare import check_method
     from ..tape import forwards
 
     try:
-        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
-        _check(out=out, threshold=threshold, alpha=alpha)
+        batch = batch_for(mo, sa.batch, 50)  # 1 on a pipeline unless asked
+        data, task, size = sa.data, sa.task, sa.size
+        _check(out=out)
         check_method(method)
-        _bounded(data, {"--count": count}, {"--n-seeds": [n_seeds]})
+        _bounded(data, {"--count": sa.count}, {"--n-seeds": [n_seeds]})
         search = sc.config()
         if search is not None and method != "single":
             raise ValueError(f"--search {search.method} and --method {method}: give one of them")
-        s = _settings(data=data, split=split, tasks=tasks, task=task, count=count, seed=seed, size=size, frames=frames,
-                      steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch, scorer=scorer,
-                      threshold=threshold, vbvr_score=vbvr_score)
-        ens = EnsembleConfig(n_seeds=n_seeds, blocks=_ints(ens_blocks, '--ens-blocks'),
-                             steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
+        s = experiment_settings(sa, so, sco, batch)
+        ens = eno.config(n_seeds=n_seeds)
         scorers = s.scorers()
         s.source().check()  # a generated task that does not exist, before the model loads
         if search is not None:  # the steps where given, and every sample's verifier: before loading

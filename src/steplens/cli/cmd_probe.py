@@ -10,26 +10,19 @@ from rich.table import Table
 
 from ..experiments.dist import is_writer
 from ..probes.registry import probe_names
-from ..tasks.registry import DEFAULT_TASK
-from .app import (ALPHA, DATA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _bounded, _check,
-                  _errors, _fail, _ints, _settings, _with_sampling, app, console)
-from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
-                      spread)
+from .app import _bounded, _check, _errors, _fail, _ints, _with_sampling, app, console
+from .inputs import SCORES, SampleOptions, experiment_settings
+from .options import (EngineOptions, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config,
+                      load, part, spread)
+from .run_options import SEARCH_METHODS, CompareOptions, EnsembleOptions, PlanOptions, ProbeOptions
 
-PLAN = typer.Option(False, "--plan", help="print the jobs (samples x conditions), the NFE with and without prefix "
-                                          "reuse and device-hours (with --sec-per-nfe) per part, and stop: nothing "
-                                          "runs (a wan:PATH model is not loaded; the embedded model is, to read its "
-                                          "steps and time one forward)")
-SEC_PER_NFE = typer.Option(None, "--sec-per-nfe", help="seconds per model forward evaluation (one step, sample and "
-                                                       "CFG branch) for --plan's device-hours, e.g. 4.1 (VBVR-Wan2.2, "
-                                                       "480p, 81 frames, one H100: 328 s / (40 steps x 2))")
 NO_REUSE = typer.Option(False, "--no-reuse", help="recompute every condition whole instead of replaying the clean "
                                                   "run's shared prefix (the same results; the folder resumes either "
-                                                  "way)")
-
-
-JSON_PLAN = typer.Option(False, "--json", help="with --plan: print the plan as JSON ({\"parts\": [...], \"nfe\", "
-                                              "\"nfe_without_reuse\", \"device_hours\"}) and nothing else")
+                                                  "way)", rich_help_panel=EngineOptions.PANEL)
+PROBE_SAMPLES = part(SampleOptions, task=None)  # the probe's own task unless named
+# compare's search options: the search methods' at each --budget (the method is compare's --search-methods; it checks
+# them itself, against --budget)
+COMPARE_SEARCH = part(SearchOptions, "verifier", "keep", "beam_step", "resample_steps", checked=False)
 
 
 def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
@@ -75,11 +68,6 @@ def print_plan(parts, shape, sec_per_nfe, planner=None, settings=None, what: str
     typer.echo(plan_text(plan_rows(parts, sec), shape, sec, what))
 
 
-def check_json(as_json: bool, plan: bool) -> None:
-    if as_json and not plan:
-        raise ValueError("--json prints the plan: it goes with --plan")
-
-
 def _spread_run(eo, mo, so, out, settings, run, probe):
     """`run(model, settings)` on the chosen engine: the model loaded (and bound to a Ray pool), the settings given
     the resolved sampling; an OUT of another configuration refused first, before the model loads (`probe`: the
@@ -104,38 +92,19 @@ def probe(
     mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="results.json, <probe>.csv, plots, report.html; resumes (or grows with a larger "
                                        "--count) if present"),
-    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    task: Optional[str] = typer.Option(None, help="generate samples of this task (without --data; default: the "
-                                                  "probe's own, maze; swap: the first task whose prompt chooses the "
-                                                  "answer, maze-two-goals)"),
-    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 100; a folder: all)"),
-    seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
-    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
-    frame_noise: Optional[str] = typer.Option(None, "--frame-noise", help="noise probe: one-step (default: the same "
-                                                                          "fresh noise at step k on one latent frame, "
-                                                                          "at a few steps and frames) | every-step "
-                                                                          "(one frame replaced at every step, "
-                                                                          "steplens' earlier protocol)"),
-    n_seeds: Optional[int] = typer.Option(None, "--n-seeds", help="plan probe: seeds per sample (default 4; plan "
-                                                                   "diversity needs 2 or more)"),
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="plan probe: a model measured beside this one on "
-                                                                  "the same samples and seeds, at its own sampling, "
-                                                                  "at the steps nearest in σ (a student's teacher)"),
-    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
-    as_json: bool = JSON_PLAN,
+    sa: PROBE_SAMPLES = None, sco: SCORES = None, po: ProbeOptions = None, pl: PlanOptions = None,
+    no_reuse: bool = NO_REUSE,
 ):
     """Run one of the study's experiments on a model: a table, plots and a report section."""
-    from ..orchestrators.plan import check_sec_per_nfe
     from ..probes import get_probe
     from ..probes.base import check_before_loading, floors_lines, floors_section
     from ..reports.page import Report
     from ..tape import no_reuse as reuse_off
 
+    frame_noise, n_seeds, teacher = po.frame_noise, po.n_seeds, po.teacher
     try:
-        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
-        _check(out=out, threshold=threshold)
-        check_sec_per_nfe(sec_per_nfe)
+        batch = batch_for(mo, sa.batch, 50)  # 1 on a pipeline unless asked
+        _check(out=out)
         mod = get_probe(name)
         options = {}
         if frame_noise is not None:
@@ -151,19 +120,15 @@ def probe(
             if name != "plan":
                 raise ValueError(f"--teacher {teacher} is an option of the plan probe, not of {name!r}")
             options["teacher"] = teacher
-        task = task or mod.default_task()
-        settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames, count=count,
-                             seed=seed, steps=so.steps, shift=so.shift, guidance=so.guidance, batch=batch,
-                             scorer=scorer, threshold=threshold, vbvr_score=vbvr_score)
+        settings = experiment_settings(sa, so, sco, batch, task=sa.task or mod.default_task())
         check_before_loading(mod, settings, **options)  # the probe's options, the task, the scorer: no model yet
-        check_json(as_json, plan)
-        if plan:
+        if pl.plan:
             planner, settings = planner_for(mo, so, settings)
-            part = planner.part(mod, settings, options)
-            print_plan([part], planner.shape(settings)[0], sec_per_nfe, planner, settings, f"steplens probe {name}",
-                       as_json)
+            job = planner.part(mod, settings, options)
+            print_plan([job], planner.shape(settings)[0], pl.sec_per_nfe, planner, settings, f"steplens probe {name}",
+                       pl.as_json)
             return
-        _bounded(data, {"--count": count})
+        _bounded(sa.data, {"--count": sa.count})
         with reuse_off(no_reuse):
             res = _spread_run(eo, mo, so, out, settings, lambda m, st: mod.run(m, out, st, **options), mod)
     except _errors() as e:
@@ -186,74 +151,42 @@ def compare_cmd(
     mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="results.json, compare.csv, compare.png, report.html; resumes (or grows with a "
                                        "larger --count) if present"),
-    n_seeds: str = typer.Option("2,3,4,8", help="comma-separated N values"),
-    methods: str = typer.Option(",".join(("steps-x", "vote", "best-consensus", "best-oracle", "ensemble",
-                                          "ensemble-update", "ensemble-x0", "ensemble-vote"))),
-    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    task: str = typer.Option(DEFAULT_TASK, help="generate samples of this task (without --data)"),
-    count: Optional[int] = typer.Option(None, min=1, help="samples (generated: 500; a folder: all)"),
-    seed: int = typer.Option(0), size: Optional[int] = typer.Option(None), frames: Optional[int] = typer.Option(None),
-    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
-    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
-    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, as_json: bool = JSON_PLAN,
-    budget: Optional[str] = typer.Option(None, "--budget", help="compute budgets in units of one plain run's NFE, "
-                                                                "e.g. 1,2,4,8: the multi-seed methods at N = each "
-                                                                "budget >= 2 (replaces --n-seeds) and the search "
-                                                                "methods at each budget; adds the accuracy-vs-NFE "
-                                                                "table and plot per family and the step-k AUC"),
-    search_methods: str = typer.Option(",".join(("best-of-n", "early-beam", "smc")), "--search-methods",
-                                       help="with --budget: best-of-n, early-beam, smc, chain (tasks with "
-                                            "continue_from)"),
-    verifier: str = typer.Option("task", "--verifier", help="with --budget: the search methods' verifier"),
-    keep: int = typer.Option(1, "--keep", help="with --budget: early-beam's beams kept"),
-    beam_step: Optional[int] = typer.Option(None, "--beam-step", help="with --budget: early-beam's beam step"),
-    resample_steps: Optional[str] = typer.Option(None, "--resample-steps", help="with --budget: smc's resampling "
-                                                                                "steps (default: the beam step, "
-                                                                                "1/4 and 1/2 of the way)"),
+    co: CompareOptions = None, sa: SampleOptions = None, sco: SCORES = None, eno: EnsembleOptions = None,
+    pl: PlanOptions = None, sc: COMPARE_SEARCH = None,
 ):
     """Every method on the same samples and noises: solve rates, mean scores, paired-bootstrap deltas vs one seed."""
-    from ..orchestrators.plan import check_sec_per_nfe
-    from ..methods.ensemble import EnsembleConfig
+    import dataclasses
+
     from ..probes.base import check_before_loading, floors_lines, floors_section
     from ..probes.compare import PROBE, compare, report_section
     from ..reports.page import Report
 
     try:
-        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
-        _check(out=out, threshold=threshold, alpha=alpha)
-        check_sec_per_nfe(sec_per_nfe)
-        ens = EnsembleConfig(blocks=_ints(ens_blocks, '--ens-blocks'), steps=_ints(ens_steps, '--ens-steps'),
-                             alpha=alpha)
-        settings = _settings(data=data, split=split, tasks=tasks, task=task, size=size, frames=frames,
-                             count=count or (None if data else 500), seed=seed, steps=so.steps, shift=so.shift,
-                             guidance=so.guidance, batch=batch, scorer=scorer, threshold=threshold,
-                             vbvr_score=vbvr_score)
+        batch = batch_for(mo, sa.batch, 50)  # 1 on a pipeline unless asked
+        data, count, methods = sa.data, sa.count, co.methods
+        _check(out=out)
+        ens = eno.config()
+        settings = experiment_settings(sa, so, sco, batch, count=count or (None if data else 500))
         settings.scorers()
-        n_list = _ints(n_seeds, '--n-seeds')
-        if not n_list:
-            raise ValueError(f"--n-seeds {n_seeds!r}: give comma-separated N values, e.g. 2,3,4,8")
+        n_list = co.n_list()
         kw = {}
-        if budget is not None:
-            from ..cli.options import SearchOptions
+        if co.budget is not None:
             from ..probes.compare import check_budgets
 
-            kw = {"budgets": check_budgets(_ints(budget, "--budget")), "search_methods": search_methods.split(","),
-                  "search": SearchOptions(search="best-of-n", keep=keep, beam_step=beam_step,
-                                          resample_steps=resample_steps, verifier=verifier).config()}
-        elif (search_methods, verifier, keep, beam_step, resample_steps) != ("best-of-n,early-beam,smc", "task", 1,
-                                                                              None, None):
+            kw = {"budgets": check_budgets(_ints(co.budget, "--budget")),
+                  "search_methods": co.search_methods.split(","),
+                  "search": dataclasses.replace(sc, search="best-of-n").config()}
+        elif (co.search_methods, sc) != (",".join(SEARCH_METHODS), SearchOptions()):
             raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
                              "--budget (the search methods run at budgets)")
-        if not plan:  # a run, not a bill (which prices any count): bounded before any check that builds its jobs
+        if not pl.plan:  # a run, not a bill (which prices any count): bounded before any check that builds its jobs
             _bounded(data, {"--count": count}, {"--n-seeds": n_list, "--budget": kw.get("budgets")})
         check_before_loading(PROBE, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
-        check_json(as_json, plan)
-        if plan:  # the run's own options: its jobs, search methods and budgets included
+        if pl.plan:  # the run's own options: its jobs, search methods and budgets included
             planner, settings = planner_for(mo, so, settings)
-            part = planner.part(PROBE, settings, dict(n_list=n_list, methods=methods.split(","), ens=ens, **kw))
-            print_plan([part], planner.shape(settings)[0], sec_per_nfe, planner, settings, "steplens compare",
-                       as_json)
+            job = planner.part(PROBE, settings, dict(n_list=n_list, methods=methods.split(","), ens=ens, **kw))
+            print_plan([job], planner.shape(settings)[0], pl.sec_per_nfe, planner, settings, "steplens compare",
+                       pl.as_json)
             return
         res = _spread_run(eo, mo, so, out, settings, lambda m, st: compare(m, out, st, n_list=n_list,
                                                                           methods=methods.split(","), ens=ens, **kw),

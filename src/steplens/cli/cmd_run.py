@@ -8,29 +8,30 @@ from typing import Optional
 
 import typer
 
-from .app import (ALPHA, ENS_BLOCKS, ENS_STEPS, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _check, _errors, _fail,
-                  _ints, app, console, err)
-from .options import BATCH_HELP, ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load
+from .app import _check, _errors, _fail, app, console, err
+from .inputs import SampleOptions, ScoreOptions
+from .options import ModelOptions, SamplingOptions, SearchOptions, batch_for, bundles, known_config, load, part
+from .run_options import EnsembleOptions
+
+RUN_SAMPLES = part(SampleOptions, "data", "split", "tasks", "count", "seed", "frames", "batch", data=...)
+ENSEMBLE = "Ensemble"  # the --help panel of run's ensemble options, beside the EnsembleOptions bundle's
 
 
 @app.command()
 @bundles
 def run(
-    data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
+    sa: RUN_SAMPLES = None,
     out: Path = typer.Option(..., help="outputs mirror the samples' layout: OUT/[<split>/]<task>/<idx>.mp4 and .png"),
-    split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    count: Optional[int] = typer.Option(None, min=1, help="only the first COUNT samples (after the filters)"),
     mo: ModelOptions = None, so: SamplingOptions = None, sc: SearchOptions = None,
-    seed: int = typer.Option(0, help="noise seed of sample idx is seed + idx"),
-    frames: Optional[int] = typer.Option(None, help="frames to generate (default: the sample's metadata, else its "
-                                                    "ground_truth.mp4's, mapped to the model's)"),
-    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=16)),
-    ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble"),
-    ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v"),
-    ens_blocks: Optional[str] = ENS_BLOCKS, ens_steps: Optional[str] = ENS_STEPS, alpha: float = ALPHA,
-    select: str = typer.Option("first", help="which ensemble member to write: first | consensus | all"),
+    ensemble: Optional[int] = typer.Option(None, help="N: sample N seeds per sample with the latent ensemble",
+                                           rich_help_panel=ENSEMBLE),
+    ens_target: str = typer.Option("block", help="what the ensemble averages: block | update | latent | x0 | v",
+                                   rich_help_panel=ENSEMBLE),
+    eno: EnsembleOptions = None,
+    select: str = typer.Option("first", help="which ensemble member to write: first | consensus | all",
+                               rich_help_panel=ENSEMBLE),
     split_seeds: bool = typer.Option(False, help="under torchrun: split the N seeds over the processes "
-                                                 "(all-reduced means) instead of the samples"),
+                                                 "(all-reduced means) instead of the samples", rich_help_panel=ENSEMBLE),
     video: str = typer.Option("full", help="full: the model's whole decoded video at the sample's fps (its "
                                            "ground_truth.mp4's, else the model's) | latent-frames: one frame per "
                                            "latent frame, 4 fps"),
@@ -41,30 +42,29 @@ def run(
     from ..experiments.provenance import check_resume, data_manifest, record, recorded, stage_provenance
     from ..orchestrators.runner import (RUN_CONFIG, SELECT, VIDEOS, check_out_config, even_upscale_note, even_upscales,
                                       run_samples)
-    from ..methods.ensemble import EnsembleConfig, check_ensemble
+    from ..methods.ensemble import check_ensemble
     from ..tasks.folders import SampleSource
 
     rank = quiet_others()  # under torchrun: rank 0 speaks for all (warnings once, totals)
     try:
-        batch = batch_for(mo, batch, 16)  # 1 on a pipeline unless asked
-        _check(out=out, alpha=alpha)
+        batch = batch_for(mo, sa.batch, 16)  # 1 on a pipeline unless asked
+        _check(out=out)
         if video not in VIDEOS:
             raise ValueError(f"--video {video!r}: unknown; allowed: {', '.join(VIDEOS)}")
-        given = [o for o, v, d in (("--ens-target", ens_target, "block"), ("--ens-blocks", ens_blocks, None),
-                                   ("--ens-steps", ens_steps, None), ("--select", select, "first"),
+        given = [o for o, v, d in (("--ens-target", ens_target, "block"), ("--ens-blocks", eno.ens_blocks, None),
+                                   ("--ens-steps", eno.ens_steps, None), ("--select", select, "first"),
                                    ("--split-seeds", split_seeds, False)) if v != d]
         if ensemble is None and given:  # never silently ignored
             raise ValueError(f"{', '.join(given)} without --ensemble: these need an ensemble (N seeds per sample); "
                              f"give --ensemble N")
         if select not in SELECT:
             raise ValueError(f"--select: unknown selection rule {select!r}; available: {', '.join(SELECT)}")
-        ens = None if ensemble is None else EnsembleConfig(n_seeds=ensemble, target=ens_target,
-                                                           blocks=_ints(ens_blocks, '--ens-blocks'),
-                                                           steps=_ints(ens_steps, '--ens-steps'), alpha=alpha)
+        ens = None if ensemble is None else eno.config(n_seeds=ensemble, target=ens_target)
         search = sc.config()
         if search is not None and ens is not None:
             raise ValueError(f"--search {search.method} and --ensemble {ensemble}: give one of them")
-        source = SampleSource(data=data, split=split, tasks=tasks, count=count, seed=seed, frames=frames)
+        source = SampleSource(data=sa.data, split=sa.split, tasks=sa.tasks, count=sa.count, seed=sa.seed,
+                              frames=sa.frames)
         check_out_config(out, {**known_config(mo, so), **source.describe(), "ensemble": ens.model_dump() if ens else
                                None, "select": select, "video": video}, partial=True)  # before minutes of loading
         with warnings.catch_warnings():  # the samples' own warnings come once, with the load below
@@ -124,16 +124,11 @@ def _print_rate(title: str, res: dict) -> None:
 
 
 @app.command()
+@bundles
 def score(
-    data: Path = typer.Option(..., help="folder of samples (steplens or VBVR-Bench layout)"),
+    sa: part(SampleOptions, "data", "split", "tasks", data=...) = None,
     outputs: Path = typer.Option(..., help="folder mirroring DATA: [<split>/]<task>/<idx>.mp4 (and .png)"),
-    split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
-    vbvr_pro_source: Optional[Path] = typer.Option(None, "--vbvr-pro-source", help="with --scorer vbvr-pro: the "
-                                                   "VBVR-Pro-Bench checkout whose evaluators score (else the "
-                                                   "environment variable STEPLENS_VBVR_PRO_SOURCE)"),
-    floors: bool = typer.Option(True, "--floors/--no-floors", help="with the vbvr scorer: score a static first frame, "
-                                "the ground truth and a pan of every sample beside the model (once per --out folder)"),
+    sco: ScoreOptions = None,
     out: Optional[Path] = typer.Option(None, help="write the scores here: a .json file (or a folder: scores.json; "
                                                   "with the vbvr scorer also its manifest, provenance and floors, "
                                                   "and a rescore resumes there)"),
@@ -141,24 +136,24 @@ def score(
     """Score generated outputs against their samples: solve rate, mean score, missing outputs."""
     from ..orchestrators.runner import score_samples, write_scores
     from ..experiments.vbvr_scores import is_vbvr, score_vbvr, table_lines
-    from ..tasks import Scorers
     from ..tasks.folders import SampleSource
 
     try:
-        _check(threshold=threshold, out_file=out if out is not None and Path(out).suffix == ".json" else None,
+        _check(out_file=out if out is not None and Path(out).suffix == ".json" else None,
                out=out if out is not None and Path(out).suffix != ".json" else None)
-        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score, vbvr_pro_source=vbvr_pro_source)
-        samples = SampleSource(data=data, split=split, tasks=tasks).load(need_frames=False)
+        vbvr_score, vbvr_pro_source = sco.vbvr_score, sco.vbvr_pro_source
+        scorers = sco.scorers(vbvr_pro_source=vbvr_pro_source)
+        samples = SampleSource(data=sa.data, split=sa.split, tasks=sa.tasks).load(need_frames=False)
         kit = all(is_vbvr(scorers.for_sample(s)) for s in samples)  # a folder mixing kinds: scored row by row
         if vbvr_score is not None and not kit:
             raise ValueError(f"--vbvr-score {vbvr_score} applies to the vbvr scorer; these samples are scored by "
                              f"{scorers.describe()} (give --scorer vbvr)")
-        if vbvr_pro_source is not None and scorer != "vbvr-pro":
+        if vbvr_pro_source is not None and sco.scorer != "vbvr-pro":
             raise ValueError(f"--vbvr-pro-source {vbvr_pro_source} applies to --scorer vbvr-pro; the scorer here is "
                              f"{scorers.describe()}")
         if kit:
             record = out if out is not None and Path(out).suffix != ".json" else None
-            res = score_vbvr(samples, outputs, scorers, record=record, floors=floors)
+            res = score_vbvr(samples, outputs, scorers, record=record, floors=sco.floors)
             res.setdefault("scored_by", {s.task: scorers.for_sample(s).name for s in samples})
         else:
             res = score_samples(samples, outputs, scorers)

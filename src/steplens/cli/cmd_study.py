@@ -8,10 +8,13 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .app import DATA, SCORER, SPLIT, THRESHOLD, _bounded, _check, _errors, _fail, app, console, err
-from .cmd_probe import JSON_PLAN, NO_REUSE, PLAN, SEC_PER_NFE, check_json
-from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load,
-                      spread)
+from .app import _bounded, _check, _errors, _fail, app, console, err
+from .cmd_probe import NO_REUSE
+from .inputs import SampleOptions, ScoreOptions
+from .options import EngineOptions, ModelOptions, SamplingOptions, batch_for, bundles, known_config, load, part, spread
+from .run_options import PlanOptions, StudyOptions
+
+STUDY_SAMPLES = part(SampleOptions, "data", "split", "tasks", "count", "seed", "batch", count=500)
 
 
 @app.command()
@@ -20,71 +23,37 @@ def study(
     mo: ModelOptions = None, so: SamplingOptions = None, eo: EngineOptions = None,
     out: Path = typer.Option(..., help="one folder per family and part, study.json, study.md, report.html; resumes "
                                        "(or grows with a larger --count) if present"),
-    data: Optional[Path] = DATA, split: Optional[str] = SPLIT,
-    tasks: Optional[str] = typer.Option(None, help="task families, comma-separated, or all (default: those the "
-                                                   "model was trained on); with --data: only these task folders "
-                                                   "(or task names; default: all)"),
-    count: int = typer.Option(500, min=1, help="held-out samples per solve-rate figure (solve; sweep and compare "
-                                               "too unless given); with --data: the first COUNT of each task "
-                                               "folder"),
-    sweep_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per condition of the steps and "
-                                                                "frames sweep (default: --count)"),
-    compare_count: Optional[int] = typer.Option(None, min=1, help="held-out samples per multi-seed method "
-                                                                  "(default: --count)"),
-    probe_count: int = typer.Option(100, min=1, help="samples per intervention probe (noise, propagation, energy, "
-                                                     "swap)"),
-    parts: Optional[str] = typer.Option(None, help="comma-separated subset of: solve, sweep, noise, propagation, "
-                                                   "energy, swap, compare (default: all)"),
-    compare_families: int = typer.Option(2, min=0, help="compare the multi-seed methods on this many families, "
-                                                        "those where one seed is weakest"),
-    n_seeds: int = typer.Option(3, min=2, help="N of the multi-seed methods"),
-    baseline: Optional[str] = typer.Option(None, help="another embedded model (e.g. tiny-maze) measured on the "
-                                                      "families it was trained on, beside; and (part chains) the two "
-                                                      "chains of steps at matched σ, each model at its own sampling "
-                                                      "(a few-step student against its teacher)"),
-    train_log: Optional[List[Path]] = typer.Option(None, help="the model's training log (log.jsonl): training cost "
-                                                              "per family; repeat it for a training in stages, in "
-                                                              "their order"),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD,
-    seed: int = typer.Option(0, help="generated: held-out seeds from SEED; with --data: noise seed = SEED + the "
-                                     "sample's index"),
-    batch: Optional[int] = typer.Option(None, min=1, help=BATCH_HELP.format(n=50)),
-    plan: bool = PLAN, sec_per_nfe: Optional[float] = SEC_PER_NFE, no_reuse: bool = NO_REUSE,
-    as_json: bool = JSON_PLAN,
+    sa: STUDY_SAMPLES = None, st: StudyOptions = None, sco: part(ScoreOptions, "scorer", "threshold") = None,
+    pl: PlanOptions = None, no_reuse: bool = NO_REUSE,
 ):
     """Every experiment of the study on every task family of a model: solve rates (default and next difficulty),
     the steps sweep, every probe, the multi-seed methods, and a family x claim table of which claims hold. With
     --data, on a folder of samples: each task folder a family, mean score beside solve rate per task, per split and
     overall; the parts that need a task's generator or swap pair are said and skipped."""
-    from ..orchestrators.plan import check_sec_per_nfe
-    from ..orchestrators.study import (check_chains, check_parts, check_study_before_loading, folder_study_config,
-                                     read_train_log, run_study, study_config_from, tables)
-    from ..io import checks
+    from ..orchestrators.study import check_study_before_loading, folder_study_config, run_study, study_config_from, tables
     from ..tape import no_reuse as reuse_off
     from ..tasks import Scorers
 
+    data, split, tasks, count, seed = sa.data, sa.split, sa.tasks, sa.count, sa.seed
+    scorer, threshold = sco.scorer, sco.threshold
+    sweep_count, compare_count, probe_count, parts = st.sweep_count, st.compare_count, st.probe_count, st.parts
+    compare_families, n_seeds, baseline, train_log = st.compare_families, st.n_seeds, st.baseline, st.train_log
     try:
-        batch = batch_for(mo, batch, 50)  # 1 on a pipeline unless asked
-        _check(out=out, threshold=threshold)
-        check_sec_per_nfe(sec_per_nfe)
-        for log in train_log or []:
-            checks.in_file(log, "--train-log")
-            read_train_log(log)  # every record readable, before the model loads
+        batch = batch_for(mo, sa.batch, 50)  # 1 on a pipeline unless asked
+        _check(out=out)
         counts = dict(count=count, probe_count=probe_count, sweep_count=sweep_count, compare_count=compare_count,
                       seed=seed, batch=batch, compare_families=compare_families, n_seeds=n_seeds, scorer=scorer,
                       threshold=threshold)
         Scorers(scorer, threshold)  # an unknown scorer, or a threshold it does not take, named now
-        check_chains(check_parts(parts), baseline, parts)  # an empty or unknown --parts, chains without a baseline
         folders = None
         if data is not None:  # the folder, its filters, its samples and their scorer: checked before the model loads
             cfg, folders = folder_study_config(data, split, tasks, parts, **counts)
         elif split is not None:
             raise ValueError(f"--split {split} filters a folder of samples (VBVR-Bench's <split>/<task>/<idx>/): "
                              f"give --data DIR")
-        check_json(as_json, plan)
-        if plan:
-            return _plan_study(mo, so, tasks, parts, sec_per_nfe, folders=folders, cfg=cfg if data else None,
-                               baseline=baseline, as_json=as_json,
+        if pl.plan:
+            return _plan_study(mo, so, tasks, parts, pl.sec_per_nfe, folders=folders, cfg=cfg if data else None,
+                               baseline=baseline, as_json=pl.as_json,
                                **{k: v for k, v in counts.items() if k not in ("scorer", "threshold")})
         _bounded(data, {"--count": count, "--probe-count": probe_count, "--sweep-count": sweep_count,
                         "--compare-count": compare_count}, {"--n-seeds": [n_seeds]})

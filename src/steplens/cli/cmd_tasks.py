@@ -10,6 +10,10 @@ from rich.table import Table
 
 from ..tasks.registry import DEFAULT_TASK
 from .app import _bounded, _check, _errors, _fail, app, console, tasks_app
+from .inputs import SampleOptions
+from .options import bundles, part
+
+GENERATE_SAMPLES = part(SampleOptions, "split", "count", "seed", "size", "frames", count=10, split="test")
 
 
 @tasks_app.command("list")
@@ -29,14 +33,10 @@ def tasks_list():
 
 
 @tasks_app.command("generate")
+@bundles
 def tasks_generate(
     task: str = typer.Argument(DEFAULT_TASK, help="task name (steplens tasks list)"),
-    count: int = typer.Option(10, min=1, help="number of samples"),
-    seed: int = typer.Option(0, help="first seed; sample i uses seed + i"),
-    split: str = typer.Option("test", "--split", help="the part of the task's inputs, split by what the model sees "
-                              "(first frame and prompt): train, val or test (held out of training)"),
-    size: Optional[int] = typer.Option(None, help="the task's difficulty knob (a maze: n x n cells)"),
-    frames: Optional[int] = typer.Option(None, help="frames of the ground-truth video"),
+    sa: GENERATE_SAMPLES = None,
     upscale: int = typer.Option(16, min=1, help="integer nearest-neighbour upscale of PNG/MP4"),
     out: Path = typer.Option(..., help="root folder; samples go to OUT/<task>/<idx:05d>/"),
 ):
@@ -46,6 +46,7 @@ def tasks_generate(
     from ..orchestrators.runner import check_out_config
     from ..tasks import generator_task, write_sample
 
+    count, seed, split, size, frames = sa.count, sa.seed, sa.split, sa.size, sa.frames
     try:
         _check(out=out)
         _bounded(None, {"--count": count})

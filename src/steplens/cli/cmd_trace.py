@@ -9,9 +9,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ..tasks.registry import DEFAULT_TASK
-from .app import DATA, SCORER, SPLIT, TASKS, THRESHOLD, VBVR_SCORE, _bounded, _check, _errors, _fail, _ints, app, console
-from .options import ModelOptions, SamplingOptions, bundles, known_config, load
+from .app import _bounded, _check, _errors, _fail, _ints, app, console
+from .inputs import SCORES, SampleOptions
+from .options import ModelOptions, SamplingOptions, bundles, known_config, load, part
+
+TRACE_SAMPLES = part(SampleOptions, "data", "split", "tasks", "task", "count", "seed", "size", "frames")
+DEMO_SAMPLES = part(SampleOptions, "task", "count", "size", "seed", task=None)
 
 TRACE_CONFIG = "trace_config.json"  # the configuration a trace folder was made with
 
@@ -20,12 +23,9 @@ TRACE_CONFIG = "trace_config.json"  # the configuration a trace folder was made 
 @bundles
 def trace(
     mo: ModelOptions = None, so: SamplingOptions = None,
-    sample: Optional[Path] = typer.Option(None, help="one sample folder (else --data, or --task/--seed/--size)"),
-    data: Optional[Path] = DATA, split: Optional[str] = SPLIT, tasks: Optional[str] = TASKS,
-    count: Optional[int] = typer.Option(None, min=1, help="with --data: trace the first COUNT samples (default 1)"),
-    task: str = typer.Option(DEFAULT_TASK), seed: int = typer.Option(0), size: Optional[int] = typer.Option(None),
-    frames: Optional[int] = typer.Option(None),
-    scorer: Optional[str] = SCORER, threshold: Optional[float] = THRESHOLD, vbvr_score: Optional[str] = VBVR_SCORE,
+    sample: Optional[Path] = typer.Option(None, help="one sample folder (else --data, or --task/--seed/--size)",
+                                          rich_help_panel=SampleOptions.PANEL),
+    sa: TRACE_SAMPLES = None, sco: SCORES = None,
     decode_steps: Optional[str] = typer.Option(None, "--decode-steps", help="decode, score and keep x0_hat only at "
                                                                             "these steps, e.g. 0,10,25,-1 (-1: the last; default: "
                                                                             "every step on the embedded model; on a "
@@ -42,13 +42,16 @@ def trace(
     from ..experiments.grid import my_jobs
     from ..orchestrators.runner import check_out_config
     from ..reports.traces import write_trace
-    from ..tasks import Scorers, generator_task
+    from ..tasks import generator_task
     from ..tasks.folders import SampleSource, read_sample
     from ..trace import check_decode_steps, trace as run_trace
 
+    data, split, tasks, task, count, seed, size, frames = (sa.data, sa.split, sa.tasks, sa.task, sa.count, sa.seed,
+                                                           sa.size, sa.frames)
+    scorer, threshold, vbvr_score = sco.scorer, sco.threshold, sco.vbvr_score
     try:
-        _check(out=out, threshold=threshold)
-        scorers = Scorers(scorer, threshold, vbvr_score=vbvr_score)
+        _check(out=out)
+        scorers = sco.scorers()
         every = decode_steps is not None and decode_steps.strip() == "all"
         chosen = None if every else check_decode_steps(_ints(decode_steps, "--decode-steps"),
                                                        so.steps if so.sigmas is None else None,
@@ -110,15 +113,12 @@ def trace(
 def demo(
     mo: ModelOptions = None, so: SamplingOptions = None,
     out: Path = typer.Option(Path("runs/demo")),
-    count: Optional[int] = typer.Option(None, min=1, help="samples (one task: 6, half one notch harder; several: 1 "
-                                                          "of each)"),
-    task: Optional[str] = typer.Option(None, help="the task families to show: a name, a comma-separated list or "
-                                                  "'all' (default: those the model was trained on, else maze)"),
-    size: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
+    sa: DEMO_SAMPLES = None,
 ):
     """The main job: held-out samples of each task family solved, scored and traced, gathered in OUT/report.html."""
     from ..orchestrators.demo import run_demo
 
+    count, task, size, seed = sa.count, sa.task, sa.size, sa.seed
     try:
         _check(out=out)
         _bounded(None, {"--count": count})

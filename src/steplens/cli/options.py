@@ -1,37 +1,44 @@
-"""The model and sampling options, declared once: every command that runs a model takes both bundles.
+"""The option bundles, declared once: every command that runs a model takes the model and sampling bundles.
 
     @app.command()
     @bundles
-    def eval(mo: ModelOptions, so: SamplingOptions, count: int = typer.Option(...)):
+    def eval(mo: ModelOptions, so: SamplingOptions, sa: SampleOptions, count: int = typer.Option(...)):
         model, sampling = load(mo, so)
 
-`bundles` replaces a parameter annotated with a bundle class by that bundle's options (in its place, so that
-`--help` lists them in the same order everywhere) and hands the command one checked bundle object. Each field's
-typer option lives in the field's metadata; a bundle checks everything that can be checked before a model loads
-(`check()`: sampler numbers, device, dtype and offload names, preset, the height/width pair, LoRA files), and
-`load` turns the two into (model, steplens.presets.Sampling).
+`bundles` replaces a parameter annotated with a bundle class (a frozen dataclass with a PANEL) by that bundle's
+options (in its place, so that `--help` lists them in the same order everywhere, in the bundle's own panel) and hands
+the command one checked bundle object. A command that takes only some of a bundle's options, or other defaults,
+annotates `part(SampleOptions, "data", "count", data=...)`: the same names and help text, its own defaults. Each
+field's typer option lives in the field's metadata; a bundle checks everything that can be checked before a model
+loads (`check()`: sampler numbers, device, dtype and offload names, preset, the height/width pair, LoRA files), and
+`load` turns the model and sampling bundles into (model, steplens.presets.Sampling). The sample and score bundles are
+in steplens.cli.inputs, the ensemble, plan and per-command ones in steplens.cli.run_options.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Optional, get_type_hints
+from typing import Annotated, ClassVar, Optional, get_args, get_origin, get_type_hints
 
 import typer
 
 
-def _opt(default, *decls, help: str):
-    return field(default=default, metadata={"option": typer.Option(default, *decls, help=help)})
+def _opt(default, *decls, help: str, **kw):
+    """A bundle's field: its default, and its typer option (declarations, help, bounds such as min=1)."""
+    return field(default=default, metadata={"option": typer.Option(default, *decls, help=help, **kw)})
 
 
 @dataclass(frozen=True)
 class ModelOptions:
     """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2,
     --allow-unmatched-lora."""
+
+    PANEL: ClassVar[str] = "Model"  # the --help panel its options are listed in
 
     model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
                                                           "diffusers Wan or LTX-2 image-to-video folder)")
@@ -75,6 +82,8 @@ class SamplingOptions:
     """How the model samples: --preset, --steps, --shift, --sigmas, --guidance, --height/--width,
     --negative-prompt."""
 
+    PANEL: ClassVar[str] = "Sampling"  # the --help panel its options are listed in
+
     preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | vbvr (the "
                                                         "study's VBVR-Wan2.2 sampling: Euler, 50 steps, shift 5, CFG "
                                                         "5, expert switch 0.875; wan:PATH only) | distilled (Wan2.2 "
@@ -115,6 +124,8 @@ class SamplingOptions:
 class EngineOptions:
     """Where an experiment's jobs run (probe, compare, study): --engine, --workers."""
 
+    PANEL: ClassVar[str] = "Engine"  # the --help panel its options are listed in
+
     engine: str = _opt("torchrun", "--engine", help="torchrun: this process, or its share of the jobs when launched "
                                                     "under torchrun --nproc_per_node N / accelerate launch (one "
                                                     "model per process, on its LOCAL_RANK GPU; --out on a "
@@ -149,19 +160,24 @@ class SearchOptions:
     """A search along the steps with a verifier (steplens.methods.search): --search, --particles, --beam-step,
     --keep, --resample-steps, --verifier, --links."""
 
+    PANEL: ClassVar[str] = "Search"  # the --help panel its options are listed in
+
     search: Optional[str] = _opt(None, "--search", help="best-of-n | early-beam | smc | chain: search N particles "
                                                         "per sample with a verifier that never sees the answer "
                                                         "(default: none, one seed)")
     particles: int = _opt(4, "--particles", help="--search: particles (seeds) per sample")
-    beam_step: Optional[int] = _opt(None, "--beam-step", help="--search early-beam: the step whose decoded x0_hat "
-                                                              "the verifier scores (default: the last of the first "
-                                                              "15% of the steps)")
-    keep: int = _opt(1, "--keep", help="--search early-beam: beams kept at the beam step (<= --particles)")
-    resample_steps: Optional[str] = _opt(None, "--resample-steps", help="--search smc: the steps where particles "
-                                                                        "are resampled; early-beam: later steps "
-                                                                        "where the beams branch again (e.g. 6,10)")
-    verifier: str = _opt("task", "--verifier", help="--search: the verifier (task: each task's own; consensus: "
-                                                    "agreement with the other particles; or a plug-in)")
+    beam_step: Optional[int] = _opt(None, "--beam-step", help="early-beam: the step whose decoded x0_hat the "
+                                                              "verifier scores (default: the last of the first 15% "
+                                                              "of the steps)")
+    keep: int = _opt(1, "--keep", help="early-beam: beams kept at the beam step (<= the particles)")
+    resample_steps: Optional[str] = _opt(None, "--resample-steps", help="smc: the steps where particles are "
+                                                                        "resampled (compare's default: the beam step, "
+                                                                        "1/4 and 1/2 of the way); early-beam: later "
+                                                                        "steps where the beams branch again (e.g. "
+                                                                        "6,10)")
+    verifier: str = _opt("task", "--verifier", help="the search's verifier (task: each task's own; consensus: "
+                                                    "agreement with the other particles; or a plug-in: steplens "
+                                                    "verifiers)")
     links: int = _opt(4, "--links", help="--search chain: generations at most (each searched with best-of-n)")
 
     def config(self):
@@ -204,7 +220,6 @@ class SearchOptions:
         return self
 
 
-BUNDLES = (ModelOptions, SamplingOptions, EngineOptions, SearchOptions)
 
 
 def worker_model(mo: ModelOptions, so: SamplingOptions):
@@ -242,20 +257,72 @@ def lora_spec(spec: str, option: str = "--lora"):
     return parse_spec(spec, option)
 
 
+class Part:
+    """A command's share of a bundle (`part`): the options it takes (the others keep the bundle's defaults), its own
+    defaults for some of them (a value, or ... for required), and whether the decorator checks the bundle (a command
+    that takes a part of a bundle whose check reads the rest checks it itself)."""
+
+    def __init__(self, names: tuple[str, ...], defaults: dict, checked: bool = True):
+        self.names, self.defaults, self.checked = names, defaults, checked
+
+
+def part(cls, *names: str, checked: bool = True, **defaults):
+    """Annotate a command's parameter with a part of bundle `cls`: only the fields `names` (default: all), with
+    `defaults` replacing the bundle's for this command (`part(SampleOptions, "data", "count", data=...)`). The
+    options keep the bundle's names and help text; only their defaults may differ per command."""
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(names) - set(known)) + sorted(set(defaults) - set(names or known))
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no option(s) {unknown} for this part")
+    return Annotated[cls, Part(tuple(names) or tuple(known), defaults, checked)]
+
+
+def is_bundle(cls) -> bool:
+    """A bundle: a dataclass whose fields carry typer options, with the --help panel they are listed in."""
+    return isinstance(cls, type) and is_dataclass(cls) and isinstance(getattr(cls, "PANEL", None), str)
+
+
+def _bundle_of(hint):
+    """(bundle class, Part) of a parameter's annotation, or (None, None)."""
+    if get_origin(hint) is Annotated:
+        cls, *meta = get_args(hint)
+        parts = [m for m in meta if isinstance(m, Part)]
+        if is_bundle(cls):
+            return cls, parts[0] if parts else Part(tuple(f.name for f in fields(cls)), {})
+    if is_bundle(hint):
+        return hint, Part(tuple(f.name for f in fields(hint)), {})
+    return None, None
+
+
+def bundle_options(cls, taken: Part | None = None) -> list[inspect.Parameter]:
+    """The typer parameters of a bundle (or of a command's part of it): each field's option, listed in the bundle's
+    --help panel, with the part's default where it gives one."""
+    taken = taken or Part(tuple(f.name for f in fields(cls)), {})
+    types, out = get_type_hints(cls), []
+    for f in fields(cls):
+        if f.name not in taken.names:
+            continue
+        info = copy.copy(f.metadata["option"])
+        info.rich_help_panel = cls.PANEL
+        if f.name in taken.defaults:
+            info.default = taken.defaults[f.name]
+        out.append(inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info,
+                                     annotation=types[f.name]))
+    return out
+
+
 def bundles(fn):
-    """A command taking bundles (parameters annotated ModelOptions / SamplingOptions / EngineOptions) -> a typer
-    command taking their options; the command gets each bundle built and checked (a refusal exits 2 with the message)."""
-    sig, hints = inspect.signature(fn), get_type_hints(fn)
-    takes: dict[str, type] = {}
+    """A command taking bundles (parameters annotated with a bundle class, or with `part(...)` of one) -> a typer
+    command taking their options, listed in each bundle's --help panel; the command gets each bundle built and checked
+    (a refusal exits 2 with the message)."""
+    sig, hints, extras = inspect.signature(fn), get_type_hints(fn), get_type_hints(fn, include_extras=True)
+    takes: dict[str, tuple[type, Part]] = {}
     params: list[inspect.Parameter] = []
     for p in sig.parameters.values():
-        cls = hints.get(p.name)
-        if cls in BUNDLES:
-            takes[p.name] = cls
-            types = get_type_hints(cls)
-            params += [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                         default=f.metadata["option"], annotation=types[f.name])
-                       for f in fields(cls)]
+        cls, taken = _bundle_of(extras.get(p.name))
+        if cls is not None:
+            takes[p.name] = (cls, taken)
+            params += bundle_options(cls, taken)
         else:
             params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
     names = [p.name for p in params]
@@ -271,14 +338,19 @@ def bundles(fn):
             from ..experiments.dist import check_same_options
 
             check_same_options(fn.__name__, kw)  # under a launcher: every process started alike, before any work
-            for name, cls in takes.items():
-                kw[name] = cls(**{f.name: kw.pop(f.name) for f in fields(cls)}).check()
+            for name, (cls, taken) in takes.items():
+                rest = {f.name: taken.defaults.get(f.name, f.default) for f in fields(cls)
+                        if f.name not in taken.names}
+                kw[name] = cls(**{f: kw.pop(f) for f in taken.names}, **rest)
+                if taken.checked:
+                    kw[name] = kw[name].check()
         except _errors() as e:
             _fail(e)
         return fn(**kw)
 
     command.__signature__ = sig.replace(parameters=params)
     command.__annotations__ = {p.name: p.annotation for p in params}
+    command.bundled = {name: cls for name, (cls, _) in takes.items()}  # what the layout test counts as one each
     return command
 
 
@@ -288,9 +360,6 @@ def batch_for(mo: ModelOptions, given: int | None, embedded: int) -> int:
     if given is not None:
         return given
     return 1 if str(mo.model).startswith(("wan:", "diffusers:")) else embedded
-
-
-BATCH_HELP = "samples per model call (default: 1 on a wan:/diffusers: pipeline, else {n})"
 
 
 def _check_distilled_folder(path: str) -> None:
