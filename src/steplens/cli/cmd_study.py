@@ -145,8 +145,9 @@ def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, 
     from ..orchestrators.study_plan import study_plan
     from ..probes import get_probe
     from .cmd_probe import planner_for, print_plan
+    from ..backends.load import is_pipeline_spec
 
-    if folders is None and tasks is None and str(mo.model).startswith(("wan:", "diffusers:")):
+    if folders is None and tasks is None and is_pipeline_spec(mo.model):
         raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
                          f"read them)")
     first = next(iter(folders)) if folders is not None else None

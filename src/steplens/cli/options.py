@@ -53,6 +53,7 @@ class ModelOptions:
         """Everything that can be refused before the model loads: the device, the dtype and offload names, the
         LoRA specs (PATH[:SCALE], the file present)."""
         from ..backends.checks import DTYPES, OFFLOADS  # the backends' vocabulary (torch only, no diffusers)
+        from ..backends.load import is_pipeline_spec
         from ..io import checks
 
         checks.device(self.device)
@@ -64,7 +65,7 @@ class ModelOptions:
         for option, spec in (("--lora", self.lora), ("--lora-2", self.lora_2)):
             if spec is not None:
                 lora_spec(spec, option)
-                if not str(self.model).startswith(("wan:", "diffusers:")):
+                if not is_pipeline_spec(self.model):
                     raise ValueError(f"{option} {spec!r}: LoRAs apply to wan:PATH pipelines (diffusers Wan "
                                      f"transformers), not to the embedded model {self.model!r}")
         return self
@@ -102,11 +103,10 @@ class SamplingOptions:
         """Everything that can be refused before the model loads: the sampler's numbers, the σ list (and its
         agreement with --steps / --shift), the preset's name, the height/width pair."""
         from ..io import checks
-        from ..presets import check_preset, check_sigma_options, check_size_pair
+        from ..presets import check_sigma_options, check_size_pair
 
         checks.sampling(self.steps, self.shift, self.guidance)
-        check_sigma_options(self.sigmas, self.steps, self.shift)
-        check_preset(self.preset)
+        check_sigma_options(self.sigmas, self.steps, self.shift)  # the preset: against the model's (`load`)
         check_size_pair(self.height, self.width)
         return self
 
@@ -287,30 +287,33 @@ def batch_for(mo: ModelOptions, given: int | None, embedded: int) -> int:
     of memory or an hour with no progress) and `embedded` on the embedded model. Known before the model loads."""
     if given is not None:
         return given
-    return 1 if str(mo.model).startswith(("wan:", "diffusers:")) else embedded
+    from ..backends.load import is_pipeline_spec
+
+    return 1 if is_pipeline_spec(mo.model) else embedded
 
 
 BATCH_HELP = "samples per model call (default: 1 on a wan:/diffusers: pipeline, else {n})"
 
 
-def _check_distilled_folder(path: str) -> None:
-    """--preset distilled on a pipeline folder of another family: refused from its model_index.json, before loading."""
-    import json
+def check_preset_before_loading(mo: ModelOptions, so: SamplingOptions) -> None:
+    """--preset against the presets of the model --model names, before it loads: a pipeline folder's adapter (chosen
+    from its model_index.json) declares its own, the embedded model none beyond `pipeline`."""
+    from ..backends.load import adapter_for_spec, is_pipeline_spec
+    from ..backends.registry import backends
+    from ..presets import UNIVERSAL, check_preset
 
-    from ..backends.registry import backend_for_config
-
-    index = Path(path) / "model_index.json"
-    if not index.is_file():
-        return  # the loader names a missing or malformed folder
-    try:
-        cls = backend_for_config(json.loads(index.read_text()))
-    except (OSError, ValueError):
+    elsewhere = {name: (cls.family, p) for cls in backends().values() for name, p in cls.presets.items()}
+    if is_pipeline_spec(mo.model):
+        found = adapter_for_spec(str(mo.model))
+        if found is None:  # unreadable here (a hub id): the name must exist; resolve checks it once loaded
+            check_preset(so.preset, {**UNIVERSAL, **{k: p for k, (_, p) in elsewhere.items()}}, str(mo.model),
+                         elsewhere)
+            return
+        cls, index = found
+        check_preset(so.preset, {**UNIVERSAL, **cls.presets}, f"{index} names a {cls.backend} pipeline ({cls.family}), "
+                     f"which", elsewhere)
         return
-    if cls is not None and cls.backend != "wan":
-        raise ValueError(f"--preset distilled is Wan2.2 as users run it distilled (Lightning / LightX2V LoRAs: Wan's "
-                         f"timesteps 1000/750/500/250 at shift 5) and applies to Wan pipelines; {index} names a "
-                         f"{cls.backend} pipeline ({cls.family}), whose scheduler and step grid are its own: give "
-                         f"--steps/--guidance for it instead")
+    check_preset(so.preset, UNIVERSAL, f"model {mo.model!r} (embedded)", elsewhere)
 
 
 def known_config(mo: ModelOptions, so: SamplingOptions | None = None) -> dict:
@@ -325,20 +328,17 @@ def known_config(mo: ModelOptions, so: SamplingOptions | None = None) -> dict:
 
 
 def load(mo: ModelOptions, so: SamplingOptions | None = None):
-    """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning.
-    Both bundles are checked first: nothing loads for an option that can be refused without the model."""
+    """(model, steplens.presets.Sampling): the model loaded and the sampling resolved once (the preset, explicit
+    values winning; the model is not changed: the value goes with every call). Both bundles are checked first:
+    nothing loads for an option that can be refused without the model."""
+    from ..backends.load import is_pipeline_spec
     from ..models.load import load_model
     from ..presets import resolve
 
     so = so or SamplingOptions()
     mo.check(), so.check()
-    if so.preset == "distilled" and not str(mo.model).startswith("wan:"):
-        raise ValueError(f"--preset distilled is Wan2.2's distilled sampling (Lightning / LightX2V LoRAs) and applies "
-                         f"to wan:PATH pipelines; model {mo.model!r} is not a distilled Wan: it samples with its own "
-                         f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
-    if so.preset == "distilled":
-        _check_distilled_folder(str(mo.model).split(":", 1)[1])
-    if str(mo.model).startswith(("wan:", "diffusers:")):
+    check_preset_before_loading(mo, so)
+    if is_pipeline_spec(mo.model):
         from ..backends.load import check_call_size
 
         check_call_size(mo.model, so.height, so.width)

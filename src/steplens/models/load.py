@@ -8,6 +8,13 @@ from .dit import DiTConfig, VideoDiT
 from .weights import load_weights
 from .wrap import EmbeddedModel
 
+
+def is_pipeline_spec(spec) -> bool:
+    """Whether `spec` names a diffusers pipeline folder (steplens.backends.load.is_pipeline_spec)."""
+    from ..backends.load import is_pipeline_spec as pipeline_spec
+
+    return pipeline_spec(spec)
+
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = {
     "tiny-maze": "tiny-maze.safetensors",  # plain mazes (issue 2's model)
@@ -28,7 +35,7 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
     (steplens.backends.registry).
     dtype (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the
     embedded model runs in float32, not offloaded."""
-    if spec.startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(spec):
         from ..backends import load_pipeline_model
 
         return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2,
@@ -105,7 +112,7 @@ def _embedded_identity(spec: str, path: Path) -> dict:
 def check_spec(spec: str, option: str = "--model") -> str:
     """A model spec that names something loadable, checked without loading it: a shipped name, a weights file that
     exists, or wan:/diffusers: with a folder that exists (or a hub id: no slash-free local path to check)."""
-    if spec.startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(spec):
         folder = spec.partition(":")[2]
         if not folder:
             raise ValueError(f"{option} {spec!r}: give wan:PATH, the pipeline's folder")
@@ -127,7 +134,7 @@ def identity_of(spec: str, dtype: str | None = "float32", lora=None, lora_2=None
     without loading it (hashes of its weights file, or of its pipeline folder and LoRA files): what an output folder's
     configuration is checked against before minutes of loading. Parts that cannot be known without loading (a
     missing file, a bad spec: the loader names those) are left out."""
-    if spec.startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(spec):
         from ..backends.load import pipeline_identity
 
         try:
