@@ -31,7 +31,7 @@ class TestLTX2(BackendTests):
     def check_generate(self, pipe, model, lat, both):
         F, s = self.family, maze(4)  # a batch of different samples is one pipeline call with a list of images
         assert torch.equal(F.output(pipe, both), F.direct(pipe, [s, maze(5)], [7, 8]))
-        assert torch.equal(model.generate([s], [7], steps=F.steps, shift=float("nan"), guidance=F.cfg), lat)
+        assert torch.equal(model.generate([s], [7], sampling=resolve(model, steps=F.steps, shift=float("nan"), guidance=F.cfg)), lat)
         inputs = model.pipeline_inputs(s, 7, steps=F.steps, guidance=F.cfg)  # the same call
         assert torch.equal(pipe(**inputs, return_dict=False)[0], F.output(pipe, lat))
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
+from steplens.presets import resolve  # noqa: E402
 from steplens.cli import app  # noqa: E402
 from steplens.backends.wan.lora import apply_loras  # noqa: E402
 from steplens.backends.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
@@ -168,7 +169,7 @@ def test_a_nan_lora_stops_the_pipeline_run_naming_the_step(tmp_path):
 
     m = load_model(f"wan:{wan}", lora=str(nan))
     with pytest.raises(FloatingPointError, match="at step 0"):
-        m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=2)
+        m.generate([get_task("maze").sample(0, 3, 2)], [0], sampling=resolve(m, steps=2))
 
 
 def test_unpaired_and_kohya_loras_are_named(tmp_path):

@@ -10,6 +10,7 @@ pytest.importorskip("transformers")
 
 from backend_mixin import BackendTests  # noqa: E402
 from families import WanTI2V, maze  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends.wan import load_wan_model  # noqa: E402
 
 
@@ -21,9 +22,9 @@ class TestWanTI2V(BackendTests):
 
     def check_generate(self, pipe, model, lat, both):
         F, s = self.family, maze(4)
-        assert torch.equal(model.generate([s, s], [7, 8], steps=F.steps, guidance=F.cfg),
+        assert torch.equal(model.generate([s, s], [7, 8], sampling=resolve(model, steps=F.steps, guidance=F.cfg)),
                            F.direct(pipe, [s, s], [7, 8]))
-        torch.testing.assert_close(both[1], model.generate([maze(5)], [8], steps=F.steps, guidance=F.cfg)[0],
+        torch.testing.assert_close(both[1], model.generate([maze(5)], [8], sampling=resolve(model, steps=F.steps, guidance=F.cfg))[0],
                                    rtol=0, atol=1e-4)
 
     def load(self, folder):

@@ -159,8 +159,10 @@ class WanPipelineModel(PipelineModel):
         from diffusers import FlowMatchEulerDiscreteScheduler
 
         fresh = FlowMatchEulerDiscreteScheduler(num_train_timesteps=int(sched.config.num_train_timesteps))
-        if type(sched) is FlowMatchEulerDiscreteScheduler and {**sched.config, "shift": None} == {**fresh.config,
-                                                                                                  "shift": None}:
+        def settings(x):
+            return {k: v for k, v in x.config.items() if k not in ("shift", "_use_default_values")}
+
+        if type(sched) is FlowMatchEulerDiscreteScheduler and settings(sched) == settings(fresh):
             return sched  # the one a call set up already (a trace attached around generate): kept
         return fresh
 
