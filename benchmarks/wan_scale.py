@@ -367,7 +367,7 @@ def measure_prefix_reuse(model, a, device, latent_frames: int) -> dict:
     n = a.reuse_samples
     samples = [make_sample(a.height, a.width, latent_frames, a.seed + i) for i in range(n)]
     seeds = [a.seed + i for i in range(n)]
-    kw = dict(steps=a.steps, shift=a.shift, guidance=a.guidance)
+    kw = dict(sampling=resolve(model, steps=a.steps, shift=a.shift, guidance=a.guidance))
 
     def timed(fn):
         sync(device)

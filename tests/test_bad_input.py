@@ -104,8 +104,8 @@ def _sampler_cases(cmd, base, guidance=True):
         (cmd + base + ["--sigmas", "1,x"], ["--sigmas '1,x'", "'x' is not a number"]),
         (cmd + base + ["--sigmas", "1,0.5", "--steps", "3"], ["--steps 3 and --sigmas 1,0.5 disagree"]),
         (cmd + base + ["--sigmas", "1,0.5", "--shift", "2"], ["--shift 2 and --sigmas 1,0.5 disagree"]),
-        (cmd + base + ["--preset", "distilled"], ["--preset distilled", "applies to wan:PATH pipelines",
-                                                  "'tiny-maze' is not a distilled Wan"]),
+        (cmd + base + ["--preset", "distilled"], ["--preset distilled", "applies to Wan pipelines",
+                                                  "'tiny-maze' (embedded) has presets: pipeline"]),
     ]
     if guidance:
         out += [(cmd + base + ["--guidance", "nan"], ["--guidance nan", "finite"]),
@@ -432,7 +432,7 @@ def _api_cases():
         (lambda p: Hooks(load_model("tiny-maze")).record("blocks.1", reduce="median"), "'median'"),
         (lambda p: register_task(object()), "lacks 'name'"),
         (lambda p: resolve(load_model("tiny-maze"), "distilled"),
-         "'tiny-maze' is not a distilled Wan"),
+         "'distilled' is not a preset of model 'tiny-maze' (embedded); its presets: pipeline"),
         (lambda p: resolve(load_model("tiny-maze"), sigmas=[0.5, 0.9]),
          "σ 0.9 (item 2"),
         (lambda p: load_model("tiny-maze").generate([get_task("maze").sample(0, 3, 2)], [0], sampling=resolve(load_model("tiny-maze"), sigmas=[])),

@@ -43,8 +43,8 @@ class Preset:
 
 
 PIPELINE = "pipeline"
-UNIVERSAL = {PIPELINE: Preset("the model's own settings: its scheduler, steps, CFG, shift and expert switch as "
-                              "loaded (the embedded model's from its weights)")}
+UNIVERSAL = {PIPELINE: Preset("the model's own settings: its scheduler, steps, CFG, shift and expert switch, as "
+                              "loaded or as its weights carry them")}
 
 
 class Sources(Mapping):

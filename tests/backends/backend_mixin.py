@@ -232,7 +232,7 @@ class BackendTests:
         tr = trace(model, [maze(3, frames=2)], [3], sampling=resolve(model, steps=2, guidance=F.cfg))[0]
         assert tr.x0.shape == (2, 3, 2, 7, 7) and len(tr.metrics) == 2 and tr.output.shape == (3, 2, 7, 7)
         got = run_methods(model, [maze(0, frames=2), maze(1, frames=2)], [0, 1], ["single", "ensemble", "vote"], 2,
-                          2, F.methods_shift)
+                          resolve(model, steps=2, shift=F.methods_shift, guidance=1.0))
         assert {k: len(v) for k, v in got.items()} == {"single": 2, "ensemble": 2, "vote": 2}
         # the ensemble's averaging acts on the members of one call: the averaged block output is the same in both
         s = [maze(0, frames=2)]

@@ -34,7 +34,7 @@ class TestWanTI2V(BackendTests):
         from diffusers import WanImageToVideoPipeline
 
         assert isinstance(model.pipe, WanImageToVideoPipeline) and model.pipe.config.expand_timesteps
-        s, kw = maze(2), dict(steps=2, shift=3.0, guidance=self.family.cfg)
+        s, kw = maze(2), dict(sampling=resolve(model, steps=2, shift=3.0, guidance=self.family.cfg))
         lat = model.generate([s], [1], **kw)  # the same weights at other addresses: float rounding only
         torch.testing.assert_close(lat, self.family.model(pipe).generate([s], [1], **kw), rtol=0, atol=1e-4)
         # the hub's Wan2.2-TI2V-5B-Diffusers folder names the class WanPipeline and lists no image encoder

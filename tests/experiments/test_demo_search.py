@@ -28,7 +28,7 @@ def test_the_panel_traces_early_beams_winner_by_its_seed(tmp_path):
     traces = _hard_traces(model)
     hard = hard_one(traces)
     assert hard is not None and not hard.final_score["success"]
-    rec = search_panel(model, tmp_path, traces, {hard.sample.name: "<div>left</div>"}, STEPS, None, None, None)
+    rec = search_panel(model, tmp_path, traces, {hard.sample.name: "<div>left</div>"}, resolve(model, steps=STEPS), None)
     assert rec["sample"] == hard.sample.name and rec["one_seed"]["solved"] is False
     assert rec["search"]["nfe"] > rec["one_seed_nfe"]  # eight seeds to the beam step, one to the end
     # the winner's own trace is the search's answer: the same video
@@ -49,5 +49,5 @@ def test_no_panel_when_one_seed_solves_every_traced_sample(tmp_path):
     task = get_task("maze")
     traces = trace(model, [task.sample(0, 3, idx=0)], [0], sampling=resolve(model, steps=20))
     assert traces[0].final_score["success"]  # a 3x3 maze is easy for tiny-maze
-    assert search_panel(model, tmp_path, traces, {}, 20, None, None, None) is None
+    assert search_panel(model, tmp_path, traces, {}, resolve(model, steps=20), None) is None
     assert not any(tmp_path.iterdir())

@@ -30,6 +30,7 @@ from ..experiments.evaluate import score_videos
 from ..experiments.grid import ExperimentSettings, write_table
 from ..experiments.stats import paired_bootstrap, summarize
 from ..io.files import atomic_write_json
+from ..presets import own
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
 from ..methods.search import (TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
