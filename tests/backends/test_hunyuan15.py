@@ -3,7 +3,6 @@ forwards per CFG step (cond, then uncond), a fixed shift of 5, model options on 
 
 import pytest
 import torch
-
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 if not hasattr(diffusers, "HunyuanVideo15ImageToVideoPipeline"):
@@ -11,9 +10,9 @@ if not hasattr(diffusers, "HunyuanVideo15ImageToVideoPipeline"):
 
 from backend_mixin import BackendTests  # noqa: E402
 from families import Hunyuan15, maze  # noqa: E402
-from steplens.presets import resolve  # noqa: E402
 from steplens.backends import backends, load_pipeline_model  # noqa: E402
 from steplens.backends.hunyuan15 import HunyuanVideo15Model, decode_latents  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 
 
 class TestHunyuan15(BackendTests):

@@ -4,14 +4,13 @@ import json
 
 import pytest
 import torch
-
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from backend_mixin import BackendTests  # noqa: E402
 from families import WanTI2V, maze  # noqa: E402
-from steplens.presets import resolve  # noqa: E402
 from steplens.backends.wan import load_wan_model  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 
 
 class TestWanTI2V(BackendTests):
