@@ -98,7 +98,7 @@ def test_cli_round_trip_and_bad_loras_are_named(tmp_path):
         r = run.invoke(app, args + extra)
         assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
     r = run.invoke(app, ["eval", "--count", "1", "--lora", str(one)])
-    assert r.exit_code == 2 and "apply to wan:PATH pipelines" in r.output
+    assert r.exit_code == 2 and "apply to diffusers:PATH pipelines" in r.output
     wan21 = tmp_path / "wan21"
     tiny_wan21_i2v(seed=0).save_pretrained(wan21)
     r = run.invoke(app, ["eval", "--model", f"wan:{wan21}", "--count", "1", "--lora-2", str(two)])

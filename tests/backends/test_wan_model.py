@@ -272,7 +272,7 @@ def test_clear_errors(saved, tmp_path):
         (("--model", wan, "--dtype", "float8"), "unknown dtype 'float8'; allowed: float32, bfloat16, float16"),
         (("--model", wan, "--offload", "disk"), "unknown offload 'disk'; allowed: none, model, sequential"),
         (("--model", wan, "--offload", "model"), "pass an accelerator device"),
-        (("--model", "tiny-maze", "--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to wan:PATH"),
+        (("--model", "tiny-maze", "--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to diffusers:PATH"),
         (("--model", f"wan:{other}"), "folder not found"),
     ]:
         r = cli("eval", "--count", 1, *args)

@@ -191,7 +191,7 @@ def test_cli_presets_and_bad_input(folder, tmp_path):
     for args, message in [
         (("--model", wan, "--preset", "fast"), "--preset 'fast' does not exist; presets: pipeline"),
         (("--model", "tiny-maze", "--preset", "vbvr"), "--preset vbvr is the study's sampling of VBVR-Wan2.2"),
-        (("--model", "tiny-maze", "--height", 32, "--width", 32), "--height, --width apply to wan:PATH pipelines"),
+        (("--model", "tiny-maze", "--height", 32, "--width", 32), "--height, --width apply to diffusers:PATH pipelines"),
         (("--model", wan, "--height", 32), "--height and --width go together"),
         (("--model", wan, "--height", 40, "--width", 32), "--height 40: must be a positive multiple of 16"),
         (("--model", f"wan:{folder / 'wan21'}", "--lora-2", tmp_path / "none.safetensors"), "LoRA file not found"),

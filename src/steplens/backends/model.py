@@ -203,11 +203,12 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         from .load import pipeline_identity
 
         dtype_name = str(check_dtype(dtype)).replace("torch.", "")
-        ident = pipeline_identity(name or f"wan:{path}", path, dtype,
+        name = name or f"diffusers:{path}"  # the canonical prefix (an adapter's alias where the user wrote one)
+        ident = pipeline_identity(name, path, dtype,
                                   {comp: (p, scale) for comp, (p, scale, *_) in loras.items()})
         info = {"path": str(path), "dtype": dtype_name, "offload": offload or "none", "device": str(device),
                 "loras": loras, "identity": ident}
-        model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)  # `wan:` names any diffusers folder
+        model = cls(pipe, name=name, info=info, **model_kwargs)
         model.check_prompt_encoding()  # every steplens command encodes prompts: say now what is missing
         if model.prompt_source == "hashed":
             import warnings

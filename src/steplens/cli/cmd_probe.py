@@ -18,11 +18,11 @@ from .options import (BATCH_HELP, EngineOptions, ModelOptions, SamplingOptions, 
 
 PLAN = typer.Option(False, "--plan", help="print the jobs (samples x conditions), the NFE with and without prefix "
                                           "reuse and device-hours (with --sec-per-nfe) per part, and stop: nothing "
-                                          "runs (a wan:PATH model is not loaded; the embedded model is, to read its "
+                                          "runs (a diffusers:PATH model is not loaded; the embedded model is, to read its "
                                           "steps and time one forward)")
 SEC_PER_NFE = typer.Option(None, "--sec-per-nfe", help="seconds per model forward evaluation (one step, sample and "
-                                                       "CFG branch) for --plan's device-hours, e.g. 4.1 (VBVR-Wan2.2, "
-                                                       "480p, 81 frames, one H100: 328 s / (40 steps x 2))")
+                                                       "CFG branch) for --plan's device-hours, e.g. 4.1 (the study's 14B "
+                                                       "model, 480p, 81 frames, one H100: 328 s / (40 steps x 2))")
 NO_REUSE = typer.Option(False, "--no-reuse", help="recompute every condition whole instead of replaying the clean "
                                                   "run's shared prefix (the same results; the folder resumes either "
                                                   "way)")

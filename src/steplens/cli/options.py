@@ -33,18 +33,21 @@ class ModelOptions:
     """Which model, and how it is held: --model, --device, --dtype, --offload, --lora, --lora-2,
     --allow-unmatched-lora."""
 
-    model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
-                                                          "diffusers Wan or LTX-2 image-to-video folder)")
+    model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or "
+                                                          "diffusers:PATH (a diffusers image-to-video folder of a "
+                                                          "family steplens has an adapter for: steplens.backends)")
     device: str = _opt("cpu", "--device", help="torch device")
-    dtype: str = _opt("float32", "--dtype", help="float32 | bfloat16 | float16 (wan:PATH pipelines; the VAE and "
-                                                 "image encoder stay float32; the embedded model runs in float32)")
-    offload: str = _opt("none", "--offload", help="none | model | sequential: CPU offload of a wan:PATH pipeline "
-                                                  "onto --device (needs accelerate and an accelerator)")
-    lora: Optional[str] = _opt(None, "--lora", help="PATH[:SCALE]: a LoRA for a wan:PATH model's first (or only) "
-                                                    "transformer (DiffSynth, original Wan / ComfyUI incl. the "
-                                                    "Lightning / LightX2V 4-step LoRAs, or diffusers keys)")
-    lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert "
-                                                        "(transformer_2)")
+    dtype: str = _opt("float32", "--dtype", help="float32 | bfloat16 | float16 (diffusers:PATH pipelines; the VAE "
+                                                 "and image encoder stay float32; the embedded model runs in "
+                                                 "float32)")
+    offload: str = _opt("none", "--offload", help="none | model | sequential: CPU offload of a diffusers:PATH "
+                                                  "pipeline onto --device (needs accelerate and an accelerator)")
+    lora: Optional[str] = _opt(None, "--lora", help="PATH[:SCALE]: a LoRA for a diffusers:PATH model's first (or "
+                                                    "only) transformer (DiffSynth, the family's original / ComfyUI "
+                                                    "format incl. the Lightning / LightX2V 4-step LoRAs, or diffusers "
+                                                    "keys)")
+    lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for a two-expert model's second "
+                                                        "expert (transformer_2)")
     allow_unmatched_lora: bool = _opt(False, "--allow-unmatched-lora", help="apply a LoRA some of whose layers "
                                                                             "match no layer of its transformer (by "
                                                                             "default refused, naming them)")
@@ -66,7 +69,7 @@ class ModelOptions:
             if spec is not None:
                 lora_spec(spec, option)
                 if not is_pipeline_spec(self.model):
-                    raise ValueError(f"{option} {spec!r}: LoRAs apply to wan:PATH pipelines (diffusers Wan "
+                    raise ValueError(f"{option} {spec!r}: LoRAs apply to diffusers:PATH pipelines (diffusers "
                                      f"transformers), not to the embedded model {self.model!r}")
         return self
 
@@ -76,14 +79,13 @@ class SamplingOptions:
     """How the model samples: --preset, --steps, --shift, --sigmas, --guidance, --height/--width,
     --negative-prompt."""
 
-    preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | vbvr (the "
-                                                        "study's VBVR-Wan2.2 sampling: Euler, 50 steps, shift 5, CFG "
-                                                        "5, expert switch 0.875; wan:PATH only) | distilled (Wan2.2 "
-                                                        "with the Lightning / LightX2V 4-step LoRAs: Euler at sigma 1, "
-                                                        "0.9375, 0.8333, 0.625, CFG off, expert switch at step 2; "
-                                                        "wan:PATH only); explicit options override it")
+    preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | a preset "
+                                                        "its family declares (steplens.backends: vbvr, the study's "
+                                                        "sampling, and distilled, 4 steps at a fixed sigma list, on "
+                                                        "the study's family); explicit options override it")
     steps: Optional[int] = _opt(None, "--steps", help="sampling steps (>= 1; default: the preset's: the model's own, "
-                                                      "20 on the embedded model, the pipeline's 50 on wan:PATH)")
+                                                      "20 on the embedded model, the pipeline's own on "
+                                                      "diffusers:PATH)")
     shift: Optional[float] = _opt(None, "--shift", help="sigma shift of the flow schedule (default: the preset's; the "
                                                         "model's own)")
     sigmas: Optional[str] = _opt(None, "--sigmas", help="an explicit sigma list, one per step, e.g. "
@@ -92,11 +94,13 @@ class SamplingOptions:
                                                         "(refused with them where they disagree); Euler at each sigma")
     guidance: Optional[float] = _opt(None, "--guidance", help="classifier-free guidance scale, 1 = off (default: the "
                                                               "preset's; the model's own)")
-    height: Optional[int] = _opt(None, "--height", help="wan:PATH: the video height in pixels (a multiple of the "
+    height: Optional[int] = _opt(None, "--height", help="diffusers:PATH: the video height in pixels (a multiple of the "
                                                         "pipeline's; default: the sample's frame upscaled, or the "
                                                         "first frame's size)")
-    width: Optional[int] = _opt(None, "--width", help="wan:PATH: the video width in pixels (with --height)")
-    negative_prompt: Optional[str] = _opt(None, "--negative-prompt", help="wan:PATH: CFG's negative prompt (default: "
+    width: Optional[int] = _opt(None, "--width", help="diffusers:PATH: the video width in pixels (with "
+                                                      "--height)")
+    negative_prompt: Optional[str] = _opt(None, "--negative-prompt", help="diffusers:PATH: CFG's negative prompt "
+                                                                          "(default: "
                                                                           "the preset's)")
 
     def check(self) -> "SamplingOptions":
@@ -292,7 +296,7 @@ def batch_for(mo: ModelOptions, given: int | None, embedded: int) -> int:
     return 1 if is_pipeline_spec(mo.model) else embedded
 
 
-BATCH_HELP = "samples per model call (default: 1 on a wan:/diffusers: pipeline, else {n})"
+BATCH_HELP = "samples per model call (default: 1 on a diffusers:PATH pipeline, else {n})"
 
 
 def check_preset_before_loading(mo: ModelOptions, so: SamplingOptions) -> None:
@@ -346,7 +350,7 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
         given = [o for o, v in (("--height", so.height), ("--width", so.width),
                                 ("--negative-prompt", so.negative_prompt)) if v is not None]
         if given:
-            raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {mo.model!r} samples at its "
+            raise ValueError(f"{', '.join(given)} apply to diffusers:PATH pipelines; model {mo.model!r} samples at its "
                              f"samples' native size with its prompt conditioning")
     from ..experiments.dist import local_device
 

@@ -30,7 +30,7 @@ def shipped_path(name: str) -> Path:
 
 def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
                lora=None, lora_2=None, lora_unmatched: str = "refuse"):
-    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
+    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `diffusers:PATH` /
     `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by the backend of its pipeline class
     (steplens.backends.registry).
     dtype (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the
@@ -41,21 +41,21 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
         return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2,
                                    lora_unmatched=lora_unmatched)
     if lora is not None or lora_2 is not None:
-        raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
+        raise ValueError(f"--lora / --lora-2 apply to diffusers:PATH pipelines (diffusers transformers), not to the "
                          f"embedded model {spec!r}")
     if dtype not in (None, "float32"):
         from ..backends.checks import DTYPES
 
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
-        raise ValueError(f"model {spec!r} runs in float32; --dtype {dtype} applies to wan:PATH pipelines")
+        raise ValueError(f"model {spec!r} runs in float32; --dtype {dtype} applies to diffusers:PATH pipelines")
     if offload not in (None, "none"):
-        raise ValueError(f"model {spec!r} is not offloaded (offload 'none'); --offload {offload} applies to wan:PATH "
+        raise ValueError(f"model {spec!r} is not offloaded (offload 'none'); --offload {offload} applies to diffusers:PATH "
                          f"pipelines (allowed there: none, model, sequential)")
     path, name = _weights_path(spec)
     if path is None:
         raise ValueError(f"unknown model {spec!r}; available: {', '.join(SHIPPED)}, a .safetensors weights "
-                         f"or checkpoint file, or wan:PATH")
+                         f"or checkpoint file, or diffusers:PATH")
     if spec in SHIPPED:
         checked_shipped_path(spec)
     state, arch, info = load_weights(path)  # a missing or damaged file named
@@ -115,7 +115,7 @@ def check_spec(spec: str, option: str = "--model") -> str:
     if is_pipeline_spec(spec):
         folder = spec.partition(":")[2]
         if not folder:
-            raise ValueError(f"{option} {spec!r}: give wan:PATH, the pipeline's folder")
+            raise ValueError(f"{option} {spec!r}: give diffusers:PATH, the pipeline's folder")
         if (folder.startswith((".", "/", "~")) or Path(folder).expanduser().exists()) and \
                 not Path(folder).expanduser().is_dir():
             raise ValueError(f"{option} {spec!r}: pipeline folder not found: {folder}")
@@ -123,7 +123,7 @@ def check_spec(spec: str, option: str = "--model") -> str:
     path, _ = _weights_path(spec)
     if path is None:
         raise ValueError(f"{option} {spec!r}: unknown model; available: {', '.join(SHIPPED)}, a .safetensors "
-                         f"weights or checkpoint file, or wan:PATH")
+                         f"weights or checkpoint file, or diffusers:PATH")
     if not Path(path).is_file():
         raise ValueError(f"{option} {spec!r}: weights file not found: {path}")
     return spec
