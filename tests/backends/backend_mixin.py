@@ -282,7 +282,7 @@ class BackendTests:
         pipe.save_pretrained(folder)
         model = self.load(folder)
         assert type(model) is type(F.model(pipe)) and model.prompt_source == "hashed"
-        assert model.name == f"wan:{folder}"
+        assert model.name == f"diffusers:{folder}"  # the canonical prefix (wan: as typed where typed)
         for component in ("transformer", "vae"):
             mine, back = getattr(pipe, component).state_dict(), getattr(model.pipe, component).state_dict()
             assert mine.keys() == back.keys() and all(torch.equal(mine[k], back[k]) for k in mine)

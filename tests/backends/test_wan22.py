@@ -43,4 +43,4 @@ class TestWan22(BackendTests):
         assert torch.equal(model.token_mask(mask), mask)  # tokens are maze pixels
 
     def load(self, folder):
-        return load_model(f"wan:{folder}")
+        return load_model(f"diffusers:{folder}")
