@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from steplens.presets import resolve  # noqa: E402
+from steplens.presets import Sampling, resolve  # noqa: E402
 from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
 from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from steplens.backends.wan.sampler import WanTransformerModel  # noqa: E402
@@ -140,7 +140,7 @@ def test_geometry():
     with pytest.raises(TypeError, match="does not trace or hook the scheduler DDIMScheduler"):
         m.generate([maze(0)], [0], sampling=resolve(m, steps=1))
     with pytest.raises(TypeError, match="cannot set the flow shift of a DDIMScheduler"):
-        m._shift(5.0).__enter__()
+        m.applied(Sampling("pipeline", 1, 5.0, 1.0)).__enter__()
 
 
 @pytest.mark.parametrize("variant", ["wan22", "wan21"])

@@ -452,6 +452,7 @@ class PipelineModel(ModelDefaults, PipelineGeometry):
         sampling_options have "sigmas")."""
         from ..presets import sampled
 
+        self.check_scheduler()  # refused before any work, hooks or not
         sampling = sampled(self, sampling)
         steps = len(sampling.sigmas) if sampling.sigmas is not None else sampling.steps
         with ExitStack() as stack:
