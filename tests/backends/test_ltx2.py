@@ -11,6 +11,7 @@ if not hasattr(diffusers, "LTX2ImageToVideoPipeline"):
 from backend_mixin import BackendTests  # noqa: E402
 from families import LTX2, maze  # noqa: E402
 from steplens.backends.ltx2 import load_ltx2_model  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 
 
 class TestLTX2(BackendTests):
@@ -42,7 +43,6 @@ class TestLTX2(BackendTests):
         from typer.testing import CliRunner
 
         from steplens.cli import app
-        from steplens.presets import resolve
 
         r = CliRunner().invoke(app, ["eval", "--model", f"diffusers:{folder}", "--preset", "vbvr", "--count", "1"])
         assert r.exit_code == 2 and "applies to Wan pipelines" in " ".join(r.output.split()), r.output
