@@ -40,7 +40,7 @@ def main() -> None:
     from steplens.experiments.stats import summarize
     from steplens.methods.search import SearchConfig, config_for_budget
     from steplens.models.load import load_model
-    from steplens.presets import own
+    from steplens.presets import own, resolve
     from steplens.probes.compare import run_search
     from steplens.tasks import find_task
 
@@ -62,7 +62,7 @@ def main() -> None:
         for i in range(0, len(samples), a.batch):
             part = samples[i:i + a.batch]
             got += run_search(model, part, [s.seed for s in part], "best-of-n" if method == "single" else method,
-                              budget, steps, None, None, SearchConfig(k=k, m=m), scorers)
+                              budget, resolve(model, steps=steps), SearchConfig(k=k, m=m), scorers)
         st = summarize(got)
         n = (config_for_budget(SearchConfig(method="early-beam", k=k, m=m), budget, steps).n
              if method == "early-beam" else budget)

@@ -16,6 +16,7 @@ import math
 import time
 from pathlib import Path
 
+from steplens.presets import resolve
 from steplens.experiments.evaluate import generate_and_score
 from steplens.experiments.grid import ExperimentSettings, batches, load_samples
 from steplens.experiments.stats import wilson
@@ -54,7 +55,7 @@ def main() -> None:
             samples = load_samples(model, ExperimentSettings(task=f, count=a.count))
             rows = []
             for chunk in batches(samples, 50):
-                rows += generate_and_score(model, chunk, ExperimentSettings(task=f).scorers(), steps=steps)[1]
+                rows += generate_and_score(model, chunk, ExperimentSettings(task=f).scorers(), sampling=resolve(model, steps=steps))[1]
             res[name, f] = {"count": a.count, "success": [r["success"] for r in rows],
                             "score": [r["score"] for r in rows], "seconds": round(time.time() - t0, 1)}
             path.parent.mkdir(parents=True, exist_ok=True)

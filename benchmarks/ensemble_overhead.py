@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from steplens.presets import resolve
 from steplens.methods.ensemble import EnsembleConfig, generate_ensemble, member_seeds
 from steplens.models.load import load_model
 from steplens.tasks import get_task
@@ -32,14 +33,14 @@ def main() -> None:
     rep = [s for s in samples for _ in range(a.n)]
 
     def plain():
-        model.generate(rep, member_seeds(seeds, a.n), steps=a.steps)
+        model.generate(rep, member_seeds(seeds, a.n), sampling=resolve(model, steps=a.steps))
 
     def ensemble():
-        generate_ensemble(model, samples, seeds, EnsembleConfig(n_seeds=a.n), steps=a.steps)
+        generate_ensemble(model, samples, seeds, EnsembleConfig(n_seeds=a.n), sampling=resolve(model, steps=a.steps))
 
     def sequential():
         for k in range(a.n):
-            model.generate(samples, [s + k for s in seeds], steps=a.steps)
+            model.generate(samples, [s + k for s in seeds], sampling=resolve(model, steps=a.steps))
 
     plain(), ensemble()
     r_ens, r_seq = [], []

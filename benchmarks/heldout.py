@@ -16,6 +16,7 @@ import argparse
 import json
 import time
 
+from steplens.presets import resolve
 from steplens.experiments.evaluate import solve_rate
 from steplens.experiments.stats import wilson
 from steplens.tasks import draw, get_task, has_generator, task_names
@@ -61,7 +62,7 @@ def gap(a) -> list[dict]:
         size = task.default_size if a.size is None else a.size
         row = {"model": a.model, "family": name, "size": size, "count": a.count}
         for part in ("test", "train"):
-            res = solve_rate(model, name, range(a.count), size, a.frames, steps=a.steps, progress=False, part=part)
+            res = solve_rate(model, name, range(a.count), size, a.frames, sampling=resolve(model, steps=a.steps), progress=False, part=part)
             lo, hi = wilson(res["solved"], res["n"])
             row[part] = (res["solve_rate"], lo, hi)
         row["gap"] = row["train"][0] - row["test"][0]

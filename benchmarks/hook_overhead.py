@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from steplens.presets import resolve
 from steplens.hooks import Hooks
 from steplens.models.load import load_model
 from steplens.tasks import get_task
@@ -30,12 +31,12 @@ def main() -> None:
     blocks = model.block_names[:: max(1, len(model.block_names) // 4)][:4]
 
     def plain():
-        model.generate(samples, seeds, steps=a.steps)
+        model.generate(samples, seeds, sampling=resolve(model, steps=a.steps))
 
     def traced():
         h = Hooks(model, a.steps).record("x0").record(blocks, reduce="energy")
         with h:
-            model.generate(samples, seeds, steps=a.steps, hooks=h)
+            model.generate(samples, seeds, sampling=resolve(model, steps=a.steps), hooks=h)
 
     plain(), traced()  # warm up
     ratios, tp, tt = [], [], []

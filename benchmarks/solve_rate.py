@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from steplens.presets import resolve
 from steplens.experiments.evaluate import wilson
 from steplens.io.files import atomic_write_json
 from steplens.models.load import load_model
@@ -43,7 +44,7 @@ def main() -> None:
         for lo in tqdm(range(0, a.count, a.batch), desc=f"{n}x{n}"):
             seeds = list(range(lo, min(lo + a.batch, a.count)))
             samples = [task.sample(s, n, frames, idx=s) for s in seeds]
-            for tr in trace(model, samples, seeds, steps=a.steps, shift=a.shift):
+            for tr in trace(model, samples, seeds, sampling=resolve(model, steps=a.steps, shift=a.shift)):
                 ok += tr.final_score["success"]
                 shortest += tr.final_score["shortest"]
                 per_step.append([m["candidate_mass"] for m in tr.metrics])

@@ -58,6 +58,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
 
     from steplens.hooks import Hooks
+    from steplens.presets import resolve
     from steplens.tasks import get_task
     from steplens.backends import trace_pipeline
     from steplens.backends.wan import WanPipelineModel
@@ -90,10 +91,11 @@ def main() -> None:
     res["traced_over_plain"] = interleaved(traced, plain, a.reps)
 
     adapter = WanTransformerModel(model)
-    args = dict(steps=a.steps, shift=3.0, guidance=a.guidance)
-    if not torch.equal(adapter.generate([sample], [0], **args), model.generate([sample], [0], **args)):
+    args = dict(sampling=resolve(model, steps=a.steps, shift=3.0, guidance=a.guidance))
+    mine = dict(sampling=resolve(adapter, steps=a.steps, shift=3.0, guidance=a.guidance))
+    if not torch.equal(adapter.generate([sample], [0], **mine), model.generate([sample], [0], **args)):
         raise SystemExit("the steplens loop computed something else than the pipeline")
-    res["steplens_over_diffusers"] = interleaved(lambda: adapter.generate([sample], [0], **args),
+    res["steplens_over_diffusers"] = interleaved(lambda: adapter.generate([sample], [0], **mine),
                                                  lambda: model.generate([sample], [0], **args), a.reps)
 
     w = res["workload"]

@@ -90,6 +90,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from steplens.presets import resolve
+
 # Wan2.2-I2V-A14B's transformer/config.json (each of `transformer` and `transformer_2`), as WanTransformer3DModel's
 # arguments; the width is num_attention_heads x attention_head_dim = 5120
 A14B_TRANSFORMER = dict(
@@ -326,14 +328,13 @@ def make_variants(pipe, model, sample, a, device, latent_frames: int, steps: int
 
     def ensemble():
         cfg = EnsembleConfig(n_seeds=a.n)
-        lat = generate_ensemble(model, [sample], [a.seed], cfg, steps=steps, shift=a.shift, guidance=a.guidance,
+        lat = generate_ensemble(model, [sample], [a.seed], cfg, sampling=resolve(model, steps=steps, shift=a.shift, guidance=a.guidance),
                                 frames=latent_frames)
         return lat, {"ensemble_blocks": default_blocks(n_blocks), "ensemble_steps": default_steps(steps),
                      "shape": list(lat.shape)}
 
     def single(seed):
-        return lambda: (model.generate([sample], [seed], latent_frames, steps=steps, shift=a.shift,
-                                       guidance=a.guidance), {})
+        return lambda: (model.generate([sample], [seed], latent_frames, sampling=resolve(model, steps=steps, shift=a.shift, guidance=a.guidance)), {})
 
     return {"untraced": [untraced], "traced": [traced], "ensemble": [ensemble],
             "sequential": [single(s) for s in member_seeds([a.seed], a.n)]}
@@ -366,7 +367,7 @@ def measure_prefix_reuse(model, a, device, latent_frames: int) -> dict:
     n = a.reuse_samples
     samples = [make_sample(a.height, a.width, latent_frames, a.seed + i) for i in range(n)]
     seeds = [a.seed + i for i in range(n)]
-    kw = dict(steps=a.steps, shift=a.shift, guidance=a.guidance)
+    kw = dict(sampling=resolve(model, steps=a.steps, shift=a.shift, guidance=a.guidance))
 
     def timed(fn):
         sync(device)

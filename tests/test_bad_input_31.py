@@ -253,8 +253,8 @@ FOUND = (
     (["eval", "--size", 1], ["maze size must be an integer from 3 to 9 cells, got 1"]),  # the task's own rule
     (["compare", "--data", "{root}/missing", "--out", "{out}"], ["--data", "data folder not found"]),
     (["eval", "--data", "{data}", "--size", 3], ["--size 3 applies to generated samples"]),
-    (["eval", "--negative-prompt", "blurry"], ["--negative-prompt apply to wan:PATH pipelines"]),
-    (["eval", "--lora", "{data}/maze/00000/prompt.txt"], ["--lora", "LoRAs apply to wan:PATH pipelines"]),
+    (["eval", "--negative-prompt", "blurry"], ["--negative-prompt apply to diffusers:PATH pipelines"]),
+    (["eval", "--lora", "{data}/maze/00000/prompt.txt"], ["--lora", "LoRAs apply to diffusers:PATH pipelines"]),
     (["run", "--data", "{data}", "--out", "{out}", "--ens-target", "x"], ["--ens-target without --ensemble"]),
     (["run", "--data", "{data}", "--out", "{out}", "--ensemble", 2, "--select", "x"], ["--select: unknown selection rule 'x'", "first"]),
     (["demo", "--task", ",", "--out", "{out}"], ["--task ','", "names no task"]),

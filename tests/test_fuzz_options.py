@@ -212,7 +212,7 @@ CONFLICTS = (
     (("probe",), ["--frame-noise", "every-step"], ("--frame-noise", "noise")),
     (("probe",), ["--engine", "torchrun", "--workers", "3"], ("--workers", "torchrun")),
     (("study",), ["--split", "In-Domain_50"], ("--split", "--data")),
-    (("trace",), ["--negative-prompt", "blurry"], ("--negative-prompt", "wan:PATH")),
+    (("trace",), ["--negative-prompt", "blurry"], ("--negative-prompt", "diffusers:PATH")),
 )
 
 

@@ -1,6 +1,9 @@
 """steplens: trace, probe and improve how video diffusion models reason along denoising steps."""
 
+from .presets import Sampling, resolve  # what a run samples with: one frozen value, resolved once
+
 __version__ = "0.1.0"
+__all__ = ["Sampling", "resolve", "results"]
 
 
 def results(path, what: str = "rows"):

@@ -12,8 +12,8 @@ Writing a model family
 A model is an object with:
 
 - ``name`` (str): how the user named it (``tiny-maze``, ``wan:/models/vbvr``), written into run configs.
-- ``backend`` (str): the family (``embedded``, ``wan``, ``ltx2``, ...), shown in reports and used by presets
-  that apply to one family only.
+- ``backend`` (str): the family's name (``embedded``, or a diffusers adapter's own), recorded in run configs and
+  shown in reports; nothing decides by it (a family's differences are its adapter's attributes).
 - ``info`` (dict): what the model knows about itself, JSON-able (training config, prompt source, LoRAs). Its
   ``identity`` entry, filled by the loader, is the model's part of an output folder's configuration (see
   ``identity``): the model, a content hash of its weights (or of a pipeline folder's index and configs), dtype,
@@ -24,19 +24,20 @@ A model is an object with:
   ``{None: net}`` (embedded) or ``{"transformer": …}`` (a pipeline); two experts (Wan2.2-A14B):
   ``{"transformer": …, "transformer_2": …}``, and the step context says which one runs.
 - ``sampling_defaults() -> dict``: the model's own sampling, at least ``steps`` (int), ``shift`` (float, or
-  NaN / None for a scheduler's own), ``guidance`` (float, 1 = CFG off); a pipeline adds what
-  ``configure_sampling`` takes (``scheduler``, ``boundary``, ``negative_prompt``, ...); ``sigmas`` (list of
-  float, no final 0) where the model samples at an explicit σ list of its own (a distilled student, or
-  ``configure_sampling(sigmas=...)``). The only place a
-  family's defaults live: everything else asks here (``steplens.presets.resolve``).
-- ``generate(samples, seeds, frames=None, steps=None, shift=None, guidance=None, callback=None, hooks=None,
-  sigmas=None) -> latents (B, C, T, h, w)``: one video per sample from the noise of ``seeds[i]``; ``None`` means
-  the model's default. ``sigmas``: an explicit σ list, one per step (strictly decreasing, in (0, 1], a final 0
-  allowed), overriding ``steps`` and ``shift``; with ``sigmas=None`` the model's own σ list (``sampling_defaults()
-  ["sigmas"]``, or one set by ``configure_sampling(sigmas=...)``) runs whenever the call's steps and shift are
-  None or that list's; a family that cannot run a given list refuses it (ValueError). Each step is handed to ``callback(StepInfo)`` (``steplens.sampling.StepInfo``: step index,
-  σ, x_s, guided v, x̂0 = x_s − σ·v) and runs inside a ``steplens.context.StepContext`` so that ``hooks``
-  (``steplens.hooks.Hooks`` on this model) record and edit by step, CFG branch and expert.
+  NaN / None for a scheduler's own), ``guidance`` (float, 1 = CFG off); a pipeline adds its own ``scheduler``,
+  ``boundary`` (two experts), ``negative_prompt``; ``sigmas`` (list of float, no final 0) where the model samples
+  at an explicit σ list of its own (a distilled student). The only place a family's defaults live: everything else
+  asks here (``steplens.presets.resolve``).
+- ``generate(samples, seeds, frames=None, sampling=None, callback=None, hooks=None) -> latents (B, C, T, h, w)``: one
+  video per sample from the noise of ``seeds[i]``, sampled with ``sampling`` (a frozen ``steplens.presets.Sampling``:
+  steps or σ list, shift, guidance, scheduler, expert switch, negative prompt, size; ``None``: the model's own,
+  ``resolve(model)``). A model keeps no sampling state: what ``sampling`` asks (a scheduler swapped in, an expert
+  switch, a negative prompt, a call size) holds for that call only, and is put back after it, also after an
+  exception. A setting the family cannot apply is refused (ValueError), as is a σ list it cannot run. Each step is
+  handed to ``callback(StepInfo)`` (``steplens.sampling.StepInfo``: step index, σ, x_s, guided v, x̂0 = x_s − σ·v)
+  and runs inside a ``steplens.context.StepContext`` so that ``hooks`` (``steplens.hooks.Hooks`` on this model)
+  record and edit by step, CFG branch and expert (``hooks.check_run(sampling.steps)``: a hook past the run is
+  refused).
 - ``decode(latents) -> (B, 3, T, H, W)`` in [-1, 1]: what scorers see, one frame per latent frame, at the
   samples' native size.
 - ``latent_shape(samples, frames) -> (B, C, T, h, w)``; ``token_grid(latent_shape) -> (t, h, w)`` of the
@@ -50,12 +51,12 @@ Optional, with their meaning when absent (the defaults of `ModelDefaults`):
 - ``trained_tasks`` (list of str): the task families the weights were trained on; ``[]``: unknown (study and
   demo then use the default task).
 - ``experts`` (list of str): the named experts of ``modules()``; ``has_two_experts``: ``len(experts) > 1``.
-- ``sampling_options`` (frozenset of str): the settings ``configure_sampling`` takes beyond steps/shift/
-  guidance (``scheduler``, ``boundary``, ``negative_prompt``, ``height``, ``width``, ``size``, ``sigmas``: an
-  explicit σ list it can run; the embedded model takes only ``sigmas``); empty: the
-  model samples its samples at their native size with its own conditioning, and presets refuse those options.
-- ``configure_sampling(**settings)``: apply a preset's or the user's settings for the rest of the model's
-  life (``sigmas``: a σ list, or an empty one to clear it); the default refuses any setting it is given.
+- ``sampling_options`` (frozenset of str): the settings of a ``Sampling`` its ``generate`` applies beyond
+  steps/shift/guidance (``scheduler``, ``boundary``, ``negative_prompt``, ``height``, ``width``, ``size``,
+  ``sigmas``: an explicit σ list it can run; the embedded model takes only ``sigmas``); empty: the model samples its
+  samples at their native size with its own conditioning, and ``resolve`` refuses those options.
+- ``presets`` (dict: name -> ``steplens.presets.Preset``): the named samplings the family declares beyond
+  ``pipeline`` (every model's own); empty by default. ``--preset`` is checked against them (``check_preset``).
 - ``decode_video(latents) -> (B, 3, frames, H, W)``: the full decoded video (every video frame, call size);
   default: ``decode`` (the embedded model makes one frame per frame).
 - ``fps`` (float): the frame rate of ``decode_video``'s video where a sample does not give one (its
@@ -87,9 +88,7 @@ class VideoModel(Protocol):
     def sampling_defaults(self) -> dict: ...
 
     def generate(self, samples: Sequence[Any], seeds: Sequence[int], frames: int | None = None,
-                 steps: int | None = None, shift: float | None = None, guidance: float | None = None,
-                 callback: Callable | None = None, hooks: Any = None,
-                 sigmas: Sequence[float] | None = None) -> torch.Tensor: ...
+                 sampling: Any = None, callback: Callable | None = None, hooks: Any = None) -> torch.Tensor: ...
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
@@ -112,10 +111,9 @@ class VideoModel(Protocol):
     def has_two_experts(self) -> bool: ...
 
     sampling_options: frozenset
+    presets: dict
     is_pipeline: bool
     fps: float
-
-    def configure_sampling(self, **settings) -> None: ...
 
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor: ...
 
@@ -124,6 +122,7 @@ class ModelDefaults:
     """The optional members of `VideoModel` with their documented defaults: inherit it, override what you have."""
 
     sampling_options: frozenset = frozenset()
+    presets: dict = {}  # name -> steplens.presets.Preset, beyond `pipeline`
     is_pipeline: bool = False
     fps: float = 4.0
 
@@ -139,11 +138,15 @@ class ModelDefaults:
     def has_two_experts(self) -> bool:
         return len(self.experts) > 1
 
-    def configure_sampling(self, **settings) -> None:
-        given = sorted(k for k, v in settings.items() if v is not None and k != "shift")
-        if given:
-            raise ValueError(f"{', '.join(given)}: model {self.name!r} ({self.backend}) takes no sampling settings "
-                             f"beyond steps, shift and guidance")
+    def check_sampling(self, sampling) -> None:
+        """Refuse a Sampling's settings this model cannot apply (beyond steps, shift, guidance: `sampling_options`)."""
+        size = ["height", "width"] if isinstance(sampling.size, tuple) else ["size"] if sampling.size else []
+        given = [k for k in ("scheduler", "boundary", "negative_prompt", "sigmas") if getattr(sampling, k) is not None]
+        refused = [k for k in given + size if k not in self.sampling_options]
+        if refused:
+            raise ValueError(f"{', '.join(refused)}: model {self.name!r} ({self.backend}) takes no sampling settings "
+                             f"beyond steps, shift and guidance" + (" and a σ list" if "sigmas" in self.sampling_options
+                                                                    else ""))
 
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
         return self.decode(latents)
@@ -161,8 +164,8 @@ def check_model(model) -> None:
     """Refuse, with the missing members named, an object that does not implement the model contract."""
     missing = [m for m in ("name", "backend", "info", "block_names", "modules", "sampling_defaults", "generate",
                            "decode", "latent_shape", "token_grid", "token_mask", "frames_from_video",
-                           "trained_tasks", "experts", "has_two_experts", "sampling_options", "is_pipeline",
-                           "configure_sampling", "decode_video")
+                           "trained_tasks", "experts", "has_two_experts", "sampling_options", "presets", "is_pipeline",
+                           "decode_video")
                if not hasattr(model, m)]
     if missing:
         raise TypeError(f"{type(model).__name__} does not implement the steplens model contract "

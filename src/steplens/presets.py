@@ -1,113 +1,172 @@
-"""Sampling presets: which steps, shift, guidance, scheduler, expert switch, negative prompt and size a run uses.
+"""What a run samples with, resolved once: `Sampling`, a frozen value, and the presets it may start from.
 
     from steplens.presets import resolve
     sampling = resolve(model, "vbvr", steps=None, shift=None, guidance=None)   # explicit values override
     sampling.steps, sampling.shift, sampling.guidance, sampling.sources        # what the run will use, and why
+    model.generate(samples, seeds, sampling=sampling)                           # the one channel to the model
 
-Three presets:
+`resolve` is pure: it reads the model (`sampling_defaults()`, its adapter's `presets`) and configures nothing. The
+value goes with every call (`generate`, trace, hooks' step checks, probes, methods); a pipeline applies it for
+that call only (a scheduler swapped in, an expert switch set, restored afterwards), so a model keeps no sampling
+state between calls.
 
-* `pipeline` (the default): the model's own settings, read from the model, never the embedded model's values
-  on a diffusers pipeline. For a `wan:` pipeline: its scheduler as loaded (UniPC in the hub's Wan configs), the
-  scheduler's own flow shift, `num_inference_steps` and `guidance_scale` from the pipeline's `__call__`
-  signature (50 and 5.0 for Wan's image-to-video pipeline), its own `boundary_ratio` (two-expert Wan2.2), the
-  pipeline's empty negative prompt. For the embedded model: what it was trained and measured with (20 Euler
-  steps, shift 3, no CFG).
-* `vbvr`: the study's sampling of VBVR-Wan2.2 (its authors' DiffSynth tooling): FlowMatch Euler, 50 steps,
-  shift 5, CFG 5, the Wan2.2 expert switch at 0.875 (t >= 875 runs the high-noise expert), Wan's standard
-  negative prompt, frames from the sample's ground_truth.mp4 and the size of its first_frame.png (rounded up
-  to the pipeline's multiple). It applies to `wan:` pipelines only.
-* `distilled`: Wan2.2-I2V-A14B as users run it distilled (the Wan2.2-Lightning and LightX2V 4-step LoRAs, one per
-  expert, through --lora / --lora-2): FlowMatch Euler over exactly σ = 1.0, 0.9375, 0.8333…, 0.625 (the shift-5
-  grid σ = 5s / (1 + 4s) at timesteps t = 1000, 750, 500, 250, s = t / 1000), CFG off, the expert switch at
-  0.875 (t = 875: the high-noise expert runs steps 0-1, the low-noise expert steps 2-3), the size of the first
-  frame as in `vbvr` (so the two chains compare at one resolution). It applies to `wan:` pipelines only (one
-  expert is fine: no switch): the embedded model has its own few-step students (their weights carry their σ
-  list), and LTX-2 / HunyuanVideo-1.5 have neither Wan's timestep grid nor these LoRAs.
+Presets are data each model family declares (`presets` on its model class: name -> `Preset`, a one-line
+description and the settings); `pipeline` (the default: the model's own settings, read from the model) is every
+model's. A preset a model does not have is refused naming the presets it has (`check_preset`).
 
-An explicit σ list (`sigmas`: --sigmas, the `distilled` preset, or a model's own, e.g. a distilled student's
+An explicit σ list (`sigmas`: --sigmas, a preset's, or a model's own, e.g. a distilled student's
 info["sampling"]) overrides steps and shift: the run takes len(sigmas) steps, one at each σ, the last step
 landing on 0. Explicit --steps / --shift other than the list's (its length, the shift recorded beside it) drop a
 preset's or model's σ list (the run then takes the flow grid of those); --sigmas with --steps or --shift is
 refused where they disagree.
 
-The two do not give the same videos: UniPC (a multistep solver) and Euler take different paths from the
-same noise, and the hub's boundary differs from 0.875. The Euler σ grid is diffusers'
-FlowMatchEulerDiscreteScheduler's (σ from 1 down to 1/1000 before the shift), which may differ from
-DiffSynth's own grid in the last digits.
-
 Explicit options (--steps, --shift, --guidance, --height/--width, --negative-prompt) override a preset; every
-value's source ("preset vbvr", "model", "option") is kept in `sources` and written into run configs.
+value's source ("preset NAME", "model", "option") is kept in `sources` and written into run configs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-PRESETS = {
-    "pipeline": "the model's own settings (a wan: pipeline's scheduler, steps, CFG, shift and boundary; the "
-                "embedded model's 20 Euler steps, shift 3, no CFG)",
-    "vbvr": "the study's VBVR-Wan2.2 sampling: FlowMatch Euler, 50 steps, shift 5, CFG 5, expert switch at 0.875, "
-            "Wan's negative prompt, size of the first frame",
-    "distilled": "Wan2.2 as users run it distilled (Lightning / LightX2V 4-step LoRAs): Euler at sigma 1, 0.9375, "
-                 "0.8333, 0.625 (shift 5 at t = 1000, 750, 500, 250), CFG off, expert switch at 0.875 (step 2), size "
-                 "of the first frame",
-}
 
-# Wan's standard negative prompt (the Wan2.x repositories' and DiffSynth's examples use it; VBVR's tooling samples
-# with "a fixed negative prompt"): oversaturated, overexposed, static, blurry details, subtitles, ... walking backwards.
-WAN_NEGATIVE_PROMPT = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
-                       "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的"
-                       "肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
+@dataclass(frozen=True)
+class Preset:
+    """A named sampling a model family declares: a one-line description (shown in --help and refusals) and its
+    settings (any of steps, shift, guidance, scheduler, boundary, negative_prompt, size, sigmas)."""
 
-VBVR = {"scheduler": "euler", "steps": 50, "shift": 5.0, "guidance": 5.0, "boundary": 0.875,
-        "negative_prompt": WAN_NEGATIVE_PROMPT, "size": "first-frame"}
+    description: str
+    settings: Mapping = field(default_factory=dict)
+
+
+PIPELINE = "pipeline"
+UNIVERSAL = {PIPELINE: Preset("the model's own settings: its scheduler, steps, CFG, shift and expert switch, as "
+                              "loaded or as its weights carry them")}
+
+
+class Sources(Mapping):
+    """Where each setting came from, in the order the settings were resolved: an immutable mapping."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items=()):
+        object.__setattr__(self, "_items", tuple((str(k), str(v)) for k, v in dict(items).items()))
+
+    def __getitem__(self, key):
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def __iter__(self):
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other) -> bool:
+        return dict(self) == dict(other) if isinstance(other, Mapping) else NotImplemented
+
+    def __setattr__(self, *_):
+        raise AttributeError("Sources is immutable")
+
+    def __reduce__(self):
+        return (Sources, (dict(self._items),))
+
+    def __repr__(self) -> str:
+        return f"Sources({dict(self._items)!r})"
+
+
+SETTINGS = ("scheduler", "boundary", "negative_prompt", "size", "height", "width", "sigmas")  # beyond steps/shift/CFG
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Every setting a run samples with, resolved once (`resolve`) and passed with every call.
+
+    preset: the preset it started from; steps; shift (None: the scheduler's own, e.g. LTX-2's resolution-dependent
+    shift); guidance (1 = CFG off); sigmas: an explicit σ list, one per step (no final 0), overriding steps and
+    shift, or None; scheduler: the scheduler to run ("euler": FlowMatch Euler; a pipeline's own class name; None:
+    the model's); boundary: the expert switch (a fraction of the training timesteps; two-expert pipelines);
+    negative_prompt: CFG's uncond prompt (None: the model's); size: (height, width) of the call, or "first-frame"
+    (the size of the samples' first_frame.png), or None (the samples' native frame upscaled); sources: where each
+    value came from."""
+
+    preset: str
+    steps: int
+    shift: float | None
+    guidance: float
+    sigmas: tuple[float, ...] | None = None
+    scheduler: str | None = None
+    boundary: float | None = None
+    negative_prompt: str | None = None
+    size: tuple[int, int] | str | None = None
+    sources: Sources = field(default_factory=Sources)
+
+    def __post_init__(self):
+        if self.sigmas is not None and not isinstance(self.sigmas, tuple):
+            object.__setattr__(self, "sigmas", tuple(float(x) for x in self.sigmas))
+        if isinstance(self.size, list):
+            object.__setattr__(self, "size", tuple(self.size))
+        if not isinstance(self.sources, Sources):
+            object.__setattr__(self, "sources", Sources(self.sources))
+
+    def _value(self, key: str):
+        if key == "sigmas":
+            return None if self.sigmas is None else list(self.sigmas)
+        if key in ("height", "width"):
+            return self.size[key == "width"] if isinstance(self.size, tuple) else None
+        return getattr(self, key)
+
+    @property
+    def extra(self) -> dict:
+        """The settings beyond steps, shift and guidance that were resolved (scheduler, boundary, negative_prompt,
+        size or height/width, sigmas), in their order: empty for a model that samples with its own numbers only."""
+        return {k: self._value(k) for k in self.sources if k in SETTINGS}
+
+    def describe(self) -> dict:
+        """For run configs and reports: every value and its source."""
+        extra = self.extra
+        return {"preset": self.preset, "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
+                **{k: v for k, v in extra.items() if k != "negative_prompt"},
+                **({"negative_prompt": extra["negative_prompt"]} if "negative_prompt" in extra else {}),
+                "sources": dict(self.sources)}
+
+    @classmethod
+    def from_description(cls, d: Mapping) -> "Sampling":
+        """The value a `describe()` wrote (a run config's "sampling"): the same Sampling again."""
+        size = (int(d["height"]), int(d["width"])) if d.get("height") is not None else d.get("size")
+        return cls(d["preset"], int(d["steps"]), None if d.get("shift") is None else float(d["shift"]),
+                   float(d["guidance"]), sigmas=d.get("sigmas"), scheduler=d.get("scheduler"),
+                   boundary=d.get("boundary"), negative_prompt=d.get("negative_prompt"), size=size,
+                   sources=Sources(d.get("sources") or {}))
+
+    def with_numbers(self, steps: int | None = None, shift: float | None = None,
+                     guidance: float | None = None) -> "Sampling":
+        """This sampling with other steps, shift or guidance (None: kept), as an option would set them: a σ list
+        goes where the steps or the shift are not its own (the run then takes the flow grid of those)."""
+        upd, src = {}, dict(self.sources)
+        for k, v in (("steps", steps), ("shift", shift), ("guidance", guidance)):
+            if v is not None and v != getattr(self, k):
+                upd[k], src[k] = (int(v) if k == "steps" else float(v)), "option"
+        if not upd:
+            return self
+        if self.sigmas is not None and ("steps" in upd or "shift" in upd):
+            upd["sigmas"] = None
+            src.pop("sigmas", None)
+        return dataclasses.replace(self, **upd, sources=Sources(src))
 
 
 def shift_sigma(t: float, shift: float, num_train_timesteps: int = 1000) -> float:
     """σ of the shifted flow grid at timestep t: shift·s / (1 + (shift − 1)·s), s = t / num_train_timesteps."""
     s = t / num_train_timesteps
     return shift * s / (1 + (shift - 1) * s)
-
-
-# The distilled Wan2.2 sampling (Wan2.2-Lightning / LightX2V 4-step LoRAs): the shift-5 grid at 1000/750/500/250.
-DISTILLED_TIMESTEPS = (1000, 750, 500, 250)
-DISTILLED = {"scheduler": "euler", "steps": 4, "shift": 5.0, "guidance": 1.0, "boundary": 0.875,
-             "sigmas": [shift_sigma(t, 5.0) for t in DISTILLED_TIMESTEPS], "size": "first-frame"}
-
-
-@dataclass
-class Sampling:
-    """What a run samples with. `extra`: model configuration beyond steps/shift/guidance (scheduler, boundary,
-    negative_prompt, height, width, size, sigmas: an explicit σ list, one per step, overriding steps and shift;
-    `sigmas` is None when there is none); `sources`: for each setting, where its value came from."""
-
-    preset: str
-    steps: int
-    shift: float | None  # None: the scheduler's own (LTX-2's resolution-dependent shift)
-    guidance: float
-    extra: dict = field(default_factory=dict)
-    sources: dict = field(default_factory=dict)
-
-    @property
-    def sigmas(self) -> list[float] | None:
-        """The explicit σ list the run takes (one per step), or None: the flow grid of `steps` and `shift`."""
-        return self.extra.get("sigmas")
-
-    def describe(self) -> dict:
-        """For run configs and reports: every value and its source."""
-        return {"preset": self.preset, "steps": self.steps, "shift": self.shift, "guidance": self.guidance,
-                **{k: v for k, v in self.extra.items() if k != "negative_prompt"},
-                **({"negative_prompt": self.extra["negative_prompt"]} if "negative_prompt" in self.extra else {}),
-                "sources": dict(self.sources)}
-
-
-def check_preset(name: str | None) -> str:
-    name = name or "pipeline"
-    if name not in PRESETS:
-        raise ValueError(f"--preset {name!r} does not exist; presets: "
-                         + "; ".join(f"{k} ({v})" for k, v in PRESETS.items()))
-    return name
 
 
 def check_size_pair(height: int | None, width: int | None) -> None:
@@ -155,59 +214,56 @@ def own(model, steps: int | None = None, shift: float | None = None,
     return steps, shift, float(d["guidance"] if guidance is None else guidance)
 
 
+def presets_of(model) -> dict[str, Preset]:
+    """The presets a model (or a model class) has: `pipeline`, every model's, and those its family declares."""
+    return {**UNIVERSAL, **(getattr(model, "presets", None) or {})}
+
+
+def check_preset(name: str | None, presets: Mapping[str, Preset] = UNIVERSAL, what: str = "this model",
+                 elsewhere: Mapping[str, tuple[str, Preset]] | None = None) -> str:
+    """`name` (None: `pipeline`) if it is one of `presets` (the model's: `presets_of`), else the one refusal: the
+    presets `what` has, and, where another family declares the name (`elsewhere`: name -> (family, Preset)), what
+    it is and whose."""
+    name = name or PIPELINE
+    if name in presets:
+        return name
+    listed = "; ".join(f"{k} ({p.description})" for k, p in presets.items())
+    owner = (elsewhere or {}).get(name)
+    if owner is not None:
+        family, p = owner
+        raise ValueError(f"--preset {name} is {p.description} and applies to {family} pipelines; {what} has presets: "
+                         f"{listed}")
+    raise ValueError(f"--preset {name!r} does not exist; presets: {listed}" if elsewhere is not None else
+                     f"--preset {name!r} is not a preset of {what}; its presets: {listed}")
+
+
 def resolve(model, preset: str | None = None, steps: int | None = None, shift: float | None = None,
             guidance: float | None = None, height: int | None = None, width: int | None = None,
-            negative_prompt: str | None = None, configure: bool = True, sigmas=None) -> Sampling:
-    """The settings a run on `model` uses under `preset`, explicit values overriding it; with `configure`, the
-    model is set up for them (scheduler, expert switch, negative prompt, size, σ list: model.configure_sampling).
-    `sigmas`: an explicit σ list (--sigmas) overriding steps and shift (see the module doc)."""
-    preset = check_preset(preset)
+            negative_prompt: str | None = None, sigmas=None) -> Sampling:
+    """The settings a run on `model` uses under `preset` (one of `presets_of(model)`), explicit values overriding
+    it; pure: the model is read, never changed. `sigmas`: an explicit σ list (--sigmas) overriding steps and shift
+    (see the module doc)."""
+    is_pipeline = model.is_pipeline  # the model contract (steplens.contract)
+    preset = check_preset(preset, presets_of(model), f"model {model.name!r} ({model.backend})")
     sigmas = check_sigma_options(sigmas, steps, shift)
     own = dict(model.sampling_defaults())
-    is_pipeline = model.is_pipeline  # the model contract (steplens.contract)
-    if preset == "distilled":
-        if is_pipeline and model.backend != "wan":
-            raise ValueError(f"--preset distilled is Wan2.2 as users run it distilled (Lightning / LightX2V LoRAs: "
-                             f"Wan's timesteps 1000/750/500/250 at shift 5, expert switch 0.875) and applies to Wan "
-                             f"pipelines; {model.name!r} is a {model.backend} pipeline, whose scheduler and distilled "
-                             f"checkpoints follow their own σ schedule (--sigmas gives one explicitly where the "
-                             f"backend takes it)")
-        if not is_pipeline:
-            raise ValueError(f"--preset distilled is Wan2.2's distilled sampling (Lightning / LightX2V LoRAs) and "
-                             f"applies to wan:PATH pipelines; model {model.name!r} is not a distilled Wan: it samples "
-                             f"with its own settings ({own['steps']} steps, shift {own['shift']}"
-                             + (", its own σ list" if own.get("sigmas") else "") + "), or give --sigmas")
-    if sigmas is not None or preset == "distilled":
+    settings = dict(presets_of(model)[preset].settings)
+    if sigmas is not None or settings.get("sigmas") is not None:
         if is_pipeline and "sigmas" not in model.sampling_options:
-            raise ValueError(f"{'--sigmas' if sigmas is not None else '--preset distilled'}: model {model.name!r} "
+            raise ValueError(f"{'--sigmas' if sigmas is not None else '--preset ' + preset}: model {model.name!r} "
                              f"({model.backend}) does not take an explicit σ list: its pipeline computes its own "
                              f"schedule; use --steps and --shift")
-    if preset == "vbvr":
-        if is_pipeline and model.backend != "wan":
-            raise ValueError(f"--preset vbvr is the study's sampling of VBVR-Wan2.2 (FlowMatch Euler, expert switch "
-                             f"0.875) and applies to Wan pipelines; {model.name!r} is a {model.backend} pipeline "
-                             f"(--preset pipeline: its own settings)")
-        if not is_pipeline:
-            raise ValueError(f"--preset vbvr is the study's sampling of VBVR-Wan2.2 (CFG 5, shift 5, 50 steps) and "
-                             f"applies to wan:PATH pipelines; model {model.name!r} samples with its own settings "
-                             f"(--preset pipeline: {own['steps']} steps, shift {own['shift']}, guidance "
-                             f"{own['guidance']})")
-        base, origin = {**own, **VBVR}, "preset vbvr"
-        base.pop("sigmas", None)  # the study's 50-step grid, not a σ list the model had
-        if not model.has_two_experts:
-            base.pop("boundary")
-    elif preset == "distilled":
-        base, origin = {**own, **DISTILLED}, "preset distilled"
-        if not model.has_two_experts:
-            base.pop("boundary")
-    else:
-        base, origin = own, "model"
+    base, origin = {**own, **settings}, ("model" if preset == PIPELINE else f"preset {preset}")
+    if "steps" in settings and "sigmas" not in settings:
+        base.pop("sigmas", None)  # the preset's grid of steps, not a σ list the model had
+    if "boundary" in settings and not model.has_two_experts:
+        base.pop("boundary")  # one expert: no switch
     sources = {k: origin for k in base}
     explicit = {"steps": steps, "shift": shift, "guidance": guidance, "height": height, "width": width,
                 "negative_prompt": negative_prompt}
     if not is_pipeline and (height is not None or width is not None or negative_prompt is not None):
         given = [f"--{k.replace('_', '-')}" for k in ("height", "width", "negative_prompt") if explicit[k] is not None]
-        raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {model.name!r} samples at its "
+        raise ValueError(f"{', '.join(given)} apply to diffusers:PATH pipelines; model {model.name!r} samples at its "
                          f"samples' native size with its prompt conditioning")
     check_size_pair(height, width)
     listed = base.get("sigmas")
@@ -232,21 +288,21 @@ def resolve(model, preset: str | None = None, steps: int | None = None, shift: f
         base["steps"], sources["steps"] = len(base["sigmas"]), sources["sigmas"]
     else:
         base.pop("sigmas", None)
+        sources.pop("sigmas", None)
     if height is not None:
         base.pop("size", None)
         sources.pop("size", None)
-    extra = {k: v for k, v in base.items() if k not in ("steps", "shift", "guidance")}
     shift = base["shift"]
     shift = None if shift is None or math.isnan(float(shift)) else float(shift)  # None: the scheduler's own
-    sampling = Sampling(preset, int(base["steps"]), shift, float(base["guidance"]), extra, sources)
-    if configure and "sigmas" in model.sampling_options:
-        # the σ list the run takes, or () for none: a list an earlier resolve set on this model does not linger
-        extra = {**extra, "sigmas": sampling.sigmas if sampling.sigmas is not None else ()}
-    if configure and is_pipeline:
-        model.configure_sampling(**extra, shift=sampling.shift)
-    elif configure and "sigmas" in extra:
-        model.configure_sampling(sigmas=extra["sigmas"], shift=sampling.shift)
-    return sampling
+    size = (int(base["height"]), int(base["width"])) if base.get("height") is not None else base.get("size")
+    return Sampling(preset, int(base["steps"]), shift, float(base["guidance"]), sigmas=base.get("sigmas"),
+                    scheduler=base.get("scheduler"), boundary=base.get("boundary"),
+                    negative_prompt=base.get("negative_prompt"), size=size, sources=Sources(sources))
+
+
+def sampled(model, sampling: Sampling | None = None) -> Sampling:
+    """`sampling`, or the model's own (`resolve(model)`) where None: what a call without one samples with."""
+    return resolve(model) if sampling is None else sampling
 
 
 def sampling_of(model) -> dict:

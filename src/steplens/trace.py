@@ -76,12 +76,11 @@ def model_dtype(model) -> torch.dtype:
 
 
 @torch.no_grad()
-def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = None, shift: float | None = None,
-          guidance: float | None = None, frames: int | None = None, scorers: Scorers | None = None,
-          decode_steps=None, x0_files: list[Path] | None = None) -> list[Trace]:
-    """Sample a batch and keep x0_hat of every step (or of `decode_steps` alone: only those are kept, decoded and
-    scored, and the summary's steps are among them); score each step's x0_hat (see steplens.cos). steps, shift,
-    guidance: None is the model's own (its sampling_defaults).
+def trace(model, samples: list[Sample], seeds: list[int], sampling=None, frames: int | None = None,
+          scorers: Scorers | None = None, decode_steps=None, x0_files: list[Path] | None = None) -> list[Trace]:
+    """Sample a batch with `sampling` (steplens.presets.Sampling; None: the model's own) and keep x0_hat of every
+    step (or of `decode_steps` alone: only those are kept, decoded and scored, and the summary's steps are among
+    them); score each step's x0_hat (see steplens.cos).
 
     x0_hat's latents are kept in the model's dtype (`model_dtype`: a pipeline computes them in float32) and decoded
     one step at a time, each step's latent and decoded video let go once scored. `x0_files` (one path per sample):
@@ -89,13 +88,13 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
     says where), so that memory holds one decoded step in float, not all of them (the kept steps stay as uint8
     images, `Trace.frames`, a quarter of that each, for the grid and the viewer); else Trace.x0 holds them."""
     from .context import current
+    from .presets import sampled
 
+    sampling = sampled(model, sampling)
     scorers = scorers or Scorers()
     if x0_files is not None and len(x0_files) != len(samples):
         raise ValueError(f"x0_files: {len(x0_files)} paths for {len(samples)} samples; give one per sample")
-    n = steps
-    if decode_steps is not None and n is None:  # the run's count, to resolve steps from the end before it runs
-        n = int(model.sampling_defaults()["steps"])
+    n = sampling.steps  # the run's count, to resolve steps from the end before it runs
     want = check_decode_steps(decode_steps, n)
     dtype = model_dtype(model)
     recorded, sig, experts = {}, [], []
@@ -107,10 +106,10 @@ def trace(model, samples: list[Sample], seeds: list[int], steps: int | None = No
         ctx = current()
         experts.append(info.expert or (ctx.expert if ctx is not None else None))
 
-    out_latent = model.generate(samples, seeds, frames, steps=steps, shift=shift, guidance=guidance, callback=keep)
+    out_latent = model.generate(samples, seeds, frames, sampling, callback=keep)
     if want is not None and len(sig) != n:
         raise RuntimeError(f"{getattr(model, 'name', 'the model')} ran {len(sig)} steps, not the {n} its sampling "
-                           f"defaults say: decode steps {decode_steps} were resolved against {n}")
+                           f"says: decode steps {decode_steps} were resolved against {n}")
     rows = sorted(recorded)
     if want is not None:
         sig, experts = [sig[k] for k in rows], [experts[k] for k in rows]

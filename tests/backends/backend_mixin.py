@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from families import maze
+from steplens.presets import resolve
 from steplens.backends import attach, trace_pipeline
 from steplens.contract import check_model
 from steplens.hooks import Hooks
@@ -166,17 +167,17 @@ class BackendTests:
         model = F.model(pipe)
         check_model(model)
         s, s2 = maze(4), maze(5)
-        lat = model.generate([s], [7], steps=F.steps, guidance=F.cfg)
+        lat = model.generate([s], [7], sampling=resolve(model, steps=F.steps, guidance=F.cfg))
         assert lat.shape == F.latent_shape  # a 7x7 maze, 3 frames
         assert torch.equal(F.output(pipe, lat), F.direct(pipe, [s], [7]))
-        assert torch.equal(F.output(pipe, model.generate([s], [7], steps=F.steps, guidance=1.0)),
+        assert torch.equal(F.output(pipe, model.generate([s], [7], sampling=resolve(model, steps=F.steps, guidance=1.0))),
                            F.direct(pipe, [s], [7], guidance=1.0))
         # different images in one call: row 0 is the single call up to the rounding of batched matmuls
-        both = model.generate([s, s2], [7, 8], steps=F.steps, guidance=F.cfg)
+        both = model.generate([s, s2], [7, 8], sampling=resolve(model, steps=F.steps, guidance=F.cfg))
         torch.testing.assert_close(both[0], lat[0], rtol=0, atol=1e-4)
         # a shift replaces the scheduler's for the call only
         original, config, shift = pipe.scheduler, dict(pipe.scheduler.config), getattr(pipe.scheduler, "shift", None)
-        shifted = model.generate([s], [7], steps=F.steps, shift=F.other_shift, guidance=F.cfg)
+        shifted = model.generate([s], [7], sampling=resolve(model, steps=F.steps, shift=F.other_shift, guidance=F.cfg))
         assert pipe.scheduler is original and not torch.equal(shifted, lat)
         assert dict(original.config) == config and getattr(original, "shift", None) == shift  # left as it was
         assert torch.equal(F.output(pipe, shifted), F.direct(pipe, [s], [7],
@@ -188,7 +189,7 @@ class BackendTests:
         F = self.family
         model = F.model(pipe)
         s = maze(5)
-        lat = model.generate([s], [3], steps=F.steps, guidance=F.cfg)
+        lat = model.generate([s], [3], sampling=resolve(model, steps=F.steps, guidance=F.cfg))
         own = F.direct(pipe, [s], [3], output_type="pt")  # (B, T, C, H, W) in [0, 1]
         video = model.decode_video(lat)  # (B, C, T, H, W) in [-1, 1]
         assert video.shape == F.video_shape
@@ -203,10 +204,10 @@ class BackendTests:
         F = self.family
         model = F.model(pipe)
         samples, seeds = [maze(0), maze(1)], [0, 1]
-        plain = model.generate(samples, seeds, steps=F.steps, guidance=F.cfg)
+        plain = model.generate(samples, seeds, sampling=resolve(model, steps=F.steps, guidance=F.cfg))
         steps = []
         hooks = Hooks(model, F.steps).record("blocks.1", reduce="energy").record("x0")
-        lat = model.generate(samples, seeds, steps=F.steps, guidance=F.cfg, callback=steps.append, hooks=hooks)
+        lat = model.generate(samples, seeds, sampling=resolve(model, steps=F.steps, guidance=F.cfg), callback=steps.append, hooks=hooks)
         assert torch.equal(lat, plain)
         assert [st.i for st in steps] == list(range(F.steps)) and torch.equal(steps[-1].x0, lat)
         assert [st.expert for st in steps] == [F.expert_at(pipe, k) for k in range(F.steps)]
@@ -228,25 +229,24 @@ class BackendTests:
 
         F = self.family
         model = F.model(pipe)
-        tr = trace(model, [maze(3, frames=2)], [3], steps=2, guidance=F.cfg)[0]
+        tr = trace(model, [maze(3, frames=2)], [3], sampling=resolve(model, steps=2, guidance=F.cfg))[0]
         assert tr.x0.shape == (2, 3, 2, 7, 7) and len(tr.metrics) == 2 and tr.output.shape == (3, 2, 7, 7)
         got = run_methods(model, [maze(0, frames=2), maze(1, frames=2)], [0, 1], ["single", "ensemble", "vote"], 2,
-                          2, F.methods_shift)
+                          resolve(model, steps=2, shift=F.methods_shift, guidance=1.0))
         assert {k: len(v) for k, v in got.items()} == {"single": 2, "ensemble": 2, "vote": 2}
         # the ensemble's averaging acts on the members of one call: the averaged block output is the same in both
         s = [maze(0, frames=2)]
         cfg = EnsembleConfig(n_seeds=2, target="block", blocks=[0], steps=[0, 1])
         hooks = ensemble_hooks(model, cfg, 2).record("blocks.0")  # recorded after the averaging edit
         with hooks:
-            model.generate(s * 2, member_seeds([0], 2), steps=2, guidance=1.0, hooks=hooks)
+            model.generate(s * 2, member_seeds([0], 2), sampling=resolve(model, steps=2, guidance=1.0), hooks=hooks)
         for k in range(2):
             rec = hooks.get("blocks.0", k)
             assert torch.equal(rec[0], rec[1])
-        lat = generate_ensemble(model, s, [0], EnsembleConfig(n_seeds=2, target="x0", steps=[1]), steps=2,
-                                guidance=1.0)
+        lat = generate_ensemble(model, s, [0], EnsembleConfig(n_seeds=2, target="x0", steps=[1]), sampling=resolve(model, steps=2, guidance=1.0))
         same(lat[0, 0], lat[0, 1], F.ensemble_atol)  # x0_hat averaged at the last step
         off = generate_ensemble(model, s, [0], EnsembleConfig(n_seeds=2, target="x0", steps=[1], alpha=0.0),
-                                steps=2, guidance=1.0)
+                                sampling=resolve(model, steps=2, guidance=1.0))
         assert (off[0, 0] - off[0, 1]).abs().max() > F.ensemble_spread
         self.check_experiments(pipe, model)
         F.assert_pristine(pipe)
@@ -282,12 +282,12 @@ class BackendTests:
         pipe.save_pretrained(folder)
         model = self.load(folder)
         assert type(model) is type(F.model(pipe)) and model.prompt_source == "hashed"
-        assert model.name == f"wan:{folder}"
+        assert model.name == f"diffusers:{folder}"  # the canonical prefix (wan: as typed where typed)
         for component in ("transformer", "vae"):
             mine, back = getattr(pipe, component).state_dict(), getattr(model.pipe, component).state_dict()
             assert mine.keys() == back.keys() and all(torch.equal(mine[k], back[k]) for k in mine)
         s = maze(2)
-        assert torch.equal(F.output(model.pipe, model.generate([s], [1], steps=2, guidance=F.cfg)),
+        assert torch.equal(F.output(model.pipe, model.generate([s], [1], sampling=resolve(model, steps=2, guidance=F.cfg))),
                            F.direct(model.pipe, [s], [1], steps=2))
         for prefix in ("wan", "diffusers"):
             r = CliRunner().invoke(app, ["probe", "energy", "--model", f"{prefix}:{folder}", "--count", "1", "--size",

@@ -3,7 +3,6 @@ forwards per CFG step (cond, then uncond), a fixed shift of 5, model options on 
 
 import pytest
 import torch
-
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 if not hasattr(diffusers, "HunyuanVideo15ImageToVideoPipeline"):
@@ -13,6 +12,7 @@ from backend_mixin import BackendTests  # noqa: E402
 from families import Hunyuan15, maze  # noqa: E402
 from steplens.backends import backends, load_pipeline_model  # noqa: E402
 from steplens.backends.hunyuan15 import HunyuanVideo15Model, decode_latents  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 
 
 class TestHunyuan15(BackendTests):
@@ -29,8 +29,8 @@ class TestHunyuan15(BackendTests):
     def check_generate(self, pipe, model, lat, both):
         F, s, s2 = self.family, maze(4), maze(5)
         # one image, several seeds (an ensemble's members): the plain call with a list of generators
-        assert torch.equal(model.generate([s, s], [7, 8], steps=F.steps), F.direct(pipe, [s, s], [7, 8]))
-        torch.testing.assert_close(both[1], model.generate([s2], [8], steps=F.steps)[0], rtol=0, atol=1e-4)
+        assert torch.equal(model.generate([s, s], [7, 8], sampling=resolve(model, steps=F.steps)), F.direct(pipe, [s, s], [7, 8]))
+        torch.testing.assert_close(both[1], model.generate([s2], [8], sampling=resolve(model, steps=F.steps))[0], rtol=0, atol=1e-4)
         d = model.sampling_defaults()  # the pipeline's 50 steps, the guider's 6, the scheduler's shift 5
         assert (d["steps"], d["guidance"], d["shift"]) == (50, F.cfg, 5.0)
 

@@ -1,6 +1,7 @@
 """What only HunyuanVideo-1.5 has, beyond the shared backend tests (test_hunyuan15.py): a latent edit is the pipeline
 started from that latent (its own `latents` and `sigmas` arguments), the real VAE geometry, its settings and errors."""
 
+from dataclasses import replace
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ if not hasattr(diffusers, "HunyuanVideo15ImageToVideoPipeline"):
 import numpy as np  # noqa: E402
 
 from families import Hunyuan15, maze  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends import HashedPromptEmbeds, trace_pipeline  # noqa: E402
 from steplens.backends.hunyuan15 import HunyuanVideo15Model  # noqa: E402
 from steplens.hooks import Hooks  # noqa: E402
@@ -51,7 +53,7 @@ def test_real_geometry():
     assert model.pixel_scale(7, 7) == 16 and model.video_frames(2) == 5 and model.frames_from_video(121) == 31
     s = maze(0, frames=2)
     assert model.latent_shape([s], 2) == (1, 4, 2, 7, 7)
-    lat = model.generate([s], [0], steps=2, frames=2)
+    lat = model.generate([s], [0], sampling=resolve(model, steps=2), frames=2)
     assert torch.equal(lat, F.direct(pipe, [s], [0], steps=2, frames=2, k=16))
     mask = torch.zeros(7, 7, dtype=torch.bool)
     mask[1, 1:4] = True
@@ -61,18 +63,18 @@ def test_real_geometry():
 
 def test_settings_and_errors(pipe):
     m = F.model(pipe)
-    m.configure_sampling(scheduler="FlowMatchEulerDiscreteScheduler", negative_prompt="blurry")
-    assert m.negative_prompt == "blurry"
+    with m.applied(resolve(m, negative_prompt="blurry")):
+        assert m.negative_prompt == "blurry"
     with pytest.raises(ValueError, match="height, width: not supported for HunyuanVideo-1.5"):
-        m.configure_sampling(height=64, width=64)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=2, height=64, width=64))
     with pytest.raises(ValueError, match="runs its own FlowMatchEulerDiscreteScheduler"):
-        m.configure_sampling(scheduler="euler2")
+        m.generate([maze(0)], [0], sampling=replace(resolve(m, steps=2), scheduler="euler2"))
     with pytest.raises(ValueError, match="only for guidance > 1"):
-        m.generate([maze(0)], [0], steps=2, guidance=0.5)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=2, guidance=0.5))
     with pytest.raises(ValueError, match="2 seeds given for 1 samples"):
-        m.generate([maze(0)], [0, 1], steps=2)
+        m.generate([maze(0)], [0, 1], sampling=resolve(m, steps=2))
     with pytest.raises(ValueError, match="expects text_embed_dim 16"):
-        F.model(pipe, prompt_embeds=HashedPromptEmbeds(8)).generate([maze(0)], [0], steps=2)
+        F.model(pipe, prompt_embeds=HashedPromptEmbeds(8)).generate([maze(0)], [0], sampling=resolve(F.model(pipe, prompt_embeds=HashedPromptEmbeds(8)), steps=2))
     with pytest.raises(ValueError, match="glyph_length must be an integer >= 1"):
         HunyuanVideo15Model(pipe, glyph_length=0)
     from diffusers import DDIMScheduler
@@ -81,7 +83,7 @@ def test_settings_and_errors(pipe):
     pipe.scheduler = DDIMScheduler()
     try:
         with pytest.raises(TypeError, match="supports FlowMatchEulerDiscreteScheduler"):
-            m.generate([maze(0)], [0], steps=2)
+            m.generate([maze(0)], [0], sampling=resolve(m, steps=2))
     finally:
         pipe.scheduler = original
     with pytest.raises(TypeError, match="does not support the pipeline class"):

@@ -11,6 +11,7 @@ if not hasattr(diffusers, "LTX2ImageToVideoPipeline"):
 from backend_mixin import BackendTests  # noqa: E402
 from families import LTX2, maze  # noqa: E402
 from steplens.backends.ltx2 import load_ltx2_model  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 
 
 class TestLTX2(BackendTests):
@@ -31,7 +32,7 @@ class TestLTX2(BackendTests):
     def check_generate(self, pipe, model, lat, both):
         F, s = self.family, maze(4)  # a batch of different samples is one pipeline call with a list of images
         assert torch.equal(F.output(pipe, both), F.direct(pipe, [s, maze(5)], [7, 8]))
-        assert torch.equal(model.generate([s], [7], steps=F.steps, shift=float("nan"), guidance=F.cfg), lat)
+        assert torch.equal(model.generate([s], [7], sampling=resolve(model, steps=F.steps, shift=float("nan"), guidance=F.cfg)), lat)
         inputs = model.pipeline_inputs(s, 7, steps=F.steps, guidance=F.cfg)  # the same call
         assert torch.equal(pipe(**inputs, return_dict=False)[0], F.output(pipe, lat))
 
@@ -42,7 +43,6 @@ class TestLTX2(BackendTests):
         from typer.testing import CliRunner
 
         from steplens.cli import app
-        from steplens.presets import resolve
 
         r = CliRunner().invoke(app, ["eval", "--model", f"diffusers:{folder}", "--preset", "vbvr", "--count", "1"])
         assert r.exit_code == 2 and "applies to Wan pipelines" in " ".join(r.output.split()), r.output

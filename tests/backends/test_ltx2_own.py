@@ -14,6 +14,7 @@ if not hasattr(diffusers, "LTX2ImageToVideoPipeline"):
     pytest.skip("this diffusers has no LTX-2", allow_module_level=True)
 
 from families import LTX2, maze  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends import attach, trace_pipeline as trace_ltx2  # noqa: E402
 from steplens.backends.ltx2 import LTX2PipelineModel, denormalize, load_ltx2_model, pack, unpack  # noqa: E402
 from steplens.backends.ltx2.tiny import tiny_inputs  # noqa: E402
@@ -121,29 +122,29 @@ def test_geometry_and_errors(pipe):
     assert torch.equal(m.token_mask(mask), mask)  # tokens are maze pixels
     d = m.sampling_defaults()
     assert d["steps"] == 30 and d["guidance"] == 3.0 and np.isnan(d["shift"])
-    m.configure_sampling(scheduler="FlowMatchEulerDiscreteScheduler", negative_prompt="blurry")
-    assert m.negative_prompt == "blurry"
+    with m.applied(resolve(m, negative_prompt="blurry")):
+        assert m.negative_prompt == "blurry"
     with pytest.raises(ValueError, match="height, width: not supported yet for LTX-2"):
-        m.configure_sampling(height=64, width=64)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=2, height=64, width=64))
     with pytest.raises(ValueError, match="only for guidance > 1"):
-        m.generate([maze(0)], [0], steps=2, guidance=0.5)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=2, guidance=0.5))
     with pytest.raises(ValueError, match="2 seeds given for 1 samples"):
-        m.generate([maze(0)], [0, 1], steps=2)
+        m.generate([maze(0)], [0, 1], sampling=resolve(m, steps=2))
     with pytest.raises(ValueError, match="shift must be a number > 0"):
-        m.generate([maze(0)], [0], steps=2, shift=-1.0)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=2, shift=-1.0))
     with pytest.raises(ValueError, match="LTX-2's connectors expect 64"):
-        LTX2PipelineModel(pipe, prompt_embeds=HashedPromptEmbeds(8)).generate([maze(0)], [0], steps=2)
+        LTX2PipelineModel(pipe, prompt_embeds=HashedPromptEmbeds(8)).generate([maze(0)], [0], sampling=resolve(LTX2PipelineModel(pipe, prompt_embeds=HashedPromptEmbeds(8)), steps=2))
     with pytest.raises(ValueError, match="needs stg_blocks"):
         LTX2PipelineModel(pipe, stg_scale=1.0)
     with pytest.raises(ValueError, match="undefined for one step"):  # LTX-2's shift_terminal needs >= 2 steps
-        m.generate([maze(0)], [0], steps=1)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=1))
     from diffusers import DDIMScheduler
 
     original = pipe.scheduler
     pipe.scheduler = DDIMScheduler()
     try:
         with pytest.raises(TypeError, match="supports FlowMatchEulerDiscreteScheduler"):
-            m.generate([maze(0)], [0], steps=2)
+            m.generate([maze(0)], [0], sampling=resolve(m, steps=2))
     finally:
         pipe.scheduler = original
     with pytest.raises(TypeError, match="does not support the pipeline class"):

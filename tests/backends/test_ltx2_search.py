@@ -6,6 +6,7 @@ import torch
 
 pytest.importorskip("diffusers")
 
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends.ltx2 import LTX2PipelineModel  # noqa: E402
 from steplens.backends.ltx2.tiny import tiny_ltx2_i2v  # noqa: E402
 from builders import warm_verifier  # noqa: E402
@@ -29,13 +30,13 @@ def model():
 def test_the_tape_counts_stops_and_replays_ltx2(model):
     b, seeds = [get_task("maze").sample(1, 3, 3)] * 2, [7, 8]
     with forwards(model) as c:
-        clean = model.generate(b, seeds, steps=STEPS, guidance=CFG)
+        clean = model.generate(b, seeds, sampling=resolve(model, steps=STEPS, guidance=CFG))
     assert c.nfe == STEPS * 2 * 2  # 2 samples x 2 CFG branches
     tape = ForwardTape(batch=2)
     with forwards(model, record=tape, stop_before=2):
-        assert run_until(lambda: model.generate(b, seeds, steps=STEPS, guidance=CFG)) is None
+        assert run_until(lambda: model.generate(b, seeds, sampling=resolve(model, steps=STEPS, guidance=CFG))) is None
     with forwards(model, replay=tape, upto=2) as c:
-        assert torch.equal(model.generate(b, seeds, steps=STEPS, guidance=CFG), clean)
+        assert torch.equal(model.generate(b, seeds, sampling=resolve(model, steps=STEPS, guidance=CFG)), clean)
     assert (c.nfe, c.replayed) == (2 * 2 * (STEPS - 2), 2 * 2 * 2)
 
 
@@ -46,9 +47,9 @@ def test_the_tape_counts_stops_and_replays_ltx2(model):
 ])
 def test_each_method_runs_on_ltx2(model, c, per_sample):
     b = [get_task("maze").sample(1, 3, 3)]
-    res = search(model, b, [7], SearchConfig(verifier="test-warm-ltx", **c), steps=STEPS, guidance=CFG)
+    res = search(model, b, [7], SearchConfig(verifier="test-warm-ltx", **c), sampling=resolve(model, steps=STEPS, guidance=CFG))
     assert res.nfe.nfe == per_sample * 2 and torch.isfinite(res.latents).all()
     if c["method"] == "early-beam":
         seed = member_seeds([7], c["n"])[res.chosen[0]]
-        torch.testing.assert_close(res.latents, model.generate(b, [seed], steps=STEPS, guidance=CFG), rtol=0,
+        torch.testing.assert_close(res.latents, model.generate(b, [seed], sampling=resolve(model, steps=STEPS, guidance=CFG)), rtol=0,
                                    atol=1e-5)

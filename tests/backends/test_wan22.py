@@ -11,6 +11,7 @@ import torch  # noqa: E402
 
 from backend_mixin import BackendTests  # noqa: E402
 from families import Wan22, maze  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.models.load import load_model  # noqa: E402
 
 
@@ -23,7 +24,7 @@ class TestWan22(BackendTests):
 
     def check_generate(self, pipe, model, lat, both):
         F, s = self.family, maze(4)  # the same image twice with two seeds (an ensemble's members): one plain batch
-        assert torch.equal(model.generate([s, s], [7, 8], steps=F.steps, guidance=F.cfg),
+        assert torch.equal(model.generate([s, s], [7, 8], sampling=resolve(model, steps=F.steps, guidance=F.cfg)),
                            F.direct(pipe, [s, s], [7, 8]))
 
     def check_callback(self, pipe, model, steps):
@@ -35,11 +36,11 @@ class TestWan22(BackendTests):
     def check_experiments(self, pipe, model):
         from steplens.experiments.evaluate import solve_rate
 
-        res = solve_rate(model, "maze", range(2), n=3, frames=2, steps=2, shift=3.0, progress=False)
+        res = solve_rate(model, "maze", range(2), n=3, frames=2, sampling=resolve(model, steps=2, shift=3.0), progress=False)
         assert res["n"] == 2 and 0 <= res["mean_score"] <= 1
         mask = torch.zeros(7, 7, dtype=torch.bool)
         mask[1, 1:4] = True
         assert torch.equal(model.token_mask(mask), mask)  # tokens are maze pixels
 
     def load(self, folder):
-        return load_model(f"wan:{folder}")
+        return load_model(f"diffusers:{folder}")

@@ -5,6 +5,7 @@ expert) loads into both experts (scale 0 = the base bit for bit, scale 1 = the h
 explicit σ list on the pipeline; refusals with why."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,7 +20,8 @@ from steplens.backends.wan import WanPipelineModel, WanTransformerModel  # noqa:
 from steplens.backends.wan.lora import apply_loras  # noqa: E402
 from steplens.backends.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
 from steplens.cli import app  # noqa: E402
-from steplens.presets import DISTILLED, resolve  # noqa: E402
+from steplens.backends.wan.presets import DISTILLED  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.tasks import get_task  # noqa: E402
 
 pytestmark = pytest.mark.wan
@@ -91,33 +93,34 @@ def test_distilled_preset_runs_what_it_claims():
     m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0, scheduler="unipc", shift=3.0)))
     sp = resolve(m, "distilled")
     want = [1.0, 0.9375, 5 * 0.5 / (1 + 4 * 0.5), 0.625]
-    assert DISTILLED["sigmas"] == want and sp.sigmas == want
+    assert DISTILLED["sigmas"] == want and list(sp.sigmas) == want
     assert (sp.steps, sp.shift, sp.guidance) == (4, 5.0, 1.0) and sp.extra["boundary"] == 0.875
     assert set(sp.sources.values()) == {"preset distilled"}
-    assert type(m.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
     s = get_task("maze").sample(0, 3, 2)
-    with trace_pipeline(m.pipe, branches=True) as tr:
-        out = m.generate([s], [1], steps=sp.steps, shift=sp.shift, guidance=sp.guidance)
+    with m.applied(sp):  # the scheduler a trace attached around generate sees
+        assert type(m.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+        with trace_pipeline(m.pipe, branches=True) as tr:
+            out = m.generate([s], [1], sampling=sp)
     steps = tr.steps
     assert [st.sigma for st in steps] == [float(torch.tensor(x)) for x in want]  # float32 of the exact σ
     assert [st.sigma_next for st in steps][-1] == 0.0
     assert [st.t for st in steps] == pytest.approx([1000.0, 937.5, 833.3333, 625.0], abs=1e-3)
     assert [st.expert for st in steps] == ["transformer", "transformer", "transformer_2", "transformer_2"]
     assert all(st.calls == 1 and len(st.branches) == 1 for st in steps)  # CFG off
-    # the configured σ list is the pipeline's own after the preset: generate() with no steps / shift runs it
-    assert torch.equal(m.generate([s], [1], guidance=1.0), out)
+    # the σ list goes with the value: generate() given it again, with no trace around, runs it
+    assert torch.equal(m.generate([s], [1], sampling=sp), out)
     # steplens' own Euler on the pipeline's transformers takes the same σ list
     euler = WanTransformerModel(m)
     seen = []
-    euler.generate([s], [1], guidance=1.0, callback=seen.append)
+    euler.generate([s], [1], sampling=sp, callback=seen.append)
     assert [st.sigma for st in seen] == [st.sigma for st in steps]
     # explicit --steps drops the preset's list: the scheduler's own shift-5 grid of that many steps
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     sp = resolve(m, "distilled", steps=2)
     assert sp.sigmas is None and sp.steps == 2
-    with trace_pipeline(m.pipe) as tr:
-        m.generate([s], [1], steps=2, shift=sp.shift, guidance=sp.guidance)
+    with m.applied(sp), trace_pipeline(m.pipe) as tr:
+        m.generate([s], [1], sampling=sp)
     ref = FlowMatchEulerDiscreteScheduler(shift=5.0)
     ref.set_timesteps(2)
     assert [st.sigma for st in tr.steps] == ref.sigmas[:-1].tolist()
@@ -128,12 +131,13 @@ def test_explicit_sigmas_on_a_pipeline_and_one_expert():
     sp = resolve(m, "distilled")  # one expert: no switch, the rest as claimed
     assert "boundary" not in sp.extra and sp.steps == 4 and sp.guidance == 1.0
     s = get_task("maze").sample(0, 3, 2)
-    with trace_pipeline(m.pipe) as tr:
-        m.generate([s], [0], guidance=1.0, sigmas=[1.0, 0.7, 0.2, 0.0])
+    sp = resolve(m, guidance=1.0, sigmas=[1.0, 0.7, 0.2, 0.0])
+    with m.applied(sp), trace_pipeline(m.pipe) as tr:
+        m.generate([s], [0], sampling=sp)
     assert [st.sigma for st in tr.steps] == [float(torch.tensor(x)) for x in (1.0, 0.7, 0.2)]
     unipc = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0, scheduler="unipc")))
     with pytest.raises(ValueError, match="explicit σ list runs FlowMatch Euler.*UniPCMultistepScheduler"):
-        unipc.generate([s], [0], guidance=1.0, sigmas=[1.0, 0.5])
+        unipc.generate([s], [0], sampling=replace(resolve(unipc, guidance=1.0), sigmas=[1.0, 0.5]))
     sp = resolve(unipc, None, sigmas="1,0.5")  # --sigmas on a UniPC pipeline sets Euler, and says so
     assert sp.extra["scheduler"] == "euler" and sp.sources["scheduler"].startswith("option (--sigmas")
 
@@ -143,15 +147,15 @@ def test_distilled_preset_refused_where_it_does_not_fit():
     from steplens.backends.ltx2.tiny import tiny_ltx2_i2v
     from steplens.models.load import load_model
 
-    with pytest.raises(ValueError, match="applies to wan:PATH pipelines; model 'tiny-maze' is not a distilled Wan"):
+    with pytest.raises(ValueError, match="'distilled' is not a preset of model 'tiny-maze' .*its presets: pipeline"):
         resolve(load_model("tiny-maze"), "distilled")
     ltx = LTX2PipelineModel(tiny_ltx2_i2v(seed=0))
-    with pytest.raises(ValueError, match="applies to Wan pipelines; .* is a ltx2 pipeline, whose scheduler"):
+    with pytest.raises(ValueError, match="'distilled' is not a preset of model .* \\(ltx2\\); its presets: pipeline"):
         resolve(ltx, "distilled")
     with pytest.raises(ValueError, match="does not take an explicit σ list"):
         resolve(ltx, None, sigmas="1,0.5")
     with pytest.raises(ValueError, match="explicit σ list .* is not supported for LTX-2"):
-        ltx.generate([get_task("maze").sample(0, 3, 2)], [0], sigmas=[1.0, 0.5])
+        ltx.generate([get_task("maze").sample(0, 3, 2)], [0], sampling=replace(resolve(ltx), sigmas=[1.0, 0.5]))
 
 
 def test_cli_distilled_with_a_lightning_pair(tmp_path):
@@ -184,8 +188,8 @@ def test_a_later_preset_on_the_same_model_does_not_keep_the_distilled_sigmas():
     resolve(m, "distilled")
     sp = resolve(m, "vbvr", steps=4)  # the study's grid at 4 steps, shift 5: not the distilled list
     assert sp.sigmas is None and "sigmas" not in m.sampling_defaults()
-    with trace_pipeline(m.pipe) as tr:
-        m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=sp.steps, shift=sp.shift, guidance=sp.guidance)
+    with m.applied(sp), trace_pipeline(m.pipe) as tr:
+        m.generate([get_task("maze").sample(0, 3, 2)], [0], sampling=sp)
     ref = FlowMatchEulerDiscreteScheduler(shift=5.0)
     ref.set_timesteps(4)
     assert [st.sigma for st in tr.steps] == ref.sigmas[:-1].tolist()

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
+from steplens.presets import resolve  # noqa: E402
 from steplens.cli import app  # noqa: E402
 from steplens.backends.wan.lora import apply_loras  # noqa: E402
 from steplens.backends.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
@@ -97,7 +98,7 @@ def test_cli_round_trip_and_bad_loras_are_named(tmp_path):
         r = run.invoke(app, args + extra)
         assert r.exit_code == 2 and msg in " ".join(r.output.split()), r.output
     r = run.invoke(app, ["eval", "--count", "1", "--lora", str(one)])
-    assert r.exit_code == 2 and "apply to wan:PATH pipelines" in r.output
+    assert r.exit_code == 2 and "apply to diffusers:PATH pipelines" in r.output
     wan21 = tmp_path / "wan21"
     tiny_wan21_i2v(seed=0).save_pretrained(wan21)
     r = run.invoke(app, ["eval", "--model", f"wan:{wan21}", "--count", "1", "--lora-2", str(two)])
@@ -168,7 +169,7 @@ def test_a_nan_lora_stops_the_pipeline_run_naming_the_step(tmp_path):
 
     m = load_model(f"wan:{wan}", lora=str(nan))
     with pytest.raises(FloatingPointError, match="at step 0"):
-        m.generate([get_task("maze").sample(0, 3, 2)], [0], steps=2)
+        m.generate([get_task("maze").sample(0, 3, 2)], [0], sampling=resolve(m, steps=2))
 
 
 def test_unpaired_and_kohya_loras_are_named(tmp_path):

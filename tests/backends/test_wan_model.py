@@ -16,6 +16,7 @@ pytest.importorskip("transformers")
 from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from steplens.presets import Sampling, resolve  # noqa: E402
 from steplens.backends.prompts import HashedPromptEmbeds  # noqa: E402
 from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from steplens.backends.wan.sampler import WanTransformerModel  # noqa: E402
@@ -72,16 +73,16 @@ def test_generate_is_the_pipeline_call_bit_for_bit(pipes, variant):
     pipe = pipes[variant]
     model = WanPipelineModel(pipe)
     s = maze(4)
-    lat = model.generate([s], [7], steps=STEPS, shift=3.0, guidance=CFG)
+    lat = model.generate([s], [7], sampling=resolve(model, steps=STEPS, shift=3.0, guidance=CFG))
     assert lat.shape == (1, 16, FRAMES, 14, 14)  # 7x7 maze -> 112 px -> 14x14 latent, one latent frame per frame
     assert torch.equal(lat, direct(pipe, [s], [7]))
     # the same image twice with two seeds (an ensemble's members) is one plain pipeline batch
-    assert torch.equal(model.generate([s, s], [7, 8], steps=STEPS, guidance=CFG), direct(pipe, [s, s], [7, 8]))
+    assert torch.equal(model.generate([s, s], [7, 8], sampling=resolve(model, steps=STEPS, guidance=CFG)), direct(pipe, [s, s], [7, 8]))
     # CFG off
-    assert torch.equal(model.generate([s], [7], steps=STEPS, guidance=1.0), direct(pipe, [s], [7], guidance=1.0))
+    assert torch.equal(model.generate([s], [7], sampling=resolve(model, steps=STEPS, guidance=1.0)), direct(pipe, [s], [7], guidance=1.0))
     # another shift: the scheduler is swapped for the call only
     original = pipe.scheduler
-    shifted = model.generate([s], [7], steps=STEPS, shift=5.0, guidance=CFG)
+    shifted = model.generate([s], [7], sampling=resolve(model, steps=STEPS, shift=5.0, guidance=CFG))
     assert pipe.scheduler is original and flow_shift(original) == 3.0
     assert not torch.equal(shifted, lat)
     try:
@@ -96,14 +97,14 @@ def test_generate_is_the_pipeline_call_bit_for_bit(pipes, variant):
 def test_sample_i_depends_only_on_seed_i(pipes):
     model = WanPipelineModel(pipes["wan22"])
     s0, s1, s2 = maze(0), maze(1), maze(2)
-    a = model.generate([s0, s1], [10, 11], steps=STEPS, guidance=CFG)
-    b = model.generate([s0, s2], [10, 12], steps=STEPS, guidance=CFG)
-    c = model.generate([s0, s1], [10, 99], steps=STEPS, guidance=CFG)
+    a = model.generate([s0, s1], [10, 11], sampling=resolve(model, steps=STEPS, guidance=CFG))
+    b = model.generate([s0, s2], [10, 12], sampling=resolve(model, steps=STEPS, guidance=CFG))
+    c = model.generate([s0, s1], [10, 99], sampling=resolve(model, steps=STEPS, guidance=CFG))
     assert torch.equal(a[0], b[0]) and torch.equal(a[0], c[0])  # same sample and seed, same batch size: identical
     assert not torch.equal(a[1], c[1]) and not torch.equal(a[1], b[1])
-    alone = model.generate([s0], [10], steps=STEPS, guidance=CFG)[0]
+    alone = model.generate([s0], [10], sampling=resolve(model, steps=STEPS, guidance=CFG))[0]
     torch.testing.assert_close(alone, a[0], rtol=0, atol=1e-4)  # a batch of one: float rounding only
-    swapped = model.generate([s1, s0], [11, 10], steps=STEPS, guidance=CFG)
+    swapped = model.generate([s1, s0], [11, 10], sampling=resolve(model, steps=STEPS, guidance=CFG))
     torch.testing.assert_close(swapped[1], a[0], rtol=0, atol=1e-4)
 
 
@@ -111,7 +112,7 @@ def test_decode_is_the_pipeline_video(pipes):
     pipe = pipes["wan21"]
     model = WanPipelineModel(pipe)
     s = maze(5)
-    lat = model.generate([s], [3], steps=STEPS, guidance=CFG)
+    lat = model.generate([s], [3], sampling=resolve(model, steps=STEPS, guidance=CFG))
     own = direct(pipe, [s], [3], output_type="pt")  # (B, T, C, H, W) in [0, 1], as the pipeline post-processes
     video = model.decode_video(lat)  # (B, C, T, H, W) in [-1, 1]
     assert video.shape == (1, 3, 9, 112, 112)
@@ -130,16 +131,16 @@ def test_geometry():
     with pytest.raises(ValueError, match="not multiples of"):
         WanPipelineModel(pipe, scale=3).pixel_scale(7, 7)
     with pytest.raises(ValueError, match="only for guidance > 1"):
-        m.generate([maze(0)], [0], steps=1, guidance=0.5)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=1, guidance=0.5))
     with pytest.raises(ValueError, match="2 seeds given for 1 samples"):
-        m.generate([maze(0)], [0, 1], steps=1)
+        m.generate([maze(0)], [0, 1], sampling=resolve(m, steps=1))
     from diffusers import DDIMScheduler
 
     pipe.scheduler = DDIMScheduler()
     with pytest.raises(TypeError, match="does not trace or hook the scheduler DDIMScheduler"):
-        m.generate([maze(0)], [0], steps=1)
+        m.generate([maze(0)], [0], sampling=resolve(m, steps=1))
     with pytest.raises(TypeError, match="cannot set the flow shift of a DDIMScheduler"):
-        m._shift(5.0).__enter__()
+        m.applied(Sampling("pipeline", 1, 5.0, 1.0)).__enter__()
 
 
 @pytest.mark.parametrize("variant", ["wan22", "wan21"])
@@ -148,14 +149,14 @@ def test_steplens_euler_on_the_transformers_is_the_pipeline(pipes, variant):
     adapter = WanTransformerModel(model)
     samples, seeds = [maze(0), maze(1)], [5, 6]
     for guidance, shift in ((CFG, 3.0), (1.0, 5.0)):
-        ref = model.generate(samples, seeds, steps=STEPS, shift=shift, guidance=guidance)
-        assert torch.equal(adapter.generate(samples, seeds, steps=STEPS, shift=shift, guidance=guidance), ref)
+        ref = model.generate(samples, seeds, sampling=resolve(model, steps=STEPS, shift=shift, guidance=guidance))
+        assert torch.equal(adapter.generate(samples, seeds, sampling=resolve(adapter, steps=STEPS, shift=shift, guidance=guidance)), ref)
     # block hooks see the same thing on both loops (one forward per CFG branch, the same expert)
     h_pipe = Hooks(model, STEPS).record("blocks.1", reduce="energy")
     h_ours = Hooks(adapter, STEPS).record("blocks.1", reduce="energy")
-    model.generate(samples, seeds, steps=STEPS, guidance=CFG, hooks=h_pipe)
+    model.generate(samples, seeds, sampling=resolve(model, steps=STEPS, guidance=CFG), hooks=h_pipe)
     with h_ours:
-        adapter.generate(samples, seeds, steps=STEPS, guidance=CFG, hooks=h_ours)
+        adapter.generate(samples, seeds, sampling=resolve(adapter, steps=STEPS, guidance=CFG), hooks=h_ours)
     assert set(h_ours.records) == set(h_pipe.records) and len(h_pipe.records) == 2 * STEPS
     assert all(torch.equal(h_ours.records[k], h_pipe.records[k]) for k in h_pipe.records)
 
@@ -182,12 +183,12 @@ def test_text_encoder_prompts_are_the_pipeline_call():
     model = WanPipelineModel(pipe, max_sequence_length=16, negative_prompt="red wall")
     assert model.prompt_source == "text_encoder"
     s = maze(0)
-    lat = model.generate([s], [1], steps=3, guidance=CFG)
+    lat = model.generate([s], [1], sampling=resolve(model, steps=3, guidance=CFG))
     assert torch.equal(lat, pipe(image=Image.fromarray(upscale(s.first_frame, 16)), prompt=s.prompt,
                                  negative_prompt="red wall", max_sequence_length=16, height=112, width=112,
                                  num_frames=4 * (FRAMES - 1) + 1, num_inference_steps=3, guidance_scale=CFG,
                                  generator=torch.Generator().manual_seed(1), output_type="latent").frames)
-    assert torch.equal(WanTransformerModel(model).generate([s], [1], steps=3, guidance=CFG), lat)
+    assert torch.equal(WanTransformerModel(model).generate([s], [1], sampling=resolve(WanTransformerModel(model), steps=3, guidance=CFG)), lat)
 
 
 # -- loading wan:DIR, and the CLI ---------------------------------------------------------------------------------
@@ -215,15 +216,15 @@ def test_load_round_trip_and_dtype(pipes, saved):
             mine, back = getattr(pipes[name], component).state_dict(), getattr(model.pipe, component).state_dict()
             assert mine.keys() == back.keys() and all(torch.equal(mine[k], back[k]) for k in mine)
         s = maze(2)
-        lat = model.generate([s], [1], steps=2, guidance=CFG)
+        lat = model.generate([s], [1], sampling=resolve(model, steps=2, guidance=CFG))
         assert torch.equal(lat, direct(model.pipe, [s], [1], steps=2))
         # the same weights at other addresses: float rounding may differ (SIMD alignment), nothing more
-        torch.testing.assert_close(lat, WanPipelineModel(pipes[name]).generate([s], [1], steps=2, guidance=CFG),
+        torch.testing.assert_close(lat, WanPipelineModel(pipes[name]).generate([s], [1], sampling=resolve(WanPipelineModel(pipes[name]), steps=2, guidance=CFG)),
                                    rtol=0, atol=1e-4)
     half = load_model(f"wan:{saved / 'wan21'}", dtype="bfloat16")
     p = half.pipe
     assert p.transformer.dtype == torch.bfloat16 and p.vae.dtype == torch.float32 and p.image_encoder.dtype == torch.float32
-    assert torch.isfinite(half.generate([maze(2)], [1], steps=2, guidance=CFG).float()).all()
+    assert torch.isfinite(half.generate([maze(2)], [1], sampling=resolve(half, steps=2, guidance=CFG)).float()).all()
 
 
 @pytest.mark.filterwarnings("ignore:wan.* has no text encoder")
@@ -271,7 +272,7 @@ def test_clear_errors(saved, tmp_path):
         (("--model", wan, "--dtype", "float8"), "unknown dtype 'float8'; allowed: float32, bfloat16, float16"),
         (("--model", wan, "--offload", "disk"), "unknown offload 'disk'; allowed: none, model, sequential"),
         (("--model", wan, "--offload", "model"), "pass an accelerator device"),
-        (("--model", "tiny-maze", "--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to wan:PATH"),
+        (("--model", "tiny-maze", "--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to diffusers:PATH"),
         (("--model", f"wan:{other}"), "folder not found"),
     ]:
         r = cli("eval", "--count", 1, *args)

@@ -6,6 +6,7 @@ import torch
 
 pytest.importorskip("diffusers")
 
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends.wan.model import WanPipelineModel  # noqa: E402
 from steplens.tasks import continue_from_frames, draw, get_task  # noqa: E402
 
@@ -34,14 +35,14 @@ def test_k_frames_change_the_video_and_tracing_changes_nothing(pipes):
     model = WanPipelineModel(pipes("wan22"))
     s = maze()
     two = continue_from_frames(s, s.ground_truth, 2)
-    plain = model.generate([s], [5], steps=STEPS)
-    given = model.generate([two], [5], steps=STEPS)
+    plain = model.generate([s], [5], sampling=resolve(model, steps=STEPS))
+    given = model.generate([two], [5], sampling=resolve(model, steps=STEPS))
     assert given.shape == plain.shape and not torch.equal(given, plain)
     seen = []
-    traced = model.generate([two], [5], steps=STEPS, callback=seen.append)
+    traced = model.generate([two], [5], sampling=resolve(model, steps=STEPS), callback=seen.append)
     assert torch.equal(traced, given) and len(seen) == STEPS
     # K = 1 through continue_from_frames is the plain call
-    assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], steps=STEPS), plain)
+    assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], sampling=resolve(model, steps=STEPS)), plain)
 
 
 def test_what_cannot_be_given_is_refused():
@@ -50,7 +51,7 @@ def test_what_cannot_be_given_is_refused():
     s = maze()
     ti2v = WanPipelineModel(tiny_wan22_ti2v())
     with pytest.raises(ValueError, match="not supported yet"):
-        ti2v.generate([continue_from_frames(s, s.ground_truth, 2)], [0], steps=2)
+        ti2v.generate([continue_from_frames(s, s.ground_truth, 2)], [0], sampling=resolve(ti2v, steps=2))
 
 
 def test_backtrack_runs_on_wan22(pipes):
@@ -60,8 +61,7 @@ def test_backtrack_runs_on_wan22(pipes):
 
     model = WanPipelineModel(pipes("wan22"))
     samples = [maze(s) for s in range(2)]
-    res = search(model, samples, [0, 1], SearchConfig(method="backtrack", n=2, verifier="checker"), steps=STEPS,
-                 guidance=1.0)
+    res = search(model, samples, [0, 1], SearchConfig(method="backtrack", n=2, verifier="checker"), sampling=resolve(model, steps=STEPS, guidance=1.0))
     gens = sum(len(h) for h in res.backtracks)
     assert 2 <= gens <= 4 and res.nfe.nfe == STEPS * gens
     for hist in res.backtracks:

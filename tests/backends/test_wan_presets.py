@@ -17,7 +17,8 @@ from steplens.backends import trace_pipeline  # noqa: E402
 from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from steplens.backends.wan.tiny import tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
 from steplens.cli import app  # noqa: E402
-from steplens.presets import VBVR, WAN_NEGATIVE_PROMPT, resolve  # noqa: E402
+from steplens.backends.wan.presets import VBVR, WAN_NEGATIVE_PROMPT  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.tasks import get_task  # noqa: E402
 
 pytestmark = pytest.mark.wan
@@ -41,9 +42,10 @@ def test_vbvr_preset_runs_what_it_claims():
     assert (sp.steps, sp.shift, sp.guidance) == (50, 5.0, 5.0)
     assert sp.extra["boundary"] == 0.875 and sp.extra["negative_prompt"] == WAN_NEGATIVE_PROMPT
     assert set(sp.sources.values()) == {"preset vbvr"}
-    assert type(m.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
-    with trace_pipeline(m.pipe, branches=True) as tr:
-        m.generate([maze()], [1], steps=sp.steps, shift=sp.shift, guidance=sp.guidance)
+    with m.applied(sp):  # the scheduler a trace attached around generate sees
+        assert type(m.pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+        with trace_pipeline(m.pipe, branches=True) as tr:
+            m.generate([maze()], [1], sampling=sp)
     steps = tr.steps
     assert len(steps) == 50
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -61,9 +63,9 @@ def test_vbvr_preset_runs_what_it_claims():
         cond, uncond = s.branches
         assert s.calls == 2 and torch.allclose(s.v, uncond + 5.0 * (cond - uncond), atol=1e-5)
     # the negative prompt is the uncond branch's: another negative prompt changes the output
-    out = m.generate([maze()], [1], steps=3, shift=5.0, guidance=5.0)
-    m.configure_sampling(negative_prompt="")
-    assert not torch.equal(out, m.generate([maze()], [1], steps=3, shift=5.0, guidance=5.0))
+    out = m.generate([maze()], [1], sampling=resolve(m, "vbvr", steps=3, shift=5.0, guidance=5.0))
+    assert not torch.equal(out, m.generate([maze()], [1], sampling=resolve(m, "vbvr", steps=3, shift=5.0, guidance=5.0,
+                                                                           negative_prompt="")))
 
 
 def test_pipeline_preset_reads_the_model_and_options_win():
@@ -77,7 +79,8 @@ def test_pipeline_preset_reads_the_model_and_options_win():
     sp = resolve(m, "vbvr", steps=3, guidance=2.0)
     assert (sp.steps, sp.shift, sp.guidance) == (3, 5.0, 2.0)
     assert sp.sources["steps"] == sp.sources["guidance"] == "option" and sp.sources["shift"] == "preset vbvr"
-    assert m.pipe.config.boundary_ratio == VBVR["boundary"]
+    with m.applied(sp):
+        assert m.pipe.config.boundary_ratio == VBVR["boundary"]
     # the Python defaults are the model's own too: generate() without steps/guidance = 50 steps, CFG 5
     one = WanPipelineModel(quiet(tiny_wan21_i2v(seed=0)))
     with trace_pipeline(one.pipe) as tr:
@@ -88,19 +91,18 @@ def test_pipeline_preset_reads_the_model_and_options_win():
 def test_height_width_and_native_decode():
     m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
     s = maze(n=3)  # 7 x 7 pixels
-    resolve(m, None, steps=2, guidance=1.0, height=48, width=64)
-    lat = m.generate([s], [0], steps=2, guidance=1.0)
+    lat = m.generate([s], [0], sampling=resolve(m, None, steps=2, guidance=1.0, height=48, width=64))
     assert lat.shape[-2:] == (48 // 8, 64 // 8)
     px = m.decode(lat)
     assert px.shape[-2:] == s.first_frame.shape[:2] and px.abs().max() <= 1.0
     with pytest.raises(ValueError, match="--height 40: must be a positive multiple of 16"):
-        m.configure_sampling(height=40, width=64)
+        m.generate([s], [0], sampling=resolve(m, None, steps=2, guidance=1.0, height=40, width=64))
     # size from the first frame (vbvr): a sample written x4 is called at 28 px rounded up to 32
     s4 = maze(n=3)
     s4.scale = 4
     m2 = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
-    m2.configure_sampling(size="first-frame")
-    assert m2.call_size([s4]) == (32, 32)
+    with m2.applied(resolve(m2, "vbvr")):  # size="first-frame"
+        assert m2.call_size([s4]) == (32, 32)
 
 
 def test_energy_per_expert_and_branch(tmp_path):
@@ -133,11 +135,10 @@ def test_alpha_zero_is_the_plain_batched_run():
 
     m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
     s = maze(frames=3)
-    lat = generate_ensemble(m, [s], [7], EnsembleConfig(n_seeds=3, alpha=0.0, steps=[0, 1]), steps=4, shift=3.0,
-                            guidance=5.0)
+    lat = generate_ensemble(m, [s], [7], EnsembleConfig(n_seeds=3, alpha=0.0, steps=[0, 1]), sampling=resolve(m, steps=4, shift=3.0, guidance=5.0))
     seeds = member_seeds([7], 3)
-    assert torch.equal(lat[0], m.generate([s] * 3, seeds, steps=4, shift=3.0, guidance=5.0))
-    single = m.generate([s], seeds[:1], steps=4, shift=3.0, guidance=5.0)
+    assert torch.equal(lat[0], m.generate([s] * 3, seeds, sampling=resolve(m, steps=4, shift=3.0, guidance=5.0)))
+    single = m.generate([s], seeds[:1], sampling=resolve(m, steps=4, shift=3.0, guidance=5.0))
     assert (lat[0, 0] - single[0]).abs().max() < 1e-4
 
 
@@ -158,7 +159,7 @@ def test_trace_refuses_without_hooks():
     with pytest.raises(TypeError, match="scheduler EulerDiscreteScheduler"):
         trace_pipeline(eps)
     with pytest.raises(TypeError, match="scheduler EulerDiscreteScheduler"):
-        WanPipelineModel(eps).generate([maze()], [0], steps=1)
+        WanPipelineModel(eps).generate([maze()], [0], sampling=resolve(WanPipelineModel(eps), steps=1))
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,7 @@ def test_cli_presets_and_bad_input(folder, tmp_path):
     for args, message in [
         (("--model", wan, "--preset", "fast"), "--preset 'fast' does not exist; presets: pipeline"),
         (("--model", "tiny-maze", "--preset", "vbvr"), "--preset vbvr is the study's sampling of VBVR-Wan2.2"),
-        (("--model", "tiny-maze", "--height", 32, "--width", 32), "--height, --width apply to wan:PATH pipelines"),
+        (("--model", "tiny-maze", "--height", 32, "--width", 32), "--height, --width apply to diffusers:PATH pipelines"),
         (("--model", wan, "--height", 32), "--height and --width go together"),
         (("--model", wan, "--height", 40, "--width", 32), "--height 40: must be a positive multiple of 16"),
         (("--model", f"wan:{folder / 'wan21'}", "--lora-2", tmp_path / "none.safetensors"), "LoRA file not found"),
@@ -247,8 +248,9 @@ def test_energy_on_a_frame_off_the_pipelines_multiple(tmp_path):
     from steplens.probes.base import ProbeSettings
 
     m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0)))
-    m.configure_sampling(height=64, width=64)  # a 7 px maze called at 64 px: 4 x 4 tokens, not 7 x 7
-    s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1, guidance=1.0)
+    # a 7 px maze called at 64 px: 4 x 4 tokens, not 7 x 7
+    s = ProbeSettings(count=1, steps=2, size=3, frames=2, batch=1, guidance=1.0,
+                      sampling=resolve(m, steps=2, guidance=1.0, height=64, width=64))
     res = get_probe("energy").run(m, tmp_path, s, progress=False, steps=[0, 1])
     assert set(res["headline"]["by_expert"]) == {"transformer", "transformer_2"}
     assert all(np.isfinite(r["task_background_ratio"]) for r in res["table"])

@@ -7,6 +7,7 @@ import torch
 
 pytest.importorskip("diffusers")
 
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends.wan import WanPipelineModel  # noqa: E402
 from builders import warm_verifier  # noqa: E402
 from steplens.methods.ensemble import member_seeds  # noqa: E402
@@ -32,20 +33,20 @@ def test_each_method_runs_on_wan22(pipes, scheduler, c, per_sample):
     model = WanPipelineModel(pipes("wan22", scheduler))
     b = [get_task("maze").sample(1, 3, 3)]
     cfg = SearchConfig(**{"verifier": "test-warm", **c})
-    res = search(model, b, [7], cfg, steps=STEPS, guidance=CFG)
+    res = search(model, b, [7], cfg, sampling=resolve(model, steps=STEPS, guidance=CFG))
     assert res.nfe.nfe == per_sample * 2  # two CFG branches per step
     assert res.latents.shape[0] == 1 and torch.isfinite(res.latents).all()
     if c["method"] == "early-beam" and not c.get("steps"):
         seed = member_seeds([7], c["n"])[res.chosen[0]]
-        alone = model.generate(b, [seed], steps=STEPS, guidance=CFG)
+        alone = model.generate(b, [seed], sampling=resolve(model, steps=STEPS, guidance=CFG))
         torch.testing.assert_close(res.latents, alone, rtol=0, atol=1e-5)
     for j, p in enumerate(res.survivors if c["method"] in ("smc", "early-beam") else []):
         h = _renoise_hooks(model, [p], STEPS)
         if h is None:
-            fresh = model.generate(b, [p.seed], steps=STEPS, guidance=CFG)
+            fresh = model.generate(b, [p.seed], sampling=resolve(model, steps=STEPS, guidance=CFG))
         else:
             with h:
-                fresh = model.generate(b, [p.seed], steps=STEPS, guidance=CFG, hooks=h)
+                fresh = model.generate(b, [p.seed], sampling=resolve(model, steps=STEPS, guidance=CFG), hooks=h)
         torch.testing.assert_close(res.finals[0][j], fresh[0], rtol=0, atol=1e-5)
     for module in model.modules().values():
         assert "forward" not in vars(module)

@@ -4,13 +4,13 @@ import json
 
 import pytest
 import torch
-
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from backend_mixin import BackendTests  # noqa: E402
 from families import WanTI2V, maze  # noqa: E402
 from steplens.backends.wan import load_wan_model  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 
 
 class TestWanTI2V(BackendTests):
@@ -21,9 +21,9 @@ class TestWanTI2V(BackendTests):
 
     def check_generate(self, pipe, model, lat, both):
         F, s = self.family, maze(4)
-        assert torch.equal(model.generate([s, s], [7, 8], steps=F.steps, guidance=F.cfg),
+        assert torch.equal(model.generate([s, s], [7, 8], sampling=resolve(model, steps=F.steps, guidance=F.cfg)),
                            F.direct(pipe, [s, s], [7, 8]))
-        torch.testing.assert_close(both[1], model.generate([maze(5)], [8], steps=F.steps, guidance=F.cfg)[0],
+        torch.testing.assert_close(both[1], model.generate([maze(5)], [8], sampling=resolve(model, steps=F.steps, guidance=F.cfg))[0],
                                    rtol=0, atol=1e-4)
 
     def load(self, folder):
@@ -33,7 +33,7 @@ class TestWanTI2V(BackendTests):
         from diffusers import WanImageToVideoPipeline
 
         assert isinstance(model.pipe, WanImageToVideoPipeline) and model.pipe.config.expand_timesteps
-        s, kw = maze(2), dict(steps=2, shift=3.0, guidance=self.family.cfg)
+        s, kw = maze(2), dict(sampling=resolve(model, steps=2, shift=3.0, guidance=self.family.cfg))
         lat = model.generate([s], [1], **kw)  # the same weights at other addresses: float rounding only
         torch.testing.assert_close(lat, self.family.model(pipe).generate([s], [1], **kw), rtol=0, atol=1e-4)
         # the hub's Wan2.2-TI2V-5B-Diffusers folder names the class WanPipeline and lists no image encoder

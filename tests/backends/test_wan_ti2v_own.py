@@ -10,6 +10,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from families import WanTI2V, maze  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends import attach, trace_pipeline  # noqa: E402
 from steplens.backends.wan import WanPipelineModel, WanTransformerModel  # noqa: E402
 from steplens.backends.wan.tiny import tiny_inputs, tiny_wan22_ti2v  # noqa: E402
@@ -101,8 +102,8 @@ def test_a_batch_of_different_samples_keeps_each_its_image_latent(pipes):
     model = WanPipelineModel(pipe)
     # a batch of different samples: per-sample condition rows, one first-frame mask
     s0, s1 = maze(0), maze(1)
-    both = model.generate([s0, s1], [10, 11], steps=STEPS, shift=3.0, guidance=CFG)
-    torch.testing.assert_close(both[1], model.generate([s1], [11], steps=STEPS, shift=3.0, guidance=CFG)[0],
+    both = model.generate([s0, s1], [10, 11], sampling=resolve(model, steps=STEPS, shift=3.0, guidance=CFG))
+    torch.testing.assert_close(both[1], model.generate([s1], [11], sampling=resolve(model, steps=STEPS, shift=3.0, guidance=CFG))[0],
                                rtol=0, atol=1e-4)
     images, gens, kw = model.call_inputs([s0, s1], [10, 11], FRAMES, STEPS, CFG)
     with model._per_sample_steps(images, [s0.prompt, s1.prompt], gens):
@@ -120,8 +121,8 @@ def test_steplens_euler_on_the_transformer_is_the_pipeline(pipes):
     adapter = WanTransformerModel(model)
     samples, seeds = [maze(0), maze(1)], [5, 6]
     for guidance, shift in ((CFG, 3.0), (1.0, 5.0)):
-        ref = model.generate(samples, seeds, steps=STEPS, shift=shift, guidance=guidance)
-        assert torch.equal(adapter.generate(samples, seeds, steps=STEPS, shift=shift, guidance=guidance), ref)
+        ref = model.generate(samples, seeds, sampling=resolve(model, steps=STEPS, shift=shift, guidance=guidance))
+        assert torch.equal(adapter.generate(samples, seeds, sampling=resolve(adapter, steps=STEPS, shift=shift, guidance=guidance)), ref)
     _, cond, _ = adapter.prepare(samples, seeds, FRAMES, CFG)
     assert cond.condition.shape == (2, 48, 1, 14, 14) and torch.equal(ref[:, :, :1], cond.condition)
 
@@ -131,7 +132,7 @@ def test_steplens_euler_on_the_transformer_is_the_pipeline(pipes):
         h = model.transformer.register_forward_pre_hook(
             lambda mod, args, kw, name=name: timesteps[name].append(kw["timestep"].clone()), with_kwargs=True)
         try:
-            m.generate(samples, seeds, steps=STEPS, shift=3.0, guidance=CFG)
+            m.generate(samples, seeds, sampling=resolve(m, steps=STEPS, shift=3.0, guidance=CFG))
         finally:
             h.remove()
     assert len(timesteps["pipe"]) == len(timesteps["ours"]) == 2 * STEPS
@@ -143,10 +144,10 @@ def test_steplens_euler_on_the_transformer_is_the_pipeline(pipes):
     h_pipe = Hooks(model, STEPS).record("blocks.1", reduce="energy").record("x0")
     h_ours = Hooks(adapter, STEPS).record("blocks.1", reduce="energy").record("x0")
     got = {"pipe": [], "ours": []}
-    out_pipe = model.generate(samples, seeds, steps=STEPS, shift=3.0, guidance=CFG, callback=got["pipe"].append,
+    out_pipe = model.generate(samples, seeds, sampling=resolve(model, steps=STEPS, shift=3.0, guidance=CFG), callback=got["pipe"].append,
                               hooks=h_pipe)
     with h_ours:
-        out_ours = adapter.generate(samples, seeds, steps=STEPS, shift=3.0, guidance=CFG, callback=got["ours"].append,
+        out_ours = adapter.generate(samples, seeds, sampling=resolve(adapter, steps=STEPS, shift=3.0, guidance=CFG), callback=got["ours"].append,
                                     hooks=h_ours)
     assert torch.equal(out_pipe, out_ours)
     assert set(h_ours.records) == set(h_pipe.records) and len(h_pipe.records) == 3 * STEPS
@@ -164,8 +165,8 @@ def test_steplens_euler_on_the_transformer_is_the_pipeline(pipes):
     def zero_x0(m):
         return Hooks(m, STEPS).edit("x0", steps=[1], fn=lambda t, ctx: torch.zeros_like(t))
 
-    e_pipe = model.generate(samples, seeds, steps=STEPS, shift=3.0, guidance=CFG, hooks=zero_x0(model))
-    e_ours = adapter.generate(samples, seeds, steps=STEPS, shift=3.0, guidance=CFG, hooks=zero_x0(adapter))
+    e_pipe = model.generate(samples, seeds, sampling=resolve(model, steps=STEPS, shift=3.0, guidance=CFG), hooks=zero_x0(model))
+    e_ours = adapter.generate(samples, seeds, sampling=resolve(adapter, steps=STEPS, shift=3.0, guidance=CFG), hooks=zero_x0(adapter))
     assert not torch.equal(e_pipe, out_pipe)
     torch.testing.assert_close(e_ours, e_pipe, rtol=0, atol=1e-5)
     assert torch.equal(e_ours[:, :, :1], cond.condition)
@@ -321,18 +322,17 @@ def test_trace_ensemble_and_compare_run_on_ti2v(pipes, tmp_path):
 
     model = WanPipelineModel(pipes["euler"])
     s0, s1 = maze(0, frames=2), maze(1, frames=2)
-    tr = trace(model, [s0], [3], steps=2, guidance=CFG)[0]
+    tr = trace(model, [s0], [3], sampling=resolve(model, steps=2, guidance=CFG))[0]
     assert tr.x0.shape == (2, 3, 2, 7, 7) and len(tr.metrics) == 2 and tr.output.shape == (3, 2, 7, 7)
 
-    one = generate_ensemble(model, [s0], [4], EnsembleConfig(n_seeds=1), steps=2, shift=3.0, guidance=CFG)
-    assert torch.equal(one[:, 0], model.generate([s0], [4], steps=2, shift=3.0, guidance=CFG))  # plain sampling
-    apart = generate_ensemble(model, [s0, s1], [4, 5], EnsembleConfig(n_seeds=2, alpha=0.0), steps=2, shift=3.0)
+    one = generate_ensemble(model, [s0], [4], EnsembleConfig(n_seeds=1), sampling=resolve(model, steps=2, shift=3.0, guidance=CFG))
+    assert torch.equal(one[:, 0], model.generate([s0], [4], sampling=resolve(model, steps=2, shift=3.0, guidance=CFG)))  # plain sampling
+    apart = generate_ensemble(model, [s0, s1], [4, 5], EnsembleConfig(n_seeds=2, alpha=0.0), sampling=resolve(model, steps=2, shift=3.0))
     assert apart.shape == (2, 2, 48, 2, 14, 14) and (apart[:, 0] - apart[:, 1]).abs().max() > 1e-2
     assert torch.equal(apart[:, 0, :, :1], apart[:, 1, :, :1])  # members share the image latent
-    joined = generate_ensemble(model, [s0], [4], EnsembleConfig(n_seeds=2, target="x0", steps=[0, 1]), steps=2,
-                               shift=3.0)
+    joined = generate_ensemble(model, [s0], [4], EnsembleConfig(n_seeds=2, target="x0", steps=[0, 1]), sampling=resolve(model, steps=2, shift=3.0))
     torch.testing.assert_close(joined[0, 0], joined[0, 1], rtol=0, atol=1e-5)  # x0_hat averaged to the end
-    blocks = generate_ensemble(model, [s0], [4], EnsembleConfig(n_seeds=2, target="block"), steps=2, shift=3.0)
+    blocks = generate_ensemble(model, [s0], [4], EnsembleConfig(n_seeds=2, target="block"), sampling=resolve(model, steps=2, shift=3.0))
     assert torch.isfinite(blocks).all() and not torch.equal(blocks[0, 1], apart[0, 1])
 
     res = compare(model, tmp_path / "cmp", ExperimentSettings(count=2, size=3, frames=2, steps=2, batch=2),

@@ -6,6 +6,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends import PipelineStep as WanStep, trace_pipeline, transformer_components  # noqa: E402
 from steplens.backends.wan import decode_latents  # noqa: E402
 from steplens.backends.wan.tiny import tiny_inputs, tiny_wan21_i2v, tiny_wan22_i2v  # noqa: E402
@@ -183,7 +184,7 @@ def test_the_viewer_labels_each_step_with_its_expert(pipes, tmp_path):
 
     model = WanPipelineModel(pipes("wan22"))
     s = get_task("maze").sample(0, 3, 2, idx=0)
-    tr = trace(model, [s], [0], steps=4)[0]
+    tr = trace(model, [s], [0], sampling=resolve(model, steps=4))[0]
     assert tr.experts[0] == "transformer" and tr.experts[-1] == "transformer_2"
     geometry = write_trace(tr, tmp_path)["viewer"]
     assert json.loads((tmp_path / "metrics.json").read_text())["experts"] == tr.experts

@@ -48,11 +48,11 @@ def test_every_model_command_shows_the_same_model_and_sampling_options_in_its_he
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to wan:PATH pipelines"),
-    (("--offload", "model"), "--offload model applies to wan:PATH pipelines"),
-    (("--lora", "{lora}"), "LoRAs apply to wan:PATH pipelines"),
+    (("--dtype", "bfloat16"), "runs in float32; --dtype bfloat16 applies to diffusers:PATH pipelines"),
+    (("--offload", "model"), "--offload model applies to diffusers:PATH pipelines"),
+    (("--lora", "{lora}"), "LoRAs apply to diffusers:PATH pipelines"),
     (("--preset", "vbvr"), "--preset vbvr is the study's sampling of VBVR-Wan2.2"),
-    (("--negative-prompt", "x"), "--negative-prompt apply to wan:PATH pipelines"),
+    (("--negative-prompt", "x"), "--negative-prompt apply to diffusers:PATH pipelines"),
     (("--height", "32"), "--height and --width go together"),
     (("--lora-2", "{none}"), "LoRA file not found"),
     (("--dtype", "float64"), "unknown dtype 'float64'; allowed: float32, bfloat16, float16"),

@@ -6,6 +6,7 @@ import json
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from steplens.presets import resolve
 from steplens.cli import app
 
 
@@ -98,7 +99,7 @@ def test_wan_bfloat16_trace_keeps_x0_in_bfloat16_at_the_decode_steps_one_at_a_ti
         m.calls.clear()
         m._seen.clear()
         kw = {} if files is None else {"x0_files": files}
-        tr = trace(m, [s], [0], steps=6, decode_steps=[0, 3, -1], **kw)[0]
+        tr = trace(m, [s], [0], sampling=resolve(m, steps=6), decode_steps=[0, 3, -1], **kw)[0]
         assert tr.steps == [0, 3, 5] and len(m.calls) == 4, m.calls  # three steps and the output
         assert all(c["dtype"] == torch.bfloat16 for c in m.calls), m.calls
         assert all(c["latents_held"] == 0 for c in m.calls), m.calls
@@ -125,7 +126,7 @@ def test_streamed_trace_files_equal_the_in_memory_ones(tmp_path):
     assert r.exit_code == 0, text
     m = load_model("tiny-maze")
     s = draw(get_task("maze"), 1, "test", 3, idx=1)  # the CLI's sample: seed 1's input of the test part
-    tr = trace(m, [s], [s.seed], steps=6, decode_steps=[0, 3, -1])[0]
+    tr = trace(m, [s], [s.seed], sampling=resolve(m, steps=6), decode_steps=[0, 3, -1])[0]
     assert tr.x0 is not None and tr.x0_file is None
     write_trace(tr, tmp_path / "memory")
     names = sorted(p.name for p in (tmp_path / "cli").iterdir() if p.name != "trace_config.json")  # the folder's
@@ -147,7 +148,7 @@ def test_trace_gifs_are_not_blown_up_from_large_frames(tiny_model, tmp_path):
     from steplens.trace import trace
 
     s = get_task("maze").sample(0, 3, 2)
-    tr = trace(tiny_model, [s], [0], steps=2, x0_files=[tmp_path / "small" / "x0.safetensors"])[0]
+    tr = trace(tiny_model, [s], [0], sampling=resolve(tiny_model, steps=2), x0_files=[tmp_path / "small" / "x0.safetensors"])[0]
     write_trace(tr, tmp_path / "small")
     for name in ("final_x0.gif", "output.gif"):
         assert Image.open(tmp_path / "small" / name).size == (56, 56)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from steplens.presets import resolve
 from steplens.hooks import Hooks
 from steplens.tasks import get_task
 
@@ -10,8 +11,7 @@ def _samples(k=2, n=3, frames=3):
 
 
 def _gen(model, hooks=None, steps=4, callback=None, guidance=1.0, seeds=(0, 1)):
-    return model.generate(_samples(len(seeds)), list(seeds), steps=steps, hooks=hooks, callback=callback,
-                          guidance=guidance)
+    return model.generate(_samples(len(seeds)), list(seeds), sampling=resolve(model, steps=steps, guidance=guidance), hooks=hooks, callback=callback)
 
 
 def test_latent_and_x0_records_equal_the_sampler_values(tiny_model):
@@ -31,7 +31,7 @@ def test_last_block_record_gives_the_velocity_through_the_head(tiny_model):
     samples = _samples()
     cond = tiny_model.condition(samples)
     with hooks:
-        tiny_model.generate(samples, [0, 1], steps=4, hooks=hooks, callback=seen.append)
+        tiny_model.generate(samples, [0, 1], sampling=resolve(tiny_model, steps=4), hooks=hooks, callback=seen.append)
     assert sorted(k[1] for k in hooks.records) == [0, 0, 2, 2]
     for step in (0, 2):
         info = seen[step]

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from steplens.presets import resolve
 from steplens.sampling import flow_sigmas, initial_noise, sample_euler
 from steplens.tasks import get_task
 
@@ -24,7 +25,7 @@ def test_step_count_below_one_is_refused(bad):
 
 def _run(model, seeds, steps=4, callback=None, **kw):
     samples = [get_task("maze").sample(s, 3, 3) for s in seeds]
-    return model.generate(samples, seeds, steps=steps, callback=callback, **kw)
+    return model.generate(samples, seeds, sampling=resolve(model, steps=steps, **kw), callback=callback)
 
 
 def test_last_x0_equals_output(tiny_model):

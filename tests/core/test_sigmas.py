@@ -2,6 +2,7 @@
 --sigmas through presets.resolve and the CLI into the run config."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from steplens.cli import app
 from steplens.models.load import load_model
 from steplens.models.weights import save_weights
 from steplens.models.wrap import EmbeddedModel
-from steplens.presets import DISTILLED, resolve
+from steplens.backends.wan.presets import DISTILLED
+from steplens.presets import resolve
 from steplens.sampling import flow_sigmas
 from steplens.tasks import get_task
 
@@ -25,9 +27,10 @@ def _data(tmp_path):
     return str(tmp_path / "data")
 
 
-def _run(model, **kw):
+def _run(model, sampling=None, **kw):
     seen = []
-    out = model.generate([MAZE.sample(0, 3, 2), MAZE.sample(1, 3, 2)], [0, 1], callback=seen.append, **kw)
+    sampling = sampling or (resolve(model, **kw) if kw else None)
+    out = model.generate([MAZE.sample(0, 3, 2), MAZE.sample(1, 3, 2)], [0, 1], sampling=sampling, callback=seen.append)
     return out, [s.sigma for s in seen], [s.sigma_next for s in seen]
 
 
@@ -41,7 +44,8 @@ def test_generate_runs_exactly_the_given_sigmas(tiny_model):
     a, _, _ = _run(tiny_model, steps=4, shift=2.0)
     b, sig, nxt = _run(tiny_model, sigmas=grid[:-1].tolist())  # the final 0 implied
     assert torch.equal(a, b)
-    c, _, _ = _run(tiny_model, sigmas=grid.tolist(), steps=7, shift=9.0)  # the final 0 given; sigmas win
+    c, _, _ = _run(tiny_model, sampling=replace(resolve(tiny_model, steps=7, shift=9.0), sigmas=grid.tolist()))  # the
+    # final 0 given; sigmas win
     assert torch.equal(a, c)
     _, sig, nxt = _run(tiny_model, sigmas=[1.0, 0.9, 0.75, 0.5])
     assert sig == [float(torch.tensor(x)) for x in (1.0, 0.9, 0.75, 0.5)]  # float32 of each σ, exactly
@@ -62,10 +66,10 @@ def test_a_students_own_sigma_list_from_its_weights(tmp_path, tiny_model):
     same, _, _ = _run(EmbeddedModel(tiny_model.net), sigmas=sigmas)
     assert torch.equal(out, same)
     sp = resolve(student, None)
-    assert sp.sigmas == [1.0, 0.8, 0.3] and sp.steps == 3 and sp.sources["sigmas"] == "model"
+    assert list(sp.sigmas) == [1.0, 0.8, 0.3] and sp.steps == 3 and sp.sources["sigmas"] == "model"
     assert sp.describe()["sigmas"] == [1.0, 0.8, 0.3]
     # --steps equal to the list's length keeps it (as generate does); other --steps / --shift drop the model's list
-    assert resolve(student, None, steps=3, shift=3.0).sigmas == [1.0, 0.8, 0.3]
+    assert list(resolve(student, None, steps=3, shift=3.0).sigmas) == [1.0, 0.8, 0.3]
     assert resolve(student, None, shift=2.0).sigmas is None
     sp = resolve(student, None, steps=5)
     assert sp.sigmas is None and sp.steps == 5
@@ -83,8 +87,8 @@ def test_a_students_own_sigma_list_from_its_weights(tmp_path, tiny_model):
 def test_sigmas_option_reaches_the_sampler_and_the_run_config(tmp_path):
     model = load_model("tiny-maze")
     sp = resolve(model, None, sigmas="1,0.9,0.5,0")
-    assert sp.sigmas == [1.0, 0.9, 0.5] and sp.steps == 3 and sp.sources["steps"] == "option"
-    _, sig, _ = _run(model, steps=sp.steps, shift=sp.shift)  # the configured list, as the commands call generate
+    assert list(sp.sigmas) == [1.0, 0.9, 0.5] and sp.steps == 3 and sp.sources["steps"] == "option"
+    _, sig, _ = _run(model, sampling=sp)  # the resolved list, as the commands call generate
     assert sig == [float(torch.tensor(s)) for s in (1.0, 0.9, 0.5)]
     r = CliRunner().invoke(app, ["run", "--out", str(tmp_path / "o"), "--data", _data(tmp_path),
                                  "--sigmas", "1,0.6,0.2"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from steplens.presets import resolve
 from steplens.methods.search import SearchConfig, search, search_rows
 from steplens.tasks import Scorers, draw, get_task
 
@@ -22,7 +23,7 @@ def frames_model():
 def test_each_generation_starts_from_the_frames_before_the_last_failure(frames_model):
     samples = [draw(get_task("maze"), s, "test", 7, 6, idx=s) for s in range(8)]
     cfg = SearchConfig(method="backtrack", n=3, verifier="checker")
-    res = search(frames_model, samples, [s.seed for s in samples], cfg, steps=6)
+    res = search(frames_model, samples, [s.seed for s in samples], cfg, sampling=resolve(frames_model, steps=6))
     assert len(res.backtracks) == len(samples)
     total = 0
     moved = 0
@@ -44,7 +45,7 @@ def test_each_generation_starts_from_the_frames_before_the_last_failure(frames_m
 def test_rows_record_the_generations(frames_model):
     samples = [draw(get_task("maze"), s, "test", 6, 5, idx=s) for s in range(3)]
     rows = search_rows(frames_model, samples, SearchConfig(method="backtrack", n=2, verifier="checker"), Scorers(),
-                       steps=4)
+                       sampling=resolve(frames_model, steps=4))
     for r in rows:
         assert 1 <= r["generations"] <= 2 and r["kept_frames"] >= 1 and len(r["first_failures"]) == r["generations"]
         assert r["nfe"] > 0
@@ -65,7 +66,7 @@ def test_what_backtracking_cannot_do_is_refused_before_any_forward(frames_model)
     plain = load_model("tiny-maze")
     s = draw(get_task("maze"), 0, "test", 5, 5, idx=0)
     with pytest.raises(ValueError, match="trained on first frames only"):
-        search(plain, [s], [0], SearchConfig(method="backtrack", n=2, verifier="checker"), steps=2)
+        search(plain, [s], [0], SearchConfig(method="backtrack", n=2, verifier="checker"), sampling=resolve(plain, steps=2))
 
 
 def _cli(*args):

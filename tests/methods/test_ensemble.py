@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from steplens.presets import resolve
 from steplens.methods.ensemble import (EnsembleConfig, consensus_index, default_blocks, default_steps,
                                        generate_ensemble, majority_vote, member_seeds)
 from steplens.tasks import get_task
@@ -19,18 +20,18 @@ def test_defaults_scale_the_study_choice():
 
 def test_n1_ensemble_equals_plain_sampling_bit_for_bit(tiny_model):
     smp = _samples()
-    plain = tiny_model.generate(smp, [0, 1], steps=4)
+    plain = tiny_model.generate(smp, [0, 1], sampling=resolve(tiny_model, steps=4))
     for target in ("block", "update", "latent", "x0", "v"):
-        ens = generate_ensemble(tiny_model, smp, [0, 1], EnsembleConfig(n_seeds=1, target=target), steps=4)
+        ens = generate_ensemble(tiny_model, smp, [0, 1], EnsembleConfig(n_seeds=1, target=target), sampling=resolve(tiny_model, steps=4))
         assert torch.equal(ens[:, 0], plain), target
 
 
 def test_alpha0_equals_plain_n_seed_sampling(tiny_model):
     smp = _samples()
     rep = [s for s in smp for _ in range(3)]
-    plain = tiny_model.generate(rep, member_seeds([0, 1], 3), steps=4).reshape(2, 3, 3, 3, 6, 6)
+    plain = tiny_model.generate(rep, member_seeds([0, 1], 3), sampling=resolve(tiny_model, steps=4)).reshape(2, 3, 3, 3, 6, 6)
     for target in ("block", "update", "v"):
-        ens = generate_ensemble(tiny_model, smp, [0, 1], EnsembleConfig(n_seeds=3, alpha=0.0, target=target), steps=4)
+        ens = generate_ensemble(tiny_model, smp, [0, 1], EnsembleConfig(n_seeds=3, alpha=0.0, target=target), sampling=resolve(tiny_model, steps=4))
         assert torch.equal(ens, plain), target
 
 
@@ -39,21 +40,21 @@ def test_averaging_makes_members_agree_and_alpha_interpolates(tiny_model):
     spread = {}
     for alpha in (0.0, 0.5, 1.0):
         cfg = EnsembleConfig(n_seeds=4, alpha=alpha, target="x0", steps=[0, 1, 2, 3])
-        ens = generate_ensemble(tiny_model, smp, [5], cfg, steps=4)
+        ens = generate_ensemble(tiny_model, smp, [5], cfg, sampling=resolve(tiny_model, steps=4))
         spread[alpha] = ens.std(dim=1).mean().item()
     assert spread[1.0] < 1e-5 < spread[0.5] < spread[0.0]  # x0 averaged at the last step: one answer
 
 
 def test_residual_stream_averaging_over_a_range_equals_its_first_block(tiny_model):
     smp = _samples(1)
-    a = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, blocks=[0, 1], steps=[0, 1]), steps=4)
-    b = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, blocks=[0], steps=[0, 1]), steps=4)
+    a = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, blocks=[0, 1], steps=[0, 1]), sampling=resolve(tiny_model, steps=4))
+    b = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, blocks=[0], steps=[0, 1]), sampling=resolve(tiny_model, steps=4))
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     # averaging each block's own update instead keeps the streams apart: blocks 0..1 differ from block 0
     c = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, target="update", blocks=[0, 1],
-                                                               steps=[0, 1]), steps=4)
+                                                               steps=[0, 1]), sampling=resolve(tiny_model, steps=4))
     d = generate_ensemble(tiny_model, smp, [3], EnsembleConfig(n_seeds=3, target="update", blocks=[0],
-                                                               steps=[0, 1]), steps=4)
+                                                               steps=[0, 1]), sampling=resolve(tiny_model, steps=4))
     assert not torch.allclose(c, d, atol=1e-4)
 
 
@@ -87,9 +88,9 @@ def test_bad_config_is_named(kw, msg):
 
 def test_blocks_and_steps_out_of_range(tiny_model):
     with pytest.raises(ValueError, match="block 5 out of range: the model has blocks 0..1"):
-        generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(blocks=[1, 5]), steps=4)
+        generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(blocks=[1, 5]), sampling=resolve(tiny_model, steps=4))
     with pytest.raises(ValueError, match="step 9 out of range.*0..3"):
-        generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(steps=[9]), steps=4)
+        generate_ensemble(tiny_model, _samples(1), [0], EnsembleConfig(steps=[9]), sampling=resolve(tiny_model, steps=4))
 
 
 @pytest.mark.slow
@@ -100,9 +101,9 @@ def test_compare_methods_on_the_shipped_model_share_runs_and_respect_the_oracle_
     model = load_model("tiny-maze")
     smp = [get_task("maze").sample(s, 6, 4) for s in range(8)]   # 6x6: the size the model misses most
     seeds = list(range(8))
-    every = run_methods(model, smp, seeds, list(METHODS), n=2, steps=8, shift=3.0)
+    every = run_methods(model, smp, seeds, list(METHODS), n=2, sampling=resolve(model, steps=8, shift=3.0))
     assert list(every) == list(METHODS) and all(len(v) == 8 for v in every.values())
-    alone = {m: run_methods(model, smp, seeds, [m], n=2, steps=8, shift=3.0)[m] for m in ("ensemble-vote", "vote")}
+    alone = {m: run_methods(model, smp, seeds, [m], n=2, sampling=resolve(model, steps=8, shift=3.0))[m] for m in ("ensemble-vote", "vote")}
     # the same answers whether a method runs alone or beside the others sharing its runs; a run shared by several
     # methods is counted (`nfe`) on the first that reads it, each method's own cost is `method_nfe`
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("nfe", "nfe_without_reuse")} for r in rows]  # noqa

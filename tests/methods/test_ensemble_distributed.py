@@ -6,6 +6,7 @@ import torch
 from conftest import random_net
 from safetensors.torch import load_file
 
+from steplens.presets import resolve
 from steplens.methods.ensemble import EnsembleConfig, generate_ensemble
 from steplens.models.load import load_model
 from steplens.models.weights import save_weights
@@ -15,6 +16,7 @@ import sys, torch, torch.distributed as dist
 from safetensors.torch import save_file
 from steplens.methods.ensemble import EnsembleConfig, generate_ensemble_distributed
 from steplens.models.load import load_model
+from steplens.presets import resolve
 from steplens.tasks import get_task
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
@@ -22,7 +24,8 @@ model = load_model(sys.argv[1])
 samples = [get_task("maze").sample(s, 3, 3) for s in (0, 1)]
 n = int(sys.argv[3])
 try:
-    lat = generate_ensemble_distributed(model, samples, [0, 1], EnsembleConfig(n_seeds=n, target=sys.argv[4]), steps=4)
+    lat = generate_ensemble_distributed(model, samples, [0, 1], EnsembleConfig(n_seeds=n, target=sys.argv[4]),
+                                        resolve(model, steps=4))
 except ValueError as e:
     print("ERROR", e); sys.exit(3)
 if dist.get_rank() == 0:
@@ -54,7 +57,7 @@ def test_distributed_ensemble_equals_batched(torchrun, tmp_path, weights, target
     from steplens.tasks import get_task
 
     samples = [get_task("maze").sample(s, 3, 3) for s in (0, 1)]
-    batched = generate_ensemble(model, samples, [0, 1], EnsembleConfig(n_seeds=4, target=target), steps=4)
+    batched = generate_ensemble(model, samples, [0, 1], EnsembleConfig(n_seeds=4, target=target), sampling=resolve(model, steps=4))
     torch.testing.assert_close(load_file(out)["lat"], batched, rtol=1e-5, atol=1e-5)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from steplens.presets import resolve
 from steplens.cli import app
 from steplens.io.files import read_png
 from steplens.io.video import to_uint8, upscale
@@ -32,7 +33,7 @@ def _members(data, n, steps, alpha=1.0):
     model = load_model("tiny-maze")
     samples = [read_sample(d) for d in sample_dirs(data)]
     lat = generate_ensemble(model, samples, [s.idx for s in samples], EnsembleConfig(n_seeds=n, alpha=alpha),
-                            steps=steps)
+                            sampling=resolve(model, steps=steps))
     px = model.decode(lat.flatten(0, 1))
     return px.reshape(*lat.shape[:2], *px.shape[1:])
 

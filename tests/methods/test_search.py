@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from steplens.presets import resolve
 from steplens.methods.ensemble import member_seeds
 from steplens.methods.search import SearchConfig, _renoise_hooks, check_search, config_for_budget, search, search_nfe
 from steplens.tasks import Score, get_task, register_verifier, strip_sample
@@ -43,7 +44,7 @@ def cfg(**kw):
 ])
 def test_nfe_is_the_arithmetic(tiny_model, c, per_sample, guidance):
     b = samples()
-    res = search(tiny_model, b, [10, 11], cfg(**c), steps=STEPS, guidance=guidance)
+    res = search(tiny_model, b, [10, 11], cfg(**c), sampling=resolve(tiny_model, steps=STEPS, guidance=guidance))
     branches = 2 if guidance != 1.0 else 1
     assert res.nfe.nfe == len(b) * branches * per_sample
     assert search_nfe(cfg(**c), STEPS) == per_sample
@@ -52,8 +53,8 @@ def test_nfe_is_the_arithmetic(tiny_model, c, per_sample, guidance):
 
 def test_early_beam_keeping_every_particle_is_best_of_n(tiny_model):
     b = samples()
-    bon = search(tiny_model, b, [3, 4], cfg(method="best-of-n", n=3), steps=STEPS)
-    eb = search(tiny_model, b, [3, 4], cfg(method="early-beam", n=3, k=2, m=3), steps=STEPS)
+    bon = search(tiny_model, b, [3, 4], cfg(method="best-of-n", n=3), sampling=resolve(tiny_model, steps=STEPS))
+    eb = search(tiny_model, b, [3, 4], cfg(method="early-beam", n=3, k=2, m=3), sampling=resolve(tiny_model, steps=STEPS))
     for i in range(len(b)):
         assert torch.equal(bon.finals[i], eb.finals[i])
     assert bon.chosen == eb.chosen and torch.equal(bon.latents, eb.latents)
@@ -62,11 +63,11 @@ def test_early_beam_keeping_every_particle_is_best_of_n(tiny_model):
 
 def test_the_chosen_particle_is_an_unstopped_run_of_its_seed(tiny_model):
     b, seeds = samples(), [3, 4]
-    res = search(tiny_model, b, seeds, cfg(method="early-beam", n=4, k=1, m=1), steps=STEPS)
+    res = search(tiny_model, b, seeds, cfg(method="early-beam", n=4, k=1, m=1), sampling=resolve(tiny_model, steps=STEPS))
     every = member_seeds(seeds, 4)
     for i in range(len(b)):
         seed = every[4 * i + res.chosen[i]]
-        alone = tiny_model.generate([b[i]], [seed], steps=STEPS)[0]
+        alone = tiny_model.generate([b[i]], [seed], sampling=resolve(tiny_model, steps=STEPS))[0]
         torch.testing.assert_close(res.latents[i], alone, rtol=0, atol=1e-5)  # only the batch size differs
     # the verifier picked the brightest x̂0 at step 1: its score is the best of that stage
     for i, parts in enumerate(res.stages[0]["particles"]):
@@ -78,15 +79,15 @@ def test_the_chosen_particle_is_an_unstopped_run_of_its_seed(tiny_model):
 def test_re_noised_branches_replay_exactly(tiny_model, c):
     """Each survivor (re-noised or not) equals a fresh run of its lineage: its seed and its re-noisings, no tape."""
     b = samples(1)
-    res = search(tiny_model, b, [5], cfg(**c), steps=STEPS)
+    res = search(tiny_model, b, [5], cfg(**c), sampling=resolve(tiny_model, steps=STEPS))
     assert any(p.renoise for p in res.survivors)  # some branch was re-noised
     for j, p in enumerate(res.survivors):
         h = _renoise_hooks(tiny_model, [p], STEPS)
         if h is None:
-            fresh = tiny_model.generate(b, [p.seed], steps=STEPS)
+            fresh = tiny_model.generate(b, [p.seed], sampling=resolve(tiny_model, steps=STEPS))
         else:
             with h:
-                fresh = tiny_model.generate(b, [p.seed], steps=STEPS, hooks=h)
+                fresh = tiny_model.generate(b, [p.seed], sampling=resolve(tiny_model, steps=STEPS), hooks=h)
         torch.testing.assert_close(res.finals[0][j], fresh[0], rtol=0, atol=1e-5)
     members = [m for m, _ in res.stages[-1]["particles"][0]]
     assert len(members) == len(res.survivors)
@@ -96,16 +97,16 @@ def test_re_noised_branches_replay_exactly(tiny_model, c):
                                dict(method="smc", n=3, steps=[2])])
 def test_deterministic_by_seed(tiny_model, c):
     b = samples()
-    one = search(tiny_model, b, [7, 8], cfg(**c), steps=STEPS)
-    two = search(tiny_model, b, [7, 8], cfg(**c), steps=STEPS)
-    other = search(tiny_model, b, [9, 8], cfg(**c), steps=STEPS)
+    one = search(tiny_model, b, [7, 8], cfg(**c), sampling=resolve(tiny_model, steps=STEPS))
+    two = search(tiny_model, b, [7, 8], cfg(**c), sampling=resolve(tiny_model, steps=STEPS))
+    other = search(tiny_model, b, [9, 8], cfg(**c), sampling=resolve(tiny_model, steps=STEPS))
     assert torch.equal(one.latents, two.latents) and one.chosen == two.chosen
     assert not torch.equal(one.latents[0], other.latents[0]) and torch.equal(one.latents[1], other.latents[1])
 
 
 def test_the_task_verifier_reads_stripped_samples_only(tiny_model):
     res = search(tiny_model, samples(), [1, 2], SearchConfig(method="early-beam", n=2, k=1, m=1, verifier="task"),
-                 steps=STEPS)
+                 sampling=resolve(tiny_model, steps=STEPS))
     assert len(res.scores) == 2 and all(0 <= s.score <= 1 for s in res.scores)
 
 
@@ -113,10 +114,10 @@ def test_a_search_with_the_consensus_group_verifier(tiny_model):
     """consensus (steplens.tasks) judges the particles of a sample together; a lone particle is not judged by it."""
     b = samples()
     res = search(tiny_model, b, [1, 2], SearchConfig(method="early-beam", n=3, k=1, m=1, verifier="consensus"),
-                 steps=STEPS)
+                 sampling=resolve(tiny_model, steps=STEPS))
     assert all(0 <= score <= 1 for _, score in res.stages[0]["particles"][0])
     assert all(s.details == {"alone": True} and not s.success for s in res.scores)  # one beam left at the end
-    bon = search(tiny_model, b, [1, 2], SearchConfig(method="best-of-n", n=3, verifier="consensus"), steps=STEPS)
+    bon = search(tiny_model, b, [1, 2], SearchConfig(method="best-of-n", n=3, verifier="consensus"), sampling=resolve(tiny_model, steps=STEPS))
     assert bon.scores[0].details != {"alone": True}
 
 
@@ -165,12 +166,12 @@ def test_chain_links_generations_until_the_verifier_accepts(tiny_model, inner, p
     after one."""
     b = samples()
     c = SearchConfig(method="chain", inner=inner, n=2, k=1, m=1, links=3, verifier="task")
-    res = search(tiny_model, b, [1, 2], c, steps=STEPS)
+    res = search(tiny_model, b, [1, 2], c, sampling=resolve(tiny_model, steps=STEPS))
     assert [len(x["samples"]) for x in res.links] == [2, 2, 2] and not any(a for x in res.links for a in x["accepted"])
     assert res.nfe.nfe == 3 * len(b) * per_link
     assert all(s.meta.get("continued_from") for s in res.final_samples)
     assert res.latents.shape[0] == 2
-    again = search(tiny_model, b, [1, 2], c, steps=STEPS)
+    again = search(tiny_model, b, [1, 2], c, sampling=resolve(tiny_model, steps=STEPS))
     assert torch.equal(res.latents, again.latents)
-    once = search(tiny_model, b, [1, 2], c.model_copy(update={"verifier": "test-accept"}), steps=STEPS)
+    once = search(tiny_model, b, [1, 2], c.model_copy(update={"verifier": "test-accept"}), sampling=resolve(tiny_model, steps=STEPS))
     assert len(once.links) == 1 and once.nfe.nfe == len(b) * per_link and once.final_samples == b

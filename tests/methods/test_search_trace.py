@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from steplens.presets import resolve
 from steplens.methods.search import TIE_RULE, SearchConfig, search
 from steplens.tasks import Score, get_task, register_verifier
 
@@ -48,8 +49,8 @@ def samples(n=2):
 @pytest.mark.parametrize("c", CONFIGS)
 def test_a_verifier_that_scores_everything_alike_is_visible(tiny_model, c):
     b, seeds = samples(), [10, 11]
-    res = search(tiny_model, b, seeds, SearchConfig(verifier="test-flat", **c), steps=STEPS)
-    one_seed = tiny_model.generate(b, seeds, steps=STEPS)
+    res = search(tiny_model, b, seeds, SearchConfig(verifier="test-flat", **c), sampling=resolve(tiny_model, steps=STEPS))
+    one_seed = tiny_model.generate(b, seeds, sampling=resolve(tiny_model, steps=STEPS))
     assert res.chosen == [0, 0]  # the tie rule: the lowest particle index, member 0 = the one seed's noise
     torch.testing.assert_close(res.latents, one_seed, rtol=0, atol=1e-5)
     for i in range(len(b)):
@@ -68,7 +69,7 @@ def test_a_verifier_that_scores_everything_alike_is_visible(tiny_model, c):
 @pytest.mark.parametrize("c", CONFIGS)
 def test_a_verifier_that_separates_records_its_scores_and_pick(tiny_model, c):
     b, seeds = samples(), [10, 11]
-    res = search(tiny_model, b, seeds, SearchConfig(verifier="test-brightest", **c), steps=STEPS)
+    res = search(tiny_model, b, seeds, SearchConfig(verifier="test-brightest", **c), sampling=resolve(tiny_model, steps=STEPS))
     for i in range(len(b)):
         ds = res.decisions[i]
         assert all(d["separated"] for d in ds) and not any(d["tied"] for d in ds)
@@ -103,7 +104,7 @@ def test_ties_at_the_boundary_only_count():
 def test_chain_records_each_links_decisions(tiny_model):
     b = samples()
     res = search(tiny_model, b, [1, 2], SearchConfig(method="chain", inner="best-of-n", n=2, links=2,
-                                                      verifier="test-flat"), steps=STEPS)
+                                                      verifier="test-flat"), sampling=resolve(tiny_model, steps=STEPS))
     for i in range(len(b)):
         links = [d["link"] for d in res.decisions[i]]
         assert links and links == list(range(len(links))) and all(d["tied"] for d in res.decisions[i])

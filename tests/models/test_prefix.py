@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from steplens.presets import resolve
 from steplens.models import BorderCodec, DiTConfig, VideoDiT
 from steplens.models.dit import DiTCond
 from steplens.training.train import TrainConfig, draw_batch
@@ -90,8 +91,8 @@ def test_a_model_trained_on_first_frames_only_refuses_k_frames_and_says_why(tiny
     s = draw(get_task("maze"), 0, "test", 3, 4)
     two = continue_from_frames(s, s.ground_truth, 2)
     with pytest.raises(ValueError, match="trained on first frames only"):
-        tiny_model.generate([two], [0], steps=2)
+        tiny_model.generate([two], [0], sampling=resolve(tiny_model, steps=2))
     tiny_model.info = {**tiny_model.info, "train_config": {"prefix": {"1": 0.5, "2": 0.5}}}
-    a = tiny_model.generate([s], [0], steps=2)
-    b = tiny_model.generate([two], [0], steps=2)
+    a = tiny_model.generate([s], [0], sampling=resolve(tiny_model, steps=2))
+    b = tiny_model.generate([two], [0], sampling=resolve(tiny_model, steps=2))
     assert a.shape == b.shape and not torch.equal(a, b)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from steplens.presets import resolve
 from steplens.experiments.grid import ExperimentSettings
 from steplens.methods.search import SearchConfig, roc_auc, step_auc
 from steplens.probes.compare import check_budgets, compare, run_methods
@@ -67,8 +68,7 @@ def test_existing_methods_report_their_nfe(tiny_model):
     from steplens.tasks import get_task
 
     b = [get_task("maze").sample(i, 3, 3) for i in range(2)]
-    got = run_methods(tiny_model, b, [0, 1], ["single", "steps-x", "vote", "ensemble"], n=2, steps=STEPS, shift=1.0,
-                      guidance=2.0)
+    got = run_methods(tiny_model, b, [0, 1], ["single", "steps-x", "vote", "ensemble"], n=2, sampling=resolve(tiny_model, steps=STEPS, shift=1.0, guidance=2.0))
     assert {m: rows[0]["nfe"] for m, rows in got.items()} == {"single": 2 * STEPS, "steps-x": 2 * 2 * STEPS,
                                                               "vote": 2 * 2 * STEPS, "ensemble": 2 * 2 * STEPS}
 

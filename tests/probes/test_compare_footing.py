@@ -5,6 +5,7 @@ one seed on the mean score as well as on the solve rate. Also: empty ensemble bl
 import numpy as np
 import pytest
 
+from steplens.presets import resolve
 from steplens.methods.ensemble import EnsembleConfig
 from steplens.probes.compare import method_table, run_methods
 from steplens.tasks import Scorers, get_task, palette
@@ -13,7 +14,8 @@ from steplens.tasks import Scorers, get_task, palette
 def test_every_method_is_scored_on_palette_snapped_frames(tiny_model):
     samples = [get_task("maze").sample(i, 3, 3) for i in range(3)]
     seeds = [int(s.seed) for s in samples]
-    got = run_methods(tiny_model, samples, seeds, ["single", "vote"], 1, 3, 3.0, scorers=Scorers())
+    got = run_methods(tiny_model, samples, seeds, ["single", "vote"], 1, resolve(tiny_model, steps=3, shift=3.0,
+                                                                                 guidance=1.0), scorers=Scorers())
     # vote over one seed is that seed snapped: with both snapped, they score the same
     assert [r["score"] for r in got["single"]] == [r["score"] for r in got["vote"]]
     assert palette(samples[0]) is not None

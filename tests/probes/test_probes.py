@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from steplens.presets import resolve
 from steplens.io.store import ResultsStore
 from steplens.probes import (Claim, Probe, StudyPart, behaviours, check_probe, get_probe, noise, probe_names, registry,
                              sweep)
@@ -142,11 +143,11 @@ def test_swap_probe_pairs_and_reference_swaps(tiny_model, tmp_path):
     b, seeds = swap.pairs(a), seeds_of(a)
     rec = Hooks(tiny_model, 3).record("x0", steps=[2])
     with rec:
-        out_b = tiny_model.generate(b, seeds, steps=3, hooks=rec)
+        out_b = tiny_model.generate(b, seeds, sampling=resolve(tiny_model, steps=3), hooks=rec)
     h = Hooks(tiny_model, 3).replace("x0", rec.get("x0", 2), steps=[2])
     with h:
-        out_a = tiny_model.generate(a, seeds, steps=3, hooks=h)
-    assert not torch.allclose(tiny_model.generate(a, seeds, steps=3), out_b, atol=1e-3)
+        out_a = tiny_model.generate(a, seeds, sampling=resolve(tiny_model, steps=3), hooks=h)
+    assert not torch.allclose(tiny_model.generate(a, seeds, sampling=resolve(tiny_model, steps=3)), out_b, atol=1e-3)
     torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="needs a task whose prompt chooses the answer"):
         swap.pairs(load_samples(tiny_model, S))

@@ -1,3 +1,4 @@
+from steplens.presets import resolve
 """The demo report in a real browser (headless Chromium from Debian's packages, driven by Playwright): it loads
 with no console error and no network request, every image loads, the step slider and the arrow keys change the
 shown step's image and label, and the highlight toggle changes the image."""
@@ -37,7 +38,7 @@ def report(tmp_path_factory):
     from steplens.models.load import load_model
 
     out = tmp_path_factory.mktemp("demo")
-    return run_demo(load_model("tiny-maze"), out, count=4, steps=8)
+    return run_demo(load_model("tiny-maze"), out, count=4, sampling=resolve(load_model("tiny-maze"), steps=8))
 
 
 def test_demo_report_in_chromium(browser, report, tmp_path):

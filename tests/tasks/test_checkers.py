@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from steplens.presets import resolve
 from steplens.tasks import draw, get_task, get_verifier, strip_sample
 from steplens.tasks.checker import strength_of
 from steplens.tasks.grid import COLOURS, GOAL, PATH, START, WALL, native_labels
@@ -117,7 +118,7 @@ def test_a_chain_with_the_checker_keeps_only_what_the_checker_vouches_for_and_re
     model = load_model("tiny-maze")
     samples = [draw(get_task("maze"), s, "test", 7, 4, idx=s) for s in range(6)]
     cfg = SearchConfig(method="chain", n=1, links=3, verifier="checker")
-    rows = search_rows(model, samples, cfg, Scorers(), steps=6)
+    rows = search_rows(model, samples, cfg, Scorers(), sampling=resolve(model, steps=6))
     assert all(0 < r["last_link_share"] <= 1 for r in rows)
     assert any(r["links"] == 1 and r["last_link_share"] == 1.0 for r in rows) or any(r["links"] > 1 for r in rows)
     for r in rows:

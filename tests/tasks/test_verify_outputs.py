@@ -5,6 +5,7 @@ never a raw traceback and never ranked."""
 import numpy as np
 import pytest
 
+from steplens.presets import resolve
 from steplens.tasks import Score, get_task, register_verifier, strip_sample, verify_many
 
 
@@ -83,7 +84,7 @@ def test_a_bad_plugin_in_a_search_stops_it_with_the_name(tiny_model):
 
     b = [get_task("maze").sample(i, 3, 3, idx=i) for i in range(2)]
     with pytest.raises(ValueError, match=r"verifier 'test-nan' .*sample maze/0.*score nan"):
-        search(tiny_model, b, [1, 2], SearchConfig(method="best-of-n", n=2, verifier="test-nan"), steps=3)
+        search(tiny_model, b, [1, 2], SearchConfig(method="best-of-n", n=2, verifier="test-nan"), sampling=resolve(tiny_model, steps=3))
 
 
 class _NoBuild:

@@ -48,8 +48,11 @@ It defines:
    ("MyFamily", for messages), `pipeline_classes` (("MyImageToVideoPipeline",)), `loop_class`, `decode_latents`
    (staticmethod); optionally `blocks_attr` (where the transformer keeps its blocks, default "blocks": the core
    names them `blocks.i` for hooks, through a view if needed), `float32_components`, `dynamic_shift`,
-   `max_sequence_length`, `sampling_options` / `configure_sampling` / `unsupported_words`, `check_loras` /
-   `apply_loras`, `class_for`. Where the pipeline keeps its factors: `patch_size`, `latent_channels`, `text_dim`, and
+   `max_sequence_length`, `sampling_options` (the settings of a `steplens.presets.Sampling` its generate applies)
+   / `unsupported_words`, `scheduler_for` (a Sampling's scheduler name -> the scheduler a call runs), `presets`
+   (name -> `steplens.presets.Preset`: the family's named samplings, e.g. Wan's `vbvr` and `distilled` in
+   `wan/presets.py`), `check_loras` / `apply_loras`, `class_for`. A model keeps no sampling state: `applied(sampling)`
+   sets the pipeline up for one call and puts everything back (override `scheduler_for`, not `applied`). Where the pipeline keeps its factors: `patch_size`, `latent_channels`, `text_dim`, and
    `temporal_factor` / `vae_spatial` if not diffusers' usual `vae_scale_factor_temporal` / `_spatial` (the core
    derives token_pixels, spatial_multiple, latent_shape). `call_context(stack, samples, images, generators, kw) ->
    the pipeline's keyword arguments` (enter per-call patches on `stack`, e.g. `InstancePatches((obj, attr,

@@ -46,7 +46,7 @@ def check_scheduler(scheduler) -> str:
         if cfg.thresholding:
             problems.append("thresholding=True (x0_hat would not be x_s - sigma v)")
         if problems:
-            raise ValueError("steplens supports UniPCMultistepScheduler only as Wan configures it "
+            raise ValueError("steplens supports UniPCMultistepScheduler only in flow-matching form "
                              "(prediction_type='flow_prediction', use_flow_sigmas=True); this one has "
                              + "; ".join(problems))
         return "unipc"
@@ -102,7 +102,7 @@ def scheduler_with_shift(scheduler, shift: float | None, *, dynamic: bool = Fals
         return type(scheduler).from_config(cfg, use_dynamic_shifting=False, **{key: float(shift)})
     if key == "flow_shift" and not cfg.use_flow_sigmas:
         raise ValueError(f"the pipeline's {name} does not use flow sigmas (use_flow_sigmas=False), so it has no "
-                         f"flow shift to set; Wan runs it with use_flow_sigmas=True")
+                         f"flow shift to set; flow-matching pipelines run it with use_flow_sigmas=True")
     if scheduler_shift(scheduler) == float(shift):
         return scheduler
     return type(scheduler).from_config(cfg, **{key: float(shift)})
@@ -166,7 +166,7 @@ def check_offload(offload: str | None, device: str = "cpu") -> str:
         raise ValueError(f"unknown offload {offload!r}; allowed: {', '.join(OFFLOADS)}")
     if offload != "none":
         if importlib.util.find_spec("accelerate") is None:
-            raise ValueError(f"offload={offload!r} needs accelerate: pip install accelerate (or 'steplens[wan]')")
+            raise ValueError(f"offload={offload!r} needs accelerate: pip install accelerate")
         if torch.device(device).type == "cpu":
             raise ValueError(f"offload={offload!r} moves components between CPU memory and an accelerator; pass an "
                              f"accelerator device (e.g. --device cuda), or use offload 'none' to run on the CPU")

@@ -27,7 +27,7 @@ import torch
 class PipelineGeometry:
     scale: int | None = None
     min_size: int | None = None
-    size: tuple[int, int] | None = None  # a fixed call size (configure_sampling height/width), where supported
+    size: tuple[int, int] | None = None  # a fixed call size (a Sampling's height/width, for one call), where supported
     size_rule: str | None = None  # "first-frame": the size of the samples' first_frame.png (the vbvr preset)
 
     @property

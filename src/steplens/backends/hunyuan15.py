@@ -1,7 +1,7 @@
 """HunyuanVideo-1.5 image-to-video (diffusers' HunyuanVideo15ImageToVideoPipeline) as a steplens backend.
 
     model = HunyuanVideo15Model(pipe)       # or load_model("wan:DIR") on a saved pipeline folder
-    lat = model.generate(samples, seeds, steps=50, guidance=6.0, callback=steps.append, hooks=hooks)
+    lat = model.generate(samples, seeds, sampling=resolve(model, steps=50, guidance=6.0), callback=steps.append)
     px = model.decode(lat)                  # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
 
 The denoising loop is the plain flow-matching one of steplens.backends.loop (Wan's shape): x_s is the pipeline's

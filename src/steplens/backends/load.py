@@ -21,7 +21,33 @@ import torch
 from .checks import check_device, check_dtype, check_offload
 from .registry import backend_for_config, backend_named, backends
 
-PREFIXES = {"wan": "wan", "diffusers": None}  # --model prefix -> the backend that words its refusals (None: generic)
+PREFIX = "diffusers"  # --model diffusers:PATH: a diffusers pipeline folder; an adapter may declare aliases
+
+
+def prefixes() -> dict[str, str | None]:
+    """--model prefix -> the backend that words its refusals: `diffusers` (None: generic) and each adapter's aliases
+    (`spec_aliases`, e.g. an older prefix its users wrote)."""
+    return {PREFIX: None, **{a: cls.backend for cls in dict.fromkeys(backends().values()) for a in cls.spec_aliases}}
+
+
+def is_pipeline_spec(spec) -> bool:
+    """Whether a --model value names a diffusers pipeline folder (diffusers:PATH, or an adapter's alias)."""
+    prefix, colon, _ = str(spec).partition(":")
+    return bool(colon) and (prefix == PREFIX or prefix in prefixes())
+
+
+def adapter_for_spec(spec: str):
+    """(the adapter class, the model_index.json path) of a local pipeline folder `spec`, read without loading it;
+    None where that cannot be read here (a hub id, a missing or malformed folder: the loader names those)."""
+    import json
+    from pathlib import Path
+
+    index = Path(spec.partition(":")[2]).expanduser() / "model_index.json"
+    try:
+        cls = backend_for_config(json.loads(index.read_text()))
+    except (OSError, ValueError):
+        return None
+    return None if cls is None else (cls, index)
 
 
 def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype | None = "float32",
@@ -31,15 +57,16 @@ def load_pipeline_model(spec: str, device: str = "cpu", dtype: str | torch.dtype
     model (e.g. HunyuanVideo-1.5's glyph_length, every backend's scale / min_size: its `model_options()`), refused by
     name before any weights load if that backend does not take them."""
     prefix, _, path = spec.partition(":")
-    if prefix not in PREFIXES:
-        raise ValueError(f"model {spec!r}: a diffusers pipeline is named {' or '.join(p + ':PATH' for p in PREFIXES)}")
+    named = prefixes()
+    if prefix not in named:
+        raise ValueError(f"model {spec!r}: a diffusers pipeline is named {' or '.join(p + ':PATH' for p in named)}")
     if not path:
         raise ValueError(f"model {spec!r} needs a path: {spec}PATH (a diffusers image-to-video pipeline folder: "
                          f"{', '.join(sorted(backends()))})")
     check_dtype(dtype)
     check_offload(offload, device)
     check_device(device)
-    words = backend_named(PREFIXES[prefix]) if PREFIXES[prefix] else None
+    words = backend_named(named[prefix]) if named[prefix] else None
     _, config = read_index(path, words.family if words else "diffusers", spec)
     cls = backend_for_config(config)
     if cls is None:

@@ -98,7 +98,7 @@ def load_loras(pipe, specs: list[tuple[str, object, str]], convert: Callable[[di
     try:
         import peft  # noqa: F401
     except ImportError:
-        raise ImportError("LoRAs need peft: pip install 'steplens[wan]' (or pip install peft)") from None
+        raise ImportError("LoRAs need peft: pip install peft") from None
     done, names, weights = {}, [], []
     for comp, spec, option in specs:
         path, scale = parse_spec(spec, option)

@@ -2,28 +2,31 @@
 
     model = WanPipelineModel(pipe)          # a backend's subclass, or load_model("wan:DIR")
     model.block_names, model.modules()      # hook points and the denoisers they live in
-    lat = model.generate(samples, seeds, steps=20, guidance=5.0, callback=steps.append, hooks=hooks)
+    lat = model.generate(samples, seeds, sampling=resolve(model, steps=20, guidance=5.0), callback=steps.append,
+                         hooks=hooks)         # steplens.presets.resolve: the settings, resolved once
     px = model.decode(lat)                  # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
 
 `PipelineModel` holds the pipeline, its name and info, the prompt provider, the upscale choices and the geometry
-(steplens.backends.geometry), the hook points (`blocks.i` of `blocks_attr`), the sampling defaults and settings, and
-runs `generate` as one pipeline call: the core's `call_inputs`, the scheduler copied for a shift (for the call only),
-the backend's own per-call preparation (`call_context`), and the backend's loop (`loop_class`) when a callback or
-hooks are given. A backend subclass gives the class attributes below and what its pipeline needs (`call_context`,
+(steplens.backends.geometry), the hook points (`blocks.i` of `blocks_attr`), the sampling defaults, and runs
+`generate` as one pipeline call: the sampling applied for that call only (`applied`: a scheduler swapped in, its
+shift, a σ list, the expert switch, the negative prompt, the call size; all put back after), the core's
+`call_inputs`, the backend's own per-call preparation (`call_context`), and the backend's loop (`loop_class`) when a
+callback or hooks are given. A backend subclass gives the class attributes below and what its pipeline needs (`call_context`,
 `final_latents`, where its pipeline keeps the geometry factors, `decode_latents`; its own `call_inputs` arguments).
 """
 
 from __future__ import annotations
 
 import inspect
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Callable
 
 import torch
 
 from ..contract import ModelDefaults
 from ..sampling import check_finite
-from .checks import check_call, check_dtype, check_pipeline_class, check_upscale, scheduler_shift, scheduler_with_shift
+from .checks import (check_call, check_dtype, check_pipeline_class, check_size, check_upscale, scheduler_shift,
+                     scheduler_with_shift)
 from .geometry import PipelineGeometry
 from .prefix import FramePrefix
 from .prompts import prompt_embedder
@@ -63,9 +66,11 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
     float32_components: tuple[str, ...] = ()  # components loaded in float32 whatever the dtype (VAEs, ...)
     dynamic_shift: bool = False  # its scheduler shifts dynamically by default: shift None keeps that
     max_sequence_length: int = 512  # the text encoder's token window, where the pipeline encodes prompts
-    sampling_options = frozenset({"scheduler", "negative_prompt"})  # the settings configure_sampling takes
-    unsupported_words: str = "not supported"  # how configure_sampling refuses other settings ("not supported yet")
-    takes_call_size: bool = False  # configure_sampling takes height/width (a fixed call size: --height/--width)
+    sampling_options = frozenset({"scheduler", "negative_prompt"})  # the settings of a Sampling generate applies
+    unsupported_words: str = "not supported"  # how generate refuses other settings ("not supported yet")
+    takes_call_size: bool = False  # generate takes a Sampling's height/width (a fixed call size: --height/--width)
+    presets: dict = {}  # name -> steplens.presets.Preset: the family's named samplings beyond `pipeline`
+    spec_aliases: tuple[str, ...] = ()  # --model prefixes besides diffusers: that name a folder (load words with it)
     blocks_attr: str = "blocks"  # the denoisers' attribute holding their blocks: hook point `blocks.i` is its item i
     is_pipeline = True
 
@@ -199,11 +204,12 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
         from .load import pipeline_identity
 
         dtype_name = str(check_dtype(dtype)).replace("torch.", "")
-        ident = pipeline_identity(name or f"wan:{path}", path, dtype,
+        name = name or f"diffusers:{path}"  # the canonical prefix (an adapter's alias where the user wrote one)
+        ident = pipeline_identity(name, path, dtype,
                                   {comp: (p, scale) for comp, (p, scale, *_) in loras.items()})
         info = {"path": str(path), "dtype": dtype_name, "offload": offload or "none", "device": str(device),
                 "loras": loras, "identity": ident}
-        model = cls(pipe, name=name or f"wan:{path}", info=info, **model_kwargs)  # `wan:` names any diffusers folder
+        model = cls(pipe, name=name, info=info, **model_kwargs)
         model.check_prompt_encoding()  # every steplens command encodes prompts: say now what is missing
         if model.prompt_source == "hashed":
             import warnings
@@ -279,8 +285,6 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
         out = {"steps": int(self._call_default("num_inference_steps")), "shift": scheduler_shift(sched),
                "guidance": self.default_guidance(), "scheduler": type(sched).__name__,
                "negative_prompt": self.negative_prompt}
-        if getattr(self, "_sigmas", None) is not None:  # set_sigmas / configure_sampling(sigmas=...)
-            out.update(sigmas=list(self._sigmas), steps=len(self._sigmas))
         return out
 
     def default_guidance(self) -> float:
@@ -298,22 +302,70 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
                             f"backend must say its own ({type(self).__name__}.sampling_defaults / default_guidance)")
         return param.default
 
-    def configure_sampling(self, scheduler: str | None = None, negative_prompt: str | None = None,
-                           shift: float | None = None, **unsupported) -> None:
-        """Keep the pipeline's scheduler (a class name other than its own is refused), set the negative prompt, and the
-        scheduler's fixed `shift` (a family that shifts dynamically takes a shift per call instead: generate's);
-        other settings (boundary, height/width, size) are refused."""
-        given = sorted(k for k, v in unsupported.items() if v is not None)
-        if given:
-            raise ValueError(f"{', '.join(given)}: {self.unsupported_words} for {self.family} "
+    def check_sampling(self, sampling) -> None:
+        """Refuse, naming them, the settings of `sampling` this family cannot apply (not in `sampling_options`)."""
+        size = ["height", "width"] if isinstance(sampling.size, tuple) else ["size"] if sampling.size else []
+        given = [k for k in ("scheduler", "boundary") if getattr(sampling, k) is not None] + size + (
+            ["negative_prompt"] if sampling.negative_prompt is not None else [])
+        refused = [k for k in given if k not in self.sampling_options]
+        if refused:
+            raise ValueError(f"{', '.join(refused)}: {self.unsupported_words} for {self.family} "
                              f"(steplens.backends.{self.backend})")
+        if sampling.sigmas is not None and "sigmas" not in self.sampling_options:
+            raise ValueError(f"an explicit σ list (sigmas) is not supported for {self.family} "
+                             f"(steplens.backends.{self.backend}): its pipeline computes its own schedule; use "
+                             f"steps and shift")
+
+    def scheduler_for(self, name: str | None):
+        """The scheduler a call runs for a Sampling's `scheduler` (None or the pipeline's own class name: the
+        pipeline's own); the default refuses any other."""
         own = type(self.pipe.scheduler).__name__
-        if scheduler is not None and scheduler != own:
-            raise ValueError(f"scheduler {scheduler!r}: {self.family} runs its own {own}")
-        if shift is not None and not self.dynamic_shift:
-            self.pipe.scheduler = scheduler_with_shift(self.pipe.scheduler, float(shift))
-        if negative_prompt is not None:
-            self.negative_prompt = str(negative_prompt)
+        if name is not None and name != own:
+            raise ValueError(f"scheduler {name!r}: {self.family} runs its own {own}")
+        return self.pipe.scheduler
+
+    @contextmanager
+    def applied(self, sampling):
+        """For the block, the pipeline set up for `sampling` (steplens.presets.Sampling): its scheduler (`scheduler_for`)
+        with its shift, its σ list, its expert switch, negative prompt and call size; everything put back on exit, also
+        after an exception, so that the model keeps no sampling state between calls. Entered again inside itself (a
+        trace attached around generate) it changes nothing more."""
+        self.check_sampling(sampling)
+        pipe, saved = self.pipe, (self.pipe.scheduler, self.negative_prompt, self.size, self.size_rule)
+        boundary = pipe.config.get("boundary_ratio") if sampling.boundary is not None else None
+        try:
+            sched = self.scheduler_for(sampling.scheduler)
+            if sampling.shift is not None or self.dynamic_shift:
+                sched = scheduler_with_shift(sched, sampling.shift, dynamic=self.dynamic_shift)
+            if sampling.sigmas is not None and type(sched).__name__ != "FlowMatchEulerDiscreteScheduler":
+                raise ValueError(f"an explicit σ list runs FlowMatch Euler, one step per σ; {self.name}'s scheduler is "
+                                 f"{type(sched).__name__}: give scheduler='euler' with it (--sigmas and a preset with "
+                                 f"a σ list do)")
+            if sched is not pipe.scheduler:
+                if self.attached():
+                    raise RuntimeError("the sampling asks for another scheduler than the one attached to the pipeline "
+                                       "(hooks or a trace): enter model.applied(sampling) before attaching")
+                pipe.scheduler = sched
+            if sampling.boundary is not None:
+                if not 0 < float(sampling.boundary) < 1:
+                    raise ValueError(f"boundary {sampling.boundary} must be in (0, 1): a fraction of the training "
+                                     f"timesteps")
+                pipe.register_to_config(boundary_ratio=float(sampling.boundary))
+            if sampling.negative_prompt is not None:
+                self.negative_prompt = str(sampling.negative_prompt)
+            if isinstance(sampling.size, tuple):
+                self.size = check_size(*sampling.size, self.spatial_multiple,
+                                       f"VAE {self.vae_spatial} x patch")
+            elif sampling.size is not None:
+                if sampling.size != "first-frame":
+                    raise ValueError(f"size {sampling.size!r}: 'first-frame' is the only size rule")
+                self.size_rule = sampling.size
+            with (self._explicit_sigmas(list(sampling.sigmas)) if sampling.sigmas is not None else nullcontext()):
+                yield
+        finally:
+            pipe.scheduler, self.negative_prompt, self.size, self.size_rule = saved
+            if sampling.boundary is not None:
+                pipe.register_to_config(boundary_ratio=boundary)
 
     # -- geometry (steplens.backends.geometry): where the pipeline keeps its factors -----------------------------------
     @property
@@ -338,23 +390,6 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
     def check_scheduler(self) -> None:
         """Refuse, before any work, a pipeline or scheduler the backend's loop cannot read."""
         self.loop_class.check(self.pipe)
-
-    @contextmanager
-    def _shift(self, shift):
-        """The pipeline's scheduler swapped, for the block, for a copy with that shift (None: kept)."""
-        pipe, original = self.pipe, self.pipe.scheduler
-        if shift is None:
-            yield
-            return
-        shifted = scheduler_with_shift(original, shift, dynamic=self.dynamic_shift)
-        if shifted is original:
-            yield
-            return
-        pipe.scheduler = shifted
-        try:
-            yield
-        finally:
-            pipe.scheduler = original
 
     def call_inputs(self, samples, seeds, frames: int | None = None, steps: int | None = None,
                     guidance: float | None = None) -> tuple[list, list[torch.Generator], dict]:
@@ -383,33 +418,7 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
         """generate's result from the pipeline's return value."""
         return out[0]
 
-    # -- explicit σ lists (sampling_options has "sigmas": the Wan backend) -------------------------------------------
-    def set_sigmas(self, sigmas, shift: float | None = None) -> None:
-        """Sample at this σ list (one per step, the final 0 implied) whenever a call's steps and shift are None or
-        the list's own (`shift`: the shift recorded beside it), for the rest of the model's life; an empty list
-        clears it (the scheduler's grid of steps and shift again)."""
-        from ..io.checks import sigma_list
-
-        self._sigmas = None if len(sigmas) == 0 else sigma_list(sigmas, "sigmas")
-        self._sigmas_shift = None if shift is None else float(shift)
-
-    def step_sigmas(self, steps: int | None = None, shift: float | None = None, sigmas=None) -> list[float] | None:
-        """The σ list a call runs (without the final 0): `sigmas` given, else the configured list where the call's
-        steps and shift are None or its own; None: the scheduler's own grid for steps and shift."""
-        from ..io.checks import sigma_list
-
-        if sigmas is not None:
-            if "sigmas" not in self.sampling_options:
-                raise ValueError(f"an explicit σ list (sigmas) is not supported for {self.family} "
-                                 f"(steplens.backends.{self.backend}): its pipeline computes its own schedule; use "
-                                 f"steps and shift")
-            return sigma_list(sigmas, "sigmas")
-        own = getattr(self, "_sigmas", None)
-        if own is None or (steps is not None and int(steps) != len(own)) or (
-                shift is not None and self._sigmas_shift is not None and float(shift) != self._sigmas_shift):
-            return None
-        return list(own)
-
+    # -- explicit σ lists (sampling_options has "sigmas": the Wan backend) ---------------------------------------
     @contextmanager
     def _explicit_sigmas(self, sigmas: list[float]):
         """For the block, the scheduler's set_timesteps makes exactly these σ (+ the final 0) and t = σ·T: FlowMatch
@@ -417,8 +426,7 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
         sched = self.pipe.scheduler
         if type(sched).__name__ != "FlowMatchEulerDiscreteScheduler":
             raise ValueError(f"an explicit σ list runs FlowMatch Euler, one step per σ; {self.name}'s scheduler is "
-                             f"{type(sched).__name__}: configure_sampling(scheduler='euler') first (--sigmas and "
-                             f"--preset distilled do)")
+                             f"{type(sched).__name__}: give scheduler='euler' with it")
 
         def wrap(original):
             def set_timesteps(*args, **kwargs):
@@ -438,23 +446,21 @@ class PipelineModel(FramePrefix, ModelDefaults, PipelineGeometry):
             yield
 
     @torch.no_grad()
-    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
-                 shift: float | None = None, guidance: float | None = None, callback=None,
-                 hooks=None, sigmas=None) -> torch.Tensor:
-        """Sample the videos of `samples` from `seeds` in one pipeline call; returns the final latents. steps and
-        guidance default to the pipeline's own (sampling_defaults), shift None to its scheduler's. `sigmas`: an
-        explicit σ list (one per step, a final 0 allowed) the scheduler runs instead of its grid, overriding steps
-        and shift (backends whose sampling_options have "sigmas"; FlowMatch Euler)."""
+    def generate(self, samples, seeds, frames: int | None = None, sampling=None, callback=None,
+                 hooks=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds` in one pipeline call, with `sampling` (steplens.presets.Sampling;
+        None: the pipeline's own, `resolve(model)`) applied for this call only (`applied`); returns the final latents.
+        Its σ list, where it has one, is what the scheduler runs instead of its grid (FlowMatch Euler; families whose
+        sampling_options have "sigmas")."""
+        from ..presets import sampled
+
         self.check_scheduler()  # refused before any work, hooks or not
-        sig = self.step_sigmas(steps, shift, sigmas)
-        if sig is not None:
-            steps = len(sig)
-        images, generators, kw = self.call_inputs(samples, seeds, frames, steps, guidance)
+        sampling = sampled(self, sampling)
+        steps = len(sampling.sigmas) if sampling.sigmas is not None else sampling.steps
         with ExitStack() as stack:
-            if sig is None:
-                stack.enter_context(self._shift(shift))  # before the loop: it holds on to the pipeline's scheduler
-            else:
-                stack.enter_context(self._explicit_sigmas(sig))
+            stack.enter_context(self.applied(sampling))  # before the loop: it holds on to the pipeline's scheduler
+            self.check_scheduler()  # the scheduler that runs, refused before any work, hooks or not
+            images, generators, kw = self.call_inputs(samples, seeds, frames, steps, sampling.guidance)
             call = self.call_context(stack, samples, images, generators, kw)
             bar = None
             if self.step_progress:  # a sample of a 14B model takes minutes: say where it is

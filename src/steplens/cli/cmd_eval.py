@@ -73,12 +73,11 @@ def evaluate(
             check_search(search, s.steps, sorted({x.task for x in samples}))
         with forwards(m) as counted:  # the NFE of the evaluation (one per step, sample and CFG branch)
             if search is not None:
-                rows = search_rows(m, mine, search, scorers, s.steps, s.shift, s.guidance, None, batch,
-                                   progress=True)
+                rows = search_rows(m, mine, search, scorers, sp, None, batch, progress=True)
             elif method == "single":
-                rows = evaluate_samples(m, mine, sp.steps, sp.shift, sp.guidance, batch, scorers)[0]
+                rows = evaluate_samples(m, mine, sp, batch, scorers)[0]
             else:
-                rows = _eval_method(m, mine, method, ens, s, scorers)
+                rows = _eval_method(m, mine, method, ens, s, sp, scorers)
         rows = gather_rows(coord, rows, [x for chunk in batches(samples, batch) for x in chunk])  # one process's order
         res = summarize(rows)
         if search is not None:
@@ -156,7 +155,7 @@ def _check_eval_out(out: Path, known: dict, so: SamplingOptions) -> None:
         check_out_config(out, {k: v for k, v in given.items() if k in saved}, partial=True)
 
 
-def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
+def _eval_method(m, samples, method, ens, s, sp, scorers) -> list[dict]:
     from tqdm import tqdm
 
     from ..experiments.grid import batches
@@ -165,8 +164,7 @@ def _eval_method(m, samples, method, ens, s, scorers) -> list[dict]:
     rows = []
     with tqdm(total=len(samples), desc=f"eval {method}") as bar:
         for chunk in batches(samples, s.batch):
-            got = run_methods(m, chunk, [x.seed for x in chunk], [method], ens.n_seeds, s.steps, s.shift, ens,
-                              scorers, s.guidance)[method]
+            got = run_methods(m, chunk, [x.seed for x in chunk], [method], ens.n_seeds, sp, ens, scorers)[method]
             rows += [{"sample": x.name, "task": x.task, **r} for x, r in zip(chunk, got)]
             bar.update(len(chunk))
     return rows

@@ -26,22 +26,25 @@ COMPARE_SEARCH = part(SearchOptions, "verifier", "keep", "beam_step", "resample_
 
 
 def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
-    """(Planner, settings with the sampling resolved) for --plan: a wan:PATH / diffusers:PATH pipeline is not loaded
+    """(Planner, settings with the sampling resolved) for --plan: a diffusers:PATH pipeline is not loaded
     (its backend reads its blocks and temporal factor from the folder, `folder_geometry`; steps and CFG from the
     options or the preset); the embedded model is (a few MB), and its own sampling, blocks and frames answer."""
+    from ..backends.load import adapter_for_spec, is_pipeline_spec
     from ..orchestrators.plan import Planner
 
-    if str(mo.model).startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(mo.model):
         from ..backends.load import folder_geometry
         from ..io.checks import sigma_list
-        from ..presets import DISTILLED, VBVR
+        from .options import check_preset_before_loading
 
-        pre = {"vbvr": VBVR, "distilled": DISTILLED}.get(so.preset or "", {})
+        check_preset_before_loading(mo, so)
+        found = adapter_for_spec(str(mo.model))  # its adapter's presets (the folder's model_index.json)
+        pre = dict(found[0].presets[so.preset].settings) if found and so.preset in found[0].presets else {}
         steps = len([x for x in sigma_list(so.sigmas) if x > 0]) if so.sigmas else (so.steps or pre.get("steps"))
         guidance = so.guidance if so.guidance is not None else pre.get("guidance")
         if steps is None or guidance is None:
             raise ValueError(f"--plan on {mo.model}: its own steps and CFG are known only once it loads; give --steps "
-                             f"and --guidance (or --preset vbvr / distilled)")
+                             f"and --guidance (or a --preset of its family's that sets them)")
         blocks, _, frames_from_video = folder_geometry(str(mo.model))
         settings = settings.model_copy(update={"steps": steps, "guidance": guidance})
         return Planner(steps, settings.shift, guidance, tuple(blocks), frames_from_video), settings
@@ -57,7 +60,7 @@ def print_plan(parts, shape, sec_per_nfe, planner=None, settings=None, what: str
     model = planner.model if planner is not None else None
     if sec is None and model is not None and settings is not None:
         one = settings.source().model_copy(update={"count": 1}).load(model.frames_from_video)
-        sec = measure_sec_per_nfe(model, one[0], settings.steps, settings.shift, settings.guidance)
+        sec = measure_sec_per_nfe(model, one[0], settings.sampling_for(model))
         if not as_json:
             typer.echo(f"measured {sec:.4g} s per NFE on this machine (the model's forwards timed on one sample)")
     if as_json:

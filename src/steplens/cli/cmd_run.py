@@ -100,8 +100,7 @@ def run(
                 record(out, recorded_man, stage_provenance("run", recorded_man, mo.device, **{
                     k: config[k] for k in config if k not in source.describe()}))
         try:
-            done = run_samples(m, samples, out, steps=steps, shift=shift, batch=batch, guidance=guidance,
-                               ensemble=ens, select=select, split_seeds=split_seeds, config=config, video=video,
+            done = run_samples(m, samples, out, sp, batch=batch, ensemble=ens, select=select, split_seeds=split_seeds, config=config, video=video,
                                search=search)
         except _errors():  # refused (another configuration, a bad option): the folder's records stay as they were
             raise

@@ -104,7 +104,7 @@ def study(
 
 def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, cfg=None, baseline=None,
                 as_json: bool = False, **kw) -> None:
-    """`study --plan`: every part's jobs, NFE and device-hours, before any run (a wan:PATH model not loaded), priced
+    """`study --plan`: every part's jobs, NFE and device-hours, before any run (a diffusers:PATH model not loaded), priced
     on the runs `run_study` makes (steplens.orchestrators.study_plan): each family's own samples and frames, the
     parts that apply to it, the baseline's and the chains' runs. On a folder, `cfg` and `folders` are
     folder_study_config's answer."""
@@ -114,8 +114,9 @@ def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, 
     from ..orchestrators.study_plan import study_plan
     from ..probes import get_probe
     from .cmd_probe import planner_for, print_plan
+    from ..backends.load import is_pipeline_spec
 
-    if folders is None and tasks is None and str(mo.model).startswith(("wan:", "diffusers:")):
+    if folders is None and tasks is None and is_pipeline_spec(mo.model):
         raise ValueError(f"--plan on {mo.model}: name the task families with --tasks (the model is not loaded to "
                          f"read them)")
     first = next(iter(folders)) if folders is not None else None

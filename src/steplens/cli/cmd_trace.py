@@ -95,8 +95,8 @@ def trace(
         _, mine = my_jobs(found, 1, out)
         mine = {x.name for chunk in mine for x in chunk}
         for x, d in ((x, d) for x, d in zip(found, dirs) if x.name in mine):
-            tr = run_trace(m, [x], [x.seed], steps=sp.steps, shift=sp.shift, guidance=sp.guidance, scorers=scorers,
-                           decode_steps=chosen, x0_files=[d / "x0.safetensors"])[0]
+            tr = run_trace(m, [x], [x.seed], sp, scorers=scorers, decode_steps=chosen,
+                           x0_files=[d / "x0.safetensors"])[0]
             write_trace(tr, d)
             cs = tr.summary["commitment_step"]
             console.print(f"{x.name}: solved: {tr.final_score['success']}, score {tr.final_score['score']:.3f} "
@@ -127,8 +127,7 @@ def demo(
 
             parse_tasks(task, "--task")
         m, sp = load(mo, so)
-        report = run_demo(m, out, count=count, size=size, seed=seed, steps=sp.steps, shift=sp.shift,
-                          guidance=sp.guidance, task_name=task)
+        report = run_demo(m, out, count=count, size=size, seed=seed, sampling=sp, task_name=task)
     except _errors() as e:
         _fail(e)
     summary = json.loads((out / "summary.json").read_text())

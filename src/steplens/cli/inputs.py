@@ -48,7 +48,7 @@ class SampleOptions:
     frames: Optional[int] = _opt(None, "--frames", help="frames of a generated sample's video (default: the task's); "
                                                         "with --data, frames to generate (default: the sample's "
                                                         "metadata, else its ground_truth.mp4's, mapped to the model's)")
-    batch: Optional[int] = _opt(None, "--batch", min=1, help="samples per model call (default: 1 on a wan:/diffusers: "
+    batch: Optional[int] = _opt(None, "--batch", min=1, help="samples per model call (default: 1 on a diffusers:PATH "
                                                              "pipeline, else 50; run: 16)")
 
     def check(self) -> "SampleOptions":

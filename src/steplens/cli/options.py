@@ -40,18 +40,21 @@ class ModelOptions:
 
     PANEL: ClassVar[str] = "Model"  # the --help panel its options are listed in
 
-    model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or wan:PATH (a "
-                                                          "diffusers Wan or LTX-2 image-to-video folder)")
+    model: str = _opt("tiny-maze", "--model", "-m", help="tiny-maze (shipped), a .safetensors file, or "
+                                                          "diffusers:PATH (a diffusers image-to-video folder of a "
+                                                          "family steplens has an adapter for: steplens.backends)")
     device: str = _opt("cpu", "--device", help="torch device")
-    dtype: str = _opt("float32", "--dtype", help="float32 | bfloat16 | float16 (wan:PATH pipelines; the VAE and "
-                                                 "image encoder stay float32; the embedded model runs in float32)")
-    offload: str = _opt("none", "--offload", help="none | model | sequential: CPU offload of a wan:PATH pipeline "
-                                                  "onto --device (needs accelerate and an accelerator)")
-    lora: Optional[str] = _opt(None, "--lora", help="PATH[:SCALE]: a LoRA for a wan:PATH model's first (or only) "
-                                                    "transformer (DiffSynth, original Wan / ComfyUI incl. the "
-                                                    "Lightning / LightX2V 4-step LoRAs, or diffusers keys)")
-    lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for Wan2.2's second expert "
-                                                        "(transformer_2)")
+    dtype: str = _opt("float32", "--dtype", help="float32 | bfloat16 | float16 (diffusers:PATH pipelines; the VAE "
+                                                 "and image encoder stay float32; the embedded model runs in "
+                                                 "float32)")
+    offload: str = _opt("none", "--offload", help="none | model | sequential: CPU offload of a diffusers:PATH "
+                                                  "pipeline onto --device (needs accelerate and an accelerator)")
+    lora: Optional[str] = _opt(None, "--lora", help="PATH[:SCALE]: a LoRA for a diffusers:PATH model's first (or "
+                                                    "only) transformer (DiffSynth, the family's original / ComfyUI "
+                                                    "format incl. the Lightning / LightX2V 4-step LoRAs, or diffusers "
+                                                    "keys)")
+    lora_2: Optional[str] = _opt(None, "--lora-2", help="PATH[:SCALE]: a LoRA for a two-expert model's second "
+                                                        "expert (transformer_2)")
     allow_unmatched_lora: bool = _opt(False, "--allow-unmatched-lora", help="apply a LoRA some of whose layers "
                                                                             "match no layer of its transformer (by "
                                                                             "default refused, naming them)")
@@ -60,6 +63,7 @@ class ModelOptions:
         """Everything that can be refused before the model loads: the device, the dtype and offload names, the
         LoRA specs (PATH[:SCALE], the file present)."""
         from ..backends.checks import DTYPES, OFFLOADS  # the backends' vocabulary (torch only, no diffusers)
+        from ..backends.load import is_pipeline_spec
         from ..io import checks
 
         checks.device(self.device)
@@ -71,8 +75,8 @@ class ModelOptions:
         for option, spec in (("--lora", self.lora), ("--lora-2", self.lora_2)):
             if spec is not None:
                 lora_spec(spec, option)
-                if not str(self.model).startswith(("wan:", "diffusers:")):
-                    raise ValueError(f"{option} {spec!r}: LoRAs apply to wan:PATH pipelines (diffusers Wan "
+                if not is_pipeline_spec(self.model):
+                    raise ValueError(f"{option} {spec!r}: LoRAs apply to diffusers:PATH pipelines (diffusers "
                                      f"transformers), not to the embedded model {self.model!r}")
         return self
 
@@ -84,14 +88,13 @@ class SamplingOptions:
 
     PANEL: ClassVar[str] = "Sampling"  # the --help panel its options are listed in
 
-    preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | vbvr (the "
-                                                        "study's VBVR-Wan2.2 sampling: Euler, 50 steps, shift 5, CFG "
-                                                        "5, expert switch 0.875; wan:PATH only) | distilled (Wan2.2 "
-                                                        "with the Lightning / LightX2V 4-step LoRAs: Euler at sigma 1, "
-                                                        "0.9375, 0.8333, 0.625, CFG off, expert switch at step 2; "
-                                                        "wan:PATH only); explicit options override it")
+    preset: Optional[str] = _opt(None, "--preset", help="pipeline (default: the model's own settings) | a preset "
+                                                        "its family declares (steplens.backends: vbvr, the study's "
+                                                        "sampling, and distilled, 4 steps at a fixed sigma list, on "
+                                                        "the study's family); explicit options override it")
     steps: Optional[int] = _opt(None, "--steps", help="sampling steps (>= 1; default: the preset's: the model's own, "
-                                                      "20 on the embedded model, the pipeline's 50 on wan:PATH)")
+                                                      "20 on the embedded model, the pipeline's own on "
+                                                      "diffusers:PATH)")
     shift: Optional[float] = _opt(None, "--shift", help="sigma shift of the flow schedule (default: the preset's; the "
                                                         "model's own)")
     sigmas: Optional[str] = _opt(None, "--sigmas", help="an explicit sigma list, one per step, e.g. "
@@ -100,22 +103,23 @@ class SamplingOptions:
                                                         "(refused with them where they disagree); Euler at each sigma")
     guidance: Optional[float] = _opt(None, "--guidance", help="classifier-free guidance scale, 1 = off (default: the "
                                                               "preset's; the model's own)")
-    height: Optional[int] = _opt(None, "--height", help="wan:PATH: the video height in pixels (a multiple of the "
+    height: Optional[int] = _opt(None, "--height", help="diffusers:PATH: the video height in pixels (a multiple of the "
                                                         "pipeline's; default: the sample's frame upscaled, or the "
                                                         "first frame's size)")
-    width: Optional[int] = _opt(None, "--width", help="wan:PATH: the video width in pixels (with --height)")
-    negative_prompt: Optional[str] = _opt(None, "--negative-prompt", help="wan:PATH: CFG's negative prompt (default: "
+    width: Optional[int] = _opt(None, "--width", help="diffusers:PATH: the video width in pixels (with "
+                                                      "--height)")
+    negative_prompt: Optional[str] = _opt(None, "--negative-prompt", help="diffusers:PATH: CFG's negative prompt "
+                                                                          "(default: "
                                                                           "the preset's)")
 
     def check(self) -> "SamplingOptions":
         """Everything that can be refused before the model loads: the sampler's numbers, the σ list (and its
         agreement with --steps / --shift), the preset's name, the height/width pair."""
         from ..io import checks
-        from ..presets import check_preset, check_sigma_options, check_size_pair
+        from ..presets import check_sigma_options, check_size_pair
 
         checks.sampling(self.steps, self.shift, self.guidance)
-        check_sigma_options(self.sigmas, self.steps, self.shift)
-        check_preset(self.preset)
+        check_sigma_options(self.sigmas, self.steps, self.shift)  # the preset: against the model's (`load`)
         check_size_pair(self.height, self.width)
         return self
 
@@ -359,27 +363,30 @@ def batch_for(mo: ModelOptions, given: int | None, embedded: int) -> int:
     of memory or an hour with no progress) and `embedded` on the embedded model. Known before the model loads."""
     if given is not None:
         return given
-    return 1 if str(mo.model).startswith(("wan:", "diffusers:")) else embedded
+    from ..backends.load import is_pipeline_spec
+
+    return 1 if is_pipeline_spec(mo.model) else embedded
 
 
-def _check_distilled_folder(path: str) -> None:
-    """--preset distilled on a pipeline folder of another family: refused from its model_index.json, before loading."""
-    import json
+def check_preset_before_loading(mo: ModelOptions, so: SamplingOptions) -> None:
+    """--preset against the presets of the model --model names, before it loads: a pipeline folder's adapter (chosen
+    from its model_index.json) declares its own, the embedded model none beyond `pipeline`."""
+    from ..backends.load import adapter_for_spec, is_pipeline_spec
+    from ..backends.registry import backends
+    from ..presets import UNIVERSAL, check_preset
 
-    from ..backends.registry import backend_for_config
-
-    index = Path(path) / "model_index.json"
-    if not index.is_file():
-        return  # the loader names a missing or malformed folder
-    try:
-        cls = backend_for_config(json.loads(index.read_text()))
-    except (OSError, ValueError):
+    elsewhere = {name: (cls.family, p) for cls in backends().values() for name, p in cls.presets.items()}
+    if is_pipeline_spec(mo.model):
+        found = adapter_for_spec(str(mo.model))
+        if found is None:  # unreadable here (a hub id): the name must exist; resolve checks it once loaded
+            check_preset(so.preset, {**UNIVERSAL, **{k: p for k, (_, p) in elsewhere.items()}}, str(mo.model),
+                         elsewhere)
+            return
+        cls, index = found
+        check_preset(so.preset, {**UNIVERSAL, **cls.presets}, f"{index} names a {cls.backend} pipeline ({cls.family}), "
+                     f"which", elsewhere)
         return
-    if cls is not None and cls.backend != "wan":
-        raise ValueError(f"--preset distilled is Wan2.2 as users run it distilled (Lightning / LightX2V LoRAs: Wan's "
-                         f"timesteps 1000/750/500/250 at shift 5) and applies to Wan pipelines; {index} names a "
-                         f"{cls.backend} pipeline ({cls.family}), whose scheduler and step grid are its own: give "
-                         f"--steps/--guidance for it instead")
+    check_preset(so.preset, UNIVERSAL, f"model {mo.model!r} (embedded)", elsewhere)
 
 
 def known_config(mo: ModelOptions, so: SamplingOptions | None = None) -> dict:
@@ -394,20 +401,17 @@ def known_config(mo: ModelOptions, so: SamplingOptions | None = None) -> dict:
 
 
 def load(mo: ModelOptions, so: SamplingOptions | None = None):
-    """(model, steplens.presets.Sampling): the model loaded and set up for the preset, explicit values winning.
-    Both bundles are checked first: nothing loads for an option that can be refused without the model."""
+    """(model, steplens.presets.Sampling): the model loaded and the sampling resolved once (the preset, explicit
+    values winning; the model is not changed: the value goes with every call). Both bundles are checked first:
+    nothing loads for an option that can be refused without the model."""
+    from ..backends.load import is_pipeline_spec
     from ..models.load import load_model
     from ..presets import resolve
 
     so = so or SamplingOptions()
     mo.check(), so.check()
-    if so.preset == "distilled" and not str(mo.model).startswith("wan:"):
-        raise ValueError(f"--preset distilled is Wan2.2's distilled sampling (Lightning / LightX2V LoRAs) and applies "
-                         f"to wan:PATH pipelines; model {mo.model!r} is not a distilled Wan: it samples with its own "
-                         f"settings (a distilled student's weights carry its own σ list), or give --sigmas")
-    if so.preset == "distilled":
-        _check_distilled_folder(str(mo.model).split(":", 1)[1])
-    if str(mo.model).startswith(("wan:", "diffusers:")):
+    check_preset_before_loading(mo, so)
+    if is_pipeline_spec(mo.model):
         from ..backends.load import check_call_size
 
         check_call_size(mo.model, so.height, so.width)
@@ -415,7 +419,7 @@ def load(mo: ModelOptions, so: SamplingOptions | None = None):
         given = [o for o, v in (("--height", so.height), ("--width", so.width),
                                 ("--negative-prompt", so.negative_prompt)) if v is not None]
         if given:
-            raise ValueError(f"{', '.join(given)} apply to wan:PATH pipelines; model {mo.model!r} samples at its "
+            raise ValueError(f"{', '.join(given)} apply to diffusers:PATH pipelines; model {mo.model!r} samples at its "
                              f"samples' native size with its prompt conditioning")
     from ..experiments.dist import local_device
 

@@ -56,7 +56,7 @@ class PlanOptions:
 
     plan: bool = _opt(False, "--plan", help="print the jobs (samples x conditions), the NFE with and without prefix "
                                             "reuse and device-hours (with --sec-per-nfe) per part, and stop: nothing "
-                                            "runs (a wan:PATH model is not loaded; the embedded model is, to read its "
+                                            "runs (a diffusers:PATH model is not loaded; the embedded model is, to read its "
                                             "steps and time one forward)")
     sec_per_nfe: Optional[float] = _opt(None, "--sec-per-nfe", help="seconds per model forward evaluation (one step, "
                                                                     "sample and CFG branch) for --plan's "

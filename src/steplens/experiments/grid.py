@@ -16,7 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, field_validator, model_validator
 from tqdm import tqdm
 
 from ..io import interrupt
@@ -207,7 +207,20 @@ class ExperimentSettings(BaseModel):
     scorer: str | None = None  # None: each task's own
     threshold: float | None = None
     vbvr_score: str | None = None  # the vbvr scorer's mode: task-specific (None: the default) or full
-    sampling: dict | None = None  # a pipeline's resolved preset (steplens.presets.Sampling.describe()), if any
+    sampling: dict | None = None  # the resolved Sampling's describe() where it has settings beyond the numbers
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sampling_value(cls, data):
+        """`sampling` may be given as a steplens.presets.Sampling: its steps, shift and guidance fill those not given,
+        and its description is kept where it has settings beyond them (a pipeline's scheduler, a σ list, ...)."""
+        from ..presets import Sampling
+
+        if isinstance(data, dict) and isinstance(data.get("sampling"), Sampling):
+            sp = data["sampling"]
+            data = {**{k: getattr(sp, k) for k in ("steps", "shift", "guidance")},
+                    **{k: v for k, v in data.items() if v is not None}, "sampling": sp.describe() if sp.extra else None}
+        return data
 
     @field_validator("steps", "batch")
     @classmethod
@@ -224,6 +237,17 @@ class ExperimentSettings(BaseModel):
             return self
         steps, shift, guidance = own(model, self.steps, self.shift, self.guidance)
         return self.model_copy(update={"steps": steps, "shift": shift, "guidance": guidance})
+
+    def sampling_for(self, model, steps: int | None = None):
+        """The steplens.presets.Sampling a run of these settings on `model` samples with (`steps`: another step
+        count, e.g. a condition's): the resolved one recorded in `sampling`, else the model's own, with these
+        settings' steps, shift and guidance."""
+        from ..presets import Sampling, resolve
+
+        steps = steps or self.steps
+        if self.sampling:
+            return Sampling.from_description(self.sampling).with_numbers(steps, self.shift, self.guidance)
+        return resolve(model, steps=steps, shift=self.shift, guidance=self.guidance)
 
     def source(self) -> SampleSource:
         return SampleSource(data=self.data, split=self.split, tasks=self.tasks, task=self.task, count=self.count,

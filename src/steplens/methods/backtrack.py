@@ -65,7 +65,7 @@ def first_failure(checks: list[bool], known: int) -> int | None:
 
 def _generate(model, samples, seeds, gen, counter: NFECounter) -> torch.Tensor:
     def go():
-        return model.generate(samples, seeds, gen.frames, steps=gen.steps, shift=gen.shift, guidance=gen.guidance)
+        return model.generate(samples, seeds, gen.frames, gen.sampling)
     with forwards(model, counter=counter):
         return run_until(go)
 

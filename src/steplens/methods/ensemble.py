@@ -127,33 +127,30 @@ def ensemble_hooks(model, cfg: EnsembleConfig, num_steps: int, hooks: Hooks | No
     return hooks
 
 
-def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int | None = None,
-                      shift: float | None = None, guidance: float | None = None, frames: int | None = None,
+def generate_ensemble(model, samples, seeds: list[int], cfg: EnsembleConfig, sampling=None, frames: int | None = None,
                       hooks: Hooks | None = None) -> torch.Tensor:
-    """All N members of every sample: latents (B, N, C, T, h, w). steps, shift, guidance: None is the model's own."""
-    from ..presets import own
+    """All N members of every sample: latents (B, N, C, T, h, w), sampled with `sampling` (steplens.presets.Sampling;
+    None: the model's own)."""
+    from ..presets import sampled
 
-    steps = own(model, steps)[0]  # the hooks need the step count
+    sampling = sampled(model, sampling)  # the hooks need the step count
     n = cfg.n_seeds
     rep = [s for s in samples for _ in range(n)]
-    h = ensemble_hooks(model, cfg, steps, hooks)
+    h = ensemble_hooks(model, cfg, sampling.steps, hooks)
     with h:
-        lat = model.generate(rep, member_seeds(list(seeds), n), frames, steps=steps, shift=shift, guidance=guidance,
-                             hooks=h)
+        lat = model.generate(rep, member_seeds(list(seeds), n), frames, sampling, hooks=h)
     return lat.reshape(len(samples), n, *lat.shape[1:])
 
 
-def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: EnsembleConfig, steps: int | None = None,
-                                  shift: float | None = None, guidance: float | None = None,
+def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: EnsembleConfig, sampling=None,
                                   frames: int | None = None, group=None) -> torch.Tensor:
     """The ensemble with its N members split over the processes of a torch.distributed group (torchrun;
     gloo on CPU, NCCL on GPUs); means by all-reduce. Every process returns all members (B, N, ...)."""
     import torch.distributed as dist
 
-    from ..presets import own
+    from ..presets import sampled
 
-    steps = own(model, steps)[0]
-
+    sampling = sampled(model, sampling)
     world, rank = dist.get_world_size(group), dist.get_rank(group)
     if cfg.n_seeds % world:
         raise ValueError(f"the world size {world} does not divide n_seeds={cfg.n_seeds}: each process must hold "
@@ -162,9 +159,9 @@ def generate_ensemble_distributed(model, samples, seeds: list[int], cfg: Ensembl
     mine = list(range(rank * n, (rank + 1) * n))
     rep = [s for s in samples for _ in range(n)]
     local_seeds = [s + k * SEED_STRIDE for s in seeds for k in mine]
-    h = ensemble_hooks(model, cfg, steps, world=world, group=group)
+    h = ensemble_hooks(model, cfg, sampling.steps, world=world, group=group)
     with h:
-        lat = model.generate(rep, local_seeds, frames, steps=steps, shift=shift, guidance=guidance, hooks=h)
+        lat = model.generate(rep, local_seeds, frames, sampling, hooks=h)
     lat = lat.reshape(len(samples), n, *lat.shape[1:]).contiguous()
     parts = [torch.empty_like(lat) for _ in range(world)]
     dist.all_gather(parts, lat, group=group)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -251,11 +251,13 @@ def _renoise_hooks(model, pop: list[Particle], num_steps: int) -> Hooks | None:
 
 @dataclass
 class Gen:
-    """How every run of a search samples (None: the model's own)."""
-    steps: int
-    shift: float | None = None
-    guidance: float | None = None
+    """How every run of a search samples: its steplens.presets.Sampling and frames (None: the model's own)."""
+    sampling: Any
     frames: int | None = None
+
+    @property
+    def steps(self) -> int:
+        return self.sampling.steps
 
 
 def _run(model, samples, pop: list[Particle], gen: Gen, tape: ForwardTape | None, upto: int,
@@ -275,8 +277,7 @@ def _run(model, samples, pop: list[Particle], gen: Gen, tape: ForwardTape | None
     hooks = _renoise_hooks(model, pop, gen.steps)
 
     def go():
-        return model.generate(batch, [p.seed for p in pop], gen.frames, steps=gen.steps, shift=gen.shift,
-                              guidance=gen.guidance, callback=cb, hooks=hooks)
+        return model.generate(batch, [p.seed for p in pop], gen.frames, gen.sampling, callback=cb, hooks=hooks)
     before = counter.nfe + counter.replayed
     with forwards(model, record=new, replay=tape, upto=upto if tape is not None else 0, stop_before=stop_before,
                   counter=counter):
@@ -440,18 +441,19 @@ def _stage_record(step, pop, scores, nsamples):
                                          if pop[r].sample == i] for i in range(nsamples)]}
 
 
-def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, shift: float | None = None,
-           guidance: float | None = None, frames: int | None = None, counter: NFECounter | None = None,
-           verifier=None, probe_steps=()) -> SearchResult:
-    """Search `cfg.method` for every sample (seeds: one per sample); steps/shift/guidance None: the model's own.
-    `probe_steps` (best-of-n): also verify every particle's x̂0 at these steps (stages marked "probe"; no NFE)."""
-    from ..presets import own
+def search(model, samples, seeds, cfg: SearchConfig, sampling=None, frames: int | None = None,
+           counter: NFECounter | None = None, verifier=None, probe_steps=()) -> SearchResult:
+    """Search `cfg.method` for every sample (seeds: one per sample), every run sampled with `sampling`
+    (steplens.presets.Sampling; None: the model's own). `probe_steps` (best-of-n): also verify every particle's x̂0
+    at these steps (stages marked "probe"; no NFE)."""
+    from ..presets import sampled
 
+    sampling = sampled(model, sampling)
     if cfg.method == "chain":
-        return chain(model, samples, seeds, cfg, steps, shift, guidance, frames, counter, verifier)
-    num_steps = own(model, steps)[0]
+        return chain(model, samples, seeds, cfg, sampling, frames, counter, verifier)
+    num_steps = sampling.steps
     check_search(cfg, num_steps)
-    gen = Gen(num_steps, shift, guidance, frames)
+    gen = Gen(sampling, frames)
     counter = counter if counter is not None else NFECounter()
     verifier = verifier or make_verifier(cfg.verifier)
     check_samples(verifier, [strip_sample(x) for x in samples])  # before any forward: a sample it cannot read
@@ -516,7 +518,7 @@ def search(model, samples, seeds, cfg: SearchConfig, steps: int | None = None, s
 
 
 # -- chain ----------------------------------------------------------------------------------------------------------
-def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guidance=None, frames=None,
+def chain(model, samples, seeds, cfg: SearchConfig, sampling=None, frames=None,
           counter: NFECounter | None = None, verifier=None) -> SearchResult:
     """Generations chained until the verifier accepts (at most `cfg.links`), each searched with `cfg.inner`.
 
@@ -544,7 +546,7 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
     for link in range(cfg.links):
         batch = [current[i] for i in todo]
         res = search(model, batch, [fresh_seed(int(seeds[i]), link) if link else int(seeds[i]) for i in todo],
-                     inner, steps, shift, guidance, frames, counter, verifier)
+                     inner, sampling, frames, counter, verifier)
         videos = decoded(model, res.latents)
         accepted = [bool(sc.success) for sc in res.scores]
         links.append({"link": link, "samples": [i for i in todo], "accepted": accepted,
@@ -568,9 +570,8 @@ def chain(model, samples, seeds, cfg: SearchConfig, steps=None, shift=None, guid
 
 
 # -- searched and scored: the rows of eval and compare ----------------------------------------------------------------
-def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = None, shift: float | None = None,
-                guidance: float | None = None, frames: int | None = None, batch: int = 50,
-                progress: bool = False) -> list[dict]:
+def search_rows(model, samples, cfg: SearchConfig, scorers, sampling=None, frames: int | None = None,
+                batch: int = 50, progress: bool = False) -> list[dict]:
     """One row per sample, its noise seed `sample.seed`: the scorer's `success` and `score` of the chosen video
     (chain: against the sample its last generation answered), the verifier's `verified` / `verifier_score`, and the
     search's `nfe` per sample (each batch's NFE split evenly over its samples: the methods spend alike per sample)."""
@@ -586,7 +587,7 @@ def search_rows(model, samples, cfg: SearchConfig, scorers, steps: int | None = 
     rows = []
     with tqdm(total=len(samples), desc=f"search {cfg.method}", disable=not progress) as bar:
         for chunk in batches(list(samples), batch):
-            res = search(model, chunk, [int(s.seed) for s in chunk], cfg, steps, shift, guidance, frames)
+            res = search(model, chunk, [int(s.seed) for s in chunk], cfg, sampling, frames)
             judged = res.final_samples or chunk
             scored = score_videos(judged, decoded(model, res.latents), scorers, details=cfg.method == "chain")
             for j, (s, r, v) in enumerate(zip(chunk, scored, res.scores)):

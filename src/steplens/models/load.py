@@ -8,6 +8,13 @@ from .dit import DiTConfig, VideoDiT
 from .weights import load_weights
 from .wrap import EmbeddedModel
 
+
+def is_pipeline_spec(spec) -> bool:
+    """Whether `spec` names a diffusers pipeline folder (steplens.backends.load.is_pipeline_spec)."""
+    from ..backends.load import is_pipeline_spec as pipeline_spec
+
+    return pipeline_spec(spec)
+
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = {
     "tiny-maze": "tiny-maze.safetensors",  # plain mazes (issue 2's model)
@@ -23,32 +30,32 @@ def shipped_path(name: str) -> Path:
 
 def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", offload: str | None = "none",
                lora=None, lora_2=None, lora_unmatched: str = "refuse"):
-    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `wan:PATH` /
+    """`tiny-maze` (shipped weights), `PATH.safetensors` (weights or training checkpoint), or `diffusers:PATH` /
     `diffusers:PATH`: a diffusers image-to-video folder or hub id, loaded by the backend of its pipeline class
     (steplens.backends.registry).
     dtype (float32 | bfloat16 | float16) and offload (none | model | sequential) apply to those pipelines; the
     embedded model runs in float32, not offloaded."""
-    if spec.startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(spec):
         from ..backends import load_pipeline_model
 
         return load_pipeline_model(spec, device=device, dtype=dtype, offload=offload, lora=lora, lora_2=lora_2,
                                    lora_unmatched=lora_unmatched)
     if lora is not None or lora_2 is not None:
-        raise ValueError(f"--lora / --lora-2 apply to wan:PATH pipelines (diffusers Wan transformers), not to the "
+        raise ValueError(f"--lora / --lora-2 apply to diffusers:PATH pipelines (diffusers transformers), not to the "
                          f"embedded model {spec!r}")
     if dtype not in (None, "float32"):
         from ..backends.checks import DTYPES
 
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
-        raise ValueError(f"model {spec!r} runs in float32; --dtype {dtype} applies to wan:PATH pipelines")
+        raise ValueError(f"model {spec!r} runs in float32; --dtype {dtype} applies to diffusers:PATH pipelines")
     if offload not in (None, "none"):
-        raise ValueError(f"model {spec!r} is not offloaded (offload 'none'); --offload {offload} applies to wan:PATH "
+        raise ValueError(f"model {spec!r} is not offloaded (offload 'none'); --offload {offload} applies to diffusers:PATH "
                          f"pipelines (allowed there: none, model, sequential)")
     path, name = _weights_path(spec)
     if path is None:
         raise ValueError(f"unknown model {spec!r}; available: {', '.join(SHIPPED)}, a .safetensors weights "
-                         f"or checkpoint file, or wan:PATH")
+                         f"or checkpoint file, or diffusers:PATH")
     if spec in SHIPPED:
         checked_shipped_path(spec)
     state, arch, info = load_weights(path)  # a missing or damaged file named
@@ -105,10 +112,10 @@ def _embedded_identity(spec: str, path: Path) -> dict:
 def check_spec(spec: str, option: str = "--model") -> str:
     """A model spec that names something loadable, checked without loading it: a shipped name, a weights file that
     exists, or wan:/diffusers: with a folder that exists (or a hub id: no slash-free local path to check)."""
-    if spec.startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(spec):
         folder = spec.partition(":")[2]
         if not folder:
-            raise ValueError(f"{option} {spec!r}: give wan:PATH, the pipeline's folder")
+            raise ValueError(f"{option} {spec!r}: give diffusers:PATH, the pipeline's folder")
         if (folder.startswith((".", "/", "~")) or Path(folder).expanduser().exists()) and \
                 not Path(folder).expanduser().is_dir():
             raise ValueError(f"{option} {spec!r}: pipeline folder not found: {folder}")
@@ -116,7 +123,7 @@ def check_spec(spec: str, option: str = "--model") -> str:
     path, _ = _weights_path(spec)
     if path is None:
         raise ValueError(f"{option} {spec!r}: unknown model; available: {', '.join(SHIPPED)}, a .safetensors "
-                         f"weights or checkpoint file, or wan:PATH")
+                         f"weights or checkpoint file, or diffusers:PATH")
     if not Path(path).is_file():
         raise ValueError(f"{option} {spec!r}: weights file not found: {path}")
     return spec
@@ -127,7 +134,7 @@ def identity_of(spec: str, dtype: str | None = "float32", lora=None, lora_2=None
     without loading it (hashes of its weights file, or of its pipeline folder and LoRA files): what an output folder's
     configuration is checked against before minutes of loading. Parts that cannot be known without loading (a
     missing file, a bad spec: the loader names those) are left out."""
-    if spec.startswith(("wan:", "diffusers:")):
+    if is_pipeline_spec(spec):
         from ..backends.load import pipeline_identity
 
         try:

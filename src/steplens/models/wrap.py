@@ -40,8 +40,6 @@ class EmbeddedModel(ModelDefaults):
         self.device = device
         self.name = name
         self.info = info or {}
-        self._sigmas: list[float] | None = None  # configure_sampling(sigmas=...)
-        self._sigmas_shift: float | None = None
 
     @property
     def block_names(self) -> list[str]:
@@ -83,43 +81,18 @@ class EmbeddedModel(ModelDefaults):
 
             out["sigmas"] = sigma_list(stored["sigmas"], f"model {self.name!r}: info['sampling']['sigmas']")
             out["steps"] = len(out["sigmas"])
-        if getattr(self, "_sigmas", None) is not None:  # configure_sampling(sigmas=...): for the model's life
-            out["sigmas"], out["steps"] = list(self._sigmas), len(self._sigmas)
-            if self._sigmas_shift is not None:
-                out["shift"] = self._sigmas_shift
         return out
 
     sampling_options = frozenset({"sigmas"})
 
-    def configure_sampling(self, sigmas=None, shift: float | None = None, **settings) -> None:
-        """An explicit σ list (`sigmas`, one per step) the model samples with, for the rest of its life, whenever a
-        call's steps and shift are None or this list's (`shift`: the shift recorded beside it); an empty list clears
-        it (the weights' own list, if any, applies again); nothing else."""
-        super().configure_sampling(**settings)
-        if sigmas is not None and len(sigmas) == 0:
-            self._sigmas = self._sigmas_shift = None
-        elif sigmas is not None:
+    @staticmethod
+    def step_sigmas(sampling) -> torch.Tensor:
+        """The steps + 1 σ a call samples at (ending at 0): the sampling's σ list, else flow_sigmas(steps, shift)."""
+        if sampling.sigmas is not None:
             from ..io.checks import sigma_list
 
-            self._sigmas = sigma_list(sigmas, "sigmas")
-            self._sigmas_shift = None if shift is None else float(shift)
-
-    def step_sigmas(self, steps: int | None = None, shift: float | None = None, sigmas=None) -> torch.Tensor:
-        """The steps + 1 σ a call samples at (ending at 0): `sigmas` given; else the model's own σ list where the
-        call's steps and shift are None or the list's own; else flow_sigmas(steps, shift) (None: the model's own)."""
-        from ..io.checks import sigma_list
-
-        if sigmas is not None:
-            sig = sigma_list(sigmas, "sigmas")
-        else:
-            own = self.sampling_defaults()
-            sig = own.get("sigmas")
-            if sig is not None and ((steps is not None and int(steps) != len(sig))
-                                    or (shift is not None and float(shift) != float(own["shift"]))):
-                sig = None
-            if sig is None:
-                return flow_sigmas(own["steps"] if steps is None else steps, own["shift"] if shift is None else shift)
-        return torch.tensor([*sig, 0.0], dtype=torch.float32)
+            return torch.tensor([*sigma_list(sampling.sigmas, "sigmas"), 0.0], dtype=torch.float32)
+        return flow_sigmas(sampling.steps, sampling.shift)
 
     @property
     def prefix_trained(self) -> int:
@@ -173,16 +146,19 @@ class EmbeddedModel(ModelDefaults):
         check_finite(video, f"{self.name}'s decoded video")
         return video
 
-    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
-                 shift: float | None = None, guidance: float | None = None, callback=None, hooks=None,
-                 sigmas=None) -> torch.Tensor:
-        """Sample the videos of `samples` from `seeds`; returns the final latents (B, C, T, h, w). None: the model's
-        own setting (`sampling_defaults()`). `sigmas`: an explicit σ list, one per step (a final 0 allowed),
-        overriding steps and shift (`step_sigmas`)."""
+    def generate(self, samples, seeds, frames: int | None = None, sampling=None, callback=None,
+                 hooks=None) -> torch.Tensor:
+        """Sample the videos of `samples` from `seeds` with `sampling` (steplens.presets.Sampling; None: the model's
+        own, `resolve(model)`); returns the final latents (B, C, T, h, w). Its σ list, where it has one, overrides
+        steps and shift (`step_sigmas`)."""
         from ..io.video import check_frames
 
-        guidance = self.sampling_defaults()["guidance"] if guidance is None else guidance
-        sigmas = self.step_sigmas(steps, shift, sigmas)
+        from ..presets import sampled
+
+        sampling = sampled(self, sampling)
+        self.check_sampling(sampling)
+        guidance = sampling.guidance
+        sigmas = self.step_sigmas(sampling)
         if hooks is not None:  # a hook at a step past the run would never fire: refused, naming the range
             hooks.check_run(len(sigmas) - 1, "this run")
         frames = check_frames(frames or samples[0].frames)

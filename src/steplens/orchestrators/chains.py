@@ -26,7 +26,7 @@ from .. import cos
 from ..contract import identity
 from ..hooks import Hooks
 from ..io.video import to_rgb, to_uint8
-from ..presets import align_by_sigma, own, sampling_of, step_sigmas_of
+from ..presets import align_by_sigma, own, resolve, sampling_of, step_sigmas_of
 from ..tape import forwards
 from ..tasks import Sample, answer_region, candidates
 from ..experiments.dist import is_writer
@@ -45,12 +45,12 @@ LOSS_RULE = ("solve-rate change (student - teacher) on families with several rig
 
 def chain_rows(model, batch: list[Sample], scorers) -> list[dict]:
     """One row per sample: the final answer scored, and the x0_hat chain measured per step against σ."""
-    samp = sampling_of(model)
+    samp = resolve(model)  # each model at its own sampling
     sigmas: list[float] = []
-    hooks = Hooks(model, samp["steps"]).record("x0", branch="cond")
+    hooks = Hooks(model, samp.steps).record("x0", branch="cond")
     with hooks, forwards(model) as counter:
-        lat = model.generate(batch, seeds_of(batch), steps=samp["steps"], shift=samp["shift"],
-                             guidance=samp["guidance"], hooks=hooks, callback=lambda st: sigmas.append(round(float(st.sigma), 6)))  # float32 σ: 0.9 not 0.8999999
+        lat = model.generate(batch, seeds_of(batch), sampling=samp, hooks=hooks,
+                             callback=lambda st: sigmas.append(round(float(st.sigma), 6)))  # float32 σ: 0.9 not 0.8999999
     rows = score_videos(batch, [to_uint8(v) for v in model.decode(lat)], scorers)
     steps = sorted({k[1] for k in hooks.records if k[0] == "x0"})
     videos = np.stack([np.stack([to_rgb(p.movedim(1, 0)) for p in model.decode(hooks.get("x0", k))]) for k in steps], 1)

@@ -50,15 +50,15 @@ def _rel(s) -> str:
 
 
 def run_demo(model, out: Path, count: int | None = None, size: int | None = None, seed: int = 0,
-             steps: int | None = None, shift: float | None = None, frames: int | None = None,
-             task_name: str | None = None, guidance: float | None = None, search: bool = True) -> Path:
-    """The demo of `model` into `out` (report.html, summary.json, traces/); steps, shift, guidance: None is the
-    model's own (its sampling_defaults). `search`: add the panel of one hard sample, one seed beside early-beam
-    search (steplens.orchestrators.demo_search), when one seed leaves a traced sample unsolved."""
-    from ..presets import own
+             sampling=None, frames: int | None = None, task_name: str | None = None, search: bool = True) -> Path:
+    """The demo of `model` into `out` (report.html, summary.json, traces/), sampled with `sampling`
+    (steplens.presets.Sampling; None: the model's own). `search`: add the panel of one hard sample, one seed beside
+    early-beam search (steplens.orchestrators.demo_search), when one seed leaves a traced sample unsolved."""
+    from ..presets import sampled
 
     t0 = time.time()
-    steps, shift, guidance = own(model, steps, shift, guidance)
+    sampling = sampled(model, sampling)
+    steps, shift = sampling.steps, sampling.shift
     out = Path(out)
     names = demo_tasks(model, task_name)
     if len(names) == 1:
@@ -81,8 +81,7 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
     traces = []
     for key in dict.fromkeys((s.task, s.first_frame.shape) for s in samples):  # one batch per family and size
         group = [s for s in samples if (s.task, s.first_frame.shape) == key]
-        traces += trace(model, group, [s.seed for s in group], steps=steps, shift=shift, guidance=guidance,
-                        frames=frames, x0_files=[out / _rel(s) / "x0.safetensors" for s in group])
+        traces += trace(model, group, [s.seed for s in group], sampling, frames=frames, x0_files=[out / _rel(s) / "x0.safetensors" for s in group])
     rows, views = [], []
     for tr in traces:
         s = tr.sample
@@ -118,8 +117,8 @@ def run_demo(model, out: Path, count: int | None = None, size: int | None = None
     if search:
         from .demo_search import search_panel
 
-        panel = search_panel(model, out, traces, {tr.sample.name: html for tr, _, html in viewers(views)}, steps,
-                             shift, guidance, frames)
+        panel = search_panel(model, out, traces, {tr.sample.name: html for tr, _, html in viewers(views)}, sampling,
+                             frames)
     summary = {"format": 1, "kind": "demo", "model": model.name, "task": names[0] if len(names) == 1 else names,
                "sizes": sizes, "count": len(rows), "steps": steps, "shift": shift,
                "scored_by": {tr.sample.task: tr.final_score.get("scorer") for tr in traces}, "solved": solved,

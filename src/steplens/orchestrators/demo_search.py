@@ -27,21 +27,19 @@ def hard_one(traces):
     return next((tr for tr in traces if not tr.final_score["success"]), None)
 
 
-def search_panel(model, out: Path, traces, views: dict, steps: int, shift, guidance, frames) -> dict | None:
+def search_panel(model, out: Path, traces, views: dict, sampling, frames) -> dict | None:
     """Run the search on the hard sample, trace its winner into OUT/traces/search-*, and return the panel's record
     (with "html"), or None when one seed solved every traced sample (nothing to search for)."""
     tr = hard_one(traces)
     if tr is None:
         return None
-    s = tr.sample
+    s, steps, guidance = tr.sample, sampling.steps, sampling.guidance
     cfg = SearchConfig(method="early-beam", n=PARTICLES, m=1, k=default_k(steps))
     counter = NFECounter()
-    res = search(model, [s], [int(tr.seed)], cfg, steps=steps, shift=shift, guidance=guidance, frames=frames,
-                 counter=counter)
+    res = search(model, [s], [int(tr.seed)], cfg, sampling, frames=frames, counter=counter)
     winner = res.survivors[0]
     rel = f"traces/search-{s.task}-{s.idx:05d}"
-    won = trace(model, [s], [int(winner.seed)], steps=steps, shift=shift, guidance=guidance, frames=frames,
-                x0_files=[out / rel / "x0.safetensors"])[0]
+    won = trace(model, [s], [int(winner.seed)], sampling, frames=frames, x0_files=[out / rel / "x0.safetensors"])[0]
     geometry = write_trace(won, out / rel)["viewer"]
     one_nfe = steps * (2 if guidance and guidance != 1.0 else 1)
     record = {"sample": s.name, "method": "early-beam", "particles": PARTICLES, "beam_step": cfg.k, "kept": 1,

@@ -183,16 +183,18 @@ def plan_text(rows: list[dict], shape: PlanShape, sec_per_nfe: float | None, wha
     return head + markdown_table(rows) + how + "\n"
 
 
-def measure_sec_per_nfe(model, sample, steps: int, shift=None, guidance=None) -> float:
+def measure_sec_per_nfe(model, sample, sampling) -> float:
     """Seconds per NFE of this model on this sample: a run stopped before step 1 and one stopped before step 2,
-    timed; their difference over the NFE between them (what the set-up of a run costs cancels out)."""
+    timed; their difference over the NFE between them (what the set-up of a run costs cancels out), sampled with
+    `sampling` (steplens.presets.Sampling)."""
     from ..tape import forwards, run_until
+
+    steps = sampling.steps
 
     def timed(stop: int) -> tuple[float, int]:
         t0 = time.perf_counter()
         with forwards(model, stop_before=stop) as c:
-            run_until(lambda: model.generate([sample], [int(sample.seed)], steps=steps, shift=shift,
-                                             guidance=guidance))
+            run_until(lambda: model.generate([sample], [int(sample.seed)], sampling=sampling))
         return time.perf_counter() - t0, c.nfe
 
     if steps < 2:

@@ -32,25 +32,24 @@ LATENT_FPS = 4  # the one-frame-per-latent-frame video's rate (steplens's own sa
 RUN_CONFIG = "run_config.json"
 
 
-def _generate(model, samples, seeds, steps, shift, guidance, ensemble, split, search=None,
-              records=None) -> torch.Tensor:
+def _generate(model, samples, seeds, sampling, ensemble, split, search=None, records=None) -> torch.Tensor:
     """Latents (B, N, ...) of every member (N = 1 without an ensemble; a search's chosen particle, its record per
     sample appended to `records`)."""
     if search is not None:
         from ..methods.search import TIE_RULE, search as run_search, search_record
 
-        res = run_search(model, samples, seeds, search, steps, shift, guidance)
+        res = run_search(model, samples, seeds, search, sampling)
         if records is not None:
             records += [{"sample": x.name, "task": x.task, "method": search.method, "tie_rule": TIE_RULE,
                          "verified": bool(v.success), "verifier_score": float(v.score), **search_record(res, i, search)}
                         for i, (x, v) in enumerate(zip(samples, res.scores))]
         return res.latents[:, None]
     if ensemble is None:
-        return model.generate(samples, seeds, steps=steps, shift=shift, guidance=guidance)[:, None]
+        return model.generate(samples, seeds, sampling=sampling)[:, None]
     from ..methods.ensemble import generate_ensemble, generate_ensemble_distributed
 
     gen = generate_ensemble_distributed if split else generate_ensemble
-    return gen(model, samples, seeds, ensemble, steps, shift, guidance)
+    return gen(model, samples, seeds, ensemble, sampling)
 
 
 def _pick(decode, lat: torch.Tensor, select: str) -> tuple:
@@ -174,13 +173,13 @@ def check_out_config(out: Path, config: dict, partial: bool = False, name: str =
             atomic_write_json(path, config)
 
 
-def run_samples(model, samples: list[Sample], out: Path, steps: int | None = None, shift: float | None = None,
-                batch: int = 16, guidance: float | None = None, progress: bool = True, ensemble=None,
+def run_samples(model, samples: list[Sample], out: Path, sampling=None, batch: int = 16, progress: bool = True,
+                ensemble=None,
                 select: str = "first", split_seeds: bool = False, config: dict | None = None,
                 video: str = "full", search=None) -> list[dict]:
     """Generate the video of every sample into `out` (mirroring the samples' layout); skips outputs already written.
 
-    steps, shift, guidance: None is the model's own (its sampling_defaults). Noise seed: sample.seed (a folder
+    `sampling` (steplens.presets.Sampling; None: the model's own). Noise seed: sample.seed (a folder
     sample: --seed + its index). `ensemble` (an EnsembleConfig) samples N seeds
     per sample with the latent ensemble and writes the member picked by `select`: "first" (the sample's own seed),
     "consensus" (the member whose last frame is closest to the others'), or "all" (the first, plus every member as
@@ -226,7 +225,7 @@ def run_samples(model, samples: list[Sample], out: Path, steps: int | None = Non
     for chunk in batches(todo, batch):
         interrupt.check()  # a Ctrl-C whose exception was lost still stops here
         records: list[dict] = []
-        lat = _generate(model, chunk, [s.seed for s in chunk], steps, shift, guidance, ensemble, split, search,
+        lat = _generate(model, chunk, [s.seed for s in chunk], sampling, ensemble, split, search,
                         records)
         if not writer:  # split seeds: rank 0 decodes and writes
             bar.update(len(chunk))

@@ -55,12 +55,13 @@ def score_outputs(model, samples: list[Sample], latents: torch.Tensor, scorers: 
 
 def generate(model, s: ProbeSettings, batch: list[Sample], hooks: Hooks | None = None, steps: int | None = None,
              frames: int | None = None) -> torch.Tensor:
-    """One batch sampled with the experiment's settings (and hooks, attached for the call)."""
-    kw = dict(steps=steps or s.steps, shift=s.shift, guidance=s.guidance)
+    """One batch sampled with the experiment's settings (`steps`: another step count) and hooks, attached for the
+    call."""
+    sampling = s.sampling_for(model, steps)
     if hooks is None:
-        return model.generate(batch, seeds_of(batch), frames, **kw)
+        return model.generate(batch, seeds_of(batch), frames, sampling)
     with hooks:
-        return model.generate(batch, seeds_of(batch), frames, hooks=hooks, **kw)
+        return model.generate(batch, seeds_of(batch), frames, sampling, hooks=hooks)
 
 
 def first_hook_step(hooks: "Hooks | None", steps: int) -> int:
@@ -92,7 +93,7 @@ def condition_runner(model, s: ProbeSettings, make_hooks: Callable[[str, list[Sa
         steps = steps_of(c) or s.steps
         at = min(at, first_hook_step(hooks, steps)) if replay is not None else 0
         with forwards(model, record=record, replay=replay if at else None, upto=at) as counter:
-            lat, rows = generate_and_score(model, batch, scorers, frames_of(c), steps, s.shift, s.guidance, hooks)
+            lat, rows = generate_and_score(model, batch, scorers, frames_of(c), s.sampling_for(model, steps), hooks)
         if extra is not None:
             for r, e in zip(rows, extra(batch, lat, hooks)):
                 r.update(e)

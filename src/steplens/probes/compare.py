@@ -30,11 +30,11 @@ from ..experiments.evaluate import score_videos
 from ..experiments.grid import ExperimentSettings, write_table
 from ..experiments.stats import paired_bootstrap, summarize
 from ..io.files import atomic_write_json
+from ..presets import own
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
 from ..methods.search import (TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
                               last_link_share, probe_steps, search, search_record, step_auc)
-from ..presets import own
 from ..reports.page import Report
 from ..reports.plots import save
 from ..tape import forwards
@@ -133,10 +133,14 @@ def _consensus(samples, vids: np.ndarray) -> np.ndarray:
     return consensus_index(last)
 
 
-def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, shift: float,
-                ens: EnsembleConfig | None = None, scorers: Scorers | None = None,
-                guidance: float = 1.0) -> dict[str, list[dict]]:
-    """{method: [{"success", "score"} per sample]}; methods that read the same N-seed run share one generation."""
+def run_methods(model, samples, seeds, methods: list[str], n: int, sampling=None,
+                ens: EnsembleConfig | None = None, scorers: Scorers | None = None) -> dict[str, list[dict]]:
+    """{method: [{"success", "score"} per sample]}, each generation sampled with `sampling` (steplens.presets.Sampling;
+    None: the model's own; steps-x: at N x its steps); methods that read the same N-seed run share one generation."""
+    from ..presets import sampled
+
+    sampling = sampled(model, sampling)
+    steps = sampling.steps
     scorers = scorers or Scorers()
     res: dict[str, list[dict]] = {}
     want = set(methods)
@@ -146,7 +150,7 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
 
     def members(cfg, k_steps):
         with forwards(model) as c:
-            lat = generate_ensemble(model, samples, seeds, cfg, k_steps, shift, guidance)
+            lat = generate_ensemble(model, samples, seeds, cfg, sampling.with_numbers(steps=k_steps))
         members.nfe = c.nfe / len(samples)
         return member_videos(model, lat)
 
@@ -181,14 +185,18 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, steps: int, s
             for m in methods}
 
 
-def run_search(model, samples, seeds, method: str, budget: int, steps: int, shift, guidance, base: SearchConfig,
+def run_search(model, samples, seeds, method: str, budget: int, sampling, base: SearchConfig,
                scorers: Scorers, auc: bool = False) -> list[dict]:
-    """Rows of one search method at one budget: the scorer's success and score of the chosen video, the verifier's,
-    the NFE per sample; with `auc` (best-of-n), each particle's verifier score on x̂0 at the probed steps and its
-    final success by the scorer."""
+    """Rows of one search method at one budget, sampled with `sampling` (steplens.presets.Sampling; None: the model's
+    own): the scorer's success and score of the chosen video, the verifier's, the NFE per sample; with `auc`
+    (best-of-n), each particle's verifier score on x̂0 at the probed steps and its final success by the scorer."""
+    from ..presets import sampled
+
+    sampling = sampled(model, sampling)
+    steps = sampling.steps
     cfg = search_at(base, method, budget, steps)
     probe = probe_steps(steps) if auc and method == "best-of-n" else ()
-    res = search(model, samples, seeds, cfg, steps, shift, guidance, probe_steps=probe)
+    res = search(model, samples, seeds, cfg, sampling, probe_steps=probe)
     judged = res.final_samples or samples
     chain = cfg.method == "chain"
     scored = _scored(scorers, judged, decoded(model, res.latents), details=chain)
@@ -469,6 +477,7 @@ class Compare(ProbeBase):
 
     def batch(self, r: ProbeRun):
         s, conds, scorers = r.settings, r.conditions, r.settings.scorers()
+        sampling = s.sampling_for(r.model)
 
         def run(todo, batch):
             n = conds[todo[0]][1]
@@ -476,14 +485,14 @@ class Compare(ProbeBase):
             plain = [c for c in todo if conds[c][0] not in SEARCH_METHODS]
             got = {}
             if plain:
-                done = run_methods(r.model, batch, seeds, [conds[c][0] for c in plain], n, s.steps, s.shift,
-                                   r.options["ens"], scorers, s.guidance)
+                done = run_methods(r.model, batch, seeds, [conds[c][0] for c in plain], n, sampling,
+                                   r.options["ens"], scorers)
                 got.update({c: done[conds[c][0]] for c in plain})
             for c in todo:
                 if c not in got:
                     m = conds[c][0]
-                    got[c] = run_search(r.model, batch, seeds, m, n, own(r.model, s.steps)[0], s.shift, s.guidance,
-                                        r.options["search"], scorers, auc=n == max(r.options["budgets"]))
+                    got[c] = run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers,
+                                        auc=n == max(r.options["budgets"]))
             return got
         return run
 

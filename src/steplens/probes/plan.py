@@ -150,13 +150,13 @@ def plan_rows(model, batch, settings: ProbeSettings, n_seeds: int, ks: list[int]
     per = [{"plans": [], "finals": [], "scores": [], "first_error": []} for _ in batch]
     sigmas: list[float] = []
     frames = 0
+    sampling = settings.sampling_for(model)
     for j in range(n_seeds):
         sig: list[float] = []
-        hooks = Hooks(model, settings.steps).record("x0", steps=ks, branch="cond")
+        hooks = Hooks(model, sampling.steps).record("x0", steps=ks, branch="cond")
         seeds = [s + j * SEED_STRIDE for s in seeds_of(batch)]
         with hooks:
-            lat = model.generate(batch, seeds, settings.frames, steps=settings.steps, shift=settings.shift,
-                                 guidance=settings.guidance, hooks=hooks,
+            lat = model.generate(batch, seeds, settings.frames, sampling, hooks=hooks,
                                  callback=lambda st: sig.append(round(float(st.sigma), 6)))
         sigmas = [sig[k] for k in ks]
         videos = [to_uint8(v) for v in model.decode(lat)]

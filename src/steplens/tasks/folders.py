@@ -81,8 +81,8 @@ class SampleSource(BaseModel):
         if v is not None and v < lo:
             raise ValueError(f"{info.field_name} must be >= {lo}{why}, got {v}")
         if info.field_name == "frames" and v is not None and v > MAX_FRAMES:
-            raise ValueError(f"--frames {v}: must be <= {MAX_FRAMES} (far beyond any video model's clip: Wan 81, "
-                             f"HunyuanVideo-1.5 121)")
+            raise ValueError(f"--frames {v}: must be <= {MAX_FRAMES} (far beyond any video model's clip: the "
+                             f"study's 81, the longest diffusers image-to-video pipelines' 121)")
         return v
 
     @field_validator("seed")

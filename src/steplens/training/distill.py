@@ -348,13 +348,14 @@ class Distiller:
 
     def _solve_rates(self, net, steps: int, prefix: str) -> dict:
         from ..experiments.evaluate import solve_rate
+        from ..presets import resolve
 
         cfg, rec = self.cfg, {}
         m = EmbeddedModel(net, self.codec, device=self.device)
         for task in cfg.eval_task_names():
             n = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
-            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames, steps=steps, part="val",
-                             shift=cfg.shift, progress=False)
+            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
+                             sampling=resolve(m, steps=steps, shift=cfg.shift), part="val", progress=False)
             rec[f"{prefix}_{task}"] = res["solve_rate"]
         net.train()  # EmbeddedModel put it in eval mode (no dropout here: only the flag)
         return rec

@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..experiments.evaluate import solve_rate
+from ..presets import resolve
 from ..io import interrupt
 from ..models import BorderCodec, DiTConfig, VideoDiT, get_arch
 from ..models.prompt import PAD
@@ -314,7 +315,8 @@ class Trainer:
         for i, task in enumerate(cfg.tasks):
             n = rec["eval_sizes"][task] = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
             res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
-                             steps=cfg.eval_steps, shift=cfg.eval_shift, progress=False, part="val")
+                             sampling=resolve(m, steps=cfg.eval_steps, shift=cfg.eval_shift), progress=False,
+                             part="val")
             # the first task's also as eval_solve_rate: the one key of logs written before several tasks
             rec.update({**({"eval_solve_rate": res["solve_rate"]} if i == 0 else {}),
                         f"eval_solve_rate_{task}": res["solve_rate"]})

@@ -4,7 +4,7 @@ Needs the 'wan' extra (diffusers >= 0.37 with LTX-2, transformers). `steplens.ba
 offline pipeline.
 
     model = LTX2PipelineModel(pipe)                   # or load_model("diffusers:DIR") / load_ltx2_model(DIR)
-    latents = model.generate(samples, seeds, steps=20, guidance=3.0, callback=..., hooks=...)
+    latents = model.generate(samples, seeds, sampling=resolve(model, steps=20, guidance=3.0), callback=..., hooks=...)
     pixels = model.decode(latents)                    # what every steplens experiment takes
     with trace_pipeline(pipe, hooks=Hooks(model).record("blocks.1", branch="uncond")) as tr:   # steplens.backends
         video, audio = pipe(**kwargs, return_dict=False)

@@ -4,7 +4,7 @@
     model.block_names                   # ["blocks.0", …]: the transformer's `transformer_blocks.i`
     model.modules()                     # {"transformer": a view in which `blocks.i` is transformer_blocks.i}
     hooks = Hooks(model).record("blocks.3", steps=[0, 5], branch="uncond")
-    lat = model.generate(samples, seeds, steps=20, guidance=3.0, callback=steps.append, hooks=hooks)
+    lat = model.generate(samples, seeds, sampling=resolve(model, steps=20, guidance=3.0), callback=steps.append)
     px = model.decode(lat)              # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
 
 The latent steplens sees is the video latent, (B, C, T, h, w), normalised as the denoising loop has it (LTX packs
@@ -97,7 +97,7 @@ class LTX2PipelineModel(PipelineModel):
     float32_components = ("vae", "audio_vae", "vocoder")
     dynamic_shift = True  # shift None keeps LTX-2's resolution-dependent shift
     max_sequence_length = 1024
-    unsupported_words = "not supported yet"  # boundary, height/width, size (configure_sampling)
+    unsupported_words = "not supported yet"  # a Sampling's boundary, height/width, size (generate refuses them)
     decode_latents = staticmethod(decode_latents)
     check_pipeline = staticmethod(check_pipeline)
 

@@ -2,7 +2,7 @@
 steplens backend layer (steplens.backends).
 
     model = WanPipelineModel(pipe)                  # or load_model("wan:DIR")
-    latents = model.generate(samples, seeds, steps=20, shift=3.0, guidance=5.0, callback=..., hooks=...)
+    latents = model.generate(samples, seeds, sampling=resolve(model, steps=20, shift=3.0, guidance=5.0), callback=...)
     pixels = model.decode(latents)                  # what every steplens experiment takes (see wan/model.py)
     with trace_pipeline(pipe, hooks=Hooks(model).record("blocks.1", branch="uncond")) as tr:   # steplens.backends
         video = pipe(**kwargs).frames

@@ -6,7 +6,8 @@
     hooks = Hooks(model).record("blocks.3", steps=[0, 5], branch="uncond", expert="transformer_2")
     video = model.run(hooks, **pipe_kwargs).frames      # = with attach(pipe, hooks): pipe(**pipe_kwargs)
 
-    lat = model.generate(samples, seeds, steps=20, shift=3.0, guidance=5.0, callback=steps.append, hooks=hooks)
+    lat = model.generate(samples, seeds, sampling=resolve(model, "vbvr", steps=20), callback=steps.append,
+                         hooks=hooks)   # steplens.presets.resolve: the sampling, applied for this call only
     px = model.decode(lat)              # (B, 3, frames, H, W) in [-1, 1] at the samples' native size
 
 Module hooks go on each expert's `blocks.i` (WanTransformerBlock: its output is the residual stream
@@ -38,8 +39,11 @@ How a task sample becomes a pipeline call (`generate`):
   with several seeds (an ensemble's members), is the plain pipeline call bit for bit; a row of a batch of
   different samples is that sample's single call up to the float rounding of batched matmuls (and does not
   depend on the other rows' samples or seeds);
-* shift: the scheduler is swapped, for the call only, for a copy with that shift (FlowMatchEuler's `shift`,
-  UniPC's `flow_shift`); schedulers without a settable flow shift are refused;
+* sampling (steplens.presets.Sampling), for the call only (`applied`): scheduler "euler" swaps in a FlowMatch Euler
+  scheduler; the shift swaps in a copy of the scheduler with that shift (FlowMatchEuler's `shift`, UniPC's
+  `flow_shift`; schedulers without a settable flow shift are refused); a σ list makes Euler step at exactly those σ;
+  the expert switch `boundary`, the negative prompt and a fixed call size (height, width, or "first-frame") hold for
+  the call; all are put back after it;
 * guidance: CFG scale (`guidance_scale`, and `guidance_scale_2` for the low-noise expert); 1 = off. The
   pipeline applies CFG only above 1, so guidance < 1 is refused;
 * callback(StepInfo) per step and hooks through the Wan loop (steplens.backends.wan.loop): x_s, the guided v and
@@ -58,10 +62,11 @@ from contextlib import ExitStack
 
 import torch
 
-from ..checks import check_embeddings, check_size, scheduler_with_shift
+from ..checks import check_embeddings
 from ..model import PipelineModel
 from ..patches import InstancePatches, bound_arguments
 from .loop import PIPELINES, VARIANTS, WanLoop, decode_latents
+from .presets import PRESETS
 from .ti2v import join_rows
 
 
@@ -75,6 +80,8 @@ class WanPipelineModel(PipelineModel):
     """
 
     backend, family, pipeline_classes, variants = "wan", "Wan", PIPELINES, VARIANTS
+    presets = PRESETS  # vbvr, distilled (steplens.backends.wan.presets)
+    spec_aliases = ("wan",)  # wan:PATH, steplens' prefix for any diffusers folder before diffusers:PATH
     takes_call_size = True  # --height/--width: a fixed call size (multiples of folder_size_multiple)
     loop_class = WanLoop
     float32_components = ("vae", "image_encoder")  # as the Wan model cards load them
@@ -140,50 +147,24 @@ class WanPipelineModel(PipelineModel):
             out["boundary"] = self.pipe.config.boundary_ratio
         return out
 
-    def configure_sampling(self, scheduler: str | None = None, boundary: float | None = None,
-                           negative_prompt: str | None = None, height: int | None = None, width: int | None = None,
-                           size: str | None = None, shift: float | None = None, sigmas=None) -> None:
-        """Set what a preset or option asks for, for the rest of this model's life: scheduler "euler" (a
-        FlowMatchEulerDiscreteScheduler replaces the pipeline's; a class name equal to the pipeline's keeps it),
-        the expert switch `boundary` (a ratio of num_train_timesteps, two-expert pipelines only), the negative
-        prompt, a fixed call size (height, width: multiples of spatial_multiple), or size="first-frame", and the
-        scheduler's flow `shift` (so that a trace or hooks attached before generate see the scheduler that runs), and an
-        explicit σ list `sigmas` (FlowMatch Euler at exactly those σ whenever a call's steps and shift are None or
-        the list's: PipelineModel.set_sigmas; an empty list clears it)."""
-        pipe = self.pipe
-        if scheduler is not None and scheduler != type(pipe.scheduler).__name__:
-            if scheduler != "euler":
-                raise ValueError(f"scheduler {scheduler!r}: steplens sets 'euler' (FlowMatchEulerDiscreteScheduler) "
-                                 f"or keeps the pipeline's {type(pipe.scheduler).__name__}")
-            from diffusers import FlowMatchEulerDiscreteScheduler
+    def scheduler_for(self, name: str | None):
+        """"euler": a FlowMatchEulerDiscreteScheduler in place of the pipeline's (for the call: `applied`); None or the
+        pipeline's own class name: its own."""
+        sched = self.pipe.scheduler
+        if name is None or name == type(sched).__name__:
+            return sched
+        if name != "euler":
+            raise ValueError(f"scheduler {name!r}: steplens sets 'euler' (FlowMatchEulerDiscreteScheduler) or keeps "
+                             f"the pipeline's {type(sched).__name__}")
+        from diffusers import FlowMatchEulerDiscreteScheduler
 
-            pipe.scheduler = FlowMatchEulerDiscreteScheduler(
-                num_train_timesteps=int(pipe.scheduler.config.num_train_timesteps))
-        if shift is not None:
-            pipe.scheduler = scheduler_with_shift(pipe.scheduler, float(shift))
-        if boundary is not None:
-            if not self.has_two_experts:
-                raise ValueError(f"an expert switch (boundary {boundary}) needs a two-expert pipeline "
-                                 f"(Wan2.2-A14B); {self.name} has one transformer")
-            if not 0 < float(boundary) < 1:
-                raise ValueError(f"boundary {boundary} must be in (0, 1): a fraction of the training timesteps")
-            pipe.register_to_config(boundary_ratio=float(boundary))
-        if negative_prompt is not None:
-            self.negative_prompt = str(negative_prompt)
-        if height is not None or width is not None:
-            self.size = check_size(height, width, self.spatial_multiple,
-                                   f"VAE {self.pipe.vae_scale_factor_spatial} x patch")
-        if size is not None:
-            if size != "first-frame":
-                raise ValueError(f"size {size!r}: 'first-frame' is the only size rule")
-            self.size_rule = size
-        if sigmas is not None and len(sigmas) == 0:
-            self.set_sigmas(())  # cleared: the scheduler's grid again
-        elif sigmas is not None:
-            if type(pipe.scheduler).__name__ != "FlowMatchEulerDiscreteScheduler":
-                raise ValueError(f"an explicit σ list runs FlowMatch Euler; {self.name}'s scheduler is "
-                                 f"{type(pipe.scheduler).__name__}: give scheduler='euler' with it")
-            self.set_sigmas(sigmas, shift)
+        fresh = FlowMatchEulerDiscreteScheduler(num_train_timesteps=int(sched.config.num_train_timesteps))
+        def settings(x):
+            return {k: v for k, v in x.config.items() if k not in ("shift", "_use_default_values")}
+
+        if type(sched) is FlowMatchEulerDiscreteScheduler and settings(sched) == settings(fresh):
+            return sched  # the one a call set up already (a trace attached around generate): kept
+        return fresh
 
     # -- geometry --------------------------------------------------------------------------------------------
     @property

@@ -4,7 +4,7 @@
     x, cond, uncond = model.prepare(samples, seeds, frames=5, guidance=5.0)
     out = sample_euler(model, x, model.sigmas(20, shift=3.0), cond, callback, guidance=5.0, uncond=uncond)
     # = the pipeline's latents with FlowMatchEulerDiscreteScheduler (bit for bit in float32)
-    lat = model.generate(samples, seeds, steps=20, shift=3.0, guidance=5.0)    # the same, in one call
+    lat = model.generate(samples, seeds, sampling=resolve(model, steps=20, shift=3.0, guidance=5.0))  # the same
 
 What the pipeline does around its transformers, done here with the pipeline's own pieces:
 * conditioning (`prepare`): per sample, the prompt embeddings (text encoder or provider, as WanPipelineModel),
@@ -27,7 +27,7 @@ What the pipeline does around its transformers, done here with the pipeline's ow
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -214,24 +214,21 @@ class WanTransformerModel(ModelDefaults):
         """The pipeline's own steps, CFG and flow shift (steplens.presets), sampled with steplens' Euler."""
         return {**self.wan.sampling_defaults(), "scheduler": "euler"}
 
-    def generate(self, samples, seeds, frames: int | None = None, steps: int | None = None,
-                 shift: float | None = None, guidance: float | None = None, callback=None,
-                 hooks=None, sigmas=None) -> torch.Tensor:
-        """steplens' Euler sampler on the pipeline's transformers (= the pipeline with FlowMatchEuler); steps,
-        shift and guidance default to the pipeline's own (sampling_defaults); `sigmas` (or the pipeline model's
-        configured σ list) overrides steps and shift."""
+    def generate(self, samples, seeds, frames: int | None = None, sampling=None, callback=None,
+                 hooks=None) -> torch.Tensor:
+        """steplens' Euler sampler on the pipeline's transformers (= the pipeline with FlowMatchEuler), with `sampling`
+        (steplens.presets.Sampling; None: the pipeline's own, sampled with Euler): its σ list, where it has one,
+        overrides steps and shift; its expert switch, negative prompt and call size hold for this call only."""
+        from ...presets import sampled
         from ...sampling import sample_euler
 
-        own = self.sampling_defaults()
-        steps = own["steps"] if steps is None else steps
-        shift = own["shift"] if shift is None else shift
-        guidance = own["guidance"] if guidance is None else guidance
-
-        sig = self.wan.step_sigmas(None if sigmas is not None else steps, shift, sigmas)
-        x, cond, uncond = self.prepare(samples, seeds, frames, guidance)
-        sigmas = torch.tensor([*sig, 0.0], dtype=torch.float32) if sig is not None else self.sigmas(steps, shift)
-        euler = ti2v.sample_euler if ti2v.is_ti2v(self.pipe) else sample_euler  # TI2V: frame 0 is the image latent
-        return euler(self, x, sigmas, cond, callback, guidance=guidance, uncond=uncond, hooks=hooks)
+        sampling = sampled(self, sampling)
+        with self.wan.applied(replace(sampling, scheduler=None, shift=None, sigmas=None)):  # switch, prompt, size
+            x, cond, uncond = self.prepare(samples, seeds, frames, sampling.guidance)
+            sigmas = (torch.tensor([*sampling.sigmas, 0.0], dtype=torch.float32) if sampling.sigmas is not None
+                      else self.sigmas(sampling.steps, sampling.shift))
+            euler = ti2v.sample_euler if ti2v.is_ti2v(self.pipe) else sample_euler  # TI2V: frame 0 is the image latent
+            return euler(self, x, sigmas, cond, callback, guidance=sampling.guidance, uncond=uncond, hooks=hooks)
 
     def __repr__(self) -> str:
         return f"WanTransformerModel({self.wan.name!r}, experts={self.wan.experts})"
