@@ -127,7 +127,8 @@ def test_study_chains_alone_runs_no_solve_part(tmp_path):
     from steplens.orchestrators.study import StudyConfig, run_study
 
     student, teacher = models(("maze",))
-    res = run_study(student, tmp_path / "s", StudyConfig(tasks=["maze"], parts=["chains"], count=1, batch=1),
+    res = run_study(student, tmp_path / "s", StudyConfig(tasks=["maze"], parts=["chains"], count=1, probe_count=1,
+                                                             batch=1),
                     baseline=teacher, progress=False)
     assert res["chains"]["families"]["maze"]["student"]["n"] == 1
     assert not (tmp_path / "s" / "baseline").exists() and not (tmp_path / "s" / "maze").exists()
