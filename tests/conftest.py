@@ -100,6 +100,7 @@ def torchrun():
     return launch
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Tiers: `distributed` (torchrun processes), `wan` (the diffusers backends: tests/backends/); `slow` is marked per
     test. Under pytest-xdist (`make test`: -n, --dist loadgroup) the tests on a local Ray cluster run on one worker,
