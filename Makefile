@@ -39,7 +39,7 @@ browser:
 
 # the inner loop: unit tests on tiny models, no end-to-end runs, no Wan pipelines, no torchrun processes
 test-fast: $(BIN)/.steplens-test-installed
-	$(BIN)/python -m pytest -m "not slow and not wan and not distributed"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not wan and not distributed"
 
 # the docs site (mkdocs Material): site/index.html
 docs: $(BIN)/.steplens-test-installed

@@ -103,6 +103,7 @@ def test_the_report_shows_the_student_beside_the_teacher_at_the_nearest_sigma(tm
     assert f'data-align="{json.dumps(align)}"' in page and len(student_sig) == 4 and len(teacher_sig) == 6
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
     from steplens.orchestrators.study import StudyConfig, run_study
 
@@ -123,6 +124,7 @@ def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
     assert res["chains"] is None
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_study_chains_alone_runs_no_solve_part(tmp_path):
     from steplens.orchestrators.study import StudyConfig, run_study
 
