@@ -100,12 +100,19 @@ def torchrun():
     return launch
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Tiers: `distributed` (torchrun processes), `wan` (the diffusers backends: tests/backends/); `slow` is marked per
-    test."""
+    test. Under pytest-xdist (`make test`: -n, --dist loadgroup) the tests on a local Ray cluster run on one worker,
+    one after another (one cluster at a time on the machine), and the docs tests beside their one site build."""
     for item in items:
         name = item.fspath.basename
-        if "torchrun" in getattr(item, "fixturenames", ()) or "distributed" in name:
+        fixtures = getattr(item, "fixturenames", ())
+        if "torchrun" in fixtures or "distributed" in name:
             item.add_marker(pytest.mark.distributed)
         if item.path.parent.name == "backends" or name.startswith("test_wan_") or "wan" in item.name:
             item.add_marker(pytest.mark.wan)
+        if "ray_cluster" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif item.path.parent.name == "docs":
+            item.add_marker(pytest.mark.xdist_group("docs"))

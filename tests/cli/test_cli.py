@@ -160,6 +160,7 @@ def test_bad_probe_and_ensemble_input_is_named(args, message):
     assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_messages_and_tables_do_not_wrap_in_logs(tmp_path):
     """Issue 22: rich wrapped at 80 columns when the output is a log (no terminal): a path or a table row was cut
     over lines. Without a terminal the console is wide; a terminal keeps its own width."""

@@ -65,7 +65,11 @@ class Listed:
 register_verifier("test-listed", Listed)
 
 
-def test_verifiers_lists_the_built_ins_and_plugins_with_what_they_read():
+def test_verifiers_lists_the_built_ins_and_plugins_with_what_they_read(monkeypatch):
+    import sys
+
+    # the rows whole whatever COLUMNS said when the console was made (set in a pytest-xdist worker, or by the user)
+    monkeypatch.setattr(sys.modules["steplens.cli.app"].console, "width", 1000)
     r = cli("verifiers")
     text = " ".join(r.output.split())
     assert r.exit_code == 0, r.output

@@ -103,6 +103,7 @@ def test_the_report_shows_the_student_beside_the_teacher_at_the_nearest_sigma(tm
     assert f'data-align="{json.dumps(align)}"' in page and len(student_sig) == 4 and len(teacher_sig) == 6
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
     from steplens.orchestrators.study import StudyConfig, run_study
 
@@ -123,11 +124,13 @@ def test_study_with_a_baseline_compares_the_chains_at_matched_sigma(tmp_path):
     assert res["chains"] is None
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_study_chains_alone_runs_no_solve_part(tmp_path):
     from steplens.orchestrators.study import StudyConfig, run_study
 
     student, teacher = models(("maze",))
-    res = run_study(student, tmp_path / "s", StudyConfig(tasks=["maze"], parts=["chains"], count=1, batch=1),
+    res = run_study(student, tmp_path / "s", StudyConfig(tasks=["maze"], parts=["chains"], count=1, probe_count=1,
+                                                             batch=1),
                     baseline=teacher, progress=False)
     assert res["chains"]["families"]["maze"]["student"]["n"] == 1
     assert not (tmp_path / "s" / "baseline").exists() and not (tmp_path / "s" / "maze").exists()

@@ -48,6 +48,7 @@ def test_rows_hours_and_bad_seconds():
             check_sec_per_nfe(bad)
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_study_plan_on_a_folder_skips_the_next_difficulty(tmp_path):
     from builders import make_vbvr
 

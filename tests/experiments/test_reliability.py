@@ -77,6 +77,7 @@ def test_files_follow_the_umask(tmp_path):
     assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_safetensors_bytes_are_the_same_in_every_process(tmp_path):
     code = ("import sys, torch; from steplens.models.weights import atomic_save; torch.manual_seed(0); "
             "atomic_save({k: torch.randn(3) for k in 'zyxabc'}, sys.argv[1], {k: k * 3 for k in 'qwertyuiop'})")

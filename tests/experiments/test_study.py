@@ -18,10 +18,15 @@ def cli(*args):
 
 @pytest.mark.slow
 def test_study_runs_every_part_on_every_family_and_judges_each_claim(tmp_path):
+    """Every part but chains: with this baseline the chains part would run the energy probe at each of 20 matched
+    steps (three quarters of this test's time); a study's chains part is checked by
+    tests/experiments/test_chains.py::test_study_with_a_baseline_compares_the_chains_at_matched_sigma and planned ==
+    run by test_plan_is_the_run.py::test_study_plan_is_the_run_for_every_part_baseline_and_chains."""
     out = tmp_path / "study"
     r, text = cli("study", "--model", "tiny-maze-2goal", "--out", out, "--count", 4, "--probe-count", 2, "--steps", 3,
                   "--sweep-count", 3, "--batch", 4, "--compare-families", 1, "--baseline", "tiny-maze", "--train-log",
-                  "benchmarks/tiny-maze-2goal-train-log.jsonl")
+                  "benchmarks/tiny-maze-2goal-train-log.jsonl", "--parts",
+                  "solve,sweep,noise,propagation,energy,swap,plan,compare")
     assert r.exit_code == 0, r.output
     res = json.loads((out / "study.json").read_text())
     fam = res["families"]

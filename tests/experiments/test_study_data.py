@@ -218,6 +218,7 @@ def test_study_on_a_vbvr_folder_with_the_held_wan22_and_its_loras(vbvr, tmp_path
     assert "bfloat16" in md and str(one) in md
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_the_scorer_that_scored_is_named_in_every_table_and_json(tmp_path, monkeypatch):
     """Issue 31, item 5: a VBVR-Bench folder scored by default with `vbvr` (a stand-in registered under that name:
     VBVR-EvalKit is not installed here) says so in study.md, study.json, the parts' results.json and `score`'s output;

@@ -184,6 +184,7 @@ def test_vbvr_scorer_is_refused_with_the_install_instruction_when_missing(tmp_pa
     assert r.exit_code == 2 and "VBVR-EvalKit" in text and "pip install -e ." in text, r.output
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_vbvr_adapter_scores_outputs_with_the_evaluator_of_each_task_folder(tmp_path, standin_vbvr):
     data = tmp_path / "VBVR-Bench-Data"
     keys = make_vbvr(data, per_task=2)

@@ -196,6 +196,7 @@ def test_the_demo_shows_any_family(task, tmp_path):
     assert html.count('class="slv"') == 2 + 2 * panel and f"on {task}" in html  # search, for an unsolved sample
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_the_demo_shows_one_sample_of_each_family_with_its_listed_answers(tmp_path):
     """Several families: one sample of each at its default difficulty, each with its step x frame grid, its curves
     and, where the task lists its answers, how strongly x0_hat draws each one per step (viewer and cos.png)."""

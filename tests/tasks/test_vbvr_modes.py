@@ -104,6 +104,7 @@ def test_a_bad_mode_is_refused_before_any_work(tmp_path, evalkit):
     assert evalkit.CALLS == []
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_an_evaluator_raising_on_one_sample_is_counted_not_a_crash(tmp_path, evalkit):
     data, outs, keys = folder(tmp_path)
     bad = keys[7]
@@ -127,6 +128,7 @@ def test_an_unknown_task_lists_the_closest_evaluator_names(tmp_path, evalkit):
     assert "closest: O-39_maze_data-generator" in text(r)
 
 
+@pytest.mark.slow  # end to end, 3-10 s: make test, not test-fast
 def test_floors_beside_the_model_per_task_scored_once(tmp_path, evalkit):
     data, outs, keys = folder(tmp_path, per_task=2)
     r = cli("score", "--data", data, "--outputs", outs, "--scorer", "vbvr", "--out", tmp_path / "s")
