@@ -25,10 +25,10 @@ $(BIN)/.steplens-test-installed: $(BIN)/.steplens-installed
 demo: $(BIN)/.steplens-installed
 	$(BIN)/steplens demo --model tiny-reasoner --task symmetry-open,maze --count 2 --out runs/demo
 
-# the suite on every core (pytest-xdist; TEST_WORKERS=0: one process); the Ray tests share one worker (tests/conftest.py)
+# the suite on every core (pytest-xdist; TEST_WORKERS=0: one process); a test module runs whole on one worker (tests/conftest.py)
 TEST_WORKERS ?= auto
 test: $(BIN)/.steplens-test-installed browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the browser test drives Debian's Chromium; installed where we may (root, apt), else that test is skipped with the reason
 browser:
@@ -39,7 +39,7 @@ browser:
 
 # the inner loop: unit tests on tiny models, no end-to-end runs, no Wan pipelines, no torchrun processes
 test-fast: $(BIN)/.steplens-test-installed
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not wan and not distributed"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not wan and not distributed"
 
 # the docs site (mkdocs Material): site/index.html
 docs: $(BIN)/.steplens-test-installed

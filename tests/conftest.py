@@ -100,11 +100,12 @@ def torchrun():
     return launch
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Tiers: `distributed` (torchrun processes), `wan` (the diffusers backends: tests/backends/); `slow` is marked per
-    test. Under pytest-xdist (`make test`: -n, --dist loadgroup) the tests on a local Ray cluster run on one worker,
-    one after another (one cluster at a time on the machine), and the docs tests beside their one site build."""
+    test. Under pytest-xdist (`make test`: -n, --dist loadfile) a test module runs whole on one worker: the docs tests
+    beside their one site build, a module's Ray tests on its one cluster (loadgroup's `xdist_group` marks are not
+    used: pytest-xdist 3.8 renames a grouped test through a node attribute pytest 9 no longer reads, so the groups
+    were silently ignored)."""
     for item in items:
         name = item.fspath.basename
         fixtures = getattr(item, "fixturenames", ())
@@ -112,7 +113,3 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.distributed)
         if item.path.parent.name == "backends" or name.startswith("test_wan_") or "wan" in item.name:
             item.add_marker(pytest.mark.wan)
-        if "ray_cluster" in fixtures:
-            item.add_marker(pytest.mark.xdist_group("ray"))
-        elif item.path.parent.name == "docs":
-            item.add_marker(pytest.mark.xdist_group("docs"))
