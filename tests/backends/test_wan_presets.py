@@ -271,3 +271,28 @@ def test_height_width_off_the_pipelines_multiple_are_refused_before_it_loads(fol
                 "--width", w)
         assert r.exit_code == 2 and message in " ".join(r.output.split()), (h, w, r.output)
     assert loads == []
+
+
+def test_vbvr_pro_presets_resolve_to_their_authors_settings_and_say_what_is_unconfirmed():
+    """Issue 34 item 6: each VBVR-Pro release steplens runs is a --preset of the Wan family, resolving to the values of
+    steplens.backends.wan.vbvr_pro (its authors' example.py); the RL releases (their own pipeline.py) are not."""
+    from steplens.backends.wan.presets import PRESETS
+    from steplens.backends.wan.vbvr_pro import PRESETS as PRO
+
+    runnable = {n for n, p in PRO.items() if p["format"] in ("diffusers", "diffsynth-lora")}
+    assert runnable and runnable <= set(PRESETS) and not (set(PRO) - runnable) & set(PRESETS)
+    m = WanPipelineModel(quiet(tiny_wan22_i2v(seed=0, scheduler="unipc", shift=3.0)))
+    lora = resolve(m, "vbvr-pro-wan2.2-i2v-a14b-diffsynth")
+    pro = PRO["vbvr-pro-wan2.2-i2v-a14b-diffsynth"]
+    assert (lora.steps, lora.guidance, lora.shift, lora.scheduler, lora.boundary, lora.size) == (
+        pro["steps"], pro["guidance"], pro["shift"], "euler", pro["boundary"], tuple(pro["size"]))
+    assert lora.negative_prompt == pro["negative_prompt"] and lora.sources["boundary"].endswith(
+        "vbvr-pro-wan2.2-i2v-a14b-diffsynth")
+    merged = resolve(m, "vbvr-pro-wan2.2-i2v-a14b")  # scheduler, shift and switch: the checkpoint's own
+    own = resolve(m)
+    assert (merged.steps, merged.guidance, merged.size) == (50, 5.0, (480, 832))
+    assert (merged.scheduler, merged.shift, merged.boundary) == (own.scheduler, own.shift, own.boundary)
+    assert "unconfirmed: " in PRESETS["vbvr-pro-wan2.2-i2v-a14b"].description
+    assert "--lora-2 low_noise_lora.safetensors" in PRESETS["vbvr-pro-wan2.2-i2v-a14b-diffsynth"].description
+    with pytest.raises(ValueError, match="vbvr-pro-wan2.2-i2v-a14b"):  # the refusal lists them
+        resolve(m, "vbvr-pro-nope")

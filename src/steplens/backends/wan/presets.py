@@ -33,10 +33,38 @@ DISTILLED_TIMESTEPS = (1000, 750, 500, 250)
 DISTILLED = {"scheduler": "euler", "steps": 4, "shift": 5.0, "guidance": 1.0, "boundary": 0.875,
              "sigmas": [shift_sigma(t, 5.0) for t in DISTILLED_TIMESTEPS], "size": "first-frame"}
 
+def _vbvr_pro() -> dict[str, Preset]:
+    """The VBVR-Pro Wan checkpoints as their authors' inference code samples them (steplens.backends.wan.vbvr_pro:
+    values, sources and what is unconfirmed), for the releases steplens runs: the merged diffusers folders (the
+    checkpoint's own scheduler, shift and expert switch) and the DiffSynth LoRA releases (FlowMatch Euler; load the
+    LoRA files with --lora / --lora-2 on the base model). The RL releases sample through their own pipeline.py
+    (`cps` sampler, trust_remote_code) and are documented there only."""
+    from .vbvr_pro import PRESETS as PRO, SETTINGS, unconfirmed
+
+    out = {}
+    for name, p in PRO.items():
+        if p["format"] not in ("diffusers", "diffsynth-lora"):
+            continue
+        settings = {k: p[k] for k in SETTINGS if p.get(k) is not None}
+        two = "A14B" in p["base"]  # the expert switch exists on the two-expert models only
+        own = [k for k in ("scheduler", "shift", "boundary") if p.get(k) is None and (two or k != "boundary")]
+        unsure = [k for k in unconfirmed(name) if two or k != "boundary"]
+        files = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in (p.get("files") or {}).items())
+        h, w = p["size"]
+        out[name] = Preset(f"{p['hub']} as its authors run it ({p['source'].split(':')[0]}): {p['steps']} steps, CFG "
+                           f"{p['guidance']:g}, {h}x{w}, {p['frames']} frames in their script, their negative prompt"
+                           + (f", {', '.join(own)} the checkpoint's own" if own else "")
+                           + (f"; on {p['base']} with {files}" if files else "")
+                           + (f"; unconfirmed: {', '.join(unsure)}" if unsure else ""),
+                           settings)
+    return out
+
+
 PRESETS = {
     "vbvr": Preset("the study's sampling of VBVR-Wan2.2: FlowMatch Euler, 50 steps, shift 5, CFG 5, expert switch at "
                    "0.875, Wan's negative prompt, size of the first frame", VBVR),
     "distilled": Preset("Wan2.2 as users run it distilled (Lightning / LightX2V 4-step LoRAs): Euler at sigma 1, "
                         "0.9375, 0.8333, 0.625 (shift 5 at t = 1000, 750, 500, 250), CFG off, expert switch at 0.875 "
                         "(step 2), size of the first frame", DISTILLED),
+    **_vbvr_pro(),
 }
