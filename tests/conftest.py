@@ -1,3 +1,11 @@
+import os
+
+# A pytest-xdist worker (and every torchrun/Ray child it starts) inherits COLUMNS from xdist's gateway: the CLI's
+# consoles would take it as their width and wrap the lines and table rows the tests read. Without it, a console
+# writing to a pipe or file is wide (steplens.cli.app.LOG_WIDTH), as in a one-process run.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 import pytest
 import torch
 

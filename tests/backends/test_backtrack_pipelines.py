@@ -10,6 +10,7 @@ import torch
 pytest.importorskip("diffusers")
 
 from builders import held_wan22, maze_plugin  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.tasks import Score  # noqa: E402
 from steplens.methods.search import SearchConfig, search  # noqa: E402
 from steplens.tape import forwards  # noqa: E402
@@ -34,8 +35,8 @@ def check_k_frames(model, guidance, frames=4):
     but its last frame (K = frames - 1), through the model's K-frame conditioning."""
     with maze_plugin("test-no-partial-rule", no_rule_before_the_end) as name:
         samples = [maze(i, frames, task=name) for i in range(2)]
-        res = search(model, samples, [0, 1], SearchConfig(method="backtrack", n=2, verifier="checker"), steps=STEPS,
-                     guidance=guidance)
+        res = search(model, samples, [0, 1], SearchConfig(method="backtrack", n=2, verifier="checker"), sampling=resolve(model, steps=STEPS,
+                     guidance=guidance))
     for hist in res.backtracks:
         assert [h["known"] for h in hist] == [1, frames - 1][:len(hist)]
     assert any(len(h) == 2 for h in res.backtracks)  # some video refused, then generated given 3 of its 4 frames
@@ -72,15 +73,16 @@ def test_backtrack_on_wan22_with_its_lora_pair(held, tmp_path):
     plain = load_model(f"wan:{folder}")
     s = maze()
     given = continue_from_frames(s, s.ground_truth, 2)
-    lat = model.generate([given], [5], steps=STEPS, guidance=1.0)
+    lat = model.generate([given], [5], sampling=resolve(model, steps=STEPS, guidance=1.0))
     seen = []
-    assert torch.equal(model.generate([given], [5], steps=STEPS, guidance=1.0, callback=seen.append), lat)
+    assert torch.equal(model.generate([given], [5], sampling=resolve(model, steps=STEPS, guidance=1.0), callback=seen.append), lat)
     assert len(seen) == STEPS and {st.expert for st in seen} == {"transformer", "transformer_2"}
-    assert not torch.equal(plain.generate([given], [5], steps=STEPS, guidance=1.0), lat)  # the LoRAs count
+    plain_lat = plain.generate([given], [5], sampling=resolve(plain, steps=STEPS, guidance=1.0))
+    assert not torch.equal(plain_lat, lat)  # the LoRAs count
     samples = [maze(i) for i in range(3)]
     with forwards(model) as c:
         res = search(model, samples, [0, 1, 2], SearchConfig(method="backtrack", n=3, verifier="checker"),
-                     steps=STEPS, guidance=1.0)
+                     sampling=resolve(model, steps=STEPS, guidance=1.0))
     gens = check_generations(res, samples, STEPS)
     assert c.nfe == res.nfe.nfe and gens > len(samples)  # some sample was generated again (else nothing backtracked)
     check_k_frames(model, 1.0)
@@ -104,8 +106,8 @@ def test_backtrack_on_ltx2():
     pipe.set_progress_bar_config(disable=True)
     model = LTX2PipelineModel(pipe)
     samples = [maze(i) for i in range(3)]
-    res = search(model, samples, [0, 1, 2], SearchConfig(method="backtrack", n=3, verifier="checker"), steps=STEPS,
-                 guidance=3.0)
+    res = search(model, samples, [0, 1, 2], SearchConfig(method="backtrack", n=3, verifier="checker"), sampling=resolve(model, steps=STEPS,
+                 guidance=3.0))
     gens = check_generations(res, samples, STEPS, branches=2)
     assert gens > len(samples)
     check_k_frames(model, 3.0)
@@ -120,5 +122,6 @@ def test_a_model_that_cannot_be_given_frames_is_refused_before_any_forward():
     ti2v = WanPipelineModel(tiny_wan22_ti2v())
     with forwards(ti2v) as c, pytest.raises(ValueError, match=r"cannot be given leading frames: Wan2\.2-TI2V-5B "
                                                               r"conditions on its first frame"):
-        search(ti2v, [maze()], [0], SearchConfig(method="backtrack", n=2, verifier="checker"), steps=STEPS)
+        search(ti2v, [maze()], [0], SearchConfig(method="backtrack", n=2, verifier="checker"),
+               sampling=resolve(ti2v, steps=STEPS))
     assert c.nfe == 0

@@ -10,6 +10,7 @@ if not hasattr(diffusers, "HunyuanVideo15ImageToVideoPipeline"):
     pytest.skip("this diffusers has no HunyuanVideo-1.5", allow_module_level=True)
 
 from families import Hunyuan15  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends.hunyuan15 import prefix_condition  # noqa: E402
 from steplens.tasks import continue_from_frames, draw, get_task  # noqa: E402
 
@@ -43,14 +44,14 @@ def test_k_frames_change_the_video_and_tracing_changes_nothing(pipe):
     model = F.model(pipe)
     s = maze()
     two = continue_from_frames(s, s.ground_truth, 2)
-    plain = model.generate([s], [5], steps=STEPS, guidance=F.cfg)
-    given = model.generate([two], [5], steps=STEPS, guidance=F.cfg)
+    plain = model.generate([s], [5], sampling=resolve(model, steps=STEPS, guidance=F.cfg))
+    given = model.generate([two], [5], sampling=resolve(model, steps=STEPS, guidance=F.cfg))
     assert given.shape == plain.shape and not torch.equal(given, plain)
     seen = []
-    assert torch.equal(model.generate([two], [5], steps=STEPS, guidance=F.cfg, callback=seen.append), given)
+    assert torch.equal(model.generate([two], [5], sampling=resolve(model, steps=STEPS, guidance=F.cfg), callback=seen.append), given)
     assert len(seen) == STEPS
-    assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], steps=STEPS,
-                                      guidance=F.cfg), plain)
+    assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], sampling=resolve(model, steps=STEPS,
+                                      guidance=F.cfg)), plain)
 
 
 def test_a_backend_without_frame_conditioning_refuses_k_frames_before_its_pipeline_runs(pipe):
@@ -68,7 +69,7 @@ def test_a_backend_without_frame_conditioning_refuses_k_frames_before_its_pipeli
     s = maze()
     why = "cannot be given K = 2 leading frames: its steplens backend gives its pipeline the first frame only"
     with forwards(model) as c, pytest.raises(ValueError, match=why):
-        model.generate([continue_from_frames(s, s.ground_truth, 2)], [5], steps=STEPS, guidance=F.cfg)
+        model.generate([continue_from_frames(s, s.ground_truth, 2)], [5], sampling=resolve(model, steps=STEPS, guidance=F.cfg))
     assert c.nfe == 0 and model.prefix_trained == 1
     with pytest.raises(ValueError, match="backtrack regenerates from a verified prefix of frames, and model .* cannot "
                                          "be given leading frames: its steplens backend"):

@@ -11,6 +11,7 @@ if not hasattr(diffusers, "LTX2ImageToVideoPipeline"):
     pytest.skip("this diffusers has no LTX-2", allow_module_level=True)
 
 from families import LTX2  # noqa: E402
+from steplens.presets import resolve  # noqa: E402
 from steplens.backends import attach  # noqa: E402
 from steplens.backends.ltx2 import LTX2PipelineModel  # noqa: E402
 from steplens.backends.ltx2.prefix import prefix_latents  # noqa: E402
@@ -50,8 +51,8 @@ def test_k1_is_the_pipelines_own_first_frame_latent_and_the_plain_call(pipe):
     t = (kw["num_frames"] - 1) // pipe.vae_temporal_compression_ratio + 1
     own = type(pipe)._unpack_latents(packed, t, kw["height"] // 32, kw["width"] // 32, 1, 1)[:, :, :1]
     assert torch.equal(prefix_latents(pipe, [image], torch.float32), own)
-    plain = model.generate([s], [5], steps=STEPS, guidance=CFG)
-    assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], steps=STEPS, guidance=CFG),
+    plain = model.generate([s], [5], sampling=resolve(model, steps=STEPS, guidance=CFG))
+    assert torch.equal(model.generate([continue_from_frames(s, s.ground_truth, 1)], [5], sampling=resolve(model, steps=STEPS, guidance=CFG)),
                        plain)
 
 
@@ -59,13 +60,13 @@ def test_k_frames_are_held_and_tracing_changes_nothing(pipe):
     model = LTX2PipelineModel(pipe)
     s = maze()
     two = continue_from_frames(s, s.ground_truth, 2)
-    plain = model.generate([s], [5], steps=STEPS, guidance=CFG)
-    given = model.generate([two], [5], steps=STEPS, guidance=CFG)
+    plain = model.generate([s], [5], sampling=resolve(model, steps=STEPS, guidance=CFG))
+    given = model.generate([two], [5], sampling=resolve(model, steps=STEPS, guidance=CFG))
     assert given.shape == plain.shape and not torch.equal(given[:, :, 2:], plain[:, :, 2:])
     head = given_latents(model, two)
     assert head.shape[2] == 2 and torch.equal(given[:, :, :2], head)  # latent frames 0 and 1: the given frames
     seen = []
-    traced = model.generate([two], [5], steps=STEPS, guidance=CFG, callback=seen.append)
+    traced = model.generate([two], [5], sampling=resolve(model, steps=STEPS, guidance=CFG), callback=seen.append)
     assert torch.equal(traced, given) and len(seen) == STEPS
     for st in seen:  # held: x_s = x0_hat = the given latent, v = 0; the frames after them move
         assert torch.equal(st.x[:, :, :2], head) and torch.equal(st.x0[:, :, :2], head)
@@ -73,7 +74,7 @@ def test_k_frames_are_held_and_tracing_changes_nothing(pipe):
     # hooks attached before the call wrap the pipeline first: the same conditioning, the same video
     hooks = Hooks(model, STEPS).record("x0", steps=[0])
     with attach(pipe, hooks):
-        assert torch.equal(model.generate([two], [5], steps=STEPS, guidance=CFG), given)
+        assert torch.equal(model.generate([two], [5], sampling=resolve(model, steps=STEPS, guidance=CFG)), given)
     assert torch.equal(next(iter(hooks.records.values()))[:, :, :2], head)
 
 
@@ -81,9 +82,9 @@ def test_rows_of_a_batch_take_their_own_k(pipe):
     model = LTX2PipelineModel(pipe)
     a, b = maze(0), maze(1)
     three = continue_from_frames(b, b.ground_truth, 3)
-    batch = model.generate([a, three], [5, 6], steps=STEPS, guidance=CFG)
-    alone = [model.generate([a], [5], steps=STEPS, guidance=CFG), model.generate([three], [6], steps=STEPS,
-                                                                                  guidance=CFG)]
+    batch = model.generate([a, three], [5, 6], sampling=resolve(model, steps=STEPS, guidance=CFG))
+    alone = [model.generate([a], [5], sampling=resolve(model, steps=STEPS, guidance=CFG)), model.generate([three], [6], sampling=resolve(model, steps=STEPS,
+                                                                                  guidance=CFG))]
     for row, single in zip(batch, alone):  # up to the rounding of batched matmuls
         torch.testing.assert_close(row[None], single, rtol=0, atol=1e-5)
     assert torch.equal(batch[1:, :, :3], given_latents(model, three))
@@ -95,8 +96,8 @@ def test_what_cannot_be_given_is_refused(pipe):
     two = continue_from_frames(s, s.ground_truth, 2)
     with pytest.raises(ValueError, match="given leading latent frames"):
         with attach(pipe, Hooks(model).edit("x0", steps=[0], fn=lambda t, ctx: t + 1)):
-            model.generate([two], [5], steps=STEPS, guidance=CFG)
+            model.generate([two], [5], sampling=resolve(model, steps=STEPS, guidance=CFG))
     with pytest.raises(ValueError, match="K must be at least 1 and below the video's 2 frames"):
-        model.generate([two], [5], frames=2, steps=STEPS, guidance=CFG)  # the call's frames: none left to generate
+        model.generate([two], [5], frames=2, sampling=resolve(model, steps=STEPS, guidance=CFG))  # the call's frames: none left to generate
     with pytest.raises(ValueError, match="plain pipeline call conditions on the first frame alone"):
         model.pipeline_inputs(two, 5, steps=STEPS)
