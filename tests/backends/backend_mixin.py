@@ -296,4 +296,6 @@ class BackendTests:
             config = json.loads((tmp_path / prefix / "results.json").read_text())["config"]
             assert config["sampling"]["steps"] == 2 and config["shift"] == F.cli_shift
             assert config["sampling"]["sources"]["steps"] == "option"
+            # the family recorded by its adapter's name, whichever prefix named the folder (issue 33 item 1)
+            assert json.loads((tmp_path / prefix / "provenance.json").read_text())["family"] == model.backend
         self.check_saved(pipe, folder, model, tmp_path)

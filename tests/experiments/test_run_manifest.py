@@ -25,6 +25,7 @@ def test_run_records_its_data_and_setup_and_resumes_only_when_they_match(tmp_pat
     assert [m["sample"] for m in man["samples"]] == keys and len(man["sha256"]) == 64
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["stage"] == "run" and prov["model"] == "tiny-maze-2goal" and prov["steps"] == 2
+    assert prov["family"] == "embedded"  # the family by its name
     assert prov["data_manifest_sha256"] == man["sha256"] and prov["device"] == "cpu" and prov["torch"]
     r = cli(*run)
     assert r.exit_code == 0 and "generated 0 videos" in r.output, r.output  # the same data and setup: resumes

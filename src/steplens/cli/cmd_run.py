@@ -97,7 +97,7 @@ def run(
         def note_provenance():  # the folder is ours (its run_config.json written), the run done or cut short
             if rank == 0 and (Path(out) / RUN_CONFIG).is_file():
                 recorded_man = recorded(out, man)
-                record(out, recorded_man, stage_provenance("run", recorded_man, mo.device, **{
+                record(out, recorded_man, stage_provenance("run", recorded_man, mo.device, family=m.backend, **{
                     k: config[k] for k in config if k not in source.describe()}))
         try:
             done = run_samples(m, samples, out, sp, batch=batch, ensemble=ens, select=select, split_seeds=split_seeds, config=config, video=video,

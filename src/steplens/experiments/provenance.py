@@ -17,6 +17,8 @@ def data_manifest(samples) -> dict:
 
 
 def stage_provenance(stage: str, man: dict, device: str, **fields) -> dict:
+    """A stage's provenance record; `family`: the model family by its adapter's name (`model.backend`: embedded, wan,
+    ltx2, hunyuan15), whatever prefix (diffusers:, or an alias) the model was named with."""
     return {"stage": stage, **fields, "data_manifest_sha256": man["sha256"], **versions(), "device": str(device)}
 
 

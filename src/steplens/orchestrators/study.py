@@ -373,7 +373,7 @@ def study_provenance(model, cfg: "StudyConfig") -> dict:
     """The study folder's provenance: the model, the study's configuration (sampling, data, parts), versions, device."""
     from ..contract import identity
 
-    return stage_provenance("study", seal([]), device_kind(model), identity=identity(model),
+    return stage_provenance("study", seal([]), device_kind(model), family=model.backend, identity=identity(model),
                             config=cfg.model_dump(mode="json"))
 
 

@@ -265,7 +265,7 @@ class ProbeBase:
         self.check_plan(r)
         r.config = self.folder_config(r)
         man = data_manifest(r.samples)  # the data and the runtime a resume must share (issue 34)
-        prov = stage_provenance(self.kind, man, device_kind(model), config=r.config)
+        prov = stage_provenance(self.kind, man, device_kind(model), family=model.backend, config=r.config)
         check_resume(r.out, man, prov, RUNTIME + ("stage",))
         store = open_store(r.out, self.name, r.config)
         if is_writer():  # the folder is ours (its store opened): what it is made from, recorded
