@@ -1,5 +1,6 @@
 """Where early-plan beam search should look: `early-beam` at one budget with its beam step k swept, beside one seed
-and verifier best-of-N at the same budget, on tuning seeds kept apart from search_budget.py's (0..count-1).
+and verifier best-of-N at the same budget, on tuning inputs kept apart from every figure's: the validation part
+(steplens.tasks.splits: held out by content; figures draw the test part).
 
     PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/beam_step.py --model tiny-maze --task maze --size 6 \\
         --count 100 --budget 2 --ks 0,1,2,4,6,9 --out runs/beam-step-maze6
@@ -25,7 +26,7 @@ def main() -> None:
     ap.add_argument("--task", default="maze")
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--count", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=10_000, help="first tuning seed (search_budget.py uses 0..count-1)")
+    ap.add_argument("--seed", type=int, default=10_000, help="first tuning seed (drawn in the val part)")
     ap.add_argument("--budget", type=int, default=2)
     ap.add_argument("--ks", default="0,1,2,4,6,9")
     ap.add_argument("--keeps", default="1", help="beams kept (m), each swept with every k")
@@ -43,6 +44,7 @@ def main() -> None:
     from steplens.presets import own, resolve
     from steplens.probes.compare import run_search
     from steplens.tasks import find_task
+    from steplens.tasks.splits import draw_many
 
     model = load_model(a.model)
     steps = own(model, None)[0]
@@ -51,7 +53,7 @@ def main() -> None:
     if bad:
         raise SystemExit(f"--ks {a.ks}: k = {bad[0]} is not a beam step of {a.model}'s {steps} steps (0..{steps - 2})")
     task = find_task(a.task)
-    samples = [task.sample(a.seed + i, a.size, None, idx=a.seed + i) for i in range(a.count)]
+    samples = draw_many(task, range(a.seed, a.seed + a.count), "val", size=a.size)  # tuning: never a figure's input
     scorers = ExperimentSettings(task=a.task, size=a.size, count=a.count).scorers()
     keeps = [int(m) for m in a.keeps.split(",")]
     conds = [("single", None, 1, 1), ("best-of-n", None, a.budget, 1)] + [("early-beam", k, a.budget, m) for k in ks

@@ -61,7 +61,7 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(res[name, f]))
             print(f"{name} {f}: {sum(res[name, f]['success'])}/{a.count} ({res[name, f]['seconds']} s)", flush=True)
-    print(f"\n{a.count} held-out samples per cell (seeds 0-{a.count - 1}, default sizes); solve rate [Wilson 95%] "
+    print(f"\n{a.count} held-out samples per cell (the test part, seeds 0-{a.count - 1}, default sizes); solve rate [Wilson 95%] "
           f"(mean score)\n")
     print("| family | student @4 | teacher @20 | teacher @4 | student − teacher@20 | student − teacher@4 |")
     print("|---|---|---|---|---|---|")

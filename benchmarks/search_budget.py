@@ -6,8 +6,8 @@ where one seed is weakest, with the search methods (a verifier that never sees t
 
 Families: reappear, maze-loops, tictactoe on `tiny-reasoner` (their default sizes); maze 6x6 and 7x7 on `tiny-maze`
 (one and two sizes above its comfort). Each family is one resumable `compare` folder (OUT/<family>): run families
-in parallel processes (one thread each) and rerun to resume or grow. Held-out samples: seeds 0..count-1 (training
-uses seeds >= 1e9). `chain` runs on the families whose task has `continue_from` (the mazes).
+in parallel processes (one thread each) and rerun to resume or grow. Held out by content: the test part's inputs
+(compare's default --split test; training draws the train part). `chain` runs on the families whose task has `continue_from` (the mazes).
 
 Writes OUT/table.md (solve rate [Wilson 95%], NFE in plain runs, paired-bootstrap difference to one seed and, for a
 search method, to verifier best-of-n at the same budget [95%]; the step-k AUC per family; the issue's equal-compute

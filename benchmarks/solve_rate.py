@@ -3,7 +3,8 @@ per-step mean candidate mass of x0_hat's last frame (the chain of steps as numbe
 
     .venv/bin/python benchmarks/solve_rate.py [--model tiny-maze] [--count 500] [--out runs/bench]
 
-Held-out: seeds 0..count-1 (training uses seeds >= 1e9). Prints a table and writes results.json.
+Held out by content: the test part's inputs (steplens.tasks.splits; training draws the train part). Prints a
+table and writes results.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from steplens.io.files import atomic_write_json
 from steplens.models.load import load_model
 from steplens.reports.plots import plot_mean_curves
 from steplens.tasks import get_task
+from steplens.tasks.splits import draw_many
 from steplens.trace import trace
 
 
@@ -43,7 +45,7 @@ def main() -> None:
         t0, ok, shortest, per_step = time.time(), 0, 0, []
         for lo in tqdm(range(0, a.count, a.batch), desc=f"{n}x{n}"):
             seeds = list(range(lo, min(lo + a.batch, a.count)))
-            samples = [task.sample(s, n, frames, idx=s) for s in seeds]
+            samples = draw_many(task, seeds, "test", size=n, frames=frames)
             for tr in trace(model, samples, seeds, sampling=resolve(model, steps=a.steps, shift=a.shift)):
                 ok += tr.final_score["success"]
                 shortest += tr.final_score["shortest"]
