@@ -117,6 +117,11 @@ def test_pro_bad_inputs_are_named(pro, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "STEPLENS_VBVR_PRO_SOURCE" in text(r), r.output
     r = cli(*base, "--vbvr-pro-source", source, "--vbvr-score", "full")
     assert r.exit_code == 2 and "task-specific only" in text(r), r.output
+    split = keys[0].split("/")[0]  # --data at one split folder: its samples' split unknown to the summary
+    r = cli("score", "--data", data / split, "--outputs", outs / split, "--scorer", "vbvr-pro", "--vbvr-pro-source",
+            source)
+    assert r.exit_code == 2 and "lies under no VBVR-Pro-Bench split folder" in text(r) and "Pro-Bench root" in text(r), \
+        r.output
     (data / keys[3] / "metadata.json").unlink()
     r = cli(*base, "--vbvr-pro-source", source)
     assert r.exit_code == 2 and keys[3] in text(r) and "has no metadata.json" in text(r), r.output

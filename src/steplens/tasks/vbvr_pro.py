@@ -81,6 +81,12 @@ class VBVRProScorer(VBVRScorer):
                 raise ValueError(f"sample {s.name} ({where}) has no metadata.json: VBVR-Pro-Bench samples carry their "
                                  f"symbolic ground truth there, which the vbvr-pro scorer's evaluators read; score a "
                                  f"VBVR-Pro-Bench folder, or this one with --scorer vbvr")
+            split = s.name.split("/")[0]
+            if split not in FOLDER_TO_SPLIT:  # --data at a split folder: the per-split means would lose the sample
+                raise ValueError(f"sample {s.name} ({s.dir}) lies under no VBVR-Pro-Bench split folder "
+                                 f"({', '.join(FOLDER_TO_SPLIT)}), so its split means could not count it as "
+                                 f"run_evaluation_video.py does: give --data the Pro-Bench root that holds the split "
+                                 f"folders (--split picks one)")
 
     def category(self, task: str) -> str:
         f = getattr(self.ev, "get_task_category", None)
