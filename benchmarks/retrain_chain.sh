@@ -13,7 +13,10 @@ DISTILL_STEPS=1050
 export OMP_NUM_THREADS=1
 last_step() { tail -n 1 "$1/log.jsonl" 2>/dev/null | $PY -c "import json,sys; print(json.loads(sys.stdin.read() or '{}').get('step', 0))"; }
 
-# 1. the retraining (a run already going is waited for)
+# 1. the retraining (a run already going is waited for; a fresh clone starts from the committed state)
+if [ ! -f runs/tiny-reasoner-heldout/checkpoint.safetensors ]; then
+  mkdir -p runs/tiny-reasoner-heldout && cp benchmarks/training-state/tiny-reasoner-heldout/* runs/tiny-reasoner-heldout/
+fi
 while pgrep -f "cli train --out runs/tiny-reasoner-heldout" >/dev/null; do sleep 60; done
 if [ "$(last_step runs/tiny-reasoner-heldout)" -lt 8000 ]; then
   $PY -m steplens.cli train --out runs/tiny-reasoner-heldout --config configs/tiny-reasoner-heldout.json --threads 1 \
