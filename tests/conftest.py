@@ -1,4 +1,5 @@
 import os
+import sys
 
 # A pytest-xdist worker (and every torchrun/Ray child it starts) inherits COLUMNS from xdist's gateway: the CLI's
 # consoles would take it as their width and wrap the lines and table rows the tests read. Without it, a console
@@ -121,3 +122,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.distributed)
         if item.path.parent.name == "backends" or name.startswith("test_wan_") or "wan" in item.name:
             item.add_marker(pytest.mark.wan)
+
+
+@pytest.fixture
+def evalkit(tmp_path, monkeypatch):
+    """A stand-in VBVR-EvalKit package (tests/builders.py: make_evalkit) importable as `vbvr_bench` for one test; its
+    evaluators module."""
+    from builders import make_evalkit
+
+    site = tmp_path / "site"
+    make_evalkit(site)
+    monkeypatch.syspath_prepend(str(site))
+    for m in [m for m in sys.modules if m.startswith("vbvr_bench")]:
+        monkeypatch.delitem(sys.modules, m)
+    import vbvr_bench.evaluators as ev
+
+    yield ev
+    for m in [m for m in sys.modules if m.startswith("vbvr_bench")]:
+        del sys.modules[m]

@@ -6,11 +6,10 @@ and overall, scored once per folder. The evaluator is tests/builders.py's small 
 interface (VBVR-EvalKit itself is not installed)."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
-from builders import make_evalkit, make_vbvr
+from builders import make_vbvr
 from typer.testing import CliRunner
 
 from steplens.cli import app
@@ -26,20 +25,6 @@ def cli(*args):
 
 def said(r):
     return " ".join(r.output.split())
-
-
-@pytest.fixture
-def evalkit(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    make_evalkit(site)
-    monkeypatch.syspath_prepend(str(site))
-    for m in [m for m in sys.modules if m.startswith("vbvr_bench")]:
-        monkeypatch.delitem(sys.modules, m)
-    import vbvr_bench.evaluators as ev
-
-    yield ev
-    for m in [m for m in sys.modules if m.startswith("vbvr_bench")]:
-        del sys.modules[m]
 
 
 def _flip(path):
