@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from steplens.tasks import get_task, write_sample
 
+
+def app_commands() -> dict:
+    """{command words: click command} of every command of steplens' CLI, groups walked (the options' tests)."""
+    import typer
+
+    from steplens.cli import app
+
+    def walk(cmd, path=()):
+        if hasattr(cmd, "commands"):
+            for name, sub in sorted(cmd.commands.items()):
+                yield from walk(sub, path + (name,))
+        else:
+            yield path, cmd
+    return dict(walk(typer.main.get_command(app)))
+
 # VBVR-style task folder names (no metadata.json, as in VBVR-Bench-Data)
 VBVR_LAYOUT = {("In-Domain_50", "O-39_maze_data-generator"): "maze",
                ("Out-of-Domain_50", "G-7_maze-two-goals_data-generator"): "maze-two-goals"}

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-import typer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from builders import app_commands
 from steplens.cli import app
 from steplens.tasks import get_task, write_sample
 
@@ -36,18 +36,9 @@ class ModelLoadAttempted(Exception):
     """A command reached the model loader: a bad option was let through to the load."""
 
 
-def _commands():
-    """(command words, click command) of every command of the app, groups walked."""
-    def walk(cmd, path=()):
-        if hasattr(cmd, "commands"):
-            for name, sub in sorted(cmd.commands.items()):
-                yield from walk(sub, path + (name,))
-        else:
-            yield path, cmd
-    return list(walk(typer.main.get_command(app)))
 
 
-COMMANDS = dict(_commands())
+COMMANDS = app_commands()
 # a valid, cheap invocation of each command ({X}: the fixture's paths); every other option at its default
 BASES = {
     ("run",): ["--data", "{data}", "--out", "{out}", "--steps", "2"],

@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from builders import app_commands
 from steplens.cli import app
 from steplens.cli.inputs import SampleOptions, ScoreOptions
 from steplens.cli.options import EngineOptions, ModelOptions, SamplingOptions, SearchOptions, part
@@ -28,14 +29,6 @@ def _functions(t: typer.Typer, path=()):
         yield from _functions(g.typer_instance, path + (g.name,))
 
 
-def _click_commands():
-    def walk(cmd, path=()):
-        if hasattr(cmd, "commands"):
-            for name, sub in sorted(cmd.commands.items()):
-                yield from walk(sub, path + (name,))
-        else:
-            yield path, cmd
-    return dict(walk(typer.main.get_command(app)))
 
 
 def test_no_command_function_takes_more_than_12_parameters():
@@ -48,7 +41,7 @@ def test_no_command_function_takes_more_than_12_parameters():
 def test_a_bundle_counts_as_one_parameter():
     """The widest command's options are many more than its parameters: the bundles are what keeps it narrow."""
     fn = dict(_functions(app))[("compare",)]
-    click = _click_commands()[("compare",)]
+    click = app_commands()[("compare",)]
     assert len(inspect.signature(fn).parameters) <= MAX_PARAMETERS < len(click.params)
 
 
@@ -58,7 +51,7 @@ def test_every_command_takes_a_bundles_options_from_the_bundle(cls):
     --help panel (a command re-declaring --seed or --verifier with its own help fails here)."""
     declared = {f.metadata["option"].param_decls[0]: f.metadata["option"].help for f in fields(cls)}
     takers = set()
-    for words, cmd in _click_commands().items():
+    for words, cmd in app_commands().items():
         for p in cmd.params:
             name = p.opts[0] if p.opts else None
             if name in declared and name not in OWN.get(words, ()):
@@ -69,14 +62,14 @@ def test_every_command_takes_a_bundles_options_from_the_bundle(cls):
 
 
 def test_the_sample_options_are_the_bundles_in_every_command_that_reads_or_makes_samples():
-    takers = {" ".join(w) for w, cmd in _click_commands().items() if any("--seed" in p.opts for p in cmd.params)}
+    takers = {" ".join(w) for w, cmd in app_commands().items() if any("--seed" in p.opts for p in cmd.params)}
     assert takers == {"run", "eval", "trace", "demo", "probe", "compare", "study", "tasks generate"}
 
 
 def test_a_commands_part_keeps_its_own_defaults():
     """One help text, the command's own default: run needs --data, study counts 500, tasks generate draws the test
     part; eval generates the default task, probe leaves it to the probe."""
-    cmds = _click_commands()
+    cmds = app_commands()
 
     def param(words, name):
         return next(p for p in cmds[words].params if name in p.opts)
