@@ -78,3 +78,31 @@ def test_cli_plan_prints_before_running_and_writes_nothing(tmp_path):
     r = CliRunner().invoke(app, ["probe", "noise", "--plan", "--count", "1", "--steps", "3", "--size", "3",
                                  "--frames", "3", "--out", str(tmp_path / "o")])
     assert r.exit_code == 0 and "measured" in r.output and "s per NFE" in r.output, r.output
+
+
+def test_timed_seconds_per_nfe_is_positive_when_the_longer_run_times_shorter(tiny_model, monkeypatch):
+    """Finding (a new user's `study --plan` on a busy machine): the run stopped before step 2 timed shorter than the
+    one stopped before step 1, so the difference went negative and the plan printed "1e-09 s per NFE" and 0.0
+    device-hours. A clock that makes every later run faster than the one before reproduces it deterministically."""
+    import itertools
+
+    import steplens.orchestrators.plan as plan
+    from steplens.presets import resolve
+    from steplens.tasks import get_task
+
+    ticks = itertools.count()
+    durations = itertools.chain([5.0, 1.0], itertools.repeat(0.5))  # each run's time, shrinking (a noisy machine)
+    state = {"t": 0.0, "open": False}
+
+    def clock():
+        # perf_counter is read twice a run: at its start and at its end
+        if state["open"]:
+            state["t"] += next(durations)
+        state["open"] = not state["open"]
+        next(ticks)
+        return state["t"]
+
+    monkeypatch.setattr(plan.time, "perf_counter", clock)
+    sample = get_task("maze").sample(0, 3)
+    sec = plan.measure_sec_per_nfe(tiny_model, sample, resolve(tiny_model, steps=4))
+    assert sec > 1e-3, f"{sec} s per NFE: a noisy timing must not make the estimate vanish"
