@@ -53,16 +53,18 @@ def planner_for(mo: ModelOptions, so: SamplingOptions, settings):
 
 
 def print_plan(parts, shape, sec_per_nfe, planner=None, settings=None, what: str = "", as_json: bool = False) -> None:
-    """The plan's table (or JSON); without --sec-per-nfe, a loaded model's forwards timed on one sample."""
+    """The plan's table (or JSON); without --sec-per-nfe, a loaded model's forwards timed on a batch of the run's size."""
     from ..orchestrators.plan import measure_sec_per_nfe, plan_json, plan_rows, plan_text
 
     sec = sec_per_nfe
     model = planner.model if planner is not None else None
     if sec is None and model is not None and settings is not None:
         one = settings.source().model_copy(update={"count": 1}).load(model.frames_from_video)
-        sec = measure_sec_per_nfe(model, one[0], settings.sampling_for(model))
+        batch = max(1, min(settings.batch, settings.count or settings.batch))
+        sec = measure_sec_per_nfe(model, one[0], settings.sampling_for(model), batch=batch)
         if not as_json:
-            typer.echo(f"measured {sec:.4g} s per NFE on this machine (the model's forwards timed on one sample)")
+            typer.echo(f"measured {sec:.4g} s per NFE on this machine (the model's forwards timed on a batch of "
+                       f"{batch}, the run's --batch)")
     if as_json:
         import json
 

@@ -122,7 +122,7 @@ def _plan_study(mo, so, tasks, parts, sec_per_nfe, folders: dict | None = None, 
     first = next(iter(folders)) if folders is not None else None
     settings = ExperimentSettings(**({"task": (tasks or "maze").split(",")[0].strip()} if folders is None else
                                      {"data": cfg.data, "split": cfg.split, "tasks": [folders[first]["folder"]]}),
-                                  count=1, seed=kw["seed"])
+                                  count=(kw["count"] or 500) if folders is None else 1, seed=kw["seed"], batch=kw["batch"])
     planner, settings = planner_for(mo, so, settings)
     sampling = dict(steps=settings.steps, shift=settings.shift, guidance=settings.guidance)
     if cfg is None:
