@@ -1,5 +1,11 @@
 """Issue 24's accuracy-against-compute table: every method at budgets of 1, 2, 4, 8 plain runs (NFE) on the families
-where one seed is weakest, with the search methods (a verifier that never sees the answer) beside the multi-seed ones.
+where one seed is weakest, with the search methods (a verifier that never sees the answer) beside the multi-seed ones;
+and issue 35's two axes at equal compute (steps: early-beam, smc; time: backtrack, with a frame-prefix --model; task
+restart: chain), each against verifier best-of-n:
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search_budget.py --count 300 --budgets 2,4,8 \\
+        --model tiny-reasoner-frames --families maze,maze-loops,tictactoe --methods vote \\
+        --search best-of-n,early-beam,smc,backtrack,chain --verifier checker --out runs/axes-checker
 
     PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search_budget.py --count 300 --budgets 1,2,4,8 \\
         --out runs/search-budget [--families reappear,maze-loops,tictactoe,maze6,maze7] [--threads 1]
@@ -21,13 +27,19 @@ import json
 import time
 from pathlib import Path
 
-FAMILIES = {  # name: (model, task, size)
+FAMILIES = {  # name: (model, task, size); --model replaces the model of every family (e.g. the frame-prefix model,
+    # which backtrack needs)
     "reappear": ("tiny-reasoner", "reappear", None),
     "maze-loops": ("tiny-reasoner", "maze-loops", None),
     "tictactoe": ("tiny-reasoner", "tictactoe", None),
+    "maze": ("tiny-reasoner", "maze", None),
+    "maze-two-goals": ("tiny-reasoner", "maze-two-goals", None),
+    "symmetry": ("tiny-reasoner", "symmetry", None),
+    "symmetry-open": ("tiny-reasoner", "symmetry-open", None),
     "maze6": ("tiny-maze", "maze", 6),
     "maze7": ("tiny-maze", "maze", 7),
 }
+DEFAULT_FAMILIES = ("reappear", "maze-loops", "tictactoe", "maze6", "maze7")
 
 
 def run_family(name: str, a) -> dict:
@@ -38,10 +50,12 @@ def run_family(name: str, a) -> dict:
     from steplens.tasks import find_task
 
     model_name, task, size = FAMILIES[name]
+    model_name = a.model or model_name
     model = load_model(model_name)
     s = ExperimentSettings(task=task, size=size, count=a.count, seed=a.seed, batch=a.batch)
     search = [m for m in a.search.split(",")
-              if m != "chain" or callable(getattr(find_task(task), "continue_from", None))]
+              if (m != "chain" or callable(getattr(find_task(task), "continue_from", None)))
+              and (m != "backtrack" or getattr(model, "prefix_trained", 1) > 1)]
     t0 = time.time()
     res = compare(model, Path(a.out) / name, s, methods=a.methods.split(","), budgets=a.budget_list,
                   search_methods=search, search=SearchConfig(verifier=a.verifier, m=a.keep), progress=not a.quiet)
@@ -76,10 +90,12 @@ def table_md(results: list[dict]) -> str:
 
 
 SEARCH = ("early-beam", "smc")  # the search methods judged against verifier best-of-n (chain: its own target)
+MIN_SAMPLES = 30  # below this a paired bootstrap interval is no evidence either way
+AXES = {"steps": ("early-beam", "smc"), "time": ("backtrack",), "task restart": ("chain",)}  # issue 35's axes
 
 
-def verdicts(results: list[dict], margin: float = 0.10) -> list[dict]:
-    """The issue's equal-compute target per family and budget: the best search method (highest solve rate) against
+def verdicts(results: list[dict], margin: float = 0.10, methods=SEARCH) -> list[dict]:
+    """The issue's equal-compute target per family and budget: the best of `methods` (highest solve rate) against
     verifier best-of-n at the same budget, on their paired difference. Holds: >= `margin` with the 95% interval
     above 0; does not hold: the interval's top below `margin`; else undetermined (the interval straddles it, or no
     paired rows), with why."""
@@ -87,13 +103,15 @@ def verdicts(results: list[dict], margin: float = 0.10) -> list[dict]:
     for r in results:
         rows = r["budget_table"]
         for b in sorted({x["budget"] for x in rows if x["method"] == "best-of-n" and x["budget"] >= 2}):
-            cands = [x for x in rows if x["method"] in SEARCH and x["budget"] == b]
+            cands = [x for x in rows if x["method"] in methods and x["budget"] == b]
             if not cands:
                 continue
             best = max(cands, key=lambda x: x["solve_rate"])
             d, lo, hi = (best.get("vs_best_of_n"), best.get("vs_best_of_n_ci_low"), best.get("vs_best_of_n_ci_high"))
             if d is None:
                 state, why = "undetermined", "no paired difference to best-of-n recorded"
+            elif best["samples"] < MIN_SAMPLES:  # a bootstrap over a few samples that all agree is [0, 0]: no evidence
+                state, why = "undetermined", f"{best['samples']} samples (a verdict needs {MIN_SAMPLES})"
             elif d >= margin and lo > 0:
                 state, why = "holds", ""
             elif hi < margin:
@@ -103,6 +121,35 @@ def verdicts(results: list[dict], margin: float = 0.10) -> list[dict]:
             out.append({"family": r["family"], "budget": b, "method": best["method"], "delta": d, "ci_low": lo,
                         "ci_high": hi, "state": state, "why": why})
     return out
+
+
+def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3) -> str:
+    """Issue 35: per axis (steps: early-beam, smc; time: backtrack; task restart: chain), the families where its best
+    method beats verifier best-of-n at equal NFE by >= `margin` (paired 95% interval above 0) at some budget."""
+    lines = [f"Both axes at equal compute: an axis's best method against verifier best-of-n at the same budget, target "
+             f">= {100 * margin:.0f} points on >= {families_needed} families", "",
+             "| family | budget | " + " | ".join(f"{ax} ({', '.join(ms)})" for ax, ms in AXES.items()) + " |",
+             "|---|---:|" + "---|" * len(AXES)]
+    per_axis = {ax: {(x["family"], x["budget"]): x for x in verdicts(results, margin, ms)} for ax, ms in AXES.items()}
+    keys = sorted({k for v in per_axis.values() for k in v}, key=lambda k: ([r["family"] for r in results].index(k[0]),
+                                                                           k[1]))
+    for fam, b in keys:
+        cells = []
+        for ax in AXES:
+            x = per_axis[ax].get((fam, b))
+            cells.append("–" if x is None else "" if x["delta"] is None else
+                         f"{x['method']} {100 * x['delta']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}]"
+                         f" {x['state']}")
+        lines.append(f"| {fam} | {b} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for ax in AXES:
+        held = sorted({f for (f, _), x in per_axis[ax].items() if x["state"] == "holds"})
+        open_ = sorted({f for (f, _), x in per_axis[ax].items() if x["state"] == "undetermined"} - set(held))
+        state = ("met" if len(held) >= families_needed else "not met" if len(held) + len(open_) < families_needed
+                 else f"undetermined (open: {', '.join(open_)})")
+        lines.append(f"- {ax}: holds on {len(held)} families ({', '.join(held) or 'none'}); the target "
+                     f"({families_needed} families): {state}")
+    return "\n".join(lines) + "\n"
 
 
 def verdict_md(results: list[dict], margin: float = 0.10) -> str:
@@ -127,12 +174,14 @@ def verdict_md(results: list[dict], margin: float = 0.10) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--families", default=",".join(DEFAULT_FAMILIES), help=f"of {', '.join(FAMILIES)}")
+    ap.add_argument("--model", default=None, help="one model for every family (default: each family's own)")
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budgets", default="1,2,4,8")
     ap.add_argument("--methods", default="vote,best-consensus,best-oracle,ensemble")
-    ap.add_argument("--search", default="best-of-n,early-beam,smc,chain")
+    ap.add_argument("--search", default="best-of-n,early-beam,smc,chain",
+                    help="search methods; backtrack runs where the model takes leading frames")
     ap.add_argument("--verifier", default="task")
     ap.add_argument("--keep", type=int, default=1)
     ap.add_argument("--batch", type=int, default=50)
@@ -153,12 +202,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
                                                         "results": results}, indent=1))
-    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results))
+    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results) + "\n" + axes_md(results))
     from steplens.probes.compare import plot_budget
 
     plot_budget(out, [{**x, "task": r["family"]} for r in results for x in r["budget_table"]])
     print(table_md(results))
     print(verdict_md(results))
+    print(axes_md(results))
     print("seconds: " + ", ".join(f"{r['family']} {r['seconds']}" for r in results))
 
 
