@@ -41,14 +41,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--frames-model", default="tiny-reasoner-frames")
-    ap.add_argument("--base", default="tiny-reasoner")
+    ap.add_argument("--base", default="tiny-reasoner", help="the image-to-video model beside ('' for none)")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--ks", default="1,2,3", help="K leading frames for the frame-prefix model (K < T kept)")
     ap.add_argument("--out", type=Path, default=Path("runs/frames-model"))
     ap.add_argument("--md", type=Path, default=None)
     a = ap.parse_args()
     fams, ks = a.families.split(","), [int(k) for k in a.ks.split(",")]
-    runs = [("base K=1", a.base, 1)] + [(f"frames K={k}", a.frames_model, k) for k in ks]
+    runs = [(f"frames K={k}", a.frames_model, k) for k in ks] + ([("base K=1", a.base, 1)] if a.base else [])
     res: dict = {}
     for name, spec, k in runs:
         model = load_model(spec)
@@ -65,7 +65,7 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(res[name, f]))
             print(f"{name} {f}: {sum(res[name, f]['success'])}/{a.count} ({res[name, f]['seconds']} s)", flush=True)
-    names = [n for n, _, _ in runs]
+    names = [n for n, _, _ in runs[-1:] + runs[:-1]] if a.base else [n for n, _, _ in runs]
     lines = [f"{a.count} held-out samples per cell (the test part, seeds 0-{a.count - 1}, default sizes, 20 steps); "
              f"solve rate [Wilson 95%]; `{a.base}` given the first frame beside `{a.frames_model}` given the first K "
              f"frames of the ground truth", "",
