@@ -96,3 +96,29 @@ def test_a_model_trained_on_first_frames_only_refuses_k_frames_and_says_why(tiny
     a = tiny_model.generate([s], [0], sampling=resolve(tiny_model, steps=2))
     b = tiny_model.generate([two], [0], sampling=resolve(tiny_model, steps=2))
     assert a.shape == b.shape and not torch.equal(a, b)
+
+
+def test_the_shipped_frame_prefix_model_keeps_the_frames_it_is_given_and_continues_them():
+    """tiny-reasoner-frames (issue 35) takes K leading frames; tiny-reasoner refuses them. Given the ground truth's
+    first K frames, its video starts with those frames (redrawn), and with K = 3 of 4 maze frames it draws the answer on most
+    held-out mazes (the frames before the last already hold most of the path)."""
+    from steplens.models.load import load_model
+    from steplens.tasks import Scorers, continue_from_frames, draw, get_task
+    from steplens.experiments.evaluate import generate_and_score
+
+    frames_model, base = load_model("tiny-reasoner-frames"), load_model("tiny-reasoner")
+    assert frames_model.prefix_trained >= 3 and base.prefix_trained == 1
+    task = get_task("maze")
+    samples = [draw(task, s, "test", 4, 4, idx=s) for s in range(8)]
+    given = [continue_from_frames(s, s.ground_truth, 3) for s in samples]
+    with pytest.raises(ValueError, match="e.g. tiny-reasoner-frames"):
+        base.generate(given[:1], [0], sampling=resolve(base, steps=2))
+    lat, rows = generate_and_score(frames_model, given, Scorers(), sampling=resolve(frames_model, steps=10))
+    from steplens.io.video import to_uint8
+
+    for s, v in zip(given, frames_model.decode(lat)):
+        err = np.abs(to_uint8(v)[:3].astype(int) - s.prefix.astype(int))
+        # conditioned, not pasted: the model redraws the given frames, as it redraws the first frame at K = 1 (a few
+        # levels off, no pixel changing colour)
+        assert err.max() <= 40 and err.mean() <= 3, (s.name, err.max(), err.mean())
+    assert sum(r["success"] for r in rows) >= 5, rows

@@ -21,6 +21,8 @@ SHIPPED = {
     "tiny-maze-2goal": "tiny-maze-2goal.safetensors",  # tiny-maze fine-tuned to also follow the two-goal prompt
     "tiny-reasoner": "tiny-reasoner.safetensors",  # all seven task families (issue 12; configs/tiny-reasoner*.json)
     "tiny-reasoner-4step": "tiny-reasoner-4step.safetensors",  # tiny-reasoner distilled to 4 steps (configs/distill/)
+    "tiny-reasoner-frames": "tiny-reasoner-frames.safetensors",  # tiny-reasoner continuing K given leading frames
+    # (issue 35; configs/tiny-reasoner-frames.json): what backtrack needs on the embedded backend
 }
 
 

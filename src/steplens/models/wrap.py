@@ -108,7 +108,7 @@ class EmbeddedModel(ModelDefaults):
         if k > 1 and self.prefix_trained < 2:
             raise ValueError(f"model {self.name!r} was trained on first frames only (image-to-video, K = 1): given "
                              f"{k} leading frames it was never taught to continue them; use a frame-prefix model "
-                             f"(trained with `prefix` in its training config)")
+                             f"(trained with `prefix` in its training config), e.g. tiny-reasoner-frames")
 
     def condition(self, samples):
         if any(s.prefix is not None and len(s.prefix) > 1 for s in samples):
