@@ -61,11 +61,12 @@ def gap(a) -> list[dict]:
         task = get_task(name)
         size = task.default_size if a.size is None else a.size
         row = {"model": a.model, "family": name, "size": size, "count": a.count}
-        for part in ("test", "train"):
+        for part in a.parts.split(","):
             res = solve_rate(model, name, range(a.count), size, a.frames, sampling=resolve(model, steps=a.steps), progress=False, part=part)
             lo, hi = wilson(res["solved"], res["n"])
             row[part] = (res["solve_rate"], lo, hi)
-        row["gap"] = row["train"][0] - row["test"][0]
+        if "train" in row and "test" in row:
+            row["gap"] = row["train"][0] - row["test"][0]
         print(row, flush=True)
         out.append(row)
     return out
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--parts", default="test,train", help="gap: the parts measured (train alone where the test part's "
+                    "figure comes from a study folder on the same samples)")
     a = ap.parse_args()
     rows = spaces(a) if a.what == "spaces" else gap(a)
     if a.what == "spaces":
