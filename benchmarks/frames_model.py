@@ -46,11 +46,28 @@ def main() -> None:
     ap.add_argument("--ks", default="1,2,3", help="K leading frames for the frame-prefix model (K < T kept)")
     ap.add_argument("--out", type=Path, default=Path("runs/frames-model"))
     ap.add_argument("--md", type=Path, default=None)
+    ap.add_argument("--base-from", type=Path, default=None,
+                    help="a study folder of --base on the same samples (its solve-<size>/ at each family's default "
+                         "size): the base's K = 1 read from it, not run again")
     a = ap.parse_args()
     fams, ks = a.families.split(","), [int(k) for k in a.ks.split(",")]
     runs = [(f"frames K={k}", a.frames_model, k) for k in ks] + ([("base K=1", a.base, 1)] if a.base else [])
     res: dict = {}
+    if a.base and a.base_from:
+        import steplens
+        from steplens.tasks import get_task
+
+        for f in fams:
+            df = steplens.results(a.base_from / f / f"solve-{get_task(f).default_size}").sort_values("seed")
+            if list(df["seed"]) != list(range(a.count)):
+                raise SystemExit(f"{a.base_from}: {f} holds seeds {df['seed'].min()}..{df['seed'].max()} "
+                                 f"({len(df)}), not 0..{a.count - 1}")
+            res["base K=1", f] = {"count": a.count, "k": 1, "frames": None, "success": [bool(x) for x in df["success"]],
+                                  "score": [float(x) for x in df["score"]]}
+        runs = [r for r in runs if r[0] != "base K=1"] + [("base K=1", a.base, 1)]
     for name, spec, k in runs:
+        if (name, fams[0]) in res and all((name, f) in res for f in fams):
+            continue
         model = load_model(spec)
         for f in fams:
             path = a.out / name.replace(" ", "_").replace("=", "") / f"{f}.json"
@@ -84,7 +101,7 @@ def main() -> None:
         if ("base K=1", f) in res and ("frames K=1", f) in res:
             d, lo, hi = paired(res["frames K=1", f]["success"], res["base K=1", f]["success"])
             diff = f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-        t = next((res[n, f]["frames"] for n in names if (n, f) in res), "")
+        t = next((res[n, f]["frames"] for n in names if (n, f) in res and res[n, f]["frames"]), "")
         lines.append(f"| {f} | {t} | " + " | ".join(cells) + f" | {diff} |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -2,8 +2,8 @@
 # Issue 32/35's retraining, in order, resumable: every stage skips what is done.
 #   1. tiny-reasoner on the training part (configs/tiny-reasoner-heldout.json; resumes runs/tiny-reasoner-heldout)
 #   2. export it as the shipped tiny-reasoner (float16 EMA weights; weights/sha256.json updated)
-#   3. in parallel, one core each: the frame-prefix fine-tune (configs/tiny-reasoner-frames.json, from the committed
-#      step-5,700 state, so it can run beside stage 1) and the 4-step
+#   3. in parallel, one core each: the frame-prefix fine-tune (configs/tiny-reasoner-frames.json, from the exported
+#      tiny-reasoner) and the 4-step
 #      student redistilled from the new tiny-reasoner (configs/distill/tiny-reasoner-4step.json, to --distill-steps)
 #   bash benchmarks/retrain_chain.sh [--distill-steps 300]   (logs: runs/*.log)
 set -euo pipefail
@@ -33,12 +33,11 @@ d = pathlib.Path("src/steplens/weights")
 sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.glob("*.safetensors"))}
 (d / "sha256.json").write_text(json.dumps(sums, indent=1) + "\n")
 PY
-# 3. the frame-prefix fine-tune (it starts from the committed step-5,700 state, so it may already be running beside
-#    stage 1) and the redistilled student, side by side
-while pgrep -f "cli train --out runs/tiny-reasoner-frames" >/dev/null; do sleep 60; done
-if [ "$(last_step runs/tiny-reasoner-frames)" -lt 1500 ]; then
-  $PY -m steplens.cli train --out runs/tiny-reasoner-frames --config configs/tiny-reasoner-frames.json --threads 1 \
-    > runs/tiny-reasoner-frames.log 2>&1 &
+# 3. the frame-prefix fine-tune (from the exported tiny-reasoner) and the redistilled student, side by side
+while pgrep -f "cli train --out runs/tiny-reasoner-frames-2" >/dev/null; do sleep 60; done
+if [ "$(last_step runs/tiny-reasoner-frames-2)" -lt 1000 ]; then
+  $PY -m steplens.cli train --out runs/tiny-reasoner-frames-2 --config configs/tiny-reasoner-frames.json --threads 1 \
+    > runs/tiny-reasoner-frames-2.log 2>&1 &
 fi
 $PY -m steplens.training.distill --out runs/tiny-reasoner-4step --config configs/distill/tiny-reasoner-4step.json \
   --steps "$DISTILL_STEPS" --threads 1 > runs/tiny-reasoner-4step.log 2>&1 &
