@@ -94,6 +94,9 @@ def main() -> None:
                     "figure comes from a study folder on the same samples)")
     a = ap.parse_args()
     rows = spaces(a) if a.what == "spaces" else gap(a)
+    if a.json:  # written first: the measurements are kept whatever the printing does
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
     if a.what == "spaces":
         print("\n| family | size | distinct of draws | Chao1 estimate | training inputs | test inputs | shared |")
         print("|---|---:|---:|---:|---:|---:|---:|")
@@ -105,11 +108,9 @@ def main() -> None:
         print(f"\n| model | family | size | unseen (test) | seen (train) | gap (points) |")
         print("|---|---|---:|---|---|---:|")
         for r in rows:
-            print(f"| {r['model']} | {r['family']} | {r['size']} | {pct(r['test'])} | {pct(r['train'])} | "
-                  f"{100 * r['gap']:+.1f} |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            cells = [pct(r[p]) if p in r else "–" for p in ("test", "train")]
+            gap = f"{100 * r['gap']:+.1f}" if "gap" in r else "–"
+            print(f"| {r['model']} | {r['family']} | {r['size']} | {cells[0]} | {cells[1]} | {gap} |")
 
 
 if __name__ == "__main__":
