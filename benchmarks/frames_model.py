@@ -64,9 +64,8 @@ def main() -> None:
                                  f"({len(df)}), not 0..{a.count - 1}")
             res["base K=1", f] = {"count": a.count, "k": 1, "frames": None, "success": [bool(x) for x in df["success"]],
                                   "score": [float(x) for x in df["score"]]}
-        runs = [r for r in runs if r[0] != "base K=1"] + [("base K=1", a.base, 1)]
     for name, spec, k in runs:
-        if (name, fams[0]) in res and all((name, f) in res for f in fams):
+        if all((name, f) in res for f in fams):  # read from --base-from: nothing to run
             continue
         model = load_model(spec)
         for f in fams:

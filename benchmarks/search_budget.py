@@ -123,6 +123,16 @@ def verdicts(results: list[dict], margin: float = 0.10, methods=SEARCH) -> list[
     return out
 
 
+def target_state(v: list[dict], families_needed: int) -> tuple[list[str], str]:
+    """(families where a verdict holds, the target's state): met with `families_needed` of them; not met when even the
+    undetermined ones could not make up the number; else undetermined, naming the families still open."""
+    held = sorted({x["family"] for x in v if x["state"] == "holds"})
+    open_ = sorted({x["family"] for x in v if x["state"] == "undetermined"} - set(held))
+    state = ("met" if len(held) >= families_needed else "not met" if len(held) + len(open_) < families_needed
+             else "undetermined (families still open: " + ", ".join(open_) + ")")
+    return held, state
+
+
 def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3) -> str:
     """Issue 35: per axis (steps: early-beam, smc; time: backtrack; task restart: chain), the families where its best
     method beats verifier best-of-n at equal NFE by >= `margin` (paired 95% interval above 0) at some budget."""
@@ -137,16 +147,13 @@ def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3)
         cells = []
         for ax in AXES:
             x = per_axis[ax].get((fam, b))
-            cells.append("–" if x is None else "" if x["delta"] is None else
-                         f"{x['method']} {100 * x['delta']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}]"
-                         f" {x['state']}")
+            pts = "" if x is None or x["delta"] is None else \
+                f" {100 * x['delta']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}]"
+            cells.append("–" if x is None else f"{x['method']}{pts} {x['state']}{': ' + x['why'] if x['why'] else ''}")
         lines.append(f"| {fam} | {b} | " + " | ".join(cells) + " |")
     lines.append("")
     for ax in AXES:
-        held = sorted({f for (f, _), x in per_axis[ax].items() if x["state"] == "holds"})
-        open_ = sorted({f for (f, _), x in per_axis[ax].items() if x["state"] == "undetermined"} - set(held))
-        state = ("met" if len(held) >= families_needed else "not met" if len(held) + len(open_) < families_needed
-                 else f"undetermined (open: {', '.join(open_)})")
+        held, state = target_state(list(per_axis[ax].values()), families_needed)
         lines.append(f"- {ax}: holds on {len(held)} families ({', '.join(held) or 'none'}); the target "
                      f"({families_needed} families): {state}")
     return "\n".join(lines) + "\n"
@@ -163,11 +170,8 @@ def verdict_md(results: list[dict], margin: float = 0.10) -> str:
         lines.append(f"| {x['family']} | {x['budget']} | {x['method']} | {pts} | {x['state']}"
                      f"{': ' + x['why'] if x['why'] else ''} |")
     fams = {x["family"] for x in v}
-    held = {f for f in fams if any(x["state"] == "holds" for x in v if x["family"] == f)}
-    open_ = {f for f in fams - held if any(x["state"] == "undetermined" for x in v if x["family"] == f)}
-    state = ("met" if len(held) >= 2 else "not met" if len(held) + len(open_) < 2 else
-             "undetermined (families still open: " + ", ".join(sorted(open_)) + ")")
-    lines += ["", f"Families where it holds: {len(held)} of {len(fams)} ({', '.join(sorted(held)) or 'none'}); "
+    held, state = target_state(v, 2)
+    lines += ["", f"Families where it holds: {len(held)} of {len(fams)} ({', '.join(held) or 'none'}); "
                   f"the target (two families) on these: {state}."]
     return "\n".join(lines) + "\n"
 
