@@ -26,6 +26,15 @@ def files(root: Path, skip=()) -> dict[str, bytes]:
             if p.is_file() and p.name not in skip}
 
 
+def same_files(out: Path, ref: Path, skip=()) -> None:
+    """`out` holds the same files as `ref`, byte for byte, and no temporary file; a failure names the files (the
+    bytes of whole checkpoints told nothing)."""
+    got, want = files(out, skip), files(ref, skip)
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+    assert [name for name in want if got[name] != want[name]] == []
+    assert not temps(out)
+
+
 def temps(root: Path) -> list[str]:
     return [p.name for p in root.rglob("*steplens-tmp*")]
 
@@ -81,7 +90,7 @@ def test_run_killed_ten_times_finishes_byte_identical(data, tmp_path):
     out = tmp_path / "killed"
     seen = kill_loop(args + ["--out", str(out)], lambda: len(list(out.rglob("*.png"))), seed=1, total=SAMPLES)
     check_progress(seen, SAMPLES)
-    assert files(out) == files(ref) and not temps(out)
+    same_files(out, ref)
 
 
 def _store_job(args, tmp_path, total, seed):
@@ -94,7 +103,7 @@ def _store_job(args, tmp_path, total, seed):
     seen = kill_loop(args + ["--out", str(out)], lambda: len(rows.read_text().splitlines()) if rows.exists() else 0,
                      seed=seed, total=total)
     check_progress(seen, total)
-    assert files(out) == files(ref) and not temps(out)
+    same_files(out, ref)
 
 
 def test_probe_killed_ten_times_finishes_byte_identical(tmp_path):
@@ -131,7 +140,7 @@ def test_train_killed_ten_times_finishes_byte_identical(tmp_path):
     seen = kill_loop(["train", "--config", str(cfg), "--out", str(out)], step, seed=4, total=600)
     check_progress(seen, 600)
     # the log holds wall-clock times; everything else is the same bytes
-    assert files(out, skip=("log.jsonl",)) == files(ref, skip=("log.jsonl",)) and not temps(out)
+    same_files(out, ref, skip=("log.jsonl",))
     # and two identical train + export runs give identical files
     for w in ("a", "b"):
         subprocess.run(STEPLENS + ["export", "--checkpoint", str(ref / "checkpoint.safetensors"), "--out",

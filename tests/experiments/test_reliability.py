@@ -99,3 +99,21 @@ def test_a_refused_train_resume_leaves_the_folder_as_it_was(tmp_path):
     r = cli("train", "--out", tmp_path / "run", "--config", cfg)
     assert r.exit_code == 2 and "another config" in r.output and "lr" in r.output, r.output
     assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def test_a_stale_temp_is_cleaned_when_its_pid_now_belongs_to_another_process(tmp_path):
+    """A killed writer's pid can be taken by a new process before the folder is cleaned (pids wrap at 32,768 in a
+    container, and a busy suite spawns thousands of threads): the temp file was then kept forever. The stand-in for
+    that new process is this test's own process, given the name of a temp file a killed child left behind."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom steplens.io.files import atomic_path\n"
+            "with atomic_path(Path(sys.argv[1]) / 'results.json') as tmp:\n"
+            "    tmp.write_text('half'); print(tmp.name, flush=True); time.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    name = child.stdout.readline().strip()
+    assert (tmp_path / name).exists(), name
+    assert clean_stale_temps(tmp_path) == 0  # its writer is alive: kept
+    child.kill()
+    child.wait()
+    reused = tmp_path / name.replace(f".{child.pid}", f".{os.getpid()}", 1)  # the same file, its pid now another's
+    (tmp_path / name).rename(reused)
+    assert clean_stale_temps(tmp_path) == 1 and not reused.exists()

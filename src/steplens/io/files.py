@@ -1,9 +1,11 @@
 """Atomic file writing: a results file is either whole or absent, never half-written.
 
-A file is written to a temporary name beside it, `.<name>.<pid>.steplens-tmp<suffix>`, then renamed over it;
-its mode follows the umask, as a plainly created file's would. A process killed mid-write leaves its temporary
-file behind: `clean_stale_temps(folder)` (called when a command starts on an output folder) removes those whose
-process is gone, never another live process's.
+A file is written to a temporary name beside it, `.<name>.<pid>-<start>.<random>.steplens-tmp<suffix>` (`start`:
+the writer's start time in clock ticks since boot, where /proc tells it), then renamed over it; its mode follows the
+umask, as a plainly created file's would. A process killed mid-write leaves its temporary file behind:
+`clean_stale_temps(folder)` (called when a command starts on an output folder) removes those whose process is gone,
+never another live process's. A pid alone does not name a process for long (pids wrap, at 32,768 in many
+containers), so a temp whose pid now belongs to a process that started at another time is stale too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 TMP_MARK = ".steplens-tmp"
-_TMP = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+" + re.escape(TMP_MARK))
+_TMP = re.compile(r"^\..+\.(\d+)(?:-(\d+))?\.[a-z0-9_]+" + re.escape(TMP_MARK))  # names before `start`: pid only
 
 
 def _umask() -> int:
@@ -34,7 +36,7 @@ def atomic_path(path: Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.", suffix=f"{TMP_MARK}{path.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{_owner()}.", suffix=f"{TMP_MARK}{path.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -43,6 +45,34 @@ def atomic_path(path: Path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (/proc/<pid>/stat, field 22); None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])  # the fields after the command name's ")" start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def _owner() -> str:
+    """This process as a temp file names it: `<pid>-<start>`, or `<pid>` where the start time is unknown."""
+    pid = os.getpid()
+    start = _start_ticks(pid)
+    return f"{pid}" if start is None else f"{pid}-{start}"
+
+
+def _writer_alive(pid: int, start: int | None) -> bool:
+    """Whether the process that wrote a temp file still runs: its pid is alive and, where the name and /proc tell
+    both, that pid's process started when the writer did (not a later process given the same pid)."""
+    if not _alive(pid):
+        return False
+    now = None if start is None else _start_ticks(pid)
+    return now is None or now == start
 
 
 def _alive(pid: int) -> bool:
@@ -63,7 +93,7 @@ def clean_stale_temps(folder: Path) -> int:
     n = 0
     for p in folder.rglob(f"*{TMP_MARK}*"):
         m = _TMP.match(p.name)
-        if m and p.is_file() and not _alive(int(m.group(1))):
+        if m and p.is_file() and not _writer_alive(int(m.group(1)), None if m.group(2) is None else int(m.group(2))):
             p.unlink(missing_ok=True)
             n += 1
     return n
