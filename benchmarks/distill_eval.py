@@ -2,80 +2,60 @@
 held-out samples and noises, per family: solve rate (Wilson 95%), mean score, and the student's paired difference
 against each (normal interval on the discordant pairs).
 
-    OMP_NUM_THREADS=2 python benchmarks/distill_eval.py --count 500 --out runs/distill-eval
+    OMP_NUM_THREADS=1 python benchmarks/distill_eval.py --count 300 --out runs/distill-eval \\
+        [--base-from benchmarks/results/study-tiny-reasoner-heldout] [--md FILE]
 
 The teacher at 4 steps samples at flow_sigmas(4, 3) = 1, 0.9, 0.75, 0.5: the student's own σ list, so the two are
-compared at matched σ. Resumes per (model, family) from OUT/<name>/<family>.json.
+compared at matched σ. With --base-from, the teacher at 20 steps is read from a study folder's solve part on the same
+samples and noises, not run again. Resumes per (model, family) from OUT/<name>/<family>.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import time
 from pathlib import Path
 
-from steplens.presets import resolve
-from steplens.experiments.evaluate import generate_and_score
-from steplens.experiments.grid import ExperimentSettings, batches, load_samples
-from steplens.experiments.stats import wilson
+from cells import FAMILIES, cached, from_study, points, rate, solve
+
 from steplens.models.load import load_model
 
-FAMILIES = ("maze", "maze-two-goals", "maze-loops", "tictactoe", "reappear", "symmetry", "symmetry-open")
 RUNS = {"student@4": ("tiny-reasoner-4step", None), "teacher@20": ("tiny-reasoner", 20),
         "teacher@4": ("tiny-reasoner", 4)}
 
 
-def paired(a: list[bool], b: list[bool]) -> tuple[float, float, float]:
-    n = len(a)
-    d = (sum(a) - sum(b)) / n
-    b10 = sum(x and not y for x, y in zip(a, b)) / n
-    b01 = sum(y and not x for x, y in zip(a, b)) / n
-    se = math.sqrt(max(b10 + b01 - (b10 - b01) ** 2, 0.0) / n)
-    return d, d - 1.96 * se, d + 1.96 * se
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--count", type=int, default=500)
+    ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--out", type=Path, default=Path("runs/distill-eval"))
     ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--base-from", type=Path, default=None,
+                    help="a study folder of the teacher on the same samples: teacher@20 read from its solve parts")
+    ap.add_argument("--md", type=Path, default=None, help="also write the table to this file")
     a = ap.parse_args()
     fams = a.families.split(",")
     res: dict = {}
+    if a.base_from:
+        res.update({("teacher@20", f): from_study(a.base_from, f, a.count) for f in fams})
     for name, (spec, steps) in RUNS.items():
+        if all((name, f) in res for f in fams):
+            continue
         model = load_model(spec)
         for f in fams:
-            path = a.out / name / f"{f}.json"
-            if path.is_file() and json.loads(path.read_text())["count"] == a.count:
-                res[name, f] = json.loads(path.read_text())
-                continue
-            t0 = time.time()
-            samples = load_samples(model, ExperimentSettings(task=f, count=a.count))
-            rows = []
-            for chunk in batches(samples, 50):
-                rows += generate_and_score(model, chunk, ExperimentSettings(task=f).scorers(), sampling=resolve(model, steps=steps))[1]
-            res[name, f] = {"count": a.count, "success": [r["success"] for r in rows],
-                            "score": [r["score"] for r in rows], "seconds": round(time.time() - t0, 1)}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(res[name, f]))
-            print(f"{name} {f}: {sum(res[name, f]['success'])}/{a.count} ({res[name, f]['seconds']} s)", flush=True)
-    print(f"\n{a.count} held-out samples per cell (the test part, seeds 0-{a.count - 1}, default sizes); solve rate [Wilson 95%] "
-          f"(mean score)\n")
-    print("| family | student @4 | teacher @20 | teacher @4 | student − teacher@20 | student − teacher@4 |")
-    print("|---|---|---|---|---|---|")
+            res[name, f] = cached(a.out / name / f"{f}.json", a.count, f"{name} {f}",
+                                  lambda: solve(model, f, a.count, steps=steps))
+    lines = [f"{a.count} held-out samples per cell (the test part, seeds 0-{a.count - 1}, default sizes); solve rate "
+             f"[Wilson 95%] (mean score)", "",
+             "| family | student @4 | teacher @20 | teacher @4 | student − teacher@20 | student − teacher@4 |",
+             "|---|---|---|---|---|---|"]
     for f in fams:
-        cells = []
-        for name in RUNS:
-            s = res[name, f]["success"]
-            lo, hi = wilson(sum(s), len(s))
-            cells.append(f"{sum(s) / len(s):.3f} [{lo:.3f}, {hi:.3f}] ({sum(res[name, f]['score']) / len(s):.3f})")
-        diffs = []
-        for other in ("teacher@20", "teacher@4"):
-            d, lo, hi = paired(res["student@4", f]["success"], res[other, f]["success"])
-            diffs.append(f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
-        print(f"| {f} | " + " | ".join(cells + diffs) + " |")
+        cells = [rate(res[name, f], score=True) for name in RUNS]
+        diffs = [points(res["student@4", f], res[other, f]) for other in ("teacher@20", "teacher@4")]
+        lines.append(f"| {f} | " + " | ".join(cells + diffs) + " |")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if a.md:
+        a.md.parent.mkdir(parents=True, exist_ok=True)
+        a.md.write_text(text)
 
 
 if __name__ == "__main__":
