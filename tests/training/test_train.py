@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from steplens.models.weights import load_weights, save_weights
-from steplens.training.train import TrainConfig, Trainer
+from steplens.training.train import TrainConfig, Trainer, draw_batch, loss_fn
 
 CFG = dict(arch="test", batch=4, sizes={3: 1.0, 4: 1.0}, frames={2: 1.0, 3: 1.0}, warmup=2, eval_every=0,
            ckpt_every=2, lr=3e-3)
@@ -190,3 +190,35 @@ def test_config_values_that_would_train_wrong_or_crash_later_are_named(kw, messa
     with pytest.raises(ValueError) as e:
         TrainConfig.from_file(path)
     assert str(path) in str(e.value) and message.split(",")[0] in str(e.value), str(e.value)
+
+
+def test_an_anchor_keeps_the_image_to_video_function_while_frame_prefixes_are_learnt(tmp_path):
+    """`anchor`: on a K = 1 batch the loss regresses onto the anchor's velocity (learning without forgetting), so a
+    fine-tune from the anchor's own weights that sees only K = 1 batches has nothing to learn and stays put, where
+    the flow-matching loss moves it; a K = 2 batch still learns from the data."""
+    base = Trainer(TrainConfig(**CFG, steps=4), tmp_path / "base")
+    base.run(progress=False)
+    w = tmp_path / "w.safetensors"
+    save_weights(w, base.ema, base.model.cfg.to_dict(), dtype=torch.float32)
+    one = {**CFG, "sizes": {3: 1.0}, "frames": {3: 1.0}, "init": str(w)}
+    kept = Trainer(TrainConfig(**one, steps=5, anchor=str(w)), tmp_path / "kept")
+    moved = Trainer(TrainConfig(**one, steps=5), tmp_path / "moved")
+    kept_losses = [kept.train_step() for _ in range(5)]
+    moved.run(progress=False)
+    start = base.ema.state_dict()
+    assert max(kept_losses) < 1e-10, kept_losses
+    assert all(torch.equal(kept.model.state_dict()[k], v) for k, v in start.items())
+    assert not all(torch.equal(moved.model.state_dict()[k], v) for k, v in start.items())
+    cfg = TrainConfig(**one, steps=2, anchor=str(w), prefix={1: 0.001, 2: 1.0})
+    x0, eps, sigma, cond = draw_batch(cfg, 0, kept.codec)
+    assert cond.prefix is not None and cond.prefix.shape[2] == 2  # a K = 2 batch
+    with_anchor = loss_fn(kept.model, cfg, x0, eps, sigma, cond, kept.anchor)
+    assert with_anchor > 1e-4 and torch.equal(with_anchor, loss_fn(kept.model, cfg, x0, eps, sigma, cond))
+
+
+def test_an_anchor_of_another_architecture_is_refused_before_training(tmp_path):
+    base = Trainer(TrainConfig(**CFG, steps=1), tmp_path / "base")
+    save_weights(tmp_path / "w.safetensors", base.model, base.model.cfg.to_dict(), dtype=torch.float32)
+    with pytest.raises(ValueError, match="anchor weights .* another architecture"):
+        Trainer(TrainConfig(**{**CFG, "arch": "tiny-maze"}, steps=1, anchor=str(tmp_path / "w.safetensors")),
+                tmp_path / "other")

@@ -61,6 +61,10 @@ class TrainConfig(BaseModel):
     ckpt_every: int = 50
     threads: int | None = None
     init: str | None = None  # start from these weights (a shipped name or a .safetensors file), e.g. to fine-tune
+    # keep these weights' image-to-video function (a shipped name or a .safetensors file): on a K = 1 batch the loss
+    # regresses onto their velocity instead of the flow-matching target (learning without forgetting), so a
+    # frame-prefix fine-tune learns K > 1 without drifting at K = 1
+    anchor: str | None = None
 
     @field_validator("prefix")
     @classmethod
@@ -215,13 +219,19 @@ def draw_batch(cfg: TrainConfig, step: int, codec: BorderCodec, device="cpu", ra
     return x0, eps, sigma, cond
 
 
-def loss_fn(model, cfg: TrainConfig, x0, eps, sigma, cond):
+def loss_fn(model, cfg: TrainConfig, x0, eps, sigma, cond, anchor=None):
+    """The weighted flow-matching loss; with an `anchor` net, a K = 1 batch regresses onto its velocity instead."""
     s = sigma[:, None, None, None, None]
     xs = (1 - s) * x0 + s * eps
     v = model(xs, sigma, cond)
+    if anchor is not None and cond.prefix is None:
+        with torch.no_grad():
+            target = anchor(xs, sigma, cond)
+    else:
+        target = eps - x0
     changed = (x0 - cond.first_frame[:, :, None]).abs().amax(1, keepdim=True) > 1e-3
     w = 1 + cfg.path_weight * changed.float()
-    return (w * (v - (eps - x0)) ** 2).mean()
+    return (w * (v - target) ** 2).mean()
 
 
 def eval_size_for(task_name: str, size: int) -> int:
@@ -249,6 +259,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.codec = BorderCodec()
         self.step = 0
+        self.anchor = self._weights(cfg.anchor, "anchor").requires_grad_(False).eval() if cfg.anchor else None
         ckpt = self.out / "checkpoint.safetensors"
         if ckpt.exists():
             self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump(),
@@ -256,13 +267,20 @@ class Trainer:
         elif cfg.init:
             self._init_from(cfg.init)
 
-    def _init_from(self, spec: str) -> None:
+    def _weights(self, spec: str, role: str) -> VideoDiT:
+        """A net of this run's architecture holding weights `spec` (a shipped name or a file), refused otherwise."""
         from ..models.load import SHIPPED, checked_shipped_path
         from ..models.weights import load_weights
 
         state, arch, _ = load_weights(checked_shipped_path(spec) if spec in SHIPPED else spec)
         if DiTConfig.from_dict(arch) != get_arch(self.cfg.arch):
-            raise ValueError(f"init weights {spec!r} have another architecture than {self.cfg.arch!r}: {arch}")
+            raise ValueError(f"{role} weights {spec!r} have another architecture than {self.cfg.arch!r}: {arch}")
+        net = VideoDiT(get_arch(self.cfg.arch)).to(self.device)
+        net.load_state_dict(state)
+        return net
+
+    def _init_from(self, spec: str) -> None:
+        state = self._weights(spec, "init").state_dict()
         self.model.load_state_dict(state)
         self.ema.load_state_dict(state)
 
@@ -277,7 +295,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr_at(cfg, self.step)
         x0, eps, sigma, cond = draw_batch(cfg, self.step, self.codec, self.device, self.rank, self.world)
-        loss = loss_fn(self.model, cfg, x0, eps, sigma, cond)
+        loss = loss_fn(self.model, cfg, x0, eps, sigma, cond, self.anchor)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.world > 1:
