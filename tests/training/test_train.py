@@ -222,3 +222,13 @@ def test_an_anchor_of_another_architecture_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="anchor weights .* another architecture"):
         Trainer(TrainConfig(**{**CFG, "arch": "tiny-maze"}, steps=1, anchor=str(tmp_path / "w.safetensors")),
                 tmp_path / "other")
+
+
+def test_a_run_shorter_than_its_decay_may_grow_the_lr_of_its_steps_is_unchanged(tmp_path):
+    """steps < decay_steps: the decay starts at step 0 whatever `steps` is, so growing the run changes no step
+    already taken (distillation's configs do this: --steps 300 against decay_steps 2,000); it was refused."""
+    Trainer(TrainConfig(**CFG, steps=4, decay_steps=10), tmp_path).run(progress=False)
+    grown = Trainer(TrainConfig(**CFG, steps=8, decay_steps=10), tmp_path)
+    assert grown.step == 4
+    with pytest.raises(ValueError, match="would change"):  # another decay length does change them
+        Trainer(TrainConfig(**CFG, steps=8, decay_steps=12), tmp_path)

@@ -35,9 +35,11 @@ def save_checkpoint(path, model, ema, opt, step: int, train_config: dict, arch: 
 def _check_schedule(path, saved: dict, given: dict, step: int) -> None:
     """`steps` and `decay_steps` may change on resume only where the LR of the steps already taken stays the same:
     neither the saved nor the given schedule may have begun its decay before the checkpoint's step, unless both
-    decay alike."""
+    decay alike (from the same step over the same length: a run shorter than its decay starts it at step 0 whatever
+    its length)."""
     was, now = (saved["steps"], saved.get("decay_steps") or 0), (given["steps"], given.get("decay_steps") or 0)
-    if was != now and min(decay_start(*was), decay_start(*now)) < step:
+    same_decay = decay_start(*was) == decay_start(*now) and was[1] == now[1]  # e.g. both from step 0, as long
+    if not same_decay and min(decay_start(*was), decay_start(*now)) < step:
         raise ValueError(
             f"checkpoint {path} is at step {step}: steps={now[0]}, decay_steps={now[1]} would change the learning "
             f"rate of steps already taken (it was trained with steps={was[0]}, decay_steps={was[1]}); choose a "
