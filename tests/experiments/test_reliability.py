@@ -4,6 +4,7 @@ their configuration, stale temporary files are cleaned, file modes follow the um
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -117,3 +118,17 @@ def test_a_stale_temp_is_cleaned_when_its_pid_now_belongs_to_another_process(tmp
     reused = tmp_path / name.replace(f".{child.pid}", f".{os.getpid()}", 1)  # the same file, its pid now another's
     (tmp_path / name).rename(reused)
     assert clean_stale_temps(tmp_path) == 1 and not reused.exists()
+
+
+def test_the_write_check_of_a_killed_process_is_cleaned_too(tmp_path):
+    """`--out` is probed with a temporary file before any work; a process killed between its creation and removal
+    left it behind for good (its name was not a steplens temp's)."""
+    code = ("import os, sys, time\nfrom pathlib import Path\nfrom steplens.io import checks\n"
+            "os.remove = lambda p: (print(p, flush=True), time.sleep(60))\n"
+            "checks.out_dir(Path(sys.argv[1]))\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    left = Path(child.stdout.readline().strip())
+    child.kill()
+    child.wait()
+    assert left.exists() and left.parent == tmp_path, left
+    assert clean_stale_temps(tmp_path) == 1 and not list(tmp_path.iterdir())

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
+
+from .files import temp_file
 
 MAX_STEPS = 10_000  # more sampling steps than any published schedule uses; guards against --steps 1e12
 MAX_GUIDANCE = 100.0  # far beyond any published CFG scale (Wan 5, LTX-2 3-4, up to ~20): --guidance 1e30 overflows
@@ -129,7 +130,7 @@ def device(name: str) -> str:
 
 def _probe_write(folder: Path, option: str) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".steplens-write-check.")
+        fd, tmp = temp_file(folder, "steplens-write-check")  # a killed process's is cleaned as any temp
         os.close(fd)
         os.remove(tmp)
     except OSError as e:

@@ -36,7 +36,7 @@ def atomic_path(path: Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{_owner()}.", suffix=f"{TMP_MARK}{path.suffix}")
+    fd, tmp = temp_file(path.parent, path.stem, path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -73,6 +73,12 @@ def _writer_alive(pid: int, start: int | None) -> bool:
         return False
     now = None if start is None else _start_ticks(pid)
     return now is None or now == start
+
+
+def temp_file(folder: Path, stem: str, suffix: str = "") -> tuple[int, str]:
+    """A new temporary file in `folder` named as `clean_stale_temps` knows it (its writer's pid and start time):
+    (open descriptor, path), as tempfile.mkstemp."""
+    return tempfile.mkstemp(dir=folder, prefix=f".{stem}.{_owner()}.", suffix=f"{TMP_MARK}{suffix}")
 
 
 def _alive(pid: int) -> bool:
