@@ -19,12 +19,20 @@ def _first_error(fe: dict) -> str:
     return f"{fe['median_fraction']:.2f} of the video ({fe['rejected']} failed runs)"
 
 
-def _row(label: str, fam: dict, ks: list[str]) -> str:
+def _verdict(cid: str, table: list[dict], family: str) -> str:
+    """The claim's verdict, and for "undetermined" why (the probe's own rule: steplens.probes.plan.VERDICTS)."""
+    from steplens.probes.plan import VERDICTS, state_text
+
+    state, text = VERDICTS[cid](table, family)
+    verdict = state_text(state)
+    return verdict if verdict != "undetermined" else f"undetermined: {text.split(' (')[0]}"
+
+
+def _row(label: str, fam: dict, ks: list[str], table: list[dict], family: str) -> str:
     agree = " | ".join(f"{fam['agreement'][k]:.3f}" if k in fam["agreement"] else "–" for k in ks)
     div = " | ".join(f"{fam['diversity'][k]:.2f}" if k in fam["diversity"] else "–" for k in ks[:1] + ks[2:3])
-    v = fam["verdicts"]
     return (f"| {label} | {fam['solve_rate']:.3f} | {agree} | {div} | {_first_error(fam['first_error'])} | "
-            f"{v['plan-first-step']} | {v['plan-several-early']} |")
+            f"{_verdict('plan-first-step', table, family)} | {_verdict('plan-several-early', table, family)} |")
 
 
 def main() -> None:
@@ -47,10 +55,11 @@ def main() -> None:
             if a.matched:
                 teacher = h["teacher"]
                 tfam = teacher["families"][family]
-                print(_row(f"{teacher['model']} (teacher), {family}", tfam, list(tfam["agreement"])[:4]))
-                print(_row(f"{model}, {family}", fam, list(fam["agreement"])[:4]))
+                print(_row(f"{teacher['model']} (teacher), {family}", tfam, list(tfam["agreement"])[:4],
+                           teacher["table"], family))
+                print(_row(f"{model}, {family}", fam, list(fam["agreement"])[:4], r["table"], family))
             else:
-                print(_row(f"{model}, {family}", fam, ["0", "1", "2", "4", "10"]))
+                print(_row(f"{model}, {family}", fam, ["0", "1", "2", "4", "10"], r["table"], family))
 
 
 if __name__ == "__main__":
