@@ -232,3 +232,12 @@ def test_a_run_shorter_than_its_decay_may_grow_the_lr_of_its_steps_is_unchanged(
     assert grown.step == 4
     with pytest.raises(ValueError, match="would change"):  # another decay length does change them
         Trainer(TrainConfig(**CFG, steps=8, decay_steps=12), tmp_path)
+
+
+@pytest.mark.parametrize("key", ["init", "anchor"])
+def test_weights_a_config_names_that_are_missing_are_refused_naming_the_key_and_what_is_allowed(key, tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        Trainer(TrainConfig(**CFG, steps=1, **{key: "tiny-reasonr"}), tmp_path / "run")
+    msg = str(e.value)
+    assert f"`{key}`" in msg and "'tiny-reasonr'" in msg and "tiny-reasoner" in msg and ".safetensors" in msg, msg
+    assert not (tmp_path / "run").exists()

@@ -259,7 +259,10 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.codec = BorderCodec()
         self.step = 0
-        self.anchor = self._weights(cfg.anchor, "anchor").requires_grad_(False).eval() if cfg.anchor else None
+        self.anchor = None
+        if cfg.anchor:
+            self.anchor = VideoDiT(get_arch(cfg.arch)).to(device).requires_grad_(False).eval()
+            self.anchor.load_state_dict(self._checked_state(cfg.anchor, "anchor"))
         ckpt = self.out / "checkpoint.safetensors"
         if ckpt.exists():
             self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump(),
@@ -267,20 +270,23 @@ class Trainer:
         elif cfg.init:
             self._init_from(cfg.init)
 
-    def _weights(self, spec: str, role: str) -> VideoDiT:
-        """A net of this run's architecture holding weights `spec` (a shipped name or a file), refused otherwise."""
+    def _checked_state(self, spec: str, key: str) -> dict:
+        """The state dict of weights `spec` (the config's `key`: a shipped name or a .safetensors file), refused where
+        missing or of another architecture than this run's."""
         from ..models.load import SHIPPED, checked_shipped_path
         from ..models.weights import load_weights
 
-        state, arch, _ = load_weights(checked_shipped_path(spec) if spec in SHIPPED else spec)
+        try:
+            state, arch, _ = load_weights(checked_shipped_path(spec) if spec in SHIPPED else spec)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"the training config's `{key}` {spec!r}: {e}; give a shipped model "
+                                    f"({', '.join(SHIPPED)}) or a .safetensors weights file") from None
         if DiTConfig.from_dict(arch) != get_arch(self.cfg.arch):
-            raise ValueError(f"{role} weights {spec!r} have another architecture than {self.cfg.arch!r}: {arch}")
-        net = VideoDiT(get_arch(self.cfg.arch)).to(self.device)
-        net.load_state_dict(state)
-        return net
+            raise ValueError(f"{key} weights {spec!r} have another architecture than {self.cfg.arch!r}: {arch}")
+        return state
 
     def _init_from(self, spec: str) -> None:
-        state = self._weights(spec, "init").state_dict()
+        state = self._checked_state(spec, "init")
         self.model.load_state_dict(state)
         self.ema.load_state_dict(state)
 
