@@ -52,7 +52,7 @@ def export(
 ):
     """Export a checkpoint's EMA weights as a small shippable safetensors file."""
     from ..io import checks
-    from ..models import DiTConfig, VideoDiT
+    from ..models.adapter import build_net
     from ..models.weights import load_weights, save_weights
 
     try:
@@ -62,7 +62,7 @@ def export(
             raise ValueError(f"--out {out} is the checkpoint itself: exporting onto it would destroy it; give another "
                              f"path")
         state, arch, info = load_weights(checkpoint)
-        net = VideoDiT(DiTConfig.from_dict(arch))
+        net = build_net(arch, info)
         net.load_state_dict(state)
         save_weights(out, net, arch, {**info, "command": command, "argv": sys.argv})
     except _errors() as e:

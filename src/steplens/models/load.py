@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .dit import DiTConfig, VideoDiT
+from .adapter import build_net
 from .weights import load_weights
 from .wrap import EmbeddedModel
 
@@ -62,7 +62,7 @@ def load_model(spec: str, device: str = "cpu", dtype: str | None = "float32", of
         checked_shipped_path(spec)
     state, arch, info = load_weights(path)  # a missing or damaged file named
     identity = _embedded_identity(spec, path)
-    net = VideoDiT(DiTConfig.from_dict(arch))
+    net = build_net(arch, info)  # with its frame-prefix adapter, where its training config names one
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"weights file {path} does not match its architecture: missing {missing[:5]}, "

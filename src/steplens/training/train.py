@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..experiments.evaluate import solve_rate
+from ..experiments.evaluate import evaluate_samples, solve_rate
 from ..presets import resolve
 from ..io import interrupt
 from ..models import BorderCodec, DiTConfig, VideoDiT, get_arch
+from ..models.adapter import AdapterConfig, add_adapter
 from ..models.prompt import PAD
 from ..models.wrap import EmbeddedModel
-from ..tasks import draw, generator_task
+from ..tasks import continue_from_frames, draw, draw_many, generator_task
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TRAIN_SEED_BASE, sample_conditioning, video_batch
 from .lr import decay_start, lr_at  # noqa: F401  (decay_start: part of the trainer's API)
@@ -65,15 +66,40 @@ class TrainConfig(BaseModel):
     # regresses onto their velocity instead of the flow-matching target (learning without forgetting), so a
     # frame-prefix fine-tune learns K > 1 without drifting at K = 1
     anchor: str | None = None
+    # train a LoRA (steplens.models.adapter) on the frozen `init` weights instead of the weights themselves, switched
+    # on only when a call is given K > 1 leading frames: the model stays its init bit for bit at K = 1
+    adapter: AdapterConfig | None = None
 
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, v):
         if not v or any(k < 1 for k in v) or any(not math.isfinite(p) or p < 0 for p in v.values()) or \
-                v.get(1, 0) <= 0:
-            raise ValueError(f"prefix: weights of K >= 1 leading frames, finite, non-negative, with K = 1 among them "
-                             f"(every frame count has it), got {v}")
+                sum(v.values()) <= 0:
+            raise ValueError(f"prefix: weights of K >= 1 leading frames, finite, non-negative, with a positive sum, "
+                             f"got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _prefix_fits(self):
+        """Every frame count can draw a K (K = 1 among them, or an adapter's K > 1 below it)."""
+        if self.adapter is not None:
+            if not self.init:
+                raise ValueError("adapter: an adapter trains on frozen weights: give them as `init` (a shipped name "
+                                 "or a .safetensors file), e.g. \"init\": \"tiny-reasoner\"")
+            if self.anchor:
+                raise ValueError("adapter and anchor: an adapter leaves K = 1 to its init bit for bit, so there is "
+                                 "nothing to anchor; drop `anchor`")
+            if self.prefix.get(1, 0) > 0:
+                raise ValueError(f"prefix {self.prefix} with an adapter: it is off when given the first frame alone, "
+                                 f"so a K = 1 batch teaches it nothing; give K = 1 the weight 0 (or leave it out)")
+        elif self.prefix.get(1, 0) <= 0:
+            raise ValueError(f"prefix: weights of K >= 1 leading frames with K = 1 among them (every frame count has "
+                             f"it; only an `adapter` trains on K > 1 alone), got {self.prefix}")
+        for f in self.frames:
+            if not any(k < f and w > 0 for k, w in self.prefix.items()):
+                raise ValueError(f"frames: a {f}-frame batch has no K below {f} in prefix {self.prefix} (K leading "
+                                 f"frames leave at least one to generate)")
+        return self
 
     @field_validator("sizes", "frames", "tasks")
     @classmethod
@@ -254,9 +280,14 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = VideoDiT(get_arch(cfg.arch)).to(device)
         self.ema = VideoDiT(get_arch(cfg.arch)).to(device)
+        if cfg.adapter is not None:  # the frozen init, then the LoRA layers on it (their keys in every checkpoint)
+            self.model.load_state_dict(self._checked_state(cfg.init, "init"))
+            add_adapter(self.model, cfg.adapter, trainable=True)
+            add_adapter(self.ema, cfg.adapter)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
         self.codec = BorderCodec()
         self.step = 0
         self.anchor = None
@@ -267,7 +298,7 @@ class Trainer:
         if ckpt.exists():
             self.step = load_checkpoint(ckpt, self.model, self.ema, self.opt, expect_config=cfg.model_dump(),
                                         defaults=TrainConfig.model_construct().model_dump())
-        elif cfg.init:
+        elif cfg.init and cfg.adapter is None:
             self._init_from(cfg.init)
 
     def _checked_state(self, spec: str, key: str) -> dict:
@@ -306,7 +337,7 @@ class Trainer:
         loss.backward()
         if self.world > 1:
             self._average_gradients()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
         self.opt.step()
         with torch.no_grad():
             d = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
@@ -332,18 +363,35 @@ class Trainer:
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    def eval_prefix(self) -> int | None:
+        """The K > 1 leading frames (of the ground truth) the periodic evaluation also gives the model, where the
+        run teaches it to continue a prefix: the smallest K > 1 it trains on that leaves frames to generate."""
+        ks = sorted(k for k, w in self.cfg.prefix.items() if k > 1 and w > 0 and k < self.cfg.eval_frames)
+        return ks[0] if ks else None
+
     def evaluate(self) -> dict:
+        """Solve rates of the EMA weights on the validation part, given the first frame (`eval_solve_rate_<task>`;
+        left out for an adapter, which is its init there bit for bit) and, for a frame-prefix run, the first K frames
+        (`eval_solve_rate_k<K>_<task>`)."""
         cfg = self.cfg
         m = EmbeddedModel(self.ema, self.codec)
-        rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count, "eval_sizes": {}}
+        sampling = resolve(m, steps=cfg.eval_steps, shift=cfg.eval_shift)
+        k = self.eval_prefix()
+        rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count, "eval_sizes": {},
+               **({"eval_prefix": k} if k else {})}
         for i, task in enumerate(cfg.tasks):
             n = rec["eval_sizes"][task] = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
-            res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
-                             sampling=resolve(m, steps=cfg.eval_steps, shift=cfg.eval_shift), progress=False,
-                             part="val")
-            # the first task's also as eval_solve_rate: the one key of logs written before several tasks
-            rec.update({**({"eval_solve_rate": res["solve_rate"]} if i == 0 else {}),
-                        f"eval_solve_rate_{task}": res["solve_rate"]})
+            if cfg.adapter is None:
+                res = solve_rate(m, task, seeds=range(cfg.eval_count), n=n, frames=cfg.eval_frames,
+                                 sampling=sampling, progress=False, part="val")
+                # the first task's also as eval_solve_rate: the one key of logs written before several tasks
+                rec.update({**({"eval_solve_rate": res["solve_rate"]} if i == 0 else {}),
+                            f"eval_solve_rate_{task}": res["solve_rate"]})
+            if k:
+                samples = [continue_from_frames(s, s.ground_truth, k) for s in
+                           draw_many(generator_task(task), range(cfg.eval_count), "val", n, cfg.eval_frames)]
+                _, summary = evaluate_samples(m, samples, sampling, progress=False)
+                rec[f"eval_solve_rate_k{k}_{task}"] = summary["solve_rate"]
         return rec
 
     def run(self, until: int | None = None, progress: bool = True) -> None:
