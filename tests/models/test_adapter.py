@@ -117,3 +117,14 @@ def test_targets_that_match_no_layer_are_refused(tmp_path):
 def test_a_malformed_targets_expression_is_named():
     with pytest.raises(ValueError, match=r"adapter.targets '\(blocks' is not a regular expression"):
         TrainConfig(arch="test", frames={3: 1.0}, prefix={2: 1.0}, init="tiny-reasoner", adapter={"targets": "(blocks"})
+
+
+def test_distilling_from_an_adapter_is_refused_naming_its_base(trained, tmp_path):
+    """An adapter is its init at K = 1 bit for bit: a student distils that, from the init itself."""
+    from steplens.training.distill import DistillConfig, Distiller
+
+    base_file, adapter_file, _ = trained
+    cfg = DistillConfig(arch="test", batch=4, sizes={3: 1.0}, frames={2: 1.0, 3: 1.0}, warmup=2, eval_every=0,
+                        teacher_steps=4, student_steps=2, eval_teacher=False, teacher=str(adapter_file), steps=1)
+    with pytest.raises(ValueError, match=f"frame-prefix adapter on other weights .*{base_file.name}"):
+        Distiller(cfg, tmp_path / "d")

@@ -48,6 +48,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..models import BorderCodec, DiTCond, DiTConfig, VideoDiT, get_arch
+from ..models.adapter import adapter_of, build_net
 from ..models.weights import load_weights, save_weights
 from ..models.wrap import EmbeddedModel
 from ..sampling import flow_sigmas
@@ -215,7 +216,10 @@ class Distiller:
         tstate, tarch, tinfo = load_weights(teacher_path)
         self.teacher_info = {"spec": cfg.teacher, "file": teacher_path.name, "sha256": _file_sha256(teacher_path),
                              "step": tinfo.get("step")}
-        self.teacher = VideoDiT(DiTConfig.from_dict(tarch)).to(device)
+        if adapter_of(tinfo):  # its K = 1 function is its base's, bit for bit: distil that
+            raise ValueError(f"teacher {cfg.teacher!r} is a frame-prefix adapter on other weights "
+                             f"({tinfo['train_config'].get('init')!r}); distil from those weights")
+        self.teacher = build_net(tarch, tinfo).to(device)
         self.teacher.load_state_dict(tstate)
         self.teacher.eval().requires_grad_(False)
         torch.manual_seed(cfg.seed)
