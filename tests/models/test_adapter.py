@@ -128,3 +128,17 @@ def test_distilling_from_an_adapter_is_refused_naming_its_base(trained, tmp_path
                         teacher_steps=4, student_steps=2, eval_teacher=False, teacher=str(adapter_file), steps=1)
     with pytest.raises(ValueError, match=f"frame-prefix adapter on other weights .*{base_file.name}"):
         Distiller(cfg, tmp_path / "d")
+
+
+def test_a_frame_prefix_run_evaluates_itself_given_k_frames(trained, tmp_path):
+    """The periodic evaluation of a run that learns K > 1 also gives its model the first K frames of the validation
+    samples (it crashed: the model it built knew no training config, so it refused K > 1 as image-to-video only)."""
+    base_file, _, run = trained
+    cfg = run.cfg.model_copy(update={"eval_every": 2, "eval_count": 2, "eval_frames": 3, "steps": 2})
+    tr = Trainer(cfg, tmp_path / "evaluated")
+    tr.run(progress=False)
+    import json
+
+    rec = [json.loads(x) for x in (tmp_path / "evaluated" / "log.jsonl").read_text().splitlines()][-1]
+    assert rec["eval_prefix"] == 2 and 0.0 <= rec["eval_solve_rate_k2_maze"] <= 1.0
+    assert "eval_solve_rate_maze" not in rec  # an adapter is its init at K = 1: nothing to measure there

@@ -374,7 +374,7 @@ class Trainer:
         left out for an adapter, which is its init there bit for bit) and, for a frame-prefix run, the first K frames
         (`eval_solve_rate_k<K>_<task>`)."""
         cfg = self.cfg
-        m = EmbeddedModel(self.ema, self.codec)
+        m = EmbeddedModel(self.ema, self.codec, info={"train_config": cfg.model_dump(mode="json")})  # what it learns
         sampling = resolve(m, steps=cfg.eval_steps, shift=cfg.eval_shift)
         k = self.eval_prefix()
         rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count, "eval_sizes": {},
