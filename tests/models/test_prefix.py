@@ -122,3 +122,22 @@ def test_the_shipped_frame_prefix_model_keeps_the_frames_it_is_given_and_continu
         # levels off, no pixel changing colour)
         assert err.max() <= 40 and err.mean() <= 3, (s.name, err.max(), err.mean())
     assert sum(r["success"] for r in rows) >= 5, rows
+
+
+def test_the_shipped_frame_prefix_model_is_tiny_reasoner_bit_for_bit_given_the_first_frame():
+    """tiny-reasoner-frames is a LoRA on tiny-reasoner switched on only when given K > 1 frames (issue 35's bar: K = 1
+    within a point of tiny-reasoner): given the first frame alone it generates tiny-reasoner's latents exactly, on
+    every family; given two frames it is another model."""
+    from steplens.models.load import load_model
+    from steplens.tasks import continue_from_frames, draw, get_task
+
+    frames_model, base = load_model("tiny-reasoner-frames"), load_model("tiny-reasoner")
+    for family in ("maze", "tictactoe", "symmetry-open"):
+        samples = [draw(get_task(family), s, "test", idx=s) for s in range(2)]
+        a = base.generate(samples, [0, 1], sampling=resolve(base, steps=3))
+        b = frames_model.generate(samples, [0, 1], sampling=resolve(frames_model, steps=3))
+        assert torch.equal(a, b), family
+    lora = {k: v for k, v in frames_model.net.state_dict().items() if ".lora_B." in k}
+    assert lora and all(v.abs().max() > 0 for v in lora.values())  # an adapter that learnt (B starts at zero)
+    given = [continue_from_frames(s, s.ground_truth, 2) for s in samples]
+    assert frames_model.generate(given, [0, 1], sampling=resolve(frames_model, steps=3)).shape == a.shape

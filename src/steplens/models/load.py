@@ -22,7 +22,8 @@ SHIPPED = {
     "tiny-reasoner": "tiny-reasoner.safetensors",  # all seven task families (issue 12; configs/tiny-reasoner*.json)
     "tiny-reasoner-4step": "tiny-reasoner-4step.safetensors",  # tiny-reasoner distilled to 4 steps (configs/distill/)
     "tiny-reasoner-frames": "tiny-reasoner-frames.safetensors",  # tiny-reasoner continuing K given leading frames
-    # (issue 35; configs/tiny-reasoner-frames.json): what backtrack needs on the embedded backend
+    # (issue 35; configs/tiny-reasoner-frames-lora.json): a LoRA on tiny-reasoner, on only when given K > 1 frames,
+    # so tiny-reasoner bit for bit at K = 1 (steplens.models.adapter); what backtrack needs on the embedded backend
 }
 
 
