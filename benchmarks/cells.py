@@ -18,17 +18,17 @@ from steplens.presets import resolve
 FAMILIES = ("maze", "maze-two-goals", "maze-loops", "tictactoe", "reappear", "symmetry", "symmetry-open")
 
 
-def frames_of(model, family: str) -> int:
-    """The family's frame count at its default difficulty."""
-    return load_samples(model, ExperimentSettings(task=family, count=1))[0].frames
+def frames_of(model, family: str, frames: int | None = None) -> int:
+    """The family's frame count at its default difficulty (or `frames`, where given)."""
+    return load_samples(model, ExperimentSettings(task=family, count=1, frames=frames))[0].frames
 
 
-def solve(model, family: str, count: int, steps: int | None = None, k: int = 1) -> dict:
+def solve(model, family: str, count: int, steps: int | None = None, k: int = 1, frames: int | None = None) -> dict:
     """Successes and scores of `model` at `steps` (its default where None), given the first `k` frames of the ground
-    truth (k = 1: the first frame alone)."""
+    truth (k = 1: the first frame alone), on videos of `frames` frames (the family's default where None)."""
     from steplens.tasks.sample import continue_from_frames
 
-    samples = load_samples(model, ExperimentSettings(task=family, count=count))
+    samples = load_samples(model, ExperimentSettings(task=family, count=count, frames=frames))
     if k > 1:
         samples = [continue_from_frames(s, s.ground_truth, k) for s in samples]
     sampling = resolve(model, steps=steps)

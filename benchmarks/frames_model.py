@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--base", default="tiny-reasoner", help="the image-to-video model beside ('' for none)")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--ks", default="1,2,3", help="K leading frames for the frame-prefix model (K < T kept)")
+    ap.add_argument("--frames", type=int, default=None, help="videos of this many frames (default: each family's "
+                                                                 "own; --base-from needs the default)")
     ap.add_argument("--out", type=Path, default=Path("runs/frames-model"))
     ap.add_argument("--md", type=Path, default=None)
     ap.add_argument("--base-from", type=Path, default=None,
@@ -36,6 +38,8 @@ def main() -> None:
     fams, ks = a.families.split(","), [int(k) for k in a.ks.split(",")]
     runs = [(f"frames K={k}", a.frames_model, k) for k in ks] + ([("base K=1", a.base, 1)] if a.base else [])
     res: dict = {}
+    if a.base_from and a.frames is not None:
+        raise SystemExit("--base-from holds the families' default frame counts; leave out --frames or --base-from")
     if a.base and a.base_from:
         res.update({("base K=1", f): from_study(a.base_from, f, a.count) for f in fams})
     for name, spec, k in runs:
@@ -43,10 +47,10 @@ def main() -> None:
             continue
         model = load_model(spec)
         for f in fams:
-            if k >= frames_of(model, f):
+            if k >= frames_of(model, f, a.frames):
                 continue  # K must leave a frame to generate
             res[name, f] = cached(a.out / name.replace(" ", "_").replace("=", "") / f"{f}.json", a.count,
-                                  f"{name} {f}", lambda: solve(model, f, a.count, k=k))
+                                  f"{name} {f}", lambda: solve(model, f, a.count, k=k, frames=a.frames))
     names = [n for n, _, _ in runs[-1:] + runs[:-1]] if a.base else [n for n, _, _ in runs]
     lines = [f"{a.count} held-out samples per cell (the test part, seeds 0-{a.count - 1}, default sizes, 20 steps); "
              f"solve rate [Wilson 95%]; `{a.base}` given the first frame beside `{a.frames_model}` given the first K "
