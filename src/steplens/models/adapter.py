@@ -75,19 +75,14 @@ def _tuner_layers(net):
     return [m for m in net.modules() if isinstance(m, BaseTunerLayer)]
 
 
-def adapter_parameters(net) -> list:
-    """The adapter's own parameters (lora_A / lora_B) in `net`."""
-    return [p for name, p in net.named_parameters() if ".lora_" in name]
-
-
-def set_adapter_enabled(net, on: bool, trainable: bool = False) -> None:
-    """Turn every adapter layer of `net` on or off (peft's `enable_adapters`), the adapter's parameters trainable
-    only where `trainable` (enable_adapters sets them trainable when on, frozen when off)."""
-    for layer in _tuner_layers(net):
-        if layer.disable_adapters == on:
+def _switch(layers: list, params: list, on: bool, trainable: bool) -> None:
+    """Turn the adapter `layers` on or off (peft's `enable_adapters`, only where that changes them: it also sets their
+    parameters trainable when on, frozen when off), then give `params` the trainability asked for."""
+    if layers and layers[0].disable_adapters == on:
+        for layer in layers:
             layer.enable_adapters(on)
-    for p in adapter_parameters(net):
-        p.requires_grad_(trainable)
+        for p in params:
+            p.requires_grad_(trainable)
 
 
 def add_adapter(net: VideoDiT, cfg: AdapterConfig | dict, trainable: bool = False) -> VideoDiT:
@@ -101,18 +96,24 @@ def add_adapter(net: VideoDiT, cfg: AdapterConfig | dict, trainable: bool = Fals
                                            lora_dropout=0.0, bias="none"), net)
     except ValueError as e:  # peft: no module matched
         raise ValueError(f"adapter.targets {cfg.targets!r} matches no layer of the model ({e})") from None
-    if not _tuner_layers(net):
+    layers = _tuner_layers(net)  # found once: the gate runs on every forward
+    if not layers:
         raise ValueError(f"adapter.targets {cfg.targets!r} matches no layer of the model")
+    params = []
     for name, p in net.named_parameters():
-        if ".lora_" not in name:
+        if ".lora_" in name:
+            params.append(p)
+        else:
             p.requires_grad_(False)
 
     def gate(module, args, kwargs):
         cond = args[2] if len(args) > 2 else kwargs["cond"]
-        set_adapter_enabled(module, cond.prefix is not None, trainable)
+        _switch(layers, params, cond.prefix is not None, trainable)
 
     net.register_forward_pre_hook(gate, with_kwargs=True)
-    set_adapter_enabled(net, False, trainable)
+    _switch(layers, params, False, trainable)
+    for p in params:  # whatever peft left them at
+        p.requires_grad_(trainable)
     return net
 
 

@@ -337,7 +337,7 @@ class Trainer:
         loss.backward()
         if self.world > 1:
             self._average_gradients()
-        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)  # frozen weights have no grad
         self.opt.step()
         with torch.no_grad():
             d = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
