@@ -89,3 +89,11 @@ def points(a: dict, b: dict) -> str:
     """a − b in points [95%]."""
     d, lo, hi = paired(a["success"], b["success"])
     return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def emit(text: str, md: Path | None) -> None:
+    """Print a table and, where asked, write it to `md` too."""
+    print(text)
+    if md:
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(text)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cells import FAMILIES, cached, from_study, points, rate, solve
+from cells import FAMILIES, cached, emit, from_study, points, rate, solve
 
 from steplens.models.load import load_model
 
@@ -52,10 +52,8 @@ def main() -> None:
         diffs = [points(res["student@4", f], res[other, f]) for other in ("teacher@20", "teacher@4")]
         lines.append(f"| {f} | " + " | ".join(cells + diffs) + " |")
     text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if a.md:
-        a.md.parent.mkdir(parents=True, exist_ok=True)
-        a.md.write_text(text)
+    print()
+    emit(text, a.md)
 
 
 if __name__ == "__main__":

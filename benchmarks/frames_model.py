@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cells import FAMILIES, cached, frames_of, from_study, points, rate, solve
+from cells import FAMILIES, cached, emit, frames_of, from_study, points, rate, solve
 
 from steplens.models.load import load_model
 
@@ -64,10 +64,7 @@ def main() -> None:
         t = next((res[n, f]["frames"] for n in names if (n, f) in res and res[n, f]["frames"]), "")
         lines.append(f"| {f} | {t} | " + " | ".join(cells) + f" | {diff} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    if a.md:
-        a.md.parent.mkdir(parents=True, exist_ok=True)
-        a.md.write_text(text)
+    emit(text, a.md)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-from cells import FAMILIES, paired
+from cells import FAMILIES, emit, paired
 
 from steplens.experiments.grid import ExperimentSettings, batches, load_samples
 from steplens.experiments.stats import wilson
@@ -59,6 +59,12 @@ def particles(model, family: str, count: int, n: int, verifiers: list[str]) -> d
     return out
 
 
+def scores_at(cell: dict, verifier: str, m: int) -> list[list[float]]:
+    """Each sample's scores of its first m particles by `verifier` (a group verifier's own at m; another's, the
+    first m of its scores at n)."""
+    return cell["scores"][verifier].get(str(m)) or [s[:m] for s in cell["scores"][verifier][str(cell["n"])]]
+
+
 def pick(scores: list[float]) -> int:
     """The best score's index (ties: the first)."""
     return max(range(len(scores)), key=lambda j: (scores[j], -j))
@@ -76,9 +82,9 @@ def table(cells: dict, n_list: list[int]) -> list[str]:
         row = [fam, f"{sum(one) / k:.3f} [{lo:.3f}, {hi:.3f}]"]
         for m in n_list:
             for v in verifiers:
-                sc = c["scores"][v].get(str(m)) or [s[:m] for s in c["scores"][v][str(c["n"])]]
-                got = [c["success"][i][pick(sc[i][:m])] for i in range(k)]
-                ties = sum(len(set(sc[i][:m])) == 1 for i in range(k))
+                sc = scores_at(c, v, m)
+                got = [c["success"][i][pick(sc[i])] for i in range(k)]
+                ties = sum(len(set(sc[i])) == 1 for i in range(k))
                 d, dlo, dhi = paired(got, one)
                 row.append(f"{sum(got) / k:.3f} ({100 * d:+.1f} [{100 * dlo:+.1f}, {100 * dhi:+.1f}]; "
                            f"ties {ties})")
@@ -104,8 +110,8 @@ def check(model, family: str, n_list: list[int], verifier: str, count: int, cell
         assert res.exit_code == 0, res.output
         df = steplens.results(tmp)
     for m in n_list:
-        sc = cell["scores"][verifier].get(str(m)) or [s[:m] for s in cell["scores"][verifier][str(cell["n"])]]
-        mine = [cell["success"][i][pick(sc[i][:m])] for i in range(count)]
+        sc = scores_at(cell, verifier, m)
+        mine = [cell["success"][i][pick(sc[i])] for i in range(count)]
         theirs = [bool(x) for x in df[df["condition"] == f"best-of-n B={m}"].sort_values("seed")["success"]]
         assert mine == theirs, (family, m, mine, theirs)
     print(f"check: {family} best-of-{n_list} [{verifier}] on {count} samples equals steplens compare's")
@@ -144,10 +150,7 @@ def main() -> None:
              f"ties: samples whose particles the verifier scored all alike, decided by the lowest index)", ""]
     lines += table(cells, n_list)
     text = "\n".join(lines) + "\n"
-    print(text)
-    if a.md:
-        a.md.parent.mkdir(parents=True, exist_ok=True)
-        a.md.write_text(text)
+    emit(text, a.md)
 
 
 if __name__ == "__main__":
