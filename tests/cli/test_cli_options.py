@@ -66,3 +66,16 @@ def test_study_passes_every_model_option_through(tmp_path, args, message):
     r = CliRunner().invoke(app, ["study", "--model", "tiny-maze", "--count", "1", "--out", str(tmp_path / "s"), *args])
     assert r.exit_code == 2 and message in " ".join(r.output.split()), r.output
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "eval"])
+def test_the_search_help_names_every_search_method(command):
+    """A new user read `--search best-of-n | early-beam | smc | chain` in --help, while backtrack was a method too
+    (steplens.methods.search.METHODS); the option's help now names every method the config accepts."""
+    from steplens.methods.search import METHODS
+
+    r = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "1000"})
+    assert r.exit_code == 0, r.output
+    row = next(" ".join(line.strip("│ ").split()) for line in r.output.splitlines()
+               if line.strip("│ ").startswith("--search "))
+    assert all(m in row.split(":")[0] for m in METHODS), row

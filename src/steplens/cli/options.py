@@ -166,10 +166,13 @@ class SearchOptions:
 
     PANEL: ClassVar[str] = "Search"  # the --help panel its options are listed in
 
-    search: Optional[str] = _opt(None, "--search", help="best-of-n | early-beam | smc | chain: search N particles "
-                                                        "per sample with a verifier that never sees the answer "
-                                                        "(default: none, one seed)")
-    particles: int = _opt(4, "--particles", help="--search: particles (seeds) per sample")
+    search: Optional[str] = _opt(None, "--search", help="best-of-n | early-beam | smc | chain | backtrack: search "
+                                                        "N particles per sample (backtrack: N generations, each "
+                                                        "restarted from the last frame-verified prefix; a model "
+                                                        "given K leading frames) with a verifier that never sees the "
+                                                        "answer (default: none, one seed)")
+    particles: int = _opt(4, "--particles", help="--search: particles (seeds) per sample; backtrack: "
+                                                    "generations at most")
     beam_step: Optional[int] = _opt(None, "--beam-step", help="early-beam: the step whose decoded x0_hat the "
                                                               "verifier scores (default: the last of the first 15% "
                                                               "of the steps)")
@@ -198,7 +201,7 @@ class SearchOptions:
         if self.search is None:
             if given:
                 raise ValueError(f"{', '.join(given)} without --search: give --search best-of-n | early-beam | smc "
-                                 f"| chain")
+                                 f"| chain | backtrack")
             return None
         steps = []
         if self.resample_steps is not None:

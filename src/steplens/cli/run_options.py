@@ -89,7 +89,8 @@ class CompareOptions:
                                                         "adds the accuracy-vs-NFE table and plot per family and the "
                                                         "step-k AUC")
     search_methods: str = _opt(",".join(SEARCH_METHODS), "--search-methods",
-                               help="with --budget: best-of-n, early-beam, smc, chain (tasks with continue_from); "
+                               help="with --budget: best-of-n, early-beam, smc, chain (tasks with continue_from), "
+                                    "backtrack (a model given K leading frames, a verifier that judges frames); "
                                     "their options are the Search panel's")
 
     def check(self) -> "CompareOptions":

@@ -55,7 +55,7 @@ def check_backtrack(model=None, tasks=(), verifier=None) -> None:
     if getattr(model, "prefix_trained", 1) < 2:
         raise ValueError(f"backtrack regenerates from a verified prefix of frames, and model {model.name!r} was "
                          f"trained on first frames only (K = 1): it was never taught to continue given frames; use a "
-                         f"frame-prefix model (trained with `prefix` in its training config)")
+                         f"frame-prefix model (trained with `prefix` in its training config), e.g. tiny-reasoner-frames")
 
 
 def first_failure(checks: list[bool], known: int) -> int | None:
