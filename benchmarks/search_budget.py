@@ -17,7 +17,8 @@ in parallel processes (one thread each) and rerun to resume or grow. Held out by
 
 Writes OUT/table.md (solve rate [Wilson 95%], NFE in plain runs, paired-bootstrap difference to one seed and, for a
 search method, to verifier best-of-n at the same budget [95%]; the step-k AUC per family; the issue's equal-compute
-target judged per family), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
+target judged per family; with --beside a verifier table's folder, best-of-n with the `task` verifier beside this
+table's on the same particles, labelled), OUT/search_budget.json and OUT/budget.png (accuracy against NFE, one panel per family).
 """
 
 from __future__ import annotations
@@ -176,6 +177,51 @@ def verdict_md(results: list[dict], margin: float = 0.10) -> str:
     return "\n".join(lines) + "\n"
 
 
+def beside_md(results: list[dict], out: Path, cells_dir: Path) -> str:
+    """The issue's `solver` figures beside a user's verifier, labelled: verifier best-of-m [task] (a verifier that
+    solves the task, stronger than a user has) from a verifier table's cells (benchmarks/verifier_table.py: one set
+    of particles scored by every verifier), paired against this table's best-of-m on the same samples. The cells'
+    particles are compare's (the same seeds): refused unless the cells' best-of-m by this table's verifier equals
+    compare's, sample by sample."""
+    import steplens
+    from steplens.tasks import verifier_strength
+    from verifier_table import pick, scores_at
+
+    from cells import paired
+
+    lines = [f"Beside (labelled): verifier best-of-n with the `task` verifier ({verifier_strength('task')}), the "
+             f"same particles scored by a verifier that solves the task; cells from {cells_dir}:", "",
+             "| family | budget | best-of-n [this table's verifier] | best-of-n [task] | task − this table's, points "
+             "[95%] | oracle (any particle right) |", "|---|---:|---|---|---|---|"]
+    for r in results:
+        path = cells_dir / f"{r['family']}.json"
+        if not path.exists():
+            continue
+        cell = json.loads(path.read_text())
+        df = steplens.results(out / r["family"])
+        verifier = str(df["verifier"].dropna().iloc[0]) if "verifier" in df else None
+        for b in sorted({x["budget"] for x in r["budget_table"] if x["method"] == "best-of-n"}):
+            rows = df[df["condition"] == f"best-of-n B={b}"].sort_values("seed")
+            k = len(rows)
+            if b > cell["n"] or k == 0 or k > cell["count"] or list(rows["seed"]) != list(range(k)):
+                continue
+            ours = [bool(x) for x in rows["success"]]
+            if verifier in cell["verifiers"]:
+                sc = scores_at(cell, verifier, b)
+                mine = [cell["success"][i][pick(sc[i])] for i in range(k)]
+                if mine != ours:
+                    raise SystemExit(f"{path}: its best-of-{b} [{verifier}] differs from compare's in {out / r['family']}"
+                                     f" on {sum(x != y for x, y in zip(mine, ours))} of {k} samples: not the same "
+                                     f"particles")
+            sc = scores_at(cell, "task", b)
+            task = [cell["success"][i][pick(sc[i])] for i in range(k)]
+            oracle = [any(cell["success"][i][:b]) for i in range(k)]
+            d, lo, hi = paired(task, ours)
+            lines.append(f"| {r['family']} | {b} | {_pct(sum(ours) / k)}% [{verifier}] | {_pct(sum(task) / k)}% | "
+                         f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {_pct(sum(oracle) / k)}% |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--families", default=",".join(DEFAULT_FAMILIES), help=f"of {', '.join(FAMILIES)}")
@@ -192,6 +238,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/search-budget")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--beside", default=None, help="a verifier table's folder (benchmarks/verifier_table.py): "
+                                                   "best-of-n [task] beside this table's, labelled")
     a = ap.parse_args()
     import torch
 
@@ -206,13 +254,17 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
                                                         "results": results}, indent=1))
-    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results) + "\n" + axes_md(results))
+    beside = beside_md(results, out, Path(a.beside)) if a.beside else ""
+    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results) + "\n" + axes_md(results)
+                                  + ("\n" + beside if beside else ""))
     from steplens.probes.compare import plot_budget
 
     plot_budget(out, [{**x, "task": r["family"]} for r in results for x in r["budget_table"]])
     print(table_md(results))
     print(verdict_md(results))
     print(axes_md(results))
+    if beside:
+        print(beside)
     print("seconds: " + ", ".join(f"{r['family']} {r['seconds']}" for r in results))
 
 
