@@ -177,48 +177,81 @@ def verdict_md(results: list[dict], margin: float = 0.10) -> str:
     return "\n".join(lines) + "\n"
 
 
-def beside_md(results: list[dict], out: Path, cells_dir: Path) -> str:
+def _finals(rows) -> list[list[bool]] | None:
+    """Each row's particles' final successes (compare's `particles` record), or None where a row lacks them."""
+    out = []
+    for p in rows["particles"] if "particles" in rows else []:
+        if not isinstance(p, dict) or "final" not in p:
+            return None
+        out.append([bool(x) for x in p["final"]])
+    return out or None
+
+
+def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], list[bool] | None] | None:
+    """(best-of-b [task] per sample, any particle right per sample or None) on the samples of `ours` (this table's
+    best-of-b rows, seeds 0..k-1), from `source`: a verifier table's folder (SOURCE/<family>.json) or a folder of
+    compare runs with `--verifier task` (SOURCE/<family>); None where it holds no such figure. Refused unless its
+    particles are this table's (the same particles' successes, sample by sample)."""
+    import steplens
+    from verifier_table import pick, scores_at
+
+    k, verifier = len(ours), str(ours["verifier"].dropna().iloc[0])
+    mine = [bool(x) for x in ours["success"]]
+    if (source / f"{family}.json").exists():
+        cell = json.loads((source / f"{family}.json").read_text())
+        if b > cell["n"] or k > cell["count"]:
+            return None
+        if verifier in cell["verifiers"]:
+            sc = scores_at(cell, verifier, b)
+            if [cell["success"][i][pick(sc[i])] for i in range(k)] != mine:
+                raise SystemExit(f"{source / family}.json: its best-of-{b} [{verifier}] is not compare's on these "
+                                 f"samples: not the same particles")
+        sc = scores_at(cell, "task", b)
+        return [cell["success"][i][pick(sc[i])] for i in range(k)], [any(cell["success"][i][:b]) for i in range(k)]
+    if not (source / family).is_dir():
+        return None
+    df = steplens.results(source / family)
+    theirs = df[(df["condition"] == f"best-of-n B={b}") & (df["verifier"] == "task")].sort_values("seed")
+    if len(theirs) < k or list(theirs["seed"][:k]) != list(range(k)):
+        return None
+    theirs = theirs.iloc[:k]
+    a, t = _finals(ours), _finals(theirs)
+    if a is None or t is None or a != t:
+        raise SystemExit(f"{source / family}: its best-of-{b} particles are not this table's (their final successes "
+                         f"differ, or were not recorded)")
+    return [bool(x) for x in theirs["success"]], [any(f) for f in t]
+
+
+def beside_md(results: list[dict], out: Path, source: Path) -> str:
     """The issue's `solver` figures beside a user's verifier, labelled: verifier best-of-m [task] (a verifier that
-    solves the task, stronger than a user has) from a verifier table's cells (benchmarks/verifier_table.py: one set
-    of particles scored by every verifier), paired against this table's best-of-m on the same samples. The cells'
-    particles are compare's (the same seeds): refused unless the cells' best-of-m by this table's verifier equals
-    compare's, sample by sample."""
+    solves the task, stronger than a user has) on this table's own particles, from a verifier table's cells
+    (benchmarks/verifier_table.py: one set of particles scored by every verifier) or compare runs with --verifier
+    task (`_solver_picks`), paired against this table's best-of-m on the same samples."""
     import steplens
     from steplens.tasks import verifier_strength
-    from verifier_table import pick, scores_at
 
     from cells import paired
 
     lines = [f"Beside (labelled): verifier best-of-n with the `task` verifier ({verifier_strength('task')}), the "
-             f"same particles scored by a verifier that solves the task; cells from {cells_dir}:", "",
-             "| family | budget | best-of-n [this table's verifier] | best-of-n [task] | task − this table's, points "
-             "[95%] | oracle (any particle right) |", "|---|---:|---|---|---|---|"]
+             f"same particles scored by a verifier that solves the task; from {source}:", "",
+             "| family | budget | samples | best-of-n [this table's verifier] | best-of-n [task] | task − this "
+             "table's, points [95%] | oracle (any particle right) |", "|---|---:|---:|---|---|---|---|"]
     for r in results:
-        path = cells_dir / f"{r['family']}.json"
-        if not path.exists():
-            continue
-        cell = json.loads(path.read_text())
         df = steplens.results(out / r["family"])
-        verifier = str(df["verifier"].dropna().iloc[0]) if "verifier" in df else None
         for b in sorted({x["budget"] for x in r["budget_table"] if x["method"] == "best-of-n"}):
-            rows = df[df["condition"] == f"best-of-n B={b}"].sort_values("seed")
-            k = len(rows)
-            if b > cell["n"] or k == 0 or k > cell["count"] or list(rows["seed"]) != list(range(k)):
+            ours = df[df["condition"] == f"best-of-n B={b}"].sort_values("seed")
+            k = len(ours)
+            if k == 0 or list(ours["seed"]) != list(range(k)):
                 continue
-            ours = [bool(x) for x in rows["success"]]
-            if verifier in cell["verifiers"]:
-                sc = scores_at(cell, verifier, b)
-                mine = [cell["success"][i][pick(sc[i])] for i in range(k)]
-                if mine != ours:
-                    raise SystemExit(f"{path}: its best-of-{b} [{verifier}] differs from compare's in {out / r['family']}"
-                                     f" on {sum(x != y for x, y in zip(mine, ours))} of {k} samples: not the same "
-                                     f"particles")
-            sc = scores_at(cell, "task", b)
-            task = [cell["success"][i][pick(sc[i])] for i in range(k)]
-            oracle = [any(cell["success"][i][:b]) for i in range(k)]
-            d, lo, hi = paired(task, ours)
-            lines.append(f"| {r['family']} | {b} | {_pct(sum(ours) / k)}% [{verifier}] | {_pct(sum(task) / k)}% | "
-                         f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {_pct(sum(oracle) / k)}% |")
+            got = _solver_picks(source, r["family"], b, ours)
+            if got is None:
+                continue
+            task, oracle = got
+            mine = [bool(x) for x in ours["success"]]
+            d, lo, hi = paired(task, mine)
+            lines.append(f"| {r['family']} | {b} | {k} | {_pct(sum(mine) / k)}% [{ours['verifier'].iloc[0]}] | "
+                         f"{_pct(sum(task) / k)}% | {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
+                         f"{'' if oracle is None else _pct(sum(oracle) / k) + '%'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -238,8 +271,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/search-budget")
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--beside", default=None, help="a verifier table's folder (benchmarks/verifier_table.py): "
-                                                   "best-of-n [task] beside this table's, labelled")
+    ap.add_argument("--beside", default=None, help="a verifier table's folder (benchmarks/verifier_table.py) or "
+                                                   "a folder of compare runs with --verifier task: best-of-n [task] "
+                                                   "beside this table's, on the same particles, labelled")
     a = ap.parse_args()
     import torch
 
