@@ -132,13 +132,21 @@ def test_distilling_from_an_adapter_is_refused_naming_its_base(trained, tmp_path
 
 def test_a_frame_prefix_run_evaluates_itself_given_k_frames(trained, tmp_path):
     """The periodic evaluation of a run that learns K > 1 also gives its model the first K frames of the validation
-    samples (it crashed: the model it built knew no training config, so it refused K > 1 as image-to-video only)."""
+    samples (it crashed: the model it built knew no training config, so it refused K > 1 as image-to-video only),
+    at the smallest K and at the largest that leaves frames to generate (the shipped adapter lost symmetry only at
+    K = T - 1, which its evaluation never looked at)."""
     base_file, _, run = trained
-    cfg = run.cfg.model_copy(update={"eval_every": 2, "eval_count": 2, "eval_frames": 3, "steps": 2})
+    cfg = run.cfg.model_copy(update={"eval_every": 2, "eval_count": 2, "eval_frames": 4, "steps": 2,
+                                     "prefix": {2: 0.5, 3: 0.5}})
     tr = Trainer(cfg, tmp_path / "evaluated")
+    assert tr.eval_prefixes() == [2, 3]
     tr.run(progress=False)
     import json
 
     rec = [json.loads(x) for x in (tmp_path / "evaluated" / "log.jsonl").read_text().splitlines()][-1]
-    assert rec["eval_prefix"] == 2 and 0.0 <= rec["eval_solve_rate_k2_maze"] <= 1.0
+    assert rec["eval_prefix"] == 2 and rec["eval_prefixes"] == [2, 3]
+    assert 0.0 <= rec["eval_solve_rate_k2_maze"] <= 1.0 and 0.0 <= rec["eval_solve_rate_k3_maze"] <= 1.0
     assert "eval_solve_rate_maze" not in rec  # an adapter is its init at K = 1: nothing to measure there
+    # one K trained, or none below the evaluated frame count: that K alone, or nothing
+    assert Trainer(cfg.model_copy(update={"prefix": {2: 1.0}}), tmp_path / "one").eval_prefixes() == [2]
+    assert Trainer(cfg.model_copy(update={"eval_frames": 2}), tmp_path / "none").eval_prefixes() == []

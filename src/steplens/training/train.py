@@ -363,22 +363,23 @@ class Trainer:
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def eval_prefix(self) -> int | None:
+    def eval_prefixes(self) -> list[int]:
         """The K > 1 leading frames (of the ground truth) the periodic evaluation also gives the model, where the
-        run teaches it to continue a prefix: the smallest K > 1 it trains on that leaves frames to generate."""
+        run teaches it to continue a prefix: the smallest and the largest K > 1 it trains on that leave frames to
+        generate (the largest leaves only the last frame: where the shipped adapter lost symmetry, K = T - 1)."""
         ks = sorted(k for k, w in self.cfg.prefix.items() if k > 1 and w > 0 and k < self.cfg.eval_frames)
-        return ks[0] if ks else None
+        return sorted({ks[0], ks[-1]}) if ks else []
 
     def evaluate(self) -> dict:
         """Solve rates of the EMA weights on the validation part, given the first frame (`eval_solve_rate_<task>`;
         left out for an adapter, which is its init there bit for bit) and, for a frame-prefix run, the first K frames
-        (`eval_solve_rate_k<K>_<task>`)."""
+        (`eval_solve_rate_k<K>_<task>`, at each of `eval_prefixes`; `eval_prefix`: the smallest)."""
         cfg = self.cfg
         m = EmbeddedModel(self.ema, self.codec, info={"train_config": cfg.model_dump(mode="json")})  # what it learns
         sampling = resolve(m, steps=cfg.eval_steps, shift=cfg.eval_shift)
-        k = self.eval_prefix()
+        ks = self.eval_prefixes()
         rec = {"eval_size": cfg.eval_size, "eval_count": cfg.eval_count, "eval_sizes": {},
-               **({"eval_prefix": k} if k else {})}
+               **({"eval_prefix": ks[0], "eval_prefixes": ks} if ks else {})}
         for i, task in enumerate(cfg.tasks):
             n = rec["eval_sizes"][task] = cfg.eval_sizes.get(task) or eval_size_for(task, cfg.eval_size)
             if cfg.adapter is None:
@@ -387,9 +388,9 @@ class Trainer:
                 # the first task's also as eval_solve_rate: the one key of logs written before several tasks
                 rec.update({**({"eval_solve_rate": res["solve_rate"]} if i == 0 else {}),
                             f"eval_solve_rate_{task}": res["solve_rate"]})
-            if k:
-                samples = [continue_from_frames(s, s.ground_truth, k) for s in
-                           draw_many(generator_task(task), range(cfg.eval_count), "val", n, cfg.eval_frames)]
+            drawn = draw_many(generator_task(task), range(cfg.eval_count), "val", n, cfg.eval_frames) if ks else []
+            for k in ks:
+                samples = [continue_from_frames(s, s.ground_truth, k) for s in drawn]
                 _, summary = evaluate_samples(m, samples, sampling, progress=False)
                 rec[f"eval_solve_rate_k{k}_{task}"] = summary["solve_rate"]
         return rec
