@@ -28,6 +28,8 @@ import json
 import time
 from pathlib import Path
 
+from steplens.methods.search import AXIS
+
 FAMILIES = {  # name: (model, task, size); --model replaces the model of every family (e.g. the frame-prefix model,
     # which backtrack needs)
     "reappear": ("tiny-reasoner", "reappear", None),
@@ -92,7 +94,7 @@ def table_md(results: list[dict]) -> str:
 
 SEARCH = ("early-beam", "smc")  # the search methods judged against verifier best-of-n (chain: its own target)
 MIN_SAMPLES = 30  # below this a paired bootstrap interval is no evidence either way
-AXES = {"steps": ("early-beam", "smc"), "time": ("backtrack",), "task restart": ("chain",)}  # issue 35's axes
+AXES = {ax: tuple(m for m, a in AXIS.items() if a == ax) for ax in ("steps", "time", "task restart")}  # issue 35's
 
 
 def verdicts(results: list[dict], margin: float = 0.10, methods=SEARCH) -> list[dict]:

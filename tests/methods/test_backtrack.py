@@ -84,3 +84,12 @@ def test_bad_backtracking_is_named_on_the_command_line_and_nothing_is_written(tm
     r = _cli("compare", "--budget", 2, "--search-methods", "backtrack", "--verifier", "checker", "--count", 2,
              "--steps", 3, "--methods", "single", "--out", tmp_path / "cmp")
     assert r.exit_code == 2 and "trained on first frames only" in r.output and not (tmp_path / "cmp").exists()
+
+
+def test_every_search_method_names_the_axis_it_searches_along():
+    """The equal-compute tables and compare's budget plot group methods by axis (seeds, steps, time, task restart):
+    a new method must say which, or it would drop out of the axes' verdicts."""
+    from steplens.methods.search import AXIS, METHODS
+
+    assert set(AXIS) == set(METHODS)
+    assert AXIS["backtrack"] == "time" and {AXIS["early-beam"], AXIS["smc"]} == {"steps"}

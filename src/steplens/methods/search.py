@@ -55,6 +55,9 @@ from ..tasks import (Score, strength_of, check_samples, check_verifier_task, fin
 from .ensemble import member_seeds
 
 METHODS = ("best-of-n", "early-beam", "smc", "chain", "backtrack")
+AXIS = {"best-of-n": "seeds", "early-beam": "steps", "smc": "steps", "backtrack": "time", "chain": "task restart"}
+"""What each search method searches along: more seeds, the denoising steps (choosing among x̂0 early), the video's
+time (restarting from a verified prefix of frames) or the task (restarting it from the verified part of the answer)."""
 TIE_RULE = ("lowest particle index: among equal verifier scores the particle earlier in the population wins (at "
             "the start member 0, the one seed's noise; after a branching, a parent's exact continuation before its "
             "re-noised copies)")

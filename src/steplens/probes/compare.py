@@ -33,7 +33,7 @@ from ..io.files import atomic_write_json
 from ..presets import own
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
-from ..methods.search import (TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
+from ..methods.search import (AXIS, TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
                               last_link_share, probe_steps, search, search_record, step_auc)
 from ..reports.page import Report
 from ..reports.plots import save
@@ -625,7 +625,8 @@ def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), method
 
 
 def plot_budget(out: Path, table: list[dict]) -> None:
-    """Solve rate (Wilson 95%) against NFE in plain runs, one panel per family, one line per method."""
+    """Solve rate (Wilson 95%) against NFE in plain runs, one panel per family, one line per method (a search method
+    labelled with the axis it searches along, `steplens.methods.search.AXIS`)."""
     import matplotlib.pyplot as plt
 
     tasks = sorted({r["task"] for r in table})
@@ -638,7 +639,7 @@ def plot_budget(out: Path, table: list[dict]) -> None:
             ax.errorbar(x, y, yerr=[[max(0.0, v - r["ci_low"]) for v, r in zip(y, mine)],
                                     [max(0.0, r["ci_high"] - v) for v, r in zip(y, mine)]],
                         marker="o", ms=3, capsize=2, lw=1, ls="--" if m == "best-oracle" else "-",
-                        color=COLOURS[m], label=m)
+                        color=COLOURS[m], label=f"{m} ({AXIS[m]})" if m in AXIS else m)
         ax.set_xscale("log", base=2)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("NFE (plain runs)")
