@@ -199,8 +199,8 @@ def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], 
 
     k, verifier = len(ours), str(ours["verifier"].dropna().iloc[0])
     mine = [bool(x) for x in ours["success"]]
-    if (source / f"{family}.json").exists():
-        cell = json.loads((source / f"{family}.json").read_text())
+    cell = json.loads((source / f"{family}.json").read_text()) if (source / f"{family}.json").exists() else {}
+    if "scores" in cell:  # a verifier table's cell (another JSON there, e.g. this script's own, is not one)
         if b > cell["n"] or k > cell["count"]:
             return None
         if verifier in cell["verifiers"]:
@@ -213,6 +213,9 @@ def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], 
     if not (source / family).is_dir():
         return None
     df = steplens.results(source / family)
+    if "verifier" not in df:  # rows written before they named their verifier: the store's configuration does
+        conf = json.loads((source / family / "store" / "store_config.json").read_text())
+        df["verifier"] = (conf.get("search") or {}).get("verifier")
     theirs = df[(df["condition"] == f"best-of-n B={b}") & (df["verifier"] == "task")].sort_values("seed")
     if len(theirs) < k or list(theirs["seed"][:k]) != list(range(k)):
         return None
