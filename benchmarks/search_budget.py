@@ -162,6 +162,45 @@ def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3)
     return "\n".join(lines) + "\n"
 
 
+def head_to_head_md(results: list[dict], out: Path) -> str:
+    """The question itself: does the time axis beat the step axis here, and by how much? Per family and budget, each
+    axis's best method (highest solve rate at the budget) against the step axis's best, paired on the same samples
+    (`cells.paired`: 95% normal interval on the discordant pairs); NFE as each spent (a budget is a cap: backtrack and
+    chain stop once the verifier accepts)."""
+    import steplens
+
+    from cells import paired
+
+    lines = ["Time against steps, head to head: each axis's best method at the budget minus the step axis's best, "
+             "paired on the same samples (NFE in plain runs as spent):", "",
+             "| family | budget | steps: best | time: best | time − steps, points [95%] | task restart: best | "
+             "task restart − steps, points [95%] |", "|---|---:|---|---|---|---|---|"]
+    for r in results:
+        df = steplens.results(out / r["family"])
+
+        def best(axis, b):
+            rows = [x for x in r["budget_table"] if x["method"] in AXES[axis] and x["budget"] == b]
+            if not rows:
+                return None, None
+            x = max(rows, key=lambda x: x["solve_rate"])
+            got = df[df["condition"] == f"{x['method']} B={b}"].sort_values("seed")
+            return x, [bool(v) for v in got["success"]]
+
+        for b in sorted({x["budget"] for x in r["budget_table"] if x["method"] in AXES["steps"]}):
+            (st, ss), cells = best("steps", b), []
+            for axis in ("time", "task restart"):
+                x, xs = best(axis, b)
+                if x is None or len(xs) != len(ss):
+                    cells += ["–", "–"]
+                    continue
+                d, lo, hi = paired(xs, ss)
+                cells += [f"{x['method']} {_pct(x['solve_rate'])}% at {x['nfe_runs']:.2f}",
+                          f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"]
+            lines.append(f"| {r['family']} | {b} | {st['method']} {_pct(st['solve_rate'])}% at {st['nfe_runs']:.2f} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def verdict_md(results: list[dict], margin: float = 0.10) -> str:
     v = verdicts(results, margin)
     lines = [f"Target: at equal NFE the best search method beats verifier best-of-n by >= {100 * margin:.0f} points "
@@ -294,14 +333,16 @@ def main() -> None:
     (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
                                                         "results": results}, indent=1))
     beside = beside_md(results, out, Path(a.beside)) if a.beside else ""
-    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results) + "\n" + axes_md(results)
-                                  + ("\n" + beside if beside else ""))
+    h2h = head_to_head_md(results, out)
+    (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results) + "\n" + axes_md(results) + "\n"
+                                  + h2h + ("\n" + beside if beside else ""))
     from steplens.probes.compare import plot_budget
 
     plot_budget(out, [{**x, "task": r["family"]} for r in results for x in r["budget_table"]])
     print(table_md(results))
     print(verdict_md(results))
     print(axes_md(results))
+    print(h2h)
     if beside:
         print(beside)
     print("seconds: " + ", ".join(f"{r['family']} {r['seconds']}" for r in results))
