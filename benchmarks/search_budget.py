@@ -45,7 +45,7 @@ FAMILIES = {  # name: (model, task, size); --model replaces the model of every f
 DEFAULT_FAMILIES = ("reappear", "maze-loops", "tictactoe", "maze6", "maze7")
 
 
-def run_family(name: str, a) -> dict:
+def run_family(name: str, a, count: int | None = None) -> dict:
     from steplens.experiments.grid import ExperimentSettings
     from steplens.methods.search import SearchConfig
     from steplens.models.load import load_model
@@ -55,14 +55,15 @@ def run_family(name: str, a) -> dict:
     model_name, task, size = FAMILIES[name]
     model_name = a.model or model_name
     model = load_model(model_name)
-    s = ExperimentSettings(task=task, size=size, count=a.count, seed=a.seed, batch=a.batch)
+    s = ExperimentSettings(task=task, size=size, count=count or a.count, seed=a.seed, batch=a.batch)
     search = [m for m in a.search.split(",")
               if (m != "chain" or callable(getattr(find_task(task), "continue_from", None)))
               and (m != "backtrack" or getattr(model, "prefix_trained", 1) > 1)]
     t0 = time.time()
     res = compare(model, Path(a.out) / name, s, methods=a.methods.split(","), budgets=a.budget_list,
                   search_methods=search, search=SearchConfig(verifier=a.verifier, m=a.keep), progress=not a.quiet)
-    return {"family": name, "model": model_name, "task": task, "size": size, "seconds": round(time.time() - t0, 1),
+    return {"family": name, "model": model_name, "task": task, "size": size, "count": s.count,
+            "seconds": round(time.time() - t0, 1),
             "budget_table": res["budget_table"], "auc": res["auc"]}
 
 
@@ -71,8 +72,8 @@ def _pct(x) -> str:
 
 
 def table_md(results: list[dict]) -> str:
-    lines = ["| family | method | budget | NFE (runs) | solve rate [95%] | vs one seed, points [95%] | "
-             "vs best-of-n at the budget, points [95%] | mean score |", "|---|---|---:|---:|---|---|---|---:|"]
+    lines = ["| family | method | budget | samples | NFE (runs) | solve rate [95%] | vs one seed, points [95%] | "
+             "vs best-of-n at the budget, points [95%] | mean score |", "|---|---|---:|---:|---:|---|---|---|---:|"]
 
     def points(x, key):
         return "" if x.get(key) is None else (f"{100 * x[key]:+.1f} [{100 * x[key + '_ci_low']:+.1f}, "
@@ -80,7 +81,7 @@ def table_md(results: list[dict]) -> str:
     for r in results:
         for x in r["budget_table"]:
             method = x["method"] + (" (upper bound)" if x["upper_bound"] else "")
-            lines.append(f"| {r['family']} | {method} | {x['budget']} | {x['nfe_runs'] or 0:.2f} | "
+            lines.append(f"| {r['family']} | {method} | {x['budget']} | {x.get('samples', '')} | {x['nfe_runs'] or 0:.2f} | "
                          f"{_pct(x['solve_rate'])}% [{_pct(x['ci_low'])}, {_pct(x['ci_high'])}] | "
                          f"{points(x, 'delta')} | {points(x, 'vs_best_of_n')} | {x['mean_score']:.3f} |")
     lines += ["", "AUC of the verifier on x̂0 at step k for a particle's final success (best-of-n's particles at the "
@@ -301,7 +302,8 @@ def beside_md(results: list[dict], out: Path, source: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--families", default=",".join(DEFAULT_FAMILIES), help=f"of {', '.join(FAMILIES)}")
+    ap.add_argument("--families", default=",".join(DEFAULT_FAMILIES),
+                    help=f"of {', '.join(FAMILIES)}; FAMILY:N gives one its own sample count (default --count)")
     ap.add_argument("--model", default=None, help="one model for every family (default: each family's own)")
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -322,12 +324,18 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    fams = a.families.split(",")
+    counts = {}  # FAMILY:COUNT gives a family its own sample count (a folder grown to another size than the rest)
+    for item in a.families.split(","):
+        name, _, n = item.partition(":")
+        if n and not (n.isdigit() and int(n) >= 1):
+            raise SystemExit(f"--families {item!r}: a family's own count must be a whole number >= 1, got {n!r}")
+        counts[name] = int(n) if n else None
+    fams = list(counts)
     bad = [f for f in fams if f not in FAMILIES]
     if bad:
         raise SystemExit(f"unknown family {bad[0]!r}; available: {', '.join(FAMILIES)}")
     a.budget_list = [int(b) for b in a.budgets.split(",")]
-    results = [run_family(f, a) for f in fams]
+    results = [run_family(f, a, counts[f]) for f in fams]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
