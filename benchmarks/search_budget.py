@@ -41,6 +41,8 @@ FAMILIES = {  # name: (model, task, size); --model replaces the model of every f
     "symmetry-open": ("tiny-reasoner", "symmetry-open", None),
     "maze6": ("tiny-maze", "maze", 6),
     "maze7": ("tiny-maze", "maze", 7),
+    "maze7-reasoner": ("tiny-reasoner", "maze", 7),  # two sizes above tiny-reasoner's default: with --model
+    # tiny-reasoner-frames, backtrack (the time axis) beside the others on 7x7 mazes
 }
 DEFAULT_FAMILIES = ("reappear", "maze-loops", "tictactoe", "maze6", "maze7")
 
