@@ -125,7 +125,8 @@ def verdicts(results: list[dict], margin: float = 0.10, methods=SEARCH) -> list[
             else:
                 state, why = "undetermined", f"the interval straddles {100 * margin:+.0f} points"
             out.append({"family": r["family"], "budget": b, "method": best["method"], "delta": d, "ci_low": lo,
-                        "ci_high": hi, "state": state, "why": why})
+                        "ci_high": hi, "state": state, "why": why, "solve_rate": best["solve_rate"],
+                        "nfe_runs": best["nfe_runs"]})
     return out
 
 
@@ -144,8 +145,11 @@ def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3)
     method beats verifier best-of-n at equal NFE by >= `margin` (paired 95% interval above 0) at some budget."""
     lines = [f"Both axes at equal compute: an axis's best method against verifier best-of-n at the same budget, target "
              f">= {100 * margin:.0f} points on >= {families_needed} families", "",
-             "| family | budget | " + " | ".join(f"{ax} ({', '.join(ms)})" for ax, ms in AXES.items()) + " |",
-             "|---|---:|" + "---|" * len(AXES)]
+             "Each cell: the axis's best method, its solve rate at the NFE it spent (plain runs), its paired difference "
+             "to best-of-n in points [95%] and the verdict.", "",
+             "| family | budget | samples | one seed | best-of-n | " + " | ".join(f"{ax} ({', '.join(ms)})"
+                                                                       for ax, ms in AXES.items()) + " |",
+             "|---|---:|---:|---|---|" + "---|" * len(AXES)]
     per_axis = {ax: {(x["family"], x["budget"]): x for x in verdicts(results, margin, ms)} for ax, ms in AXES.items()}
     keys = sorted({k for v in per_axis.values() for k in v}, key=lambda k: ([r["family"] for r in results].index(k[0]),
                                                                            k[1]))
@@ -155,8 +159,14 @@ def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3)
             x = per_axis[ax].get((fam, b))
             pts = "" if x is None or x["delta"] is None else \
                 f" {100 * x['delta']:+.1f} [{100 * x['ci_low']:+.1f}, {100 * x['ci_high']:+.1f}]"
-            cells.append("–" if x is None else f"{x['method']}{pts} {x['state']}{': ' + x['why'] if x['why'] else ''}")
-        lines.append(f"| {fam} | {b} | " + " | ".join(cells) + " |")
+            cells.append("–" if x is None else f"{x['method']} {_pct(x['solve_rate'])}% at {x['nfe_runs']:.2f}{pts} "
+                                               f"{x['state']}{': ' + x['why'] if x['why'] else ''}")
+        rows = next(r["budget_table"] for r in results if r["family"] == fam)
+        one = next((x for x in rows if x["method"] == "single"), None)
+        bon = next((x for x in rows if x["method"] == "best-of-n" and x["budget"] == b), None)
+        lines.append(f"| {fam} | {b} | {'' if bon is None else bon.get('samples', '')} | "
+                     f"{'' if one is None else _pct(one['solve_rate']) + '%'} | "
+                     f"{'' if bon is None else _pct(bon['solve_rate']) + '%'} | " + " | ".join(cells) + " |")
     lines.append("")
     for ax in AXES:
         held, state = target_state(list(per_axis[ax].values()), families_needed)
