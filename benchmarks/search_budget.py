@@ -241,27 +241,29 @@ def _finals(rows) -> list[list[bool]] | None:
     return out or None
 
 
-def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], list[bool] | None] | None:
-    """(best-of-b [task] per sample, any particle right per sample or None) on the samples of `ours` (this table's
-    best-of-b rows, seeds 0..k-1), from `source`: a verifier table's folder (SOURCE/<family>.json) or a folder of
+def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], list[bool] | None, int] | None:
+    """(best-of-b [task] per sample, any particle right per sample or None, n) on the first n samples of `ours` (this
+    table's best-of-b rows, seeds 0..k-1; n: as many as the source holds, at most k), from `source`: a verifier table's folder (SOURCE/<family>.json) or a folder of
     compare runs with `--verifier task` (SOURCE/<family>); None where it holds no such figure. Refused unless its
     particles are this table's (the same particles' successes, sample by sample)."""
     import steplens
     from verifier_table import pick, scores_at
 
-    k, verifier = len(ours), str(ours["verifier"].dropna().iloc[0])
-    mine = [bool(x) for x in ours["success"]]
+    verifier = str(ours["verifier"].dropna().iloc[0])
     cell = json.loads((source / f"{family}.json").read_text()) if (source / f"{family}.json").exists() else {}
     if "scores" in cell:  # a verifier table's cell (another JSON there, e.g. this script's own, is not one)
-        if b > cell["n"] or k > cell["count"]:
+        if b > cell["n"]:
             return None
+        k = min(len(ours), cell["count"])
+        mine = [bool(x) for x in ours["success"][:k]]
         if verifier in cell["verifiers"]:
             sc = scores_at(cell, verifier, b)
             if [cell["success"][i][pick(sc[i])] for i in range(k)] != mine:
                 raise SystemExit(f"{source / family}.json: its best-of-{b} [{verifier}] is not compare's on these "
                                  f"samples: not the same particles")
         sc = scores_at(cell, "task", b)
-        return [cell["success"][i][pick(sc[i])] for i in range(k)], [any(cell["success"][i][:b]) for i in range(k)]
+        return ([cell["success"][i][pick(sc[i])] for i in range(k)], [any(cell["success"][i][:b]) for i in range(k)],
+                k)
     if not (source / family).is_dir():
         return None
     df = steplens.results(source / family)
@@ -269,14 +271,15 @@ def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], 
         conf = json.loads((source / family / "store" / "store_config.json").read_text())
         df["verifier"] = (conf.get("search") or {}).get("verifier")
     theirs = df[(df["condition"] == f"best-of-n B={b}") & (df["verifier"] == "task")].sort_values("seed")
-    if len(theirs) < k or list(theirs["seed"][:k]) != list(range(k)):
+    k = min(len(ours), len(theirs))
+    if k == 0 or list(theirs["seed"][:k]) != list(range(k)):
         return None
     theirs = theirs.iloc[:k]
-    a, t = _finals(ours), _finals(theirs)
+    a, t = _finals(ours.iloc[:k]), _finals(theirs)
     if a is None or t is None or a != t:
         raise SystemExit(f"{source / family}: its best-of-{b} particles are not this table's (their final successes "
                          f"differ, or were not recorded)")
-    return [bool(x) for x in theirs["success"]], [any(f) for f in t]
+    return [bool(x) for x in theirs["success"]], [any(f) for f in t], k
 
 
 def beside_md(results: list[dict], out: Path, source: Path) -> str:
@@ -297,14 +300,13 @@ def beside_md(results: list[dict], out: Path, source: Path) -> str:
         df = steplens.results(out / r["family"])
         for b in sorted({x["budget"] for x in r["budget_table"] if x["method"] == "best-of-n"}):
             ours = df[df["condition"] == f"best-of-n B={b}"].sort_values("seed")
-            k = len(ours)
-            if k == 0 or list(ours["seed"]) != list(range(k)):
+            if len(ours) == 0 or list(ours["seed"]) != list(range(len(ours))):
                 continue
             got = _solver_picks(source, r["family"], b, ours)
             if got is None:
                 continue
-            task, oracle = got
-            mine = [bool(x) for x in ours["success"]]
+            task, oracle, k = got
+            mine = [bool(x) for x in ours["success"][:k]]
             d, lo, hi = paired(task, mine)
             lines.append(f"| {r['family']} | {b} | {k} | {_pct(sum(mine) / k)}% [{ours['verifier'].iloc[0]}] | "
                          f"{_pct(sum(task) / k)}% | {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
