@@ -275,11 +275,23 @@ def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], 
     if k == 0 or list(theirs["seed"][:k]) != list(range(k)):
         return None
     theirs = theirs.iloc[:k]
-    a, t = _finals(ours.iloc[:k]), _finals(theirs)
-    if a is None or t is None or a != t:
-        raise SystemExit(f"{source / family}: its best-of-{b} particles are not this table's (their final successes "
-                         f"differ, or were not recorded)")
-    return [bool(x) for x in theirs["success"]], [any(f) for f in t], k
+    # the same particles: compare records them at its largest budget only; best-of-b's are best-of-B's first b
+    mine_all = steplens.results(Path(ours.attrs.get("folder", ""))) if ours.attrs.get("folder") else None
+    checked = None
+    for c in sorted(set(df["condition"]) & set(mine_all["condition"] if mine_all is not None else ())):
+        if not c.startswith("best-of-n B="):
+            continue
+        a = _finals(mine_all[mine_all["condition"] == c].sort_values("seed").iloc[:k])
+        t = _finals(df[df["condition"] == c].sort_values("seed").iloc[:k])
+        if a is not None and t is not None:
+            if a != t:
+                raise SystemExit(f"{source / family}: its {c} particles are not this table's (their final successes "
+                                 f"differ)")
+            checked = [[any(f[:b])] for f in t]
+    if checked is None:
+        raise SystemExit(f"{source / family}: no best-of-n budget where both record their particles: cannot check "
+                         f"that they are this table's")
+    return [bool(x) for x in theirs["success"]], [x[0] for x in checked], k
 
 
 def beside_md(results: list[dict], out: Path, source: Path) -> str:
@@ -300,6 +312,7 @@ def beside_md(results: list[dict], out: Path, source: Path) -> str:
         df = steplens.results(out / r["family"])
         for b in sorted({x["budget"] for x in r["budget_table"] if x["method"] == "best-of-n"}):
             ours = df[df["condition"] == f"best-of-n B={b}"].sort_values("seed")
+            ours.attrs["folder"] = str(out / r["family"])
             if len(ours) == 0 or list(ours["seed"]) != list(range(len(ours))):
                 continue
             got = _solver_picks(source, r["family"], b, ours)
