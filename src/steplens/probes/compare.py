@@ -630,7 +630,12 @@ def plot_budget(out: Path, table: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     tasks = sorted({r["task"] for r in table})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1.5, 3.4), squeeze=False)
+    cols = min(4, len(tasks))  # four panels a row: many families wrap instead of one long strip
+    rows_n = -(-len(tasks) // cols)
+    fig, grid = plt.subplots(rows_n, cols, figsize=(4.2 * cols + 1.5, 3.4 * rows_n), squeeze=False)
+    axes = [list(grid.flat)[: len(tasks)]]
+    for ax in list(grid.flat)[len(tasks):]:
+        ax.set_visible(False)
     for ax, task in zip(axes[0], tasks):
         rows = [r for r in table if r["task"] == task and r.get("nfe_runs") is not None]
         for m in dict.fromkeys(r["method"] for r in rows):
@@ -644,12 +649,14 @@ def plot_budget(out: Path, table: list[dict]) -> None:
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("NFE (plain runs)")
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("solve rate")
+    for row in grid:
+        row[0].set_ylabel("solve rate")
+    fig.subplots_adjust(hspace=0.45)
     legend = {}  # every method of any panel (chain runs only on some families)
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, h)
-    axes[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    grid[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     save(fig, Path(out) / "budget.png")
 
 
