@@ -97,7 +97,7 @@ def table_md(results: list[dict]) -> str:
 
 SEARCH = ("early-beam", "smc")  # the search methods judged against verifier best-of-n (chain: its own target)
 MIN_SAMPLES = 30  # below this a paired bootstrap interval is no evidence either way
-AXES = {ax: tuple(m for m, a in AXIS.items() if a == ax) for ax in ("steps", "time", "task restart")}  # issue 35's
+AXES = {ax: tuple(m for m, a in AXIS.items() if a == ax) for ax in ("steps", "time", "task restart")}  # issue 35
 
 
 def verdicts(results: list[dict], margin: float = 0.10, methods=SEARCH) -> list[dict]:
@@ -175,13 +175,11 @@ def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3)
     return "\n".join(lines) + "\n"
 
 
-def head_to_head_md(results: list[dict], out: Path) -> str:
+def head_to_head_md(results: list[dict], rows_of: dict) -> str:
     """The question itself: does the time axis beat the step axis here, and by how much? Per family and budget, each
     axis's best method (highest solve rate at the budget) against the step axis's best, paired on the same samples
     (`cells.paired`: 95% normal interval on the discordant pairs); NFE as each spent (a budget is a cap: backtrack and
-    chain stop once the verifier accepts)."""
-    import steplens
-
+    chain stop once the verifier accepts). `rows_of`: each family's rows (`steplens.results` of its folder)."""
     from cells import paired
 
     lines = ["Time against steps, head to head: each axis's best method at the budget minus the step axis's best, "
@@ -189,7 +187,7 @@ def head_to_head_md(results: list[dict], out: Path) -> str:
              "| family | budget | steps: best | time: best | time − steps, points [95%] | task restart: best | "
              "task restart − steps, points [95%] |", "|---|---:|---|---|---|---|---|"]
     for r in results:
-        df = steplens.results(out / r["family"])
+        df = rows_of[r["family"]]
 
         def best(axis, b):
             rows = [x for x in r["budget_table"] if x["method"] in AXES[axis] and x["budget"] == b]
@@ -241,14 +239,16 @@ def _finals(rows) -> list[list[bool]] | None:
     return out or None
 
 
-def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], list[bool] | None, int] | None:
-    """(best-of-b [task] per sample, any particle right per sample or None, n) on the first n samples of `ours` (this
-    table's best-of-b rows, seeds 0..k-1; n: as many as the source holds, at most k), from `source`: a verifier table's folder (SOURCE/<family>.json) or a folder of
+def _solver_picks(source: Path, family: str, b: int, mine_all) -> tuple[list[bool], list[bool], int] | None:
+    """(best-of-b [task] per sample, any particle right per sample, n) on the first n samples of this table's
+    best-of-b rows (`mine_all`: every row of this table's folder; its best-of-b rows hold seeds 0..k-1; n: as many
+    as the source holds, at most k), from `source`: a verifier table's folder (SOURCE/<family>.json) or a folder of
     compare runs with `--verifier task` (SOURCE/<family>); None where it holds no such figure. Refused unless its
     particles are this table's (the same particles' successes, sample by sample)."""
     import steplens
     from verifier_table import pick, scores_at
 
+    ours = mine_all[mine_all["condition"] == f"best-of-n B={b}"].sort_values("seed")
     verifier = str(ours["verifier"].dropna().iloc[0])
     cell = json.loads((source / f"{family}.json").read_text()) if (source / f"{family}.json").exists() else {}
     if "scores" in cell:  # a verifier table's cell (another JSON there, e.g. this script's own, is not one)
@@ -276,9 +276,8 @@ def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], 
         return None
     theirs = theirs.iloc[:k]
     # the same particles: compare records them at its largest budget only; best-of-b's are best-of-B's first b
-    mine_all = steplens.results(Path(ours.attrs.get("folder", ""))) if ours.attrs.get("folder") else None
-    checked = None
-    for c in sorted(set(df["condition"]) & set(mine_all["condition"] if mine_all is not None else ())):
+    oracle = None
+    for c in sorted(set(df["condition"]) & set(mine_all["condition"])):
         if not c.startswith("best-of-n B="):
             continue
         a = _finals(mine_all[mine_all["condition"] == c].sort_values("seed").iloc[:k])
@@ -287,19 +286,19 @@ def _solver_picks(source: Path, family: str, b: int, ours) -> tuple[list[bool], 
             if a != t:
                 raise SystemExit(f"{source / family}: its {c} particles are not this table's (their final successes "
                                  f"differ)")
-            checked = [[any(f[:b])] for f in t]
-    if checked is None:
+            oracle = [any(f[:b]) for f in t]
+    if oracle is None:
         raise SystemExit(f"{source / family}: no best-of-n budget where both record their particles: cannot check "
                          f"that they are this table's")
-    return [bool(x) for x in theirs["success"]], [x[0] for x in checked], k
+    return [bool(x) for x in theirs["success"]], oracle, k
 
 
-def beside_md(results: list[dict], out: Path, source: Path) -> str:
+def beside_md(results: list[dict], rows_of: dict, source: Path) -> str:
     """The issue's `solver` figures beside a user's verifier, labelled: verifier best-of-m [task] (a verifier that
     solves the task, stronger than a user has) on this table's own particles, from a verifier table's cells
     (benchmarks/verifier_table.py: one set of particles scored by every verifier) or compare runs with --verifier
-    task (`_solver_picks`), paired against this table's best-of-m on the same samples."""
-    import steplens
+    task (`_solver_picks`), paired against this table's best-of-m on the same samples. `rows_of`: each family's
+    rows (`steplens.results` of its folder)."""
     from steplens.tasks import verifier_strength
 
     from cells import paired
@@ -309,13 +308,12 @@ def beside_md(results: list[dict], out: Path, source: Path) -> str:
              "| family | budget | samples | best-of-n [this table's verifier] | best-of-n [task] | task − this "
              "table's, points [95%] | oracle (any particle right) |", "|---|---:|---:|---|---|---|---|"]
     for r in results:
-        df = steplens.results(out / r["family"])
+        df = rows_of[r["family"]]
         for b in sorted({x["budget"] for x in r["budget_table"] if x["method"] == "best-of-n"}):
             ours = df[df["condition"] == f"best-of-n B={b}"].sort_values("seed")
-            ours.attrs["folder"] = str(out / r["family"])
             if len(ours) == 0 or list(ours["seed"]) != list(range(len(ours))):
                 continue
-            got = _solver_picks(source, r["family"], b, ours)
+            got = _solver_picks(source, r["family"], b, df)
             if got is None:
                 continue
             task, oracle, k = got
@@ -323,7 +321,7 @@ def beside_md(results: list[dict], out: Path, source: Path) -> str:
             d, lo, hi = paired(task, mine)
             lines.append(f"| {r['family']} | {b} | {k} | {_pct(sum(mine) / k)}% [{ours['verifier'].iloc[0]}] | "
                          f"{_pct(sum(task) / k)}% | {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | "
-                         f"{'' if oracle is None else _pct(sum(oracle) / k) + '%'} |")
+                         f"{_pct(sum(oracle) / k)}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -367,8 +365,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "search_budget.json").write_text(json.dumps({"count": a.count, "budgets": a.budget_list,
                                                         "results": results}, indent=1))
-    beside = beside_md(results, out, Path(a.beside)) if a.beside else ""
-    h2h = head_to_head_md(results, out)
+    import steplens
+
+    rows_of = {r["family"]: steplens.results(out / r["family"]) for r in results}  # every row, read once
+    beside = beside_md(results, rows_of, Path(a.beside)) if a.beside else ""
+    h2h = head_to_head_md(results, rows_of)
     (out / "table.md").write_text(table_md(results) + "\n" + verdict_md(results) + "\n" + axes_md(results) + "\n"
                                   + h2h + ("\n" + beside if beside else ""))
     from steplens.probes.compare import plot_budget

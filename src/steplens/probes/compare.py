@@ -633,10 +633,10 @@ def plot_budget(out: Path, table: list[dict]) -> None:
     cols = min(4, len(tasks))  # four panels a row: many families wrap instead of one long strip
     rows_n = -(-len(tasks) // cols)
     fig, grid = plt.subplots(rows_n, cols, figsize=(4.2 * cols + 1.5, 3.4 * rows_n), squeeze=False)
-    axes = [list(grid.flat)[: len(tasks)]]
-    for ax in list(grid.flat)[len(tasks):]:
+    panels = list(grid.flat)
+    for ax in panels[len(tasks):]:
         ax.set_visible(False)
-    for ax, task in zip(axes[0], tasks):
+    for ax, task in zip(panels, tasks):
         rows = [r for r in table if r["task"] == task and r.get("nfe_runs") is not None]
         for m in dict.fromkeys(r["method"] for r in rows):
             mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["nfe_runs"])
@@ -653,7 +653,7 @@ def plot_budget(out: Path, table: list[dict]) -> None:
         row[0].set_ylabel("solve rate")
     fig.subplots_adjust(hspace=0.45)
     legend = {}  # every method of any panel (chain runs only on some families)
-    for ax in axes[0]:
+    for ax in panels[: len(tasks)]:
         for h, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, h)
     grid[0][-1].legend(list(legend.values()), list(legend), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
