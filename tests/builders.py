@@ -129,6 +129,22 @@ def warm_verifier(name: str, accept: float | None = 0.9):
     return Warm
 
 
+def brightness_verifier(name: str, darkest: bool = False):
+    """A plug-in verifier class (pixels only): the brighter (`darkest`: the darker) the last frame, the better;
+    success above 0.5. Two of them disagree on a random model's particles."""
+    import numpy as np
+
+    from steplens.tasks import Score
+
+    class Bright:
+        def verify(self, video, sample):
+            s = float(np.asarray(video)[-1].mean() / 255)
+            s = 1.0 - s if darkest else s
+            return Score(score=s, success=s > 0.5)
+    Bright.name = name
+    return Bright
+
+
 class FinalFrameScorer:
     """A task-free plug-in scorer (VBVR-EvalKit's stand-in): 1 - the mean absolute difference of the final frame to
     the ground truth's."""

@@ -105,6 +105,9 @@ COMMANDS = {
     "probe swap": ("probe", "swap", "--task", "maze-two-goals"),
     "compare": ("compare", "--n-seeds", "2,3"),
     "compare --budget": ("compare", "--budget", "1,2,3", "--methods", "single,vote,ensemble", "--steps", 4),
+    "compare --beside-verifiers": ("compare", "--budget", "2,3", "--methods", "single", "--search-methods",
+                                   "best-of-n,smc", "--verifier", "checker", "--beside-verifiers", "task", "--steps",
+                                   4),
 }
 
 

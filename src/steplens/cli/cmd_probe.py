@@ -181,9 +181,11 @@ def compare_cmd(
             kw = {"budgets": check_budgets(_ints(co.budget, "--budget")),
                   "search_methods": co.search_methods.split(","),
                   "search": dataclasses.replace(sc, search="best-of-n").config()}
-        elif (co.search_methods, sc) != (",".join(SEARCH_METHODS), SearchOptions()):
-            raise ValueError("--search-methods, --verifier, --keep, --beam-step and --resample-steps go with "
-                             "--budget (the search methods run at budgets)")
+            if co.beside_verifiers is not None:
+                kw["beside"] = [v.strip() for v in co.beside_verifiers.split(",")]
+        elif (co.search_methods, sc, co.beside_verifiers) != (",".join(SEARCH_METHODS), SearchOptions(), None):
+            raise ValueError("--search-methods, --verifier, --beside-verifiers, --keep, --beam-step and "
+                             "--resample-steps go with --budget (the search methods run at budgets)")
         if not pl.plan:  # a run, not a bill (which prices any count): bounded before any check that builds its jobs
             _bounded(data, {"--count": count}, {"--n-seeds": n_list, "--budget": kw.get("budgets")})
         check_before_loading(PROBE, settings, n_list=n_list, methods=methods.split(","), ens=ens, **kw)
@@ -204,11 +206,13 @@ def compare_cmd(
     report_section(rep, out, res)
     floors_section(rep, res)
     rep.write(out / "report.html")
+    from rich.markup import escape  # a method or task name in brackets ("best-of-n [task]") is not markup
+
     table = Table(title="solve rate vs single seed (paired bootstrap 95% CI)")
     for col in ("method", "N", "solve rate", "mean score", "delta", "95% CI"):
         table.add_column(col)
     for r in res["table"]:
-        table.add_row(r["method"], str(r["n_seeds"]), f"{r['solve_rate']:.3f}", f"{r['mean_score']:.3f}",
+        table.add_row(escape(r["method"]), str(r["n_seeds"]), f"{r['solve_rate']:.3f}", f"{r['mean_score']:.3f}",
                       f"{r['delta_vs_single']:+.3f}", f"[{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]")
     console.print(table)
     if res.get("budget_table"):
@@ -218,14 +222,17 @@ def compare_cmd(
         bt = Table(title=f"accuracy against NFE per family (paired bootstrap 95% CI vs one seed); search verifier "
                          f"{v.get('name')!r} (strength: {verifier_strength(v['name']) if v.get('name') else '-'}), "
                          f"ties: lowest particle index")
-        for col in ("task", "method", "budget", "NFE (runs)", "solve rate", "delta", "95% CI", "mean score",
-                    "separated", "ties", "one-seed pick", "last link"):
+        for col in ("task", "method", "budget", "NFE (runs)", "solve rate", "delta", "95% CI", "vs best-of-n",
+                    "mean score", "separated", "ties", "one-seed pick", "last link"):
             bt.add_column(col)
         for r in res["budget_table"]:
             work = r.get("separated") is not None
-            bt.add_row(r["task"], r["method"], str(r["budget"]), f"{r.get('nfe_runs') or 0:.2f}",
+            vs = r.get("vs_best_of_n")
+            bt.add_row(escape(r["task"]), escape(r["method"]), str(r["budget"]), f"{r.get('nfe_runs') or 0:.2f}",
                        f"{r['solve_rate']:.3f}", f"{r['delta'] or 0.0:+.3f}",
                        f"[{r['delta_ci_low'] or 0.0:+.3f}, {r['delta_ci_high'] or 0.0:+.3f}]",
+                       "-" if vs is None else f"{vs:+.3f} [{r['vs_best_of_n_ci_low']:+.3f}, "
+                                              f"{r['vs_best_of_n_ci_high']:+.3f}]",
                        f"{r['mean_score']:.3f}",
                        f"{r['separated']:.2f} of {r['decided']}" if work else "-",
                        str(r["ties"]) if r.get("ties") is not None else "-",
@@ -234,9 +241,10 @@ def compare_cmd(
         console.print(bt)
         console.print("separated: share of samples where the verifier's scores were not all equal at some choice; "
                       "ties: choices the tie rule decided; one-seed pick: share whose pick is the one seed's own run; "
-                      "last link (chain): the mean share of a solved answer its last link drew")
+                      "last link (chain): the mean share of a solved answer its last link drew; vs best-of-n: solve "
+                      "rate minus the search verifier's best-of-n at the budget (paired bootstrap 95% CI)")
         if v.get("note"):
-            console.print(f"[bold yellow]note:[/] {v['note']}")
+            console.print(f"[bold yellow]note:[/] {escape(v['note'])}")
     for line in floors_lines(res):
         console.print(line, markup=False)
     console.print(f"report: [bold]{(out / 'report.html').resolve()}[/]")

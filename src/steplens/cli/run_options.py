@@ -77,7 +77,7 @@ class PlanOptions:
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """Which methods `compare` runs: --n-seeds, --methods, --budget, --search-methods."""
+    """Which methods `compare` runs: --n-seeds, --methods, --budget, --search-methods, --beside-verifiers."""
 
     PANEL: ClassVar[str] = "Methods"
 
@@ -92,6 +92,11 @@ class CompareOptions:
                                help="with --budget: best-of-n, early-beam, smc, chain (tasks with continue_from), "
                                     "backtrack (a model given K leading frames, a verifier that judges frames); "
                                     "their options are the Search panel's")
+    beside_verifiers: Optional[str] = _opt(None, "--beside-verifiers",
+                                           help="with --budget: further verifiers, comma-separated, each picking "
+                                                "among best-of-n's particles at every budget without a forward "
+                                                "(method 'best-of-n [V]', paired against --verifier's best-of-n): "
+                                                "e.g. task beside checker (`steplens verifiers`)")
 
     def check(self) -> "CompareOptions":
         """--n-seeds and --budget comma-separated integers, --n-seeds not empty."""

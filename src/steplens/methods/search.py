@@ -402,7 +402,12 @@ def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, pro
     for k in sorted(probe):  # the verifier on x̂0 at probed steps, every particle (how early the answer shows)
         stages.append({**_stage_record(k, pop, _verify(verifier, model, samples, pop, probe[k]), len(samples)),
                        "probe": True})
-    scores = _verify(verifier, model, samples, pop, out)
+    return _pick(samples, pop, out, _verify(verifier, model, samples, pop, out), gen.steps - 1, counter, stages,
+                 decisions)
+
+
+def _pick(samples, pop, out, scores, last_step, counter, stages, decisions) -> SearchResult:
+    """The particle each sample's verifier scores highest (`TIE_RULE`) among its final latents `out` (pop's rows)."""
     chosen, latents, finals, picked, best = [], [], [], [], []
     for i in range(len(samples)):
         rows = [r for r, p in enumerate(pop) if p.sample == i]
@@ -412,13 +417,34 @@ def _finish(model, samples, pop, gen, tape, upto, counter, verifier, stages, pro
         latents.append(out[r])
         finals.append(out[rows])
         picked.append(scores[r])
-    stages.append({"step": gen.steps - 1, "particles": [[(pop[r].member, scores[r].score) for r in range(len(pop))
-                                                         if pop[r].sample == i] for i in range(len(samples))]})
-    for i, d in enumerate(_decisions("pick", gen.steps - 1, pop, scores, len(samples), best)):
+    stages.append({"step": last_step, "particles": [[(pop[r].member, scores[r].score) for r in range(len(pop))
+                                                      if pop[r].sample == i] for i in range(len(samples))]})
+    for i, d in enumerate(_decisions("pick", last_step, pop, scores, len(samples), best)):
         if d is not None:
             decisions[i].append(d)
     return SearchResult(torch.stack(latents), chosen, picked, counter, stages, finals, survivors=list(pop),
                         decisions=decisions, survivors_chosen=[pop[r] for r in best])
+
+
+def repick(model, samples, res: SearchResult, verifier_name: str, verifier=None) -> SearchResult:
+    """Best-of-n's particles picked again, by another verifier, without a forward: what `search` with method best-of-n
+    and `verifier_name` returns on the same samples and seeds (its particles do not depend on the verifier: particle
+    j starts from the sample's seed and member j, `steplens.methods.ensemble.member_seeds`). `res`: a best-of-n
+    `search` result (its `finals`, every particle's final latents). NFE: none (`res.nfe` counts the particles)."""
+    if res.backtracks or res.links or not res.finals or len(res.survivors) != sum(len(f) for f in res.finals):
+        raise ValueError("repick reads best-of-n's particles: a search result of method best-of-n")
+    verifier = verifier or make_verifier(verifier_name)
+    check_samples(verifier, [strip_sample(x) for x in samples])
+    pop = list(res.survivors)
+    order = {}  # pop's rows of each sample, in the order `finals` holds them
+    for r, p in enumerate(pop):
+        order.setdefault(p.sample, []).append(r)
+    out = torch.empty((len(pop), *res.finals[0].shape[1:]), dtype=res.finals[0].dtype)
+    for i, f in enumerate(res.finals):
+        out[order[i]] = f
+    last = res.stages[-1]["step"] if res.stages else 0
+    return _pick(samples, pop, out, _verify(verifier, model, samples, pop, out), last, NFECounter(), [],
+                 [[] for _ in samples])
 
 
 def _children(pop, parents: list[int], x0: torch.Tensor, step: int, stage: int) -> list[Particle]:

@@ -18,6 +18,11 @@ up to `budget` one-seed generations). Every row records its NFE per sample (step
 table gives solve rate and mean score per family with paired-bootstrap 95% intervals against one seed, and the AUC
 table how well the verifier on x̂0 at step k predicts a particle's final success (from best-of-n's particles at the
 largest budget).
+
+Verifiers side by side (`beside`, `compare --beside-verifiers task,consensus`): best-of-n's particles at each budget
+picked again by each further verifier, without a forward (`steplens.methods.search.repick`: the particles do not depend
+on the verifier), as the method ``best-of-n [V]``: what a stronger or weaker verifier would have chosen among the same
+particles, paired against the search methods' own verifier (``vs_best_of_n``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from ..presets import own
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
 from ..methods.search import (AXIS, TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
-                              last_link_share, probe_steps, search, search_record, step_auc)
+                              last_link_share, probe_steps, repick, search, search_record, step_auc)
 from ..reports.page import Report
 from ..reports.plots import save
 from ..tape import forwards
@@ -52,6 +57,50 @@ DEFAULT_SEARCH = ("best-of-n", "early-beam", "smc")
 # one colour per method in every plot: the multi-seed methods C0..C8, the search methods their own
 COLOURS = {**{m: f"C{i % 10}" for i, m in enumerate(METHODS)}, "best-of-n": "C9", "early-beam": "black",
            "smc": "magenta", "chain": "saddlebrown", "backtrack": "darkorange"}
+
+
+def beside_method(verifier: str) -> str:
+    """The method name of best-of-n picked by a verifier beside the search methods' own (`beside`)."""
+    return f"best-of-n [{verifier}]"
+
+
+def beside_verifier(method: str) -> str | None:
+    """The verifier of a `beside_method` name, else None."""
+    return method[len("best-of-n ["):-1] if method.startswith("best-of-n [") and method.endswith("]") else None
+
+
+def is_search(method: str) -> bool:
+    """A method of the budget table that searches with a verifier (its conditions are named by budget, B=)."""
+    return method in SEARCH_METHODS or beside_verifier(method) is not None
+
+
+def colour(method: str) -> str:
+    """A method's colour in every plot (a verifier beside: best-of-n's, dotted apart by `plot_budget`)."""
+    return COLOURS["best-of-n" if beside_verifier(method) is not None else method]
+
+
+def check_beside(beside, verifier: str, search_methods, budgets) -> list[str]:
+    """Verifiers beside the search methods' own: known names, each once, not the search verifier, and only with
+    --budget and best-of-n among the search methods (whose particles they pick among)."""
+    from ..methods.search import all_verifier_names
+
+    beside = list(beside or ())
+    if not beside:
+        return []
+    if budgets is None:
+        raise ValueError(f"--beside-verifiers {','.join(beside)}: goes with --budget (the verifiers pick among "
+                         f"best-of-n's particles at each budget)")
+    if "best-of-n" not in search_methods:
+        raise ValueError(f"--beside-verifiers {','.join(beside)}: needs best-of-n among --search-methods (given: "
+                         f"{','.join(search_methods)}): the verifiers pick among its particles")
+    known = all_verifier_names()
+    for v in beside:
+        if v not in known:
+            raise ValueError(f"--beside-verifiers: unknown verifier {v!r}; available: {', '.join(known)}")
+    if verifier in beside or len(set(beside)) != len(beside):
+        raise ValueError(f"--beside-verifiers {','.join(beside)}: each verifier once, none the search methods' own "
+                         f"(--verifier {verifier})")
+    return beside
 
 
 def folder_samples(s: ExperimentSettings) -> list:
@@ -186,10 +235,12 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, sampling=None
 
 
 def run_search(model, samples, seeds, method: str, budget: int, sampling, base: SearchConfig,
-               scorers: Scorers, auc: bool = False) -> list[dict]:
+               scorers: Scorers, auc: bool = False, beside=()):
     """Rows of one search method at one budget, sampled with `sampling` (steplens.presets.Sampling; None: the model's
     own): the scorer's success and score of the chosen video, the verifier's, the NFE per sample; with `auc`
-    (best-of-n), each particle's verifier score on x̂0 at the probed steps and its final success by the scorer."""
+    (best-of-n), each particle's verifier score on x̂0 at the probed steps and its final success by the scorer.
+    With `beside` (best-of-n): {condition: rows} of best-of-n and of its particles picked by each verifier beside
+    (`repick`: no forward, NFE 0 on their rows; `method_nfe` best-of-n's)."""
     from ..presets import sampled
 
     sampling = sampled(model, sampling)
@@ -197,15 +248,7 @@ def run_search(model, samples, seeds, method: str, budget: int, sampling, base: 
     cfg = search_at(base, method, budget, steps)
     probe = probe_steps(steps) if auc and method == "best-of-n" else ()
     res = search(model, samples, seeds, cfg, sampling, probe_steps=probe)
-    judged = res.final_samples or samples
-    chain = cfg.method == "chain"
-    scored = _scored(scorers, judged, decoded(model, res.latents), details=chain)
-    shares = [last_link_share(judged[i], r) for i, r in enumerate(scored)] if chain else [None] * len(scored)
-    per = res.nfe.nfe / len(samples)
-    rows = [{**{k: x for k, x in r.items() if k != "details"}, "verified": bool(v.success),
-             "verifier_score": float(v.score), "nfe": per, "nfe_without_reuse": per, "method_nfe": per,
-             **search_record(res, i, cfg), **({"last_link_share": shares[i]} if shares[i] is not None else {})}
-            for i, (r, v) in enumerate(zip(scored, res.scores))]
+    rows = search_rows_of(model, samples, res, cfg, scorers)
     if probe:
         probed = [st for st in res.stages if st.get("probe")]
         for i, r in enumerate(rows):
@@ -216,7 +259,30 @@ def run_search(model, samples, seeds, method: str, budget: int, sampling, base: 
                     by_member[member].append(score)
             r["particles"] = {"steps": [st["step"] for st in probed], "v": [by_member[k] for k in range(cfg.n)],
                               "final": [f["success"] for f in finals]}
-    return rows
+    if not beside:
+        return rows
+    per = res.nfe.nfe / len(samples)
+    got = {condition(method, budget): rows}
+    for v in beside:
+        vcfg = cfg.model_copy(update={"verifier": v})
+        got[condition(beside_method(v), budget)] = [
+            {**x, "nfe": 0.0, "nfe_without_reuse": 0.0, "method_nfe": per}
+            for x in search_rows_of(model, samples, repick(model, samples, res, v), vcfg, scorers)]
+    return got
+
+
+def search_rows_of(model, samples, res, cfg: SearchConfig, scorers: Scorers) -> list[dict]:
+    """A search result's rows: the scorer's success and score of each chosen video, the verifier's, the NFE per
+    sample and the search's record (`search_record`)."""
+    judged = res.final_samples or samples
+    chain = cfg.method == "chain"
+    scored = _scored(scorers, judged, decoded(model, res.latents), details=chain)
+    shares = [last_link_share(judged[i], r) for i, r in enumerate(scored)] if chain else [None] * len(scored)
+    per = res.nfe.nfe / len(samples)
+    return [{**{k: x for k, x in r.items() if k != "details"}, "verified": bool(v.success),
+             "verifier_score": float(v.score), "nfe": per, "nfe_without_reuse": per, "method_nfe": per,
+             **search_record(res, i, cfg), **({"last_link_share": shares[i]} if shares[i] is not None else {})}
+            for i, (r, v) in enumerate(zip(scored, res.scores))]
 
 
 def method_nfe(row: dict):
@@ -229,18 +295,21 @@ def jobs_of(o: dict) -> list[tuple[str, int]]:
     every multi-seed method at every N, every search method at every budget. The one job list of the run
     (`Compare.conditions`) and of its plan (`Compare.plan`)."""
     jobs = [("single", 1)] + [(m, n) for n in o["n_list"] for m in o["methods"] if m != "single"]
-    return jobs + [(m, b) for b in o.get("budgets") or () for m in o.get("search_methods") or ()]
+    return jobs + [(m, b) for b in o.get("budgets") or ()
+                   for m in [*(o.get("search_methods") or ()), *map(beside_method, o.get("beside") or ())]]
 
 
 def generation(method: str) -> str:
     """Which sampling run a method reads: methods of one generation share it."""
     if method in INDEPENDENT:
         return "independent"
+    if beside_verifier(method) is not None:  # best-of-n's particles, picked by another verifier
+        return "best-of-n"
     return ENSEMBLES[method][0] if method in ENSEMBLES else method
 
 
 def condition(method: str, n: int) -> str:
-    return f"{method} B={n}" if method in SEARCH_METHODS else f"{method} N={n}"
+    return f"{method} B={n}" if is_search(method) else f"{method} N={n}"
 
 
 def versus(rows: list[dict], a: tuple[str, int], b: tuple[str, int], reps: int = 2000) -> dict:
@@ -310,7 +379,7 @@ def budget_table(rows: list[dict], jobs: list[tuple[str, int]], reps: int = 2000
                                                  [float(single[r["sample"]][key]) for r in common], reps)
                     row.update({name: d, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
             paired = [r for r in got if r["sample"] in bon[n]]
-            if m in SEARCH_METHODS and m != "best-of-n" and paired:
+            if is_search(m) and m != "best-of-n" and paired:
                 d, lo, hi = paired_bootstrap([float(r["success"]) for r in paired],
                                              [float(bon[n][r["sample"]]["success"]) for r in paired], reps)
                 row.update({"vs_best_of_n": d, "vs_best_of_n_ci_low": lo, "vs_best_of_n_ci_high": hi})
@@ -345,10 +414,17 @@ def search_work(rows: list[dict]) -> dict:
 
 def verifier_note(table: list[dict], name: str) -> str | None:
     """A plain sentence where the verifier separated the candidates of no sample for some search method (its picks
-    fell to the tie rule: particle 0, the one seed's video), else None."""
+    fell to the tie rule: particle 0, the one seed's video), else None. A verifier beside (`beside`) is named on its
+    own sentence."""
     flat = [r for r in table if r.get("separated") == 0.0 and r.get("decided")]
-    if not flat:
-        return None
+    names = list(dict.fromkeys(r.get("verifier") or name for r in flat))
+    if len(names) > 1 or (names and names[0] != name):
+        notes = [_flat_note([r for r in flat if (r.get("verifier") or name) == v], v, table) for v in names]
+        return " ".join(n[0].upper() + n[1:] for n in notes)
+    return _flat_note(flat, name, table) if flat else None
+
+
+def _flat_note(flat: list[dict], name: str, table: list[dict]) -> str:
     which = ", ".join(f"{r['method']} B={r['budget']}" + (f" ({r['task']})" if len({x['task'] for x in table}) > 1
                                                           else "") for r in flat)
     one_seed = all(r.get("picked_one_seed") == 1.0 for r in flat)
@@ -391,8 +467,9 @@ class Compare(ProbeBase):
 
     def options(self, model, s: ExperimentSettings, n_list=(2, 3, 4, 8), methods=METHODS,
                 ens: EnsembleConfig | None = None, budgets=None, search_methods=DEFAULT_SEARCH,
-                search: SearchConfig | None = None) -> dict:
+                search: SearchConfig | None = None, beside=()) -> dict:
         methods = [check_method(m) for m in methods]
+        beside = check_beside(beside, (search or SearchConfig()).verifier, search_methods, budgets)
         if budgets is not None:  # the N-seed methods at every budget of two runs or more
             budgets = check_budgets(budgets)
             n_list = [b for b in budgets if b >= 2] or [2]
@@ -409,6 +486,8 @@ class Compare(ProbeBase):
                 for b in budgets:
                     check_search(search_at(base, m, b, steps) if steps is not None else
                                  base.model_copy(update={"method": m}), steps, tasks, folder)
+            for v in beside:  # each verifier reads the tasks' samples
+                check_search(base.model_copy(update={"method": "best-of-n", "verifier": v}), None, tasks, folder)
         n_list = list(n_list)
         if len(set(n_list)) != len(n_list) or len(set(methods)) != len(methods):
             raise ValueError(f"repeated N or method: N {n_list}, methods {methods}; give each once")
@@ -423,13 +502,16 @@ class Compare(ProbeBase):
         if budgets is None:
             return {"n_list": n_list, "methods": methods, "ens": ens}
         return {"n_list": n_list, "methods": methods, "ens": ens, "budgets": budgets,
-                "search_methods": list(search_methods), "search": search or SearchConfig()}
+                "search_methods": list(search_methods), "search": search or SearchConfig(), "beside": beside}
 
     def prepare(self, r: ProbeRun) -> None:
         """Every sample's verifier resolved before the first row (a folder the verifier cannot read is refused)."""
         if r.options.get("budgets"):
             for m in r.options["search_methods"]:
                 check_search(r.options["search"].model_copy(update={"method": m}), None, (), r.samples)
+                for v in r.options.get("beside") or () if m == "best-of-n" else ():
+                    check_search(r.options["search"].model_copy(update={"method": m, "verifier": v}), None, (),
+                                 r.samples)
                 if m == "backtrack":  # the model's frame conditioning, now that it is loaded
                     from ..methods.backtrack import check_backtrack
 
@@ -442,13 +524,16 @@ class Compare(ProbeBase):
         if o.get("budgets"):  # only then: a store of an older comparison resumes as it was
             out.update({"budgets": o["budgets"], "search_methods": o["search_methods"],
                         "search": o["search"].model_dump()})
+            if o.get("beside"):  # only then: a store without verifiers beside resumes as it was
+                out["beside_verifiers"] = o["beside"]
         return out
 
     def plan(self, s: ExperimentSettings, shape: PlanShape, options: dict) -> dict[str, Branch]:
         """The run's jobs (`jobs_of` on the options as `options` resolves them, budgets included): each (method, N)
         N seeds per sample (steps-x: one seed at N x the steps), methods reading one N-seed generation sharing it
         (counted once); each search method at each budget the forwards its configuration spends
-        (`steplens.methods.search.search_nfe`; a chain at most its links' worth: it stops once its verifier accepts)."""
+        (`steplens.methods.search.search_nfe`; a chain at most its links' worth: it stops once its verifier accepts);
+        best-of-n picked by a verifier beside reads best-of-n's particles (counted once)."""
         from ..methods.search import search_nfe
 
         o = self.options(None, s.model_copy(update={"steps": shape.steps}), **options)
@@ -456,11 +541,12 @@ class Compare(ProbeBase):
         def branch(m, n):
             if m == "steps-x":
                 return Branch(0, steps=shape.steps * n, shares=f"steps-x N={n}")
-            if m in SEARCH_METHODS:
-                cfg = search_at(o["search"], m, n, shape.steps)
+            if is_search(m):
+                cfg = search_at(o["search"], generation(m), n, shape.steps)
                 one = search_nfe(cfg, shape.steps)
                 return Branch(0, forwards=one * cfg.links if m == "chain" else one,
-                              at_most=m in ("chain", "backtrack"))  # both stop once the verifier accepts
+                              at_most=m in ("chain", "backtrack"),  # both stop once the verifier accepts
+                              shares=f"best-of-n B={n}" if generation(m) == "best-of-n" else None)
             return Branch(0, runs=n, shares=f"{generation(m)} N={n}")
         return {condition(m, n): branch(m, n) for m, n in jobs_of(o)}
 
@@ -482,17 +568,28 @@ class Compare(ProbeBase):
         def run(todo, batch):
             n = conds[todo[0]][1]
             seeds = [x.seed for x in batch]
-            plain = [c for c in todo if conds[c][0] not in SEARCH_METHODS]
+            plain = [c for c in todo if not is_search(conds[c][0])]
             got = {}
             if plain:
                 done = run_methods(r.model, batch, seeds, [conds[c][0] for c in plain], n, sampling,
                                    r.options["ens"], scorers)
                 got.update({c: done[conds[c][0]] for c in plain})
+            beside = [beside_verifier(conds[c][0]) for c in todo if beside_verifier(conds[c][0]) is not None]
             for c in todo:
-                if c not in got:
-                    m = conds[c][0]
-                    got[c] = run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers,
-                                        auc=n == max(r.options["budgets"]))
+                m = conds[c][0]
+                if c not in got and beside_verifier(m) is None:
+                    auc = n == max(r.options["budgets"])
+                    if m == "best-of-n" and beside:
+                        got.update(run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers,
+                                              auc=auc, beside=beside))
+                    else:
+                        got[c] = run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers,
+                                            auc=auc)
+            if beside and condition("best-of-n", n) not in todo:  # stored already: its particles drawn again
+                again = run_search(r.model, batch, seeds, "best-of-n", n, sampling, r.options["search"], scorers,
+                                   beside=beside)
+                again.pop(condition("best-of-n", n))
+                got.update(again)
             return got
         return run
 
@@ -617,10 +714,14 @@ report_section = PROBE.report_section
 
 def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), methods=METHODS,
             ens: EnsembleConfig | None = None, progress=True, budgets=None, search_methods=DEFAULT_SEARCH,
-            search: SearchConfig | None = None) -> dict:
+            search: SearchConfig | None = None, beside=()) -> dict:
     """The comparison into OUT (resumable): {"table", "head_to_head", "headline"}; with `budgets` also
-    "budget_table" and "auc" (see the module doc)."""
-    kw = {} if budgets is None else {"budgets": budgets, "search_methods": search_methods, "search": search}
+    "budget_table" and "auc" (see the module doc); `beside`: verifiers picking among best-of-n's particles beside
+    the search methods' own."""
+    kw = {} if budgets is None else {"budgets": budgets, "search_methods": search_methods, "search": search,
+                                     **({"beside": list(beside)} if beside else {})}
+    if beside and budgets is None:
+        check_beside(beside, (search or SearchConfig()).verifier, search_methods, budgets)
     return PROBE.run(model, out, s, progress=progress, n_list=n_list, methods=methods, ens=ens, **kw)
 
 
@@ -643,8 +744,9 @@ def plot_budget(out: Path, table: list[dict]) -> None:
             x, y = [r["nfe_runs"] for r in mine], [r["solve_rate"] for r in mine]
             ax.errorbar(x, y, yerr=[[max(0.0, v - r["ci_low"]) for v, r in zip(y, mine)],
                                     [max(0.0, r["ci_high"] - v) for v, r in zip(y, mine)]],
-                        marker="o", ms=3, capsize=2, lw=1, ls="--" if m == "best-oracle" else "-",
-                        color=COLOURS[m], label=f"{m} ({AXIS[m]})" if m in AXIS else m)
+                        marker="o", ms=3, capsize=2, lw=1,
+                        ls="--" if m == "best-oracle" else ":" if beside_verifier(m) is not None else "-",
+                        color=colour(m), label=f"{m} ({AXIS[generation(m)]})" if generation(m) in AXIS else m)
         ax.set_xscale("log", base=2)
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("NFE (plain runs)")
@@ -675,7 +777,7 @@ def plot(out: Path, table, n_list) -> None:
                     yerr=[[max(0.0, r["delta_vs_single"] - r["delta_ci_low"]) for r in rows],
                           [max(0.0, r["delta_ci_high"] - r["delta_vs_single"]) for r in rows]],
                     marker="o", ms=4, capsize=2, ls="none", mfc="none" if m == "best-oracle" else None,
-                    color=COLOURS[m],  # one colour per method in every plot
+                    color=colour(m),  # one colour per method in every plot
                     label=m + (" (upper bound)" if m == "best-oracle" else ""))
     ax.axhline(0, color="k", lw=1)
     ax.set_xlabel("N (forward passes per step, or N x steps)")
