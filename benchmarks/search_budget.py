@@ -175,15 +175,22 @@ def axes_md(results: list[dict], margin: float = 0.10, families_needed: int = 3)
     return "\n".join(lines) + "\n"
 
 
+def paired(a: list[bool], b: list[bool]) -> tuple[float, float, float]:
+    """a − b on the same samples with its paired bootstrap 95% interval: the interval `compare` gives every
+    difference of its budget table (`steplens.experiments.stats.paired_bootstrap`), so one table's intervals agree."""
+    from steplens.experiments.stats import paired_bootstrap
+
+    return paired_bootstrap([float(x) for x in a], [float(x) for x in b])
+
+
 def head_to_head_md(results: list[dict], rows_of: dict) -> str:
     """The question itself: does the time axis beat the step axis here, and by how much? Per family and budget, each
     axis's best method (highest solve rate at the budget) against the step axis's best, paired on the same samples
-    (`cells.paired`: 95% normal interval on the discordant pairs); NFE as each spent (a budget is a cap: backtrack and
-    chain stop once the verifier accepts). `rows_of`: each family's rows (`steplens.results` of its folder)."""
-    from cells import paired
-
+    (`paired`: the paired bootstrap 95% interval compare gives every difference); NFE as each spent (a budget is a
+    cap: backtrack and chain stop once the verifier accepts). `rows_of`: each family's rows (`steplens.results` of its
+    folder)."""
     lines = ["Time against steps, head to head: each axis's best method at the budget minus the step axis's best, "
-             "paired on the same samples (NFE in plain runs as spent):", "",
+             "paired on the same samples (paired bootstrap 95%; NFE in plain runs as spent):", "",
              "| family | budget | steps: best | time: best | time − steps, points [95%] | task restart: best | "
              "task restart − steps, points [95%] |", "|---|---:|---|---|---|---|---|"]
     for r in results:
@@ -300,8 +307,6 @@ def beside_md(results: list[dict], rows_of: dict, source: Path) -> str:
     task (`_solver_picks`), paired against this table's best-of-m on the same samples. `rows_of`: each family's
     rows (`steplens.results` of its folder)."""
     from steplens.tasks import verifier_strength
-
-    from cells import paired
 
     lines = [f"Beside (labelled): verifier best-of-n with the `task` verifier ({verifier_strength('task')}), the "
              f"same particles scored by a verifier that solves the task; from {source}:", "",
