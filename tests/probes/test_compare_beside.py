@@ -110,3 +110,22 @@ def test_the_command_line_shows_each_verifier_beside_by_name(tmp_path):
     assert "vs best-of-n" in r.output
     data = json.loads((tmp_path / "o" / "results.json").read_text())
     assert [x["method"] for x in data["budget_table"]] == ["single", "best-of-n", "best-of-n [task]"]
+
+
+def test_beside_rows_missing_from_a_store_are_redrawn_and_their_nfe_counted(tiny_model, tmp_path):
+    """Rows of a verifier beside lost from a store (best-of-n's kept): a rerun draws best-of-n's particles again, picks
+    the same, and counts the recomputation on the first verifier beside."""
+    kw = dict(methods=["single"], budgets=[2], search_methods=["best-of-n"],
+              search=SearchConfig(verifier="test-brightest-beside"),
+              beside=["test-darkest-beside", "checker"], progress=False)
+    compare(tiny_model, tmp_path, settings(), **kw)
+    store = tmp_path / "store" / "rows.jsonl"
+    before = rows(tmp_path)
+    store.write_text("".join(json.dumps(r) + "\n" for r in before if "[" not in r["condition"]))
+    compare(tiny_model, tmp_path, settings(), **kw)
+    after = {(r["condition"], r["sample"]): r for r in rows(tmp_path)}
+    for r in before:
+        a = after[r["condition"], r["sample"]]
+        assert {k: a[k] for k in KEYS if k in r} == {k: r[k] for k in KEYS if k in r}, r["condition"]
+    assert {a["nfe"] for (c, _), a in after.items() if c == "best-of-n [test-darkest-beside] B=2"} == {2 * STEPS}
+    assert {a["nfe"] for (c, _), a in after.items() if c == "best-of-n [checker] B=2"} == {0}

@@ -588,8 +588,10 @@ class Compare(ProbeBase):
             if beside and condition("best-of-n", n) not in todo:  # stored already: its particles drawn again
                 again = run_search(r.model, batch, seeds, "best-of-n", n, sampling, r.options["search"], scorers,
                                    beside=beside)
-                again.pop(condition("best-of-n", n))
-                got.update(again)
+                spent = again.pop(condition("best-of-n", n))
+                for j, (c, rows) in enumerate(again.items()):  # the particles' NFE on the first reader, as spent
+                    got[c] = rows if j else [{**x, "nfe": y["nfe"], "nfe_without_reuse": y["nfe_without_reuse"]}
+                                             for x, y in zip(rows, spent)]
             return got
         return run
 
