@@ -307,11 +307,12 @@ def decoded(model, latents: torch.Tensor) -> list[np.ndarray]:
     return list(rgb.reshape(px.shape[0], px.shape[2], *rgb.shape[1:]))
 
 
-def _verify(verifier, model, samples, pop: list[Particle], latents: torch.Tensor) -> list[Score]:
+def _verify(verifier, model, samples, pop: list[Particle], latents: torch.Tensor, videos=None) -> list[Score]:
     """Each particle's score, the particles of one sample judged together (a group verifier compares them). A lone
     particle is not judged by a group verifier (one with `verify_many`, such as `consensus`: nothing to agree with):
-    score 0, not accepted, details {"alone": True}; there is nothing to choose among then either."""
-    videos = decoded(model, latents)
+    score 0, not accepted, details {"alone": True}; there is nothing to choose among then either. `videos`: the
+    latents already decoded (`decoded`), where the caller has them."""
+    videos = decoded(model, latents) if videos is None else videos
     out: list[Score | None] = [None] * len(pop)
     group = callable(getattr(verifier, "verify_many", None))
     for i in dict.fromkeys(p.sample for p in pop):
@@ -426,24 +427,33 @@ def _pick(samples, pop, out, scores, last_step, counter, stages, decisions) -> S
                         decisions=decisions, survivors_chosen=[pop[r] for r in best])
 
 
-def repick(model, samples, res: SearchResult, verifier_name: str, verifier=None) -> SearchResult:
+def particle_latents(res: SearchResult) -> torch.Tensor:
+    """Every particle's final latents of a best-of-n `search` result, one row per particle in the order of
+    `res.survivors` (the order `repick` judges them in; `decoded` turns them into the videos it may be given)."""
+    if res.backtracks or res.links or not res.finals or len(res.survivors) != sum(len(f) for f in res.finals):
+        raise ValueError("repick reads best-of-n's particles: a search result of method best-of-n")
+    order = {}  # the survivors' rows of each sample, in the order `finals` holds them
+    for r, p in enumerate(res.survivors):
+        order.setdefault(p.sample, []).append(r)
+    out = torch.empty((len(res.survivors), *res.finals[0].shape[1:]), dtype=res.finals[0].dtype)
+    for i, f in enumerate(res.finals):
+        out[order[i]] = f
+    return out
+
+
+def repick(model, samples, res: SearchResult, verifier_name: str, verifier=None, videos=None) -> SearchResult:
     """Best-of-n's particles picked again, by another verifier, without a forward: what `search` with method best-of-n
     and `verifier_name` returns on the same samples and seeds (its particles do not depend on the verifier: particle
     j starts from the sample's seed and member j, `steplens.methods.ensemble.member_seeds`). `res`: a best-of-n
-    `search` result (its `finals`, every particle's final latents). NFE: none (`res.nfe` counts the particles)."""
-    if res.backtracks or res.links or not res.finals or len(res.survivors) != sum(len(f) for f in res.finals):
-        raise ValueError("repick reads best-of-n's particles: a search result of method best-of-n")
+    `search` result (its `finals`, every particle's final latents); `videos`: those latents decoded once
+    (`decoded(model, particle_latents(res))`) where several verifiers repick. NFE: none (`res.nfe` counts the
+    particles)."""
+    out = particle_latents(res)
     verifier = verifier or make_verifier(verifier_name)
     check_samples(verifier, [strip_sample(x) for x in samples])
     pop = list(res.survivors)
-    order = {}  # pop's rows of each sample, in the order `finals` holds them
-    for r, p in enumerate(pop):
-        order.setdefault(p.sample, []).append(r)
-    out = torch.empty((len(pop), *res.finals[0].shape[1:]), dtype=res.finals[0].dtype)
-    for i, f in enumerate(res.finals):
-        out[order[i]] = f
     last = res.stages[-1]["step"] if res.stages else 0
-    return _pick(samples, pop, out, _verify(verifier, model, samples, pop, out), last, NFECounter(), [],
+    return _pick(samples, pop, out, _verify(verifier, model, samples, pop, out, videos), last, NFECounter(), [],
                  [[] for _ in samples])
 
 

@@ -39,7 +39,8 @@ from ..presets import own
 from ..methods.ensemble import (EnsembleConfig, check_ensemble, consensus_index, generate_ensemble, labels_of,
                                 member_videos, vote_video)
 from ..methods.search import (AXIS, TIE_RULE, SearchConfig, check_search, config_for_budget, decoded, default_k,
-                              last_link_share, probe_steps, repick, search, search_record, step_auc)
+                              last_link_share, particle_latents, probe_steps, repick, search, search_record,
+                              step_auc)
 from ..reports.page import Report
 from ..reports.plots import save
 from ..tape import forwards
@@ -235,12 +236,33 @@ def run_methods(model, samples, seeds, methods: list[str], n: int, sampling=None
 
 
 def run_search(model, samples, seeds, method: str, budget: int, sampling, base: SearchConfig,
-               scorers: Scorers, auc: bool = False, beside=()):
+               scorers: Scorers, auc: bool = False) -> list[dict]:
     """Rows of one search method at one budget, sampled with `sampling` (steplens.presets.Sampling; None: the model's
     own): the scorer's success and score of the chosen video, the verifier's, the NFE per sample; with `auc`
-    (best-of-n), each particle's verifier score on x̂0 at the probed steps and its final success by the scorer.
-    With `beside` (best-of-n): {condition: rows} of best-of-n and of its particles picked by each verifier beside
-    (`repick`: no forward, NFE 0 on their rows; `method_nfe` best-of-n's)."""
+    (best-of-n), each particle's verifier score on x̂0 at the probed steps and its final success by the scorer."""
+    return _searched(model, samples, seeds, method, budget, sampling, base, scorers, auc)[0]
+
+
+def run_beside(model, samples, seeds, budget: int, sampling, base: SearchConfig, scorers: Scorers,
+               verifiers: list[str], auc: bool = False) -> dict[str, list[dict]]:
+    """{condition: rows} of best-of-n at `budget` (`run_search`) and of its particles picked again by each verifier
+    beside (`repick`: no forward, the particles decoded once for all of them; NFE 0 on their rows, `method_nfe`
+    best-of-n's)."""
+    rows, res, cfg = _searched(model, samples, seeds, "best-of-n", budget, sampling, base, scorers, auc)
+    videos = decoded(model, particle_latents(res))
+    per = res.nfe.nfe / len(samples)
+    got = {condition("best-of-n", budget): rows}
+    for v in verifiers:
+        picked = repick(model, samples, res, v, videos=videos)
+        got[condition(beside_method(v), budget)] = [
+            {**x, "nfe": 0.0, "nfe_without_reuse": 0.0, "method_nfe": per}
+            for x in search_rows_of(model, samples, picked, cfg.model_copy(update={"verifier": v}), scorers)]
+    return got
+
+
+def _searched(model, samples, seeds, method: str, budget: int, sampling, base: SearchConfig, scorers: Scorers,
+              auc: bool):
+    """(rows, the search result, its configuration) of `run_search`."""
     from ..presets import sampled
 
     sampling = sampled(model, sampling)
@@ -259,16 +281,7 @@ def run_search(model, samples, seeds, method: str, budget: int, sampling, base: 
                     by_member[member].append(score)
             r["particles"] = {"steps": [st["step"] for st in probed], "v": [by_member[k] for k in range(cfg.n)],
                               "final": [f["success"] for f in finals]}
-    if not beside:
-        return rows
-    per = res.nfe.nfe / len(samples)
-    got = {condition(method, budget): rows}
-    for v in beside:
-        vcfg = cfg.model_copy(update={"verifier": v})
-        got[condition(beside_method(v), budget)] = [
-            {**x, "nfe": 0.0, "nfe_without_reuse": 0.0, "method_nfe": per}
-            for x in search_rows_of(model, samples, repick(model, samples, res, v), vcfg, scorers)]
-    return got
+    return rows, res, cfg
 
 
 def search_rows_of(model, samples, res, cfg: SearchConfig, scorers: Scorers) -> list[dict]:
@@ -509,13 +522,13 @@ class Compare(ProbeBase):
         if r.options.get("budgets"):
             for m in r.options["search_methods"]:
                 check_search(r.options["search"].model_copy(update={"method": m}), None, (), r.samples)
-                for v in r.options.get("beside") or () if m == "best-of-n" else ():
-                    check_search(r.options["search"].model_copy(update={"method": m, "verifier": v}), None, (),
-                                 r.samples)
                 if m == "backtrack":  # the model's frame conditioning, now that it is loaded
                     from ..methods.backtrack import check_backtrack
 
                     check_backtrack(r.model, [x.task for x in r.samples])
+            for v in r.options.get("beside") or ():  # each verifier beside reads these samples
+                check_search(r.options["search"].model_copy(update={"method": "best-of-n", "verifier": v}), None, (),
+                             r.samples)
 
     def config(self, r: ProbeRun) -> dict:
         o = r.options
@@ -575,19 +588,18 @@ class Compare(ProbeBase):
                                    r.options["ens"], scorers)
                 got.update({c: done[conds[c][0]] for c in plain})
             beside = [beside_verifier(conds[c][0]) for c in todo if beside_verifier(conds[c][0]) is not None]
+            auc = n == max(r.options.get("budgets") or [0])  # best-of-n's particles probed at the largest budget
             for c in todo:
                 m = conds[c][0]
-                if c not in got and beside_verifier(m) is None:
-                    auc = n == max(r.options["budgets"])
-                    if m == "best-of-n" and beside:
-                        got.update(run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers,
-                                              auc=auc, beside=beside))
-                    else:
-                        got[c] = run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers,
-                                            auc=auc)
+                if c in got or beside_verifier(m) is not None:
+                    continue
+                if m == "best-of-n" and beside:
+                    got.update(run_beside(r.model, batch, seeds, n, sampling, r.options["search"], scorers, beside,
+                                          auc=auc))
+                else:
+                    got[c] = run_search(r.model, batch, seeds, m, n, sampling, r.options["search"], scorers, auc=auc)
             if beside and condition("best-of-n", n) not in todo:  # stored already: its particles drawn again
-                again = run_search(r.model, batch, seeds, "best-of-n", n, sampling, r.options["search"], scorers,
-                                   beside=beside)
+                again = run_beside(r.model, batch, seeds, n, sampling, r.options["search"], scorers, beside)
                 spent = again.pop(condition("best-of-n", n))
                 for j, (c, rows) in enumerate(again.items()):  # the particles' NFE on the first reader, as spent
                     got[c] = rows if j else [{**x, "nfe": y["nfe"], "nfe_without_reuse": y["nfe_without_reuse"]}
@@ -720,10 +732,9 @@ def compare(model, out: Path, s: ExperimentSettings, n_list=(2, 3, 4, 8), method
     """The comparison into OUT (resumable): {"table", "head_to_head", "headline"}; with `budgets` also
     "budget_table" and "auc" (see the module doc); `beside`: verifiers picking among best-of-n's particles beside
     the search methods' own."""
-    kw = {} if budgets is None else {"budgets": budgets, "search_methods": search_methods, "search": search,
-                                     **({"beside": list(beside)} if beside else {})}
-    if beside and budgets is None:
-        check_beside(beside, (search or SearchConfig()).verifier, search_methods, budgets)
+    kw = {} if budgets is None else {"budgets": budgets, "search_methods": search_methods, "search": search}
+    if beside:  # refused by `Compare.options` without budgets
+        kw["beside"] = list(beside)
     return PROBE.run(model, out, s, progress=progress, n_list=n_list, methods=methods, ens=ens, **kw)
 
 
